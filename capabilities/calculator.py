@@ -1,0 +1,151 @@
+"""Safe arithmetic: the expression is parsed into an AST and evaluated node by node, never `eval`."""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+import re
+from collections.abc import Callable
+from typing import Any
+
+from capabilities.base import Capability, CapabilityInputs, NotApplicable, RunContext
+from capabilities.guides import ClassifierGuide, GuideExample
+
+_WORDS = [
+    (r"\bmultiplied by\b|\btimes\b|\bx\b|×", "*"),
+    (r"\bdivided by\b|÷", "/"),
+    (r"\bplus\b|\badded to\b", "+"),
+    (r"\bminus\b", "-"),
+    (r"\bto the power of\b|\^", "**"),
+    (r"\bsquared\b", "**2"),
+    (r"\bmod(?:ulo)?\b", "%"),
+]
+_NUM = r"(-?\d+(?:\.\d+)?)"
+_VERBS = [
+    (re.compile(rf"\b(?:add|sum of)\s+{_NUM}\s+(?:and|to)\s+{_NUM}", re.I), "({0} + {1})"),
+    (re.compile(rf"\bsubtract\s+{_NUM}\s+from\s+{_NUM}", re.I), "({1} - {0})"),
+    (re.compile(rf"\bmultiply\s+{_NUM}\s+(?:by|and|with)\s+{_NUM}", re.I), "({0} * {1})"),
+    (re.compile(rf"\bdivide\s+{_NUM}\s+by\s+{_NUM}", re.I), "({0} / {1})"),
+]
+_PERCENT_OF = re.compile(r"(\d+(?:\.\d+)?)\s*(?:%|percent)\s+of\s+(\d+(?:\.\d+)?)", re.I)
+_SQRT = re.compile(r"(?:square root of|sqrt)\s*\(?\s*(\d+(?:\.\d+)?)\s*\)?", re.I)
+
+_BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+_FUNCTIONS: dict[str, Callable[[float], float]] = {"sqrt": math.sqrt}
+
+
+class CalculatorInputs(CapabilityInputs):
+    expression: str | None = None
+    """Arithmetic to evaluate; found in the query when the plan does not give it."""
+
+
+def _formatter(template: str) -> Callable[[re.Match[str]], str]:
+    return lambda m: template.format(*m.groups())
+
+
+def extract_expression(text: str) -> str | None:
+    """The longest arithmetic expression in a sentence, with number words turned into operators."""
+    for verb, template in _VERBS:
+        text = verb.sub(_formatter(template), text)
+    text = _PERCENT_OF.sub(lambda m: f"({m.group(1)}/100*{m.group(2)})", text)
+    text = _SQRT.sub(lambda m: f"sqrt({m.group(1)})", text)
+    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)
+    for pattern, symbol in _WORDS:
+        text = re.sub(pattern, f" {symbol} ", text, flags=re.I)
+    # The first expression wins: a follow-up task puts the user's newest words first.
+    for m in re.finditer(r"(?:sqrt\(\d+(?:\.\d+)?\)|[\d(])(?:sqrt\(\d+(?:\.\d+)?\)|[\d\s.+\-*/%()])*", text):
+        candidate = m.group(0).strip().rstrip("+-*/% ")
+        if re.search(r"[+\-*/%]|sqrt", candidate):
+            return " ".join(candidate.split())
+    return None
+
+
+def evaluate(expression: str) -> float | int:
+    """Evaluate arithmetic safely; raises ValueError on anything that is not plain arithmetic."""
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError as exc:
+        raise ValueError(f"not an arithmetic expression: {expression!r}") from exc
+    return _eval(tree.body)
+
+
+def _eval(node: ast.AST) -> Any:
+    if (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, int | float)
+        and not isinstance(node.value, bool)
+    ):
+        return node.value
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        left, right = _eval(node.left), _eval(node.right)
+        if isinstance(node.op, ast.Pow) and (abs(right) > 100 or abs(left) > 1e6):
+            raise ValueError("exponent too large")
+        try:
+            return _BINARY[type(node.op)](left, right)
+        except ZeroDivisionError as exc:
+            raise ValueError("division by zero") from exc
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+        return _UNARY[type(node.op)](_eval(node.operand))
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in _FUNCTIONS
+        and len(node.args) == 1
+    ):
+        return _FUNCTIONS[node.func.id](_eval(node.args[0]))
+    raise ValueError(f"unsupported element in expression: {ast.dump(node)[:60]}")
+
+
+def _tidy(value: float | int) -> float | int:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return int(value)
+    return round(value, 10) if isinstance(value, float) else value
+
+
+class Calculator(Capability):
+    name = "calculator"
+    description = "Evaluate arithmetic: + - * / %, powers, square roots, percentages."
+    provides = ("calculation",)
+    Inputs = CalculatorInputs
+    classifier_guide = ClassifierGuide(
+        instructions="Requests to compute a number from arithmetic.",
+        examples=(
+            GuideExample(query="what is 12 times 7", reason="multiplication"),
+            GuideExample(query="calculate 1540 / 11", reason="division"),
+            GuideExample(query="how much is 15% of 240", reason="percentage"),
+            GuideExample(query="what's 2 to the power of 10", reason="power"),
+            GuideExample(query="add 345 and 1289", reason="addition"),
+            GuideExample(query="square root of 144", reason="square root"),
+            GuideExample(query="compute (3 + 4) * 5", reason="expression"),
+            GuideExample(query="what is 99 minus 42", reason="subtraction"),
+            GuideExample(query="what's 5 plus 3", reason="addition"),
+            GuideExample(query="how much is 7 * 8", reason="multiplication"),
+            GuideExample(query="divide 100 by 8", reason="division"),
+            GuideExample(query="what time is it in Tokyo", result=False, reason="a clock question"),
+            GuideExample(query="tell me a joke", result=False, reason="no arithmetic"),
+        ),
+    )
+
+    async def execute(self, inputs: CalculatorInputs, ctx: RunContext) -> dict[str, Any]:
+        expression = inputs.expression or extract_expression(inputs.query)
+        if not expression:
+            raise NotApplicable(f"no arithmetic expression in {inputs.query!r}")
+        try:
+            value = _tidy(evaluate(expression))
+        except ValueError as exc:
+            raise NotApplicable(str(exc)) from exc
+        shown = expression.replace("**", "^")
+        return {"calculation": value, "expression": expression, "summary": f"{shown} = {value}"}
+
+    def summarize(self, output: Any) -> str:
+        return f"{output['expression'].replace('**', '^')} = {output['calculation']}."

@@ -1,0 +1,124 @@
+"""Current time in a named time zone, read from the system clock and the IANA time zone database."""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from capabilities.base import Capability, CapabilityInputs, RunContext
+from capabilities.guides import ClassifierGuide, GuideExample
+
+_ALIASES = {
+    "utc": "UTC",
+    "gmt": "UTC",
+    "zulu": "UTC",
+    "uk": "Europe/London",
+    "england": "Europe/London",
+    "britain": "Europe/London",
+    "japan": "Asia/Tokyo",
+    "france": "Europe/Paris",
+    "germany": "Europe/Berlin",
+    "india": "Asia/Kolkata",
+    "china": "Asia/Shanghai",
+    "beijing": "Asia/Shanghai",
+    "new york": "America/New_York",
+    "nyc": "America/New_York",
+    "san francisco": "America/Los_Angeles",
+    "california": "America/Los_Angeles",
+    "seattle": "America/Los_Angeles",
+    "boston": "America/New_York",
+    "washington": "America/New_York",
+    "miami": "America/New_York",
+    "texas": "America/Chicago",
+    "pst": "America/Los_Angeles",
+    "pacific": "America/Los_Angeles",
+    "est": "America/New_York",
+    "eastern": "America/New_York",
+    "cet": "Europe/Paris",
+    "ist": "Asia/Kolkata",
+    "brazil": "America/Sao_Paulo",
+    "australia": "Australia/Sydney",
+    "korea": "Asia/Seoul",
+    "spain": "Europe/Madrid",
+    "italy": "Europe/Rome",
+    "netherlands": "Europe/Amsterdam",
+    "singapore": "Asia/Singapore",
+    "dubai": "Asia/Dubai",
+    "mumbai": "Asia/Kolkata",
+    "delhi": "Asia/Kolkata",
+    "hong kong": "Asia/Hong_Kong",
+    "mexico city": "America/Mexico_City",
+}
+
+
+@lru_cache(maxsize=1)
+def _place_index() -> dict[str, str]:
+    """Lower-case place name (city part of each IANA zone, plus aliases) -> zone name."""
+    index: dict[str, str] = {}
+    for zone in zoneinfo.available_timezones():
+        if "/" in zone and not zone.startswith(("Etc/", "SystemV/", "US/")):
+            index.setdefault(zone.rsplit("/", 1)[1].replace("_", " ").lower(), zone)
+    index.update(_ALIASES)
+    return index
+
+
+def find_zone(text: str) -> str | None:
+    """The time zone a sentence names: an IANA name, a city, a country alias or an abbreviation."""
+    explicit = re.search(r"\b[A-Z][a-z]+/[A-Za-z_]+(?:/[A-Za-z_]+)?\b", text)
+    if explicit and explicit.group(0) in zoneinfo.available_timezones():
+        return explicit.group(0)
+    lowered = re.sub(r"[^a-z ]+", " ", text.lower())
+    words = lowered.split()
+    index = _place_index()
+    # The earliest place named wins (a follow-up task puts the newest words first);
+    # at one position the longest name wins ("new york" over "york").
+    for start in range(len(words)):
+        for size in (3, 2, 1):
+            phrase = " ".join(words[start : start + size])
+            if len(phrase) > 2 and phrase in index:
+                return index[phrase]
+    return None
+
+
+class ClockInputs(CapabilityInputs):
+    timezone: str | None = None
+    """IANA zone name or a place; found in the query when the plan does not give it."""
+
+
+class Clock(Capability):
+    name = "clock"
+    description = "The current date and time in a named time zone or city."
+    provides = ("current_time",)
+    Inputs = ClockInputs
+    classifier_guide = ClassifierGuide(
+        instructions="Questions about the current time or date somewhere.",
+        examples=(
+            GuideExample(query="what time is it in Tokyo", reason="time in a city"),
+            GuideExample(query="current time in New York", reason="time in a city"),
+            GuideExample(query="what's the date today in Sydney", reason="date in a city"),
+            GuideExample(query="what time is it now in UTC", reason="time in a zone"),
+            GuideExample(query="tell me the local time in Paris", reason="time in a city"),
+            GuideExample(query="is it morning in London right now", reason="time of day"),
+            GuideExample(query="what day is it in Auckland", reason="date in a city"),
+            GuideExample(query="clock time in Europe/Berlin", reason="explicit zone"),
+            GuideExample(query="what is 12 times 7", result=False, reason="arithmetic"),
+            GuideExample(query="how long is a flight to Tokyo", result=False, reason="travel, not time"),
+        ),
+    )
+
+    async def execute(self, inputs: ClockInputs, ctx: RunContext) -> dict[str, Any]:
+        zone_name = (inputs.timezone and find_zone(inputs.timezone)) or find_zone(inputs.query) or "UTC"
+        now = datetime.now(zoneinfo.ZoneInfo(zone_name))
+        offset = now.strftime("%z")
+        return {
+            "current_time": now.isoformat(timespec="seconds"),
+            "timezone": zone_name,
+            "utc_offset": f"{offset[:3]}:{offset[3:]}",
+            "summary": f"It is {now:%H:%M} on {now:%A %d %B %Y} in {zone_name} (UTC{offset[:3]}:{offset[3:]}).",
+        }
+
+    def summarize(self, output: Any) -> str:
+        return str(output["summary"])

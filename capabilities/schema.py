@@ -1,0 +1,151 @@
+"""The schema of registry.yaml, as pydantic models (unknown keys are errors, not ignored)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from capabilities.guides import ClassifierGuide, OrchestratorGuide
+from graph.limits import Limits
+
+Role = Literal["task_extraction", "classifier", "orchestrator", "respond"]
+"""The model roles; each may have its own chat model."""
+ROLES: tuple[Role, ...] = ("task_extraction", "classifier", "orchestrator", "respond")
+
+StructuredOutputMethod = Literal["auto", "json_schema", "function_calling", "json_mode", "prompt"]
+"""How a role asks for structured output. `prompt` puts the JSON schema in the prompt and parses the
+reply, which works with any chat model; `auto` is `function_calling` for OpenAI-compatible models."""
+
+ClassifierMode = Literal["auto", "lexical", "llm", "cascade"]
+"""`lexical`: offline few-shot scorer; `llm`: one structured call judging all candidates;
+`cascade`: the scorer decides when confident, the LLM judges only the uncertain candidates;
+`auto`: `cascade` when a model is configured, else `lexical`."""
+
+PlannerMode = Literal["auto", "deterministic", "llm"]
+"""`deterministic`: plan from requires/provides; `llm`: structured plan from a model;
+`auto`: `llm` when a model is configured, else `deterministic`."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ModelConfig(_Strict):
+    """A chat model for one role. Unset fields of a role fall back to `models.default`."""
+
+    provider: str = "openai"
+    """`openai` (ChatOpenAI, also any OpenAI-compatible server) or any `init_chat_model` provider."""
+    model: str = "gpt-4o-mini"
+    """Model name as the provider knows it."""
+    base_url: str | None = None
+    """OpenAI-compatible endpoint; `OPENAI_BASE_URL` / `ROUTEGRAPH_BASE_URL` apply when unset."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Environment variable that holds the key (never the key itself)."""
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    max_tokens: int = Field(default=1024, ge=1)
+    """Sent as `max_tokens`; some servers ignore `max_completion_tokens`."""
+    timeout: float = Field(default=60.0, gt=0)
+    """Seconds per request."""
+    structured_output: StructuredOutputMethod = "auto"
+
+
+class ModelOverride(_Strict):
+    """Per-role override: only the fields given replace the default's."""
+
+    provider: str | None = None
+    model: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1)
+    timeout: float | None = Field(default=None, gt=0)
+    structured_output: StructuredOutputMethod | None = None
+
+
+class ModelsConfig(_Strict):
+    """Which chat models the roles use, and when models are used at all."""
+
+    enabled: Literal["auto", "always", "never"] = "auto"
+    """`auto`: on when the default's key variable or a base URL is set in the environment."""
+    default: ModelConfig = ModelConfig()
+    task_extraction: ModelOverride | None = None
+    classifier: ModelOverride | None = None
+    orchestrator: ModelOverride | None = None
+    respond: ModelOverride | None = None
+
+    def for_role(self, role: Role) -> ModelConfig:
+        override: ModelOverride | None = getattr(self, role)
+        if override is None:
+            return self.default
+        return self.default.model_copy(update=override.model_dump(exclude_none=True))
+
+
+class ClassifierConfig(_Strict):
+    mode: ClassifierMode = "auto"
+    threshold: float = Field(default=0.5, ge=0, le=1)
+    """Calibrated confidence a capability needs to be selected; below it for all: clarify."""
+    max_capabilities: int = Field(default=4, ge=1)
+    """At most this many specialists per request."""
+    cascade_band: float = Field(default=0.15, ge=0, le=1)
+    """In cascade mode, confidences within this distance of the threshold go to the LLM."""
+
+
+class OrchestratorConfig(_Strict):
+    mode: PlannerMode = "auto"
+
+
+class PolicyConfig(_Strict):
+    allowed_capabilities: list[str] | None = None
+    """Capabilities a plan may run; None allows every registered one."""
+
+
+class ApprovalPolicy(_Strict):
+    """When a step needs a human's approval before it runs."""
+
+    mode: Literal["never", "always", "above"] = "never"
+    field: str = "amount"
+    """Input field compared with `threshold` in mode `above`."""
+    threshold: float = 0.0
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    """After this long without an answer the step is treated per `on_timeout`."""
+    on_timeout: Literal["deny", "approve"] = "deny"
+
+
+class RetryOverride(_Strict):
+    max_attempts: int | None = Field(default=None, ge=1)
+    initial_delay: float | None = Field(default=None, ge=0)
+    max_delay: float | None = Field(default=None, ge=0)
+
+
+class CapabilitySpec(_Strict):
+    """One capability entry. Unset descriptive fields come from the class."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    class_path: str = Field(alias="class", pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    """Import path `package.module:ClassName`."""
+    description: str | None = None
+    provides: list[str] | None = None
+    requires: list[str] | None = None
+    always_active: bool | None = None
+    enabled: bool = True
+    classifier_guide: ClassifierGuide | None = None
+    orchestrator_guide: OrchestratorGuide | None = None
+    approval: ApprovalPolicy = ApprovalPolicy()
+    timeout: float = Field(default=30.0, gt=0)
+    """Seconds one attempt of a step may take."""
+    retry: RetryOverride | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Passed to the capability's constructor."""
+
+
+class RegistryFile(_Strict):
+    """The whole registry.yaml."""
+
+    version: Literal[1] = 1
+    models: ModelsConfig = ModelsConfig()
+    limits: Limits = Limits()
+    classifier: ClassifierConfig = ClassifierConfig()
+    orchestrator: OrchestratorConfig = OrchestratorConfig()
+    policy: PolicyConfig = PolicyConfig()
+    capabilities: list[CapabilitySpec] = Field(min_length=1)

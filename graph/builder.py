@@ -1,0 +1,112 @@
+"""`build_graph(...)`: wire the nodes around the central router and compile."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.language_models import BaseChatModel
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from capabilities.registry import Registry
+from graph.checkpoint import SqliteCheckpointer
+from graph.models import ModelProvider
+from graph.router import NODES, Router
+from graph.settings import Settings
+from graph.state import AgentState
+from nodes.approval import approval
+from nodes.base import Deps, make_node
+from nodes.clarify import clarify
+from nodes.classifier import classifier
+from nodes.error import error
+from nodes.intake import make_intake
+from nodes.join import join
+from nodes.orchestrator import orchestrator
+from nodes.respond import respond
+from nodes.runner import make_runner
+from nodes.task_extraction import task_extraction
+
+CheckpointerOption = BaseCheckpointSaver | Literal["sqlite", "memory", "none"]
+"""`sqlite`: a file in the data directory (the default); `memory`: in-process (tests);
+`none`: no checkpointer, for hosts that bring their own (the LangGraph server)."""
+
+ROUTED_FROM = ("intake", "task_extraction", "classifier", "orchestrator", "join", "approval")
+
+
+def resolve_checkpointer(option: CheckpointerOption, settings: Settings) -> BaseCheckpointSaver | None:
+    if isinstance(option, BaseCheckpointSaver):
+        return option
+    if option == "memory":
+        return InMemorySaver()
+    if option == "none":
+        return None
+    path = Path(settings.checkpoint_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteCheckpointer(sqlite3.connect(path, check_same_thread=False))
+
+
+def build_graph(
+    *,
+    registry: Registry | str | Path | None = None,
+    settings: Settings | None = None,
+    checkpointer: CheckpointerOption = "sqlite",
+    models: Mapping[str, BaseChatModel] | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """Build and compile the routing graph.
+
+    Args:
+        registry: a `Registry`, or a path to a registry.yaml (default: the repository's).
+        settings: data directory and model switches (default: from the environment).
+        checkpointer: a LangGraph checkpointer, or "sqlite" (default), "memory", "none".
+        models: chat models per role ("task_extraction", "classifier", "orchestrator", "respond",
+            or "default" for all); given models are used even when the environment has no key.
+        clock, sleep: injectable time, for tests of budgets and backoff.
+    """
+    if not isinstance(registry, Registry):
+        registry = Registry.from_file(registry)
+    settings = settings or Settings.from_env()
+    spec = registry.spec
+    provider = ModelProvider(
+        {role: spec.models.for_role(role) for role in ModelProvider.roles()},
+        settings,
+        enabled=settings.llm_enabled(spec.models),
+        overrides=models,
+    )
+    router = Router(registry, clock=clock)
+    deps = Deps(
+        registry=registry, settings=settings, models=provider, router=router, clock=clock, sleep=sleep
+    )
+
+    builder = StateGraph(AgentState)
+    builder.add_node("intake", make_intake(deps))
+    for name, impl in (
+        ("task_extraction", task_extraction),
+        ("classifier", classifier),
+        ("orchestrator", orchestrator),
+        ("approval", approval),
+        ("join", join),
+        ("respond", respond),
+        ("clarify", clarify),
+        ("error", error),
+    ):
+        builder.add_node(name, make_node(name, impl, deps))
+    builder.add_node("execute", make_runner(deps))
+
+    builder.add_edge(START, "intake")
+    for source in ROUTED_FROM:
+        builder.add_conditional_edges(source, router, list(NODES))
+    builder.add_edge("execute", "join")
+    for terminal in ("respond", "clarify", "error"):
+        builder.add_edge(terminal, END)
+    compiled = builder.compile(checkpointer=resolve_checkpointer(checkpointer, settings), name="routegraph")
+    compiled.registry = registry  # type: ignore[attr-defined]
+    return compiled.with_config(recursion_limit=max(25, spec.limits.max_steps * 2 + 10))

@@ -1,0 +1,178 @@
+"""The `routegraph` command line: ask, validate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command
+
+from capabilities.registry import Registry, RegistryError
+
+EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
+
+
+def summary(registry: Registry) -> str:
+    spec = registry.spec
+    lines = [f"{registry.source}: valid, {len(registry.capabilities)} capabilities"]
+    for cap in registry:
+        flags = []
+        if cap.always_active:
+            flags.append("always active")
+        if cap.provides:
+            flags.append("provides " + ", ".join(cap.provides))
+        if cap.requires:
+            flags.append("requires " + ", ".join(cap.requires))
+        if cap.approval.mode != "never":
+            flags.append(f"approval: {cap.approval.mode}")
+        examples = len(cap.classifier_guide.examples)
+        if not cap.always_active:
+            flags.append(f"{examples} guide examples")
+        lines.append(f"  {cap.name:<18} {'; '.join(flags)}")
+    limits = spec.limits
+    lines.append(
+        f"classifier: {spec.classifier.mode} (threshold {spec.classifier.threshold:g}); "
+        f"orchestrator: {spec.orchestrator.mode}; models: {spec.models.enabled} ({spec.models.default.model})"
+    )
+    lines.append(
+        f"limits: retries {limits.max_retries}, reclassifications {limits.max_reclassifications}, "
+        f"replans {limits.max_replans}, steps {limits.max_steps}, seconds {limits.max_seconds:g}, "
+        f"llm calls {limits.max_llm_calls}"
+    )
+    return "\n".join(lines)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        registry = Registry.from_file(args.path)
+    except RegistryError as exc:
+        print(f"{len(exc.problems)} problem(s) in {args.path or 'registry.yaml'}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    print(summary(registry))
+    return EXIT_OK
+
+
+def report(state: dict[str, Any], thread_id: str) -> dict[str, Any]:
+    """The `ask --json` object: the answer and how it was reached."""
+    results = state.get("execution_results") or {}
+    plan = state.get("planning_plan") or []
+    messages = state.get("messages") or []
+    answer = messages[-1].content if messages and messages[-1].type == "ai" else None
+    return {
+        "answer": answer,
+        "stop_reason": state.get("control_stop_reason"),
+        "task": state.get("task_current"),
+        "capabilities": [
+            {"name": c["name"], "score": c["score"], "selected": c["selected"], "source": c["source"]}
+            for c in state.get("planning_capabilities") or []
+        ],
+        "plan": [
+            {
+                "id": s["id"],
+                "capability": s["capability"],
+                "inputs": s["inputs"],
+                "depends_on": s["depends_on"],
+            }
+            for s in plan
+        ],
+        "steps": [
+            {
+                "id": r["step_id"],
+                "capability": r["capability"],
+                "status": r["status"],
+                "duration_ms": r["duration_ms"],
+                "attempts": r["attempts"],
+                "error": r["error"],
+                "output": r["output"],
+            }
+            for s in plan
+            if (r := results.get(s["id"]))
+        ],
+        "errors": state.get("control_errors") or [],
+        "notes": state.get("planning_notes") or [],
+        "llm_calls": state.get("control_llm_calls", 0),
+        "tokens": state.get("control_tokens", 0),
+        "node_steps": state.get("control_steps", 0),
+        "timings_ms": {k: round(v, 3) for k, v in (state.get("control_timings_ms") or {}).items()},
+        "thread_id": thread_id,
+    }
+
+
+def _pending_interrupts(graph: Any, config: RunnableConfig) -> list[Any]:
+    snapshot = graph.get_state(config)
+    return [i for task in snapshot.tasks for i in task.interrupts]
+
+
+def _ask_human(payload: Any) -> bool:
+    steps = payload.get("steps", []) if isinstance(payload, dict) else []
+    print("Approval needed:", file=sys.stderr)
+    for step in steps:
+        print(f"  - {step.get('question')} [{step.get('step_id')}]", file=sys.stderr)
+    if not sys.stdin.isatty():
+        print("  (no terminal to ask on: denied; pass --approve or --deny)", file=sys.stderr)
+        return False
+    answer = input("Approve? [y/N] ").strip().lower()
+    return answer in {"y", "yes"}
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from graph.builder import build_graph
+
+    try:
+        graph = build_graph(registry=args.registry)
+    except RegistryError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_INVALID
+    thread_id = args.thread or uuid.uuid4().hex[:12]
+    config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+    state = graph.invoke({"messages": [HumanMessage(content=args.text)]}, config)
+    while interrupts := _pending_interrupts(graph, config):
+        decision = bool(args.approve) if args.approve or args.deny else _ask_human(interrupts[0].value)
+        state = graph.invoke(Command(resume=decision), config)
+    result = report(state, thread_id)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, default=str))
+    else:
+        print(result["answer"])
+        print(f"[thread {thread_id} · {result['stop_reason']}]", file=sys.stderr)
+    return EXIT_OK if result["stop_reason"] in {"success", "clarify"} else EXIT_FAIL
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="routegraph", description="Route requests to capabilities with LangGraph."
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ask = sub.add_parser("ask", help="answer one request (offline unless a model is configured)")
+    ask.add_argument("text", help="the request, in quotes")
+    ask.add_argument("--thread", help="conversation id; the same id continues the conversation")
+    ask.add_argument("--registry", type=Path, help="registry.yaml to use (default: the project's)")
+    ask.add_argument("--json", action="store_true", help="print one JSON object: answer, plan, steps, ...")
+    decide = ask.add_mutually_exclusive_group()
+    decide.add_argument("--approve", action="store_true", help="approve pending actions without asking")
+    decide.add_argument("--deny", action="store_true", help="deny pending actions without asking")
+    ask.set_defaults(func=cmd_ask)
+
+    val = sub.add_parser("validate", help="check a registry.yaml; exit 2 listing every problem")
+    val.add_argument("path", nargs="?", type=Path, help="registry file (default: the project's)")
+    val.set_defaults(func=cmd_validate)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

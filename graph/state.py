@@ -1,0 +1,134 @@
+"""The agent state: one TypedDict on top of `MessagesState`, grouped by prefix.
+
+`task_*`, `planning_*`, `execution_*`, `control_*` and `approval_*` fields are per turn: the intake
+node resets them when a new user message arrives. `execution_context` (values the capabilities
+provided) persists across turns. Everything here is plain JSON-like data, so checkpoints and
+Studio show it as it is.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, Literal, TypedDict
+
+from langgraph.graph import MessagesState
+
+from graph.errors import ErrorRecord
+
+StepStatus = Literal["ok", "failed", "denied", "skipped"]
+StopReason = Literal[
+    "success",
+    "clarify",
+    "error",
+    "max_retries",
+    "max_reclassifications",
+    "max_replans",
+    "max_steps",
+    "max_seconds",
+    "max_llm_calls",
+    "route_denied",
+    "invalid_plan",
+]
+
+
+def merge_dict(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
+    """Merge updates into a dict; a None value deletes its key."""
+    merged = dict(left or {})
+    for key, value in (right or {}).items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def sum_dict(left: dict[str, float] | None, right: dict[str, float] | None) -> dict[str, float]:
+    """Add numbers per key (timings from parallel nodes)."""
+    merged = dict(left or {})
+    for key, value in (right or {}).items():
+        merged[key] = merged.get(key, 0.0) + value
+    return merged
+
+
+class ScoredCapability(TypedDict):
+    name: str
+    score: float
+    """Calibrated confidence in [0, 1]."""
+    selected: bool
+    source: Literal["always", "scorer", "llm"]
+
+
+class PlanStep(TypedDict):
+    id: str
+    """`capability:fingerprint-of-inputs`: the same work gets the same id (loop detection)."""
+    capability: str
+    inputs: dict[str, Any]
+    depends_on: list[str]
+
+
+class StepResult(TypedDict):
+    step_id: str
+    capability: str
+    status: StepStatus
+    output: dict[str, Any]
+    error: str | None
+    severity: str | None
+    stop_reason: str | None
+    """Set when the failure must end the run with a specific reason (e.g. route_denied)."""
+    attempts: int
+    duration_ms: float
+
+
+class AgentState(MessagesState):
+    task_current: str | None
+    """The task for this turn, as extracted from the conversation."""
+    task_depends_on_history: bool
+    """True when the task continues an earlier turn (a follow-up)."""
+    task_previous: str | None
+    """The previous turn's task: what a follow-up ("and in Paris?") refers to."""
+    task_turn: int
+    """User messages handled so far in the thread: how intake recognises a new one."""
+
+    planning_capabilities: list[ScoredCapability] | None
+    """Every candidate with its confidence; None until the classifier has run."""
+    planning_excluded: list[str]
+    """Capabilities ruled out by reclassification this turn."""
+    planning_plan: list[PlanStep] | None
+    """The validated plan; None until the orchestrator has run."""
+    planning_notes: list[str]
+    """What plan validation fixed or rejected."""
+
+    execution_results: Annotated[dict[str, StepResult], merge_dict]
+    """Per plan step; parallel steps write their own keys."""
+    execution_context: Annotated[dict[str, Any], merge_dict]
+    """Values provided by capabilities, keyed by what they provide; persists across turns."""
+
+    control_errors: list[ErrorRecord]
+    """Failures the router must act on; cleared by the next successful node."""
+    control_reclassifications: int
+    control_replans: int
+    control_steps: Annotated[int, operator.add]
+    """Node executions this turn."""
+    control_llm_calls: Annotated[int, operator.add]
+    control_tokens: Annotated[int, operator.add]
+    control_started_at: float
+    """Wall-clock start of the turn (seconds since the epoch)."""
+    control_timings_ms: Annotated[dict[str, float], sum_dict]
+    """Milliseconds spent per node this turn."""
+    control_stop_reason: StopReason | None
+    """Why the turn ended; set by the terminal node."""
+
+    approval_decisions: Annotated[dict[str, bool], merge_dict]
+    """Human decisions per plan step id."""
+
+
+class StepPayload(TypedDict):
+    """What the router sends to one capability-runner task (`Send("execute", ...)`)."""
+
+    step: PlanStep
+    attempt: int
+    task: str
+    context: dict[str, Any]
+    approved: bool | None
+    blocked_by: list[str]
+    """Dependencies that did not succeed (denied or skipped): the step is skipped, not run."""

@@ -1,0 +1,125 @@
+"""Classifier: which capabilities does the task need?
+
+Always-active capabilities are added without a model call. The others are scored:
+- `lexical`: the offline few-shot scorer over the guide examples;
+- `llm`: ONE structured call that judges all candidates together;
+- `cascade`: the scorer decides where it is confident; one LLM call judges only the uncertain ones.
+A capability is selected when its confidence reaches the threshold; when none does, the plan is
+`clarify` (never a guess). After a RECLASSIFICATION error the failing capability is excluded.
+"""
+
+from __future__ import annotations
+
+from langchain_core.messages import HumanMessage, SystemMessage
+from pydantic import BaseModel, Field
+
+from capabilities.registry import CapabilityInfo
+from capabilities.schema import ClassifierMode
+from graph.state import AgentState, ScoredCapability
+from nodes.base import NodeCall, Update
+
+
+class CapabilityJudgement(BaseModel):
+    name: str = Field(max_length=100)
+    """A candidate's name, exactly as listed."""
+    relevant: bool
+    confidence: float = Field(ge=0.0, le=1.0)
+    reason: str = Field(default="", max_length=500)
+
+
+class Classification(BaseModel):
+    """The model's judgement of every candidate capability in one answer."""
+
+    judgements: list[CapabilityJudgement] = Field(max_length=200)
+
+
+SYSTEM = (
+    "You route a user's task to specialist capabilities. For EVERY candidate below, judge whether the "
+    "task needs it (a task may need several, or none). Give a confidence in [0, 1] and a short reason. "
+    "Use the examples: result true means the capability was needed, false that it was not."
+)
+
+
+def resolve_mode(call: NodeCall) -> ClassifierMode:
+    mode = call.deps.registry.spec.classifier.mode
+    if mode == "auto":
+        return "cascade" if call.llm.available("classifier") else "lexical"
+    return mode
+
+
+def describe_candidates(candidates: list[CapabilityInfo], examples_per_capability: int = 6) -> str:
+    lines = []
+    for cap in candidates:
+        guide = cap.classifier_guide
+        lines.append(f"- {cap.name}: {cap.description}")
+        if guide.instructions:
+            lines.append(f"  when: {guide.instructions}")
+        for ex in guide.examples[:examples_per_capability]:
+            lines.append(f"  example: {ex.query!r} -> {str(ex.result).lower()} ({ex.reason})")
+    return "\n".join(lines)
+
+
+async def judge(
+    call: NodeCall, task: str, candidates: list[CapabilityInfo], context: str
+) -> dict[str, float]:
+    """One model call for all candidates; names the model made up are ignored (untrusted output)."""
+    prompt = f"Task: {task}\n{context}\nCandidates:\n{describe_candidates(candidates)}"
+    result = await call.llm.structured(
+        "classifier", [SystemMessage(content=SYSTEM), HumanMessage(content=prompt)], Classification
+    )
+    names = {c.name for c in candidates}
+    scores = {name: 0.0 for name in names}
+    for j in result.judgements:
+        if j.name in names:
+            scores[j.name] = j.confidence if j.relevant else min(j.confidence, 1.0 - j.confidence)
+    return scores
+
+
+async def classifier(state: AgentState, call: NodeCall) -> Update:
+    registry = call.deps.registry
+    settings = registry.spec.classifier
+    task = state.get("task_current") or ""
+    update: Update = {"planning_plan": None}
+
+    excluded = list(state.get("planning_excluded") or [])
+    failures = [e for e in state.get("control_errors") or [] if e["severity"] == "reclassification"]
+    if failures:
+        update["control_reclassifications"] = state.get("control_reclassifications", 0) + 1
+        excluded += [e["capability"] for e in failures if e["capability"] and e["capability"] not in excluded]
+        update["planning_excluded"] = excluded
+    context = "".join(f"\nEarlier attempt failed: {e['message']}" for e in failures)
+
+    candidates = [c for c in registry.routable if c.name not in excluded and registry.allowed(c.name)]
+    names = [c.name for c in candidates]
+    mode = resolve_mode(call)
+    source: dict[str, str] = {}
+    scores: dict[str, float] = {}
+    if mode == "llm" and candidates:
+        scores = await judge(call, task, candidates, context)
+        source = {n: "llm" for n in scores}
+    elif candidates:
+        scored = call.deps.scorer.score(task, names)
+        scores = {s.name: s.confidence for s in scored}
+        source = {n: "scorer" for n in scores}
+        if mode == "cascade":
+            band = settings.cascade_band
+            uncertain = [c for c in candidates if abs(scores[c.name] - settings.threshold) < band]
+            if uncertain:
+                judged = await judge(call, task, uncertain, context)
+                scores.update(judged)
+                source.update({n: "llm" for n in judged})
+
+    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
+    chosen = {n for n, s in ranked[: settings.max_capabilities] if s >= settings.threshold}
+
+    out: list[ScoredCapability] = [
+        ScoredCapability(name=c.name, score=1.0, selected=True, source="always")
+        for c in registry
+        if c.always_active
+    ]
+    out += [
+        ScoredCapability(name=n, score=round(s, 4), selected=n in chosen, source=source[n])  # type: ignore[typeddict-item]
+        for n, s in ranked
+    ]
+    update["planning_capabilities"] = out
+    return update

@@ -1,0 +1,38 @@
+"""Error: the run stops; say what happened, what was done, and the stop_reason."""
+
+from __future__ import annotations
+
+from langchain_core.messages import AIMessage
+
+from graph.state import AgentState
+from nodes.base import NodeCall, Update
+from nodes.respond import ordered_results, template_answer
+
+_EXPLAIN = {
+    "max_retries": "a step kept failing after every retry",
+    "max_reclassifications": "the request kept being routed to capabilities that could not handle it",
+    "max_replans": "no valid plan could be made",
+    "max_steps": "the turn used up its step budget",
+    "max_seconds": "the turn ran out of time",
+    "max_llm_calls": "the turn used up its model-call budget",
+    "route_denied": "the plan asked for a capability the policy does not allow",
+    "invalid_plan": "the plan could not be executed",
+    "error": "an unexpected error occurred",
+}
+
+
+async def error(state: AgentState, call: NodeCall) -> Update:
+    decision = call.deps.router.decide(state)
+    reason = decision.stop_reason or "error"
+    lines = [f"I could not finish this request: {_EXPLAIN.get(reason, reason)}."]
+    if decision.why:
+        lines.append(f"Details: {decision.why}")
+    done = [(s, r) for s, r in ordered_results(state) if r["status"] == "ok"]
+    if done:
+        lines.append("What I did find:\n" + template_answer(call.deps.registry, done))
+    lines.append(f"(stop_reason: {reason})")
+    return {
+        "messages": [AIMessage(content="\n".join(lines), name="error")],
+        "control_stop_reason": reason,
+        "control_errors": state.get("control_errors") or decision.errors,
+    }

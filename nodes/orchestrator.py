@@ -1,0 +1,78 @@
+"""Orchestrator: turn the selected capabilities into a validated plan.
+
+With a model: one structured plan, validated before any step runs. Offline: the deterministic
+planner from requires/provides. A REPLANNING error comes back here with its message as context.
+"""
+
+from __future__ import annotations
+
+import json
+
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from capabilities.registry import Registry
+from graph.state import AgentState
+from nodes.base import NodeCall, Update
+from nodes.planning import Plan, deterministic_plan, validate_plan
+
+SYSTEM = (
+    "You plan how specialist capabilities answer a user's task. Use only the capabilities listed. "
+    "Give each step the inputs it needs; steps that need another step's result list that step's index "
+    "in depends_on; independent steps must not depend on each other (they run in parallel). "
+    "End the plan with the 'respond' capability."
+)
+
+
+def describe(registry: Registry, names: list[str]) -> str:
+    lines = []
+    for name in names:
+        info = registry[name]
+        fields = [f for f in info.instance.Inputs.model_fields if f != "query"]
+        lines.append(
+            f"- {name}: {info.description} inputs={fields} provides={list(info.provides)} "
+            f"requires={list(info.requires)}"
+            + (
+                f" guide: {info.orchestrator_guide.instructions}"
+                if info.orchestrator_guide.instructions
+                else ""
+            )
+        )
+    return "\n".join(lines)
+
+
+async def orchestrator(state: AgentState, call: NodeCall) -> Update:
+    registry = call.deps.registry
+    context = state.get("execution_context") or {}
+    selected = [
+        c["name"]
+        for c in state.get("planning_capabilities") or []
+        if c["selected"] and c["source"] != "always"
+    ]
+    update: Update = {}
+    failures = [e for e in state.get("control_errors") or [] if e["severity"] == "replanning"]
+    if failures:
+        update["control_replans"] = state.get("control_replans", 0) + 1
+    mode = registry.spec.orchestrator.mode
+    use_llm = mode == "llm" or (mode == "auto" and call.llm.available("orchestrator"))
+    if use_llm and selected:
+        names = sorted(
+            {*selected, *(p for n in selected for k in registry[n].requires for p in registry.providers(k))}
+        )
+        prompt = (
+            f"Task: {state.get('task_current')}\n"
+            f"Known context keys: {json.dumps(sorted(context))}\n"
+            f"Capabilities:\n{describe(registry, names)}\n- respond: answers the user (always last)"
+            + "".join(f"\nThe previous plan was rejected: {e['message']}" for e in failures)
+        )
+        plan = await call.llm.structured(
+            "orchestrator", [SystemMessage(content=SYSTEM), HumanMessage(content=prompt)], Plan
+        )
+    else:
+        plan = deterministic_plan(registry, selected, context)
+    steps, notes = validate_plan(registry, plan, context)
+    results = state.get("execution_results") or {}
+    update["planning_plan"] = steps
+    update["planning_notes"] = [*(state.get("planning_notes") or []), *notes]
+    # Failed attempts of an earlier plan are history now; successful ones are reused by step id.
+    update["execution_results"] = {sid: None for sid, r in results.items() if r["status"] == "failed"}
+    return update

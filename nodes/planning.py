@@ -1,0 +1,127 @@
+"""Plans as data: the deterministic planner and the validation every plan passes before it runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from capabilities.registry import Registry
+from graph.errors import PolicyDenied, ReclassificationError, ReplanningError
+from graph.state import PlanStep
+
+InputValue = str | int | float | bool | None
+
+
+class PlannedStep(BaseModel):
+    """One step as a model proposes it."""
+
+    capability: str = Field(max_length=100)
+    inputs: dict[str, InputValue] = Field(default_factory=dict)
+    """Arguments for the capability; anything it does not declare is ignored."""
+    depends_on: list[int] = Field(default_factory=list)
+    """Indices of earlier steps whose results this one needs."""
+
+
+class Plan(BaseModel):
+    """An execution plan: steps in order, ending with `respond` (or `clarify`)."""
+
+    steps: list[PlannedStep] = Field(min_length=1, max_length=20)
+
+
+def step_id(capability: str, inputs: Mapping[str, Any]) -> str:
+    """The same capability with the same normalized inputs gets the same id (loop detection)."""
+    normalized = json.dumps(
+        {k: v.strip().lower() if isinstance(v, str) else v for k, v in sorted(inputs.items())}, sort_keys=True
+    )
+    return f"{capability}:{hashlib.sha1(normalized.encode()).hexdigest()[:8]}"
+
+
+def deterministic_plan(registry: Registry, selected: Sequence[str], context: Mapping[str, Any]) -> Plan:
+    """Selected capabilities plus the providers of what they require, in dependency order."""
+    if not selected:
+        return Plan(steps=[PlannedStep(capability="clarify")])
+    order: list[str] = []
+
+    def add(name: str) -> None:
+        if name in order:
+            return
+        for key in registry[name].requires:
+            if key in context:
+                continue
+            providers = [p for p in registry.providers(key) if registry.allowed(p)]
+            if not providers:
+                raise ReplanningError(f"{name} needs {key!r} and no allowed capability provides it")
+            preferred = [p for p in providers if p in selected] or providers
+            add(preferred[0])
+        order.append(name)
+
+    for name in selected:
+        add(name)
+    steps = [PlannedStep(capability=name) for name in order]
+    steps.append(PlannedStep(capability="respond", depends_on=list(range(len(steps)))))
+    return Plan(steps=steps)
+
+
+def validate_plan(
+    registry: Registry, plan: Plan, context: Mapping[str, Any]
+) -> tuple[list[PlanStep], list[str]]:
+    """Check a plan against the registry and policy; fix what can be fixed, raise on the rest.
+
+    Unknown capability -> RECLASSIFICATION; a required input nobody provides -> REPLANNING;
+    a capability outside the allowlist -> route_denied. Fixed with a note: terminal steps
+    before the end, duplicate steps, dependencies on later steps, no terminal step at the end.
+    """
+    notes: list[str] = []
+    steps: list[PlanStep] = []
+    index_map: dict[int, str] = {}
+    seen: set[str] = set()
+    terminal: str | None = None
+    for i, proposed in enumerate(plan.steps):
+        name = proposed.capability
+        if name not in registry:
+            err = ReclassificationError(f"the plan names unknown capability {name!r}")
+            raise err
+        if not registry.allowed(name):
+            raise PolicyDenied(f"capability {name!r} is not in the allowlist")
+        info = registry[name]
+        if info.terminal:
+            if i != len(plan.steps) - 1:
+                notes.append(f"dropped {name} at step {i}: only the last step may end the plan")
+            else:
+                terminal = name
+            continue
+        inputs = {k: v for k, v in proposed.inputs.items() if k in info.instance.Inputs.model_fields}
+        if dropped := sorted(set(proposed.inputs) - set(inputs)):
+            notes.append(f"{name}: ignored unknown inputs {dropped}")
+        sid = step_id(name, inputs)
+        if sid in seen:
+            notes.append(f"dropped a repeat of {name} with the same inputs")
+            index_map[i] = sid
+            continue
+        deps = []
+        for d in proposed.depends_on:
+            if d in index_map:
+                deps.append(index_map[d])
+            else:
+                notes.append(f"{name}: dropped dependency on step {d}, which is not an earlier step")
+        for key in info.requires:
+            if key in context or key in inputs:
+                continue
+            providers = [s["id"] for s in steps if key in registry[s["capability"]].provides]
+            if not providers:
+                raise ReplanningError(f"step {i} ({name}) needs {key!r}, which no earlier step provides")
+            deps += [p for p in providers if p not in deps]
+        seen.add(sid)
+        index_map[i] = sid
+        steps.append(PlanStep(id=sid, capability=name, inputs=dict(inputs), depends_on=deps))
+    if terminal is None:
+        terminal = "respond" if steps else "clarify"
+        notes.append(f"appended {terminal}: a plan must end in respond or clarify")
+    steps.append(
+        PlanStep(id=f"{terminal}:final", capability=terminal, inputs={}, depends_on=[s["id"] for s in steps])
+    )
+    return steps, notes
