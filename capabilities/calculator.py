@@ -63,7 +63,7 @@ def extract_expression(text: str) -> str | None:
     for pattern, symbol in _WORDS:
         text = re.sub(pattern, f" {symbol} ", text, flags=re.I)
     # The first expression wins: a follow-up task puts the user's newest words first.
-    for m in re.finditer(r"(?:sqrt\(\d+(?:\.\d+)?\)|[\d(])(?:sqrt\(\d+(?:\.\d+)?\)|[\d\s.+\-*/%()])*", text):
+    for m in re.finditer(r"(?:sqrt\(\d+(?:\.\d+)?\)|-?[\d(])(?:sqrt\(\d+(?:\.\d+)?\)|[\d\s.+\-*/%()])*", text):
         candidate = m.group(0).strip().rstrip("+-*/% ")
         if re.search(r"[+\-*/%]|sqrt", candidate):
             return " ".join(candidate.split())
@@ -131,6 +131,8 @@ class Calculator(Capability):
             GuideExample(query="what's 5 plus 3", reason="addition"),
             GuideExample(query="how much is 7 * 8", reason="multiplication"),
             GuideExample(query="divide 100 by 8", reason="division"),
+            GuideExample(query="17*23", reason="a bare expression"),
+            GuideExample(query="what is 4+5", reason="a bare expression"),
             GuideExample(query="what time is it in Tokyo", result=False, reason="a clock question"),
             GuideExample(query="tell me a joke", result=False, reason="no arithmetic"),
         ),

@@ -67,7 +67,8 @@ class ModelProvider:
         self._settings = settings
         self._overrides = dict(overrides or {})
         self._cache: dict[str, BaseChatModel] = {}
-        self.enabled = enabled or bool(self._overrides)
+        self.enabled = enabled
+        """Whether roles without an explicit model get one from their configuration."""
 
     def get(self, role: Role) -> BaseChatModel | None:
         if role in self._overrides:
@@ -138,8 +139,7 @@ class LLMGateway:
         model = self._model(role)
         method = self.provider.method(role, model)
         if method == "prompt":
-            instruction = SystemMessage(content=json_instruction(schema))
-            reply = await self._invoke(model, [*messages, instruction])
+            reply = await self._invoke(model, with_json_instruction(messages, schema))
             self._count(reply)
             return parse_json_reply(reply.content, schema, role)
         runnable = model.with_structured_output(schema, method=method, include_raw=True)
@@ -151,6 +151,14 @@ class LLMGateway:
         if isinstance(parsed, dict):  # json_mode returns a dict
             return _validate(parsed, schema, role)
         return parsed
+
+
+def with_json_instruction(messages: Sequence[BaseMessage], schema: type[BaseModel]) -> list[BaseMessage]:
+    """The messages with the JSON instruction added to the leading system message (or as one)."""
+    instruction = json_instruction(schema)
+    if messages and isinstance(messages[0], SystemMessage):
+        return [SystemMessage(content=f"{messages[0].text}\n\n{instruction}"), *messages[1:]]
+    return [SystemMessage(content=instruction), *messages]
 
 
 def json_instruction(schema: type[BaseModel]) -> str:

@@ -78,7 +78,9 @@ def features(text: str) -> dict[str, float]:
         for n in (3, 4):
             for i in range(len(padded) - n + 1):
                 feats["c:" + padded[i : i + n]] += 0.5
-    for a, b in itertools.pairwise(words):
+    # Bigrams over a shape-normalised sequence (any number is "#"), so "12 * 7" and "3*4" share "#_*".
+    shapes = ["#" if w[0].isdigit() else w for w in words]
+    for a, b in itertools.pairwise(shapes):
         feats[f"b:{a}_{b}"] += 1
     return feats
 

@@ -62,6 +62,8 @@ class NodeCall:
     llm: LLMGateway
     attempt: int
     config: RunnableConfig
+    keep: Update = field(default_factory=dict)
+    """State updates that stand even if the node then fails (e.g. a bounded counter's increment)."""
 
 
 NodeImpl = Callable[[AgentState, NodeCall], Awaitable[Update]]
@@ -109,13 +111,15 @@ def make_node(name: str, impl: NodeImpl, deps: Deps) -> RunnableLambda:
             await deps.sleep(deps.limits.retry_policy().delay(attempt))
         llm = gateway(deps, state)
         started = time.perf_counter()
+        call = NodeCall(deps, llm, attempt, config)
         try:
-            update = await impl(state, NodeCall(deps, llm, attempt, config))
+            result = await impl(state, call)
+            update = {**call.keep, **result}
             update.setdefault("control_errors", [])
         except GraphBubbleUp:
             raise
         except Exception as exc:
-            update = {"control_errors": [error_record(name, exc, attempt=attempt)]}
+            update = {**call.keep, "control_errors": [error_record(name, exc, attempt=attempt)]}
         return meter(update, name, llm, started)
 
     return dual(name, run)

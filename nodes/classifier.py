@@ -84,9 +84,9 @@ async def classifier(state: AgentState, call: NodeCall) -> Update:
     excluded = list(state.get("planning_excluded") or [])
     failures = [e for e in state.get("control_errors") or [] if e["severity"] == "reclassification"]
     if failures:
-        update["control_reclassifications"] = state.get("control_reclassifications", 0) + 1
+        call.keep["control_reclassifications"] = state.get("control_reclassifications", 0) + 1
         excluded += [e["capability"] for e in failures if e["capability"] and e["capability"] not in excluded]
-        update["planning_excluded"] = excluded
+        call.keep["planning_excluded"] = excluded
     context = "".join(f"\nEarlier attempt failed: {e['message']}" for e in failures)
 
     candidates = [c for c in registry.routable if c.name not in excluded and registry.allowed(c.name)]

@@ -51,7 +51,7 @@ async def orchestrator(state: AgentState, call: NodeCall) -> Update:
     update: Update = {}
     failures = [e for e in state.get("control_errors") or [] if e["severity"] == "replanning"]
     if failures:
-        update["control_replans"] = state.get("control_replans", 0) + 1
+        call.keep["control_replans"] = state.get("control_replans", 0) + 1
     mode = registry.spec.orchestrator.mode
     use_llm = mode == "llm" or (mode == "auto" and call.llm.available("orchestrator"))
     if use_llm and selected:

@@ -1,0 +1,99 @@
+"""Shared fixtures: offline settings, registries built from dicts, scripted fake chat models."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+
+from capabilities.registry import Registry
+from graph.builder import build_graph
+from graph.settings import Settings
+
+BASE: dict[str, Any] = {
+    "version": 1,
+    "limits": {"retry_initial_delay": 0.0, "retry_max_delay": 0.0},
+    "capabilities": [
+        {"name": "respond", "class": "capabilities.respond:Respond"},
+        {"name": "clarify", "class": "capabilities.clarify:Clarify"},
+        {"name": "calculator", "class": "capabilities.calculator:Calculator"},
+        {"name": "clock", "class": "capabilities.clock:Clock"},
+    ],
+}
+
+
+def guide(*queries: str, negatives: Iterable[str] = ()) -> dict[str, Any]:
+    examples = [{"query": q, "result": True} for q in queries]
+    examples += [{"query": q, "result": False} for q in negatives]
+    return {"instructions": "", "examples": examples}
+
+
+def registry_with(*extra: dict[str, Any], **sections: Any) -> Registry:
+    """The base registry plus extra capabilities, with top-level sections merged in."""
+    data = copy.deepcopy(BASE)
+    data["capabilities"] += list(extra)
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return Registry.from_dict(data, source="<test>")
+
+
+class CountingFake(GenericFakeChatModel):
+    """A scripted fake chat model that counts its calls and records the prompts it saw."""
+
+    calls: int = 0
+    prompts: list[list[BaseMessage]] = []
+
+    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        self.prompts = [*self.prompts, list(messages)]
+        return super()._generate(messages, *args, **kwargs)
+
+
+def fake(*replies: str | dict[str, Any], repeat: bool = False) -> CountingFake:
+    """A fake model answering with the given replies in order (dicts are sent as JSON text)."""
+    messages = [AIMessage(content=r if isinstance(r, str) else json.dumps(r)) for r in replies]
+    return CountingFake(messages=itertools.cycle(messages) if repeat else iter(messages))
+
+
+class SleepRecorder:
+    """Stands in for asyncio.sleep: records backoff delays instead of waiting."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.offline(tmp_path)
+
+
+@pytest.fixture
+def make_graph(settings: Settings) -> Callable[..., Any]:
+    def make(registry: Registry | None = None, **kwargs: Any) -> Any:
+        kwargs.setdefault("checkpointer", "memory")
+        return build_graph(registry=registry or registry_with(), settings=settings, **kwargs)
+
+    return make
+
+
+def ask(graph: Any, text: str, thread: str = "t") -> dict[str, Any]:
+    return dict(
+        graph.invoke({"messages": [HumanMessage(content=text)]}, {"configurable": {"thread_id": thread}})
+    )
+
+
+def answer(state: dict[str, Any]) -> str:
+    return str(state["messages"][-1].content)

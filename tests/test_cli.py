@@ -1,0 +1,126 @@
+"""The command line: the `ask --json` contract, threads, approval flags, the installed entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from graph.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def offline_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("ROUTEGRAPH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ROUTEGRAPH_LLM", "off")
+    return tmp_path / "data"
+
+
+def ask_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
+    code = main(["ask", *args, "--json"])
+    out = capsys.readouterr().out
+    result = json.loads(out)
+    result["_exit"] = code
+    return result
+
+
+def test_ask_json_contract(capsys: pytest.CaptureFixture[str]) -> None:
+    result = ask_json(capsys, "What is 12*7 and what time is it in Tokyo?")
+    for key in ("answer", "stop_reason", "task", "capabilities", "plan", "steps", "llm_calls", "thread_id"):
+        assert key in result, key
+    assert result["_exit"] == 0 and result["stop_reason"] == "success"
+    assert "84" in result["answer"]
+    scores = {c["name"]: c["score"] for c in result["capabilities"]}
+    assert scores["calculator"] > 0.5 and scores["clock"] > 0.5
+    assert [s["capability"] for s in result["plan"]][-1] == "respond"
+    assert all({"capability", "inputs"} <= set(s) for s in result["plan"])
+    assert {s["capability"] for s in result["steps"]} == {"calculator", "clock"}
+    for step in result["steps"]:
+        assert step["status"] == "ok" and step["attempts"] == 1 and step["error"] is None
+        assert isinstance(step["duration_ms"], float)
+    assert result["llm_calls"] == 0
+
+
+def test_same_thread_continues_the_conversation(
+    capsys: pytest.CaptureFixture[str], offline_data_dir: Path
+) -> None:
+    first = ask_json(capsys, "what time is it in Tokyo?", "--thread", "demo")
+    second = ask_json(capsys, "and in Paris?", "--thread", "demo")
+    assert first["thread_id"] == second["thread_id"] == "demo"
+    assert "Europe/Paris" in second["answer"]
+    assert "follow-up" in second["task"]
+    assert (offline_data_dir / "checkpoints.sqlite").exists()
+
+
+def test_plain_output_prints_the_answer(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "what is 6*7"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == "6*7 = 42."
+    assert "success" in captured.err
+
+
+def test_approval_flags(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from tests.testcaps import make_db
+
+    db = str(make_db(tmp_path / "shop.sqlite"))
+    registry = yaml.safe_load((ROOT / "registry.yaml").read_text())
+    registry["capabilities"] += [
+        {
+            "name": "lookup",
+            "class": "tests.testcaps:Lookup",
+            "options": {"db": db},
+            "classifier_guide": {"examples": [{"query": "find the account of alice"}]},
+        },
+        {
+            "name": "payout",
+            "class": "tests.testcaps:Payout",
+            "options": {"db": db},
+            "approval": {"mode": "above", "threshold": 100},
+            "classifier_guide": {
+                "examples": [{"query": "pay alice 20 dollars"}, {"query": "send a payout to bob"}]
+            },
+        },
+    ]
+    path = tmp_path / "registry.yaml"
+    path.write_text(yaml.safe_dump(registry))
+    denied = ask_json(capsys, "pay alice 500 dollars", "--registry", str(path), "--deny")
+    assert "denied" in denied["answer"]
+    approved = ask_json(capsys, "pay alice 500 dollars", "--registry", str(path), "--approve")
+    assert "paid 500" in approved["answer"]
+    import sqlite3
+
+    assert sqlite3.connect(db).execute("SELECT amount FROM payouts").fetchall() == [(500.0,)]
+
+
+def test_invalid_registry_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\ncapabilities: []\nsurprise: 1\n")
+    assert main(["ask", "hi", "--registry", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "surprise" in err
+
+
+def test_installed_console_script_runs_offline(tmp_path: Path) -> None:
+    exe = shutil.which("routegraph", path=str(Path(sys.executable).parent)) or shutil.which("routegraph")
+    assert exe, "the routegraph console script is not installed"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "ROUTEGRAPH"))}
+    env["ROUTEGRAPH_DATA_DIR"] = str(tmp_path)
+    done = subprocess.run(
+        [exe, "ask", "what is 2 to the power of 10", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["answer"] == "2 ^ 10 = 1024."

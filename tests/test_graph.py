@@ -1,0 +1,314 @@
+"""The compiled graph end to end, offline: routing, planning, parallel steps, recovery, budgets."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import HumanMessage
+from langgraph.types import Command
+
+from graph.builder import build_graph
+from tests.conftest import SleepRecorder, answer, ask, guide, registry_with
+from tests.testcaps import make_db
+
+FLAKY_GUIDE = guide("echo this back to me", "please echo my words", "repeat after me")
+
+
+def flaky(fail_times: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "flaky",
+        "class": "tests.testcaps:Flaky",
+        "options": {"fail_times": fail_times},
+        "classifier_guide": FLAKY_GUIDE,
+        **extra,
+    }
+
+
+def test_two_capabilities_are_planned_as_two_parallel_steps(make_graph: Any) -> None:
+    state = ask(make_graph(), "What is 12*7 and what time is it in Tokyo?")
+    assert state["control_stop_reason"] == "success"
+    plan = state["planning_plan"]
+    assert {s["capability"] for s in plan[:-1]} == {"calculator", "clock"}
+    assert all(s["depends_on"] == [] for s in plan[:-1])
+    assert plan[-1]["capability"] == "respond"
+    text = answer(state)
+    assert "12*7 = 84" in text and "Asia/Tokyo" in text
+    results = state["execution_results"]
+    assert {r["status"] for r in results.values()} == {"ok"}
+
+
+def test_sync_and_async_invocation_give_the_same_routing(make_graph: Any) -> None:
+    graph = make_graph()
+    sync_state = ask(graph, "what is 2 to the power of 10", thread="s")
+    async_state = asyncio.run(
+        graph.ainvoke(
+            {"messages": [HumanMessage("what is 2 to the power of 10")]}, {"configurable": {"thread_id": "a"}}
+        )
+    )
+    assert "= 1024" in answer(sync_state) and "= 1024" in answer(async_state)
+
+
+def test_out_of_scope_request_asks_for_clarification_instead_of_guessing(make_graph: Any) -> None:
+    state = ask(make_graph(), "write me a poem about autumn leaves")
+    assert state["control_stop_reason"] == "clarify"
+    assert state["planning_plan"][-1]["capability"] == "clarify"
+    assert not any(c["selected"] for c in state["planning_capabilities"] if c["source"] != "always")
+    assert "calculator" in answer(state)  # says what it can do
+
+
+def test_two_turn_conversation_on_one_thread(make_graph: Any) -> None:
+    graph = make_graph()
+    first = ask(graph, "what time is it in Tokyo?", thread="conv")
+    assert "Asia/Tokyo" in answer(first)
+    second = ask(graph, "and in Paris?", thread="conv")
+    assert second["task_depends_on_history"] is True
+    assert "Europe/Paris" in answer(second)
+    assert len(second["messages"]) == 4
+    assert second["task_turn"] == 2
+    # Per-turn state was reset: only this turn's step ran.
+    assert [r["capability"] for r in second["execution_results"].values()] == ["clock"]
+
+
+def test_retriable_failure_is_retried_with_growing_backoff(make_graph: Any) -> None:
+    sleeps = SleepRecorder()
+    reg = registry_with(
+        flaky(2), limits={"max_retries": 3, "retry_initial_delay": 0.1, "retry_max_delay": 10}
+    )
+    state = ask(make_graph(reg, sleep=sleeps), "please echo my words")
+    assert state["control_stop_reason"] == "success"
+    (result,) = state["execution_results"].values()
+    assert result["attempts"] == 3
+    assert "PLEASE ECHO MY WORDS" in answer(state)
+    assert len(sleeps.delays) == 2 and 0.05 <= sleeps.delays[0] <= 0.1 and 0.1 <= sleeps.delays[1] <= 0.2
+
+
+def test_capability_that_always_fails_stops_with_max_retries(make_graph: Any) -> None:
+    reg = registry_with(flaky(99), limits={"max_retries": 2, "retry_initial_delay": 0.0})
+    state = ask(make_graph(reg, sleep=SleepRecorder()), "please echo my words")
+    assert state["control_stop_reason"] == "max_retries"
+    (result,) = state["execution_results"].values()
+    assert result["attempts"] == 3 and result["status"] == "failed"
+    assert "max_retries" in answer(state) and "upstream unavailable" in answer(state)
+
+
+def test_retry_policy_per_capability_overrides_the_limits(make_graph: Any) -> None:
+    reg = registry_with(flaky(99, retry={"max_attempts": 1}), limits={"max_retries": 5})
+    state = ask(make_graph(reg, sleep=SleepRecorder()), "please echo my words")
+    assert state["control_stop_reason"] == "max_retries"
+    assert next(iter(state["execution_results"].values()))["attempts"] == 1
+
+
+def test_unknown_exception_is_critical_and_explained(make_graph: Any) -> None:
+    reg = registry_with(
+        {
+            "name": "broken",
+            "class": "tests.testcaps:Broken",
+            "classifier_guide": guide("parse my spreadsheet", "read this excel file"),
+        }
+    )
+    state = ask(make_graph(reg), "parse my spreadsheet")
+    assert state["control_stop_reason"] == "error"
+    assert "spreadsheet parser crashed" in answer(state)
+    assert state["control_errors"][0]["severity"] == "critical"
+
+
+def test_reclassification_excludes_the_failing_capability_and_is_bounded(make_graph: Any) -> None:
+    wrong = {
+        "name": "wrong_route",
+        "class": "tests.testcaps:WrongRoute",
+        "classifier_guide": guide("translate hello to french", "say hello in french"),
+    }
+    state = ask(make_graph(registry_with(wrong)), "say hello in french")
+    # The capability said "not for me": the classifier runs again without it and, with nothing left, clarifies.
+    assert state["control_reclassifications"] == 1
+    assert "wrong_route" in state["planning_excluded"]
+    assert state["control_stop_reason"] == "clarify"
+
+    strict = registry_with(wrong, limits={"max_reclassifications": 0})
+    state = ask(make_graph(strict), "say hello in french")
+    assert state["control_stop_reason"] == "max_reclassifications"
+
+
+def test_a_step_that_times_out_is_retried_then_stops(make_graph: Any) -> None:
+    slow = {
+        "name": "slow",
+        "class": "tests.testcaps:Slow",
+        "options": {"seconds": 5},
+        "timeout": 0.05,
+        "classifier_guide": guide("think about the meaning of life", "ponder deeply"),
+    }
+    reg = registry_with(slow, limits={"max_retries": 1})
+    state = ask(make_graph(reg, sleep=SleepRecorder()), "ponder deeply")
+    assert state["control_stop_reason"] == "max_retries"
+    (result,) = state["execution_results"].values()
+    assert "TimeoutError" in result["error"] and result["attempts"] == 2
+
+
+def test_max_steps_budget_is_enforced(make_graph: Any) -> None:
+    state = ask(
+        make_graph(registry_with(limits={"max_steps": 3})), "What is 12*7 and what time is it in Tokyo?"
+    )
+    assert state["control_stop_reason"] == "max_steps"
+    assert state["control_steps"] <= 4  # three counted nodes, then the error node
+
+
+def test_max_seconds_budget_is_enforced(make_graph: Any) -> None:
+    now = [1000.0]
+
+    def clock() -> float:
+        now[0] += 30.0  # every look at the clock is 30 s later
+        return now[0]
+
+    state = ask(make_graph(registry_with(limits={"max_seconds": 60}), clock=clock), "what is 2+2")
+    assert state["control_stop_reason"] == "max_seconds"
+
+
+def test_dependencies_run_in_order_and_feed_the_context(make_graph: Any, tmp_path: Path) -> None:
+    db = make_db(tmp_path / "shop.sqlite")
+    lookup = {
+        "name": "lookup",
+        "class": "tests.testcaps:Lookup",
+        "options": {"db": str(db)},
+        "classifier_guide": guide("find the account of alice", "look up customer bob"),
+    }
+    payout = {
+        "name": "payout",
+        "class": "tests.testcaps:Payout",
+        "options": {"db": str(db)},
+        "classifier_guide": guide(
+            "pay alice 20 dollars", "send a payout of 50 to bob", "transfer money to a customer"
+        ),
+    }
+    state = ask(make_graph(registry_with(lookup, payout)), "pay alice 20 dollars")
+    assert state["control_stop_reason"] == "success", answer(state)
+    plan = state["planning_plan"]
+    assert [s["capability"] for s in plan] == ["lookup", "payout", "respond"]
+    assert plan[1]["depends_on"] == [plan[0]["id"]]
+    assert state["execution_context"]["customer_id"] == 7
+    rows = sqlite3.connect(db).execute("SELECT customer_id, amount FROM payouts").fetchall()
+    assert rows == [(7, 20.0)]
+
+
+def approval_graph(make_graph: Any, db: Path) -> Any:
+    lookup = {
+        "name": "lookup",
+        "class": "tests.testcaps:Lookup",
+        "options": {"db": str(db)},
+        "classifier_guide": guide("find the account of alice", "look up customer bob"),
+    }
+    payout = {
+        "name": "payout",
+        "class": "tests.testcaps:Payout",
+        "options": {"db": str(db)},
+        "classifier_guide": guide(
+            "pay alice 20 dollars", "send a payout of 50 to bob", "transfer money to a customer"
+        ),
+        "approval": {"mode": "above", "field": "amount", "threshold": 100},
+    }
+    return make_graph(registry_with(lookup, payout))
+
+
+@pytest.mark.parametrize("decision", [True, False])
+def test_approval_interrupts_before_the_side_effect(make_graph: Any, tmp_path: Path, decision: bool) -> None:
+    db = make_db(tmp_path / "shop.sqlite")
+    graph = approval_graph(make_graph, db)
+    config = {"configurable": {"thread_id": "hitl"}}
+    graph.invoke({"messages": [HumanMessage("pay alice 500 dollars")]}, config)
+    snapshot = graph.get_state(config)
+    (pending,) = [i for t in snapshot.tasks for i in t.interrupts]
+    assert pending.value["type"] == "approval"
+    assert "amount=500" in pending.value["steps"][0]["question"]
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM payouts").fetchone() == (
+        0,
+    )  # nothing before approval
+
+    state = graph.invoke(Command(resume=decision), config)
+    count = sqlite3.connect(db).execute("SELECT count(*) FROM payouts").fetchone()[0]
+    assert state["control_stop_reason"] == "success"
+    if decision:
+        assert count == 1 and "paid 500" in answer(state)
+    else:
+        assert count == 0 and "denied" in answer(state)
+
+
+def test_small_amounts_need_no_approval(make_graph: Any, tmp_path: Path) -> None:
+    db = make_db(tmp_path / "shop.sqlite")
+    state = ask(approval_graph(make_graph, db), "pay alice 20 dollars")
+    assert state["control_stop_reason"] == "success"
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM payouts").fetchone() == (1,)
+
+
+def test_allowlist_keeps_capabilities_out_of_routing(make_graph: Any) -> None:
+    state = ask(
+        make_graph(registry_with(policy={"allowed_capabilities": ["respond", "clarify", "clock"]})),
+        "what is 12*7",
+    )
+    assert state["control_stop_reason"] == "clarify"
+    assert "calculator" not in {c["name"] for c in state["planning_capabilities"]}
+
+
+def test_sqlite_checkpoints_continue_a_thread_across_graph_instances(tmp_path: Path) -> None:
+    from graph.settings import Settings
+
+    settings = Settings.offline(tmp_path)
+    first = build_graph(registry=registry_with(), settings=settings)
+    ask(first, "what time is it in Tokyo?", thread="durable")
+    assert (tmp_path / "checkpoints.sqlite").exists()
+    second = build_graph(registry=registry_with(), settings=settings)  # a new process would do the same
+    state = ask(second, "and in Paris?", thread="durable")
+    assert len(state["messages"]) == 4 and "Europe/Paris" in answer(state)
+    async_state = asyncio.run(
+        second.ainvoke(
+            {"messages": [HumanMessage("what is 3*3")]}, {"configurable": {"thread_id": "durable"}}
+        )
+    )
+    assert len(async_state["messages"]) == 6
+
+
+def test_two_graphs_with_different_registries_in_one_process(make_graph: Any) -> None:
+    only_clock = registry_with(policy={"allowed_capabilities": ["respond", "clarify", "clock"]})
+    a, b = make_graph(), make_graph(only_clock)
+    assert ask(a, "what is 12*7")["control_stop_reason"] == "success"
+    assert ask(b, "what is 12*7")["control_stop_reason"] == "clarify"
+    assert ask(a, "what is 12*7", thread="again")["control_stop_reason"] == "success"
+
+
+def test_a_finished_turn_without_a_new_message_is_not_rerun(make_graph: Any) -> None:
+    graph = make_graph()
+    ask(graph, "what is 1+1", thread="x")
+    state = graph.invoke({"messages": []}, {"configurable": {"thread_id": "x"}})
+    assert state["control_stop_reason"] == "error"
+    assert "no new user message" in answer(state)
+
+
+def test_parallel_steps_overlap_in_time(make_graph: Any) -> None:
+    import time
+
+    def slow(name: str, words: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "class": "tests.testcaps:Slow",
+            "options": {"seconds": 0.4},
+            "classifier_guide": guide(words),
+        }
+
+    reg = registry_with(slow("slow_a", "think about apples"), slow("slow_b", "think about bananas"))
+    graph = make_graph(reg)
+    for mode in ("sync", "async"):
+        started = time.perf_counter()
+        if mode == "sync":
+            state = ask(graph, "think about apples and think about bananas", thread=mode)
+        else:
+            state = asyncio.run(
+                graph.ainvoke(
+                    {"messages": [HumanMessage("think about apples and think about bananas")]},
+                    {"configurable": {"thread_id": mode}},
+                )
+            )
+        elapsed = time.perf_counter() - started
+        assert {r["capability"] for r in state["execution_results"].values()} == {"slow_a", "slow_b"}
+        assert elapsed < 0.75, f"{mode}: steps ran one after the other ({elapsed:.2f} s)"
