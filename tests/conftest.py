@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from pydantic import Field
 
 from capabilities.registry import Registry
 from graph.builder import build_graph
@@ -51,7 +52,7 @@ class CountingFake(GenericFakeChatModel):
     """A scripted fake chat model that counts its calls and records the prompts it saw."""
 
     calls: int = 0
-    prompts: list[list[BaseMessage]] = []
+    prompts: list[list[BaseMessage]] = Field(default_factory=list)
 
     def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Any:
         self.calls += 1
