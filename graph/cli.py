@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import uuid
 from collections.abc import Sequence
@@ -147,6 +148,38 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return EXIT_OK if result["stop_reason"] in {"success", "clarify"} else EXIT_FAIL
 
 
+def mermaid(registry_path: Path | None = None) -> str:
+    """The compiled graph as a mermaid diagram (what the README shows)."""
+    from graph.builder import build_graph
+    from graph.settings import Settings
+
+    graph = build_graph(registry=registry_path, settings=Settings.from_env(llm="off"), checkpointer="none")
+    return graph.get_graph().draw_mermaid()
+
+
+README_MARKERS = ("<!-- graph:start -->", "<!-- graph:end -->")
+
+
+def readme_block(diagram: str) -> str:
+    start, end = README_MARKERS
+    return f"{start}\n```mermaid\n{diagram.strip()}\n```\n{end}"
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    diagram = mermaid(args.registry)
+    if args.update_readme:
+        path: Path = args.update_readme
+        text = path.read_text(encoding="utf-8")
+        start, end = README_MARKERS
+        head, _, rest = text.partition(start)
+        _, _, tail = rest.partition(end)
+        path.write_text(head + readme_block(diagram) + tail, encoding="utf-8")
+        print(f"updated the graph in {path}", file=sys.stderr)
+    else:
+        print(diagram)
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="routegraph", description="Route requests to capabilities with LangGraph."
@@ -166,10 +199,17 @@ def parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check a registry.yaml; exit 2 listing every problem")
     val.add_argument("path", nargs="?", type=Path, help="registry file (default: the project's)")
     val.set_defaults(func=cmd_validate)
+
+    draw = sub.add_parser("graph", help="print the compiled graph as a mermaid diagram")
+    draw.add_argument("--registry", type=Path, help="registry.yaml to use (default: the project's)")
+    draw.add_argument("--update-readme", type=Path, metavar="README", help="rewrite the diagram in this file")
+    draw.set_defaults(func=cmd_graph)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if hasattr(signal, "SIGPIPE"):  # `routegraph graph | head` ends quietly
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = parser().parse_args(argv)
     return int(args.func(args))
 

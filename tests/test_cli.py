@@ -124,3 +124,10 @@ def test_installed_console_script_runs_offline(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["answer"] == "2 ^ 10 = 1024."
+
+
+def test_readme_graph_is_generated_from_the_compiled_graph() -> None:
+    from graph.cli import mermaid, readme_block
+
+    readme = (ROOT / "README.md").read_text()
+    assert readme_block(mermaid()) in readme, "run: routegraph graph --update-readme README.md"
