@@ -63,7 +63,9 @@ def extract_expression(text: str) -> str | None:
     for pattern, symbol in _WORDS:
         text = re.sub(pattern, f" {symbol} ", text, flags=re.I)
     # The first expression wins: a follow-up task puts the user's newest words first.
-    for m in re.finditer(r"(?:sqrt\(\d+(?:\.\d+)?\)|-?[\d(])(?:sqrt\(\d+(?:\.\d+)?\)|[\d\s.+\-*/%()])*", text):
+    for m in re.finditer(
+        r"(?:sqrt\(\d+(?:\.\d+)?\)|-?[\d(])(?:sqrt\(\d+(?:\.\d+)?\)|[\d\s.+\-*/%()])*", text
+    ):
         candidate = m.group(0).strip().rstrip("+-*/% ")
         if re.search(r"[+\-*/%]|sqrt", candidate):
             return " ".join(candidate.split())
