@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableLambda
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
@@ -103,7 +104,9 @@ def build_graph(
 
     builder.add_edge(START, "intake")
     for source in ROUTED_FROM:
-        builder.add_conditional_edges(source, router, list(NODES))
+        builder.add_conditional_edges(
+            source, RunnableLambda(router, afunc=router.acall, name="route"), list(NODES)
+        )
     builder.add_edge("execute", "join")
     for terminal in ("respond", "clarify", "error"):
         builder.add_edge(terminal, END)

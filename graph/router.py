@@ -54,6 +54,10 @@ class Router:
     def __call__(self, state: AgentState) -> str | list[Send]:
         return self.decide(state).goto
 
+    async def acall(self, state: AgentState) -> str | list[Send]:
+        """The same decision for async runs: LangGraph would run a sync edge in a worker thread."""
+        return self.decide(state).goto
+
     def decide(self, state: AgentState) -> Decision:
         errors = state.get("control_errors") or []
         if errors:

@@ -44,7 +44,7 @@ def make_intake(deps: Deps) -> RunnableLambda:
             "control_errors": [],
             "control_reclassifications": 0,
             "control_replans": 0,
-            "control_steps": Overwrite(0),
+            "control_steps": Overwrite(1),  # this node is the turn's first step
             "control_llm_calls": Overwrite(0),
             "control_tokens": Overwrite(0),
             "control_started_at": deps.clock(),

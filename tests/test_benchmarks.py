@@ -1,0 +1,63 @@
+"""Smoke tests of the benchmark scripts: tiny runs, JSON output, the figures they must report."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from evals import bench_llm_calls, bench_overhead
+
+STATS = {"p50", "p95", "mean"}
+
+
+def run_json(main: Any, argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    assert main([*argv, "--json"]) == 0
+    out = capsys.readouterr().out
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def test_bench_overhead_reports_every_config(capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_json(bench_overhead.main, ["--n", "2", "--warmup", "1"], capsys)
+    assert result["benchmark"] == "overhead"
+    assert result["target_ratio"] == 3.0
+    assert isinstance(result["meets_target"], bool)
+    configs = {(c["checkpointer"], c["mode"]): c for c in result["configs"]}
+    assert set(configs) == {("memory", "invoke"), ("sqlite", "invoke"), ("memory", "ainvoke")}
+    for config in configs.values():
+        assert config["samples"] == 2 * len(bench_overhead.REQUESTS)
+        for key in ("total_ms", "classifier_ms", "capabilities_ms", "overhead_ms", "bare_chain_ms"):
+            assert set(config[key]) == STATS
+        assert config["bare_chain_ms"]["p50"] > 0
+        assert set(config["ratio"]) == {"p50", "mean"}
+        assert config["ratio"]["p50"] > 0
+        assert config["unexpected_stop_reasons"] == []
+        for row in config["per_request"]:
+            # control_steps counts every node execution of the turn, intake included
+            assert row["node_executions"] == row["control_steps"]
+
+
+def test_bench_llm_calls_one_classifier_call_for_20_capabilities(capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_json(
+        bench_llm_calls.main, ["--sizes", "5", "20", "--modes", "llm", "cascade", "--n", "3"], capsys
+    )
+    assert result["benchmark"] == "llm_calls"
+    assert result["meets_target"] is True
+    cases = {(c["mode"], c["capabilities"]): c for c in result["cases"]}
+    assert set(cases) == {("llm", 5), ("llm", 20), ("cascade", 5), ("cascade", 20)}
+
+    llm20 = cases[("llm", 20)]
+    assert llm20["requests"] == 3
+    assert llm20["classifier_calls_per_request"] == {"mean": 1.0, "max": 1, "total": 3}
+    assert llm20["candidates_per_classifier_call"] == 20
+    assert llm20["one_call_per_capability_reference"] == 20
+    for row in llm20["per_request"]:
+        assert row["calls_by_role"]["classifier"] == 1
+        assert row["llm_calls"] == row["control_llm_calls"] == 4
+        assert row["correct"]
+    for case in cases.values():
+        assert case["classifier_calls_per_request"]["max"] <= 1
+        assert case["control_llm_calls_agree"] and case["replies_consumed_agree"]
+        assert {"mean", "max"} <= set(case["llm_calls_per_request"])
