@@ -7,18 +7,22 @@ different registries live in one process.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from capabilities.base import Capability
 from capabilities.guides import ClassifierGuide, OrchestratorGuide
-from capabilities.schema import ApprovalPolicy, CapabilitySpec, RegistryFile
+from capabilities.registry_messages import pydantic_problems
+from capabilities.schema import ApprovalPolicy, CapabilitySpec, PolicyConfig, RegistryFile
 from capabilities.yaml_source import LineMap, Problem, format_path, load_yaml
-from graph.limits import RetryPolicy
+from graph.limits import Limits, RetryPolicy
+
+_M = TypeVar("_M", bound=BaseModel)
 
 DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "registry.yaml"
 
@@ -85,118 +89,218 @@ class Registry:
         try:
             text = file.read_text(encoding="utf-8")
         except OSError as exc:
-            raise RegistryError([Problem(str(file), None, "", f"cannot read: {exc.strerror}")]) from exc
+            reason = exc.strerror or str(exc)
+            raise RegistryError([Problem(str(file), None, "", f"cannot read the file: {reason}")]) from None
+        except UnicodeDecodeError as exc:
+            message = f"cannot read the file: not UTF-8 text (byte {exc.start}: {exc.reason})"
+            raise RegistryError([Problem(str(file), None, "", message)]) from None
         return cls.from_text(text, source=str(file))
 
     @classmethod
     def from_text(cls, text: str, *, source: str = "<string>") -> Registry:
         data, lines, problems = load_yaml(text, source)
-        if problems:
+        if data is None and problems:
             raise RegistryError(problems)
-        return cls.from_dict(data, source=source, lines=lines)
+        # Duplicate keys leave a usable document: report them together with everything else.
+        return cls._validate(data, source, lines, problems)
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "<dict>", lines: LineMap | None = None) -> Registry:
         """Validate a registry given as Python data (as the YAML would parse)."""
-        lines = lines or LineMap()
+        return cls._validate(data, source, lines or LineMap(known=False), [])
+
+    @classmethod
+    def _validate(cls, data: Any, source: str, lines: LineMap, problems: list[Problem]) -> Registry:
         if not isinstance(data, dict):
-            raise RegistryError([Problem(source, 1, "", "the top level must be a mapping of settings")])
+            got = type(data).__name__ if data is not None else "nothing"
+            problems = [
+                *problems,
+                Problem(
+                    source, lines.line(()), "", f"the top level must be a mapping of settings (got {got})"
+                ),
+            ]
+            raise RegistryError(problems)
+        problems = list(problems)
+        spec: RegistryFile | None = None
         try:
             spec = RegistryFile.model_validate(data)
         except ValidationError as exc:
-            raise RegistryError(_pydantic_problems(exc, source, lines)) from None
-        capabilities, problems = _resolve(spec, source, lines)
-        if problems:
-            raise RegistryError(problems)
+            problems += pydantic_problems(exc, source, lines)
+        if spec is not None:
+            entries = list(enumerate(spec.capabilities))
+            complete = True
+            limits = spec.limits
+            allowed = spec.policy.allowed_capabilities
+        else:
+            # Check what can be checked anyway (the capabilities that are valid on their own), so
+            # that one run lists every problem, not only the schema's.
+            entries, complete = _valid_entries(data.get("capabilities"))
+            limits = _valid_or_none(Limits, data.get("limits", {})) or Limits()
+            policy = _valid_or_none(PolicyConfig, data.get("policy", {}))
+            allowed = policy.allowed_capabilities if policy else None
+        names = _entry_names(data.get("capabilities"))
+        capabilities = _resolve(entries, complete, limits, allowed, names, _Reporter(source, lines, problems))
+        if problems or spec is None:
+            raise RegistryError(sorted(problems, key=lambda p: p.line or 0))
         return cls(spec=spec, capabilities=capabilities, source=source)
 
 
-def _pydantic_problems(exc: ValidationError, source: str, lines: LineMap) -> list[Problem]:
-    problems = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        kind = err["type"]
-        if kind == "extra_forbidden":
-            message = "unknown key"
-        elif kind == "missing":
-            message = "missing required field"
-        else:
-            message = f"{err['msg']} (got {err.get('input')!r})" if "input" in err else err["msg"]
-            if kind.endswith("_type") or kind.endswith("_parsing"):
-                message = f"wrong type: {message}"
-        problems.append(Problem(source, lines.line(loc), format_path(loc), message))
-    return problems
+def _valid_or_none(model: type[_M], data: Any) -> _M | None:
+    try:
+        return model.model_validate(data)
+    except ValidationError:
+        return None
+
+
+def _valid_entries(raw: Any) -> tuple[list[tuple[int, CapabilitySpec]], bool]:
+    """The capability entries that validate on their own, with their index; and whether all did."""
+    if not isinstance(raw, list):
+        return [], False
+    entries = [
+        (i, spec) for i, item in enumerate(raw) if (spec := _valid_or_none(CapabilitySpec, item)) is not None
+    ]
+    return entries, len(entries) == len(raw)
+
+
+def _entry_names(raw: Any) -> list[tuple[int, str, bool]]:
+    """Index, name and enabled flag of every capability entry that names itself, valid or not."""
+    if not isinstance(raw, list):
+        return []
+    return [
+        (i, item["name"], item.get("enabled", True) is not False)
+        for i, item in enumerate(raw)
+        if isinstance(item, dict) and isinstance(item.get("name"), str)
+    ]
+
+
+@dataclass
+class _Reporter:
+    source: str
+    lines: LineMap
+    problems: list[Problem]
+
+    def __call__(self, path: tuple[str | int, ...], message: str) -> None:
+        self.problems.append(Problem(self.source, self.lines.line(path), format_path(path), message))
 
 
 def _resolve(
-    spec: RegistryFile, source: str, lines: LineMap
-) -> tuple[dict[str, CapabilityInfo], list[Problem]]:
-    problems: list[Problem] = []
+    entries: list[tuple[int, CapabilitySpec]],
+    complete: bool,
+    limits: Limits,
+    allowed: list[str] | None,
+    named: list[tuple[int, str, bool]],
+    problem: _Reporter,
+) -> dict[str, CapabilityInfo]:
+    """Import, instantiate and cross-check the capabilities.
 
-    def problem(path: tuple[str | int, ...], message: str) -> None:
-        problems.append(Problem(source, lines.line(path), format_path(path), message))
-
+    `complete` is False when some entries could not be validated: checks that need every
+    capability (requires, cycles) then skip keys those entries might provide.
+    """
     infos: dict[str, CapabilityInfo] = {}
     index_of: dict[str, int] = {}
-    for i, entry in enumerate(spec.capabilities):
+    unresolved: list[CapabilitySpec] = []
+    names = {name for _, name, _ in named}
+    first_of: dict[str, int] = {}
+    duplicate_of: dict[int, int] = {}
+    for i, name, enabled in named:
+        if enabled and name in first_of:
+            duplicate_of[i] = first_of[name]
+        elif enabled:
+            first_of[name] = i
+    for i, entry in entries:
         if not entry.enabled:
             continue
-        if entry.name in index_of:
-            problem(("capabilities", i, "name"), f"duplicate capability {entry.name!r}")
+        if i in duplicate_of:
+            first = duplicate_of[i]
+            where = f"capabilities[{first}]"
+            if (line := problem.lines.line(("capabilities", first))) is not None:
+                where += f", line {line}"
+            problem(
+                ("capabilities", i, "name"), f"duplicate capability {entry.name!r} (first defined at {where})"
+            )
             continue
         index_of[entry.name] = i
         cls_or_error = _import_class(entry.class_path)
         if isinstance(cls_or_error, str):
             problem(("capabilities", i, "class"), cls_or_error)
+            unresolved.append(entry)
             continue
         try:
             instance = cls_or_error(entry.options)
         except Exception as exc:
-            problem(("capabilities", i, "options"), f"the class rejected its options: {exc}")
+            problem(("capabilities", i, "options"), f"{entry.class_path} rejected its options: {exc}")
+            unresolved.append(entry)
             continue
-        infos[entry.name] = _info(entry, instance, spec)
+        infos[entry.name] = _info(entry, instance, limits)
+
+    def may_provide(key: str) -> bool:
+        """Whether a capability that could not be checked might provide `key`."""
+        return not complete or any(e.provides is None or key in e.provides for e in unresolved)
 
     for name, info in infos.items():
         i = index_of[name]
-        guide = info.classifier_guide
-        if not info.always_active and not info.terminal and not guide.positives:
-            where = "classifier_guide" if spec.capabilities[i].classifier_guide else "class"
-            path: tuple[str | int, ...] = ("capabilities", i, "classifier_guide", "examples")
-            problem(
-                path if where == "classifier_guide" else ("capabilities", i, "name"),
-                "the classifier guide has no (positive) examples",
-            )
+        if not info.always_active and not info.terminal and not info.classifier_guide.positives:
+            entry = next(e for j, e in entries if j == i)
+            if entry.classifier_guide is not None:
+                message = (
+                    "the classifier guide has no positive examples (result: true);"
+                    " a routable capability needs at least one"
+                )
+            else:
+                message = (
+                    f"the classifier guide has no positive examples: {entry.class_path} gives none,"
+                    " so add classifier_guide.examples here with at least one (result: true)"
+                )
+            problem(("capabilities", i, "classifier_guide", "examples"), message)
         for j, key in enumerate(info.requires):
-            if not any(key in other.provides for other in infos.values() if other.name != name):
-                problem(("capabilities", i, "requires", j), f"no capability provides {key!r}")
+            if any(key in other.provides for other in infos.values() if other.name != name):
+                continue
+            if may_provide(key):
+                continue
+            if key in info.provides:
+                message = (
+                    f"no other capability provides {key!r} ({name} cannot require what only it provides)"
+                )
+            else:
+                message = f"no capability provides {key!r}"
+                if disabled := [e.name for _, e in entries if not e.enabled and key in (e.provides or ())]:
+                    message += f" (only disabled capabilities do: {', '.join(disabled)})"
+            problem(("capabilities", i, "requires", j), message)
 
-    cycle = _find_cycle(infos)
-    if cycle:
+    for cycle in _find_cycles(infos):
         problem(("capabilities", index_of[cycle[0]], "requires"), "dependency cycle: " + " -> ".join(cycle))
 
-    for j, name in enumerate(spec.policy.allowed_capabilities or []):
-        if name not in infos:
-            problem(("policy", "allowed_capabilities", j), f"unknown capability {name!r}")
-    return infos, problems
+    for j, name in enumerate(allowed or []):
+        if name not in names:
+            known = ", ".join(sorted(names)) or "none"
+            problem(("policy", "allowed_capabilities", j), f"unknown capability {name!r} (known: {known})")
+    return infos
 
 
 def _import_class(path: str) -> type[Capability] | str:
     module_name, _, attr = path.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        return f"cannot import module {module_name!r}: {exc}"
-    cls = getattr(module, attr, None)
-    if cls is None:
-        return f"module {module_name!r} has no attribute {attr!r}"
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            return f"cannot import {path}: no module named {exc.name!r}"
+        return f"cannot import {path}: importing module {module_name!r} failed: {exc}"
+    except Exception as exc:
+        return f"cannot import {path}: importing module {module_name!r} failed: {type(exc).__name__}: {exc}"
+    if not hasattr(module, attr):
+        return f"cannot import {path}: module {module_name!r} has no attribute {attr!r}"
+    cls = getattr(module, attr)
     if not (isinstance(cls, type) and issubclass(cls, Capability)):
         return f"{path} is not a subclass of capabilities.base.Capability"
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
+        return f"{path} is abstract: it does not implement {missing}"
     return cls
 
 
-def _info(entry: CapabilitySpec, instance: Capability, spec: RegistryFile) -> CapabilityInfo:
+def _info(entry: CapabilitySpec, instance: Capability, limits: Limits) -> CapabilityInfo:
     cls = type(instance)
-    base_retry = spec.limits.retry_policy()
+    base_retry = limits.retry_policy()
     retry = base_retry._replace(**entry.retry.model_dump(exclude_none=True)) if entry.retry else base_retry
     return CapabilityInfo(
         name=entry.name,
@@ -214,30 +318,35 @@ def _info(entry: CapabilitySpec, instance: Capability, spec: RegistryFile) -> Ca
     )
 
 
-def _find_cycle(infos: Mapping[str, CapabilityInfo]) -> list[str] | None:
-    """A dependency cycle through requires -> provides edges, as a list of names, or None."""
+def _find_cycles(infos: Mapping[str, CapabilityInfo]) -> list[list[str]]:
+    """One dependency cycle (requires -> provides edges, as names) per group of mutually dependent
+    capabilities, e.g. `[["a", "b", "a"]]`; empty when there is none."""
     edges = {
         name: sorted(
             {p for key in info.requires for p, o in infos.items() if key in o.provides and p != name}
         )
         for name, info in infos.items()
     }
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in edges[node]:
-            if state.get(nxt) == 1:
-                return [*stack[stack.index(nxt) :], nxt]
-            if nxt not in state and (found := visit(nxt)):
-                return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for name in sorted(edges):
-        if name not in state and (found := visit(name)):
-            return found
-    return None
+    cycles: list[list[str]] = []
+    done: set[str] = set()
+    for start in sorted(edges):
+        if start in done:
+            continue
+        # Depth-first search for a path from `start` back to itself.
+        stack: list[tuple[str, list[str]]] = [(start, [start])]
+        seen = {start}
+        found: list[str] | None = None
+        while stack and found is None:
+            node, path = stack.pop()
+            for nxt in reversed(edges[node]):
+                if nxt == start:
+                    found = [*path, start]
+                    break
+                if nxt not in seen and nxt not in done:
+                    seen.add(nxt)
+                    stack.append((nxt, [*path, nxt]))
+        if found:
+            cycles.append(found)
+            done.update(found)
+        done.add(start)
+    return cycles

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from capabilities.guides import ClassifierGuide, OrchestratorGuide
 from graph.limits import Limits
@@ -27,6 +27,13 @@ PlannerMode = Literal["auto", "deterministic", "llm"]
 `auto`: `llm` when a model is configured, else `deterministic`."""
 
 
+# Numbers and switches are strict: YAML `timeout: true` or `threshold: "0.5"` is a wrong type, not
+# silently 1.0 or 0.5. A whole number is still a valid float.
+Number = Annotated[float, Strict()]
+Whole = Annotated[int, Strict()]
+Flag = Annotated[bool, Strict()]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -42,10 +49,10 @@ class ModelConfig(_Strict):
     """OpenAI-compatible endpoint; `OPENAI_BASE_URL` / `ROUTEGRAPH_BASE_URL` apply when unset."""
     api_key_env: str = "OPENAI_API_KEY"
     """Environment variable that holds the key (never the key itself)."""
-    temperature: float = Field(default=0.0, ge=0, le=2)
-    max_tokens: int = Field(default=1024, ge=1)
+    temperature: Number = Field(default=0.0, ge=0, le=2)
+    max_tokens: Whole = Field(default=1024, ge=1)
     """Sent as `max_tokens`; some servers ignore `max_completion_tokens`."""
-    timeout: float = Field(default=60.0, gt=0)
+    timeout: Number = Field(default=60.0, gt=0)
     """Seconds per request."""
     structured_output: StructuredOutputMethod = "auto"
 
@@ -57,9 +64,9 @@ class ModelOverride(_Strict):
     model: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, ge=1)
-    timeout: float | None = Field(default=None, gt=0)
+    temperature: Number | None = Field(default=None, ge=0, le=2)
+    max_tokens: Whole | None = Field(default=None, ge=1)
+    timeout: Number | None = Field(default=None, gt=0)
     structured_output: StructuredOutputMethod | None = None
 
 
@@ -83,11 +90,11 @@ class ModelsConfig(_Strict):
 
 class ClassifierConfig(_Strict):
     mode: ClassifierMode = "auto"
-    threshold: float = Field(default=0.5, ge=0, le=1)
+    threshold: Number = Field(default=0.5, ge=0, le=1)
     """Calibrated confidence a capability needs to be selected; below it for all: clarify."""
-    max_capabilities: int = Field(default=4, ge=1)
+    max_capabilities: Whole = Field(default=4, ge=1)
     """At most this many specialists per request."""
-    cascade_band: float = Field(default=0.15, ge=0, le=1)
+    cascade_band: Number = Field(default=0.15, ge=0, le=1)
     """In cascade mode, confidences within this distance of the threshold go to the LLM."""
 
 
@@ -106,16 +113,16 @@ class ApprovalPolicy(_Strict):
     mode: Literal["never", "always", "above"] = "never"
     field: str = "amount"
     """Input field compared with `threshold` in mode `above`."""
-    threshold: float = 0.0
-    timeout_seconds: float | None = Field(default=None, gt=0)
+    threshold: Number = 0.0
+    timeout_seconds: Number | None = Field(default=None, gt=0)
     """After this long without an answer the step is treated per `on_timeout`."""
     on_timeout: Literal["deny", "approve"] = "deny"
 
 
 class RetryOverride(_Strict):
-    max_attempts: int | None = Field(default=None, ge=1)
-    initial_delay: float | None = Field(default=None, ge=0)
-    max_delay: float | None = Field(default=None, ge=0)
+    max_attempts: Whole | None = Field(default=None, ge=1)
+    initial_delay: Number | None = Field(default=None, ge=0)
+    max_delay: Number | None = Field(default=None, ge=0)
 
 
 class CapabilitySpec(_Strict):
@@ -127,12 +134,12 @@ class CapabilitySpec(_Strict):
     description: str | None = None
     provides: list[str] | None = None
     requires: list[str] | None = None
-    always_active: bool | None = None
-    enabled: bool = True
+    always_active: Flag | None = None
+    enabled: Flag = True
     classifier_guide: ClassifierGuide | None = None
     orchestrator_guide: OrchestratorGuide | None = None
     approval: ApprovalPolicy = ApprovalPolicy()
-    timeout: float = Field(default=30.0, gt=0)
+    timeout: Number = Field(default=30.0, gt=0)
     """Seconds one attempt of a step may take."""
     retry: RetryOverride | None = None
     options: dict[str, Any] = Field(default_factory=dict)

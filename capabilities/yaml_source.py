@@ -25,63 +25,105 @@ class Problem:
 
 
 def format_path(path: Path_) -> str:
+    """`("capabilities", 2, "classifier_guide")` -> `capabilities[2].classifier_guide`."""
     out = ""
     for part in path:
+        if part == "[key]":  # pydantic's marker for an invalid mapping key: the key is the part before
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
 
 class LineMap:
-    """Line of every key and list item, by path; lookups fall back to the nearest parent."""
+    """Line of every key and list item, by path; lookups fall back to the nearest parent.
 
-    def __init__(self) -> None:
-        self._lines: dict[Path_, int] = {(): 1}
+    A map made with `known=False` (data that did not come from a YAML text) knows no lines.
+    """
+
+    def __init__(self, *, known: bool = True) -> None:
+        self._lines: dict[Path_, int] = {(): 1} if known else {}
 
     def record(self, path: Path_, line: int) -> None:
         self._lines.setdefault(path, line)
 
-    def line(self, path: Path_) -> int:
+    def line(self, path: Path_) -> int | None:
         while path not in self._lines:
+            if not path:
+                return None
             path = path[:-1]
         return self._lines[path]
 
 
 def load_yaml(text: str, file: str) -> tuple[Any, LineMap, list[Problem]]:
-    """Parse YAML safely; report syntax errors and duplicate keys as problems, not exceptions."""
+    """Parse YAML safely; report syntax errors and duplicate keys as problems, not exceptions.
+
+    The data is None when the text could not be parsed (or is empty); duplicate keys are
+    reported but the data (the last value wins, as in PyYAML) is still returned.
+    """
     lines = LineMap()
-    loader = yaml.SafeLoader(text)
+    last_line = max(1, len(text.splitlines()))
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:  # a control character: the reader refuses the whole text
+        message = f"invalid YAML: control character #x{exc.character:04x} is not allowed"
+        return None, lines, [Problem(file, text.count("\n", 0, exc.position) + 1, "", message)]
     try:
         node = loader.get_single_node()
         if node is None:
-            return None, lines, [Problem(file, 1, "", "the file is empty")]
+            return None, lines, [Problem(file, 1, "", "the file is empty (expected a mapping of settings)")]
         problems: list[Problem] = []
-        _walk(node, (), lines, problems, file)
+        _walk(node, (), lines, problems, file, set())
         return loader.construct_document(node), lines, problems
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        return None, lines, [Problem(file, line, "", f"invalid YAML: {exc.problem or exc}")]
+        # A problem found at the end of the stream is reported on the last line of the text.
+        where = min(mark.line + 1, last_line) if mark else None
+        return None, lines, [Problem(file, where, "", f"invalid YAML: {_describe(exc, where)}")]
     except yaml.YAMLError as exc:
         return None, lines, [Problem(file, None, "", f"invalid YAML: {exc}")]
     finally:
         loader.dispose()
 
 
-def _walk(node: yaml.Node, path: Path_, lines: LineMap, problems: list[Problem], file: str) -> None:
+def _describe(exc: yaml.MarkedYAMLError, line: int | None) -> str:
+    """PyYAML's context and problem as one sentence: `while parsing X (started on line N), expected Y`."""
+    context = exc.context or ""
+    if context and exc.context_mark and exc.context_mark.line + 1 != line:
+        context += f" (started on line {exc.context_mark.line + 1})"
+    parts = [p for p in (context, exc.problem) if p]
+    message = ", ".join(parts) if parts else str(exc)
+    if "<block end>" in message:  # PyYAML's words for a line indented differently from its siblings
+        message += " (check the indentation of this line)"
+    return message
+
+
+def _walk(
+    node: yaml.Node, path: Path_, lines: LineMap, problems: list[Problem], file: str, seen_nodes: set[int]
+) -> None:
+    # A node reached again through an alias (`*name`) is walked once: its lines are those of the
+    # anchor, and a recursive or exponentially aliased document cannot blow up.
+    if id(node) in seen_nodes:
+        return
+    if isinstance(node, yaml.CollectionNode):
+        seen_nodes.add(id(node))
     if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
+        seen: dict[str, int] = {}
         for key_node, value_node in node.value:
             key = str(key_node.value)
             child = (*path, key)
+            line = key_node.start_mark.line + 1
             if key in seen:
                 problems.append(
-                    Problem(file, key_node.start_mark.line + 1, format_path(child), "duplicate key")
+                    Problem(
+                        file, line, format_path(child), f"duplicate key (first given on line {seen[key]})"
+                    )
                 )
-            seen.add(key)
-            lines.record(child, key_node.start_mark.line + 1)
-            _walk(value_node, child, lines, problems, file)
+            else:
+                seen[key] = line
+            lines.record(child, line)
+            _walk(value_node, child, lines, problems, file, seen_nodes)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             child = (*path, index)
             lines.record(child, item.start_mark.line + 1)
-            _walk(item, child, lines, problems, file)
+            _walk(item, child, lines, problems, file, seen_nodes)

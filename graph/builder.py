@@ -103,13 +103,14 @@ def build_graph(
     builder.add_node("execute", make_runner(deps))
 
     builder.add_edge(START, "intake")
+    # A conditional edge may return a list of Send (fan-out), which the Runnable types do not say.
+    edge: RunnableLambda[Any, Any] = RunnableLambda(router, afunc=router.acall, name="route")
     for source in ROUTED_FROM:
-        builder.add_conditional_edges(
-            source, RunnableLambda(router, afunc=router.acall, name="route"), list(NODES)
-        )
+        builder.add_conditional_edges(source, edge, list(NODES))
     builder.add_edge("execute", "join")
     for terminal in ("respond", "clarify", "error"):
         builder.add_edge(terminal, END)
     compiled = builder.compile(checkpointer=resolve_checkpointer(checkpointer, settings), name="routegraph")
-    compiled.registry = registry  # type: ignore[attr-defined]
-    return compiled.with_config(recursion_limit=max(25, spec.limits.max_steps * 2 + 10))
+    configured = compiled.with_config(recursion_limit=max(25, spec.limits.max_steps * 2 + 10))
+    configured.registry = registry  # type: ignore[attr-defined]
+    return configured

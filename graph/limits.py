@@ -34,7 +34,7 @@ class RetryPolicy(NamedTuple):
 class Limits(BaseModel):
     """Budgets and bounds for one turn (one user message); all enforced."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     max_retries: int = Field(default=2, ge=0)
     """Retries of one node or plan step after a RETRIABLE failure (attempts = retries + 1)."""
