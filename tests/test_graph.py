@@ -312,3 +312,15 @@ def test_parallel_steps_overlap_in_time(make_graph: Any) -> None:
         elapsed = time.perf_counter() - started
         assert {r["capability"] for r in state["execution_results"].values()} == {"slow_a", "slow_b"}
         assert elapsed < 0.75, f"{mode}: steps ran one after the other ({elapsed:.2f} s)"
+
+
+def test_the_studio_graph_module_serves_a_compiled_graph_without_checkpointer() -> None:
+    import json
+
+    from graph import app
+
+    config = json.loads((Path(__file__).resolve().parent.parent / "langgraph.json").read_text())
+    assert config["graphs"]["routegraph"] == "./graph/app.py:graph"
+    assert app.graph.checkpointer is None
+    state = app.graph.invoke({"messages": [HumanMessage("what is 6*7")]})
+    assert "42" in answer(state)
