@@ -17,10 +17,10 @@ StructuredOutputMethod = Literal["auto", "json_schema", "function_calling", "jso
 """How a role asks for structured output. `prompt` puts the JSON schema in the prompt and parses the
 reply, which works with any chat model; `auto` is `function_calling` for OpenAI-compatible models."""
 
-ClassifierMode = Literal["auto", "lexical", "llm", "cascade"]
-"""`lexical`: offline few-shot scorer; `llm`: one structured call judging all candidates;
+ClassifierMode = Literal["auto", "embedding", "llm", "cascade"]
+"""`embedding`: the offline few-shot scorer (see `encoder`); `llm`: one structured call judging all candidates;
 `cascade`: the scorer decides when confident, the LLM judges only the uncertain candidates;
-`auto`: `cascade` when a model is configured, else `lexical`."""
+`auto`: `cascade` when a model is configured, else `embedding`."""
 
 PlannerMode = Literal["auto", "deterministic", "llm"]
 """`deterministic`: plan from requires/provides; `llm`: structured plan from a model;
@@ -96,6 +96,13 @@ class ClassifierConfig(_Strict):
     """At most this many specialists per request."""
     cascade_band: Number = Field(default=0.15, ge=0, le=1)
     """In cascade mode, confidences within this distance of the threshold go to the LLM."""
+    encoder: str = "minilm"
+    """Few-shot scorer encoder: `minilm` (local weights), `lexical` (no weights), `openai[:MODEL]`, or a
+    local sentence-transformers directory."""
+    finetune: Flag = True
+    """Fine-tune the MiniLM encoder on the guide examples when the registry is compiled (cached)."""
+    split_clauses: Flag = True
+    """Also score each clause of a request, so one message can select several capabilities."""
 
 
 class OrchestratorConfig(_Strict):

@@ -22,11 +22,12 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.errors import GraphBubbleUp
 
 from capabilities.registry import Registry
+from graph.encoders import MiniLMEncoder, make_encoder
 from graph.errors import error_record
+from graph.fewshot import FewShotScorer, FineTune, guides_from_registry
 from graph.limits import Limits
 from graph.models import LLMGateway, ModelProvider
 from graph.router import Router
-from graph.scoring import LexicalScorer
 from graph.settings import Settings
 from graph.state import AgentState
 
@@ -50,8 +51,17 @@ class Deps:
         return self.registry.spec.limits
 
     @cached_property
-    def scorer(self) -> LexicalScorer:
-        return LexicalScorer(self.registry.routable)
+    def scorer(self) -> FewShotScorer:
+        """The few-shot scorer for this registry; its encoder loads on the first classification."""
+        config = self.registry.spec.classifier
+        encoder = make_encoder(config.encoder, base_url=self.settings.base_url)
+        return FewShotScorer(
+            guides_from_registry(self.registry.routable),
+            encoder,
+            cache_dir=self.settings.data_dir / "cache",
+            finetune=FineTune() if config.finetune and isinstance(encoder, MiniLMEncoder) else None,
+            split_clauses=config.split_clauses,
+        )
 
 
 @dataclass

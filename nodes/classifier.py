@@ -1,7 +1,7 @@
 """Classifier: which capabilities does the task need?
 
 Always-active capabilities are added without a model call. The others are scored:
-- `lexical`: the offline few-shot scorer over the guide examples;
+- `embedding`: the offline few-shot scorer over the guide examples (graph/fewshot.py);
 - `llm`: ONE structured call that judges all candidates together;
 - `cascade`: the scorer decides where it is confident; one LLM call judges only the uncertain ones.
 A capability is selected when its confidence reaches the threshold; when none does, the plan is
@@ -10,11 +10,15 @@ A capability is selected when its confidence reaches the threshold; when none do
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
-from capabilities.registry import CapabilityInfo
+from capabilities.registry import CapabilityInfo, Registry
 from capabilities.schema import ClassifierMode
+from graph.fewshot import FewShotScorer
+from graph.models import LLMGateway
 from graph.state import AgentState, ScoredCapability
 from nodes.base import NodeCall, Update
 
@@ -43,11 +47,11 @@ SYSTEM = (
 def resolve_mode(call: NodeCall) -> ClassifierMode:
     mode = call.deps.registry.spec.classifier.mode
     if mode == "auto":
-        return "cascade" if call.llm.available("classifier") else "lexical"
+        return "cascade" if call.llm.available("classifier") else "embedding"
     return mode
 
 
-def describe_candidates(candidates: list[CapabilityInfo], examples_per_capability: int = 6) -> str:
+def describe_candidates(candidates: Sequence[CapabilityInfo], examples_per_capability: int = 6) -> str:
     lines = []
     for cap in candidates:
         guide = cap.classifier_guide
@@ -60,11 +64,11 @@ def describe_candidates(candidates: list[CapabilityInfo], examples_per_capabilit
 
 
 async def judge(
-    call: NodeCall, task: str, candidates: list[CapabilityInfo], context: str
+    llm: LLMGateway, task: str, candidates: Sequence[CapabilityInfo], context: str
 ) -> dict[str, float]:
     """One model call for all candidates; names the model made up are ignored (untrusted output)."""
     prompt = f"Task: {task}\n{context}\nCandidates:\n{describe_candidates(candidates)}"
-    result = await call.llm.structured(
+    result = await llm.structured(
         "classifier", [SystemMessage(content=SYSTEM), HumanMessage(content=prompt)], Classification
     )
     names = {c.name for c in candidates}
@@ -75,44 +79,46 @@ async def judge(
     return scores
 
 
-async def classifier(state: AgentState, call: NodeCall) -> Update:
-    registry = call.deps.registry
+async def classify(
+    task: str,
+    registry: Registry,
+    scorer: FewShotScorer,
+    llm: LLMGateway,
+    *,
+    mode: ClassifierMode,
+    excluded: Sequence[str] = (),
+    context: str = "",
+) -> list[ScoredCapability]:
+    """Score and select capabilities for a task: the classifier node's work, reusable by `routegraph eval`."""
     settings = registry.spec.classifier
-    task = state.get("task_current") or ""
-    update: Update = {"planning_plan": None}
-
-    excluded = list(state.get("planning_excluded") or [])
-    failures = [e for e in state.get("control_errors") or [] if e["severity"] == "reclassification"]
-    if failures:
-        call.keep["control_reclassifications"] = state.get("control_reclassifications", 0) + 1
-        excluded += [e["capability"] for e in failures if e["capability"] and e["capability"] not in excluded]
-        call.keep["planning_excluded"] = excluded
-    context = "".join(f"\nEarlier attempt failed: {e['message']}" for e in failures)
-
     candidates = [c for c in registry.routable if c.name not in excluded and registry.allowed(c.name)]
-    names = [c.name for c in candidates]
-    mode = resolve_mode(call)
     source: dict[str, str] = {}
     scores: dict[str, float] = {}
     if mode == "llm" and candidates:
-        scores = await judge(call, task, candidates, context)
-        source = {n: "llm" for n in scores}
+        scores = await judge(llm, task, candidates, context)
+        source = dict.fromkeys(scores, "llm")
     elif candidates:
-        scored = call.deps.scorer.score(task, names)
-        scores = {s.name: s.confidence for s in scored}
-        source = {n: "scorer" for n in scores}
+        scores = {s.name: s.confidence for s in scorer.score(task, [c.name for c in candidates])}
+        source = dict.fromkeys(scores, "scorer")
         if mode == "cascade":
             band = settings.cascade_band
-            uncertain = [c for c in candidates if abs(scores[c.name] - settings.threshold) < band]
+            uncertain = [
+                c
+                for c in candidates
+                if abs(scores[c.name] - scorer.threshold_for(c.name, settings.threshold)) < band
+            ]
             if uncertain:
-                judged = await judge(call, task, uncertain, context)
+                judged = await judge(llm, task, uncertain, context)
                 scores.update(judged)
-                source.update({n: "llm" for n in judged})
+                source.update(dict.fromkeys(judged, "llm"))
 
     ranked = sorted(scores.items(), key=lambda kv: -kv[1])
-    chosen = {n for n, s in ranked[: settings.max_capabilities] if s >= settings.threshold}
-
-    out: list[ScoredCapability] = [
+    chosen = {
+        n
+        for n, s in ranked[: settings.max_capabilities]
+        if s >= (settings.threshold if source[n] == "llm" else scorer.threshold_for(n, settings.threshold))
+    }
+    out = [
         ScoredCapability(name=c.name, score=1.0, selected=True, source="always")
         for c in registry
         if c.always_active
@@ -121,5 +127,23 @@ async def classifier(state: AgentState, call: NodeCall) -> Update:
         ScoredCapability(name=n, score=round(s, 4), selected=n in chosen, source=source[n])  # type: ignore[typeddict-item]
         for n, s in ranked
     ]
-    update["planning_capabilities"] = out
-    return update
+    return out
+
+
+async def classifier(state: AgentState, call: NodeCall) -> Update:
+    excluded = list(state.get("planning_excluded") or [])
+    failures = [e for e in state.get("control_errors") or [] if e["severity"] == "reclassification"]
+    if failures:
+        call.keep["control_reclassifications"] = state.get("control_reclassifications", 0) + 1
+        excluded += [e["capability"] for e in failures if e["capability"] and e["capability"] not in excluded]
+        call.keep["planning_excluded"] = excluded
+    selected = await classify(
+        state.get("task_current") or "",
+        call.deps.registry,
+        call.deps.scorer,
+        call.llm,
+        mode=resolve_mode(call),
+        excluded=excluded,
+        context="".join(f"\nEarlier attempt failed: {e['message']}" for e in failures),
+    )
+    return {"planning_plan": None, "planning_capabilities": selected}

@@ -21,6 +21,8 @@ from graph.settings import Settings
 BASE: dict[str, Any] = {
     "version": 1,
     "limits": {"retry_initial_delay": 0.0, "retry_max_delay": 0.0},
+    # The lexical encoder needs no weights: fast graph tests. The MiniLM path has its own tests.
+    "classifier": {"encoder": "lexical"},
     "capabilities": [
         {"name": "respond", "class": "capabilities.respond:Respond"},
         {"name": "clarify", "class": "capabilities.clarify:Clarify"},

@@ -241,7 +241,7 @@ def test_a_default_model_serves_every_role(make_graph: Any) -> None:
     model = GenericFakeChatModel(messages=replies)
     state = ask(
         make_graph(
-            registry_with(classifier={"mode": "lexical"}, orchestrator={"mode": "deterministic"}),
+            registry_with(classifier={"mode": "embedding"}, orchestrator={"mode": "deterministic"}),
             models={"default": model},
         ),
         "1+1?",

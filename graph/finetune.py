@@ -1,0 +1,99 @@
+"""Fine-tune the MiniLM encoder on the classifier guides, once per guide content (cached on disk).
+
+Each capability starts as the mean embedding of its examples; encoder and prototypes are then
+trained together so that an example is closer to its own capability's prototype than to any
+other (softmax cross-entropy over scaled cosines; sigmoid per capability when an example belongs
+to several). The adapted weights are saved under the cache directory, keyed by the base model,
+the guides and the settings, so a changed guide trains again and an unchanged one loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from graph.encoders import MiniLMEncoder
+
+if TYPE_CHECKING:
+    from graph.fewshot import FineTune, LabelGuide
+
+
+def _examples(guides: Sequence[LabelGuide]) -> tuple[list[str], list[set[int]]]:
+    owners: dict[str, set[int]] = {}
+    for i, guide in enumerate(guides):
+        for text in guide.positives:
+            owners.setdefault(text, set()).add(i)
+    texts = sorted(owners)
+    return texts, [owners[t] for t in texts]
+
+
+def finetune_key(encoder: MiniLMEncoder, guides: Sequence[LabelGuide], spec: FineTune) -> str:
+    texts, owners = _examples(guides)
+    payload = [encoder.identity, [g.name for g in guides], texts, [sorted(o) for o in owners], vars(spec)]
+    return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()[:24]
+
+
+def finetune_encoder(
+    encoder: MiniLMEncoder, guides: Sequence[LabelGuide], spec: FineTune, *, cache_dir: Path | None
+) -> bool:
+    """Adapt `encoder` in place; returns True when it trained, False when it loaded from the cache."""
+    import torch
+
+    texts, owners = _examples(guides)
+    if len(guides) < 2 or len(texts) < 4:
+        return False
+    key = finetune_key(encoder, guides, spec)
+    model = encoder.own_copy()
+    path = cache_dir / f"finetune-{key}.pt" if cache_dir else None
+    if path is not None and path.exists():
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        encoder.weights_tag = key
+        return False
+
+    torch.manual_seed(spec.seed)
+    rng = random.Random(spec.seed)
+    multi = any(len(o) > 1 for o in owners)
+    count = len(guides)
+    targets = torch.zeros(len(texts), count)
+    for row, owner in enumerate(owners):
+        targets[row, sorted(owner)] = 1.0
+    with torch.no_grad():
+        base = torch.tensor(encoder.encode(texts))
+        protos = torch.stack([base[targets[:, j] > 0].mean(0) for j in range(count)])
+    prototypes = torch.nn.Parameter(torch.nn.functional.normalize(protos, dim=1))
+    bias = torch.nn.Parameter(torch.zeros(count))
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": model.parameters(), "lr": spec.learning_rate},
+            {"params": [prototypes, bias], "lr": 1e-3},
+        ],
+        weight_decay=0.01,
+    )
+    model.train()
+    order = list(range(len(texts)))
+    for _ in range(spec.epochs):
+        rng.shuffle(order)
+        for start in range(0, len(order), spec.batch_size):
+            batch = order[start : start + spec.batch_size]
+            features = model.preprocess([texts[i] for i in batch])
+            embedded = torch.nn.functional.normalize(model(features)["sentence_embedding"], dim=1)
+            logits = spec.scale * embedded @ torch.nn.functional.normalize(prototypes, dim=1).T
+            if multi:
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits + bias, targets[batch])
+            else:
+                loss = torch.nn.functional.cross_entropy(logits, targets[batch].argmax(1))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    model.eval()
+    encoder.weights_tag = key
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(model.state_dict(), tmp)
+        tmp.replace(path)
+    return True
