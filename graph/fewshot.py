@@ -24,7 +24,8 @@ from graph.background import BACKGROUND
 from graph.encoders import Encoder, MiniLMEncoder, normalize
 
 _CLAUSE_SPLIT = re.compile(
-    r"[?!;.]+\s+|[?!;]+$|\s+(?:and also|also|and then|and|plus|as well as)\s+|,\s+(?=\w+\s+\w+)", re.I
+    r"[?!;.]+\s+|[?!;]+$|[()]|:\s+|\s+(?:and also|also|and then|and|plus|as well as)\s+|,\s+(?=\w+\s+\w+)",
+    re.I,
 )
 
 
@@ -32,6 +33,13 @@ def clauses(text: str) -> list[str]:
     """The whole text, then its clauses of at least two words."""
     parts = [p.strip() for p in _CLAUSE_SPLIT.split(text) if p and p.strip()]
     return [text, *(p for p in parts if len(p.split()) >= 2 and p != text)]
+
+
+THRESHOLD_GRID: tuple[float, ...] = tuple(
+    float(t)
+    for t in np.round(np.concatenate([np.arange(0.05, 0.9, 0.025), np.arange(0.9, 0.9951, 0.005)]), 3)
+)
+"""Candidate thresholds: finer near 1, where calibrated confidences of good matches crowd."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,9 @@ class FewShotScorer:
     finetune: FineTune | None = None
     use_descriptions: bool = True
     split_clauses: bool = True
+    head_weight: float = 0.5
+    """Share of the score from a linear head trained on the examples (one-vs-rest logistic,
+    started from the prototypes); the rest is the prototype similarity. 0 disables the head."""
     calibration: Calibration | None = None
     thresholds: dict[str, float] = field(default_factory=dict)
     """Per-capability confidence thresholds fitted on validation data; others use the global one."""
@@ -170,6 +181,9 @@ class FewShotScorer:
             counts[with_desc] += 1.0
         self._sums, self._counts = sums, counts
         self._protos = normalize(sums / np.maximum(counts, 1.0)[:, None])
+        self._head: tuple[np.ndarray, np.ndarray] | None = None
+        if self.head_weight > 0 and count > 1 and len(self._pos):
+            self._head = self._train_head(desc, with_desc)
         if self.calibration is None:
             self.calibration = self._leave_one_out_calibration()
         self._compiled = True
@@ -191,11 +205,56 @@ class FewShotScorer:
         tmp.replace(path)
         return vectors
 
+    def _train_head(self, desc: np.ndarray, with_desc: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """One-vs-rest logistic regression on the example embeddings, started from the prototypes.
+
+        Positives of a capability are negatives of every other one (unless the same text is in
+        both guides), explicit negative examples and the background requests are negatives of all.
+        """
+        background = self._embed(list(BACKGROUND))
+        rows = [self._pos, desc, self._neg, background]
+        x = np.vstack([r for r in rows if len(r) and r.shape[1] == self._pos.shape[1]])
+        count = len(self.guides)
+        y = np.zeros((len(x), count), dtype=np.float32)
+        texts = [t for g in self.guides for t in g.positives]
+        owners: dict[str, set[int]] = {}
+        for text, owner in zip(texts, self._pos_owner, strict=True):
+            owners.setdefault(text, set()).add(int(owner))
+        for row, text in enumerate(texts):
+            y[row, sorted(owners[text])] = 1.0
+        for row, owner in enumerate(with_desc):
+            y[len(texts) + row, owner] = 1.0
+        scale, l2, rate = 20.0, 1e-3, 1.0
+        b = np.full(count, -scale * 0.5, dtype=np.float32)
+        # The weights stay in the span of the examples (they start at the prototypes, which are
+        # means of examples, and every gradient is a combination of examples): w = x.T @ a.
+        # Training the coefficients `a` costs O(n^2) per step instead of O(n * dim), which is what
+        # makes wide lexical features cheap.
+        a = np.zeros((len(x), count), dtype=np.float32)
+        owners = [*self._pos_owner.tolist(), *with_desc]
+        for row, owner in enumerate(owners):
+            a[row, owner] = 1.0
+        norms = np.linalg.norm(x.T @ a, axis=0)
+        a /= np.where(norms == 0, 1.0, norms)
+        gram = x @ x.T
+        for _ in range(200):
+            z = np.clip(scale * (gram @ a) + b, -30, 30)
+            grad = (1.0 / (1.0 + np.exp(-z)) - y) / len(x)
+            a -= rate * (scale * grad + l2 * a)
+            b -= rate * grad.sum(0)
+        return (x.T @ a).astype(np.float32), b.astype(np.float32)
+
+    def _head_scores(self, vectors: np.ndarray) -> np.ndarray:
+        assert self._head is not None
+        w, b = self._head
+        return np.asarray(1.0 / (1.0 + np.exp(-np.clip(20.0 * (vectors @ w) + b, -30, 30))), dtype=np.float32)
+
     def _leave_one_out_calibration(self) -> Calibration:
         """Fit the calibration on the guides: each positive example scored with its own left out."""
         if len(self._pos) < 2 or len(self.guides) < 2:
             return Calibration()
         sims = self._pos @ self._protos.T  # against full prototypes
+        head = self._head_scores(self._pos) if self._head is not None else None
         own = self._pos_owner
         # The example's own prototype without the example: (sum - e) / (n - 1), renormalised.
         rest = self._sums[own] - self._pos
@@ -203,6 +262,8 @@ class FewShotScorer:
         valid = (self._counts[own] > 1) & (rest_norm > 0)
         own_sim = np.einsum("ij,ij->i", self._pos, rest) / np.where(rest_norm == 0, 1, rest_norm)
         sims[np.arange(len(own)), own] = own_sim
+        if head is not None:
+            sims = (1 - self.head_weight) * sims + self.head_weight * head
         sims, own = sims[valid], own[valid]
         if len(sims) == 0:
             return Calibration()
@@ -243,6 +304,8 @@ class FewShotScorer:
             np.maximum.at(pos_best.T, self._pos_owner, pos_sims.T)
             np.maximum.at(neg_best.T, self._neg_owner, neg_sims.T)
             sims = sims - np.maximum(0.0, neg_best - pos_best)
+        if self._head is not None:
+            sims = (1 - self.head_weight) * sims + self.head_weight * self._head_scores(vectors)
         out = np.full((len(texts), len(self.labels)), -1.0, dtype=np.float32)
         np.maximum.at(out, np.array(owner), sims)
         return out
@@ -287,14 +350,16 @@ class FewShotScorer:
         label_sets: Sequence[Sequence[str]],
         *,
         min_support: int = 5,
-        grid: Sequence[float] = tuple(np.round(np.arange(0.05, 0.96, 0.025), 3)),
+        grid: Sequence[float] = THRESHOLD_GRID,
     ) -> float:
         """Choose the global threshold (and per-capability ones where the data allow) on validation data.
 
-        The global threshold maximises the share of validation requests whose selected set is
-        exactly right (an empty set for out-of-scope requests). A capability with at least
-        `min_support` validation positives gets its own threshold when that improves its F1.
-        Returns the global threshold.
+        Single-label data (each request needs at most one capability): the threshold maximises the
+        mean of in-scope accuracy (best capability right and accepted) and out-of-scope recall
+        (nothing accepted), so the few out-of-scope requests of a validation set weigh as much as
+        the many in-scope ones. Multi-label data: it maximises micro-F1 of the selected sets, and a
+        capability with at least `min_support` validation positives gets its own threshold when
+        that improves its F1. Returns the global threshold.
         """
         conf = self.confidences(texts)
         truth = np.zeros_like(conf, dtype=bool)
@@ -302,33 +367,44 @@ class FewShotScorer:
             for name in names:
                 if name in self._index:
                     truth[row, self._index[name]] = True
-
-        def exact(threshold: float) -> float:
-            chosen = conf >= threshold
-            top = conf.argmax(1)
-            # Single-label data: keep only the best capability above the threshold.
-            if truth.sum(1).max(initial=0) <= 1:
-                chosen = np.zeros_like(chosen)
-                ok = conf[np.arange(len(conf)), top] >= threshold
-                chosen[np.arange(len(conf))[ok], top[ok]] = True
-            return float((chosen == truth).all(1).mean())
-
-        best = max(grid, key=lambda t: (exact(t), -abs(t - 0.5)))
         self.thresholds = {}
+        closest_to_half = {t: -abs(t - 0.5) for t in grid}
+        if truth.sum(1).max(initial=0) <= 1:
+            rows = np.arange(len(conf))
+            top = conf.argmax(1)
+            best_conf = conf[rows, top]
+            in_scope = truth.any(1)
+            right = truth[rows, top]
+
+            def balanced(t: float) -> float:
+                groups = []
+                if in_scope.any():
+                    groups.append(float((right & (best_conf >= t))[in_scope].mean()))
+                if (~in_scope).any():
+                    groups.append(float((best_conf < t)[~in_scope].mean()))
+                return sum(groups) / max(1, len(groups))
+
+            return float(max(grid, key=lambda t: (balanced(t), closest_to_half[t])))
+
+        def micro_f1(pred: np.ndarray, gold: np.ndarray) -> float:
+            tp = float((pred & gold).sum())
+            return 2 * tp / max(1.0, float(pred.sum() + gold.sum()))
+
+        best = float(max(grid, key=lambda t: (micro_f1(conf >= t, truth), closest_to_half[t])))
         for j, name in enumerate(self.labels):
-            support = int(truth[:, j].sum())
-            if support < min_support:
+            if int(truth[:, j].sum()) < min_support:
                 continue
+            column, gold = conf[:, j], truth[:, j]
 
-            def f1(t: float, j: int = j) -> float:
-                pred = conf[:, j] >= t
-                tp = float((pred & truth[:, j]).sum())
-                return 2 * tp / max(1.0, float(pred.sum() + truth[:, j].sum()))
+            def label_f1(
+                t: float, column: np.ndarray = column, gold: np.ndarray = gold
+            ) -> tuple[float, float]:
+                return micro_f1(column >= t, gold), -abs(t - best)
 
-            own = max(grid, key=lambda t: (f1(t), -abs(t - best)))
-            if f1(own) > f1(best) + 1e-9:
+            own = max(grid, key=label_f1)
+            if micro_f1(conf[:, j] >= own, truth[:, j]) > micro_f1(conf[:, j] >= best, truth[:, j]) + 1e-9:
                 self.thresholds[name] = float(own)
-        return float(best)
+        return best
 
 
 def guides_from_registry(capabilities: Sequence[object]) -> list[LabelGuide]:

@@ -108,9 +108,17 @@ def test_cascade_makes_no_call_when_confident(make_graph: Any) -> None:
 
 
 def test_cascade_asks_the_model_only_about_uncertain_candidates(make_graph: Any) -> None:
+    from graph.encoders import LexicalEncoder
+    from graph.fewshot import FewShotScorer, guides_from_registry
+
+    text = "tell me the joke of the day"
+    scorer = FewShotScorer(guides_from_registry(registry_with().routable), LexicalEncoder())
+    distance = {s.name: abs(s.confidence - 0.5) for s in scorer.score(text)}
+    assert distance["clock"] < distance["calculator"]  # clock is the closer call
+    band = (distance["clock"] + distance["calculator"]) / 2  # uncertain: clock only
     classifier = fake({"judgements": [{"name": "clock", "relevant": False, "confidence": 0.9}]})
-    reg = registry_with(classifier={"mode": "cascade", "cascade_band": 0.3})
-    state = ask(make_graph(reg, models={"classifier": classifier}), "tell me the joke of the day")
+    reg = registry_with(classifier={"mode": "cascade", "cascade_band": band})
+    state = ask(make_graph(reg, models={"classifier": classifier}), text)
     assert classifier.calls == 1
     prompt = classifier.prompts[0][-1].content
     assert "- clock:" in prompt and "- calculator:" not in prompt
