@@ -168,7 +168,12 @@ def _load_base(path: str | None, threads: int | None) -> Any:
     """Base weights, loaded once per process and path: encoders share them until they fine-tune."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     import torch
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
 
     if threads:
         torch.set_num_threads(threads)

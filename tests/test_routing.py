@@ -1,0 +1,183 @@
+"""The few-shot routing layer: encoders, caching, calibration, thresholds, and MiniLM for real."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from graph.encoders import Encoder, LexicalEncoder, MiniLMEncoder, make_encoder
+from graph.fewshot import Calibration, FewShotScorer, LabelGuide, clauses, guides_from_registry
+from tests.conftest import answer, ask, registry_with
+
+GUIDES = [
+    LabelGuide(
+        "weather",
+        ("will it rain tomorrow", "what's the forecast for Oslo", "is it sunny in Rome"),
+        ("what time is it",),
+    ),
+    LabelGuide("music", ("play some jazz", "put on my workout playlist", "skip this song")),
+    LabelGuide("timer", ("set a timer for ten minutes", "remind me in an hour", "start a countdown")),
+]
+
+
+class CountingEncoder:
+    """A lexical encoder that counts what it encodes (to observe the cache)."""
+
+    def __init__(self) -> None:
+        self.inner = LexicalEncoder()
+        self.encoded: list[str] = []
+
+    @property
+    def identity(self) -> str:
+        return "counting-" + self.inner.identity
+
+    def fit(self, corpus: Any) -> None:
+        self.inner.fit(corpus)
+
+    def encode(self, texts: Any) -> np.ndarray:
+        self.encoded += list(texts)
+        return self.inner.encode(texts)
+
+
+def test_encoders_share_one_interface() -> None:
+    for name in ("lexical", "minilm", "openai"):
+        assert isinstance(make_encoder(name), Encoder)
+    with pytest.raises(ValueError, match="unknown encoder"):
+        make_encoder("word2vec")
+
+
+def test_lexical_vectors_are_unit_length_and_similar_texts_are_close() -> None:
+    enc = LexicalEncoder()
+    enc.fit(["play some jazz", "set a timer", "will it rain"])
+    a, b, c = enc.encode(["play some jazz music", "play jazz", "set a timer for 5 minutes"])
+    assert np.allclose([np.linalg.norm(a), np.linalg.norm(c)], 1.0, atol=1e-5)
+    assert a @ b > a @ c
+
+
+def test_minilm_loads_lazily() -> None:
+    enc = MiniLMEncoder()
+    assert not enc.loaded  # constructing it reads no weights
+    assert "minilm" in enc.identity
+
+
+def test_guide_embeddings_are_cached_and_invalidated_when_a_guide_changes(tmp_path: Path) -> None:
+    first = CountingEncoder()
+    FewShotScorer(GUIDES, first, cache_dir=tmp_path).compile()
+    assert "play some jazz" in first.encoded
+    cached = sorted(p.name for p in tmp_path.iterdir())
+
+    again = CountingEncoder()
+    FewShotScorer(GUIDES, again, cache_dir=tmp_path).compile()
+    assert "play some jazz" not in again.encoded  # read from the cache
+    assert sorted(p.name for p in tmp_path.iterdir()) == cached
+
+    changed = [*GUIDES[:2], LabelGuide("timer", ("set a timer for ten minutes", "wake me at 7"))]
+    third = CountingEncoder()
+    FewShotScorer(changed, third, cache_dir=tmp_path).compile()
+    assert "wake me at 7" in third.encoded  # the changed guide is encoded again
+    assert len(list(tmp_path.iterdir())) > len(cached)
+
+
+def test_calibration_is_monotone_and_bounded() -> None:
+    scorer = FewShotScorer(GUIDES, LexicalEncoder()).compile()
+    assert scorer.calibration is not None
+    raw = np.linspace(-1, 1, 101)
+    conf = scorer.calibration(raw)
+    assert np.all(np.diff(conf) >= 0) and conf.min() >= 0 and conf.max() <= 1
+    fitted = Calibration.fit(np.array([0.1, 0.2, 0.6, 0.7]), np.array([0, 0, 1, 1]))
+    assert fitted.slope > 0 and 0.2 < fitted.midpoint < 0.6
+    assert Calibration.fit(np.array([0.1, 0.9]), np.array([1, 1])) == Calibration()  # one class: default
+
+
+def test_scorer_ranks_the_right_capability_and_splits_clauses() -> None:
+    scorer = FewShotScorer(GUIDES, LexicalEncoder())
+    top = scorer.score("will it rain in Oslo tomorrow")[0]
+    assert top.name == "weather" and top.confidence > 0.5
+    both = {
+        s.name for s in scorer.score("play some jazz and set a timer for ten minutes") if s.confidence > 0.5
+    }
+    assert both == {"music", "timer"}
+    assert clauses("play jazz and set a timer")[1:] == ["play jazz", "set a timer"]
+
+
+def test_negative_examples_pull_a_score_down() -> None:
+    with_negative = FewShotScorer(GUIDES, LexicalEncoder(), head_weight=0.0)
+    without = FewShotScorer(
+        [LabelGuide(g.name, g.positives) for g in GUIDES], LexicalEncoder(), head_weight=0.0
+    )
+    text = "what time is it"
+    assert with_negative.raw_scores([text])[0][0] < without.raw_scores([text])[0][0]
+
+
+def test_thresholds_are_fitted_on_validation_data() -> None:
+    scorer = FewShotScorer(GUIDES, LexicalEncoder())
+    texts = [
+        "is it going to rain",
+        "play a song",
+        "set a timer",
+        "tell me about dinosaurs",
+        "who is the president",
+    ]
+    labels: list[list[str]] = [["weather"], ["music"], ["timer"], [], []]
+    scorer.calibrate(texts, labels)
+    threshold = scorer.fit_thresholds(texts, labels)
+    conf = scorer.confidences(texts)
+    # The fitted threshold accepts the in-scope requests' best capability and rejects the others.
+    assert all(conf[i].max() >= threshold for i in range(3))
+    assert all(conf[i].max() < threshold for i in range(3, 5))
+
+
+def test_out_of_scope_request_ends_in_clarify(make_graph: Any) -> None:
+    state = ask(make_graph(), "recommend a good science fiction novel")
+    assert state["control_stop_reason"] == "clarify"
+    assert "Could you say a bit more" in answer(state)
+
+
+def test_registry_guides_feed_the_scorer() -> None:
+    guides = guides_from_registry(registry_with().routable)
+    names = [g.name for g in guides]
+    assert names == ["calculator", "clock"]
+    assert "what time is it in Tokyo" in guides[1].positives
+    assert "what is 12 times 7" in guides[1].negatives
+
+
+@pytest.fixture(scope="module")
+def minilm_graph(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The shipped registry (MiniLM, fine-tuned on its guides) — the real weights, loaded once."""
+    from graph.builder import build_graph
+    from graph.settings import Settings
+
+    data = tmp_path_factory.mktemp("minilm")
+    return build_graph(settings=Settings.offline(data), checkpointer="memory"), data
+
+
+def test_minilm_routes_the_shipped_registry_semantically(minilm_graph: Any) -> None:
+    graph, data = minilm_graph
+    state = ask(graph, "What is 12*7 and what time is it in Tokyo?", thread="m1")
+    assert {
+        c["name"] for c in state["planning_capabilities"] if c["selected"] and c["source"] == "scorer"
+    } == {
+        "calculator",
+        "clock",
+    }
+    # Paraphrases no guide example contains: semantic, not lexical, matches.
+    assert (
+        ask(graph, "is it already evening over in Sydney?", thread="m2")["control_stop_reason"] == "success"
+    )
+    assert (
+        ask(graph, "recommend a good science fiction novel", thread="m3")["control_stop_reason"] == "clarify"
+    )
+    assert list(Path(data, "cache").glob("finetune-*.pt")), "the fine-tuned weights are cached"
+
+
+def test_finetuned_weights_load_from_the_cache(minilm_graph: Any) -> None:
+    from graph.fewshot import FineTune
+    from graph.finetune import finetune_encoder
+
+    _, data = minilm_graph
+    guides = guides_from_registry(minilm_graph[0].registry.routable)
+    trained = finetune_encoder(MiniLMEncoder(), guides, FineTune(), cache_dir=Path(data, "cache"))
+    assert trained is False  # same guides, same settings: loaded, not trained again
