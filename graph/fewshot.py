@@ -231,9 +231,9 @@ class FewShotScorer:
         # Training the coefficients `a` costs O(n^2) per step instead of O(n * dim), which is what
         # makes wide lexical features cheap.
         a = np.zeros((len(x), count), dtype=np.float32)
-        owners = [*self._pos_owner.tolist(), *with_desc]
-        for row, owner in enumerate(owners):
-            a[row, owner] = 1.0
+        start_owner: list[int] = [*self._pos_owner.tolist(), *with_desc]
+        for row, owner_index in enumerate(start_owner):
+            a[row, owner_index] = 1.0
         norms = np.linalg.norm(x.T @ a, axis=0)
         a /= np.where(norms == 0, 1.0, norms)
         gram = x @ x.T
