@@ -51,6 +51,17 @@ def normalize(rows: np.ndarray) -> np.ndarray:
 _TOKEN = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
 
 
+_SUFFIXES = ("ations", "ation", "ings", "ing", "edly", "ied", "ies", "ed", "ly", "es", "s")
+
+
+def _stem(word: str) -> str:
+    """A crude suffix stripper: "bookings", "booked" and "book" share a feature."""
+    for suffix in _SUFFIXES:
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
 class LexicalEncoder:
     """TF-IDF over word uni/bigrams and character 3-5-grams, hashed into a fixed dense space.
 
@@ -64,11 +75,11 @@ class LexicalEncoder:
 
     @property
     def identity(self) -> str:
-        return f"lexical-v1-{self.dim}"
+        return f"lexical-v2-{self.dim}"
 
     def _features(self, text: str) -> dict[int, float]:
         words = _TOKEN.findall(text.lower())
-        shapes = ["#" if w.isdigit() else w for w in words]
+        shapes = ["#" if w.isdigit() else _stem(w) for w in words]
         feats: dict[int, float] = {}
 
         def add(token: str, weight: float) -> None:

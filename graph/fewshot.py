@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from graph.background import BACKGROUND
-from graph.encoders import Encoder, MiniLMEncoder, normalize
+from graph.encoders import Encoder, LexicalEncoder, MiniLMEncoder, normalize
 
 _CLAUSE_SPLIT = re.compile(
     r"[?!;.]+\s+|[?!;]+$|[()]|:\s+|\s+(?:and also|also|and then|and|plus|as well as)\s+|,\s+(?=\w+\s+\w+)",
@@ -34,6 +34,9 @@ def clauses(text: str) -> list[str]:
     parts = [p.strip() for p in _CLAUSE_SPLIT.split(text) if p and p.strip()]
     return [text, *(p for p in parts if len(p.split()) >= 2 and p != text)]
 
+
+HEAD_EPOCHS = 200
+HEAD_L2 = 1e-3
 
 THRESHOLD_GRID: tuple[float, ...] = tuple(
     float(t)
@@ -129,14 +132,18 @@ class FewShotScorer:
     finetune: FineTune | None = None
     use_descriptions: bool = True
     split_clauses: bool = True
-    head_weight: float = 0.5
+    head_weight: float | None = None
     """Share of the score from a linear head trained on the examples (one-vs-rest logistic,
-    started from the prototypes); the rest is the prototype similarity. 0 disables the head."""
+    started from the prototypes); the rest is the prototype similarity. 0 disables the head.
+    Default: 1.0 for the lexical encoder (sparse n-gram features are used far better by a
+    discriminative head than by centroids), 0.5 for dense sentence embeddings."""
     calibration: Calibration | None = None
     thresholds: dict[str, float] = field(default_factory=dict)
     """Per-capability confidence thresholds fitted on validation data; others use the global one."""
 
     def __post_init__(self) -> None:
+        default = 1.0 if isinstance(self.encoder, LexicalEncoder) else 0.5
+        self._head_weight: float = default if self.head_weight is None else self.head_weight
         self.labels = [g.name for g in self.guides]
         self._index = {name: i for i, name in enumerate(self.labels)}
         self._compiled = False
@@ -182,7 +189,7 @@ class FewShotScorer:
         self._sums, self._counts = sums, counts
         self._protos = normalize(sums / np.maximum(counts, 1.0)[:, None])
         self._head: tuple[np.ndarray, np.ndarray] | None = None
-        if self.head_weight > 0 and count > 1 and len(self._pos):
+        if self._head_weight > 0 and count > 1 and len(self._pos):
             self._head = self._train_head(desc, with_desc)
         if self.calibration is None:
             self.calibration = self._leave_one_out_calibration()
@@ -224,7 +231,7 @@ class FewShotScorer:
             y[row, sorted(owners[text])] = 1.0
         for row, owner in enumerate(with_desc):
             y[len(texts) + row, owner] = 1.0
-        scale, l2, rate = 20.0, 1e-3, 1.0
+        scale, l2, rate = 20.0, HEAD_L2, 1.0
         b = np.full(count, -scale * 0.5, dtype=np.float32)
         # The weights stay in the span of the examples (they start at the prototypes, which are
         # means of examples, and every gradient is a combination of examples): w = x.T @ a.
@@ -237,7 +244,7 @@ class FewShotScorer:
         norms = np.linalg.norm(x.T @ a, axis=0)
         a /= np.where(norms == 0, 1.0, norms)
         gram = x @ x.T
-        for _ in range(200):
+        for _ in range(HEAD_EPOCHS):
             z = np.clip(scale * (gram @ a) + b, -30, 30)
             grad = (1.0 / (1.0 + np.exp(-z)) - y) / len(x)
             a -= rate * (scale * grad + l2 * a)
@@ -263,7 +270,7 @@ class FewShotScorer:
         own_sim = np.einsum("ij,ij->i", self._pos, rest) / np.where(rest_norm == 0, 1, rest_norm)
         sims[np.arange(len(own)), own] = own_sim
         if head is not None:
-            sims = (1 - self.head_weight) * sims + self.head_weight * head
+            sims = (1 - self._head_weight) * sims + self._head_weight * head
         sims, own = sims[valid], own[valid]
         if len(sims) == 0:
             return Calibration()
@@ -305,7 +312,7 @@ class FewShotScorer:
             np.maximum.at(neg_best.T, self._neg_owner, neg_sims.T)
             sims = sims - np.maximum(0.0, neg_best - pos_best)
         if self._head is not None:
-            sims = (1 - self.head_weight) * sims + self.head_weight * self._head_scores(vectors)
+            sims = (1 - self._head_weight) * sims + self._head_weight * self._head_scores(vectors)
         out = np.full((len(texts), len(self.labels)), -1.0, dtype=np.float32)
         np.maximum.at(out, np.array(owner), sims)
         return out
