@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from capabilities.guides import ClassifierGuide, OrchestratorGuide
 from graph.errors import ErrorSeverity, ReclassificationError, RoutegraphError
 
+T = TypeVar("T")
 JSONValue = Any
 """A JSON-serialisable value (the state is checkpointed and shown in Studio)."""
 
@@ -95,7 +96,16 @@ class Capability(ABC):
 
     @abstractmethod
     async def execute(self, inputs: Any, ctx: RunContext) -> dict[str, JSONValue]:
-        """Do the work; return JSON-serialisable output, keyed by what the capability provides."""
+        """Do the work; return JSON-serialisable output, keyed by what the capability provides.
+
+        It runs on the graph's event loop: do blocking work (files, sqlite3, CPU-heavy code)
+        through `await self.blocking(fn, ...)`, as the LangGraph server rejects blocking calls.
+        """
+
+    @staticmethod
+    async def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run blocking code on a worker thread, keeping the event loop free."""
+        return await asyncio.to_thread(fn, *args, **kwargs)
 
     def summarize(self, output: Mapping[str, JSONValue]) -> str:
         """One or two sentences for the offline template answer."""

@@ -110,6 +110,10 @@ class Clock(Capability):
     )
 
     async def execute(self, inputs: ClockInputs, ctx: RunContext) -> dict[str, Any]:
+        # Finding the zone reads the time zone database from disk: a blocking call.
+        return await self.blocking(self.read_clock, inputs)
+
+    def read_clock(self, inputs: ClockInputs) -> dict[str, Any]:
         zone_name = (inputs.timezone and find_zone(inputs.timezone)) or find_zone(inputs.query) or "UTC"
         now = datetime.now(zoneinfo.ZoneInfo(zone_name))
         offset = now.strftime("%z")

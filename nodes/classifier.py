@@ -10,6 +10,7 @@ A capability is selected when its confidence reaches the threshold; when none do
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -98,7 +99,10 @@ async def classify(
         scores = await judge(llm, task, candidates, context)
         source = dict.fromkeys(scores, "llm")
     elif candidates:
-        scores = {s.name: s.confidence for s in scorer.score(task, [c.name for c in candidates])}
+        # Encoding (and, the first time, loading and fine-tuning the encoder) is CPU and file work:
+        # off the event loop, which stays free for other runs (LangGraph server).
+        scored = await asyncio.to_thread(scorer.score, task, [c.name for c in candidates])
+        scores = {s.name: s.confidence for s in scored}
         source = dict.fromkeys(scores, "scorer")
         if mode == "cascade":
             band = settings.cascade_band
@@ -137,10 +141,11 @@ async def classifier(state: AgentState, call: NodeCall) -> Update:
         call.keep["control_reclassifications"] = state.get("control_reclassifications", 0) + 1
         excluded += [e["capability"] for e in failures if e["capability"] and e["capability"] not in excluded]
         call.keep["planning_excluded"] = excluded
+    scorer = await asyncio.to_thread(lambda: call.deps.scorer)
     selected = await classify(
         state.get("task_current") or "",
         call.deps.registry,
-        call.deps.scorer,
+        scorer,
         call.llm,
         mode=resolve_mode(call),
         excluded=excluded,

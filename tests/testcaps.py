@@ -65,6 +65,9 @@ class Lookup(Capability):
     provides = ("customer_id",)
 
     async def execute(self, inputs: Any, ctx: RunContext) -> dict[str, Any]:
+        return await self.blocking(self.find, inputs)
+
+    def find(self, inputs: Any) -> dict[str, Any]:
         db = sqlite3.connect(self.options["db"])
         try:
             row = db.execute(
@@ -99,6 +102,9 @@ class Payout(Capability):
         return super().parse_inputs(task, merged, context)
 
     async def execute(self, inputs: Any, ctx: RunContext) -> dict[str, Any]:
+        return await self.blocking(self.pay, inputs, ctx)
+
+    def pay(self, inputs: Any, ctx: RunContext) -> dict[str, Any]:
         db = sqlite3.connect(self.options["db"])
         try:
             with db:

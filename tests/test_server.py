@@ -1,0 +1,156 @@
+"""`langgraph dev` serves the graph: threads, runs, an approval interrupt resumed, state and history.
+
+The server runs as a subprocess on a free local port, fully offline; the test talks to it through
+`langgraph_sdk`, as Studio does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.testcaps import make_db
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    exe = shutil.which("langgraph", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip("langgraph-cli[inmem] is not installed (./scripts/setup installs it)")
+    tmp = tmp_path_factory.mktemp("server")
+    db = make_db(tmp / "shop.sqlite")
+    registry = yaml.safe_load((ROOT / "registry.yaml").read_text())
+    registry["classifier"] = {**registry.get("classifier", {}), "encoder": "lexical"}
+    registry["capabilities"] += [
+        {
+            "name": "lookup",
+            "class": "tests.testcaps:Lookup",
+            "options": {"db": str(db)},
+            "classifier_guide": {
+                "examples": [{"query": "find the account of alice"}, {"query": "look up customer bob"}]
+            },
+        },
+        {
+            "name": "payout",
+            "class": "tests.testcaps:Payout",
+            "options": {"db": str(db)},
+            "approval": {"mode": "above", "field": "amount", "threshold": 100},
+            "classifier_guide": {
+                "examples": [{"query": "pay alice 20 dollars"}, {"query": "send a payout of 50 to bob"}]
+            },
+        },
+    ]
+    path = tmp / "registry.yaml"
+    path.write_text(yaml.safe_dump(registry))
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "ROUTEGRAPH"))},
+        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+        "LANGGRAPH_NO_VERSION_CHECK": "true",
+        "LANGSMITH_TRACING": "false",
+        "ROUTEGRAPH_REGISTRY": str(path),
+        "ROUTEGRAPH_DATA_DIR": str(tmp / "data"),
+        "PYTHONPATH": str(ROOT),
+    }
+    log = (tmp / "server.log").open("w")
+    proc = subprocess.Popen(
+        [
+            exe,
+            "dev",
+            "--no-browser",
+            "--no-reload",
+            "--port",
+            str(port),
+            "--config",
+            str(ROOT / "langgraph.json"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/ok", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    "langgraph dev did not start:\n" + (tmp / "server.log").read_text()[-3000:]
+                )
+            time.sleep(0.3)
+        yield {"url": url, "db": db}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_server_runs_a_request_and_keeps_the_thread(server: dict[str, Any]) -> None:
+    from langgraph_sdk import get_client
+
+    async def scenario() -> None:
+        client = get_client(url=server["url"])
+        thread = await client.threads.create()
+        message = {"role": "user", "content": "What is 12*7 and what time is it in Tokyo?"}
+        state = await client.runs.wait(thread["thread_id"], "routegraph", input={"messages": [message]})
+        assert isinstance(state, dict)
+        assert state["control_stop_reason"] == "success"
+        assert "84" in state["messages"][-1]["content"]
+        follow_up = {"role": "user", "content": "and in Paris?"}
+        state = await client.runs.wait(thread["thread_id"], "routegraph", input={"messages": [follow_up]})
+        assert isinstance(state, dict) and "Europe/Paris" in state["messages"][-1]["content"]
+        history = await client.threads.get_history(thread["thread_id"], limit=100)
+        assert len(history) > 10  # a checkpoint per step, kept by the server
+
+    asyncio.run(scenario())
+
+
+def test_server_pauses_for_approval_and_resumes(server: dict[str, Any]) -> None:
+    import sqlite3
+
+    from langgraph_sdk import get_client
+
+    async def scenario() -> None:
+        client = get_client(url=server["url"])
+        thread = await client.threads.create()
+        message = {"role": "user", "content": "pay alice 500 dollars"}
+        await client.runs.wait(thread["thread_id"], "routegraph", input={"messages": [message]})
+        current = await client.threads.get_state(thread["thread_id"])
+        interrupts = [i for task in current["tasks"] for i in task.get("interrupts", [])]
+        assert interrupts and interrupts[0]["value"]["type"] == "approval"
+        assert sqlite3.connect(server["db"]).execute("SELECT count(*) FROM payouts").fetchone() == (0,)
+        state = await client.runs.wait(thread["thread_id"], "routegraph", command={"resume": True})
+        assert isinstance(state, dict) and state["control_stop_reason"] == "success"
+        assert "paid 500" in state["messages"][-1]["content"]
+        assert sqlite3.connect(server["db"]).execute("SELECT count(*) FROM payouts").fetchone() == (1,)
+
+    asyncio.run(scenario())
