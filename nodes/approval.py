@@ -12,6 +12,7 @@ from typing import Any
 
 from langgraph.types import interrupt
 
+from graph.progress import emit
 from graph.state import AgentState, StepResult
 from nodes.base import NodeCall, Update
 
@@ -41,6 +42,7 @@ async def approval(state: AgentState, call: NodeCall) -> Update:
     pending = router.pending_approvals(state, router.ready_steps(state))
     if not pending:
         return {}
+    emit("approval_waiting", steps=[s["id"] for s, _ in pending])
     answer = interrupt(
         {
             "type": "approval",

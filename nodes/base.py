@@ -27,6 +27,7 @@ from graph.errors import error_record
 from graph.fewshot import FewShotScorer, FineTune, guides_from_registry
 from graph.limits import Limits
 from graph.models import LLMGateway, ModelProvider
+from graph.progress import emit
 from graph.router import Router
 from graph.settings import Settings
 from graph.state import AgentState
@@ -118,7 +119,10 @@ def make_node(name: str, impl: NodeImpl, deps: Deps) -> RunnableLambda:
         ]
         attempt = mine[0]["attempt"] + 1 if mine else 1
         if attempt > 1:
-            await deps.sleep(deps.limits.retry_policy().delay(attempt))
+            delay = deps.limits.retry_policy().delay(attempt)
+            emit("retry", target=name, attempt=attempt, delay=delay)
+            await deps.sleep(delay)
+        emit("node", node=name)
         llm = gateway(deps, state)
         started = time.perf_counter()
         call = NodeCall(deps, llm, attempt, config)

@@ -14,6 +14,7 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda
 
 from capabilities.base import RunContext
 from graph.errors import ErrorSeverity, PolicyDenied, describe
+from graph.progress import emit
 from graph.state import StepPayload, StepResult
 from nodes.base import Deps, dual
 
@@ -23,7 +24,10 @@ def make_runner(deps: Deps) -> RunnableLambda:
         step, attempt = payload["step"], payload["attempt"]
         info = deps.registry[step["capability"]]
         if attempt > 1:
-            await deps.sleep(info.retry.delay(attempt))
+            delay = info.retry.delay(attempt)
+            emit("retry", target=info.name, attempt=attempt, delay=delay)
+            await deps.sleep(delay)
+        emit("capability_started", capability=info.name, step_id=step["id"], attempt=attempt)
         started = time.perf_counter()
         output: dict[str, Any] = {}
         error: str | None = None
@@ -64,6 +68,14 @@ def make_runner(deps: Deps) -> RunnableLambda:
             stop_reason=stop,
             attempts=attempt,
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+        emit(
+            "capability_finished",
+            capability=info.name,
+            step_id=step["id"],
+            status=status,
+            duration_ms=result["duration_ms"],
+            error=error,
         )
         update: dict[str, Any] = {
             "execution_results": {step["id"]: result},

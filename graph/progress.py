@@ -1,0 +1,38 @@
+"""Progress events on LangGraph's custom stream: what a person watching a run wants to see.
+
+Every event is a small dict with an `event` key: `node` (a node started), `capability_started`,
+`capability_finished`, `retry`, `approval_waiting`. Stream them with
+`graph.stream(..., stream_mode="custom")` (or `["custom", "values"]`); `routegraph ask` prints them.
+Outside a streaming run the writer is a no-op.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.config import get_stream_writer
+
+
+def emit(event: str, **fields: Any) -> None:
+    try:
+        writer = get_stream_writer()
+    except RuntimeError:  # called outside a graph run
+        return
+    writer({"event": event, **fields})
+
+
+def describe(event: dict[str, Any]) -> str:
+    """One line for a person."""
+    kind = event.get("event")
+    if kind == "node":
+        return f"· {event['node']}"
+    if kind == "capability_started":
+        return f"→ {event['capability']} started"
+    if kind == "capability_finished":
+        extra = f": {event['error']}" if event.get("error") else ""
+        return f"← {event['capability']} {event['status']} in {event['duration_ms']:.0f} ms{extra}"
+    if kind == "retry":
+        return f"↻ retrying {event['target']} (attempt {event['attempt']}) after {event['delay']:.2f} s"
+    if kind == "approval_waiting":
+        return f"⏸ waiting for approval: {', '.join(event['steps'])}"
+    return str(event)
