@@ -325,3 +325,22 @@ def test_the_studio_graph_module_serves_a_compiled_graph_without_checkpointer() 
     assert app.graph.checkpointer is None
     state = app.graph.invoke({"messages": [HumanMessage("what is 6*7")]})
     assert "42" in answer(state)
+
+
+def test_progress_events_stream_on_the_custom_mode(make_graph: Any) -> None:
+    reg = registry_with(flaky(1), limits={"max_retries": 2})
+    graph = make_graph(reg, sleep=SleepRecorder())
+    events = [
+        chunk
+        for mode, chunk in graph.stream(
+            {"messages": [HumanMessage("please echo my words")]},
+            {"configurable": {"thread_id": "p"}},
+            stream_mode=["custom", "values"],
+        )
+        if mode == "custom"
+    ]
+    kinds = [e["event"] for e in events]
+    assert kinds[:3] == ["node", "node", "node"]  # task_extraction, classifier, orchestrator
+    assert kinds.count("capability_started") == 2 and "retry" in kinds
+    finished = [e for e in events if e["event"] == "capability_finished"]
+    assert [e["status"] for e in finished] == ["failed", "ok"]
