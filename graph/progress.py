@@ -36,3 +36,27 @@ def describe(event: dict[str, Any]) -> str:
     if kind == "approval_waiting":
         return f"⏸ waiting for approval: {', '.join(event['steps'])}"
     return str(event)
+
+
+class ProgressPrinter:
+    """Prints progress events: one updating line on a terminal, plain lines otherwise."""
+
+    def __init__(self, stream: Any, *, live: bool) -> None:
+        self.stream = stream
+        self.live = live
+        self._width = 0
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        line = describe(event)
+        if self.live:
+            pad = max(0, self._width - len(line))
+            self.stream.write("\r" + line + " " * pad)
+            self._width = len(line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.live and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.flush()

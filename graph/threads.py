@@ -1,0 +1,56 @@
+"""Persisted threads, read from the checkpointer: what `routegraph threads list|show` prints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+
+def list_threads(saver: BaseCheckpointSaver[Any], *, limit: int = 50) -> list[dict[str, Any]]:
+    """The most recently updated threads first: id, last update, turns, last task and stop reason."""
+    latest: dict[str, Any] = {}
+    for item in saver.list(None):
+        thread_id = item.config["configurable"]["thread_id"]
+        if item.config["configurable"].get("checkpoint_ns"):
+            continue
+        ts = item.checkpoint["ts"]
+        if thread_id not in latest or ts > latest[thread_id].checkpoint["ts"]:
+            latest[thread_id] = item
+    rows = []
+    for thread_id, item in latest.items():
+        values = item.checkpoint.get("channel_values", {})
+        rows.append(
+            {
+                "thread_id": thread_id,
+                "updated": item.checkpoint["ts"],
+                "turns": values.get("task_turn", 0),
+                "task": values.get("task_current"),
+                "stop_reason": values.get("control_stop_reason"),
+            }
+        )
+    rows.sort(key=lambda r: r["updated"], reverse=True)
+    return rows[:limit]
+
+
+def show_thread(graph: Any, thread_id: str) -> dict[str, Any] | None:
+    """The thread's messages, last plan and steps, pending approvals, and checkpoint count."""
+    config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+    snapshot = graph.get_state(config)
+    if not snapshot.values:
+        return None
+    values = snapshot.values
+    pending = [i.value for task in snapshot.tasks for i in task.interrupts]
+    return {
+        "thread_id": thread_id,
+        "messages": [{"role": m.type, "content": m.content} for m in values.get("messages", [])],
+        "task": values.get("task_current"),
+        "stop_reason": values.get("control_stop_reason"),
+        "plan": values.get("planning_plan"),
+        "steps": list((values.get("execution_results") or {}).values()),
+        "context": values.get("execution_context") or {},
+        "pending_approvals": pending,
+        "next": list(snapshot.next),
+        "checkpoints": sum(1 for _ in graph.get_state_history(config)),
+    }
