@@ -103,6 +103,10 @@ class ClassifierConfig(_Strict):
     """Fine-tune the MiniLM encoder on the guide examples when the registry is compiled (cached)."""
     split_clauses: Flag = True
     """Also score each clause of a request, so one message can select several capabilities."""
+    selection: Literal["per_clause", "free"] = "per_clause"
+    """`per_clause`: a capability is selected only when it is the best match of the request or of
+    one of its clauses (one intent per clause); `free`: every capability above its threshold (for
+    label sets where one sentence carries several labels at once)."""
 
 
 class OrchestratorConfig(_Strict):

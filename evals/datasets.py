@@ -243,6 +243,8 @@ class Prepared:
             "finetune": finetune,
             "split_clauses": split_clauses,
             "max_capabilities": max_capabilities or max(4, self.max_labels),
+            # Rows with several labels in one sentence (NLU++): any capability above its threshold.
+            "selection": "free" if self.max_labels > 1 else "per_clause",
         }
         if threshold is not None:
             classifier["threshold"] = float(threshold)

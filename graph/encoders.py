@@ -75,7 +75,9 @@ class LexicalEncoder:
 
     @property
     def identity(self) -> str:
-        return f"lexical-v2-{self.dim}"
+        # The fitted IDF changes every vector: it is part of the identity (and of cache keys).
+        digest = hashlib.sha256(self._idf.tobytes()).hexdigest()[:12]
+        return f"lexical-v2-{self.dim}-{digest}"
 
     def _features(self, text: str) -> dict[int, float]:
         words = _TOKEN.findall(text.lower())

@@ -60,6 +60,8 @@ class Score:
     name: str
     confidence: float
     raw: float
+    wins: bool = True
+    """The best match of the whole request or of one of its clauses."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ class Calibration:
         w = extra * np.where(y > 0, 0.5 / pos_mass, 0.5 / neg_mass) * len(x)
         a, b = 10.0, -10.0 * float(np.median(x))
         for _ in range(iterations):
-            p = 1 / (1 + np.exp(-(a * x + b)))
+            p = 1 / (1 + np.exp(-np.clip(a * x + b, -60, 60)))
             g = np.array([np.sum(w * (p - y) * x), np.sum(w * (p - y))])
             s = w * p * (1 - p)
             h = np.array([[np.sum(s * x * x), np.sum(s * x)], [np.sum(s * x), np.sum(s)]]) + 1e-6 * np.eye(2)
@@ -258,7 +260,7 @@ class FewShotScorer:
 
     def _leave_one_out_calibration(self) -> Calibration:
         """Fit the calibration on the guides: each positive example scored with its own left out."""
-        if len(self._pos) < 2 or len(self.guides) < 2:
+        if len(self.guides) < 2 or not len(self._pos):
             return Calibration()
         sims = self._pos @ self._protos.T  # against full prototypes
         head = self._head_scores(self._pos) if self._head is not None else None
@@ -273,7 +275,10 @@ class FewShotScorer:
             sims = (1 - self._head_weight) * sims + self._head_weight * head
         sims, own = sims[valid], own[valid]
         if len(sims) == 0:
-            return Calibration()
+            # One example per capability (description-only guides): nothing to leave out. Put the
+            # midpoint where background requests stop: above 95% of their scores.
+            background = self.raw_scores(BACKGROUND, compiled=True)
+            return Calibration(midpoint=float(np.quantile(background.max(1), 0.95)))
         positive = np.zeros_like(sims)
         positive[np.arange(len(own)), own] = 1.0
         # Requests that fit no capability: negatives for every one, weighted like all the
@@ -291,10 +296,15 @@ class FewShotScorer:
 
     def raw_scores(self, texts: Sequence[str], *, compiled: bool = False) -> np.ndarray:
         """Raw similarity per (text, capability), the best over each text's clauses."""
+        return self._scores(texts, compiled=compiled)[0]
+
+    def _scores(self, texts: Sequence[str], *, compiled: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Raw scores, and which capabilities are the best match of the text or of a clause."""
         if not compiled:
             self.compile()
         if not texts:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
+            empty = np.zeros((0, len(self.labels)), dtype=np.float32)
+            return empty, empty.astype(bool)
         segments: list[str] = []
         owner: list[int] = []
         for i, text in enumerate(texts):
@@ -315,7 +325,9 @@ class FewShotScorer:
             sims = (1 - self._head_weight) * sims + self._head_weight * self._head_scores(vectors)
         out = np.full((len(texts), len(self.labels)), -1.0, dtype=np.float32)
         np.maximum.at(out, np.array(owner), sims)
-        return out
+        wins = np.zeros(out.shape, dtype=bool)
+        wins[np.array(owner), sims.argmax(1)] = True
+        return out, wins
 
     def confidences(self, texts: Sequence[str]) -> np.ndarray:
         raw = self.raw_scores(texts)
@@ -324,14 +336,15 @@ class FewShotScorer:
 
     def score(self, text: str, names: Sequence[str] | None = None) -> list[Score]:
         """Confidence per capability (all, or those named), best first."""
-        raw = self.raw_scores([text])[0]
+        raws, wins = self._scores([text])
+        raw, win = raws[0], wins[0]
         assert self.calibration is not None
         conf = self.calibration(raw)
         wanted = names if names is not None else self.labels
         scores = [
-            Score(n, float(conf[self._index[n]]), float(raw[self._index[n]]))
+            Score(n, float(conf[i]), float(raw[i]), bool(win[i]))
             for n in wanted
-            if n in self._index
+            if (i := self._index.get(n)) is not None
         ]
         return sorted(scores, key=lambda s: (-s.confidence, -s.raw))
 
@@ -348,7 +361,8 @@ class FewShotScorer:
             for name in names:
                 if name in self._index:
                     positive[row, self._index[name]] = 1.0
-        self.calibration = Calibration.fit(raw, positive)
+        if positive.any():  # without a single positive there is nothing to fit: keep the curve
+            self.calibration = Calibration.fit(raw, positive)
         return self
 
     def fit_thresholds(

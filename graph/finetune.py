@@ -44,8 +44,8 @@ def finetune_encoder(
     import torch
 
     texts, owners = _examples(guides)
-    if len(guides) < 2 or len(texts) < 4:
-        return False
+    if len(guides) < 2 or len(texts) < 2 * len(guides):
+        return False  # about one example per capability: nothing to learn that generalises
     key = finetune_key(encoder, guides, spec)
     model = encoder.own_copy()
     path = cache_dir / f"finetune-{key}.pt" if cache_dir else None

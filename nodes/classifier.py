@@ -95,6 +95,7 @@ async def classify(
     candidates = [c for c in registry.routable if c.name not in excluded and registry.allowed(c.name)]
     source: dict[str, str] = {}
     scores: dict[str, float] = {}
+    eligible: set[str] | None = None  # None: any capability above its threshold
     if mode == "llm" and candidates:
         scores = await judge(llm, task, candidates, context)
         source = dict.fromkeys(scores, "llm")
@@ -103,6 +104,8 @@ async def classify(
         # off the event loop, which stays free for other runs (LangGraph server).
         scored = await asyncio.to_thread(scorer.score, task, [c.name for c in candidates])
         scores = {s.name: s.confidence for s in scored}
+        if settings.selection == "per_clause":
+            eligible = {s.name for s in scored if s.wins}
         source = dict.fromkeys(scores, "scorer")
         if mode == "cascade":
             band = settings.cascade_band
@@ -121,6 +124,7 @@ async def classify(
         n
         for n, s in ranked[: settings.max_capabilities]
         if s >= (settings.threshold if source[n] == "llm" else scorer.threshold_for(n, settings.threshold))
+        and (eligible is None or source[n] == "llm" or n in eligible)
     }
     out = [
         ScoredCapability(name=c.name, score=1.0, selected=True, source="always")

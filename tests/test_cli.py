@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -72,7 +73,9 @@ def test_approval_flags(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> N
     from tests.testcaps import make_db
 
     db = str(make_db(tmp_path / "shop.sqlite"))
-    registry = yaml.safe_load((ROOT / "registry.yaml").read_text())
+    from tests.conftest import BASE
+
+    registry = copy.deepcopy(BASE)
     registry["capabilities"] += [
         {
             "name": "lookup",

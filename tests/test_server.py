@@ -7,6 +7,7 @@ The server runs as a subprocess on a free local port, fully offline; the test ta
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import shutil
 import socket
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import BASE
 from tests.testcaps import make_db
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,8 +41,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         pytest.skip("langgraph-cli[inmem] is not installed (./scripts/setup installs it)")
     tmp = tmp_path_factory.mktemp("server")
     db = make_db(tmp / "shop.sqlite")
-    registry = yaml.safe_load((ROOT / "registry.yaml").read_text())
-    registry["classifier"] = {**registry.get("classifier", {}), "encoder": "lexical"}
+    registry = copy.deepcopy(BASE)  # the test registry: lexical encoder, no support domain
     registry["capabilities"] += [
         {
             "name": "lookup",
