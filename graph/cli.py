@@ -1,10 +1,11 @@
-"""The `routegraph` command line: ask, validate, graph, eval."""
+"""The `routegraph` command line: ask, validate, graph, eval, serve, threads."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import signal
+import subprocess
 import sys
 import uuid
 from collections.abc import Sequence
@@ -13,9 +14,11 @@ from typing import Any
 
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
 
 from capabilities.registry import Registry, RegistryError
+from graph.progress import ProgressPrinter
 
 EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
 
@@ -125,6 +128,19 @@ def _ask_human(payload: Any) -> bool:
     return answer in {"y", "yes"}
 
 
+def _run(graph: Any, payload: Any, config: RunnableConfig, printer: ProgressPrinter | None) -> dict[str, Any]:
+    """Run to the end or the next interrupt, printing progress events; return the final state."""
+    state: dict[str, Any] = {}
+    for mode, chunk in graph.stream(payload, config, stream_mode=["custom", "values"]):
+        if mode == "values":
+            state = chunk
+        elif printer is not None:
+            printer(chunk)
+    if printer is not None:
+        printer.close()
+    return state
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     from graph.builder import build_graph
 
@@ -135,10 +151,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     thread_id = args.thread or uuid.uuid4().hex[:12]
     config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
-    state = graph.invoke({"messages": [HumanMessage(content=args.text)]}, config)
+    printer = None if args.quiet else ProgressPrinter(sys.stderr, live=sys.stderr.isatty())
+    state = _run(graph, {"messages": [HumanMessage(content=args.text)]}, config, printer)
     while interrupts := _pending_interrupts(graph, config):
         decision = bool(args.approve) if args.approve or args.deny else _ask_human(interrupts[0].value)
-        state = graph.invoke(Command(resume=decision), config)
+        state = _run(graph, Command(resume=decision), config, printer)
     result = report(state, thread_id)
     if args.json:
         print(json.dumps(result, ensure_ascii=False, default=str))
@@ -203,6 +220,77 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """`langgraph dev` on this project, offline by default (no analytics, no version check)."""
+    import os
+    import shutil
+
+    exe = shutil.which("langgraph", path=str(Path(sys.executable).parent)) or shutil.which("langgraph")
+    if exe is None:
+        print(
+            "routegraph serve: langgraph-cli[inmem] is not installed (./scripts/setup installs it)",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    env = dict(os.environ)
+    env.setdefault("LANGGRAPH_CLI_NO_ANALYTICS", "1")
+    env.setdefault("LANGGRAPH_NO_VERSION_CHECK", "true")
+    env.setdefault("LANGSMITH_TRACING", "false")
+    if args.registry:
+        env["ROUTEGRAPH_REGISTRY"] = str(args.registry.resolve())
+    root = Path(__file__).resolve().parent.parent
+    command = [exe, "dev", "--no-browser", "--host", args.host, "--port", str(args.port)]
+    command += ["--config", str(root / "langgraph.json")]
+    if not args.reload:
+        command.append("--no-reload")
+    print(
+        f"routegraph: serving on http://{args.host}:{args.port} (Studio connects to this URL)",
+        file=sys.stderr,
+    )
+    return subprocess.call(command, cwd=root, env=env)
+
+
+def cmd_threads(args: argparse.Namespace) -> int:
+    from graph.builder import build_graph
+    from graph.threads import list_threads, show_thread
+
+    graph = build_graph(registry=args.registry)
+    if args.action == "list":
+        saver = graph.checkpointer
+        assert isinstance(saver, BaseCheckpointSaver)
+        rows = list_threads(saver, limit=args.limit)
+        if args.json:
+            print(json.dumps(rows, ensure_ascii=False, default=str))
+        elif not rows:
+            print('no threads yet: `routegraph ask "..." --thread NAME` starts one')
+        else:
+            for row in rows:
+                task = (row["task"] or "")[:60]
+                print(
+                    f"{row['thread_id']:<20} {row['updated'][:19]}  turns {row['turns']:<3} {row['stop_reason'] or '-':<22} {task}"
+                )
+        return EXIT_OK
+    shown = show_thread(graph, args.thread_id)
+    if shown is None:
+        print(f"routegraph threads: no thread {args.thread_id!r}", file=sys.stderr)
+        return EXIT_FAIL
+    if args.json:
+        print(json.dumps(shown, ensure_ascii=False, default=str))
+        return EXIT_OK
+    print(
+        f"thread {shown['thread_id']} · {shown['checkpoints']} checkpoints · stop_reason {shown['stop_reason']}"
+    )
+    for message in shown["messages"]:
+        print(f"  {message['role']:>5}: {message['content']}")
+    for step in shown["steps"]:
+        print(
+            f"  step {step['step_id']}: {step['status']} ({step['attempts']} attempts, {step['duration_ms']} ms)"
+        )
+    for pending in shown["pending_approvals"]:
+        print(f"  waiting for approval: {pending}")
+    return EXIT_OK
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -221,6 +309,7 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--thread", help="conversation id; the same id continues the conversation")
     ask.add_argument("--registry", type=Path, help="registry.yaml to use (default: the project's)")
     ask.add_argument("--json", action="store_true", help="print one JSON object: answer, plan, steps, ...")
+    ask.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     decide = ask.add_mutually_exclusive_group()
     decide.add_argument("--approve", action="store_true", help="approve pending actions without asking")
     decide.add_argument("--deny", action="store_true", help="deny pending actions without asking")
@@ -256,6 +345,24 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     ev.set_defaults(func=cmd_eval)
+
+    serve = sub.add_parser("serve", help="serve the graph for LangGraph Studio and the SDK (langgraph dev)")
+    serve.add_argument("--port", type=int, default=8123, help="port (default: 8123)")
+    serve.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
+    serve.add_argument("--registry", type=Path, help="registry.yaml to serve (default: the project's)")
+    serve.add_argument("--reload", action="store_true", help="reload on code changes")
+    serve.set_defaults(func=cmd_serve)
+
+    threads = sub.add_parser("threads", help="inspect persisted conversation threads")
+    threads.add_argument("--registry", type=Path, help="registry.yaml (default: the project's)")
+    threads_sub = threads.add_subparsers(dest="action", required=True)
+    tl = threads_sub.add_parser("list", help="recent threads, newest first")
+    tl.add_argument("--limit", type=int, default=50, help="at most this many (default: 50)")
+    tl.add_argument("--json", action="store_true", help="print JSON")
+    ts = threads_sub.add_parser("show", help="one thread: messages, steps, pending approvals")
+    ts.add_argument("thread_id")
+    ts.add_argument("--json", action="store_true", help="print JSON")
+    threads.set_defaults(func=cmd_threads)
     return p
 
 

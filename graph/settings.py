@@ -31,6 +31,8 @@ class Settings(BaseModel):
     """SQLite checkpoint file (`ROUTEGRAPH_CHECKPOINT`); defaults to `data_dir/checkpoints.sqlite`."""
     base_url: str | None = None
     """OpenAI-compatible endpoint for roles without their own (`ROUTEGRAPH_BASE_URL`, `OPENAI_BASE_URL`)."""
+    cache_dir: Path | None = None
+    """Embedding and fine-tune caches (`ROUTEGRAPH_CACHE_DIR`); defaults to `data_dir/cache`."""
     llm: LLMSwitch = "auto"
     """Force chat models on or off (`ROUTEGRAPH_LLM`)."""
     env: dict[str, str] = {}
@@ -47,6 +49,7 @@ class Settings(BaseModel):
             if env.get("ROUTEGRAPH_CHECKPOINT")
             else None,
             "base_url": env.get("ROUTEGRAPH_BASE_URL") or env.get("OPENAI_BASE_URL") or None,
+            "cache_dir": Path(env["ROUTEGRAPH_CACHE_DIR"]) if env.get("ROUTEGRAPH_CACHE_DIR") else None,
             "llm": env.get("ROUTEGRAPH_LLM", "auto") or "auto",
             "env": env,
         }
@@ -56,7 +59,17 @@ class Settings(BaseModel):
     @classmethod
     def offline(cls, data_dir: Path, **overrides: object) -> Settings:
         """Settings that never use a chat model, whatever the environment says (tests, benchmarks)."""
-        return cls.model_validate({"data_dir": data_dir, "llm": "off", **overrides})
+        cache = os.environ.get("ROUTEGRAPH_CACHE_DIR")
+        values: dict[str, object] = {
+            "data_dir": data_dir,
+            "llm": "off",
+            "cache_dir": Path(cache) if cache else None,
+        }
+        return cls.model_validate({**values, **overrides})
+
+    @property
+    def cache(self) -> Path:
+        return self.cache_dir or self.data_dir / "cache"
 
     @property
     def checkpoint_file(self) -> Path:

@@ -59,7 +59,7 @@ class Deps:
         return FewShotScorer(
             guides_from_registry(self.registry.routable),
             encoder,
-            cache_dir=self.settings.data_dir / "cache",
+            cache_dir=self.settings.cache,
             finetune=FineTune() if config.finetune and isinstance(encoder, MiniLMEncoder) else None,
             split_clauses=config.split_clauses,
         )

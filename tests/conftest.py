@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,21 @@ class SleepRecorder:
 
     async def __call__(self, seconds: float) -> None:
         self.delays.append(seconds)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def shared_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One embedding / fine-tune cache for the whole run: the same guides are not trained twice."""
+    import os
+
+    path = tmp_path_factory.mktemp("model-cache")
+    before = os.environ.get("ROUTEGRAPH_CACHE_DIR")
+    os.environ["ROUTEGRAPH_CACHE_DIR"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("ROUTEGRAPH_CACHE_DIR", None)
+    else:
+        os.environ["ROUTEGRAPH_CACHE_DIR"] = before
 
 
 @pytest.fixture

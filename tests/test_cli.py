@@ -134,3 +134,25 @@ def test_readme_graph_is_generated_from_the_compiled_graph() -> None:
 
     readme = (ROOT / "README.md").read_text()
     assert readme_block(mermaid()) in readme, "run: routegraph graph --update-readme README.md"
+
+
+def test_progress_lines_go_to_stderr_and_json_stays_clean(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "what is 6*7", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["answer"] == "6*7 = 42."  # stdout: exactly one JSON object
+    assert "→ calculator started" in captured.err and "← calculator ok" in captured.err
+    assert main(["ask", "what is 6*7", "--quiet"]) == 0
+    assert "calculator started" not in capsys.readouterr().err
+
+
+def test_threads_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["ask", "what time is it in Tokyo?", "--thread", "kept", "--quiet"])
+    capsys.readouterr()
+    assert main(["threads", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["thread_id"] == "kept" and rows[0]["stop_reason"] == "success"
+    assert main(["threads", "show", "kept", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [m["role"] for m in shown["messages"]] == ["human", "ai"]
+    assert shown["steps"][0]["capability"] == "clock" and shown["checkpoints"] > 3
+    assert main(["threads", "show", "nope"]) == 1
