@@ -68,7 +68,8 @@ async def orchestrator(state: AgentState, call: NodeCall) -> Update:
             "orchestrator", [SystemMessage(content=SYSTEM), HumanMessage(content=prompt)], Plan
         )
     else:
-        plan = deterministic_plan(registry, selected, context)
+        ranking = [c["name"] for c in state.get("planning_capabilities") or []]  # best first
+        plan = deterministic_plan(registry, selected, context, ranking)
     steps, notes = validate_plan(registry, plan, context)
     results = state.get("execution_results") or {}
     update["planning_plan"] = steps

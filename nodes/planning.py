@@ -40,8 +40,18 @@ def step_id(capability: str, inputs: Mapping[str, Any]) -> str:
     return f"{capability}:{hashlib.sha1(normalized.encode()).hexdigest()[:8]}"
 
 
-def deterministic_plan(registry: Registry, selected: Sequence[str], context: Mapping[str, Any]) -> Plan:
-    """Selected capabilities plus the providers of what they require, in dependency order."""
+def deterministic_plan(
+    registry: Registry,
+    selected: Sequence[str],
+    context: Mapping[str, Any],
+    ranking: Sequence[str] = (),
+) -> Plan:
+    """Selected capabilities plus the providers of what they require, in dependency order.
+
+    When several capabilities provide a required key and none of them was selected, the one the
+    classifier ranked highest for this task (`ranking`, best first) is used; registry order breaks ties.
+    """
+    rank = {name: i for i, name in enumerate(ranking)}
     if not selected:
         return Plan(steps=[PlannedStep(capability="clarify")])
     order: list[str] = []
@@ -55,7 +65,9 @@ def deterministic_plan(registry: Registry, selected: Sequence[str], context: Map
             providers = [p for p in registry.providers(key) if registry.allowed(p)]
             if not providers:
                 raise ReplanningError(f"{name} needs {key!r} and no allowed capability provides it")
-            preferred = [p for p in providers if p in selected] or providers
+            preferred = [p for p in providers if p in selected] or sorted(
+                providers, key=lambda p: rank.get(p, len(rank))
+            )
             add(preferred[0])
         order.append(name)
 

@@ -170,7 +170,10 @@ def test_minilm_routes_the_shipped_registry_semantically(minilm_graph: Any) -> N
     assert (
         ask(graph, "recommend a good science fiction novel", thread="m3")["control_stop_reason"] == "clarify"
     )
-    assert list(Path(data, "cache").glob("finetune-*.pt")), "the fine-tuned weights are cached"
+    from graph.settings import Settings
+
+    cache = Settings.offline(data).cache
+    assert list(Path(cache).glob("finetune-*.pt")), "the fine-tuned weights are cached"
 
 
 def test_finetuned_weights_load_from_the_cache(minilm_graph: Any) -> None:
@@ -179,5 +182,7 @@ def test_finetuned_weights_load_from_the_cache(minilm_graph: Any) -> None:
 
     _, data = minilm_graph
     guides = guides_from_registry(minilm_graph[0].registry.routable)
-    trained = finetune_encoder(MiniLMEncoder(), guides, FineTune(), cache_dir=Path(data, "cache"))
+    from graph.settings import Settings
+
+    trained = finetune_encoder(MiniLMEncoder(), guides, FineTune(), cache_dir=Settings.offline(data).cache)
     assert trained is False  # same guides, same settings: loaded, not trained again
