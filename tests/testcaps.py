@@ -130,3 +130,38 @@ def make_db(path: Path) -> Path:
         db.executemany("INSERT INTO customers (id, name) VALUES (?, ?)", [(7, "alice"), (8, "bob")])
     db.close()
     return path
+
+
+class Recorder(Capability):
+    """Records each execution in a SQLite table (to count runs across processes)."""
+
+    name = "recorder"
+    description = "Open a case file."
+    provides = ("case_id",)
+
+    async def execute(self, inputs: Any, ctx: RunContext) -> dict[str, Any]:
+        return await self.blocking(self.record, ctx)
+
+    def record(self, ctx: RunContext) -> dict[str, Any]:
+        db = sqlite3.connect(self.options["db"])
+        try:
+            with db:
+                db.execute("CREATE TABLE IF NOT EXISTS runs (step TEXT)")
+                cur = db.execute("INSERT INTO runs (step) VALUES (?)", (ctx.step_id,))
+            return {"case_id": cur.lastrowid, "summary": f"case {cur.lastrowid} opened"}
+        finally:
+            db.close()
+
+
+class Waiter(Capability):
+    """Waits while a marker file exists, then finishes: lets a test kill a run mid-plan."""
+
+    name = "waiter"
+    description = "File the case with the court."
+    requires = ("case_id",)
+
+    async def execute(self, inputs: Any, ctx: RunContext) -> dict[str, Any]:
+        marker = Path(self.options["marker"])
+        while marker.exists():
+            await asyncio.sleep(0.05)
+        return {"summary": f"case {ctx.context.get('case_id')} filed"}
