@@ -175,6 +175,47 @@ class MiniLMEncoder:
         )
         return normalize(vectors)
 
+    def encode_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> np.ndarray:
+        """For each text its vector, then one per character span (its clauses): rows text 0, its
+        spans, text 1, its spans, ...
+
+        A text with spans is read as its pieces only: each span is encoded on its own, and the
+        text's vector is the mean over all their token vectors (the model's own pooling is a
+        mean over tokens). So splitting a request into clauses costs about one pass over the
+        request instead of two.
+        """
+        import torch
+
+        model = self.model
+        pieces: list[str] = []
+        counts: list[int] = []
+        for text, text_spans in zip(texts, spans, strict=True):
+            parts = [text[a:b] for a, b in text_spans] or [text]
+            pieces += parts
+            counts.append(len(parts))
+        sum_rows: list[np.ndarray] = []
+        size_rows: list[np.ndarray] = []
+        for start in range(0, len(pieces), self.batch_size):
+            batch = pieces[start : start + self.batch_size]
+            enc = model.tokenizer(
+                batch, padding=True, truncation=True, max_length=model.max_seq_length, return_tensors="pt"
+            )
+            with torch.inference_mode():
+                tokens = model[0]({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]})
+            mask = enc["attention_mask"].float()
+            hidden = tokens["token_embeddings"].float() * mask.unsqueeze(-1)
+            sum_rows.append(hidden.sum(1).double().numpy())
+            size_rows.append(mask.sum(1).double().numpy())
+        sums, sizes = np.concatenate(sum_rows), np.concatenate(size_rows)
+        out: list[np.ndarray] = []
+        row = 0
+        for text_spans, n in zip(spans, counts, strict=True):
+            out.append(sums[row : row + n].sum(0) / max(1.0, sizes[row : row + n].sum()))
+            if text_spans:
+                out += list(sums[row : row + n] / np.maximum(sizes[row : row + n], 1.0)[:, None])
+            row += n
+        return normalize(np.asarray(out, dtype=np.float32))
+
 
 @functools.lru_cache(maxsize=4)
 def _load_base(path: str | None, threads: int | None) -> Any:

@@ -29,10 +29,25 @@ _CLAUSE_SPLIT = re.compile(
 )
 
 
+def clause_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the text's clauses of at least two words (not the whole text itself)."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for sep in [*_CLAUSE_SPLIT.finditer(text), None]:
+        end = sep.start() if sep is not None else len(text)
+        piece = text[start:end]
+        lead = len(piece) - len(piece.lstrip())
+        left, right = start + lead, start + len(piece.rstrip())
+        if right > left and len(text[left:right].split()) >= 2 and text[left:right] != text:
+            spans.append((left, right))
+        if sep is not None:
+            start = sep.end()
+    return spans
+
+
 def clauses(text: str) -> list[str]:
     """The whole text, then its clauses of at least two words."""
-    parts = [p.strip() for p in _CLAUSE_SPLIT.split(text) if p and p.strip()]
-    return [text, *(p for p in parts if len(p.split()) >= 2 and p != text)]
+    return [text, *(text[a:b] for a, b in clause_spans(text))]
 
 
 HEAD_EPOCHS = 200
@@ -305,13 +320,7 @@ class FewShotScorer:
         if not texts:
             empty = np.zeros((0, len(self.labels)), dtype=np.float32)
             return empty, empty.astype(bool)
-        segments: list[str] = []
-        owner: list[int] = []
-        for i, text in enumerate(texts):
-            parts = clauses(text) if self.split_clauses else [text]
-            segments += parts
-            owner += [i] * len(parts)
-        vectors = self.encoder.encode(segments)
+        vectors, owner = self._encode_segments(texts)
         sims = vectors @ self._protos.T
         if len(self._neg):
             pos_best = np.full_like(sims, -1.0)
@@ -328,6 +337,22 @@ class FewShotScorer:
         wins = np.zeros(out.shape, dtype=bool)
         wins[np.array(owner), sims.argmax(1)] = True
         return out, wins
+
+    def _encode_segments(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
+        """One vector per text and per clause, with the index of the text each belongs to.
+
+        An encoder with `encode_spans` (MiniLM) reads each text once and pools the clauses from
+        its token vectors, so splitting costs no extra forward passes; others encode every clause.
+        """
+        spans = [clause_spans(t) if self.split_clauses else [] for t in texts]
+        owner = [i for i, s in enumerate(spans) for _ in range(1 + len(s))]
+        encode_spans = getattr(self.encoder, "encode_spans", None)
+        if encode_spans is not None and any(spans):
+            return encode_spans(texts, spans), owner
+        segments = [
+            piece for t, s in zip(texts, spans, strict=True) for piece in (t, *(t[a:b] for a, b in s))
+        ]
+        return self.encoder.encode(segments), owner
 
     def confidences(self, texts: Sequence[str]) -> np.ndarray:
         raw = self.raw_scores(texts)

@@ -186,3 +186,20 @@ def test_finetuned_weights_load_from_the_cache(minilm_graph: Any) -> None:
 
     trained = finetune_encoder(MiniLMEncoder(), guides, FineTune(), cache_dir=Settings.offline(data).cache)
     assert trained is False  # same guides, same settings: loaded, not trained again
+
+
+def test_minilm_clause_vectors_come_from_one_pass_over_the_pieces() -> None:
+    """`encode_spans` gives each clause its own encoding and the request the pooled mean: no second pass."""
+    from graph.fewshot import clause_spans
+
+    encoder = MiniLMEncoder()
+    texts = ["play some jazz and set a timer for ten minutes", "hello there"]
+    spans = [clause_spans(t) for t in texts]
+    assert [len(s) for s in spans] == [2, 0]
+    rows = encoder.encode_spans(texts, spans)
+    assert rows.shape == (4, 384)
+    separately = encoder.encode(["play some jazz", "set a timer for ten minutes", "hello there"])
+    assert np.allclose(rows[1:], separately, atol=1e-4)  # clauses, and a text without clauses, exact
+    whole = encoder.encode([texts[0]])[0]
+    assert float(rows[0] @ whole) > 0.85  # the pooled request stays close to its own encoding
+    assert np.allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-5)
