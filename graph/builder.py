@@ -17,7 +17,13 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from capabilities.registry import Registry
-from graph.checkpoint import SqliteCheckpointer
+from graph.checkpoint import (
+    URL_EXAMPLE,
+    URL_VARIABLE,
+    CheckpointerError,
+    SqliteCheckpointer,
+    connect_postgres,
+)
 from graph.models import ModelProvider
 from graph.router import NODES, Router
 from graph.settings import Settings
@@ -34,9 +40,11 @@ from nodes.respond import respond
 from nodes.runner import make_runner
 from nodes.task_extraction import task_extraction
 
-CheckpointerOption = BaseCheckpointSaver | Literal["sqlite", "memory", "none"]
-"""`sqlite`: a file in the data directory (the default); `memory`: in-process (tests);
-`none`: no checkpointer, for hosts that bring their own (the LangGraph server)."""
+CheckpointerOption = BaseCheckpointSaver | Literal["auto", "sqlite", "postgres", "memory", "none"]
+"""`auto` (the default): `postgres` when `ROUTEGRAPH_POSTGRES_URL` is set, else `sqlite`;
+`sqlite`: a file in the data directory; `postgres`: the database at `settings.postgres_url`, shared
+by every process and machine that uses it; `memory`: in-process (tests); `none`: no checkpointer,
+for hosts that bring their own (the LangGraph server)."""
 
 ROUTED_FROM = ("intake", "task_extraction", "classifier", "orchestrator", "join", "approval")
 
@@ -48,6 +56,16 @@ def resolve_checkpointer(option: CheckpointerOption, settings: Settings) -> Base
         return InMemorySaver()
     if option == "none":
         return None
+    if option == "auto":
+        option = "postgres" if settings.postgres_url else "sqlite"
+    if option == "postgres":
+        if not settings.postgres_url:
+            raise CheckpointerError(
+                f'checkpointer="postgres" needs a PostgreSQL URL: set {URL_VARIABLE} (e.g. {URL_EXAMPLE})'
+            )
+        return connect_postgres(settings.postgres_url)
+    if option != "sqlite":
+        raise ValueError(f"unknown checkpointer {option!r}: auto, sqlite, postgres, memory, none or a saver")
     path = Path(settings.checkpoint_file)
     path.parent.mkdir(parents=True, exist_ok=True)
     return SqliteCheckpointer(sqlite3.connect(path, check_same_thread=False))
@@ -57,7 +75,7 @@ def build_graph(
     *,
     registry: Registry | str | Path | None = None,
     settings: Settings | None = None,
-    checkpointer: CheckpointerOption = "sqlite",
+    checkpointer: CheckpointerOption = "auto",
     models: Mapping[str, BaseChatModel] | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -67,10 +85,14 @@ def build_graph(
     Args:
         registry: a `Registry`, or a path to a registry.yaml (default: the repository's).
         settings: data directory and model switches (default: from the environment).
-        checkpointer: a LangGraph checkpointer, or "sqlite" (default), "memory", "none".
+        checkpointer: a LangGraph checkpointer, or "auto" (default: "postgres" when
+            `settings.postgres_url` is set, else "sqlite"), "sqlite", "postgres", "memory", "none".
         models: chat models per role ("task_extraction", "classifier", "orchestrator", "respond",
             or "default" for all); given models are used even when the environment has no key.
         clock, sleep: injectable time, for tests of budgets and backoff.
+
+    Raises:
+        CheckpointerError: the Postgres checkpointer cannot be used (malformed URL, server down).
     """
     if not isinstance(registry, Registry):
         registry = Registry.from_file(registry)

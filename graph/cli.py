@@ -18,6 +18,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
 
 from capabilities.registry import Registry, RegistryError
+from graph.checkpoint import CheckpointerError
 from graph.progress import ProgressPrinter
 
 EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
@@ -370,7 +371,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(signal, "SIGPIPE"):  # `routegraph graph | head` ends quietly
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except CheckpointerError as exc:  # e.g. a malformed ROUTEGRAPH_POSTGRES_URL or a server that is down
+        print(f"routegraph {args.command}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except Exception as exc:
+        if not type(exc).__module__.startswith("psycopg"):
+            raise
+        # The checkpoint database went away in the middle of a run (psycopg / psycopg_pool errors).
+        reason = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(
+            f"routegraph {args.command}: lost the PostgreSQL checkpoint database (ROUTEGRAPH_POSTGRES_URL): "
+            f"{reason or type(exc).__name__}",
+            file=sys.stderr,
+        )
+        return EXIT_FAIL
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ class Settings(BaseModel):
     """Embedding and fine-tune caches (`ROUTEGRAPH_CACHE_DIR`); defaults to `data_dir/cache`."""
     llm: LLMSwitch = "auto"
     """Force chat models on or off (`ROUTEGRAPH_LLM`)."""
+    postgres_url: str | None = None
+    """PostgreSQL URL for checkpoints (`ROUTEGRAPH_POSTGRES_URL`); when set, the default checkpointer uses it."""
     env: dict[str, str] = {}
     """The environment the settings were read from (API keys are looked up here)."""
 
@@ -51,6 +53,7 @@ class Settings(BaseModel):
             "base_url": env.get("ROUTEGRAPH_BASE_URL") or env.get("OPENAI_BASE_URL") or None,
             "cache_dir": Path(env["ROUTEGRAPH_CACHE_DIR"]) if env.get("ROUTEGRAPH_CACHE_DIR") else None,
             "llm": env.get("ROUTEGRAPH_LLM", "auto") or "auto",
+            "postgres_url": env.get("ROUTEGRAPH_POSTGRES_URL") or None,
             "env": env,
         }
         values.update(overrides)

@@ -9,9 +9,15 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 
 def list_threads(saver: BaseCheckpointSaver[Any], *, limit: int = 50) -> list[dict[str, Any]]:
-    """The most recently updated threads first: id, last update, turns, last task and stop reason."""
+    """The most recently updated threads first: id, last update, turns, last task and stop reason.
+
+    Any saver works (every checkpoint is read); one with `latest_threads(limit)`, like the Postgres
+    checkpointer, is asked for just the newest checkpoint of the newest threads.
+    """
     latest: dict[str, Any] = {}
-    for item in saver.list(None):
+    newest = getattr(saver, "latest_threads", None)
+    items = newest(limit) if callable(newest) else saver.list(None)
+    for item in items:
         thread_id = item.config["configurable"]["thread_id"]
         if item.config["configurable"].get("checkpoint_ns"):
             continue

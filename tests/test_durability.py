@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -10,6 +11,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 from graph.builder import build_graph
 from graph.settings import Settings
@@ -40,11 +42,16 @@ def registry(tmp: Path) -> dict[str, object]:
     }
 
 
-def test_killed_mid_plan_resumes_without_rerunning_completed_steps(tmp_path: Path) -> None:
+def crash_mid_plan_and_resume(tmp_path: Path, **settings: Any) -> None:
+    """Kill -9 a process in the middle of a two-step plan, resume the thread in this one.
+
+    `settings` are `Settings.offline` overrides for both processes (e.g. `postgres_url`): the
+    checkpointer is whatever the default ("auto") picks for them.
+    """
     (tmp_path / "marker").touch()  # the second step waits while this exists
     script = textwrap.dedent(
         f"""
-        import sys
+        import json, sys
         sys.path.insert(0, {str(ROOT)!r})
         from langchain_core.messages import HumanMessage
         from graph.builder import build_graph
@@ -53,7 +60,8 @@ def test_killed_mid_plan_resumes_without_rerunning_completed_steps(tmp_path: Pat
         from tests.test_durability import registry
         from pathlib import Path
         tmp = Path({str(tmp_path)!r})
-        graph = build_graph(registry=registry_with(*registry(tmp)["extra"]), settings=Settings.offline(tmp))
+        settings = Settings.offline(tmp, **json.loads({json.dumps(settings)!r}))
+        graph = build_graph(registry=registry_with(*registry(tmp)["extra"]), settings=settings)
         graph.invoke({{"messages": [HumanMessage("open a case file and file it with the court")]}},
                      {{"configurable": {{"thread_id": "crash"}}}})
         """
@@ -79,7 +87,8 @@ def test_killed_mid_plan_resumes_without_rerunning_completed_steps(tmp_path: Pat
 
     (tmp_path / "marker").unlink()  # after the restart, the second step can finish
     graph = build_graph(
-        registry=registry_with(*registry(tmp_path)["extra"]), settings=Settings.offline(tmp_path)
+        registry=registry_with(*registry(tmp_path)["extra"]),
+        settings=Settings.offline(tmp_path, **settings),
     )
     config = {"configurable": {"thread_id": "crash"}}
     assert graph.get_state(config).next  # the thread stopped mid-plan
@@ -87,3 +96,8 @@ def test_killed_mid_plan_resumes_without_rerunning_completed_steps(tmp_path: Pat
     assert state["control_stop_reason"] == "success", answer(state)
     assert "filed" in answer(state) and "opened" in answer(state)
     assert sqlite3.connect(runs).execute("SELECT count(*) FROM runs").fetchone()[0] == 1  # not re-run
+
+
+def test_killed_mid_plan_resumes_without_rerunning_completed_steps(tmp_path: Path) -> None:
+    crash_mid_plan_and_resume(tmp_path)  # SQLite checkpoints; tests/test_postgres.py: the same on Postgres
+    assert (tmp_path / "checkpoints.sqlite").exists()
