@@ -1,7 +1,8 @@
 """Progress events on LangGraph's custom stream: what a person watching a run wants to see.
 
 Every event is a small dict with an `event` key: `node` (a node started), `capability_started`,
-`capability_finished`, `retry`, `approval_waiting`. Stream them with
+`capability_finished`, `retry`, `approval_waiting` (once per pause: not again when the approval node
+re-runs on resume). Stream them with
 `graph.stream(..., stream_mode="custom")` (or `["custom", "values"]`); `routegraph ask` prints them.
 Outside a streaming run the writer is a no-op.
 """

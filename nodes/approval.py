@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from langgraph.errors import GraphInterrupt
 from langgraph.types import interrupt
 
 from graph.progress import emit
@@ -42,18 +43,22 @@ async def approval(state: AgentState, call: NodeCall) -> Update:
     pending = router.pending_approvals(state, router.ready_steps(state))
     if not pending:
         return {}
-    emit("approval_waiting", steps=[s["id"] for s, _ in pending])
-    answer = interrupt(
-        {
-            "type": "approval",
-            "task": state.get("task_current"),
-            "steps": [
-                {"step_id": s["id"], "capability": s["capability"], "inputs": s["inputs"], "question": q}
-                for s, q in pending
-            ],
-            "resume_with": "true/false, 'approve'/'deny', or {step_id: bool}",
-        }
-    )
+    payload = {
+        "type": "approval",
+        "task": state.get("task_current"),
+        "steps": [
+            {"step_id": s["id"], "capability": s["capability"], "inputs": s["inputs"], "question": q}
+            for s, q in pending
+        ],
+        "resume_with": "true/false, 'approve'/'deny', or {step_id: bool}",
+    }
+    try:
+        answer = interrupt(payload)
+    except GraphInterrupt:
+        # Only a real pause is announced. On resume LangGraph runs this node again from the start and
+        # interrupt() returns the human's answer instead of raising: nobody is waiting any more.
+        emit("approval_waiting", steps=[s["id"] for s, _ in pending])
+        raise
     decisions = {s["id"]: parse_decision(answer, s["id"]) for s, _ in pending}
     denied = {
         sid: StepResult(
