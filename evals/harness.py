@@ -24,7 +24,6 @@ Run
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import importlib.metadata
@@ -46,7 +45,7 @@ from graph.fewshot import FewShotScorer
 from graph.models import LLMGateway, ModelProvider
 from graph.router import Router
 from graph.settings import Settings
-from nodes.base import Deps
+from nodes.base import Deps, run_sync
 from nodes.classifier import classify
 
 MODES = ("embedding", "cascade")
@@ -317,7 +316,7 @@ def evaluate(
     # -- test: one classify() per row, timed
     say(f"eval: {len(prepared.test)} test queries, mode {mode}...")
     with one_thread():
-        run = asyncio.run(_classify_all(prepared, registry, scorer, provider, mode, say))
+        run = run_sync(_classify_all(prepared, registry, scorer, provider, mode, say))
     test_seconds = sum(run["latency_ms"]) / 1000
 
     # -- argmax over the raw scores (no rejection), from the same scorer, untimed
