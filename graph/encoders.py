@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import math
 import os
 import re
 import threading
@@ -51,6 +52,10 @@ def normalize(rows: np.ndarray) -> np.ndarray:
 _TOKEN = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
 
 
+CHAR_WEIGHT = 0.6
+"""Weight of a character 3-5-gram relative to a word (both sublinear TF-IDF)."""
+BIGRAM_WEIGHT = 1.0
+"""Weight of a word bigram relative to a word."""
 _SUFFIXES = ("ations", "ation", "ings", "ing", "edly", "ied", "ies", "ed", "ly", "es", "s")
 
 
@@ -77,26 +82,28 @@ class LexicalEncoder:
     def identity(self) -> str:
         # The fitted IDF changes every vector: it is part of the identity (and of cache keys).
         digest = hashlib.sha256(self._idf.tobytes()).hexdigest()[:12]
-        return f"lexical-v2-{self.dim}-{digest}"
+        return f"lexical-v3-{self.dim}-{digest}"
 
     def _features(self, text: str) -> dict[int, float]:
+        """Hashed features with sublinear term frequency, weighted by kind (words, bigrams, chars)."""
         words = _TOKEN.findall(text.lower())
         shapes = ["#" if w.isdigit() else _stem(w) for w in words]
-        feats: dict[int, float] = {}
-
-        def add(token: str, weight: float) -> None:
-            h = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little") % self.dim
-            feats[h] = feats.get(h, 0.0) + weight
-
+        counts: dict[str, int] = {}
         for w in shapes:
-            add("w:" + w, 1.0)
+            counts["w:" + w] = counts.get("w:" + w, 0) + 1
         for a, b in itertools.pairwise(shapes):
-            add(f"b:{a}_{b}", 1.0)
+            counts[f"b:{a}_{b}"] = counts.get(f"b:{a}_{b}", 0) + 1
         for w in words:
             padded = f"<{w}>"
             for n in (3, 4, 5):
                 for i in range(max(0, len(padded) - n + 1)):
-                    add("c:" + padded[i : i + n], 0.3)
+                    gram = "c:" + padded[i : i + n]
+                    counts[gram] = counts.get(gram, 0) + 1
+        weight = {"w": 1.0, "b": BIGRAM_WEIGHT, "c": CHAR_WEIGHT}
+        feats: dict[int, float] = {}
+        for token, count in counts.items():
+            h = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little") % self.dim
+            feats[h] = feats.get(h, 0.0) + weight[token[0]] * (1.0 + math.log(count))
         return feats
 
     def _counts(self, texts: Sequence[str]) -> np.ndarray:
@@ -113,9 +120,7 @@ class LexicalEncoder:
         self._idf = (np.log((1 + n) / (1 + df)) + 1.0).astype(np.float32)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        counts = self._counts(list(texts))
-        tf = np.where(counts > 0, 1.0 + np.log(np.maximum(counts, 1e-9)), 0.0)
-        return normalize(tf * self._idf)
+        return normalize(self._counts(list(texts)) * self._idf)
 
 
 class MiniLMEncoder:

@@ -189,7 +189,12 @@ class FewShotScorer:
         self._neg_owner = np.array(
             [i for i, g in enumerate(self.guides) for _ in g.negatives], dtype=np.int64
         )
-        desc_texts = [g.description if self.use_descriptions else "" for g in self.guides]
+        # A description that is already one of the examples (description-only data) is not
+        # counted twice: it would make leave-one-out calibration compare a text with itself.
+        desc_texts = [
+            g.description if self.use_descriptions and g.description not in g.positives else ""
+            for g in self.guides
+        ]
         self._pos = self._embed(pos_texts)
         self._neg = self._embed(neg_texts)
         desc = self._embed([d for d in desc_texts if d])
@@ -275,8 +280,10 @@ class FewShotScorer:
 
     def _leave_one_out_calibration(self) -> Calibration:
         """Fit the calibration on the guides: each positive example scored with its own left out."""
-        if len(self.guides) < 2 or not len(self._pos):
+        if len(self.guides) < 2:
             return Calibration()
+        if not len(self._pos):
+            return self._background_calibration()
         sims = self._pos @ self._protos.T  # against full prototypes
         head = self._head_scores(self._pos) if self._head is not None else None
         own = self._pos_owner
@@ -290,10 +297,7 @@ class FewShotScorer:
             sims = (1 - self._head_weight) * sims + self._head_weight * head
         sims, own = sims[valid], own[valid]
         if len(sims) == 0:
-            # One example per capability (description-only guides): nothing to leave out. Put the
-            # midpoint where background requests stop: above 95% of their scores.
-            background = self.raw_scores(BACKGROUND, compiled=True)
-            return Calibration(midpoint=float(np.quantile(background.max(1), 0.95)))
+            return self._background_calibration()
         positive = np.zeros_like(sims)
         positive[np.arange(len(own)), own] = 1.0
         # Requests that fit no capability: negatives for every one, weighted like all the
@@ -306,6 +310,13 @@ class FewShotScorer:
             [np.ones(sims.size), np.full(background.size, in_guide_negatives / background.size)]
         )
         return Calibration.fit(raw, labels, weights=weights)
+
+    def _background_calibration(self) -> Calibration:
+        """One example or only a description per capability: nothing to leave out. Put the
+        midpoint where background requests stop (above 95% of their best scores), so the scale
+        of the encoder's similarities (dense or lexical) does not decide what passes."""
+        background = self.raw_scores(BACKGROUND, compiled=True)
+        return Calibration(midpoint=float(np.quantile(background.max(1), 0.95)))
 
     # -- scoring -------------------------------------------------------------------------------
 

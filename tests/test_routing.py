@@ -203,3 +203,29 @@ def test_minilm_clause_vectors_come_from_one_pass_over_the_pieces() -> None:
     whole = encoder.encode([texts[0]])[0]
     assert float(rows[0] @ whole) > 0.85  # the pooled request stays close to its own encoding
     assert np.allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-5)
+
+
+def test_lexical_features_are_non_negative_and_chars_count() -> None:
+    """Sublinear TF is applied per feature before its kind's weight: no n-gram gets a negative value."""
+    encoder = LexicalEncoder()
+    encoder.fit(["book a flight to paris", "cancel my booking", "what is the weather"])
+    vectors = encoder.encode(["booking flights", "bookings"])
+    assert (vectors >= 0).all()
+    assert float(vectors[0] @ vectors[1]) > 0.2  # a shared stem and shared character n-grams
+
+
+def test_description_only_guides_are_calibrated_against_background_requests() -> None:
+    """One text per capability (its description, also given as its example): nothing to leave out,
+    so the midpoint sits above the background requests instead of at a text's similarity to itself."""
+    descriptions = {
+        "weather": "Weather forecasts: rain, temperature, wind and sunshine for any city.",
+        "stocks": "Stock market prices, shares, quotes and company financial performance.",
+        "music": "Play songs, albums, artists and playlists.",
+    }
+    guides = [LabelGuide(name, (text,), (), text) for name, text in descriptions.items()]
+    for encoder in (LexicalEncoder(),):
+        scorer = FewShotScorer(guides, encoder).compile()
+        assert scorer.calibration is not None and scorer.calibration.slope == Calibration().slope
+        top = scorer.score("what is the temperature and wind forecast in Oslo")[0]
+        assert top.name == "weather" and top.confidence > 0.5
+        assert max(s.confidence for s in scorer.score("hello there, how are you doing today")) < 0.5
