@@ -295,18 +295,11 @@ class FewShotScorer:
         sims[np.arange(len(own)), own] = own_sim
         if head is not None:
             sims = (1 - self._head_weight) * sims + self._head_weight * head
-        # A text in several guides (multi-label data) is a positive of each of them, not a
-        # negative of the others.
-        texts = [t for g in self.guides for t in g.positives]
-        owners: dict[str, list[int]] = {}
-        for text, owner in zip(texts, self._pos_owner.tolist(), strict=True):
-            owners.setdefault(text, []).append(owner)
-        positive = np.zeros_like(sims)
-        for row, text in enumerate(texts):
-            positive[row, owners[text]] = 1.0
-        sims, own, positive = sims[valid], own[valid], positive[valid]
+        sims, own = sims[valid], own[valid]
         if len(sims) == 0:
             return self._background_calibration()
+        positive = np.zeros_like(sims)
+        positive[np.arange(len(own)), own] = 1.0
         # Requests that fit no capability: negatives for every one, weighted like all the
         # in-guide negatives together, so "fits nothing" counts as much as "fits another".
         background = self.raw_scores(BACKGROUND, compiled=True)
