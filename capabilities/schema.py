@@ -15,7 +15,14 @@ ROLES: tuple[Role, ...] = ("task_extraction", "classifier", "orchestrator", "res
 
 StructuredOutputMethod = Literal["auto", "json_schema", "function_calling", "json_mode", "prompt"]
 """How a role asks for structured output. `prompt` puts the JSON schema in the prompt and parses the
-reply, which works with any chat model; `auto` is `function_calling` for OpenAI-compatible models."""
+reply, which works with any chat model; `json_mode` does the same with the server's JSON mode
+(`response_format: json_object`); `auto` is `function_calling` for models that bind tools, else `prompt`.
+When a server rejects a method (see `ModelConfig.structured_output_fallback`) the next one in
+json_schema -> function_calling -> json_mode -> prompt is used, and remembered."""
+
+TokenParam = Literal["auto", "max_tokens", "max_completion_tokens"]
+"""Which request field carries `max_tokens`. `auto`: `max_completion_tokens` for OpenAI's own API
+(no base URL), `max_tokens` for any other endpoint (llama.cpp, vLLM and Ollama ignore the newer name)."""
 
 ClassifierMode = Literal["auto", "embedding", "llm", "cascade"]
 """`embedding`: the offline few-shot scorer (see `encoder`); `llm`: one structured call judging all candidates;
@@ -51,10 +58,26 @@ class ModelConfig(_Strict):
     """Environment variable that holds the key (never the key itself)."""
     temperature: Number = Field(default=0.0, ge=0, le=2)
     max_tokens: Whole = Field(default=1024, ge=1)
-    """Sent as `max_tokens`; some servers ignore `max_completion_tokens`."""
+    """Upper bound on generated tokens per call, sent in the field `token_param` names."""
+    token_param: TokenParam = "auto"
+    """`max_tokens` or `max_completion_tokens` on the wire; `auto` picks by endpoint (see TokenParam)."""
     timeout: Number = Field(default=60.0, gt=0)
-    """Seconds per request."""
+    """Seconds per HTTP request (a local server may go on generating after the client gave up:
+    bound the work with `max_tokens` too)."""
+    client_retries: Whole = Field(default=1, ge=0)
+    """Retries of a failed HTTP request inside the client, before routegraph sees the failure."""
     structured_output: StructuredOutputMethod = "auto"
+    structured_output_fallback: Flag = True
+    """When the server clearly rejects the method (HTTP 4xx/5xx naming response_format, json_schema
+    or tools, or the client raises NotImplementedError), use the next method and remember it for
+    the rest of the process instead of failing every call."""
+    offline_after: Whole = Field(default=2, ge=1)
+    """Consecutive failed calls of a role (malformed or invalid output, timeouts, unreachable server)
+    after which the role's offline path takes over (classifier: the few-shot scorer; task extraction,
+    planning, respond: their deterministic versions). Keep it <= `limits.max_retries`, so that it
+    happens before the turn stops with `max_retries`."""
+    offline_seconds: Number = Field(default=300.0, gt=0)
+    """How long a role stays offline after that; then one call tries the model again."""
 
 
 class ModelOverride(_Strict):
@@ -66,8 +89,13 @@ class ModelOverride(_Strict):
     api_key_env: str | None = None
     temperature: Number | None = Field(default=None, ge=0, le=2)
     max_tokens: Whole | None = Field(default=None, ge=1)
+    token_param: TokenParam | None = None
     timeout: Number | None = Field(default=None, gt=0)
+    client_retries: Whole | None = Field(default=None, ge=0)
     structured_output: StructuredOutputMethod | None = None
+    structured_output_fallback: Flag | None = None
+    offline_after: Whole | None = Field(default=None, ge=1)
+    offline_seconds: Number | None = Field(default=None, gt=0)
 
 
 class ModelsConfig(_Strict):

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from capabilities.registry import CapabilityInfo, Registry
 from capabilities.schema import ClassifierMode
 from graph.fewshot import FewShotScorer
-from graph.models import LLMGateway
+from graph.models import LLMGateway, add_notes
 from graph.state import AgentState, ScoredCapability
 from nodes.base import NodeCall, Update
 
@@ -146,13 +146,28 @@ async def classifier(state: AgentState, call: NodeCall) -> Update:
         excluded += [e["capability"] for e in failures if e["capability"] and e["capability"] not in excluded]
         call.keep["planning_excluded"] = excluded
     scorer = await asyncio.to_thread(lambda: call.deps.scorer)
-    selected = await classify(
-        state.get("task_current") or "",
-        call.deps.registry,
-        scorer,
-        call.llm,
-        mode=resolve_mode(call),
-        excluded=excluded,
-        context="".join(f"\nEarlier attempt failed: {e['message']}" for e in failures),
-    )
-    return {"planning_plan": None, "planning_capabilities": selected}
+    mode = resolve_mode(call)
+    note = call.llm.offline_note("classifier")
+    if note and mode != "embedding":
+        mode = "embedding"  # the model is offline: the few-shot scorer decides alone
+    task = state.get("task_current") or ""
+    context = "".join(f"\nEarlier attempt failed: {e['message']}" for e in failures)
+    try:
+        selected = await classify(
+            task, call.deps.registry, scorer, call.llm, mode=mode, excluded=excluded, context=context
+        )
+    except Exception as exc:
+        # Malformed judgements or no answer: retried by the router until the role goes offline
+        # or this is the last attempt; then the embedding scorer classifies alone.
+        note = call.llm.fallback_note(
+            "classifier", exc, last_attempt=call.attempt > call.deps.limits.max_retries
+        )
+        if note is None:
+            raise
+        selected = await classify(
+            task, call.deps.registry, scorer, call.llm, mode="embedding", excluded=excluded, context=context
+        )
+    update: Update = {"planning_plan": None, "planning_capabilities": selected}
+    if note:
+        update["planning_notes"] = add_notes(state.get("planning_notes"), note)
+    return update

@@ -54,6 +54,10 @@ async def orchestrator(state: AgentState, call: NodeCall) -> Update:
         call.keep["control_replans"] = state.get("control_replans", 0) + 1
     mode = registry.spec.orchestrator.mode
     use_llm = mode == "llm" or (mode == "auto" and call.llm.available("orchestrator"))
+    # `auto`: a model that keeps failing hands over to the deterministic planner, with a note.
+    # `llm`: the plan must come from the model; failures are retried until max_retries.
+    note = call.llm.offline_note("orchestrator") if mode == "auto" and selected else None
+    plan: Plan | None = None
     if use_llm and selected:
         names = sorted(
             {*selected, *(p for n in selected for k in registry[n].requires for p in registry.providers(k))}
@@ -64,13 +68,21 @@ async def orchestrator(state: AgentState, call: NodeCall) -> Update:
             f"Capabilities:\n{describe(registry, names)}\n- respond: answers the user (always last)"
             + "".join(f"\nThe previous plan was rejected: {e['message']}" for e in failures)
         )
-        plan = await call.llm.structured(
-            "orchestrator", [SystemMessage(content=SYSTEM), HumanMessage(content=prompt)], Plan
-        )
-    else:
+        try:
+            plan = await call.llm.structured(
+                "orchestrator", [SystemMessage(content=SYSTEM), HumanMessage(content=prompt)], Plan
+            )
+        except Exception as exc:
+            last = call.attempt > call.deps.limits.max_retries
+            note = call.llm.fallback_note("orchestrator", exc, last_attempt=last) if mode == "auto" else None
+            if note is None:
+                raise
+    if plan is None:
         ranking = [c["name"] for c in state.get("planning_capabilities") or []]  # best first
         plan = deterministic_plan(registry, selected, context, ranking)
     steps, notes = validate_plan(registry, plan, context)
+    if note:
+        notes = [*notes, note]
     results = state.get("execution_results") or {}
     update["planning_plan"] = steps
     update["planning_notes"] = [*(state.get("planning_notes") or []), *notes]

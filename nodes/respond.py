@@ -11,6 +11,9 @@ import json
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from capabilities.registry import Registry
+from capabilities.schema import ROLES
+from graph.errors import RetriableError
+from graph.models import add_notes
 from graph.state import AgentState, PlanStep, StepResult
 from nodes.base import NodeCall, Update
 
@@ -42,13 +45,42 @@ def template_answer(registry: Registry, pairs: list[tuple[PlanStep, StepResult]]
 
 async def respond(state: AgentState, call: NodeCall) -> Update:
     pairs = ordered_results(state)
+    answer: str | None = None
+    note = call.llm.offline_note("respond")
     if call.llm.available("respond"):
         data = [
             {"capability": s["capability"], "status": r["status"], "output": r["output"], "error": r["error"]}
             for s, r in pairs
         ]
         prompt = f"Task: {state.get('task_current')}\nResults (JSON):\n{json.dumps(data, default=str)}"
-        answer = await call.llm.text("respond", [SystemMessage(content=SYSTEM), HumanMessage(content=prompt)])
-    else:
+        # respond ends the graph, so no router retry follows a failure here: it retries itself
+        # (bounded like a node retry), then falls back to the template answer.
+        attempts = call.deps.limits.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                answer = await call.llm.text(
+                    "respond", [SystemMessage(content=SYSTEM), HumanMessage(content=prompt)]
+                )
+                break
+            except Exception as exc:
+                note = call.llm.fallback_note("respond", exc, last_attempt=attempt >= attempts)
+                if note is not None:
+                    break
+                if not isinstance(exc, RetriableError):
+                    raise
+                await call.deps.sleep(call.deps.limits.retry_policy().delay(attempt + 1))
+    if answer is None:
         answer = template_answer(call.deps.registry, pairs)
-    return {"messages": [AIMessage(content=answer, name="respond")], "control_stop_reason": "success"}
+    update: Update = {
+        "messages": [AIMessage(content=answer, name="respond")],
+        "control_stop_reason": "success",
+    }
+    # Roles that ran offline this turn say so (the orchestrator cannot note it itself).
+    notes = add_notes(
+        state.get("planning_notes"),
+        note,
+        *(call.llm.offline_note(role) for role in ROLES if role != "respond"),
+    )
+    if notes != list(state.get("planning_notes") or []):
+        update["planning_notes"] = notes
+    return update

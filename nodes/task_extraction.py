@@ -14,6 +14,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from graph.errors import CriticalError
+from graph.models import add_notes
 from graph.state import AgentState
 from nodes.base import NodeCall, Update
 
@@ -60,11 +61,24 @@ SYSTEM = (
 async def task_extraction(state: AgentState, call: NodeCall) -> Update:
     messages = list(state.get("messages", []))
     text = last_user_text(messages)
+    extracted: ExtractedTask | None = None
+    note = call.llm.offline_note("task_extraction")
     if call.llm.available("task_extraction"):
         recent = messages[-HISTORY_MESSAGES:]
-        extracted = await call.llm.structured(
-            "task_extraction", [SystemMessage(content=SYSTEM), *recent], ExtractedTask
-        )
-    else:
+        try:
+            extracted = await call.llm.structured(
+                "task_extraction", [SystemMessage(content=SYSTEM), *recent], ExtractedTask
+            )
+        except Exception as exc:
+            # Malformed output or no answer: retried by the router, until the role goes offline
+            # or this is the last attempt; then the offline extraction takes over.
+            last = call.attempt > call.deps.limits.max_retries
+            note = call.llm.fallback_note("task_extraction", exc, last_attempt=last)
+            if note is None:
+                raise
+    if extracted is None:
         extracted = offline_task(text, state.get("task_previous"))
-    return {"task_current": extracted.task, "task_depends_on_history": extracted.depends_on_history}
+    update: Update = {"task_current": extracted.task, "task_depends_on_history": extracted.depends_on_history}
+    if note:
+        update["planning_notes"] = add_notes(state.get("planning_notes"), note)
+    return update

@@ -81,10 +81,26 @@ def test_schema_violation_is_retried_then_accepted(make_graph: Any) -> None:
     assert state["control_llm_calls"] == 2
 
 
-def test_malformed_output_forever_ends_with_max_retries(make_graph: Any) -> None:
+def test_malformed_output_forever_falls_back_to_the_offline_extraction(make_graph: Any) -> None:
     model = fake("Sure! Here is the task: {task: oops", repeat=True)
     reg = registry_with(limits={"max_retries": 2, "max_llm_calls": 50})
-    state = ask(make_graph(reg, models={"task_extraction": model}, sleep=SleepRecorder()), "what is 2+2")
+    sleep = SleepRecorder()
+    state = ask(make_graph(reg, models={"task_extraction": model}, sleep=sleep), "what is 2+2")
+    # Retried once (offline_after: 2 failed calls), then the deterministic extraction took over.
+    assert model.calls == 2 and len(sleep.delays) == 1
+    assert state["control_stop_reason"] == "success"
+    assert state["task_current"] == "what is 2+2" and "2+2 = 4" in answer(state)
+    notes = " ".join(state["planning_notes"])
+    assert "model fallback (task_extraction)" in notes
+    assert "malformed JSON" in notes or "no JSON" in notes
+
+
+def test_malformed_plans_forever_end_with_max_retries_when_the_planner_must_use_the_model(
+    make_graph: Any,
+) -> None:
+    model = fake("Sure! Here is the plan: {steps: oops", repeat=True)
+    reg = registry_with(orchestrator={"mode": "llm"}, limits={"max_retries": 2, "max_llm_calls": 50})
+    state = ask(make_graph(reg, models={"orchestrator": model}, sleep=SleepRecorder()), "what is 2+2")
     assert state["control_stop_reason"] == "max_retries"
     assert model.calls == 3
     assert "malformed JSON" in answer(state) or "no JSON" in answer(state)
