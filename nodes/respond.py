@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from capabilities.registry import Registry
 from capabilities.schema import ROLES
-from graph.errors import RetriableError
+from graph.errors import BudgetExhausted, RetriableError
 from graph.models import add_notes
 from graph.state import AgentState, PlanStep, StepResult
 from nodes.base import NodeCall, Update
@@ -61,6 +61,10 @@ async def respond(state: AgentState, call: NodeCall) -> Update:
                 answer = await call.llm.text(
                     "respond", [SystemMessage(content=SYSTEM), HumanMessage(content=prompt)]
                 )
+                break
+            except BudgetExhausted as exc:
+                # Nothing routes after respond: answer from the results rather than end without one.
+                note = f"model fallback (respond): {exc}; the template answer was used"
                 break
             except Exception as exc:
                 note = call.llm.fallback_note("respond", exc, last_attempt=attempt >= attempts)

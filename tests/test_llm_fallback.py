@@ -326,6 +326,17 @@ def test_timeouts_are_retried_then_the_role_goes_offline(make_graph: Callable[..
     assert "APITimeoutError" in notes
 
 
+def test_a_spent_call_budget_in_respond_still_answers_with_a_stop_reason(
+    make_graph: Callable[..., Any],
+) -> None:
+    model = TimingOut(messages=iter([]))
+    reg = registry_with(limits={"max_retries": 2, "max_llm_calls": 1})
+    state = ask(make_graph(reg, models={"respond": model}, sleep=SleepRecorder()), "what is 2+2")
+    assert model.calls == 1  # the retry would be a second call: over the budget, so none is made
+    assert state["control_stop_reason"] == "success" and "2+2 = 4" in answer(state)
+    assert any("model fallback (respond)" in n and "model calls" in n for n in state["planning_notes"])
+
+
 def test_a_good_answer_resets_the_count(make_graph: Callable[..., Any]) -> None:
     good = AIMessage(content=json.dumps({"task": "what is 2+2"}))
     model = GenericFakeChatModel(messages=iter([AIMessage("junk"), good, AIMessage("junk"), good]))
