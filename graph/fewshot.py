@@ -52,6 +52,8 @@ def clauses(text: str) -> list[str]:
 
 HEAD_EPOCHS = 200
 HEAD_L2 = 1e-3
+HEAD_FOLDS = 4
+"""Leave-one-out calibration scores each example with a head trained on the other folds."""
 
 THRESHOLD_GRID: tuple[float, ...] = tuple(
     float(t)
@@ -99,8 +101,10 @@ class Calibration:
         weights: np.ndarray | None = None,
         max_slope: float = 40.0,
         iterations: int = 50,
+        balanced: bool = True,
     ) -> Calibration:
-        """Logistic regression of `positive` on `raw` (classes weighted equally), by Newton steps.
+        """Logistic regression of `positive` on `raw`, by Newton steps: the classes weighted
+        equally, or (`balanced=False`) as they come, so the confidence keeps the prior.
 
         The slope is capped: with a handful of examples the classes are often separable, and an
         unbounded fit would turn every confidence into 0 or 1.
@@ -111,7 +115,10 @@ class Calibration:
             return cls()
         extra = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
         pos_mass, neg_mass = float((extra * y).sum()), float((extra * (1 - y)).sum())
-        w = extra * np.where(y > 0, 0.5 / pos_mass, 0.5 / neg_mass) * len(x)
+        if balanced:
+            w = extra * np.where(y > 0, 0.5 / pos_mass, 0.5 / neg_mass) * len(x)
+        else:
+            w = extra * len(x) / extra.sum()
         a, b = 10.0, -10.0 * float(np.median(x))
         for _ in range(iterations):
             p = 1 / (1 + np.exp(-np.clip(a * x + b, -60, 60)))
@@ -211,10 +218,12 @@ class FewShotScorer:
         self._sums, self._counts = sums, counts
         self._protos = normalize(sums / np.maximum(counts, 1.0)[:, None])
         self._head: tuple[np.ndarray, np.ndarray] | None = None
+        self._head_data: tuple[np.ndarray, np.ndarray, np.ndarray, int, int] | None = None
         if self._head_weight > 0 and count > 1 and len(self._pos):
             self._head = self._train_head(desc, with_desc)
         if self.calibration is None:
             self.calibration = self._leave_one_out_calibration()
+        self._head_data = None
         self._compiled = True
 
     def _embed(self, texts: list[str]) -> np.ndarray:
@@ -253,25 +262,40 @@ class FewShotScorer:
             y[row, sorted(owners[text])] = 1.0
         for row, owner in enumerate(with_desc):
             y[len(texts) + row, owner] = 1.0
-        scale, l2, rate = 20.0, HEAD_L2, 1.0
-        b = np.full(count, -scale * 0.5, dtype=np.float32)
         # The weights stay in the span of the examples (they start at the prototypes, which are
         # means of examples, and every gradient is a combination of examples): w = x.T @ a.
         # Training the coefficients `a` costs O(n^2) per step instead of O(n * dim), which is what
         # makes wide lexical features cheap.
-        a = np.zeros((len(x), count), dtype=np.float32)
+        start = np.zeros((len(x), count), dtype=np.float32)
         start_owner: list[int] = [*self._pos_owner.tolist(), *with_desc]
         for row, owner_index in enumerate(start_owner):
-            a[row, owner_index] = 1.0
-        norms = np.linalg.norm(x.T @ a, axis=0)
-        a /= np.where(norms == 0, 1.0, norms)
+            start[row, owner_index] = 1.0
         gram = x @ x.T
-        for _ in range(HEAD_EPOCHS):
-            z = np.clip(scale * (gram @ a) + b, -30, 30)
-            grad = (1.0 / (1.0 + np.exp(-z)) - y) / len(x)
-            a -= rate * (scale * grad + l2 * a)
-            b -= rate * grad.sum(0)
-        return (x.T @ a).astype(np.float32), b.astype(np.float32)
+        # Kept for cross-fitting the calibration (`_cross_fitted_head`), dropped after compiling.
+        self._head_data = (y, start, gram, len(texts), len(x) - len(background))
+        a, b = _fit_head(gram, y, start)
+        return (x.T @ a).astype(np.float32), b
+
+    def _cross_fitted_head(self, folds: int = HEAD_FOLDS) -> tuple[np.ndarray, np.ndarray]:
+        """Head scores of the positive examples and of the background requests, each from a head
+        trained without it (k folds; a text in several guides stays in one fold): calibration
+        must see how the head scores requests it has not memorised."""
+        assert self._head_data is not None
+        y, start, gram, n_pos, bg_start = self._head_data
+        texts = [t for g in self.guides for t in g.positives]
+        order = {t: i for i, t in enumerate(sorted(set(texts)))}
+        fold = np.full(len(gram), -1, dtype=np.int64)
+        fold[:n_pos] = [order[t] % folds for t in texts]
+        fold[bg_start:] = np.arange(len(gram) - bg_start) % folds
+        scores = np.zeros((len(gram), y.shape[1]), dtype=np.float32)
+        for f in range(folds):
+            held, keep = fold == f, fold != f
+            if not held.any():
+                continue
+            a, b = _fit_head(gram[np.ix_(keep, keep)], y[keep], start[keep])
+            z = 20.0 * (gram[np.ix_(held, keep)] @ a) + b
+            scores[held] = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+        return scores[:n_pos], scores[bg_start:]
 
     def _head_scores(self, vectors: np.ndarray) -> np.ndarray:
         assert self._head is not None
@@ -284,8 +308,23 @@ class FewShotScorer:
             return Calibration()
         if not len(self._pos):
             return self._background_calibration()
+        # Guides that share texts are multi-label: each capability is then a decision of its own
+        # ("free" selection), so the confidence should be a probability, priors included, and the
+        # head must not be scored on the examples it memorised (they would all look certain).
+        # Single-label guides keep equal class weights: the selection first picks the best
+        # capability of each clause, and the curve only has to tell good matches from the rest.
+        texts = [t for g in self.guides for t in g.positives]
+        owners: dict[str, list[int]] = {}
+        for text, owner in zip(texts, self._pos_owner.tolist(), strict=True):
+            owners.setdefault(text, []).append(owner)
+        multi_label = any(len(o) > 1 for o in owners.values())
         sims = self._pos @ self._protos.T  # against full prototypes
-        head = self._head_scores(self._pos) if self._head is not None else None
+        head: np.ndarray | None = None
+        background_head: np.ndarray | None = None
+        if self._head is not None and multi_label:
+            head, background_head = self._cross_fitted_head()
+        elif self._head is not None:
+            head = self._head_scores(self._pos)
         own = self._pos_owner
         # The example's own prototype without the example: (sum - e) / (n - 1), renormalised.
         rest = self._sums[own] - self._pos
@@ -295,21 +334,27 @@ class FewShotScorer:
         sims[np.arange(len(own)), own] = own_sim
         if head is not None:
             sims = (1 - self._head_weight) * sims + self._head_weight * head
-        sims, own = sims[valid], own[valid]
+        # A text in several guides is a positive of each of them, not a negative of the others.
+        positive = np.zeros_like(sims)
+        for row, text in enumerate(texts):
+            positive[row, owners[text]] = 1.0
+        sims, own, positive = sims[valid], own[valid], positive[valid]
         if len(sims) == 0:
             return self._background_calibration()
-        positive = np.zeros_like(sims)
-        positive[np.arange(len(own)), own] = 1.0
         # Requests that fit no capability: negatives for every one, weighted like all the
         # in-guide negatives together, so "fits nothing" counts as much as "fits another".
-        background = self.raw_scores(BACKGROUND, compiled=True)
+        if background_head is None:
+            background = self.raw_scores(BACKGROUND, compiled=True)
+        else:
+            protos = self._embed(list(BACKGROUND)) @ self._protos.T
+            background = (1 - self._head_weight) * protos + self._head_weight * background_head
         raw = np.concatenate([sims.ravel(), background.ravel()])
         labels = np.concatenate([positive.ravel(), np.zeros(background.size)])
         in_guide_negatives = max(1.0, float((positive == 0).sum()))
         weights = np.concatenate(
             [np.ones(sims.size), np.full(background.size, in_guide_negatives / background.size)]
         )
-        return Calibration.fit(raw, labels, weights=weights)
+        return Calibration.fit(raw, labels, weights=weights, balanced=not multi_label)
 
     def _background_calibration(self) -> Calibration:
         """One example or only a description per capability: nothing to leave out. Put the
@@ -462,6 +507,22 @@ class FewShotScorer:
             if micro_f1(conf[:, j] >= own, truth[:, j]) > micro_f1(conf[:, j] >= best, truth[:, j]) + 1e-9:
                 self.thresholds[name] = float(own)
         return best
+
+
+def _fit_head(gram: np.ndarray, y: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dual coefficients `a` (weights = x.T @ a) and biases of the one-vs-rest logistic head."""
+    scale, l2, rate = 20.0, HEAD_L2, 1.0
+    count = y.shape[1]
+    b = np.full(count, -scale * 0.5, dtype=np.float32)
+    a = start.copy()
+    norms = np.sqrt(np.maximum((a * (gram @ a)).sum(0), 0.0))  # |x.T @ a| per column
+    a /= np.where(norms == 0, 1.0, norms)
+    for _ in range(HEAD_EPOCHS):
+        z = np.clip(scale * (gram @ a) + b, -30, 30)
+        grad = (1.0 / (1.0 + np.exp(-z)) - y) / len(gram)
+        a -= rate * (scale * grad + l2 * a)
+        b -= rate * grad.sum(0)
+    return a.astype(np.float32), b.astype(np.float32)
 
 
 def guides_from_registry(capabilities: Sequence[object]) -> list[LabelGuide]:

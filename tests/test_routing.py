@@ -229,3 +229,18 @@ def test_description_only_guides_are_calibrated_against_background_requests() ->
         top = scorer.score("what is the temperature and wind forecast in Oslo")[0]
         assert top.name == "weather" and top.confidence > 0.5
         assert max(s.confidence for s in scorer.score("hello there, how are you doing today")) < 0.5
+
+
+def test_multi_label_guides_are_calibrated_on_requests_the_head_has_not_seen() -> None:
+    """Guides that share a text are multi-label: the shared text is a positive of each, and the
+    calibration scores every example with a head trained without it, so one capability's
+    confidence is not inflated by memorised examples (nor "booking" carried along by "cancel")."""
+    guides = [
+        LabelGuide("cancel", ("cancel my card", "cancel the booking", "stop my subscription", "cancel it")),
+        LabelGuide("card", ("cancel my card", "my card is lost", "order a new card", "card declined")),
+        LabelGuide("booking", ("cancel the booking", "book a room", "change my booking", "reserve a table")),
+    ]
+    scorer = FewShotScorer(guides, LexicalEncoder()).compile()
+    assert {s.name for s in scorer.score("cancel my card") if s.confidence > 0.5} == {"cancel", "card"}
+    assert {s.name for s in scorer.score("I lost my card") if s.confidence > 0.5} == {"card"}
+    assert not [s for s in scorer.score("what is the weather") if s.confidence > 0.5]
