@@ -16,6 +16,7 @@ import os
 import socket
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -30,8 +31,9 @@ from langchain_core.messages import HumanMessage
 from langgraph.types import Command
 
 from graph.builder import build_graph
-from graph.checkpoint import CheckpointerError, PostgresCheckpointer, SqliteCheckpointer, redact
+from graph.checkpoint import CheckpointerError, SqliteCheckpointer, redact
 from graph.cli import main
+from graph.postgres import PostgresCheckpointer
 from graph.settings import Settings
 from tests.conftest import BASE, answer, registry_with
 from tests.test_durability import crash_mid_plan_and_resume
@@ -252,3 +254,10 @@ def test_redact_masks_passwords() -> None:
     assert redact("postgres://:s3cret@db/x?sslmode=require") == "postgres://:***@db/x?sslmode=require"
     assert redact("host=db password=s3cret dbname=x") == "host=db password=*** dbname=x"
     assert redact("postgresql://bob@db/x") == "postgresql://bob@db/x"
+
+
+def test_without_a_url_nothing_loads_the_postgres_client() -> None:
+    """psycopg is imported on first use of a URL, not at every start of the CLI or the graph."""
+    code = "import sys, graph.cli, graph.builder; assert 'psycopg' not in sys.modules, 'psycopg loaded'"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
