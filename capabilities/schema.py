@@ -125,8 +125,9 @@ class ClassifierConfig(_Strict):
     cascade_band: Number = Field(default=0.15, ge=0, le=1)
     """In cascade mode, confidences within this distance of the threshold go to the LLM."""
     encoder: str = "minilm"
-    """Few-shot scorer encoder: `minilm` (local weights), `lexical` (no weights), `openai[:MODEL]`, or a
-    local sentence-transformers directory."""
+    """Few-shot scorer encoder: `minilm` (local weights), `lexical` (no weights), `hybrid[:SHARE]` (both
+    side by side, SHARE of the similarity from MiniLM, default 0.7), `openai[:MODEL]`, or a local
+    sentence-transformers directory."""
     finetune: Flag = True
     """Fine-tune the MiniLM encoder on the guide examples when the registry is compiled (cached)."""
     split_clauses: Flag = True

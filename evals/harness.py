@@ -40,7 +40,7 @@ from langchain_core.language_models import BaseChatModel
 from capabilities.registry import Registry, RegistryError
 from capabilities.schema import ClassifierMode
 from evals.datasets import DatasetError, Prepared, load_dataset, prepare
-from graph.encoders import MiniLMEncoder
+from graph.encoders import trainable
 from graph.fewshot import FewShotScorer
 from graph.models import LLMGateway, ModelProvider
 from graph.router import Router
@@ -288,10 +288,11 @@ def evaluate(
 
     # -- compile: load the encoder, fine-tune (or load the cached fine-tune), embed the guides
     finetune_cached: bool | None = None
-    if scorer.finetune is not None and isinstance(scorer.encoder, MiniLMEncoder):
+    model = trainable(scorer.encoder)
+    if scorer.finetune is not None and model is not None:
         from graph.finetune import finetune_key
 
-        key = finetune_key(scorer.encoder, scorer.guides, scorer.finetune)
+        key = finetune_key(model, scorer.guides, scorer.finetune)
         finetune_cached = bool(scorer.cache_dir and (scorer.cache_dir / f"finetune-{key}.pt").exists())
     say(
         f"eval: {prepared.dataset.path.name}: {len(prepared.labels)} labels, {prepared.shot_count} shots, "

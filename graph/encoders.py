@@ -1,4 +1,5 @@
-"""Sentence encoders behind one interface: `lexical` (no weights), `minilm` (local weights), `openai`.
+"""Sentence encoders behind one interface: `lexical` (no weights), `minilm` (local weights),
+`hybrid` (both side by side), `openai`.
 
 Every encoder returns L2-normalised float32 rows, so a dot product is a cosine similarity.
 Heavy encoders load lazily, on the first `encode`, never at import.
@@ -67,6 +68,13 @@ def _stem(word: str) -> str:
     return word
 
 
+@functools.lru_cache(maxsize=1 << 17)
+def _token_hash(token: str) -> int:
+    """A stable 64-bit hash of a feature (Python's `hash` changes between processes); memoised,
+    as the same words and n-grams come back in every request."""
+    return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
+
+
 class LexicalEncoder:
     """TF-IDF over word uni/bigrams and character 3-5-grams, hashed into a fixed dense space.
 
@@ -102,7 +110,7 @@ class LexicalEncoder:
         weight = {"w": 1.0, "b": BIGRAM_WEIGHT, "c": CHAR_WEIGHT}
         feats: dict[int, float] = {}
         for token, count in counts.items():
-            h = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little") % self.dim
+            h = _token_hash(token) % self.dim
             feats[h] = feats.get(h, 0.0) + weight[token[0]] * (1.0 + math.log(count))
         return feats
 
@@ -222,6 +230,63 @@ class MiniLMEncoder:
         return normalize(np.asarray(out, dtype=np.float32))
 
 
+HYBRID_DENSE_SHARE = 0.7
+"""Share of the hybrid encoder's cosine similarity that comes from MiniLM (the rest: lexical)."""
+
+
+class HybridEncoder:
+    """MiniLM and lexical features side by side: `[sqrt(s) * minilm, sqrt(1 - s) * lexical]`.
+
+    Both halves are unit vectors, so the row is too, and a dot product is the weighted sum of the
+    two cosine similarities (`s` = `dense_share`). Prototypes, the head and the calibration see
+    one vector and need nothing special; fine-tuning adapts the MiniLM half (`trainable`). The
+    lexical half adds what a sentence embedding blurs: exact words and phrases ("how much",
+    "contactless", an error code), which matter most when a request carries several labels.
+    """
+
+    def __init__(
+        self,
+        dense: MiniLMEncoder | None = None,
+        sparse: LexicalEncoder | None = None,
+        *,
+        dense_share: float = HYBRID_DENSE_SHARE,
+    ) -> None:
+        if not 0.0 < dense_share < 1.0:
+            raise ValueError(f"dense_share must be between 0 and 1 (exclusive), not {dense_share}")
+        self.dense = dense or MiniLMEncoder()
+        self.sparse = sparse or LexicalEncoder()
+        self.dense_share = dense_share
+        self._a, self._b = math.sqrt(dense_share), math.sqrt(1.0 - dense_share)
+
+    @property
+    def identity(self) -> str:
+        return f"hybrid-{self.dense_share}:{self.dense.identity}+{self.sparse.identity}"
+
+    def fit(self, corpus: Sequence[str]) -> None:
+        self.dense.fit(corpus)
+        self.sparse.fit(corpus)
+
+    def _join(self, dense: np.ndarray, sparse: np.ndarray) -> np.ndarray:
+        return np.hstack([self._a * dense, self._b * sparse]).astype(np.float32)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self._join(self.dense.encode(texts), self.sparse.encode(texts))
+
+    def encode_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> np.ndarray:
+        """Rows as `MiniLMEncoder.encode_spans` (text 0, its spans, text 1, ...)."""
+        pieces = [p for t, s in zip(texts, spans, strict=True) for p in (t, *(t[a:b] for a, b in s))]
+        return self._join(self.dense.encode_spans(texts, spans), self.sparse.encode(pieces))
+
+
+def trainable(encoder: Encoder) -> MiniLMEncoder | None:
+    """The MiniLM model inside an encoder, which fine-tuning adapts (None: nothing to fine-tune)."""
+    if isinstance(encoder, MiniLMEncoder):
+        return encoder
+    if isinstance(encoder, HybridEncoder):
+        return encoder.dense
+    return None
+
+
 @functools.lru_cache(maxsize=4)
 def _load_base(path: str | None, threads: int | None) -> Any:
     """Base weights, loaded once per process and path: encoders share them until they fine-tune."""
@@ -273,16 +338,26 @@ class OpenAIEncoder:
 
 
 def make_encoder(name: str, *, base_url: str | None = None) -> Encoder:
-    """An encoder by name: `lexical`, `minilm`, `openai`, `openai:MODEL`, or a local model path."""
+    """An encoder by name: `lexical`, `minilm`, `hybrid[:SHARE]` (= `minilm+lexical`), `openai`,
+    `openai:MODEL`, or a local model path."""
     if name == "lexical":
         return LexicalEncoder()
     if name == "minilm":
         return MiniLMEncoder()
+    kind, _, share = name.partition(":")
+    if kind in ("hybrid", "minilm+lexical"):
+        try:
+            return HybridEncoder(dense_share=float(share) if share else HYBRID_DENSE_SHARE)
+        except ValueError:
+            raise ValueError(
+                f"bad encoder {name!r}: hybrid[:SHARE] takes the MiniLM share of the similarity, "
+                f"a number between 0 and 1 (default {HYBRID_DENSE_SHARE})"
+            ) from None
     if name == "openai" or name.startswith("openai:"):
         model = name.partition(":")[2] or "text-embedding-3-small"
         return OpenAIEncoder(model, base_url=base_url)
     if Path(name).expanduser().is_dir():
         return MiniLMEncoder(Path(name).expanduser())
     raise ValueError(
-        f"unknown encoder {name!r}: use lexical, minilm, openai[:MODEL] or a local model directory"
+        f"unknown encoder {name!r}: use lexical, minilm, hybrid, openai[:MODEL] or a local model directory"
     )

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from graph.background import BACKGROUND
-from graph.encoders import Encoder, LexicalEncoder, MiniLMEncoder, normalize
+from graph.encoders import Encoder, LexicalEncoder, normalize, trainable
 
 _CLAUSE_SPLIT = re.compile(
     r"[?!;.]+\s+|[?!;]+$|[()]|:\s+|\s+(?:and also|also|and then|and|plus|as well as)\s+|,\s+(?=\w+\s+\w+)",
@@ -184,10 +184,11 @@ class FewShotScorer:
     def _compile(self) -> None:
         corpus = [t for g in self.guides for t in (*g.positives, *g.negatives, g.description) if t]
         self.encoder.fit(corpus)
-        if self.finetune and isinstance(self.encoder, MiniLMEncoder):
+        model = trainable(self.encoder)
+        if self.finetune and model is not None:
             from graph.finetune import finetune_encoder
 
-            finetune_encoder(self.encoder, self.guides, self.finetune, cache_dir=self.cache_dir)
+            finetune_encoder(model, self.guides, self.finetune, cache_dir=self.cache_dir)
         pos_texts = [t for g in self.guides for t in g.positives]
         self._pos_owner = np.array(
             [i for i, g in enumerate(self.guides) for _ in g.positives], dtype=np.int64

@@ -22,7 +22,7 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.errors import GraphBubbleUp
 
 from capabilities.registry import Registry
-from graph.encoders import MiniLMEncoder, make_encoder
+from graph.encoders import make_encoder, trainable
 from graph.errors import error_record
 from graph.fewshot import FewShotScorer, FineTune, guides_from_registry
 from graph.limits import Limits
@@ -60,7 +60,7 @@ class Deps:
             guides_from_registry(self.registry.routable),
             encoder,
             cache_dir=self.settings.cache,
-            finetune=FineTune() if config.finetune and isinstance(encoder, MiniLMEncoder) else None,
+            finetune=FineTune() if config.finetune and trainable(encoder) is not None else None,
             split_clauses=config.split_clauses,
         )
 

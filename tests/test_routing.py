@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from graph.encoders import Encoder, LexicalEncoder, MiniLMEncoder, make_encoder
+from graph.encoders import Encoder, HybridEncoder, LexicalEncoder, MiniLMEncoder, make_encoder, trainable
 from graph.fewshot import Calibration, FewShotScorer, LabelGuide, clauses, guides_from_registry
 from tests.conftest import answer, ask, registry_with
 
@@ -43,7 +43,7 @@ class CountingEncoder:
 
 
 def test_encoders_share_one_interface() -> None:
-    for name in ("lexical", "minilm", "openai"):
+    for name in ("lexical", "minilm", "hybrid", "hybrid:0.5", "minilm+lexical", "openai"):
         assert isinstance(make_encoder(name), Encoder)
     with pytest.raises(ValueError, match="unknown encoder"):
         make_encoder("word2vec")
@@ -244,3 +244,47 @@ def test_multi_label_guides_are_calibrated_on_requests_the_head_has_not_seen() -
     assert {s.name for s in scorer.score("cancel my card") if s.confidence > 0.5} == {"cancel", "card"}
     assert {s.name for s in scorer.score("I lost my card") if s.confidence > 0.5} == {"card"}
     assert not [s for s in scorer.score("what is the weather") if s.confidence > 0.5]
+
+
+def test_hybrid_similarity_is_the_weighted_sum_of_its_halves() -> None:
+    """`hybrid`: MiniLM and lexical vectors side by side; a dot product mixes the two cosines."""
+    corpus = ["play some jazz", "set a timer for ten minutes", "what's the forecast for Oslo"]
+    hybrid = make_encoder("hybrid:0.6")
+    assert isinstance(hybrid, HybridEncoder) and not hybrid.dense.loaded  # still lazy
+    hybrid.fit(corpus)
+    texts = ["play jazz music", "start a countdown timer"]
+    rows = hybrid.encode(texts)
+    assert rows.shape == (2, 384 + hybrid.sparse.dim)
+    assert np.allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-5)
+    dense, sparse = hybrid.dense.encode(texts), hybrid.sparse.encode(texts)
+    expected = 0.6 * float(dense[0] @ dense[1]) + 0.4 * float(sparse[0] @ sparse[1])
+    assert float(rows[0] @ rows[1]) == pytest.approx(expected, abs=1e-5)
+    # Clause rows agree with encoding each piece.
+    spans = [[(0, 4), (5, 15)], []]
+    pieces = hybrid.encode_spans(texts, spans)
+    assert pieces.shape[0] == 4
+    assert np.allclose(
+        pieces[1:3, 384:], np.sqrt(0.4) * hybrid.sparse.encode(["play", "jazz music"]), atol=1e-6
+    )
+    # What it is, and what fine-tuning adapts.
+    assert trainable(hybrid) is hybrid.dense and trainable(LexicalEncoder()) is None
+    other = make_encoder("hybrid")
+    other.fit(corpus)
+    assert other.identity != hybrid.identity  # the share is part of the cache key
+    for bad in ("hybrid:1.5", "hybrid:0", "hybrid:x"):
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            make_encoder(bad)
+
+
+def test_hybrid_scorer_fine_tunes_its_minilm_half(tmp_path: Path) -> None:
+    from graph.fewshot import FineTune
+
+    guides = [
+        LabelGuide(g.name, (*g.positives, *(f"{p} please" for p in g.positives)), g.negatives) for g in GUIDES
+    ]
+    encoder = HybridEncoder()
+    scorer = FewShotScorer(guides, encoder, cache_dir=tmp_path, finetune=FineTune(epochs=1)).compile()
+    assert encoder.dense.weights_tag != "base"
+    assert list(tmp_path.glob("finetune-*.pt"))
+    best = scorer.score("put on some jazz and skip this song")[0]
+    assert best.name == "music"

@@ -562,7 +562,7 @@ def test_the_labelled_support_suite(desk: Desk) -> None:
     numeric differences between machines.
     """
     from evals.harness import multi_label_metrics
-    from graph.encoders import MiniLMEncoder, make_encoder
+    from graph.encoders import make_encoder, trainable
     from graph.fewshot import FewShotScorer, FineTune, guides_from_registry
     from graph.models import LLMGateway, ModelProvider
     from nodes.classifier import classify
@@ -582,7 +582,7 @@ def test_the_labelled_support_suite(desk: Desk) -> None:
         guides_from_registry(registry.routable),
         encoder,
         cache_dir=desk.settings.cache,
-        finetune=FineTune() if config.finetune and isinstance(encoder, MiniLMEncoder) else None,
+        finetune=FineTune() if config.finetune and trainable(encoder) is not None else None,
         split_clauses=config.split_clauses,
     )
     provider = ModelProvider(
