@@ -52,6 +52,8 @@ def clauses(text: str) -> list[str]:
 
 HEAD_EPOCHS = 200
 HEAD_L2 = 1e-3
+BACKGROUND_CLAIM_FLOOR = 0.5
+"""A background request is an example of a capability only if at least this similar to one of them."""
 HEAD_FOLDS = 4
 """Leave-one-out calibration scores each example with a head trained on the other folds."""
 
@@ -217,6 +219,7 @@ class FewShotScorer:
             sums[with_desc] += desc
             counts[with_desc] += 1.0
         self._sums, self._counts = sums, counts
+        self._background = self._background_requests()
         self._protos = normalize(sums / np.maximum(counts, 1.0)[:, None])
         self._head: tuple[np.ndarray, np.ndarray] | None = None
         self._head_data: tuple[np.ndarray, np.ndarray, np.ndarray, int, int] | None = None
@@ -250,7 +253,7 @@ class FewShotScorer:
         Positives of a capability are negatives of every other one (unless the same text is in
         both guides), explicit negative examples and the background requests are negatives of all.
         """
-        background = self._embed(list(BACKGROUND))
+        background = self._embed(list(self._background))
         rows = [self._pos, desc, self._neg, background]
         x = np.vstack([r for r in rows if len(r) and r.shape[1] == self._pos.shape[1]])
         count = len(self.guides)
@@ -345,9 +348,9 @@ class FewShotScorer:
         # Requests that fit no capability: negatives for every one, weighted like all the
         # in-guide negatives together, so "fits nothing" counts as much as "fits another".
         if background_head is None:
-            background = self.raw_scores(BACKGROUND, compiled=True)
+            background = self.raw_scores(self._background, compiled=True)
         else:
-            protos = self._embed(list(BACKGROUND)) @ self._protos.T
+            protos = self._embed(list(self._background)) @ self._protos.T
             background = (1 - self._head_weight) * protos + self._head_weight * background_head
         raw = np.concatenate([sims.ravel(), background.ravel()])
         labels = np.concatenate([positive.ravel(), np.zeros(background.size)])
@@ -356,6 +359,26 @@ class FewShotScorer:
             [np.ones(sims.size), np.full(background.size, in_guide_negatives / background.size)]
         )
         return Calibration.fit(raw, labels, weights=weights, balanced=not multi_label)
+
+    def _background_requests(self) -> tuple[str, ...]:
+        """The background requests that no guide claims: one as close to a capability's example as
+        that capability's examples usually are to each other (the median nearest-sibling
+        similarity) is an example of it ("thanks a lot" where there is a thank-you capability),
+        and teaching the scorer that it fits nothing would contradict the guide."""
+        if not len(self._pos) or len(self.guides) < 2:
+            return BACKGROUND
+        nearest: list[np.ndarray] = []
+        for i in range(len(self.guides)):
+            own = self._pos[self._pos_owner == i]
+            if len(own) > 1:
+                sims = own @ own.T
+                np.fill_diagonal(sims, -np.inf)
+                nearest.append(sims.max(1))
+        # Never below BACKGROUND_CLAIM_FLOOR: guides whose examples barely resemble one another (or a
+        # lexical encoder's low similarities) would otherwise disown most of the background.
+        cutoff = max(float(np.median(np.concatenate(nearest))) if nearest else 0.9, BACKGROUND_CLAIM_FLOOR)
+        closest = (self._embed(list(BACKGROUND)) @ self._pos.T).max(1)
+        return tuple(t for t, s in zip(BACKGROUND, closest, strict=True) if s < cutoff)
 
     def _background_calibration(self) -> Calibration:
         """One example or only a description per capability: nothing to leave out. Put the

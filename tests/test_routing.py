@@ -288,3 +288,17 @@ def test_hybrid_scorer_fine_tunes_its_minilm_half(tmp_path: Path) -> None:
     assert list(tmp_path.glob("finetune-*.pt"))
     best = scorer.score("put on some jazz and skip this song")[0]
     assert best.name == "music"
+
+
+def test_background_requests_a_guide_claims_are_not_negatives() -> None:
+    """A background request ("thanks a lot") that is an example of a capability is not taught as
+    fitting nothing; the others still are."""
+    from graph.background import BACKGROUND
+
+    thanks = LabelGuide("thank_you", ("thanks a lot", "thank you so much", "many thanks for your help"))
+    scorer = FewShotScorer([*GUIDES, thanks], LexicalEncoder()).compile()
+    kept = set(scorer._background)
+    assert "thanks a lot" in BACKGROUND and "thanks a lot" not in kept
+    assert "write me a poem about the sea" in kept and len(kept) >= len(BACKGROUND) - 3
+    assert scorer.score("thanks a lot")[0].name == "thank_you"
+    assert set(FewShotScorer(GUIDES, LexicalEncoder()).compile()._background) == set(BACKGROUND)
