@@ -305,12 +305,19 @@ def evaluate(
     # -- tune on val (or the train slice): calibration, then the thresholds
     t0 = time.perf_counter()
     threshold = registry.spec.classifier.threshold
+    tuning_source, tuning_rows = prepared.tuning_source, len(prepared.tuning)
     if prepared.tuning:
         texts = [row.text for row in prepared.tuning]
         truths = [prepared.truth(row) for row in prepared.tuning]
         say(f"eval: tuning on {len(texts)} {prepared.tuning_source} rows...")
         scorer.calibrate(texts, truths)
         threshold = scorer.fit_thresholds(texts, truths)
+        registry = build_registry(prepared.registry_dict(**options, threshold=threshold))
+    elif prepared.multi_label and (guide_threshold := scorer.fit_guide_threshold()) is not None:
+        # No rows to tune on: the guides' own held-out scores (cross-fitted) choose it.
+        say("eval: no tuning rows: threshold from the guides' held-out scores")
+        threshold, tuning_source = guide_threshold, "guides-held-out"
+        tuning_rows = scorer.held_out_rows
         registry = build_registry(prepared.registry_dict(**options, threshold=threshold))
     tune_seconds = time.perf_counter() - t0
 
@@ -369,8 +376,8 @@ def evaluate(
             "shots_per_label": prepared.shots,
             "shots": prepared.shot_count,
             "description_only_labels": len(prepared.description_only),
-            "tuning": len(prepared.tuning),
-            "tuning_source": prepared.tuning_source,
+            "tuning": tuning_rows,
+            "tuning_source": tuning_source,
             "test": n,
             "test_in_file": prepared.test_total,
             "test_in_scope": sum(bool(row.labels) for row in prepared.test),

@@ -223,6 +223,7 @@ class FewShotScorer:
         self._protos = normalize(sums / np.maximum(counts, 1.0)[:, None])
         self._head: tuple[np.ndarray, np.ndarray] | None = None
         self._head_data: tuple[np.ndarray, np.ndarray, np.ndarray, int, int] | None = None
+        self._held_out: tuple[np.ndarray, np.ndarray] | None = None
         if self._head_weight > 0 and count > 1 and len(self._pos):
             self._head = self._train_head(desc, with_desc)
         if self.calibration is None:
@@ -342,6 +343,11 @@ class FewShotScorer:
         positive = np.zeros_like(sims)
         for row, text in enumerate(texts):
             positive[row, owners[text]] = 1.0
+        held_out: dict[str, np.ndarray] = {}
+        if multi_label:  # one row per text, each capability's score the one left out for it
+            for row, (text, owner) in enumerate(zip(texts, own.tolist(), strict=True)):
+                if valid[row]:
+                    held_out.setdefault(text, sims[row].copy())[owner] = sims[row, owner]
         sims, own, positive = sims[valid], own[valid], positive[valid]
         if len(sims) == 0:
             return self._background_calibration()
@@ -358,6 +364,14 @@ class FewShotScorer:
         weights = np.concatenate(
             [np.ones(sims.size), np.full(background.size, in_guide_negatives / background.size)]
         )
+        if held_out:
+            truth = np.zeros((len(held_out), len(self.guides)), dtype=bool)
+            for row, text in enumerate(held_out):
+                truth[row, owners[text]] = True
+            self._held_out = (
+                np.vstack([np.stack(list(held_out.values())), background]),
+                np.vstack([truth, np.zeros(background.shape, dtype=bool)]),
+            )
         return Calibration.fit(raw, labels, weights=weights, balanced=not multi_label)
 
     def _background_requests(self) -> tuple[str, ...]:
@@ -469,6 +483,34 @@ class FewShotScorer:
         if positive.any():  # without a single positive there is nothing to fit: keep the curve
             self.calibration = Calibration.fit(raw, positive)
         return self
+
+    @property
+    def held_out_rows(self) -> int:
+        """How many rows `fit_guide_threshold` uses (guide texts and background requests)."""
+        return 0 if self._held_out is None else len(self._held_out[0])
+
+    def fit_guide_threshold(self, grid: Sequence[float] = THRESHOLD_GRID) -> float | None:
+        """A global threshold for multi-label guides when there is no validation data: half the
+        best micro-F1 reached on the guides themselves.
+
+        For calibrated probabilities the threshold that maximises F1 is half the best F1 (Lipton
+        et al., 2014): 0.5 is the right cut for accuracy, not for F1, which rewards recall more
+        when each label is rare. The best F1 is estimated on held-out scores: every example scored
+        by a head trained without it and against its capabilities' prototypes without it (the
+        scores the calibration was fitted on), the background requests as rows needing nothing.
+        Half of it is steadier than the held-out argmax, which a few hundred rows leave noisy.
+        None for single-label guides (their validation data decide).
+        """
+        self.compile()
+        if self._held_out is None or self.calibration is None:
+            return None
+        raw, truth = self._held_out
+        conf = self.calibration(raw)
+        best = max(
+            2 * float((pred & truth).sum()) / max(1.0, float(pred.sum() + truth.sum()))
+            for pred in (conf >= t for t in grid)
+        )
+        return round(best / 2, 3) if best > 0 else None
 
     def fit_thresholds(
         self,

@@ -285,3 +285,39 @@ def test_semantic_router_threshold_tuning() -> None:
     assert 0.35 < threshold <= 0.7  # accepts both in-scope rows, rejects the out-of-scope one
     threshold, objective = vs.tune_threshold(raw, [["a"], ["b"], []], multi=True)
     assert objective == "micro_f1" and 0.35 < threshold <= 0.7
+
+
+def test_multi_label_without_tuning_rows_takes_the_threshold_from_the_guides(tmp_path: Path) -> None:
+    """No val and every train row a shot: half the best held-out micro-F1 on the guides sets the
+    threshold (calibrated confidences: 0.5 suits accuracy, F1 wants it lower)."""
+    topics = {
+        "card": ["my card", "the debit card", "a new card", "card payments", "the card reader"],
+        "balance": ["my balance", "the account balance", "balance today", "my current balance", "balances"],
+        "cancel": ["cancel", "close", "stop", "terminate", "end"],
+    }
+    rows = []
+    for i, (a, b) in enumerate([("card", "balance"), ("card", "cancel"), ("balance", "cancel")] * 5):
+        rows.append(
+            {
+                "text": f"please {topics[b][i % 5]} about {topics[a][(i + 2) % 5]} number {i}",
+                "labels": [a, b],
+                "split": "train",
+            }
+        )
+    rows += [
+        {"text": f"{topics[k][i]} question {i}", "labels": [k], "split": "train"}
+        for k in topics
+        for i in range(5)
+    ]
+    rows += [
+        {"text": "cancel my card", "labels": ["cancel", "card"], "split": "test"},
+        {"text": "what is my balance", "labels": ["balance"], "split": "test"},
+    ]
+    path = write_jsonl(tmp_path / "multi.jsonl", rows)
+    result = evaluate(path, tmp_path, shots=100)
+    assert result["kind"] == "multi-label"
+    assert result["counts"]["tuning_source"] == "guides-held-out"
+    assert result["counts"]["tuning"] >= len(rows) - 2  # every train text (and the background requests)
+    assert 0.0 < result["threshold"] <= 0.5
+    again = evaluate(path, tmp_path, shots=100)
+    assert (again["threshold"], again["metrics"]) == (result["threshold"], result["metrics"])

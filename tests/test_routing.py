@@ -302,3 +302,16 @@ def test_background_requests_a_guide_claims_are_not_negatives() -> None:
     assert "write me a poem about the sea" in kept and len(kept) >= len(BACKGROUND) - 3
     assert scorer.score("thanks a lot")[0].name == "thank_you"
     assert set(FewShotScorer(GUIDES, LexicalEncoder()).compile()._background) == set(BACKGROUND)
+
+
+def test_guide_threshold_only_for_multi_label_guides() -> None:
+    assert FewShotScorer(GUIDES, LexicalEncoder()).fit_guide_threshold() is None
+    both = "play some jazz and set a timer for ten minutes"
+    shared = [
+        LabelGuide(g.name, (*g.positives, both) if g.name in ("music", "timer") else g.positives)
+        for g in GUIDES
+    ]
+    scorer = FewShotScorer(shared, LexicalEncoder())
+    threshold = scorer.fit_guide_threshold()
+    assert threshold is not None and 0.0 < threshold <= 0.5
+    assert scorer.held_out_rows > len({t for g in shared for t in g.positives})  # texts + background
