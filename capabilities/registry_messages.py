@@ -57,6 +57,8 @@ def pydantic_problems(exc: ValidationError, source: str, lines: LineMap) -> list
             message = "at least one capability is required"
         elif loc and loc[-1] == "[key]":
             message = f"wrong type: keys must be strings (got {loc[-2]!r})"
+        elif kind == "value_error":  # a validator's own message, which names the value
+            message = err["msg"].removeprefix("Value error, ")
         elif kind in _MESSAGES:
             message = f"wrong type: {_MESSAGES[kind]}{got}"
         elif kind == "literal_error":

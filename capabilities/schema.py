@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
 
 from capabilities.guides import ClassifierGuide, OrchestratorGuide
 from graph.limits import Limits
@@ -130,6 +130,15 @@ class ClassifierConfig(_Strict):
     sentence-transformers directory."""
     finetune: Flag = True
     """Fine-tune the MiniLM encoder on the guide examples when the registry is compiled (cached)."""
+
+    @field_validator("encoder")
+    @classmethod
+    def _known_encoder(cls, name: str) -> str:
+        from graph.encoders import make_encoder
+
+        make_encoder(name)  # lazy: builds nothing heavy; an unknown name or bad share raises ValueError
+        return name
+
     split_clauses: Flag = True
     """Also score each clause of a request, so one message can select several capabilities."""
     selection: Literal["per_clause", "free"] = "per_clause"

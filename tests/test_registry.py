@@ -275,6 +275,20 @@ CASES: list[tuple[str, dict[str, str], str, str]] = [
         "{path}:19: classifier.mode: expected 'auto', 'embedding', 'llm' or 'cascade' (got 'fancy')",
     ),
     (
+        "unknown encoder",
+        {},
+        "classifier:\n  encoder: minlm\n",
+        "{path}:19: classifier.encoder: unknown encoder 'minlm': use lexical, minilm, hybrid,"
+        " openai[:MODEL] or a local model directory",
+    ),
+    (
+        "hybrid share out of range",
+        {},
+        "classifier:\n  encoder: hybrid:1.5\n",
+        "{path}:19: classifier.encoder: bad encoder 'hybrid:1.5': hybrid[:SHARE] takes the MiniLM share"
+        " of the similarity, a number between 0 and 1 (default 0.7)",
+    ),
+    (
         "malformed import path",
         {"tests.capfixtures:Weather": "tests.capfixtures.Weather"},
         "",
