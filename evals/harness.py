@@ -51,6 +51,8 @@ from nodes.classifier import classify
 MODES = ("embedding", "cascade")
 PROGRESS_EVERY = 500
 LLM_BUDGET = 10**9
+CLAUSE_CHOICE_MARGIN = 0.002
+"""Clause splitting is turned off only if that does better on the tuning rows by more than this."""
 
 
 class EvalError(ValueError):
@@ -218,7 +220,7 @@ def run_eval(
     limit: int | None = None,
     models: Mapping[str, BaseChatModel] | None = None,
     settings: Settings | None = None,
-    split_clauses: bool = True,
+    split_clauses: bool | None = None,
     cascade_band: float | None = None,
     details: bool = False,
     progress: Progress | None = stderr_progress,
@@ -256,12 +258,15 @@ def evaluate(
     finetune: bool = True,
     models: Mapping[str, BaseChatModel] | None = None,
     settings: Settings | None = None,
-    split_clauses: bool = True,
+    split_clauses: bool | None = None,
     cascade_band: float | None = None,
     details: bool = False,
     progress: Progress | None = stderr_progress,
 ) -> dict[str, Any]:
-    """`run_eval` on data already prepared (so that a peer can be run on exactly the same rows)."""
+    """`run_eval` on data already prepared (so that a peer can be run on exactly the same rows).
+
+    `split_clauses`: None chooses on the tuning rows (the registry default, on, without them).
+    """
     if mode not in MODES:
         raise EvalError(f"unknown mode {mode!r}: use {' or '.join(MODES)}")
     say = progress or (lambda _message: None)
@@ -271,7 +276,7 @@ def evaluate(
         "encoder": encoder,
         "mode": mode,
         "finetune": finetune,
-        "split_clauses": split_clauses,
+        "split_clauses": True if split_clauses is None else split_clauses,
         "cascade_band": cascade_band,
     }
     registry = build_registry(prepared.registry_dict(**options))
@@ -305,11 +310,15 @@ def evaluate(
     # -- tune on val (or the train slice): calibration, then the thresholds
     t0 = time.perf_counter()
     threshold = registry.spec.classifier.threshold
+    split_choice: dict[str, float] | None = None
     tuning_source, tuning_rows = prepared.tuning_source, len(prepared.tuning)
     if prepared.tuning:
         texts = [row.text for row in prepared.tuning]
         truths = [prepared.truth(row) for row in prepared.tuning]
         say(f"eval: tuning on {len(texts)} {prepared.tuning_source} rows...")
+        if split_clauses is None:
+            split_choice = _choose_clause_splitting(scorer, texts, truths, say)
+            options["split_clauses"] = scorer.split_clauses
         scorer.calibrate(texts, truths)
         threshold = scorer.fit_thresholds(texts, truths)
         registry = build_registry(prepared.registry_dict(**options, threshold=threshold))
@@ -370,7 +379,8 @@ def evaluate(
         "seed": prepared.seed,
         "finetune": scorer.finetune is not None,
         "finetune_cached": finetune_cached,
-        "split_clauses": split_clauses,
+        "split_clauses": options["split_clauses"],
+        "split_clauses_choice": split_choice,
         "counts": {
             "labels": len(prepared.labels),
             "shots_per_label": prepared.shots,
@@ -431,6 +441,28 @@ def evaluate(
             )
         ]
     return result
+
+
+def _choose_clause_splitting(
+    scorer: FewShotScorer, texts: Sequence[str], truths: Sequence[Sequence[str]], say: Progress
+) -> dict[str, float]:
+    """Score the tuning rows with and without clause splitting, each with its own calibration and
+    threshold, and keep the better (`fit_thresholds`' objective: balanced in-scope accuracy and
+    out-of-scope recall, or micro-F1). Splitting lets one message select several capabilities;
+    on data where each request has one intent, a clause can only pull it toward a wrong one.
+    Ties keep splitting (the registry default). Returns the objective of each."""
+    values: dict[str, float] = {}
+    for option in (True, False):
+        scorer.split_clauses = option
+        scorer.calibrate(texts, truths)
+        scorer.fit_thresholds(texts, truths)
+        values["on" if option else "off"] = round(scorer.fit_objective, 4)
+    scorer.split_clauses = not values["off"] > values["on"] + CLAUSE_CHOICE_MARGIN
+    say(
+        f"eval: clause splitting {'on' if scorer.split_clauses else 'off'} "
+        f"(tuning objective on {values['on']:.4f}, off {values['off']:.4f})"
+    )
+    return values
 
 
 async def _classify_all(
@@ -499,7 +531,9 @@ def format_table(result: Mapping[str, Any]) -> str:
         f"encoder {result['encoder']}"
         + (" + fine-tune" if result["finetune"] else "")
         + f", mode {result['mode']}, seed {result['seed']}, threshold {result['threshold']:.3f}"
-        f" ({len(result['per_label_thresholds'])} per-label)",
+        f" ({len(result['per_label_thresholds'])} per-label), clause splitting "
+        + ("on" if result["split_clauses"] else "off")
+        + (" (chosen on the tuning rows)" if result["split_clauses_choice"] else ""),
         "",
     ]
     rows: list[tuple[str, Any]] = list(result["metrics"].items())

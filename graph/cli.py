@@ -211,6 +211,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             mode=args.mode,
             seed=args.seed,
             finetune=args.finetune,
+            split_clauses={"auto": None, "on": True, "off": False}[args.split_clauses],
             limit=args.limit,
             progress=None if args.quiet else stderr_progress,
         )
@@ -332,7 +333,9 @@ def parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--shots", type=_positive, default=10, help="train examples per label (default: 10)")
     ev.add_argument(
-        "--encoder", default="minilm", help="lexical, minilm, hybrid (minilm+lexical), openai[:MODEL] or a model directory"
+        "--encoder",
+        default="minilm",
+        help="lexical, minilm, hybrid (minilm+lexical), openai[:MODEL] or a model directory",
     )
     ev.add_argument("--mode", choices=("embedding", "cascade"), default="embedding", help="classifier mode")
     ev.add_argument("--seed", type=int, default=0, help="seed for the shots and tuning slice (default: 0)")
@@ -341,6 +344,12 @@ def parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="fine-tune MiniLM on the shots (cached; default: on)",
+    )
+    ev.add_argument(
+        "--split-clauses",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="also score each clause of a request; auto (default): whichever does better on the tuning rows",
     )
     ev.add_argument("--limit", type=_positive, help="evaluate a seeded sample of this many test rows")
     ev.add_argument("--json", action="store_true", help="print one JSON object")

@@ -166,6 +166,8 @@ class FewShotScorer:
     calibration: Calibration | None = None
     thresholds: dict[str, float] = field(default_factory=dict)
     """Per-capability confidence thresholds fitted on validation data; others use the global one."""
+    fit_objective: float = 0.0
+    """What the last `fit_thresholds` reached on its data (balanced accuracy/recall, or micro-F1)."""
 
     def __post_init__(self) -> None:
         default = 1.0 if isinstance(self.encoder, LexicalEncoder) else 0.5
@@ -441,7 +443,7 @@ class FewShotScorer:
         spans = [clause_spans(t) if self.split_clauses else [] for t in texts]
         owner = [i for i, s in enumerate(spans) for _ in range(1 + len(s))]
         encode_spans = getattr(self.encoder, "encode_spans", None)
-        if encode_spans is not None and any(spans):
+        if encode_spans is not None:  # also without clauses: MiniLM's own pooling, with less overhead
             return encode_spans(texts, spans), owner
         segments = [
             piece for t, s in zip(texts, spans, strict=True) for piece in (t, *(t[a:b] for a, b in s))
@@ -552,7 +554,9 @@ class FewShotScorer:
                     groups.append(float((best_conf < t)[~in_scope].mean()))
                 return sum(groups) / max(1, len(groups))
 
-            return float(max(grid, key=lambda t: (balanced(t), closest_to_half[t])))
+            chosen = float(max(grid, key=lambda t: (balanced(t), closest_to_half[t])))
+            self.fit_objective = balanced(chosen)
+            return chosen
 
         def micro_f1(pred: np.ndarray, gold: np.ndarray) -> float:
             tp = float((pred & gold).sum())
@@ -572,6 +576,8 @@ class FewShotScorer:
             own = max(grid, key=label_f1)
             if micro_f1(conf[:, j] >= own, truth[:, j]) > micro_f1(conf[:, j] >= best, truth[:, j]) + 1e-9:
                 self.thresholds[name] = float(own)
+        cut = np.array([self.thresholds.get(name, best) for name in self.labels], dtype=np.float32)
+        self.fit_objective = micro_f1(conf >= cut, truth)
         return best
 
 

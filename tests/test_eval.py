@@ -321,3 +321,44 @@ def test_multi_label_without_tuning_rows_takes_the_threshold_from_the_guides(tmp
     assert 0.0 < result["threshold"] <= 0.5
     again = evaluate(path, tmp_path, shots=100)
     assert (again["threshold"], again["metrics"]) == (result["threshold"], result["metrics"])
+
+
+class _SplitStub:
+    """A scorer whose tuning objective depends only on clause splitting (for the choice rule)."""
+
+    def __init__(self, on: float, off: float) -> None:
+        self.values = {True: on, False: off}
+        self.split_clauses = True
+        self.fit_objective = 0.0
+
+    def calibrate(self, texts: Any, truths: Any) -> None:
+        return None
+
+    def fit_thresholds(self, texts: Any, truths: Any) -> float:
+        self.fit_objective = self.values[self.split_clauses]
+        return 0.5
+
+
+@pytest.mark.parametrize(
+    ("on", "off", "chosen"),
+    [(0.80, 0.90, False), (0.90, 0.80, True), (0.85, 0.85, True), (0.85, 0.851, True)],
+)
+def test_clause_splitting_is_turned_off_only_when_the_tuning_rows_say_so(
+    on: float, off: float, chosen: bool
+) -> None:
+    from evals.harness import _choose_clause_splitting
+
+    stub = _SplitStub(on, off)
+    said: list[str] = []
+    values = _choose_clause_splitting(stub, ["a"], [["x"]], said.append)  # type: ignore[arg-type]
+    assert values == {"on": on, "off": off}
+    assert stub.split_clauses is chosen
+    assert said and ("on" if chosen else "off") in said[0]
+
+
+def test_clause_splitting_option_in_the_json(tmp_path: Path, tiny: dict[str, Any]) -> None:
+    assert set(tiny["split_clauses_choice"]) == {"on", "off"}  # auto: chosen on the val rows
+    choice = tiny["split_clauses_choice"]
+    assert tiny["split_clauses"] is not (choice["off"] > choice["on"] + 0.002)
+    fixed = evaluate(TINY, tmp_path, split_clauses=False)
+    assert fixed["split_clauses"] is False and fixed["split_clauses_choice"] is None
