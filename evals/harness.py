@@ -317,10 +317,11 @@ def evaluate(
         truths = [prepared.truth(row) for row in prepared.tuning]
         say(f"eval: tuning on {len(texts)} {prepared.tuning_source} rows...")
         if split_clauses is None:
-            split_choice = _choose_clause_splitting(scorer, texts, truths, say)
+            split_choice, threshold = _choose_clause_splitting(scorer, texts, truths, say)
             options["split_clauses"] = scorer.split_clauses
-        scorer.calibrate(texts, truths)
-        threshold = scorer.fit_thresholds(texts, truths)
+        else:
+            scorer.calibrate(texts, truths)
+            threshold = scorer.fit_thresholds(texts, truths)
         registry = build_registry(prepared.registry_dict(**options, threshold=threshold))
     elif prepared.multi_label and (guide_threshold := scorer.fit_guide_threshold()) is not None:
         # No rows to tune on: the guides' own held-out scores (cross-fitted) choose it.
@@ -445,24 +446,28 @@ def evaluate(
 
 def _choose_clause_splitting(
     scorer: FewShotScorer, texts: Sequence[str], truths: Sequence[Sequence[str]], say: Progress
-) -> dict[str, float]:
+) -> tuple[dict[str, float], float]:
     """Score the tuning rows with and without clause splitting, each with its own calibration and
     threshold, and keep the better (`fit_thresholds`' objective: balanced in-scope accuracy and
-    out-of-scope recall, or micro-F1). Splitting lets one message select several capabilities;
-    on data where each request has one intent, a clause can only pull it toward a wrong one.
-    Ties keep splitting (the registry default). Returns the objective of each."""
+    out-of-scope recall, or micro-F1), fitted. Splitting lets one message select several
+    capabilities; on data where each request has one intent, a clause can only pull it toward a
+    wrong one. Ties keep splitting (the registry default). Returns the objective of each option
+    and the chosen one's threshold."""
     values: dict[str, float] = {}
+    fitted: dict[bool, tuple[Any, dict[str, float], float]] = {}
     for option in (True, False):
         scorer.split_clauses = option
         scorer.calibrate(texts, truths)
-        scorer.fit_thresholds(texts, truths)
+        threshold = scorer.fit_thresholds(texts, truths)
         values["on" if option else "off"] = round(scorer.fit_objective, 4)
+        fitted[option] = (scorer.calibration, dict(scorer.thresholds), threshold)
     scorer.split_clauses = not values["off"] > values["on"] + CLAUSE_CHOICE_MARGIN
+    scorer.calibration, scorer.thresholds, threshold = fitted[scorer.split_clauses]
     say(
         f"eval: clause splitting {'on' if scorer.split_clauses else 'off'} "
         f"(tuning objective on {values['on']:.4f}, off {values['off']:.4f})"
     )
-    return values
+    return values, threshold
 
 
 async def _classify_all(

@@ -330,6 +330,8 @@ class _SplitStub:
         self.values = {True: on, False: off}
         self.split_clauses = True
         self.fit_objective = 0.0
+        self.calibration: Any = None
+        self.thresholds: dict[str, float] = {}
 
     def calibrate(self, texts: Any, truths: Any) -> None:
         return None
@@ -350,7 +352,7 @@ def test_clause_splitting_is_turned_off_only_when_the_tuning_rows_say_so(
 
     stub = _SplitStub(on, off)
     said: list[str] = []
-    values = _choose_clause_splitting(stub, ["a"], [["x"]], said.append)  # type: ignore[arg-type]
+    values, _ = _choose_clause_splitting(stub, ["a"], [["x"]], said.append)  # type: ignore[arg-type]
     assert values == {"on": on, "off": off}
     assert stub.split_clauses is chosen
     assert said and ("on" if chosen else "off") in said[0]
