@@ -130,6 +130,27 @@ def test_thresholds_are_fitted_on_validation_data() -> None:
     assert all(conf[i].max() < threshold for i in range(3, 5))
 
 
+def test_thresholds_reach_above_0995_when_confidences_crowd_near_1() -> None:
+    # A steep curve puts every best match above 0.995: the grid still has candidates between
+    # the out-of-scope requests' confidences and the in-scope ones.
+    scorer = FewShotScorer(
+        GUIDES, LexicalEncoder(), head_weight=0.0, calibration=Calibration(slope=40.0, midpoint=-0.1)
+    )
+    texts = [
+        "is it going to rain",
+        "play a song",
+        "set a timer",
+        "tell me about dinosaurs",
+        "who is the president",
+    ]
+    labels: list[list[str]] = [["weather"], ["music"], ["timer"], [], []]
+    conf = scorer.confidences(texts).max(1)
+    assert conf.min() > 0.995  # all crowd near 1
+    threshold = scorer.fit_thresholds(texts, labels)
+    assert threshold > 0.995
+    assert all(conf[:3] >= threshold) and all(conf[3:] < threshold)
+
+
 def test_out_of_scope_request_ends_in_clarify(make_graph: Any) -> None:
     state = ask(make_graph(), "recommend a good science fiction novel")
     assert state["control_stop_reason"] == "clarify"
