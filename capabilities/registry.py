@@ -51,6 +51,8 @@ class CapabilityInfo:
     approval: ApprovalPolicy
     timeout: float
     retry: RetryPolicy
+    threshold: float | None = None
+    """Own confidence threshold (registry `threshold`); None: the classifier's."""
 
 
 @dataclass(frozen=True)
@@ -315,6 +317,7 @@ def _info(entry: CapabilitySpec, instance: Capability, limits: Limits) -> Capabi
         approval=entry.approval,
         timeout=entry.timeout,
         retry=retry,
+        threshold=entry.threshold,
     )
 
 

@@ -116,6 +116,16 @@ class ModelsConfig(_Strict):
         return self.default.model_copy(update=override.model_dump(exclude_none=True))
 
 
+class CalibrationSpec(_Strict):
+    """A fitted confidence curve: confidence = 1 / (1 + exp(-slope * (similarity - midpoint)))."""
+
+    slope: Number = Field(gt=0)
+    midpoint: Number
+    guides: str | None = None
+    """Fingerprint of the guides and encoder it was fitted for (`routegraph tune` writes it); when
+    they change, the curve no longer applies and the scorer fits its own from the guides again."""
+
+
 class ClassifierConfig(_Strict):
     mode: ClassifierMode = "auto"
     threshold: Number = Field(default=0.5, ge=0, le=1)
@@ -139,6 +149,9 @@ class ClassifierConfig(_Strict):
         make_encoder(name)  # lazy: builds nothing heavy; an unknown name or bad share raises ValueError
         return name
 
+    calibration: CalibrationSpec | None = None
+    """Confidence curve fitted on labelled requests by `routegraph tune`; unset: fitted on the guides
+    (leave-one-out) when the registry compiles."""
     split_clauses: Flag = True
     """Also score each clause of a request, so one message can select several capabilities."""
     selection: Literal["per_clause", "free"] = "per_clause"
@@ -188,6 +201,9 @@ class CapabilitySpec(_Strict):
     classifier_guide: ClassifierGuide | None = None
     orchestrator_guide: OrchestratorGuide | None = None
     approval: ApprovalPolicy = ApprovalPolicy()
+    threshold: Number | None = Field(default=None, ge=0, le=1)
+    """This capability's confidence threshold, instead of `classifier.threshold` (`routegraph tune`
+    fits one where the labelled requests allow)."""
     timeout: Number = Field(default=30.0, gt=0)
     """Seconds one attempt of a step may take."""
     retry: RetryOverride | None = None

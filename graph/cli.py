@@ -1,4 +1,4 @@
-"""The `routegraph` command line: ask, validate, graph, eval, serve, threads."""
+"""The `routegraph` command line: ask, validate, graph, eval, tune, serve, threads."""
 
 from __future__ import annotations
 
@@ -222,6 +222,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Fit the classifier's curve and thresholds on labelled requests; print registry YAML."""
+    from graph.settings import Settings
+    from graph.tune import TuneError, read_labelled, tune
+
+    try:
+        registry = Registry.from_file(args.registry)
+        texts, truths = read_labelled(args.data, registry)
+    except (RegistryError, TuneError) as exc:
+        print(f"routegraph tune: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if not args.quiet:
+        print(f"tune: {len(texts)} labelled requests, scoring with {registry.source}...", file=sys.stderr)
+    result = tune(registry, Settings.from_env(llm="off"), texts, truths)
+    if args.json:
+        print(json.dumps(result.as_dict()))
+        return EXIT_OK
+    print(result.yaml(str(args.data)))
+    print(
+        f"tune: {result.objective} on these requests: {result.before:.3f} with the registry as it is, "
+        f"{result.after:.3f} fitted (in-sample: check on requests it was not fitted on)",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """`langgraph dev` on this project, offline by default (no analytics, no version check)."""
     import os
@@ -355,6 +381,19 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     ev.set_defaults(func=cmd_eval)
+
+    tn = sub.add_parser(
+        "tune",
+        help="fit the classifier's confidence curve and thresholds on labelled requests",
+        description="Fit the confidence curve, the threshold and per-capability thresholds on "
+        "requests labelled with the capabilities that should take them (JSONL rows of text, labels, "
+        "split; out_of_scope or [] for none). Prints the registry YAML to paste.",
+    )
+    tn.add_argument("--data", type=Path, required=True, help="JSONL file of {text, labels, split} rows")
+    tn.add_argument("--registry", type=Path, help="registry.yaml to tune (default: the project's)")
+    tn.add_argument("--json", action="store_true", help="print one JSON object instead of YAML")
+    tn.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    tn.set_defaults(func=cmd_tune)
 
     serve = sub.add_parser("serve", help="serve the graph for LangGraph Studio and the SDK (langgraph dev)")
     serve.add_argument("--port", type=int, default=8123, help="port (default: 8123)")

@@ -583,9 +583,40 @@ class FewShotScorer:
             own = max(grid, key=label_f1)
             if micro_f1(conf[:, j] >= own, truth[:, j]) > micro_f1(conf[:, j] >= best, truth[:, j]) + 1e-9:
                 self.thresholds[name] = float(own)
-        cut = np.array([self.thresholds.get(name, best) for name in self.labels], dtype=np.float32)
-        self.fit_objective = micro_f1(conf >= cut, truth)
+        self.fit_objective = self.objective(texts, label_sets, best, _conf=conf)
         return best
+
+    def objective(
+        self,
+        texts: Sequence[str],
+        label_sets: Sequence[Sequence[str]],
+        threshold: float,
+        *,
+        _conf: np.ndarray | None = None,
+    ) -> float:
+        """What `fit_thresholds` maximises, for the current calibration, the per-capability
+        thresholds and this global one: single-label data, the mean of in-scope accuracy (best
+        capability right and accepted) and out-of-scope recall; multi-label data, micro-F1."""
+        conf = self.confidences(texts) if _conf is None else _conf
+        truth = np.zeros_like(conf, dtype=bool)
+        for row, names in enumerate(label_sets):
+            for name in names:
+                if name in self._index:
+                    truth[row, self._index[name]] = True
+        cut = np.array([self.thresholds.get(name, threshold) for name in self.labels], dtype=np.float32)
+        if truth.sum(1).max(initial=0) <= 1:
+            rows = np.arange(len(conf))
+            top = conf.argmax(1)
+            accepted = conf[rows, top] >= cut[top]
+            in_scope = truth.any(1)
+            groups = []
+            if in_scope.any():
+                groups.append(float((truth[rows, top] & accepted)[in_scope].mean()))
+            if (~in_scope).any():
+                groups.append(float((~accepted)[~in_scope].mean()))
+            return sum(groups) / max(1, len(groups))
+        pred = conf >= cut
+        return 2 * float((pred & truth).sum()) / max(1.0, float(pred.sum() + truth.sum()))
 
 
 def _fit_head(gram: np.ndarray, y: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -602,6 +633,12 @@ def _fit_head(gram: np.ndarray, y: np.ndarray, start: np.ndarray) -> tuple[np.nd
         a -= rate * (scale * grad + l2 * a)
         b -= rate * grad.sum(0)
     return a.astype(np.float32), b.astype(np.float32)
+
+
+def guides_fingerprint(guides: Sequence[LabelGuide], encoder: str) -> str:
+    """Identifies what a fitted calibration was fitted for: the encoder setting and every guide."""
+    payload = [encoder, [[g.name, list(g.positives), list(g.negatives), g.description] for g in guides]]
+    return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
 def guides_from_registry(capabilities: Sequence[object]) -> list[LabelGuide]:

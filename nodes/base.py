@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,7 @@ from langgraph.errors import GraphBubbleUp
 from capabilities.registry import Registry
 from graph.encoders import make_encoder, trainable
 from graph.errors import error_record
-from graph.fewshot import FewShotScorer, FineTune, guides_from_registry
+from graph.fewshot import Calibration, FewShotScorer, FineTune, guides_fingerprint, guides_from_registry
 from graph.limits import Limits
 from graph.models import LLMGateway, ModelProvider
 from graph.progress import emit
@@ -33,6 +34,7 @@ from graph.settings import Settings
 from graph.state import AgentState
 
 R = TypeVar("R")
+log = logging.getLogger("routegraph")
 Update = dict[str, Any]
 
 
@@ -54,15 +56,39 @@ class Deps:
     @cached_property
     def scorer(self) -> FewShotScorer:
         """The few-shot scorer for this registry; its encoder loads on the first classification."""
-        config = self.registry.spec.classifier
-        encoder = make_encoder(config.encoder, base_url=self.settings.base_url)
-        return FewShotScorer(
-            guides_from_registry(self.registry.routable),
-            encoder,
-            cache_dir=self.settings.cache,
-            finetune=FineTune() if config.finetune and trainable(encoder) is not None else None,
-            split_clauses=config.split_clauses,
-        )
+        return build_scorer(self.registry, self.settings)
+
+
+def build_scorer(registry: Registry, settings: Settings, *, tuned: bool = True) -> FewShotScorer:
+    """The few-shot scorer a registry describes: its encoder, fine-tuning and clause setting, and
+    (`tuned`) the calibration and per-capability thresholds `routegraph tune` fitted. A calibration
+    fitted for other guides or another encoder is set aside (the guides' own curve is fitted
+    instead) with a warning on the `routegraph` logger."""
+    config = registry.spec.classifier
+    encoder = make_encoder(config.encoder, base_url=settings.base_url)
+    guides = guides_from_registry(registry.routable)
+    calibration: Calibration | None = None
+    fitted = config.calibration
+    if tuned and fitted is not None:
+        if fitted.guides is None or fitted.guides == guides_fingerprint(guides, config.encoder):
+            calibration = Calibration(slope=fitted.slope, midpoint=fitted.midpoint)
+        else:
+            log.warning(
+                "%s: classifier.calibration was fitted for other guides or another encoder; "
+                "using the curve fitted on the guides instead (run `routegraph tune` again)",
+                registry.source,
+            )
+    return FewShotScorer(
+        guides,
+        encoder,
+        cache_dir=settings.cache,
+        finetune=FineTune() if config.finetune and trainable(encoder) is not None else None,
+        split_clauses=config.split_clauses,
+        calibration=calibration,
+        thresholds={c.name: c.threshold for c in registry.routable if c.threshold is not None}
+        if tuned
+        else {},
+    )
 
 
 @dataclass

@@ -562,9 +562,8 @@ def test_the_labelled_support_suite(desk: Desk) -> None:
     numeric differences between machines.
     """
     from evals.harness import multi_label_metrics
-    from graph.encoders import make_encoder, trainable
-    from graph.fewshot import FewShotScorer, FineTune, guides_from_registry
     from graph.models import LLMGateway, ModelProvider
+    from nodes.base import build_scorer
     from nodes.classifier import classify
 
     data = [json.loads(line) for line in SUITE.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -576,15 +575,8 @@ def test_the_labelled_support_suite(desk: Desk) -> None:
         and sum(r["labels"] == ["out_of_scope"] for r in data) >= 8
     )
 
-    registry, config = desk.registry, desk.registry.spec.classifier
-    encoder = make_encoder(config.encoder)
-    scorer = FewShotScorer(  # as the graph builds it (nodes/base.py), sharing its fine-tune cache
-        guides_from_registry(registry.routable),
-        encoder,
-        cache_dir=desk.settings.cache,
-        finetune=FineTune() if config.finetune and trainable(encoder) is not None else None,
-        split_clauses=config.split_clauses,
-    )
+    registry = desk.registry
+    scorer = build_scorer(registry, desk.settings)  # as the graph builds it, sharing its fine-tune cache
     provider = ModelProvider(
         {role: registry.spec.models.for_role(role) for role in ModelProvider.roles()},
         desk.settings,

@@ -1,0 +1,124 @@
+"""`routegraph tune`: fit the classifier's confidence curve and thresholds on labelled requests.
+
+The guides alone give a curve fitted leave-one-out on their own examples and the registry's one
+threshold. Requests labelled with the capabilities that should take them (the evaluation format,
+`{"text": ..., "labels": [...], "split": ...}`, `out_of_scope` or `[]` for "none") say more: this
+fits the curve on them, the global threshold, and a threshold per capability where there are
+enough positives (multi-label data), exactly as `routegraph eval` tunes on a validation split.
+The result is registry YAML to paste; the curve carries a fingerprint of the guides and encoder it
+was fitted for, so a later change to either sets it aside instead of silently misapplying it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from capabilities.registry import Registry
+from graph.fewshot import guides_fingerprint
+from graph.settings import Settings
+
+
+class TuneError(ValueError):
+    """Labelled requests that cannot be used; the message names the file and line."""
+
+
+@dataclass
+class TuneResult:
+    rows: int
+    in_scope: int
+    multi_label: bool
+    objective: str
+    before: float
+    after: float
+    threshold: float
+    slope: float
+    midpoint: float
+    guides: str
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "in_scope": self.in_scope,
+            "multi_label": self.multi_label,
+            "objective": self.objective,
+            "before": round(self.before, 4),
+            "after": round(self.after, 4),
+            "threshold": self.threshold,
+            "calibration": {"slope": self.slope, "midpoint": self.midpoint, "guides": self.guides},
+            "thresholds": self.thresholds,
+        }
+
+    def yaml(self, source: str) -> str:
+        lines = [
+            f"# fitted by `routegraph tune` on {self.rows} labelled requests ({source})",
+            "classifier:",
+            f"  threshold: {self.threshold:g}",
+            "  calibration:",
+            f"    slope: {self.slope}",
+            f"    midpoint: {self.midpoint}",
+            f"    guides: {self.guides}",
+        ]
+        if self.thresholds:
+            lines.append("# and in these capabilities' entries:")
+            lines.append("capabilities:")
+            for name, value in sorted(self.thresholds.items()):
+                lines += [f"  - name: {name}", f"    threshold: {value:g}"]
+        return "\n".join(lines)
+
+
+def read_labelled(path: Path, registry: Registry) -> tuple[list[str], list[list[str]]]:
+    """Texts and label sets from a JSONL file; every label must be a routable capability."""
+    from evals.datasets import DatasetError, _read_rows
+
+    try:
+        rows = _read_rows(path)
+    except DatasetError as exc:
+        raise TuneError(str(exc)) from None
+    routable = {c.name for c in registry.routable}
+    for row in rows:
+        unknown = [label for label in row.labels if label not in routable]
+        if unknown:
+            raise TuneError(
+                f"{path}:{row.line}: {', '.join(map(repr, unknown))} is not a capability the classifier "
+                f"routes to in {registry.source} (those are: {', '.join(sorted(routable))}; "
+                "use out_of_scope or [] for requests none should take)"
+            )
+    if not any(row.labels for row in rows):
+        raise TuneError(f"{path}: every request is out of scope; at least one needs a capability")
+    return [row.text for row in rows], [list(row.labels) for row in rows]
+
+
+def tune(registry: Registry, settings: Settings, texts: list[str], truths: list[list[str]]) -> TuneResult:
+    """Fit on the requests; `before` is the objective with the registry's current settings."""
+    from nodes.base import build_scorer
+
+    current = build_scorer(registry, settings)
+    scorer = build_scorer(registry, settings, tuned=False)
+    scorer.compile()
+    threshold = float(registry.spec.classifier.threshold)
+    guide_curve = scorer.calibration
+    if current.calibration is not None:  # the registry's fitted curve, where it still applies
+        scorer.calibration = current.calibration
+    scorer.thresholds = dict(current.thresholds)
+    before = scorer.objective(texts, truths, threshold)
+    scorer.calibration, scorer.thresholds = guide_curve, {}
+    scorer.calibrate(texts, truths)
+    fitted = scorer.fit_thresholds(texts, truths)
+    assert scorer.calibration is not None
+    multi = any(len(t) > 1 for t in truths)
+    return TuneResult(
+        rows=len(texts),
+        in_scope=sum(1 for t in truths if t),
+        multi_label=multi,
+        objective="micro-F1" if multi else "mean of in-scope accuracy and out-of-scope recall",
+        before=before,
+        after=scorer.fit_objective,
+        threshold=round(fitted, 6),
+        slope=round(scorer.calibration.slope, 4),
+        midpoint=round(scorer.calibration.midpoint, 6),
+        guides=guides_fingerprint(scorer.guides, registry.spec.classifier.encoder),
+        thresholds={k: round(v, 6) for k, v in scorer.thresholds.items()},
+    )
