@@ -222,6 +222,7 @@ def run_eval(
     settings: Settings | None = None,
     split_clauses: bool | None = None,
     cascade_band: float | None = None,
+    min_out_of_scope_recall: float | None = None,
     details: bool = False,
     progress: Progress | None = stderr_progress,
 ) -> dict[str, Any]:
@@ -245,6 +246,7 @@ def run_eval(
         settings=settings,
         split_clauses=split_clauses,
         cascade_band=cascade_band,
+        min_out_of_scope_recall=min_out_of_scope_recall,
         details=details,
         progress=progress,
     )
@@ -260,13 +262,18 @@ def evaluate(
     settings: Settings | None = None,
     split_clauses: bool | None = None,
     cascade_band: float | None = None,
+    min_out_of_scope_recall: float | None = None,
     details: bool = False,
     progress: Progress | None = stderr_progress,
 ) -> dict[str, Any]:
     """`run_eval` on data already prepared (so that a peer can be run on exactly the same rows).
 
     `split_clauses`: None chooses on the tuning rows (the registry default, on, without them).
+    `min_out_of_scope_recall`: single-label data, the threshold is the best in-scope accuracy that
+    keeps at least this out-of-scope recall on the tuning rows, instead of balancing the two.
     """
+    if min_out_of_scope_recall is not None and not 0 <= min_out_of_scope_recall <= 1:
+        raise EvalError(f"min_out_of_scope_recall must be between 0 and 1 (got {min_out_of_scope_recall})")
     if mode not in MODES:
         raise EvalError(f"unknown mode {mode!r}: use {' or '.join(MODES)}")
     say = progress or (lambda _message: None)
@@ -317,11 +324,13 @@ def evaluate(
         truths = [prepared.truth(row) for row in prepared.tuning]
         say(f"eval: tuning on {len(texts)} {prepared.tuning_source} rows...")
         if split_clauses is None:
-            split_choice, threshold = _choose_clause_splitting(scorer, texts, truths, say)
+            split_choice, threshold = _choose_clause_splitting(
+                scorer, texts, truths, say, min_out_of_scope_recall=min_out_of_scope_recall
+            )
             options["split_clauses"] = scorer.split_clauses
         else:
             scorer.calibrate(texts, truths)
-            threshold = scorer.fit_thresholds(texts, truths)
+            threshold = scorer.fit_thresholds(texts, truths, min_out_of_scope_recall=min_out_of_scope_recall)
         registry = build_registry(prepared.registry_dict(**options, threshold=threshold))
     elif prepared.multi_label and (guide_threshold := scorer.fit_guide_threshold()) is not None:
         # No rows to tune on: the guides' own held-out scores (cross-fitted) choose it.
@@ -330,6 +339,16 @@ def evaluate(
         tuning_rows = scorer.held_out_rows
         registry = build_registry(prepared.registry_dict(**options, threshold=threshold))
     tune_seconds = time.perf_counter() - t0
+    if tuning_source == "guides-held-out":
+        threshold_objective = "half the best micro-F1 on the guides' held-out scores"
+    elif not prepared.tuning:
+        threshold_objective = "registry default"
+    elif prepared.multi_label:
+        threshold_objective = "micro-F1"
+    elif min_out_of_scope_recall is not None and any(not prepared.truth(r) for r in prepared.tuning):
+        threshold_objective = f"in-scope accuracy at out-of-scope recall >= {min_out_of_scope_recall:g}"
+    else:
+        threshold_objective = "mean of in-scope accuracy and out-of-scope recall"
 
     # -- test: one classify() per row, timed
     say(f"eval: {len(prepared.test)} test queries, mode {mode}...")
@@ -382,6 +401,7 @@ def evaluate(
         "finetune_cached": finetune_cached,
         "split_clauses": options["split_clauses"],
         "split_clauses_choice": split_choice,
+        "threshold_objective": threshold_objective,
         "counts": {
             "labels": len(prepared.labels),
             "shots_per_label": prepared.shots,
@@ -445,7 +465,12 @@ def evaluate(
 
 
 def _choose_clause_splitting(
-    scorer: FewShotScorer, texts: Sequence[str], truths: Sequence[Sequence[str]], say: Progress
+    scorer: FewShotScorer,
+    texts: Sequence[str],
+    truths: Sequence[Sequence[str]],
+    say: Progress,
+    *,
+    min_out_of_scope_recall: float | None = None,
 ) -> tuple[dict[str, float], float]:
     """Score the tuning rows with and without clause splitting, each with its own calibration and
     threshold, and keep the better (`fit_thresholds`' objective: balanced in-scope accuracy and
@@ -458,7 +483,7 @@ def _choose_clause_splitting(
     for option in (True, False):
         scorer.split_clauses = option
         scorer.calibrate(texts, truths)
-        threshold = scorer.fit_thresholds(texts, truths)
+        threshold = scorer.fit_thresholds(texts, truths, min_out_of_scope_recall=min_out_of_scope_recall)
         values["on" if option else "off"] = round(scorer.fit_objective, 4)
         fitted[option] = (scorer.calibration, dict(scorer.thresholds), threshold)
     scorer.split_clauses = not values["off"] > values["on"] + CLAUSE_CHOICE_MARGIN

@@ -212,6 +212,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             seed=args.seed,
             finetune=args.finetune,
             split_clauses={"auto": None, "on": True, "off": False}[args.split_clauses],
+            min_out_of_scope_recall=args.min_oos_recall,
             limit=args.limit,
             progress=None if args.quiet else stderr_progress,
         )
@@ -326,6 +327,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1 (got {text!r})") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (got {value:g})")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="routegraph", description="Route requests to capabilities with LangGraph."
@@ -376,6 +387,13 @@ def parser() -> argparse.ArgumentParser:
         choices=("auto", "on", "off"),
         default="auto",
         help="also score each clause of a request; auto (default): whichever does better on the tuning rows",
+    )
+    ev.add_argument(
+        "--min-oos-recall",
+        type=_share,
+        metavar="R",
+        help="single-label data: fit the threshold for the best in-scope accuracy that still rejects this "
+        "share of the tuning rows' out-of-scope requests (default: balance the two)",
     )
     ev.add_argument("--limit", type=_positive, help="evaluate a seeded sample of this many test rows")
     ev.add_argument("--json", action="store_true", help="print one JSON object")

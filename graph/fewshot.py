@@ -528,6 +528,7 @@ class FewShotScorer:
         *,
         min_support: int = 5,
         grid: Sequence[float] = THRESHOLD_GRID,
+        min_out_of_scope_recall: float | None = None,
     ) -> float:
         """Choose the global threshold (and per-capability ones where the data allow) on validation data.
 
@@ -537,6 +538,12 @@ class FewShotScorer:
         the many in-scope ones. Multi-label data: it maximises micro-F1 of the selected sets, and a
         capability with at least `min_support` validation positives gets its own threshold when
         that improves its F1. Returns the global threshold.
+
+        `min_out_of_scope_recall` (single-label data with out-of-scope requests): an operating point
+        instead of the balance, the threshold with the best in-scope accuracy among those that
+        reject at least this share of the out-of-scope requests (the highest, on ties); when none
+        does, the one that rejects most. `fit_objective` is then that in-scope accuracy (minus 1
+        when the recall is out of reach, so a choice that reaches it always compares better).
         """
         conf = self.confidences(texts)
         truth = np.zeros_like(conf, dtype=bool)
@@ -561,6 +568,22 @@ class FewShotScorer:
                     groups.append(float((best_conf < t)[~in_scope].mean()))
                 return sum(groups) / max(1, len(groups))
 
+            if min_out_of_scope_recall is not None and in_scope.any() and (~in_scope).any():
+
+                def accuracy(t: float) -> float:
+                    return float((right & (best_conf >= t))[in_scope].mean())
+
+                def recall(t: float) -> float:
+                    return float((best_conf < t)[~in_scope].mean())
+
+                feasible = [t for t in grid if recall(t) >= min_out_of_scope_recall - 1e-9]
+                if feasible:
+                    chosen = float(max(feasible, key=lambda t: (accuracy(t), t)))
+                    self.fit_objective = accuracy(chosen)
+                else:
+                    chosen = float(max(grid, key=lambda t: (recall(t), accuracy(t))))
+                    self.fit_objective = accuracy(chosen) - 1.0
+                return chosen
             chosen = float(max(grid, key=lambda t: (balanced(t), closest_to_half[t])))
             self.fit_objective = balanced(chosen)
             return chosen

@@ -336,7 +336,7 @@ class _SplitStub:
     def calibrate(self, texts: Any, truths: Any) -> None:
         return None
 
-    def fit_thresholds(self, texts: Any, truths: Any) -> float:
+    def fit_thresholds(self, texts: Any, truths: Any, **options: Any) -> float:
         self.fit_objective = self.values[self.split_clauses]
         return 0.5
 
@@ -364,3 +364,21 @@ def test_clause_splitting_option_in_the_json(tmp_path: Path, tiny: dict[str, Any
     assert tiny["split_clauses"] is not (choice["off"] > choice["on"] + 0.002)
     fixed = evaluate(TINY, tmp_path, split_clauses=False)
     assert fixed["split_clauses"] is False and fixed["split_clauses_choice"] is None
+
+
+def test_operating_point_trades_balance_for_in_scope_accuracy(tmp_path: Path) -> None:
+    balanced = evaluate(TINY, tmp_path)
+    assert balanced["threshold_objective"] == "mean of in-scope accuracy and out-of-scope recall"
+    at = evaluate(TINY, tmp_path, min_out_of_scope_recall=0.0)
+    assert at["threshold_objective"] == "in-scope accuracy at out-of-scope recall >= 0"
+    # Without a recall to keep, nothing is rejected that the best capability gets right.
+    assert at["metrics"]["in_scope_accuracy"] == at["metrics"]["in_scope_accuracy_no_rejection"]
+    assert at["threshold"] <= balanced["threshold"]
+    with pytest.raises(EvalError, match="between 0 and 1"):
+        evaluate(TINY, tmp_path, min_out_of_scope_recall=1.5)
+
+
+def test_cli_min_oos_recall_must_be_a_share(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["eval", "--data", str(TINY), "--min-oos-recall", "85"])
+    assert info.value.code == 2 and "must be between 0 and 1" in capsys.readouterr().err

@@ -336,3 +336,21 @@ def test_guide_threshold_only_for_multi_label_guides() -> None:
     threshold = scorer.fit_guide_threshold()
     assert threshold is not None and 0.0 < threshold <= 0.5
     assert scorer.held_out_rows > len({t for g in shared for t in g.positives})  # texts + background
+
+
+@pytest.mark.parametrize(("recall", "expected"), [(None, 0.525), (0.5, 0.4), (0.75, 0.6), (1.0, 0.8)])
+def test_threshold_for_an_out_of_scope_recall(recall: float | None, expected: float) -> None:
+    # Best confidences: in-scope requests 0.9, 0.8, 0.6, 0.4 (all the right capability), out of
+    # scope 0.7, 0.5, 0.3, 0.2. Balanced: (0.5, 0.6] and (0.7, 0.8] both reach 0.75; the grid point
+    # nearest 0.5 wins. With a recall to keep: the best in-scope accuracy that keeps it, at the
+    # highest such threshold.
+    scorer = FewShotScorer(GUIDES[:2], LexicalEncoder())
+    best = [0.9, 0.8, 0.6, 0.4, 0.7, 0.5, 0.3, 0.2]
+    conf = np.array([[b, 0.1] for b in best], dtype=np.float32)
+    scorer.confidences = lambda texts: conf  # type: ignore[method-assign]
+    labels: list[list[str]] = [["weather"]] * 4 + [[]] * 4
+    threshold = scorer.fit_thresholds(["x"] * 8, labels, min_out_of_scope_recall=recall)
+    assert threshold == pytest.approx(expected)
+    if recall is not None:
+        in_scope = sum(b >= threshold for b in best[:4]) / 4
+        assert scorer.fit_objective == pytest.approx(in_scope)
