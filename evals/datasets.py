@@ -95,7 +95,7 @@ def default_labels_path(data_path: Path) -> Path:
 def load_dataset(path: str | Path, labels_path: str | Path | None = None) -> Dataset:
     """Read a data file (and its labels file: the given one, else `<stem>.labels.json` if present)."""
     data_path = Path(path)
-    rows = tuple(_read_rows(data_path))
+    rows = tuple(read_rows(data_path))
     if labels_path is not None:
         labels_file: Path | None = Path(labels_path)
         descriptions = _read_labels(Path(labels_path))
@@ -106,7 +106,8 @@ def load_dataset(path: str | Path, labels_path: str | Path | None = None) -> Dat
     return Dataset(data_path, rows, descriptions, labels_file)
 
 
-def _read_rows(path: Path) -> list[Row]:
+def read_rows(path: Path) -> list[Row]:
+    """The rows of a data file (`DatasetError` names the file and line of the first bad one)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

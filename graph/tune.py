@@ -71,10 +71,10 @@ class TuneResult:
 
 def read_labelled(path: Path, registry: Registry) -> tuple[list[str], list[list[str]]]:
     """Texts and label sets from a JSONL file; every label must be a routable capability."""
-    from evals.datasets import DatasetError, _read_rows
+    from evals.datasets import DatasetError, read_rows
 
     try:
-        rows = _read_rows(path)
+        rows = read_rows(path)
     except DatasetError as exc:
         raise TuneError(str(exc)) from None
     routable = {c.name for c in registry.routable}
