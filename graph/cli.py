@@ -236,16 +236,15 @@ def cmd_tune(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     if not args.quiet:
         print(f"tune: {len(texts)} labelled requests, scoring with {registry.source}...", file=sys.stderr)
-    result = tune(registry, Settings.from_env(llm="off"), texts, truths)
+    result = tune(
+        registry, Settings.from_env(llm="off"), texts, truths, min_out_of_scope_recall=args.min_oos_recall
+    )
     if args.json:
         print(json.dumps(result.as_dict()))
         return EXIT_OK
     print(result.yaml(str(args.data)))
-    print(
-        f"tune: {result.objective} on these requests: {result.before:.3f} with the registry as it is, "
-        f"{result.after:.3f} fitted (in-sample: check on requests it was not fitted on)",
-        file=sys.stderr,
-    )
+    if not args.quiet:
+        print(f"tune: {result.summary()}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -409,6 +408,13 @@ def parser() -> argparse.ArgumentParser:
     )
     tn.add_argument("--data", type=Path, required=True, help="JSONL file of {text, labels, split} rows")
     tn.add_argument("--registry", type=Path, help="registry.yaml to tune (default: the project's)")
+    tn.add_argument(
+        "--min-oos-recall",
+        type=_share,
+        metavar="R",
+        help="single-label requests: the best in-scope accuracy that still rejects this share of the "
+        "out-of-scope ones (default: balance the two)",
+    )
     tn.add_argument("--json", action="store_true", help="print one JSON object instead of YAML")
     tn.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     tn.set_defaults(func=cmd_tune)

@@ -617,9 +617,25 @@ class FewShotScorer:
         *,
         _conf: np.ndarray | None = None,
     ) -> float:
-        """What `fit_thresholds` maximises, for the current calibration, the per-capability
-        thresholds and this global one: single-label data, the mean of in-scope accuracy (best
-        capability right and accepted) and out-of-scope recall; multi-label data, micro-F1."""
+        """What `fit_thresholds` maximises (without an operating point), for the current
+        calibration, the per-capability thresholds and this global one: single-label data, the
+        mean of in-scope accuracy and out-of-scope recall; multi-label data, micro-F1."""
+        rates = self.rates(texts, label_sets, threshold, _conf=_conf)
+        if "micro_f1" in rates:
+            return rates["micro_f1"]
+        return sum(rates.values()) / max(1, len(rates))
+
+    def rates(
+        self,
+        texts: Sequence[str],
+        label_sets: Sequence[Sequence[str]],
+        threshold: float,
+        *,
+        _conf: np.ndarray | None = None,
+    ) -> dict[str, float]:
+        """Single-label data: `in_scope_accuracy` (best capability right and accepted) and
+        `out_of_scope_recall` (nothing accepted), each when there are such requests; multi-label
+        data: `micro_f1` of the selected sets. With the current calibration and thresholds."""
         conf = self.confidences(texts) if _conf is None else _conf
         truth = np.zeros_like(conf, dtype=bool)
         for row, names in enumerate(label_sets):
@@ -632,14 +648,14 @@ class FewShotScorer:
             top = conf.argmax(1)
             accepted = conf[rows, top] >= cut[top]
             in_scope = truth.any(1)
-            groups = []
+            out: dict[str, float] = {}
             if in_scope.any():
-                groups.append(float((truth[rows, top] & accepted)[in_scope].mean()))
+                out["in_scope_accuracy"] = float((truth[rows, top] & accepted)[in_scope].mean())
             if (~in_scope).any():
-                groups.append(float((~accepted)[~in_scope].mean()))
-            return sum(groups) / max(1, len(groups))
+                out["out_of_scope_recall"] = float((~accepted)[~in_scope].mean())
+            return out
         pred = conf >= cut
-        return 2 * float((pred & truth).sum()) / max(1.0, float(pred.sum() + truth.sum()))
+        return {"micro_f1": 2 * float((pred & truth).sum()) / max(1.0, float(pred.sum() + truth.sum()))}
 
 
 def _fit_head(gram: np.ndarray, y: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -37,6 +37,9 @@ class TuneResult:
     midpoint: float
     guides: str
     thresholds: dict[str, float] = field(default_factory=dict)
+    rates_before: dict[str, float] = field(default_factory=dict)
+    rates_after: dict[str, float] = field(default_factory=dict)
+    """In-scope accuracy and out-of-scope recall (single-label) or micro-F1 (multi-label)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -49,7 +52,19 @@ class TuneResult:
             "threshold": self.threshold,
             "calibration": {"slope": self.slope, "midpoint": self.midpoint, "guides": self.guides},
             "thresholds": self.thresholds,
+            "rates_before": {k: round(v, 4) for k, v in self.rates_before.items()},
+            "rates_after": {k: round(v, 4) for k, v in self.rates_after.items()},
         }
+
+    def summary(self) -> str:
+        def show(rates: dict[str, float]) -> str:
+            return ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in rates.items())
+
+        return (
+            f"on these {self.rows} requests: {show(self.rates_before)} with the registry as it is; "
+            f"{show(self.rates_after)} fitted ({self.objective}; in-sample: check on requests it "
+            "was not fitted on)"
+        )
 
     def yaml(self, source: str) -> str:
         lines = [
@@ -91,8 +106,19 @@ def read_labelled(path: Path, registry: Registry) -> tuple[list[str], list[list[
     return [row.text for row in rows], [list(row.labels) for row in rows]
 
 
-def tune(registry: Registry, settings: Settings, texts: list[str], truths: list[list[str]]) -> TuneResult:
-    """Fit on the requests; `before` is the objective with the registry's current settings."""
+def tune(
+    registry: Registry,
+    settings: Settings,
+    texts: list[str],
+    truths: list[list[str]],
+    *,
+    min_out_of_scope_recall: float | None = None,
+) -> TuneResult:
+    """Fit on the requests; `before` is the objective with the registry's current settings.
+
+    `min_out_of_scope_recall` (single-label requests, some out of scope): the threshold with the
+    best in-scope accuracy that keeps this out-of-scope recall, instead of balancing the two.
+    """
     from nodes.base import build_scorer
 
     current = build_scorer(registry, settings)
@@ -103,22 +129,38 @@ def tune(registry: Registry, settings: Settings, texts: list[str], truths: list[
     if current.calibration is not None:  # the registry's fitted curve, where it still applies
         scorer.calibration = current.calibration
     scorer.thresholds = dict(current.thresholds)
-    before = scorer.objective(texts, truths, threshold)
+    before = scorer.rates(texts, truths, threshold)
     scorer.calibration, scorer.thresholds = guide_curve, {}
     scorer.calibrate(texts, truths)
-    fitted = scorer.fit_thresholds(texts, truths)
+    fitted = scorer.fit_thresholds(texts, truths, min_out_of_scope_recall=min_out_of_scope_recall)
+    after = scorer.rates(texts, truths, fitted)
     assert scorer.calibration is not None
-    multi = any(len(t) > 1 for t in truths)
+    multi = "micro_f1" in after
+    operating = min_out_of_scope_recall is not None and not multi and "out_of_scope_recall" in after
+
+    def value(rates: dict[str, float]) -> float:
+        if operating:
+            return rates.get("in_scope_accuracy", 0.0)
+        return rates["micro_f1"] if multi else sum(rates.values()) / max(1, len(rates))
+
+    if multi:
+        objective = "micro-F1"
+    elif operating:
+        objective = f"in-scope accuracy at out-of-scope recall >= {min_out_of_scope_recall:g}"
+    else:
+        objective = "mean of in-scope accuracy and out-of-scope recall"
     return TuneResult(
         rows=len(texts),
         in_scope=sum(1 for t in truths if t),
         multi_label=multi,
-        objective="micro-F1" if multi else "mean of in-scope accuracy and out-of-scope recall",
-        before=before,
-        after=scorer.fit_objective,
+        objective=objective,
+        before=value(before),
+        after=value(after),
         threshold=round(fitted, 6),
         slope=round(scorer.calibration.slope, 4),
         midpoint=round(scorer.calibration.midpoint, 6),
         guides=guides_fingerprint(scorer.guides, registry.spec.classifier.encoder),
         thresholds={k: round(v, 6) for k, v in scorer.thresholds.items()},
+        rates_before=before,
+        rates_after=after,
     )

@@ -184,3 +184,17 @@ class Weather(Capability):
 
     async def execute(self, inputs: Any, ctx: Any) -> dict[str, Any]:
         return {"summary": "sunny"}
+
+
+def test_an_operating_point_and_the_rates_before_and_after(settings: Settings) -> None:
+    registry = Registry.from_dict(copy.deepcopy(BASE))
+    texts, truths = [t for t, _ in ROWS], [[x for x in labels if x != "out_of_scope"] for _, labels in ROWS]
+    result = tune(registry, settings, texts, truths, min_out_of_scope_recall=0.5)
+    assert result.objective == "in-scope accuracy at out-of-scope recall >= 0.5"
+    assert set(result.rates_after) == {"in_scope_accuracy", "out_of_scope_recall"}
+    assert result.rates_after["out_of_scope_recall"] >= 0.5
+    assert result.after == result.rates_after["in_scope_accuracy"]
+    assert result.before == result.rates_before["in_scope_accuracy"]
+    assert "in scope accuracy" in result.summary() and "out of scope recall" in result.summary()
+    balanced = tune(registry, settings, texts, truths)
+    assert balanced.after == pytest.approx(sum(balanced.rates_after.values()) / 2)
