@@ -51,8 +51,6 @@ class CapabilityInfo:
     approval: ApprovalPolicy
     timeout: float
     retry: RetryPolicy
-    threshold: float | None = None
-    """Own confidence threshold (registry `threshold`); None: the classifier's."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +139,16 @@ class Registry:
             policy = _valid_or_none(PolicyConfig, data.get("policy", {}))
             allowed = policy.allowed_capabilities if policy else None
         names = _entry_names(data.get("capabilities"))
-        capabilities = _resolve(entries, complete, limits, allowed, names, _Reporter(source, lines, problems))
+        report = _Reporter(source, lines, problems)
+        capabilities = _resolve(entries, complete, limits, allowed, names, report)
+        if spec is not None and spec.classifier.calibration is not None and complete:
+            routable = sorted(c.name for c in capabilities.values() if not c.always_active and not c.terminal)
+            for name in spec.classifier.calibration.thresholds:
+                if name not in routable:
+                    report(
+                        ("classifier", "calibration", "thresholds", name),
+                        f"not a capability the classifier routes to (those are: {', '.join(routable) or 'none'})",
+                    )
         if problems or spec is None:
             raise RegistryError(sorted(problems, key=lambda p: p.line or 0))
         return cls(spec=spec, capabilities=capabilities, source=source)
@@ -317,7 +324,6 @@ def _info(entry: CapabilitySpec, instance: Capability, limits: Limits) -> Capabi
         approval=entry.approval,
         timeout=entry.timeout,
         retry=retry,
-        threshold=entry.threshold,
     )
 
 

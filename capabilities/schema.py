@@ -39,6 +39,7 @@ PlannerMode = Literal["auto", "deterministic", "llm"]
 Number = Annotated[float, Strict()]
 Whole = Annotated[int, Strict()]
 Flag = Annotated[bool, Strict()]
+Share = Annotated[float, Strict(), Field(ge=0, le=1)]
 
 
 class _Strict(BaseModel):
@@ -117,13 +118,20 @@ class ModelsConfig(_Strict):
 
 
 class CalibrationSpec(_Strict):
-    """A fitted confidence curve: confidence = 1 / (1 + exp(-slope * (similarity - midpoint)))."""
+    """What `routegraph tune` fitted on labelled requests: the confidence curve,
+    confidence = 1 / (1 + exp(-slope * (similarity - midpoint))), and the thresholds that go with it."""
 
     slope: Number = Field(gt=0)
     midpoint: Number
-    guides: str | None = None
-    """Fingerprint of the guides and encoder it was fitted for (`routegraph tune` writes it); when
-    they change, the curve no longer applies and the scorer fits its own from the guides again."""
+    threshold: Number | None = Field(default=None, ge=0, le=1)
+    """The scorer's threshold on this curve, instead of `classifier.threshold` (which still applies
+    to a model's judgements, and to the guides' own curve when this one is set aside)."""
+    thresholds: dict[str, Share] = Field(default_factory=dict)
+    """Thresholds of single capabilities on this curve, where the labelled requests allowed one."""
+    fingerprint: str | None = None
+    """What it was fitted for: the guides, the encoder, fine-tuning and clause splitting. When one of
+    them changes the curve and its thresholds no longer apply: the scorer sets them aside and fits
+    its own curve on the guides."""
 
 
 class ClassifierConfig(_Strict):
@@ -150,8 +158,8 @@ class ClassifierConfig(_Strict):
         return name
 
     calibration: CalibrationSpec | None = None
-    """Confidence curve fitted on labelled requests by `routegraph tune`; unset: fitted on the guides
-    (leave-one-out) when the registry compiles."""
+    """Confidence curve and thresholds fitted on labelled requests by `routegraph tune`; unset: the
+    curve is fitted on the guides (leave-one-out) when the registry compiles and `threshold` applies."""
     split_clauses: Flag = True
     """Also score each clause of a request, so one message can select several capabilities."""
     selection: Literal["per_clause", "free"] = "per_clause"
@@ -201,9 +209,6 @@ class CapabilitySpec(_Strict):
     classifier_guide: ClassifierGuide | None = None
     orchestrator_guide: OrchestratorGuide | None = None
     approval: ApprovalPolicy = ApprovalPolicy()
-    threshold: Number | None = Field(default=None, ge=0, le=1)
-    """This capability's confidence threshold, instead of `classifier.threshold` (`routegraph tune`
-    fits one where the labelled requests allow)."""
     timeout: Number = Field(default=30.0, gt=0)
     """Seconds one attempt of a step may take."""
     retry: RetryOverride | None = None

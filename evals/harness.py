@@ -339,14 +339,20 @@ def evaluate(
         tuning_rows = scorer.held_out_rows
         registry = build_registry(prepared.registry_dict(**options, threshold=threshold))
     tune_seconds = time.perf_counter() - t0
+    # As `fit_thresholds` decides: from the tuning rows' labels.
+    tuning_truths = [prepared.truth(row) for row in prepared.tuning]
     if tuning_source == "guides-held-out":
         threshold_objective = "half the best micro-F1 on the guides' held-out scores"
     elif not prepared.tuning:
         threshold_objective = "registry default"
-    elif prepared.multi_label:
+    elif any(len(t) > 1 for t in tuning_truths):
         threshold_objective = "micro-F1"
-    elif min_out_of_scope_recall is not None and any(not prepared.truth(r) for r in prepared.tuning):
+    elif min_out_of_scope_recall is not None and not all(tuning_truths):
         threshold_objective = f"in-scope accuracy at out-of-scope recall >= {min_out_of_scope_recall:g}"
+        if scorer.fit_objective < 0:
+            threshold_objective += " (out of reach on the tuning rows: the threshold rejects the most it can)"
+    elif all(tuning_truths):
+        threshold_objective = "in-scope accuracy (no out-of-scope tuning rows)"
     else:
         threshold_objective = "mean of in-scope accuracy and out-of-scope recall"
 

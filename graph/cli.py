@@ -243,6 +243,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(json.dumps(result.as_dict()))
         return EXIT_OK
     print(result.yaml(str(args.data)))
+    for note in result.notes:
+        print(f"tune: {note}", file=sys.stderr)
     if not args.quiet:
         print(f"tune: {result.summary()}", file=sys.stderr)
     return EXIT_OK

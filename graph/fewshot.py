@@ -173,6 +173,9 @@ class FewShotScorer:
     calibration: Calibration | None = None
     thresholds: dict[str, float] = field(default_factory=dict)
     """Per-capability confidence thresholds fitted on validation data; others use the global one."""
+    default_threshold: float | None = None
+    """The global threshold that goes with a fitted `calibration` (`routegraph tune`); None: the
+    one the caller passes (the registry's `classifier.threshold`)."""
     fit_objective: float = 0.0
     """What the last `fit_thresholds` reached on its data (balanced accuracy/recall, or micro-F1)."""
 
@@ -477,7 +480,8 @@ class FewShotScorer:
         return sorted(scores, key=lambda s: (-s.confidence, -s.raw))
 
     def threshold_for(self, name: str, default: float) -> float:
-        return self.thresholds.get(name, default)
+        fallback = default if self.default_threshold is None else self.default_threshold
+        return self.thresholds.get(name, fallback)
 
     # -- fitting on validation data ------------------------------------------------------------
 
@@ -674,10 +678,18 @@ def _fit_head(gram: np.ndarray, y: np.ndarray, start: np.ndarray) -> tuple[np.nd
     return a.astype(np.float32), b.astype(np.float32)
 
 
-def guides_fingerprint(guides: Sequence[LabelGuide], encoder: str) -> str:
-    """Identifies what a fitted calibration was fitted for: the encoder setting and every guide."""
-    payload = [encoder, [[g.name, list(g.positives), list(g.negatives), g.description] for g in guides]]
-    return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()[:16]
+def fingerprint(
+    guides: Sequence[LabelGuide], *, encoder: str, finetune: FineTune | None, split_clauses: bool
+) -> str:
+    """Identifies what a fitted calibration was fitted for: every guide, the encoder setting,
+    fine-tuning (and its settings) and clause splitting, all of which move the raw scores."""
+    payload = [
+        encoder,
+        None if finetune is None else vars(finetune),
+        split_clauses,
+        [[g.name, list(g.positives), list(g.negatives), g.description] for g in guides],
+    ]
+    return hashlib.sha256(json.dumps(payload, ensure_ascii=False, default=str).encode()).hexdigest()[:16]
 
 
 def guides_from_registry(capabilities: Sequence[object]) -> list[LabelGuide]:

@@ -3,10 +3,11 @@
 The guides alone give a curve fitted leave-one-out on their own examples and the registry's one
 threshold. Requests labelled with the capabilities that should take them (the evaluation format,
 `{"text": ..., "labels": [...], "split": ...}`, `out_of_scope` or `[]` for "none") say more: this
-fits the curve on them, the global threshold, and a threshold per capability where there are
-enough positives (multi-label data), exactly as `routegraph eval` tunes on a validation split.
-The result is registry YAML to paste; the curve carries a fingerprint of the guides and encoder it
-was fitted for, so a later change to either sets it aside instead of silently misapplying it.
+fits the curve on them, the threshold, and a threshold per capability where there are enough
+positives (multi-label data), as `routegraph eval` tunes on a validation split. The result is one
+`classifier.calibration` block to paste, replacing any earlier one whole; it carries a fingerprint
+of the guides and settings it was fitted for, so a later change to them sets the block aside
+instead of silently misapplying it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from capabilities.registry import Registry
-from graph.fewshot import guides_fingerprint
+from graph.fewshot import fingerprint
 from graph.settings import Settings
+
+RATE_NAMES = {
+    "in_scope_accuracy": "in-scope accuracy",
+    "out_of_scope_recall": "out-of-scope recall",
+    "micro_f1": "micro-F1",
+}
 
 
 class TuneError(ValueError):
@@ -35,11 +42,13 @@ class TuneResult:
     threshold: float
     slope: float
     midpoint: float
-    guides: str
+    fingerprint: str
     thresholds: dict[str, float] = field(default_factory=dict)
     rates_before: dict[str, float] = field(default_factory=dict)
     rates_after: dict[str, float] = field(default_factory=dict)
     """In-scope accuracy and out-of-scope recall (single-label) or micro-F1 (multi-label)."""
+    notes: list[str] = field(default_factory=list)
+    """What the caller should know: an option that did not apply, a recall out of reach."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -49,16 +58,21 @@ class TuneResult:
             "objective": self.objective,
             "before": round(self.before, 4),
             "after": round(self.after, 4),
-            "threshold": self.threshold,
-            "calibration": {"slope": self.slope, "midpoint": self.midpoint, "guides": self.guides},
-            "thresholds": self.thresholds,
+            "calibration": {
+                "slope": self.slope,
+                "midpoint": self.midpoint,
+                "threshold": self.threshold,
+                "thresholds": self.thresholds,
+                "fingerprint": self.fingerprint,
+            },
             "rates_before": {k: round(v, 4) for k, v in self.rates_before.items()},
             "rates_after": {k: round(v, 4) for k, v in self.rates_after.items()},
+            "notes": self.notes,
         }
 
     def summary(self) -> str:
         def show(rates: dict[str, float]) -> str:
-            return ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in rates.items())
+            return ", ".join(f"{RATE_NAMES.get(k, k)} {v:.3f}" for k, v in rates.items())
 
         return (
             f"on these {self.rows} requests: {show(self.rates_before)} with the registry as it is; "
@@ -67,21 +81,28 @@ class TuneResult:
         )
 
     def yaml(self, source: str) -> str:
+        """The `classifier.calibration` block to paste (it replaces any earlier one whole)."""
         lines = [
             f"# fitted by `routegraph tune` on {self.rows} labelled requests ({source})",
             "classifier:",
-            f"  threshold: {self.threshold:g}",
             "  calibration:",
-            f"    slope: {self.slope}",
-            f"    midpoint: {self.midpoint}",
-            f"    guides: {self.guides}",
+            f"    slope: {_number(self.slope)}",
+            f"    midpoint: {_number(self.midpoint)}",
+            f"    threshold: {_number(self.threshold)}",
         ]
         if self.thresholds:
-            lines.append("# and in these capabilities' entries:")
-            lines.append("capabilities:")
-            for name, value in sorted(self.thresholds.items()):
-                lines += [f"  - name: {name}", f"    threshold: {value:g}"]
+            lines.append("    thresholds:")
+            lines += [f"      {name}: {_number(value)}" for name, value in sorted(self.thresholds.items())]
+        else:
+            lines.append("    thresholds: {}")
+        lines.append(f'    fingerprint: "{self.fingerprint}"  # the guides and settings it was fitted for')
         return "\n".join(lines)
+
+
+def _number(value: float) -> str:
+    """Plain decimal notation: YAML 1.1 reads `1e-05` as a string, not a number."""
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
 
 
 def read_labelled(path: Path, registry: Registry) -> tuple[list[str], list[list[str]]]:
@@ -98,7 +119,7 @@ def read_labelled(path: Path, registry: Registry) -> tuple[list[str], list[list[
         if unknown:
             raise TuneError(
                 f"{path}:{row.line}: {', '.join(map(repr, unknown))} is not a capability the classifier "
-                f"routes to in {registry.source} (those are: {', '.join(sorted(routable))}; "
+                f"routes to in {registry.source} (those are: {', '.join(sorted(routable)) or 'none'}; "
                 "use out_of_scope or [] for requests none should take)"
             )
     if not any(row.labels for row in rows):
@@ -124,19 +145,33 @@ def tune(
     current = build_scorer(registry, settings)
     scorer = build_scorer(registry, settings, tuned=False)
     scorer.compile()
-    threshold = float(registry.spec.classifier.threshold)
+    config = registry.spec.classifier
     guide_curve = scorer.calibration
-    if current.calibration is not None:  # the registry's fitted curve, where it still applies
+    # Before: the registry as it is (its fitted curve and thresholds, where they still apply).
+    if current.calibration is not None:
         scorer.calibration = current.calibration
     scorer.thresholds = dict(current.thresholds)
-    before = scorer.rates(texts, truths, threshold)
+    before = scorer.rates(texts, truths, current.threshold_for("", float(config.threshold)))
     scorer.calibration, scorer.thresholds = guide_curve, {}
     scorer.calibrate(texts, truths)
     fitted = scorer.fit_thresholds(texts, truths, min_out_of_scope_recall=min_out_of_scope_recall)
     after = scorer.rates(texts, truths, fitted)
     assert scorer.calibration is not None
     multi = "micro_f1" in after
-    operating = min_out_of_scope_recall is not None and not multi and "out_of_scope_recall" in after
+    has_oos = "out_of_scope_recall" in after
+    notes: list[str] = []
+    if min_out_of_scope_recall is not None and multi:
+        notes.append(
+            "--min-oos-recall applies to single-label requests; these are multi-label: micro-F1 is used"
+        )
+    elif min_out_of_scope_recall is not None and not has_oos:
+        notes.append("--min-oos-recall: no out-of-scope requests here, so there is no recall to keep")
+    elif min_out_of_scope_recall is not None and scorer.fit_objective < 0:
+        notes.append(
+            f"out-of-scope recall {min_out_of_scope_recall:g} is out of reach on these requests: the "
+            f"threshold rejects as many as it can ({after['out_of_scope_recall']:.3f})"
+        )
+    operating = min_out_of_scope_recall is not None and has_oos and not multi
 
     def value(rates: dict[str, float]) -> float:
         if operating:
@@ -147,8 +182,10 @@ def tune(
         objective = "micro-F1"
     elif operating:
         objective = f"in-scope accuracy at out-of-scope recall >= {min_out_of_scope_recall:g}"
-    else:
+    elif has_oos:
         objective = "mean of in-scope accuracy and out-of-scope recall"
+    else:
+        objective = "in-scope accuracy"
     return TuneResult(
         rows=len(texts),
         in_scope=sum(1 for t in truths if t),
@@ -159,8 +196,14 @@ def tune(
         threshold=round(fitted, 6),
         slope=round(scorer.calibration.slope, 4),
         midpoint=round(scorer.calibration.midpoint, 6),
-        guides=guides_fingerprint(scorer.guides, registry.spec.classifier.encoder),
+        fingerprint=fingerprint(
+            scorer.guides,
+            encoder=config.encoder,
+            finetune=scorer.finetune,
+            split_clauses=scorer.split_clauses,
+        ),
         thresholds={k: round(v, 6) for k, v in scorer.thresholds.items()},
         rates_before=before,
         rates_after=after,
+        notes=notes,
     )

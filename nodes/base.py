@@ -25,7 +25,7 @@ from langgraph.errors import GraphBubbleUp
 from capabilities.registry import Registry
 from graph.encoders import make_encoder, trainable
 from graph.errors import error_record
-from graph.fewshot import Calibration, FewShotScorer, FineTune, guides_fingerprint, guides_from_registry
+from graph.fewshot import Calibration, FewShotScorer, FineTune, fingerprint, guides_from_registry
 from graph.limits import Limits
 from graph.models import LLMGateway, ModelProvider
 from graph.progress import emit
@@ -61,34 +61,35 @@ class Deps:
 
 def build_scorer(registry: Registry, settings: Settings, *, tuned: bool = True) -> FewShotScorer:
     """The few-shot scorer a registry describes: its encoder, fine-tuning and clause setting, and
-    (`tuned`) the calibration and per-capability thresholds `routegraph tune` fitted. A calibration
-    fitted for other guides or another encoder is set aside (the guides' own curve is fitted
-    instead) with a warning on the `routegraph` logger."""
+    (`tuned`) the curve and thresholds `routegraph tune` fitted (`classifier.calibration`). Those
+    are set aside together, with a warning on the `routegraph` logger, when they were fitted for
+    other guides or settings: the curve is then fitted on the guides and `classifier.threshold`
+    applies."""
     config = registry.spec.classifier
     encoder = make_encoder(config.encoder, base_url=settings.base_url)
     guides = guides_from_registry(registry.routable)
-    calibration: Calibration | None = None
-    fitted = config.calibration
-    if tuned and fitted is not None:
-        if fitted.guides is None or fitted.guides == guides_fingerprint(guides, config.encoder):
-            calibration = Calibration(slope=fitted.slope, midpoint=fitted.midpoint)
-        else:
-            log.warning(
-                "%s: classifier.calibration was fitted for other guides or another encoder; "
-                "using the curve fitted on the guides instead (run `routegraph tune` again)",
-                registry.source,
-            )
-    return FewShotScorer(
-        guides,
-        encoder,
-        cache_dir=settings.cache,
-        finetune=FineTune() if config.finetune and trainable(encoder) is not None else None,
-        split_clauses=config.split_clauses,
-        calibration=calibration,
-        thresholds={c.name: c.threshold for c in registry.routable if c.threshold is not None}
-        if tuned
-        else {},
+    finetune = FineTune() if config.finetune and trainable(encoder) is not None else None
+    scorer = FewShotScorer(
+        guides, encoder, cache_dir=settings.cache, finetune=finetune, split_clauses=config.split_clauses
     )
+    fitted = config.calibration
+    if not tuned or fitted is None:
+        return scorer
+    expected = fingerprint(
+        guides, encoder=config.encoder, finetune=finetune, split_clauses=config.split_clauses
+    )
+    if fitted.fingerprint is not None and fitted.fingerprint != expected:
+        log.warning(
+            "%s: classifier.calibration was fitted for other guides or settings (encoder, fine-tuning, "
+            "clause splitting); its curve and thresholds are set aside: the curve is fitted on the "
+            "guides and classifier.threshold applies (run `routegraph tune` again)",
+            registry.source,
+        )
+        return scorer
+    scorer.calibration = Calibration(slope=fitted.slope, midpoint=fitted.midpoint)
+    scorer.default_threshold = fitted.threshold
+    scorer.thresholds = dict(fitted.thresholds)
+    return scorer
 
 
 @dataclass

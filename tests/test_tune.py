@@ -1,5 +1,5 @@
 """`routegraph tune`: the classifier's curve and thresholds fitted on labelled requests, applied from
-the registry, and set aside when the guides they were fitted for change."""
+the registry, and set aside together when the guides or settings they were fitted for change."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
 from capabilities.registry import Registry, RegistryError
 from graph.cli import main
-from graph.fewshot import Calibration
+from graph.fewshot import Calibration, fingerprint
 from graph.settings import Settings
 from graph.tune import TuneError, read_labelled, tune
 from nodes.base import build_scorer
@@ -52,13 +53,9 @@ def write_registry(path: Path, data: dict[str, Any]) -> Path:
 
 
 def merged(data: dict[str, Any], fragment: dict[str, Any]) -> dict[str, Any]:
-    """The registry with `routegraph tune`'s YAML pasted in."""
+    """The registry with `routegraph tune`'s block pasted in."""
     out = copy.deepcopy(data)
-    out["classifier"] = {**out.get("classifier", {}), **fragment["classifier"]}
-    own = {c["name"]: c["threshold"] for c in fragment.get("capabilities", [])}
-    for entry in out["capabilities"]:
-        if entry["name"] in own:
-            entry["threshold"] = own[entry["name"]]
+    out["classifier"] = {**out.get("classifier", {}), "calibration": fragment["classifier"]["calibration"]}
     return out
 
 
@@ -70,34 +67,62 @@ def test_tune_prints_registry_yaml_that_the_scorer_then_uses(
     rows = write_rows(tmp_path / "labelled.jsonl", ROWS)
 
     assert main(["tune", "--data", str(rows), "--registry", str(registry_file), "--quiet"]) == 0
-    out = capsys.readouterr().out
-    fragment = yaml.safe_load(out)
+    fragment = yaml.safe_load(capsys.readouterr().out)
     calibration = fragment["classifier"]["calibration"]
-    assert calibration["slope"] > 0 and len(calibration["guides"]) == 16
-    assert 0 < fragment["classifier"]["threshold"] < 1
+    assert set(fragment["classifier"]) == {
+        "calibration"
+    }  # classifier.threshold stays for a model's judgements
+    assert calibration["slope"] > 0 and len(calibration["fingerprint"]) == 16
+    assert 0 < calibration["threshold"] < 1 and calibration["thresholds"] == {}
 
     tuned = Registry.from_dict(merged(data, fragment))
     scorer = build_scorer(tuned, settings)
     assert scorer.calibration == Calibration(slope=calibration["slope"], midpoint=calibration["midpoint"])
+    assert scorer.threshold_for("clock", 0.5) == calibration["threshold"]
     untuned = build_scorer(Registry.from_dict(data), settings)
     assert untuned.compile().calibration != scorer.calibration  # fitted on the guides instead
+    assert untuned.threshold_for("clock", 0.5) == 0.5
 
-    # On the requests it was fitted on, the fitted settings do at least as well as before.
+    # On the requests it was fitted on, the fitted settings do at least as well as before, and here
+    # they separate them: each in-scope one's best capability is right and accepted, no other is.
     assert main(["tune", "--data", str(rows), "--registry", str(registry_file), "--json", "--quiet"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["after"] >= result["before"]
     assert result["rows"] == len(ROWS) and result["in_scope"] == 10 and not result["multi_label"]
-    # The fitted curve and threshold separate these requests: each in-scope one's best capability
-    # is the right one and accepted, the others are not.
-    texts = [t for t, _ in ROWS]
-    conf = scorer.confidences(texts)
-    best = conf.max(1)
-    threshold = fragment["classifier"]["threshold"]
-    assert result["after"] == 1.0
-    assert all(best[:10] >= threshold) and all(best[10:] < threshold)
+    assert result["after"] >= result["before"] and result["after"] == 1.0
+    best = scorer.confidences([t for t, _ in ROWS]).max(1)
+    assert all(best[:10] >= calibration["threshold"]) and all(best[10:] < calibration["threshold"])
 
 
-def test_per_capability_thresholds_from_multi_label_requests(settings: Settings) -> None:
+def test_per_capability_thresholds_are_fitted_and_applied(settings: Settings) -> None:
+    # Multi-label validation rows where one capability needs a threshold of its own: calculator's
+    # right answers sit at 0.6-0.7 and its wrong ones at 0.4, clock's right answers at 0.9 and its
+    # wrong ones at 0.7. One global cut cannot separate both.
+    scorer = build_scorer(Registry.from_dict(copy.deepcopy(BASE)), settings, tuned=False)
+    labels: list[list[str]] = [["calculator", "clock"]] * 6 + [[]] * 6
+    conf = np.array([[0.6 + 0.02 * i, 0.9] for i in range(6)] + [[0.4, 0.7]] * 6, dtype=np.float32)
+    scorer.confidences = lambda texts: conf  # type: ignore[method-assign]
+    scorer.compile()
+    threshold = scorer.fit_thresholds(["x"] * 12, labels)
+    assert scorer.fit_objective == 1.0
+    assert scorer.thresholds  # at least one capability has a threshold of its own
+    own = {name: scorer.threshold_for(name, threshold) for name in ("calculator", "clock")}
+    assert 0.4 < own["calculator"] <= 0.6 and 0.7 < own["clock"] <= 0.9
+
+    # Through the YAML block and back into a registry.
+    from graph.tune import TuneResult
+
+    stamp = fingerprint(scorer.guides, encoder="lexical", finetune=scorer.finetune, split_clauses=True)
+    result = TuneResult(
+        3, 2, True, "micro-F1", 0.5, 1.0, threshold, 20.0, 0.3, stamp, dict(scorer.thresholds)
+    )
+    fragment = yaml.safe_load(result.yaml("rows"))
+    tuned = Registry.from_dict(merged(copy.deepcopy(BASE), fragment))
+    applied = build_scorer(tuned, settings)
+    assert applied.thresholds == result.thresholds
+    assert applied.threshold_for("calculator", 0.5) == own["calculator"]
+
+
+def test_multi_label_requests_are_tuned_on_micro_f1(settings: Settings) -> None:
     registry = Registry.from_dict(copy.deepcopy(BASE))
     rows = [
         *ROWS,
@@ -105,34 +130,41 @@ def test_per_capability_thresholds_from_multi_label_requests(settings: Settings)
         ("add 2 and 2, and tell me the date in Lima", ["calculator", "clock"]),
     ]
     texts, truths = [t for t, _ in rows], [[x for x in labels if x != "out_of_scope"] for _, labels in rows]
-    result = tune(registry, settings, texts, truths)
+    result = tune(registry, settings, texts, truths, min_out_of_scope_recall=0.9)
     assert result.multi_label and result.objective == "micro-F1"
-    assert set(result.thresholds) <= {"calculator", "clock"}
-    assert result.after >= result.before
-    fragment = yaml.safe_load(result.yaml("rows"))
-    tuned = Registry.from_dict(merged(copy.deepcopy(BASE), fragment))
-    assert {c.name: c.threshold for c in tuned.routable if c.threshold is not None} == result.thresholds
-    assert build_scorer(tuned, settings).thresholds == result.thresholds
+    assert set(result.rates_after) == {"micro_f1"} and result.after == result.rates_after["micro_f1"]
+    assert result.notes and "multi-label" in result.notes[0]
 
 
-def test_a_curve_fitted_for_other_guides_is_set_aside(
+def test_a_block_fitted_for_other_guides_or_settings_is_set_aside_whole(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     data = copy.deepcopy(BASE)
     texts, truths = [t for t, _ in ROWS], [[x for x in labels if x != "out_of_scope"] for _, labels in ROWS]
     result = tune(Registry.from_dict(data), settings, texts, truths)
-    fragment = yaml.safe_load(result.yaml("rows"))
-    changed = merged(data, fragment)
-    changed["capabilities"].append(
+    block = yaml.safe_load(result.yaml("rows"))["classifier"]["calibration"]
+    block["thresholds"] = {"clock": 0.9}
+    pasted = merged(data, {"classifier": {"calibration": block}})
+    assert build_scorer(Registry.from_dict(pasted), settings).thresholds == {"clock": 0.9}
+
+    another_guide = copy.deepcopy(pasted)
+    another_guide["capabilities"].append(
         {"name": "weather", "class": "tests.test_tune:Weather", "classifier_guide": guide("will it rain")}
     )
-    with caplog.at_level(logging.WARNING, logger="routegraph"):
-        scorer = build_scorer(Registry.from_dict(changed), settings)
-    assert "fitted for other guides" in caplog.text
-    assert scorer.calibration is None  # fitted on the guides when it compiles
-    # Without a fingerprint the curve is taken as given.
-    del changed["classifier"]["calibration"]["guides"]
-    assert build_scorer(Registry.from_dict(changed), settings).calibration is not None
+    no_clauses = copy.deepcopy(pasted)
+    no_clauses["classifier"]["split_clauses"] = False
+    for changed in (another_guide, no_clauses):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="routegraph"):
+            scorer = build_scorer(Registry.from_dict(changed), settings)
+        assert "fitted for other guides or settings" in caplog.text
+        # Curve, threshold and per-capability thresholds all set aside: the guides' curve and
+        # classifier.threshold apply.
+        assert scorer.calibration is None and scorer.thresholds == {}
+        assert scorer.threshold_for("clock", 0.5) == 0.5
+    # Without a fingerprint the block is taken as given.
+    del no_clauses["classifier"]["calibration"]["fingerprint"]
+    assert build_scorer(Registry.from_dict(no_clauses), settings).calibration is not None
 
 
 def test_bad_labelled_requests_name_the_file_and_line(
@@ -153,37 +185,34 @@ def test_bad_labelled_requests_name_the_file_and_line(
 
 
 @pytest.mark.parametrize(
-    ("change", "field", "message"),
+    ("calibration", "field", "message"),
     [
+        ({"slope": 0, "midpoint": 0.3}, "classifier.calibration.slope", "greater than 0"),
+        ({"slope": 10.0}, "classifier.calibration.midpoint", "required"),
         (
-            {"classifier": {"calibration": {"slope": 0, "midpoint": 0.3}}},
-            "classifier.calibration.slope",
-            "greater than 0",
+            {"slope": 10.0, "midpoint": 0.3, "threshold": 1.5},
+            "classifier.calibration.threshold",
+            "less than or equal to 1",
         ),
-        ({"classifier": {"calibration": {"slope": 10.0}}}, "classifier.calibration.midpoint", "required"),
-        ({"capabilities": {"threshold": 1.5}}, "capabilities[2].threshold", "less than or equal to 1"),
+        (
+            {"slope": 10.0, "midpoint": 0.3, "thresholds": {"clock": -0.1}},
+            "classifier.calibration.thresholds.clock",
+            "greater than or equal to 0",
+        ),
+        (
+            {"slope": 10.0, "midpoint": 0.3, "thresholds": {"respond": 0.5}},
+            "classifier.calibration.thresholds.respond",
+            "not a capability the classifier routes to (those are: calculator, clock)",
+        ),
     ],
 )
-def test_fitted_settings_are_validated(change: dict[str, Any], field: str, message: str) -> None:
+def test_fitted_settings_are_validated(calibration: dict[str, Any], field: str, message: str) -> None:
     data = copy.deepcopy(BASE)
-    if "classifier" in change:
-        data["classifier"] = {**data["classifier"], **change["classifier"]}
-    else:
-        data["capabilities"][2].update(change["capabilities"])
+    data["classifier"] = {**data["classifier"], "calibration": calibration}
     with pytest.raises(RegistryError) as info:
         Registry.from_dict(data)
     problem = info.value.problems[0]
-    assert problem.field == field and message in problem.message
-
-
-from capabilities.base import Capability  # noqa: E402  (a test capability for the changed registry)
-
-
-class Weather(Capability):
-    description = "Weather forecasts."
-
-    async def execute(self, inputs: Any, ctx: Any) -> dict[str, Any]:
-        return {"summary": "sunny"}
+    assert problem.field == field and message in problem.message, problem
 
 
 def test_an_operating_point_and_the_rates_before_and_after(settings: Settings) -> None:
@@ -195,6 +224,37 @@ def test_an_operating_point_and_the_rates_before_and_after(settings: Settings) -
     assert result.rates_after["out_of_scope_recall"] >= 0.5
     assert result.after == result.rates_after["in_scope_accuracy"]
     assert result.before == result.rates_before["in_scope_accuracy"]
-    assert "in scope accuracy" in result.summary() and "out of scope recall" in result.summary()
+    assert "in-scope accuracy" in result.summary() and "out-of-scope recall" in result.summary()
     balanced = tune(registry, settings, texts, truths)
     assert balanced.after == pytest.approx(sum(balanced.rates_after.values()) / 2)
+
+
+def test_the_printed_yaml_parses_back_to_the_same_values() -> None:
+    # YAML 1.1 reads `1e-06` as a string and an all-digit fingerprint as an integer.
+    from graph.tune import TuneResult
+
+    result = TuneResult(
+        3, 2, False, "x", 0.5, 0.6, 0.999822, 40.0, -1.2e-05, "1234567890123456", {"clock": 1e-06}
+    )
+    block = yaml.safe_load(result.yaml("rows"))["classifier"]["calibration"]
+    assert block == {
+        "slope": 40,
+        "midpoint": -1.2e-05,
+        "threshold": 0.999822,
+        "thresholds": {"clock": 1e-06},
+        "fingerprint": "1234567890123456",
+    }
+    spec = Registry.from_dict(merged(copy.deepcopy(BASE), {"classifier": {"calibration": block}})).spec
+    assert spec.classifier.calibration is not None
+    assert spec.classifier.calibration.fingerprint == "1234567890123456"
+    assert spec.classifier.calibration.thresholds == {"clock": 1e-06}
+
+
+from capabilities.base import Capability  # noqa: E402  (a test capability for the changed registry)
+
+
+class Weather(Capability):
+    description = "Weather forecasts."
+
+    async def execute(self, inputs: Any, ctx: Any) -> dict[str, Any]:
+        return {"summary": "sunny"}
