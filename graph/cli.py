@@ -406,7 +406,8 @@ def parser() -> argparse.ArgumentParser:
         help="fit the classifier's confidence curve and thresholds on labelled requests",
         description="Fit the confidence curve, the threshold and per-capability thresholds on "
         "requests labelled with the capabilities that should take them (JSONL rows of text, labels, "
-        "split; out_of_scope or [] for none). Prints the registry YAML to paste.",
+        "split; every row is used, whatever its split; out_of_scope or [] for none). Prints the "
+        "classifier.calibration block to paste into the registry.",
     )
     tn.add_argument("--data", type=Path, required=True, help="JSONL file of {text, labels, split} rows")
     tn.add_argument("--registry", type=Path, help="registry.yaml to tune (default: the project's)")
