@@ -141,7 +141,9 @@ class ClassifierConfig(_Strict):
     max_capabilities: Whole = Field(default=4, ge=1)
     """At most this many specialists per request."""
     cascade_band: Number = Field(default=0.15, ge=0, le=1)
-    """In cascade mode, confidences within this distance of the threshold go to the LLM."""
+    """In cascade mode, confidences this close to their threshold go to the LLM: measured in log-odds,
+    as at a threshold of 0.5 (there, within 0.15 means 0.35 to 0.65), so the band narrows with a
+    threshold near 0 or 1."""
     encoder: str = "minilm"
     """Few-shot scorer encoder: `minilm` (local weights), `lexical` (no weights), `hybrid[:SHARE]` (both
     side by side, SHARE of the similarity from MiniLM, default 0.7), `openai[:MODEL]`, or a local

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import threading
 from collections.abc import Sequence
@@ -660,6 +661,23 @@ class FewShotScorer:
             return out
         pred = conf >= cut
         return {"micro_f1": 2 * float((pred & truth).sum()) / max(1.0, float(pred.sum() + truth.sum()))}
+
+
+def near_threshold(confidence: float, threshold: float, band: float) -> bool:
+    """Whether a confidence is within `band` of its threshold, as cascade mode asks: measured in
+    log-odds, with `band` read as at a threshold of 0.5 (there, exactly |confidence - 0.5| < band).
+    Near 0 or 1, where a curve fitted on many capabilities puts its thresholds, the band narrows with
+    the curve instead of sending every confidence above 1 - band to the model."""
+    if band <= 0:
+        return False
+    if band >= 0.5:
+        return True
+
+    def logit(p: float) -> float:
+        p = min(max(p, 1e-9), 1 - 1e-9)
+        return math.log(p / (1 - p))
+
+    return abs(logit(confidence) - logit(threshold)) < logit(0.5 + band)
 
 
 def _fit_head(gram: np.ndarray, y: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

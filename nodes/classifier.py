@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from capabilities.registry import CapabilityInfo, Registry
 from capabilities.schema import ClassifierMode
-from graph.fewshot import FewShotScorer
+from graph.fewshot import FewShotScorer, near_threshold
 from graph.models import LLMGateway, add_notes
 from graph.state import AgentState, ScoredCapability
 from nodes.base import NodeCall, Update
@@ -112,7 +112,7 @@ async def classify(
             uncertain = [
                 c
                 for c in candidates
-                if abs(scores[c.name] - scorer.threshold_for(c.name, settings.threshold)) < band
+                if near_threshold(scores[c.name], scorer.threshold_for(c.name, settings.threshold), band)
             ]
             if uncertain:
                 judged = await judge(llm, task, uncertain, context)

@@ -6,6 +6,7 @@ Offline and fast: the lexical encoder on tiny data sets in tests/data/.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -218,18 +219,25 @@ def test_cli_cascade_without_a_model_exits_2(capsys: pytest.CaptureFixture[str])
 def test_cascade_calls_the_llm_only_for_uncertain_queries(tiny: dict[str, Any], tmp_path: Path) -> None:
     thresholds = tiny["per_label_thresholds"]
 
+    def logit(p: float) -> float:
+        p = min(max(p, 1e-9), 1 - 1e-9)
+        return math.log(p / (1 - p))
+
     def distance(query: dict[str, Any]) -> float:
-        """How close the query's nearest confidence is to its threshold."""
+        """How close the query's nearest confidence is to its threshold, in log-odds."""
         return min(
-            abs(score - thresholds.get(label, tiny["threshold"])) for label, score in query["scores"].items()
+            abs(logit(score) - logit(thresholds.get(label, tiny["threshold"])))
+            for label, score in query["scores"].items()
         )
 
     # A band halfway between two distinct distances: some queries inside, some out, none on the edge
-    # (the reported scores are rounded to 4 decimals).
-    distances = sorted({round(distance(q), 4) for q in tiny["queries"]})
+    # (the reported scores are rounded to 4 decimals). As a cascade_band: the same log-odds
+    # distance from 0.5.
+    distances = sorted({round(distance(q), 3) for q in tiny["queries"]})
     middle = len(distances) // 2
-    band = (distances[middle - 1] + distances[middle]) / 2
-    expected = [distance(q) < band for q in tiny["queries"]]
+    halfway = (distances[middle - 1] + distances[middle]) / 2
+    band = 1 / (1 + math.exp(-halfway)) - 0.5
+    expected = [distance(q) < halfway for q in tiny["queries"]]
     assert 0 < sum(expected) < len(expected)
 
     reply = {"judgements": [{"name": "weather", "relevant": True, "confidence": 0.95, "reason": "r"}]}

@@ -354,3 +354,15 @@ def test_threshold_for_an_out_of_scope_recall(recall: float | None, expected: fl
     if recall is not None:
         in_scope = sum(b >= threshold for b in best[:4]) / 4
         assert scorer.fit_objective == pytest.approx(in_scope)
+
+
+def test_cascade_band_is_measured_in_log_odds() -> None:
+    from graph.fewshot import near_threshold
+
+    # At a threshold of 0.5 the band is a plain distance.
+    assert near_threshold(0.64, 0.5, 0.15) and near_threshold(0.36, 0.5, 0.15)
+    assert not near_threshold(0.66, 0.5, 0.15) and not near_threshold(0.34, 0.5, 0.15)
+    # Near 1 it narrows with the curve: 0.9 is far from a threshold of 0.995, 0.993 is close.
+    assert not near_threshold(0.9, 0.995, 0.15)
+    assert near_threshold(0.993, 0.995, 0.15) and near_threshold(0.997, 0.995, 0.15)
+    assert not near_threshold(0.5, 0.5, 0.0) and near_threshold(0.0, 1.0, 0.5)
