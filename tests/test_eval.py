@@ -390,3 +390,17 @@ def test_cli_min_oos_recall_must_be_a_share(capsys: pytest.CaptureFixture[str]) 
     with pytest.raises(SystemExit) as info:
         main(["eval", "--data", str(TINY), "--min-oos-recall", "85"])
     assert info.value.code == 2 and "must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_cascade_share_counts_the_model_calls(capsys: pytest.CaptureFixture[str]) -> None:
+    from evals.cascade_share import main as share_main
+    from evals.cascade_share import measure
+
+    none = measure(TINY, band=0.0, encoder="lexical", shots=4)
+    assert none["model_calls"] == 0 and none["decided_without_llm"] == 1.0
+    every = measure(TINY, band=0.5, encoder="lexical", shots=4)
+    assert every["model_calls"] == every["queries"] == 15 and every["decided_without_llm"] == 0.0
+    assert share_main(["--data", str(TINY), "--encoder", "lexical", "--shots", "4", "--json", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["cascade_band"] == 0.15 and 0 <= out["decided_without_llm"] <= 1
+    assert out["calls_per_query"] == round(1 - out["decided_without_llm"], 4)
