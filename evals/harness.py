@@ -340,7 +340,7 @@ def evaluate(
         registry = build_registry(prepared.registry_dict(**options, threshold=threshold))
     tune_seconds = time.perf_counter() - t0
     # As `fit_thresholds` decides: from the tuning rows' labels.
-    tuning_truths = [prepared.truth(row) for row in prepared.tuning]
+    tuning_truths = truths if prepared.tuning else []
     if tuning_source == "guides-held-out":
         threshold_objective = "half the best micro-F1 on the guides' held-out scores"
     elif not prepared.tuning:

@@ -151,7 +151,8 @@ def tune(
     if current.calibration is not None:
         scorer.calibration = current.calibration
     scorer.thresholds = dict(current.thresholds)
-    before = scorer.rates(texts, truths, current.threshold_for("", float(config.threshold)))
+    threshold = float(config.threshold) if current.default_threshold is None else current.default_threshold
+    before = scorer.rates(texts, truths, threshold)
     scorer.calibration, scorer.thresholds = guide_curve, {}
     scorer.calibrate(texts, truths)
     fitted = scorer.fit_thresholds(texts, truths, min_out_of_scope_recall=min_out_of_scope_recall)
