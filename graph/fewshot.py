@@ -113,11 +113,13 @@ class Calibration:
         iterations: int = 50,
         balanced: bool = True,
     ) -> Calibration:
-        """Logistic regression of `positive` on `raw`, by Newton steps: the classes weighted
-        equally, or (`balanced=False`) as they come, so the confidence keeps the prior.
+        """Logistic regression of `positive` on `raw`, by Newton steps with a line search: the
+        classes weighted equally, or (`balanced=False`) as they come, so the confidence keeps the
+        prior.
 
         The slope is capped: with a handful of examples the classes are often separable, and an
-        unbounded fit would turn every confidence into 0 or 1.
+        unbounded fit would turn every confidence into 0 or 1. Past the cap, the midpoint is the
+        best one for the capped slope (the loss is convex, so that is the best capped curve).
         """
         x = np.asarray(raw, dtype=np.float64).ravel()
         y = np.asarray(positive, dtype=np.float64).ravel()
@@ -129,18 +131,35 @@ class Calibration:
             w = extra * np.where(y > 0, 0.5 / pos_mass, 0.5 / neg_mass) * len(x)
         else:
             w = extra * len(x) / extra.sum()
-        a, b = 10.0, -10.0 * float(np.median(x))
-        for _ in range(iterations):
-            p = 1 / (1 + np.exp(-np.clip(a * x + b, -60, 60)))
-            g = np.array([np.sum(w * (p - y) * x), np.sum(w * (p - y))])
-            s = w * p * (1 - p)
-            h = np.array([[np.sum(s * x * x), np.sum(s * x)], [np.sum(s * x), np.sum(s)]]) + 1e-6 * np.eye(2)
-            step = np.linalg.solve(h, g)
-            a, b = a - step[0], b - step[1]
-            if a > max_slope:  # keep the midpoint, flatten the curve
-                b, a = b * max_slope / a, max_slope
-            if np.abs(step).max() < 1e-7:
-                break
+        sign = 1.0 - 2.0 * y  # log(1 + exp(sign * z)) is the loss of a positive (-z) or a negative (z)
+
+        def loss(a: float, b: float) -> float:
+            return float(np.sum(w * np.logaddexp(0.0, sign * (a * x + b))))
+
+        def newton(a: float, b: float, *, fixed_slope: bool) -> tuple[float, float]:
+            for _ in range(iterations):
+                p = 1 / (1 + np.exp(-np.clip(a * x + b, -60, 60)))
+                r, s = w * (p - y), w * p * (1 - p)
+                if fixed_slope:
+                    step = np.array([0.0, np.sum(r) / (np.sum(s) + 1e-9)])
+                    slope_g = 0.0
+                else:
+                    g = np.array([np.sum(r * x), np.sum(r)])
+                    h = np.array([[np.sum(s * x * x), np.sum(s * x)], [np.sum(s * x), np.sum(s)]])
+                    step = np.linalg.solve(h + 1e-6 * np.eye(2), g)
+                    slope_g = float(g[0] * step[0])
+                decrease = slope_g + float(np.sum(r)) * float(step[1])
+                current, t = loss(a, b), 1.0
+                while t > 1e-6 and loss(a - t * step[0], b - t * step[1]) > current - 1e-4 * t * decrease:
+                    t /= 2  # backtrack: a full Newton step can overshoot on nearly separable data
+                a, b = a - t * step[0], b - t * step[1]
+                if np.abs(t * step).max() < 1e-7:
+                    break
+            return a, b
+
+        a, b = newton(10.0, -10.0 * float(np.median(x)), fixed_slope=False)
+        if a > max_slope:
+            a, b = newton(max_slope, b * max_slope / a, fixed_slope=True)
         a = max(a, 1e-3)
         return cls(slope=float(a), midpoint=float(-b / a))
 
@@ -150,10 +169,26 @@ class FineTune:
     """Adapt the encoder to the guides before scoring (MiniLM only), cached by content hash."""
 
     epochs: int = 3
+    """Passes over the examples (at least, for multi-label guides)."""
+    min_steps: int = 400
+    """Multi-label guides: optimizer steps, at least. A sigmoid per capability learns from few
+    positives each: on NLU++ (304 examples, 10 steps a pass, biases started at the boundary) 3
+    passes reached micro-F1 0.740, 10 passes 0.762, 40 passes 0.775, and the same held on two
+    resamplings of it. Single-label guides keep `epochs`: 9 passes over CLINC150's 1,500 examples
+    instead of 3 lost 0.013 in-scope accuracy."""
+    max_epochs: int = 60
+    """The most passes `min_steps` may ask for (a guide set of a few dozen examples)."""
     learning_rate: float = 3e-5
     batch_size: int = 32
     scale: float = 20.0
     seed: int = 0
+
+    def passes(self, examples: int, *, multi_label: bool) -> int:
+        """How many times the training passes over `examples` texts."""
+        if not multi_label:
+            return self.epochs
+        steps_per_pass = max(1, math.ceil(examples / self.batch_size))
+        return max(self.epochs, min(self.max_epochs, math.ceil(self.min_steps / steps_per_pass)))
 
 
 @dataclass
@@ -649,9 +684,12 @@ class FewShotScorer:
                     truth[row, self._index[name]] = True
         cut = np.array([self.thresholds.get(name, threshold) for name in self.labels], dtype=np.float32)
         if truth.sum(1).max(initial=0) <= 1:
+            # As the classifier selects: the best-ranked capability that reaches its own threshold
+            # (with per-capability thresholds, not always the top one).
             rows = np.arange(len(conf))
-            top = conf.argmax(1)
-            accepted = conf[rows, top] >= cut[top]
+            passing = np.asarray(conf >= cut[None, :], dtype=bool)
+            top = np.where(passing, conf, -np.inf).argmax(1)
+            accepted: np.ndarray = np.asarray(passing.any(axis=1), dtype=bool)
             in_scope = truth.any(1)
             out: dict[str, float] = {}
             if in_scope.any():

@@ -3,7 +3,7 @@
 Each capability starts as the mean embedding of its examples; encoder and prototypes are then
 trained together so that an example is closer to its own capability's prototype than to any
 other (softmax cross-entropy over scaled cosines; sigmoid per capability when an example belongs
-to several). The adapted weights are saved under the cache directory, keyed by the base model,
+to several, each capability's bias started between its examples' cosines and the others'). The adapted weights are saved under the cache directory, keyed by the base model,
 the guides and the settings, so a changed guide trains again and an unchanged one loads.
 """
 
@@ -21,6 +21,10 @@ from graph.encoders import MiniLMEncoder
 if TYPE_CHECKING:
     from graph.fewshot import FineTune, LabelGuide
 
+TRAINING = 2
+"""Part of the cache key: bumped when the training itself changes (2: multi-label biases start at
+the boundary), so weights an older version trained are not reused."""
+
 
 def _examples(guides: Sequence[LabelGuide]) -> tuple[list[str], list[set[int]]]:
     owners: dict[str, set[int]] = {}
@@ -33,7 +37,14 @@ def _examples(guides: Sequence[LabelGuide]) -> tuple[list[str], list[set[int]]]:
 
 def finetune_key(encoder: MiniLMEncoder, guides: Sequence[LabelGuide], spec: FineTune) -> str:
     texts, owners = _examples(guides)
-    payload = [encoder.identity, [g.name for g in guides], texts, [sorted(o) for o in owners], vars(spec)]
+    payload = [
+        encoder.identity,
+        [g.name for g in guides],
+        texts,
+        [sorted(o) for o in owners],
+        vars(spec),
+        TRAINING,
+    ]
     return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()[:24]
 
 
@@ -66,6 +77,15 @@ def finetune_encoder(
         protos = torch.stack([base[targets[:, j] > 0].mean(0) for j in range(count)])
     prototypes = torch.nn.Parameter(torch.nn.functional.normalize(protos, dim=1))
     bias = torch.nn.Parameter(torch.zeros(count))
+    if multi:
+        # Each capability's sigmoid starts halfway between its examples' mean cosine and the
+        # others' (a zero bias with scaled cosines calls nearly every text a positive of every
+        # capability, and the first steps then go into pulling all cosines down).
+        with torch.no_grad():
+            cos = torch.nn.functional.normalize(base, dim=1) @ prototypes.T
+            pos = (cos * targets).sum(0) / targets.sum(0).clamp(min=1)
+            neg = (cos * (1 - targets)).sum(0) / (1 - targets).sum(0).clamp(min=1)
+            bias.copy_(-spec.scale * (pos + neg) / 2)
     optimizer = torch.optim.AdamW(
         [
             {"params": model.parameters(), "lr": spec.learning_rate},
@@ -75,7 +95,7 @@ def finetune_encoder(
     )
     model.train()
     order = list(range(len(texts)))
-    for _ in range(spec.epochs):
+    for _ in range(spec.passes(len(texts), multi_label=multi)):
         rng.shuffle(order)
         for start in range(0, len(order), spec.batch_size):
             batch = order[start : start + spec.batch_size]

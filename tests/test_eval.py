@@ -230,12 +230,12 @@ def test_cascade_calls_the_llm_only_for_uncertain_queries(tiny: dict[str, Any], 
             for label, score in query["scores"].items()
         )
 
-    # A band halfway between two distinct distances: some queries inside, some out, none on the edge
-    # (the reported scores are rounded to 4 decimals). As a cascade_band: the same log-odds
-    # distance from 0.5.
+    # A band halfway across the widest gap between distances: some queries inside, some out, none
+    # near the edge (the reported scores are rounded to 4 decimals, which moves a log-odds distance
+    # near 0 or 1 a little). As a cascade_band: the same log-odds distance from 0.5.
     distances = sorted({round(distance(q), 3) for q in tiny["queries"]})
-    middle = len(distances) // 2
-    halfway = (distances[middle - 1] + distances[middle]) / 2
+    gap = max(range(1, len(distances)), key=lambda i: distances[i] - distances[i - 1])
+    halfway = (distances[gap - 1] + distances[gap]) / 2
     band = 1 / (1 + math.exp(-halfway)) - 0.5
     expected = [distance(q) < halfway for q in tiny["queries"]]
     assert 0 < sum(expected) < len(expected)

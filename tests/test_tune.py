@@ -229,6 +229,22 @@ def test_an_operating_point_and_the_rates_before_and_after(settings: Settings) -
     assert balanced.after == pytest.approx(sum(balanced.rates_after.values()) / 2)
 
 
+def test_single_label_rates_select_as_the_classifier_does() -> None:
+    # A top capability below its own threshold does not reject the request when the next one
+    # reaches its threshold: the classifier would route it there.
+    from graph.encoders import LexicalEncoder
+    from graph.fewshot import FewShotScorer, LabelGuide
+
+    scorer = FewShotScorer([LabelGuide("a", ("x",)), LabelGuide("b", ("y",))], LexicalEncoder())
+    scorer.thresholds = {"a": 0.9}
+    conf = np.array([[0.8, 0.6], [0.95, 0.6], [0.4, 0.3]], dtype=np.float32)
+    rates = scorer.rates(["1", "2", "3"], [["b"], ["a"], []], 0.5, _conf=conf)
+    assert rates == {"in_scope_accuracy": 1.0, "out_of_scope_recall": 1.0}
+    scorer.thresholds = {}
+    rates = scorer.rates(["1", "2", "3"], [["b"], ["a"], []], 0.5, _conf=conf)
+    assert rates == {"in_scope_accuracy": 0.5, "out_of_scope_recall": 1.0}
+
+
 def test_the_printed_yaml_parses_back_to_the_same_values() -> None:
     # YAML 1.1 reads `1e-06` as a string and an all-digit fingerprint as an integer.
     from graph.tune import TuneResult
