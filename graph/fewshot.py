@@ -15,7 +15,7 @@ import json
 import math
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -214,6 +214,8 @@ class FewShotScorer:
     one the caller passes (the registry's `classifier.threshold`)."""
     fit_objective: float = 0.0
     """What the last `fit_thresholds` reached on its data (balanced accuracy/recall, or micro-F1)."""
+    progress: Callable[[str], None] | None = None
+    """Told about long compile work (each fine-tuning pass), e.g. `routegraph eval`'s stderr lines."""
 
     def __post_init__(self) -> None:
         default = 1.0 if isinstance(self.encoder, LexicalEncoder) else 0.5
@@ -238,7 +240,9 @@ class FewShotScorer:
         if self.finetune and model is not None:
             from graph.finetune import finetune_encoder
 
-            finetune_encoder(model, self.guides, self.finetune, cache_dir=self.cache_dir)
+            finetune_encoder(
+                model, self.guides, self.finetune, cache_dir=self.cache_dir, progress=self.progress
+            )
         pos_texts = [t for g in self.guides for t in g.positives]
         self._pos_owner = np.array(
             [i for i, g in enumerate(self.guides) for _ in g.positives], dtype=np.int64

@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,7 +50,12 @@ def finetune_key(encoder: MiniLMEncoder, guides: Sequence[LabelGuide], spec: Fin
 
 
 def finetune_encoder(
-    encoder: MiniLMEncoder, guides: Sequence[LabelGuide], spec: FineTune, *, cache_dir: Path | None
+    encoder: MiniLMEncoder,
+    guides: Sequence[LabelGuide],
+    spec: FineTune,
+    *,
+    cache_dir: Path | None,
+    progress: Callable[[str], None] | None = None,
 ) -> bool:
     """Adapt `encoder` in place; returns True when it trained, False when it loaded from the cache."""
     import torch
@@ -95,7 +101,14 @@ def finetune_encoder(
     )
     model.train()
     order = list(range(len(texts)))
-    for _ in range(spec.passes(len(texts), multi_label=multi)):
+    passes = spec.passes(len(texts), multi_label=multi)
+    started = time.perf_counter()
+    for done in range(passes):
+        if progress is not None and done:
+            left = (time.perf_counter() - started) / done * (passes - done)
+            progress(
+                f"fine-tuning: pass {done + 1}/{passes} over {len(texts)} examples, about {left:.0f} s left"
+            )
         rng.shuffle(order)
         for start in range(0, len(order), spec.batch_size):
             batch = order[start : start + spec.batch_size]

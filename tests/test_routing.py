@@ -339,9 +339,11 @@ def test_hybrid_scorer_fine_tunes_its_minilm_half(tmp_path: Path) -> None:
         LabelGuide(g.name, (*g.positives, *(f"{p} please" for p in g.positives)), g.negatives) for g in GUIDES
     ]
     encoder = HybridEncoder()
+    told: list[str] = []
     scorer = FewShotScorer(
-        guides, encoder, cache_dir=tmp_path, finetune=FineTune(epochs=1, min_steps=0)
+        guides, encoder, cache_dir=tmp_path, finetune=FineTune(epochs=2, min_steps=0), progress=told.append
     ).compile()
+    assert len(told) == 1 and told[0].startswith("fine-tuning: pass 2/2 over"), told
     assert encoder.dense.weights_tag != "base"
     assert list(tmp_path.glob("finetune-*.pt"))
     best = scorer.score("put on some jazz and skip this song")[0]
