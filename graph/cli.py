@@ -237,7 +237,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"tune: {len(texts)} labelled requests, scoring with {registry.source}...", file=sys.stderr)
     result = tune(
-        registry, Settings.from_env(llm="off"), texts, truths, min_out_of_scope_recall=args.min_oos_recall
+        registry,
+        Settings.from_env(llm="off"),
+        texts,
+        truths,
+        min_out_of_scope_recall=args.min_oos_recall,
+        progress=None if args.quiet else lambda message: print(f"tune: {message}", file=sys.stderr),
     )
     if args.json:
         print(json.dumps(result.as_dict()))

@@ -12,6 +12,7 @@ instead of silently misapplying it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,16 +135,19 @@ def tune(
     truths: list[list[str]],
     *,
     min_out_of_scope_recall: float | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> TuneResult:
     """Fit on the requests; `before` is the objective with the registry's current settings.
 
     `min_out_of_scope_recall` (single-label requests, some out of scope): the threshold with the
     best in-scope accuracy that keeps this out-of-scope recall, instead of balancing the two.
+    `progress` is told about long compile work (fine-tuning passes).
     """
     from nodes.base import build_scorer
 
     current = build_scorer(registry, settings)
     scorer = build_scorer(registry, settings, tuned=False)
+    current.progress = scorer.progress = progress
     scorer.compile()
     config = registry.spec.classifier
     guide_curve = scorer.calibration
