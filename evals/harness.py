@@ -311,7 +311,7 @@ def evaluate(
         f"encoder {encoder}" + (" (fine-tuning)" if finetune_cached is False else "") + ", compiling..."
     )
     t0 = time.perf_counter()
-    scorer.progress = progress
+    scorer.progress = None if progress is None else lambda message: say(f"eval: {message}")
     scorer.compile()
     compile_seconds = time.perf_counter() - t0
 
