@@ -150,8 +150,10 @@ class Calibration:
                     slope_g = float(g[0] * step[0])
                 decrease = slope_g + float(np.sum(r)) * float(step[1])
                 current, t = loss(a, b), 1.0
-                while t > 1e-6 and loss(a - t * step[0], b - t * step[1]) > current - 1e-4 * t * decrease:
+                while loss(a - t * step[0], b - t * step[1]) > current - 1e-4 * t * decrease:
                     t /= 2  # backtrack: a full Newton step can overshoot on nearly separable data
+                    if t < 1e-6:
+                        return a, b  # no step lowers the loss: as good as it gets
                 a, b = a - t * step[0], b - t * step[1]
                 if np.abs(t * step).max() < 1e-7:
                     break
@@ -214,8 +216,9 @@ class FewShotScorer:
     one the caller passes (the registry's `classifier.threshold`)."""
     fit_objective: float = 0.0
     """What the last `fit_thresholds` reached on its data (balanced accuracy/recall, or micro-F1)."""
-    progress: Callable[[str], None] | None = None
-    """Told about long compile work (each fine-tuning pass), e.g. `routegraph eval`'s stderr lines."""
+    progress: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
+    """Told about long compile work (each fine-tuning pass), e.g. `routegraph eval`'s stderr lines;
+    called on the thread that compiles, and what it raises stops the compile."""
 
     def __post_init__(self) -> None:
         default = 1.0 if isinstance(self.encoder, LexicalEncoder) else 0.5
@@ -688,8 +691,9 @@ class FewShotScorer:
                     truth[row, self._index[name]] = True
         cut = np.array([self.thresholds.get(name, threshold) for name in self.labels], dtype=np.float32)
         if truth.sum(1).max(initial=0) <= 1:
-            # As the classifier selects: the best-ranked capability that reaches its own threshold
-            # (with per-capability thresholds, not always the top one).
+            # The best-ranked capability that reaches its own threshold (with per-capability
+            # thresholds, not always the top one), as the classifier selects among its top
+            # `max_capabilities` (a passing capability ranked lower is rare).
             rows = np.arange(len(conf))
             passing = np.asarray(conf >= cut[None, :], dtype=bool)
             top = np.where(passing, conf, -np.inf).argmax(1)
@@ -742,10 +746,13 @@ def fingerprint(
     guides: Sequence[LabelGuide], *, encoder: str, finetune: FineTune | None, split_clauses: bool
 ) -> str:
     """Identifies what a fitted calibration was fitted for: every guide, the encoder setting,
-    fine-tuning (and its settings) and clause splitting, all of which move the raw scores."""
+    fine-tuning (its settings and the training's version) and clause splitting, all of which
+    move the raw scores."""
+    from graph.finetune import TRAINING
+
     payload = [
         encoder,
-        None if finetune is None else vars(finetune),
+        None if finetune is None else [vars(finetune), TRAINING],
         split_clauses,
         [[g.name, list(g.positives), list(g.negatives), g.description] for g in guides],
     ]

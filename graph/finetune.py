@@ -3,8 +3,9 @@
 Each capability starts as the mean embedding of its examples; encoder and prototypes are then
 trained together so that an example is closer to its own capability's prototype than to any
 other (softmax cross-entropy over scaled cosines; sigmoid per capability when an example belongs
-to several, each capability's bias started between its examples' cosines and the others'). The adapted weights are saved under the cache directory, keyed by the base model,
-the guides and the settings, so a changed guide trains again and an unchanged one loads.
+to several, each capability's bias started between its examples' cosines and the others'). The
+adapted weights are saved under the cache directory, keyed by the base model, the guides, the
+settings and the training's version, so a changed guide trains again and an unchanged one loads.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import TYPE_CHECKING
 from graph.encoders import MiniLMEncoder
 
 if TYPE_CHECKING:
+    import torch
+
     from graph.fewshot import FineTune, LabelGuide
 
 TRAINING = 2
@@ -47,6 +50,20 @@ def finetune_key(encoder: MiniLMEncoder, guides: Sequence[LabelGuide], spec: Fin
         TRAINING,
     ]
     return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()[:24]
+
+
+def boundary_biases(
+    embedded: torch.Tensor, prototypes: torch.Tensor, targets: torch.Tensor, scale: float
+) -> torch.Tensor:
+    """Each capability's sigmoid bias, halfway between its examples' mean cosine and the other
+    texts' (a zero bias with scaled cosines calls nearly every text a positive of every capability,
+    and the first training steps then go into pulling all cosines down)."""
+    import torch
+
+    cos = torch.nn.functional.normalize(embedded, dim=1) @ torch.nn.functional.normalize(prototypes, dim=1).T
+    pos = (cos * targets).sum(0) / targets.sum(0).clamp(min=1)
+    neg = (cos * (1 - targets)).sum(0) / (1 - targets).sum(0).clamp(min=1)
+    return -scale * (pos + neg) / 2
 
 
 def finetune_encoder(
@@ -84,14 +101,8 @@ def finetune_encoder(
     prototypes = torch.nn.Parameter(torch.nn.functional.normalize(protos, dim=1))
     bias = torch.nn.Parameter(torch.zeros(count))
     if multi:
-        # Each capability's sigmoid starts halfway between its examples' mean cosine and the
-        # others' (a zero bias with scaled cosines calls nearly every text a positive of every
-        # capability, and the first steps then go into pulling all cosines down).
         with torch.no_grad():
-            cos = torch.nn.functional.normalize(base, dim=1) @ prototypes.T
-            pos = (cos * targets).sum(0) / targets.sum(0).clamp(min=1)
-            neg = (cos * (1 - targets)).sum(0) / (1 - targets).sum(0).clamp(min=1)
-            bias.copy_(-spec.scale * (pos + neg) / 2)
+            bias.copy_(boundary_biases(base, prototypes, targets, spec.scale))
     optimizer = torch.optim.AdamW(
         [
             {"params": model.parameters(), "lr": spec.learning_rate},
@@ -104,11 +115,10 @@ def finetune_encoder(
     passes = spec.passes(len(texts), multi_label=multi)
     started = time.perf_counter()
     for done in range(passes):
-        if progress is not None and done:
-            left = (time.perf_counter() - started) / done * (passes - done)
-            progress(
-                f"fine-tuning: pass {done + 1}/{passes} over {len(texts)} examples, about {left:.0f} s left"
-            )
+        if progress is not None:
+            left = (time.perf_counter() - started) / done * (passes - done) if done else None
+            eta = "" if left is None else f", about {left:.0f} s left"
+            progress(f"fine-tuning: pass {done + 1}/{passes} over {len(texts)} examples{eta}")
         rng.shuffle(order)
         for start in range(0, len(order), spec.batch_size):
             batch = order[start : start + spec.batch_size]

@@ -147,7 +147,7 @@ def tune(
 
     current = build_scorer(registry, settings)
     scorer = build_scorer(registry, settings, tuned=False)
-    current.progress = scorer.progress = progress
+    scorer.progress = progress
     scorer.compile()
     config = registry.spec.classifier
     guide_curve = scorer.calibration

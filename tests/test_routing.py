@@ -229,6 +229,22 @@ def test_small_multi_label_guide_sets_are_passed_over_more_often() -> None:
     assert FineTune(epochs=1, min_steps=0).passes(20, multi_label=True) == 1
 
 
+def test_multi_label_fine_tuning_starts_each_sigmoid_at_its_boundary() -> None:
+    import torch
+
+    from graph.finetune import boundary_biases
+
+    # Three capabilities; the third text is an example of the first two.
+    embedded = torch.tensor([[1.0, 0.1, 0.0], [0.1, 1.0, 0.0], [0.7, 0.7, 0.1], [0.0, 0.1, 1.0]])
+    targets = torch.tensor([[1.0, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 1]])
+    prototypes = torch.stack([embedded[targets[:, j] > 0].mean(0) for j in range(3)])
+    bias = boundary_biases(embedded, prototypes, targets, 20.0)
+    cos = torch.nn.functional.normalize(embedded, dim=1) @ torch.nn.functional.normalize(prototypes, dim=1).T
+    start = torch.sigmoid(20.0 * cos + bias)
+    assert bool((start[targets > 0] > 0.5).all()) and bool((start[targets == 0] < 0.5).all()), start
+    assert bool((torch.sigmoid(20.0 * cos) > 0.5).all())  # a zero bias: every text a positive of all
+
+
 def test_finetuned_weights_load_from_the_cache(minilm_graph: Any) -> None:
     from graph.fewshot import FineTune
     from graph.finetune import finetune_encoder
@@ -236,11 +252,11 @@ def test_finetuned_weights_load_from_the_cache(minilm_graph: Any) -> None:
     _, data = minilm_graph
     guides = guides_from_registry(minilm_graph[0].registry.routable)
     from graph.settings import Settings
+    from nodes.base import build_scorer
 
-    cache = Settings.offline(data).cache
-    # Trained here only when this test runs alone (the graph compiles its scorer on first use).
-    finetune_encoder(MiniLMEncoder(), guides, FineTune(), cache_dir=cache)
-    trained = finetune_encoder(MiniLMEncoder(), guides, FineTune(), cache_dir=cache)
+    settings = Settings.offline(data)
+    build_scorer(minilm_graph[0].registry, settings).compile()  # as the graph compiles it (cached)
+    trained = finetune_encoder(MiniLMEncoder(), guides, FineTune(), cache_dir=settings.cache)
     assert trained is False  # same guides, same settings: loaded, not trained again
 
 
@@ -343,7 +359,8 @@ def test_hybrid_scorer_fine_tunes_its_minilm_half(tmp_path: Path) -> None:
     scorer = FewShotScorer(
         guides, encoder, cache_dir=tmp_path, finetune=FineTune(epochs=2, min_steps=0), progress=told.append
     ).compile()
-    assert len(told) == 1 and told[0].startswith("fine-tuning: pass 2/2 over"), told
+    assert [m.split(" over ")[0] for m in told] == ["fine-tuning: pass 1/2", "fine-tuning: pass 2/2"], told
+    assert told[1].endswith("s left"), told
     assert encoder.dense.weights_tag != "base"
     assert list(tmp_path.glob("finetune-*.pt"))
     best = scorer.score("put on some jazz and skip this song")[0]
