@@ -168,6 +168,18 @@ class ClassifierConfig(_Strict):
     """`per_clause`: a capability is selected only when it is the best match of the request or of
     one of its clauses (one intent per clause); `free`: every capability above its threshold (for
     label sets where one sentence carries several labels at once)."""
+    out_of_scope_examples: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    """Requests no capability should take (off-topic questions users really send): negatives of every
+    capability when the scorer fine-tunes, trains its head and fits its confidence curve. A request
+    like them ends in `clarify`."""
+
+    @field_validator("out_of_scope_examples")
+    @classmethod
+    def _not_blank(cls, texts: tuple[str, ...]) -> tuple[str, ...]:
+        for i, text in enumerate(texts):
+            if not text.strip():
+                raise ValueError(f"item {i} is blank: give the text of a request")
+        return tuple(t.strip() for t in texts)
 
 
 class OrchestratorConfig(_Strict):

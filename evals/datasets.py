@@ -196,6 +196,9 @@ class Prepared:
     examples: Mapping[str, tuple[str, ...]]
     """Label -> its guide examples (train shots, or its description when it has no train rows)."""
     description_only: tuple[str, ...]
+    out_of_scope: tuple[str, ...]
+    """Train rows no label applies to (up to `shots` of them): the registry's
+    `classifier.out_of_scope_examples`."""
     tuning: tuple[Row, ...]
     tuning_source: str
     """`val`, `train-slice` or `none` (also when those rows are all out of scope)."""
@@ -247,6 +250,8 @@ class Prepared:
             # Rows with several labels in one sentence (NLU++): any capability above its threshold.
             "selection": "free" if self.max_labels > 1 else "per_clause",
         }
+        if self.out_of_scope:
+            classifier["out_of_scope_examples"] = list(self.out_of_scope)
         if threshold is not None:
             classifier["threshold"] = float(threshold)
         if cascade_band is not None:
@@ -293,6 +298,11 @@ def prepare(dataset: Dataset, *, shots: int, seed: int = 0, limit: int | None = 
         picked = rng.sample(candidates, min(shots, len(candidates)))
         used.update(picked)
         examples[label] = tuple(train[i].text for i in picked)
+    # Out of scope is drawn like one more label: `shots` of its train rows at most.
+    outside = [i for i, row in enumerate(train) if not row.labels]
+    chosen = sorted(rng.sample(outside, min(shots, len(outside))))
+    used.update(chosen)
+    out_of_scope = tuple(dict.fromkeys(train[i].text for i in chosen))
 
     val = dataset.split("val")
     if val:
@@ -323,6 +333,7 @@ def prepare(dataset: Dataset, *, shots: int, seed: int = 0, limit: int | None = 
         names=label_names(labels),
         examples=examples,
         description_only=tuple(description_only),
+        out_of_scope=out_of_scope,
         tuning=tuple(tuning),
         tuning_source=source,
         test=tuple(test),

@@ -216,6 +216,10 @@ class FewShotScorer:
     one the caller passes (the registry's `classifier.threshold`)."""
     fit_objective: float = 0.0
     """What the last `fit_thresholds` reached on its data (balanced accuracy/recall, or micro-F1)."""
+    out_of_scope: tuple[str, ...] = ()
+    """Requests no capability should take (`classifier.out_of_scope_examples`): negatives of every
+    capability in fine-tuning, in the head and in the confidence curve, like the built-in
+    background requests but never disowned by a guide that resembles them."""
     progress: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
     """Told about long compile work (each fine-tuning pass), e.g. `routegraph eval`'s stderr lines;
     called on the thread that compiles, and what it raises stops the compile."""
@@ -244,7 +248,12 @@ class FewShotScorer:
             from graph.finetune import finetune_encoder
 
             finetune_encoder(
-                model, self.guides, self.finetune, cache_dir=self.cache_dir, progress=self.progress
+                model,
+                self.guides,
+                self.finetune,
+                cache_dir=self.cache_dir,
+                progress=self.progress,
+                out_of_scope=self.out_of_scope,
             )
         pos_texts = [t for g in self.guides for t in g.positives]
         self._pos_owner = np.array(
@@ -434,8 +443,9 @@ class FewShotScorer:
         that capability's examples usually are to each other (the median nearest-sibling
         similarity) is an example of it ("thanks a lot" where there is a thank-you capability),
         and teaching the scorer that it fits nothing would contradict the guide."""
+        given = tuple(dict.fromkeys(self.out_of_scope))
         if not len(self._pos) or len(self.guides) < 2:
-            return BACKGROUND
+            return (*given, *(t for t in BACKGROUND if t not in given))
         nearest: list[np.ndarray] = []
         for i in range(len(self.guides)):
             own = self._pos[self._pos_owner == i]
@@ -447,13 +457,15 @@ class FewShotScorer:
         # lexical encoder's low similarities) would otherwise disown most of the background.
         cutoff = max(float(np.median(np.concatenate(nearest))) if nearest else 0.9, BACKGROUND_CLAIM_FLOOR)
         closest = (self._embed(list(BACKGROUND)) @ self._pos.T).max(1)
-        return tuple(t for t, s in zip(BACKGROUND, closest, strict=True) if s < cutoff)
+        kept = (t for t, s in zip(BACKGROUND, closest, strict=True) if s < cutoff and t not in given)
+        return (*given, *kept)
 
     def _background_calibration(self) -> Calibration:
         """One example or only a description per capability: nothing to leave out. Put the
         midpoint where background requests stop (above 95% of their best scores), so the scale
         of the encoder's similarities (dense or lexical) does not decide what passes."""
-        background = self.raw_scores(BACKGROUND, compiled=True)
+        texts = (*dict.fromkeys(self.out_of_scope), *(t for t in BACKGROUND if t not in self.out_of_scope))
+        background = self.raw_scores(texts, compiled=True)
         return Calibration(midpoint=float(np.quantile(background.max(1), 0.95)))
 
     # -- scoring -------------------------------------------------------------------------------
@@ -743,19 +755,26 @@ def _fit_head(gram: np.ndarray, y: np.ndarray, start: np.ndarray) -> tuple[np.nd
 
 
 def fingerprint(
-    guides: Sequence[LabelGuide], *, encoder: str, finetune: FineTune | None, split_clauses: bool
+    guides: Sequence[LabelGuide],
+    *,
+    encoder: str,
+    finetune: FineTune | None,
+    split_clauses: bool,
+    out_of_scope: Sequence[str] = (),
 ) -> str:
     """Identifies what a fitted calibration was fitted for: every guide, the encoder setting,
     fine-tuning (its settings and the training's version) and clause splitting, all of which
     move the raw scores."""
     from graph.finetune import TRAINING
 
-    payload = [
+    payload: list[object] = [
         encoder,
         None if finetune is None else [vars(finetune), TRAINING],
         split_clauses,
         [[g.name, list(g.positives), list(g.negatives), g.description] for g in guides],
     ]
+    if out_of_scope:  # appended only when given: registries without any keep their fingerprint
+        payload.append(list(out_of_scope))
     return hashlib.sha256(json.dumps(payload, ensure_ascii=False, default=str).encode()).hexdigest()[:16]
 
 

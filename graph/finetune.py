@@ -30,17 +30,27 @@ TRAINING = 2
 the boundary), so weights an older version trained are not reused."""
 
 
-def _examples(guides: Sequence[LabelGuide]) -> tuple[list[str], list[set[int]]]:
+def _examples(
+    guides: Sequence[LabelGuide], out_of_scope: Sequence[str] = ()
+) -> tuple[list[str], list[set[int]]]:
+    """Every example text with the capabilities it belongs to; out-of-scope requests (that are no
+    capability's example) last, belonging to none."""
     owners: dict[str, set[int]] = {}
     for i, guide in enumerate(guides):
         for text in guide.positives:
             owners.setdefault(text, set()).add(i)
     texts = sorted(owners)
-    return texts, [owners[t] for t in texts]
+    outside = sorted(set(out_of_scope) - set(owners))
+    return [*texts, *outside], [*(owners[t] for t in texts), *(set() for _ in outside)]
 
 
-def finetune_key(encoder: MiniLMEncoder, guides: Sequence[LabelGuide], spec: FineTune) -> str:
-    texts, owners = _examples(guides)
+def finetune_key(
+    encoder: MiniLMEncoder,
+    guides: Sequence[LabelGuide],
+    spec: FineTune,
+    out_of_scope: Sequence[str] = (),
+) -> str:
+    texts, owners = _examples(guides, out_of_scope)
     payload = [
         encoder.identity,
         [g.name for g in guides],
@@ -73,14 +83,20 @@ def finetune_encoder(
     *,
     cache_dir: Path | None,
     progress: Callable[[str], None] | None = None,
+    out_of_scope: Sequence[str] = (),
 ) -> bool:
-    """Adapt `encoder` in place; returns True when it trained, False when it loaded from the cache."""
+    """Adapt `encoder` in place; returns True when it trained, False when it loaded from the cache.
+
+    `out_of_scope` requests belong to no capability: with single-label guides they form one more
+    class during training (its prototype is then dropped), with multi-label ones every sigmoid
+    learns them as a negative."""
     import torch
 
-    texts, owners = _examples(guides)
-    if len(guides) < 2 or len(texts) < 2 * len(guides):
+    texts, owners = _examples(guides, out_of_scope)
+    examples = sum(1 for o in owners if o)
+    if len(guides) < 2 or examples < 2 * len(guides):
         return False  # about one example per capability: nothing to learn that generalises
-    key = finetune_key(encoder, guides, spec)
+    key = finetune_key(encoder, guides, spec, out_of_scope)
     model = encoder.own_copy()
     path = cache_dir / f"finetune-{key}.pt" if cache_dir else None
     if path is not None and path.exists():
@@ -91,10 +107,12 @@ def finetune_encoder(
     torch.manual_seed(spec.seed)
     rng = random.Random(spec.seed)
     multi = any(len(o) > 1 for o in owners)
-    count = len(guides)
+    outside = len(texts) - examples
+    # Single-label: out-of-scope requests are one more softmax class, trained and then dropped.
+    count = len(guides) + (1 if outside and not multi else 0)
     targets = torch.zeros(len(texts), count)
     for row, owner in enumerate(owners):
-        targets[row, sorted(owner)] = 1.0
+        targets[row, sorted(owner) if owner else ([count - 1] if count > len(guides) else [])] = 1.0
     with torch.no_grad():
         base = torch.tensor(encoder.encode(texts))
         protos = torch.stack([base[targets[:, j] > 0].mean(0) for j in range(count)])

@@ -206,6 +206,7 @@ def tune(
             encoder=config.encoder,
             finetune=scorer.finetune,
             split_clauses=scorer.split_clauses,
+            out_of_scope=scorer.out_of_scope,
         ),
         thresholds={k: round(v, 6) for k, v in scorer.thresholds.items()},
         rates_before=before,

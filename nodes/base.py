@@ -70,13 +70,22 @@ def build_scorer(registry: Registry, settings: Settings, *, tuned: bool = True) 
     guides = guides_from_registry(registry.routable)
     finetune = FineTune() if config.finetune and trainable(encoder) is not None else None
     scorer = FewShotScorer(
-        guides, encoder, cache_dir=settings.cache, finetune=finetune, split_clauses=config.split_clauses
+        guides,
+        encoder,
+        cache_dir=settings.cache,
+        finetune=finetune,
+        split_clauses=config.split_clauses,
+        out_of_scope=tuple(config.out_of_scope_examples),
     )
     fitted = config.calibration
     if not tuned or fitted is None:
         return scorer
     expected = fingerprint(
-        guides, encoder=config.encoder, finetune=finetune, split_clauses=config.split_clauses
+        guides,
+        encoder=config.encoder,
+        finetune=finetune,
+        split_clauses=config.split_clauses,
+        out_of_scope=config.out_of_scope_examples,
     )
     if fitted.fingerprint is not None and fitted.fingerprint != expected:
         log.warning(

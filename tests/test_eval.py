@@ -404,3 +404,27 @@ def test_cascade_share_counts_the_model_calls(capsys: pytest.CaptureFixture[str]
     out = json.loads(capsys.readouterr().out)
     assert out["cascade_band"] == 0.15 and 0 <= out["decided_without_llm"] <= 1
     assert out["calls_per_query"] == round(1 - out["decided_without_llm"], 4)
+
+
+def test_out_of_scope_train_rows_become_out_of_scope_examples(tmp_path: Path) -> None:
+    """Train rows no label applies to are drawn like one more label (`shots` at most) into
+    `classifier.out_of_scope_examples`, and never tuned on."""
+    rows = [
+        {"text": f"{word} question number {i}", "labels": [word], "split": "train"}
+        for word in ("alpha", "beta")
+        for i in range(10)
+    ]
+    rows += [{"text": f"unrelated request {i}", "labels": [OUT_OF_SCOPE], "split": "train"} for i in range(6)]
+    rows += [{"text": "alpha question", "labels": ["alpha"], "split": "test"}]
+    dataset = load_dataset(write_jsonl(tmp_path / "oos.jsonl", rows))
+    prepared = prepare(dataset, shots=3, seed=0)
+    assert len(prepared.out_of_scope) == 3 and all(t.startswith("unrelated") for t in prepared.out_of_scope)
+    assert not set(prepared.out_of_scope) & {r.text for r in prepared.tuning}
+    assert prepared.registry_dict()["classifier"]["out_of_scope_examples"] == list(prepared.out_of_scope)
+    assert prepare(dataset, shots=3, seed=0).out_of_scope == prepared.out_of_scope
+    assert len(prepare(dataset, shots=100, seed=0).out_of_scope) == 6
+    assert prepare(dataset, shots=3, seed=0).examples == prepare(dataset, shots=3, seed=0).examples
+    without = [r for r in rows if r["labels"] != [OUT_OF_SCOPE]]
+    plain = prepare(load_dataset(write_jsonl(tmp_path / "plain.jsonl", without)), shots=3, seed=0)
+    assert plain.examples == prepared.examples  # the labels' shots do not move
+    assert "out_of_scope_examples" not in plain.registry_dict()["classifier"]

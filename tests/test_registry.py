@@ -289,6 +289,12 @@ CASES: list[tuple[str, dict[str, str], str, str]] = [
         " of the similarity, a number between 0 and 1 (default 0.7)",
     ),
     (
+        "blank out-of-scope example",
+        {},
+        'classifier:\n  out_of_scope_examples: ["tell me a joke", "  "]\n',
+        "{path}:19: classifier.out_of_scope_examples: item 1 is blank: give the text of a request",
+    ),
+    (
         "malformed import path",
         {"tests.capfixtures:Weather": "tests.capfixtures.Weather"},
         "",

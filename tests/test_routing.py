@@ -422,3 +422,47 @@ def test_cascade_band_is_measured_in_log_odds() -> None:
     assert not near_threshold(0.9, 0.995, 0.15)
     assert near_threshold(0.993, 0.995, 0.15) and near_threshold(0.997, 0.995, 0.15)
     assert not near_threshold(0.5, 0.5, 0.0) and near_threshold(0.0, 1.0, 0.5)
+
+
+def test_out_of_scope_examples_are_negatives_of_every_capability() -> None:
+    """`classifier.out_of_scope_examples`: requests like them score lower for every capability,
+    and they stay negatives even where a guide resembles them (unlike the built-in background)."""
+    games = ("play a game of chess with me", "let's play a board game", "play tic tac toe with me")
+    without = FewShotScorer(GUIDES, LexicalEncoder()).compile()
+    scorer = FewShotScorer(GUIDES, LexicalEncoder(), out_of_scope=games).compile()
+    assert set(games) <= set(scorer._background)
+    request = "play chess with me"  # "play" as in "play some jazz"
+    assert scorer.score(request, ["music"])[0].raw < 0.6 * without.score(request, ["music"])[0].raw
+    assert scorer.score("will it rain in Oslo tomorrow")[0].name == "weather"
+    assert scorer.score("play some jazz")[0].name == "music"
+    claimed = FewShotScorer(GUIDES, LexicalEncoder(), out_of_scope=("play some jazz",)).compile()
+    assert "play some jazz" in claimed._background
+
+
+def test_out_of_scope_examples_join_fine_tuning_as_examples_of_nothing() -> None:
+    from graph.fewshot import FineTune, fingerprint
+    from graph.finetune import _examples, finetune_key
+
+    texts, owners = _examples(GUIDES, ("tell me a joke", "play some jazz"))
+    assert texts[-1] == "tell me a joke" and owners[-1] == set()  # a positive stays a positive
+    assert owners[texts.index("play some jazz")] == {1}
+    encoder = MiniLMEncoder()
+    assert finetune_key(encoder, GUIDES, FineTune()) != finetune_key(encoder, GUIDES, FineTune(), ("hi",))
+    plain = fingerprint(GUIDES, encoder="minilm", finetune=None, split_clauses=True)
+    assert plain == fingerprint(GUIDES, encoder="minilm", finetune=None, split_clauses=True, out_of_scope=())
+    assert plain != fingerprint(GUIDES, encoder="minilm", finetune=None, split_clauses=True, out_of_scope=("hi",))
+
+
+def test_single_label_fine_tuning_trains_out_of_scope_as_a_class_of_its_own(tmp_path: Path) -> None:
+    from graph.fewshot import FineTune
+    from graph.finetune import finetune_encoder
+
+    guides = [LabelGuide(g.name, (*g.positives, *(f"{p} please" for p in g.positives))) for g in GUIDES]
+    jokes = ("tell me a joke about cats", "who won the football game", "what is the capital of peru")
+    encoder = MiniLMEncoder()
+    before = encoder.encode(["tell me a joke about dogs", "play some jazz please"])
+    assert finetune_encoder(encoder, guides, FineTune(epochs=2), cache_dir=tmp_path, out_of_scope=jokes)
+    after = encoder.encode(["tell me a joke about dogs", "play some jazz please"])
+    assert not np.allclose(before, after)
+    scorer = FewShotScorer(guides, encoder, out_of_scope=jokes).compile()
+    assert scorer.score("put on some jazz and skip this song")[0].name == "music"
