@@ -51,6 +51,8 @@ def clauses(text: str) -> list[str]:
     return [text, *(text[a:b] for a, b in clause_spans(text))]
 
 
+MIN_SLOPE = 1.0
+"""The flattest confidence curve `Calibration.fit` returns (for scores that do not rise with the labels)."""
 HEAD_EPOCHS = 200
 HEAD_L2 = 1e-3
 BACKGROUND_CLAIM_FLOOR = 0.5
@@ -127,6 +129,8 @@ class Calibration:
             return cls()
         extra = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
         pos_mass, neg_mass = float((extra * y).sum()), float((extra * (1 - y)).sum())
+        if pos_mass <= 0 or neg_mass <= 0:
+            return cls()  # one class carries no weight: nothing to separate
         if balanced:
             w = extra * np.where(y > 0, 0.5 / pos_mass, 0.5 / neg_mass) * len(x)
         else:
@@ -162,7 +166,11 @@ class Calibration:
         a, b = newton(10.0, -10.0 * float(np.median(x)), fixed_slope=False)
         if a > max_slope:
             a, b = newton(max_slope, b * max_slope / a, fixed_slope=True)
-        a = max(a, 1e-3)
+        elif a < MIN_SLOPE:
+            # Scores that do not rise with the labels (or run against them) carry no usable signal:
+            # a shallow increasing curve, its midpoint the best one for that slope, instead of a
+            # midpoint far outside the scores (-b / a for a slope near 0).
+            a, b = newton(MIN_SLOPE, -MIN_SLOPE * float(np.median(x)), fixed_slope=True)
         return cls(slope=float(a), midpoint=float(-b / a))
 
 

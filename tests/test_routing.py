@@ -466,3 +466,16 @@ def test_single_label_fine_tuning_trains_out_of_scope_as_a_class_of_its_own(tmp_
     assert not np.allclose(before, after)
     scorer = FewShotScorer(guides, encoder, out_of_scope=jokes).compile()
     assert scorer.score("put on some jazz and skip this song")[0].name == "music"
+
+
+def test_calibration_fit_without_signal_stays_increasing_and_inside_the_scores() -> None:
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(0.2, 0.8, 400)
+    against = (raw < 0.5).astype(float)  # higher scores are the negatives
+    curve = Calibration.fit(raw, against)
+    assert curve.slope == 1.0 and 0.2 <= curve.midpoint <= 0.8, curve
+    conf = curve(np.array([0.2, 0.5, 0.8]))
+    assert np.all(np.diff(conf) > 0) and conf.min() > 0.3 and conf.max() < 0.7
+    # A class whose rows all weigh nothing: the default curve, not a division by zero.
+    weights = np.where(against > 0, 0.0, 1.0)
+    assert Calibration.fit(raw, against, weights=weights) == Calibration()
