@@ -1,6 +1,7 @@
 """Fine-tune the MiniLM encoder on the classifier guides, once per guide content (cached on disk).
 
-Each capability starts as the mean embedding of its examples; encoder and prototypes are then
+Each capability starts as the mean embedding of its examples (its description, where no other
+capability shares it, counts as one more); encoder and prototypes are then
 trained together so that an example is closer to its own capability's prototype than to any
 other (softmax cross-entropy over scaled cosines; sigmoid per capability when an example belongs
 to several, each capability's bias started between its examples' cosines and the others'). The
@@ -25,23 +26,34 @@ if TYPE_CHECKING:
 
     from graph.fewshot import FineTune, LabelGuide
 
-TRAINING = 2
+TRAINING = 3
 """Part of the cache key: bumped when the training itself changes (2: multi-label biases start at
-the boundary), so weights an older version trained are not reused."""
+the boundary; 3: descriptions are examples too), so weights an older version trained are not
+reused, nor curves `routegraph tune` fitted on them."""
 
 
 def _examples(
     guides: Sequence[LabelGuide], out_of_scope: Sequence[str] = ()
 ) -> tuple[list[str], list[set[int]]]:
-    """Every example text with the capabilities it belongs to; out-of-scope requests (that are no
-    capability's example) last, belonging to none."""
+    """Every example text with the capabilities it belongs to; then each capability's description
+    where it is its own (a description several guides share, like "domain: banking", tells them
+    apart no more than it is an example of one); then the out-of-scope requests, belonging to none.
+    """
     owners: dict[str, set[int]] = {}
     for i, guide in enumerate(guides):
         for text in guide.positives:
             owners.setdefault(text, set()).add(i)
     texts = sorted(owners)
-    outside = sorted(set(out_of_scope) - set(owners))
-    return [*texts, *outside], [*(owners[t] for t in texts), *(set() for _ in outside)]
+    described: dict[str, list[int]] = {}
+    for i, guide in enumerate(guides):
+        if guide.description:
+            described.setdefault(guide.description, []).append(i)
+    descriptions = sorted(d for d, who in described.items() if len(who) == 1 and d not in owners)
+    outside = sorted(set(out_of_scope) - set(owners) - set(descriptions))
+    return (
+        [*texts, *descriptions, *outside],
+        [*(owners[t] for t in texts), *({described[d][0]} for d in descriptions), *(set() for _ in outside)],
+    )
 
 
 def finetune_key(
@@ -94,7 +106,7 @@ def finetune_encoder(
 
     texts, owners = _examples(guides, out_of_scope)
     examples = sum(1 for o in owners if o)
-    if len(guides) < 2 or examples < 2 * len(guides):
+    if len(guides) < 2 or len({t for g in guides for t in g.positives}) < 2 * len(guides):
         return False  # about one example per capability: nothing to learn that generalises
     key = finetune_key(encoder, guides, spec, out_of_scope)
     model = encoder.own_copy()

@@ -446,6 +446,15 @@ def test_out_of_scope_examples_join_fine_tuning_as_examples_of_nothing() -> None
     texts, owners = _examples(GUIDES, ("tell me a joke", "play some jazz"))
     assert texts[-1] == "tell me a joke" and owners[-1] == set()  # a positive stays a positive
     assert owners[texts.index("play some jazz")] == {1}
+    # A description is an example of its capability, unless other capabilities share it.
+    described = [
+        LabelGuide("weather", GUIDES[0].positives, description="Forecasts and current weather."),
+        LabelGuide("music", GUIDES[1].positives, description="domain: home"),
+        LabelGuide("timer", GUIDES[2].positives, description="domain: home"),
+    ]
+    texts, owners = _examples(described, ("tell me a joke",))
+    assert owners[texts.index("Forecasts and current weather.")] == {0}
+    assert "domain: home" not in texts and texts[-1] == "tell me a joke"
     encoder = MiniLMEncoder()
     assert finetune_key(encoder, GUIDES, FineTune()) != finetune_key(encoder, GUIDES, FineTune(), ("hi",))
     plain = fingerprint(GUIDES, encoder="minilm", finetune=None, split_clauses=True)
