@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,9 @@ class Slow(Capability):
     description = "Think for a long time."
 
     async def execute(self, inputs: Any, ctx: RunContext) -> dict[str, Any]:
+        started = time.perf_counter()
         await asyncio.sleep(float(self.options.get("seconds", 5)))
-        return {"summary": "done"}
+        return {"summary": "done", "started": started, "ended": time.perf_counter()}
 
 
 class Lookup(Capability):
