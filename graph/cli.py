@@ -42,8 +42,10 @@ def summary(registry: Registry) -> str:
             flags.append(f"{examples} guide examples")
         lines.append(f"  {cap.name:<18} {'; '.join(flags)}")
     limits = spec.limits
+    outside = len(spec.classifier.out_of_scope_examples)
+    others = f", {outside} out-of-scope examples" if outside else ""
     lines.append(
-        f"classifier: {spec.classifier.mode} (threshold {spec.classifier.threshold:g}); "
+        f"classifier: {spec.classifier.mode} (threshold {spec.classifier.threshold:g}{others}); "
         f"orchestrator: {spec.orchestrator.mode}; models: {spec.models.enabled} ({spec.models.default.model})"
     )
     lines.append(
