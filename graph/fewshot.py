@@ -698,11 +698,13 @@ class FewShotScorer:
         label_sets: Sequence[Sequence[str]],
         threshold: float,
         *,
+        max_capabilities: int | None = None,
         _conf: np.ndarray | None = None,
     ) -> dict[str, float]:
         """Single-label data: `in_scope_accuracy` (best capability right and accepted) and
         `out_of_scope_recall` (nothing accepted), each when there are such requests; multi-label
-        data: `micro_f1` of the selected sets. With the current calibration and thresholds."""
+        data: `micro_f1` of the selected sets, at most `max_capabilities` (the most confident) a
+        request, as the classifier selects. With the current calibration and thresholds."""
         conf = self.confidences(texts) if _conf is None else _conf
         truth = np.zeros_like(conf, dtype=bool)
         for row, names in enumerate(label_sets):
@@ -726,6 +728,9 @@ class FewShotScorer:
                 out["out_of_scope_recall"] = float((~accepted)[~in_scope].mean())
             return out
         pred = conf >= cut
+        if max_capabilities is not None and pred.sum(1).max(initial=0) > max_capabilities:
+            rank = np.argsort(np.argsort(-np.where(pred, conf, -np.inf), axis=1, kind="stable"), axis=1)
+            pred &= rank < max_capabilities
         return {"micro_f1": 2 * float((pred & truth).sum()) / max(1.0, float(pred.sum() + truth.sum()))}
 
 

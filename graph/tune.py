@@ -156,11 +156,12 @@ def tune(
         scorer.calibration = current.calibration
     scorer.thresholds = dict(current.thresholds)
     threshold = float(config.threshold) if current.default_threshold is None else current.default_threshold
-    before = scorer.rates(texts, truths, threshold)
+    cap = config.max_capabilities
+    before = scorer.rates(texts, truths, threshold, max_capabilities=cap)
     scorer.calibration, scorer.thresholds = guide_curve, {}
     scorer.calibrate(texts, truths)
     fitted = scorer.fit_thresholds(texts, truths, min_out_of_scope_recall=min_out_of_scope_recall)
-    after = scorer.rates(texts, truths, fitted)
+    after = scorer.rates(texts, truths, fitted, max_capabilities=cap)
     assert scorer.calibration is not None
     multi = "micro_f1" in after
     has_oos = "out_of_scope_recall" in after

@@ -488,3 +488,14 @@ def test_calibration_fit_without_signal_stays_increasing_and_inside_the_scores()
     # A class whose rows all weigh nothing: the default curve, not a division by zero.
     weights = np.where(against > 0, 0.0, 1.0)
     assert Calibration.fit(raw, against, weights=weights) == Calibration()
+
+
+def test_multi_label_rates_keep_the_most_confident_max_capabilities() -> None:
+    scorer = FewShotScorer(GUIDES, LexicalEncoder())
+    scorer.compile()
+    conf = np.array([[0.9, 0.8, 0.7], [0.9, 0.1, 0.1]], dtype=np.float32)
+    truth = [["weather", "music"], ["weather"]]
+    # Three selected for the first request: 2 right of 3 predicted; capped at two, 2 of 2.
+    full = scorer.rates(["a", "b"], truth, 0.5, _conf=conf)["micro_f1"]
+    capped = scorer.rates(["a", "b"], truth, 0.5, max_capabilities=2, _conf=conf)["micro_f1"]
+    assert full == pytest.approx(2 * 3 / (4 + 3)) and capped == 1.0
