@@ -304,11 +304,12 @@ def evaluate(
     if scorer.finetune is not None and model is not None:
         from graph.finetune import finetune_key
 
-        key = finetune_key(model, scorer.guides, scorer.finetune)
+        key = finetune_key(model, scorer.guides, scorer.finetune, scorer.out_of_scope)
         finetune_cached = bool(scorer.cache_dir and (scorer.cache_dir / f"finetune-{key}.pt").exists())
     say(
         f"eval: {prepared.dataset.path.name}: {len(prepared.labels)} labels, {prepared.shot_count} shots, "
-        f"encoder {encoder}" + (" (fine-tuning)" if finetune_cached is False else "") + ", compiling..."
+        + (f"{len(prepared.out_of_scope)} out-of-scope examples, " if prepared.out_of_scope else "")
+        + f"encoder {encoder}" + (" (fine-tuning)" if finetune_cached is False else "") + ", compiling..."
     )
     t0 = time.perf_counter()
     scorer.progress = None if progress is None else lambda message: say(f"eval: {message}")
@@ -414,6 +415,7 @@ def evaluate(
             "shots_per_label": prepared.shots,
             "shots": prepared.shot_count,
             "description_only_labels": len(prepared.description_only),
+            "out_of_scope_examples": len(prepared.out_of_scope),
             "tuning": tuning_rows,
             "tuning_source": tuning_source,
             "test": n,
@@ -563,6 +565,7 @@ def format_table(result: Mapping[str, Any]) -> str:
         f"{result['data']} ({result['kind']}): {c['labels']} labels, {c['shots']} shots "
         f"({c['shots_per_label']}/label"
         + (f", {c['description_only_labels']} description-only" if c["description_only_labels"] else "")
+        + (f", {c['out_of_scope_examples']} out-of-scope examples" if c.get("out_of_scope_examples") else "")
         + f"), tuned on {c['tuning']} {c['tuning_source']} rows, "
         f"{c['test']} test rows ({c['test_out_of_scope']} out of scope)",
         f"encoder {result['encoder']}"

@@ -57,6 +57,7 @@ def test_single_label_json_contract(tiny: dict[str, Any]) -> None:
         "shots_per_label": 4,
         "shots": 16,
         "description_only_labels": 0,
+        "out_of_scope_examples": 2,
         "tuning": 10,
         "tuning_source": "val",
         "test": 15,
