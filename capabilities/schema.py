@@ -179,7 +179,7 @@ class ClassifierConfig(_Strict):
         for i, text in enumerate(texts):
             if not text.strip():
                 raise ValueError(f"item {i} is blank: give the text of a request")
-        return tuple(t.strip() for t in texts)
+        return tuple(dict.fromkeys(t.strip() for t in texts))  # once each
 
 
 class OrchestratorConfig(_Strict):

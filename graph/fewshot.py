@@ -122,6 +122,8 @@ class Calibration:
         The slope is capped: with a handful of examples the classes are often separable, and an
         unbounded fit would turn every confidence into 0 or 1. Past the cap, the midpoint is the
         best one for the capped slope (the loss is convex, so that is the best capped curve).
+        Below `MIN_SLOPE` (scores that do not rise with the labels) the curve is the best one with
+        that slope. One class only, or one without weight: the default curve.
         """
         x = np.asarray(raw, dtype=np.float64).ravel()
         y = np.asarray(positive, dtype=np.float64).ravel()
@@ -451,7 +453,7 @@ class FewShotScorer:
         that capability's examples usually are to each other (the median nearest-sibling
         similarity) is an example of it ("thanks a lot" where there is a thank-you capability),
         and teaching the scorer that it fits nothing would contradict the guide."""
-        given = tuple(dict.fromkeys(self.out_of_scope))
+        given = self._given_out_of_scope()
         if not len(self._pos) or len(self.guides) < 2:
             return (*given, *(t for t in BACKGROUND if t not in given))
         nearest: list[np.ndarray] = []
@@ -468,12 +470,18 @@ class FewShotScorer:
         kept = (t for t, s in zip(BACKGROUND, closest, strict=True) if s < cutoff and t not in given)
         return (*given, *kept)
 
+    def _given_out_of_scope(self) -> tuple[str, ...]:
+        """`out_of_scope` without the texts a guide gives as its own (an example or its
+        description): those stay positives, as in fine-tuning."""
+        own = {t for g in self.guides for t in (*g.positives, g.description) if t}
+        return tuple(t for t in dict.fromkeys(self.out_of_scope) if t not in own)
+
     def _background_calibration(self) -> Calibration:
         """One example or only a description per capability: nothing to leave out. Put the
         midpoint where background requests stop (above 95% of their best scores), so the scale
         of the encoder's similarities (dense or lexical) does not decide what passes."""
-        texts = (*dict.fromkeys(self.out_of_scope), *(t for t in BACKGROUND if t not in self.out_of_scope))
-        background = self.raw_scores(texts, compiled=True)
+        given = self._given_out_of_scope()
+        background = self.raw_scores((*given, *(t for t in BACKGROUND if t not in given)), compiled=True)
         return Calibration(midpoint=float(np.quantile(background.max(1), 0.95)))
 
     # -- scoring -------------------------------------------------------------------------------
@@ -703,8 +711,8 @@ class FewShotScorer:
     ) -> dict[str, float]:
         """Single-label data: `in_scope_accuracy` (best capability right and accepted) and
         `out_of_scope_recall` (nothing accepted), each when there are such requests; multi-label
-        data: `micro_f1` of the selected sets, at most `max_capabilities` (the most confident) a
-        request, as the classifier selects. With the current calibration and thresholds."""
+        data: `micro_f1` of the selected sets; with `max_capabilities`, only the most confident
+        that many of a request can be selected, as in the classifier. With the current calibration and thresholds."""
         conf = self.confidences(texts) if _conf is None else _conf
         truth = np.zeros_like(conf, dtype=bool)
         for row, names in enumerate(label_sets):
@@ -728,8 +736,9 @@ class FewShotScorer:
                 out["out_of_scope_recall"] = float((~accepted)[~in_scope].mean())
             return out
         pred = conf >= cut
-        if max_capabilities is not None and pred.sum(1).max(initial=0) > max_capabilities:
-            rank = np.argsort(np.argsort(-np.where(pred, conf, -np.inf), axis=1, kind="stable"), axis=1)
+        if max_capabilities is not None:
+            # As the classifier: the `max_capabilities` most confident, then each one's threshold.
+            rank = np.argsort(np.argsort(-conf, axis=1, kind="stable"), axis=1)
             pred &= rank < max_capabilities
         return {"micro_f1": 2 * float((pred & truth).sum()) / max(1.0, float(pred.sum() + truth.sum()))}
 

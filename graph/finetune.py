@@ -49,7 +49,8 @@ def _examples(
         if guide.description:
             described.setdefault(guide.description, []).append(i)
     descriptions = sorted(d for d, who in described.items() if len(who) == 1 and d not in owners)
-    outside = sorted(set(out_of_scope) - set(owners) - set(descriptions))
+    # A guide's own text (an example or its description) stays its own, as in the scorer.
+    outside = sorted(set(out_of_scope) - set(owners) - {g.description for g in guides})
     return (
         [*texts, *descriptions, *outside],
         [*(owners[t] for t in texts), *({described[d][0]} for d in descriptions), *(set() for _ in outside)],
@@ -120,11 +121,19 @@ def finetune_encoder(
     rng = random.Random(spec.seed)
     multi = any(len(o) > 1 for o in owners)
     outside = len(texts) - examples
-    # Single-label: out-of-scope requests are one more softmax class, trained and then dropped.
-    count = len(guides) + (1 if outside and not multi else 0)
+    # Capabilities without a single text to train on (no examples, a shared description) are left
+    # out: they have no prototype to start from. Single-label: out-of-scope requests are one more
+    # softmax class, trained and then dropped.
+    column = {j: i for i, j in enumerate(sorted({j for o in owners for j in o}))}
+    if len(column) < 2:
+        return False
+    count = len(column) + (1 if outside and not multi else 0)
     targets = torch.zeros(len(texts), count)
     for row, owner in enumerate(owners):
-        targets[row, sorted(owner) if owner else ([count - 1] if count > len(guides) else [])] = 1.0
+        if owner:
+            targets[row, sorted(column[j] for j in owner)] = 1.0
+        elif count > len(column):
+            targets[row, count - 1] = 1.0
     with torch.no_grad():
         base = torch.tensor(encoder.encode(texts))
         protos = torch.stack([base[targets[:, j] > 0].mean(0) for j in range(count)])

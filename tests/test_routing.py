@@ -435,8 +435,10 @@ def test_out_of_scope_examples_are_negatives_of_every_capability() -> None:
     assert scorer.score(request, ["music"])[0].raw < 0.6 * without.score(request, ["music"])[0].raw
     assert scorer.score("will it rain in Oslo tomorrow")[0].name == "weather"
     assert scorer.score("play some jazz")[0].name == "music"
-    claimed = FewShotScorer(GUIDES, LexicalEncoder(), out_of_scope=("play some jazz",)).compile()
-    assert "play some jazz" in claimed._background
+    # A guide's own example given as out of scope stays that guide's positive, as in fine-tuning.
+    claimed = FewShotScorer(GUIDES, LexicalEncoder(), out_of_scope=("play some jazz", *games)).compile()
+    assert "play some jazz" not in claimed._background and set(games) <= set(claimed._background)
+    assert claimed.score("play some jazz")[0].name == "music"
 
 
 def test_out_of_scope_examples_join_fine_tuning_as_examples_of_nothing() -> None:
@@ -468,13 +470,33 @@ def test_single_label_fine_tuning_trains_out_of_scope_as_a_class_of_its_own(tmp_
 
     guides = [LabelGuide(g.name, (*g.positives, *(f"{p} please" for p in g.positives))) for g in GUIDES]
     jokes = ("tell me a joke about cats", "who won the football game", "what is the capital of peru")
-    encoder = MiniLMEncoder()
-    before = encoder.encode(["tell me a joke about dogs", "play some jazz please"])
+    probe = ["tell me a joke about dogs", "play some jazz please"]
+    encoder, plain = MiniLMEncoder(), MiniLMEncoder()
+    before = encoder.encode(probe)
     assert finetune_encoder(encoder, guides, FineTune(epochs=2), cache_dir=tmp_path, out_of_scope=jokes)
-    after = encoder.encode(["tell me a joke about dogs", "play some jazz please"])
+    assert finetune_encoder(plain, guides, FineTune(epochs=2), cache_dir=tmp_path)
+    after = encoder.encode(probe)
     assert not np.allclose(before, after)
+    assert not np.allclose(after, plain.encode(probe))  # the out-of-scope class changed the training
     scorer = FewShotScorer(guides, encoder, out_of_scope=jokes).compile()
     assert scorer.score("put on some jazz and skip this song")[0].name == "music"
+
+
+def test_fine_tuning_leaves_out_a_capability_without_texts(tmp_path: Path) -> None:
+    """A guide with no example and a description it shares has nothing to start a prototype from:
+    it is left out of the training instead of turning every weight into NaN."""
+    from graph.fewshot import FineTune
+    from graph.finetune import finetune_encoder
+
+    guides = [
+        LabelGuide(g.name, (*g.positives, *(f"{p} please" for p in g.positives)), description="domain: home")
+        for g in GUIDES[:2]
+    ]
+    guides.append(LabelGuide("timer", (), description="domain: home"))
+    guides.append(LabelGuide("alarm", ("wake me up at seven", "set an alarm for six", "alarm at 5 am please")))
+    encoder = MiniLMEncoder()
+    assert finetune_encoder(encoder, guides, FineTune(epochs=1), cache_dir=tmp_path)
+    assert np.isfinite(encoder.encode(["set a timer for ten minutes"])).all()
 
 
 def test_calibration_fit_without_signal_stays_increasing_and_inside_the_scores() -> None:
@@ -499,3 +521,8 @@ def test_multi_label_rates_keep_the_most_confident_max_capabilities() -> None:
     full = scorer.rates(["a", "b"], truth, 0.5, _conf=conf)["micro_f1"]
     capped = scorer.rates(["a", "b"], truth, 0.5, max_capabilities=2, _conf=conf)["micro_f1"]
     assert full == pytest.approx(2 * 3 / (4 + 3)) and capped == 1.0
+    # The two most confident first, then each one's threshold (weather's is above its 0.9): the
+    # third capability is not promoted into the cap.
+    scorer.thresholds = {"weather": 0.95}
+    strict = scorer.rates(["a", "b"], truth, 0.5, max_capabilities=2, _conf=conf)["micro_f1"]
+    assert strict == pytest.approx(2 * 1 / (1 + 3))
