@@ -455,7 +455,7 @@ class FewShotScorer:
         and teaching the scorer that it fits nothing would contradict the guide."""
         given = self._given_out_of_scope()
         if not len(self._pos) or len(self.guides) < 2:
-            return (*given, *(t for t in BACKGROUND if t not in given))
+            return self._every_background()
         nearest: list[np.ndarray] = []
         for i in range(len(self.guides)):
             own = self._pos[self._pos_owner == i]
@@ -476,12 +476,16 @@ class FewShotScorer:
         own = {t for g in self.guides for t in (*g.positives, g.description) if t}
         return tuple(t for t in dict.fromkeys(self.out_of_scope) if t not in own)
 
+    def _every_background(self) -> tuple[str, ...]:
+        """The given out-of-scope requests, then every built-in background request."""
+        given = self._given_out_of_scope()
+        return (*given, *(t for t in BACKGROUND if t not in given))
+
     def _background_calibration(self) -> Calibration:
         """One example or only a description per capability: nothing to leave out. Put the
         midpoint where background requests stop (above 95% of their best scores), so the scale
         of the encoder's similarities (dense or lexical) does not decide what passes."""
-        given = self._given_out_of_scope()
-        background = self.raw_scores((*given, *(t for t in BACKGROUND if t not in given)), compiled=True)
+        background = self.raw_scores(self._every_background(), compiled=True)
         return Calibration(midpoint=float(np.quantile(background.max(1), 0.95)))
 
     # -- scoring -------------------------------------------------------------------------------

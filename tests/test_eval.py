@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from evals.datasets import OUT_OF_SCOPE, load_dataset, prepare
-from evals.harness import EvalError, multi_label_metrics, run_eval, single_label_metrics
+from evals.harness import EvalError, format_table, multi_label_metrics, run_eval, single_label_metrics
 from graph.cli import main
 from graph.settings import Settings
 from tests.conftest import fake
@@ -65,6 +65,7 @@ def test_single_label_json_contract(tiny: dict[str, Any]) -> None:
         "test_in_scope": 12,
         "test_out_of_scope": 3,
     }
+    assert "(4/label, 2 out-of-scope examples)" in format_table(result)
     metrics = result["metrics"]
     for key in (
         "in_scope_accuracy",
