@@ -52,7 +52,8 @@ MODES = ("embedding", "cascade")
 PROGRESS_EVERY = 500
 LLM_BUDGET = 10**9
 CLAUSE_CHOICE_MARGIN = 0.002
-"""Clause splitting is turned off only if that does better on the tuning rows by more than this."""
+"""Clause splitting moves from its default (on for multi-label data, off for single-label data)
+only if the other option does better on the tuning rows by more than this."""
 
 
 class EvalError(ValueError):
@@ -327,7 +328,12 @@ def evaluate(
         say(f"eval: tuning on {len(texts)} {prepared.tuning_source} rows...")
         if split_clauses is None:
             split_choice, threshold = _choose_clause_splitting(
-                scorer, texts, truths, say, min_out_of_scope_recall=min_out_of_scope_recall
+                scorer,
+                texts,
+                truths,
+                say,
+                min_out_of_scope_recall=min_out_of_scope_recall,
+                multi_label=prepared.multi_label,
             )
             options["split_clauses"] = scorer.split_clauses
         else:
@@ -480,13 +486,15 @@ def _choose_clause_splitting(
     say: Progress,
     *,
     min_out_of_scope_recall: float | None = None,
+    multi_label: bool = True,
 ) -> tuple[dict[str, float], float]:
     """Score the tuning rows with and without clause splitting, each with its own calibration and
     threshold, and keep the better (`fit_thresholds`' objective: balanced in-scope accuracy and
     out-of-scope recall, or micro-F1), fitted. Splitting lets one message select several
     capabilities; on data where each request has one intent, a clause can only pull it toward a
-    wrong one. Ties keep splitting (the registry default). Returns the objective of each option
-    and the chosen one's threshold."""
+    wrong one. So a tie (within `CLAUSE_CHOICE_MARGIN`) keeps splitting on multi-label data and
+    leaves it off on single-label data. Returns the objective of each option and the chosen one's
+    threshold."""
     values: dict[str, float] = {}
     fitted: dict[bool, tuple[Any, dict[str, float], float]] = {}
     for option in (True, False):
@@ -495,7 +503,10 @@ def _choose_clause_splitting(
         threshold = scorer.fit_thresholds(texts, truths, min_out_of_scope_recall=min_out_of_scope_recall)
         values["on" if option else "off"] = round(scorer.fit_objective, 4)
         fitted[option] = (scorer.calibration, dict(scorer.thresholds), threshold)
-    scorer.split_clauses = not values["off"] > values["on"] + CLAUSE_CHOICE_MARGIN
+    if multi_label:
+        scorer.split_clauses = not values["off"] > values["on"] + CLAUSE_CHOICE_MARGIN
+    else:
+        scorer.split_clauses = values["on"] > values["off"] + CLAUSE_CHOICE_MARGIN
     scorer.calibration, scorer.thresholds, threshold = fitted[scorer.split_clauses]
     say(
         f"eval: clause splitting {'on' if scorer.split_clauses else 'off'} "

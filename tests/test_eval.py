@@ -352,17 +352,29 @@ class _SplitStub:
 
 
 @pytest.mark.parametrize(
-    ("on", "off", "chosen"),
-    [(0.80, 0.90, False), (0.90, 0.80, True), (0.85, 0.85, True), (0.85, 0.851, True)],
+    ("on", "off", "multi_label", "chosen"),
+    [
+        (0.80, 0.90, True, False),
+        (0.90, 0.80, True, True),
+        (0.85, 0.85, True, True),
+        (0.85, 0.851, True, True),
+        (0.80, 0.90, False, False),
+        (0.90, 0.80, False, True),
+        (0.85, 0.85, False, False),
+        (0.851, 0.85, False, False),
+    ],
 )
-def test_clause_splitting_is_turned_off_only_when_the_tuning_rows_say_so(
-    on: float, off: float, chosen: bool
+def test_clause_splitting_leaves_its_default_only_when_the_tuning_rows_say_so(
+    on: float, off: float, multi_label: bool, chosen: bool
 ) -> None:
+    """Default: on for multi-label data, off for single-label data (one intent per request)."""
     from evals.harness import _choose_clause_splitting
 
     stub = _SplitStub(on, off)
     said: list[str] = []
-    values, _ = _choose_clause_splitting(stub, ["a"], [["x"]], said.append)  # type: ignore[arg-type]
+    values, _ = _choose_clause_splitting(  # type: ignore[arg-type]
+        stub, ["a"], [["x"]], said.append, multi_label=multi_label
+    )
     assert values == {"on": on, "off": off}
     assert stub.split_clauses is chosen
     assert said and ("on" if chosen else "off") in said[0]
@@ -371,7 +383,8 @@ def test_clause_splitting_is_turned_off_only_when_the_tuning_rows_say_so(
 def test_clause_splitting_option_in_the_json(tmp_path: Path, tiny: dict[str, Any]) -> None:
     assert set(tiny["split_clauses_choice"]) == {"on", "off"}  # auto: chosen on the val rows
     choice = tiny["split_clauses_choice"]
-    assert tiny["split_clauses"] is not (choice["off"] > choice["on"] + 0.002)
+    assert tiny["kind"] == "single-label"  # so splitting is on only if it does better by the margin
+    assert tiny["split_clauses"] is (choice["on"] > choice["off"] + 0.002)
     fixed = evaluate(TINY, tmp_path, split_clauses=False)
     assert fixed["split_clauses"] is False and fixed["split_clauses_choice"] is None
 

@@ -123,6 +123,30 @@ def test_scorer_ranks_the_right_capability_and_splits_clauses() -> None:
     assert clauses("play jazz and set a timer")[1:] == ["play jazz", "set a timer"]
 
 
+def test_a_word_set_off_by_punctuation_is_a_clause_and_no_word_is_left_out() -> None:
+    from graph.fewshot import clause_spans
+
+    assert clauses("Yes, refund the charge from Monday")[1:] == ["Yes", "refund the charge from Monday"]
+    assert clauses("Hi. I lost my card")[1:] == ["Hi", "I lost my card"]
+    assert clauses("That is all. Thanks!")[1:] == ["That is all", "Thanks"]
+    # A lone word without punctuation after it stays with its neighbour: no clause of its own.
+    assert clauses("cancel my order and refund") == ["cancel my order and refund"]
+    assert clauses("weather and set a timer") == ["weather and set a timer"]
+    assert clauses("is this charge refundable? ana@example.com") == ["is this charge refundable? ana@example.com"]
+    assert clauses("refund and cancel, then call me")[1:] == ["refund and cancel", "then call me"]
+    joiners = {"and", "also", "then", "plus", "as", "well"}
+    for text in (
+        "Yes, refund the charge from Monday",
+        "pay the bill and refund and also yes",
+        "nope, transfer that to savings. can i talk to a human about it?",
+        "refund and cancel, then call me",
+        "book a table and dinner, and call a taxi",
+    ):
+        spans = clause_spans(text) or [(0, len(text))]
+        covered = {w.strip(",.?!") for a, b in spans for w in text[a:b].split()}
+        assert {w.strip(",.?!") for w in text.split()} - joiners <= covered, (text, spans)
+
+
 def test_negative_examples_pull_a_score_down() -> None:
     with_negative = FewShotScorer(GUIDES, LexicalEncoder(), head_weight=0.0)
     without = FewShotScorer(
