@@ -62,13 +62,13 @@ def clause_spans(text: str) -> list[tuple[int, int]]:
                 lone = None
             elif spans:
                 spans[-1][1] = right  # a lone word stays with the clause before it
-            else:
+            elif lone is None:
                 lone = left
         if sep is not None:
             start = sep.end()
     if lone is not None:
         spans.append([lone, len(text.rstrip())])
-    return [(a, b) for a, b in spans if text[a:b] != text]
+    return [(a, b) for a, b in spans if text[a:b] != text.strip()]
 
 
 def clauses(text: str) -> list[str]:

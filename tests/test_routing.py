@@ -134,6 +134,8 @@ def test_a_word_set_off_by_punctuation_is_a_clause_and_no_word_is_left_out() -> 
     assert clauses("weather and set a timer") == ["weather and set a timer"]
     assert clauses("is this charge refundable? ana@example.com") == ["is this charge refundable? ana@example.com"]
     assert clauses("refund and cancel, then call me")[1:] == ["refund and cancel", "then call me"]
+    assert clauses("refund and cancel and call me") == ["refund and cancel and call me"]
+    assert clauses("  hello there  ") == ["  hello there  "]
     joiners = {"and", "also", "then", "plus", "as", "well"}
     for text in (
         "Yes, refund the charge from Monday",
@@ -141,6 +143,7 @@ def test_a_word_set_off_by_punctuation_is_a_clause_and_no_word_is_left_out() -> 
         "nope, transfer that to savings. can i talk to a human about it?",
         "refund and cancel, then call me",
         "book a table and dinner, and call a taxi",
+        "refund and cancel and call me",
     ):
         spans = clause_spans(text) or [(0, len(text))]
         covered = {w.strip(",.?!") for a, b in spans for w in text[a:b].split()}
