@@ -25,23 +25,23 @@ from graph.background import BACKGROUND
 from graph.encoders import Encoder, LexicalEncoder, normalize, trainable
 
 _CLAUSE_SPLIT = re.compile(
-    r"[?!;.]+\s+|[?!;.]+$|[()]|:\s+|\s+(?:and also|also|and then|and|plus|as well as)\s+|,\s+(?=\w+\s+\w+)",
+    r"[?!;.]+\s+|[?!;]+$|[()]|:\s+|\s+(?:and also|also|and then|and|plus|as well as)\s+|,\s+(?=\w+\s+\w+)",
     re.I,
 )
 
 
 CLAUSES = 2
 """Part of the tune fingerprint when clauses are split: bumped when the splitting changes (2: a
-single word followed by punctuation is a clause, other lone words join a neighbour, a request with
-one clause is read whole), so curves fitted on the old clauses are set aside."""
+single word followed by punctuation is a clause, other lone words join a neighbour), so curves
+fitted on the old clauses are set aside."""
 
 
 def clause_spans(text: str) -> list[tuple[int, int]]:
-    """Character spans of the text's clauses, none when it has only one: pieces of at least two
+    """Character spans of the text's clauses (not the whole text itself): pieces of at least two
     words, and single words followed by punctuation ("Yes, ...", "Hi, ...", "No. ...", "Thanks!").
 
     A dialogue act often takes one word in front of the request ("Yes, refund the £27"): as a
-    clause of its own it is scored on its own (NLU++ micro-F1 0.793 -> 0.816; `affirm`, `deny`,
+    clause of its own it is scored on its own (NLU++ micro-F1 0.793 -> 0.813; `affirm`, `deny`,
     `greet` and `acknowledge` gained). Any other lone word ("cats and dogs", "cancel my order and
     refund", an e-mail address after the question) stays with the clause next to it, so the
     clauses cover every word: MiniLM pools the request's own vector from them, and before, such a
@@ -68,8 +68,7 @@ def clause_spans(text: str) -> list[tuple[int, int]]:
             start = sep.end()
     if lone is not None:
         spans.append([lone, len(text.rstrip())])
-    # One clause is the request itself, give or take punctuation: the request is read whole.
-    return [(a, b) for a, b in spans] if len(spans) > 1 else []
+    return [(a, b) for a, b in spans if text[a:b] != text.strip()]
 
 
 def clauses(text: str) -> list[str]:

@@ -136,9 +136,6 @@ def test_a_word_set_off_by_punctuation_is_a_clause_and_no_word_is_left_out() -> 
     assert clauses("refund and cancel, then call me")[1:] == ["refund and cancel", "then call me"]
     assert clauses("refund and cancel and call me") == ["refund and cancel and call me"]
     assert clauses("  hello there  ") == ["  hello there  "]
-    for alone in ("Thanks!", "hello there?", " and refund", "(refund)", "Book a room."):
-        assert clauses(alone) == [alone]  # one clause: the request is read whole
-    assert clauses("Yes. Cancel.")[1:] == ["Yes", "Cancel"]
     joiners = {"and", "also", "then", "plus", "as", "well"}
     for text in (
         "Yes, refund the charge from Monday",
