@@ -97,6 +97,14 @@ def latency_stats(ms: Sequence[float]) -> dict[str, float]:
     }
 
 
+RECALL_RULES = {
+    "bound": " (its 95% lower bound on the tuning rows)",
+    "measured": " (as measured on the tuning rows: too few of them out of scope to hold it at 95% confidence)",
+    "out of reach": " (out of reach on the tuning rows: the threshold rejects the most it can)",
+}
+"""How `--min-oos-recall` was held (`FewShotScorer.recall_rule`), as `threshold_objective` says it."""
+
+
 def _ratio(a: int | float, b: int | float) -> float | None:
     return round(a / b, 4) if b else None
 
@@ -357,8 +365,7 @@ def evaluate(
         threshold_objective = "micro-F1"
     elif min_out_of_scope_recall is not None and not all(tuning_truths):
         threshold_objective = f"in-scope accuracy at out-of-scope recall >= {min_out_of_scope_recall:g}"
-        if scorer.fit_objective < 0:
-            threshold_objective += " (out of reach on the tuning rows: the threshold rejects the most it can)"
+        threshold_objective += RECALL_RULES.get(scorer.recall_rule, "")
     elif all(tuning_truths):
         threshold_objective = "in-scope accuracy (no out-of-scope tuning rows)"
     else:

@@ -402,7 +402,8 @@ def parser() -> argparse.ArgumentParser:
         type=_share,
         metavar="R",
         help="single-label data: fit the threshold for the best in-scope accuracy that still rejects this "
-        "share of the tuning rows' out-of-scope requests (default: balance the two)",
+        "share of out-of-scope requests (its 95%% lower bound on the tuning rows, where they are enough; "
+        "default: balance the two)",
     )
     ev.add_argument("--limit", type=_positive, help="evaluate a seeded sample of this many test rows")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
@@ -424,7 +425,7 @@ def parser() -> argparse.ArgumentParser:
         type=_share,
         metavar="R",
         help="single-label requests: the best in-scope accuracy that still rejects this share of the "
-        "out-of-scope ones (default: balance the two)",
+        "out-of-scope ones (its 95%% lower bound, where they are enough; default: balance the two)",
     )
     tn.add_argument("--json", action="store_true", help="print one JSON object instead of YAML")
     tn.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

@@ -82,6 +82,22 @@ HEAD_EPOCHS = 200
 HEAD_L2 = 1e-3
 BACKGROUND_CLAIM_FLOOR = 0.5
 """A background request is an example of a capability only if at least this similar to one of them."""
+RECALL_Z = 1.645
+"""A `min_out_of_scope_recall` is held by the recall's one-sided 95% lower bound (Wilson) on the
+tuning rows, not by the recall measured there: 100 out-of-scope validation requests measure a
+recall to about +-0.04, and a threshold chosen where it just reaches 0.85 there rejected 0.76-0.78
+of the test set's out-of-scope requests (CLINC150)."""
+
+
+def recall_lower_bound(hits: int, total: int, z: float = RECALL_Z) -> float:
+    """One-sided lower confidence bound of a proportion (Wilson score interval); 0 for no rows."""
+    if total <= 0:
+        return 0.0
+    p = hits / total
+    spread = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total))
+    return (p + z * z / (2 * total) - spread) / (1 + z * z / total)
+
+
 HEAD_FOLDS = 4
 """Leave-one-out calibration scores each example with a head trained on the other folds."""
 
@@ -251,6 +267,10 @@ class FewShotScorer:
     one the caller passes (the registry's `classifier.threshold`)."""
     fit_objective: float = 0.0
     """What the last `fit_thresholds` reached on its data (balanced accuracy/recall, or micro-F1)."""
+    recall_rule: str = ""
+    """How the last `fit_thresholds` held its `min_out_of_scope_recall`: `bound` (the recall's 95%
+    lower bound), `measured` (too few out-of-scope rows for the bound: the recall measured on
+    them), `out of reach`, or "" (no recall asked for)."""
     out_of_scope: tuple[str, ...] = ()
     """Requests no capability should take (`classifier.out_of_scope_examples`): negatives of every
     capability in fine-tuning, in the head and in the confidence curve, like the built-in
@@ -645,9 +665,12 @@ class FewShotScorer:
 
         `min_out_of_scope_recall` (single-label data with out-of-scope requests): an operating point
         instead of the balance, the threshold with the best in-scope accuracy among those that
-        reject at least this share of the out-of-scope requests (the highest, on ties); when none
-        does, the one that rejects most. `fit_objective` is then that in-scope accuracy (minus 1
-        when the recall is out of reach, so a choice that reaches it always compares better).
+        reject at least this share of the out-of-scope requests (the highest, on ties), counted
+        by the recall's one-sided 95% lower bound (`RECALL_Z`), so that it holds on new requests
+        too; where the rows are too few for any threshold to reach it that way, by the recall
+        measured on them; when none does, the one that rejects most. `fit_objective` is then that
+        in-scope accuracy (minus 1 when the recall is out of reach, so a choice that reaches it
+        always compares better); `recall_rule` says which.
         """
         conf = self.confidences(texts)
         truth = np.zeros_like(conf, dtype=bool)
@@ -656,6 +679,7 @@ class FewShotScorer:
                 if name in self._index:
                     truth[row, self._index[name]] = True
         self.thresholds = {}
+        self.recall_rule = ""
         closest_to_half = {t: -abs(t - 0.5) for t in grid}
         if truth.sum(1).max(initial=0) <= 1:
             rows = np.arange(len(conf))
@@ -680,13 +704,24 @@ class FewShotScorer:
                 def recall(t: float) -> float:
                     return float((best_conf < t)[~in_scope].mean())
 
-                feasible = [t for t in grid if recall(t) >= min_out_of_scope_recall - 1e-9]
+                outside = int((~in_scope).sum())
+
+                def bound(t: float) -> float:
+                    return recall_lower_bound(int((best_conf < t)[~in_scope].sum()), outside)
+
+                wanted = min_out_of_scope_recall - 1e-9
+                feasible = [t for t in grid if bound(t) >= wanted]
+                self.recall_rule = "bound"
+                if not feasible:
+                    feasible = [t for t in grid if recall(t) >= wanted]
+                    self.recall_rule = "measured"
                 if feasible:
                     chosen = float(max(feasible, key=lambda t: (accuracy(t), t)))
                     self.fit_objective = accuracy(chosen)
                 else:
                     chosen = float(max(grid, key=lambda t: (recall(t), accuracy(t))))
                     self.fit_objective = accuracy(chosen) - 1.0
+                    self.recall_rule = "out of reach"
                 return chosen
             chosen = float(max(grid, key=lambda t: (balanced(t), closest_to_half[t])))
             self.fit_objective = balanced(chosen)

@@ -140,7 +140,8 @@ def tune(
     """Fit on the requests; `before` is the objective with the registry's current settings.
 
     `min_out_of_scope_recall` (single-label requests, some out of scope): the threshold with the
-    best in-scope accuracy that keeps this out-of-scope recall, instead of balancing the two.
+    best in-scope accuracy that keeps this out-of-scope recall (its 95% lower bound, where the
+    requests allow), instead of balancing the two.
     `progress` is told about long compile work (fine-tuning passes).
     """
     from nodes.base import build_scorer
@@ -176,6 +177,12 @@ def tune(
         notes.append(
             f"out-of-scope recall {min_out_of_scope_recall:g} is out of reach on these requests: the "
             f"threshold rejects as many as it can ({after['out_of_scope_recall']:.3f})"
+        )
+    elif min_out_of_scope_recall is not None and scorer.recall_rule == "measured":
+        notes.append(
+            f"out-of-scope recall {min_out_of_scope_recall:g} holds on these requests "
+            f"({after['out_of_scope_recall']:.3f}), but they are too few out of scope to hold it at 95% "
+            "confidence on new ones: label more out-of-scope requests"
         )
     operating = min_out_of_scope_recall is not None and has_oos and not multi
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -501,12 +502,17 @@ def test_guide_threshold_only_for_multi_label_guides() -> None:
     assert scorer.held_out_rows > len({t for g in shared for t in g.positives})  # texts + background
 
 
-@pytest.mark.parametrize(("recall", "expected"), [(None, 0.525), (0.5, 0.4), (0.75, 0.6), (1.0, 0.8)])
-def test_threshold_for_an_out_of_scope_recall(recall: float | None, expected: float) -> None:
+@pytest.mark.parametrize(
+    ("recall", "expected", "rule"),
+    [(None, 0.525, ""), (0.5, 0.8, "bound"), (0.75, 0.6, "measured"), (1.0, 0.8, "measured")],
+)
+def test_threshold_for_an_out_of_scope_recall(recall: float | None, expected: float, rule: str) -> None:
     # Best confidences: in-scope requests 0.9, 0.8, 0.6, 0.4 (all the right capability), out of
     # scope 0.7, 0.5, 0.3, 0.2. Balanced: (0.5, 0.6] and (0.7, 0.8] both reach 0.75; the grid point
     # nearest 0.5 wins. With a recall to keep: the best in-scope accuracy that keeps it, at the
-    # highest such threshold.
+    # highest such threshold. Four out-of-scope rows: rejecting all four puts the recall's 95%
+    # lower bound at 0.596, which holds 0.5 (so 0.5 is held by rejecting all four, not two) but
+    # not 0.75 or 1.0, which are held as measured on the rows.
     scorer = FewShotScorer(GUIDES[:2], LexicalEncoder())
     best = [0.9, 0.8, 0.6, 0.4, 0.7, 0.5, 0.3, 0.2]
     conf = np.array([[b, 0.1] for b in best], dtype=np.float32)
@@ -514,9 +520,37 @@ def test_threshold_for_an_out_of_scope_recall(recall: float | None, expected: fl
     labels: list[list[str]] = [["weather"]] * 4 + [[]] * 4
     threshold = scorer.fit_thresholds(["x"] * 8, labels, min_out_of_scope_recall=recall)
     assert threshold == pytest.approx(expected)
+    assert scorer.recall_rule == rule
     if recall is not None:
         in_scope = sum(b >= threshold for b in best[:4]) / 4
         assert scorer.fit_objective == pytest.approx(in_scope)
+
+
+def test_recall_lower_bound_is_wilsons() -> None:
+    from graph.fewshot import recall_lower_bound
+
+    assert recall_lower_bound(0, 0) == 0.0
+    assert recall_lower_bound(4, 4) == pytest.approx(4 / (4 + 1.645**2))  # all hits: n / (n + z^2)
+    assert recall_lower_bound(91, 100) == pytest.approx(0.8515, abs=1e-4)
+    bounds = [recall_lower_bound(h, 100) for h in range(101)]
+    assert all(a < b for a, b in itertools.pairwise(bounds))  # more hits, higher bound
+    assert all(b <= h / 100 for h, b in enumerate(bounds))  # never above the measured recall
+    assert recall_lower_bound(850, 1000) > recall_lower_bound(85, 100)  # more rows, tighter
+
+
+def test_a_recall_to_keep_is_held_with_a_margin_for_the_rows_measured() -> None:
+    """100 out-of-scope rows: a threshold that rejects exactly 85 of them does not hold 0.85 at 95%."""
+    scorer = FewShotScorer(GUIDES[:2], LexicalEncoder())
+    outside = np.linspace(0.01, 0.99, 100)  # out-of-scope best confidences, evenly spread
+    inside = np.linspace(0.5, 1.0, 200)
+    best = np.concatenate([inside, outside])
+    conf = np.stack([best, np.full_like(best, 0.001)], axis=1).astype(np.float32)
+    scorer.confidences = lambda texts: conf  # type: ignore[method-assign]
+    labels: list[list[str]] = [["weather"]] * 200 + [[]] * 100
+    threshold = scorer.fit_thresholds(["x"] * 300, labels, min_out_of_scope_recall=0.85)
+    assert scorer.recall_rule == "bound"
+    rejected = int((outside < threshold).sum())
+    assert rejected >= 91  # measured 0.85 would stop at 85; the bound needs about 91 of 100
 
 
 def test_cascade_band_is_measured_in_log_odds() -> None:
