@@ -109,7 +109,7 @@ def load_dataset(path: str | Path, labels_path: str | Path | None = None) -> Dat
 def read_rows(path: Path) -> list[Row]:
     """The rows of a data file (`DatasetError` names the file and line of the first bad one)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such file") from None
     except OSError as exc:
@@ -149,7 +149,7 @@ def _parse_row(line: str, path: Path, number: int) -> Row:
 
 def _read_labels(path: Path) -> dict[str, str]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such labels file") from None
     except (OSError, UnicodeDecodeError) as exc:

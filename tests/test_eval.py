@@ -453,3 +453,21 @@ def test_out_of_scope_train_rows_become_out_of_scope_examples(tmp_path: Path) ->
     plain = prepare(load_dataset(write_jsonl(tmp_path / "plain.jsonl", without)), shots=3, seed=0)
     assert plain.examples == prepared.examples  # the labels' shots do not move
     assert "out_of_scope_examples" not in plain.registry_dict()["classifier"]
+
+
+def test_byte_order_mark_and_crlf_line_ends_are_read(tmp_path: Path) -> None:
+    """Files saved by editors that add a UTF-8 byte order mark and Windows line ends still load."""
+    rows = [
+        {"text": "météo à Paris", "labels": ["天气"], "split": "train"},
+        {"text": "quel temps fait-il", "labels": ["天气"], "split": "test"},
+    ]
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(
+        ("\r\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\r\n").encode("utf-8-sig")
+    )
+    (tmp_path / "bom.labels.json").write_bytes(json.dumps({"天气": "weather"}).encode("utf-8-sig"))
+    dataset = load_dataset(path)
+    assert [r.text for r in dataset.rows] == ["météo à Paris", "quel temps fait-il"]
+    assert dataset.descriptions == {"天气": "weather"}
+    prepared = prepare(dataset, shots=1, seed=0)
+    assert prepared.names == {"天气": "label"}
