@@ -42,6 +42,7 @@ from capabilities.schema import ClassifierMode
 from evals.datasets import DatasetError, Prepared, load_dataset, prepare
 from graph.encoders import trainable
 from graph.fewshot import FewShotScorer
+from graph.finetune import finetune_key, worth_training
 from graph.models import LLMGateway, ModelProvider
 from graph.router import Router
 from graph.settings import Settings
@@ -310,15 +311,19 @@ def evaluate(
     # -- compile: load the encoder, fine-tune (or load the cached fine-tune), embed the guides
     finetune_cached: bool | None = None
     model = trainable(scorer.encoder)
-    if scorer.finetune is not None and model is not None:
-        from graph.finetune import finetune_key
-
+    if (
+        scorer.finetune is not None
+        and model is not None
+        and worth_training(scorer.guides, scorer.out_of_scope)
+    ):
         key = finetune_key(model, scorer.guides, scorer.finetune, scorer.out_of_scope)
         finetune_cached = bool(scorer.cache_dir and (scorer.cache_dir / f"finetune-{key}.pt").exists())
     say(
         f"eval: {prepared.dataset.path.name}: {len(prepared.labels)} labels, {prepared.shot_count} shots, "
         + (f"{len(prepared.out_of_scope)} out-of-scope examples, " if prepared.out_of_scope else "")
-        + f"encoder {encoder}" + (" (fine-tuning)" if finetune_cached is False else "") + ", compiling..."
+        + f"encoder {encoder}"
+        + (" (fine-tuning)" if finetune_cached is False else "")
+        + ", compiling..."
     )
     t0 = time.perf_counter()
     scorer.progress = None if progress is None else lambda message: say(f"eval: {message}")
@@ -418,7 +423,8 @@ def evaluate(
         "encoder": encoder,
         "mode": mode,
         "seed": prepared.seed,
-        "finetune": scorer.finetune is not None,
+        # Fine-tuned (or loaded from the cache): asked for, and examples enough to train on.
+        "finetune": finetune_cached is not None,
         "finetune_cached": finetune_cached,
         "split_clauses": options["split_clauses"],
         "split_clauses_choice": split_choice,

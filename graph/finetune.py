@@ -75,6 +75,16 @@ def finetune_key(
     return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()[:24]
 
 
+def worth_training(guides: Sequence[LabelGuide], out_of_scope: Sequence[str] = ()) -> bool:
+    """Whether `finetune_encoder` trains on these guides: at least two capabilities with texts of
+    their own, and about two examples per capability or more (with about one, or descriptions
+    alone, there is nothing to learn that generalises)."""
+    if len(guides) < 2 or len({t for g in guides for t in g.positives}) < 2 * len(guides):
+        return False
+    _, owners = _examples(guides, out_of_scope)
+    return len({j for o in owners for j in o}) >= 2
+
+
 def boundary_biases(
     embedded: torch.Tensor, prototypes: torch.Tensor, targets: torch.Tensor, scale: float
 ) -> torch.Tensor:
@@ -105,10 +115,10 @@ def finetune_encoder(
     learns them as a negative."""
     import torch
 
+    if not worth_training(guides, out_of_scope):
+        return False
     texts, owners = _examples(guides, out_of_scope)
     examples = sum(1 for o in owners if o)
-    if len(guides) < 2 or len({t for g in guides for t in g.positives}) < 2 * len(guides):
-        return False  # about one example per capability: nothing to learn that generalises
     key = finetune_key(encoder, guides, spec, out_of_scope)
     model = encoder.own_copy()
     path = cache_dir / f"finetune-{key}.pt" if cache_dir else None
@@ -125,8 +135,6 @@ def finetune_encoder(
     # out: they have no prototype to start from. Single-label: out-of-scope requests are one more
     # softmax class, trained and then dropped.
     column = {j: i for i, j in enumerate(sorted({j for o in owners for j in o}))}
-    if len(column) < 2:
-        return False
     count = len(column) + (1 if outside and not multi else 0)
     targets = torch.zeros(len(texts), count)
     for row, owner in enumerate(owners):

@@ -180,6 +180,10 @@ def test_description_only_test_split(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert captured.err == ""
     assert "(multi-label): 3 labels, 0 shots" in captured.out and "3 description-only" in captured.out
     assert "micro_f1" in captured.out and "latency_p95_ms" in captured.out
+    # Descriptions alone are nothing to fine-tune on: the report does not claim a fine-tune.
+    result = run_eval(path, encoder="minilm", progress=None)
+    assert result["finetune"] is False and result["finetune_cached"] is None
+    assert "+ fine-tune" not in format_table(result)
 
 
 @pytest.mark.parametrize(

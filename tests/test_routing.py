@@ -671,3 +671,14 @@ def test_multi_label_rates_keep_the_most_confident_max_capabilities() -> None:
     scorer.thresholds = {"weather": 0.95}
     strict = scorer.rates(["a", "b"], truth, 0.5, max_capabilities=2, _conf=conf)["micro_f1"]
     assert strict == pytest.approx(2 * 1 / (1 + 3))
+
+
+def test_worth_training_needs_two_capabilities_with_examples_enough() -> None:
+    from graph.finetune import worth_training
+
+    assert worth_training(GUIDES)
+    one_each = [LabelGuide(g.name, g.positives[:1]) for g in GUIDES]
+    assert not worth_training(one_each)
+    described_only = [LabelGuide(g.name, (), description=f"{g.name} requests") for g in GUIDES]
+    assert not worth_training(described_only)
+    assert not worth_training(GUIDES[:1])
