@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from evals.datasets import OUT_OF_SCOPE, load_dataset, prepare
@@ -475,3 +476,51 @@ def test_byte_order_mark_and_crlf_line_ends_are_read(tmp_path: Path) -> None:
     assert dataset.descriptions == {"天气": "weather"}
     prepared = prepare(dataset, shots=1, seed=0)
     assert prepared.names == {"天气": "label"}
+
+
+def test_seeds_summarise_every_metric_across_the_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from evals.seeds import main as seeds_main
+    from evals.seeds import run_seeds
+
+    result = run_seeds(
+        TINY, seeds=[0, 1, 2], shots=4, encoder="lexical", progress=None, settings=Settings.offline(tmp_path)
+    )
+    assert result["benchmark"] == "seeds" and [r["seed"] for r in result["runs"]] == [0, 1, 2]
+    accuracy = [r["metrics"]["in_scope_accuracy"] for r in result["runs"]]
+    summary = result["summary"]["in_scope_accuracy"]
+    assert summary["min"] == min(accuracy) and summary["max"] == max(accuracy)
+    assert summary["mean"] == pytest.approx(sum(accuracy) / 3, abs=1e-4)
+    assert summary["sd"] == pytest.approx(float(np.std(accuracy, ddof=1)), abs=1e-4)
+    assert {"threshold", "latency_p50_ms", "out_of_scope_recall"} <= set(result["summary"])
+    # The same seed is the same run: nothing but the timings varies.
+    same = run_seeds(
+        TINY, seeds=[1], shots=4, encoder="lexical", progress=None, settings=Settings.offline(tmp_path)
+    )
+    assert same["runs"][0]["metrics"] == result["runs"][1]["metrics"]
+    assert same["summary"]["in_scope_accuracy"]["sd"] == 0.0
+    with pytest.raises(EvalError, match="each seed once"):
+        run_seeds(TINY, seeds=[1, 1], encoder="lexical", progress=None)
+    assert (
+        seeds_main(
+            [
+                "--data",
+                str(TINY),
+                "--encoder",
+                "lexical",
+                "--shots",
+                "4",
+                "--seeds",
+                "0",
+                "1",
+                "--json",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["seeds"] == [0, 1] and "queries" not in printed["runs"][0]
+    assert seeds_main(["--data", str(tmp_path / "missing.jsonl"), "--quiet"]) == 2
+    assert "no such file" in capsys.readouterr().err
