@@ -16,7 +16,8 @@ What is measured
     scope recall and precision; multi-label: exact-set match, micro- and macro-F1, and the recall
     of the n best raw scores of a row with n labels (ranking quality, no threshold). Always:
     latency per query (p50, p95), queries per second, LLM calls per query and the share of queries
-    decided without one. Everything but the timings is deterministic for a seed.
+    decided without one. Everything but the timings is deterministic for a seed, which draws the
+    shots and the tuning slice and seeds the fine-tuning (seed 0: the graph's own fine-tuning).
 
 Run
     routegraph eval --data /work/shared/data/clinc150.jsonl --shots 10 --encoder minilm [--json]
@@ -25,6 +26,7 @@ Run
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import importlib.metadata
 import platform
@@ -307,6 +309,9 @@ def evaluate(
         scorer = graph_scorer(registry, settings, provider)
     except ValueError as exc:  # make_encoder: unknown encoder name
         raise EvalError(str(exc)) from None
+    if scorer.finetune is not None:
+        # The seed draws the shots and also seeds the fine-tuning (the graph's own is seed 0).
+        scorer.finetune = dataclasses.replace(scorer.finetune, seed=prepared.seed)
 
     # -- compile: load the encoder, fine-tune (or load the cached fine-tune), embed the guides
     finetune_cached: bool | None = None

@@ -524,3 +524,19 @@ def test_seeds_summarise_every_metric_across_the_runs(
     assert printed["seeds"] == [0, 1] and "queries" not in printed["runs"][0]
     assert seeds_main(["--data", str(tmp_path / "missing.jsonl"), "--quiet"]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_the_seed_also_seeds_the_fine_tuning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import graph.finetune
+
+    seen: list[int] = []
+
+    def record(encoder: Any, guides: Any, spec: Any, **kwargs: Any) -> bool:
+        seen.append(spec.seed)
+        return False
+
+    monkeypatch.setattr(graph.finetune, "finetune_encoder", record)
+    for seed in (0, 3):
+        result = evaluate(TINY, tmp_path, encoder="minilm", seed=seed)
+        assert result["finetune"] is True
+    assert seen == [0, 3]
