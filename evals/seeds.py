@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+import statistics
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from evals.harness import EvalError, Progress, run_eval, stderr_progress
-
-SUMMARISED = ("threshold", "latency_p50_ms", "latency_p95_ms", "queries_per_second")
-"""Besides every metric: what else is summarised across the seeds."""
 
 
 def _figures(run: dict[str, Any]) -> dict[str, float]:
@@ -44,11 +41,9 @@ def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for name in names:
         values = [f[name] for f in figures]
-        mean = sum(values) / len(values)
-        sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
         out[name] = {
-            "mean": round(mean, 4),
-            "sd": round(sd, 4),
+            "mean": round(statistics.fmean(values), 4),
+            "sd": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0,
             "min": round(min(values), 4),
             "max": round(max(values), 4),
         }
@@ -60,7 +55,6 @@ def run_seeds(
     *,
     seeds: Sequence[int],
     progress: Progress | None = stderr_progress,
-    evaluate: Callable[..., dict[str, Any]] = run_eval,
     **options: Any,
 ) -> dict[str, Any]:
     """`run_eval` once per seed (the other `options` as `run_eval` takes them), then the summary."""
@@ -72,7 +66,7 @@ def run_seeds(
     runs = []
     for n, seed in enumerate(seeds, start=1):
         say(f"seeds: seed {seed} ({n}/{len(seeds)})")
-        run = evaluate(data_path, seed=seed, progress=progress, **options)
+        run = run_eval(data_path, seed=seed, progress=progress, **options)
         run.pop("queries", None)
         runs.append(run)
     first = runs[0]
