@@ -9,8 +9,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from capabilities.base import Capability, CapabilityInputs, NotApplicable, RunContext
-from capabilities.guides import ClassifierGuide, GuideExample
+from graph.capability.base import Capability, CapabilityInputs, NotApplicable, RunContext
+from graph.capability.guides import ClassifierGuide, GuideExample
 
 _WORDS = [
     (r"\bmultiplied by\b|\btimes\b|\bx\b|×", "*"),

@@ -8,8 +8,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from capabilities.base import Capability, CapabilityInputs, RunContext
-from capabilities.guides import ClassifierGuide, GuideExample
+from graph.capability.base import Capability, CapabilityInputs, RunContext
+from graph.capability.guides import ClassifierGuide, GuideExample
 
 _ALIASES = {
     "utc": "UTC",

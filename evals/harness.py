@@ -39,15 +39,15 @@ from typing import Any, cast
 import numpy as np
 from langchain_core.language_models import BaseChatModel
 
-from capabilities.registry import Registry, RegistryError
-from capabilities.schema import ClassifierMode
 from evals.datasets import DatasetError, Prepared, load_dataset, prepare
-from graph.encoders import trainable
-from graph.fewshot import FewShotScorer
-from graph.finetune import finetune_key, worth_training
+from graph.classifier.encoders import trainable
+from graph.classifier.finetune import finetune_key, worth_training
+from graph.classifier.scorer import FewShotScorer
+from graph.config.registry import Registry, RegistryError
+from graph.config.schema import ClassifierMode
+from graph.config.settings import Settings
 from graph.models import LLMGateway, ModelProvider
 from graph.router import Router
-from graph.settings import Settings
 from nodes.base import Deps, run_sync
 from nodes.classifier import classify
 
@@ -207,7 +207,7 @@ def _versions(encoder: str) -> dict[str, str]:
     return out
 
 
-SCORER_SOURCES = ("graph/fewshot.py", "graph/encoders.py", "graph/finetune.py", "nodes/classifier.py")
+SCORER_SOURCES = ("graph/classifier/scorer.py", "graph/classifier/encoders.py", "graph/classifier/finetune.py", "nodes/classifier.py")
 
 
 def _code_fingerprint() -> dict[str, str]:

@@ -16,17 +16,17 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from capabilities.registry import Registry
-from graph.checkpoint import (
+from graph.config.registry import Registry
+from graph.config.settings import Settings
+from graph.models import ModelProvider
+from graph.persistence.sqlite import (
     URL_EXAMPLE,
     URL_VARIABLE,
     CheckpointerError,
     SqliteCheckpointer,
     connect_postgres,
 )
-from graph.models import ModelProvider
 from graph.router import NODES, Router
-from graph.settings import Settings
 from graph.state import AgentState
 from nodes.approval import approval
 from nodes.base import Deps, make_node

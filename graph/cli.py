@@ -17,8 +17,8 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
 
-from capabilities.registry import Registry, RegistryError
-from graph.checkpoint import CheckpointerError
+from graph.config.registry import Registry, RegistryError
+from graph.persistence.sqlite import CheckpointerError
 from graph.progress import ProgressPrinter
 
 EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
@@ -171,7 +171,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def mermaid(registry_path: Path | None = None) -> str:
     """The compiled graph as a mermaid diagram (what the README shows)."""
     from graph.builder import build_graph
-    from graph.settings import Settings
+    from graph.config.settings import Settings
 
     graph = build_graph(registry=registry_path, settings=Settings.from_env(llm="off"), checkpointer="none")
     return graph.get_graph().draw_mermaid()
@@ -227,8 +227,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     """Fit the classifier's curve and thresholds on labelled requests; print registry YAML."""
-    from graph.settings import Settings
-    from graph.tune import TuneError, read_labelled, tune
+    from evals.tune import TuneError, read_labelled, tune
+    from graph.config.settings import Settings
 
     try:
         registry = Registry.from_file(args.registry)
@@ -289,7 +289,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_threads(args: argparse.Namespace) -> int:
     from graph.builder import build_graph
-    from graph.threads import list_threads, show_thread
+    from graph.persistence.threads import list_threads, show_thread
 
     graph = build_graph(registry=args.registry)
     if args.action == "list":

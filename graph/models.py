@@ -29,9 +29,9 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from capabilities.schema import ROLES, ModelConfig, Role, StructuredOutputMethod
+from graph.config.schema import ROLES, ModelConfig, Role, StructuredOutputMethod
+from graph.config.settings import Settings
 from graph.errors import BudgetExhausted, ModelOutputError, RetriableError
-from graph.settings import Settings
 
 T = TypeVar("T", bound=BaseModel)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from langgraph.types import Send
 
-from capabilities.registry import Registry
+from graph.config.registry import Registry
 from graph.errors import SEVERITY_RANK, ErrorRecord, ErrorSeverity, RoutegraphError
 from graph.state import AgentState, PlanStep, StepPayload
 

@@ -22,15 +22,15 @@ from typing import Any, TypeVar
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.errors import GraphBubbleUp
 
-from capabilities.registry import Registry
-from graph.encoders import make_encoder, trainable
+from graph.classifier.encoders import make_encoder, trainable
+from graph.classifier.scorer import Calibration, FewShotScorer, FineTune, fingerprint, guides_from_registry
+from graph.config.limits import Limits
+from graph.config.registry import Registry
+from graph.config.settings import Settings
 from graph.errors import error_record
-from graph.fewshot import Calibration, FewShotScorer, FineTune, fingerprint, guides_from_registry
-from graph.limits import Limits
 from graph.models import LLMGateway, ModelProvider
 from graph.progress import emit
 from graph.router import Router
-from graph.settings import Settings
 from graph.state import AgentState
 
 R = TypeVar("R")
@@ -66,7 +66,7 @@ def build_scorer(registry: Registry, settings: Settings, *, tuned: bool = True) 
     other guides or settings: the curve is then fitted on the guides and `classifier.threshold`
     applies."""
     config = registry.spec.classifier
-    encoder = make_encoder(config.encoder, base_url=settings.base_url)
+    encoder = make_encoder(config.encoder, base_url=settings.base_url, models_dir=settings.data_dir / "models")
     guides = guides_from_registry(registry.routable)
     finetune = FineTune() if config.finetune and trainable(encoder) is not None else None
     scorer = FewShotScorer(

@@ -1,7 +1,7 @@
 """Classifier: which capabilities does the task need?
 
 Always-active capabilities are added without a model call. The others are scored:
-- `embedding`: the offline few-shot scorer over the guide examples (graph/fewshot.py);
+- `embedding`: the offline few-shot scorer over the guide examples (graph/classifier/scorer.py);
 - `llm`: ONE structured call that judges all candidates together;
 - `cascade`: the scorer decides where it is confident; one LLM call judges only the uncertain ones.
 A capability is selected when its confidence reaches the threshold; when none does, the plan is
@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
-from capabilities.registry import CapabilityInfo, Registry
-from capabilities.schema import ClassifierMode
-from graph.fewshot import FewShotScorer, near_threshold
+from graph.classifier.scorer import FewShotScorer, near_threshold
+from graph.config.registry import CapabilityInfo, Registry
+from graph.config.schema import ClassifierMode
 from graph.models import LLMGateway, add_notes
 from graph.state import AgentState, ScoredCapability
 from nodes.base import NodeCall, Update

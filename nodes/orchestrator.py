@@ -10,7 +10,7 @@ import json
 
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from capabilities.registry import Registry
+from graph.config.registry import Registry
 from graph.state import AgentState
 from nodes.base import NodeCall, Update
 from nodes.planning import Plan, deterministic_plan, validate_plan

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from capabilities.registry import Registry
+from graph.config.registry import Registry
 from graph.errors import PolicyDenied, ReclassificationError, ReplanningError
 from graph.state import PlanStep
 

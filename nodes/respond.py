@@ -10,8 +10,8 @@ import json
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-from capabilities.registry import Registry
-from capabilities.schema import ROLES
+from graph.config.registry import Registry
+from graph.config.schema import ROLES
 from graph.errors import BudgetExhausted, RetriableError
 from graph.models import add_notes
 from graph.state import AgentState, PlanStep, StepResult

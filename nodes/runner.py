@@ -12,7 +12,7 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 
-from capabilities.base import RunContext
+from graph.capability.base import RunContext
 from graph.errors import ErrorSeverity, PolicyDenied, describe
 from graph.progress import emit
 from graph.state import StepPayload, StepResult

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from capabilities.base import Capability, RunContext
-from capabilities.guides import ClassifierGuide, GuideExample, OrchestratorGuide
+from graph.capability.base import Capability, RunContext
+from graph.capability.guides import ClassifierGuide, GuideExample, OrchestratorGuide
 
 
 def _guide(*queries: str) -> ClassifierGuide:

@@ -14,9 +14,9 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from pydantic import Field
 
-from capabilities.registry import Registry
 from graph.builder import build_graph
-from graph.settings import Settings
+from graph.config.registry import Registry
+from graph.config.settings import Settings
 
 BASE: dict[str, Any] = {
     "version": 1,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from evals import bench_llm_calls, bench_overhead
+from benchmarks import bench_llm_calls, bench_overhead
 
 STATS = {"p50", "p95", "mean"}
 

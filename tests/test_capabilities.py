@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from capabilities.base import NotApplicable, RunContext
 from capabilities.calculator import Calculator, CalculatorInputs, evaluate, extract_expression
 from capabilities.clock import Clock, ClockInputs, find_zone
+from graph.capability.base import NotApplicable, RunContext
 
 
 @pytest.mark.parametrize(

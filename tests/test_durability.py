@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from graph.builder import build_graph
-from graph.settings import Settings
+from graph.config.settings import Settings
 from tests.conftest import answer, guide, registry_with
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +55,7 @@ def crash_mid_plan_and_resume(tmp_path: Path, **settings: Any) -> None:
         sys.path.insert(0, {str(ROOT)!r})
         from langchain_core.messages import HumanMessage
         from graph.builder import build_graph
-        from graph.settings import Settings
+        from graph.config.settings import Settings
         from tests.conftest import registry_with
         from tests.test_durability import registry
         from pathlib import Path

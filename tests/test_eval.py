@@ -16,7 +16,7 @@ import pytest
 from evals.datasets import OUT_OF_SCOPE, load_dataset, prepare
 from evals.harness import EvalError, format_table, multi_label_metrics, run_eval, single_label_metrics
 from graph.cli import main
-from graph.settings import Settings
+from graph.config.settings import Settings
 from tests.conftest import fake
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -290,7 +290,7 @@ def test_metric_functions() -> None:
 
 def test_semantic_router_threshold_tuning() -> None:
     """The peer's tuned setup picks predictions as `router(q)` would with that raw threshold."""
-    vs = pytest.importorskip("evals.vs_semantic_router")
+    vs = pytest.importorskip("benchmarks.vs_semantic_router")
     scores = {"a": 0.8, "b": 0.6, "c": 0.1}
     assert vs.select(scores, 0.5, multi=False) == ["a"]
     assert vs.select(scores, 0.5, multi=True) == ["a", "b"]
@@ -303,7 +303,7 @@ def test_semantic_router_threshold_tuning() -> None:
 
 
 def test_semantic_router_comparison_needs_a_sentence_transformers_encoder(tmp_path: Path) -> None:
-    vs = pytest.importorskip("evals.vs_semantic_router")
+    vs = pytest.importorskip("benchmarks.vs_semantic_router")
     assert vs.encoder_label("mpnet").startswith("all-mpnet-base-v2")
     for name, message in (("lexical", "sentence-transformers encoder"), ("word2vec", "unknown encoder")):
         with pytest.raises(EvalError, match=message):
@@ -423,8 +423,8 @@ def test_cli_min_oos_recall_must_be_a_share(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_cascade_share_counts_the_model_calls(capsys: pytest.CaptureFixture[str]) -> None:
-    from evals.cascade_share import main as share_main
-    from evals.cascade_share import measure
+    from benchmarks.cascade_share import main as share_main
+    from benchmarks.cascade_share import measure
 
     none = measure(TINY, band=0.0, encoder="lexical", shots=4)
     assert none["model_calls"] == 0 and none["decided_without_llm"] == 1.0
@@ -481,8 +481,8 @@ def test_byte_order_mark_and_crlf_line_ends_are_read(tmp_path: Path) -> None:
 def test_seeds_summarise_every_metric_across_the_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from evals.seeds import main as seeds_main
-    from evals.seeds import run_seeds
+    from benchmarks.seeds import main as seeds_main
+    from benchmarks.seeds import run_seeds
 
     result = run_seeds(
         TINY, seeds=[0, 1, 2], shots=4, encoder="lexical", progress=None, settings=Settings.offline(tmp_path)
@@ -527,7 +527,7 @@ def test_seeds_summarise_every_metric_across_the_runs(
 
 
 def test_the_seed_also_seeds_the_fine_tuning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import graph.finetune
+    import graph.classifier.finetune
 
     seen: list[int] = []
 
@@ -535,7 +535,7 @@ def test_the_seed_also_seeds_the_fine_tuning(tmp_path: Path, monkeypatch: pytest
         seen.append(spec.seed)
         return False
 
-    monkeypatch.setattr(graph.finetune, "finetune_encoder", record)
+    monkeypatch.setattr(graph.classifier.finetune, "finetune_encoder", record)
     for seed in (0, 3):
         result = evaluate(TINY, tmp_path, encoder="minilm", seed=seed)
         assert result["finetune"] is True

@@ -252,7 +252,7 @@ def test_allowlist_keeps_capabilities_out_of_routing(make_graph: Any) -> None:
 
 
 def test_sqlite_checkpoints_continue_a_thread_across_graph_instances(tmp_path: Path) -> None:
-    from graph.settings import Settings
+    from graph.config.settings import Settings
 
     settings = Settings.offline(tmp_path)
     first = build_graph(registry=registry_with(), settings=settings)

@@ -44,11 +44,11 @@ from langchain_core.callbacks import BaseCallbackHandler  # noqa: E402
 from langchain_core.messages import HumanMessage, SystemMessage  # noqa: E402
 from langchain_core.outputs import LLMResult  # noqa: E402
 
-from capabilities.registry import Registry  # noqa: E402
 from graph.builder import build_graph  # noqa: E402
+from graph.config.registry import Registry  # noqa: E402
+from graph.config.settings import Settings  # noqa: E402
 from graph.errors import ModelOutputError  # noqa: E402
 from graph.models import LLMGateway, ModelProvider, make_chat_model  # noqa: E402
-from graph.settings import Settings  # noqa: E402
 from graph.state import StopReason  # noqa: E402
 from nodes import orchestrator as orchestrator_node  # noqa: E402
 from nodes import respond as respond_node  # noqa: E402

@@ -18,7 +18,8 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableLambda
 from pydantic import Field
 
-from capabilities.schema import ModelConfig
+from graph.config.schema import ModelConfig
+from graph.config.settings import Settings
 from graph.errors import ModelOutputError
 from graph.models import (
     LLMGateway,
@@ -28,7 +29,6 @@ from graph.models import (
     make_chat_model,
     rejects_method,
 )
-from graph.settings import Settings
 from nodes.task_extraction import ExtractedTask
 from tests.conftest import SleepRecorder, answer, ask, fake, registry_with
 

@@ -124,8 +124,8 @@ def test_cascade_makes_no_call_when_confident(make_graph: Any) -> None:
 
 
 def test_cascade_asks_the_model_only_about_uncertain_candidates(make_graph: Any) -> None:
-    from graph.encoders import LexicalEncoder
-    from graph.fewshot import FewShotScorer, guides_from_registry
+    from graph.classifier.encoders import LexicalEncoder
+    from graph.classifier.scorer import FewShotScorer, guides_from_registry
 
     text = "tell me the joke of the day"
     scorer = FewShotScorer(guides_from_registry(registry_with().routable), LexicalEncoder())

@@ -31,10 +31,10 @@ from langchain_core.messages import HumanMessage
 from langgraph.types import Command
 
 from graph.builder import build_graph
-from graph.checkpoint import CheckpointerError, SqliteCheckpointer, redact
 from graph.cli import main
-from graph.postgres import PostgresCheckpointer
-from graph.settings import Settings
+from graph.config.settings import Settings
+from graph.persistence.postgres import PostgresCheckpointer
+from graph.persistence.sqlite import CheckpointerError, SqliteCheckpointer, redact
 from tests.conftest import BASE, answer, registry_with
 from tests.test_durability import crash_mid_plan_and_resume
 from tests.test_graph import approval_graph

@@ -13,11 +13,11 @@ import pytest
 import yaml
 from langchain_core.messages import HumanMessage
 
-from capabilities.registry import DEFAULT_REGISTRY, Registry, RegistryError
-from capabilities.yaml_source import Problem
 from graph.builder import build_graph
 from graph.cli import main
-from graph.settings import Settings
+from graph.config.registry import Registry, RegistryError, default_registry
+from graph.config.settings import Settings
+from graph.config.yaml_source import Problem
 
 VALID = """\
 version: 1                                      # 1
@@ -94,10 +94,10 @@ def one_problem(path: Path) -> str:
 
 def test_the_shipped_registry_validates() -> None:
     registry = Registry.from_file()
-    data = yaml.safe_load(DEFAULT_REGISTRY.read_text(encoding="utf-8"))
+    data = yaml.safe_load(default_registry().read_text(encoding="utf-8"))
     enabled = [c["name"] for c in data["capabilities"] if c.get("enabled", True)]
     assert list(registry.capabilities) == enabled
-    assert registry.source == str(DEFAULT_REGISTRY)
+    assert registry.source == str(default_registry())
     assert {"respond", "clarify", "calculator", "clock"} <= set(enabled)
 
 
@@ -105,7 +105,7 @@ def test_validate_without_a_path_checks_the_shipped_registry(capsys: pytest.Capt
     assert main(["validate"]) == 0
     out, err = capsys.readouterr()
     assert err == ""
-    assert out.splitlines()[0].startswith(f"{DEFAULT_REGISTRY}: valid, ")
+    assert out.splitlines()[0].startswith(f"{default_registry()}: valid, ")
     registry = Registry.from_file()
     for name in registry.capabilities:
         assert any(line.split()[:1] == [name] for line in out.splitlines()), f"{name} not in summary"
@@ -344,20 +344,20 @@ CASES: list[tuple[str, dict[str, str], str, str]] = [
         {"tests.capfixtures:Weather": "tests.capfixtures:NotACapability"},
         "",
         "{path}:17: capabilities[4].class: tests.capfixtures:NotACapability"
-        " is not a subclass of capabilities.base.Capability",
+        " is not a subclass of graph.capability.base.Capability",
     ),
     (
         "a function, not a class",
         {"tests.capfixtures:Weather": "tests.capfixtures:not_a_class"},
         "",
         "{path}:17: capabilities[4].class: tests.capfixtures:not_a_class"
-        " is not a subclass of capabilities.base.Capability",
+        " is not a subclass of graph.capability.base.Capability",
     ),
     (
         "abstract class",
-        {"tests.capfixtures:Weather": "capabilities.base:Capability"},
+        {"tests.capfixtures:Weather": "graph.capability.base:Capability"},
         "",
-        "{path}:17: capabilities[4].class: capabilities.base:Capability is abstract:"
+        "{path}:17: capabilities[4].class: graph.capability.base:Capability is abstract:"
         " it does not implement execute",
     ),
     (

@@ -9,8 +9,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from graph.encoders import Encoder, HybridEncoder, LexicalEncoder, MiniLMEncoder, make_encoder, trainable
-from graph.fewshot import Calibration, FewShotScorer, LabelGuide, clauses, guides_from_registry
+from graph.classifier.encoders import (
+    Encoder,
+    HybridEncoder,
+    LexicalEncoder,
+    MiniLMEncoder,
+    make_encoder,
+    trainable,
+)
+from graph.classifier.scorer import Calibration, FewShotScorer, LabelGuide, clauses, guides_from_registry
 from tests.conftest import answer, ask, registry_with
 
 GUIDES = [
@@ -67,9 +74,9 @@ def test_minilm_loads_lazily() -> None:
 def test_mpnet_loads_lazily_and_names_its_extra_when_missing(tmp_path: Path, monkeypatch: Any) -> None:
     import importlib.metadata
 
-    from graph import encoders
+    from graph.classifier import encoders
 
-    enc = make_encoder("mpnet")
+    enc = make_encoder("mpnet", models_dir=tmp_path)
     assert isinstance(enc, encoders.MPNetEncoder) and trainable(enc) is enc
     assert not enc.loaded and enc.identity.startswith("mpnet:")  # nothing unpacked, nothing read
 
@@ -101,7 +108,7 @@ def _split_zip(tmp_path: Path, files: dict[str, bytes], pieces: int = 3) -> tupl
 
 
 def test_split_weights_are_joined_checked_and_unpacked_once(tmp_path: Path) -> None:
-    from graph.encoders import assemble_split_zip
+    from graph.classifier.encoders import assemble_split_zip
 
     parts, digest = _split_zip(
         tmp_path, {"model/config.json": b"{}", "model/weights.bin": bytes(range(256)) * 64}
@@ -118,7 +125,7 @@ def test_split_weights_are_joined_checked_and_unpacked_once(tmp_path: Path) -> N
 
 
 def test_split_weights_with_an_unsafe_path_are_refused(tmp_path: Path) -> None:
-    from graph.encoders import assemble_split_zip
+    from graph.classifier.encoders import assemble_split_zip
 
     parts, digest = _split_zip(tmp_path, {"model/a.txt": b"a", "../escape.txt": b"x"})
     with pytest.raises(RuntimeError, match="unsafe path"):
@@ -187,7 +194,7 @@ def test_scorer_ranks_the_right_capability_and_splits_clauses() -> None:
 
 
 def test_a_word_set_off_by_punctuation_is_a_clause_and_no_word_is_left_out() -> None:
-    from graph.fewshot import clause_spans
+    from graph.classifier.scorer import clause_spans
 
     assert clauses("Yes, refund the charge from Monday")[1:] == ["Yes", "refund the charge from Monday"]
     assert clauses("Hi. I lost my card")[1:] == ["Hi", "I lost my card"]
@@ -281,7 +288,7 @@ def test_registry_guides_feed_the_scorer() -> None:
 def minilm_graph(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The shipped registry (MiniLM, fine-tuned on its guides) — the real weights, loaded once."""
     from graph.builder import build_graph
-    from graph.settings import Settings
+    from graph.config.settings import Settings
 
     data = tmp_path_factory.mktemp("minilm")
     return build_graph(settings=Settings.offline(data), checkpointer="memory"), data
@@ -303,14 +310,14 @@ def test_minilm_routes_the_shipped_registry_semantically(minilm_graph: Any) -> N
     assert (
         ask(graph, "recommend a good science fiction novel", thread="m3")["control_stop_reason"] == "clarify"
     )
-    from graph.settings import Settings
+    from graph.config.settings import Settings
 
     cache = Settings.offline(data).cache
     assert list(Path(cache).glob("finetune-*.pt")), "the fine-tuned weights are cached"
 
 
 def test_small_multi_label_guide_sets_are_passed_over_more_often() -> None:
-    from graph.fewshot import FineTune
+    from graph.classifier.scorer import FineTune
 
     spec = FineTune()  # 32 a batch, at least 3 passes and 400 steps, at most 60 passes
     assert spec.passes(304, multi_label=True) == 40  # 10 steps a pass
@@ -324,7 +331,7 @@ def test_small_multi_label_guide_sets_are_passed_over_more_often() -> None:
 def test_multi_label_fine_tuning_starts_each_sigmoid_at_its_boundary() -> None:
     import torch
 
-    from graph.finetune import boundary_biases
+    from graph.classifier.finetune import boundary_biases
 
     # Three capabilities; the third text is an example of the first two.
     embedded = torch.tensor([[1.0, 0.1, 0.0], [0.1, 1.0, 0.0], [0.7, 0.7, 0.1], [0.0, 0.1, 1.0]])
@@ -338,12 +345,12 @@ def test_multi_label_fine_tuning_starts_each_sigmoid_at_its_boundary() -> None:
 
 
 def test_finetuned_weights_load_from_the_cache(minilm_graph: Any) -> None:
-    from graph.fewshot import FineTune
-    from graph.finetune import finetune_encoder
+    from graph.classifier.finetune import finetune_encoder
+    from graph.classifier.scorer import FineTune
 
     _, data = minilm_graph
     guides = guides_from_registry(minilm_graph[0].registry.routable)
-    from graph.settings import Settings
+    from graph.config.settings import Settings
     from nodes.base import build_scorer
 
     settings = Settings.offline(data)
@@ -354,7 +361,7 @@ def test_finetuned_weights_load_from_the_cache(minilm_graph: Any) -> None:
 
 def test_minilm_clause_vectors_come_from_one_pass_over_the_pieces() -> None:
     """`encode_spans` gives each clause its own encoding and the request the pooled mean: no second pass."""
-    from graph.fewshot import clause_spans
+    from graph.classifier.scorer import clause_spans
 
     encoder = MiniLMEncoder()
     texts = ["play some jazz and set a timer for ten minutes", "hello there"]
@@ -373,8 +380,8 @@ def test_clause_vectors_of_a_model_that_does_not_pool_the_mean_are_encoded_one_b
     monkeypatch: Any,
 ) -> None:
     """A [CLS]-pooled model's vectors do not add up over pieces: each text and clause is encoded."""
-    from graph import encoders
-    from graph.fewshot import clause_spans
+    from graph.classifier import encoders
+    from graph.classifier.scorer import clause_spans
 
     encoder = MiniLMEncoder()
     assert encoders._mean_pooled(encoder.model)
@@ -457,7 +464,7 @@ def test_hybrid_similarity_is_the_weighted_sum_of_its_halves() -> None:
 
 
 def test_hybrid_scorer_fine_tunes_its_minilm_half(tmp_path: Path) -> None:
-    from graph.fewshot import FineTune
+    from graph.classifier.scorer import FineTune
 
     guides = [
         LabelGuide(g.name, (*g.positives, *(f"{p} please" for p in g.positives)), g.negatives) for g in GUIDES
@@ -478,7 +485,7 @@ def test_hybrid_scorer_fine_tunes_its_minilm_half(tmp_path: Path) -> None:
 def test_background_requests_a_guide_claims_are_not_negatives() -> None:
     """A background request ("thanks a lot") that is an example of a capability is not taught as
     fitting nothing; the others still are."""
-    from graph.background import BACKGROUND
+    from graph.classifier.background import BACKGROUND
 
     thanks = LabelGuide("thank_you", ("thanks a lot", "thank you so much", "many thanks for your help"))
     scorer = FewShotScorer([*GUIDES, thanks], LexicalEncoder()).compile()
@@ -527,7 +534,7 @@ def test_threshold_for_an_out_of_scope_recall(recall: float | None, expected: fl
 
 
 def test_recall_lower_bound_is_wilsons() -> None:
-    from graph.fewshot import recall_lower_bound
+    from graph.classifier.scorer import recall_lower_bound
 
     assert recall_lower_bound(0, 0) == 0.0
     assert recall_lower_bound(4, 4) == pytest.approx(4 / (4 + 1.645**2))  # all hits: n / (n + z^2)
@@ -554,7 +561,7 @@ def test_a_recall_to_keep_is_held_with_a_margin_for_the_rows_measured() -> None:
 
 
 def test_cascade_band_is_measured_in_log_odds() -> None:
-    from graph.fewshot import near_threshold
+    from graph.classifier.scorer import near_threshold
 
     # At a threshold of 0.5 the band is a plain distance.
     assert near_threshold(0.64, 0.5, 0.15) and near_threshold(0.36, 0.5, 0.15)
@@ -583,8 +590,8 @@ def test_out_of_scope_examples_are_negatives_of_every_capability() -> None:
 
 
 def test_out_of_scope_examples_join_fine_tuning_as_examples_of_nothing() -> None:
-    from graph.fewshot import FineTune, fingerprint
-    from graph.finetune import _examples, finetune_key
+    from graph.classifier.finetune import _examples, finetune_key
+    from graph.classifier.scorer import FineTune, fingerprint
 
     texts, owners = _examples(GUIDES, ("tell me a joke", "play some jazz"))
     assert texts[-1] == "tell me a joke" and owners[-1] == set()  # a positive stays a positive
@@ -608,8 +615,8 @@ def test_out_of_scope_examples_join_fine_tuning_as_examples_of_nothing() -> None
 
 
 def test_single_label_fine_tuning_trains_out_of_scope_as_a_class_of_its_own(tmp_path: Path) -> None:
-    from graph.fewshot import FineTune
-    from graph.finetune import finetune_encoder
+    from graph.classifier.finetune import finetune_encoder
+    from graph.classifier.scorer import FineTune
 
     guides = [LabelGuide(g.name, (*g.positives, *(f"{p} please" for p in g.positives))) for g in GUIDES]
     jokes = ("tell me a joke about cats", "who won the football game", "what is the capital of peru")
@@ -628,8 +635,8 @@ def test_single_label_fine_tuning_trains_out_of_scope_as_a_class_of_its_own(tmp_
 def test_fine_tuning_leaves_out_a_capability_without_texts(tmp_path: Path) -> None:
     """A guide with no example and a description it shares has nothing to start a prototype from:
     it is left out of the training instead of turning every weight into NaN."""
-    from graph.fewshot import FineTune
-    from graph.finetune import finetune_encoder
+    from graph.classifier.finetune import finetune_encoder
+    from graph.classifier.scorer import FineTune
 
     guides = [
         LabelGuide(g.name, (*g.positives, *(f"{p} please" for p in g.positives)), description="domain: home")
@@ -674,7 +681,7 @@ def test_multi_label_rates_keep_the_most_confident_max_capabilities() -> None:
 
 
 def test_worth_training_needs_two_capabilities_with_examples_enough() -> None:
-    from graph.finetune import worth_training
+    from graph.classifier.finetune import worth_training
 
     assert worth_training(GUIDES)
     one_each = [LabelGuide(g.name, g.positives[:1]) for g in GUIDES]

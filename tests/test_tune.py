@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import yaml
 
-from capabilities.registry import Registry, RegistryError
+from evals.tune import TuneError, read_labelled, tune
+from graph.classifier.scorer import Calibration, fingerprint
 from graph.cli import main
-from graph.fewshot import Calibration, fingerprint
-from graph.settings import Settings
-from graph.tune import TuneError, read_labelled, tune
+from graph.config.registry import Registry, RegistryError
+from graph.config.settings import Settings
 from nodes.base import build_scorer
 from tests.conftest import BASE, guide
 
@@ -109,7 +109,7 @@ def test_per_capability_thresholds_are_fitted_and_applied(settings: Settings) ->
     assert 0.4 < own["calculator"] <= 0.6 and 0.7 < own["clock"] <= 0.9
 
     # Through the YAML block and back into a registry.
-    from graph.tune import TuneResult
+    from evals.tune import TuneResult
 
     stamp = fingerprint(scorer.guides, encoder="lexical", finetune=scorer.finetune, split_clauses=True)
     result = TuneResult(
@@ -236,8 +236,8 @@ def test_an_operating_point_and_the_rates_before_and_after(settings: Settings) -
 def test_single_label_rates_select_as_the_classifier_does() -> None:
     # A top capability below its own threshold does not reject the request when the next one
     # reaches its threshold: the classifier would route it there.
-    from graph.encoders import LexicalEncoder
-    from graph.fewshot import FewShotScorer, LabelGuide
+    from graph.classifier.encoders import LexicalEncoder
+    from graph.classifier.scorer import FewShotScorer, LabelGuide
 
     scorer = FewShotScorer([LabelGuide("a", ("x",)), LabelGuide("b", ("y",))], LexicalEncoder())
     scorer.thresholds = {"a": 0.9}
@@ -251,7 +251,7 @@ def test_single_label_rates_select_as_the_classifier_does() -> None:
 
 def test_the_printed_yaml_parses_back_to_the_same_values() -> None:
     # YAML 1.1 reads `1e-06` as a string and an all-digit fingerprint as an integer.
-    from graph.tune import TuneResult
+    from evals.tune import TuneResult
 
     result = TuneResult(
         3, 2, False, "x", 0.5, 0.6, 0.999822, 40.0, -1.2e-05, "1234567890123456", {"clock": 1e-06}
@@ -270,7 +270,7 @@ def test_the_printed_yaml_parses_back_to_the_same_values() -> None:
     assert spec.classifier.calibration.thresholds == {"clock": 1e-06}
 
 
-from capabilities.base import Capability  # noqa: E402  (a test capability for the changed registry)
+from graph.capability.base import Capability  # noqa: E402  (a test capability for the changed registry)
 
 
 class Weather(Capability):

@@ -1,0 +1,243 @@
+"""Who is the customer? Identify them from the conversation and look the account up.
+
+The customer names themselves in the request: an email address, a customer id ("C-1003") or the
+account holder's full name; values earlier steps or turns provided (`customer_id`, `email`) count
+too. When nobody is identified the step still succeeds, without `customer_id`, and its summary
+asks for the email or customer id: the answer then says what is missing, while the parallel steps
+of the same request (service status, quotes) are still answered. (A `MissingInput` would send the
+deterministic planner round the same plan until `max_replans`; `NotApplicable` would drop the
+capability that needs the customer.) Steps that need the customer (billing, refund) say the same.
+
+Naming an email in a chat is identification, not authentication: a production desk would take the
+customer from the signed-in session instead.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from capabilities.support_desk.db import SupportDB, day
+from graph.capability.base import Capability, CapabilityInputs, RunContext
+from graph.capability.guides import ClassifierGuide, GuideExample, OrchestratorGuide
+
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+CUSTOMER_ID = re.compile(r"\bC-?(\d{4,})\b", re.I)
+NEED_IDENTITY = "please tell me the email address or the customer id (like C-1003) on your account"
+NOBODY = "I could not tell who you are: the request names no email address, customer id or account holder"
+
+
+@dataclass
+class Identification:
+    customer: dict[str, Any] | None
+    via: str = ""
+    """How the customer was found: email, customer id, name, or context."""
+    problem: str = ""
+    """Why nobody was identified, in words for the customer."""
+    named: list[str] = field(default_factory=list)
+    """Identifiers the text contained (found or not)."""
+
+
+def customer_row(conn: sqlite3.Connection, customer_id: str) -> dict[str, Any] | None:
+    """A customer with their current subscription (the latest one, cancelled or not)."""
+    row = conn.execute(
+        """
+        SELECT c.id, c.name, c.email, c.company, s.id AS subscription_id, p.name AS plan, s.seats,
+               s.status AS subscription_status, s.renews_at
+        FROM customers c
+        LEFT JOIN subscriptions s ON s.id = (
+            SELECT id FROM subscriptions WHERE customer_id = c.id ORDER BY started_at DESC LIMIT 1)
+        LEFT JOIN plans p ON p.id = s.plan_id
+        WHERE c.id = ?
+        """,
+        (customer_id.upper(),),
+    ).fetchone()
+    return dict(row) if row else None
+
+
+def _by_email(conn: sqlite3.Connection, email: str) -> str | None:
+    row = conn.execute("SELECT id FROM customers WHERE email = ? COLLATE NOCASE", (email,)).fetchone()
+    return str(row["id"]) if row else None
+
+
+def _by_name(conn: sqlite3.Connection, text: str) -> list[str]:
+    """Customers whose full name appears in the text as whole words."""
+    rows = conn.execute(
+        "SELECT id, name FROM customers WHERE instr(lower(?), lower(name)) > 0", (text,)
+    ).fetchall()
+    return [
+        str(r["id"])
+        for r in rows
+        if re.search(rf"(?<!\w){re.escape(str(r['name']))}(?!\w)", text, flags=re.I)
+    ]
+
+
+def identify(conn: sqlite3.Connection, texts: Iterable[str]) -> Identification:
+    """The customer the texts name: emails first, then customer ids, then full names.
+
+    Two different customers named at once is ambiguous: nobody is picked.
+    """
+    texts = [t for t in texts if t]
+    found: dict[str, str] = {}  # customer id -> how
+    named: list[str] = []
+    missing: list[str] = []
+    for text in texts:
+        for email in EMAIL.findall(text):
+            named.append(email)
+            if cid := _by_email(conn, email):
+                found.setdefault(cid, "email")
+            else:
+                missing.append(email)
+        for number in CUSTOMER_ID.findall(text):
+            cid = f"C-{number}"
+            named.append(cid)
+            if customer_row(conn, cid):
+                found.setdefault(cid, "customer id")
+            else:
+                missing.append(cid)
+        for cid in _by_name(conn, text):
+            named.append(cid)
+            found.setdefault(cid, "name")
+    if len(found) > 1:
+        ids = " and ".join(sorted(found))
+        return Identification(None, problem=f"the request names more than one account ({ids})", named=named)
+    if found:
+        cid, via = next(iter(found.items()))
+        return Identification(customer_row(conn, cid), via=via, named=named)
+    if missing:
+        return Identification(
+            None,
+            problem=f"I found no account for {', '.join(missing)}",
+            named=named,
+        )
+    return Identification(None, problem=NOBODY, named=named)
+
+
+def context_texts(context: Mapping[str, Any]) -> list[str]:
+    """Identity hints earlier steps or turns left in the context."""
+    return [str(context[k]) for k in ("email", "customer_email") if isinstance(context.get(k), str)]
+
+
+def resolve_customer(conn: sqlite3.Connection, query: str, customer_id: str | None) -> Identification:
+    """The customer a step acts for: someone the request names wins over the context's `customer_id`
+    (the user may have switched accounts); else the context's customer."""
+    found = identify(conn, [query])
+    if found.customer is not None or found.named:
+        return found
+    if customer_id and (row := customer_row(conn, customer_id)):
+        return Identification(row, via="context")
+    return found
+
+
+def identity_request(found: Identification, purpose: str) -> str:
+    """Ask for the identity a step needs, saying what went wrong when the user did name someone."""
+    ask = f"to {purpose}, {NEED_IDENTITY}."
+    return f"{found.problem}; {ask}" if found.named and found.problem else ask
+
+
+def describe(customer: Mapping[str, Any]) -> str:
+    who = f"{customer['name']} ({customer['email']}, customer {customer['id']})"
+    if customer.get("company"):
+        who += f" at {customer['company']}"
+    if not customer.get("plan"):
+        return f"{who}: no subscription."
+    status = customer["subscription_status"]
+    seats = f"{customer['seats']} seat{'s' if customer['seats'] != 1 else ''}"
+    text = f"{who}: {customer['plan']} plan, {seats}, {status}"
+    if customer.get("renews_at") and status in ("active", "trialing"):
+        verb = "trial ends" if status == "trialing" else "renews"
+        text += f", {verb} {day(customer['renews_at'])}"
+    return text + "."
+
+
+class AccountInputs(CapabilityInputs):
+    customer_id: str | None = None
+    """A customer already known from an earlier step or turn."""
+    email: str | None = None
+    """An email address the plan gives (the LLM orchestrator may extract it)."""
+
+
+class Account(Capability):
+    name = "account"
+    description = (
+        "Identify the customer (email, customer id or full name) and look up their account: "
+        "plan, seats, subscription status, renewal date."
+    )
+    provides = ("customer_id", "customer")
+    Inputs = AccountInputs
+    classifier_guide = ClassifierGuide(
+        instructions=(
+            "Questions about the customer's own account or subscription: which plan, how many seats, "
+            "status, renewal, the details on file. Not billing, refunds or prices."
+        ),
+        examples=(
+            GuideExample(query="look up the account for jane@acme.io", reason="account lookup"),
+            GuideExample(query="which plan am I on? my email is omar@brightpath.co", reason="own plan"),
+            GuideExample(query="how many seats do we have right now, customer C-1004", reason="own seats"),
+            GuideExample(query="can you check my account details, I'm Priya Natarajan", reason="details"),
+            GuideExample(query="when does our subscription renew? account C-1009", reason="renewal date"),
+            GuideExample(query="is my workspace still on the free trial? ben@okafor.dev", reason="status"),
+            GuideExample(query="what email address do you have on file for C-1006", reason="contact on file"),
+            GuideExample(query="I'm mei@lanternhq.com, is my subscription still active?", reason="status"),
+            GuideExample(query="pull up customer C-1002 please", reason="account lookup"),
+            GuideExample(query="who is the account owner of our workspace", reason="account details"),
+            GuideExample(query="find the customer record for Sofia Rossi", reason="lookup by name"),
+            GuideExample(query="how many days are left on our trial", reason="trial status"),
+            GuideExample(query="are we on the monthly Team subscription or Starter?", reason="own plan"),
+            GuideExample(query="show me the account of Aisha Bello", reason="lookup by name"),
+            GuideExample(query="what plan are we currently subscribed to", reason="own plan"),
+            GuideExample(query="check the status of customer account C-1008", reason="status"),
+            GuideExample(
+                query="I was charged twice last month, I'm jane@acme.io",
+                result=False,
+                reason="a billing question; the email only identifies the customer",
+            ),
+            GuideExample(
+                query="what would the Team plan cost for 12 seats", result=False, reason="a price quote"
+            ),
+            GuideExample(query="how do I reset my password", result=False, reason="a how-to question"),
+            GuideExample(
+                query="refund my duplicate charge, my email is omar@brightpath.co",
+                result=False,
+                reason="a refund",
+            ),
+            GuideExample(query="is the API down right now", result=False, reason="service status"),
+            GuideExample(query="how do I transfer ownership to another admin", result=False, reason="how-to"),
+        ),
+    )
+    orchestrator_guide = OrchestratorGuide(
+        instructions="Run first when a later step requires customer_id; pass `email` if the user gave one."
+    )
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.db = SupportDB(self.options.get("db"), seed=bool(self.options.get("seed", True)))
+
+    async def execute(self, inputs: AccountInputs, ctx: RunContext) -> dict[str, Any]:
+        return await self.blocking(self.lookup, inputs, ctx)
+
+    def lookup(self, inputs: AccountInputs, ctx: RunContext) -> dict[str, Any]:
+        with self.db.connect() as conn:
+            # Who the request names wins; else who earlier steps or turns identified.
+            found = identify(conn, [inputs.query, inputs.email or ""])
+            if found.customer is None and not found.named:
+                earlier = identify(conn, context_texts(ctx.context))
+                if earlier.customer is not None:
+                    found = Identification(earlier.customer, via="context")
+                elif inputs.customer_id and (row := customer_row(conn, inputs.customer_id)):
+                    found = Identification(row, via="context")
+        if found.customer is None:
+            return {"identified": False, "summary": f"Account: {found.problem}."}
+        customer = found.customer
+        return {
+            "customer_id": customer["id"],
+            "customer": customer,
+            "identified_by": found.via,
+            "summary": f"Account: {describe(customer)}",
+        }
+
+
+__all__ = ["NEED_IDENTITY", "Account", "Identification", "identify", "identity_request", "resolve_customer"]

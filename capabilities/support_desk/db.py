@@ -1,0 +1,256 @@
+"""The support desk's embedded SQLite database: created on first use, migrated by versioned SQL files.
+
+`capabilities/support_desk/data/migrations/NNNN_name.sql` are applied in order, each in its own
+transaction together with its row in `schema_version`, so applying them again is a no-op and two
+processes (or two parallel steps) that open a new database at once apply each migration exactly
+once. A new database is then filled with the demo data of `data/seed.sql` (once, recorded
+in `meta`). Nothing happens when a `SupportDB` is constructed: the file is created, migrated and
+seeded by the first `connect()`.
+
+Every query is parameterised; every call opens its own connection (parallel steps run on worker
+threads, and a sqlite3 connection belongs to one thread).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+MIGRATIONS_DIR = DATA_DIR / "migrations"
+SEED_FILE = DATA_DIR / "seed.sql"
+KNOWLEDGE_DIR = DATA_DIR / "knowledge"
+DEFAULT_FILE_NAME = "support.sqlite"
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+"""How times are stored: UTC, as SQLite's datetime('now') writes them."""
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+
+    def statements(self) -> list[str]:
+        return split_statements(self.path.read_text(encoding="utf-8"))
+
+
+def migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """The migration files in version order; a gap or a repeated version is a packaging error."""
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        m = _MIGRATION_NAME.match(path.name)
+        if not m:
+            raise ValueError(f"{path.name}: migration files are named NNNN_name.sql")
+        found.append(Migration(int(m.group(1)), m.group(2), path))
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise ValueError(f"migrations in {directory} must be numbered 1..n without gaps: {versions}")
+    return found
+
+
+def split_statements(script: str) -> list[str]:
+    """SQL statements of a script, split where SQLite says a statement is complete.
+
+    `executescript` would commit first and run outside our transaction; statement by statement,
+    a migration and its `schema_version` row commit together or not at all.
+    """
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip().rstrip(";").strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not all(
+        part.strip().startswith("--") or not part.strip() for part in buffer.splitlines()
+    ):
+        raise ValueError(f"incomplete SQL statement at the end of the script: {buffer.strip()[:80]!r}")
+    return statements
+
+
+def resolve_path(option: str | Path | None, data_dir: Path | None = None) -> Path:
+    """The database file for a capability's `db` option.
+
+    None: `<data dir>/support.sqlite`; a relative path: inside the data directory. The data directory
+    is `Settings.from_env().data_dir` (`ROUTEGRAPH_DATA_DIR`) unless given.
+    """
+    if option is not None and Path(str(option)).expanduser().is_absolute():
+        return Path(str(option)).expanduser()
+    if data_dir is None:
+        from graph.config.settings import Settings
+
+        data_dir = Settings.from_env().data_dir
+    return Path(data_dir) / (str(option) if option is not None else DEFAULT_FILE_NAME)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def money(cents: int) -> str:
+    """$1,234.50"""
+    return f"${cents / 100:,.2f}"
+
+
+def day(text: str) -> str:
+    """A stored time as a date people read: '01 Oct 2026'."""
+    return parse_time(text).strftime("%d %b %Y")
+
+
+class SupportDB:
+    """One support database file. Cheap to construct; the first `connect()` creates and migrates it."""
+
+    def __init__(self, path: str | Path | None = None, *, seed: bool = True) -> None:
+        self._option = path
+        self._seed = seed
+        self._resolved: Path | None = None
+        self._ready = False
+        self._lock = threading.Lock()
+
+    @property
+    def path(self) -> Path:
+        if self._resolved is None:
+            self._resolved = resolve_path(self._option)
+        return self._resolved
+
+    def _open(self) -> sqlite3.Connection:
+        # isolation_level=None: transactions are explicit (BEGIN ... COMMIT) below.
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA busy_timeout = 30000")
+        return conn
+
+    def ensure(self) -> list[int]:
+        """Create, migrate and seed the database if needed; return the versions applied now."""
+        with self._lock:
+            if self._ready:
+                return []
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = self._open()
+            try:
+                # WAL lets readers run beside a writer; the mode is stored in the file. If another
+                # connection holds a lock while creating the file (SQLite does not wait on a
+                # journal-mode change), carry on in the default mode: a later open sets it.
+                with contextlib.suppress(sqlite3.OperationalError):
+                    conn.execute("PRAGMA journal_mode = WAL")
+                applied = migrate(conn)
+                if self._seed:
+                    seed(conn)
+            finally:
+                conn.close()
+            self._ready = True
+            return applied
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection to the migrated database, closed afterwards (reads; use `transaction` to write)."""
+        self.ensure()
+        conn = self._open()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE: the write lock is taken up front), committed on success."""
+        with self.connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        with self.connect() as conn:
+            return current_version(conn)
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+    return int(row[0])
+
+
+def migrate(conn: sqlite3.Connection, directory: Path = MIGRATIONS_DIR) -> list[int]:
+    """Apply the migrations this database lacks, each atomically with its `schema_version` row.
+
+    Idempotent: a second call applies nothing. Safe against a concurrent migrator: each version is
+    checked again after the write lock is taken.
+    """
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    applied: list[int] = []
+    for migration in migrations(directory):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            done = conn.execute(
+                "SELECT 1 FROM schema_version WHERE version = ?", (migration.version,)
+            ).fetchone()
+            if not done:
+                for statement in migration.statements():
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, format_time(now_utc())),
+                )
+                applied.append(migration.version)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    return applied
+
+
+def seed(conn: sqlite3.Connection, script: Path = SEED_FILE) -> bool:
+    """Fill a new database with the demo data, once; returns True when it did."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        done = conn.execute("SELECT 1 FROM meta WHERE key = 'seeded_at'").fetchone()
+        if not done:
+            for statement in split_statements(script.read_text(encoding="utf-8")):
+                conn.execute(statement)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return not done
+
+
+__all__ = [
+    "KNOWLEDGE_DIR",
+    "Migration",
+    "SupportDB",
+    "day",
+    "format_time",
+    "migrate",
+    "migrations",
+    "money",
+    "now_utc",
+    "parse_time",
+    "resolve_path",
+    "seed",
+    "split_statements",
+]

@@ -1,0 +1,140 @@
+"""The Capability base class: one subclass and a few lines of registry.yaml add a capability."""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from graph.capability.guides import ClassifierGuide, OrchestratorGuide
+from graph.errors import ErrorSeverity, ReclassificationError, RoutegraphError
+
+T = TypeVar("T")
+JSONValue = Any
+"""A JSON-serialisable value (the state is checkpointed and shown in Studio)."""
+
+
+class CapabilityInputs(BaseModel):
+    """Typed inputs of a capability. `query` is always the task text."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    query: str = ""
+    """The task as extracted from the conversation."""
+
+
+class MissingInput(RoutegraphError):
+    """A required input is absent: the plan must supply it (REPLANNING)."""
+
+    severity = ErrorSeverity.REPLANNING
+
+
+class NotApplicable(ReclassificationError):
+    """The request does not fit this capability after all (e.g. no arithmetic in it)."""
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a capability may see besides its inputs."""
+
+    task: str
+    """The current task."""
+    context: Mapping[str, JSONValue] = field(default_factory=dict)
+    """Values provided by earlier steps and earlier turns, keyed by what they provide."""
+    step_id: str = ""
+    """Plan step being executed; use it as an idempotency key for side effects."""
+    thread_id: str | None = None
+    """Conversation thread, when the graph runs with a checkpointer."""
+    approved: bool | None = None
+    """The human decision for this step when its approval policy asked for one."""
+
+
+class Capability(ABC):
+    """A specialist the router can send work to.
+
+    Class attributes describe it to the registry, classifier and planner; registry.yaml may
+    override the description and guides (YAML wins).
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    provides: ClassVar[tuple[str, ...]] = ()
+    """Context keys this capability's output fills in."""
+    requires: ClassVar[tuple[str, ...]] = ()
+    """Context keys that must be provided (by an earlier step or turn) before it runs."""
+    always_active: ClassVar[bool] = False
+    """Added to every classification without scoring (respond, clarify)."""
+    terminal: ClassVar[bool] = False
+    """Ends a plan (respond, clarify); executed by its own node, not the step runner."""
+    classifier_guide: ClassVar[ClassifierGuide | None] = None
+    orchestrator_guide: ClassVar[OrchestratorGuide | None] = None
+    Inputs: ClassVar[type[CapabilityInputs]] = CapabilityInputs
+
+    def __init__(self, options: Mapping[str, JSONValue] | None = None) -> None:
+        self.options: dict[str, JSONValue] = dict(options or {})
+
+    def parse_inputs(
+        self, task: str, args: Mapping[str, JSONValue], context: Mapping[str, JSONValue]
+    ) -> CapabilityInputs:
+        """Build the typed inputs: plan arguments win over context values of the same name.
+
+        Plan arguments come from a model when the LLM orchestrator planned: untrusted input,
+        validated here by the pydantic model.
+        """
+        fields = self.Inputs.model_fields
+        data: dict[str, JSONValue] = {k: v for k, v in context.items() if k in fields}
+        data.update({k: v for k, v in args.items() if k in fields})
+        data.setdefault("query", task)
+        try:
+            return self.Inputs.model_validate(data)
+        except ValidationError as exc:
+            raise MissingInput(f"{self.name}: invalid inputs: {exc.errors()[0]['msg']}") from exc
+
+    @abstractmethod
+    async def execute(self, inputs: Any, ctx: RunContext) -> dict[str, JSONValue]:
+        """Do the work; return JSON-serialisable output, keyed by what the capability provides.
+
+        It runs on the graph's event loop: do blocking work (files, sqlite3, CPU-heavy code)
+        through `await self.blocking(fn, ...)`, as the LangGraph server rejects blocking calls.
+        """
+
+    @staticmethod
+    async def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run blocking code on a worker thread, keeping the event loop free."""
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    def summarize(self, output: Mapping[str, JSONValue]) -> str:
+        """One or two sentences for the offline template answer."""
+        return str(output.get("summary") or output)
+
+    def needs_approval(self, inputs: CapabilityInputs, policy: Mapping[str, JSONValue]) -> str | None:
+        """The question to put to a human, or None when the step may run unattended.
+
+        `policy` is the capability's `approval` block from registry.yaml.
+        """
+        mode = policy.get("mode", "never")
+        if mode == "always":
+            return f"Run {self.name} for: {inputs.query!r}?"
+        if mode == "above":
+            field_name = str(policy.get("field", "amount"))
+            value = getattr(inputs, field_name, None)
+            threshold = float(policy.get("threshold", 0))
+            if isinstance(value, int | float) and value > threshold:
+                return f"Run {self.name} with {field_name}={value} (above {threshold:g})?"
+        return None
+
+    def classify_error(self, exc: BaseException) -> ErrorSeverity:
+        """Map a failure of `execute` to what the router should do.
+
+        Timeouts and connection problems are worth retrying; errors that know their severity
+        keep it; anything else is CRITICAL.
+        """
+        if isinstance(exc, RoutegraphError):
+            return exc.severity
+        if isinstance(exc, TimeoutError | asyncio.TimeoutError | ConnectionError):
+            return ErrorSeverity.RETRIABLE
+        return ErrorSeverity.CRITICAL

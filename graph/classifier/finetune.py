@@ -1,0 +1,189 @@
+"""Fine-tune the MiniLM encoder on the classifier guides, once per guide content (cached on disk).
+
+Each capability starts as the mean embedding of its examples (its description, where no other
+capability shares it, counts as one more); encoder and prototypes are then
+trained together so that an example is closer to its own capability's prototype than to any
+other (softmax cross-entropy over scaled cosines; sigmoid per capability when an example belongs
+to several, each capability's bias started between its examples' cosines and the others'). The
+adapted weights are saved under the cache directory, keyed by the base model, the guides, the
+settings and the training's version, so a changed guide trains again and an unchanged one loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from graph.classifier.encoders import MiniLMEncoder
+
+if TYPE_CHECKING:
+    import torch
+
+    from graph.classifier.scorer import FineTune, LabelGuide
+
+TRAINING = 3
+"""Part of the cache key: bumped when the training itself changes (2: multi-label biases start at
+the boundary; 3: descriptions are examples too), so weights an older version trained are not
+reused, nor curves `routegraph tune` fitted on them."""
+
+
+def _examples(
+    guides: Sequence[LabelGuide], out_of_scope: Sequence[str] = ()
+) -> tuple[list[str], list[set[int]]]:
+    """Every example text with the capabilities it belongs to; then each capability's description
+    where it is its own (a description several guides share, like "domain: banking", tells them
+    apart no more than it is an example of one); then the out-of-scope requests, belonging to none.
+    """
+    owners: dict[str, set[int]] = {}
+    for i, guide in enumerate(guides):
+        for text in guide.positives:
+            owners.setdefault(text, set()).add(i)
+    texts = sorted(owners)
+    described: dict[str, list[int]] = {}
+    for i, guide in enumerate(guides):
+        if guide.description:
+            described.setdefault(guide.description, []).append(i)
+    descriptions = sorted(d for d, who in described.items() if len(who) == 1 and d not in owners)
+    # A guide's own text (an example or its description) stays its own, as in the scorer.
+    outside = sorted(set(out_of_scope) - set(owners) - {g.description for g in guides})
+    return (
+        [*texts, *descriptions, *outside],
+        [*(owners[t] for t in texts), *({described[d][0]} for d in descriptions), *(set() for _ in outside)],
+    )
+
+
+def finetune_key(
+    encoder: MiniLMEncoder,
+    guides: Sequence[LabelGuide],
+    spec: FineTune,
+    out_of_scope: Sequence[str] = (),
+) -> str:
+    texts, owners = _examples(guides, out_of_scope)
+    payload = [
+        encoder.identity,
+        [g.name for g in guides],
+        texts,
+        [sorted(o) for o in owners],
+        vars(spec),
+        TRAINING,
+    ]
+    return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()[:24]
+
+
+def worth_training(guides: Sequence[LabelGuide], out_of_scope: Sequence[str] = ()) -> bool:
+    """Whether `finetune_encoder` trains on these guides: at least two capabilities with texts of
+    their own, and about two examples per capability or more (with about one, or descriptions
+    alone, there is nothing to learn that generalises)."""
+    if len(guides) < 2 or len({t for g in guides for t in g.positives}) < 2 * len(guides):
+        return False
+    _, owners = _examples(guides, out_of_scope)
+    return len({j for o in owners for j in o}) >= 2
+
+
+def boundary_biases(
+    embedded: torch.Tensor, prototypes: torch.Tensor, targets: torch.Tensor, scale: float
+) -> torch.Tensor:
+    """Each capability's sigmoid bias, halfway between its examples' mean cosine and the other
+    texts' (a zero bias with scaled cosines calls nearly every text a positive of every capability,
+    and the first training steps then go into pulling all cosines down)."""
+    import torch
+
+    cos = torch.nn.functional.normalize(embedded, dim=1) @ torch.nn.functional.normalize(prototypes, dim=1).T
+    pos = (cos * targets).sum(0) / targets.sum(0).clamp(min=1)
+    neg = (cos * (1 - targets)).sum(0) / (1 - targets).sum(0).clamp(min=1)
+    return -scale * (pos + neg) / 2
+
+
+def finetune_encoder(
+    encoder: MiniLMEncoder,
+    guides: Sequence[LabelGuide],
+    spec: FineTune,
+    *,
+    cache_dir: Path | None,
+    progress: Callable[[str], None] | None = None,
+    out_of_scope: Sequence[str] = (),
+) -> bool:
+    """Adapt `encoder` in place; returns True when it trained, False when it loaded from the cache.
+
+    `out_of_scope` requests belong to no capability: with single-label guides they form one more
+    class during training (its prototype is then dropped), with multi-label ones every sigmoid
+    learns them as a negative."""
+    import torch
+
+    if not worth_training(guides, out_of_scope):
+        return False
+    texts, owners = _examples(guides, out_of_scope)
+    examples = sum(1 for o in owners if o)
+    key = finetune_key(encoder, guides, spec, out_of_scope)
+    model = encoder.own_copy()
+    path = cache_dir / f"finetune-{key}.pt" if cache_dir else None
+    if path is not None and path.exists():
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        encoder.weights_tag = key
+        return False
+
+    torch.manual_seed(spec.seed)
+    rng = random.Random(spec.seed)
+    multi = any(len(o) > 1 for o in owners)
+    outside = len(texts) - examples
+    # Capabilities without a single text to train on (no examples, a shared description) are left
+    # out: they have no prototype to start from. Single-label: out-of-scope requests are one more
+    # softmax class, trained and then dropped.
+    column = {j: i for i, j in enumerate(sorted({j for o in owners for j in o}))}
+    count = len(column) + (1 if outside and not multi else 0)
+    targets = torch.zeros(len(texts), count)
+    for row, owner in enumerate(owners):
+        if owner:
+            targets[row, sorted(column[j] for j in owner)] = 1.0
+        elif count > len(column):
+            targets[row, count - 1] = 1.0
+    with torch.no_grad():
+        base = torch.tensor(encoder.encode(texts))
+        protos = torch.stack([base[targets[:, j] > 0].mean(0) for j in range(count)])
+    prototypes = torch.nn.Parameter(torch.nn.functional.normalize(protos, dim=1))
+    bias = torch.nn.Parameter(torch.zeros(count))
+    if multi:
+        with torch.no_grad():
+            bias.copy_(boundary_biases(base, prototypes, targets, spec.scale))
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": model.parameters(), "lr": spec.learning_rate},
+            {"params": [prototypes, bias], "lr": 1e-3},
+        ],
+        weight_decay=0.01,
+    )
+    model.train()
+    order = list(range(len(texts)))
+    passes = spec.passes(len(texts), multi_label=multi)
+    started = time.perf_counter()
+    for done in range(passes):
+        if progress is not None:
+            left = (time.perf_counter() - started) / done * (passes - done) if done else None
+            eta = "" if left is None else f", about {left:.0f} s left"
+            progress(f"fine-tuning: pass {done + 1}/{passes} over {len(texts)} examples{eta}")
+        rng.shuffle(order)
+        for start in range(0, len(order), spec.batch_size):
+            batch = order[start : start + spec.batch_size]
+            features = model.preprocess([texts[i] for i in batch])
+            embedded = torch.nn.functional.normalize(model(features)["sentence_embedding"], dim=1)
+            logits = spec.scale * embedded @ torch.nn.functional.normalize(prototypes, dim=1).T
+            if multi:
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits + bias, targets[batch])
+            else:
+                loss = torch.nn.functional.cross_entropy(logits, targets[batch].argmax(1))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    model.eval()
+    encoder.weights_tag = key
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(model.state_dict(), tmp)
+        tmp.replace(path)
+    return True

@@ -1,0 +1,366 @@
+"""Load, validate and resolve registry.yaml into a `Registry` value.
+
+A registry is a plain value passed to `build_graph(...)`: no global state, so two graphs with
+different registries live in one process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.resources
+import inspect
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from graph.capability.base import Capability
+from graph.capability.guides import ClassifierGuide, OrchestratorGuide
+from graph.config.limits import Limits, RetryPolicy
+from graph.config.messages import pydantic_problems
+from graph.config.schema import ApprovalPolicy, CapabilitySpec, PolicyConfig, RegistryFile
+from graph.config.yaml_source import LineMap, Problem, format_path, load_yaml
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def default_registry() -> Path:
+    """The shipped application's registry: `registry.yaml` in the `capabilities` package (package
+    data; in a source checkout, a link to the top-level file, so the path shown is that file)."""
+    return Path(str(importlib.resources.files("capabilities").joinpath("registry.yaml"))).resolve()
+
+
+class RegistryError(ValueError):
+    """Every problem found in a registry, each with file, line, field and message."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("invalid registry:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class CapabilityInfo:
+    """A registered capability: its instance and the resolved (YAML over class) description."""
+
+    name: str
+    instance: Capability
+    description: str
+    provides: tuple[str, ...]
+    requires: tuple[str, ...]
+    always_active: bool
+    terminal: bool
+    classifier_guide: ClassifierGuide
+    orchestrator_guide: OrchestratorGuide
+    approval: ApprovalPolicy
+    timeout: float
+    retry: RetryPolicy
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A validated registry: the file's settings plus resolved capabilities."""
+
+    spec: RegistryFile
+    capabilities: Mapping[str, CapabilityInfo]
+    source: str = "<registry>"
+
+    def __iter__(self) -> Iterator[CapabilityInfo]:
+        return iter(self.capabilities.values())
+
+    def __getitem__(self, name: str) -> CapabilityInfo:
+        return self.capabilities[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.capabilities
+
+    @property
+    def routable(self) -> list[CapabilityInfo]:
+        """Capabilities the classifier scores (not always-active, not terminal)."""
+        return [c for c in self if not c.always_active and not c.terminal]
+
+    def providers(self, key: str) -> list[str]:
+        return [c.name for c in self if key in c.provides]
+
+    def allowed(self, name: str) -> bool:
+        allow = self.spec.policy.allowed_capabilities
+        return name in self.capabilities and (allow is None or name in allow)
+
+    @classmethod
+    def from_file(cls, path: str | Path | None = None) -> Registry:
+        """Load and validate a registry file; raise `RegistryError` listing every problem."""
+        file = Path(path) if path is not None else default_registry()
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise RegistryError([Problem(str(file), None, "", f"cannot read the file: {reason}")]) from None
+        except UnicodeDecodeError as exc:
+            message = f"cannot read the file: not UTF-8 text (byte {exc.start}: {exc.reason})"
+            raise RegistryError([Problem(str(file), None, "", message)]) from None
+        return cls.from_text(text, source=str(file))
+
+    @classmethod
+    def from_text(cls, text: str, *, source: str = "<string>") -> Registry:
+        data, lines, problems = load_yaml(text, source)
+        if data is None and problems:
+            raise RegistryError(problems)
+        # Duplicate keys leave a usable document: report them together with everything else.
+        return cls._validate(data, source, lines, problems)
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "<dict>", lines: LineMap | None = None) -> Registry:
+        """Validate a registry given as Python data (as the YAML would parse)."""
+        return cls._validate(data, source, lines or LineMap(known=False), [])
+
+    @classmethod
+    def _validate(cls, data: Any, source: str, lines: LineMap, problems: list[Problem]) -> Registry:
+        if not isinstance(data, dict):
+            got = type(data).__name__ if data is not None else "nothing"
+            problems = [
+                *problems,
+                Problem(
+                    source, lines.line(()), "", f"the top level must be a mapping of settings (got {got})"
+                ),
+            ]
+            raise RegistryError(problems)
+        problems = list(problems)
+        spec: RegistryFile | None = None
+        try:
+            spec = RegistryFile.model_validate(data)
+        except ValidationError as exc:
+            problems += pydantic_problems(exc, source, lines)
+        if spec is not None:
+            entries = list(enumerate(spec.capabilities))
+            complete = True
+            limits = spec.limits
+            allowed = spec.policy.allowed_capabilities
+        else:
+            # Check what can be checked anyway (the capabilities that are valid on their own), so
+            # that one run lists every problem, not only the schema's.
+            entries, complete = _valid_entries(data.get("capabilities"))
+            limits = _valid_or_none(Limits, data.get("limits", {})) or Limits()
+            policy = _valid_or_none(PolicyConfig, data.get("policy", {}))
+            allowed = policy.allowed_capabilities if policy else None
+        names = _entry_names(data.get("capabilities"))
+        report = _Reporter(source, lines, problems)
+        capabilities = _resolve(entries, complete, limits, allowed, names, report)
+        if spec is not None and spec.classifier.calibration is not None and complete:
+            routable = sorted(c.name for c in capabilities.values() if not c.always_active and not c.terminal)
+            for name in spec.classifier.calibration.thresholds:
+                if name not in routable:
+                    report(
+                        ("classifier", "calibration", "thresholds", name),
+                        f"not a capability the classifier routes to (those are: {', '.join(routable) or 'none'})",
+                    )
+        if problems or spec is None:
+            raise RegistryError(sorted(problems, key=lambda p: p.line or 0))
+        return cls(spec=spec, capabilities=capabilities, source=source)
+
+
+def _valid_or_none(model: type[_M], data: Any) -> _M | None:
+    try:
+        return model.model_validate(data)
+    except ValidationError:
+        return None
+
+
+def _valid_entries(raw: Any) -> tuple[list[tuple[int, CapabilitySpec]], bool]:
+    """The capability entries that validate on their own, with their index; and whether all did."""
+    if not isinstance(raw, list):
+        return [], False
+    entries = [
+        (i, spec) for i, item in enumerate(raw) if (spec := _valid_or_none(CapabilitySpec, item)) is not None
+    ]
+    return entries, len(entries) == len(raw)
+
+
+def _entry_names(raw: Any) -> list[tuple[int, str, bool]]:
+    """Index, name and enabled flag of every capability entry that names itself, valid or not."""
+    if not isinstance(raw, list):
+        return []
+    return [
+        (i, item["name"], item.get("enabled", True) is not False)
+        for i, item in enumerate(raw)
+        if isinstance(item, dict) and isinstance(item.get("name"), str)
+    ]
+
+
+@dataclass
+class _Reporter:
+    source: str
+    lines: LineMap
+    problems: list[Problem]
+
+    def __call__(self, path: tuple[str | int, ...], message: str) -> None:
+        self.problems.append(Problem(self.source, self.lines.line(path), format_path(path), message))
+
+
+def _resolve(
+    entries: list[tuple[int, CapabilitySpec]],
+    complete: bool,
+    limits: Limits,
+    allowed: list[str] | None,
+    named: list[tuple[int, str, bool]],
+    problem: _Reporter,
+) -> dict[str, CapabilityInfo]:
+    """Import, instantiate and cross-check the capabilities.
+
+    `complete` is False when some entries could not be validated: checks that need every
+    capability (requires, cycles) then skip keys those entries might provide.
+    """
+    infos: dict[str, CapabilityInfo] = {}
+    index_of: dict[str, int] = {}
+    unresolved: list[CapabilitySpec] = []
+    names = {name for _, name, _ in named}
+    first_of: dict[str, int] = {}
+    duplicate_of: dict[int, int] = {}
+    for i, name, enabled in named:
+        if enabled and name in first_of:
+            duplicate_of[i] = first_of[name]
+        elif enabled:
+            first_of[name] = i
+    for i, entry in entries:
+        if not entry.enabled:
+            continue
+        if i in duplicate_of:
+            first = duplicate_of[i]
+            where = f"capabilities[{first}]"
+            if (line := problem.lines.line(("capabilities", first))) is not None:
+                where += f", line {line}"
+            problem(
+                ("capabilities", i, "name"), f"duplicate capability {entry.name!r} (first defined at {where})"
+            )
+            continue
+        index_of[entry.name] = i
+        cls_or_error = _import_class(entry.class_path)
+        if isinstance(cls_or_error, str):
+            problem(("capabilities", i, "class"), cls_or_error)
+            unresolved.append(entry)
+            continue
+        try:
+            instance = cls_or_error(entry.options)
+        except Exception as exc:
+            problem(("capabilities", i, "options"), f"{entry.class_path} rejected its options: {exc}")
+            unresolved.append(entry)
+            continue
+        infos[entry.name] = _info(entry, instance, limits)
+
+    def may_provide(key: str) -> bool:
+        """Whether a capability that could not be checked might provide `key`."""
+        return not complete or any(e.provides is None or key in e.provides for e in unresolved)
+
+    for name, info in infos.items():
+        i = index_of[name]
+        if not info.always_active and not info.terminal and not info.classifier_guide.positives:
+            entry = next(e for j, e in entries if j == i)
+            if entry.classifier_guide is not None:
+                message = (
+                    "the classifier guide has no positive examples (result: true);"
+                    " a routable capability needs at least one"
+                )
+            else:
+                message = (
+                    f"the classifier guide has no positive examples: {entry.class_path} gives none,"
+                    " so add classifier_guide.examples here with at least one (result: true)"
+                )
+            problem(("capabilities", i, "classifier_guide", "examples"), message)
+        for j, key in enumerate(info.requires):
+            if any(key in other.provides for other in infos.values() if other.name != name):
+                continue
+            if may_provide(key):
+                continue
+            if key in info.provides:
+                message = (
+                    f"no other capability provides {key!r} ({name} cannot require what only it provides)"
+                )
+            else:
+                message = f"no capability provides {key!r}"
+                if disabled := [e.name for _, e in entries if not e.enabled and key in (e.provides or ())]:
+                    message += f" (only disabled capabilities do: {', '.join(disabled)})"
+            problem(("capabilities", i, "requires", j), message)
+
+    for cycle in _find_cycles(infos):
+        problem(("capabilities", index_of[cycle[0]], "requires"), "dependency cycle: " + " -> ".join(cycle))
+
+    for j, name in enumerate(allowed or []):
+        if name not in names:
+            known = ", ".join(sorted(names)) or "none"
+            problem(("policy", "allowed_capabilities", j), f"unknown capability {name!r} (known: {known})")
+    return infos
+
+
+def _import_class(path: str) -> type[Capability] | str:
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            return f"cannot import {path}: no module named {exc.name!r}"
+        return f"cannot import {path}: importing module {module_name!r} failed: {exc}"
+    except Exception as exc:
+        return f"cannot import {path}: importing module {module_name!r} failed: {type(exc).__name__}: {exc}"
+    if not hasattr(module, attr):
+        return f"cannot import {path}: module {module_name!r} has no attribute {attr!r}"
+    cls = getattr(module, attr)
+    if not (isinstance(cls, type) and issubclass(cls, Capability)):
+        return f"{path} is not a subclass of graph.capability.base.Capability"
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
+        return f"{path} is abstract: it does not implement {missing}"
+    return cls
+
+
+def _info(entry: CapabilitySpec, instance: Capability, limits: Limits) -> CapabilityInfo:
+    cls = type(instance)
+    base_retry = limits.retry_policy()
+    retry = base_retry._replace(**entry.retry.model_dump(exclude_none=True)) if entry.retry else base_retry
+    return CapabilityInfo(
+        name=entry.name,
+        instance=instance,
+        description=entry.description or cls.description or entry.name,
+        provides=tuple(entry.provides if entry.provides is not None else cls.provides),
+        requires=tuple(entry.requires if entry.requires is not None else cls.requires),
+        always_active=entry.always_active if entry.always_active is not None else cls.always_active,
+        terminal=cls.terminal,
+        classifier_guide=entry.classifier_guide or cls.classifier_guide or ClassifierGuide(),
+        orchestrator_guide=entry.orchestrator_guide or cls.orchestrator_guide or OrchestratorGuide(),
+        approval=entry.approval,
+        timeout=entry.timeout,
+        retry=retry,
+    )
+
+
+def _find_cycles(infos: Mapping[str, CapabilityInfo]) -> list[list[str]]:
+    """One dependency cycle (requires -> provides edges, as names) per group of mutually dependent
+    capabilities, e.g. `[["a", "b", "a"]]`; empty when there is none."""
+    edges = {
+        name: sorted(
+            {p for key in info.requires for p, o in infos.items() if key in o.provides and p != name}
+        )
+        for name, info in infos.items()
+    }
+    cycles: list[list[str]] = []
+    done: set[str] = set()
+    for start in sorted(edges):
+        if start in done:
+            continue
+        # Depth-first search for a path from `start` back to itself.
+        stack: list[tuple[str, list[str]]] = [(start, [start])]
+        seen = {start}
+        found: list[str] | None = None
+        while stack and found is None:
+            node, path = stack.pop()
+            for nxt in reversed(edges[node]):
+                if nxt == start:
+                    found = [*path, start]
+                    break
+                if nxt not in seen and nxt not in done:
+                    seen.add(nxt)
+                    stack.append((nxt, [*path, nxt]))
+        if found:
+            cycles.append(found)
+            done.update(found)
+        done.add(start)
+    return cycles

@@ -1,0 +1,286 @@
+"""The schema of registry.yaml, as pydantic models (unknown keys are errors, not ignored)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
+
+from graph.capability.guides import ClassifierGuide, OrchestratorGuide
+from graph.config.limits import Limits
+
+Role = Literal["task_extraction", "classifier", "orchestrator", "respond"]
+"""The model roles; each may have its own chat model."""
+ROLES: tuple[Role, ...] = ("task_extraction", "classifier", "orchestrator", "respond")
+
+StructuredOutputMethod = Literal["auto", "json_schema", "function_calling", "json_mode", "prompt"]
+"""How a role asks for structured output. `prompt` puts the JSON schema in the prompt and parses the
+reply, which works with any chat model; `json_mode` does the same with the server's JSON mode
+(`response_format: json_object`); `auto` is `function_calling` for models that bind tools, else `prompt`.
+When a server rejects a method (see `ModelConfig.structured_output_fallback`) the next one in
+json_schema -> function_calling -> json_mode -> prompt is used, and remembered."""
+
+TokenParam = Literal["auto", "max_tokens", "max_completion_tokens"]
+"""Which request field carries `max_tokens`. `auto`: `max_completion_tokens` for OpenAI's own API
+(no base URL), `max_tokens` for any other endpoint (llama.cpp, vLLM and Ollama ignore the newer name)."""
+
+ClassifierMode = Literal["auto", "embedding", "llm", "cascade"]
+"""`embedding`: the offline few-shot scorer (see `encoder`); `llm`: one structured call judging all candidates;
+`cascade`: the scorer decides when confident, the LLM judges only the uncertain candidates;
+`auto`: `cascade` when a model is configured, else `embedding`."""
+
+PlannerMode = Literal["auto", "deterministic", "llm"]
+"""`deterministic`: plan from requires/provides; `llm`: structured plan from a model;
+`auto`: `llm` when a model is configured, else `deterministic`."""
+
+
+HYBRID_DENSE_SHARE = 0.7
+"""Share of the hybrid encoder's cosine similarity that comes from MiniLM (the rest: lexical)."""
+
+EncoderKind = Literal["lexical", "minilm", "mpnet", "hybrid", "openai", "path"]
+
+
+class EncoderChoice(NamedTuple):
+    """An encoder name from registry.yaml or the command line, parsed (nothing is built)."""
+
+    kind: EncoderKind
+    share: float = HYBRID_DENSE_SHARE
+    """`hybrid`: the MiniLM share of the similarity."""
+    model: str = ""
+    """`openai`: the embeddings model."""
+    path: Path | None = None
+    """`path`: a local sentence-transformers model directory."""
+
+
+def parse_encoder(name: str) -> EncoderChoice:
+    """`lexical`, `minilm`, `mpnet`, `hybrid[:SHARE]` (= `minilm+lexical`), `openai[:MODEL]`, or a
+    local model directory; anything else raises ValueError."""
+    if name in ("lexical", "minilm", "mpnet"):
+        return EncoderChoice(name)  # type: ignore[arg-type]
+    kind, _, share = name.partition(":")
+    if kind in ("hybrid", "minilm+lexical"):
+        try:
+            value = float(share) if share else HYBRID_DENSE_SHARE
+        except ValueError:
+            value = -1.0
+        if not 0.0 < value < 1.0:
+            raise ValueError(
+                f"bad encoder {name!r}: hybrid[:SHARE] takes the MiniLM share of the similarity, "
+                f"a number between 0 and 1 (default {HYBRID_DENSE_SHARE})"
+            )
+        return EncoderChoice("hybrid", share=value)
+    if kind == "openai":
+        return EncoderChoice("openai", model=share or "text-embedding-3-small")
+    if Path(name).expanduser().is_dir():
+        return EncoderChoice("path", path=Path(name).expanduser())
+    raise ValueError(
+        f"unknown encoder {name!r}: use lexical, minilm, mpnet, hybrid, openai[:MODEL] or a local model directory"
+    )
+
+
+# Numbers and switches are strict: YAML `timeout: true` or `threshold: "0.5"` is a wrong type, not
+# silently 1.0 or 0.5. A whole number is still a valid float.
+Number = Annotated[float, Strict()]
+Whole = Annotated[int, Strict()]
+Flag = Annotated[bool, Strict()]
+Share = Annotated[float, Strict(), Field(ge=0, le=1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ModelConfig(_Strict):
+    """A chat model for one role. Unset fields of a role fall back to `models.default`."""
+
+    provider: str = "openai"
+    """`openai` (ChatOpenAI, also any OpenAI-compatible server) or any `init_chat_model` provider."""
+    model: str = "gpt-4o-mini"
+    """Model name as the provider knows it."""
+    base_url: str | None = None
+    """OpenAI-compatible endpoint; `OPENAI_BASE_URL` / `ROUTEGRAPH_BASE_URL` apply when unset."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Environment variable that holds the key (never the key itself)."""
+    temperature: Number = Field(default=0.0, ge=0, le=2)
+    max_tokens: Whole = Field(default=1024, ge=1)
+    """Upper bound on generated tokens per call, sent in the field `token_param` names."""
+    token_param: TokenParam = "auto"
+    """`max_tokens` or `max_completion_tokens` on the wire; `auto` picks by endpoint (see TokenParam)."""
+    timeout: Number = Field(default=60.0, gt=0)
+    """Seconds per HTTP request (a local server may go on generating after the client gave up:
+    bound the work with `max_tokens` too)."""
+    client_retries: Whole = Field(default=1, ge=0)
+    """Retries of a failed HTTP request inside the client, before routegraph sees the failure."""
+    structured_output: StructuredOutputMethod = "auto"
+    structured_output_fallback: Flag = True
+    """When the server clearly rejects the method (HTTP 4xx/5xx naming response_format, json_schema
+    or tools, or the client raises NotImplementedError), use the next method and remember it for
+    the rest of the process instead of failing every call."""
+    offline_after: Whole = Field(default=2, ge=1)
+    """Consecutive failed calls of a role (malformed or invalid output, timeouts, unreachable server)
+    after which the role's offline path takes over (classifier: the few-shot scorer; task extraction,
+    planning, respond: their deterministic versions). Keep it <= `limits.max_retries`, so that it
+    happens before the turn stops with `max_retries`."""
+    offline_seconds: Number = Field(default=300.0, gt=0)
+    """How long a role stays offline after that; then one call tries the model again."""
+
+
+class ModelOverride(_Strict):
+    """Per-role override: only the fields given replace the default's."""
+
+    provider: str | None = None
+    model: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    temperature: Number | None = Field(default=None, ge=0, le=2)
+    max_tokens: Whole | None = Field(default=None, ge=1)
+    token_param: TokenParam | None = None
+    timeout: Number | None = Field(default=None, gt=0)
+    client_retries: Whole | None = Field(default=None, ge=0)
+    structured_output: StructuredOutputMethod | None = None
+    structured_output_fallback: Flag | None = None
+    offline_after: Whole | None = Field(default=None, ge=1)
+    offline_seconds: Number | None = Field(default=None, gt=0)
+
+
+class ModelsConfig(_Strict):
+    """Which chat models the roles use, and when models are used at all."""
+
+    enabled: Literal["auto", "always", "never"] = "auto"
+    """`auto`: on when the default's key variable or a base URL is set in the environment."""
+    default: ModelConfig = ModelConfig()
+    task_extraction: ModelOverride | None = None
+    classifier: ModelOverride | None = None
+    orchestrator: ModelOverride | None = None
+    respond: ModelOverride | None = None
+
+    def for_role(self, role: Role) -> ModelConfig:
+        override: ModelOverride | None = getattr(self, role)
+        if override is None:
+            return self.default
+        return self.default.model_copy(update=override.model_dump(exclude_none=True))
+
+
+class CalibrationSpec(_Strict):
+    """What `routegraph tune` fitted on labelled requests: the confidence curve,
+    confidence = 1 / (1 + exp(-slope * (similarity - midpoint))), and the thresholds that go with it."""
+
+    slope: Number = Field(gt=0)
+    midpoint: Number
+    threshold: Number | None = Field(default=None, ge=0, le=1)
+    """The scorer's threshold on this curve, instead of `classifier.threshold` (which still applies
+    to a model's judgements, and to the guides' own curve when this one is set aside)."""
+    thresholds: dict[str, Share] = Field(default_factory=dict)
+    """Thresholds of single capabilities on this curve, where the labelled requests allowed one."""
+    fingerprint: str | None = None
+    """What it was fitted for: the guides, the encoder, fine-tuning and clause splitting. When one of
+    them changes the curve and its thresholds no longer apply: the scorer sets them aside and fits
+    its own curve on the guides."""
+
+
+class ClassifierConfig(_Strict):
+    mode: ClassifierMode = "auto"
+    threshold: Number = Field(default=0.5, ge=0, le=1)
+    """Calibrated confidence a capability needs to be selected; below it for all: clarify."""
+    max_capabilities: Whole = Field(default=4, ge=1)
+    """At most this many specialists per request."""
+    cascade_band: Number = Field(default=0.15, ge=0, le=1)
+    """In cascade mode, confidences this close to their threshold go to the LLM: measured in log-odds,
+    as at a threshold of 0.5 (there, within 0.15 means 0.35 to 0.65), so the band narrows with a
+    threshold near 0 or 1."""
+    encoder: str = "minilm"
+    """Few-shot scorer encoder: `minilm` (local weights), `lexical` (no weights), `hybrid[:SHARE]` (both
+    side by side, SHARE of the similarity from MiniLM, default 0.7), `mpnet` (all-mpnet-base-v2 from
+    the `mpnet` extra: more accurate, about 6x slower), `openai[:MODEL]`, or a local
+    sentence-transformers directory."""
+    finetune: Flag = True
+    """Fine-tune the MiniLM encoder on the guide examples when the registry is compiled (cached)."""
+
+    @field_validator("encoder")
+    @classmethod
+    def _known_encoder(cls, name: str) -> str:
+        parse_encoder(name)  # an unknown name or a bad share raises ValueError
+        return name
+
+    calibration: CalibrationSpec | None = None
+    """Confidence curve and thresholds fitted on labelled requests by `routegraph tune`; unset: the
+    curve is fitted on the guides (leave-one-out) when the registry compiles and `threshold` applies."""
+    split_clauses: Flag = True
+    """Also score each clause of a request, so one message can select several capabilities."""
+    selection: Literal["per_clause", "free"] = "per_clause"
+    """`per_clause`: a capability is selected only when it is the best match of the request or of
+    one of its clauses (one intent per clause); `free`: every capability above its threshold (for
+    label sets where one sentence carries several labels at once)."""
+    out_of_scope_examples: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    """Requests no capability should take (off-topic questions users really send): negatives of every
+    capability when the scorer fine-tunes, trains its head and fits its confidence curve. A request
+    like them ends in `clarify`."""
+
+    @field_validator("out_of_scope_examples")
+    @classmethod
+    def _not_blank(cls, texts: tuple[str, ...]) -> tuple[str, ...]:
+        for i, text in enumerate(texts):
+            if not text.strip():
+                raise ValueError(f"item {i} is blank: give the text of a request")
+        return tuple(dict.fromkeys(t.strip() for t in texts))  # once each
+
+
+class OrchestratorConfig(_Strict):
+    mode: PlannerMode = "auto"
+
+
+class PolicyConfig(_Strict):
+    allowed_capabilities: list[str] | None = None
+    """Capabilities a plan may run; None allows every registered one."""
+
+
+class ApprovalPolicy(_Strict):
+    """When a step needs a human's approval before it runs."""
+
+    mode: Literal["never", "always", "above"] = "never"
+    field: str = "amount"
+    """Input field compared with `threshold` in mode `above`."""
+    threshold: Number = 0.0
+    timeout_seconds: Number | None = Field(default=None, gt=0)
+    """After this long without an answer the step is treated per `on_timeout`."""
+    on_timeout: Literal["deny", "approve"] = "deny"
+
+
+class RetryOverride(_Strict):
+    max_attempts: Whole | None = Field(default=None, ge=1)
+    initial_delay: Number | None = Field(default=None, ge=0)
+    max_delay: Number | None = Field(default=None, ge=0)
+
+
+class CapabilitySpec(_Strict):
+    """One capability entry. Unset descriptive fields come from the class."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    class_path: str = Field(alias="class", pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    """Import path `package.module:ClassName`."""
+    description: str | None = None
+    provides: list[str] | None = None
+    requires: list[str] | None = None
+    always_active: Flag | None = None
+    enabled: Flag = True
+    classifier_guide: ClassifierGuide | None = None
+    orchestrator_guide: OrchestratorGuide | None = None
+    approval: ApprovalPolicy = ApprovalPolicy()
+    timeout: Number = Field(default=30.0, gt=0)
+    """Seconds one attempt of a step may take."""
+    retry: RetryOverride | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Passed to the capability's constructor."""
+
+
+class RegistryFile(_Strict):
+    """The whole registry.yaml."""
+
+    version: Literal[1] = 1
+    models: ModelsConfig = ModelsConfig()
+    limits: Limits = Limits()
+    classifier: ClassifierConfig = ClassifierConfig()
+    orchestrator: OrchestratorConfig = OrchestratorConfig()
+    policy: PolicyConfig = PolicyConfig()
+    capabilities: list[CapabilitySpec] = Field(min_length=1)

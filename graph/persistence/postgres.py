@@ -1,0 +1,121 @@
+"""The PostgreSQL checkpointer (the `postgres` extra), imported only when a URL is configured.
+
+`graph.persistence.sqlite.connect_postgres(url)` is the way in: it imports this module on first use, so a
+process without `ROUTEGRAPH_POSTGRES_URL` never loads psycopg.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import CheckpointTuple
+from langgraph.checkpoint.postgres import PostgresSaver
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import ConnectionPool
+
+from graph.persistence.sqlite import (
+    URL_EXAMPLE,
+    URL_VARIABLE,
+    CheckpointerError,
+    ThreadedAsyncSaver,
+    _reason,
+    redact,
+)
+
+# The pool logs every failed reconnection attempt; without logging configured, Python would print
+# each one on stderr. The error that ends the wait is raised (and the CLI prints it on one line).
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
+
+
+class PostgresCheckpointer(ThreadedAsyncSaver, PostgresSaver):
+    """LangGraph's Postgres saver with async methods; `connect_postgres(url)` builds one."""
+
+    def latest_threads(self, limit: int) -> list[CheckpointTuple]:
+        """The newest root checkpoint of the `limit` most recently updated threads, newest first."""
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT thread_id, max(checkpoint_id) AS checkpoint_id FROM checkpoints "
+                "WHERE checkpoint_ns = '' GROUP BY thread_id ORDER BY 2 DESC LIMIT %s",
+                (limit,),
+            )
+            rows = cur.fetchall()
+        items = []
+        for row in rows:
+            config: RunnableConfig = {
+                "configurable": {
+                    "thread_id": row["thread_id"],
+                    "checkpoint_ns": "",
+                    "checkpoint_id": row["checkpoint_id"],
+                }
+            }
+            if (item := self.get_tuple(config)) is not None:
+                items.append(item)
+        return items
+
+    def close(self) -> None:
+        """Close the connection pool (the saver cannot be used afterwards)."""
+        if isinstance(self.conn, ConnectionPool):
+            self.conn.close()
+
+
+def connect(url: str, *, timeout: float = 10.0) -> PostgresCheckpointer:
+    """A ready Postgres checkpointer on `url`: tables created, connections pooled.
+
+    Raises:
+        CheckpointerError: the extra is not installed, the URL is malformed, the server cannot be
+            reached or refuses us, or the tables cannot be created.
+    """
+    try:
+        conninfo_to_dict(url)
+    except psycopg.Error as exc:
+        raise CheckpointerError(
+            f"{URL_VARIABLE} is not a valid PostgreSQL URL ({_reason(exc)}); expected {URL_EXAMPLE}"
+        ) from None
+    connect_timeout = max(1, round(timeout))
+    options: dict[str, Any] = {
+        "autocommit": True,
+        "prepare_threshold": 0,
+        "row_factory": dict_row,
+        "connect_timeout": connect_timeout,
+    }
+    where = redact(url)
+    try:
+        conn: psycopg.Connection[DictRow] = psycopg.Connection.connect(url, **options)
+    except psycopg.Error as exc:
+        raise CheckpointerError(
+            f"{URL_VARIABLE}: cannot connect to PostgreSQL at {where}: {_reason(exc)}"
+        ) from None
+    try:
+        with conn:
+            # One process creates or migrates the tables at a time; the others wait for it.
+            conn.execute("SELECT pg_advisory_lock(hashtext('routegraph checkpoint setup'))")
+            PostgresSaver(conn).setup()
+            conn.execute("SELECT pg_advisory_unlock(hashtext('routegraph checkpoint setup'))")
+    except psycopg.Error as exc:
+        raise CheckpointerError(
+            f"{URL_VARIABLE}: cannot create the checkpoint tables in {where}: {_reason(exc)}"
+        ) from None
+    pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
+        url,
+        connection_class=psycopg.Connection[DictRow],
+        kwargs=options,
+        min_size=1,
+        max_size=2,
+        open=False,
+        check=ConnectionPool.check_connection,
+        name="routegraph-checkpoints",
+        timeout=timeout,
+        num_workers=1,
+    )
+    try:
+        pool.open(wait=True, timeout=timeout)
+    except Exception as exc:
+        pool.close()
+        raise CheckpointerError(
+            f"{URL_VARIABLE}: cannot open a connection pool to {where}: {_reason(exc)}"
+        ) from None
+    return PostgresCheckpointer(pool)

@@ -1,0 +1,610 @@
+"""The support-desk domain: database, capabilities, approval, idempotency, parallel steps, routing.
+
+Everything runs against real SQLite files under tmp_path. Graph-level tests use the shipped
+registry.yaml (MiniLM, fine-tuned on the guides once per module) with the capabilities' `db`
+option pointed at a temporary file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import yaml
+from langchain_core.messages import HumanMessage
+from langgraph.types import Command
+
+from capabilities.support_desk.account import Account
+from capabilities.support_desk.billing import (
+    REFUND_WINDOW_DAYS,
+    Billing,
+    charge_selector,
+    find_duplicates,
+    load_charges,
+)
+from capabilities.support_desk.db import KNOWLEDGE_DIR, SupportDB, migrate, migrations, resolve_path, seed
+from capabilities.support_desk.incidents import Incidents
+from capabilities.support_desk.knowledge_search import KnowledgeSearch, sync_index
+from capabilities.support_desk.refund import Refund
+from capabilities.support_desk.sales import Sales, plans_named, seats_named
+from graph.builder import build_graph
+from graph.capability.base import Capability, RunContext
+from graph.config.registry import Registry
+from graph.config.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+SUPPORT = ("account", "billing", "refund", "incidents", "sales", "knowledge_search")
+SUITE = ROOT / "tests" / "support_desk" / "data" / "support_routing.jsonl"
+MULTI = (
+    "I was charged twice last month and the API keeps returning 500s. "
+    "Also, what would the Team plan cost for 12 seats?"
+)
+
+
+def shipped_registry(db: Path, knowledge_dir: Path | None = None) -> Registry:
+    """registry.yaml as shipped, with the support capabilities on a test database."""
+    data = yaml.safe_load((ROOT / "registry.yaml").read_text(encoding="utf-8"))
+    for cap in data["capabilities"]:
+        if cap["name"] in SUPPORT:
+            cap["options"] = {**(cap.get("options") or {}), "db": str(db)}
+            if knowledge_dir and cap["name"] == "knowledge_search":
+                cap["options"]["knowledge_dir"] = str(knowledge_dir)
+    return Registry.from_dict(data, source="registry.yaml (test database)")
+
+
+def rows(db: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(db)
+    try:
+        return [tuple(r) for r in conn.execute(sql, params).fetchall()]
+    finally:
+        conn.close()
+
+
+async def run(
+    cap: Capability,
+    text: str,
+    *,
+    context: dict[str, Any] | None = None,
+    thread: str | None = "t1",
+    step: str = "step:1",
+    approved: bool | None = None,
+    **args: Any,
+) -> dict[str, Any]:
+    """Execute a capability the way the runner does: parse inputs, then execute with a RunContext."""
+    context = context or {}
+    inputs = cap.parse_inputs(text, args, context)
+    ctx = RunContext(task=text, context=context, step_id=step, thread_id=thread, approved=approved)
+    return await cap.execute(inputs, ctx)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "support.sqlite"
+
+
+@pytest.fixture
+def caps(db_path: Path) -> SimpleNamespace:
+    options = {"db": str(db_path)}
+    return SimpleNamespace(
+        account=Account(options),
+        billing=Billing(options),
+        refund=Refund(options),
+        incidents=Incidents(options),
+        sales=Sales(options),
+        knowledge=KnowledgeSearch(options),
+    )
+
+
+# --- the database ------------------------------------------------------------------------------
+
+
+def test_migrations_are_versioned_and_idempotent(db_path: Path) -> None:
+    db = SupportDB(db_path)
+    assert not db_path.exists(), "constructing touches nothing"
+    assert db.ensure() == [1, 2]
+    assert db.ensure() == []
+    assert SupportDB(db_path).ensure() == [], "a second process finds everything applied"
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        assert migrate(conn) == [], "applying the migrations again is a no-op"
+        assert seed(conn) is False, "the demo data goes in once"
+        versions = conn.execute("SELECT version, name FROM schema_version ORDER BY version").fetchall()
+    finally:
+        conn.close()
+    assert versions == [(m.version, m.name) for m in migrations()] == [(1, "init"), (2, "knowledge_index")]
+    assert rows(db_path, "SELECT count(*) FROM customers") == [(10,)]
+
+
+def test_concurrent_first_use_migrates_once(tmp_path: Path) -> None:
+    path = tmp_path / "race.sqlite"
+    dbs = [SupportDB(path) for _ in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        applied = list(pool.map(lambda d: d.ensure(), dbs))
+    assert sorted(v for a in applied for v in a) == [1, 2]
+    assert rows(path, "SELECT count(*) FROM schema_version") == [(2,)]
+    assert rows(path, "SELECT count(*) FROM plans") == [(3,)]
+
+
+def test_seed_data_has_what_the_demo_needs(db_path: Path) -> None:
+    db = SupportDB(db_path)
+    with db.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM customers").fetchone()[0] == 10
+        assert [r[0] for r in conn.execute("SELECT name FROM plans ORDER BY seat_price_cents")] == [
+            "Starter",
+            "Team",
+            "Enterprise",
+        ]
+        jane = load_charges(conn, "C-1001")
+        open_incidents = conn.execute("SELECT count(*) FROM incidents WHERE status != 'resolved'").fetchone()
+        assert conn.execute("SELECT count(*) FROM tickets").fetchone()[0] >= 3
+        diego = load_charges(conn, "C-1006")
+    assert find_duplicates(jane) == {"CH-2003": "CH-2002"}
+    assert open_incidents[0] >= 2
+    assert find_duplicates(diego) == {}, "a failed charge and its successful retry are not a duplicate"
+
+
+def test_db_path_defaults_to_the_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ROUTEGRAPH_DATA_DIR", str(tmp_path / "data"))
+    assert resolve_path(None) == tmp_path / "data" / "support.sqlite"
+    assert resolve_path("desk.sqlite") == tmp_path / "data" / "desk.sqlite"
+    assert resolve_path(str(tmp_path / "x.sqlite")) == tmp_path / "x.sqlite"
+    registry = Registry.from_file()  # db: null everywhere
+    assert {name for name in SUPPORT if name in registry} == set(SUPPORT)
+    assert not (tmp_path / "data").exists(), "building the registry creates no database"
+
+
+# --- capabilities ------------------------------------------------------------------------------
+
+
+async def test_account_identifies_by_email_id_name_or_context(caps: SimpleNamespace) -> None:
+    by_email = await run(caps.account, "which plan am I on? I'm JANE@acme.io")
+    assert by_email["customer_id"] == "C-1001" and by_email["identified_by"] == "email"
+    assert "Team plan, 5 seats" in by_email["summary"]
+    assert (await run(caps.account, "pull up customer c-1004"))["customer_id"] == "C-1004"
+    assert (await run(caps.account, "this is Priya Natarajan"))["customer_id"] == "C-1003"
+    from_context = await run(caps.account, "what plan am I on", context={"email": "ben@okafor.dev"})
+    assert from_context["customer_id"] == "C-1010" and "trial" in from_context["summary"]
+    switched = await run(caps.account, "now look up C-1005", context={"customer_id": "C-1001"})
+    assert switched["customer_id"] == "C-1005", "who the request names wins over the context"
+    assert (await run(caps.account, "my plan?", context={"customer_id": "C-1009"}))["customer_id"] == "C-1009"
+
+    nobody = await run(caps.account, "what plan am I on")
+    assert "customer_id" not in nobody and nobody["identified"] is False
+    assert "no email address, customer id or account holder" in nobody["summary"]
+    unknown = await run(caps.account, "I'm nobody@example.com")
+    assert "customer_id" not in unknown and "no account for nobody@example.com" in unknown["summary"]
+    two = await run(caps.account, "I'm jane@acme.io or maybe C-1002")
+    assert "customer_id" not in two and "more than one account" in two["summary"]
+
+
+async def test_billing_finds_the_duplicate_and_applies_the_policy(caps: SimpleNamespace) -> None:
+    out = await run(caps.billing, "I was charged twice last month", context={"customer_id": "C-1001"})
+    cand = out["refund_candidate"]
+    assert cand["charge_id"] == "CH-2003" and cand["duplicate_of"] == "CH-2002"
+    assert cand["eligible"] and cand["amount"] == 125.0 and cand["selector"] == "auto"
+    assert "Duplicate charge: CH-2003" in out["summary"]
+    assert "[refund-policy.md § Duplicate charges]" in out["summary"]
+
+    old = await run(caps.billing, "is CH-2001 refundable?", context={"customer_id": "C-1001"})
+    assert old["refund_candidate"]["eligible"] is False
+    assert (
+        "past the 30-day refund window" in old["summary"]
+        and "[refund-policy.md § Refund window]" in old["summary"]
+    )
+    recent = await run(
+        caps.billing, "can I get a refund for the $36 charge?", context={"customer_id": "C-1004"}
+    )
+    assert recent["refund_candidate"]["charge_id"] == "CH-2034" and recent["refund_candidate"]["eligible"]
+    refunded = await run(caps.billing, "refund status of CH-2031?", context={"customer_id": "C-1004"})
+    assert "already refunded (R-7001" in refunded["refund_candidate"]["reason"]
+
+    invoices = await run(caps.billing, "show my invoices, I'm omar@brightpath.co")
+    assert invoices["billing"]["customer_id"] == "C-1002" and "INV-3013" in invoices["summary"]
+    anonymous = await run(caps.billing, "I was charged twice")
+    assert "billing" not in anonymous and "email address or the customer id" in anonymous["summary"]
+
+
+def test_the_written_policy_and_the_code_agree() -> None:
+    policy = (KNOWLEDGE_DIR / "refund-policy.md").read_text(encoding="utf-8")
+    assert f"within {REFUND_WINDOW_DAYS} days" in policy
+    assert "Duplicate charges are always eligible" in policy
+    refund_spec = next(
+        c
+        for c in yaml.safe_load((ROOT / "registry.yaml").read_text())["capabilities"]
+        if c["name"] == "refund"
+    )
+    threshold = refund_spec["approval"]["threshold"]
+    assert refund_spec["approval"] == {"mode": "above", "field": "amount", "threshold": threshold}
+    assert f"Refunds above ${threshold}" in policy
+
+
+async def test_refund_writes_once_and_refuses_what_the_policy_refuses(
+    caps: SimpleNamespace, db_path: Path
+) -> None:
+    context = {"customer_id": "C-1002"}
+    billing = await run(caps.billing, "refund my duplicate payment", context=context)
+    context["refund_candidate"] = billing["refund_candidate"]
+    first = await run(
+        caps.refund, "refund my duplicate payment", context=context, thread="t9", step="refund:abc"
+    )
+    assert first["refund"]["status"] == "refunded" and first["refund"]["charge_id"] == "CH-2013"
+    assert "Refunded $30.00" in first["summary"]
+    again = await run(
+        caps.refund, "refund my duplicate payment", context=context, thread="t9", step="refund:abc"
+    )
+    assert again["refund"]["status"] == "already_refunded"
+    assert "already refunded by this same request" in again["summary"]
+    other = await run(
+        caps.refund, "refund my duplicate payment", context=context, thread="t10", step="refund:abc"
+    )
+    assert other["refund"]["status"] == "already_refunded" and "same request" not in other["summary"]
+    ((charge, key),) = rows(
+        db_path, "SELECT charge_id, idempotency_key FROM refunds WHERE customer_id = 'C-1002'"
+    )
+    assert charge == "CH-2013" and key.startswith("t9:refund:abc:") and key.endswith(":CH-2013")
+    next_turn = await run(
+        caps.refund, "refund my duplicate payment now", context=context, thread="t9", step="refund:abc"
+    )
+    assert next_turn["refund"]["status"] == "already_refunded" and "same request" not in next_turn["summary"]
+
+    too_old = await run(caps.refund, "refund CH-2001", context={"customer_id": "C-1001"})
+    assert too_old["refund"]["status"] == "not_eligible" and "No refund made" in too_old["summary"]
+    failed = await run(
+        caps.refund, "refund CH-2053, I'm diego@solmarket.mx", context={"customer_id": "C-1006"}
+    )
+    assert failed["refund"]["status"] == "not_eligible" and "no money was taken" in failed["summary"]
+    unknown = await run(caps.refund, "refund CH-9999", context={"customer_id": "C-1005"})
+    assert unknown["refund"]["status"] == "no_charge" and "no charge CH-9999" in unknown["summary"]
+    nobody = await run(caps.refund, "refund my duplicate charge")
+    assert nobody["refund"]["status"] == "needs_identity"
+    # Only the conversation's customer (the one an approval question names) is ever refunded.
+    unplanned = await run(caps.refund, "refund the duplicate, I'm jane@acme.io")
+    assert unplanned["refund"]["status"] == "needs_identity"
+    switched = await run(caps.refund, "refund CH-2003, I'm jane@acme.io", context={"customer_id": "C-1002"})
+    assert switched["refund"]["status"] == "customer_mismatch"
+    assert rows(db_path, "SELECT count(*) FROM refunds") == [(2,)], "only the seeded refund and CH-2013"
+
+
+async def test_refund_approval_question_needs_no_database(caps: SimpleNamespace) -> None:
+    policy = {"mode": "above", "field": "amount", "threshold": 50}
+    billing = await run(caps.billing, "refund my duplicate charge", context={"customer_id": "C-1001"})
+    context = {"customer_id": "C-1001", "refund_candidate": billing["refund_candidate"]}
+    inputs = caps.refund.parse_inputs("refund my duplicate charge", {}, context)
+    question = caps.refund.needs_approval(inputs, policy)
+    assert question and "Refund $125.00 to Jane Cooper (C-1001)" in question and "CH-2003" in question
+    assert inputs.amount == 125.0 and inputs.charge_id == "CH-2003"
+    # A candidate picked for another request (an earlier turn) is not used; the amount is unknown: ask.
+    stale = caps.refund.parse_inputs("refund CH-2004", {}, context)
+    assert stale.candidate is None and stale.amount is None
+    assert "not checked yet" in (caps.refund.needs_approval(stale, policy) or "")
+    assert caps.refund.needs_approval(caps.refund.parse_inputs("refund $30", {}, context), policy) is None
+    assert caps.refund.needs_approval(caps.refund.parse_inputs("refund $300", {}, context), policy)
+    anonymous = caps.refund.parse_inputs("refund my duplicate charge", {}, {})
+    assert caps.refund.needs_approval(anonymous, policy) is None, "no customer: nothing will be written"
+    assert caps.refund.needs_approval(inputs, {"mode": "never"}) is None
+    refused = {**context, "refund_candidate": {**billing["refund_candidate"], "eligible": False}}
+    assert (
+        caps.refund.needs_approval(
+            caps.refund.parse_inputs("refund my duplicate charge", {}, refused), policy
+        )
+        is None
+    )
+    assert charge_selector("refund ch-2004 please") == "charge:CH-2004"
+    assert charge_selector("give me back the 1,250.50 dollars") == "amount:1250.50"
+
+
+async def test_incidents_status_and_tickets(caps: SimpleNamespace, db_path: Path) -> None:
+    api = await run(caps.incidents, "the API keeps returning 500s")
+    assert api["service_status"] == {"api": "partial outage"}
+    assert "INC-301" in api["summary"] and "ticket_id" not in api
+    overview = await run(caps.incidents, "is anything broken right now?")
+    assert overview["service_status"]["webhooks"] == "degraded performance"
+    assert "Operational:" in overview["summary"] and "INC-302" in overview["summary"]
+    sso = await run(caps.incidents, "is SSO working again?")
+    assert sso["service_status"] == {"sso": "operational"} and "INC-297" in sso["summary"]
+
+    before = rows(db_path, "SELECT count(*) FROM tickets")[0][0]
+    text = "please open a ticket, the API returns 500 on every request. I'm priya@nimbuslabs.dev"
+    ticket = await run(caps.incidents, text, thread="t7", step="incidents:1")
+    assert ticket["ticket"]["created"] and ticket["ticket_id"] == ticket["ticket"]["id"]
+    assert ticket["ticket"]["incident_id"] == "INC-301" and ticket["ticket"]["priority"] == "high"
+    assert ticket["ticket"]["customer_id"] == "C-1003"
+    repeat = await run(caps.incidents, text, thread="t7", step="incidents:1")
+    assert repeat["ticket_id"] == ticket["ticket_id"] and not repeat["ticket"]["created"]
+    assert "already opened ticket" in repeat["summary"]
+    assert rows(db_path, "SELECT count(*) FROM tickets")[0][0] == before + 1
+
+
+async def test_sales_quotes_from_the_plans_table(caps: SimpleNamespace) -> None:
+    team = await run(caps.sales, "what would the Team plan cost for 12 seats?")
+    (quote,) = team["quote"]
+    assert (quote["plan"], quote["seats"], quote["discount_percent"], quote["monthly"]) == (
+        "Team",
+        12,
+        10,
+        270.0,
+    )
+    assert "$270.00 a month" in team["summary"] and "$3,240.00 a year" in team["summary"]
+    big = await run(caps.sales, "quote for 300 enterprise seats")
+    assert big["quote"][0]["discount_percent"] == 20 and big["quote"][0]["monthly"] == 10800.0
+    small = await run(caps.sales, "Enterprise for 10 users")
+    assert small["quote"][0]["available"] is False and "starts at 20 seats" in small["summary"]
+    anyplan = await run(caps.sales, "we are 12 people, what would it cost")
+    assert {q["plan"] for q in anyplan["quote"] if q["available"]} == {"Team"}
+    assert "Starter allows at most 10 seats" in anyplan["summary"]
+    plans = await run(caps.sales, "which plans do you offer")
+    assert [p["plan"] for p in plans["plans"]] == ["Starter", "Team", "Enterprise"]
+    assert plans_named("our team of 12 wants Enterprise") == ["enterprise"]
+    assert seats_named("a team of 40") == 40 and seats_named("the Team plan") is None
+    assert (await run(caps.sales, "price", plan="starter", seats=3))["quote"][0]["monthly"] == 30.0
+
+
+async def test_knowledge_search_returns_cited_passages(caps: SimpleNamespace) -> None:
+    out = await run(caps.knowledge, "are duplicate charges refunded?")
+    best = out["knowledge"][0]
+    assert (best["source"], best["heading"]) == ("refund-policy.md", "Duplicate charges")
+    assert best["citation"] == "[refund-policy.md § Duplicate charges]"
+    assert best["citation"] in out["summary"] and "always eligible" in out["summary"]
+    api = await run(caps.knowledge, "how should we handle 429 Too Many Requests?")
+    assert api["knowledge"][0]["citation"] == "[api-troubleshooting.md § HTTP 429 Too Many Requests]"
+    assert "Retry-After" in api["summary"]
+    nothing = await run(caps.knowledge, "zeppelin quantum banana")
+    assert nothing["knowledge"] == [] and "found nothing" in nothing["summary"]
+    hostile = await run(caps.knowledge, 'refund" OR body:* NEAR(')  # FTS syntax in the text is inert
+    assert isinstance(hostile["knowledge"], list)
+
+
+async def test_the_index_follows_document_changes(tmp_path: Path, db_path: Path) -> None:
+    docs = tmp_path / "knowledge"
+    shutil.copytree(KNOWLEDGE_DIR, docs)
+    search = KnowledgeSearch({"db": str(db_path), "knowledge_dir": str(docs)})
+    assert (await run(search, "zeppelin mooring"))["knowledge"] == []
+    with (docs / "billing-faq.md").open("a", encoding="utf-8") as f:
+        f.write("\n## Zeppelin mooring\n\nZeppelin mooring fees are billed per hour at the airfield.\n")
+    found = await run(search, "zeppelin mooring")
+    assert found["knowledge"][0]["citation"] == "[billing-faq.md § Zeppelin mooring]"
+    db = SupportDB(db_path)
+    with db.connect() as conn:
+        assert sync_index(conn, docs) == {"indexed": [], "removed": []}, "unchanged files are not reindexed"
+        (docs / "billing-faq.md").write_text("# Billing FAQ\n\n## Gone\n\nNothing here.\n", encoding="utf-8")
+        (docs / "account-security.md").unlink()
+        assert sync_index(conn, docs) == {"indexed": ["billing-faq.md"], "removed": ["account-security.md"]}
+    assert (await run(search, "zeppelin mooring"))["knowledge"] == []
+    assert all(
+        p["source"] != "account-security.md" for p in (await run(search, "password reset"))["knowledge"]
+    )
+
+
+# --- the graph with the shipped registry (MiniLM) --------------------------------------------------
+
+
+@dataclass
+class Desk:
+    graph: Any
+    registry: Registry
+    settings: Settings
+    db: Path
+
+    def ask(self, text: str, thread: str, graph: Any = None) -> dict[str, Any]:
+        config = {"configurable": {"thread_id": thread}}
+        return dict((graph or self.graph).invoke({"messages": [HumanMessage(content=text)]}, config))
+
+    def resume(self, decision: Any, thread: str, graph: Any = None) -> dict[str, Any]:
+        config = {"configurable": {"thread_id": thread}}
+        return dict((graph or self.graph).invoke(Command(resume=decision), config))
+
+    def pending(self, thread: str, graph: Any = None) -> list[Any]:
+        snapshot = (graph or self.graph).get_state({"configurable": {"thread_id": thread}})
+        return [i.value for task in snapshot.tasks for i in task.interrupts]
+
+
+@pytest.fixture(scope="module")
+def desk(tmp_path_factory: pytest.TempPathFactory) -> Desk:
+    base = tmp_path_factory.mktemp("desk")
+    registry = shipped_registry(base / "support.sqlite")
+    settings = Settings.offline(base)
+    # SQLite checkpoints, so a second graph on the same file can pick a thread up.
+    graph = build_graph(registry=registry, settings=settings, checkpointer="sqlite")
+    return Desk(graph, registry, settings, base / "support.sqlite")
+
+
+def selected(state: dict[str, Any]) -> set[str]:
+    return {c["name"] for c in state["planning_capabilities"] if c["selected"] and c["source"] != "always"}
+
+
+def answer(state: dict[str, Any]) -> str:
+    return str(state["messages"][-1].content)
+
+
+def test_refund_denied_then_approved(desk: Desk) -> None:
+    text = "refund my duplicate charge, I'm jane@acme.io"
+    jane_refunds = "SELECT charge_id FROM refunds WHERE customer_id = 'C-1001'"
+
+    desk.ask(text, "deny")
+    (payload,) = desk.pending("deny")
+    (step,) = payload["steps"]
+    assert step["capability"] == "refund" and "Refund $125.00 to Jane Cooper (C-1001)" in step["question"]
+    assert rows(desk.db, jane_refunds) == [], "nothing is written before approval"
+    denied = desk.resume(False, "deny")
+    assert denied["control_stop_reason"] == "success"
+    assert "denied, so nothing was changed" in answer(denied)
+    assert denied["execution_results"][step["step_id"]]["status"] == "denied"
+    assert rows(desk.db, jane_refunds) == [], "a denied step never runs"
+
+    desk.ask(text, "approve")
+    assert desk.pending("approve")
+    approved = desk.resume(True, "approve")
+    assert "Refunded $125.00 (approved) to Jane Cooper for duplicate charge CH-2003" in answer(approved)
+    assert rows(desk.db, jane_refunds) == [("CH-2003",)]
+    plan = [s["capability"] for s in approved["planning_plan"]]
+    assert plan.index("account") < plan.index("billing") < plan.index("refund")
+
+
+def test_resumed_run_refunds_exactly_once(desk: Desk) -> None:
+    """Interrupted at approval, resumed by a second graph on the same checkpoint file."""
+    refunds_of = "SELECT idempotency_key FROM refunds WHERE charge_id = ?"
+    desk.ask("please refund charge CH-2023, I'm priya@nimbuslabs.dev", "resume-a")
+    assert desk.pending("resume-a")
+    second = build_graph(registry=desk.registry, settings=desk.settings, checkpointer="sqlite")
+    done = desk.resume(True, "resume-a", graph=second)
+    assert "Refunded $2,700.00 (approved)" in answer(done)
+    assert len(rows(desk.db, refunds_of, "CH-2023")) == 1
+    # Re-running the same step (a replay after a crash) writes nothing and says so.
+    (step,) = [s for s in done["planning_plan"] if s["capability"] == "refund"]
+    refund = desk.registry["refund"].instance
+    replay = asyncio.run(
+        run(
+            refund,
+            done["task_current"],
+            context=done["execution_context"],
+            thread="resume-a",
+            step=step["id"],
+        )
+    )
+    assert replay["refund"]["status"] == "already_refunded" and "by this same request" in replay["summary"]
+    assert len(rows(desk.db, refunds_of, "CH-2023")) == 1
+
+    # The step ran (and wrote) but the process died before the checkpoint: the resumed run finds it.
+    desk.ask("please refund charge CH-2083, I'm sofia.rossi@vialattea.it", "resume-b")
+    (payload,) = desk.pending("resume-b")
+    state = desk.graph.get_state({"configurable": {"thread_id": "resume-b"}}).values
+    sid = payload["steps"][0]["step_id"]
+    asyncio.run(
+        run(refund, state["task_current"], context=state["execution_context"], thread="resume-b", step=sid)
+    )
+    resumed = desk.resume(True, "resume-b", graph=second)
+    assert "already refunded by this same request" in answer(resumed)
+    assert len(rows(desk.db, refunds_of, "CH-2083")) == 1
+
+
+@pytest.fixture
+def slow_steps(desk: Desk, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[float]]]:
+    """Each support step takes 0.3 s longer and records when it ran."""
+    intervals: dict[str, list[float]] = {}
+    lock = threading.Lock()
+    for name, method in (
+        ("account", "lookup"),
+        ("billing", "report"),
+        ("incidents", "status"),
+        ("sales", "answer"),
+    ):
+        instance = desk.registry[name].instance
+        original = getattr(instance, method)
+
+        def slow(*args: Any, _name: str = name, _original: Any = original) -> Any:
+            start = time.perf_counter()
+            time.sleep(0.3)
+            result = _original(*args)
+            with lock:
+                intervals[_name] = [start, time.perf_counter()]
+            return result
+
+        monkeypatch.setattr(instance, method, slow)
+    yield intervals
+
+
+def dispatched(desk: Desk, text: str, thread: str) -> tuple[dict[int, set[str]], dict[str, Any]]:
+    """Capability steps by superstep, from the debug stream."""
+    supersteps: dict[int, set[str]] = {}
+    config = {"configurable": {"thread_id": thread}}
+    for event in desk.graph.stream({"messages": [HumanMessage(content=text)]}, config, stream_mode="debug"):
+        if event["type"] == "task" and event["payload"]["name"] == "execute":
+            supersteps.setdefault(event["step"], set()).add(event["payload"]["input"]["step"]["capability"])
+    return supersteps, desk.graph.get_state(config).values
+
+
+def test_multi_capability_request_runs_in_parallel(desk: Desk, slow_steps: dict[str, list[float]]) -> None:
+    steps, state = dispatched(desk, f"I'm jane@acme.io. {MULTI}", "parallel")
+    assert {"billing", "incidents", "sales"} <= selected(state)
+    assert state["control_stop_reason"] == "success"
+    # account must finish before billing; incidents and sales need nothing and start with it.
+    assert list(steps.values()) == [{"account", "incidents", "sales"}, {"billing"}]
+    overlap = min(slow_steps[n][1] for n in ("account", "incidents", "sales")) - max(
+        slow_steps[n][0] for n in ("account", "incidents", "sales")
+    )
+    assert overlap > 0.2, f"the three steps ran one after another ({slow_steps})"
+    billing = next(s for s in state["planning_plan"] if s["capability"] == "billing")
+    account = next(s for s in state["planning_plan"] if s["capability"] == "account")
+    assert billing["depends_on"] == [account["id"]]
+    text = answer(state)
+    assert "CH-2003" in text and "INC-301" in text and "$270.00 a month" in text
+
+    # Next turn: the customer is known from the context, so billing, incidents and sales are
+    # dispatched together in one superstep.
+    steps, state = dispatched(desk, MULTI, "parallel")
+    assert list(steps.values()) == [{"billing", "incidents", "sales"}]
+    overlap = min(slow_steps[n][1] for n in ("billing", "incidents", "sales")) - max(
+        slow_steps[n][0] for n in ("billing", "incidents", "sales")
+    )
+    assert overlap > 0.2
+
+
+def test_without_a_name_the_answer_asks_for_the_email(desk: Desk) -> None:
+    state = desk.ask(MULTI, "anonymous")
+    assert state["control_stop_reason"] == "success"
+    text = answer(state)
+    assert "email address or the customer id" in text
+    assert "INC-301" in text and "$270.00 a month" in text, "the rest of the request is still answered"
+    assert "customer_id" not in state["execution_context"]
+    assert {r["status"] for r in state["execution_results"].values()} == {"ok"}
+
+
+def test_the_labelled_support_suite(desk: Desk) -> None:
+    """The 95 support requests through the real classifier (MiniLM fine-tuned on the shipped guides).
+
+    Measured when the suite was written: exact-set match 0.853, micro-F1 0.926 (75 requests used while
+    revising the guides, 20 written afterwards and untouched: 0.95 / 0.974). The floors leave room for
+    numeric differences between machines.
+    """
+    from evals.harness import multi_label_metrics
+    from graph.models import LLMGateway, ModelProvider
+    from nodes.base import build_scorer
+    from nodes.classifier import classify
+
+    data = [json.loads(line) for line in SUITE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(data) >= 60 and all(r["split"] == "test" for r in data)
+    names = set(desk.registry.capabilities) | {"out_of_scope"}
+    assert all(set(r["labels"]) <= names for r in data)
+    assert (
+        sum(len(r["labels"]) > 1 for r in data) >= 10
+        and sum(r["labels"] == ["out_of_scope"] for r in data) >= 8
+    )
+
+    registry = desk.registry
+    scorer = build_scorer(registry, desk.settings)  # as the graph builds it, sharing its fine-tune cache
+    provider = ModelProvider(
+        {role: registry.spec.models.for_role(role) for role in ModelProvider.roles()},
+        desk.settings,
+        enabled=False,
+    )
+
+    async def predict(text: str) -> list[str]:
+        scored = await classify(
+            text, registry, scorer, LLMGateway(provider, used=0, budget=1), mode="embedding"
+        )
+        return sorted(c["name"] for c in scored if c["selected"] and c["source"] != "always")
+
+    truth = [sorted(label for label in r["labels"] if label != "out_of_scope") for r in data]
+    predicted = [asyncio.run(predict(r["text"])) for r in data]
+    labels = sorted({x for row in truth + predicted for x in row})
+    metrics = multi_label_metrics(truth, predicted, labels)
+    print(json.dumps(metrics))
+    assert metrics["exact_match"] >= 0.78, metrics
+    assert metrics["micro_f1"] >= 0.88, metrics
+    # The flagship request routes to exactly its three capabilities.
+    assert predicted[next(i for i, r in enumerate(data) if r["text"] == MULTI)] == [
+        "billing",
+        "incidents",
+        "sales",
+    ]
