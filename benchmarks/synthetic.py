@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from graph.capability.base import Capability, CapabilityInputs, RunContext
+from graph.capability import Capability, CapabilityInputs, RunContext
 from graph.config.registry import Registry
 
 

@@ -9,8 +9,14 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from graph.capability.base import Capability, CapabilityInputs, NotApplicable, RunContext
-from graph.capability.guides import ClassifierGuide, GuideExample
+from graph.capability import (
+    Capability,
+    CapabilityInputs,
+    ClassifierGuide,
+    GuideExample,
+    NotApplicable,
+    RunContext,
+)
 
 _WORDS = [
     (r"\bmultiplied by\b|\btimes\b|\bx\b|×", "*"),

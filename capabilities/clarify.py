@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from graph.capability.base import Capability, RunContext
+from graph.capability import Capability, RunContext
 
 
 class Clarify(Capability):

@@ -8,8 +8,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from graph.capability.base import Capability, CapabilityInputs, RunContext
-from graph.capability.guides import ClassifierGuide, GuideExample
+from graph.capability import Capability, CapabilityInputs, ClassifierGuide, GuideExample, RunContext
 
 _ALIASES = {
     "utc": "UTC",

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from graph.capability.base import Capability, RunContext
+from graph.capability import Capability, RunContext
 
 OUT_OF_SCOPE = "out_of_scope"
 SPLITS = ("train", "val", "test")

@@ -28,7 +28,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import importlib
 import importlib.metadata
+import inspect
+import pkgutil
 import platform
 import sys
 import time
@@ -207,17 +210,27 @@ def _versions(encoder: str) -> dict[str, str]:
     return out
 
 
-SCORER_SOURCES = ("graph/classifier/scorer.py", "graph/classifier/encoders.py", "graph/classifier/finetune.py", "nodes/classifier.py")
+SCORER_CODE = ("graph.classifier", "nodes.classifier")
+"""The code an evaluation's figures depend on: every module of these packages and modules."""
 
 
 def _code_fingerprint() -> dict[str, str]:
-    """Short hashes of the scorer's source files: figures are comparable only for the same code."""
-    root = Path(__file__).resolve().parent.parent
+    """Short hashes of the scorer's source files (module name -> hash): figures are comparable only
+    for the same code. Modules are found by import, so a moved file fails loudly instead of
+    dropping out of the fingerprint."""
     out = {}
-    for name in SCORER_SOURCES:
-        with contextlib.suppress(OSError):
-            out[name] = hashlib.sha256((root / name).read_bytes()).hexdigest()[:12]
-    return out
+    for name in SCORER_CODE:
+        module = importlib.import_module(name)
+        modules = [module]
+        if hasattr(module, "__path__"):
+            modules += [
+                importlib.import_module(info.name)
+                for info in pkgutil.iter_modules(module.__path__, f"{name}.")
+            ]
+        for mod in modules:
+            source = Path(inspect.getfile(mod))
+            out[mod.__name__] = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+    return dict(sorted(out.items()))
 
 
 def run_eval(

@@ -144,7 +144,7 @@ def tune(
     requests allow), instead of balancing the two.
     `progress` is told about long compile work (fine-tuning passes).
     """
-    from nodes.base import build_scorer
+    from graph.classifier.build import build_scorer
 
     current = build_scorer(registry, settings)
     scorer = build_scorer(registry, settings, tuned=False)

@@ -56,6 +56,16 @@ class ReplanningError(RoutegraphError):
     severity = ErrorSeverity.REPLANNING
 
 
+class MissingInput(RoutegraphError):
+    """A required input is absent: the plan must supply it (REPLANNING)."""
+
+    severity = ErrorSeverity.REPLANNING
+
+
+class NotApplicable(ReclassificationError):
+    """The request does not fit this capability after all (e.g. no arithmetic in it)."""
+
+
 class CriticalError(RoutegraphError):
     severity = ErrorSeverity.CRITICAL
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from graph.capability.base import Capability, RunContext
-from graph.capability.guides import ClassifierGuide, GuideExample, OrchestratorGuide
+from graph.capability import Capability, ClassifierGuide, GuideExample, OrchestratorGuide, RunContext
 
 
 def _guide(*queries: str) -> ClassifierGuide:

@@ -10,7 +10,7 @@ import pytest
 
 from capabilities.calculator import Calculator, CalculatorInputs, evaluate, extract_expression
 from capabilities.clock import Clock, ClockInputs, find_zone
-from graph.capability.base import NotApplicable, RunContext
+from graph.capability import NotApplicable, RunContext
 
 
 @pytest.mark.parametrize(

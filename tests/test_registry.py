@@ -123,7 +123,9 @@ def test_validate_a_valid_file_prints_a_summary(tmp_path: Path, capsys: pytest.C
     assert "provides forecast" in weather and "requires location" in weather
     assert "1 guide examples" in weather
     assert "out-of-scope" not in out
-    outside = write(tmp_path, append='classifier:\n  out_of_scope_examples: ["tell me a joke", "sing a song"]\n')
+    outside = write(
+        tmp_path, append='classifier:\n  out_of_scope_examples: ["tell me a joke", "sing a song"]\n'
+    )
     assert main(["validate", str(outside)]) == 0
     assert "(threshold 0.5, 2 out-of-scope examples)" in capsys.readouterr().out
 

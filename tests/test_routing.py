@@ -350,8 +350,8 @@ def test_finetuned_weights_load_from_the_cache(minilm_graph: Any) -> None:
 
     _, data = minilm_graph
     guides = guides_from_registry(minilm_graph[0].registry.routable)
+    from graph.classifier.build import build_scorer
     from graph.config.settings import Settings
-    from nodes.base import build_scorer
 
     settings = Settings.offline(data)
     build_scorer(minilm_graph[0].registry, settings).compile()  # as the graph compiles it (cached)

@@ -14,11 +14,11 @@ import pytest
 import yaml
 
 from evals.tune import TuneError, read_labelled, tune
+from graph.classifier.build import build_scorer
 from graph.classifier.scorer import Calibration, fingerprint
 from graph.cli import main
 from graph.config.registry import Registry, RegistryError
 from graph.config.settings import Settings
-from nodes.base import build_scorer
 from tests.conftest import BASE, guide
 
 ROWS: list[tuple[str, list[str]]] = [

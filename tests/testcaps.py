@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from graph.capability.base import Capability, CapabilityInputs, NotApplicable, RunContext
+from graph.capability import Capability, CapabilityInputs, NotApplicable, RunContext
 
 
 class Flaky(Capability):

@@ -21,8 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from capabilities.support_desk.db import SupportDB, day
-from graph.capability.base import Capability, CapabilityInputs, RunContext
-from graph.capability.guides import ClassifierGuide, GuideExample, OrchestratorGuide
+from graph.capability import (
+    Capability,
+    CapabilityInputs,
+    ClassifierGuide,
+    GuideExample,
+    OrchestratorGuide,
+    RunContext,
+)
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 CUSTOMER_ID = re.compile(r"\bC-?(\d{4,})\b", re.I)

@@ -21,8 +21,14 @@ from typing import Any
 
 from capabilities.support_desk.account import identity_request, resolve_customer
 from capabilities.support_desk.db import SupportDB, day, money, now_utc, parse_time
-from graph.capability.base import Capability, CapabilityInputs, RunContext
-from graph.capability.guides import ClassifierGuide, GuideExample, OrchestratorGuide
+from graph.capability import (
+    Capability,
+    CapabilityInputs,
+    ClassifierGuide,
+    GuideExample,
+    OrchestratorGuide,
+    RunContext,
+)
 
 REFUND_WINDOW_DAYS = 30
 """Days after a charge during which it can be refunded (duplicates: always). See the policy file."""

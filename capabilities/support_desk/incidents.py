@@ -17,8 +17,14 @@ from typing import Any
 
 from capabilities.support_desk.account import resolve_customer
 from capabilities.support_desk.db import SupportDB, format_time, now_utc, parse_time
-from graph.capability.base import Capability, CapabilityInputs, RunContext
-from graph.capability.guides import ClassifierGuide, GuideExample, OrchestratorGuide
+from graph.capability import (
+    Capability,
+    CapabilityInputs,
+    ClassifierGuide,
+    GuideExample,
+    OrchestratorGuide,
+    RunContext,
+)
 
 SERVICE_WORDS: dict[str, re.Pattern[str]] = {
     "api": re.compile(

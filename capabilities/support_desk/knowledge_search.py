@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from capabilities.support_desk.db import KNOWLEDGE_DIR, SupportDB, format_time, now_utc
-from graph.capability.base import Capability, CapabilityInputs, RunContext
-from graph.capability.guides import ClassifierGuide, GuideExample
+from graph.capability import Capability, CapabilityInputs, ClassifierGuide, GuideExample, RunContext
 
 _STOPWORDS = """
 a about above after again all am an and any are as at be been before being below between both but

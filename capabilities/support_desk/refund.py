@@ -33,8 +33,14 @@ from capabilities.support_desk.billing import (
     refund_eligibility,
 )
 from capabilities.support_desk.db import SupportDB, day, format_time, money, now_utc
-from graph.capability.base import Capability, CapabilityInputs, RunContext
-from graph.capability.guides import ClassifierGuide, GuideExample, OrchestratorGuide
+from graph.capability import (
+    Capability,
+    CapabilityInputs,
+    ClassifierGuide,
+    GuideExample,
+    OrchestratorGuide,
+    RunContext,
+)
 
 
 class RefundInputs(CapabilityInputs):

@@ -12,8 +12,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from capabilities.support_desk.db import SupportDB, money
-from graph.capability.base import Capability, CapabilityInputs, RunContext
-from graph.capability.guides import ClassifierGuide, GuideExample, OrchestratorGuide
+from graph.capability import (
+    Capability,
+    CapabilityInputs,
+    ClassifierGuide,
+    GuideExample,
+    OrchestratorGuide,
+    RunContext,
+)
 
 _PLAN = re.compile(
     r"\b(starter|enterprise)\b"

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from graph.capability.guides import ClassifierGuide, OrchestratorGuide
-from graph.errors import ErrorSeverity, ReclassificationError, RoutegraphError
+from graph.errors import ErrorSeverity, MissingInput, RoutegraphError
 
 T = TypeVar("T")
 JSONValue = Any
@@ -25,16 +25,6 @@ class CapabilityInputs(BaseModel):
 
     query: str = ""
     """The task as extracted from the conversation."""
-
-
-class MissingInput(RoutegraphError):
-    """A required input is absent: the plan must supply it (REPLANNING)."""
-
-    severity = ErrorSeverity.REPLANNING
-
-
-class NotApplicable(ReclassificationError):
-    """The request does not fit this capability after all (e.g. no arithmetic in it)."""
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from capabilities.support_desk.knowledge_search import KnowledgeSearch, sync_ind
 from capabilities.support_desk.refund import Refund
 from capabilities.support_desk.sales import Sales, plans_named, seats_named
 from graph.builder import build_graph
-from graph.capability.base import Capability, RunContext
+from graph.capability import Capability, RunContext
 from graph.config.registry import Registry
 from graph.config.settings import Settings
 
@@ -568,8 +568,8 @@ def test_the_labelled_support_suite(desk: Desk) -> None:
     numeric differences between machines.
     """
     from evals.harness import multi_label_metrics
+    from graph.classifier.build import build_scorer
     from graph.models import LLMGateway, ModelProvider
-    from nodes.base import build_scorer
     from nodes.classifier import classify
 
     data = [json.loads(line) for line in SUITE.read_text(encoding="utf-8").splitlines() if line.strip()]

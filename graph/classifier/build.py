@@ -1,0 +1,56 @@
+"""`build_scorer`: the few-shot scorer a registry describes, as the graph and `routegraph tune` use it."""
+
+from __future__ import annotations
+
+import logging
+
+from graph.classifier.encoders import make_encoder, trainable
+from graph.classifier.scorer import Calibration, FewShotScorer, FineTune, fingerprint, guides_from_registry
+from graph.config.registry import Registry
+from graph.config.settings import Settings
+
+log = logging.getLogger("routegraph")
+
+
+def build_scorer(registry: Registry, settings: Settings, *, tuned: bool = True) -> FewShotScorer:
+    """The few-shot scorer a registry describes: its encoder, fine-tuning and clause setting, and
+    (`tuned`) the curve and thresholds `routegraph tune` fitted (`classifier.calibration`). Those
+    are set aside together, with a warning on the `routegraph` logger, when they were fitted for
+    other guides or settings: the curve is then fitted on the guides and `classifier.threshold`
+    applies."""
+    config = registry.spec.classifier
+    encoder = make_encoder(
+        config.encoder, base_url=settings.base_url, models_dir=settings.data_dir / "models"
+    )
+    guides = guides_from_registry(registry.routable)
+    finetune = FineTune() if config.finetune and trainable(encoder) is not None else None
+    scorer = FewShotScorer(
+        guides,
+        encoder,
+        cache_dir=settings.cache,
+        finetune=finetune,
+        split_clauses=config.split_clauses,
+        out_of_scope=tuple(config.out_of_scope_examples),
+    )
+    fitted = config.calibration
+    if not tuned or fitted is None:
+        return scorer
+    expected = fingerprint(
+        guides,
+        encoder=config.encoder,
+        finetune=finetune,
+        split_clauses=config.split_clauses,
+        out_of_scope=config.out_of_scope_examples,
+    )
+    if fitted.fingerprint is not None and fitted.fingerprint != expected:
+        log.warning(
+            "%s: classifier.calibration was fitted for other guides or settings (encoder, fine-tuning, "
+            "clause splitting); its curve and thresholds are set aside: the curve is fitted on the "
+            "guides and classifier.threshold applies (run `routegraph tune` again)",
+            registry.source,
+        )
+        return scorer
+    scorer.calibration = Calibration(slope=fitted.slope, midpoint=fitted.midpoint)
+    scorer.default_threshold = fitted.threshold
+    scorer.thresholds = dict(fitted.thresholds)
+    return scorer
