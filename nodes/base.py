@@ -2,7 +2,7 @@
 
 A node implementation is `async def impl(state, call) -> update`. `make_node` wraps it so that
 any exception becomes an `ErrorRecord` for the router (never a crash of the graph), a retried
-node waits its backoff with `asyncio.sleep` (no blocking sleep), and steps, model calls, tokens
+node waits its backoff (`graph.retry.backoff`, a non-blocking sleep), and steps, model calls, tokens
 and time are counted. The wrapper also gives the node a sync entry point, so `graph.invoke` and
 `graph.ainvoke` both work.
 """
@@ -30,6 +30,7 @@ from graph.config.settings import Settings
 from graph.errors import error_record
 from graph.models import LLMGateway, ModelProvider
 from graph.progress import emit
+from graph.retry import backoff
 from graph.router import Router
 from graph.state import AgentState
 
@@ -112,10 +113,7 @@ def make_node(name: str, impl: NodeImpl, deps: Deps) -> RunnableLambda:
             e for e in state.get("control_errors") or [] if e["node"] == name and e["severity"] == "retriable"
         ]
         attempt = mine[0]["attempt"] + 1 if mine else 1
-        if attempt > 1:
-            delay = deps.limits.retry_policy().delay(attempt)
-            emit("retry", target=name, attempt=attempt, delay=delay)
-            await deps.sleep(delay)
+        await backoff(deps.limits.retry_policy(), attempt, deps.sleep, target=name)
         emit("node", node=name)
         llm = gateway(deps, state)
         started = time.perf_counter()

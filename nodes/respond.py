@@ -14,6 +14,7 @@ from graph.config.registry import Registry
 from graph.config.schema import ROLES
 from graph.errors import BudgetExhausted, RetriableError
 from graph.models import add_notes
+from graph.retry import backoff
 from graph.state import AgentState, PlanStep, StepResult
 from nodes.base import NodeCall, Update
 
@@ -72,7 +73,7 @@ async def respond(state: AgentState, call: NodeCall) -> Update:
                     break
                 if not isinstance(exc, RetriableError):
                     raise
-                await call.deps.sleep(call.deps.limits.retry_policy().delay(attempt + 1))
+                await backoff(call.deps.limits.retry_policy(), attempt + 1, call.deps.sleep)
     if answer is None:
         answer = template_answer(call.deps.registry, pairs)
     update: Update = {

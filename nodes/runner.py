@@ -15,6 +15,7 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda
 from graph.capability.base import RunContext
 from graph.errors import ErrorSeverity, PolicyDenied, describe
 from graph.progress import emit
+from graph.retry import backoff
 from graph.state import StepPayload, StepResult
 from nodes.base import Deps, dual
 
@@ -23,10 +24,7 @@ def make_runner(deps: Deps) -> RunnableLambda:
     async def execute(payload: StepPayload, config: RunnableConfig) -> dict[str, Any]:
         step, attempt = payload["step"], payload["attempt"]
         info = deps.registry[step["capability"]]
-        if attempt > 1:
-            delay = info.retry.delay(attempt)
-            emit("retry", target=info.name, attempt=attempt, delay=delay)
-            await deps.sleep(delay)
+        await backoff(info.retry, attempt, deps.sleep, target=info.name)
         emit("capability_started", capability=info.name, step_id=step["id"], attempt=attempt)
         started = time.perf_counter()
         output: dict[str, Any] = {}

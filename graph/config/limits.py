@@ -1,34 +1,13 @@
-"""Limits and retry policy: small immutable values, every one enforced by the router or a node."""
+"""Limits: small immutable values, every one enforced by the router or a node.
+
+The retry policy they produce (`RetryPolicy`) lives in graph/retry.py, with the backoff that uses it.
+"""
 
 from __future__ import annotations
 
-import random
-from typing import NamedTuple
-
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class RetryPolicy(NamedTuple):
-    """Exponential backoff with jitter for RETRIABLE failures."""
-
-    max_attempts: int = 3
-    """Attempts in all, the first one included."""
-    initial_delay: float = 0.2
-    """Seconds before the second attempt."""
-    backoff_factor: float = 2.0
-    """Multiplier applied to the delay after each attempt."""
-    max_delay: float = 5.0
-    """Upper bound on one delay, in seconds."""
-    jitter: float = 0.5
-    """Fraction of the delay drawn at random, so retries of parallel steps do not align."""
-
-    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        """Seconds to wait before `attempt` (2 for the first retry); 0 for the first attempt."""
-        if attempt <= 1:
-            return 0.0
-        base = min(self.max_delay, self.initial_delay * self.backoff_factor ** (attempt - 2))
-        spread = base * self.jitter
-        return max(0.0, base - spread + (rng or random).random() * spread)
+from graph.retry import RetryPolicy
 
 
 class Limits(BaseModel):

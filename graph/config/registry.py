@@ -18,10 +18,11 @@ from pydantic import BaseModel, ValidationError
 
 from graph.capability.base import Capability
 from graph.capability.guides import ClassifierGuide, OrchestratorGuide
-from graph.config.limits import Limits, RetryPolicy
+from graph.config.limits import Limits
 from graph.config.messages import pydantic_problems
 from graph.config.schema import ApprovalPolicy, CapabilitySpec, PolicyConfig, RegistryFile
 from graph.config.yaml_source import LineMap, Problem, format_path, load_yaml
+from graph.retry import RetryPolicy
 
 _M = TypeVar("_M", bound=BaseModel)
 
