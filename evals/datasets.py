@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from graph.capability import Capability, RunContext
+from graph.errors import DatasetError
 
 OUT_OF_SCOPE = "out_of_scope"
 SPLITS = ("train", "val", "test")
@@ -33,10 +34,6 @@ RESERVED = frozenset({"respond", "clarify"})
 MAX_TUNING_ROWS = 2000
 TUNING_SHARE = 0.2
 """Without a `val` split, at most this share of the train rows (and MAX_TUNING_ROWS) is held out to tune on."""
-
-
-class DatasetError(ValueError):
-    """A data or labels file that cannot be used; the message names the file (and line)."""
 
 
 class LabelCapability(Capability):

@@ -42,13 +42,14 @@ from typing import Any, cast
 import numpy as np
 from langchain_core.language_models import BaseChatModel
 
-from evals.datasets import DatasetError, Prepared, load_dataset, prepare
+from evals.datasets import Prepared, load_dataset, prepare
 from graph.classifier.encoders import trainable
 from graph.classifier.finetune import finetune_key, worth_training
 from graph.classifier.scorer import FewShotScorer
-from graph.config.registry import Registry, RegistryError
+from graph.config.registry import Registry
 from graph.config.schema import ClassifierMode
 from graph.config.settings import Settings
+from graph.errors import DatasetError, EvalError, RegistryError
 from graph.models import LLMGateway, ModelProvider
 from graph.router import Router
 from nodes.base import Deps, run_sync
@@ -60,10 +61,6 @@ LLM_BUDGET = 10**9
 CLAUSE_CHOICE_MARGIN = 0.002
 """Clause splitting moves from its default (on for multi-label data, off for single-label data)
 only if the other option does better on the tuning rows by more than this."""
-
-
-class EvalError(ValueError):
-    """Bad input for an evaluation (data, labels, options, no chat model for cascade): exit code 2."""
 
 
 Progress = Callable[[str], None]

@@ -20,16 +20,13 @@ from typing import Any
 from graph.classifier.scorer import fingerprint
 from graph.config.registry import Registry
 from graph.config.settings import Settings
+from graph.errors import DatasetError, TuneError
 
 RATE_NAMES = {
     "in_scope_accuracy": "in-scope accuracy",
     "out_of_scope_recall": "out-of-scope recall",
     "micro_f1": "micro-F1",
 }
-
-
-class TuneError(ValueError):
-    """Labelled requests that cannot be used; the message names the file and line."""
 
 
 @dataclass
@@ -108,7 +105,7 @@ def _number(value: float) -> str:
 
 def read_labelled(path: Path, registry: Registry) -> tuple[list[str], list[list[str]]]:
     """Texts and label sets from a JSONL file; every label must be a routable capability."""
-    from evals.datasets import DatasetError, read_rows
+    from evals.datasets import read_rows
 
     try:
         rows = read_rows(path)

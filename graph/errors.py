@@ -1,13 +1,29 @@
-"""Error severities and the exceptions that carry them.
+"""Every exception routegraph raises, its severities, and the record a failure leaves in the state.
+
+One base, `RoutegraphError`, and two families, so a caller can tell "fix something, then run again"
+from "this run went wrong":
+
+- `ConfigError`: a registry, settings, checkpointer URL, data set, labels file or eval/tune option the
+  user must fix before running. Raised before (or instead of) a run; nothing retried fixes it.
+- `RunError`: a failure during a run, carrying the `ErrorSeverity` the router acts on (retry,
+  replan, reclassify, stop).
 
 The router never inspects exception types: nodes turn failures into an `ErrorRecord` with a
-severity, and the router acts on severities alone.
+severity, and the router acts on severities alone. A configuration error that surfaces inside a
+run is CRITICAL (the base's severity).
+
+Every configuration error is also a `ValueError` (as each was before the families existed), and
+`CheckpointerError` still a `RuntimeError`, so callers' `except ValueError` / `except RuntimeError`
+keep working. `ModelUnavailableError` (a `RetriableError`) is defined in graph/models.py.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import NotRequired, TypedDict
+from typing import TYPE_CHECKING, ClassVar, NotRequired, TypedDict
+
+if TYPE_CHECKING:
+    from graph.config.yaml_source import Problem
 
 
 class ErrorSeverity(StrEnum):
@@ -32,12 +48,51 @@ SEVERITY_RANK: dict[ErrorSeverity, int] = {
 
 
 class RoutegraphError(Exception):
-    """Base class for errors that know their own severity."""
+    """Base of everything routegraph raises; each subclass is a `ConfigError` or a `RunError`."""
 
-    severity: ErrorSeverity = ErrorSeverity.CRITICAL
+    severity: ClassVar[ErrorSeverity] = ErrorSeverity.CRITICAL
+    """What the router does if this reaches a node: CRITICAL unless a run error says otherwise."""
 
 
-class RetriableError(RoutegraphError):
+# Configuration: the user must fix something before running.
+
+
+class ConfigError(RoutegraphError, ValueError):
+    """Something the user configured or passed in cannot be used; the message says what and where."""
+
+
+class RegistryError(ConfigError):
+    """Every problem found in a registry, each with file, line, field and message."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("invalid registry:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+class CheckpointerError(ConfigError, RuntimeError):
+    """The configured checkpointer cannot be used (a malformed URL, an unreachable server)."""
+
+
+class DatasetError(ConfigError):
+    """A data or labels file that cannot be used; the message names the file (and line)."""
+
+
+class EvalError(ConfigError):
+    """Bad input for an evaluation (data, labels, options, no chat model for cascade): exit code 2."""
+
+
+class TuneError(ConfigError):
+    """Labelled requests that cannot be used; the message names the file and line."""
+
+
+# Run: a failure during a run, with the severity the router acts on.
+
+
+class RunError(RoutegraphError):
+    """A failure during a run; its `severity` tells the router what to do next."""
+
+
+class RetriableError(RunError):
     severity = ErrorSeverity.RETRIABLE
 
 
@@ -48,25 +103,23 @@ class ModelOutputError(RetriableError):
     """
 
 
-class ReclassificationError(RoutegraphError):
+class ReclassificationError(RunError):
     severity = ErrorSeverity.RECLASSIFICATION
-
-
-class ReplanningError(RoutegraphError):
-    severity = ErrorSeverity.REPLANNING
-
-
-class MissingInput(RoutegraphError):
-    """A required input is absent: the plan must supply it (REPLANNING)."""
-
-    severity = ErrorSeverity.REPLANNING
 
 
 class NotApplicable(ReclassificationError):
     """The request does not fit this capability after all (e.g. no arithmetic in it)."""
 
 
-class CriticalError(RoutegraphError):
+class ReplanningError(RunError):
+    severity = ErrorSeverity.REPLANNING
+
+
+class MissingInput(ReplanningError):
+    """A required input is absent: the plan must supply it (REPLANNING)."""
+
+
+class CriticalError(RunError):
     severity = ErrorSeverity.CRITICAL
 
 

@@ -22,6 +22,7 @@ from graph.config.limits import Limits
 from graph.config.messages import pydantic_problems
 from graph.config.schema import ApprovalPolicy, CapabilitySpec, PolicyConfig, RegistryFile
 from graph.config.yaml_source import LineMap, Problem, format_path, load_yaml
+from graph.errors import RegistryError
 from graph.retry import RetryPolicy
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -31,14 +32,6 @@ def default_registry() -> Path:
     """The shipped application's registry: `registry.yaml` in the `capabilities` package (package
     data; in a source checkout, a link to the top-level file, so the path shown is that file)."""
     return Path(str(importlib.resources.files("capabilities").joinpath("registry.yaml"))).resolve()
-
-
-class RegistryError(ValueError):
-    """Every problem found in a registry, each with file, line, field and message."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("invalid registry:\n" + "\n".join(f"  {p}" for p in problems))
 
 
 @dataclass(frozen=True)

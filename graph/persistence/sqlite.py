@@ -28,12 +28,10 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from graph.errors import CheckpointerError
+
 URL_VARIABLE = "ROUTEGRAPH_POSTGRES_URL"
 URL_EXAMPLE = "postgresql://USER:PASSWORD@HOST:5432/DBNAME"
-
-
-class CheckpointerError(RuntimeError):
-    """The configured checkpointer cannot be used (a malformed URL, an unreachable server)."""
 
 
 class ThreadedAsyncSaver(BaseCheckpointSaver[str]):
