@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableLambda
-from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from graph.config.registry import Registry
 from graph.config.settings import Settings
 from graph.models import ModelProvider
-from graph.persistence.sqlite import (
-    URL_EXAMPLE,
-    URL_VARIABLE,
-    CheckpointerError,
-    SqliteCheckpointer,
-    connect_postgres,
-)
+from graph.persistence import CheckpointerOption, resolve_checkpointer
 from graph.router import NODES, Router
 from graph.state import AgentState
 from nodes.approval import approval
@@ -40,35 +31,7 @@ from nodes.respond import respond
 from nodes.runner import make_runner
 from nodes.task_extraction import task_extraction
 
-CheckpointerOption = BaseCheckpointSaver | Literal["auto", "sqlite", "postgres", "memory", "none"]
-"""`auto` (the default): `postgres` when `ROUTEGRAPH_POSTGRES_URL` is set, else `sqlite`;
-`sqlite`: a file in the data directory; `postgres`: the database at `settings.postgres_url`, shared
-by every process and machine that uses it; `memory`: in-process (tests); `none`: no checkpointer,
-for hosts that bring their own (the LangGraph server)."""
-
 ROUTED_FROM = ("intake", "task_extraction", "classifier", "orchestrator", "join", "approval")
-
-
-def resolve_checkpointer(option: CheckpointerOption, settings: Settings) -> BaseCheckpointSaver | None:
-    if isinstance(option, BaseCheckpointSaver):
-        return option
-    if option == "memory":
-        return InMemorySaver()
-    if option == "none":
-        return None
-    if option == "auto":
-        option = "postgres" if settings.postgres_url else "sqlite"
-    if option == "postgres":
-        if not settings.postgres_url:
-            raise CheckpointerError(
-                f'checkpointer="postgres" needs a PostgreSQL URL: set {URL_VARIABLE} (e.g. {URL_EXAMPLE})'
-            )
-        return connect_postgres(settings.postgres_url)
-    if option != "sqlite":
-        raise ValueError(f"unknown checkpointer {option!r}: auto, sqlite, postgres, memory, none or a saver")
-    path = Path(settings.checkpoint_file)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteCheckpointer(sqlite3.connect(path, check_same_thread=False))
 
 
 def build_graph(

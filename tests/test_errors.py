@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +118,12 @@ def test_messages_are_unchanged() -> None:
     assert error.problems == [problem]
     assert str(error) == "invalid registry:\n  registry.yaml:3: capabilities[0].name: field required"
     assert str(DatasetError("data.jsonl: no rows")) == "data.jsonl: no rows"
+
+
+def test_an_unknown_checkpointer_is_a_checkpointer_error_and_still_a_value_error(tmp_path: Path) -> None:
+    from graph.config.settings import Settings
+    from graph.persistence import resolve_checkpointer
+
+    for caught in (CheckpointerError, ValueError):
+        with pytest.raises(caught, match=r"^unknown checkpointer 'redis': auto, sqlite, postgres, memory"):
+            resolve_checkpointer("redis", Settings.offline(tmp_path))  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ database on that server.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import copy
 import json
@@ -33,8 +34,10 @@ from langgraph.types import Command
 from graph.builder import build_graph
 from graph.cli import main
 from graph.config.settings import Settings
+from graph.errors import CheckpointerError
+from graph.persistence.common import redact
 from graph.persistence.postgres import PostgresCheckpointer
-from graph.persistence.sqlite import CheckpointerError, SqliteCheckpointer, redact
+from graph.persistence.sqlite import SqliteCheckpointer
 from tests.conftest import BASE, answer, registry_with
 from tests.test_durability import crash_mid_plan_and_resume
 from tests.test_graph import approval_graph
@@ -254,6 +257,19 @@ def test_redact_masks_passwords() -> None:
     assert redact("postgres://:s3cret@db/x?sslmode=require") == "postgres://:***@db/x?sslmode=require"
     assert redact("host=db password=s3cret dbname=x") == "host=db password=*** dbname=x"
     assert redact("postgresql://bob@db/x") == "postgresql://bob@db/x"
+
+
+def test_sqlite_and_postgres_do_not_import_each_other() -> None:
+    """Both build on graph/persistence/common.py; graph/persistence/__init__.py chooses between them."""
+    for name, other in (("sqlite", "postgres"), ("postgres", "sqlite")):
+        tree = ast.parse((ROOT / "graph" / "persistence" / f"{name}.py").read_text(encoding="utf-8"))
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+        assert f"graph.persistence.{other}" not in imported, f"{name}.py imports {other}.py"
 
 
 def test_without_a_url_nothing_loads_the_postgres_client() -> None:

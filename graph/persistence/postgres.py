@@ -1,6 +1,6 @@
 """The PostgreSQL checkpointer (the `postgres` extra), imported only when a URL is configured.
 
-`graph.persistence.sqlite.connect_postgres(url)` is the way in: it imports this module on first use, so a
+`graph.persistence.connect_postgres(url)` is the way in: it imports this module on first use, so a
 process without `ROUTEGRAPH_POSTGRES_URL` never loads psycopg.
 """
 
@@ -17,14 +17,8 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
-from graph.persistence.sqlite import (
-    URL_EXAMPLE,
-    URL_VARIABLE,
-    CheckpointerError,
-    ThreadedAsyncSaver,
-    _reason,
-    redact,
-)
+from graph.errors import CheckpointerError
+from graph.persistence.common import URL_EXAMPLE, URL_VARIABLE, ThreadedAsyncSaver, one_line, redact
 
 # The pool logs every failed reconnection attempt; without logging configured, Python would print
 # each one on stderr. The error that ends the wait is raised (and the CLI prints it on one line).
@@ -73,7 +67,7 @@ def connect(url: str, *, timeout: float = 10.0) -> PostgresCheckpointer:
         conninfo_to_dict(url)
     except psycopg.Error as exc:
         raise CheckpointerError(
-            f"{URL_VARIABLE} is not a valid PostgreSQL URL ({_reason(exc)}); expected {URL_EXAMPLE}"
+            f"{URL_VARIABLE} is not a valid PostgreSQL URL ({one_line(exc)}); expected {URL_EXAMPLE}"
         ) from None
     connect_timeout = max(1, round(timeout))
     options: dict[str, Any] = {
@@ -87,7 +81,7 @@ def connect(url: str, *, timeout: float = 10.0) -> PostgresCheckpointer:
         conn: psycopg.Connection[DictRow] = psycopg.Connection.connect(url, **options)
     except psycopg.Error as exc:
         raise CheckpointerError(
-            f"{URL_VARIABLE}: cannot connect to PostgreSQL at {where}: {_reason(exc)}"
+            f"{URL_VARIABLE}: cannot connect to PostgreSQL at {where}: {one_line(exc)}"
         ) from None
     try:
         with conn:
@@ -97,7 +91,7 @@ def connect(url: str, *, timeout: float = 10.0) -> PostgresCheckpointer:
             conn.execute("SELECT pg_advisory_unlock(hashtext('routegraph checkpoint setup'))")
     except psycopg.Error as exc:
         raise CheckpointerError(
-            f"{URL_VARIABLE}: cannot create the checkpoint tables in {where}: {_reason(exc)}"
+            f"{URL_VARIABLE}: cannot create the checkpoint tables in {where}: {one_line(exc)}"
         ) from None
     pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
         url,
@@ -116,6 +110,6 @@ def connect(url: str, *, timeout: float = 10.0) -> PostgresCheckpointer:
     except Exception as exc:
         pool.close()
         raise CheckpointerError(
-            f"{URL_VARIABLE}: cannot open a connection pool to {where}: {_reason(exc)}"
+            f"{URL_VARIABLE}: cannot open a connection pool to {where}: {one_line(exc)}"
         ) from None
     return PostgresCheckpointer(pool)
