@@ -19,11 +19,23 @@ keep working. `ModelUnavailableError` (a `RetriableError`) is defined in graph/m
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar, NotRequired, TypedDict
+from typing import ClassVar, NotRequired, TypedDict
 
-if TYPE_CHECKING:
-    from graph.config.yaml_source import Problem
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a registry."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
 
 
 class ErrorSeverity(StrEnum):
