@@ -348,3 +348,27 @@ def test_progress_events_stream_on_the_custom_mode(make_graph: Any) -> None:
     assert kinds.count("capability_started") == 2 and "retry" in kinds
     finished = [e for e in events if e["event"] == "capability_finished"]
     assert [e["status"] for e in finished] == ["failed", "ok"]
+
+
+def test_each_router_edge_declares_the_nodes_it_can_reach(make_graph: Any) -> None:
+    from graph.router import ROUTES
+
+    drawn = make_graph().get_graph()
+    dashed: dict[str, set[str]] = {}
+    for edge in drawn.edges:
+        if edge.conditional:
+            dashed.setdefault(edge.source, set()).add(edge.target)
+    assert dashed == {source: set(targets) for source, targets in ROUTES.items()}
+    solid = {(e.source, e.target) for e in drawn.edges if not e.conditional}
+    assert solid == {
+        ("__start__", "intake"),
+        ("execute", "join"),
+        ("respond", "__end__"),
+        ("clarify", "__end__"),
+        ("error", "__end__"),
+    }
+
+
+def test_the_compiled_graph_does_not_carry_the_registry(make_graph: Any) -> None:
+    # Who needs the registry loads it (`Registry.from_file`) and passes it to `build_graph`.
+    assert not hasattr(make_graph(), "registry")
