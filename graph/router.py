@@ -63,7 +63,8 @@ EXITS: dict[str, Exit] = {
     "task_extraction": Exit((_RETRIABLE, _CRITICAL), then=("classifier",)),
     # Model failures are retried; the classifier clears the plan.
     "classifier": Exit((_RETRIABLE, _CRITICAL), then=("orchestrator",)),
-    # Plan validation: an unknown capability reclassifies, a missing input replans, a denied one stops.
+    # Model failures are retried; plan validation: an unknown capability reclassifies, a missing
+    # input replans, a capability outside the allowlist stops.
     "orchestrator": Exit(_ALL, then=PLAN_STEPS),
     # A batch of steps finished: their failures carry the capabilities' severities.
     "join": Exit(_ALL, then=PLAN_STEPS, step_errors=True),
@@ -108,7 +109,7 @@ def stop(reason: str, why: str, errors: list[ErrorRecord] | None = None) -> Deci
 
 
 class Router:
-    """Routing decisions for one registry; `router(state)` is the conditional-edge function."""
+    """Routing decisions for one registry; `router.edge(source)` is the conditional edge out of a node."""
 
     def __init__(self, registry: Registry, *, clock: Callable[[], float] = time.time) -> None:
         self.registry = registry
