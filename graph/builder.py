@@ -17,7 +17,7 @@ from graph.config.registry import Registry
 from graph.config.settings import Settings
 from graph.models import ModelProvider
 from graph.persistence import CheckpointerOption, resolve_checkpointer
-from graph.router import NODES, Router
+from graph.router import ROUTES, Router
 from graph.state import AgentState
 from nodes.approval import approval
 from nodes.base import Deps, make_node
@@ -30,8 +30,6 @@ from nodes.orchestrator import orchestrator
 from nodes.respond import respond
 from nodes.runner import make_runner
 from nodes.task_extraction import task_extraction
-
-ROUTED_FROM = ("intake", "task_extraction", "classifier", "orchestrator", "join", "approval")
 
 
 def build_graph(
@@ -46,7 +44,8 @@ def build_graph(
     """Build and compile the routing graph.
 
     Args:
-        registry: a `Registry`, or a path to a registry.yaml (default: the repository's).
+        registry: a `Registry`, or a path to a registry.yaml (default: the repository's). To use
+            the registry too, load it first (`Registry.from_file(path)`) and pass it here.
         settings: data directory and model switches (default: from the environment).
         checkpointer: a LangGraph checkpointer, or "auto" (default: "postgres" when
             `settings.postgres_url` is set, else "sqlite"), "sqlite", "postgres", "memory", "none".
@@ -88,14 +87,14 @@ def build_graph(
     builder.add_node("execute", make_runner(deps))
 
     builder.add_edge(START, "intake")
-    # A conditional edge may return a list of Send (fan-out), which the Runnable types do not say.
-    edge: RunnableLambda[Any, Any] = RunnableLambda(router, afunc=router.acall, name="route")
-    for source in ROUTED_FROM:
-        builder.add_conditional_edges(source, edge, list(NODES))
+    # Each router edge declares the nodes it can reach (its path map: what the drawing shows).
+    # `execute` is reached with `Send` (fan-out), which the Runnable types do not say.
+    for source, reachable in ROUTES.items():
+        edge = router.edge(source)
+        route: RunnableLambda[Any, Any] = RunnableLambda(edge, afunc=edge.acall, name="route")
+        builder.add_conditional_edges(source, route, list(reachable))
     builder.add_edge("execute", "join")
     for terminal in ("respond", "clarify", "error"):
         builder.add_edge(terminal, END)
     compiled = builder.compile(checkpointer=resolve_checkpointer(checkpointer, settings), name="routegraph")
-    configured = compiled.with_config(recursion_limit=max(25, spec.limits.max_steps * 2 + 10))
-    configured.registry = registry  # type: ignore[attr-defined]
-    return configured
+    return compiled.with_config(recursion_limit=max(25, spec.limits.max_steps * 2 + 10))

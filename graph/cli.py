@@ -186,6 +186,26 @@ def readme_block(diagram: str) -> str:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
+    """Print the graph as mermaid (the default), rewrite it in a README, or draw it (--png, --svg)."""
+    if args.png or args.svg:
+        from graph.builder import build_graph
+        from graph.config.settings import Settings
+        from graph.drawing import DrawingUnavailable, require, write
+
+        try:
+            require()
+        except DrawingUnavailable as exc:
+            print(f"routegraph graph: {exc}", file=sys.stderr)
+            return EXIT_INVALID
+        graph = build_graph(
+            registry=args.registry, settings=Settings.from_env(llm="off"), checkpointer="none"
+        )
+        if args.png:
+            print(f"drew {write(graph.get_graph(), args.png, 'png')}", file=sys.stderr)
+        if args.svg:
+            print(f"drew {write(graph.get_graph(), args.svg, 'svg')}", file=sys.stderr)
+        if not args.update_readme:
+            return EXIT_OK
     diagram = mermaid(args.registry)
     if args.update_readme:
         path: Path = args.update_readme
@@ -366,9 +386,11 @@ def parser() -> argparse.ArgumentParser:
     val.add_argument("path", nargs="?", type=Path, help="registry file (default: the project's)")
     val.set_defaults(func=cmd_validate)
 
-    draw = sub.add_parser("graph", help="print the compiled graph as a mermaid diagram")
+    draw = sub.add_parser("graph", help="print the compiled graph as a mermaid diagram, or draw it")
     draw.add_argument("--registry", type=Path, help="registry.yaml to use (default: the project's)")
     draw.add_argument("--update-readme", type=Path, metavar="README", help="rewrite the diagram in this file")
+    draw.add_argument("--png", type=Path, metavar="FILE", help="draw the graph to this PNG file instead")
+    draw.add_argument("--svg", type=Path, metavar="FILE", help="draw the graph to this SVG file instead")
     draw.set_defaults(func=cmd_graph)
 
     ev = sub.add_parser("eval", help="measure routing accuracy and latency on a labelled JSONL data set")

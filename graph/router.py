@@ -3,6 +3,12 @@
 Priority: errors by severity, then budgets, then the first missing piece (task, capabilities, plan),
 then the next plan step(s). Independent ready steps fan out in parallel with `Send`.
 The router writes nothing; the error node asks it again why the run stops.
+
+Where the router can send a run depends on what the node before it leaves in the state: `EXITS`
+says that per node (the severities of its failures, where it goes when it succeeded), `ROUTES`
+follows from it (each conditional edge's path map, what Studio and `routegraph graph` draw), and
+the edge out of a node refuses a decision its map does not declare (tests/test_router.py drives
+the router through the states each node can leave and checks both ways).
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from langgraph.types import Send
 
@@ -28,6 +34,65 @@ NODES = (
     "clarify",
     "error",
 )
+"""Every node the router can pick, in the order path maps list them."""
+
+PLAN_STEPS = ("approval", "execute", "respond", "clarify")
+"""Where a plan goes next: a human's approval, its ready steps (`Send` to execute), or its terminal
+step (respond or clarify: the last step of every validated plan)."""
+
+
+class Exit(NamedTuple):
+    """What a node can leave in the state for the router (one row of `EXITS`)."""
+
+    errors: tuple[ErrorSeverity, ...]
+    """Severities of the node's own failures: RETRIABLE runs the node again, RECLASSIFICATION goes
+    to the classifier, REPLANNING to the orchestrator, CRITICAL (and any exhausted bound) to error."""
+    then: tuple[str, ...]
+    """Where a run goes after the node succeeded (a budget spent sends it to error instead)."""
+    step_errors: bool = False
+    """The failures are plan steps' (join): a retriable one is sent to `execute` again."""
+
+
+_ALL = tuple(ErrorSeverity)
+_RETRIABLE, _CRITICAL = ErrorSeverity.RETRIABLE, ErrorSeverity.CRITICAL
+
+EXITS: dict[str, Exit] = {
+    # A new turn has no task yet; without a new user message intake records a critical error.
+    "intake": Exit((_CRITICAL,), then=("task_extraction",)),
+    # Model failures are retried; the task is there, the capabilities are not.
+    "task_extraction": Exit((_RETRIABLE, _CRITICAL), then=("classifier",)),
+    # Model failures are retried; the classifier clears the plan.
+    "classifier": Exit((_RETRIABLE, _CRITICAL), then=("orchestrator",)),
+    # Model failures are retried; plan validation: an unknown capability reclassifies, a missing
+    # input replans, a capability outside the allowlist stops.
+    "orchestrator": Exit(_ALL, then=PLAN_STEPS),
+    # A batch of steps finished: their failures carry the capabilities' severities.
+    "join": Exit(_ALL, then=PLAN_STEPS, step_errors=True),
+    # Decisions recorded: approved steps run, and a denial can make dependent steps ready that ask too.
+    "approval": Exit((_CRITICAL,), then=PLAN_STEPS),
+}
+"""The nodes the router runs after, and what each can leave behind (see the nodes' code)."""
+
+
+def targets(source: str) -> tuple[str, ...]:
+    """Every node the router can pick after `source`, by the rules of `Router.decide`."""
+    row = EXITS[source]
+    on_error = {
+        ErrorSeverity.RETRIABLE: "execute" if row.step_errors else source,
+        ErrorSeverity.REPLANNING: "orchestrator",
+        ErrorSeverity.RECLASSIFICATION: "classifier",
+        ErrorSeverity.CRITICAL: "error",
+    }
+    found = {"error", *row.then, *(on_error[severity] for severity in row.errors)}
+    return tuple(node for node in NODES if node in found)
+
+
+ROUTES: dict[str, tuple[str, ...]] = {source: targets(source) for source in EXITS}
+"""The path map of each conditional edge: source node -> the nodes the router can pick after it."""
+
+
+class UndeclaredRoute(RuntimeError):
+    """The router picked a node that the edge's path map (`ROUTES`) does not declare: a bug."""
 
 
 @dataclass(frozen=True)
@@ -44,19 +109,27 @@ def stop(reason: str, why: str, errors: list[ErrorRecord] | None = None) -> Deci
 
 
 class Router:
-    """Routing decisions for one registry; `router(state)` is the conditional-edge function."""
+    """Routing decisions for one registry; `router.edge(source)` is the conditional edge out of a node."""
 
     def __init__(self, registry: Registry, *, clock: Callable[[], float] = time.time) -> None:
         self.registry = registry
         self.limits = registry.spec.limits
         self.clock = clock
 
-    def __call__(self, state: AgentState) -> str | list[Send]:
-        return self.decide(state).goto
+    def edge(self, source: str) -> RouterEdge:
+        """The conditional edge out of `source` (its path map is `ROUTES[source]`)."""
+        return RouterEdge(self, source)
 
-    async def acall(self, state: AgentState) -> str | list[Send]:
-        """The same decision for async runs: LangGraph would run a sync edge in a worker thread."""
-        return self.decide(state).goto
+    def route(self, source: str, state: AgentState) -> str | list[Send]:
+        """The next node(s) after `source`; raises `UndeclaredRoute` outside `ROUTES[source]`."""
+        goto = self.decide(state).goto
+        picked = [goto] if isinstance(goto, str) else [send.node for send in goto]
+        if undeclared := [node for node in picked if node not in ROUTES[source]]:
+            raise UndeclaredRoute(
+                f"the router sent the run from {source} to {undeclared[0]}, which ROUTES[{source!r}] "
+                f"does not declare: {', '.join(ROUTES[source])} (graph/router.py, EXITS)"
+            )
+        return goto
 
     def decide(self, state: AgentState) -> Decision:
         errors = state.get("control_errors") or []
@@ -173,6 +246,23 @@ class Router:
             and s["id"] not in results
             and all(d in results for d in s["depends_on"])
         ]
+
+
+class RouterEdge:
+    """The conditional edge out of one node: `Router.route` from that node, sync and async."""
+
+    def __init__(self, router: Router, source: str) -> None:
+        if source not in ROUTES:
+            raise ValueError(f"the router does not run after {source!r}: {', '.join(ROUTES)}")
+        self.router = router
+        self.source = source
+
+    def __call__(self, state: AgentState) -> str | list[Send]:
+        return self.router.route(self.source, state)
+
+    async def acall(self, state: AgentState) -> str | list[Send]:
+        """The same decision for async runs: LangGraph would run a sync edge in a worker thread."""
+        return self.router.route(self.source, state)
 
 
 def approval_question(info: Any, task: str, step: PlanStep, context: dict[str, Any]) -> str | None:

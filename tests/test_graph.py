@@ -348,3 +348,105 @@ def test_progress_events_stream_on_the_custom_mode(make_graph: Any) -> None:
     assert kinds.count("capability_started") == 2 and "retry" in kinds
     finished = [e for e in events if e["event"] == "capability_finished"]
     assert [e["status"] for e in finished] == ["failed", "ok"]
+
+
+def test_each_router_edge_declares_the_nodes_it_can_reach(make_graph: Any) -> None:
+    from graph.router import ROUTES
+
+    drawn = make_graph().get_graph()
+    dashed: dict[str, set[str]] = {}
+    for edge in drawn.edges:
+        if edge.conditional:
+            dashed.setdefault(edge.source, set()).add(edge.target)
+    assert dashed == {source: set(targets) for source, targets in ROUTES.items()}
+    solid = {(e.source, e.target) for e in drawn.edges if not e.conditional}
+    assert solid == {
+        ("__start__", "intake"),
+        ("execute", "join"),
+        ("respond", "__end__"),
+        ("clarify", "__end__"),
+        ("error", "__end__"),
+    }
+
+
+def test_the_compiled_graph_does_not_carry_the_registry(make_graph: Any) -> None:
+    # Who needs the registry loads it (`Registry.from_file`) and passes it to `build_graph`.
+    assert not hasattr(make_graph(), "registry")
+
+
+# --- the picture ----------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def shipped_graph() -> Any:
+    from graph.config.settings import Settings
+
+    return build_graph(settings=Settings.from_env(llm="off"), checkpointer="none").get_graph()
+
+
+def test_the_layout_keeps_nodes_apart_and_draws_every_edge() -> None:
+    from graph.drawing import layout
+
+    drawn = shipped_graph()
+    picture = layout(drawn)  # no matplotlib needed
+    boxes = {box.id: box for box in picture.boxes}
+    assert set(boxes) == set(drawn.nodes)
+    for a in picture.boxes:
+        assert a.x - a.width / 2 > 0 and a.x + a.width / 2 < picture.width
+        for b in picture.boxes:
+            apart = abs(a.x - b.x) >= (a.width + b.width) / 2 or abs(a.y - b.y) >= (a.height + b.height) / 2
+            assert a is b or apart, (a.id, b.id)
+    assert boxes["__start__"].y > boxes["intake"].y > boxes["join"].y > boxes["error"].y > boxes["__end__"].y
+    # Five fixed edges, solid; the rest dashed (four of them self-loops); an arrowhead at every target.
+    assert sum(not curve.dashed for curve in picture.curves) == 5
+    for target in {e.target for e in drawn.edges}:
+        box = boxes[target]
+        assert any(
+            abs(a.tip[0] - box.x) <= box.width / 2 and abs(abs(a.tip[1] - box.y) - box.height / 2) < 1e-9
+            for a in picture.arrows
+        ), target
+
+
+def test_the_committed_picture_is_the_compiled_graph() -> None:
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    from graph.drawing import describe
+
+    path = ROOT / "docs" / "graph.png"
+    assert path.stat().st_size < 200_000
+    with Image.open(path) as image:
+        recorded = image.text.get("Description")
+    assert recorded == describe(shipped_graph()), "run: routegraph graph --png docs/graph.png"
+
+
+def test_graph_command_draws_png_and_svg(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    from graph.cli import main
+    from graph.drawing import describe
+
+    png, svg = tmp_path / "g.png", tmp_path / "pictures" / "g.svg"
+    assert main(["graph", "--png", str(png), "--svg", str(svg)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and f"drew {png}" in captured.err
+    assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size < 200_000
+    text = svg.read_text(encoding="utf-8")
+    assert text.lstrip().startswith("<?xml") and "<svg" in text
+    assert describe(shipped_graph()).replace(">", "&gt;") in text
+    assert main(["graph"]) == 0
+    assert capsys.readouterr().out.startswith("---\nconfig:")  # mermaid stays the default
+
+
+def test_graph_command_without_matplotlib_says_how_to_install_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from graph.cli import main
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    assert main(["graph", "--png", str(tmp_path / "g.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "pip install matplotlib" in err
+    assert not (tmp_path / "g.png").exists()

@@ -285,13 +285,21 @@ def test_registry_guides_feed_the_scorer() -> None:
 
 
 @pytest.fixture(scope="module")
-def minilm_graph(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The shipped registry (MiniLM, fine-tuned on its guides) — the real weights, loaded once."""
+def minilm_registry() -> Any:
+    """The shipped registry (MiniLM, fine-tuned on its guides)."""
+    from graph.config.registry import Registry
+
+    return Registry.from_file()
+
+
+@pytest.fixture(scope="module")
+def minilm_graph(minilm_registry: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The graph on the shipped registry — the real weights, loaded once."""
     from graph.builder import build_graph
     from graph.config.settings import Settings
 
     data = tmp_path_factory.mktemp("minilm")
-    return build_graph(settings=Settings.offline(data), checkpointer="memory"), data
+    return build_graph(registry=minilm_registry, settings=Settings.offline(data), checkpointer="memory"), data
 
 
 def test_minilm_routes_the_shipped_registry_semantically(minilm_graph: Any) -> None:
@@ -344,17 +352,17 @@ def test_multi_label_fine_tuning_starts_each_sigmoid_at_its_boundary() -> None:
     assert bool((torch.sigmoid(20.0 * cos) > 0.5).all())  # a zero bias: every text a positive of all
 
 
-def test_finetuned_weights_load_from_the_cache(minilm_graph: Any) -> None:
+def test_finetuned_weights_load_from_the_cache(minilm_graph: Any, minilm_registry: Any) -> None:
     from graph.classifier.finetune import finetune_encoder
     from graph.classifier.scorer import FineTune
 
     _, data = minilm_graph
-    guides = guides_from_registry(minilm_graph[0].registry.routable)
+    guides = guides_from_registry(minilm_registry.routable)
     from graph.classifier.build import build_scorer
     from graph.config.settings import Settings
 
     settings = Settings.offline(data)
-    build_scorer(minilm_graph[0].registry, settings).compile()  # as the graph compiles it (cached)
+    build_scorer(minilm_registry, settings).compile()  # as the graph compiles it (cached)
     trained = finetune_encoder(MiniLMEncoder(), guides, FineTune(), cache_dir=settings.cache)
     assert trained is False  # same guides, same settings: loaded, not trained again
 
