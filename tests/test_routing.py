@@ -285,17 +285,18 @@ def test_registry_guides_feed_the_scorer() -> None:
 
 
 @pytest.fixture(scope="module")
-def minilm_graph(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def minilm_graph(tmp_path_factory: pytest.TempPathFactory, shared_model_cache: Path) -> Any:
     """The shipped registry (MiniLM, fine-tuned on its guides) — the real weights, loaded once."""
     from graph.builder import build_graph
     from graph.config.settings import Settings
 
     data = tmp_path_factory.mktemp("minilm")
-    return build_graph(settings=Settings.offline(data), checkpointer="memory"), data
+    settings = Settings.offline(data, cache_dir=shared_model_cache)
+    return build_graph(settings=settings, checkpointer="memory"), data
 
 
-def test_minilm_routes_the_shipped_registry_semantically(minilm_graph: Any) -> None:
-    graph, data = minilm_graph
+def test_minilm_routes_the_shipped_registry_semantically(minilm_graph: Any, shared_model_cache: Path) -> None:
+    graph, _ = minilm_graph
     state = ask(graph, "What is 12*7 and what time is it in Tokyo?", thread="m1")
     assert {
         c["name"] for c in state["planning_capabilities"] if c["selected"] and c["source"] == "scorer"
@@ -310,10 +311,7 @@ def test_minilm_routes_the_shipped_registry_semantically(minilm_graph: Any) -> N
     assert (
         ask(graph, "recommend a good science fiction novel", thread="m3")["control_stop_reason"] == "clarify"
     )
-    from graph.config.settings import Settings
-
-    cache = Settings.offline(data).cache
-    assert list(Path(cache).glob("finetune-*.pt")), "the fine-tuned weights are cached"
+    assert list(shared_model_cache.glob("finetune-*.pt")), "the fine-tuned weights are cached"
 
 
 def test_small_multi_label_guide_sets_are_passed_over_more_often() -> None:
@@ -344,7 +342,7 @@ def test_multi_label_fine_tuning_starts_each_sigmoid_at_its_boundary() -> None:
     assert bool((torch.sigmoid(20.0 * cos) > 0.5).all())  # a zero bias: every text a positive of all
 
 
-def test_finetuned_weights_load_from_the_cache(minilm_graph: Any) -> None:
+def test_finetuned_weights_load_from_the_cache(minilm_graph: Any, shared_model_cache: Path) -> None:
     from graph.classifier.finetune import finetune_encoder
     from graph.classifier.scorer import FineTune
 
@@ -353,7 +351,7 @@ def test_finetuned_weights_load_from_the_cache(minilm_graph: Any) -> None:
     from graph.classifier.build import build_scorer
     from graph.config.settings import Settings
 
-    settings = Settings.offline(data)
+    settings = Settings.offline(data, cache_dir=shared_model_cache)
     build_scorer(minilm_graph[0].registry, settings).compile()  # as the graph compiles it (cached)
     trained = finetune_encoder(MiniLMEncoder(), guides, FineTune(), cache_dir=settings.cache)
     assert trained is False  # same guides, same settings: loaded, not trained again
