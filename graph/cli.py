@@ -328,7 +328,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     # The server is a child process: it gets the environment, which the settings came from.
-    return subprocess.call(command, cwd=cwd, env=server_environment(settings, os.environ))
+    return run_child(command, cwd=cwd, env=server_environment(settings, os.environ))
+
+
+def run_child(command: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> int:
+    """Run `command` to its end; a SIGTERM to this process is passed on (stopping `routegraph serve`
+    stops the server, not only its parent), and Ctrl-C waits for the child, which got it too."""
+    child = subprocess.Popen(list(command), cwd=cwd, env=dict(env))
+
+    def forward(signum: int, _frame: object) -> None:
+        child.send_signal(signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, forward)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        previous = None
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:
+                continue
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_threads(args: argparse.Namespace) -> int:
