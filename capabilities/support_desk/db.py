@@ -119,7 +119,7 @@ def day(text: str) -> str:
 class SupportDB:
     """One support database file. Cheap to construct; the first `connect()` creates and migrates it.
 
-    `path` as a capability's `db` option (see `resolve_path`): a relative one needs `data_dir`.
+    `path` and `data_dir` as for `resolve_path`: None or a relative path needs the data directory.
     """
 
     def __init__(
