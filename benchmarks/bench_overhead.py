@@ -209,12 +209,18 @@ def _checkpointers(
 
 
 def run_config(
-    config: Config, *, n: int, warmup: int, seed: int, requests: Sequence[tuple[str, str]]
+    config: Config,
+    *,
+    n: int,
+    warmup: int,
+    seed: int,
+    requests: Sequence[tuple[str, str]],
+    cache: Path | None = None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="routegraph-bench-") as tmpdir, ExitStack() as stack:
         tmp = Path(tmpdir)
         option, bare_saver = _checkpointers(config, tmp, stack)
-        graph = build_graph(settings=Settings.offline(tmp), checkpointer=option)
+        graph = build_graph(settings=Settings.offline(tmp, cache_dir=cache), checkpointer=option)
         if config.checkpointer == "sqlite":
             conn = graph.checkpointer.conn  # type: ignore[union-attr]
             stack.callback(conn.close)
@@ -423,7 +429,10 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def run(n: int, warmup: int, seed: int, configs: Sequence[Config]) -> dict[str, Any]:
+def run(
+    n: int, warmup: int, seed: int, configs: Sequence[Config], cache: Path | None = None
+) -> dict[str, Any]:
+    """`cache`: the encoder cache to share (the fine-tuned MiniLM), instead of one per configuration."""
     return {
         "benchmark": "overhead",
         "n": n,
@@ -432,7 +441,8 @@ def run(n: int, warmup: int, seed: int, configs: Sequence[Config]) -> dict[str, 
         "target_ratio": TARGET_RATIO,
         "requests": [text for text, _ in REQUESTS],
         "configs": [
-            run_config(config, n=n, warmup=warmup, seed=seed, requests=REQUESTS) for config in configs
+            run_config(config, n=n, warmup=warmup, seed=seed, requests=REQUESTS, cache=cache)
+            for config in configs
         ],
     }
 
@@ -443,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser().error("--n must be at least 1 and --warmup at least 0")
     labels = args.config or [c.label for c in DEFAULT_CONFIGS]
     configs = [c for c in DEFAULT_CONFIGS if c.label in labels]
-    result = run(args.n, args.warmup, args.seed, configs)
+    result = run(args.n, args.warmup, args.seed, configs, cache=Settings.from_env().cache)
     result["meets_target"] = all(c["meets_target"] for c in result["configs"])
     if args.json:
         print(table(result), file=sys.stderr)

@@ -1,4 +1,8 @@
-"""The `routegraph` command line: ask, validate, graph, eval, tune, serve, threads."""
+"""The `routegraph` command line: ask, validate, graph, eval, tune, serve, threads.
+
+An entry point: `main` reads the environment once (`Settings.from_env`, with `--registry` over
+`ROUTEGRAPH_REGISTRY`) and every command takes its settings from `args.settings`.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,25 @@ import json
 import signal
 import subprocess
 import sys
+import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
+from pydantic import ValidationError
 
-from graph.config.registry import Registry, RegistryError
-from graph.persistence.sqlite import CheckpointerError
+from graph.config.registry import Registry, RegistryError, default_registry
+from graph.config.settings import Settings
+from graph.errors import CheckpointerError
 from graph.progress import ProgressPrinter
+
+if TYPE_CHECKING:
+    from langgraph.graph.state import CompiledStateGraph
 
 EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
 
@@ -57,10 +67,11 @@ def summary(registry: Registry) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    path = args.settings.registry or default_registry()
     try:
-        registry = Registry.from_file(args.path)
+        registry = Registry.from_file(path)
     except RegistryError as exc:
-        print(f"{len(exc.problems)} problem(s) in {args.path or 'registry.yaml'}:", file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s) in {path}:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_INVALID
@@ -147,8 +158,9 @@ def _run(graph: Any, payload: Any, config: RunnableConfig, printer: ProgressPrin
 def cmd_ask(args: argparse.Namespace) -> int:
     from graph.builder import build_graph
 
+    settings: Settings = args.settings
     try:
-        graph = build_graph(registry=args.registry)
+        graph = build_graph(registry=settings.registry, settings=settings)
     except RegistryError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_INVALID
@@ -168,13 +180,19 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return EXIT_OK if result["stop_reason"] in {"success", "clarify"} else EXIT_FAIL
 
 
-def mermaid(registry_path: Path | None = None) -> str:
-    """The compiled graph as a mermaid diagram (what the README shows)."""
+def drawable(registry: Path | None, settings: Settings) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """The compiled graph for drawing: no checkpointer, no model (its shape depends on neither)."""
     from graph.builder import build_graph
-    from graph.config.settings import Settings
 
-    graph = build_graph(registry=registry_path, settings=Settings.from_env(llm="off"), checkpointer="none")
-    return graph.get_graph().draw_mermaid()
+    return build_graph(
+        registry=registry, settings=settings.model_copy(update={"llm": "off"}), checkpointer="none"
+    )
+
+
+def mermaid(registry_path: Path | None = None, settings: Settings | None = None) -> str:
+    """The compiled graph as a mermaid diagram (what the README shows)."""
+    settings = settings or Settings.offline(Path(tempfile.gettempdir()))
+    return drawable(registry_path, settings).get_graph().draw_mermaid()
 
 
 README_MARKERS = ("<!-- graph:start -->", "<!-- graph:end -->")
@@ -188,8 +206,6 @@ def readme_block(diagram: str) -> str:
 def cmd_graph(args: argparse.Namespace) -> int:
     """Print the graph as mermaid (the default), rewrite it in a README, or draw it (--png, --svg)."""
     if args.png or args.svg:
-        from graph.builder import build_graph
-        from graph.config.settings import Settings
         from graph.drawing import DrawingUnavailable, require, write
 
         try:
@@ -197,16 +213,14 @@ def cmd_graph(args: argparse.Namespace) -> int:
         except DrawingUnavailable as exc:
             print(f"routegraph graph: {exc}", file=sys.stderr)
             return EXIT_INVALID
-        graph = build_graph(
-            registry=args.registry, settings=Settings.from_env(llm="off"), checkpointer="none"
-        )
+        graph = drawable(args.registry, args.settings)
         if args.png:
             print(f"drew {write(graph.get_graph(), args.png, 'png')}", file=sys.stderr)
         if args.svg:
             print(f"drew {write(graph.get_graph(), args.svg, 'svg')}", file=sys.stderr)
         if not args.update_readme:
             return EXIT_OK
-    diagram = mermaid(args.registry)
+    diagram = mermaid(args.registry, args.settings)
     if args.update_readme:
         path: Path = args.update_readme
         text = path.read_text(encoding="utf-8")
@@ -236,6 +250,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             split_clauses={"auto": None, "on": True, "off": False}[args.split_clauses],
             min_out_of_scope_recall=args.min_oos_recall,
             limit=args.limit,
+            settings=args.settings,
             progress=None if args.quiet else stderr_progress,
         )
     except EvalError as exc:
@@ -248,10 +263,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     """Fit the classifier's curve and thresholds on labelled requests; print registry YAML."""
     from evals.tune import TuneError, read_labelled, tune
-    from graph.config.settings import Settings
 
+    settings: Settings = args.settings
     try:
-        registry = Registry.from_file(args.registry)
+        registry = Registry.from_file(settings.registry)
         texts, truths = read_labelled(args.data, registry)
     except (RegistryError, TuneError) as exc:
         print(f"routegraph tune: {exc}", file=sys.stderr)
@@ -260,7 +275,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(f"tune: {len(texts)} labelled requests, scoring with {registry.source}...", file=sys.stderr)
     result = tune(
         registry,
-        Settings.from_env(llm="off"),
+        settings.model_copy(update={"llm": "off"}),
         texts,
         truths,
         min_out_of_scope_recall=args.min_oos_recall,
@@ -277,41 +292,100 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    """`langgraph dev` on this project, offline by default (no analytics, no version check)."""
-    import os
-    import shutil
+SERVER_GRAPH = "routegraph"
+"""The graph id in langgraph.json: what Studio and the SDK name (`client.runs.wait(thread, "routegraph")`)."""
 
-    exe = shutil.which("langgraph", path=str(Path(sys.executable).parent)) or shutil.which("langgraph")
-    if exe is None:
-        print(
-            "routegraph serve: langgraph-cli[inmem] is not installed (./scripts/setup installs it)",
-            file=sys.stderr,
-        )
-        return EXIT_INVALID
-    env = dict(os.environ)
+
+def server_config(settings: Settings) -> tuple[Path, Path]:
+    """The langgraph.json to serve and the directory to serve from.
+
+    In a source checkout: the project's langgraph.json and its root. Installed as a package, there is
+    none: one is written to `<data dir>/server/`, naming the installed graph/app.py by absolute path;
+    the in-memory server keeps its threads there (`.langgraph_api/`), so they outlive a restart.
+    """
+    root = Path(__file__).resolve().parent.parent
+    if (root / "langgraph.json").is_file():
+        return root / "langgraph.json", root
+    directory = settings.data_dir.resolve() / "server"
+    directory.mkdir(parents=True, exist_ok=True)
+    app = Path(__file__).resolve().with_name("app.py")
+    config = {"dependencies": ["."], "graphs": {SERVER_GRAPH: f"{app}:graph"}}
+    path = directory / "langgraph.json"
+    path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return path, directory
+
+
+def server_environment(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+    """The server's environment: ours, offline by default (no analytics, no version check), with the
+    settings' paths made absolute (the server runs in another directory) so graph/app.py finds them."""
+    env = dict(environ)
     env.setdefault("LANGGRAPH_CLI_NO_ANALYTICS", "1")
     env.setdefault("LANGGRAPH_NO_VERSION_CHECK", "true")
     env.setdefault("LANGSMITH_TRACING", "false")
-    if args.registry:
-        env["ROUTEGRAPH_REGISTRY"] = str(args.registry.resolve())
-    root = Path(__file__).resolve().parent.parent
-    command = [exe, "dev", "--no-browser", "--host", args.host, "--port", str(args.port)]
-    command += ["--config", str(root / "langgraph.json")]
+    env["ROUTEGRAPH_DATA_DIR"] = str(settings.data_dir.resolve())
+    if settings.registry is not None:
+        env["ROUTEGRAPH_REGISTRY"] = str(settings.registry.resolve())
+    if settings.cache_dir is not None:
+        env["ROUTEGRAPH_CACHE_DIR"] = str(settings.cache_dir.resolve())
+    return env
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """`langgraph dev` on this project or the installed package, with this interpreter (so the
+    server imports the same routegraph as this command)."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("langgraph_cli") is None or importlib.util.find_spec("langgraph_api") is None:
+        print(
+            'routegraph serve: langgraph-cli[inmem] is not installed (pip install "langgraph-cli[inmem]"; '
+            "./scripts/setup installs it)",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    settings: Settings = args.settings
+    config, cwd = server_config(settings)
+    command = [sys.executable, "-m", "langgraph_cli", "dev", "--no-browser"]
+    command += ["--host", args.host, "--port", str(args.port), "--config", str(config)]
     if not args.reload:
         command.append("--no-reload")
     print(
-        f"routegraph: serving on http://{args.host}:{args.port} (Studio connects to this URL)",
+        f"routegraph: serving on http://{args.host}:{args.port} (Studio connects to this URL; {config})",
         file=sys.stderr,
     )
-    return subprocess.call(command, cwd=root, env=env)
+    # The server is a child process: it gets the environment, which the settings came from.
+    return run_child(command, cwd=cwd, env=server_environment(settings, os.environ))
+
+
+def run_child(command: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> int:
+    """Run `command` to its end; a SIGTERM to this process is passed on (stopping `routegraph serve`
+    stops the server, not only its parent), and Ctrl-C waits for the child, which got it too."""
+    child = subprocess.Popen(list(command), cwd=cwd, env=dict(env))
+
+    def forward(signum: int, _frame: object) -> None:
+        child.send_signal(signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, forward)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        previous = None
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:
+                continue
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_threads(args: argparse.Namespace) -> int:
     from graph.builder import build_graph
     from graph.persistence.threads import list_threads, show_thread
 
-    graph = build_graph(registry=args.registry)
+    settings: Settings = args.settings
+    graph = build_graph(registry=settings.registry, settings=settings)
     if args.action == "list":
         saver = graph.checkpointer
         assert isinstance(saver, BaseCheckpointSaver)
@@ -374,7 +448,11 @@ def parser() -> argparse.ArgumentParser:
     ask = sub.add_parser("ask", help="answer one request (offline unless a model is configured)")
     ask.add_argument("text", help="the request, in quotes")
     ask.add_argument("--thread", help="conversation id; the same id continues the conversation")
-    ask.add_argument("--registry", type=Path, help="registry.yaml to use (default: the project's)")
+    ask.add_argument(
+        "--registry",
+        type=Path,
+        help="registry.yaml to use (default: ROUTEGRAPH_REGISTRY, else the shipped one)",
+    )
     ask.add_argument("--json", action="store_true", help="print one JSON object: answer, plan, steps, ...")
     ask.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     decide = ask.add_mutually_exclusive_group()
@@ -383,7 +461,12 @@ def parser() -> argparse.ArgumentParser:
     ask.set_defaults(func=cmd_ask)
 
     val = sub.add_parser("validate", help="check a registry.yaml; exit 2 listing every problem")
-    val.add_argument("path", nargs="?", type=Path, help="registry file (default: the project's)")
+    val.add_argument(
+        "path",
+        nargs="?",
+        type=Path,
+        help="registry file (default: ROUTEGRAPH_REGISTRY, else the shipped one)",
+    )
     val.set_defaults(func=cmd_validate)
 
     draw = sub.add_parser("graph", help="print the compiled graph as a mermaid diagram, or draw it")
@@ -441,7 +524,11 @@ def parser() -> argparse.ArgumentParser:
         "classifier.calibration block to paste into the registry.",
     )
     tn.add_argument("--data", type=Path, required=True, help="JSONL file of {text, labels, split} rows")
-    tn.add_argument("--registry", type=Path, help="registry.yaml to tune (default: the project's)")
+    tn.add_argument(
+        "--registry",
+        type=Path,
+        help="registry.yaml to tune (default: ROUTEGRAPH_REGISTRY, else the shipped one)",
+    )
     tn.add_argument(
         "--min-oos-recall",
         type=_share,
@@ -456,12 +543,18 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the graph for LangGraph Studio and the SDK (langgraph dev)")
     serve.add_argument("--port", type=int, default=8123, help="port (default: 8123)")
     serve.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
-    serve.add_argument("--registry", type=Path, help="registry.yaml to serve (default: the project's)")
+    serve.add_argument(
+        "--registry",
+        type=Path,
+        help="registry.yaml to serve (default: ROUTEGRAPH_REGISTRY, else the shipped one)",
+    )
     serve.add_argument("--reload", action="store_true", help="reload on code changes")
     serve.set_defaults(func=cmd_serve)
 
     threads = sub.add_parser("threads", help="inspect persisted conversation threads")
-    threads.add_argument("--registry", type=Path, help="registry.yaml (default: the project's)")
+    threads.add_argument(
+        "--registry", type=Path, help="registry.yaml (default: ROUTEGRAPH_REGISTRY, else the shipped one)"
+    )
     threads_sub = threads.add_subparsers(dest="action", required=True)
     tl = threads_sub.add_parser("list", help="recent threads, newest first")
     tl.add_argument("--limit", type=int, default=50, help="at most this many (default: 50)")
@@ -477,6 +570,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(signal, "SIGPIPE"):  # `routegraph graph | head` ends quietly
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = parser().parse_args(argv)
+    chosen = getattr(args, "registry", None) or getattr(args, "path", None)
+    try:
+        args.settings = Settings.from_env(**({"registry": chosen} if chosen else {}))
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"])
+            print(f"routegraph: invalid setting {where}: {error['msg']}", file=sys.stderr)
+        return EXIT_INVALID
+    if "registry" in args:  # `--registry` or else ROUTEGRAPH_REGISTRY, for commands that read args
+        args.registry = args.settings.registry
     try:
         return int(args.func(args))
     except CheckpointerError as exc:  # e.g. a malformed ROUTEGRAPH_POSTGRES_URL or a server that is down

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from langchain_core.runnables.graph import Graph
 
+from graph.errors import MissingDependency
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -52,7 +54,7 @@ ARROW = (0.12, 0.05)
 DPI = 130
 
 
-class DrawingUnavailable(RuntimeError):
+class DrawingUnavailable(MissingDependency):
     """matplotlib is not installed; the message says how to install it."""
 
 

@@ -73,6 +73,11 @@ class ConfigError(RoutegraphError, ValueError):
     """Something the user configured or passed in cannot be used; the message says what and where."""
 
 
+class MissingDependency(ConfigError):
+    """An optional package a feature needs is not installed; the message names the command that
+    installs it (an extra such as `routegraph[mpnet]`)."""
+
+
 class RegistryError(ConfigError):
     """Every problem found in a registry, each with file, line, field and message."""
 
@@ -133,6 +138,10 @@ class MissingInput(ReplanningError):
 
 class CriticalError(RunError):
     severity = ErrorSeverity.CRITICAL
+
+
+class UndeclaredRoute(CriticalError):
+    """The router picked a node that the edge's path map (`ROUTES`) does not declare: a bug."""
 
 
 class StopError(CriticalError):

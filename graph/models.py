@@ -30,7 +30,7 @@ from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from graph.config.schema import ROLES, ModelConfig, Role, StructuredOutputMethod
-from graph.config.settings import Settings
+from graph.config.settings import KEY_SUFFIXES, Settings, is_key_variable
 from graph.errors import BudgetExhausted, ModelOutputError, RetriableError
 
 T = TypeVar("T", bound=BaseModel)
@@ -89,7 +89,12 @@ def make_chat_model(config: ModelConfig, settings: Settings) -> BaseChatModel:
     """A LangChain chat model for one role's configuration."""
     if config.provider == "openai":
         base_url = config.base_url or settings.base_url
-        key = settings.env.get(config.api_key_env) or ("not-needed" if base_url else None)
+        if not is_key_variable(config.api_key_env):
+            raise ValueError(
+                f"api_key_env {config.api_key_env!r}: API keys are read from variables ending in "
+                f"{' or '.join(KEY_SUFFIXES)} (Settings.from_env keeps no others)"
+            )
+        key = settings.api_key(config.api_key_env) or ("not-needed" if base_url else None)
         chat_model: BaseChatModel = _compat_chat_openai()(
             model=config.model,
             base_url=base_url,

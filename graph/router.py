@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from langgraph.types import Send
 
 from graph.config.registry import Registry
-from graph.errors import SEVERITY_RANK, ErrorRecord, ErrorSeverity, RoutegraphError
+from graph.errors import SEVERITY_RANK, ErrorRecord, ErrorSeverity, RoutegraphError, UndeclaredRoute
 from graph.state import AgentState, PlanStep, StepPayload
 
 NODES = (
@@ -89,10 +89,6 @@ def targets(source: str) -> tuple[str, ...]:
 
 ROUTES: dict[str, tuple[str, ...]] = {source: targets(source) for source in EXITS}
 """The path map of each conditional edge: source node -> the nodes the router can pick after it."""
-
-
-class UndeclaredRoute(RuntimeError):
-    """The router picked a node that the edge's path map (`ROUTES`) does not declare: a bug."""
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ def make_runner(deps: Deps) -> RunnableLambda:
                     step_id=step["id"],
                     thread_id=(config.get("configurable") or {}).get("thread_id"),
                     approved=payload["approved"],
+                    data_dir=deps.settings.data_dir,
                 )
                 output = await asyncio.wait_for(info.instance.execute(inputs, ctx), timeout=info.timeout)
         except Exception as exc:

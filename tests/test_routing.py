@@ -293,17 +293,20 @@ def minilm_registry() -> Any:
 
 
 @pytest.fixture(scope="module")
-def minilm_graph(minilm_registry: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def minilm_graph(
+    minilm_registry: Any, tmp_path_factory: pytest.TempPathFactory, shared_model_cache: Path
+) -> Any:
     """The graph on the shipped registry — the real weights, loaded once."""
     from graph.builder import build_graph
     from graph.config.settings import Settings
 
     data = tmp_path_factory.mktemp("minilm")
-    return build_graph(registry=minilm_registry, settings=Settings.offline(data), checkpointer="memory"), data
+    settings = Settings.offline(data, cache_dir=shared_model_cache)
+    return build_graph(registry=minilm_registry, settings=settings, checkpointer="memory"), data
 
 
-def test_minilm_routes_the_shipped_registry_semantically(minilm_graph: Any) -> None:
-    graph, data = minilm_graph
+def test_minilm_routes_the_shipped_registry_semantically(minilm_graph: Any, shared_model_cache: Path) -> None:
+    graph, _ = minilm_graph
     state = ask(graph, "What is 12*7 and what time is it in Tokyo?", thread="m1")
     assert {
         c["name"] for c in state["planning_capabilities"] if c["selected"] and c["source"] == "scorer"
@@ -318,10 +321,7 @@ def test_minilm_routes_the_shipped_registry_semantically(minilm_graph: Any) -> N
     assert (
         ask(graph, "recommend a good science fiction novel", thread="m3")["control_stop_reason"] == "clarify"
     )
-    from graph.config.settings import Settings
-
-    cache = Settings.offline(data).cache
-    assert list(Path(cache).glob("finetune-*.pt")), "the fine-tuned weights are cached"
+    assert list(shared_model_cache.glob("finetune-*.pt")), "the fine-tuned weights are cached"
 
 
 def test_small_multi_label_guide_sets_are_passed_over_more_often() -> None:
@@ -352,7 +352,9 @@ def test_multi_label_fine_tuning_starts_each_sigmoid_at_its_boundary() -> None:
     assert bool((torch.sigmoid(20.0 * cos) > 0.5).all())  # a zero bias: every text a positive of all
 
 
-def test_finetuned_weights_load_from_the_cache(minilm_graph: Any, minilm_registry: Any) -> None:
+def test_finetuned_weights_load_from_the_cache(
+    minilm_graph: Any, minilm_registry: Any, shared_model_cache: Path
+) -> None:
     from graph.classifier.finetune import finetune_encoder
     from graph.classifier.scorer import FineTune
 
@@ -361,7 +363,7 @@ def test_finetuned_weights_load_from_the_cache(minilm_graph: Any, minilm_registr
     from graph.classifier.build import build_scorer
     from graph.config.settings import Settings
 
-    settings = Settings.offline(data)
+    settings = Settings.offline(data, cache_dir=shared_model_cache)
     build_scorer(minilm_registry, settings).compile()  # as the graph compiles it (cached)
     trained = finetune_encoder(MiniLMEncoder(), guides, FineTune(), cache_dir=settings.cache)
     assert trained is False  # same guides, same settings: loaded, not trained again

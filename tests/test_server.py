@@ -1,7 +1,8 @@
-"""`langgraph dev` serves the graph: threads, runs, an approval interrupt resumed, state and history.
+"""`routegraph serve` (`langgraph dev` on the project's langgraph.json) serves the graph: threads,
+runs, an approval interrupt resumed, state and history.
 
-The server runs as a subprocess on a free local port, fully offline; the test talks to it through
-`langgraph_sdk`, as Studio does.
+The server runs as a subprocess on a free local port, fully offline, started from an unrelated
+directory with `--registry`; the test talks to it through `langgraph_sdk`, as Studio does.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -36,9 +36,9 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    exe = shutil.which("langgraph", path=str(Path(sys.executable).parent))
-    if exe is None:
-        pytest.skip("langgraph-cli[inmem] is not installed (./scripts/setup installs it)")
+    pytest.importorskip(
+        "langgraph_api", reason="langgraph-cli[inmem] is not installed (./scripts/setup installs it)"
+    )
     tmp = tmp_path_factory.mktemp("server")
     db = make_db(tmp / "shop.sqlite")
     registry = copy.deepcopy(BASE)  # the test registry: lexical encoder, no support domain
@@ -69,23 +69,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         "LANGGRAPH_CLI_NO_ANALYTICS": "1",
         "LANGGRAPH_NO_VERSION_CHECK": "true",
         "LANGSMITH_TRACING": "false",
-        "ROUTEGRAPH_REGISTRY": str(path),
         "ROUTEGRAPH_DATA_DIR": str(tmp / "data"),
         "PYTHONPATH": str(ROOT),
     }
     log = (tmp / "server.log").open("w")
     proc = subprocess.Popen(
-        [
-            exe,
-            "dev",
-            "--no-browser",
-            "--no-reload",
-            "--port",
-            str(port),
-            "--config",
-            str(ROOT / "langgraph.json"),
-        ],
-        cwd=ROOT,
+        [sys.executable, "-m", "graph.cli", "serve", "--port", str(port), "--registry", path.name],
+        cwd=tmp,  # a relative --registry, from another directory: serve runs the server in the checkout
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -102,7 +92,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(
-                    "langgraph dev did not start:\n" + (tmp / "server.log").read_text()[-3000:]
+                    "routegraph serve did not start:\n" + (tmp / "server.log").read_text()[-3000:]
                 )
             time.sleep(0.3)
         yield {"url": url, "db": db}

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from capabilities.support_desk.db import SupportDB, day
+from capabilities.support_desk.db import SupportDB, SupportDBs, day
 from graph.capability import (
     Capability,
     CapabilityInputs,
@@ -220,13 +220,13 @@ class Account(Capability):
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        self.db = SupportDB(self.options.get("db"), seed=bool(self.options.get("seed", True)))
+        self.db = SupportDBs(self.options.get("db"), seed=bool(self.options.get("seed", True)))
 
     async def execute(self, inputs: AccountInputs, ctx: RunContext) -> dict[str, Any]:
-        return await self.blocking(self.lookup, inputs, ctx)
+        return await self.blocking(self.lookup, self.db.at(ctx.data_dir), inputs, ctx)
 
-    def lookup(self, inputs: AccountInputs, ctx: RunContext) -> dict[str, Any]:
-        with self.db.connect() as conn:
+    def lookup(self, db: SupportDB, inputs: AccountInputs, ctx: RunContext) -> dict[str, Any]:
+        with db.connect() as conn:
             # Who the request names wins; else who earlier steps or turns identified.
             found = identify(conn, [inputs.query, inputs.email or ""])
             if found.customer is None and not found.named:

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from capabilities.support_desk.account import identity_request, resolve_customer
-from capabilities.support_desk.db import SupportDB, day, money, now_utc, parse_time
+from capabilities.support_desk.db import SupportDB, SupportDBs, day, money, now_utc, parse_time
 from graph.capability import (
     Capability,
     CapabilityInputs,
@@ -284,15 +284,15 @@ class Billing(Capability):
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        self.db = SupportDB(self.options.get("db"), seed=bool(self.options.get("seed", True)))
+        self.db = SupportDBs(self.options.get("db"), seed=bool(self.options.get("seed", True)))
 
     async def execute(self, inputs: BillingInputs, ctx: RunContext) -> dict[str, Any]:
-        return await self.blocking(self.report, inputs)
+        return await self.blocking(self.report, self.db.at(ctx.data_dir), inputs)
 
-    def report(self, inputs: BillingInputs) -> dict[str, Any]:
+    def report(self, db: SupportDB, inputs: BillingInputs) -> dict[str, Any]:
         now = now_utc()
         selector = charge_selector(inputs.query, inputs.charge_id)
-        with self.db.connect() as conn:
+        with db.connect() as conn:
             found = resolve_customer(conn, inputs.query, inputs.customer_id)
             if found.customer is None:
                 return {"summary": f"Billing: {identity_request(found, 'look at your charges')}"}

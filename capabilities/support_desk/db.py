@@ -81,15 +81,16 @@ def split_statements(script: str) -> list[str]:
 def resolve_path(option: str | Path | None, data_dir: Path | None = None) -> Path:
     """The database file for a capability's `db` option.
 
-    None: `<data dir>/support.sqlite`; a relative path: inside the data directory. The data directory
-    is `Settings.from_env().data_dir` (`ROUTEGRAPH_DATA_DIR`) unless given.
+    None: `<data_dir>/support.sqlite`; a relative path: inside `data_dir` (the graph's
+    `Settings.data_dir`, given to capabilities as `RunContext.data_dir`); an absolute path as is.
     """
     if option is not None and Path(str(option)).expanduser().is_absolute():
         return Path(str(option)).expanduser()
     if data_dir is None:
-        from graph.config.settings import Settings
-
-        data_dir = Settings.from_env().data_dir
+        raise ValueError(
+            f"the support database {str(option or DEFAULT_FILE_NAME)!r} is relative to the data "
+            "directory, and none was given (RunContext.data_dir; or give `db` an absolute path)"
+        )
     return Path(data_dir) / (str(option) if option is not None else DEFAULT_FILE_NAME)
 
 
@@ -116,11 +117,17 @@ def day(text: str) -> str:
 
 
 class SupportDB:
-    """One support database file. Cheap to construct; the first `connect()` creates and migrates it."""
+    """One support database file. Cheap to construct; the first `connect()` creates and migrates it.
 
-    def __init__(self, path: str | Path | None = None, *, seed: bool = True) -> None:
+    `path` and `data_dir` as for `resolve_path`: None or a relative path needs the data directory.
+    """
+
+    def __init__(
+        self, path: str | Path | None = None, *, seed: bool = True, data_dir: Path | None = None
+    ) -> None:
         self._option = path
         self._seed = seed
+        self._data_dir = data_dir
         self._resolved: Path | None = None
         self._ready = False
         self._lock = threading.Lock()
@@ -128,7 +135,7 @@ class SupportDB:
     @property
     def path(self) -> Path:
         if self._resolved is None:
-            self._resolved = resolve_path(self._option)
+            self._resolved = resolve_path(self._option, self._data_dir)
         return self._resolved
 
     def _open(self) -> sqlite3.Connection:
@@ -187,6 +194,29 @@ class SupportDB:
             return current_version(conn)
 
 
+class SupportDBs:
+    """A capability's `db` option: the `SupportDB` of each data directory the capability runs with.
+
+    A capability is built when its registry loads, before any graph (and so any data directory) is
+    known; the data directory arrives with each run (`RunContext.data_dir`). One `SupportDB` per
+    file keeps its create-and-migrate-once state across runs.
+    """
+
+    def __init__(self, option: str | Path | None = None, *, seed: bool = True) -> None:
+        self.option = option
+        self.seed = seed
+        self._dbs: dict[Path, SupportDB] = {}
+        self._lock = threading.Lock()
+
+    def at(self, data_dir: Path | None) -> SupportDB:
+        """The database for runs in this data directory (an absolute `db` option ignores it)."""
+        path = resolve_path(self.option, data_dir)
+        with self._lock:
+            if path not in self._dbs:
+                self._dbs[path] = SupportDB(path, seed=self.seed)
+            return self._dbs[path]
+
+
 def current_version(conn: sqlite3.Connection) -> int:
     row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
     return int(row[0])
@@ -243,6 +273,7 @@ __all__ = [
     "KNOWLEDGE_DIR",
     "Migration",
     "SupportDB",
+    "SupportDBs",
     "day",
     "format_time",
     "migrate",

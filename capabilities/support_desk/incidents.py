@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from capabilities.support_desk.account import resolve_customer
-from capabilities.support_desk.db import SupportDB, format_time, now_utc, parse_time
+from capabilities.support_desk.db import SupportDB, SupportDBs, format_time, now_utc, parse_time
 from graph.capability import (
     Capability,
     CapabilityInputs,
@@ -140,19 +140,19 @@ class Incidents(Capability):
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        self.db = SupportDB(self.options.get("db"), seed=bool(self.options.get("seed", True)))
+        self.db = SupportDBs(self.options.get("db"), seed=bool(self.options.get("seed", True)))
 
     async def execute(self, inputs: IncidentsInputs, ctx: RunContext) -> dict[str, Any]:
-        return await self.blocking(self.status, inputs, ctx)
+        return await self.blocking(self.status, self.db.at(ctx.data_dir), inputs, ctx)
 
-    def status(self, inputs: IncidentsInputs, ctx: RunContext) -> dict[str, Any]:
+    def status(self, db: SupportDB, inputs: IncidentsInputs, ctx: RunContext) -> dict[str, Any]:
         services = [inputs.service] if inputs.service else services_named(inputs.query)
         ticket_wanted = (
             inputs.create_ticket if inputs.create_ticket is not None else wants_ticket(inputs.query)
         )
-        with self.db.connect() as conn:
+        with db.connect() as conn:
             overview = service_overview(conn, services)
-        ticket = self.open_ticket(inputs, ctx, overview) if ticket_wanted else None
+        ticket = self.open_ticket(db, inputs, ctx, overview) if ticket_wanted else None
         output: dict[str, Any] = {
             "service_status": {s["service"]: s["status"] for s in overview},
             "incidents": [i | {"service": s["service"]} for s in overview for i in s["open_incidents"]],
@@ -164,7 +164,7 @@ class Incidents(Capability):
         return output
 
     def open_ticket(
-        self, inputs: IncidentsInputs, ctx: RunContext, overview: list[dict[str, Any]]
+        self, db: SupportDB, inputs: IncidentsInputs, ctx: RunContext, overview: list[dict[str, Any]]
     ) -> dict[str, Any]:
         """Write one ticket per request; a repeated or resumed request finds the ticket it opened."""
         digest = hashlib.sha256(" ".join(inputs.query.split()).lower().encode()).hexdigest()[:12]
@@ -177,7 +177,7 @@ class Incidents(Capability):
             else "normal"
         )
         subject = re.split(r"(?<=[.?!])\s", inputs.query.strip(), maxsplit=1)[0][:80]
-        with self.db.transaction() as conn:
+        with db.transaction() as conn:
             found = resolve_customer(conn, inputs.query, inputs.customer_id)
             customer_id = found.customer["id"] if found.customer else None
             existing = (

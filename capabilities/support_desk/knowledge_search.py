@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from capabilities.support_desk.db import KNOWLEDGE_DIR, SupportDB, format_time, now_utc
+from capabilities.support_desk.db import KNOWLEDGE_DIR, SupportDB, SupportDBs, format_time, now_utc
 from graph.capability import Capability, CapabilityInputs, ClassifierGuide, GuideExample, RunContext
 
 _STOPWORDS = """
@@ -197,16 +197,16 @@ class KnowledgeSearch(Capability):
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        self.db = SupportDB(self.options.get("db"), seed=bool(self.options.get("seed", True)))
+        self.db = SupportDBs(self.options.get("db"), seed=bool(self.options.get("seed", True)))
         directory = self.options.get("knowledge_dir")
         self.directory = Path(str(directory)).expanduser() if directory else KNOWLEDGE_DIR
         self.limit = int(self.options.get("top_k", 3))
 
     async def execute(self, inputs: CapabilityInputs, ctx: RunContext) -> dict[str, Any]:
-        return await self.blocking(self.lookup, inputs.query)
+        return await self.blocking(self.lookup, self.db.at(ctx.data_dir), inputs.query)
 
-    def lookup(self, query: str) -> dict[str, Any]:
-        with self.db.connect() as conn:
+    def lookup(self, db: SupportDB, query: str) -> dict[str, Any]:
+        with db.connect() as conn:
             sync_index(conn, self.directory)
             passages = search(conn, query, self.limit)
         if not passages:

@@ -32,7 +32,7 @@ from capabilities.support_desk.billing import (
     pick_charge,
     refund_eligibility,
 )
-from capabilities.support_desk.db import SupportDB, day, format_time, money, now_utc
+from capabilities.support_desk.db import SupportDB, SupportDBs, day, format_time, money, now_utc
 from graph.capability import (
     Capability,
     CapabilityInputs,
@@ -126,7 +126,7 @@ class Refund(Capability):
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        self.db = SupportDB(self.options.get("db"), seed=bool(self.options.get("seed", True)))
+        self.db = SupportDBs(self.options.get("db"), seed=bool(self.options.get("seed", True)))
 
     def needs_approval(self, inputs: CapabilityInputs, policy: Mapping[str, Any]) -> str | None:
         """Ask before refunding more than the threshold; when the amount is not known yet, ask anyway.
@@ -154,13 +154,13 @@ class Refund(Capability):
         return f"Refund {amount} to {inputs.customer_id} for {inputs.query!r}? The charge was not looked up before asking."
 
     async def execute(self, inputs: RefundInputs, ctx: RunContext) -> dict[str, Any]:
-        return await self.blocking(self.refund, inputs, ctx)
+        return await self.blocking(self.refund, self.db.at(ctx.data_dir), inputs, ctx)
 
-    def refund(self, inputs: RefundInputs, ctx: RunContext) -> dict[str, Any]:
+    def refund(self, db: SupportDB, inputs: RefundInputs, ctx: RunContext) -> dict[str, Any]:
         now = now_utc()
         # BEGIN IMMEDIATE: two refunds of the same charge at once are serialised, and the second
         # finds the first (the UNIQUE constraint would stop it anyway).
-        with self.db.transaction() as conn:
+        with db.transaction() as conn:
             # Only the customer the approval question named (the account step's customer_id).
             found = resolve_customer(conn, inputs.query, inputs.customer_id)
             if found.customer is None or not inputs.customer_id:

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
-from capabilities.support_desk.db import SupportDB, money
+from capabilities.support_desk.db import SupportDB, SupportDBs, money
 from graph.capability import (
     Capability,
     CapabilityInputs,
@@ -168,13 +168,13 @@ class Sales(Capability):
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        self.db = SupportDB(self.options.get("db"), seed=bool(self.options.get("seed", True)))
+        self.db = SupportDBs(self.options.get("db"), seed=bool(self.options.get("seed", True)))
 
     async def execute(self, inputs: SalesInputs, ctx: RunContext) -> dict[str, Any]:
-        return await self.blocking(self.answer, inputs)
+        return await self.blocking(self.answer, self.db.at(ctx.data_dir), inputs)
 
-    def answer(self, inputs: SalesInputs) -> dict[str, Any]:
-        with self.db.connect() as conn:
+    def answer(self, db: SupportDB, inputs: SalesInputs) -> dict[str, Any]:
+        with db.connect() as conn:
             plans = load_plans(conn)
         wanted = [inputs.plan.lower()] if inputs.plan else plans_named(inputs.query)
         chosen = [p for p in plans if p["id"] in wanted] or plans

@@ -6,6 +6,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -41,6 +42,9 @@ class RunContext:
     """Conversation thread, when the graph runs with a checkpointer."""
     approved: bool | None = None
     """The human decision for this step when its approval policy asked for one."""
+    data_dir: Path | None = None
+    """The graph's data directory (`Settings.data_dir`), where a capability keeps its files; None
+    outside a graph. Given here so that a capability never reads the environment for it."""
 
 
 class Capability(ABC):

@@ -1,18 +1,28 @@
-"""Runtime settings: where data lives and whether chat models are used. Read from the environment."""
+"""Runtime settings: where data lives, which registry, whether and how chat models are reached.
+
+`Settings.from_env()` is the one reader of the environment, called by the entry points (the CLI,
+graph/app.py for the LangGraph server); everything else is given a `Settings` and never looks at
+`os.environ`, so two graphs with different settings live in one process and tests need no
+environment patching. Secrets (API keys, a database password) never appear in a repr or a dump.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer
 
 from graph.config.schema import ModelsConfig
 
 LLMSwitch = Literal["auto", "on", "off"]
 """`auto` follows registry.yaml's `models.enabled`; `on` / `off` force chat models on or off."""
+
+KEY_SUFFIXES = ("_KEY", "_TOKEN")
+"""Environment variables kept as API keys: a registry's `api_key_env` must end in one of these."""
 
 
 def _default_data_dir(env: Mapping[str, str]) -> Path:
@@ -20,13 +30,35 @@ def _default_data_dir(env: Mapping[str, str]) -> Path:
     return Path(base) / "routegraph"
 
 
+def _path(value: str | None) -> Path | None:
+    return Path(value).expanduser() if value else None
+
+
+def is_key_variable(name: str) -> bool:
+    """Whether `Settings.from_env` keeps this variable as an API key."""
+    return name.endswith(KEY_SUFFIXES)
+
+
+def redact_url(url: str) -> str:
+    """The URL (or libpq `key=value` string) with its password masked, for reprs and dumps."""
+    url = re.sub(r"(://[^:/@]*:)[^/?#]*@", r"\1***@", url)
+    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", url)
+
+
 class Settings(BaseModel):
-    """Where routegraph keeps its files and how it reaches models."""
+    """Where routegraph keeps its files, which registry it serves and how it reaches models.
+
+    API keys: `from_env` keeps every variable whose name ends in `_KEY` or `_TOKEN` (e.g.
+    `OPENAI_API_KEY`, `VLLM_API_KEY`) in `api_keys`, where a registry's `api_key_env` finds it; no
+    other variable is kept. Built by hand, pass them: `Settings(data_dir=..., api_keys={...})`.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     data_dir: Path
-    """Directory for the checkpoint database and caches (`ROUTEGRAPH_DATA_DIR`)."""
+    """Directory for the checkpoint database, capability data and caches (`ROUTEGRAPH_DATA_DIR`)."""
+    registry: Path | None = None
+    """registry.yaml to use (`ROUTEGRAPH_REGISTRY`); None: the shipped one (`default_registry()`)."""
     checkpoint_path: Path | None = None
     """SQLite checkpoint file (`ROUTEGRAPH_CHECKPOINT`); defaults to `data_dir/checkpoints.sqlite`."""
     base_url: str | None = None
@@ -35,40 +67,37 @@ class Settings(BaseModel):
     """Embedding and fine-tune caches (`ROUTEGRAPH_CACHE_DIR`); defaults to `data_dir/cache`."""
     llm: LLMSwitch = "auto"
     """Force chat models on or off (`ROUTEGRAPH_LLM`)."""
-    postgres_url: str | None = None
-    """PostgreSQL URL for checkpoints (`ROUTEGRAPH_POSTGRES_URL`); when set, the default checkpointer uses it."""
-    env: dict[str, str] = {}
-    """The environment the settings were read from (API keys are looked up here)."""
+    postgres_url: str | None = Field(default=None, repr=False)
+    """PostgreSQL URL for checkpoints (`ROUTEGRAPH_POSTGRES_URL`); when set, the default checkpointer
+    uses it. Dumped with its password masked; not in the repr."""
+    api_keys: dict[str, SecretStr] = Field(default_factory=dict, repr=False, exclude=True)
+    """API keys by variable name (see the class docstring); never in a repr or a dump."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        env = dict(os.environ if env is None else env)
+        """Settings from `env` (default: `os.environ`, read here and nowhere else); `overrides` win."""
+        env = os.environ if env is None else env
         values: dict[str, object] = {
-            "data_dir": Path(env["ROUTEGRAPH_DATA_DIR"])
-            if env.get("ROUTEGRAPH_DATA_DIR")
-            else _default_data_dir(env),
-            "checkpoint_path": Path(env["ROUTEGRAPH_CHECKPOINT"])
-            if env.get("ROUTEGRAPH_CHECKPOINT")
-            else None,
+            "data_dir": _path(env.get("ROUTEGRAPH_DATA_DIR")) or _default_data_dir(env),
+            "registry": _path(env.get("ROUTEGRAPH_REGISTRY")),
+            "checkpoint_path": _path(env.get("ROUTEGRAPH_CHECKPOINT")),
             "base_url": env.get("ROUTEGRAPH_BASE_URL") or env.get("OPENAI_BASE_URL") or None,
-            "cache_dir": Path(env["ROUTEGRAPH_CACHE_DIR"]) if env.get("ROUTEGRAPH_CACHE_DIR") else None,
+            "cache_dir": _path(env.get("ROUTEGRAPH_CACHE_DIR")),
             "llm": env.get("ROUTEGRAPH_LLM", "auto") or "auto",
             "postgres_url": env.get("ROUTEGRAPH_POSTGRES_URL") or None,
-            "env": env,
+            "api_keys": {name: value for name, value in env.items() if value and is_key_variable(name)},
         }
         values.update(overrides)
         return cls.model_validate(values)
 
     @classmethod
     def offline(cls, data_dir: Path, **overrides: object) -> Settings:
-        """Settings that never use a chat model, whatever the environment says (tests, benchmarks)."""
-        cache = os.environ.get("ROUTEGRAPH_CACHE_DIR")
-        values: dict[str, object] = {
-            "data_dir": data_dir,
-            "llm": "off",
-            "cache_dir": Path(cache) if cache else None,
-        }
-        return cls.model_validate({**values, **overrides})
+        """Settings that never use a chat model and read no environment (tests, benchmarks)."""
+        return cls.model_validate({"data_dir": data_dir, "llm": "off", **overrides})
+
+    @field_serializer("postgres_url")
+    def _masked_url(self, url: str | None) -> str | None:
+        return redact_url(url) if url else url
 
     @property
     def cache(self) -> Path:
@@ -78,10 +107,15 @@ class Settings(BaseModel):
     def checkpoint_file(self) -> Path:
         return self.checkpoint_path or self.data_dir / "checkpoints.sqlite"
 
+    def api_key(self, variable: str) -> str | None:
+        """The key a registry names by its variable (`api_key_env`); None when it was not set."""
+        secret = self.api_keys.get(variable)
+        return secret.get_secret_value() if secret is not None else None
+
     def llm_enabled(self, models: ModelsConfig) -> bool:
         """Whether chat models are on: forced by `llm`, else registry `models.enabled`, else a key or URL."""
         if self.llm != "auto":
             return self.llm == "on"
         if models.enabled != "auto":
             return models.enabled == "always"
-        return bool(self.env.get(models.default.api_key_env) or self.base_url or models.default.base_url)
+        return bool(self.api_key(models.default.api_key_env) or self.base_url or models.default.base_url)

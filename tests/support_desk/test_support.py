@@ -155,13 +155,29 @@ def test_seed_data_has_what_the_demo_needs(db_path: Path) -> None:
 
 
 def test_db_path_defaults_to_the_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("ROUTEGRAPH_DATA_DIR", str(tmp_path / "data"))
-    assert resolve_path(None) == tmp_path / "data" / "support.sqlite"
-    assert resolve_path("desk.sqlite") == tmp_path / "data" / "desk.sqlite"
+    data = tmp_path / "data"
+    assert resolve_path(None, data) == data / "support.sqlite"
+    assert resolve_path("desk.sqlite", data) == data / "desk.sqlite"
     assert resolve_path(str(tmp_path / "x.sqlite")) == tmp_path / "x.sqlite"
+    with pytest.raises(ValueError, match="data directory"):
+        resolve_path("desk.sqlite")
     registry = Registry.from_file()  # db: null everywhere
     assert {name for name in SUPPORT if name in registry} == set(SUPPORT)
-    assert not (tmp_path / "data").exists(), "building the registry creates no database"
+    assert not data.exists(), "building the registry creates no database"
+
+
+async def test_the_database_is_in_the_run_data_dir_not_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ROUTEGRAPH_DATA_DIR", str(tmp_path / "from-environment"))
+    sales = Sales({"db": None})
+    for name in ("one", "two"):
+        ctx = RunContext(task="what does the Team plan cost?", data_dir=tmp_path / name)
+        out = await sales.execute(sales.parse_inputs(ctx.task, {}, {}), ctx)
+        assert "Team" in out["summary"]
+        assert (tmp_path / name / "support.sqlite").exists()
+    assert sales.db.at(tmp_path / "one") is sales.db.at(tmp_path / "one"), "migrated once per file"
+    assert not (tmp_path / "from-environment").exists()
 
 
 # --- capabilities ------------------------------------------------------------------------------
@@ -410,10 +426,10 @@ class Desk:
 
 
 @pytest.fixture(scope="module")
-def desk(tmp_path_factory: pytest.TempPathFactory) -> Desk:
+def desk(tmp_path_factory: pytest.TempPathFactory, shared_model_cache: Path) -> Desk:
     base = tmp_path_factory.mktemp("desk")
     registry = shipped_registry(base / "support.sqlite")
-    settings = Settings.offline(base)
+    settings = Settings.offline(base, cache_dir=shared_model_cache)
     # SQLite checkpoints, so a second graph on the same file can pick a thread up.
     graph = build_graph(registry=registry, settings=settings, checkpointer="sqlite")
     return Desk(graph, registry, settings, base / "support.sqlite")
