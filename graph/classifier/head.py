@@ -39,6 +39,8 @@ def blend(similarity: np.ndarray, head: np.ndarray, head_weight: float) -> np.nd
 
 @dataclass(frozen=True, eq=False)
 class Head:
+    """The trained head: called on unit rows, each capability's probability."""
+
     weights: np.ndarray
     """(dimension, capabilities)."""
     bias: np.ndarray
