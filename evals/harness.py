@@ -43,9 +43,7 @@ import numpy as np
 from langchain_core.language_models import BaseChatModel
 
 from evals.datasets import Prepared, load_dataset, prepare
-from graph.classifier.encoders import trainable
-from graph.classifier.finetune import finetune_key, worth_training
-from graph.classifier.scorer import FewShotScorer
+from graph.classifier import FewShotScorer, finetune_key, trainable, worth_training
 from graph.config.registry import Registry
 from graph.config.schema import ClassifierMode
 from graph.config.settings import Settings

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from graph.classifier.scorer import fingerprint
+from graph.classifier import fingerprint
 from graph.config.registry import Registry
 from graph.config.settings import Settings
 from graph.errors import DatasetError, TuneError

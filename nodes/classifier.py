@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
-from graph.classifier.scorer import FewShotScorer, near_threshold
+from graph.classifier import FewShotScorer, near_threshold
 from graph.config.registry import CapabilityInfo, Registry
 from graph.config.schema import ClassifierMode
 from graph.models import LLMGateway, add_notes

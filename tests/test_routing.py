@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from graph.classifier import Calibration, FewShotScorer, LabelGuide, guides_from_registry
+from graph.classifier.clauses import clauses
 from graph.classifier.encoders import (
     Encoder,
     HybridEncoder,
@@ -17,7 +19,6 @@ from graph.classifier.encoders import (
     make_encoder,
     trainable,
 )
-from graph.classifier.scorer import Calibration, FewShotScorer, LabelGuide, clauses, guides_from_registry
 from tests.conftest import answer, ask, registry_with
 
 GUIDES = [
@@ -194,7 +195,7 @@ def test_scorer_ranks_the_right_capability_and_splits_clauses() -> None:
 
 
 def test_a_word_set_off_by_punctuation_is_a_clause_and_no_word_is_left_out() -> None:
-    from graph.classifier.scorer import clause_spans
+    from graph.classifier.clauses import clause_spans
 
     assert clauses("Yes, refund the charge from Monday")[1:] == ["Yes", "refund the charge from Monday"]
     assert clauses("Hi. I lost my card")[1:] == ["Hi", "I lost my card"]
@@ -325,7 +326,7 @@ def test_minilm_routes_the_shipped_registry_semantically(minilm_graph: Any, shar
 
 
 def test_small_multi_label_guide_sets_are_passed_over_more_often() -> None:
-    from graph.classifier.scorer import FineTune
+    from graph.classifier import FineTune
 
     spec = FineTune()  # 32 a batch, at least 3 passes and 400 steps, at most 60 passes
     assert spec.passes(304, multi_label=True) == 40  # 10 steps a pass
@@ -355,8 +356,8 @@ def test_multi_label_fine_tuning_starts_each_sigmoid_at_its_boundary() -> None:
 def test_finetuned_weights_load_from_the_cache(
     minilm_graph: Any, minilm_registry: Any, shared_model_cache: Path
 ) -> None:
+    from graph.classifier import FineTune
     from graph.classifier.finetune import finetune_encoder
-    from graph.classifier.scorer import FineTune
 
     _, data = minilm_graph
     guides = guides_from_registry(minilm_registry.routable)
@@ -371,7 +372,7 @@ def test_finetuned_weights_load_from_the_cache(
 
 def test_minilm_clause_vectors_come_from_one_pass_over_the_pieces() -> None:
     """`encode_spans` gives each clause its own encoding and the request the pooled mean: no second pass."""
-    from graph.classifier.scorer import clause_spans
+    from graph.classifier.clauses import clause_spans
 
     encoder = MiniLMEncoder()
     texts = ["play some jazz and set a timer for ten minutes", "hello there"]
@@ -391,7 +392,7 @@ def test_clause_vectors_of_a_model_that_does_not_pool_the_mean_are_encoded_one_b
 ) -> None:
     """A [CLS]-pooled model's vectors do not add up over pieces: each text and clause is encoded."""
     from graph.classifier import encoders
-    from graph.classifier.scorer import clause_spans
+    from graph.classifier.clauses import clause_spans
 
     encoder = MiniLMEncoder()
     assert encoders._mean_pooled(encoder.model)
@@ -474,7 +475,7 @@ def test_hybrid_similarity_is_the_weighted_sum_of_its_halves() -> None:
 
 
 def test_hybrid_scorer_fine_tunes_its_minilm_half(tmp_path: Path) -> None:
-    from graph.classifier.scorer import FineTune
+    from graph.classifier import FineTune
 
     guides = [
         LabelGuide(g.name, (*g.positives, *(f"{p} please" for p in g.positives)), g.negatives) for g in GUIDES
@@ -544,7 +545,7 @@ def test_threshold_for_an_out_of_scope_recall(recall: float | None, expected: fl
 
 
 def test_recall_lower_bound_is_wilsons() -> None:
-    from graph.classifier.scorer import recall_lower_bound
+    from graph.classifier.thresholds import recall_lower_bound
 
     assert recall_lower_bound(0, 0) == 0.0
     assert recall_lower_bound(4, 4) == pytest.approx(4 / (4 + 1.645**2))  # all hits: n / (n + z^2)
@@ -571,7 +572,7 @@ def test_a_recall_to_keep_is_held_with_a_margin_for_the_rows_measured() -> None:
 
 
 def test_cascade_band_is_measured_in_log_odds() -> None:
-    from graph.classifier.scorer import near_threshold
+    from graph.classifier import near_threshold
 
     # At a threshold of 0.5 the band is a plain distance.
     assert near_threshold(0.64, 0.5, 0.15) and near_threshold(0.36, 0.5, 0.15)
@@ -600,8 +601,8 @@ def test_out_of_scope_examples_are_negatives_of_every_capability() -> None:
 
 
 def test_out_of_scope_examples_join_fine_tuning_as_examples_of_nothing() -> None:
+    from graph.classifier import FineTune, fingerprint
     from graph.classifier.finetune import _examples, finetune_key
-    from graph.classifier.scorer import FineTune, fingerprint
 
     texts, owners = _examples(GUIDES, ("tell me a joke", "play some jazz"))
     assert texts[-1] == "tell me a joke" and owners[-1] == set()  # a positive stays a positive
@@ -625,8 +626,8 @@ def test_out_of_scope_examples_join_fine_tuning_as_examples_of_nothing() -> None
 
 
 def test_single_label_fine_tuning_trains_out_of_scope_as_a_class_of_its_own(tmp_path: Path) -> None:
+    from graph.classifier import FineTune
     from graph.classifier.finetune import finetune_encoder
-    from graph.classifier.scorer import FineTune
 
     guides = [LabelGuide(g.name, (*g.positives, *(f"{p} please" for p in g.positives))) for g in GUIDES]
     jokes = ("tell me a joke about cats", "who won the football game", "what is the capital of peru")
@@ -645,8 +646,8 @@ def test_single_label_fine_tuning_trains_out_of_scope_as_a_class_of_its_own(tmp_
 def test_fine_tuning_leaves_out_a_capability_without_texts(tmp_path: Path) -> None:
     """A guide with no example and a description it shares has nothing to start a prototype from:
     it is left out of the training instead of turning every weight into NaN."""
+    from graph.classifier import FineTune
     from graph.classifier.finetune import finetune_encoder
-    from graph.classifier.scorer import FineTune
 
     guides = [
         LabelGuide(g.name, (*g.positives, *(f"{p} please" for p in g.positives)), description="domain: home")

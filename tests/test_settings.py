@@ -99,9 +99,6 @@ def test_a_key_enables_models_and_reaches_the_client(tmp_path: Path) -> None:
 ENVIRONMENT_READERS = {
     "graph/config/settings.py": "Settings.from_env, the one reader",
     "graph/cli.py": "`routegraph serve` passes the environment on to the server process",
-    # Owned by the classifier: sets Hugging Face's offline switches before the encoder loads (the
-    # weights ship as a package); to be replaced by arguments to the loader.
-    "graph/classifier/encoders.py": "HF_HUB_OFFLINE and friends, set before sentence-transformers loads",
 }
 
 
@@ -120,7 +117,7 @@ def test_no_other_module_reads_or_changes_the_environment() -> None:
                 )
                 if touches:
                     found.add(str(path.relative_to(ROOT)))
-    assert found <= set(ENVIRONMENT_READERS), sorted(found - set(ENVIRONMENT_READERS))
+    assert found == set(ENVIRONMENT_READERS), sorted(found ^ set(ENVIRONMENT_READERS))
 
 
 # --- ROUTEGRAPH_REGISTRY and --registry, in every command ---------------------------------------

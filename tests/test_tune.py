@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from evals.tune import TuneError, read_labelled, tune
+from graph.classifier import Calibration, fingerprint
 from graph.classifier.build import build_scorer
-from graph.classifier.scorer import Calibration, fingerprint
 from graph.cli import main
 from graph.config.registry import Registry, RegistryError
 from graph.config.settings import Settings
@@ -236,8 +236,8 @@ def test_an_operating_point_and_the_rates_before_and_after(settings: Settings) -
 def test_single_label_rates_select_as_the_classifier_does() -> None:
     # A top capability below its own threshold does not reject the request when the next one
     # reaches its threshold: the classifier would route it there.
+    from graph.classifier import FewShotScorer, LabelGuide
     from graph.classifier.encoders import LexicalEncoder
-    from graph.classifier.scorer import FewShotScorer, LabelGuide
 
     scorer = FewShotScorer([LabelGuide("a", ("x",)), LabelGuide("b", ("y",))], LexicalEncoder())
     scorer.thresholds = {"a": 0.9}

@@ -1,11 +1,19 @@
-"""`build_scorer`: the few-shot scorer a registry describes, as the graph and `routegraph tune` use it."""
+"""`build_scorer`: the few-shot scorer a registry describes, as the graph and `routegraph tune` use it,
+and the `fingerprint` that tells whether a fitted calibration still applies to it."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from collections.abc import Sequence
 
+from graph.classifier.calibration import Calibration
+from graph.classifier.clauses import CLAUSES
 from graph.classifier.encoders import make_encoder, trainable
-from graph.classifier.scorer import Calibration, FewShotScorer, FineTune, fingerprint, guides_from_registry
+from graph.classifier.finetune import TRAINING, FineTune
+from graph.classifier.guides import LabelGuide, guides_from_registry
+from graph.classifier.scorer import FewShotScorer
 from graph.config.registry import Registry
 from graph.config.settings import Settings
 
@@ -54,3 +62,25 @@ def build_scorer(registry: Registry, settings: Settings, *, tuned: bool = True) 
     scorer.default_threshold = fitted.threshold
     scorer.thresholds = dict(fitted.thresholds)
     return scorer
+
+
+def fingerprint(
+    guides: Sequence[LabelGuide],
+    *,
+    encoder: str,
+    finetune: FineTune | None,
+    split_clauses: bool,
+    out_of_scope: Sequence[str] = (),
+) -> str:
+    """Identifies what a fitted calibration was fitted for: every guide, the encoder setting,
+    fine-tuning (its settings and the training's version) and clause splitting (and its version),
+    all of which move the raw scores."""
+    payload: list[object] = [
+        encoder,
+        None if finetune is None else [vars(finetune), TRAINING],
+        [split_clauses, CLAUSES] if split_clauses else False,
+        [[g.name, list(g.positives), list(g.negatives), g.description] for g in guides],
+    ]
+    if out_of_scope:  # appended only when given: registries without any keep their fingerprint
+        payload.append(list(out_of_scope))
+    return hashlib.sha256(json.dumps(payload, ensure_ascii=False, default=str).encode()).hexdigest()[:16]

