@@ -12,7 +12,6 @@ both import this module and not each other; graph/persistence/__init__.py picks 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -25,6 +24,8 @@ from langgraph.checkpoint.base import (
     CheckpointTuple,
     DeltaChannelHistory,
 )
+
+from graph.redact import redact as redact_text
 
 URL_VARIABLE = "ROUTEGRAPH_POSTGRES_URL"
 URL_EXAMPLE = "postgresql://USER:PASSWORD@HOST:5432/DBNAME"
@@ -80,9 +81,8 @@ class ThreadedAsyncSaver(BaseCheckpointSaver[str]):
 
 
 def redact(url: str) -> str:
-    """The URL with its password masked, for messages and logs."""
-    url = re.sub(r"(://[^:/@]*:)[^/?#]*@", r"\1***@", url)
-    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", url)
+    """The URL with its password masked, for messages and logs (graph/redact.py, malformed URLs too)."""
+    return redact_text(url)
 
 
 def one_line(exc: BaseException) -> str:
