@@ -21,24 +21,29 @@ if TYPE_CHECKING:
     from graph.capability.base import Capability, CapabilityInputs, JSONValue, RunContext
     from graph.capability.guides import ClassifierGuide, GuideExample, OrchestratorGuide
     from graph.cli import summary as registry_summary
-    from graph.config.registry import CapabilityInfo, Registry, RegistryError, default_registry
+    from graph.config.registry import CapabilityInfo, Registry, default_registry
     from graph.config.settings import Settings
+    from graph.drawing import picture as draw_graph
     from graph.errors import (
         BudgetExhausted,
+        CheckpointerError,
+        ConfigError,
         CriticalError,
         ErrorSeverity,
+        MissingDependency,
         MissingInput,
         ModelOutputError,
         NotApplicable,
         PolicyDenied,
         ReclassificationError,
+        RegistryError,
         ReplanningError,
         RetriableError,
         RoutegraphError,
+        RunError,
         StopError,
     )
     from graph.models import ModelUnavailableError
-    from graph.persistence.sqlite import CheckpointerError
     from graph.progress import describe as describe_event
     from graph.state import AgentState
 
@@ -55,7 +60,7 @@ _EXPORTS = {
     "registry_summary": "graph.cli:summary",
     "CapabilityInfo": "graph.config.registry",
     "Registry": "graph.config.registry",
-    "RegistryError": "graph.config.registry",
+    "RegistryError": "graph.errors",
     "default_registry": "graph.config.registry",
     "Settings": "graph.config.settings",
     "BudgetExhausted": "graph.errors",
@@ -71,7 +76,11 @@ _EXPORTS = {
     "RoutegraphError": "graph.errors",
     "StopError": "graph.errors",
     "ModelUnavailableError": "graph.models",
-    "CheckpointerError": "graph.persistence.sqlite",
+    "CheckpointerError": "graph.errors",
+    "ConfigError": "graph.errors",
+    "RunError": "graph.errors",
+    "MissingDependency": "graph.errors",
+    "draw_graph": "graph.drawing:picture",
     "describe_event": "graph.progress:describe",
     "AgentState": "graph.state",
 }
@@ -85,10 +94,12 @@ __all__ = [
     "CheckpointerError",
     "CheckpointerOption",
     "ClassifierGuide",
+    "ConfigError",
     "CriticalError",
     "ErrorSeverity",
     "GuideExample",
     "JSONValue",
+    "MissingDependency",
     "MissingInput",
     "ModelOutputError",
     "ModelUnavailableError",
@@ -102,11 +113,13 @@ __all__ = [
     "RetriableError",
     "RoutegraphError",
     "RunContext",
+    "RunError",
     "Settings",
     "StopError",
     "build_graph",
     "default_registry",
     "describe_event",
+    "draw_graph",
     "registry_summary",
 ]
 

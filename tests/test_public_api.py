@@ -6,8 +6,10 @@ from __future__ import annotations
 import ast
 import importlib
 import json
+import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -22,10 +24,8 @@ PACKAGES = (
     "capabilities.support_desk",
     "evals",
 )
-PUBLIC_IMPORTS_IN = sorted(
-    path for n in ("02", "03", "04") for path in (ROOT / "notebooks").glob(f"{n}_*.ipynb")
-)
-"""User-facing code held to the public names. (notebooks/01 and README.md: their owners convert them.)"""
+PUBLIC_IMPORTS_IN = [*sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")), ROOT / "README.md"]
+"""User-facing code held to the public names: the notebooks and the README's Python examples."""
 
 
 @pytest.mark.parametrize("package", PACKAGES)
@@ -104,8 +104,14 @@ def _project_imports(source: str) -> list[tuple[str, list[str]]]:
 
 @pytest.mark.parametrize("path", PUBLIC_IMPORTS_IN, ids=[p.stem for p in PUBLIC_IMPORTS_IN])
 def test_user_facing_code_imports_only_public_names(path: Path) -> None:
-    notebook = json.loads(path.read_text(encoding="utf-8"))
-    cells = ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code"]
+    if path.suffix == ".md":
+        blocks = re.findall(
+            r"^( *)```python\n(.*?)^ *```", path.read_text(encoding="utf-8"), flags=re.S | re.M
+        )
+        cells = [textwrap.dedent(code) for _, code in blocks]
+    else:
+        notebook = json.loads(path.read_text(encoding="utf-8"))
+        cells = ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code"]
     imports = [i for cell in cells for i in _project_imports(cell)]
     assert imports, "the notebook imports routegraph somewhere"
     for module, names in imports:
