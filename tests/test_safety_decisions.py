@@ -31,6 +31,8 @@ from graph.capability import RunContext
 from graph.config.registry import Registry
 from graph.config.settings import Settings
 from graph.errors import PolicyDenied, ReclassificationError, ReplanningError
+from graph.intent import REFUND_VERBS, side_effect_intent
+from graph.redact import Redactor, redact, redact_value
 from nodes.approval import ApprovalUnanswered, parse_decision, parse_words
 from nodes.base import Deps
 from nodes.planning import Plan, PlannedStep, deterministic_plan, validate_plan
@@ -491,3 +493,51 @@ async def test_each_unclear_answer_spends_a_step_of_the_budget(
     assert update["approval_decisions"] == {"s1": True} and len(asked) == spare + 1
     with pytest.raises(ApprovalUnanswered, match="nothing was done"):
         await approve(monkeypatch, ["hmm"] * (spare + 1) + ["yes"], state, max_steps=max_steps)
+
+
+# --- side-effect intent: a failure to read the request never acts ---------------------------------
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+def test_intent_fails_safe_when_it_cannot_read_the_request() -> None:
+    broken = side_effect_intent(Unprintable(), REFUND_VERBS)  # type: ignore[arg-type]
+    assert broken.kind == "refuse" and broken.reason == "could not read the request (RuntimeError)"
+    bad_verbs = side_effect_intent("refund CH-2033 now", [42])  # type: ignore[list-item]
+    assert bad_verbs.kind == "refuse" and not bad_verbs.act
+    assert side_effect_intent("refund CH-2033", []).kind == "refuse"
+    assert side_effect_intent("refund CH-2033", ["", "  "]).reason == "no request to "
+
+
+# --- redaction: values under secret names, short known secrets, log records ----------------------
+
+
+def test_values_under_secret_header_names_are_masked_whatever_their_shape() -> None:
+    headers = {
+        "Authorization": "Bearer abcdefghijkl",
+        "proxy-authorization": "Basic zzzzzzzz",
+        "Cookie": "session abcdef",
+        "SET-COOKIE": "id abcdef",
+        "X-Request-Id": "abc",
+    }
+    assert redact_value(headers) == {
+        "Authorization": "Bearer ***",
+        "proxy-authorization": "Basic ***",
+        "Cookie": "***",
+        "SET-COOKIE": "***",
+        "X-Request-Id": "abc",
+    }
+
+
+def test_a_known_secret_of_the_minimum_length_is_masked() -> None:
+    r = Redactor(["k9!z", "abc", "s3cr3t-longer"])
+    assert r.redact("key k9!z and abc and s3cr3t-longer") == "key *** and abc and ***"
+    assert r.redact("s3cr3t-longerX") == "s3cr3t-longerX", "not inside a longer word"
+
+
+def test_basic_is_masked_only_when_it_decodes_to_user_and_password() -> None:
+    assert redact("We offer a Basic subscription") == "We offer a Basic subscription"
+    assert redact("Basic dXNlcjpwYXNz") == "Basic ***"
