@@ -512,6 +512,20 @@ def test_intent_fails_safe_when_it_cannot_read_the_request() -> None:
     assert side_effect_intent("refund CH-2033", ["", "  "]).reason == "no request to "
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I want the refund policy",
+        "I need a refund form",
+        "we want refund information",
+        "I want the refunded amount back",
+        "I need the refunded charge refunded again",
+    ],
+)
+def test_a_wish_about_a_refund_topic_or_a_past_refund_is_not_an_instruction(text: str) -> None:
+    assert side_effect_intent(text, REFUND_VERBS).kind == "confirm"
+
+
 # --- redaction: values under secret names, short known secrets, log records ----------------------
 
 
@@ -541,3 +555,41 @@ def test_a_known_secret_of_the_minimum_length_is_masked() -> None:
 def test_basic_is_masked_only_when_it_decodes_to_user_and_password() -> None:
     assert redact("We offer a Basic subscription") == "We offer a Basic subscription"
     assert redact("Basic dXNlcjpwYXNz") == "Basic ***"
+
+
+# Every alternative of a secret shape, with the context that stays: dropping one leaks its secret.
+SHAPES = [
+    ("whsec_abcdefghij1234", "whsec_***"),
+    ("[('authorization', 'opaque123')]", "[('authorization', '***')]"),
+    ("Authorization: ApiKey abc123", "Authorization: ApiKey ***"),
+    ("Authorization: Api-Key abc123", "Authorization: Api-Key ***"),
+    (
+        "Authorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20130524/us-east-1/s3/aws4_request, "
+        "SignedHeaders=host, Signature=fe5f80f77d5fa3beca038a248ff027",
+        "Authorization: AWS4-HMAC-SHA256 ***, SignedHeaders=host, Signature=***",
+    ),
+    ("secret_key=abc123", "secret_key=***"),
+    ("passwd=hunter2", "passwd=***"),
+    ("credentials=abc123", "credentials=***"),
+    ("credential: xyz789", "credential: ***"),
+    (r"{\"password\": \"hunter2\", \"user\": \"bob\"}", r"{\"password\": \"***\", \"user\": \"bob\"}"),
+    ('password="p\\"q rest" next', 'password="***" next'),
+    ("my token is 3f9a8b7c6d5e4f3a2b1c", "my token is ***"),
+    ("the secret was a1b2c3d4e5f6g7h8i9", "the secret was ***"),
+    ("password is Tr0ub4dor3xyzabcd", "password is ***"),
+    ("api key 3f9a8b7c6d5e4f3a2b1c", "api key ***"),
+    ("https://user:pass@host?next=a@b", "https://user:***@host?next=a@b"),
+    ("https://user:pass@host#x@y", "https://user:***@host#x@y"),
+    ("see http://example.com:8080?to=a@b.co", "see http://example.com:8080?to=a@b.co"),
+    ("see http://example.com:8080#a@b.co", "see http://example.com:8080#a@b.co"),
+    # The password ends at the last `@` before the host, also after a `/` or a space inside it.
+    ("postgresql://u:se/cr@et@host/db", "postgresql://u:***@host/db"),
+    ("postgresql://user:se cr@et@host/db", "postgresql://user:***@host/db"),
+    ("postgresql://user:se cr@host/db?next=a@b", "postgresql://user:***@host/db?next=a@b"),
+    ("x://u:p@h x://u:q@h", "x://u:***@h x://u:***@h"),
+]
+
+
+@pytest.mark.parametrize(("text", "masked"), SHAPES)
+def test_every_secret_shape_is_masked_and_its_context_kept(text: str, masked: str) -> None:
+    assert redact(text) == masked
