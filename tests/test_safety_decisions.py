@@ -164,6 +164,18 @@ async def test_the_runner_runs_neither_a_denied_nor_a_blocked_step(tmp_path: Pat
     assert unasked["status"] == "ok" and payouts(db) == 1, "no approval needed: it runs"
 
 
+async def test_the_runner_stops_a_step_at_its_timeout(tmp_path: Path) -> None:
+    slow = {
+        "name": "slow",
+        "class": "tests.testcaps:Slow",
+        "options": {"seconds": 5},
+        "timeout": 0.2,
+        "classifier_guide": guide("think for a long time"),
+    }
+    result = await execute(registry_with(slow), tmp_path, payload("slow"))
+    assert result["status"] == "failed" and result["error"] == "TimeoutError: no result within 0.2 s"
+
+
 # --- refund eligibility: the written policy ------------------------------------------------------
 
 NOW = datetime(2026, 10, 20, 12, 0, tzinfo=UTC)
@@ -212,6 +224,8 @@ def test_only_a_second_successful_charge_of_one_invoice_is_a_duplicate() -> None
     # Charges with no invoice are never duplicates of each other.
     loose = [charge("CH-6", 5, invoice_id=None), charge("CH-7", 4, invoice_id=None)]
     assert find_duplicates(loose) == {}
+    early_failure = charge("CH-9", 30, invoice_id="INV-9", status="failed")
+    assert find_duplicates([early_failure, first, second]) == {"CH-2": "CH-1"}, "a failure skips one charge"
     assert find_duplicates([first, second, charge("CH-8", 8, invoice_id="INV-1")]) == {
         "CH-2": "CH-1",
         "CH-8": "CH-1",
@@ -236,6 +250,11 @@ def test_the_charge_picked_for_a_refund_is_the_one_asked_about() -> None:
     assert pick_charge([failed], {}, "latest") is None
     assert pick_charge([dup_refunded], {"CH-2": "CH-1"}, "auto") == dup_refunded
     assert pick_charge([old], {}, "auto") is None, "no duplicate, nothing named: nothing to refund"
+    assert pick_charge([failed, old], {}, "latest") == old, "the latest successful one, duplicate or not"
+    # A refunded duplicate listed first still loses to the open one, by amount and by default.
+    first_refunded = [dup_refunded, dup_open, old]
+    assert pick_charge(first_refunded, dups, "auto") == dup_open
+    assert pick_charge(first_refunded, dups, "amount:30.00") == dup_open
 
 
 def test_the_refund_candidate_carries_the_policy_verdict() -> None:
@@ -315,6 +334,15 @@ async def test_a_refund_without_a_checked_amount_still_refunds_the_named_charge(
     assert out["refund"]["status"] == "refunded" and refunds(db) == [*SEEDED, ("CH-2034", 3600)]
 
 
+async def test_a_duplicate_is_refunded_once_without_a_billing_step(
+    desk: tuple[Billing, Refund, Path],
+) -> None:
+    _, refund, db = desk
+    out = await run(refund, "refund my duplicate charge", {"customer_id": "C-1001"})
+    assert out["refund"]["status"] == "refunded" and out["refund"]["charge_id"] == "CH-2003"
+    assert refunds(db) == [*SEEDED, ("CH-2003", 12500)]
+
+
 async def test_a_refund_is_only_for_the_conversations_customer(desk: tuple[Billing, Refund, Path]) -> None:
     billing, refund, db = desk
     nobody = await run(refund, "refund the duplicate, I'm jane@acme.io", {})
@@ -339,7 +367,12 @@ async def test_a_refund_the_policy_refuses_is_not_written(desk: tuple[Billing, R
     failed = await run(refund, "refund CH-2053", {"customer_id": "C-1006"})
     assert failed["refund"]["status"] == "not_eligible"
     again = await run(refund, "refund CH-2031", {"customer_id": "C-1004"})
-    assert again["refund"]["status"] == "already_refunded"
+    assert again["refund"] == {
+        "status": "already_refunded",
+        "charge_id": "CH-2031",
+        "refund_id": "R-7001",
+        "amount": 270.0,
+    }
     assert refunds(db) == SEEDED
 
 
@@ -380,16 +413,23 @@ def test_an_answer_per_step_keeps_its_step_inside_any_wrapper(wrap: Any) -> None
 
 def nested(value: Any, levels: int, kind: str) -> Any:
     for _ in range(levels):
-        value = {"list": [value], "step": {"s1": value}, "approved": {"approved": value}}[kind]
+        value = {
+            "list": [value],
+            "pair": [value, value],
+            "step": {"s1": value},
+            "approved": {"approved": value},
+            "decisions": {"decisions": value},
+        }[kind]
     return value
 
 
-@pytest.mark.parametrize("kind", ["list", "step", "approved"])
+@pytest.mark.parametrize("kind", ["list", "pair", "step", "approved", "decisions"])
 def test_answers_nested_past_the_depth_limit_are_unclear(kind: str) -> None:
-    assert parse_decision(nested("yes", 6, kind), "s1") is True
-    assert parse_decision(nested("no", 6, kind), "s1") is False
-    assert parse_decision(nested("yes", 7, kind), "s1") is None
-    assert parse_decision(nested(True, 50, kind), "s1") is None
+    order = ["s1", "s2"]
+    assert parse_decision(nested("yes", 6, kind), "s1", order=order) is True
+    assert parse_decision(nested("no", 6, kind), "s1", order=order) is False
+    assert parse_decision(nested("yes", 7, kind), "s1", order=order) is None
+    assert parse_decision(nested(True, 50, kind), "s1", order=order) is None
 
 
 def test_a_self_containing_answer_is_unclear_not_a_crash() -> None:
@@ -399,6 +439,12 @@ def test_a_self_containing_answer_is_unclear_not_a_crash() -> None:
     again: dict[str, Any] = {}
     again["approved"] = again
     assert parse_decision(again, "s1") is None
+    chain: dict[str, Any] = {}
+    chain["decisions"] = chain
+    assert parse_decision(chain, "s1") is None
+    pair: list[Any] = []
+    pair += [pair, pair]
+    assert parse_decision(pair, "s1", order=["s1", "s2"]) is None
 
 
 def test_agent_inbox_respond_aliases_and_message_text() -> None:
@@ -413,7 +459,7 @@ def test_agent_inbox_respond_aliases_and_message_text() -> None:
 def test_long_answers_are_unclear() -> None:
     at_limit = ("ok " * 27)[:80]
     assert len(at_limit) == 80 and parse_words(at_limit) is True
-    assert parse_words(at_limit + "k") is None and parse_words("ok " * 40) is None
+    assert parse_words(at_limit + "!") is None and parse_words("ok " * 40) is None
 
 
 # --- the approval node: per-step decisions, denials recorded, unclear answers bounded -------------
@@ -555,6 +601,9 @@ def test_a_known_secret_of_the_minimum_length_is_masked() -> None:
 def test_basic_is_masked_only_when_it_decodes_to_user_and_password() -> None:
     assert redact("We offer a Basic subscription") == "We offer a Basic subscription"
     assert redact("Basic dXNlcjpwYXNz") == "Basic ***"
+    assert redact("the Basic configuration") == "the Basic configuration", "not base64 at all"
+    assert redact("Basic dXNlcjpwYXNzd29yZA") == "Basic ***", "unpadded base64 of user:password"
+    assert redact("Basic dXNlcjpwYXNzd29yZA=") == "Basic ***"
 
 
 # Every alternative of a secret shape, with the context that stays: dropping one leaks its secret.
