@@ -609,6 +609,9 @@ def test_basic_is_masked_only_when_it_decodes_to_user_and_password() -> None:
 # Every alternative of a secret shape, with the context that stays: dropping one leaks its secret.
 SHAPES = [
     ("whsec_abcdefghij1234", "whsec_***"),
+    ("xapp-1-A0123456789-abcdef", "xapp-***"),
+    ("npm_" + "a1B2" * 8, "npm_***"),
+    ("pypi-" + "AgEIcHlwaS5vcmc" * 3, "pypi-***"),
     ("[('authorization', 'opaque123')]", "[('authorization', '***')]"),
     ("Authorization: ApiKey abc123", "Authorization: ApiKey ***"),
     ("Authorization: Api-Key abc123", "Authorization: Api-Key ***"),
