@@ -604,6 +604,7 @@ def test_basic_is_masked_only_when_it_decodes_to_user_and_password() -> None:
     assert redact("the Basic configuration") == "the Basic configuration", "not base64 at all"
     assert redact("Basic dXNlcjpwYXNzd29yZA") == "Basic ***", "unpadded base64 of user:password"
     assert redact("Basic dXNlcjpwYXNzd29yZA=") == "Basic ***"
+    assert redact("Basic dXNlcjpwYXNzdw") == "Basic ***", "user:passw, its two '=' left out"
 
 
 # Every alternative of a secret shape, with the context that stays: dropping one leaks its secret.
