@@ -615,6 +615,10 @@ SHAPES = [
     ("pypi-" + "AgEIcHlwaS5vcmc" * 3, "pypi-***"),
     ("[('authorization', 'opaque123')]", "[('authorization', '***')]"),
     ("Authorization: ApiKey abc123", "Authorization: ApiKey ***"),
+    *(
+        (f"Authorization: {scheme} abc123", f"Authorization: {scheme} ***")
+        for scheme in ("Digest", "HMAC", "Negotiate", "NTLM")
+    ),
     ("Authorization: Api-Key abc123", "Authorization: Api-Key ***"),
     (
         "Authorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20130524/us-east-1/s3/aws4_request, "
@@ -622,6 +626,7 @@ SHAPES = [
         "Authorization: AWS4-HMAC-SHA256 ***, SignedHeaders=host, Signature=***",
     ),
     ("secret_key=abc123", "secret_key=***"),
+    *((f"{name}=abc123", f"{name}=***") for name in ("apikey", "private_key", "pwd", "pass", "passphrase")),
     ("passwd=hunter2", "passwd=***"),
     ("credentials=abc123", "credentials=***"),
     ("credential: xyz789", "credential: ***"),
