@@ -39,7 +39,7 @@ from pydantic import ValidationError
 
 from graph.config.registry import Registry, RegistryError, default_registry
 from graph.config.settings import Settings
-from graph.errors import ConfigError, MissingDependency, ThreadBusy, describe
+from graph.errors import ConfigError, DatasetError, MissingDependency, ThreadBusy, describe
 from graph.progress import ProgressPrinter
 
 if TYPE_CHECKING:
@@ -85,9 +85,9 @@ def require_extra(extra: str, needed_by: str) -> None:
         except importlib.metadata.PackageNotFoundError:
             missing.append(name)
     if missing:
+        which = "" if len(missing) == len(EXTRAS[extra]) else f": {', '.join(missing)}"
         raise MissingDependency(
-            f"{needed_by} needs the optional `{extra}` extra ({', '.join(missing)} not installed): "
-            + install_hint(extra)
+            f"{needed_by} needs the optional `{extra}` extra (not installed{which}): {install_hint(extra)}"
         )
 
 
@@ -106,6 +106,13 @@ def extra_for(exc: ModuleNotFoundError) -> str | None:
         ),
         None,
     )
+
+
+def regular_file(path: Path, option: str) -> None:
+    """Refuse (`DatasetError`, exit 2) a data file that is not a regular file: the readers take a
+    whole file in, and /dev/zero or a pipe never ends. A missing file is left to them to report."""
+    if path.exists() and not path.is_file():
+        raise DatasetError(f"{path}: not a regular file ({option} takes a JSONL or JSON file)")
 
 
 def from_argv(text: str) -> str:
@@ -242,10 +249,10 @@ def _run(graph: Any, payload: Any, config: RunnableConfig, printer: ProgressPrin
 def cmd_ask(args: argparse.Namespace) -> int:
     """Answer one request on a thread, holding the thread's lock for the whole turn (approvals
     included), so a concurrent `ask` on the same thread waits for it instead of losing a turn."""
-    from graph.builder import build_graph
-    from graph.persistence import check_thread_id, thread_lock
+    from graph.persistence.locks import check_thread_id, thread_lock
     from nodes.intake import clean_request
 
+    # Bad input is refused before the graph (and the encoder behind it) is built.
     text = clean_request(from_argv(args.text))
     if not text.strip():
         print("routegraph ask: the request is empty", file=sys.stderr)
@@ -254,6 +261,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     settings: Settings = args.settings
     registry = Registry.from_file(settings.registry)
     require_encoder(registry.spec.classifier.encoder)
+    from graph.builder import build_graph
+
     graph = build_graph(registry=registry, settings=settings)
     saver = graph.checkpointer
     assert isinstance(saver, BaseCheckpointSaver)
@@ -314,6 +323,15 @@ def readme_block(diagram: str) -> str:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     """Print the graph as mermaid (the default), rewrite it in a README, or draw it (--png, --svg)."""
+    try:
+        return _graph(args)
+    except OSError as exc:  # a file to write or rewrite that cannot be: the user's to fix
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"routegraph graph: cannot write {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+def _graph(args: argparse.Namespace) -> int:
     if args.png or args.svg:
         from graph.drawing import DrawingUnavailable, require, write
 
@@ -347,6 +365,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate routing on a labelled data file (evals/harness.py); exit 2 on bad input."""
     from evals.harness import EvalError, format_table, run_eval, stderr_progress
 
+    require_encoder(args.encoder)
+    regular_file(args.data, "--data")
+    if args.labels is not None:
+        regular_file(args.labels, "--labels")
     try:
         result = run_eval(
             args.data,
@@ -374,8 +396,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from evals.tune import TuneError, read_labelled, tune
 
     settings: Settings = args.settings
+    regular_file(args.data, "--data")
     try:
         registry = Registry.from_file(settings.registry)
+        require_encoder(registry.spec.classifier.encoder)
         texts, truths = read_labelled(args.data, registry)
     except (RegistryError, TuneError) as exc:
         print(f"routegraph tune: {exc}", file=sys.stderr)

@@ -18,16 +18,19 @@ with the line intake wrote.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import BaseMessage, HumanMessage
-from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.types import Overwrite
 
-from graph.config.registry import Registry
 from graph.errors import ErrorRecord
-from graph.state import AgentState
-from nodes.base import Deps, dual
+
+if TYPE_CHECKING:  # `clean_request` is imported by the CLI before it builds any graph: kept light
+    from langchain_core.runnables import RunnableConfig, RunnableLambda
+
+    from graph.config.registry import Registry
+    from graph.state import AgentState
+    from nodes.base import Deps
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 and C1 controls but tab and newline
@@ -74,6 +77,8 @@ def too_long_reply(length: int, limit: int) -> str:
 
 
 def make_intake(deps: Deps) -> RunnableLambda:
+    from nodes.base import dual
+
     async def intake(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         messages = state.get("messages", [])
         turn = sum(isinstance(m, HumanMessage) for m in messages)

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from graph.errors import Problem
+from graph.errors import Problem, RegistryError
 
 Path_ = tuple[str | int, ...]
 
@@ -23,14 +23,6 @@ MAX_DEPTH = 64
 """The deepest nesting of mappings and lists accepted (a registry needs about six levels)."""
 MAX_VALUES = 100_000
 """The most values a document may hold once its aliases are expanded."""
-
-
-class _Hostile(Exception):
-    """The document is refused as a whole; the message says why (and `line` where, if known)."""
-
-    def __init__(self, message: str, line: int | None = None) -> None:
-        super().__init__(message)
-        self.line = line
 
 
 def format_path(path: Path_) -> str:
@@ -83,12 +75,12 @@ def load_yaml(text: str, file: str) -> tuple[Any, LineMap, list[Problem]]:
         node = loader.get_single_node()
         if node is None:
             return None, lines, [Problem(file, 1, "", "the file is empty (expected a mapping of settings)")]
-        _check_size(node)
+        _check_size(node, file)
         problems: list[Problem] = []
         _walk(node, (), lines, problems, file, set())
         return loader.construct_document(node), lines, problems
-    except _Hostile as exc:
-        return None, lines, [Problem(file, exc.line, "", str(exc))]
+    except RegistryError as exc:  # refused as a whole by `_check_size`
+        return None, lines, exc.problems
     except RecursionError:  # PyYAML composes nested collections recursively
         message = f"invalid YAML: nested too deeply (a registry is at most {MAX_DEPTH} levels deep)"
         return None, lines, [Problem(file, None, "", message)]
@@ -103,22 +95,23 @@ def load_yaml(text: str, file: str) -> tuple[Any, LineMap, list[Problem]]:
         loader.dispose()
 
 
-def _check_size(root: yaml.Node) -> None:
-    """Raise `_Hostile` when the document nests deeper than `MAX_DEPTH` or holds more than
+def _check_size(root: yaml.Node, file: str) -> None:
+    """Raise `RegistryError` when the document nests deeper than `MAX_DEPTH`, holds more than
     `MAX_VALUES` values with its aliases expanded (each shared node is counted once per use, and
-    sized once: linear in the document's own size)."""
+    sized once: linear in the document's own size), or holds itself through an alias."""
     sizes: dict[int, int] = {}
     open_nodes: set[int] = set()
+
+    def refuse(node: yaml.Node, message: str) -> RegistryError:
+        return RegistryError([Problem(file, node.start_mark.line + 1, "", message)])
 
     def size(node: yaml.Node, depth: int) -> int:
         if not isinstance(node, yaml.CollectionNode):
             return 1
         if id(node) in open_nodes:
-            raise _Hostile(
-                "an alias (`*name`) refers to a collection that contains it", node.start_mark.line + 1
-            )
+            raise refuse(node, "an alias (`*name`) refers to a collection that contains it")
         if depth > MAX_DEPTH:
-            raise _Hostile(f"nested more than {MAX_DEPTH} levels deep", node.start_mark.line + 1)
+            raise refuse(node, f"nested more than {MAX_DEPTH} levels deep")
         if id(node) in sizes:
             return sizes[id(node)]
         open_nodes.add(id(node))
@@ -129,9 +122,10 @@ def _check_size(root: yaml.Node) -> None:
         )
         total = 1 + sum(size(child, depth + 1) for child in children)
         if total > MAX_VALUES:
-            raise _Hostile(
-                f"the document holds more than {MAX_VALUES:,} values, counting every use of an alias "
-                "(`*name`) in full: refused (a registry holds a few hundred)"
+            raise refuse(
+                node,
+                f"this holds more than {MAX_VALUES:,} values, counting every use of an alias (`*name`) "
+                "in full: refused (a whole registry holds a few hundred)",
             )
         open_nodes.discard(id(node))
         sizes[id(node)] = total

@@ -88,6 +88,6 @@ def connect_postgres(url: str, *, timeout: float = 10.0) -> BaseCheckpointSaver[
     except ImportError:
         raise CheckpointerError(
             f"{URL_VARIABLE} is set but the PostgreSQL checkpointer is not installed: "
-            "pip install 'routegraph[postgres]'"
+            "pip install 'routegraph[postgres]' (in a checkout: ROUTEGRAPH_EXTRAS=postgres ./scripts/setup)"
         ) from None
     return connect(url, timeout=timeout)

@@ -20,8 +20,9 @@ machines), and it dies with its holder, so a killed process never blocks a threa
   hashtext(thread_id))`, on a connection of its own held for the turn. The server drops it when
   the connection ends: at once when the holder's process dies (its kernel closes the socket),
   within about a minute when its machine does (TCP keepalives on the session).
-- Anything else (`InMemorySaver`, a saver routegraph did not create): a lock in this process only,
-  which is as far as such a saver's threads reach anyway.
+- Anything else (`InMemorySaver`, a saver routegraph did not create; SQLite where there is no
+  `flock`, i.e. Windows): a lock in this process only, as far as an in-memory saver's threads
+  reach anyway.
 
 Thread ids are checked first (`check_thread_id`): 1 to 128 printable characters.
 """
@@ -32,6 +33,7 @@ import asyncio
 import contextlib
 import contextvars
 import hashlib
+import importlib.util
 import os
 import socket
 import sqlite3
@@ -56,6 +58,9 @@ if TYPE_CHECKING:
 
 THREAD_ID_MAX_CHARS = 128
 """The longest thread id accepted (`check_thread_id`)."""
+
+_FLOCK = importlib.util.find_spec("fcntl") is not None
+"""POSIX: SQLite threads are locked across processes. Elsewhere (Windows) only within one."""
 
 _POLL_FIRST, _POLL_MAX = 0.01, 0.25
 """Seconds between attempts while waiting: doubling from the first to the most."""
@@ -114,8 +119,13 @@ class FileLock:
     def try_acquire(self) -> bool:
         import fcntl
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise CheckpointerError(
+                f"cannot lock the thread: {exc.filename or self.path}: {exc.strerror or exc}"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -252,7 +262,7 @@ class LocalLock:
     blocking_io = False
 
     def __init__(self, owner: object, thread_id: str) -> None:
-        self.key = f"local:{id(owner)}:{thread_id}"
+        self.key = f"local:{owner if isinstance(owner, Path) else id(owner)}:{thread_id}"
         with _LOCAL_GUARD:
             self._lock = _LOCAL.setdefault(self.key, threading.Lock())
         self._held = False
@@ -293,11 +303,13 @@ def lock_for(target: BaseCheckpointSaver[Any] | Settings, thread_id: object) -> 
     if isinstance(target, Settings):
         if target.postgres_url:
             return AdvisoryLock(target.postgres_url, thread)
-        return FileLock(target.checkpoint_file.resolve(), thread)
+        if _FLOCK:
+            return FileLock(target.checkpoint_file.resolve(), thread)
+        return LocalLock(target.checkpoint_file.resolve(), thread)
     postgres = sys.modules.get("graph.persistence.postgres")  # loaded if a Postgres saver exists
     if postgres is not None and isinstance(target, postgres.PostgresCheckpointer):
         return AdvisoryLock(target.url, thread)
-    if isinstance(target, SqliteSaver) and (path := _sqlite_file(target)) is not None:
+    if _FLOCK and isinstance(target, SqliteSaver) and (path := _sqlite_file(target)) is not None:
         return FileLock(path.resolve(), thread)
     return LocalLock(target, thread)
 
