@@ -229,7 +229,10 @@ def _ask_human(payload: Any) -> bool:
     if not sys.stdin.isatty():
         print("  (no terminal to ask on: denied; pass --approve or --deny)", file=sys.stderr)
         return False
-    answer = input("Approve? [y/N] ").strip().lower()
+    try:
+        answer = input("Approve? [y/N] ").strip().lower()
+    except EOFError:  # Ctrl-D: no answer is a denial
+        return False
     return answer in {"y", "yes"}
 
 

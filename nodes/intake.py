@@ -7,7 +7,8 @@ Python, Studio) gets the same answer to bad input instead of an exception furthe
   by U+FFFD and control characters other than tab and newline are removed; the stored message is
   replaced by the cleaned one, so later turns (and a model reading the history) see it too;
 - an empty or whitespace-only request ends the turn with stop_reason `clarify` and one line asking
-  what the user wants;
+  what the user wants (content blocks without text, e.g. an image, count as empty unless a chat
+  model extracts tasks);
 - a request longer than `limits.max_request_chars` (default 8,000) ends it with stop_reason
   `input_too_long` and one line saying so; the stored message keeps the first that many characters.
 
@@ -47,6 +48,24 @@ def clean_request(text: str) -> str:
 def message_text(message: BaseMessage) -> str:
     """The text of a message, whether its content is a string or a list of content blocks."""
     return str(message.text)
+
+
+def _has_other_content(message: BaseMessage) -> bool:
+    """Whether the message carries content blocks other than text (an image with no words is not
+    an empty request)."""
+    content = message.content
+    return isinstance(content, list) and any(
+        not (isinstance(block, str) or (isinstance(block, dict) and block.get("type") == "text"))
+        for block in content
+    )
+
+
+def _reads_blocks(deps: Deps) -> bool:
+    """Whether a chat model extracts tasks (and may make one of an image); offline, words are all."""
+    try:
+        return deps.models.get("task_extraction") is not None
+    except Exception:  # a model that cannot be built is not one that reads
+        return False
 
 
 def _refusal(message: str, stop_reason: str) -> ErrorRecord:
@@ -123,7 +142,7 @@ def make_intake(deps: Deps) -> RunnableLambda:
         raw = message_text(last)
         text = clean_request(raw)
         limit = deps.limits.max_request_chars
-        if not text.strip():
+        if not text.strip() and not (_has_other_content(last) and _reads_blocks(deps)):
             update["control_errors"] = [_refusal(empty_request_reply(deps.registry), "clarify")]
         elif len(text) > limit:
             update["control_errors"] = [_refusal(too_long_reply(len(text), limit), "input_too_long")]

@@ -47,13 +47,17 @@ def is_follow_up(text: str) -> bool:
     return len(words) <= 6 and bool(_FOLLOW_UP_START.search(text) or _ANAPHORA.search(text))
 
 
+NO_TEXT = "(a message without text)"
+"""The task of a message with no words (an image, when the model that could read it fell back)."""
+
+
 def offline_task(text: str, previous: str | None) -> ExtractedTask:
     """The request itself as the task (a follow-up with the previous task appended).
 
     Not validated against the model's bounds: intake already refused an empty or too long request,
     and the limit there (`limits.max_request_chars`) is the user's, not the model's.
     """
-    text = " ".join(text.split())
+    text = " ".join(text.split()) or NO_TEXT
     if previous and is_follow_up(text):
         return ExtractedTask.model_construct(
             task=f"{text} (follow-up to: {previous})", depends_on_history=True

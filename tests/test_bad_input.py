@@ -322,3 +322,27 @@ def test_an_alias_bomb_under_options_is_refused_at_once() -> None:
     with pytest.raises(RegistryError, match="more than 100,000 values"):
         Registry.from_text(text, source="options")
     assert time.monotonic() - started < 2
+
+
+def test_an_image_without_words_is_empty_offline_and_a_task_for_a_model(
+    make_graph: Callable[..., Any],
+) -> None:
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+
+    image = {"type": "image", "source_type": "url", "url": "https://example.com/cat.png"}
+    turn = {"messages": [HumanMessage(content=[image])]}
+    state = make_graph().invoke(turn, {"configurable": {"thread_id": "img"}})
+    assert state["control_stop_reason"] == "clarify" and answer(state).startswith("Your message is empty")
+    model = GenericFakeChatModel(
+        messages=iter([AIMessage('{"task": "what is 2*3", "depends_on_history": false}')])
+    )
+    graph = make_graph(models={"task_extraction": model})
+    state = graph.invoke(turn, {"configurable": {"thread_id": "img"}})
+    assert state["control_stop_reason"] == "success" and answer(state) == "2*3 = 6."
+
+
+def test_offline_extraction_of_a_message_without_words_is_a_task_not_a_loop() -> None:
+    from nodes.task_extraction import NO_TEXT, offline_task
+
+    assert offline_task("  ", None).task == NO_TEXT
