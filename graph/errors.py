@@ -90,6 +90,11 @@ class CheckpointerError(ConfigError, RuntimeError):
     """The configured checkpointer cannot be used (a malformed URL, an unreachable server)."""
 
 
+class InvalidThreadId(ConfigError):
+    """A thread id outside the documented pattern (graph/persistence/locks.py: printable, at most
+    128 characters): refused before it reaches a checkpointer, which may not be able to store it."""
+
+
 class DatasetError(ConfigError):
     """A data or labels file that cannot be used; the message names the file (and line)."""
 
@@ -107,6 +112,13 @@ class TuneError(ConfigError):
 
 class RunError(RoutegraphError):
     """A failure during a run; its `severity` tells the router what to do next."""
+
+
+class ThreadBusy(RunError, TimeoutError):
+    """Another turn held the thread longer than this one would wait for it (graph/persistence/locks.py).
+
+    Raised before the run starts, so nothing was done: asking again later is safe.
+    """
 
 
 class RetriableError(RunError):

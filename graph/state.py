@@ -28,6 +28,7 @@ StopReason = Literal[
     "max_llm_calls",
     "route_denied",
     "invalid_plan",
+    "input_too_long",
 ]
 
 

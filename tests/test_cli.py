@@ -156,3 +156,152 @@ def test_threads_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
     assert [m["role"] for m in shown["messages"]] == ["human", "ai"]
     assert shown["steps"][0]["capability"] == "clock" and shown["checkpoints"] > 3
     assert main(["threads", "show", "nope"]) == 1
+
+
+def test_version_is_the_installed_distributions(capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.metadata
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert stopped.value.code == 0
+    assert capsys.readouterr().out.strip() == f"routegraph {importlib.metadata.version('routegraph')}"
+
+
+def test_threads_list_has_a_header_row(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["ask", "what is 6*7", "--thread", "headed", "--quiet"])
+    capsys.readouterr()
+    assert main(["threads", "list"]) == 0
+    header, row = capsys.readouterr().out.splitlines()[:2]
+    assert header.split() == ["THREAD", "UPDATED", "(UTC)", "TURNS", "STOP", "REASON", "TASK"]
+    assert row.split()[0] == "headed" and row.split()[2] == "1" and "success" in row
+
+
+def test_an_unexpected_error_is_one_line_and_v_shows_its_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import graph.cli
+
+    def boom(_registry: Any) -> str:
+        raise RuntimeError("the summary broke\nacross two lines")
+
+    monkeypatch.setattr(graph.cli, "summary", boom)
+    assert main(["validate"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "routegraph validate: unexpected error: RuntimeError: the summary broke; across two lines "
+        "(run with -v for details)\n"
+    )
+    for argv in (["validate", "-v"], ["-v", "validate"]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("Traceback (most recent call last):") and "in boom" in err
+        assert err.endswith(
+            "routegraph validate: unexpected error: RuntimeError: the summary broke; across two lines\n"
+        )
+
+
+def test_verbose_ask_lists_what_failed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from tests.conftest import BASE, guide
+
+    registry = copy.deepcopy(BASE)
+    registry["capabilities"].append(
+        {
+            "name": "broken",
+            "class": "tests.testcaps:Broken",
+            "classifier_guide": guide("parse my spreadsheet", "read this excel file"),
+        }
+    )
+    path = tmp_path / "registry.yaml"
+    path.write_text(yaml.safe_dump(registry))
+    assert main(["ask", "parse my spreadsheet", "--registry", str(path), "--quiet", "-v"]) == 1
+    err = capsys.readouterr().err
+    assert "failed: broken:" in err and "spreadsheet parser crashed" in err
+
+
+def test_a_missing_extra_names_the_command_that_installs_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import importlib.metadata
+
+    import graph.cli
+
+    real = importlib.metadata.distribution
+
+    def without_mpnet(name: str) -> Any:
+        if name.startswith("all-mpnet-base-v2"):
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", without_mpnet)
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"text": "hi", "labels": ["greet"], "split": "train"}\n')
+    assert main(["eval", "--data", str(data), "--encoder", "mpnet", "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        "routegraph eval: the mpnet encoder needs the optional `mpnet` extra (not installed): "
+        "pip install 'routegraph[mpnet]' (in a checkout: ROUTEGRAPH_EXTRAS=mpnet ./scripts/setup)\n"
+    )
+
+    def no_semantic_router(_args: Any) -> int:
+        raise ModuleNotFoundError("No module named 'semantic_router'", name="semantic_router")
+
+    monkeypatch.setattr(graph.cli, "cmd_validate", no_semantic_router)
+    assert main(["validate"]) == 2
+    assert capsys.readouterr().err == (
+        "routegraph validate: semantic_router is not installed (the `compare` extra): "
+        "pip install 'routegraph[compare]' (in a checkout: ROUTEGRAPH_EXTRAS=compare ./scripts/setup)\n"
+    )
+
+
+def test_serve_prints_the_url_it_really_serves(tmp_path: Path) -> None:
+    """With the default port taken, serve moves to a free one and prints that, once it answers."""
+    import socket
+    import time
+    import urllib.request
+
+    pytest.importorskip("langgraph_api", reason="langgraph-cli[inmem] is not installed")
+    from graph.cli import DEFAULT_PORT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "ROUTEGRAPH"))}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        ROUTEGRAPH_DATA_DIR=str(tmp_path / "data"),
+        LANGGRAPH_CLI_NO_ANALYTICS="1",
+        LANGGRAPH_NO_VERSION_CHECK="true",
+        LANGSMITH_TRACING="false",
+    )
+    blocker = socket.socket()
+    try:
+        blocker.bind(("127.0.0.1", DEFAULT_PORT))
+        blocker.listen()
+    except OSError:
+        pass  # taken already: serve must move all the same
+    serve = [sys.executable, "-m", "graph.cli", "serve"]
+    try:
+        refused = subprocess.run(
+            [*serve, "--port", str(DEFAULT_PORT)], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert refused.returncode == 2 and refused.stdout == ""
+        assert refused.stderr == (
+            f"routegraph serve: port {DEFAULT_PORT} on 127.0.0.1 is in use: pick another with --port, "
+            "or leave --port out to use a free one\n"
+        )
+        proc = subprocess.Popen(serve, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            assert proc.stderr is not None
+            line = ""
+            while "serving on" not in line and time.monotonic() < deadline and proc.poll() is None:
+                line = proc.stderr.readline()
+            assert line.startswith("routegraph: serving on http://127.0.0.1:"), line
+            url = line.split()[3]
+            assert not url.endswith(f":{DEFAULT_PORT}")
+            with urllib.request.urlopen(f"{url}/ok", timeout=10) as reply:
+                assert reply.status == 200
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    finally:
+        blocker.close()

@@ -21,7 +21,7 @@ from graph.capability.guides import ClassifierGuide, OrchestratorGuide
 from graph.config.limits import Limits
 from graph.config.messages import pydantic_problems
 from graph.config.schema import ApprovalPolicy, CapabilitySpec, PolicyConfig, RegistryFile
-from graph.config.yaml_source import LineMap, Problem, format_path, load_yaml
+from graph.config.yaml_source import MAX_TEXT_CHARS, LineMap, Problem, format_path, load_yaml
 from graph.errors import RegistryError
 from graph.retry import RetryPolicy
 
@@ -86,7 +86,12 @@ class Registry:
         """Load and validate a registry file; raise `RegistryError` listing every problem."""
         file = Path(path) if path is not None else default_registry()
         try:
-            text = file.read_text(encoding="utf-8")
+            with file.open("rb") as handle:  # at most one byte past the limit: /dev/zero ends too
+                data = handle.read(MAX_TEXT_CHARS + 1)
+            if len(data) > MAX_TEXT_CHARS:
+                message = f"the file is too large (more than {MAX_TEXT_CHARS:,} bytes; a registry is a few kilobytes)"
+                raise RegistryError([Problem(str(file), None, "", message)])
+            text = data.decode("utf-8")
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise RegistryError([Problem(str(file), None, "", f"cannot read the file: {reason}")]) from None

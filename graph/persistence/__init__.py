@@ -4,6 +4,9 @@ SQLite (sqlite.py) is embedded: one file, one machine. PostgreSQL (postgres.py, 
 extra) is shared by every process and machine that uses the database; `connect_postgres` imports it
 on first use, so a process without `ROUTEGRAPH_POSTGRES_URL` never loads psycopg. Both build on
 common.py and neither imports the other: this module is the one place that chooses.
+
+Concurrent turns on one thread are serialised by locks.py (`thread_lock`, `serialise_threads`),
+next to the checkpoints they protect.
 """
 
 from __future__ import annotations
@@ -17,6 +20,24 @@ from langgraph.checkpoint.memory import InMemorySaver
 from graph.errors import CheckpointerError
 from graph.persistence import sqlite
 from graph.persistence.common import URL_EXAMPLE, URL_VARIABLE
+from graph.persistence.locks import (
+    DEFAULT_TURN_WAIT,
+    athread_lock,
+    check_thread_id,
+    serialise_threads,
+    thread_lock,
+)
+
+__all__ = [
+    "DEFAULT_TURN_WAIT",
+    "CheckpointerOption",
+    "athread_lock",
+    "check_thread_id",
+    "connect_postgres",
+    "resolve_checkpointer",
+    "serialise_threads",
+    "thread_lock",
+]
 
 if TYPE_CHECKING:
     from graph.config.settings import Settings
@@ -67,6 +88,6 @@ def connect_postgres(url: str, *, timeout: float = 10.0) -> BaseCheckpointSaver[
     except ImportError:
         raise CheckpointerError(
             f"{URL_VARIABLE} is set but the PostgreSQL checkpointer is not installed: "
-            "pip install 'routegraph[postgres]'"
+            "pip install 'routegraph[postgres]' (in a checkout: ROUTEGRAPH_EXTRAS=postgres ./scripts/setup)"
         ) from None
     return connect(url, timeout=timeout)

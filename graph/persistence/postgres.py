@@ -28,6 +28,10 @@ logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 class PostgresCheckpointer(ThreadedAsyncSaver, PostgresSaver):
     """LangGraph's Postgres saver with async methods; `connect_postgres(url)` builds one."""
 
+    url: str = ""
+    """The database URL (`connect` sets it): graph/persistence/locks.py opens its own session on it
+    to hold a thread's advisory lock for a turn."""
+
     def latest_threads(self, limit: int) -> list[CheckpointTuple]:
         """The newest root checkpoint of the `limit` most recently updated threads, newest first."""
         with self._cursor() as cur:
@@ -112,4 +116,6 @@ def connect(url: str, *, timeout: float = 10.0) -> PostgresCheckpointer:
         raise CheckpointerError(
             f"{URL_VARIABLE}: cannot open a connection pool to {where}: {one_line(exc)}"
         ) from None
-    return PostgresCheckpointer(pool)
+    saver = PostgresCheckpointer(pool)
+    saver.url = url
+    return saver

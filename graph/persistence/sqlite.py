@@ -17,8 +17,13 @@ __all__ = ["CheckpointerError", "SqliteCheckpointer", "connect"]
 class SqliteCheckpointer(ThreadedAsyncSaver, SqliteSaver):
     """LangGraph's SQLite saver with async methods: one file, one machine."""
 
+    path: Path | None = None
+    """The database file (`connect` sets it): where graph/persistence/locks.py keeps thread locks."""
+
 
 def connect(path: Path) -> SqliteCheckpointer:
     """A checkpointer on the SQLite file at `path`, its directory created if missing."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteCheckpointer(sqlite3.connect(path, check_same_thread=False))
+    saver = SqliteCheckpointer(sqlite3.connect(path, check_same_thread=False))
+    saver.path = path.resolve()
+    return saver
