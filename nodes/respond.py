@@ -33,8 +33,13 @@ def template_answer(registry: Registry, pairs: list[tuple[PlanStep, StepResult]]
     lines = []
     for step, result in pairs:
         info = registry[step["capability"]]
+        said = result["output"].get("summary") if result["status"] != "ok" else None
         if result["status"] == "ok":
             lines.append(info.instance.summarize(result["output"]))
+        elif isinstance(said, str) and said:
+            # A step that did not run says why in its own words (the approval node wrote them):
+            # not requested, not confirmed, denied, timed out.
+            lines.append(said)
         elif result["status"] == "denied":
             lines.append(f"I did not run {info.name}: the action was denied, so nothing was changed.")
         elif result["status"] == "skipped":

@@ -7,8 +7,10 @@ capability (the registry loads them by import path).
 from graph.capability.base import Capability, CapabilityInputs, JSONValue, RunContext
 from graph.capability.guides import ClassifierGuide, GuideExample, OrchestratorGuide
 from graph.errors import MissingInput, NotApplicable
+from graph.intent import REFUND_VERBS
 
 __all__ = [
+    "REFUND_VERBS",
     "Capability",
     "CapabilityInputs",
     "ClassifierGuide",

@@ -199,9 +199,10 @@ async def test_account_identifies_by_email_id_name_or_context(caps: SimpleNamesp
     assert "customer_id" not in nobody and nobody["identified"] is False
     assert "no email address, customer id or account holder" in nobody["summary"]
     unknown = await run(caps.account, "I'm nobody@example.com")
-    assert "customer_id" not in unknown and "no account for nobody@example.com" in unknown["summary"]
+    # Named but not found: the earlier turns' customer is cleared from the context (None deletes it).
+    assert unknown["customer_id"] is None and "no account for nobody@example.com" in unknown["summary"]
     two = await run(caps.account, "I'm jane@acme.io or maybe C-1002")
-    assert "customer_id" not in two and "more than one account" in two["summary"]
+    assert two["customer_id"] is None and "more than one account" in two["summary"]
 
 
 async def test_billing_finds_the_duplicate_and_applies_the_policy(caps: SimpleNamespace) -> None:
@@ -228,7 +229,8 @@ async def test_billing_finds_the_duplicate_and_applies_the_policy(caps: SimpleNa
     invoices = await run(caps.billing, "show my invoices, I'm omar@brightpath.co")
     assert invoices["billing"]["customer_id"] == "C-1002" and "INV-3013" in invoices["summary"]
     anonymous = await run(caps.billing, "I was charged twice")
-    assert "billing" not in anonymous and "email address or the customer id" in anonymous["summary"]
+    assert anonymous["billing"] is None and anonymous["refund_candidate"] is None
+    assert "email address or the customer id" in anonymous["summary"]
 
 
 def test_the_written_policy_and_the_code_agree() -> None:
@@ -241,75 +243,92 @@ def test_the_written_policy_and_the_code_agree() -> None:
         if c["name"] == "refund"
     )
     threshold = refund_spec["approval"]["threshold"]
-    assert refund_spec["approval"] == {"mode": "above", "field": "amount", "threshold": threshold}
+    assert {k: refund_spec["approval"][k] for k in ("mode", "field")} == {"mode": "above", "field": "amount"}
+    assert refund_spec["side_effects"] is True
     assert f"Refunds above ${threshold}" in policy
+
+
+async def checked(
+    caps: SimpleNamespace, text: str, context: dict[str, Any] | None = None, **refund_args: Any
+) -> dict[str, Any]:
+    """The context after account and billing ran for `text`, as the plan runs them before a refund."""
+    context = dict(context or {})
+    account = await run(caps.account, text, context=context)
+    context.update({k: account[k] for k in ("customer_id",) if k in account})
+    billing = await run(caps.billing, text, context=context)
+    context["refund_candidate"] = billing["refund_candidate"]
+    return {k: v for k, v in context.items() if v is not None}
 
 
 async def test_refund_writes_once_and_refuses_what_the_policy_refuses(
     caps: SimpleNamespace, db_path: Path
 ) -> None:
-    context = {"customer_id": "C-1002"}
-    billing = await run(caps.billing, "refund my duplicate payment", context=context)
-    context["refund_candidate"] = billing["refund_candidate"]
-    first = await run(
-        caps.refund, "refund my duplicate payment", context=context, thread="t9", step="refund:abc"
-    )
+    text = "refund my duplicate payment"
+    context = await checked(caps, text, {"customer_id": "C-1002"})
+    first = await run(caps.refund, text, context=context, thread="t9", step="refund:abc")
     assert first["refund"]["status"] == "refunded" and first["refund"]["charge_id"] == "CH-2013"
     assert "Refunded $30.00" in first["summary"]
-    again = await run(
-        caps.refund, "refund my duplicate payment", context=context, thread="t9", step="refund:abc"
-    )
+    again = await run(caps.refund, text, context=context, thread="t9", step="refund:abc")
     assert again["refund"]["status"] == "already_refunded"
     assert "already refunded by this same request" in again["summary"]
-    other = await run(
-        caps.refund, "refund my duplicate payment", context=context, thread="t10", step="refund:abc"
-    )
+    other = await run(caps.refund, text, context=context, thread="t10", step="refund:abc")
     assert other["refund"]["status"] == "already_refunded" and "same request" not in other["summary"]
     ((charge, key),) = rows(
         db_path, "SELECT charge_id, idempotency_key FROM refunds WHERE customer_id = 'C-1002'"
     )
     assert charge == "CH-2013" and key.startswith("t9:refund:abc:") and key.endswith(":CH-2013")
+    now = "refund my duplicate payment now"
     next_turn = await run(
-        caps.refund, "refund my duplicate payment now", context=context, thread="t9", step="refund:abc"
+        caps.refund, now, context=await checked(caps, now, context), thread="t9", step="refund:abc"
     )
-    assert next_turn["refund"]["status"] == "already_refunded" and "same request" not in next_turn["summary"]
+    # The next turn's billing sees the refund: the candidate is not refundable, nothing is asked or written.
+    assert next_turn["refund"]["status"] == "not_eligible" and "already refunded" in next_turn["summary"]
 
-    too_old = await run(caps.refund, "refund CH-2001", context={"customer_id": "C-1001"})
+    jane = {"customer_id": "C-1001"}
+    too_old = await run(caps.refund, "refund CH-2001", context=await checked(caps, "refund CH-2001", jane))
     assert too_old["refund"]["status"] == "not_eligible" and "No refund made" in too_old["summary"]
-    failed = await run(
-        caps.refund, "refund CH-2053, I'm diego@solmarket.mx", context={"customer_id": "C-1006"}
-    )
+    diego = "refund CH-2053, I'm diego@solmarket.mx"
+    failed = await run(caps.refund, diego, context=await checked(caps, diego))
     assert failed["refund"]["status"] == "not_eligible" and "no money was taken" in failed["summary"]
-    unknown = await run(caps.refund, "refund CH-9999", context={"customer_id": "C-1005"})
+    mei = {"customer_id": "C-1005"}
+    unknown = await run(caps.refund, "refund CH-9999", context=await checked(caps, "refund CH-9999", mei))
     assert unknown["refund"]["status"] == "no_charge" and "no charge CH-9999" in unknown["summary"]
     nobody = await run(caps.refund, "refund my duplicate charge")
     assert nobody["refund"]["status"] == "needs_identity"
-    # Only the conversation's customer (the one an approval question names) is ever refunded.
+    # Only this request's checked candidate, for the conversation's customer, is ever refunded.
     unplanned = await run(caps.refund, "refund the duplicate, I'm jane@acme.io")
     assert unplanned["refund"]["status"] == "needs_identity"
-    switched = await run(caps.refund, "refund CH-2003, I'm jane@acme.io", context={"customer_id": "C-1002"})
-    assert switched["refund"]["status"] == "customer_mismatch"
+    unchecked = await run(caps.refund, "refund CH-2004", context=jane)
+    assert unchecked["refund"]["status"] == "not_checked" and "No refund made" in unchecked["summary"]
+    stale = await run(caps.refund, "refund CH-2004", context=await checked(caps, "refund CH-2003", jane))
+    assert stale["refund"]["status"] == "not_checked", "a candidate picked for another request"
+    switched = await run(
+        caps.refund,
+        "refund CH-2003, I'm jane@acme.io",
+        context={**await checked(caps, "refund CH-2003, I'm jane@acme.io"), "customer_id": "C-1002"},
+    )
+    assert switched["refund"]["status"] == "not_checked", "the candidate is Jane's, the account Omar's"
     assert rows(db_path, "SELECT count(*) FROM refunds") == [(2,)], "only the seeded refund and CH-2013"
 
 
 async def test_refund_approval_question_needs_no_database(caps: SimpleNamespace) -> None:
     policy = {"mode": "above", "field": "amount", "threshold": 50}
-    billing = await run(caps.billing, "refund my duplicate charge", context={"customer_id": "C-1001"})
-    context = {"customer_id": "C-1001", "refund_candidate": billing["refund_candidate"]}
+    context = await checked(caps, "refund my duplicate charge", {"customer_id": "C-1001"})
     inputs = caps.refund.parse_inputs("refund my duplicate charge", {}, context)
     question = caps.refund.needs_approval(inputs, policy)
     assert question and "Refund $125.00 to Jane Cooper (C-1001)" in question and "CH-2003" in question
-    assert inputs.amount == 125.0 and inputs.charge_id == "CH-2003"
-    # A candidate picked for another request (an earlier turn) is not used; the amount is unknown: ask.
+    assert inputs.candidate["charge_id"] == "CH-2003" and inputs.check() is None
+    # A candidate picked for another request (an earlier turn) is not used: nothing to ask, nothing done.
     stale = caps.refund.parse_inputs("refund CH-2004", {}, context)
-    assert stale.candidate is None and stale.amount is None
-    assert "not checked yet" in (caps.refund.needs_approval(stale, policy) or "")
-    assert caps.refund.needs_approval(caps.refund.parse_inputs("refund $30", {}, context), policy) is None
-    assert caps.refund.needs_approval(caps.refund.parse_inputs("refund $300", {}, context), policy)
+    assert stale.candidate is None and stale.check()[0] == "not_checked"
+    assert caps.refund.needs_approval(stale, policy) is None
+    small = await checked(caps, "refund $30", {"customer_id": "C-1002"})
+    assert caps.refund.needs_approval(caps.refund.parse_inputs("refund $30", {}, small), policy) is None
     anonymous = caps.refund.parse_inputs("refund my duplicate charge", {}, {})
     assert caps.refund.needs_approval(anonymous, policy) is None, "no customer: nothing will be written"
     assert caps.refund.needs_approval(inputs, {"mode": "never"}) is None
-    refused = {**context, "refund_candidate": {**billing["refund_candidate"], "eligible": False}}
+    assert caps.refund.needs_approval(inputs, {"mode": "always"}) == question
+    refused = {**context, "refund_candidate": {**context["refund_candidate"], "eligible": False}}
     assert (
         caps.refund.needs_approval(
             caps.refund.parse_inputs("refund my duplicate charge", {}, refused), policy
