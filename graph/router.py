@@ -215,9 +215,8 @@ class Router:
             return stop("max_steps", f"the turn used its {limits.max_steps} steps")
         if state.get("control_llm_calls", 0) > limits.max_llm_calls:
             return stop("max_llm_calls", f"the turn used more than {limits.max_llm_calls} model calls")
-        started = state.get("control_started_at")
         # Time spent waiting for a human at an approval interrupt is not work: it does not count.
-        if started and self.clock() - started - paused_seconds(state) > limits.max_seconds:
+        if turn_elapsed(state, self.clock()) > limits.max_seconds:
             return stop("max_seconds", f"the turn ran longer than {limits.max_seconds:g} s")
         return None
 
@@ -384,6 +383,18 @@ def paused_seconds(state: AgentState) -> float:
     if state.get("control_paused_turn") != state.get("task_turn"):
         return 0.0
     return float(state.get("control_paused_seconds") or 0.0)
+
+
+def turn_elapsed(state: AgentState, now: float) -> float:
+    """Seconds of work in this turn at `now`: the wall clock since it started, less the waits for a
+    human (answered ones, `paused_seconds`, and the one pending since `approval_asked_at`). What
+    `limits.max_seconds` bounds; 0 before the turn started."""
+    started = state.get("control_started_at")
+    if not started:
+        return 0.0
+    asked = state.get("approval_asked_at")
+    waiting = max(0.0, now - asked) if asked is not None and asked >= started else 0.0
+    return now - started - paused_seconds(state) - waiting
 
 
 def _find_step(state: AgentState, step_id: str) -> PlanStep | None:
