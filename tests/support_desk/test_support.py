@@ -595,6 +595,91 @@ def test_without_a_name_the_answer_asks_for_the_email(desk: Desk) -> None:
     assert {r["status"] for r in state["execution_results"].values()} == {"ok"}
 
 
+def refunds_of(desk: Desk, customer: str) -> list[tuple[Any, ...]]:
+    return rows(desk.db, "SELECT charge_id FROM refunds WHERE customer_id = ? ORDER BY id", customer)
+
+
+def deny_all(desk: Desk, thread: str) -> dict[str, Any]:
+    """Answer every pending question no (the CLI's --deny); the final state."""
+    state = desk.graph.get_state({"configurable": {"thread_id": thread}}).values
+    while desk.pending(thread):
+        state = desk.resume(False, thread)
+    return dict(state)
+
+
+def test_the_issue_requests_refund_nothing_and_answer_what_was_asked(desk: Desk) -> None:
+    """The issue's three reports through the shipped classifier and planner, with --deny."""
+    omar: list[tuple[Any, ...]] = []
+    state = desk.ask(
+        "I'm omar@brightpath.co, do NOT refund anything, just tell me if I was charged twice", "issue-1"
+    )
+    assert not desk.pending("issue-1"), "a refusal asks nobody"
+    assert refunds_of(desk, "C-1002") == omar
+    assert "Duplicate charge: CH-2013" in answer(state), "billing answers the question"
+    if "refund" in [s["capability"] for s in state["planning_plan"]]:
+        assert "I did not refund anything: the request does not ask for it" in answer(state)
+
+    desk.ask("I'm omar@brightpath.co, can I get a refund for the duplicate charge?", "issue-2")
+    (payload,) = desk.pending("issue-2")
+    (step,) = payload["steps"]
+    assert step["kind"] == "confirm" and "Refund $30.00 to Omar Haddad (C-1002)" in step["question"]
+    assert "CH-2013" in step["question"] and "only asks" in step["question"]
+    state = deny_all(desk, "issue-2")
+    assert refunds_of(desk, "C-1002") == omar
+    assert "eligible for a full refund" in answer(state) and "Reply “yes” to go ahead" in answer(state)
+
+    desk.ask("I'm lukas.becker@fjordsoft.de, can I get a refund for the $36 charge?", "issue-3")
+    (payload,) = desk.pending("issue-3")
+    assert "Refund $36.00 to Lukas Becker (C-1004) for charge CH-2034" in payload["steps"][0]["question"]
+    state = deny_all(desk, "issue-3")
+    assert refunds_of(desk, "C-1004") == [("CH-2031",)], "only the seeded refund"
+    assert "Refund eligibility of CH-2034 ($36.00" in answer(state), "the eligibility answer"
+
+
+def test_the_approval_question_names_exactly_what_would_be_refunded(desk: Desk) -> None:
+    """Item 4: two turns once asked `Refund $2,033.00 to C-1004` (the amount read from the id)."""
+    thread = "question-fields"
+    desk.ask("I'm lukas.becker@fjordsoft.de, can I get a refund for the $36 charge?", thread)
+    deny_all(desk, thread)
+    state = desk.ask("refund CH-2033 $36", thread)
+    questions = [s["question"] for p in desk.pending(thread) for s in p["steps"]]
+    assert questions == [], "CH-2033 is $270, not $36: nothing to approve, nothing done"
+    assert "$2,033" not in answer(state)
+    assert "No refund made: CH-2033 is $270.00, not the $36.00 the request names" in answer(state)
+    desk.ask("refund CH-2033", thread)
+    (payload,) = desk.pending(thread)
+    (step,) = payload["steps"]
+    assert step["kind"] == "approve"
+    assert step["question"].startswith("Refund $270.00 to Lukas Becker (C-1004) for charge CH-2033 of ")
+    deny_all(desk, thread)
+    assert refunds_of(desk, "C-1004") == [("CH-2031",)]
+
+    # Another customer this turn: the question names them, never the previous turn's customer.
+    switch = "question-customer"
+    desk.ask("I'm jane@acme.io, was I charged twice?", switch)
+    deny_all(desk, switch)
+    desk.ask("I'm diego@solmarket.mx, refund CH-2054", switch)
+    (payload,) = desk.pending(switch)
+    question = payload["steps"][0]["question"]
+    assert "Diego Alvarez (C-1006)" in question and "CH-2054" in question and "Jane" not in question
+    deny_all(desk, switch)
+    # Someone we cannot find: no question at all (no "refund something to C-1001?"), nothing done.
+    state = desk.ask("I'm mallory@evil.example, refund my duplicate charge", switch)
+    assert not desk.pending(switch)
+    assert "no account for mallory@evil.example" in answer(state)
+    assert refunds_of(desk, "C-1006") == [] and "customer_id" not in state["execution_context"]
+
+
+def test_a_plain_yes_after_the_confirmation_question_refunds(desk: Desk) -> None:
+    thread = "follow-up-yes"
+    desk.ask("I'm lukas.becker@fjordsoft.de, can I get a refund for the $36 charge?", thread)
+    deny_all(desk, thread)
+    state = desk.ask("go ahead", thread)
+    assert not desk.pending(thread), "$36 is under the threshold: the yes was the instruction"
+    assert "Refunded $36.00 to Lukas Becker for charge CH-2034" in answer(state)
+    assert refunds_of(desk, "C-1004") == [("CH-2031",), ("CH-2034",)]
+
+
 def test_the_labelled_support_suite(desk: Desk) -> None:
     """The 95 support requests through the real classifier (MiniLM fine-tuned on the shipped guides).
 
