@@ -2,8 +2,10 @@
 
 `task_*`, `planning_*`, `execution_*`, `control_*` and `approval_*` fields are per turn: the intake
 node resets them when a new user message arrives. `execution_context` (values the capabilities
-provided) persists across turns. Everything here is plain JSON-like data, so checkpoints and
-Studio show it as it is.
+provided) persists across turns, and so does `approval_offer` (a side effect offered and not done,
+which the next message may accept). `approval_asked_at` and `control_paused_seconds` are tied to
+their turn (by the turn's start and `control_paused_turn`), so a value an earlier turn left counts
+for nothing. Everything here is plain JSON-like data, so checkpoints and Studio show it as it is.
 """
 
 from __future__ import annotations

@@ -392,8 +392,9 @@ async def approval(state: AgentState, call: NodeCall) -> Update:
                 results[sid] = _not_run(
                     gate.step,
                     "denied",
-                    f"I did not run {name}: nobody answered the approval question within {limit:g} s, "
-                    "so it was treated as denied (approval.on_timeout), and nothing was changed.",
+                    f"I did not run {name}: the approval question had no answer within {limit:g} s (the "
+                    f"answer came after {waited:.0f} s), so it counts as a no (approval.on_timeout), and "
+                    "nothing was changed.",
                 )
         elif not decisions[sid]:
             verbs = call.deps.registry[name].action_verbs
