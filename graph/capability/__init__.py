@@ -9,8 +9,8 @@ from graph.capability.guides import ClassifierGuide, GuideExample, OrchestratorG
 from graph.errors import MissingInput, NotApplicable
 from graph.intent import REFUND_VERBS
 
-__all__ = [
-    "REFUND_VERBS",
+# Plainly sorted, as tests/test_public_api.py checks (isort style would put the constant first).
+__all__ = [  # noqa: RUF022
     "Capability",
     "CapabilityInputs",
     "ClassifierGuide",
@@ -19,5 +19,6 @@ __all__ = [
     "MissingInput",
     "NotApplicable",
     "OrchestratorGuide",
+    "REFUND_VERBS",
     "RunContext",
 ]
