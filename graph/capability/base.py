@@ -64,6 +64,15 @@ class Capability(ABC):
     """Added to every classification without scoring (respond, clarify)."""
     terminal: ClassVar[bool] = False
     """Ends a plan (respond, clarify); executed by its own node, not the step runner."""
+    side_effects: ClassVar[bool] = False
+    """It changes something outside the conversation (moves money, sends, deletes). Its steps then
+    run only when the user's latest message explicitly asks for the action (see `graph.intent`): a
+    question asks a human to confirm first, a negated or information-only request skips the step.
+    registry.yaml's `side_effects: true` declares it for a class that does not."""
+    action_verbs: ClassVar[tuple[str, ...]] = ()
+    """The words that ask for the action ("refund", "money back"...: `REFUND_VERBS`): what the side-effect
+    policy looks for in the user's message. Needed when `side_effects` is set; registry.yaml's
+    `action_verbs` replaces them."""
     classifier_guide: ClassVar[ClassifierGuide | None] = None
     orchestrator_guide: ClassVar[OrchestratorGuide | None] = None
     Inputs: ClassVar[type[CapabilityInputs]] = CapabilityInputs
@@ -108,7 +117,10 @@ class Capability(ABC):
     def needs_approval(self, inputs: CapabilityInputs, policy: Mapping[str, JSONValue]) -> str | None:
         """The question to put to a human, or None when the step may run unattended.
 
-        `policy` is the capability's `approval` block from registry.yaml.
+        `policy` is the capability's `approval` block from registry.yaml. The question must describe
+        what the execution will do with these same inputs: a human approves exactly that. In mode
+        `above` a value that is missing or not a number asks too (an unknown amount is not a small
+        one), and so does a negative one beyond the threshold.
         """
         mode = policy.get("mode", "never")
         if mode == "always":
@@ -117,7 +129,9 @@ class Capability(ABC):
             field_name = str(policy.get("field", "amount"))
             value = getattr(inputs, field_name, None)
             threshold = float(policy.get("threshold", 0))
-            if isinstance(value, int | float) and value > threshold:
+            if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+                return f"Run {self.name} for: {inputs.query!r}? ({field_name} is not known before it runs)"
+            if abs(value) > threshold:  # a negative amount moves money too
                 return f"Run {self.name} with {field_name}={value} (above {threshold:g})?"
         return None
 

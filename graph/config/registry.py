@@ -50,6 +50,10 @@ class CapabilityInfo:
     approval: ApprovalPolicy
     timeout: float
     retry: RetryPolicy
+    side_effects: bool = False
+    """Steps run only on an explicit instruction (the router's side-effect policy, `graph.intent`)."""
+    action_verbs: tuple[str, ...] = ()
+    """The words that ask for the action, for `side_effect_intent`."""
 
 
 @dataclass(frozen=True)
@@ -265,6 +269,20 @@ def _resolve(
                     " so add classifier_guide.examples here with at least one (result: true)"
                 )
             problem(("capabilities", i, "classifier_guide", "examples"), message)
+        if info.side_effects:
+            entry = next(e for j, e in entries if j == i)
+            if entry.side_effects is False:
+                problem(
+                    ("capabilities", i, "side_effects"),
+                    f"{entry.class_path} declares side effects; side_effects: false cannot turn the "
+                    "side-effect policy off (remove the line)",
+                )
+            if not any(v.strip() for v in info.action_verbs):
+                problem(
+                    ("capabilities", i, "action_verbs" if entry.action_verbs is not None else "side_effects"),
+                    "a capability with side effects needs action_verbs: the words that ask for the action "
+                    "(e.g. [refund, money back]); without them no request could ever run it",
+                )
         for j, key in enumerate(info.requires):
             if any(key in other.provides for other in infos.values() if other.name != name):
                 continue
@@ -328,6 +346,9 @@ def _info(entry: CapabilitySpec, instance: Capability, limits: Limits) -> Capabi
         approval=entry.approval,
         timeout=entry.timeout,
         retry=retry,
+        # A class that declares side effects keeps them: `side_effects: false` is reported, not applied.
+        side_effects=bool(entry.side_effects) or cls.side_effects,
+        action_verbs=tuple(entry.action_verbs if entry.action_verbs is not None else cls.action_verbs),
     )
 
 
