@@ -137,6 +137,10 @@ def make_intake(deps: Deps) -> RunnableLambda:
             "control_timings_ms": Overwrite({}),
             "control_stop_reason": None,
             "approval_decisions": Overwrite({}),
+            # Waits for a human belong to their turn (the router ignores stale ones too).
+            "control_paused_seconds": 0.0,
+            "control_paused_turn": turn,
+            "approval_asked_at": None,
         }
         last = next(m for m in reversed(messages) if isinstance(m, HumanMessage))
         raw = message_text(last)
