@@ -51,7 +51,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 
 from graph.errors import CheckpointerError, InvalidThreadId, ThreadBusy
-from graph.persistence.common import URL_VARIABLE, one_line, redact
+from graph.persistence.common import URL_VARIABLE, one_line, redact, url_redactor
 
 if TYPE_CHECKING:
     from graph.config.settings import Settings
@@ -194,8 +194,10 @@ class AdvisoryLock:
             )
         except psycopg.Error as exc:
             raise CheckpointerError(
-                f"{URL_VARIABLE}: cannot connect to PostgreSQL at {redact(self.url)} to lock the "
-                f"thread: {one_line(exc)}"
+                url_redactor(self.url).redact(
+                    f"{URL_VARIABLE}: cannot connect to PostgreSQL at {redact(self.url)} to lock the "
+                    f"thread: {one_line(exc)}"
+                )
             ) from None
         # The lock lives as long as this session: a dead client's session must end, an idle one
         # (the turn is running elsewhere) must not. Settings an older server lacks are skipped.
