@@ -185,6 +185,7 @@ class AdvisoryLock:
     def _connect(self) -> Any:
         import psycopg
 
+        problem = ""
         try:
             conn = psycopg.Connection.connect(
                 self.url,
@@ -193,12 +194,14 @@ class AdvisoryLock:
                 application_name=f"routegraph turn lock ({_whoami()})"[:63],
             )
         except psycopg.Error as exc:
+            problem = one_line(exc)
+        if problem:  # raised outside the driver's exception: no __context__ holds its message
             raise CheckpointerError(
                 url_redactor(self.url).redact(
                     f"{URL_VARIABLE}: cannot connect to PostgreSQL at {redact(self.url)} to lock the "
-                    f"thread: {one_line(exc)}"
+                    f"thread: {problem}"
                 )
-            ) from None
+            )
         # The lock lives as long as this session: a dead client's session must end, an idle one
         # (the turn is running elsewhere) must not. Settings an older server lacks are skipped.
         for setting in (

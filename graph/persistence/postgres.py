@@ -96,29 +96,37 @@ def connect(
     Raises:
         CheckpointerError: the extra is not installed, the URL is malformed, the server cannot be
             reached or refuses us, or the tables cannot be created. Its message never holds the
-            password, nor any piece of it the driver quoted.
+            password, nor any piece of it the driver quoted, and it is raised outside the driver's
+            exception, so no `__context__` carries the driver's message either.
     """
     mask = url_redactor(url).redact
+    where = mask(url)
+
+    def refused(what: str, problem: str) -> CheckpointerError:
+        return CheckpointerError(mask(f"{URL_VARIABLE}: {what} {where}: {problem}"))
+
+    problem: str | None = None
     try:
         conninfo_to_dict(url)
     except psycopg.Error as exc:
+        problem = one_line(exc)
+    if problem is not None:
         raise CheckpointerError(
-            mask(f"{URL_VARIABLE} is not a valid PostgreSQL URL ({one_line(exc)}); expected {URL_EXAMPLE}")
-        ) from None
-    connect_timeout = max(1, round(timeout))
+            mask(f"{URL_VARIABLE} is not a valid PostgreSQL URL ({problem}); expected {URL_EXAMPLE}")
+        )
     options: dict[str, Any] = {
         "autocommit": True,
         "prepare_threshold": 0,
         "row_factory": dict_row,
-        "connect_timeout": connect_timeout,
+        "connect_timeout": max(1, round(timeout)),
     }
-    where = mask(url)
+    conn: psycopg.Connection[DictRow] | None = None
     try:
-        conn: psycopg.Connection[DictRow] = psycopg.Connection.connect(url, **options)
+        conn = psycopg.Connection.connect(url, **options)
     except psycopg.Error as exc:
-        raise CheckpointerError(
-            mask(f"{URL_VARIABLE}: cannot connect to PostgreSQL at {where}: {one_line(exc)}")
-        ) from None
+        problem = one_line(exc)
+    if conn is None:
+        raise refused("cannot connect to PostgreSQL at", problem or "no connection")
     try:
         with conn:
             # One process creates or migrates the tables at a time; the others wait for it.
@@ -126,9 +134,9 @@ def connect(
             PostgresSaver(conn).setup()
             conn.execute("SELECT pg_advisory_unlock(hashtext('routegraph checkpoint setup'))")
     except psycopg.Error as exc:
-        raise CheckpointerError(
-            mask(f"{URL_VARIABLE}: cannot create the checkpoint tables in {where}: {one_line(exc)}")
-        ) from None
+        problem = one_line(exc)
+    if problem is not None:
+        raise refused("cannot create the checkpoint tables in", problem)
     pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
         url,
         connection_class=psycopg.Connection[DictRow],
@@ -145,9 +153,9 @@ def connect(
         pool.open(wait=True, timeout=timeout)
     except Exception as exc:
         pool.close()
-        raise CheckpointerError(
-            mask(f"{URL_VARIABLE}: cannot open a connection pool to {where}: {one_line(exc)}")
-        ) from None
+        problem = one_line(exc)
+    if problem is not None:
+        raise refused("cannot open a connection pool to", problem)
     saver = PostgresCheckpointer(pool, serde=serde)
     saver.url = url
     return saver
