@@ -452,7 +452,9 @@ def test_the_serializer_keeps_known_secrets_out_and_everything_else_as_it_was() 
     kind, data = redacting.dumps_typed(value)
     assert secret.encode() not in data and BARE_KEY.encode() not in data
     back = redacting.loads_typed((kind, data))
-    assert back["messages"][1].content == "your token is ***, keep it" and back["messages"][0].content == "hello"
+    assert (
+        back["messages"][1].content == "your token is ***, keep it" and back["messages"][0].content == "hello"
+    )
     assert back["errors"] == [{"message": "password=***", "attempt": 1}]
     assert back["sends"][0].arg == {"task": "use ***", "n": 2}
     assert back["interrupt"].value == {"question": "send ***?"}
