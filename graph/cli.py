@@ -35,7 +35,7 @@ import time
 import traceback
 import urllib.request
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -1010,21 +1010,29 @@ class LogHandler(logging.Handler):
             self.handleError(record)
 
 
-def install_log_handler(redactor: Redactor) -> None:
-    """Log to stderr through a redacting handler, in place of Python's unfiltered last resort.
+@contextlib.contextmanager
+def redacted_logging(redactor: Redactor) -> Iterator[None]:
+    """While a command runs, log to stderr through a redacting handler, in place of Python's
+    unfiltered last resort; afterwards the logging configuration is as it was (in-process callers,
+    tests and notebooks, run `main` many times).
 
     The root logger keeps its level (WARNING unless configured); a library that turns its own
     logger to DEBUG (`OPENAI_LOG=debug`) is printed, redacted. Handlers already on the root logger
-    (configured before the command ran) get the redacting filter too. Installing again replaces the
-    previous handler (in-process callers run `main` many times).
+    (configured before the command ran) carry the redacting filter too, for as long.
     """
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if isinstance(handler, LogHandler):
-            root.removeHandler(handler)
-        elif not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(redactor.log_filter())
-    root.addHandler(LogHandler(redactor))
+    handler = LogHandler(redactor)
+    guard = redactor.log_filter()
+    others = [h for h in root.handlers if not any(isinstance(f, RedactingFilter) for f in h.filters)]
+    for other in others:
+        other.addFilter(guard)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        for other in others:
+            other.removeFilter(guard)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1042,7 +1050,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(redact(f"routegraph: invalid setting {where}: {error['msg']}"), file=sys.stderr)
         return EXIT_INVALID
     redactor = args.settings.redactor()
-    install_log_handler(redactor)
+    with redacted_logging(redactor):
+        return _dispatch(args, redactor)
+
+
+def _dispatch(args: argparse.Namespace, redactor: Redactor) -> int:
+    """Run the command; every failure becomes its exit code and one redacted line."""
     say = _say(redactor)
     if "registry" in args:  # `--registry` or else ROUTEGRAPH_REGISTRY, for commands that read args
         args.registry = args.settings.registry

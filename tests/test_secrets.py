@@ -36,7 +36,7 @@ from pydantic import SecretStr
 
 from graph.builder import build_graph
 from graph.capability import Capability, RunContext
-from graph.cli import dumps, install_log_handler, jsonable, main
+from graph.cli import dumps, jsonable, main, redacted_logging
 from graph.config.settings import Settings
 from graph.errors import CheckpointerError, describe, error_record
 from graph.models import LLMGateway, ModelCallError, ModelProvider, ModelUnavailableError
@@ -467,6 +467,19 @@ def test_the_serializer_keeps_known_secrets_out_and_everything_else_as_it_was() 
     assert RedactingSerializer(Redactor()).dumps_typed(value) == plain.dumps_typed(value)
 
 
+def test_a_short_secret_is_masked_where_it_stands_alone_only() -> None:
+    """A database password that is a word ("postgres") is masked as a word, not inside others."""
+    redacting = RedactingSerializer(
+        Settings(data_dir=Path("/x"), postgres_url="postgresql://postgres:postgres@db/app").redactor()
+    )
+    kind, data = redacting.dumps_typed(
+        {"note": "the password is postgres; use postgresql://postgres:postgres@db/app"}
+    )
+    assert redacting.loads_typed((kind, data)) == {
+        "note": "the password is ***; use postgresql://***:***@db/app"
+    }
+
+
 def test_savers_made_from_settings_write_through_the_redacting_serializer(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, llm="off", api_keys={"OPENAI_API_KEY": SecretStr(BARE_KEY)})
     for option in ("sqlite", "memory"):
@@ -488,18 +501,16 @@ def test_settings_redactor_knows_the_keys_and_url_passwords(tmp_path: Path) -> N
     assert redactor.redact(text) == '*** / could not translate host name "***" / *** / true'
 
 
-def test_the_cli_log_handler_redacts_every_record(capsys: pytest.CaptureFixture[str]) -> None:
-    install_log_handler(Redactor([BARE_KEY]))
-    install_log_handler(Redactor([BARE_KEY]))  # again: one handler, not two
-    try:
+def test_the_cli_logs_through_a_redacting_handler_while_it_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    before = list(root.handlers)
+    with redacted_logging(Redactor([BARE_KEY])):
         logging.getLogger("some.library").warning("retrying with %s and Bearer %s", BARE_KEY, SHAPED_KEY)
-        err = capsys.readouterr().err
-    finally:
-        for handler in list(logging.getLogger().handlers):
-            if type(handler).__name__ == "LogHandler":
-                logging.getLogger().removeHandler(handler)
+    err = capsys.readouterr().err
     assert err.count("some.library: WARNING: retrying with *** and Bearer ***") == 1
     assert BARE_KEY not in err and SHAPED_KEY not in err
+    assert root.handlers == before  # as it was
+    assert not any(f for h in root.handlers for f in h.filters if type(f).__name__ == "RedactingFilter")
 
 
 def test_a_verbose_traceback_is_redacted(

@@ -21,7 +21,6 @@ per secret on each serialized value; only a value that holds a secret is decoded
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -109,21 +108,29 @@ def url_redactor(url: str) -> Redactor:
 _MSGPACK_OPTIONS = ormsgpack.OPT_NON_STR_KEYS
 
 
+GLUED_MIN = 12
+"""Known secrets at least this long are masked even inside a longer word (`xsk-abc...y`); shorter
+ones only where they stand alone, as `Redactor` does: a database password "postgres" must not
+turn every "postgresql" into "***ql"."""
+
+
 class RedactingSerializer(JsonPlusSerializer):
     """LangGraph's `JsonPlusSerializer` that never writes a known secret.
 
     A subclass rather than a wrapper, so LangGraph's msgpack allowlist (`LANGGRAPH_STRICT_MSGPACK`)
     still applies to it. `dumps_typed` serializes as usual and looks for each secret's bytes in the
-    result; a hit (rare) is decoded, every string holding the secret is redacted (`Redactor`, with
-    its context kept: `key=***`), and the value re-encoded; whatever still holds a secret after
-    that (a secret glued to other letters, an undecodable value) has it overwritten by `*` in
-    place. Reading is LangGraph's, unchanged.
+    result (a substring test: cheap, and it misses nothing). A hit (rare) is decoded, every string
+    holding a secret is redacted (`Redactor`, context kept: `key=***`; a long secret glued to
+    other letters too), and the value re-encoded. If decoding fails, the secrets' bytes are
+    overwritten with `*` in place (same length, so the encoding stays valid). Reading is
+    LangGraph's, unchanged.
     """
 
     def __init__(self, redactor: Redactor, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.redactor = redactor
         self.secrets: tuple[str, ...] = tuple(sorted(redactor.secrets, key=len, reverse=True))
+        self._long = tuple(s for s in self.secrets if len(s) >= GLUED_MIN)
         self._needles = tuple(s.encode("utf-8", "replace") for s in self.secrets)
 
     def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
@@ -133,12 +140,12 @@ class RedactingSerializer(JsonPlusSerializer):
         return kind, data
 
     def redact_text(self, text: str) -> str:
-        """`text` itself when it holds no known secret, else redacted (for values a saver stores
-        outside the serializer: PostgreSQL keeps string channels inline)."""
+        """`text` itself when it holds no known secret, else redacted (also for values a saver
+        stores outside the serializer: PostgreSQL keeps string channels inline)."""
         if not any(secret in text for secret in self.secrets):
             return text
         text = self.redactor.redact(text)
-        for secret in self.secrets:
+        for secret in self._long:
             text = text.replace(secret, MASK)
         return text
 
@@ -147,15 +154,13 @@ class RedactingSerializer(JsonPlusSerializer):
 
     def _scrub(self, kind: str, data: bytes) -> bytes:
         if kind == "msgpack":
-            # On any failure the blind overwrite below still applies: never leak, never raise.
-            with contextlib.suppress(Exception):
-                data = self._scrub_msgpack(data)
-        else:
-            data = bytes(data)
-        if self._holds_secret(data):
-            # Same length, so the encoding's string lengths stay right.
-            for needle in self._needles:
-                data = data.replace(needle, b"*" * len(needle))
+            try:
+                return self._scrub_msgpack(data)
+            except Exception:  # never leak, never fail a write: overwrite in place below
+                pass
+        data = bytes(data)  # raw bytes (or undecodable msgpack): no strings to redact one by one
+        for needle in self._needles:
+            data = data.replace(needle, b"*" * len(needle))
         return data
 
     def _scrub_msgpack(self, data: bytes) -> bytes:
