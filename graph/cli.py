@@ -8,6 +8,12 @@ asked to clarify); 1 the run stopped early (see `stop_reason`) or an unexpected 
 input: usage, registry, settings, checkpointer configuration, a missing optional extra, an empty
 request, a bad thread id; 3 the thread is busy (another turn held it longer than `--wait`); 130
 interrupted. Nothing reaches the user as a traceback unless asked for with `-v`.
+
+Output is the last line of defence of the redaction layer (graph/redact.py): everything printed, on
+stdout or stderr, human text or `--json`, progress lines, log lines (a redacting handler on the root
+logger) and `-v` tracebacks, goes through the settings' redactor (`Settings.redactor()`: every secret
+shape, and the configured keys and URL passwords by value). `--json` prints strict JSON (RFC 8259):
+NaN and Infinity, which JSON cannot hold, are printed as null (as JavaScript's JSON.stringify does).
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import argparse
 import contextlib
 import importlib.metadata
 import json
+import logging
+import math
 import re
 import signal
 import socket
@@ -27,7 +35,7 @@ import time
 import traceback
 import urllib.request
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -41,6 +49,7 @@ from graph.config.registry import Registry, RegistryError, default_registry
 from graph.config.settings import Settings
 from graph.errors import ConfigError, DatasetError, MissingDependency, ThreadBusy, describe
 from graph.progress import ProgressPrinter
+from graph.redact import RedactingFilter, Redactor, redact
 
 if TYPE_CHECKING:
     from langgraph.graph.state import CompiledStateGraph
@@ -221,32 +230,107 @@ def _pending_interrupts(graph: Any, config: RunnableConfig) -> list[Any]:
     return [i for task in snapshot.tasks for i in task.interrupts]
 
 
-def _ask_human(payload: Any) -> bool:
-    steps = payload.get("steps", []) if isinstance(payload, dict) else []
-    print("Approval needed:", file=sys.stderr)
-    for step in steps:
-        print(f"  - {step.get('question')} [{step.get('step_id')}]", file=sys.stderr)
+MAX_QUESTIONS = 5
+"""How many approval questions one `ask` puts to a person before it denies: the graph asks again
+after an unclear answer, and a person who never answers clearly is not asked for ever."""
+
+ANSWER_LIMIT = 1000
+"""Characters of a typed answer passed on (the approval node reads at most 80 as words)."""
+
+
+def _ask_human(payload: Any, asked: int, redactor: Redactor) -> bool | str:
+    """Put the approval question to the person at the terminal; the resume value for the graph.
+
+    Their words, as typed, go to the approval node, which understands yes/no words and phrases
+    ("yes please", "no thanks") and asks again (a new interrupt, shown by the next call) when the
+    answer is unclear. Denied (False), with a one-line note: no terminal to ask on, end of input
+    (Ctrl-D), or no clear answer after `MAX_QUESTIONS`. Ctrl-C raises KeyboardInterrupt: the
+    command ends (exit 130) and nothing waiting for approval was done.
+    """
+    say = _say(redactor)
+    data = payload if isinstance(payload, Mapping) else {}
+    if asked == 1 or "not_understood" not in data:
+        say("Approval needed:")
+        steps = data.get("steps")
+        for step in steps if isinstance(steps, list) else []:
+            if isinstance(step, Mapping):
+                say(f"  - {step.get('question')} [{step.get('step_id')}]")
+        if not data:
+            say(f"  {payload}")
+    if "not_understood" in data:
+        say(f"  not understood: {data['not_understood']}")
     if not sys.stdin.isatty():
-        print("  (no terminal to ask on: denied; pass --approve or --deny)", file=sys.stderr)
+        say("  (no terminal to ask on: denied; pass --approve or --deny)")
         return False
+    if asked > MAX_QUESTIONS:
+        say(f"  (no clear yes or no after {MAX_QUESTIONS} questions: denied)")
+        return False
+    sys.stderr.write("Approve? (yes/no) ")
+    sys.stderr.flush()
     try:
-        answer = input("Approve? [y/N] ").strip().lower()
+        answer = input()
     except EOFError:  # Ctrl-D: no answer is a denial
+        sys.stderr.write("\n")
+        say("  (no answer: denied)")
         return False
-    return answer in {"y", "yes"}
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")  # the prompt's line is left open
+        raise
+    return answer.strip()[:ANSWER_LIMIT]
 
 
-def _run(graph: Any, payload: Any, config: RunnableConfig, printer: ProgressPrinter | None) -> dict[str, Any]:
-    """Run to the end or the next interrupt, printing progress events; return the final state."""
+def _run(
+    graph: Any,
+    payload: Any,
+    config: RunnableConfig,
+    printer: ProgressPrinter | None,
+    redactor: Redactor | None = None,
+) -> dict[str, Any]:
+    """Run to the end or the next interrupt, printing progress events (redacted); return the final state."""
     state: dict[str, Any] = {}
     for mode, chunk in graph.stream(payload, config, stream_mode=["custom", "values"]):
         if mode == "values":
             state = chunk
         elif printer is not None:
-            printer(chunk)
+            printer((redactor or Redactor()).redact_value(chunk))
     if printer is not None:
         printer.close()
     return state
+
+
+def jsonable(value: Any, *, depth: int = 0) -> Any:
+    """`value` as data JSON can hold: NaN and Infinity become None (null), tuples lists, mapping
+    keys strings, and anything else its `str` (what `default=str` did), so `json.dumps(...,
+    allow_nan=False)` cannot fail and redaction (`redact_value`) sees every string."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth > 100:
+        return str(value)
+    if isinstance(value, Mapping):
+        return {
+            str(k) if not isinstance(k, str) else k: jsonable(v, depth=depth + 1) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v, depth=depth + 1) for v in value]
+    return str(value)
+
+
+def dumps(value: Any, redactor: Redactor | None = None) -> str:
+    """One line of strict JSON (no NaN/Infinity: see `jsonable`), every secret masked."""
+    safe = (redactor or Redactor()).redact_value(jsonable(value))
+    return json.dumps(safe, ensure_ascii=False, allow_nan=False)
+
+
+def _say(redactor: Redactor | None = None) -> Callable[[str], None]:
+    """A printer of redacted lines on stderr."""
+    mask = (redactor or Redactor()).redact
+
+    def say(text: str) -> None:
+        print(mask(text), file=sys.stderr)
+
+    return say
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -271,34 +355,43 @@ def cmd_ask(args: argparse.Namespace) -> int:
     assert isinstance(saver, BaseCheckpointSaver)
     wait = args.wait if args.wait is not None else registry.spec.limits.max_seconds
     config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+    redactor = settings.redactor()
     printer = None if args.quiet else ProgressPrinter(sys.stderr, live=sys.stderr.isatty())
     with thread_lock(saver, thread_id, wait=wait):
-        state = _run(graph, {"messages": [HumanMessage(content=text)]}, config, printer)
+        state = _run(graph, {"messages": [HumanMessage(content=text)]}, config, printer, redactor)
+        asked = 0
         while interrupts := _pending_interrupts(graph, config):
-            decision = bool(args.approve) if args.approve or args.deny else _ask_human(interrupts[0].value)
-            state = _run(graph, Command(resume=decision), config, printer)
+            decision: bool | str
+            if args.approve or args.deny:
+                decision = bool(args.approve)
+            else:
+                asked += 1
+                decision = _ask_human(interrupts[0].value, asked, redactor)
+            state = _run(graph, Command(resume=decision), config, printer, redactor)
     result = report(state, thread_id)
     if args.json:
-        print(json.dumps(result, ensure_ascii=False, default=str))
+        print(dumps(result, redactor))
     else:
-        print(result["answer"])
-        print(f"[thread {thread_id} · {result['stop_reason']}]", file=sys.stderr)
+        answer = result["answer"]
+        print(redactor.redact(answer) if isinstance(answer, str) else dumps(answer, redactor))
+        _say(redactor)(f"[thread {thread_id} · {result['stop_reason']}]")
     if args.verbose:
-        print_failures(state, sys.stderr)
+        print_failures(state, sys.stderr, redactor)
     return EXIT_OK if result["stop_reason"] in {"success", "clarify"} else EXIT_FAIL
 
 
-def print_failures(state: Mapping[str, Any], stream: IO[str]) -> None:
+def print_failures(state: Mapping[str, Any], stream: IO[str], redactor: Redactor | None = None) -> None:
     """What `-v` adds after a run: every error the router saw and every failed step, with its
-    traceback when the record carries one (`traceback`)."""
+    traceback when the record carries one (`traceback`), redacted."""
+    mask = (redactor or Redactor()).redact
     records: list[Mapping[str, Any]] = list(state.get("control_errors") or [])
     records += [r for r in (state.get("execution_results") or {}).values() if r.get("status") == "failed"]
     for record in records:
         where = record.get("step_id") or record.get("node") or "?"
         message = record.get("message") or record.get("error") or ""
-        stream.write(f"failed: {where}: {message}\n")
+        stream.write(mask(f"failed: {where}: {message}") + "\n")
         if record.get("traceback"):
-            stream.write(str(record["traceback"]).rstrip("\n") + "\n")
+            stream.write(mask(str(record["traceback"])).rstrip("\n") + "\n")
 
 
 def drawable(registry: Path | None, settings: Settings) -> CompiledStateGraph[Any, Any, Any, Any]:
@@ -390,7 +483,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except EvalError as exc:
         print(f"routegraph eval: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    print(json.dumps(result, ensure_ascii=False) if args.json else format_table(result))
+    print(dumps(result) if args.json else format_table(result))
     return EXIT_OK
 
 
@@ -418,7 +511,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         progress=None if args.quiet else lambda message: print(f"tune: {message}", file=sys.stderr),
     )
     if args.json:
-        print(json.dumps(result.as_dict()))
+        print(dumps(result.as_dict()))
         return EXIT_OK
     print(result.yaml(str(args.data)))
     for note in result.notes:
@@ -645,13 +738,14 @@ def cmd_threads(args: argparse.Namespace) -> int:
     from graph.persistence.threads import list_threads, show_thread
 
     settings: Settings = args.settings
+    redactor = settings.redactor()
     graph = build_graph(registry=settings.registry, settings=settings)
     if args.action == "list":
         saver = graph.checkpointer
         assert isinstance(saver, BaseCheckpointSaver)
-        rows = list_threads(saver, limit=args.limit)
+        rows = redactor.redact_value(jsonable(list_threads(saver, limit=args.limit)))
         if args.json:
-            print(json.dumps(rows, ensure_ascii=False, default=str))
+            print(dumps(rows, redactor))
         elif not rows:
             print('no threads yet: `routegraph ask "..." --thread NAME` starts one')
         else:
@@ -662,12 +756,13 @@ def cmd_threads(args: argparse.Namespace) -> int:
                     f"{row['thread_id']:<20} {row['updated'][:19]}  {row['turns']:>5}  {row['stop_reason'] or '-':<22} {task}"
                 )
         return EXIT_OK
-    shown = show_thread(graph, check_thread_id(args.thread_id))
-    if shown is None:
-        print(f"routegraph threads: no thread {args.thread_id!r}", file=sys.stderr)
+    found = show_thread(graph, check_thread_id(args.thread_id))
+    if found is None:
+        _say(redactor)(f"routegraph threads: no thread {args.thread_id!r}")
         return EXIT_FAIL
+    shown = redactor.redact_value(jsonable(found))
     if args.json:
-        print(json.dumps(shown, ensure_ascii=False, default=str))
+        print(dumps(shown, redactor))
         return EXIT_OK
     print(
         f"thread {shown['thread_id']} · {shown['checkpoints']} checkpoints · stop_reason {shown['stop_reason']}"
@@ -885,12 +980,59 @@ def _one_line(text: str, limit: int = 400) -> str:
 
 def _tolerant_output() -> None:
     """Text that cannot be encoded (a lone surrogate from an old checkpoint, a terminal that is not
-    UTF-8) is printed escaped instead of ending the command with UnicodeEncodeError."""
-    for stream in (sys.stdout, sys.stderr):
+    UTF-8) is printed escaped instead of ending the command with UnicodeEncodeError; typed bytes
+    that are not UTF-8 (an approval answer) are read as U+FFFD rather than ending it either."""
+    for stream, errors in (
+        (sys.stdout, "backslashreplace"),
+        (sys.stderr, "backslashreplace"),
+        (sys.stdin, "replace"),
+    ):
         reconfigure = getattr(stream, "reconfigure", None)
         if callable(reconfigure):
             with contextlib.suppress(ValueError, OSError):
-                reconfigure(errors="backslashreplace")
+                reconfigure(errors=errors)
+
+
+class LogHandler(logging.Handler):
+    """The CLI's log handler: records on stderr (whichever `sys.stderr` is at the time), redacted by
+    the `RedactingFilter` it carries. On the root logger, so it sees every library's records."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__(logging.NOTSET)
+        self.addFilter(redactor.log_filter())
+        self.setFormatter(logging.Formatter("%(name)s: %(levelname)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def redacted_logging(redactor: Redactor) -> Iterator[None]:
+    """While a command runs, log to stderr through a redacting handler, in place of Python's
+    unfiltered last resort; afterwards the logging configuration is as it was (in-process callers,
+    tests and notebooks, run `main` many times).
+
+    The root logger keeps its level (WARNING unless configured); a library that turns its own
+    logger to DEBUG (`OPENAI_LOG=debug`) is printed, redacted. Handlers already on the root logger
+    (configured before the command ran) carry the redacting filter too, for as long.
+    """
+    root = logging.getLogger()
+    handler = LogHandler(redactor)
+    guard = redactor.log_filter()
+    others = [h for h in root.handlers if not any(isinstance(f, RedactingFilter) for f in h.filters)]
+    for other in others:
+        other.addFilter(guard)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        for other in others:
+            other.removeFilter(guard)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -905,8 +1047,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         for error in exc.errors():
             where = ".".join(str(p) for p in error["loc"])
-            print(f"routegraph: invalid setting {where}: {error['msg']}", file=sys.stderr)
+            print(redact(f"routegraph: invalid setting {where}: {error['msg']}"), file=sys.stderr)
         return EXIT_INVALID
+    redactor = args.settings.redactor()
+    with redacted_logging(redactor):
+        return _dispatch(args, redactor)
+
+
+def _dispatch(args: argparse.Namespace, redactor: Redactor) -> int:
+    """Run the command; every failure becomes its exit code and one redacted line."""
+    say = _say(redactor)
     if "registry" in args:  # `--registry` or else ROUTEGRAPH_REGISTRY, for commands that read args
         args.registry = args.settings.registry
     name = f"routegraph {args.command}"
@@ -915,53 +1065,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
-        print(f"{name}: interrupted", file=sys.stderr)
+        say(f"{name}: interrupted")
         return EXIT_INTERRUPTED
     except ThreadBusy as exc:
-        print(
-            f"{name}: {exc}; nothing was done: ask again later, or wait longer with --wait", file=sys.stderr
-        )
+        say(f"{name}: {exc}; nothing was done: ask again later, or wait longer with --wait")
         return EXIT_BUSY
     except RegistryError as exc:
         if len(exc.problems) == 1:
-            print(f"{name}: invalid registry: {_one_line(str(exc.problems[0]))}", file=sys.stderr)
+            say(f"{name}: invalid registry: {_one_line(str(exc.problems[0]))}")
         else:
-            print(f"{name}: invalid registry, {len(exc.problems)} problems:", file=sys.stderr)
+            say(f"{name}: invalid registry, {len(exc.problems)} problems:")
             for problem in exc.problems:
-                print(f"  {problem}", file=sys.stderr)
+                say(f"  {problem}")
         return EXIT_INVALID
     except ConfigError as exc:  # a bad URL, thread id, data file; a missing extra (MissingDependency)
-        print(f"{name}: {_one_line(str(exc))}", file=sys.stderr)
+        say(f"{name}: {_one_line(str(exc))}")
         return EXIT_INVALID
     except ModuleNotFoundError as exc:
         if (extra := extra_for(exc)) is None:
-            return _unexpected(name, exc, verbose)
-        print(
-            f"{name}: {exc.name} is not installed (the `{extra}` extra): {install_hint(extra)}",
-            file=sys.stderr,
-        )
+            return _unexpected(name, exc, verbose, redactor)
+        say(f"{name}: {exc.name} is not installed (the `{extra}` extra): {install_hint(extra)}")
         return EXIT_INVALID
     except Exception as exc:
         if not type(exc).__module__.startswith("psycopg"):
-            return _unexpected(name, exc, verbose)
+            return _unexpected(name, exc, verbose, redactor)
         # The checkpoint database went away in the middle of a run (psycopg / psycopg_pool errors).
-        print(
+        say(
             f"{name}: lost the PostgreSQL checkpoint database (ROUTEGRAPH_POSTGRES_URL): "
-            f"{_one_line(str(exc)) or type(exc).__name__}",
-            file=sys.stderr,
+            f"{_one_line(str(exc)) or type(exc).__name__}"
         )
         return EXIT_FAIL
 
 
-def _unexpected(name: str, exc: BaseException, verbose: bool) -> int:
-    """A failure nobody planned for: one line (the traceback with `-v`), exit 1."""
+def _unexpected(name: str, exc: BaseException, verbose: bool, redactor: Redactor | None = None) -> int:
+    """A failure nobody planned for: one line (the traceback with `-v`, redacted), exit 1."""
+    say = _say(redactor)
     if verbose:
-        traceback.print_exception(exc, file=sys.stderr)
-        print(f"{name}: unexpected error: {_one_line(describe(exc))}", file=sys.stderr)
+        sys.stderr.write((redactor or Redactor()).redact("".join(traceback.format_exception(exc))))
+        say(f"{name}: unexpected error: {_one_line(describe(exc, redactor))}")
     else:
-        print(
-            f"{name}: unexpected error: {_one_line(describe(exc))} (run with -v for details)", file=sys.stderr
-        )
+        say(f"{name}: unexpected error: {_one_line(describe(exc, redactor))} (run with -v for details)")
     return EXIT_FAIL
 
 

@@ -2,6 +2,9 @@
 
 A request intake refused (empty: `clarify`; too long: `input_too_long`) is answered with intake's
 one line alone: nothing was attempted, so there is nothing to explain or report.
+
+The answer quotes error messages and capability outputs, so it is redacted with the settings'
+redactor (graph/redact.py): a key a failure or a capability echoed is not repeated to the user.
 """
 
 from __future__ import annotations
@@ -32,9 +35,12 @@ _REFUSED = {"clarify", "input_too_long"}
 async def error(state: AgentState, call: NodeCall) -> Update:
     decision = call.deps.router.decide(state)
     reason = decision.stop_reason or "error"
+    redact = call.deps.settings.redactor().redact
     if reason in _REFUSED:
         return {
-            "messages": [AIMessage(content=decision.why, name="clarify" if reason == "clarify" else "error")],
+            "messages": [
+                AIMessage(content=redact(decision.why), name="clarify" if reason == "clarify" else "error")
+            ],
             "control_stop_reason": reason,
             "control_errors": state.get("control_errors") or decision.errors,
         }
@@ -46,7 +52,7 @@ async def error(state: AgentState, call: NodeCall) -> Update:
         lines.append("What I did find:\n" + template_answer(call.deps.registry, done))
     lines.append(f"(stop_reason: {reason})")
     return {
-        "messages": [AIMessage(content="\n".join(lines), name="error")],
+        "messages": [AIMessage(content=redact("\n".join(lines)), name="error")],
         "control_stop_reason": reason,
         "control_errors": state.get("control_errors") or decision.errors,
     }

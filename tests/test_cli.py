@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 import os
 import shutil
@@ -305,3 +306,178 @@ def test_serve_prints_the_url_it_really_serves(tmp_path: Path) -> None:
                 proc.kill()
     finally:
         blocker.close()
+
+
+# --- the approval prompt ---------------------------------------------------------------------------
+
+
+def payout_registry(tmp_path: Path) -> tuple[Path, Path]:
+    """A registry with a payout that needs approval above 100, and its database."""
+    from tests.conftest import BASE
+    from tests.testcaps import make_db
+
+    db = make_db(tmp_path / "shop.sqlite")
+    registry = copy.deepcopy(BASE)
+    registry["capabilities"] += [
+        {
+            "name": "lookup",
+            "class": "tests.testcaps:Lookup",
+            "options": {"db": str(db)},
+            "classifier_guide": {"examples": [{"query": "find the account of alice"}]},
+        },
+        {
+            "name": "payout",
+            "class": "tests.testcaps:Payout",
+            "options": {"db": str(db)},
+            "approval": {"mode": "above", "threshold": 100},
+            "classifier_guide": {
+                "examples": [{"query": "pay alice 20 dollars"}, {"query": "send a payout to bob"}]
+            },
+        },
+    ]
+    path = tmp_path / "registry.yaml"
+    path.write_text(yaml.safe_dump(registry))
+    return path, db
+
+
+def payouts(db: Path) -> list[tuple[float]]:
+    import sqlite3
+
+    return sqlite3.connect(db).execute("SELECT amount FROM payouts").fetchall()
+
+
+class Typed(io.StringIO):
+    """Standard input that says it is a terminal, holding what the person types."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def ask_with_answers(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, registry: Path, typed: str
+) -> tuple[int, dict[str, Any], str]:
+    monkeypatch.setattr(sys, "stdin", Typed(typed))
+    code = main(["ask", "pay alice 500 dollars", "--registry", str(registry), "--json"])
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out), captured.err
+
+
+def test_the_prompt_passes_the_words_and_asks_again_when_unclear(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    registry, db = payout_registry(tmp_path)
+    code, result, err = ask_with_answers(capsys, monkeypatch, registry, "maybe later\nyes please\n")
+    assert code == 0 and "paid 500" in result["answer"] and payouts(db) == [(500.0,)]
+    assert err.count("Approve? (yes/no)") == 2 and err.count("Approval needed:") == 1
+    assert "not understood: 'maybe later' is not a clear yes or no" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("typed", ["no thanks\n", "Deny.\n", "don't do it\n"])
+def test_the_prompt_denies_on_a_no_in_words(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, typed: str
+) -> None:
+    registry, db = payout_registry(tmp_path)
+    _, result, err = ask_with_answers(capsys, monkeypatch, registry, typed)
+    assert "denied" in result["answer"] and payouts(db) == []
+    assert err.count("Approve? (yes/no)") == 1
+
+
+def test_end_of_input_denies_with_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    registry, db = payout_registry(tmp_path)
+    _, result, err = ask_with_answers(capsys, monkeypatch, registry, "")  # Ctrl-D at the prompt
+    assert "denied" in result["answer"] and payouts(db) == []
+    assert "(no answer: denied)" in err and "Traceback" not in err and "EOFError" not in err
+
+
+def test_no_terminal_denies_without_asking(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    registry, db = payout_registry(tmp_path)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("yes\n"))  # piped: not a person at a terminal
+    assert main(["ask", "pay alice 500 dollars", "--registry", str(registry), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "denied" in json.loads(captured.out)["answer"] and payouts(db) == []
+    assert "(no terminal to ask on: denied; pass --approve or --deny)" in captured.err
+    assert "Approve? (yes/no)" not in captured.err
+
+
+def test_unclear_answers_are_asked_again_a_bounded_number_of_times(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from graph.cli import MAX_QUESTIONS
+
+    registry, db = payout_registry(tmp_path)
+    _, result, err = ask_with_answers(capsys, monkeypatch, registry, "hmm\n" * 50)
+    assert err.count("Approve? (yes/no)") == MAX_QUESTIONS and payouts(db) == []
+    assert f"(no clear yes or no after {MAX_QUESTIONS} questions: denied)" in err
+    assert "denied" in result["answer"]
+
+
+def run_in_terminal(
+    argv: list[str], env: dict[str, str], answer: bytes, timeout: float = 120
+) -> tuple[int, str]:
+    """Run `argv` on a pseudo-terminal (its controlling terminal); type `answer` at the approval
+    prompt. Returns the exit code and everything the terminal showed."""
+    import pty
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the terminal is its stdin, stdout and stderr
+        os.execve(argv[0], argv, env)
+    shown = b""
+    typed = False
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the child has gone, the terminal with it
+                break
+            if not chunk:
+                break
+            shown += chunk
+            if not typed and b"Approve? (yes/no)" in shown:
+                os.write(fd, answer)
+                typed = True
+    finally:
+        if time.monotonic() >= deadline:
+            os.kill(pid, 9)
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), shown.decode("utf-8", "replace")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="a pseudo-terminal needs fork (POSIX)")
+@pytest.mark.parametrize(
+    ("answer", "exit_code", "paid"),
+    [(b"yes please\r", 0, [(500.0,)]), (b"\x03", 130, []), (b"\x04", 0, [])],
+    ids=["yes please", "Ctrl-C", "Ctrl-D"],
+)
+def test_the_prompt_on_a_real_terminal(
+    tmp_path: Path, answer: bytes, exit_code: int, paid: list[tuple[float]]
+) -> None:
+    registry, db = payout_registry(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "ROUTEGRAPH"))}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        ROUTEGRAPH_DATA_DIR=str(tmp_path / "data"),
+        ROUTEGRAPH_LLM="off",
+        LANGSMITH_TRACING="false",
+        TERM="dumb",
+    )
+    argv = [sys.executable, "-m", "graph.cli", "ask", "pay alice 500 dollars", "--registry", str(registry)]
+    code, shown = run_in_terminal(argv, env, answer)
+    assert code == exit_code, shown
+    assert payouts(db) == paid
+    assert "Traceback" not in shown and "KeyboardInterrupt" not in shown
+    if exit_code == 130:
+        assert "routegraph ask: interrupted" in shown
+    if answer == b"\x04":
+        assert "(no answer: denied)" in shown

@@ -51,7 +51,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 
 from graph.errors import CheckpointerError, InvalidThreadId, ThreadBusy
-from graph.persistence.common import URL_VARIABLE, one_line, redact
+from graph.persistence.common import URL_VARIABLE, one_line, redact, url_redactor
 
 if TYPE_CHECKING:
     from graph.config.settings import Settings
@@ -185,6 +185,7 @@ class AdvisoryLock:
     def _connect(self) -> Any:
         import psycopg
 
+        problem = ""
         try:
             conn = psycopg.Connection.connect(
                 self.url,
@@ -193,10 +194,14 @@ class AdvisoryLock:
                 application_name=f"routegraph turn lock ({_whoami()})"[:63],
             )
         except psycopg.Error as exc:
+            problem = one_line(exc)
+        if problem:  # raised outside the driver's exception: no __context__ holds its message
             raise CheckpointerError(
-                f"{URL_VARIABLE}: cannot connect to PostgreSQL at {redact(self.url)} to lock the "
-                f"thread: {one_line(exc)}"
-            ) from None
+                url_redactor(self.url).redact(
+                    f"{URL_VARIABLE}: cannot connect to PostgreSQL at {redact(self.url)} to lock the "
+                    f"thread: {problem}"
+                )
+            )
         # The lock lives as long as this session: a dead client's session must end, an idle one
         # (the turn is running elsewhere) must not. Settings an older server lacks are skipped.
         for setting in (
