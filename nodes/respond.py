@@ -82,6 +82,8 @@ async def respond(state: AgentState, call: NodeCall) -> Update:
                 await backoff(call.deps.limits.retry_policy(), attempt + 1, call.deps.sleep)
     if answer is None:
         answer = template_answer(call.deps.registry, pairs)
+    # Capability output and model text may carry a secret (a key a server echoed): never answer it.
+    answer = call.deps.settings.redactor().redact(answer)
     update: Update = {
         "messages": [AIMessage(content=answer, name="respond")],
         "control_stop_reason": "success",
