@@ -9,12 +9,12 @@ calls, tokens and time are counted. The wrapper also gives the node a sync entry
 `graph.invoke` and `graph.ainvoke` both work.
 
 The time limit: a turn ends within `max_seconds` + `GRACE_SECONDS` (1 s), whichever path runs it
-(`invoke`, `ainvoke`, `ask`, the server). Nodes and capability steps are cut when the budget runs
-out; a node that starts with less than `NODE_SLICE` (0.25 s) left, such as the terminal node that
-explains the stop, still gets that long; the rest of the grace covers the router, the join and
-the checkpoint writes. Two things it cannot cut: a node blocking the event loop (nodes are
-framework code and do not), and the LLM budget's own model timeouts inside a node (cut too, as
-they are awaited).
+(`invoke`, `ainvoke`, `ask`, the server). A node is cut when the turn's budget runs out, a
+capability step at `min(timeout, what is left)` (nodes/runner.py); a node that starts with less
+than `NODE_SLICE` (0.25 s) left still gets that long, so the terminal node can answer. Worst case:
+a node cut 0.25 s late, then the error node's 0.25 s; the rest of the grace is the router, the join
+and the checkpoint writes. Not covered: code that blocks a node's event loop (nodes are framework
+code and do not; capabilities run on loops of their own), and time paused at an approval.
 """
 
 from __future__ import annotations
@@ -137,9 +137,36 @@ def run_sync(coro: Coroutine[Any, Any, R]) -> R:
 
 
 def _run_in_new_loop(coro: Coroutine[Any, Any, R]) -> R:
-    with asyncio.Runner() as runner:
-        runner.get_loop().set_default_executor(DAEMON_THREADS)
-        return runner.run(coro)
+    loop = new_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        close_loop(loop)
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    """An event loop whose default executor (`asyncio.to_thread`) is `DAEMON_THREADS`."""
+    loop = asyncio.new_event_loop()
+    loop.set_default_executor(DAEMON_THREADS)
+    return loop
+
+
+def close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """What `asyncio.run` does at the end, minus joining the default executor's threads (nor
+    starting a thread to do that: this runs once per node in a sync run)."""
+    try:
+        pending = asyncio.all_tasks(loop)
+        for leftover in pending:
+            leftover.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    except BaseException:
+        log.debug("closing an event loop failed", exc_info=True)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 def entry_points(name: str, afunc: Callable[[Any, RunnableConfig], Awaitable[Update]]) -> RunnableLambda:

@@ -27,13 +27,22 @@ from typing import Any, NamedTuple
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.errors import GraphBubbleUp
 
-from graph.capability.base import DAEMON_THREADS, ContractViolation, RunContext, describe_value, json_problem
+from graph.capability.base import ContractViolation, RunContext, describe_value, json_problem
 from graph.config.registry import CapabilityInfo
 from graph.errors import ErrorSeverity, PolicyDenied, describe
 from graph.progress import emit
 from graph.retry import backoff
 from graph.state import StepPayload, StepResult
-from nodes.base import STOP_REASONS, Deps, TurnTimeout, cancelled_from_outside, correlation, entry_points
+from nodes.base import (
+    STOP_REASONS,
+    Deps,
+    TurnTimeout,
+    cancelled_from_outside,
+    close_loop,
+    correlation,
+    entry_points,
+    new_loop,
+)
 
 log = logging.getLogger("routegraph")
 
@@ -56,8 +65,7 @@ async def run_detached(work: Callable[[], Awaitable[Any]], timeout: float, *, na
     """
     caller = asyncio.get_running_loop()
     answer: asyncio.Future[Outcome] = caller.create_future()
-    loop = asyncio.new_event_loop()
-    loop.set_default_executor(DAEMON_THREADS)
+    loop = new_loop()
 
     async def guarded() -> Outcome:
         try:
@@ -78,7 +86,7 @@ async def run_detached(work: Callable[[], Awaitable[Any]], timeout: float, *, na
         except BaseException as exc:  # cancelled before it started: abandoned
             outcome = Outcome(error=exc)
         finally:
-            _close(loop)
+            close_loop(loop)
         with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits any more
             caller.call_soon_threadsafe(settle, outcome)
 
@@ -90,22 +98,6 @@ async def run_detached(work: Callable[[], Awaitable[Any]], timeout: float, *, na
         with contextlib.suppress(RuntimeError):  # its loop is already closed: the thread is done
             loop.call_soon_threadsafe(task.cancel)
         raise
-
-
-def _close(loop: asyncio.AbstractEventLoop) -> None:
-    """What `asyncio.run` does at the end, minus waiting for the default executor's threads."""
-    try:
-        pending = asyncio.all_tasks(loop)
-        for leftover in pending:
-            leftover.cancel()
-        if pending:
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-    except BaseException:
-        log.debug("closing a capability's event loop failed", exc_info=True)
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
 
 
 def make_runner(deps: Deps) -> RunnableLambda:

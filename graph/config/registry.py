@@ -325,7 +325,7 @@ def _import_class(path: str) -> type[Capability] | str:
 
 
 def _raised(exc: BaseException) -> str:
-    """`SystemExit(0)`-style text for what a module or constructor raised."""
+    """What a module or constructor raised, as a problem says it (`it called sys.exit(0)`)."""
     if isinstance(exc, SystemExit):
         return f"it called sys.exit({exc.code!r})"
     text = str(exc).strip()
