@@ -46,6 +46,7 @@ class Misfit(Capability):
             "nan": {"value": math.nan},
             "infinity": {"value": [math.inf]},
             "int key": {1: "one"},
+            "huge int": {"value": [{"deep": 10**30}]},
         }
         if mode in outputs:
             return outputs[mode]
@@ -123,6 +124,7 @@ def run(graph: Any, entry_point: str, thread: str = "t") -> dict[str, Any]:
         ("nan", "returned a value that is not JSON: Out of range float values are not JSON compliant"),
         ("infinity", "returned a value that is not JSON: Out of range float values"),
         ("int key", "returned a dict with a int key 1"),
+        ("huge int", "returned an integer a checkpoint cannot hold (more than 64 bits): 1000000000000000000"),
     ],
 )
 @pytest.mark.parametrize("entry_point", ["invoke", "ainvoke"])

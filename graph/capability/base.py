@@ -90,8 +90,8 @@ class ContractViolation(CriticalError):
 def json_problem(value: object) -> str | None:
     """Why `value` is not a JSON object (a dict with str keys, strict JSON values), or None.
 
-    Strict: NaN and Infinity are not JSON, and checkpoints, Studio and `ask --json` must be able
-    to show the value.
+    Strict: NaN and Infinity are not JSON, and an integer must fit the checkpoint's 64 bits
+    (msgpack): checkpoints, Studio and `ask --json` must be able to hold the value.
     """
     if not isinstance(value, dict):
         return f"returned {describe_value(value)}"
@@ -101,6 +101,21 @@ def json_problem(value: object) -> str | None:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
         return f"returned a value that is not JSON: {exc}"
+    if (big := _huge_int(value)) is not None:
+        return f"returned an integer a checkpoint cannot hold (more than 64 bits): {str(big)[:20]}..."
+    return None
+
+
+_INT_RANGE = range(-(2**63), 2**64)
+
+
+def _huge_int(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None if value in _INT_RANGE else value
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        return next((big for item in value if (big := _huge_int(item)) is not None), None)
     return None
 
 
