@@ -15,7 +15,6 @@ raises, `SystemExit` and `CancelledError` included, comes back as a value and fa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import math
@@ -62,10 +61,17 @@ async def run_detached(work: Callable[[], Awaitable[Any]], timeout: float, *, na
     cancelled, which stops it at its next `await`; a blocking call runs on, unwaited for) and its
     late outcome goes nowhere. The task is created here, so it runs in a copy of the caller's
     context (LangGraph's config, for `interrupt()` and callbacks).
+
+    The two loops talk under a lock, only while the other side is open: `call_soon_threadsafe`
+    on a loop that is closing writes to its half-closed wake-up socket, and where SIGPIPE is not
+    ignored (`routegraph ask` restores its default) that kills the process. Abandoning a step
+    makes that race likely: both loops close within the same millisecond.
     """
     caller = asyncio.get_running_loop()
     answer: asyncio.Future[Outcome] = caller.create_future()
     loop = new_loop()
+    lock = threading.Lock()
+    open_ = {"caller": True, "worker": True}
 
     async def guarded() -> Outcome:
         try:
@@ -86,18 +92,22 @@ async def run_detached(work: Callable[[], Awaitable[Any]], timeout: float, *, na
         except BaseException as exc:  # cancelled before it started: abandoned
             outcome = Outcome(error=exc)
         finally:
+            with lock:
+                open_["worker"] = False
             close_loop(loop)
-        with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits any more
-            caller.call_soon_threadsafe(settle, outcome)
+        with lock:
+            if open_["caller"]:
+                caller.call_soon_threadsafe(settle, outcome)
 
     threading.Thread(target=main, name=f"routegraph-step:{name}", daemon=True).start()
     try:
         async with asyncio.timeout(timeout):
             return await answer
-    except BaseException:
-        with contextlib.suppress(RuntimeError):  # its loop is already closed: the thread is done
-            loop.call_soon_threadsafe(task.cancel)
-        raise
+    finally:
+        with lock:
+            open_["caller"] = False
+            if open_["worker"] and not task.done():
+                loop.call_soon_threadsafe(task.cancel)
 
 
 def make_runner(deps: Deps) -> RunnableLambda:

@@ -36,10 +36,11 @@ from tests.conftest import BASE, guide, registry_with
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUEST = "ponder deeply"
-FINISHED: list[str] = []
-"""Step ids of `Sleeper` calls that ran to their end (abandoned or not)."""
-CANCELLED: list[str] = []
-STARTED: list[str] = []
+STARTED: list[str | None] = []
+FINISHED: list[str | None] = []
+"""Threads (conversation ids) of `Sleeper` calls that ran to their end, abandoned or not: a call
+abandoned by one test may finish during another, so each test looks for its own thread."""
+CANCELLED: list[str | None] = []
 
 
 class Sleeper(Capability):
@@ -52,7 +53,7 @@ class Sleeper(Capability):
     async def execute(self, inputs: Any, ctx: RunContext) -> dict[str, Any]:
         seconds = float(self.options.get("seconds", 30))
         how = self.options.get("how", "execute")
-        STARTED.append(ctx.step_id)
+        STARTED.append(ctx.thread_id)
         try:
             if how == "blocking":
                 await self.blocking(time.sleep, seconds)
@@ -61,9 +62,9 @@ class Sleeper(Capability):
             else:
                 time.sleep(seconds)
         except asyncio.CancelledError:
-            CANCELLED.append(ctx.step_id)
+            CANCELLED.append(ctx.thread_id)
             raise
-        FINISHED.append(ctx.step_id)
+        FINISHED.append(ctx.thread_id)
         return {"summary": "a late answer", "late": True}
 
 
@@ -171,14 +172,13 @@ def test_a_late_result_never_reaches_the_state(make_graph: Any, entry: str) -> N
         await asyncio.sleep(1.0)
         return dict(state), written
 
-    FINISHED.clear()
     if entry == "invoke":
         state = dict(graph.invoke(inputs, config))
         written = checkpoints()
         time.sleep(1.0)
     else:
         state, written = asyncio.run(run_then_wait())
-    assert FINISHED, "the abandoned call did finish, in its own time"
+    assert f"late-{entry}" in FINISHED, "the abandoned call did finish, in its own time"
     saved = graph.get_state(config)
     assert saved.values["control_stop_reason"] == state["control_stop_reason"] == "max_retries"
     (result,) = saved.values["execution_results"].values()
@@ -197,20 +197,18 @@ def test_cancelling_the_run_cancels_the_step(make_graph: Any) -> None:
                 {"messages": [HumanMessage(content=REQUEST)]}, {"configurable": {"thread_id": "cancel"}}
             )
         )
-        while not STARTED:  # cancel while the step runs
+        while "cancel" not in STARTED:  # cancel while the step runs
             await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    CANCELLED.clear()
-    STARTED.clear()
     started = time.monotonic()
     asyncio.run(asyncio.wait_for(cancel_soon(), 10))
     deadline = time.monotonic() + 2
-    while not CANCELLED and time.monotonic() < deadline:
+    while "cancel" not in CANCELLED and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert CANCELLED, "the capability's own loop saw the cancellation"
+    assert "cancel" in CANCELLED, "the capability's own loop saw the cancellation"
     assert time.monotonic() - started < 5
 
 

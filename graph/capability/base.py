@@ -1,8 +1,9 @@
 """The Capability base class: one subclass and a few lines of registry.yaml add a capability.
 
 Besides the class, the execute contract's run-time helpers live here: `DAEMON_THREADS` (the
-executor behind `Capability.blocking`, whose threads nothing waits for), `json_problem` (what the
-runner checks a capability's output with) and `to_json` (strict JSON for whoever prints a state).
+default executor of the event loops the framework creates, whose threads nothing waits for),
+`json_problem` (what the runner checks a capability's output with) and `to_json` (strict JSON for
+whoever prints a state).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
-import functools
 import json
 import math
 import threading
@@ -54,6 +54,8 @@ class DaemonThreads(concurrent.futures.ThreadPoolExecutor):
     both, even after the step that made it has timed out. A daemon thread nothing joins lets a
     timed-out step be abandoned and a process exit promptly. A thread per call costs about 0.1 ms.
     (A `ThreadPoolExecutor` subclass only because `loop.set_default_executor` accepts no other.)
+    `Capability.blocking` does the same without an executor, so that a late result never wakes
+    a loop that is closing (asyncio's own hand-over cannot promise that).
     """
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
@@ -78,7 +80,7 @@ class DaemonThreads(concurrent.futures.ThreadPoolExecutor):
 
 
 DAEMON_THREADS = DaemonThreads()
-"""The executor behind `Capability.blocking`, and the default executor of the event loops the
+"""The default executor (`asyncio.to_thread`, `run_in_executor(None, ...)`) of the event loops the
 framework creates (a capability's own loop, a node's loop in a sync run)."""
 
 
@@ -240,8 +242,39 @@ class Capability(ABC):
         so a call that hangs would hold up the end of the run (and the CLI's exit) after the
         step had already timed out.
         """
-        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(DAEMON_THREADS, call)
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[T] = loop.create_future()
+        context = contextvars.copy_context()
+        lock = threading.Lock()
+        waiting = [True]
+
+        def settle(result: T | None, error: BaseException | None) -> None:
+            if answer.done():
+                return
+            if error is not None:
+                answer.set_exception(error)
+            else:
+                answer.set_result(result)  # type: ignore[arg-type]
+
+        def work() -> None:
+            result, error = None, None
+            try:
+                result = context.run(fn, *args, **kwargs)
+            except BaseException as exc:  # delivered to the caller, whatever it is
+                error = exc
+            # Under the lock, and only while the caller waits: a loop that is closing must not be
+            # woken (see nodes/runner.py, run_detached).
+            with lock:
+                if waiting[0]:
+                    loop.call_soon_threadsafe(settle, result, error)
+
+        name = getattr(fn, "__qualname__", None) or type(fn).__name__
+        threading.Thread(target=work, name=f"routegraph-blocking:{name}", daemon=True).start()
+        try:
+            return await answer
+        finally:
+            with lock:
+                waiting[0] = False
 
     def summarize(self, output: Mapping[str, JSONValue]) -> str:
         """One or two sentences for the offline template answer."""
