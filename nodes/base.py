@@ -33,7 +33,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.errors import GraphBubbleUp
 
-from graph.capability.base import DAEMON_THREADS, ContractViolation, describe_value
+from graph.capability.base import DAEMON_THREADS, LOOP_CLOSING, ContractViolation, describe_value
 from graph.classifier.build import build_scorer
 from graph.classifier.scorer import FewShotScorer
 from graph.config.limits import Limits
@@ -166,7 +166,8 @@ def close_loop(loop: asyncio.AbstractEventLoop) -> None:
         log.debug("closing an event loop failed", exc_info=True)
     finally:
         asyncio.set_event_loop(None)
-        loop.close()
+        with LOOP_CLOSING:
+            loop.close()
 
 
 def entry_points(name: str, afunc: Callable[[Any, RunnableConfig], Awaitable[Update]]) -> RunnableLambda:

@@ -30,6 +30,13 @@ JSONValue = Any
 """A JSON-serialisable value (the state is checkpointed and shown in Studio)."""
 
 
+LOOP_CLOSING = threading.Lock()
+"""Held while the framework closes one of its event loops (`nodes.base.close_loop`), and while a
+`DAEMON_THREADS` result is handed to a loop: the hand-over then sees the loop either open or
+closed, never half-closed (a wake-up written to a closing loop's socket is SIGPIPE, which kills
+a process that does not ignore it, as `routegraph ask` does not)."""
+
+
 class _QuietFuture(concurrent.futures.Future[T]):
     """A future whose done-callbacks may find their event loop closed, and say nothing.
 
@@ -40,7 +47,8 @@ class _QuietFuture(concurrent.futures.Future[T]):
 
     def add_done_callback(self, fn: Callable[[concurrent.futures.Future[T]], object]) -> None:
         def call(future: concurrent.futures.Future[T]) -> None:
-            with contextlib.suppress(RuntimeError):  # "Event loop is closed": the waiter is gone
+            # "Event loop is closed": the waiter is gone.
+            with LOOP_CLOSING, contextlib.suppress(RuntimeError):
                 fn(future)
 
         super().add_done_callback(call)
@@ -54,8 +62,7 @@ class DaemonThreads(concurrent.futures.ThreadPoolExecutor):
     both, even after the step that made it has timed out. A daemon thread nothing joins lets a
     timed-out step be abandoned and a process exit promptly. A thread per call costs about 0.1 ms.
     (A `ThreadPoolExecutor` subclass only because `loop.set_default_executor` accepts no other.)
-    `Capability.blocking` does the same without an executor, so that a late result never wakes
-    a loop that is closing (asyncio's own hand-over cannot promise that).
+    `run_blocking` (`Capability.blocking`) does the same without an executor.
     """
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
@@ -150,6 +157,47 @@ def _finite(value: object) -> object:
     return value
 
 
+async def run_blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run blocking code on a daemon thread and await its result, in the caller's context.
+
+    Not `asyncio.to_thread`: its pool's threads are joined at loop and interpreter shutdown, so
+    a call that hangs would hold up the end of the run (and the CLI's exit) after the step or node
+    that made it had already timed out. The result is handed over under a lock, and only while
+    the caller still waits: a loop that is closing is never woken (see `LOOP_CLOSING`).
+    """
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()
+    lock = threading.Lock()
+    waiting = [True]
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if answer.done():
+            return
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(result)  # type: ignore[arg-type]
+
+    def work() -> None:
+        result, error = None, None
+        try:
+            result = context.run(fn, *args, **kwargs)
+        except BaseException as exc:  # delivered to the caller, whatever it is
+            error = exc
+        with lock:
+            if waiting[0]:
+                loop.call_soon_threadsafe(settle, result, error)
+
+    name = getattr(fn, "__qualname__", None) or type(fn).__name__
+    threading.Thread(target=work, name=f"routegraph-blocking:{name}", daemon=True).start()
+    try:
+        return await answer
+    finally:
+        with lock:
+            waiting[0] = False
+
+
 class CapabilityInputs(BaseModel):
     """Typed inputs of a capability. `query` is always the task text."""
 
@@ -236,45 +284,8 @@ class Capability(ABC):
 
     @staticmethod
     async def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run blocking code on a daemon thread, keeping the event loop free.
-
-        Not `asyncio.to_thread`: its pool's threads are joined at loop and interpreter shutdown,
-        so a call that hangs would hold up the end of the run (and the CLI's exit) after the
-        step had already timed out.
-        """
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[T] = loop.create_future()
-        context = contextvars.copy_context()
-        lock = threading.Lock()
-        waiting = [True]
-
-        def settle(result: T | None, error: BaseException | None) -> None:
-            if answer.done():
-                return
-            if error is not None:
-                answer.set_exception(error)
-            else:
-                answer.set_result(result)  # type: ignore[arg-type]
-
-        def work() -> None:
-            result, error = None, None
-            try:
-                result = context.run(fn, *args, **kwargs)
-            except BaseException as exc:  # delivered to the caller, whatever it is
-                error = exc
-            # Under the lock, and only while the caller waits: a loop that is closing must not be
-            # woken (see nodes/runner.py, run_detached).
-            with lock:
-                if waiting[0]:
-                    loop.call_soon_threadsafe(settle, result, error)
-
-        name = getattr(fn, "__qualname__", None) or type(fn).__name__
-        threading.Thread(target=work, name=f"routegraph-blocking:{name}", daemon=True).start()
-        try:
-            return await answer
-        finally:
-            with lock:
-                waiting[0] = False
+        """Run blocking code on a daemon thread, keeping the event loop free (`run_blocking`)."""
+        return await run_blocking(fn, *args, **kwargs)
 
     def summarize(self, output: Mapping[str, JSONValue]) -> str:
         """One or two sentences for the offline template answer."""
