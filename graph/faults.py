@@ -2,7 +2,7 @@
 
 Off by default. A `FaultPlan` maps a target to a `Fault`; a target is a node name (`intake`,
 `classifier`, `respond`, ...), a capability name (`refund`), or `execute` for every capability step.
-`make_node`, `dual` and the capability runner (nodes/) look their target up before doing the work:
+`make_node`, `dual` and the capability runner (nodes/) look their target up and wrap its work:
 
 - `raise_*`: raise an error of each severity (`raise_retriable`, `raise_replanning`,
   `raise_reclassification`, `raise_critical`), an exception routegraph does not know
