@@ -15,6 +15,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from graph.config.registry import Registry
 from graph.config.settings import Settings
+from graph.faults import FaultPlan
 from graph.models import ModelProvider
 from graph.persistence import CheckpointerOption, resolve_checkpointer, serialise_threads
 from graph.router import ROUTES, Router
@@ -68,7 +69,13 @@ def build_graph(
     )
     router = Router(registry, clock=clock)
     deps = Deps(
-        registry=registry, settings=settings, models=provider, router=router, clock=clock, sleep=sleep
+        registry=registry,
+        settings=settings,
+        models=provider,
+        router=router,
+        clock=clock,
+        sleep=sleep,
+        faults=FaultPlan.parse(settings.faults),
     )
 
     builder = StateGraph(AgentState)

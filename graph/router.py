@@ -177,6 +177,10 @@ class Router:
         if severity is ErrorSeverity.CRITICAL:
             reason = worst.get("stop_reason") or "error"
             return stop(reason, worst["message"], [worst])
+        # Going back to the classifier or the orchestrator is more work: budgets first, so a node
+        # that fails before it counts its own retry still ends at max_steps or max_seconds.
+        if (budget := self._over_budget(state)) is not None:
+            return budget
         if severity is ErrorSeverity.RECLASSIFICATION:
             if state.get("control_reclassifications", 0) >= self.limits.max_reclassifications:
                 return stop("max_reclassifications", worst["message"], [worst])
@@ -220,6 +224,13 @@ class Router:
             return stop("max_seconds", f"the turn ran longer than {limits.max_seconds:g} s")
         return None
 
+    def deadline(self, state: AgentState) -> float | None:
+        """When the turn's `max_seconds` runs out, on this router's clock (None before intake ran)."""
+        if not state.get("control_started_at"):
+            return None
+        now = self.clock()
+        return now + self.limits.max_seconds - turn_elapsed(state, now)
+
     def _next_steps(self, state: AgentState, plan: list[PlanStep]) -> Decision:
         results = state.get("execution_results") or {}
         work = [s for s in plan if not self.registry[s["capability"]].terminal]
@@ -243,6 +254,7 @@ class Router:
             context=dict(state.get("execution_context") or {}),
             approved=decisions.get(step["id"]),
             blocked_by=[d for d in step["depends_on"] if d in results and results[d]["status"] != "ok"],
+            deadline=self.deadline(state),
         )
 
     def pending_approvals(self, state: AgentState, ready: list[PlanStep]) -> list[tuple[PlanStep, str]]:

@@ -11,7 +11,7 @@ for nothing. Everything here is plain JSON-like data, so checkpoints and Studio 
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from langgraph.graph import MessagesState
 
@@ -164,3 +164,6 @@ class StepPayload(TypedDict):
     approved: bool | None
     blocked_by: list[str]
     """Dependencies that did not succeed (denied or skipped): the step is skipped, not run."""
+    deadline: NotRequired[float | None]
+    """When the turn's `max_seconds` runs out (`control_started_at + max_seconds`, on the router's
+    clock): the runner gives the step no longer than this, and does not start it after."""

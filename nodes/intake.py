@@ -156,4 +156,4 @@ def make_intake(deps: Deps) -> RunnableLambda:
             update["messages"] = [last.model_copy(update={"content": text})]
         return update
 
-    return dual("intake", intake)
+    return dual("intake", intake, deps)

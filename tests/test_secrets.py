@@ -289,19 +289,18 @@ def test_build_graph_never_stores_an_echoed_api_key(
 
 
 class Leaky(Capability):
-    """Copies the key it was configured with into its output, with numbers JSON cannot hold."""
+    """Copies the key it was configured with into its output (with `nan: true`, numbers JSON
+    cannot hold too, which the output contract refuses)."""
 
     name = "leaky"
     description = "Show the service token."
 
     async def execute(self, inputs: Any, ctx: RunContext) -> dict[str, Any]:
         key = str(self.options["key"])
-        return {
-            "summary": f"the service token is {key}",
-            "token_copy": key,
-            "ratio": math.nan,
-            "limits": [math.inf, -math.inf, 1.5],
-        }
+        out: dict[str, Any] = {"summary": f"the service token is {key}", "token_copy": key, "limits": [1.5]}
+        if self.options.get("nan"):
+            out.update(ratio=math.nan, limits=[math.inf, -math.inf, 1.5])
+        return out
 
 
 LEAKY = {
@@ -328,8 +327,7 @@ def test_a_key_a_capability_copies_is_not_persisted_or_printed(
     result = strict_json(captured.out)
     assert key not in captured.out + captured.err
     (step,) = result["steps"]
-    assert step["output"]["token_copy"] == MASK and step["output"]["ratio"] is None
-    assert step["output"]["limits"] == [None, None, 1.5]
+    assert step["output"]["token_copy"] == MASK and step["output"]["limits"] == [1.5]
     assert main(["ask", "show the service token", *args]) == 0  # human output
     assert key not in "".join(capsys.readouterr())
     assert main(["threads", "--registry", str(registry), "show", "leaky", "--json"]) == 0
@@ -341,13 +339,16 @@ def test_a_key_a_capability_copies_is_not_persisted_or_printed(
 def test_ask_json_is_strict_json_whatever_the_state_holds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    registry = write_registry(tmp_path / "registry.yaml", {**LEAKY, "options": {"key": "nothing secret"}})
+    options = {"key": "nothing secret", "nan": True}
+    registry = write_registry(tmp_path / "registry.yaml", {**LEAKY, "options": options})
     monkeypatch.setenv("ROUTEGRAPH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("ROUTEGRAPH_LLM", "off")
-    assert main(["ask", "show the service token", "--json", "--registry", str(registry)]) == 0
+    # NaN is not JSON: the output contract fails the step (exit 1), and --json stays strict JSON.
+    assert main(["ask", "show the service token", "--json", "--registry", str(registry)]) == 1
     out = capsys.readouterr().out
     assert "NaN" not in out and "Infinity" not in out
-    assert strict_json(out)["steps"][0]["output"]["ratio"] is None
+    result = strict_json(out)
+    assert result["stop_reason"] == "error" and "a JSON object is required" in result["steps"][0]["error"]
 
 
 def test_jsonable_makes_any_value_dumpable_without_nan() -> None:

@@ -248,6 +248,14 @@ def _resolve(
             problem(("capabilities", i, "options"), f"{entry.class_path} rejected its options: {exc}")
             unresolved.append(entry)
             continue
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt: the constructor, not the user
+            problem(("capabilities", i, "options"), f"{entry.class_path} failed to start: {_raised(exc)}")
+            unresolved.append(entry)
+            continue
+        if instance.name != entry.name:
+            # One class may serve two entries (other options, another approval policy): the
+            # instance answers to its entry's name, so its messages and questions name the step.
+            vars(instance)["name"] = entry.name
         infos[entry.name] = _info(entry, instance, limits)
 
     def may_provide(key: str) -> bool:
@@ -309,6 +317,12 @@ def _resolve(
 
 
 def _import_class(path: str) -> type[Capability] | str:
+    """The capability class at `path`, or why it cannot be used (a registry problem).
+
+    Importing runs the module's code: whatever it raises, `SystemExit` and `KeyboardInterrupt`
+    included (a module calling `sys.exit()` would otherwise end `routegraph validate` with no
+    word), is reported as a problem of the entry.
+    """
     module_name, _, attr = path.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -316,8 +330,8 @@ def _import_class(path: str) -> type[Capability] | str:
         if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
             return f"cannot import {path}: no module named {exc.name!r}"
         return f"cannot import {path}: importing module {module_name!r} failed: {exc}"
-    except Exception as exc:
-        return f"cannot import {path}: importing module {module_name!r} failed: {type(exc).__name__}: {exc}"
+    except BaseException as exc:
+        return f"cannot import {path}: importing module {module_name!r} failed: {_raised(exc)}"
     if not hasattr(module, attr):
         return f"cannot import {path}: module {module_name!r} has no attribute {attr!r}"
     cls = getattr(module, attr)
@@ -326,7 +340,19 @@ def _import_class(path: str) -> type[Capability] | str:
     if inspect.isabstract(cls):
         missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
         return f"{path} is abstract: it does not implement {missing}"
+    if not inspect.iscoroutinefunction(cls.execute):
+        return (
+            f"{path}.execute is not a coroutine function: declare it `async def execute(self, inputs, ctx)`"
+        )
     return cls
+
+
+def _raised(exc: BaseException) -> str:
+    """What a module or constructor raised, as a problem says it (`it called sys.exit(0)`)."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _info(entry: CapabilitySpec, instance: Capability, limits: Limits) -> CapabilityInfo:

@@ -88,6 +88,9 @@ class Settings(BaseModel):
     """Embedding and fine-tune caches (`ROUTEGRAPH_CACHE_DIR`); defaults to `data_dir/cache`."""
     llm: LLMSwitch = "auto"
     """Force chat models on or off (`ROUTEGRAPH_LLM`)."""
+    faults: str = ""
+    """A fault plan for testing recovery (`ROUTEGRAPH_FAULTS`, e.g. `classifier:raise_retriable`;
+    see graph/faults.py); empty: no faults."""
     postgres_url: str | None = Field(default=None, repr=False)
     """PostgreSQL URL for checkpoints (`ROUTEGRAPH_POSTGRES_URL`); when set, the default checkpointer
     uses it. Dumped with its password masked; not in the repr."""
@@ -106,6 +109,7 @@ class Settings(BaseModel):
             "cache_dir": _path(env.get("ROUTEGRAPH_CACHE_DIR")),
             "llm": env.get("ROUTEGRAPH_LLM", "auto") or "auto",
             "postgres_url": env.get("ROUTEGRAPH_POSTGRES_URL") or None,
+            "faults": env.get("ROUTEGRAPH_FAULTS", ""),
             "api_keys": {name: value for name, value in env.items() if value and is_key_variable(name)},
         }
         values.update(overrides)

@@ -11,6 +11,7 @@ can see; the redactor knows them by value.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import psycopg
@@ -129,8 +130,13 @@ def connect(
         raise refused("cannot connect to PostgreSQL at", problem or "no connection")
     try:
         with conn:
-            # One process creates or migrates the tables at a time; the others wait for it.
-            conn.execute("SELECT pg_advisory_lock(hashtext('routegraph checkpoint setup'))")
+            # One process creates or migrates the tables at a time; the others wait for it. They
+            # poll rather than block in pg_advisory_lock: a statement waiting there is a transaction
+            # that the holder's CREATE INDEX CONCURRENTLY would wait for in turn (a deadlock).
+            while not conn.execute(
+                "SELECT pg_try_advisory_lock(hashtext('routegraph checkpoint setup')) AS got"
+            ).fetchone()["got"]:  # type: ignore[index]
+                time.sleep(0.05)
             PostgresSaver(conn).setup()
             conn.execute("SELECT pg_advisory_unlock(hashtext('routegraph checkpoint setup'))")
     except psycopg.Error as exc:
