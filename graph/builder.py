@@ -15,8 +15,9 @@ from langgraph.graph.state import CompiledStateGraph
 
 from graph.config.registry import Registry
 from graph.config.settings import Settings
+from graph.faults import FaultPlan
 from graph.models import ModelProvider
-from graph.persistence import CheckpointerOption, resolve_checkpointer
+from graph.persistence import CheckpointerOption, resolve_checkpointer, serialise_threads
 from graph.router import ROUTES, Router
 from graph.state import AgentState
 from nodes.approval import approval
@@ -68,7 +69,13 @@ def build_graph(
     )
     router = Router(registry, clock=clock)
     deps = Deps(
-        registry=registry, settings=settings, models=provider, router=router, clock=clock, sleep=sleep
+        registry=registry,
+        settings=settings,
+        models=provider,
+        router=router,
+        clock=clock,
+        sleep=sleep,
+        faults=FaultPlan.parse(settings.faults),
     )
 
     builder = StateGraph(AgentState)
@@ -97,4 +104,6 @@ def build_graph(
     for terminal in ("respond", "clarify", "error"):
         builder.add_edge(terminal, END)
     compiled = builder.compile(checkpointer=resolve_checkpointer(checkpointer, settings), name="routegraph")
-    return compiled.with_config(recursion_limit=max(25, spec.limits.max_steps * 2 + 10))
+    configured = compiled.with_config(recursion_limit=max(25, spec.limits.max_steps * 2 + 10))
+    # One turn at a time per thread (a lock where the checkpoints live), for every caller.
+    return serialise_threads(configured, wait=spec.limits.max_seconds)

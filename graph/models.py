@@ -11,6 +11,12 @@ Servers differ in what they support, so the door also adapts:
 - timeouts, refused connections and server errors become a RETRIABLE `ModelUnavailableError`;
 - after `offline_after` consecutive failed calls of a role, `available(role)` turns False for
   `offline_seconds`, so the nodes take their offline path and note it (`offline_note`).
+
+Every error that leaves the door, and every note about a failure, is redacted with the settings'
+redactor (`Settings.redactor()`): a server whose 401 or 500 echoes the `Authorization` header
+would otherwise put the API key into error records, notes, answers and checkpoints. Errors that are
+not routegraph's become a `ModelCallError` (CRITICAL, as any unknown exception is) whose message is
+the original's, redacted.
 """
 
 from __future__ import annotations
@@ -31,13 +37,18 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from graph.config.schema import ROLES, ModelConfig, Role, StructuredOutputMethod
 from graph.config.settings import KEY_SUFFIXES, Settings, is_key_variable
-from graph.errors import BudgetExhausted, ModelOutputError, RetriableError
+from graph.errors import BudgetExhausted, CriticalError, ModelOutputError, RetriableError, RoutegraphError
 
 T = TypeVar("T", bound=BaseModel)
 
 
 class ModelUnavailableError(RetriableError):
     """The model did not answer: timeout, refused connection, rate limit or server error."""
+
+
+class ModelCallError(CriticalError):
+    """Any other failure of a model call (a 401, a bad request), its message redacted: the
+    client's exception would carry what the server echoed, the API key included."""
 
 
 FALLBACK_METHOD: dict[str, StructuredOutputMethod] = {
@@ -194,6 +205,8 @@ class ModelProvider:
         self._clock = clock
         self.enabled = enabled
         """Whether roles without an explicit model get one from their configuration."""
+        self.redact = settings.redactor().redact
+        """Masks secrets (the configured keys by value, every key shape) in errors and notes."""
         self.notes: list[str] = []
         """What was learned about the models (rejected methods), in order."""
 
@@ -267,7 +280,7 @@ class ModelProvider:
         with self._lock:
             health = self._health.setdefault(role, _Health())
             health.failures += 1
-            health.last_error = str(exc)[:300]
+            health.last_error = self.redact(str(exc))[:300]
             if health.offline_since is None and health.failures >= self.config(role).offline_after:
                 health.offline_since = self._clock()
                 return True
@@ -282,7 +295,7 @@ class ModelProvider:
         if not self.offline(role):
             return None
         health = self._health[role]
-        return (
+        return self.redact(
             f"{fallback_prefix(role)} offline after {health.failures} failed call(s) in a row "
             f"(last: {health.last_error}); its offline path was used"
         )
@@ -315,7 +328,9 @@ class LLMGateway:
         if note := self.provider.offline_note(role):
             return note
         if last_attempt:
-            return f"{fallback_prefix(role)} {exc} (last attempt); its offline path was used"
+            return self.provider.redact(
+                f"{fallback_prefix(role)} {exc} (last attempt); its offline path was used"
+            )
         return None
 
     def offline_note(self, role: Role) -> str | None:
@@ -342,15 +357,21 @@ class LLMGateway:
             self.tokens += int(usage.get("total_tokens", 0))
 
     def _failed(self, role: Role, exc: BaseException) -> BaseException:
-        """Record a failed call; transport failures become a RETRIABLE ModelUnavailableError."""
+        """Record a failed call; transport failures become a RETRIABLE ModelUnavailableError,
+        other foreign errors a CRITICAL ModelCallError; every message is redacted."""
+        redact = self.provider.redact
         if isinstance(exc, ModelOutputError):
-            self.provider.record_failure(role, exc)
-            return exc
-        if is_unavailable(exc):
-            error = ModelUnavailableError(f"{role}: {type(exc).__name__}: {exc}")
+            text = str(exc)
+            error: BaseException = exc if redact(text) == text else ModelOutputError(redact(text))
             self.provider.record_failure(role, error)
             return error
-        return exc
+        if is_unavailable(exc):
+            error = ModelUnavailableError(redact(f"{role}: {type(exc).__name__}: {exc}"))
+            self.provider.record_failure(role, error)
+            return error
+        if isinstance(exc, RoutegraphError):  # ours (a budget, a policy): messages we wrote
+            return exc
+        return ModelCallError(redact(f"{role}: {type(exc).__name__}: {exc}"))
 
     async def text(self, role: Role, messages: Sequence[BaseMessage]) -> str:
         model = self._model(role)

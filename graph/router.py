@@ -4,6 +4,13 @@ Priority: errors by severity, then budgets, then the first missing piece (task, 
 then the next plan step(s). Independent ready steps fan out in parallel with `Send`.
 The router writes nothing; the error node asks it again why the run stops.
 
+Side effects: a step of a capability with `side_effects` passes `Router.gates` before it runs, whatever
+planned it. The user's latest message (the raw human message: a model may rewrite the extracted task)
+must explicitly ask for the action (`graph.intent.side_effect_intent` with the capability's
+`action_verbs`): `refuse` (a negated, information-only or status request) skips the step, `confirm`
+(a question, a hypothetical) asks a human to confirm exactly what would happen, `act` goes on to the
+capability's approval policy (threshold). This is the one place the policy lives.
+
 Where the router can send a run depends on what the node before it leaves in the state: `EXITS`
 says that per node (the severities of its failures, where it goes when it succeeded), `ROUTES`
 follows from it (each conditional edge's path map, what Studio and `routegraph graph` draw), and
@@ -14,14 +21,16 @@ the router through the states each node can leave and checks both ways).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
+from langchain_core.messages import BaseMessage, HumanMessage
 from langgraph.types import Send
 
-from graph.config.registry import Registry
+from graph.config.registry import CapabilityInfo, Registry
 from graph.errors import SEVERITY_RANK, ErrorRecord, ErrorSeverity, RoutegraphError, UndeclaredRoute
+from graph.intent import Intent, side_effect_intent
 from graph.state import AgentState, PlanStep, StepPayload
 
 NODES = (
@@ -91,6 +100,26 @@ ROUTES: dict[str, tuple[str, ...]] = {source: targets(source) for source in EXIT
 """The path map of each conditional edge: source node -> the nodes the router can pick after it."""
 
 
+GateKind = Literal["skip", "confirm", "approve"]
+
+
+class Gate(NamedTuple):
+    """What stands between a ready step and its execution; the approval node acts on it."""
+
+    step: PlanStep
+    kind: GateKind
+    """`skip`: the step does not run (a side effect the request does not ask for); `confirm`: a human
+    confirms a side effect the user only asked about; `approve`: the approval policy asks a human."""
+    text: str
+    """`skip`: what the answer says instead; otherwise the question put to the human."""
+    intent: str
+    """Why the side-effect policy decided so ("" for a capability without side effects)."""
+    timeout: float | None
+    """`approval.timeout_seconds`: an answer after it resolves as `on_timeout`."""
+    on_timeout: Literal["deny", "approve"]
+    """Always `deny` for `confirm`: a question never becomes a side effect by waiting."""
+
+
 @dataclass(frozen=True)
 class Decision:
     goto: str | list[Send]
@@ -148,6 +177,10 @@ class Router:
         if severity is ErrorSeverity.CRITICAL:
             reason = worst.get("stop_reason") or "error"
             return stop(reason, worst["message"], [worst])
+        # Going back to the classifier or the orchestrator is more work: budgets first, so a node
+        # that fails before it counts its own retry still ends at max_steps or max_seconds.
+        if (budget := self._over_budget(state)) is not None:
+            return budget
         if severity is ErrorSeverity.RECLASSIFICATION:
             if state.get("control_reclassifications", 0) >= self.limits.max_reclassifications:
                 return stop("max_reclassifications", worst["message"], [worst])
@@ -186,10 +219,17 @@ class Router:
             return stop("max_steps", f"the turn used its {limits.max_steps} steps")
         if state.get("control_llm_calls", 0) > limits.max_llm_calls:
             return stop("max_llm_calls", f"the turn used more than {limits.max_llm_calls} model calls")
-        started = state.get("control_started_at")
-        if started and self.clock() - started > limits.max_seconds:
+        # Time spent waiting for a human at an approval interrupt is not work: it does not count.
+        if turn_elapsed(state, self.clock()) > limits.max_seconds:
             return stop("max_seconds", f"the turn ran longer than {limits.max_seconds:g} s")
         return None
+
+    def deadline(self, state: AgentState) -> float | None:
+        """When the turn's `max_seconds` runs out, on this router's clock (None before intake ran)."""
+        if not state.get("control_started_at"):
+            return None
+        now = self.clock()
+        return now + self.limits.max_seconds - turn_elapsed(state, now)
 
     def _next_steps(self, state: AgentState, plan: list[PlanStep]) -> Decision:
         results = state.get("execution_results") or {}
@@ -200,7 +240,7 @@ class Router:
         ready = [s for s in pending if all(d in results for d in s["depends_on"])]
         if not ready:
             return stop("invalid_plan", "no plan step can run: its dependencies never complete")
-        if self.pending_approvals(state, ready):
+        if self.gates(state, ready):
             return Decision("approval")
         return Decision([Send("execute", self.payload(state, s, attempt=1)) for s in ready])
 
@@ -214,23 +254,73 @@ class Router:
             context=dict(state.get("execution_context") or {}),
             approved=decisions.get(step["id"]),
             blocked_by=[d for d in step["depends_on"] if d in results and results[d]["status"] != "ok"],
+            deadline=self.deadline(state),
         )
 
     def pending_approvals(self, state: AgentState, ready: list[PlanStep]) -> list[tuple[PlanStep, str]]:
-        """Ready steps whose approval policy asks a human, and who has not answered yet."""
+        """Ready steps a human must answer for (approve or confirm) and who has not answered yet."""
+        return [(g.step, g.text) for g in self.gates(state, ready) if g.kind != "skip"]
+
+    def gates(self, state: AgentState, ready: list[PlanStep]) -> list[Gate]:
+        """Ready steps that may not simply run: side effects not asked for, confirmations, approvals.
+
+        A step a human already decided on passes. The question is built from the inputs the step
+        will run with (`approval_question`): the same task, plan inputs and context as its `Send`.
+        """
         decisions = state.get("approval_decisions") or {}
         context = state.get("execution_context") or {}
-        pending = []
+        task = state.get("task_current") or ""
+        gates: list[Gate] = []
         for step in ready:
             if step["id"] in decisions:
                 continue
             info = self.registry[step["capability"]]
-            if info.approval.mode == "never":
+            policy = info.approval
+            timeout, on_timeout = policy.timeout_seconds, policy.on_timeout
+            intent = self.intent(state, step)
+            if intent is not None and intent.kind != "act":
+                verb = info.action_verbs[0] if info.action_verbs else f"run {info.name} for"
+                if intent.kind == "refuse":
+                    text = f"I did not {verb} anything: the request does not ask for it ({intent.reason})."
+                    gates.append(Gate(step, "skip", text, intent.reason, None, "deny"))
+                    continue
+                question = approval_question(info, task, step, context, mode="always")
+                if question is None:  # nothing it would do, or its inputs are not valid: nothing to ask
+                    text = (
+                        f"I did not {verb} anything: the request asks about it rather than for it "
+                        f"({intent.reason}), and there is nothing to confirm."
+                    )
+                    gates.append(Gate(step, "skip", text, intent.reason, None, "deny"))
+                    continue
+                text = (
+                    f"Confirm first: the request only asks about this ({intent.reason}); nothing is done "
+                    f"unless you approve. {question}"
+                )
+                gates.append(Gate(step, "confirm", text, intent.reason, timeout, "deny"))
                 continue
-            question = approval_question(info, state.get("task_current") or "", step, context)
+            if policy.mode == "never":
+                continue
+            question = approval_question(info, task, step, context)
             if question:
-                pending.append((step, question))
-        return pending
+                reason = intent.reason if intent is not None else ""
+                gates.append(Gate(step, "approve", question, reason, timeout, on_timeout))
+        return gates
+
+    def intent(self, state: AgentState, step: PlanStep) -> Intent | None:
+        """Whether the user asked for this side effect; None for a capability without side effects.
+
+        Read from the latest human message as the user wrote it. A plain yes that accepted the
+        previous turn's offer (the orchestrator records it in `approval_offer`) asks for the offered
+        capabilities.
+        """
+        info = self.registry[step["capability"]]
+        if not info.side_effects:
+            return None
+        offer = state.get("approval_offer")
+        turn = state.get("task_turn")
+        if offer and turn and offer.get("accepted_turn") == turn and info.name in offer["capabilities"]:
+            return Intent("act", f"the user said yes to the offer: {offer['question']}")
+        return side_effect_intent(latest_request(state.get("messages") or []), info.action_verbs)
 
     def ready_steps(self, state: AgentState) -> list[PlanStep]:
         plan = state.get("planning_plan") or []
@@ -261,12 +351,62 @@ class RouterEdge:
         return self.router.route(self.source, state)
 
 
-def approval_question(info: Any, task: str, step: PlanStep, context: dict[str, Any]) -> str | None:
+def approval_question(
+    info: CapabilityInfo,
+    task: str,
+    step: PlanStep,
+    context: dict[str, Any],
+    *,
+    mode: Literal["always"] | None = None,
+) -> str | None:
+    """The capability's question for this step, from the inputs its execution will parse; None when
+    it may run unattended (or its inputs are invalid: it would fail before doing anything).
+
+    `mode="always"`: what the step would do, whatever the threshold (a confirmation question).
+    """
     try:
         inputs = info.instance.parse_inputs(task, step["inputs"], context)
     except RoutegraphError:
         return None
-    return info.instance.needs_approval(inputs, info.approval.model_dump())
+    policy = info.approval.model_dump()
+    if mode is not None:
+        policy["mode"] = mode
+    return info.instance.needs_approval(inputs, policy)
+
+
+def latest_request(messages: Sequence[BaseMessage]) -> str:
+    """The text of the latest human message: what the user actually wrote this turn."""
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            content = message.content
+            if isinstance(content, str):
+                return content
+            # Blocks on their own lines: "don't" and "refund it" in two blocks must not fuse.
+            return "\n".join(
+                b if isinstance(b, str) else str(b.get("text", ""))
+                for b in content
+                if isinstance(b, str | dict)
+            )
+    return ""
+
+
+def paused_seconds(state: AgentState) -> float:
+    """Seconds this turn waited for humans (approval interrupts); a pause of another turn counts 0."""
+    if state.get("control_paused_turn") != state.get("task_turn"):
+        return 0.0
+    return float(state.get("control_paused_seconds") or 0.0)
+
+
+def turn_elapsed(state: AgentState, now: float) -> float:
+    """Seconds of work in this turn at `now`: the wall clock since it started, less the waits for a
+    human (answered ones, `paused_seconds`, and the one pending since `approval_asked_at`). What
+    `limits.max_seconds` bounds; 0 before the turn started."""
+    started = state.get("control_started_at")
+    if not started:
+        return 0.0
+    asked = state.get("approval_asked_at")
+    waiting = max(0.0, now - asked) if asked is not None and asked >= started else 0.0
+    return now - started - paused_seconds(state) - waiting
 
 
 def _find_step(state: AgentState, step_id: str) -> PlanStep | None:

@@ -2,14 +2,16 @@
 
 `task_*`, `planning_*`, `execution_*`, `control_*` and `approval_*` fields are per turn: the intake
 node resets them when a new user message arrives. `execution_context` (values the capabilities
-provided) persists across turns. Everything here is plain JSON-like data, so checkpoints and
-Studio show it as it is.
+provided) persists across turns, and so does `approval_offer` (a side effect offered and not done,
+which the next message may accept). `approval_asked_at` and `control_paused_seconds` are tied to
+their turn (by the turn's start and `control_paused_turn`), so a value an earlier turn left counts
+for nothing. Everything here is plain JSON-like data, so checkpoints and Studio show it as it is.
 """
 
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from langgraph.graph import MessagesState
 
@@ -28,6 +30,7 @@ StopReason = Literal[
     "max_llm_calls",
     "route_denied",
     "invalid_plan",
+    "input_too_long",
 ]
 
 
@@ -79,6 +82,23 @@ class StepResult(TypedDict):
     duration_ms: float
 
 
+class SideEffectOffer(TypedDict):
+    """A side effect a turn asked a human to confirm (the user only asked about it) and did not do.
+
+    A plain yes ("yes", "go ahead", "do it") as the very next message accepts it: that turn runs the
+    offered capabilities for the offered task, as an explicit instruction (still under the approval
+    policy, threshold included)."""
+
+    turn: int
+    """The turn (`task_turn`) that made the offer; only turn + 1 can accept it."""
+    task: str
+    """That turn's task: what the offered steps were for."""
+    capabilities: list[str]
+    question: str
+    accepted_turn: int | None
+    """Set by the orchestrator of the turn whose message said yes."""
+
+
 class AgentState(MessagesState):
     task_current: str | None
     """The task for this turn, as extracted from the conversation."""
@@ -113,6 +133,11 @@ class AgentState(MessagesState):
     control_tokens: Annotated[int, operator.add]
     control_started_at: float
     """Wall-clock start of the turn (seconds since the epoch)."""
+    control_paused_seconds: float
+    """Seconds of this turn spent waiting for a human at approval interrupts: `max_seconds` does not
+    count them (waiting is not work). Belongs to the turn `control_paused_turn` names."""
+    control_paused_turn: int
+    """The `task_turn` that `control_paused_seconds` was measured in; another turn's pause counts 0."""
     control_timings_ms: Annotated[dict[str, float], sum_dict]
     """Milliseconds spent per node this turn."""
     control_stop_reason: StopReason | None
@@ -120,6 +145,13 @@ class AgentState(MessagesState):
 
     approval_decisions: Annotated[dict[str, bool], merge_dict]
     """Human decisions per plan step id."""
+    approval_asked_at: float | None
+    """When the pending approval question was put (clock seconds), written by the approval node in a
+    pass before the one that interrupts (an interrupt raises, so that pass could write nothing); the
+    wait until the answer is added to `control_paused_seconds` and checked against
+    `approval.timeout_seconds`. None when no question is pending; a value older than the turn is stale."""
+    approval_offer: SideEffectOffer | None
+    """The side effect this thread last offered and did not do; outlives the turn that made it."""
 
 
 class StepPayload(TypedDict):
@@ -132,3 +164,6 @@ class StepPayload(TypedDict):
     approved: bool | None
     blocked_by: list[str]
     """Dependencies that did not succeed (denied or skipped): the step is skipped, not run."""
+    deadline: NotRequired[float | None]
+    """When the turn's `max_seconds` runs out (`control_started_at + max_seconds`, on the router's
+    clock): the runner gives the step no longer than this, and does not start it after."""

@@ -21,6 +21,19 @@ approving would run what the human just changed, denying would drop what they st
 
 Each unclear answer costs one step of the turn's `max_steps`: a client that keeps resuming with
 garbage ends the turn with stop_reason `max_steps` and nothing done, rather than looping for ever.
+
+What the node acts on are the router's gates (`Router.gates`): a side effect the request does not ask
+for is recorded as `skipped` without asking anyone (the answer says what the user asked instead); a
+side effect the user only asked about is a confirmation question (`"kind": "confirm"` in the
+payload) whose no, or no answer, does nothing and leaves an offer a plain "yes" next turn accepts
+(`approval_offer`); the approval policy's questions are `"kind": "approve"`.
+
+The clock: waiting for a human is not work. A first pass records when the question is put
+(`approval_asked_at`; an interrupt raises, so the pass that interrupts could record nothing), the
+next pass interrupts; on resume the wait is added to `control_paused_seconds`, which the router's
+`max_seconds` check leaves out. An answer later than the step's `approval.timeout_seconds` resolves
+as `approval.on_timeout` (deny unless configured; a confirmation always denies), whatever it says,
+with a note `approval_timeout: ...` in the turn's notes and the reason in the answer.
 """
 
 from __future__ import annotations
@@ -33,9 +46,11 @@ from langgraph.errors import GraphInterrupt
 from langgraph.types import interrupt
 
 from graph.errors import StopError
+from graph.models import add_notes
 from graph.progress import emit
 from graph.redact import redact
-from graph.state import AgentState, PlanStep, StepResult
+from graph.router import Gate
+from graph.state import AgentState, PlanStep, SideEffectOffer, StepResult
 from nodes.base import NodeCall, Update
 
 RESUME_WITH = (
@@ -209,12 +224,19 @@ class ApprovalUnanswered(StopError):
     stop_reason = "max_steps"
 
 
-def _payload(state: AgentState, asking: list[tuple[PlanStep, str]], problem: str | None) -> dict[str, Any]:
+def _payload(state: AgentState, asking: list[Gate], problem: str | None) -> dict[str, Any]:
     steps = [
-        {"step_id": s["id"], "capability": s["capability"], "inputs": s["inputs"], "question": q}
-        for s, q in asking
+        {
+            "step_id": g.step["id"],
+            "capability": g.step["capability"],
+            "inputs": g.step["inputs"],
+            "kind": g.kind,
+            "question": g.text,
+            "timeout_seconds": g.timeout,
+        }
+        for g in asking
     ]
-    question = " ".join(q for _, q in asking) + " Approve? (yes/no)"
+    question = " ".join(g.text for g in asking) + " Approve? (yes/no)"
     payload: dict[str, Any] = {
         "type": "approval",
         "task": state.get("task_current"),
@@ -224,16 +246,16 @@ def _payload(state: AgentState, asking: list[tuple[PlanStep, str]], problem: str
         # Agent Inbox's HumanInterrupt per step; Agent Inbox shows a value that is this list.
         "agent_inbox": [
             {
-                "action_request": {"action": s["capability"], "args": dict(s["inputs"])},
+                "action_request": {"action": g.step["capability"], "args": dict(g.step["inputs"])},
                 "config": {
                     "allow_accept": True,
                     "allow_ignore": True,
                     "allow_respond": True,
                     "allow_edit": False,
                 },
-                "description": q,
+                "description": g.text,
             }
-            for s, q in asking
+            for g in asking
         ],
     }
     if problem is not None:
@@ -252,23 +274,101 @@ def _ask(payload: dict[str, Any]) -> Any:
         raise
 
 
+def _not_run(step: PlanStep, status: str, why: str) -> StepResult:
+    """A step that will not run: `why` is the sentence the answer shows."""
+    return StepResult(
+        step_id=step["id"],
+        capability=step["capability"],
+        status=status,  # type: ignore[typeddict-item]
+        output={"summary": why},
+        error=why,
+        severity=None,
+        stop_reason=None,
+        attempts=0,
+        duration_ms=0.0,
+    )
+
+
+def _offer(state: AgentState, gates: list[Gate]) -> SideEffectOffer | None:
+    """The confirmations among `gates` as an offer a plain yes next turn accepts; None if none."""
+    confirm = [g for g in gates if g.kind == "confirm"]
+    if not confirm:
+        return None
+    return SideEffectOffer(
+        turn=state.get("task_turn", 0),
+        task=state.get("task_current") or "",
+        capabilities=sorted({g.step["capability"] for g in confirm}),
+        question=" ".join(g.text for g in confirm),
+        accepted_turn=None,
+    )
+
+
+def _denial(gate: Gate, name: str, verbs: tuple[str, ...]) -> str:
+    if gate.kind == "confirm":
+        did = f"{verbs[0]} anything" if verbs else f"run {name}"
+        return (
+            f"I did not {did}: the request only asks about it ({gate.intent}), and it was not confirmed. "
+            "Reply “yes” to go ahead."
+        )
+    return f"I did not run {name}: the action was denied, so nothing was changed."
+
+
 async def approval(state: AgentState, call: NodeCall) -> Update:
     router = call.deps.router
-    pending = router.pending_approvals(state, router.ready_steps(state))
-    if not pending:
+    gates = router.gates(state, router.ready_steps(state))
+    if not gates:
         return {}
+    update: Update = {}
+    notes = list(state.get("planning_notes") or [])
+    skipped = {g.step["id"]: _not_run(g.step, "skipped", g.text) for g in gates if g.kind == "skip"}
+    if skipped:
+        update["execution_results"] = skipped
+        notes = add_notes(notes, *(f"side_effect_not_requested: {sid}" for sid in skipped))
+        update["planning_notes"] = notes
+    asking = [g for g in gates if g.kind != "skip"]
+    if not asking:
+        return update
+    clock = call.deps.clock
+    asked_at = state.get("approval_asked_at")
+    if asked_at is None or asked_at < (state.get("control_started_at") or 0.0):
+        # First pass: note when the question is put (and what is offered); the router sends the run
+        # straight back here, and that pass interrupts.
+        update["approval_asked_at"] = clock()
+        if (offer := _offer(state, asking)) is not None:
+            update["approval_offer"] = offer
+        return update
+
+    turn = state.get("task_turn", 0)
+    paused_before = float(state.get("control_paused_seconds") or 0.0)
+    if state.get("control_paused_turn") != turn:
+        paused_before = 0.0
+
+    def resumed() -> float:
+        """Record the wait so far (kept even if the node then fails); return it."""
+        waited = max(0.0, clock() - asked_at)
+        call.keep.update(
+            control_paused_seconds=paused_before + waited, control_paused_turn=turn, approval_asked_at=None
+        )
+        return waited
+
     # Steps left after this node's own: each unclear answer spends one.
     spare = call.deps.limits.max_steps - state.get("control_steps", 0) - 1
     decisions: dict[str, bool] = {}
-    asking, problem, unclear = pending, None, 0
+    timed_out: dict[str, tuple[Gate, float]] = {}
+    pending, problem, unclear = asking, None, 0
     while True:
-        answer = _ask(_payload(state, asking, problem))
-        order = [s["id"] for s, _ in asking]
-        for sid in order:
-            if (decision := parse_decision(answer, sid, order=order)) is not None:
+        answer = _ask(_payload(state, pending, problem))
+        waited = resumed()
+        order = [g.step["id"] for g in pending]
+        for gate in pending:
+            sid = gate.step["id"]
+            if gate.timeout is not None and waited > gate.timeout:
+                decisions[sid] = gate.kind == "approve" and gate.on_timeout == "approve"
+                timed_out[sid] = (gate, waited)
+            elif (decision := parse_decision(answer, sid, order=order)) is not None:
                 decisions[sid] = decision
-        asking = [(s, q) for s, q in asking if s["id"] not in decisions]
-        if not asking:
+        pending = [g for g in pending if g.step["id"] not in decisions]
+        if not pending:
             break
         unclear += 1
         problem = unclear_reason(answer, len(order))
@@ -277,19 +377,35 @@ async def approval(state: AgentState, call: NodeCall) -> Update:
                 f"no clear yes or no to the approval question after {unclear} answers ({problem}); "
                 f"each unclear answer uses a step of max_steps={call.deps.limits.max_steps}; nothing was done"
             )
-    denied = {
-        sid: StepResult(
-            step_id=sid,
-            capability=s["capability"],
-            status="denied",
-            output={},
-            error="denied by a human",
-            severity=None,
-            stop_reason=None,
-            attempts=0,
-            duration_ms=0.0,
-        )
-        for s, _ in pending
-        if not decisions[(sid := s["id"])]
-    }
-    return {"approval_decisions": decisions, "execution_results": denied}
+    results: dict[str, StepResult] = {}
+    for gate in asking:
+        sid, name = gate.step["id"], gate.step["capability"]
+        if sid in timed_out:
+            limit, waited = timed_out[sid][0].timeout, timed_out[sid][1]
+            outcome = "approved" if decisions[sid] else "denied"
+            notes = add_notes(
+                notes,
+                f"approval_timeout: {sid} answered after {waited:.0f} s, past approval.timeout_seconds="
+                f"{limit:g}; {outcome} by approval.on_timeout",
+            )
+            if not decisions[sid]:
+                results[sid] = _not_run(
+                    gate.step,
+                    "denied",
+                    f"I did not run {name}: the approval question had no answer within {limit:g} s (the "
+                    f"answer came after {waited:.0f} s), so it counts as a no (approval.on_timeout), and "
+                    "nothing was changed.",
+                )
+        elif not decisions[sid]:
+            verbs = call.deps.registry[name].action_verbs
+            results[sid] = _not_run(gate.step, "denied", _denial(gate, name, verbs))
+    update.update(call.keep)
+    update["approval_decisions"] = decisions
+    update["execution_results"] = {**skipped, **results}
+    # What was offered and not done stays on offer for a plain yes next turn; what was done is not.
+    update["approval_offer"] = _offer(state, [g for g in asking if not decisions[g.step["id"]]]) or (
+        None if any(g.kind == "confirm" for g in asking) else state.get("approval_offer")
+    )
+    if notes != list(state.get("planning_notes") or []):
+        update["planning_notes"] = notes
+    return update

@@ -1,4 +1,11 @@
-"""Error: the run stops; say what happened, what was done, and the stop_reason."""
+"""Error: the run stops; say what happened, what was done, and the stop_reason.
+
+A request intake refused (empty: `clarify`; too long: `input_too_long`) is answered with intake's
+one line alone: nothing was attempted, so there is nothing to explain or report.
+
+The answer quotes error messages and capability outputs, so it is redacted with the settings'
+redactor (graph/redact.py): a key a failure or a capability echoed is not repeated to the user.
+"""
 
 from __future__ import annotations
 
@@ -21,9 +28,22 @@ _EXPLAIN = {
 }
 
 
+_REFUSED = {"clarify", "input_too_long"}
+"""Stop reasons of a request intake refused (empty, too long): its message is the whole answer."""
+
+
 async def error(state: AgentState, call: NodeCall) -> Update:
     decision = call.deps.router.decide(state)
     reason = decision.stop_reason or "error"
+    redact = call.deps.settings.redactor().redact
+    if reason in _REFUSED:
+        return {
+            "messages": [
+                AIMessage(content=redact(decision.why), name="clarify" if reason == "clarify" else "error")
+            ],
+            "control_stop_reason": reason,
+            "control_errors": state.get("control_errors") or decision.errors,
+        }
     lines = [f"I could not finish this request: {_EXPLAIN.get(reason, reason)}."]
     if decision.why:
         lines.append(f"Details: {decision.why}")
@@ -32,7 +52,7 @@ async def error(state: AgentState, call: NodeCall) -> Update:
         lines.append("What I did find:\n" + template_answer(call.deps.registry, done))
     lines.append(f"(stop_reason: {reason})")
     return {
-        "messages": [AIMessage(content="\n".join(lines), name="error")],
+        "messages": [AIMessage(content=redact("\n".join(lines)), name="error")],
         "control_stop_reason": reason,
         "control_errors": state.get("control_errors") or decision.errors,
     }

@@ -1,7 +1,13 @@
 """Orchestrator: turn the selected capabilities into a validated plan.
 
-With a model: one structured plan, validated before any step runs. Offline: the deterministic
-planner from requires/provides. A REPLANNING error comes back here with its message as context.
+With a model: one structured plan, validated before any step runs; the model's arguments are
+untrusted (`untrusted_inputs`). Offline: the deterministic planner from requires/provides. A
+REPLANNING error comes back here with its message as context.
+
+A plain yes ("yes", "go ahead", "do it") right after a turn that offered a side effect and did not
+do it (`approval_offer`: the user had only asked) accepts the offer: this turn's task becomes the
+offered task and the plan is the offered capabilities (deterministic, no model), which the router
+then treats as explicitly requested. The approval policy still applies.
 """
 
 from __future__ import annotations
@@ -11,9 +17,11 @@ import json
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from graph.config.registry import Registry
-from graph.state import AgentState
+from graph.router import latest_request
+from graph.state import AgentState, SideEffectOffer
+from nodes.approval import parse_words
 from nodes.base import NodeCall, Update
-from nodes.planning import Plan, deterministic_plan, validate_plan
+from nodes.planning import Plan, deterministic_plan, untrusted_inputs, validate_plan
 
 SYSTEM = (
     "You plan how specialist capabilities answer a user's task. Use only the capabilities listed. "
@@ -40,9 +48,35 @@ def describe(registry: Registry, names: list[str]) -> str:
     return "\n".join(lines)
 
 
+def accepted_offer(state: AgentState) -> SideEffectOffer | None:
+    """The previous turn's offer, when this turn's message is a plain yes to it."""
+    offer = state.get("approval_offer")
+    turn = state.get("task_turn", 0)
+    if not offer or offer["turn"] != turn - 1 or offer.get("accepted_turn") not in (None, turn):
+        return None
+    if parse_words(latest_request(state.get("messages") or [])) is not True:
+        return None
+    return offer
+
+
 async def orchestrator(state: AgentState, call: NodeCall) -> Update:
     registry = call.deps.registry
     context = state.get("execution_context") or {}
+    if (offer := accepted_offer(state)) is not None:
+        names = [n for n in offer["capabilities"] if n in registry and registry.allowed(n)]
+        steps, notes = validate_plan(registry, deterministic_plan(registry, names, context), context)
+        results = state.get("execution_results") or {}
+        return {
+            "task_current": offer["task"],
+            "approval_offer": {**offer, "accepted_turn": state.get("task_turn", 0)},
+            "planning_plan": steps,
+            "planning_notes": [
+                *(state.get("planning_notes") or []),
+                *notes,
+                f"side_effect_confirmed: the user said yes to the previous turn's offer ({offer['question']})",
+            ],
+            "execution_results": {sid: None for sid, r in results.items() if r["status"] == "failed"},
+        }
     selected = [
         c["name"]
         for c in state.get("planning_capabilities") or []
@@ -77,10 +111,14 @@ async def orchestrator(state: AgentState, call: NodeCall) -> Update:
             note = call.llm.fallback_note("orchestrator", exc, last_attempt=last) if mode == "auto" else None
             if note is None:
                 raise
-    if plan is None:
+    untrusted: list[str] = []
+    if plan is not None:
+        plan, untrusted = untrusted_inputs(registry, plan)
+    else:
         ranking = [c["name"] for c in state.get("planning_capabilities") or []]  # best first
         plan = deterministic_plan(registry, selected, context, ranking)
     steps, notes = validate_plan(registry, plan, context)
+    notes = [*untrusted, *notes]
     if note:
         notes = [*notes, note]
     results = state.get("execution_results") or {}

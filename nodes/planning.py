@@ -1,4 +1,11 @@
-"""Plans as data: the deterministic planner and the validation every plan passes before it runs."""
+"""Plans as data: the deterministic planner and the validation every plan passes before it runs.
+
+A step of a capability with side effects is built from what this turn looked up: the providers of
+what it requires run in the same plan, before it, even when an earlier turn left those values in
+the context (the approval question then shows the customer and charge of this request, not of the
+last one). A model's plan is untrusted input: `untrusted_inputs` drops the arguments a model must not
+set (the task text, values capabilities provide such as a customer id) before validation.
+"""
 
 from __future__ import annotations
 
@@ -60,7 +67,7 @@ def deterministic_plan(
         if name in order:
             return
         for key in registry[name].requires:
-            if key in context:
+            if key in context and not registry[name].side_effects:
                 continue
             providers = [p for p in registry.providers(key) if registry.allowed(p)]
             if not providers:
@@ -78,6 +85,30 @@ def deterministic_plan(
     return Plan(steps=steps)
 
 
+def untrusted_inputs(registry: Registry, plan: Plan) -> tuple[Plan, list[str]]:
+    """A model's plan without the arguments a model must not set, and a note for each step changed.
+
+    `query` is the task as the user's turn gave it; a value a capability provides (`customer_id`,
+    `refund_candidate`) comes from that capability or an earlier turn. A model that could set them
+    could point a refund at another customer's account, or rewrite what the user asked.
+    """
+    provided = {key for info in registry for key in info.provides} | {"query"}
+    notes: list[str] = []
+    steps = []
+    for proposed in plan.steps:
+        dropped = sorted(k for k in proposed.inputs if k in provided)
+        if dropped:
+            notes.append(
+                f"{proposed.capability}: ignored the plan's {dropped}: the task and values capabilities "
+                "provide are not taken from a model"
+            )
+            proposed = proposed.model_copy(
+                update={"inputs": {k: v for k, v in proposed.inputs.items() if k not in provided}}
+            )
+        steps.append(proposed)
+    return Plan(steps=steps), notes
+
+
 def validate_plan(
     registry: Registry, plan: Plan, context: Mapping[str, Any]
 ) -> tuple[list[PlanStep], list[str]]:
@@ -85,7 +116,10 @@ def validate_plan(
 
     Unknown capability -> RECLASSIFICATION; a required input nobody provides -> REPLANNING;
     a capability outside the allowlist -> route_denied. Fixed with a note: terminal steps
-    before the end, duplicate steps, dependencies on later steps, no terminal step at the end.
+    before the end, duplicate steps, dependencies on later steps, no terminal step at the end,
+    a side-effect step without this turn's providers of what it requires (they are added).
+    A step depends on an earlier step that provides what it requires, even when the context has
+    a value from an earlier turn: this turn's value is the one it must use.
     """
     notes: list[str] = []
     steps: list[PlanStep] = []
@@ -121,9 +155,11 @@ def validate_plan(
             else:
                 notes.append(f"{name}: dropped dependency on step {d}, which is not an earlier step")
         for key in info.requires:
-            if key in context or key in inputs:
-                continue
             providers = [s["id"] for s in steps if key in registry[s["capability"]].provides]
+            if not providers and info.side_effects:
+                providers = _add_provider(registry, key, name, steps, seen, context, notes)
+            elif not providers and (key in context or key in inputs):
+                continue
             if not providers:
                 raise ReplanningError(f"step {i} ({name}) needs {key!r}, which no earlier step provides")
             deps += [p for p in providers if p not in deps]
@@ -137,3 +173,32 @@ def validate_plan(
         PlanStep(id=f"{terminal}:final", capability=terminal, inputs={}, depends_on=[s["id"] for s in steps])
     )
     return steps, notes
+
+
+def _add_provider(
+    registry: Registry,
+    key: str,
+    needed_by: str,
+    steps: list[PlanStep],
+    seen: set[str],
+    context: Mapping[str, Any],
+    notes: list[str],
+) -> list[str]:
+    """Append a step providing `key` (and, first, what it requires and nothing earlier provides);
+    return its id. For side effects: what they act on is looked up this turn."""
+    providers = [p for p in registry.providers(key) if registry.allowed(p)]
+    if not providers:
+        raise ReplanningError(f"{needed_by} needs {key!r} and no allowed capability provides it")
+    name = providers[0]
+    deps: list[str] = []
+    for required in registry[name].requires:
+        earlier = [s["id"] for s in steps if required in registry[s["capability"]].provides]
+        if not earlier and required not in context:
+            earlier = _add_provider(registry, required, name, steps, seen, context, notes)
+        deps += [d for d in earlier if d not in deps]
+    sid = step_id(name, {})
+    if sid not in seen:
+        seen.add(sid)
+        steps.append(PlanStep(id=sid, capability=name, inputs={}, depends_on=deps))
+        notes.append(f"added {name} before {needed_by}: a side effect acts on what this turn looked up")
+    return [sid]

@@ -2,64 +2,153 @@
 
 It never raises into the graph: the outcome, good or bad, is a `StepResult` under the step's id,
 and the join node turns failures into errors for the router. Parallel steps write distinct keys.
+
+A step is given `min(timeout, what is left of the turn's max_seconds)`. The capability's `execute`
+runs on an event loop of its own in a daemon thread (`run_detached`), which the runner can walk
+away from: a capability that blocks (`time.sleep` in `execute`, a call through `blocking` that
+never returns) cannot hold the run, nor the process's exit, past that limit. The step is recorded
+as timed out, and whatever the thread produces later is dropped. Only the runner's own deadline
+and LangGraph's cancellation of the run reach the runner as exceptions: everything the capability
+raises, `SystemExit` and `CancelledError` included, comes back as a value and fails the step.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import logging
+import math
+import threading
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
 
 from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langgraph.errors import GraphBubbleUp
 
-from graph.capability.base import RunContext
+from graph.capability.base import ContractViolation, RunContext, describe_value, json_problem
+from graph.config.registry import CapabilityInfo
 from graph.errors import ErrorSeverity, PolicyDenied, describe
 from graph.progress import emit
 from graph.retry import backoff
 from graph.state import StepPayload, StepResult
-from nodes.base import Deps, dual
+from nodes.base import (
+    STOP_REASONS,
+    Deps,
+    TurnTimeout,
+    cancelled_from_outside,
+    close_loop,
+    correlation,
+    entry_points,
+    new_loop,
+    redacted_traceback,
+)
+
+log = logging.getLogger("routegraph")
+
+
+class Outcome(NamedTuple):
+    """What a detached call ended with: its value, or what it raised (any `BaseException`)."""
+
+    value: Any = None
+    error: BaseException | None = None
+
+
+async def run_detached(work: Callable[[], Awaitable[Any]], timeout: float, *, name: str) -> Outcome:
+    """Run `work()` on a new event loop in a daemon thread, and wait at most `timeout` seconds.
+
+    Returns what it returned or raised. Raises `TimeoutError` when the time is up, and lets a
+    cancellation of the caller through: in both cases the thread is abandoned (its task is
+    cancelled, which stops it at its next `await`; a blocking call runs on, unwaited for) and its
+    late outcome goes nowhere. The task is created here, so it runs in a copy of the caller's
+    context (LangGraph's config, for `interrupt()` and callbacks).
+
+    The two loops talk under a lock, only while the other side is open: `call_soon_threadsafe`
+    on a loop that is closing writes to its half-closed wake-up socket, and where SIGPIPE is not
+    ignored (`routegraph ask` restores its default) that kills the process. Abandoning a step
+    makes that race likely: both loops close within the same millisecond.
+    """
+    caller = asyncio.get_running_loop()
+    answer: asyncio.Future[Outcome] = caller.create_future()
+    loop = new_loop()
+    lock = threading.Lock()
+    open_ = {"caller": True, "worker": True}
+
+    async def guarded() -> Outcome:
+        try:
+            return Outcome(value=await work())
+        except BaseException as exc:  # delivered as a value: nothing of it escapes the thread
+            return Outcome(error=exc)
+
+    task = loop.create_task(guarded())
+
+    def settle(outcome: Outcome) -> None:
+        if not answer.done():
+            answer.set_result(outcome)
+
+    def main() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            outcome = loop.run_until_complete(task)
+        except BaseException as exc:  # cancelled before it started: abandoned
+            outcome = Outcome(error=exc)
+        finally:
+            with lock:
+                open_["worker"] = False
+            close_loop(loop)
+        with lock:
+            if open_["caller"]:
+                caller.call_soon_threadsafe(settle, outcome)
+
+    threading.Thread(target=main, name=f"routegraph-step:{name}", daemon=True).start()
+    try:
+        async with asyncio.timeout(timeout):
+            return await answer
+    finally:
+        with lock:
+            open_["caller"] = False
+            if open_["worker"] and not task.done():
+                loop.call_soon_threadsafe(task.cancel)
 
 
 def make_runner(deps: Deps) -> RunnableLambda:
     async def execute(payload: StepPayload, config: RunnableConfig) -> dict[str, Any]:
         step, attempt = payload["step"], payload["attempt"]
-        info = deps.registry[step["capability"]]
-        await backoff(info.retry, attempt, deps.sleep, target=info.name)
-        emit("capability_started", capability=info.name, step_id=step["id"], attempt=attempt)
+        name = step["capability"]
         started = time.perf_counter()
         output: dict[str, Any] = {}
         error: str | None = None
         severity: ErrorSeverity | None = None
         stop: str | None = None
         status = "ok"
+        info = deps.registry.capabilities.get(name)
         try:
-            if not deps.registry.allowed(info.name):
-                raise PolicyDenied(f"capability {info.name!r} is not in the allowlist")
-            if payload["approved"] is False:
-                status, error = "denied", "denied by a human"
-            elif payload["blocked_by"]:
-                status, error = "skipped", f"skipped: {', '.join(payload['blocked_by'])} did not succeed"
-            else:
-                inputs = info.instance.parse_inputs(payload["task"], step["inputs"], payload["context"])
-                ctx = RunContext(
-                    task=payload["task"],
-                    context=payload["context"],
-                    step_id=step["id"],
-                    thread_id=(config.get("configurable") or {}).get("thread_id"),
-                    approved=payload["approved"],
-                    data_dir=deps.settings.data_dir,
-                )
-                output = await asyncio.wait_for(info.instance.execute(inputs, ctx), timeout=info.timeout)
-        except Exception as exc:
+            if info is None:
+                raise ContractViolation(f"the plan names an unknown capability {name!r}")
+            output, status, error = await _run_step(deps, info, payload, config)
+        except GraphBubbleUp:
+            raise
+        except BaseException as exc:
+            if cancelled_from_outside(exc):
+                raise
             status = "failed"
-            error = describe(exc)
-            if isinstance(exc, TimeoutError):
-                error = f"TimeoutError: no result within {info.timeout:g} s"
-            severity = info.instance.classify_error(exc)
-            stop = getattr(exc, "stop_reason", None)
+            error, severity, stop = _failure(info, exc)
+            ids = correlation(config)
+            log.debug(
+                "capability %s failed in step %s (attempt %d, %s; run %s, thread %s): %s\n%s",
+                name,
+                step["id"],
+                attempt,
+                severity.value,
+                ids["run_id"] or "-",
+                ids["thread_id"] or "-",
+                error,
+                redacted_traceback(exc, deps.settings.redactor()),
+                extra={"capability": name, "step_id": step["id"], "attempt": attempt, **ids},
+            )
         result = StepResult(
             step_id=step["id"],
-            capability=info.name,
+            capability=name,
             status=status,  # type: ignore[typeddict-item]
             output=output,
             error=error,
@@ -70,7 +159,7 @@ def make_runner(deps: Deps) -> RunnableLambda:
         )
         emit(
             "capability_finished",
-            capability=info.name,
+            capability=name,
             step_id=step["id"],
             status=status,
             duration_ms=result["duration_ms"],
@@ -81,8 +170,93 @@ def make_runner(deps: Deps) -> RunnableLambda:
             "control_steps": 1,
             "control_timings_ms": {"capabilities": (time.perf_counter() - started) * 1000},
         }
-        if status == "ok":
+        if status == "ok" and info is not None:
             update["execution_context"] = {k: output[k] for k in info.provides if k in output}
         return update
 
-    return dual("execute", execute)
+    return entry_points("execute", execute)
+
+
+async def _run_step(
+    deps: Deps, info: CapabilityInfo, payload: StepPayload, config: RunnableConfig
+) -> tuple[dict[str, Any], str, str | None]:
+    """Run one step within its time (unless it is refused, denied or skipped); return its output,
+    status and error, or raise what failed it."""
+    step, attempt = payload["step"], payload["attempt"]
+    deadline = payload.get("deadline")
+    late = f"the turn's time ran out before {info.name} could start"
+    budget = asyncio.timeout(None if deadline is None else max(deadline - deps.clock(), 0.0))
+    try:
+        async with budget:
+            await backoff(info.retry, attempt, deps.sleep, target=info.name)
+    except TimeoutError:
+        if budget.expired():
+            raise TurnTimeout(late) from None
+        raise
+    emit("capability_started", capability=info.name, step_id=step["id"], attempt=attempt)
+    if not deps.registry.allowed(info.name):
+        raise PolicyDenied(f"capability {info.name!r} is not in the allowlist")
+    if payload["approved"] is False:
+        return {}, "denied", "denied by a human"
+    if payload["blocked_by"]:
+        return {}, "skipped", f"skipped: {', '.join(payload['blocked_by'])} did not succeed"
+    inputs = info.instance.parse_inputs(payload["task"], step["inputs"], payload["context"])
+    ctx = RunContext(
+        task=payload["task"],
+        context=payload["context"],
+        step_id=step["id"],
+        thread_id=(config.get("configurable") or {}).get("thread_id"),
+        approved=payload["approved"],
+        data_dir=deps.settings.data_dir,
+    )
+    left = math.inf if deadline is None else deadline - deps.clock()
+    if left <= 0:  # the router let it start just in time; it would have no time to work
+        raise TurnTimeout(late)
+    limit = min(info.timeout, left)
+
+    async def work() -> Any:
+        result = info.instance.execute(inputs, ctx)
+        if not inspect.isawaitable(result):
+            raise ContractViolation(
+                f"capability {info.name!r}: execute is not async (it returned {describe_value(result)});"
+                " declare it `async def`"
+            )
+        return await result
+
+    fault = deps.faults_for(config).step_fault(info.name)
+    call = work if fault is None else lambda: fault.inject(info.name, work, node=False)
+    try:
+        outcome = await run_detached(call, limit, name=info.name)
+    except TimeoutError:
+        if limit < info.timeout:
+            raise TurnTimeout(
+                f"the turn's time ran out after {limit:.3g} s of this step (the step was abandoned)"
+            ) from None
+        # RETRIABLE, as `classify_error` rates timeouts (unless a capability says otherwise).
+        raise TimeoutError(f"no result within {info.timeout:g} s (the step was abandoned)") from None
+    if outcome.error is not None:
+        raise outcome.error
+    if problem := json_problem(outcome.value):
+        raise ContractViolation(f"capability {info.name!r} {problem} (a JSON object is required)")
+    return outcome.value, "ok", None
+
+
+def _failure(info: CapabilityInfo | None, exc: BaseException) -> tuple[str, ErrorSeverity, str | None]:
+    """A failed step's error text, severity and stop_reason.
+
+    The capability's `classify_error` decides the severity, except for what is not its call: the
+    turn's time running out, a broken contract. Whatever it answers (or raises), the result is a
+    known severity and a known stop_reason.
+    """
+    error = describe(exc)
+    if isinstance(exc, TurnTimeout):
+        return error, ErrorSeverity.CRITICAL, TurnTimeout.stop_reason
+    if isinstance(exc, ContractViolation) or info is None:
+        return error, ErrorSeverity.CRITICAL, None
+    try:
+        severity = ErrorSeverity(info.instance.classify_error(exc))
+    except Exception:
+        log.debug("capability %s: classify_error failed", info.name, exc_info=True)
+        severity = ErrorSeverity.CRITICAL
+    stop = getattr(exc, "stop_reason", None)
+    return error, severity, stop if stop in STOP_REASONS else None

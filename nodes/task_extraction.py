@@ -17,6 +17,7 @@ from graph.errors import CriticalError
 from graph.models import add_notes
 from graph.state import AgentState
 from nodes.base import NodeCall, Update
+from nodes.intake import clean_request, message_text
 
 _FOLLOW_UP_START = re.compile(r"^\s*(and|also|what about|how about|same|then|or|ok(ay)?,? and)\b", re.I)
 _ANAPHORA = re.compile(r"\b(it|that|this|there|them|same|again)\W*$", re.I)
@@ -33,9 +34,11 @@ class ExtractedTask(BaseModel):
 
 
 def last_user_text(messages: Sequence[BaseMessage]) -> str:
+    """The latest user message, cleaned as intake checked it (content blocks are not rewritten in
+    the state, so they are cleaned here again)."""
     for message in reversed(messages):
         if isinstance(message, HumanMessage):
-            return message.text if hasattr(message, "text") else str(message.content)
+            return clean_request(message_text(message))
     raise CriticalError("there is no user message to extract a task from")
 
 
@@ -44,11 +47,22 @@ def is_follow_up(text: str) -> bool:
     return len(words) <= 6 and bool(_FOLLOW_UP_START.search(text) or _ANAPHORA.search(text))
 
 
+NO_TEXT = "(a message without text)"
+"""The task of a message with no words (an image, when the model that could read it fell back)."""
+
+
 def offline_task(text: str, previous: str | None) -> ExtractedTask:
-    text = " ".join(text.split())
+    """The request itself as the task (a follow-up with the previous task appended).
+
+    Not validated against the model's bounds: intake already refused an empty or too long request,
+    and the limit there (`limits.max_request_chars`) is the user's, not the model's.
+    """
+    text = " ".join(text.split()) or NO_TEXT
     if previous and is_follow_up(text):
-        return ExtractedTask(task=f"{text} (follow-up to: {previous})", depends_on_history=True)
-    return ExtractedTask(task=text, depends_on_history=False)
+        return ExtractedTask.model_construct(
+            task=f"{text} (follow-up to: {previous})", depends_on_history=True
+        )
+    return ExtractedTask.model_construct(task=text, depends_on_history=False)
 
 
 SYSTEM = (

@@ -226,9 +226,12 @@ class Account(Capability):
         return await self.blocking(self.lookup, self.db.at(ctx.data_dir), inputs, ctx)
 
     def lookup(self, db: SupportDB, inputs: AccountInputs, ctx: RunContext) -> dict[str, Any]:
+        # A plan's email counts only when the request says it: a model may extract it, not invent it
+        # (an invented one would point the steps after this one, a refund say, at another account).
+        email = inputs.email if inputs.email and inputs.email.lower() in inputs.query.lower() else ""
         with db.connect() as conn:
             # Who the request names wins; else who earlier steps or turns identified.
-            found = identify(conn, [inputs.query, inputs.email or ""])
+            found = identify(conn, [inputs.query, email])
             if found.customer is None and not found.named:
                 earlier = identify(conn, context_texts(ctx.context))
                 if earlier.customer is not None:
@@ -236,7 +239,10 @@ class Account(Capability):
                 elif inputs.customer_id and (row := customer_row(conn, inputs.customer_id)):
                     found = Identification(row, via="context")
         if found.customer is None:
-            return {"identified": False, "summary": f"Account: {found.problem}."}
+            out: dict[str, Any] = {"identified": False, "summary": f"Account: {found.problem}."}
+            if found.named:  # they named someone we cannot find: the earlier turns' customer is not them
+                out.update(customer_id=None, customer=None)
+            return out
         customer = found.customer
         return {
             "customer_id": customer["id"],

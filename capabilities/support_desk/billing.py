@@ -6,9 +6,9 @@ duplicates are always eligible, any other charge within REFUND_WINDOW_DAYS of it
 is refunded at most once, failed charges never.
 
 Billing also picks the charge a refund would be for (`refund_candidate`): the charge the request
-names (id or amount), else the most recent duplicate, else, for "my last charge", the latest one.
-The refund step runs after billing, so the approval question can show the amount and charge
-before anything is written.
+names (id or currency amount), else the most recent duplicate, else, for "my last charge", the latest
+one. The refund step runs after billing in the same turn, so the approval question can show the
+amount and charge before anything is written; the candidate names the request it was picked for.
 """
 
 from __future__ import annotations
@@ -35,9 +35,19 @@ REFUND_WINDOW_DAYS = 30
 POLICY = "refund-policy.md"
 
 CHARGE_ID = re.compile(r"\bCH-?(\d{3,})\b", re.I)
+# A currency amount: "$36", "$ 1,250.50", "USD 36", "€36", "36 dollars", "36$", "-$30", "$-30".
+# Never digits inside an identifier (CH-2033, R-7002, C-1004, INV-3034, order #1234, 1e3) or a
+# malformed number ("$1.2.3", "$12,34", "$36abc"): "refund CH-2033 $36" once read as $2,033.
+_NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+)(\.\d{1,2})?(?![\d.,]*\d)(?![\w-])"
+_BEFORE = r"(?<![\w#$.,-])(-\s?)?"
 AMOUNT = re.compile(
-    r"(?:\$|usd\s*|eur\s*|€)\s*(\d{1,7}(?:,\d{3})*(?:\.\d{1,2})?)"
-    r"|(\d{1,7}(?:,\d{3})*(?:\.\d{1,2})?)\s*(?:\$|usd\b|dollars?\b|bucks\b)",
+    _BEFORE
+    + r"(?:\$|\busd\s?|\bus\$\s?|€)\s?(-\s?)?"
+    + _NUMBER
+    + r"|"
+    + _BEFORE
+    + _NUMBER
+    + r"\s?(?:\$(?![\w.,-])|usd\b|dollars?\b|bucks\b)",
     re.I,
 )
 _DUPLICATE_WORDS = re.compile(
@@ -71,11 +81,22 @@ def charge_selector(text: str, charge_id: str | None = None) -> str:
     return "auto"
 
 
+def find_amounts(text: str) -> list[float]:
+    """Every currency amount in the text, in order, in dollars (negative when a minus sign leads)."""
+    return [_amount(m) for m in AMOUNT.finditer(text)]
+
+
 def find_amount(text: str) -> float | None:
+    """The first currency amount in the text (see `AMOUNT`); None when it states none."""
     m = AMOUNT.search(text)
-    if not m:
-        return None
-    return float((m.group(1) or m.group(2)).replace(",", ""))
+    return _amount(m) if m else None
+
+
+def _amount(m: re.Match[str]) -> float:
+    groups = [g for g in m.groups() if g is not None]
+    negative = any(g.strip() == "-" for g in groups)
+    digits = "".join(g for g in groups if g.strip() != "-").replace(",", "")
+    return -float(digits) if negative else float(digits)
 
 
 def load_charges(conn: sqlite3.Connection, customer_id: str) -> list[dict[str, Any]]:
@@ -295,12 +316,18 @@ class Billing(Capability):
         with db.connect() as conn:
             found = resolve_customer(conn, inputs.query, inputs.customer_id)
             if found.customer is None:
-                return {"summary": f"Billing: {identity_request(found, 'look at your charges')}"}
+                # None clears an earlier turn's values: a refund must never act on another request's charge.
+                return {
+                    "billing": None,
+                    "refund_candidate": None,
+                    "summary": f"Billing: {identity_request(found, 'look at your charges')}",
+                }
             customer = found.customer
             charges = load_charges(conn, customer["id"])
             invoices = load_invoices(conn, customer["id"]) if _INVOICE_WORDS.search(inputs.query) else []
         duplicates = find_duplicates(charges)
-        candidate = refund_candidate(customer, charges, duplicates, selector, now)
+        # `query` ties the candidate to this request: the refund step uses it only for the same task.
+        candidate = {**refund_candidate(customer, charges, duplicates, selector, now), "query": inputs.query}
         summary = self._summary(inputs.query, customer, charges, invoices, duplicates, candidate)
         return {
             "billing": {
@@ -374,9 +401,12 @@ def _public(charge: Mapping[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
+    "AMOUNT",
     "REFUND_WINDOW_DAYS",
     "Billing",
     "charge_selector",
+    "find_amount",
+    "find_amounts",
     "find_duplicates",
     "load_charges",
     "pick_charge",

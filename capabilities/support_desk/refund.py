@@ -1,17 +1,24 @@
 """Refund: issue a full refund of one charge, after approval, exactly once.
 
 Order of events for "refund my duplicate charge, I'm jane@acme.io": account (who) -> billing (which
-charge, and may it be refunded: `refund_candidate`) -> the approval node asks a human when the
-amount is above the registry's threshold -> this step writes the refund. Nothing is written before
-approval: a denied step never runs.
+charge, and may it be refunded: `refund_candidate`) -> the router's side-effect policy (the user's
+message must ask for the refund: `side_effects` and `action_verbs` below) -> the approval node asks a
+human when the amount is above the registry's threshold -> this step writes the refund. Nothing is
+written before approval: a denied step never runs.
+
+What a human approves is what happens. The question and the execution use the same candidate:
+billing's pick for this very request (same task text, same customer), and the execution refunds that
+charge only, checking again that it is the customer's, of the same amount, and still refundable.
+When the request cannot be resolved to one checked charge (no candidate for it, a charge or amount
+the request does not name, an amount that is not the charge's), nothing is asked and nothing is
+written: the answer says why. No blanket "refund something to C-1004?" question exists.
 
 Exactly once: a charge has at most one refund (UNIQUE(charge_id)), and each refund row records the
 request that made it (`idempotency_key` = thread, step, turn and charge). A resumed or repeated run finds
 the existing refund and says so instead of refunding again.
 
 The approval check runs inside the router on every decision, so it must not touch the database:
-it reads the amount from billing's candidate, and when there is no usable candidate (an earlier
-turn's candidate for another charge, say) it asks for approval anyway, without an amount.
+it reads billing's candidate.
 """
 
 from __future__ import annotations
@@ -20,20 +27,19 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import model_validator
-
-from capabilities.support_desk.account import identity_request, resolve_customer
+from capabilities.support_desk.account import NEED_IDENTITY, identity_request, resolve_customer
 from capabilities.support_desk.billing import (
+    CHARGE_ID,
     charge_selector,
     citation,
-    find_amount,
+    find_amounts,
     find_duplicates,
     load_charges,
-    pick_charge,
     refund_eligibility,
 )
 from capabilities.support_desk.db import SupportDB, SupportDBs, day, format_time, money, now_utc
 from graph.capability import (
+    REFUND_VERBS,
     Capability,
     CapabilityInputs,
     ClassifierGuide,
@@ -45,43 +51,69 @@ from graph.capability import (
 
 class RefundInputs(CapabilityInputs):
     customer_id: str | None = None
-    """From the account step."""
+    """From the account step of this turn."""
     refund_candidate: dict[str, Any] | None = None
-    """From the billing step: the charge, its amount and whether the policy allows a refund."""
+    """From the billing step of this turn: the charge, its amount and whether the policy allows a refund."""
     charge_id: str | None = None
-    """The charge to refund (from the plan, else from the candidate or the request)."""
+    """A charge the plan names; taken only when the request names it too."""
     amount: float | None = None
-    """Dollars. The approval policy compares it with its threshold; None means not known yet."""
+    """Dollars the plan names; taken only when the request states that amount too."""
     reason: str | None = None
-
-    @model_validator(mode="after")
-    def _from_candidate(self) -> RefundInputs:
-        """Take charge and amount from billing's candidate when it is about this request."""
-        if self.candidate is not None:
-            self.charge_id = self.charge_id or self.candidate["charge_id"]
-            if self.amount is None:
-                self.amount = float(self.candidate["amount"])
-        elif self.amount is None:
-            self.amount = find_amount(self.query)
-        return self
 
     @property
     def selector(self) -> str:
         return charge_selector(self.query, self.charge_id)
 
     @property
+    def stated_amounts(self) -> list[float]:
+        """Currency amounts the request states (never digits of an id such as CH-2033)."""
+        return find_amounts(self.query)
+
+    @property
     def candidate(self) -> dict[str, Any] | None:
-        """Billing's candidate if it was picked for the same charge request and customer, else None."""
+        """Billing's candidate if it was picked for this request (same task, charge and customer)."""
         cand = self.refund_candidate
-        if not cand or not cand.get("charge_id"):
+        if not cand or cand.get("query") != self.query or cand.get("selector") != self.selector:
             return None
-        if cand.get("selector") != charge_selector(self.query, self.charge_id) and not (
-            self.charge_id and self.charge_id.upper() == cand["charge_id"]
-        ):
-            return None
-        if self.customer_id and cand.get("customer_id") != self.customer_id:
+        if not self.customer_id or cand.get("customer_id") != self.customer_id:
             return None
         return cand
+
+    def check(self) -> tuple[str, str] | None:
+        """(status, why) when this request cannot refund anything, known without the database; None
+        when it can refund exactly `candidate`."""
+        if not self.customer_id:
+            return "needs_identity", f"to find the charge, {NEED_IDENTITY}"
+        named = {f"CH-{n}" for n in CHARGE_ID.findall(self.query)}
+        if self.charge_id and charge_selector("", self.charge_id).partition(":")[2] not in named:
+            return "not_named", f"the plan names charge {self.charge_id!r}, which the request does not name"
+        stated = self.stated_amounts
+        if self.amount is not None and round(self.amount * 100) not in {round(a * 100) for a in stated}:
+            return "not_named", f"the plan names ${self.amount:,.2f}, an amount the request does not state"
+        cand = self.candidate
+        if cand is None:
+            return (
+                "not_checked",
+                "the charge was not looked up for this request, so there is nothing checked to refund; "
+                "ask again naming the charge id or its amount",
+            )
+        if not cand.get("charge_id"):
+            return "no_charge", f"{cand['reason']}. Name the charge id or its amount"
+        if not cand["eligible"]:
+            return (
+                "not_eligible",
+                f"{cand['charge_id']} ({money(cand['amount_cents'])} on {day(cand['charged_at'])}) is not "
+                f"refundable: {cand['reason']} {cand['citation']}",
+            )
+        asked = {round(a * 100) for a in ([self.amount] if self.amount is not None else stated)}
+        if asked and asked != {cand["amount_cents"]}:
+            said = ", ".join(f"${c / 100:,.2f}" for c in sorted(asked))
+            return (
+                "amount_mismatch",
+                f"{cand['charge_id']} is {money(cand['amount_cents'])}, not the {said} the request names; "
+                "ask again with the charge's amount or id",
+            )
+        return None
 
 
 class Refund(Capability):
@@ -89,6 +121,8 @@ class Refund(Capability):
     description = "Issue a full refund of a charge (a duplicate charge, or one named by id or amount)."
     provides = ("refund",)
     requires = ("customer_id", "refund_candidate")
+    side_effects = True
+    action_verbs = REFUND_VERBS
     Inputs = RefundInputs
     classifier_guide = ClassifierGuide(
         instructions=(
@@ -129,46 +163,49 @@ class Refund(Capability):
         self.db = SupportDBs(self.options.get("db"), seed=bool(self.options.get("seed", True)))
 
     def needs_approval(self, inputs: CapabilityInputs, policy: Mapping[str, Any]) -> str | None:
-        """Ask before refunding more than the threshold; when the amount is not known yet, ask anyway.
+        """Ask before refunding more than the threshold, naming exactly what will be refunded.
 
-        No question when the step will refund nothing: no customer known yet (it asks who they are)
-        or a candidate the policy refuses.
+        The amount compared is the checked charge's (what would be refunded), never one the request
+        or a plan states. No question when the step will refund nothing (`RefundInputs.check`): the
+        execution then writes nothing and the answer says why.
         """
         assert isinstance(inputs, RefundInputs)
         mode = policy.get("mode", "never")
-        if mode == "never" or not inputs.customer_id:
+        if mode == "never" or inputs.check() is not None:
             return None
         cand = inputs.candidate
-        if cand is not None and not cand["eligible"]:
+        assert cand is not None  # check() passed
+        threshold_cents = round(float(policy.get("threshold", 0)) * 100)
+        if mode == "above" and 0 < cand["amount_cents"] <= threshold_cents:
             return None
-        threshold = float(policy.get("threshold", 0))
-        if mode == "above" and inputs.amount is not None and inputs.amount <= threshold:
-            return None
-        if cand is not None:
-            what = "duplicate charge" if cand.get("duplicate_of") else "charge"
-            return (
-                f"Refund {money(cand['amount_cents'])} to {cand['customer_name']} ({cand['customer_id']}) "
-                f"for {what} {cand['charge_id']} of {day(cand['charged_at'])}? Policy: {cand['reason']}."
-            )
-        amount = f"${inputs.amount:,.2f}" if inputs.amount is not None else "an amount not checked yet"
-        return f"Refund {amount} to {inputs.customer_id} for {inputs.query!r}? The charge was not looked up before asking."
+        what = "duplicate charge" if cand.get("duplicate_of") else "charge"
+        return (
+            f"Refund {money(cand['amount_cents'])} to {cand['customer_name']} ({cand['customer_id']}) "
+            f"for {what} {cand['charge_id']} of {day(cand['charged_at'])}? Policy: {cand['reason']}."
+        )
 
     async def execute(self, inputs: RefundInputs, ctx: RunContext) -> dict[str, Any]:
         return await self.blocking(self.refund, self.db.at(ctx.data_dir), inputs, ctx)
 
     def refund(self, db: SupportDB, inputs: RefundInputs, ctx: RunContext) -> dict[str, Any]:
+        """Refund the checked candidate's charge, after checking it again in the write transaction."""
+        if (problem := inputs.check()) is not None:
+            status, why = problem
+            return _outcome(status, f"No refund made: {why}.")
+        cand = inputs.candidate
+        assert cand is not None
         now = now_utc()
         # BEGIN IMMEDIATE: two refunds of the same charge at once are serialised, and the second
         # finds the first (the UNIQUE constraint would stop it anyway).
         with db.transaction() as conn:
-            # Only the customer the approval question named (the account step's customer_id).
+            # Only the customer the approval question named (this turn's account step).
             found = resolve_customer(conn, inputs.query, inputs.customer_id)
-            if found.customer is None or not inputs.customer_id:
+            if found.customer is None:
                 return _outcome(
                     "needs_identity", f"No refund made: {identity_request(found, 'find the charge')}"
                 )
             customer = found.customer
-            if customer["id"] != inputs.customer_id:
+            if customer["id"] != inputs.customer_id or customer["id"] != cand["customer_id"]:
                 return _outcome(
                     "customer_mismatch",
                     f"No refund made: this request names {customer['name']} ({customer['id']}), but the "
@@ -176,24 +213,16 @@ class Refund(Capability):
                 )
             charges = load_charges(conn, customer["id"])
             duplicates = find_duplicates(charges)
-            charge = pick_charge(charges, duplicates, inputs.selector)
+            charge = next((c for c in charges if c["id"] == cand["charge_id"]), None)
             if charge is None:
-                recent = ", ".join(f"{c['id']} {money(c['amount_cents'])}" for c in charges[:3]) or "none"
-                kind, _, value = inputs.selector.partition(":")
-                missing = {
-                    "charge": f"there is no charge {value} on this account",
-                    "amount": f"there is no charge of ${value} on this account",
-                }.get(kind, "no charge was named and there is no duplicate charge")
                 return _outcome(
-                    "no_charge",
-                    f"No refund made for {customer['name']}: {missing}. Recent charges: {recent}. "
-                    "Name the charge id or its amount.",
+                    "no_charge", f"No refund made: there is no charge {cand['charge_id']} on this account."
                 )
-            if inputs.amount is not None and round(inputs.amount * 100) != charge["amount_cents"]:
+            if charge["amount_cents"] != cand["amount_cents"]:
                 return _outcome(
                     "amount_mismatch",
                     f"No refund made: {charge['id']} is {money(charge['amount_cents'])}, not the "
-                    f"${inputs.amount:,.2f} that was checked for approval.",
+                    f"{money(cand['amount_cents'])} that was checked for approval.",
                     charge_id=charge["id"],
                 )
             key = request_key(ctx, charge["id"])

@@ -7,8 +7,10 @@ capability (the registry loads them by import path).
 from graph.capability.base import Capability, CapabilityInputs, JSONValue, RunContext
 from graph.capability.guides import ClassifierGuide, GuideExample, OrchestratorGuide
 from graph.errors import MissingInput, NotApplicable
+from graph.intent import REFUND_VERBS
 
-__all__ = [
+# Plainly sorted, as tests/test_public_api.py checks (isort style would put the constant first).
+__all__ = [  # noqa: RUF022
     "Capability",
     "CapabilityInputs",
     "ClassifierGuide",
@@ -17,5 +19,6 @@ __all__ = [
     "MissingInput",
     "NotApplicable",
     "OrchestratorGuide",
+    "REFUND_VERBS",
     "RunContext",
 ]

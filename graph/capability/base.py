@@ -1,8 +1,20 @@
-"""The Capability base class: one subclass and a few lines of registry.yaml add a capability."""
+"""The Capability base class: one subclass and a few lines of registry.yaml add a capability.
+
+Besides the class, the execute contract's run-time helpers live here: `DAEMON_THREADS` (the
+default executor of the event loops the framework creates, whose threads nothing waits for),
+`json_problem` (what the runner checks a capability's output with) and `to_json` (strict JSON for
+whoever prints a state).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
+import contextvars
+import json
+import math
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -12,11 +24,179 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from graph.capability.guides import ClassifierGuide, OrchestratorGuide
-from graph.errors import ErrorSeverity, MissingInput, RoutegraphError
+from graph.errors import CriticalError, ErrorSeverity, MissingInput, RoutegraphError
 
 T = TypeVar("T")
 JSONValue = Any
 """A JSON-serialisable value (the state is checkpointed and shown in Studio)."""
+
+
+LOOP_CLOSING = threading.Lock()
+"""Held while the framework closes one of its event loops (`nodes.base.close_loop`), and while a
+`DAEMON_THREADS` result is handed to a loop: the hand-over then sees the loop either open or
+closed, never half-closed (a wake-up written to a closing loop's socket is SIGPIPE, which kills
+a process that does not ignore it, as `routegraph ask` does not)."""
+
+
+class _QuietFuture(concurrent.futures.Future[T]):
+    """A future whose done-callbacks may find their event loop closed, and say nothing.
+
+    asyncio chains a loop future to it (`run_in_executor`); when the caller gave up (a step's
+    deadline) and its loop is closed, the late result has nowhere to go: that is expected, and
+    `concurrent.futures` would otherwise log a traceback for it.
+    """
+
+    def add_done_callback(self, fn: Callable[[concurrent.futures.Future[T]], object]) -> None:
+        def call(future: concurrent.futures.Future[T]) -> None:
+            # "Event loop is closed": the waiter is gone.
+            with LOOP_CLOSING, contextlib.suppress(RuntimeError):
+                fn(future)
+
+        super().add_done_callback(call)
+
+
+class DaemonThreads(concurrent.futures.ThreadPoolExecutor):
+    """Runs every call on a new daemon thread, and never waits for one.
+
+    `asyncio.to_thread` uses a `ThreadPoolExecutor`, whose threads are joined when the event loop
+    closes (`asyncio.run`) and again when the interpreter exits: a call blocked for 30 s holds up
+    both, even after the step that made it has timed out. A daemon thread nothing joins lets a
+    timed-out step be abandoned and a process exit promptly. A thread per call costs about 0.1 ms.
+    (A `ThreadPoolExecutor` subclass only because `loop.set_default_executor` accepts no other.)
+    `run_blocking` (`Capability.blocking`) does the same without an executor.
+    """
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
+        future: _QuietFuture[T] = _QuietFuture()
+
+        def work() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:  # delivered to the caller, whatever it is
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+        name = getattr(fn, "__qualname__", None) or type(fn).__name__
+        threading.Thread(target=work, name=f"routegraph-blocking:{name}", daemon=True).start()
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Nothing to wait for: a call still running belongs to a caller that gave up on it."""
+
+
+DAEMON_THREADS = DaemonThreads()
+"""The default executor (`asyncio.to_thread`, `run_in_executor(None, ...)`) of the event loops the
+framework creates (a capability's own loop, a node's loop in a sync run)."""
+
+
+class ContractViolation(CriticalError):
+    """A capability (or node) broke its contract: a non-JSON output, a sync `execute`. CRITICAL:
+    running it again gives the same answer."""
+
+
+def json_problem(value: object) -> str | None:
+    """Why `value` is not a JSON object (a dict with str keys, strict JSON values), or None.
+
+    Strict: NaN and Infinity are not JSON, and an integer must fit the checkpoint's 64 bits
+    (msgpack): checkpoints, Studio and `ask --json` must be able to hold the value.
+    """
+    if not isinstance(value, dict):
+        return f"returned {describe_value(value)}"
+    if bad := [k for k in value if not isinstance(k, str)]:
+        return f"returned a dict with a {type(bad[0]).__name__} key {bad[0]!r}"
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return f"returned a value that is not JSON: {exc}"
+    if (big := _huge_int(value)) is not None:
+        return f"returned an integer a checkpoint cannot hold (more than 64 bits): {str(big)[:20]}..."
+    return None
+
+
+_INT_RANGE = range(-(2**63), 2**64)
+
+
+def _huge_int(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None if value in _INT_RANGE else value
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        return next((big for item in value if (big := _huge_int(item)) is not None), None)
+    return None
+
+
+def describe_value(value: object) -> str:
+    """`None`, or the type and a short repr: how an error message names a value it did not want."""
+    if value is None:
+        return "None"
+    text = repr(value)
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    return f"a {type(value).__name__} ({shown})"
+
+
+def to_json(value: object, **kwargs: Any) -> str:
+    """`value` as strict JSON text: NaN and Infinity become null, anything else unknown its str().
+
+    For printing a state or report (`ask --json`): `json.dumps` would write bare NaN/Infinity,
+    which JSON parsers other than Python's reject.
+    """
+    kwargs.setdefault("ensure_ascii", False)
+    return json.dumps(_finite(value), allow_nan=False, default=str, **kwargs)
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+async def run_blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run blocking code on a daemon thread and await its result, in the caller's context.
+
+    Not `asyncio.to_thread`: its pool's threads are joined at loop and interpreter shutdown, so
+    a call that hangs would hold up the end of the run (and the CLI's exit) after the step or node
+    that made it had already timed out. The result is handed over under a lock, and only while
+    the caller still waits: a loop that is closing is never woken (see `LOOP_CLOSING`).
+    """
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()
+    lock = threading.Lock()
+    waiting = [True]
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if answer.done():
+            return
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(result)  # type: ignore[arg-type]
+
+    def work() -> None:
+        result, error = None, None
+        try:
+            result = context.run(fn, *args, **kwargs)
+        except BaseException as exc:  # delivered to the caller, whatever it is
+            error = exc
+        with lock:
+            if waiting[0]:
+                loop.call_soon_threadsafe(settle, result, error)
+
+    name = getattr(fn, "__qualname__", None) or type(fn).__name__
+    threading.Thread(target=work, name=f"routegraph-blocking:{name}", daemon=True).start()
+    try:
+        return await answer
+    finally:
+        with lock:
+            waiting[0] = False
 
 
 class CapabilityInputs(BaseModel):
@@ -64,6 +244,15 @@ class Capability(ABC):
     """Added to every classification without scoring (respond, clarify)."""
     terminal: ClassVar[bool] = False
     """Ends a plan (respond, clarify); executed by its own node, not the step runner."""
+    side_effects: ClassVar[bool] = False
+    """It changes something outside the conversation (moves money, sends, deletes). Its steps then
+    run only when the user's latest message explicitly asks for the action (see `graph.intent`): a
+    question asks a human to confirm first, a negated or information-only request skips the step.
+    registry.yaml's `side_effects: true` declares it for a class that does not."""
+    action_verbs: ClassVar[tuple[str, ...]] = ()
+    """The words that ask for the action ("refund", "money back"...: `REFUND_VERBS`): what the side-effect
+    policy looks for in the user's message. Needed when `side_effects` is set; registry.yaml's
+    `action_verbs` replaces them."""
     classifier_guide: ClassVar[ClassifierGuide | None] = None
     orchestrator_guide: ClassVar[OrchestratorGuide | None] = None
     Inputs: ClassVar[type[CapabilityInputs]] = CapabilityInputs
@@ -90,16 +279,26 @@ class Capability(ABC):
 
     @abstractmethod
     async def execute(self, inputs: Any, ctx: RunContext) -> dict[str, JSONValue]:
-        """Do the work; return JSON-serialisable output, keyed by what the capability provides.
+        """Do the work; return a JSON object (a dict with str keys and JSON values, no NaN),
+        keyed by what the capability provides.
 
-        It runs on the graph's event loop: do blocking work (files, sqlite3, CPU-heavy code)
-        through `await self.blocking(fn, ...)`, as the LangGraph server rejects blocking calls.
+        The contract, checked by `routegraph validate` where it can be (an `async def`, the class's
+        `name` equal to its registry entry's) and by the runner where it cannot (the output):
+        a violation fails the step with a message naming the capability.
+
+        Each call runs on an event loop of its own, in a daemon thread the runner abandons when
+        the step's `timeout` (or the turn's `max_seconds`) runs out: the step is then recorded
+        as timed out and whatever the call produces later is dropped. Do not keep loop-bound
+        objects (an async client, say) across calls. Do blocking work (files, sqlite3, CPU-heavy
+        code) through `await self.blocking(fn, ...)`: the LangGraph dev server rejects blocking
+        calls on an event loop. Side effects must be idempotent by `ctx.step_id`: an abandoned
+        call may still finish its work, and the step is retried.
         """
 
     @staticmethod
     async def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run blocking code on a worker thread, keeping the event loop free."""
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        """Run blocking code on a daemon thread, keeping the event loop free (`run_blocking`)."""
+        return await run_blocking(fn, *args, **kwargs)
 
     def summarize(self, output: Mapping[str, JSONValue]) -> str:
         """One or two sentences for the offline template answer."""
@@ -108,7 +307,10 @@ class Capability(ABC):
     def needs_approval(self, inputs: CapabilityInputs, policy: Mapping[str, JSONValue]) -> str | None:
         """The question to put to a human, or None when the step may run unattended.
 
-        `policy` is the capability's `approval` block from registry.yaml.
+        `policy` is the capability's `approval` block from registry.yaml. The question must describe
+        what the execution will do with these same inputs: a human approves exactly that. In mode
+        `above` a value that is missing or not a number asks too (an unknown amount is not a small
+        one), and so does a negative one beyond the threshold.
         """
         mode = policy.get("mode", "never")
         if mode == "always":
@@ -117,7 +319,9 @@ class Capability(ABC):
             field_name = str(policy.get("field", "amount"))
             value = getattr(inputs, field_name, None)
             threshold = float(policy.get("threshold", 0))
-            if isinstance(value, int | float) and value > threshold:
+            if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+                return f"Run {self.name} for: {inputs.query!r}? ({field_name} is not known before it runs)"
+            if abs(value) > threshold:  # a negative amount moves money too
                 return f"Run {self.name} with {field_name}={value} (above {threshold:g})?"
         return None
 

@@ -27,6 +27,8 @@ class Limits(BaseModel):
     """Wall-clock seconds for one turn."""
     max_llm_calls: int = Field(default=12, ge=0)
     """Chat-model calls in one turn, all roles together."""
+    max_request_chars: int = Field(default=8000, ge=1)
+    """Characters of one user message; a longer one ends the turn at intake (`input_too_long`)."""
     retry_initial_delay: float = Field(default=0.2, ge=0)
     """Seconds before the first retry of a node; doubles each retry, with jitter."""
     retry_max_delay: float = Field(default=5.0, ge=0)

@@ -21,7 +21,7 @@ from graph.capability.guides import ClassifierGuide, OrchestratorGuide
 from graph.config.limits import Limits
 from graph.config.messages import pydantic_problems
 from graph.config.schema import ApprovalPolicy, CapabilitySpec, PolicyConfig, RegistryFile
-from graph.config.yaml_source import LineMap, Problem, format_path, load_yaml
+from graph.config.yaml_source import MAX_TEXT_CHARS, LineMap, Problem, format_path, load_yaml
 from graph.errors import RegistryError
 from graph.retry import RetryPolicy
 
@@ -50,6 +50,10 @@ class CapabilityInfo:
     approval: ApprovalPolicy
     timeout: float
     retry: RetryPolicy
+    side_effects: bool = False
+    """Steps run only on an explicit instruction (the router's side-effect policy, `graph.intent`)."""
+    action_verbs: tuple[str, ...] = ()
+    """The words that ask for the action, for `side_effect_intent`."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,12 @@ class Registry:
         """Load and validate a registry file; raise `RegistryError` listing every problem."""
         file = Path(path) if path is not None else default_registry()
         try:
-            text = file.read_text(encoding="utf-8")
+            with file.open("rb") as handle:  # at most one byte past the limit: /dev/zero ends too
+                data = handle.read(MAX_TEXT_CHARS + 1)
+            if len(data) > MAX_TEXT_CHARS:
+                message = f"the file is too large (more than {MAX_TEXT_CHARS:,} bytes; a registry is a few kilobytes)"
+                raise RegistryError([Problem(str(file), None, "", message)])
+            text = data.decode("utf-8")
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise RegistryError([Problem(str(file), None, "", f"cannot read the file: {reason}")]) from None
@@ -239,6 +248,14 @@ def _resolve(
             problem(("capabilities", i, "options"), f"{entry.class_path} rejected its options: {exc}")
             unresolved.append(entry)
             continue
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt: the constructor, not the user
+            problem(("capabilities", i, "options"), f"{entry.class_path} failed to start: {_raised(exc)}")
+            unresolved.append(entry)
+            continue
+        if instance.name != entry.name:
+            # One class may serve two entries (other options, another approval policy): the
+            # instance answers to its entry's name, so its messages and questions name the step.
+            vars(instance)["name"] = entry.name
         infos[entry.name] = _info(entry, instance, limits)
 
     def may_provide(key: str) -> bool:
@@ -260,6 +277,20 @@ def _resolve(
                     " so add classifier_guide.examples here with at least one (result: true)"
                 )
             problem(("capabilities", i, "classifier_guide", "examples"), message)
+        if info.side_effects:
+            entry = next(e for j, e in entries if j == i)
+            if entry.side_effects is False:
+                problem(
+                    ("capabilities", i, "side_effects"),
+                    f"{entry.class_path} declares side effects; side_effects: false cannot turn the "
+                    "side-effect policy off (remove the line)",
+                )
+            if not any(v.strip() for v in info.action_verbs):
+                problem(
+                    ("capabilities", i, "action_verbs" if entry.action_verbs is not None else "side_effects"),
+                    "a capability with side effects needs action_verbs: the words that ask for the action "
+                    "(e.g. [refund, money back]); without them no request could ever run it",
+                )
         for j, key in enumerate(info.requires):
             if any(key in other.provides for other in infos.values() if other.name != name):
                 continue
@@ -286,6 +317,12 @@ def _resolve(
 
 
 def _import_class(path: str) -> type[Capability] | str:
+    """The capability class at `path`, or why it cannot be used (a registry problem).
+
+    Importing runs the module's code: whatever it raises, `SystemExit` and `KeyboardInterrupt`
+    included (a module calling `sys.exit()` would otherwise end `routegraph validate` with no
+    word), is reported as a problem of the entry.
+    """
     module_name, _, attr = path.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -293,8 +330,8 @@ def _import_class(path: str) -> type[Capability] | str:
         if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
             return f"cannot import {path}: no module named {exc.name!r}"
         return f"cannot import {path}: importing module {module_name!r} failed: {exc}"
-    except Exception as exc:
-        return f"cannot import {path}: importing module {module_name!r} failed: {type(exc).__name__}: {exc}"
+    except BaseException as exc:
+        return f"cannot import {path}: importing module {module_name!r} failed: {_raised(exc)}"
     if not hasattr(module, attr):
         return f"cannot import {path}: module {module_name!r} has no attribute {attr!r}"
     cls = getattr(module, attr)
@@ -303,7 +340,19 @@ def _import_class(path: str) -> type[Capability] | str:
     if inspect.isabstract(cls):
         missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
         return f"{path} is abstract: it does not implement {missing}"
+    if not inspect.iscoroutinefunction(cls.execute):
+        return (
+            f"{path}.execute is not a coroutine function: declare it `async def execute(self, inputs, ctx)`"
+        )
     return cls
+
+
+def _raised(exc: BaseException) -> str:
+    """What a module or constructor raised, as a problem says it (`it called sys.exit(0)`)."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _info(entry: CapabilitySpec, instance: Capability, limits: Limits) -> CapabilityInfo:
@@ -323,6 +372,9 @@ def _info(entry: CapabilitySpec, instance: Capability, limits: Limits) -> Capabi
         approval=entry.approval,
         timeout=entry.timeout,
         retry=retry,
+        # A class that declares side effects keeps them: `side_effects: false` is reported, not applied.
+        side_effects=bool(entry.side_effects) or cls.side_effects,
+        action_verbs=tuple(entry.action_verbs if entry.action_verbs is not None else cls.action_verbs),
     )
 
 

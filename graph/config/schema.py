@@ -243,8 +243,14 @@ class ApprovalPolicy(_Strict):
     """Input field compared with `threshold` in mode `above`."""
     threshold: Number = 0.0
     timeout_seconds: Number | None = Field(default=None, gt=0)
-    """After this long without an answer the step is treated per `on_timeout`."""
+    """Seconds a human has to answer. An answer that comes later (any resume of the run: a yes, a no,
+    or a scheduler resuming with anything) resolves the step per `on_timeout` instead, and the
+    turn's notes say so (`approval_timeout: ...`). None: no limit. The wait never counts against
+    `limits.max_seconds`: waiting for a human is not work."""
     on_timeout: Literal["deny", "approve"] = "deny"
+    """What an answer after `timeout_seconds` becomes. `approve` applies only to a step the user
+    explicitly asked for: a confirmation question (the user only asked about a side effect) that
+    times out is always denied."""
 
 
 class RetryOverride(_Strict):
@@ -267,6 +273,14 @@ class CapabilitySpec(_Strict):
     classifier_guide: ClassifierGuide | None = None
     orchestrator_guide: OrchestratorGuide | None = None
     approval: ApprovalPolicy = ApprovalPolicy()
+    side_effects: Flag | None = None
+    """The capability changes something outside the conversation (a refund moves money): its steps run
+    only when the user's latest message explicitly asks for the action; a question asks a human to
+    confirm, a negated or information-only request skips the step (`graph.intent`). Unset: the
+    class's `side_effects`. A class that declares side effects cannot be set to false here."""
+    action_verbs: list[Annotated[str, Field(min_length=1)]] | None = None
+    """The words that ask for the action (e.g. [refund, money back, reimburse]), replacing the class's
+    `action_verbs`. A capability with side effects needs at least one."""
     timeout: Number = Field(default=30.0, gt=0)
     """Seconds one attempt of a step may take."""
     retry: RetryOverride | None = None

@@ -3,20 +3,23 @@
 `Settings.from_env()` is the one reader of the environment, called by the entry points (the CLI,
 graph/app.py for the LangGraph server); everything else is given a `Settings` and never looks at
 `os.environ`, so two graphs with different settings live in one process and tests need no
-environment patching. Secrets (API keys, a database password) never appear in a repr or a dump.
+environment patching. Secrets (API keys, a database password) never appear in a repr or a dump, and
+`Settings.redactor()` masks them (and every secret shape, graph/redact.py) wherever they would be
+shown or stored.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer
 
 from graph.config.schema import ModelsConfig
+from graph.redact import Redactor, url_secrets
 
 LLMSwitch = Literal["auto", "on", "off"]
 """`auto` follows registry.yaml's `models.enabled`; `on` / `off` force chat models on or off."""
@@ -40,9 +43,27 @@ def is_key_variable(name: str) -> bool:
 
 
 def redact_url(url: str) -> str:
-    """The URL (or libpq `key=value` string) with its password masked, for reprs and dumps."""
-    url = re.sub(r"(://[^:/@]*:)[^/?#]*@", r"\1***@", url)
-    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", url)
+    """The URL (or libpq `key=value` string) with its password masked, malformed URLs too."""
+    return _redactor(frozenset(url_secrets(url))).redact(url)
+
+
+NOT_SECRETS = frozenset({"true", "false", "none", "null", "yes", "no", "on", "off", "empty", "not-needed"})
+"""Values of `_KEY` / `_TOKEN` variables that are flags or placeholders, not keys: masking every
+"true" or "EMPTY" (vLLM's usual dummy key) in answers would hide words, not secrets."""
+
+
+@functools.lru_cache(maxsize=32)
+def _redactor(secrets: frozenset[str]) -> Redactor:
+    """One `Redactor` per set of secrets: building one compiles a regex; settings are rebuilt often."""
+    return Redactor(secrets)
+
+
+def _secret_values(keys: Iterable[str], urls: Iterable[str | None]) -> frozenset[str]:
+    found = {key for key in keys if key.strip().lower() not in NOT_SECRETS}
+    for url in urls:
+        if url:
+            found.update(url_secrets(url))
+    return frozenset(found)
 
 
 class Settings(BaseModel):
@@ -67,6 +88,9 @@ class Settings(BaseModel):
     """Embedding and fine-tune caches (`ROUTEGRAPH_CACHE_DIR`); defaults to `data_dir/cache`."""
     llm: LLMSwitch = "auto"
     """Force chat models on or off (`ROUTEGRAPH_LLM`)."""
+    faults: str = ""
+    """A fault plan for testing recovery (`ROUTEGRAPH_FAULTS`, e.g. `classifier:raise_retriable`;
+    see graph/faults.py); empty: no faults."""
     postgres_url: str | None = Field(default=None, repr=False)
     """PostgreSQL URL for checkpoints (`ROUTEGRAPH_POSTGRES_URL`); when set, the default checkpointer
     uses it. Dumped with its password masked; not in the repr."""
@@ -85,6 +109,7 @@ class Settings(BaseModel):
             "cache_dir": _path(env.get("ROUTEGRAPH_CACHE_DIR")),
             "llm": env.get("ROUTEGRAPH_LLM", "auto") or "auto",
             "postgres_url": env.get("ROUTEGRAPH_POSTGRES_URL") or None,
+            "faults": env.get("ROUTEGRAPH_FAULTS", ""),
             "api_keys": {name: value for name, value in env.items() if value and is_key_variable(name)},
         }
         values.update(overrides)
@@ -98,6 +123,13 @@ class Settings(BaseModel):
     @field_serializer("postgres_url")
     def _masked_url(self, url: str | None) -> str | None:
         return redact_url(url) if url else url
+
+    def redactor(self) -> Redactor:
+        """The redaction layer for these settings: every secret shape, plus the exact values this
+        process was given (every API key, the passwords in `postgres_url` and `base_url`, with
+        the fragments a driver echoes), which have no shape to recognise them by."""
+        keys = (secret.get_secret_value() for secret in self.api_keys.values())
+        return _redactor(_secret_values(keys, (self.postgres_url, self.base_url)))
 
     @property
     def cache(self) -> Path:

@@ -1,4 +1,10 @@
-"""YAML with line numbers: a registry error names the file, the line, the field and the problem."""
+"""YAML with line numbers: a registry error names the file, the line, the field and the problem.
+
+A registry is read from a file anyone may hand to `routegraph validate`, so hostile documents are
+refused as problems, quickly, before anything walks them: more than `MAX_TEXT_CHARS` of text,
+nesting deeper than `MAX_DEPTH`, or aliases that expand to more than `MAX_VALUES` values (a "billion
+laughs" document is a few hundred bytes that pydantic would take hours to validate).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,17 @@ from typing import Any
 
 import yaml
 
-from graph.errors import Problem
+from graph.errors import Problem, RegistryError
 
 Path_ = tuple[str | int, ...]
+
+MAX_TEXT_CHARS = 1_048_576
+"""The longest registry accepted, in characters (a real one is a few kilobytes; parsing a megabyte
+of YAML takes PyYAML about two seconds)."""
+MAX_DEPTH = 64
+"""The deepest nesting of mappings and lists accepted (a registry needs about six levels)."""
+MAX_VALUES = 100_000
+"""The most values a document may hold once its aliases are expanded."""
 
 
 def format_path(path: Path_) -> str:
@@ -48,6 +62,9 @@ def load_yaml(text: str, file: str) -> tuple[Any, LineMap, list[Problem]]:
     reported but the data (the last value wins, as in PyYAML) is still returned.
     """
     lines = LineMap()
+    if len(text) > MAX_TEXT_CHARS:
+        message = f"the text is too long: {len(text):,} characters (a registry is at most {MAX_TEXT_CHARS:,})"
+        return None, lines, [Problem(file, None, "", message)]
     last_line = max(1, len(text.splitlines()))
     try:
         loader = yaml.SafeLoader(text)
@@ -58,9 +75,15 @@ def load_yaml(text: str, file: str) -> tuple[Any, LineMap, list[Problem]]:
         node = loader.get_single_node()
         if node is None:
             return None, lines, [Problem(file, 1, "", "the file is empty (expected a mapping of settings)")]
+        _check_size(node, file)
         problems: list[Problem] = []
         _walk(node, (), lines, problems, file, set())
         return loader.construct_document(node), lines, problems
+    except RegistryError as exc:  # refused as a whole by `_check_size`
+        return None, lines, exc.problems
+    except RecursionError:  # PyYAML composes nested collections recursively
+        message = f"invalid YAML: nested too deeply (a registry is at most {MAX_DEPTH} levels deep)"
+        return None, lines, [Problem(file, None, "", message)]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         # A problem found at the end of the stream is reported on the last line of the text.
@@ -70,6 +93,45 @@ def load_yaml(text: str, file: str) -> tuple[Any, LineMap, list[Problem]]:
         return None, lines, [Problem(file, None, "", f"invalid YAML: {exc}")]
     finally:
         loader.dispose()
+
+
+def _check_size(root: yaml.Node, file: str) -> None:
+    """Raise `RegistryError` when the document nests deeper than `MAX_DEPTH`, holds more than
+    `MAX_VALUES` values with its aliases expanded (each shared node is counted once per use, and
+    sized once: linear in the document's own size), or holds itself through an alias."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def refuse(node: yaml.Node, message: str) -> RegistryError:
+        return RegistryError([Problem(file, node.start_mark.line + 1, "", message)])
+
+    def size(node: yaml.Node, depth: int) -> int:
+        if not isinstance(node, yaml.CollectionNode):
+            return 1
+        if id(node) in open_nodes:
+            raise refuse(node, "an alias (`*name`) refers to a collection that contains it")
+        if depth > MAX_DEPTH:
+            raise refuse(node, f"nested more than {MAX_DEPTH} levels deep")
+        if id(node) in sizes:
+            return sizes[id(node)]
+        open_nodes.add(id(node))
+        children: list[yaml.Node] = (
+            [part for pair in node.value for part in pair]
+            if isinstance(node, yaml.MappingNode)
+            else list(node.value)
+        )
+        total = 1 + sum(size(child, depth + 1) for child in children)
+        if total > MAX_VALUES:
+            raise refuse(
+                node,
+                f"this holds more than {MAX_VALUES:,} values, counting every use of an alias (`*name`) "
+                "in full: refused (a whole registry holds a few hundred)",
+            )
+        open_nodes.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    size(root, 1)
 
 
 def _describe(exc: yaml.MarkedYAMLError, line: int | None) -> str:

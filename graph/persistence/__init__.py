@@ -4,6 +4,13 @@ SQLite (sqlite.py) is embedded: one file, one machine. PostgreSQL (postgres.py, 
 extra) is shared by every process and machine that uses the database; `connect_postgres` imports it
 on first use, so a process without `ROUTEGRAPH_POSTGRES_URL` never loads psycopg. Both build on
 common.py and neither imports the other: this module is the one place that chooses.
+
+Concurrent turns on one thread are serialised by locks.py (`thread_lock`, `serialise_threads`),
+next to the checkpoints they protect.
+
+Every saver made here writes through `RedactingSerializer` (common.py) with the settings' redactor:
+no configured secret (API key, database password) reaches a checkpoint. A saver passed in is used as
+given, with its own serializer.
 """
 
 from __future__ import annotations
@@ -16,7 +23,26 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from graph.errors import CheckpointerError
 from graph.persistence import sqlite
-from graph.persistence.common import URL_EXAMPLE, URL_VARIABLE
+from graph.persistence.common import URL_EXAMPLE, URL_VARIABLE, RedactingSerializer
+from graph.persistence.locks import (
+    DEFAULT_TURN_WAIT,
+    athread_lock,
+    check_thread_id,
+    serialise_threads,
+    thread_lock,
+)
+
+__all__ = [
+    "DEFAULT_TURN_WAIT",
+    "CheckpointerOption",
+    "RedactingSerializer",
+    "athread_lock",
+    "check_thread_id",
+    "connect_postgres",
+    "resolve_checkpointer",
+    "serialise_threads",
+    "thread_lock",
+]
 
 if TYPE_CHECKING:
     from graph.config.settings import Settings
@@ -36,8 +62,9 @@ def resolve_checkpointer(option: CheckpointerOption, settings: Settings) -> Base
     """
     if isinstance(option, BaseCheckpointSaver):
         return option
+    serde = RedactingSerializer(settings.redactor())
     if option == "memory":
-        return InMemorySaver()
+        return InMemorySaver(serde=serde)
     if option == "none":
         return None
     if option == "auto":
@@ -47,15 +74,17 @@ def resolve_checkpointer(option: CheckpointerOption, settings: Settings) -> Base
             raise CheckpointerError(
                 f'checkpointer="postgres" needs a PostgreSQL URL: set {URL_VARIABLE} (e.g. {URL_EXAMPLE})'
             )
-        return connect_postgres(settings.postgres_url)
+        return connect_postgres(settings.postgres_url, serde=serde)
     if option != "sqlite":
         raise CheckpointerError(
             f"unknown checkpointer {option!r}: auto, sqlite, postgres, memory, none or a saver"
         )
-    return sqlite.connect(Path(settings.checkpoint_file))
+    return sqlite.connect(Path(settings.checkpoint_file), serde=serde)
 
 
-def connect_postgres(url: str, *, timeout: float = 10.0) -> BaseCheckpointSaver[str]:
+def connect_postgres(
+    url: str, *, timeout: float = 10.0, serde: RedactingSerializer | None = None
+) -> BaseCheckpointSaver[str]:
     """A ready Postgres checkpointer on `url` (graph/persistence/postgres.py): tables created, connections pooled.
 
     Raises:
@@ -67,6 +96,6 @@ def connect_postgres(url: str, *, timeout: float = 10.0) -> BaseCheckpointSaver[
     except ImportError:
         raise CheckpointerError(
             f"{URL_VARIABLE} is set but the PostgreSQL checkpointer is not installed: "
-            "pip install 'routegraph[postgres]'"
+            "pip install 'routegraph[postgres]' (in a checkout: ROUTEGRAPH_EXTRAS=postgres ./scripts/setup)"
         ) from None
-    return connect(url, timeout=timeout)
+    return connect(url, timeout=timeout, serde=serde)

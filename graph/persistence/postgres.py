@@ -2,23 +2,35 @@
 
 `graph.persistence.connect_postgres(url)` is the way in: it imports this module on first use, so a
 process without `ROUTEGRAPH_POSTGRES_URL` never loads psycopg.
+
+Every message built from a driver error goes through `url_redactor(url)`: libpq quotes pieces of a
+malformed URL's password bare (`could not translate host name "ss@localhost"`), which no shape rule
+can see; the redactor knows them by value.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import psycopg
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import CheckpointTuple
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointTuple
 from langgraph.checkpoint.postgres import PostgresSaver
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
 from graph.errors import CheckpointerError
-from graph.persistence.common import URL_EXAMPLE, URL_VARIABLE, ThreadedAsyncSaver, one_line, redact
+from graph.persistence.common import (
+    URL_EXAMPLE,
+    URL_VARIABLE,
+    RedactingSerializer,
+    ThreadedAsyncSaver,
+    one_line,
+    url_redactor,
+)
 
 # The pool logs every failed reconnection attempt; without logging configured, Python would print
 # each one on stderr. The error that ends the wait is raised (and the CLI prints it on one line).
@@ -27,6 +39,27 @@ logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 
 class PostgresCheckpointer(ThreadedAsyncSaver, PostgresSaver):
     """LangGraph's Postgres saver with async methods; `connect_postgres(url)` builds one."""
+
+    url: str = ""
+    """The database URL (`connect` sets it): graph/persistence/locks.py opens its own session on it
+    to hold a thread's advisory lock for a turn."""
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """LangGraph's `put`, with string channels redacted too: PostgresSaver stores them inline
+        in the checkpoint row, without the serializer."""
+        serde = self.serde
+        if isinstance(serde, RedactingSerializer) and serde.secrets:
+            values = checkpoint["channel_values"]
+            clean = {k: serde.redact_text(v) if isinstance(v, str) else v for k, v in values.items()}
+            if any(clean[k] is not values[k] for k in values):
+                checkpoint = {**checkpoint, "channel_values": clean}
+        return super().put(config, checkpoint, metadata, new_versions)
 
     def latest_threads(self, limit: int) -> list[CheckpointTuple]:
         """The newest root checkpoint of the `limit` most recently updated threads, newest first."""
@@ -56,43 +89,60 @@ class PostgresCheckpointer(ThreadedAsyncSaver, PostgresSaver):
             self.conn.close()
 
 
-def connect(url: str, *, timeout: float = 10.0) -> PostgresCheckpointer:
+def connect(
+    url: str, *, timeout: float = 10.0, serde: RedactingSerializer | None = None
+) -> PostgresCheckpointer:
     """A ready Postgres checkpointer on `url`: tables created, connections pooled.
 
     Raises:
         CheckpointerError: the extra is not installed, the URL is malformed, the server cannot be
-            reached or refuses us, or the tables cannot be created.
+            reached or refuses us, or the tables cannot be created. Its message never holds the
+            password, nor any piece of it the driver quoted, and it is raised outside the driver's
+            exception, so no `__context__` carries the driver's message either.
     """
+    mask = url_redactor(url).redact
+    where = mask(url)
+
+    def refused(what: str, problem: str) -> CheckpointerError:
+        return CheckpointerError(mask(f"{URL_VARIABLE}: {what} {where}: {problem}"))
+
+    problem: str | None = None
     try:
         conninfo_to_dict(url)
     except psycopg.Error as exc:
+        problem = one_line(exc)
+    if problem is not None:
         raise CheckpointerError(
-            f"{URL_VARIABLE} is not a valid PostgreSQL URL ({one_line(exc)}); expected {URL_EXAMPLE}"
-        ) from None
-    connect_timeout = max(1, round(timeout))
+            mask(f"{URL_VARIABLE} is not a valid PostgreSQL URL ({problem}); expected {URL_EXAMPLE}")
+        )
     options: dict[str, Any] = {
         "autocommit": True,
         "prepare_threshold": 0,
         "row_factory": dict_row,
-        "connect_timeout": connect_timeout,
+        "connect_timeout": max(1, round(timeout)),
     }
-    where = redact(url)
+    conn: psycopg.Connection[DictRow] | None = None
     try:
-        conn: psycopg.Connection[DictRow] = psycopg.Connection.connect(url, **options)
+        conn = psycopg.Connection.connect(url, **options)
     except psycopg.Error as exc:
-        raise CheckpointerError(
-            f"{URL_VARIABLE}: cannot connect to PostgreSQL at {where}: {one_line(exc)}"
-        ) from None
+        problem = one_line(exc)
+    if conn is None:
+        raise refused("cannot connect to PostgreSQL at", problem or "no connection")
     try:
         with conn:
-            # One process creates or migrates the tables at a time; the others wait for it.
-            conn.execute("SELECT pg_advisory_lock(hashtext('routegraph checkpoint setup'))")
+            # One process creates or migrates the tables at a time; the others wait for it. They
+            # poll rather than block in pg_advisory_lock: a statement waiting there is a transaction
+            # that the holder's CREATE INDEX CONCURRENTLY would wait for in turn (a deadlock).
+            while not conn.execute(
+                "SELECT pg_try_advisory_lock(hashtext('routegraph checkpoint setup')) AS got"
+            ).fetchone()["got"]:  # type: ignore[index]
+                time.sleep(0.05)
             PostgresSaver(conn).setup()
             conn.execute("SELECT pg_advisory_unlock(hashtext('routegraph checkpoint setup'))")
     except psycopg.Error as exc:
-        raise CheckpointerError(
-            f"{URL_VARIABLE}: cannot create the checkpoint tables in {where}: {one_line(exc)}"
-        ) from None
+        problem = one_line(exc)
+    if problem is not None:
+        raise refused("cannot create the checkpoint tables in", problem)
     pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
         url,
         connection_class=psycopg.Connection[DictRow],
@@ -109,7 +159,9 @@ def connect(url: str, *, timeout: float = 10.0) -> PostgresCheckpointer:
         pool.open(wait=True, timeout=timeout)
     except Exception as exc:
         pool.close()
-        raise CheckpointerError(
-            f"{URL_VARIABLE}: cannot open a connection pool to {where}: {one_line(exc)}"
-        ) from None
-    return PostgresCheckpointer(pool)
+        problem = one_line(exc)
+    if problem is not None:
+        raise refused("cannot open a connection pool to", problem)
+    saver = PostgresCheckpointer(pool, serde=serde)
+    saver.url = url
+    return saver

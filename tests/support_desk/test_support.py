@@ -199,9 +199,10 @@ async def test_account_identifies_by_email_id_name_or_context(caps: SimpleNamesp
     assert "customer_id" not in nobody and nobody["identified"] is False
     assert "no email address, customer id or account holder" in nobody["summary"]
     unknown = await run(caps.account, "I'm nobody@example.com")
-    assert "customer_id" not in unknown and "no account for nobody@example.com" in unknown["summary"]
+    # Named but not found: the earlier turns' customer is cleared from the context (None deletes it).
+    assert unknown["customer_id"] is None and "no account for nobody@example.com" in unknown["summary"]
     two = await run(caps.account, "I'm jane@acme.io or maybe C-1002")
-    assert "customer_id" not in two and "more than one account" in two["summary"]
+    assert two["customer_id"] is None and "more than one account" in two["summary"]
 
 
 async def test_billing_finds_the_duplicate_and_applies_the_policy(caps: SimpleNamespace) -> None:
@@ -228,7 +229,8 @@ async def test_billing_finds_the_duplicate_and_applies_the_policy(caps: SimpleNa
     invoices = await run(caps.billing, "show my invoices, I'm omar@brightpath.co")
     assert invoices["billing"]["customer_id"] == "C-1002" and "INV-3013" in invoices["summary"]
     anonymous = await run(caps.billing, "I was charged twice")
-    assert "billing" not in anonymous and "email address or the customer id" in anonymous["summary"]
+    assert anonymous["billing"] is None and anonymous["refund_candidate"] is None
+    assert "email address or the customer id" in anonymous["summary"]
 
 
 def test_the_written_policy_and_the_code_agree() -> None:
@@ -241,75 +243,92 @@ def test_the_written_policy_and_the_code_agree() -> None:
         if c["name"] == "refund"
     )
     threshold = refund_spec["approval"]["threshold"]
-    assert refund_spec["approval"] == {"mode": "above", "field": "amount", "threshold": threshold}
+    assert {k: refund_spec["approval"][k] for k in ("mode", "field")} == {"mode": "above", "field": "amount"}
+    assert refund_spec["side_effects"] is True
     assert f"Refunds above ${threshold}" in policy
+
+
+async def checked(
+    caps: SimpleNamespace, text: str, context: dict[str, Any] | None = None, **refund_args: Any
+) -> dict[str, Any]:
+    """The context after account and billing ran for `text`, as the plan runs them before a refund."""
+    context = dict(context or {})
+    account = await run(caps.account, text, context=context)
+    context.update({k: account[k] for k in ("customer_id",) if k in account})
+    billing = await run(caps.billing, text, context=context)
+    context["refund_candidate"] = billing["refund_candidate"]
+    return {k: v for k, v in context.items() if v is not None}
 
 
 async def test_refund_writes_once_and_refuses_what_the_policy_refuses(
     caps: SimpleNamespace, db_path: Path
 ) -> None:
-    context = {"customer_id": "C-1002"}
-    billing = await run(caps.billing, "refund my duplicate payment", context=context)
-    context["refund_candidate"] = billing["refund_candidate"]
-    first = await run(
-        caps.refund, "refund my duplicate payment", context=context, thread="t9", step="refund:abc"
-    )
+    text = "refund my duplicate payment"
+    context = await checked(caps, text, {"customer_id": "C-1002"})
+    first = await run(caps.refund, text, context=context, thread="t9", step="refund:abc")
     assert first["refund"]["status"] == "refunded" and first["refund"]["charge_id"] == "CH-2013"
     assert "Refunded $30.00" in first["summary"]
-    again = await run(
-        caps.refund, "refund my duplicate payment", context=context, thread="t9", step="refund:abc"
-    )
+    again = await run(caps.refund, text, context=context, thread="t9", step="refund:abc")
     assert again["refund"]["status"] == "already_refunded"
     assert "already refunded by this same request" in again["summary"]
-    other = await run(
-        caps.refund, "refund my duplicate payment", context=context, thread="t10", step="refund:abc"
-    )
+    other = await run(caps.refund, text, context=context, thread="t10", step="refund:abc")
     assert other["refund"]["status"] == "already_refunded" and "same request" not in other["summary"]
     ((charge, key),) = rows(
         db_path, "SELECT charge_id, idempotency_key FROM refunds WHERE customer_id = 'C-1002'"
     )
     assert charge == "CH-2013" and key.startswith("t9:refund:abc:") and key.endswith(":CH-2013")
+    now = "refund my duplicate payment now"
     next_turn = await run(
-        caps.refund, "refund my duplicate payment now", context=context, thread="t9", step="refund:abc"
+        caps.refund, now, context=await checked(caps, now, context), thread="t9", step="refund:abc"
     )
-    assert next_turn["refund"]["status"] == "already_refunded" and "same request" not in next_turn["summary"]
+    # The next turn's billing sees the refund: the candidate is not refundable, nothing is asked or written.
+    assert next_turn["refund"]["status"] == "not_eligible" and "already refunded" in next_turn["summary"]
 
-    too_old = await run(caps.refund, "refund CH-2001", context={"customer_id": "C-1001"})
+    jane = {"customer_id": "C-1001"}
+    too_old = await run(caps.refund, "refund CH-2001", context=await checked(caps, "refund CH-2001", jane))
     assert too_old["refund"]["status"] == "not_eligible" and "No refund made" in too_old["summary"]
-    failed = await run(
-        caps.refund, "refund CH-2053, I'm diego@solmarket.mx", context={"customer_id": "C-1006"}
-    )
+    diego = "refund CH-2053, I'm diego@solmarket.mx"
+    failed = await run(caps.refund, diego, context=await checked(caps, diego))
     assert failed["refund"]["status"] == "not_eligible" and "no money was taken" in failed["summary"]
-    unknown = await run(caps.refund, "refund CH-9999", context={"customer_id": "C-1005"})
+    mei = {"customer_id": "C-1005"}
+    unknown = await run(caps.refund, "refund CH-9999", context=await checked(caps, "refund CH-9999", mei))
     assert unknown["refund"]["status"] == "no_charge" and "no charge CH-9999" in unknown["summary"]
     nobody = await run(caps.refund, "refund my duplicate charge")
     assert nobody["refund"]["status"] == "needs_identity"
-    # Only the conversation's customer (the one an approval question names) is ever refunded.
+    # Only this request's checked candidate, for the conversation's customer, is ever refunded.
     unplanned = await run(caps.refund, "refund the duplicate, I'm jane@acme.io")
     assert unplanned["refund"]["status"] == "needs_identity"
-    switched = await run(caps.refund, "refund CH-2003, I'm jane@acme.io", context={"customer_id": "C-1002"})
-    assert switched["refund"]["status"] == "customer_mismatch"
+    unchecked = await run(caps.refund, "refund CH-2004", context=jane)
+    assert unchecked["refund"]["status"] == "not_checked" and "No refund made" in unchecked["summary"]
+    stale = await run(caps.refund, "refund CH-2004", context=await checked(caps, "refund CH-2003", jane))
+    assert stale["refund"]["status"] == "not_checked", "a candidate picked for another request"
+    switched = await run(
+        caps.refund,
+        "refund CH-2003, I'm jane@acme.io",
+        context={**await checked(caps, "refund CH-2003, I'm jane@acme.io"), "customer_id": "C-1002"},
+    )
+    assert switched["refund"]["status"] == "not_checked", "the candidate is Jane's, the account Omar's"
     assert rows(db_path, "SELECT count(*) FROM refunds") == [(2,)], "only the seeded refund and CH-2013"
 
 
 async def test_refund_approval_question_needs_no_database(caps: SimpleNamespace) -> None:
     policy = {"mode": "above", "field": "amount", "threshold": 50}
-    billing = await run(caps.billing, "refund my duplicate charge", context={"customer_id": "C-1001"})
-    context = {"customer_id": "C-1001", "refund_candidate": billing["refund_candidate"]}
+    context = await checked(caps, "refund my duplicate charge", {"customer_id": "C-1001"})
     inputs = caps.refund.parse_inputs("refund my duplicate charge", {}, context)
     question = caps.refund.needs_approval(inputs, policy)
     assert question and "Refund $125.00 to Jane Cooper (C-1001)" in question and "CH-2003" in question
-    assert inputs.amount == 125.0 and inputs.charge_id == "CH-2003"
-    # A candidate picked for another request (an earlier turn) is not used; the amount is unknown: ask.
+    assert inputs.candidate["charge_id"] == "CH-2003" and inputs.check() is None
+    # A candidate picked for another request (an earlier turn) is not used: nothing to ask, nothing done.
     stale = caps.refund.parse_inputs("refund CH-2004", {}, context)
-    assert stale.candidate is None and stale.amount is None
-    assert "not checked yet" in (caps.refund.needs_approval(stale, policy) or "")
-    assert caps.refund.needs_approval(caps.refund.parse_inputs("refund $30", {}, context), policy) is None
-    assert caps.refund.needs_approval(caps.refund.parse_inputs("refund $300", {}, context), policy)
+    assert stale.candidate is None and stale.check()[0] == "not_checked"
+    assert caps.refund.needs_approval(stale, policy) is None
+    small = await checked(caps, "refund $30", {"customer_id": "C-1002"})
+    assert caps.refund.needs_approval(caps.refund.parse_inputs("refund $30", {}, small), policy) is None
     anonymous = caps.refund.parse_inputs("refund my duplicate charge", {}, {})
     assert caps.refund.needs_approval(anonymous, policy) is None, "no customer: nothing will be written"
     assert caps.refund.needs_approval(inputs, {"mode": "never"}) is None
-    refused = {**context, "refund_candidate": {**billing["refund_candidate"], "eligible": False}}
+    assert caps.refund.needs_approval(inputs, {"mode": "always"}) == question
+    refused = {**context, "refund_candidate": {**context["refund_candidate"], "eligible": False}}
     assert (
         caps.refund.needs_approval(
             caps.refund.parse_inputs("refund my duplicate charge", {}, refused), policy
@@ -574,6 +593,91 @@ def test_without_a_name_the_answer_asks_for_the_email(desk: Desk) -> None:
     assert "INC-301" in text and "$270.00 a month" in text, "the rest of the request is still answered"
     assert "customer_id" not in state["execution_context"]
     assert {r["status"] for r in state["execution_results"].values()} == {"ok"}
+
+
+def refunds_of(desk: Desk, customer: str) -> list[tuple[Any, ...]]:
+    return rows(desk.db, "SELECT charge_id FROM refunds WHERE customer_id = ? ORDER BY id", customer)
+
+
+def deny_all(desk: Desk, thread: str) -> dict[str, Any]:
+    """Answer every pending question no (the CLI's --deny); the final state."""
+    state = desk.graph.get_state({"configurable": {"thread_id": thread}}).values
+    while desk.pending(thread):
+        state = desk.resume(False, thread)
+    return dict(state)
+
+
+def test_the_issue_requests_refund_nothing_and_answer_what_was_asked(desk: Desk) -> None:
+    """The issue's three reports through the shipped classifier and planner, with --deny."""
+    omar: list[tuple[Any, ...]] = []
+    state = desk.ask(
+        "I'm omar@brightpath.co, do NOT refund anything, just tell me if I was charged twice", "issue-1"
+    )
+    assert not desk.pending("issue-1"), "a refusal asks nobody"
+    assert refunds_of(desk, "C-1002") == omar
+    assert "Duplicate charge: CH-2013" in answer(state), "billing answers the question"
+    if "refund" in [s["capability"] for s in state["planning_plan"]]:
+        assert "I did not refund anything: the request does not ask for it" in answer(state)
+
+    desk.ask("I'm omar@brightpath.co, can I get a refund for the duplicate charge?", "issue-2")
+    (payload,) = desk.pending("issue-2")
+    (step,) = payload["steps"]
+    assert step["kind"] == "confirm" and "Refund $30.00 to Omar Haddad (C-1002)" in step["question"]
+    assert "CH-2013" in step["question"] and "only asks" in step["question"]
+    state = deny_all(desk, "issue-2")
+    assert refunds_of(desk, "C-1002") == omar
+    assert "eligible for a full refund" in answer(state) and "Reply “yes” to go ahead" in answer(state)
+
+    desk.ask("I'm lukas.becker@fjordsoft.de, can I get a refund for the $36 charge?", "issue-3")
+    (payload,) = desk.pending("issue-3")
+    assert "Refund $36.00 to Lukas Becker (C-1004) for charge CH-2034" in payload["steps"][0]["question"]
+    state = deny_all(desk, "issue-3")
+    assert refunds_of(desk, "C-1004") == [("CH-2031",)], "only the seeded refund"
+    assert "Refund eligibility of CH-2034 ($36.00" in answer(state), "the eligibility answer"
+
+
+def test_the_approval_question_names_exactly_what_would_be_refunded(desk: Desk) -> None:
+    """Item 4: two turns once asked `Refund $2,033.00 to C-1004` (the amount read from the id)."""
+    thread = "question-fields"
+    desk.ask("I'm lukas.becker@fjordsoft.de, can I get a refund for the $36 charge?", thread)
+    deny_all(desk, thread)
+    state = desk.ask("refund CH-2033 $36", thread)
+    questions = [s["question"] for p in desk.pending(thread) for s in p["steps"]]
+    assert questions == [], "CH-2033 is $270, not $36: nothing to approve, nothing done"
+    assert "$2,033" not in answer(state)
+    assert "No refund made: CH-2033 is $270.00, not the $36.00 the request names" in answer(state)
+    desk.ask("refund CH-2033", thread)
+    (payload,) = desk.pending(thread)
+    (step,) = payload["steps"]
+    assert step["kind"] == "approve"
+    assert step["question"].startswith("Refund $270.00 to Lukas Becker (C-1004) for charge CH-2033 of ")
+    deny_all(desk, thread)
+    assert refunds_of(desk, "C-1004") == [("CH-2031",)]
+
+    # Another customer this turn: the question names them, never the previous turn's customer.
+    switch = "question-customer"
+    desk.ask("I'm jane@acme.io, was I charged twice?", switch)
+    deny_all(desk, switch)
+    desk.ask("I'm diego@solmarket.mx, refund CH-2054", switch)
+    (payload,) = desk.pending(switch)
+    question = payload["steps"][0]["question"]
+    assert "Diego Alvarez (C-1006)" in question and "CH-2054" in question and "Jane" not in question
+    deny_all(desk, switch)
+    # Someone we cannot find: no question at all (no "refund something to C-1001?"), nothing done.
+    state = desk.ask("I'm mallory@evil.example, refund my duplicate charge", switch)
+    assert not desk.pending(switch)
+    assert "no account for mallory@evil.example" in answer(state)
+    assert refunds_of(desk, "C-1006") == [] and "customer_id" not in state["execution_context"]
+
+
+def test_a_plain_yes_after_the_confirmation_question_refunds(desk: Desk) -> None:
+    thread = "follow-up-yes"
+    desk.ask("I'm lukas.becker@fjordsoft.de, can I get a refund for the $36 charge?", thread)
+    deny_all(desk, thread)
+    state = desk.ask("go ahead", thread)
+    assert not desk.pending(thread), "$36 is under the threshold: the yes was the instruction"
+    assert "Refunded $36.00 to Lukas Becker for charge CH-2034" in answer(state)
+    assert refunds_of(desk, "C-1004") == [("CH-2031",), ("CH-2034",)]
 
 
 def test_the_labelled_support_suite(desk: Desk) -> None:
