@@ -33,6 +33,7 @@ from graph.config.settings import Settings
 from graph.errors import PolicyDenied, ReclassificationError, ReplanningError
 from graph.intent import REFUND_VERBS, side_effect_intent
 from graph.redact import Redactor, redact, redact_value
+from graph.router import Gate
 from nodes.approval import ApprovalUnanswered, parse_decision, parse_words
 from nodes.base import Deps
 from nodes.planning import Plan, PlannedStep, deterministic_plan, validate_plan
@@ -173,7 +174,9 @@ async def test_the_runner_stops_a_step_at_its_timeout(tmp_path: Path) -> None:
         "classifier_guide": guide("think for a long time"),
     }
     result = await execute(registry_with(slow), tmp_path, payload("slow"))
-    assert result["status"] == "failed" and result["error"] == "TimeoutError: no result within 0.2 s"
+    assert result["status"] == "failed" and result["error"] == (
+        "TimeoutError: no result within 0.2 s (the step was abandoned)"
+    )
 
 
 # --- refund eligibility: the written policy ------------------------------------------------------
@@ -311,35 +314,57 @@ async def with_candidate(billing: Billing, text: str, customer: str) -> dict[str
     return {"customer_id": customer, "refund_candidate": out["refund_candidate"]}
 
 
+def forged(context: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """Billing's candidate with `changes`: what execution must still check against the database."""
+    return {**context, "refund_candidate": {**context["refund_candidate"], **changes}}
+
+
 async def test_a_refund_of_another_amount_than_the_approved_one_is_not_written(
     desk: tuple[Billing, Refund, Path],
 ) -> None:
     billing, refund, db = desk
+    # An amount only the plan states (not the request) is never taken.
     context = await with_candidate(billing, "refund my duplicate payment", "C-1002")  # CH-2013, $30
-    wrong = await run(refund, "refund my duplicate payment", context, amount=31.0)
-    assert wrong["refund"]["status"] == "amount_mismatch" and "No refund made" in wrong["summary"]
-    cents = await run(refund, "refund my duplicate payment", context, amount=30.01)
-    assert cents["refund"]["status"] == "amount_mismatch"
+    planned = await run(refund, "refund my duplicate payment", context, amount=30.0)
+    assert planned["refund"]["status"] == "not_named" and "No refund made" in planned["summary"]
+    # An amount the request states that is not the checked charge's.
+    for text in ("refund CH-2013, the $31 duplicate", "refund CH-2013, the $30.01 duplicate"):
+        wrong = await run(refund, text, await with_candidate(billing, text, "C-1002"))
+        assert wrong["refund"]["status"] == "amount_mismatch" and "No refund made" in wrong["summary"]
+    # A candidate whose amount is not the charge's in the database (what was approved): not written.
+    stale = await run(refund, "refund my duplicate payment", forged(context, amount_cents=3100))
+    assert stale["refund"]["status"] == "amount_mismatch" and "No refund made" in stale["summary"]
     assert refunds(db) == SEEDED
-    right = await run(refund, "refund my duplicate payment", context, amount=30.0)
+    text = "refund CH-2013, the $30 duplicate"
+    right = await run(refund, text, await with_candidate(billing, text, "C-1002"), amount=30.0)
     assert right["refund"]["status"] == "refunded" and right["refund"]["amount"] == 30.0
     assert refunds(db) == [*SEEDED, ("CH-2013", 3000)]
 
 
-async def test_a_refund_without_a_checked_amount_still_refunds_the_named_charge(
+async def test_a_refund_of_a_named_charge_needs_billings_check_of_it(
     desk: tuple[Billing, Refund, Path],
 ) -> None:
-    _, refund, db = desk
-    out = await run(refund, "refund CH-2034", {"customer_id": "C-1004"})
+    billing, refund, db = desk
+    context = await with_candidate(billing, "refund CH-2034", "C-1004")
+    unchecked = await run(refund, "refund CH-2034", {"customer_id": "C-1004"})
+    assert unchecked["refund"]["status"] == "not_checked" and "No refund made" in unchecked["summary"]
+    assert refunds(db) == SEEDED
+    out = await run(refund, "refund CH-2034", context)
     assert out["refund"]["status"] == "refunded" and refunds(db) == [*SEEDED, ("CH-2034", 3600)]
 
 
-async def test_a_duplicate_is_refunded_once_without_a_billing_step(
+async def test_a_duplicate_is_refunded_once_and_only_after_a_billing_step(
     desk: tuple[Billing, Refund, Path],
 ) -> None:
-    _, refund, db = desk
-    out = await run(refund, "refund my duplicate charge", {"customer_id": "C-1001"})
+    billing, refund, db = desk
+    context = await with_candidate(billing, "refund my duplicate charge", "C-1001")
+    unchecked = await run(refund, "refund my duplicate charge", {"customer_id": "C-1001"})
+    assert unchecked["refund"]["status"] == "not_checked"
+    assert refunds(db) == SEEDED
+    out = await run(refund, "refund my duplicate charge", context)
     assert out["refund"]["status"] == "refunded" and out["refund"]["charge_id"] == "CH-2003"
+    again = await run(refund, "refund my duplicate charge", context)
+    assert again["refund"]["status"] == "already_refunded" and again["refund"]["charge_id"] == "CH-2003"
     assert refunds(db) == [*SEEDED, ("CH-2003", 12500)]
 
 
@@ -347,26 +372,40 @@ async def test_a_refund_is_only_for_the_conversations_customer(desk: tuple[Billi
     billing, refund, db = desk
     nobody = await run(refund, "refund the duplicate, I'm jane@acme.io", {})
     assert nobody["refund"]["status"] == "needs_identity"
-    other = await run(refund, "refund CH-2003, I'm jane@acme.io", {"customer_id": "C-1002"})
-    assert other["refund"]["status"] == "customer_mismatch"
+    # Jane named while the conversation is about Omar: billing checks Jane's charge, not for Omar.
+    text = "refund CH-2003, I'm jane@acme.io"
+    other = await run(refund, text, await with_candidate(billing, text, "C-1002"))
+    assert other["refund"]["status"] == "not_checked"
+    # A candidate of Omar's own charge for a request naming Jane: the write checks the customer again.
+    omars = await with_candidate(billing, "refund CH-2013", "C-1002")
+    named = "refund CH-2013, I'm jane@acme.io"
+    mismatch = await run(refund, named, forged(omars, query=named))
+    assert mismatch["refund"]["status"] == "customer_mismatch"
     # Jane's charge named while the conversation is about Omar: not his charge, nothing written.
-    foreign = await run(refund, "refund CH-2003", {"customer_id": "C-1002"})
+    foreign = await run(refund, "refund CH-2003", await with_candidate(billing, "refund CH-2003", "C-1002"))
     assert foreign["refund"]["status"] == "no_charge"
     # A billing candidate for Jane does not carry over to Omar's refund.
     janes = await with_candidate(billing, "refund my duplicate charge", "C-1001")
     mixed = {"customer_id": "C-1002", "refund_candidate": janes["refund_candidate"]}
     inputs = refund.parse_inputs("refund my duplicate charge", {}, mixed)
     assert inputs.candidate is None and inputs.charge_id is None and inputs.amount is None
+    assert (await run(refund, "refund my duplicate charge", mixed))["refund"]["status"] == "not_checked"
     assert refunds(db) == SEEDED
 
 
 async def test_a_refund_the_policy_refuses_is_not_written(desk: tuple[Billing, Refund, Path]) -> None:
-    _, refund, db = desk
-    too_old = await run(refund, "refund CH-2001", {"customer_id": "C-1001"})
+    billing, refund, db = desk
+    cases = [("refund CH-2001", "C-1001"), ("refund CH-2053", "C-1006"), ("refund CH-2031", "C-1004")]
+    contexts = {text: await with_candidate(billing, text, customer) for text, customer in cases}
+    for text, context in contexts.items():
+        out = await run(refund, text, context)
+        assert out["refund"]["status"] == "not_eligible" and "No refund made" in out["summary"], text
+    # Execution checks the policy again in the write: a candidate wrongly marked eligible is refused.
+    too_old = await run(refund, "refund CH-2001", forged(contexts["refund CH-2001"], eligible=True))
     assert too_old["refund"]["status"] == "not_eligible"
-    failed = await run(refund, "refund CH-2053", {"customer_id": "C-1006"})
+    failed = await run(refund, "refund CH-2053", forged(contexts["refund CH-2053"], eligible=True))
     assert failed["refund"]["status"] == "not_eligible"
-    again = await run(refund, "refund CH-2031", {"customer_id": "C-1004"})
+    again = await run(refund, "refund CH-2031", forged(contexts["refund CH-2031"], eligible=True))
     assert again["refund"] == {
         "status": "already_refunded",
         "charge_id": "CH-2031",
@@ -377,16 +416,22 @@ async def test_a_refund_the_policy_refuses_is_not_written(desk: tuple[Billing, R
 
 
 async def test_a_refund_above_the_threshold_is_asked_about(desk: tuple[Billing, Refund, Path]) -> None:
-    billing, refund, _ = desk
+    billing, refund, db = desk
     policy = {"mode": "above", "field": "amount", "threshold": 30}
     context = await with_candidate(billing, "refund my duplicate payment", "C-1002")  # $30
     at = refund.parse_inputs("refund my duplicate payment", {}, context)
-    assert at.amount == 30.0 and refund.needs_approval(at, policy) is None, "at the threshold: no question"
+    assert at.candidate is not None and at.candidate["amount_cents"] == 3000
+    assert refund.needs_approval(at, policy) is None, "at the threshold: no question"
     above = refund.parse_inputs("refund my duplicate payment", {}, context)
     assert refund.needs_approval(above, {**policy, "threshold": 29.99}), "above it: ask"
     assert refund.needs_approval(above, {**policy, "mode": "always"}), "always: ask"
+    # Amount unknown (nothing checked): no question, because nothing can be written.
     unknown = refund.parse_inputs("refund it", {}, {"customer_id": "C-1002"})
-    assert unknown.amount is None and refund.needs_approval(unknown, policy), "amount unknown: ask"
+    assert unknown.amount is None and unknown.check() is not None
+    assert unknown.check()[0] == "not_checked"  # type: ignore[index]
+    assert refund.needs_approval(unknown, {**policy, "mode": "always"}) is None
+    assert (await run(refund, "refund it", {"customer_id": "C-1002"}))["refund"]["status"] == "not_checked"
+    assert refunds(db) == SEEDED
 
 
 # --- approval: answers nested in any shape keep their step, and unclear never approves ----------
@@ -465,15 +510,21 @@ def test_long_answers_are_unclear() -> None:
 # --- the approval node: per-step decisions, denials recorded, unclear answers bounded -------------
 
 
+ASKED_AT = 1_000_000.0
+
+
 class FakeRouter:
+    """Every step is gated by the approval policy (`approve`), with no approval timeout."""
+
     def __init__(self, steps: list[tuple[dict[str, Any], str]]) -> None:
         self.steps = steps
 
     def ready_steps(self, state: Any) -> list[dict[str, Any]]:
         return [s for s, _ in self.steps]
 
-    def pending_approvals(self, state: Any, ready: Any) -> list[tuple[dict[str, Any], str]]:
-        return list(self.steps)
+    def gates(self, state: Any, ready: Any) -> list[Gate]:
+        decided = state.get("approval_decisions") or {}
+        return [Gate(s, "approve", q, "", None, "deny") for s, q in self.steps if s["id"] not in decided]
 
 
 async def approve(
@@ -484,7 +535,10 @@ async def approve(
     steps: int = 1,
     max_steps: int = 10,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Run the approval node with scripted answers to its questions; (update, questions asked)."""
+    """Run the approval node's two passes with scripted answers to its questions; (update, questions asked).
+
+    The first pass only notes when the question is put: it asks nothing and decides nothing.
+    """
     asked: list[dict[str, Any]] = []
     replies = iter(answers)
 
@@ -497,8 +551,16 @@ async def approve(
         ({"id": f"s{i}", "capability": "payout", "inputs": {"amount": 500}, "depends_on": []}, f"Pay #{i}?")
         for i in range(1, steps + 1)
     ]
-    deps = SimpleNamespace(router=FakeRouter(pending), limits=SimpleNamespace(max_steps=max_steps))
-    update = await approval_module.approval(state, SimpleNamespace(deps=deps))  # type: ignore[arg-type]
+    deps = SimpleNamespace(
+        router=FakeRouter(pending),
+        limits=SimpleNamespace(max_steps=max_steps),
+        clock=lambda: ASKED_AT,
+        registry={"payout": SimpleNamespace(action_verbs=("pay",))},
+    )
+    first = await approval_module.approval(state, SimpleNamespace(deps=deps, keep={}))  # type: ignore[arg-type]
+    assert first == {"approval_asked_at": ASKED_AT} and asked == [], "the first pass asks nothing"
+    again = {**state, **first}
+    update = await approval_module.approval(again, SimpleNamespace(deps=deps, keep={}))  # type: ignore[arg-type]
     return update, asked
 
 
@@ -506,13 +568,14 @@ async def test_the_node_records_each_steps_decision_and_every_denial(monkeypatch
     update, asked = await approve(monkeypatch, [["yes", "no"]], {}, steps=2)
     assert len(asked) == 1
     assert update["approval_decisions"] == {"s1": True, "s2": False}
+    why = "I did not run payout: the action was denied, so nothing was changed."
     assert update["execution_results"] == {
         "s2": {
             "step_id": "s2",
             "capability": "payout",
             "status": "denied",
-            "output": {},
-            "error": "denied by a human",
+            "output": {"summary": why},
+            "error": why,
             "severity": None,
             "stop_reason": None,
             "attempts": 0,
