@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         MissingDependency,
         MissingInput,
         ModelOutputError,
+        ModelUnavailableError,
         NotApplicable,
         PolicyDenied,
         ReclassificationError,
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
         RunError,
         StopError,
     )
-    from graph.models import ModelUnavailableError
     from graph.progress import describe as describe_event
     from graph.state import AgentState
 
@@ -75,7 +75,7 @@ _EXPORTS = {
     "RetriableError": "graph.errors",
     "RoutegraphError": "graph.errors",
     "StopError": "graph.errors",
-    "ModelUnavailableError": "graph.models",
+    "ModelUnavailableError": "graph.errors",
     "CheckpointerError": "graph.errors",
     "ConfigError": "graph.errors",
     "RunError": "graph.errors",

@@ -231,3 +231,33 @@ def describe(exc: BaseException, redactor: Redactor | None = None) -> str:
         text = ""
     text = redactor.redact(text) if redactor is not None else redact(text)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class ContractViolation(CriticalError):
+    """A capability (or node) broke its contract: a non-JSON output, a sync `execute`. CRITICAL:
+    running it again gives the same answer."""
+
+
+class FaultPlanError(ConfigError):
+    """A fault plan that does not parse (`ROUTEGRAPH_FAULTS`)."""
+
+
+class ModelUnavailableError(RetriableError):
+    """The model did not answer: timeout, refused connection, rate limit or server error."""
+
+
+class ModelCallError(CriticalError):
+    """Any other failure of a model call (a 401, a bad request), its message redacted: the
+    client's exception would carry what the server echoed, the API key included."""
+
+
+class TurnTimeout(StopError):
+    """The turn's `max_seconds` ran out while a node or step was working: the run stops."""
+
+    stop_reason = "max_seconds"
+
+
+class ApprovalUnanswered(StopError):
+    """The human kept answering unclearly until the turn's step budget was spent."""
+
+    stop_reason = "max_steps"

@@ -33,7 +33,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from graph.errors import ConfigError, CriticalError, ReclassificationError, ReplanningError, RetriableError
+from graph.errors import (
+    CriticalError,
+    FaultPlanError,
+    ReclassificationError,
+    ReplanningError,
+    RetriableError,
+)
 
 ENV = "ROUTEGRAPH_FAULTS"
 CONFIG_KEY = "routegraph_faults"
@@ -82,10 +88,6 @@ GARBAGE = frozenset(
         FaultKind.RETURN_NAN,
     }
 )
-
-
-class FaultPlanError(ConfigError):
-    """A fault plan that does not parse (`ROUTEGRAPH_FAULTS`)."""
 
 
 @dataclass(frozen=True)

@@ -37,18 +37,17 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from graph.config.schema import ROLES, ModelConfig, Role, StructuredOutputMethod
 from graph.config.settings import KEY_SUFFIXES, Settings, is_key_variable
-from graph.errors import BudgetExhausted, CriticalError, ModelOutputError, RetriableError, RoutegraphError
+from graph.errors import (  # noqa: F401 (defined with every other error)
+    BudgetExhausted,
+    CriticalError,
+    ModelCallError,
+    ModelOutputError,
+    ModelUnavailableError,
+    RetriableError,
+    RoutegraphError,
+)
 
 T = TypeVar("T", bound=BaseModel)
-
-
-class ModelUnavailableError(RetriableError):
-    """The model did not answer: timeout, refused connection, rate limit or server error."""
-
-
-class ModelCallError(CriticalError):
-    """Any other failure of a model call (a 401, a bad request), its message redacted: the
-    client's exception would carry what the server echoed, the API key included."""
 
 
 FALLBACK_METHOD: dict[str, StructuredOutputMethod] = {

@@ -45,7 +45,9 @@ from typing import Any
 from langgraph.errors import GraphInterrupt
 from langgraph.types import interrupt
 
-from graph.errors import StopError
+from graph.errors import (
+    ApprovalUnanswered,
+)
 from graph.models import add_notes
 from graph.progress import emit
 from graph.redact import redact
@@ -216,12 +218,6 @@ def unclear_reason(value: Any, steps: int = 1) -> str:
     if len(shown) > 80:
         shown = shown[:77] + "..."
     return f"{shown!r} is not a clear yes or no"
-
-
-class ApprovalUnanswered(StopError):
-    """The human kept answering unclearly until the turn's step budget was spent."""
-
-    stop_reason = "max_steps"
 
 
 def _payload(state: AgentState, asking: list[Gate], problem: str | None) -> dict[str, Any]:

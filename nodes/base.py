@@ -40,7 +40,13 @@ from graph.classifier.scorer import FewShotScorer
 from graph.config.limits import Limits
 from graph.config.registry import Registry
 from graph.config.settings import Settings
-from graph.errors import ErrorRecord, ErrorSeverity, StopError, error_record, severity_of
+from graph.errors import (
+    ErrorRecord,
+    ErrorSeverity,
+    TurnTimeout,
+    error_record,
+    severity_of,
+)
 from graph.faults import NO_FAULTS, FaultPlan, plan_for
 from graph.models import LLMGateway, ModelProvider
 from graph.progress import emit
@@ -61,12 +67,6 @@ TERMINAL = frozenset({"respond", "clarify", "error"})
 """Nodes that end the turn: nothing routes after them, so they must set a stop_reason themselves."""
 STATE_KEYS = frozenset(AgentState.__required_keys__ | AgentState.__optional_keys__)
 STOP_REASONS = frozenset(get_args(StopReason))
-
-
-class TurnTimeout(StopError):
-    """The turn's `max_seconds` ran out while a node or step was working: the run stops."""
-
-    stop_reason = "max_seconds"
 
 
 @dataclass

@@ -24,7 +24,12 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from graph.capability.guides import ClassifierGuide, OrchestratorGuide
-from graph.errors import CriticalError, ErrorSeverity, MissingInput, RoutegraphError
+from graph.errors import (
+    ContractViolation,  # noqa: F401 (defined with every other error)
+    ErrorSeverity,
+    MissingInput,
+    RoutegraphError,
+)
 
 T = TypeVar("T")
 JSONValue = Any
@@ -90,11 +95,6 @@ class DaemonThreads(concurrent.futures.ThreadPoolExecutor):
 DAEMON_THREADS = DaemonThreads()
 """The default executor (`asyncio.to_thread`, `run_in_executor(None, ...)`) of the event loops the
 framework creates (a capability's own loop, a node's loop in a sync run)."""
-
-
-class ContractViolation(CriticalError):
-    """A capability (or node) broke its contract: a non-JSON output, a sync `execute`. CRITICAL:
-    running it again gives the same answer."""
 
 
 def json_problem(value: object) -> str | None:
