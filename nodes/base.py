@@ -208,7 +208,9 @@ def dual(
                 raise
             if isinstance(exc, TimeoutError) and budget.expired():
                 exc = TurnTimeout(f"the {name} node was still working when the turn's {limit:g} s ran out")
-            record = _record(name, exc, 1, ErrorSeverity.CRITICAL)
+            record = _record(
+                name, exc, 1, ErrorSeverity.CRITICAL, redactor=deps.settings.redactor() if deps else None
+            )
             _log_failure(name, record, exc, config, deps.settings.redactor() if deps else None)
             return {"control_errors": [record]}
 
@@ -258,13 +260,14 @@ def _record(
     severity: ErrorSeverity | None = None,
     *,
     allowed: frozenset[ErrorSeverity] | None = None,
+    redactor: Redactor | None = None,
 ) -> ErrorRecord:
     """The failure as the router sees it: a severity the node may have (else CRITICAL) and a known
     stop_reason (else none)."""
     severity = severity or severity_of(exc)
     if allowed is not None and severity not in allowed:
         severity = ErrorSeverity.CRITICAL
-    record = error_record(name, exc, attempt=attempt, severity=severity)
+    record = error_record(name, exc, attempt=attempt, severity=severity, redactor=redactor)
     if record.get("stop_reason") not in STOP_REASONS:
         record["stop_reason"] = None
     return record
@@ -354,7 +357,7 @@ def make_node(name: str, impl: NodeImpl, deps: Deps) -> RunnableLambda:
                 raise
             if isinstance(exc, TimeoutError) and budget.expired():
                 exc = TurnTimeout(f"the {name} node was still working when the turn's time ran out")
-            record = _record(name, exc, attempt, allowed=allowed)
+            record = _record(name, exc, attempt, allowed=allowed, redactor=deps.settings.redactor())
             _log_failure(name, record, exc, config, deps.settings.redactor())
             if name in TERMINAL:
                 update = {**call.keep, **_last_words(name, record, state, deps)}

@@ -30,6 +30,7 @@ from graph.capability.base import ContractViolation, RunContext, describe_value,
 from graph.config.registry import CapabilityInfo
 from graph.errors import ErrorSeverity, PolicyDenied, describe
 from graph.progress import emit
+from graph.redact import Redactor
 from graph.retry import backoff
 from graph.state import StepPayload, StepResult
 from nodes.base import (
@@ -132,7 +133,7 @@ def make_runner(deps: Deps) -> RunnableLambda:
             if cancelled_from_outside(exc):
                 raise
             status = "failed"
-            error, severity, stop = _failure(info, exc)
+            error, severity, stop = _failure(info, exc, deps.settings.redactor())
             ids = correlation(config)
             log.debug(
                 "capability %s failed in step %s (attempt %d, %s; run %s, thread %s): %s\n%s",
@@ -241,14 +242,16 @@ async def _run_step(
     return outcome.value, "ok", None
 
 
-def _failure(info: CapabilityInfo | None, exc: BaseException) -> tuple[str, ErrorSeverity, str | None]:
+def _failure(
+    info: CapabilityInfo | None, exc: BaseException, redactor: Redactor | None = None
+) -> tuple[str, ErrorSeverity, str | None]:
     """A failed step's error text, severity and stop_reason.
 
     The capability's `classify_error` decides the severity, except for what is not its call: the
     turn's time running out, a broken contract. Whatever it answers (or raises), the result is a
     known severity and a known stop_reason.
     """
-    error = describe(exc)
+    error = describe(exc, redactor)
     if isinstance(exc, TurnTimeout):
         return error, ErrorSeverity.CRITICAL, TurnTimeout.stop_reason
     if isinstance(exc, ContractViolation) or info is None:
