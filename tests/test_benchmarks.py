@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import bench_llm_calls, bench_overhead
+from benchmarks import bench_llm_calls, bench_overhead, soak
 
 STATS = {"p50", "p95", "mean"}
 
@@ -61,3 +61,15 @@ def test_bench_llm_calls_one_classifier_call_for_20_capabilities(capsys: pytest.
         assert case["classifier_calls_per_request"]["max"] <= 1
         assert case["control_llm_calls_agree"] and case["replies_consumed_agree"]
         assert {"mean", "max"} <= set(case["llm_calls_per_request"])
+
+
+def test_soak_loses_nothing_and_refunds_once(capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_json(
+        soak.main, ["--requests", "20", "--kills", "1", "--workers", "2", "--seed", "1"], capsys
+    )
+    assert result["benchmark"] == "soak"
+    assert result["runs_started"] == result["runs_ended"] == 20
+    assert result["runs_lost"] == 0 and result["turns_lost"] == 0
+    assert result["duplicate_side_effects"] == 0
+    assert result["kills"] == 1
+    assert set(result["latency_s"]) == {"p50", "p95"}
