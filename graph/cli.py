@@ -23,7 +23,6 @@ import contextlib
 import importlib.metadata
 import json
 import logging
-import math
 import re
 import signal
 import socket
@@ -45,6 +44,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
 from pydantic import ValidationError
 
+from graph.capability.base import jsonable
 from graph.config.registry import Registry, RegistryError, default_registry
 from graph.config.settings import Settings
 from graph.errors import ConfigError, DatasetError, MissingDependency, ThreadBusy, describe
@@ -296,25 +296,6 @@ def _run(
     if printer is not None:
         printer.close()
     return state
-
-
-def jsonable(value: Any, *, depth: int = 0) -> Any:
-    """`value` as data JSON can hold: NaN and Infinity become None (null), tuples lists, mapping
-    keys strings, and anything else its `str` (what `default=str` did), so `json.dumps(...,
-    allow_nan=False)` cannot fail and redaction (`redact_value`) sees every string."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if depth > 100:
-        return str(value)
-    if isinstance(value, Mapping):
-        return {
-            str(k) if not isinstance(k, str) else k: jsonable(v, depth=depth + 1) for k, v in value.items()
-        }
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v, depth=depth + 1) for v in value]
-    return str(value)
 
 
 def dumps(value: Any, redactor: Redactor | None = None) -> str:

@@ -139,23 +139,27 @@ def describe_value(value: object) -> str:
 
 
 def to_json(value: object, **kwargs: Any) -> str:
-    """`value` as strict JSON text: NaN and Infinity become null, anything else unknown its str().
-
-    For printing a state or report (`ask --json`): `json.dumps` would write bare NaN/Infinity,
-    which JSON parsers other than Python's reject.
-    """
+    """`value` as strict JSON text (see `jsonable`): `json.dumps` would write bare NaN/Infinity,
+    which JSON parsers other than Python's reject."""
     kwargs.setdefault("ensure_ascii", False)
-    return json.dumps(_finite(value), allow_nan=False, default=str, **kwargs)
+    return json.dumps(jsonable(value), allow_nan=False, **kwargs)
 
 
-def _finite(value: object) -> object:
+def jsonable(value: Any, *, depth: int = 0) -> Any:
+    """`value` as data JSON can hold: NaN and Infinity become None (null), tuples and sets lists,
+    mapping keys strings, anything else its `str`, so `json.dumps(..., allow_nan=False)` cannot
+    fail and redaction (`redact_value`) sees every string."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
+    if depth > 100:
+        return str(value)
     if isinstance(value, Mapping):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
+        return {k if isinstance(k, str) else str(k): jsonable(v, depth=depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v, depth=depth + 1) for v in value]
+    return str(value)
 
 
 async def run_blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
