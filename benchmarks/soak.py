@@ -184,6 +184,9 @@ def worker(
             }
             write({"event": "start", "thread": turn.thread, "turn": turn.index, "pid": os.getpid()})
             started = time.monotonic()
+            # The turn's own final state: re-reading the thread afterwards could see the next turn
+            # of a worker that shares the thread (intake resets its stop_reason).
+            final: Any = None
             for _attempt in range(50):
                 try:
                     sent = turn.text in human_texts(graph.get_state(config).values) and resumed
@@ -192,17 +195,17 @@ def worker(
                     if sent and graph.get_state(config).next:
                         state = graph.get_state(config)
                         pending = any(t.interrupts for t in state.tasks)
-                        graph.invoke(Command(resume=turn.approve) if pending else None, config)
+                        final = graph.invoke(Command(resume=turn.approve) if pending else None, config)
                     elif not sent:
-                        graph.invoke({"messages": [HumanMessage(content=turn.text)]}, config)
+                        final = graph.invoke({"messages": [HumanMessage(content=turn.text)]}, config)
                     for _ in range(MAX_RESUMES):
                         if not graph.get_state(config).next:
                             break
-                        graph.invoke(Command(resume=turn.approve), config)
+                        final = graph.invoke(Command(resume=turn.approve), config)
                     break
                 except ThreadBusy:
                     time.sleep(0.05)
-            values = graph.get_state(config).values
+            values = final if isinstance(final, dict) else graph.get_state(config).values
             write(
                 {
                     "event": "end",
