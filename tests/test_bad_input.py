@@ -153,7 +153,9 @@ def command_lines(files: dict[str, Path]) -> list[tuple[Arg, ...]]:
     lines += [("validate", str(files[name])) for name in VALIDATED]
     lines += [("ask", text, "--registry", "<registry>", "--quiet") for text in EMPTY]
     lines.append(("ask", "a" * 100_000, "--registry", "<registry>", "--quiet", "--thread", "big"))
-    lines += [("ask", text, "--registry", "<registry>", "--quiet", "--thread", "u") for text in DIRTY]
+    lines += [
+        ("ask", text, "--registry", "<registry>", "--quiet", "--thread", dirty_thread(text)) for text in DIRTY
+    ]
     lines += [thread_line(thread) for thread in BAD_THREADS]
     lines.append(("threads", "--registry", "<registry>", "show", BAD_THREADS[0]))
     lines += [tuple(args) for args, _ in OTHERS]
@@ -213,12 +215,18 @@ def test_a_request_over_the_limit_stops_with_input_too_long(runs: Runs) -> None:
 DIRTY: list[Arg] = [b"\xff\xfe what is 2*3", "\x1b[31mwhat is 2*3\x07"]
 
 
+def dirty_thread(text: Arg) -> str:
+    """A thread of its own per case: the cases run at the same time, and are not one conversation."""
+    return f"u{DIRTY.index(text)}"
+
+
 @pytest.mark.parametrize("text", DIRTY, ids=["invalid UTF-8", "control characters"])
 def test_invalid_utf8_and_control_characters_are_cleaned_and_answered(runs: Runs, text: Arg) -> None:
-    code, out, err, _ = runs("ask", text, "--registry", "<registry>", "--quiet", "--thread", "u")
+    thread = dirty_thread(text)
+    code, out, err, _ = runs("ask", text, "--registry", "<registry>", "--quiet", "--thread", thread)
     no_traceback(out, err)
-    assert code == 0 and out == "2*3 = 6.\n"
-    assert one_line(err) == "[thread u · success]"
+    assert code == 0 and out == "2*3 = 6.\n", err
+    assert one_line(err) == f"[thread {thread} · success]"
 
 
 BAD_THREADS: list[Arg] = [b"\xff", "x" * 129, "two\nlines", ""]
