@@ -20,7 +20,8 @@ Accounting
     seconds) after it. At the end the parent reads each thread's final checkpoint:
 
         runs lost        = turns started - turns ended (a resumed turn counts once)
-        turns lost       = turns sent whose message is not in the thread's messages
+        turns lost       = turns sent whose message (by its id, `<thread>/<turn>`) is not in the
+                           thread's messages
         duplicate effects= refund rows beyond the first, per charge
         unfinished       = threads whose final checkpoint still has a next node
 
@@ -155,8 +156,15 @@ def build(data_dir: Path, checkpointer: str, postgres_url: str | None) -> Any:
     return build_graph(registry=registry, settings=settings, checkpointer=checkpointer)  # type: ignore[arg-type]
 
 
-def human_texts(values: dict[str, Any]) -> list[str]:
-    return [str(m.content) for m in values.get("messages", []) if getattr(m, "type", "") == "human"]
+def message_id(turn: Turn) -> str:
+    """Each turn's message carries its own id: a thread may hold the same text twice, and a resumed
+    turn must be told apart from an earlier turn with the same words (add_messages replaces, never
+    duplicates, a message whose id is already in the thread)."""
+    return f"{turn.thread}/{turn.index}"
+
+
+def human_ids(values: dict[str, Any]) -> list[str]:
+    return [str(m.id) for m in values.get("messages", []) if getattr(m, "type", "") == "human"]
 
 
 def worker(
@@ -168,6 +176,7 @@ def worker(
 
     from graph.errors import ThreadBusy
     from graph.faults import CONFIG_KEY, FaultPlan
+    from graph.persistence.threads import unfinished_turn
 
     graph = build(Path(data_dir), checkpointer, postgres_url)
     with open(log, "a", encoding="utf-8") as out:
@@ -189,15 +198,19 @@ def worker(
             final: Any = None
             for _attempt in range(50):
                 try:
-                    sent = turn.text in human_texts(graph.get_state(config).values) and resumed
-                    # A resumed turn whose message is in (the same text from an earlier turn of this
-                    # thread counts too: the soak accepts the rare double as sent)
-                    if sent and graph.get_state(config).next:
-                        state = graph.get_state(config)
-                        pending = any(t.interrupts for t in state.tasks)
+                    sent = resumed and message_id(turn) in human_ids(graph.get_state(config).values)
+                    state = graph.get_state(config)
+                    pending = any(t.interrupts for t in state.tasks)
+                    if sent and (pending or unfinished_turn(graph, config)):
                         final = graph.invoke(Command(resume=turn.approve) if pending else None, config)
                     elif not sent:
-                        final = graph.invoke({"messages": [HumanMessage(content=turn.text)]}, config)
+                        # A turn another worker left cut off (killed) is finished first, as
+                        # `routegraph ask` does: a new input would drop its message.
+                        if unfinished_turn(graph, config):
+                            graph.invoke(None, config)
+                        final = graph.invoke(
+                            {"messages": [HumanMessage(content=turn.text, id=message_id(turn))]}, config
+                        )
                     for _ in range(MAX_RESUMES):
                         if not graph.get_state(config).next:
                             break
@@ -354,9 +367,8 @@ def account(
         by_thread.setdefault(t.thread, []).append(t)
     for thread, sent in by_thread.items():
         state = graph.get_state({"configurable": {"thread_id": thread}})
-        have = Counter(human_texts(state.values))
-        want = Counter(t.text for t in sent)
-        turns_lost += sum(max(0, n - have[text]) for text, n in want.items())
+        have = set(human_ids(state.values))
+        turns_lost += sum(1 for t in sent if message_id(t) not in have)
         unfinished += bool(state.next)
     with sqlite3.connect(data_dir / "support.sqlite") as conn:
         rows = conn.execute("SELECT charge_id, count(*) FROM refunds GROUP BY charge_id").fetchall()

@@ -314,10 +314,33 @@ def _say(redactor: Redactor | None = None) -> Callable[[str], None]:
     return say
 
 
+def _turn(
+    graph: Any,
+    payload: Any,
+    config: RunnableConfig,
+    args: argparse.Namespace,
+    printer: ProgressPrinter | None,
+    redactor: Redactor,
+) -> dict[str, Any]:
+    """One turn to its end: run, then answer each approval question (flags, else the terminal)."""
+    state = _run(graph, payload, config, printer, redactor)
+    asked = 0
+    while interrupts := _pending_interrupts(graph, config):
+        decision: bool | str
+        if args.approve or args.deny:
+            decision = bool(args.approve)
+        else:
+            asked += 1
+            decision = _ask_human(interrupts[0].value, asked, redactor)
+        state = _run(graph, Command(resume=decision), config, printer, redactor)
+    return state
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     """Answer one request on a thread, holding the thread's lock for the whole turn (approvals
     included), so a concurrent `ask` on the same thread waits for it instead of losing a turn."""
     from graph.persistence.locks import check_thread_id, thread_lock
+    from graph.persistence.threads import unfinished_turn
     from nodes.intake import clean_request
 
     # Bad input is refused before the graph (and the encoder behind it) is built.
@@ -339,16 +362,16 @@ def cmd_ask(args: argparse.Namespace) -> int:
     redactor = settings.redactor()
     printer = None if args.quiet else ProgressPrinter(sys.stderr, live=sys.stderr.isatty())
     with thread_lock(saver, thread_id, wait=wait):
-        state = _run(graph, {"messages": [HumanMessage(content=text)]}, config, printer, redactor)
-        asked = 0
-        while interrupts := _pending_interrupts(graph, config):
-            decision: bool | str
-            if args.approve or args.deny:
-                decision = bool(args.approve)
-            else:
-                asked += 1
-                decision = _ask_human(interrupts[0].value, asked, redactor)
-            state = _run(graph, Command(resume=decision), config, printer, redactor)
+        if unfinished_turn(graph, config):
+            # The last `ask` on this thread was killed mid-turn: finish that turn first (a new message
+            # would start over and drop it), then answer this one.
+            say = _say(redactor)
+            say(f"routegraph: the last turn on thread {thread_id} did not finish (its process stopped);")
+            say("finishing it first")
+            before = _turn(graph, None, config, args, printer, redactor)
+            earlier = report(before, thread_id)
+            say(f"[earlier turn · {earlier['stop_reason']}] {_one_line(str(earlier['answer']))}")
+        state = _turn(graph, {"messages": [HumanMessage(content=text)]}, config, args, printer, redactor)
     result = report(state, thread_id)
     if args.json:
         print(dumps(result, redactor))

@@ -60,3 +60,23 @@ def show_thread(graph: Any, thread_id: str) -> dict[str, Any] | None:
         "next": list(snapshot.next),
         "checkpoints": sum(1 for _ in graph.get_state_history(config)),
     }
+
+
+def unfinished_turn(graph: Any, config: RunnableConfig | dict[str, Any]) -> bool:
+    """True when the thread's latest turn was cut off before it ended (its process was killed),
+    not waiting for a human.
+
+    `graph.get_state(config)` applies the latest checkpoint's pending writes: a turn killed right
+    after its input was saved then shows its message with no next node, as if it had finished. The
+    same checkpoint read by id shows what is really left to run. Finish such a turn with
+    `graph.invoke(None, config)` before sending a new message: a new input would start over and
+    drop the cut-off message.
+    """
+    latest = graph.get_state(config)
+    if not latest.config or any(task.interrupts for task in latest.tasks):
+        return False
+    raw = graph.get_state(latest.config)  # by checkpoint id: pending writes not applied
+    if not raw.next or any(task.interrupts for task in raw.tasks):
+        return False
+    # Killed before its input was written: there is nothing of that turn to finish.
+    return not all(task.name == "__start__" and task.result is None for task in raw.tasks)
