@@ -44,6 +44,8 @@ class Faults:
     """The status of an `error` answer."""
     flap_seconds: float = 0.0
     """> 0: `mode` holds only every other period of this many seconds; the periods between are healthy."""
+    fail_next: int = 0
+    """The next this many requests fail (with `status`) whatever the mode, then the mode applies."""
     served: int = 0
     """Requests answered with data (counted by the server)."""
     failed: int = 0
@@ -55,7 +57,7 @@ class Faults:
         return self.mode
 
     def update(self, values: dict[str, Any]) -> None:
-        for key in ("mode", "latency", "status", "flap_seconds"):
+        for key in ("mode", "latency", "status", "flap_seconds", "fail_next"):
             if key in values:
                 setattr(self, key, values[key])
         if self.mode not in ("healthy", "error", "drop"):
@@ -95,7 +97,11 @@ class StatusPage(ThreadingHTTPServer):
         self.faults = faults or Faults()
         self.fault_control = fault_control
         self.started = time.monotonic()
+        self.lock = threading.Lock()
         super().__init__((host, port), _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up (its timeout) leaves a broken pipe: expected here, not worth a traceback."""
 
     @property
     def url(self) -> str:
@@ -135,6 +141,10 @@ class _Handler(BaseHTTPRequestHandler):
         if faults.latency > 0:
             time.sleep(faults.latency)
         mode = faults.now_mode(time.monotonic() - self.server.started)
+        with self.server.lock:
+            if faults.fail_next > 0:
+                faults.fail_next -= 1
+                mode = "error"
         if mode == "drop":
             faults.failed += 1
             self.close_connection = True

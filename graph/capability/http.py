@@ -43,7 +43,8 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from graph.errors import RetriableError
@@ -290,7 +291,9 @@ class ExternalService:
         timeout = httpx.Timeout(policy.read_timeout, connect=policy.connect_timeout)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.call_budget),
-            wait=wait_exponential_jitter(initial=policy.backoff_initial, max=policy.backoff_max, jitter=0),
+            # initial, 2x initial, 4x ... up to backoff_max, plus up to one `initial` of jitter.
+            wait=wait_exponential(multiplier=policy.backoff_initial, max=policy.backoff_max)
+            + wait_random(0, policy.backoff_initial),
             retry=retry_if_exception(_worth_retrying),
             reraise=True,
         )
