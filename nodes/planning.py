@@ -190,12 +190,16 @@ def business_rules(
     A capability's steps beyond its `max_per_plan` (1 for side effects unless the registry says
     otherwise) are dropped with a note, and so are the steps that depend on them. A numeric input
     outside the registry's bounds (from the plan, or a value an earlier turn left) rejects the
-    plan: `PlanRejected`, stop_reason `plan_rejected`. What needs this turn's lookups (`require`,
-    `same`) is checked by the router just before the step runs.
+    plan: `PlanRejected`, stop_reason `plan_rejected` (a context key that a step of this plan
+    provides is not checked here: it is looked up again). What needs this turn's lookups
+    (`require`, `same`) is checked by the router just before the step runs.
     """
     kept: list[PlanStep] = []
     dropped: set[str] = set()
     count: dict[str, int] = {}
+    # What this plan's steps will provide is looked up again: an earlier turn's value says nothing.
+    provided = {key for step in steps for key in registry[step["capability"]].provides}
+    known = {k: v for k, v in context.items() if k not in provided}
     for step in steps:
         info = registry[step["capability"]]
         rules = info.rules
@@ -213,7 +217,7 @@ def business_rules(
                 f"business rule: dropped a {info.name} step; a plan may hold {limit} (ask for the rest separately)"
             )
             continue
-        if rules is not None and (broken := rules.violations({**context, **step["inputs"]}, before_run=False)):
+        if rules is not None and (broken := rules.violations({**known, **step["inputs"]}, before_run=False)):
             raise PlanRejected(f"the plan breaks {info.name}'s business rules: {'; '.join(broken)}")
         kept.append(step)
     return kept
@@ -277,9 +281,13 @@ def apply_reroutes(
     for r in reroutes(state):
         to, why = r.get("to"), r.get("reason")
         if not to:
-            notes.append(f"reroute: {r.get('from')} said the request is not its own ({why}), with no suggestion")
+            notes.append(
+                f"reroute: {r.get('from')} said the request is not its own ({why}), with no suggestion"
+            )
         elif to in excluded or to not in routable:
-            reason = "already ruled out this turn" if to in excluded else "not a capability the router can pick"
+            reason = (
+                "already ruled out this turn" if to in excluded else "not a capability the router can pick"
+            )
             notes.append(f"reroute: {r.get('from')} suggested {to} ({why}); not taken: {reason}")
         else:
             chosen.add(to)

@@ -304,7 +304,10 @@ async def _fallback(
             continue
         note = f"{info.name} was unavailable ({error}); {name} answered instead"
         emit("capability_fallback", capability=info.name, fallback=name, step_id=step["id"])
-        return name, {**outcome.value, "fallback": {"for": info.name, "by": name, "reason": error, "note": note}}
+        return name, {
+            **outcome.value,
+            "fallback": {"for": info.name, "by": name, "reason": error, "note": note},
+        }
     return None
 
 

@@ -129,7 +129,7 @@ def test_a_client_error_is_not_retried_nor_counted_against_the_service(page: Sta
 def test_dropped_connections_and_slow_answers_fail_within_their_timeouts(page: StatusPage) -> None:
     svc = service(page, attempts=2, read_timeout=0.3, failure_threshold=10)
     page.faults.mode = "drop"
-    with pytest.raises(ServiceUnavailable, match="RemoteProtocolError|disconnected"):
+    with pytest.raises(ServiceUnavailable, match=r"RemoteProtocolError|disconnected"):
         get(svc)
     page.faults.mode, page.faults.latency = "healthy", 5.0
     started = time.monotonic()
@@ -183,7 +183,9 @@ def test_incidents_reads_the_status_page_and_says_when_it_degrades(
     page.faults.mode = "drop"
     stale = run_incidents(online, "is the API down?", tmp_path)
     assert stale["summary"].startswith("Note: status page unreachable (")
-    assert "showing data from 0 s ago" in stale["summary"] and stale["service_status"] == local["service_status"]
+    assert (
+        "showing data from 0 s ago" in stale["summary"] and stale["service_status"] == local["service_status"]
+    )
     # No answer to fall back on: the embedded database's copy, said so.
     fresh = Incidents({"db": str(db.path), "status_url": page.url, "status_service": {"attempts": 1}})
     degraded = run_incidents(fresh, "are webhooks failing?", tmp_path)
@@ -191,7 +193,12 @@ def test_incidents_reads_the_status_page_and_says_when_it_degrades(
     assert degraded["summary"].startswith("Note: status page unreachable (")
     assert "embedded database's copy" in degraded["degraded"]
     strict = Incidents(
-        {"db": str(db.path), "status_url": page.url, "degrade_to_db": False, "status_service": {"attempts": 1}}
+        {
+            "db": str(db.path),
+            "status_url": page.url,
+            "degrade_to_db": False,
+            "status_service": {"attempts": 1},
+        }
     )
     with pytest.raises(ServiceUnavailable):
         run_incidents(strict, "are webhooks failing?", tmp_path)
@@ -205,7 +212,10 @@ def test_incidents_options_are_checked() -> None:
 
 
 INCIDENTS = {"name": "incidents", "class": "capabilities.support_desk.incidents:Incidents", "timeout": 3}
-KNOWLEDGE = {"name": "knowledge_search", "class": "capabilities.support_desk.knowledge_search:KnowledgeSearch"}
+KNOWLEDGE = {
+    "name": "knowledge_search",
+    "class": "capabilities.support_desk.knowledge_search:KnowledgeSearch",
+}
 
 
 def support_graph(tmp_path: Path, page: StatusPage, *, max_seconds: float = 20, **incidents: Any) -> Any:

@@ -176,7 +176,9 @@ class Incidents(Capability):
             raise ValueError(f"status_url must be null or an http(s) URL, not {url!r}")
         self.degrade_to_db = bool(self.options.get("degrade_to_db", True))
         self.status_page = (
-            ExternalService("status page", url, ServicePolicy.from_options(self.options.get("status_service")))
+            ExternalService(
+                "status page", url, ServicePolicy.from_options(self.options.get("status_service"))
+            )
             if url
             else None
         )

@@ -90,7 +90,12 @@ class StatusPage(ThreadingHTTPServer):
     block_on_close = False
 
     def __init__(
-        self, db: SupportDB, port: int = 0, *, host: str = "127.0.0.1", faults: Faults | None = None,
+        self,
+        db: SupportDB,
+        port: int = 0,
+        *,
+        host: str = "127.0.0.1",
+        faults: Faults | None = None,
         fault_control: bool = False,
     ) -> None:
         self.db = db
@@ -181,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8025)
     parser.add_argument("--db", default="support.sqlite", help="database file (created and seeded if new)")
-    parser.add_argument("--fault-control", action="store_true", help="accept POST /_faults (tests, benchmarks)")
+    parser.add_argument(
+        "--fault-control", action="store_true", help="accept POST /_faults (tests, benchmarks)"
+    )
     args = parser.parse_args(argv)
     server = StatusPage(
         SupportDB(Path(args.db).resolve()), args.port, host=args.host, fault_control=args.fault_control

@@ -257,10 +257,14 @@ class ExternalService:
         self._last_good: dict[str, tuple[Any, float]] = {}
 
     def breaker_report(self) -> dict[str, Any]:
-        return {"service": self.name, **self.breaker.snapshot()} if self.policy.breaker else {
-            "service": self.name,
-            "state": "disabled",
-        }
+        return (
+            {"service": self.name, **self.breaker.snapshot()}
+            if self.policy.breaker
+            else {
+                "service": self.name,
+                "state": "disabled",
+            }
+        )
 
     async def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Fetched:
         """The service's JSON answer for `path` (see the module docstring for the order of sources).
