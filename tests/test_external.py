@@ -269,3 +269,21 @@ def test_a_status_page_slower_than_the_turn_never_hangs_the_run(page: StatusPage
     assert result["output"]["fallback"]["for"] == "incidents"
     assert "incidents was unavailable (TimeoutError" in answer(state)
     assert "knowledge_search answered instead" in answer(state)
+
+
+def test_the_benchmark_reports_every_scenario_with_and_without_the_breaker(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from benchmarks import external
+
+    assert external.main(["--requests", "2", "--interval", "0", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    cases = {(c["scenario"], c["breaker"]): c for c in result["cases"]}
+    assert set(cases) == {(s, b) for s in external.SCENARIOS for b in (True, False)}
+    assert cases[("healthy", True)]["live"] == 1.0
+    assert cases[("down", False)]["sources"] == {"stale": 2}
+    assert cases[("down", False)]["sent"] == 4  # two attempts per request, no breaker to stop them
+    for case in cases.values():
+        assert case["served"] == 1.0 and case["p95_ms"] >= case["p50_ms"] > 0

@@ -46,6 +46,8 @@ class Faults:
     """> 0: `mode` holds only every other period of this many seconds; the periods between are healthy."""
     fail_next: int = 0
     """The next this many requests fail (with `status`) whatever the mode, then the mode applies."""
+    received: int = 0
+    """Summary requests that reached the server (counted on arrival)."""
     served: int = 0
     """Requests answered with data (counted by the server)."""
     failed: int = 0
@@ -143,6 +145,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path != SUMMARY_PATH:
             self._send(404, {"error": f"no such page: {path}"})
             return
+        with self.server.lock:
+            faults.received += 1
         if faults.latency > 0:
             time.sleep(faults.latency)
         mode = faults.now_mode(time.monotonic() - self.server.started)
