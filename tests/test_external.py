@@ -121,7 +121,7 @@ def test_retries_with_backoff_ride_out_transient_5xx(page: StatusPage) -> None:
 
 def test_a_client_error_is_not_retried_nor_counted_against_the_service(page: StatusPage) -> None:
     svc = ExternalService("status page", page.url, ServicePolicy(attempts=3, failure_threshold=1))
-    with pytest.raises(ServiceUnavailable, match="HTTP 404 after 1 request"):
+    with pytest.raises(ServiceUnavailable, match=r"HTTP 404, 1 request$"):
         asyncio.run(svc.get_json("/no/such/page"))
     assert svc.breaker.state == "closed"
 
@@ -129,7 +129,7 @@ def test_a_client_error_is_not_retried_nor_counted_against_the_service(page: Sta
 def test_dropped_connections_and_slow_answers_fail_within_their_timeouts(page: StatusPage) -> None:
     svc = service(page, attempts=2, read_timeout=0.3, failure_threshold=10)
     page.faults.mode = "drop"
-    with pytest.raises(ServiceUnavailable, match=r"RemoteProtocolError|disconnected"):
+    with pytest.raises(ServiceUnavailable, match="connection dropped without a reply, 2 requests"):
         get(svc)
     page.faults.mode, page.faults.latency = "healthy", 5.0
     started = time.monotonic()

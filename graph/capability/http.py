@@ -230,6 +230,10 @@ def _reason(exc: BaseException) -> str:
         return f"timed out ({type(exc).__name__})"
     if isinstance(exc, BreakerOpen):
         return "circuit breaker open"
+    if isinstance(exc, httpx.ConnectError):
+        return "connection failed"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "connection dropped without a reply"
     return f"{type(exc).__name__}: {exc}".rstrip(": ") if str(exc) else type(exc).__name__
 
 
@@ -350,7 +354,7 @@ class ExternalService:
             return Fetched(last[0], "stale", age, attempts, note, report)
         raise ServiceUnavailable(
             self.name,
-            f"{reason} after {attempts} request(s)" if attempts else reason,
+            f"{reason}, {attempts} request{'s' if attempts > 1 else ''}" if attempts else reason,
             breaker_open=isinstance(exc, BreakerOpen),
             breaker=report,
         ) from None
