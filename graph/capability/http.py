@@ -100,7 +100,7 @@ class ServiceUnavailable(RetriableError):
         self.breaker = breaker
 
 
-class BreakerOpen(Exception):
+class BreakerOpen(RetriableError):
     """Raised inside `get_json` when the breaker refuses a request."""
 
 
