@@ -9,7 +9,9 @@ planned it. The user's latest message (the raw human message: a model may rewrit
 must explicitly ask for the action (`graph.intent.side_effect_intent` with the capability's
 `action_verbs`): `refuse` (a negated, information-only or status request) skips the step, `confirm`
 (a question, a hypothetical) asks a human to confirm exactly what would happen, `act` goes on to the
-capability's approval policy (threshold). This is the one place the policy lives.
+capability's approval policy (threshold). This is the one place the policy lives. Before all that,
+a step whose capability declares business `rules` (registry.yaml) is checked on the values it would
+run with: one that breaks them is skipped with a note, even after a human approved it.
 
 Where the router can send a run depends on what the node before it leaves in the state: `EXITS`
 says that per node (the severities of its failures, where it goes when it succeeded), `ROUTES`
@@ -272,9 +274,17 @@ class Router:
         task = state.get("task_current") or ""
         gates: list[Gate] = []
         for step in ready:
+            info = self.registry[step["capability"]]
+            # Business rules (registry `rules`), on the values the step would run with, before any
+            # human is asked and whatever one answered: a step that breaks them does not run.
+            if info.rules is not None and (
+                broken := info.rules.violations({**context, **step["inputs"]}, before_run=True)
+            ):
+                text = f"I did not run {info.name}: it would break a business rule ({'; '.join(broken)})."
+                gates.append(Gate(step, "skip", text, "business rule", None, "deny"))
+                continue
             if step["id"] in decisions:
                 continue
-            info = self.registry[step["capability"]]
             policy = info.approval
             timeout, on_timeout = policy.timeout_seconds, policy.on_timeout
             intent = self.intent(state, step)

@@ -31,6 +31,7 @@ StopReason = Literal[
     "route_denied",
     "invalid_plan",
     "input_too_long",
+    "plan_rejected",
 ]
 
 

@@ -22,6 +22,7 @@ from graph.config.schema import ClassifierMode
 from graph.models import LLMGateway, add_notes
 from graph.state import AgentState, ScoredCapability
 from nodes.base import NodeCall, Update
+from nodes.planning import apply_reroutes
 
 
 class CapabilityJudgement(BaseModel):
@@ -167,7 +168,8 @@ async def classifier(state: AgentState, call: NodeCall) -> Update:
         selected = await classify(
             task, call.deps.registry, scorer, call.llm, mode="embedding", excluded=excluded, context=context
         )
+    selected, rerouted = apply_reroutes(call.deps.registry, selected, state, excluded)  # a specialist's say
     update: Update = {"planning_plan": None, "planning_capabilities": selected}
-    if note:
-        update["planning_notes"] = add_notes(state.get("planning_notes"), note)
+    if note or rerouted:
+        update["planning_notes"] = add_notes(state.get("planning_notes"), note, *rerouted)
     return update

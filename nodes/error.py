@@ -24,6 +24,7 @@ _EXPLAIN = {
     "max_llm_calls": "the turn used up its model-call budget",
     "route_denied": "the plan asked for a capability the policy does not allow",
     "invalid_plan": "the plan could not be executed",
+    "plan_rejected": "the plan broke a business rule, so nothing was done",
     "error": "an unexpected error occurred",
 }
 

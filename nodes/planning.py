@@ -17,10 +17,16 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from graph.config.registry import Registry
-from graph.errors import PolicyDenied, ReclassificationError, ReplanningError
-from graph.state import PlanStep
+from graph.errors import PolicyDenied, ReclassificationError, ReplanningError, StopError
+from graph.state import AgentState, PlanStep, ScoredCapability
 
 InputValue = str | int | float | bool | None
+
+
+class PlanRejected(StopError):
+    """A plan breaks a capability's business rules (registry `rules`): the turn ends, nothing ran."""
+
+    stop_reason = "plan_rejected"
 
 
 class PlannedStep(BaseModel):
@@ -166,6 +172,7 @@ def validate_plan(
         seen.add(sid)
         index_map[i] = sid
         steps.append(PlanStep(id=sid, capability=name, inputs=dict(inputs), depends_on=deps))
+    steps = business_rules(registry, steps, context, notes)
     if terminal is None:
         terminal = "respond" if steps else "clarify"
         notes.append(f"appended {terminal}: a plan must end in respond or clarify")
@@ -173,6 +180,47 @@ def validate_plan(
         PlanStep(id=f"{terminal}:final", capability=terminal, inputs={}, depends_on=[s["id"] for s in steps])
     )
     return steps, notes
+
+
+def business_rules(
+    registry: Registry, steps: list[PlanStep], context: Mapping[str, Any], notes: list[str]
+) -> list[PlanStep]:
+    """The plan-level business rules, checked before any step runs.
+
+    A capability's steps beyond its `max_per_plan` (1 for side effects unless the registry says
+    otherwise) are dropped with a note, and so are the steps that depend on them. A numeric input
+    outside the registry's bounds (from the plan, or a value an earlier turn left) rejects the
+    plan: `PlanRejected`, stop_reason `plan_rejected` (a context key that a step of this plan
+    provides is not checked here: it is looked up again). What needs this turn's lookups
+    (`require`, `same`) is checked by the router just before the step runs.
+    """
+    kept: list[PlanStep] = []
+    dropped: set[str] = set()
+    count: dict[str, int] = {}
+    # What this plan's steps will provide is looked up again: an earlier turn's value says nothing.
+    provided = {key for step in steps for key in registry[step["capability"]].provides}
+    known = {k: v for k, v in context.items() if k not in provided}
+    for step in steps:
+        info = registry[step["capability"]]
+        rules = info.rules
+        if dropped & set(step["depends_on"]):
+            dropped.add(step["id"])
+            notes.append(f"dropped {step['capability']}: it depends on a step the business rules dropped")
+            continue
+        limit = rules.max_per_plan if rules is not None and rules.max_per_plan else None
+        if limit is None and info.side_effects:
+            limit = 1
+        count[info.name] = count.get(info.name, 0) + 1
+        if limit is not None and count[info.name] > limit:
+            dropped.add(step["id"])
+            notes.append(
+                f"business rule: dropped a {info.name} step; a plan may hold {limit} (ask for the rest separately)"
+            )
+            continue
+        if rules is not None and (broken := rules.violations({**known, **step["inputs"]}, before_run=False)):
+            raise PlanRejected(f"the plan breaks {info.name}'s business rules: {'; '.join(broken)}")
+        kept.append(step)
+    return kept
 
 
 def _add_provider(
@@ -202,3 +250,53 @@ def _add_provider(
         steps.append(PlanStep(id=sid, capability=name, inputs={}, depends_on=deps))
         notes.append(f"added {name} before {needed_by}: a side effect acts on what this turn looked up")
     return [sid]
+
+
+def reroutes(state: AgentState) -> list[dict[str, Any]]:
+    """The "not mine" suggestions (`NotMine`) of the steps whose failures sent the turn back to
+    the classifier: `{"from", "to", "reason"}` each."""
+    results = state.get("execution_results") or {}
+    found = []
+    for err in state.get("control_errors") or []:
+        result = results.get(err["step_id"] or "")
+        reroute = result["output"].get("reroute") if result else None
+        if isinstance(reroute, dict) and err["severity"] == "reclassification":
+            found.append(reroute)
+    return found
+
+
+def apply_reroutes(
+    registry: Registry, scored: list[ScoredCapability], state: AgentState, excluded: Sequence[str]
+) -> tuple[list[ScoredCapability], list[str]]:
+    """Select the capabilities that specialists named when they said "not mine", with a note each.
+
+    A suggestion is taken when it names a capability the classifier may route to (registered,
+    routable, allowed) that this turn has not ruled out; otherwise the note says why it was not,
+    and the classifier's own scores decide. Bounded like every reclassification: the classifier
+    counts the pass, and the router stops at `limits.max_reclassifications`.
+    """
+    notes: list[str] = []
+    chosen: set[str] = set()
+    routable = {c.name for c in registry.routable if registry.allowed(c.name)}
+    for r in reroutes(state):
+        to, why = r.get("to"), r.get("reason")
+        if not to:
+            notes.append(
+                f"reroute: {r.get('from')} said the request is not its own ({why}), with no suggestion"
+            )
+        elif to in excluded or to not in routable:
+            reason = (
+                "already ruled out this turn" if to in excluded else "not a capability the router can pick"
+            )
+            notes.append(f"reroute: {r.get('from')} suggested {to} ({why}); not taken: {reason}")
+        else:
+            chosen.add(to)
+            notes.append(f"reroute: {r.get('from')} handed the request to {to} ({why})")
+    if not chosen:
+        return scored, notes
+    out = [c if c["name"] not in chosen else {**c, "selected": True} for c in scored]
+    known = {c["name"] for c in out}
+    out += [
+        ScoredCapability(name=n, score=1.0, selected=True, source="scorer") for n in sorted(chosen - known)
+    ]
+    return out, notes  # type: ignore[return-value]

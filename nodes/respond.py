@@ -35,7 +35,11 @@ def template_answer(registry: Registry, pairs: list[tuple[PlanStep, StepResult]]
     for step, result in pairs:
         info = registry[step["capability"]]
         said = result["output"].get("summary") if result["status"] != "ok" else None
-        if result["status"] == "ok":
+        if result["status"] == "ok" and isinstance(fallback := result["output"].get("fallback"), dict):
+            # Another capability stood in (nodes/runner.py): its summary, and that the answer degraded.
+            stand_in = registry[result["capability"]].instance.summarize(result["output"])
+            lines.append(f"Note: {fallback.get('note')}. {stand_in}")
+        elif result["status"] == "ok":
             lines.append(info.instance.summarize(result["output"]))
         elif isinstance(said, str) and said:
             # A step that did not run says why in its own words (the approval node wrote them):

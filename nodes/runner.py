@@ -10,11 +10,20 @@ never returns) cannot hold the run, nor the process's exit, past that limit. The
 as timed out, and whatever the thread produces later is dropped. Only the runner's own deadline
 and LangGraph's cancellation of the run reach the runner as exceptions: everything the capability
 raises, `SystemExit` and `CancelledError` included, comes back as a value and fails the step.
+
+Fallback: a capability's registry `fallback` chain is tried, in order, when its step fails after
+its last retry (a RETRIABLE failure on attempt `retry.max_attempts`), or at once when the failure
+says its circuit breaker is open (`ServiceUnavailable.breaker_open`: retrying would be refused
+again). The first fallback that answers makes the step `ok`, recorded under the fallback's name
+with `output["fallback"]` saying whom it stood in for and why: the answer says it degraded. A
+capability that answers "not mine" (`NotMine`) fails its step with the suggestion in
+`output["reroute"]`, for the classifier (RECLASSIFICATION).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import math
@@ -26,7 +35,8 @@ from typing import Any, NamedTuple
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.errors import GraphBubbleUp
 
-from graph.capability.base import ContractViolation, RunContext, describe_value, json_problem
+from graph.capability.base import ContractViolation, NotMine, RunContext, describe_value, json_problem
+from graph.capability.http import ServiceUnavailable
 from graph.config.registry import CapabilityInfo
 from graph.errors import ErrorSeverity, PolicyDenied, describe
 from graph.progress import emit
@@ -123,6 +133,7 @@ def make_runner(deps: Deps) -> RunnableLambda:
         stop: str | None = None
         status = "ok"
         info = deps.registry.capabilities.get(name)
+        answered_by = name
         try:
             if info is None:
                 raise ContractViolation(f"the plan names an unknown capability {name!r}")
@@ -147,9 +158,16 @@ def make_runner(deps: Deps) -> RunnableLambda:
                 redacted_traceback(exc, deps.settings.redactor()),
                 extra={"capability": name, "step_id": step["id"], "attempt": attempt, **ids},
             )
+            if isinstance(exc, NotMine):
+                output = {"reroute": exc.reroute()}
+            elif info is not None and _falls_back(info, exc, severity, attempt):
+                found = await _fallback(deps, info, payload, config, error)
+                if found is not None:
+                    answered_by, output = found
+                    status, error, severity, stop = "ok", None, None, None
         result = StepResult(
             step_id=step["id"],
-            capability=name,
+            capability=answered_by,
             status=status,  # type: ignore[typeddict-item]
             output=output,
             error=error,
@@ -172,7 +190,8 @@ def make_runner(deps: Deps) -> RunnableLambda:
             "control_timings_ms": {"capabilities": (time.perf_counter() - started) * 1000},
         }
         if status == "ok" and info is not None:
-            update["execution_context"] = {k: output[k] for k in info.provides if k in output}
+            provider = deps.registry[answered_by]
+            update["execution_context"] = {k: output[k] for k in provider.provides if k in output}
         return update
 
     return entry_points("execute", execute)
@@ -240,6 +259,56 @@ async def _run_step(
     if problem := json_problem(outcome.value):
         raise ContractViolation(f"capability {info.name!r} {problem} (a JSON object is required)")
     return outcome.value, "ok", None
+
+
+def _falls_back(info: CapabilityInfo, exc: BaseException, severity: ErrorSeverity, attempt: int) -> bool:
+    """Whether this failure goes to the fallback chain: the breaker is open, or the last retry failed."""
+    if not info.fallback or isinstance(exc, TurnTimeout):
+        return False
+    if isinstance(exc, ServiceUnavailable) and exc.breaker_open:
+        return True
+    return severity is ErrorSeverity.RETRIABLE and attempt >= info.retry.max_attempts
+
+
+async def _fallback(
+    deps: Deps, info: CapabilityInfo, payload: StepPayload, config: RunnableConfig, error: str
+) -> tuple[str, dict[str, Any]] | None:
+    """The first of `info.fallback` that answers this step's task: its name and output (with a
+    `fallback` note), or None when none does (the step then fails as it would have)."""
+    step, deadline = payload["step"], payload.get("deadline")
+    for name in info.fallback:
+        other = deps.registry.capabilities.get(name)
+        if other is None or not deps.registry.allowed(name):
+            continue
+        left = math.inf if deadline is None else deadline - deps.clock()
+        if left <= 0:
+            return None
+        try:
+            inputs = other.instance.parse_inputs(payload["task"], {}, payload["context"])
+            ctx = RunContext(
+                task=payload["task"],
+                context=payload["context"],
+                step_id=f"{step['id']}>fallback:{name}",
+                thread_id=(config.get("configurable") or {}).get("thread_id"),
+                data_dir=deps.settings.data_dir,
+            )
+            outcome = await run_detached(
+                functools.partial(other.instance.execute, inputs, ctx),
+                min(other.timeout, left),
+                name=name,
+            )
+        except Exception as exc:  # a fallback that cannot start or times out: try the next one
+            log.debug("fallback %s for %s failed: %s", name, info.name, describe(exc))
+            continue
+        if outcome.error is not None or json_problem(outcome.value) is not None:
+            continue
+        note = f"{info.name} was unavailable ({error}); {name} answered instead"
+        emit("capability_fallback", capability=info.name, fallback=name, step_id=step["id"])
+        return name, {
+            **outcome.value,
+            "fallback": {"for": info.name, "by": name, "reason": error, "note": note},
+        }
+    return None
 
 
 def _failure(

@@ -4,6 +4,14 @@ A request that names a service ("the API keeps returning 500s") gets that servic
 open (and recently resolved) incidents; one that names none gets every service. Asking to open,
 file or raise a ticket writes one ticket row, linked to the service's open incident, once per
 request: the same request (thread, step and text) never opens a second ticket.
+
+Where the status comes from: the embedded database when the `status_url` option is null (the
+default: offline, no server), else the status page service at that URL (status_page.py serves
+one), through `graph.capability.http.ExternalService` (timeouts, retries, a TTL cache, a circuit
+breaker; options under `status_service`). When the page cannot answer, the last good answer is
+served marked stale; with none, the embedded database's copy (`degrade_to_db: true`, the default),
+else the step fails and the registry's `fallback` chain answers. A degraded answer says so first.
+Tickets are always written to the database.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from graph.capability import (
     OrchestratorGuide,
     RunContext,
 )
+from graph.capability.http import ExternalService, Fetched, ServicePolicy, ServiceUnavailable
 
 SERVICE_WORDS: dict[str, re.Pattern[str]] = {
     "api": re.compile(
@@ -44,6 +53,8 @@ _TICKET = re.compile(
 _URGENT = re.compile(r"\b(urgent|asap|down|outage|production|all requests|nothing works)\b", re.I)
 STATUS_BY_SEVERITY = {"minor": "degraded performance", "major": "partial outage", "critical": "major outage"}
 RECENT = timedelta(days=7)
+SUMMARY_PATH = "/api/v2/summary.json"
+"""The status page's summary (status_page.py): `components`, each as `service_overview` gives it."""
 
 
 def services_named(text: str) -> list[str]:
@@ -82,6 +93,25 @@ def service_overview(conn: sqlite3.Connection, services: list[str]) -> list[dict
                 "recently_resolved": [i for i in incidents if i["status"] == "resolved"],
             }
         )
+    return out
+
+
+def _components(fetched: Fetched, services: list[str]) -> list[dict[str, Any]]:
+    """The status page's components for these services (all when none is named), checked: the
+    service's answer is input, and a malformed one raises ValueError (the step then degrades)."""
+    data = fetched.data
+    components = data.get("components") if isinstance(data, dict) else None
+    if not isinstance(components, list):
+        raise ValueError("no components list")
+    out = []
+    for c in components:
+        if not isinstance(c, dict) or not all(
+            isinstance(c.get(k), t)
+            for k, t in (("service", str), ("name", str), ("status", str), ("open_incidents", list))
+        ):
+            raise ValueError("a component without service, name, status and open_incidents")
+        if not services or c["service"] in services:
+            out.append({**c, "recently_resolved": list(c.get("recently_resolved") or [])})
     return out
 
 
@@ -141,23 +171,66 @@ class Incidents(Capability):
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
         self.db = SupportDBs(self.options.get("db"), seed=bool(self.options.get("seed", True)))
+        url = self.options.get("status_url")
+        if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+            raise ValueError(f"status_url must be null or an http(s) URL, not {url!r}")
+        self.degrade_to_db = bool(self.options.get("degrade_to_db", True))
+        self.status_page = (
+            ExternalService(
+                "status page", url, ServicePolicy.from_options(self.options.get("status_service"))
+            )
+            if url
+            else None
+        )
 
     async def execute(self, inputs: IncidentsInputs, ctx: RunContext) -> dict[str, Any]:
-        return await self.blocking(self.status, self.db.at(ctx.data_dir), inputs, ctx)
+        services = [inputs.service] if inputs.service else services_named(inputs.query)
+        overview: list[dict[str, Any]] | None = None
+        external: dict[str, Any] | None = None
+        if self.status_page is not None:
+            try:
+                fetched = await self.status_page.get_json(SUMMARY_PATH)
+                overview = _components(fetched, services)
+                external = fetched.report()
+            except (ServiceUnavailable, ValueError) as exc:
+                if not self.degrade_to_db:
+                    raise
+                reason = exc.reason if isinstance(exc, ServiceUnavailable) else f"malformed answer: {exc}"
+                external = {
+                    "source": "embedded_db",
+                    "degraded": True,
+                    "note": f"status page unreachable ({reason}), showing the embedded database's copy",
+                    "breaker": self.status_page.breaker_report(),
+                }
+        return await self.blocking(self.status, self.db.at(ctx.data_dir), inputs, ctx, overview, external)
 
-    def status(self, db: SupportDB, inputs: IncidentsInputs, ctx: RunContext) -> dict[str, Any]:
+    def status(
+        self,
+        db: SupportDB,
+        inputs: IncidentsInputs,
+        ctx: RunContext,
+        overview: list[dict[str, Any]] | None = None,
+        external: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         services = [inputs.service] if inputs.service else services_named(inputs.query)
         ticket_wanted = (
             inputs.create_ticket if inputs.create_ticket is not None else wants_ticket(inputs.query)
         )
-        with db.connect() as conn:
-            overview = service_overview(conn, services)
+        if overview is None:
+            with db.connect() as conn:
+                overview = service_overview(conn, services)
         ticket = self.open_ticket(db, inputs, ctx, overview) if ticket_wanted else None
+        summary = self._summary(overview, bool(services), ticket)
+        if external and external.get("note"):
+            summary = f"Note: {external['note']}. {summary}"
         output: dict[str, Any] = {
             "service_status": {s["service"]: s["status"] for s in overview},
             "incidents": [i | {"service": s["service"]} for s in overview for i in s["open_incidents"]],
-            "summary": self._summary(overview, bool(services), ticket),
+            "summary": summary,
         }
+        if external is not None:
+            output["external"] = {"status_page": external}
+            output["degraded"] = external.get("note") if external.get("degraded") else None
         if ticket:
             output["ticket_id"] = ticket["id"]
             output["ticket"] = ticket

@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -28,6 +28,7 @@ from graph.errors import (
     ContractViolation,  # noqa: F401 (defined with every other error)
     ErrorSeverity,
     MissingInput,
+    ReclassificationError,
     RoutegraphError,
 )
 
@@ -203,6 +204,28 @@ async def run_blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
             waiting[0] = False
 
 
+class NotMine(ReclassificationError):
+    """A capability's own say: "not mine, ask `suggest`" (`needs_reroute`). Raised by
+    `Capability.not_mine`.
+
+    RECLASSIFICATION: the step fails with the suggestion in its result (`reroute`); the classifier
+    then selects the suggested capability instead of this one (when it is registered, allowed and
+    not already ruled out this turn), bounded by `limits.max_reclassifications` like any other
+    reclassification.
+    """
+
+    def __init__(self, capability: str, suggest: str | None, reason: str) -> None:
+        target = f"try {suggest}" if suggest else "no suggestion"
+        super().__init__(f"{capability} says this is not its request ({reason}); {target}")
+        self.capability = capability
+        self.suggest = suggest
+        self.reason = reason
+
+    def reroute(self) -> dict[str, str | None]:
+        """The suggestion as a step result carries it (`output["reroute"]`)."""
+        return {"from": self.capability, "to": self.suggest, "reason": self.reason}
+
+
 class CapabilityInputs(BaseModel):
     """Typed inputs of a capability. `query` is always the task text."""
 
@@ -298,6 +321,12 @@ class Capability(ABC):
         calls on an event loop. Side effects must be idempotent by `ctx.step_id`: an abandoned
         call may still finish its work, and the step is retried.
         """
+
+    def not_mine(self, *, suggest: str | None = None, reason: str) -> NoReturn:
+        """Hand the request back to the router: it is not for this capability, `suggest` names the
+        capability that should take it (a registry name) and `reason` says why, for the notes and
+        the answer. Raises `NotMine`; nothing after it runs."""
+        raise NotMine(self.name, suggest, reason)
 
     @staticmethod
     async def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

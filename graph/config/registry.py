@@ -20,7 +20,7 @@ from graph.capability.base import Capability
 from graph.capability.guides import ClassifierGuide, OrchestratorGuide
 from graph.config.limits import Limits
 from graph.config.messages import pydantic_problems
-from graph.config.schema import ApprovalPolicy, CapabilitySpec, PolicyConfig, RegistryFile
+from graph.config.schema import ApprovalPolicy, BusinessRules, CapabilitySpec, PolicyConfig, RegistryFile
 from graph.config.yaml_source import MAX_TEXT_CHARS, LineMap, Problem, format_path, load_yaml
 from graph.errors import RegistryError
 from graph.retry import RetryPolicy
@@ -54,6 +54,10 @@ class CapabilityInfo:
     """Steps run only on an explicit instruction (the router's side-effect policy, `graph.intent`)."""
     action_verbs: tuple[str, ...] = ()
     """The words that ask for the action, for `side_effect_intent`."""
+    fallback: tuple[str, ...] = ()
+    """Capabilities that answer instead when this one fails after its retries or its breaker is open."""
+    rules: BusinessRules | None = None
+    """Business rules its steps must keep (`max_per_plan` defaults to 1 with side effects)."""
 
 
 @dataclass(frozen=True)
@@ -306,6 +310,19 @@ def _resolve(
                     message += f" (only disabled capabilities do: {', '.join(disabled)})"
             problem(("capabilities", i, "requires", j), message)
 
+    for name, info in infos.items():
+        for j, other in enumerate(info.fallback):
+            at: tuple[str | int, ...] = ("capabilities", index_of[name], "fallback", j)
+            if other == name:
+                problem(at, f"{name} cannot be its own fallback")
+            elif other not in names:
+                problem(at, f"unknown capability {other!r} (known: {', '.join(sorted(names)) or 'none'})")
+            elif other not in first_of:
+                problem(at, f"{other} is disabled: a fallback must be able to run")
+            elif other in infos and (infos[other].side_effects or infos[other].terminal):
+                kind = "has side effects" if infos[other].side_effects else "ends a plan"
+                problem(at, f"{other} {kind}: a fallback answers a question, it does not act")
+
     for cycle in _find_cycles(infos):
         problem(("capabilities", index_of[cycle[0]], "requires"), "dependency cycle: " + " -> ".join(cycle))
 
@@ -375,6 +392,8 @@ def _info(entry: CapabilitySpec, instance: Capability, limits: Limits) -> Capabi
         # A class that declares side effects keeps them: `side_effects: false` is reported, not applied.
         side_effects=bool(entry.side_effects) or cls.side_effects,
         action_verbs=tuple(entry.action_verbs if entry.action_verbs is not None else cls.action_verbs),
+        fallback=tuple(entry.fallback),
+        rules=entry.rules,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -259,6 +260,59 @@ class RetryOverride(_Strict):
     max_delay: Number | None = Field(default=None, ge=0)
 
 
+class InputBound(_Strict):
+    """Bounds on one numeric value a step runs with."""
+
+    min: Number | None = None
+    max: Number | None = None
+
+
+class BusinessRules(_Strict):
+    """Business rules a plan must keep before its side effects run (checked by plan validation,
+    nodes/planning.py, and again by the router just before the step runs, on the values it runs with)."""
+
+    max_per_plan: Whole | None = Field(default=None, ge=1)
+    """Steps of this capability one plan may hold; unset: 1 for a capability with side effects (two
+    refunds in one plan are a planning error, not a request), no limit otherwise."""
+    inputs: dict[str, InputBound] = Field(default_factory=dict)
+    """Bounds on numeric values, by input name or dotted path into the context, e.g. `amount: {max: 500}`
+    or `refund_candidate.amount: {min: 0}`. Outside them at plan time (a plan's input, a value an
+    earlier turn left) the plan is rejected (`plan_rejected`); just before the step runs (a value
+    this turn's lookups provided) the step is dropped with a note."""
+    require: list[str] = Field(default_factory=list)
+    """Values that must be resolved (present and not null) when the step is about to run, e.g.
+    `[customer_id]`: without them the step is dropped with a note instead of running."""
+    same: list[tuple[str, str]] = Field(default_factory=list)
+    """Pairs of dotted paths that must be equal when the step is about to run, e.g.
+    `[customer_id, refund_candidate.customer_id]` (the charge belongs to the resolved customer)."""
+
+    def violations(self, values: Mapping[str, Any], *, before_run: bool) -> list[str]:
+        """What these values break (plan time: bounds only; `before_run`: also `require` and `same`)."""
+        found = []
+        for name, bound in self.inputs.items():
+            value = _dig(values, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if bound.min is not None and value < bound.min:
+                found.append(f"{name}={value:g} is below the minimum {bound.min:g}")
+            if bound.max is not None and value > bound.max:
+                found.append(f"{name}={value:g} is above the limit {bound.max:g}")
+        if before_run:
+            found += [f"{key} is not resolved" for key in self.require if _dig(values, key) is None]
+            for left, right in self.same:
+                a, b = _dig(values, left), _dig(values, right)
+                if a is not None and b is not None and a != b:
+                    found.append(f"{left} ({a}) does not match {right} ({b})")
+        return found
+
+
+def _dig(values: Mapping[str, Any], path: str) -> Any:
+    value: Any = values
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
 class CapabilitySpec(_Strict):
     """One capability entry. Unset descriptive fields come from the class."""
 
@@ -286,6 +340,12 @@ class CapabilitySpec(_Strict):
     retry: RetryOverride | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     """Passed to the capability's constructor."""
+    fallback: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]] = Field(default_factory=list)
+    """Capabilities that answer instead, tried in order, when a step of this one fails after its
+    retries, or at once when its circuit breaker is open; the answer says it degraded. Each must be
+    a registered capability without side effects, not this one, not terminal."""
+    rules: BusinessRules | None = None
+    """Business rules checked before the step's side effects run (see `BusinessRules`)."""
 
 
 class RegistryFile(_Strict):
