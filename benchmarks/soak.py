@@ -111,7 +111,9 @@ def requests_pool(limit: int = 20) -> list[tuple[str, bool]]:
     return [(t, True) for t in DEMO] + [(t, True) for t in support] + REFUNDS
 
 
-def make_turns(n: int, fault_rate: float, seed: int) -> list[Turn]:
+def make_turns(n: int, fault_rate: float, seed: int, prefix: str = "soak") -> list[Turn]:
+    """`prefix` names this run's threads: a PostgreSQL database outlives a run, and a thread of an
+    earlier run must not be continued (its message ids would be taken for this run's)."""
     rng = random.Random(seed)
     pool = requests_pool()
     turns = []
@@ -120,7 +122,7 @@ def make_turns(n: int, fault_rate: float, seed: int) -> list[Turn]:
         faults = ""
         if rng.random() < fault_rate:
             faults = f"{rng.choice(FAULT_TARGETS)}:{rng.choice(FAULT_KINDS)}"
-        turns.append(Turn(f"soak-{i // TURNS_PER_THREAD}", i % TURNS_PER_THREAD, text, approve, faults))
+        turns.append(Turn(f"{prefix}-{i // TURNS_PER_THREAD}", i % TURNS_PER_THREAD, text, approve, faults))
     return turns
 
 
@@ -258,7 +260,7 @@ def run(
     checkpointer: str,
     postgres_url: str | None,
 ) -> dict[str, Any]:
-    turns = make_turns(requests, fault_rate, seed)
+    turns = make_turns(requests, fault_rate, seed, prefix=f"soak{os.getpid()}x{int(time.time())}")
     rng = random.Random(seed + 1)
     ctx = mp.get_context("spawn")
     began = time.monotonic()
