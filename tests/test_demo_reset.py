@@ -100,6 +100,8 @@ def test_demo_reset_leaves_a_database_outside_the_data_directory_alone(tmp_path:
     assert "outside the data directory, left alone" in result.stdout
     assert snapshot(outside) == before
 
-    named = cli(data_dir, "reset", "--yes", "--registry", str(tmp_path / "registry.yaml"), "--db", str(outside))
+    named = cli(
+        data_dir, "reset", "--yes", "--registry", str(tmp_path / "registry.yaml"), "--db", str(outside)
+    )
     assert named.returncode == 0, named.stderr
     assert snapshot(outside) == seeded
