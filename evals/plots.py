@@ -124,7 +124,7 @@ def _reliability_panel(ax: Any, rel: Mapping[str, Any]) -> None:
             width=width * 0.9,
             color="#4f81bd",
             alpha=0.8,
-            label="accuracy",
+            label="accuracy per bin",
         )
         ax.plot(
             [b["confidence"] for b in bins],
@@ -132,7 +132,7 @@ def _reliability_panel(ax: Any, rel: Mapping[str, Any]) -> None:
             "o-",
             color="#1f3b63",
             markersize=4,
-            label="mean confidence",
+            label="accuracy at the bin's mean confidence",
         )
         for x, b in zip(centres, bins, strict=True):
             ax.text(x, min(b["accuracy"] + 0.02, 0.97), str(b["count"]), ha="center", fontsize=7)
