@@ -470,6 +470,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         try:
             plot_eval(result, args.plot)
+        except ModuleNotFoundError as exc:
+            print(f"routegraph eval: --plot needs {exc.name}: pip install matplotlib", file=sys.stderr)
+            return EXIT_INVALID
         except OSError as exc:
             print(f"routegraph eval: cannot write {args.plot}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_INVALID
