@@ -20,7 +20,7 @@ What is measured
     shots and the tuning slice and seeds the fine-tuning (seed 0: the graph's own fine-tuning).
 
 Run
-    routegraph eval --data /work/shared/data/clinc150.jsonl --shots 10 --encoder minilm [--json]
+    routegraph eval --data evals/data/clinc150_sample.jsonl --shots 10 --encoder minilm [--json [--details]] [--plot FILE.png]
 """
 
 from __future__ import annotations
