@@ -1,4 +1,4 @@
-"""The `routegraph` command line: ask, validate, graph, eval, tune, serve, threads.
+"""The `routegraph` command line: ask, validate, graph, eval, tune, demo, serve, threads.
 
 An entry point: `main` reads the environment once (`Settings.from_env`, with `--registry` over
 `ROUTEGRAPH_REGISTRY`) and every command takes its settings from `args.settings`.
