@@ -19,7 +19,7 @@ from graph.faults import FaultPlan
 from graph.models import ModelProvider
 from graph.persistence import CheckpointerOption, resolve_checkpointer, serialise_threads
 from graph.router import ROUTES, Router
-from graph.state import AgentState
+from graph.state import AgentInput, AgentState
 from nodes.approval import approval
 from nodes.base import Deps, make_node
 from nodes.clarify import clarify
@@ -78,7 +78,7 @@ def build_graph(
         faults=FaultPlan.parse(settings.faults),
     )
 
-    builder = StateGraph(AgentState)
+    builder = StateGraph(AgentState, input_schema=AgentInput, output_schema=AgentState)
     builder.add_node("intake", make_intake(deps))
     for name, impl in (
         ("task_extraction", task_extraction),

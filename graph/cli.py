@@ -1,4 +1,4 @@
-"""The `routegraph` command line: ask, validate, graph, eval, tune, serve, threads.
+"""The `routegraph` command line: ask, validate, graph, eval, tune, demo, serve, threads.
 
 An entry point: `main` reads the environment once (`Settings.from_env`, with `--registry` over
 `ROUTEGRAPH_REGISTRY`) and every command takes its settings from `args.settings`.
@@ -482,11 +482,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
             min_out_of_scope_recall=args.min_oos_recall,
             limit=args.limit,
             settings=args.settings,
+            details=args.details or args.plot is not None,
             progress=None if args.quiet else stderr_progress,
         )
     except EvalError as exc:
         print(f"routegraph eval: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    if args.plot is not None:
+        from evals.plots import plot_eval
+
+        try:
+            plot_eval(result, args.plot)
+        except ModuleNotFoundError as exc:
+            print(f"routegraph eval: --plot needs {exc.name}: pip install matplotlib", file=sys.stderr)
+            return EXIT_INVALID
+        except OSError as exc:
+            print(f"routegraph eval: cannot write {args.plot}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_INVALID
+        if not args.quiet:
+            print(f"eval: plot written to {args.plot}", file=sys.stderr)
+        if not args.details:
+            result.pop("queries", None)
     print(dumps(result) if args.json else format_table(result))
     return EXIT_OK
 
@@ -522,6 +538,55 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(f"tune: {note}", file=sys.stderr)
     if not args.quiet:
         print(f"tune: {result.summary()}", file=sys.stderr)
+    return EXIT_OK
+
+
+def demo_stores(registry: Registry, data_dir: Path) -> dict[Path, Any]:
+    """The demo data the registry's capabilities keep, by file: a capability, or a store it holds
+    as an attribute (the support desk's `SupportDBs`), that has `demo_path(data_dir)` and
+    `reset_demo(path)`. Found by duck typing: the framework imports no capability."""
+    found: dict[Path, Any] = {}
+    for info in registry:
+        for holder in (info.instance, *vars(info.instance).values()):
+            if callable(getattr(holder, "demo_path", None)) and callable(getattr(holder, "reset_demo", None)):
+                found.setdefault(Path(holder.demo_path(data_dir)).resolve(), holder)
+    return found
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Say where demo state lives; `demo reset` restores the demo data (non-destructive elsewhere)."""
+    settings: Settings = args.settings
+    data_dir = settings.data_dir.resolve()
+    print(f"demo state lives in the data directory {data_dir} (ROUTEGRAPH_DATA_DIR):")
+    where = "PostgreSQL (ROUTEGRAPH_POSTGRES_URL)" if settings.postgres_url else settings.checkpoint_file
+    print(f"  {where}  conversations and pending approvals (routegraph threads list)")
+    stores = demo_stores(Registry.from_file(settings.registry), data_dir)
+    for path in stores:
+        print(f"  {path}  demo data of the registry's capabilities")
+    if args.action != "reset":
+        print("`routegraph demo reset` restores the demo data (an approved refund can be demoed again)")
+        return EXIT_OK
+    targets: dict[Path, Any] = {}
+    if args.db is not None and stores:
+        targets = {args.db.resolve(): next(iter(stores.values()))}
+    elif args.db is None:
+        targets = {p: s for p, s in stores.items() if p.is_relative_to(data_dir)}
+        for path in stores.keys() - targets.keys():
+            print(f"  {path}: outside the data directory, left alone (name it with --db to reset it)")
+    if not targets:
+        print("routegraph demo: no demo data to reset in this registry", file=sys.stderr)
+        return EXIT_INVALID
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("routegraph demo: resetting replaces data: confirm with --yes", file=sys.stderr)
+            return EXIT_INVALID
+        answer = input(f"reset {', '.join(map(str, targets))}? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            print("nothing was reset")
+            return EXIT_OK
+    for path, store in targets.items():
+        print(store.reset_demo(path))
+    print("threads are kept: start a new one (or `--thread NEW`) to demo again from the start")
     return EXIT_OK
 
 
@@ -917,6 +982,17 @@ def parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--limit", type=_positive, help="evaluate a seeded sample of this many test rows")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument(
+        "--details",
+        action="store_true",
+        help="with --json: add `queries`, each test query's truth, prediction, scores and LLM calls",
+    )
+    ev.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="also draw a confusion summary and a reliability diagram (confidence against accuracy) to FILE",
+    )
     ev.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     ev.set_defaults(func=cmd_eval)
 
@@ -944,6 +1020,21 @@ def parser() -> argparse.ArgumentParser:
     tn.add_argument("--json", action="store_true", help="print one JSON object instead of YAML")
     tn.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     tn.set_defaults(func=cmd_tune)
+
+    demo = add(
+        "demo",
+        help="where demo state lives; `demo reset` restores the example's demo data",
+        description="Show where demo state lives (the data directory). `routegraph demo reset` puts the "
+        "support desk's demo data back (customers, charges; refunds and tickets cleared), so an approved "
+        "refund can be demoed again. Only files inside the data directory, unless --db names one.",
+    )
+    demo.add_argument("action", nargs="?", choices=("where", "reset"), default="where")
+    demo.add_argument(
+        "--registry", type=Path, help="registry.yaml (default: ROUTEGRAPH_REGISTRY, else the shipped one)"
+    )
+    demo.add_argument("--db", type=Path, metavar="FILE", help="reset this database file instead")
+    demo.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    demo.set_defaults(func=cmd_demo)
 
     serve = add("serve", help="serve the graph for LangGraph Studio and the SDK (langgraph dev)")
     serve.add_argument(

@@ -6,14 +6,23 @@ provided) persists across turns, and so does `approval_offer` (a side effect off
 which the next message may accept). `approval_asked_at` and `control_paused_seconds` are tied to
 their turn (by the turn's start and `control_paused_turn`), so a value an earlier turn left counts
 for nothing. Everything here is plain JSON-like data, so checkpoints and Studio show it as it is.
+
+`AgentInput` is what a caller sends (the graph's input schema: Studio's input form shows the
+messages only); the output schema is the whole `AgentState`.
 """
 
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, Literal, NotRequired, TypedDict
+from typing import Annotated, Any, Literal, NotRequired
 
+from langchain_core.messages import AnyMessage
 from langgraph.graph import MessagesState
+from langgraph.graph.message import add_messages
+
+# typing_extensions, not typing: pydantic builds the JSON schemas Studio shows from these, and it
+# refuses typing.TypedDict on Python < 3.12 (get_input_jsonschema would raise).
+from typing_extensions import TypedDict
 
 from graph.errors import ErrorRecord
 
@@ -153,6 +162,12 @@ class AgentState(MessagesState):
     `approval.timeout_seconds`. None when no question is pending; a value older than the turn is stale."""
     approval_offer: SideEffectOffer | None
     """The side effect this thread last offered and did not do; outlives the turn that made it."""
+
+
+class AgentInput(TypedDict):
+    """The graph's input schema: a turn is the conversation's new message(s); intake sets the rest."""
+
+    messages: Annotated[list[AnyMessage], add_messages]
 
 
 class StepPayload(TypedDict):
