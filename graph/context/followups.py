@@ -6,7 +6,8 @@ with the clause of the request it ran for ("what time is it in Tokyo" for clock 
 (no per-example rules):
 
 - a **candidate** follow-up has a topic to follow and one of: a continuation cue at its start
-  ("and", "what about", "same for"), a correction ("no, I meant Berlin", "sorry, C-1006 I mean"),
+  ("and", "what about", "same for") on an elliptical turn (at most two content words, or a slot a
+  topic clause has), a correction ("no, I meant Berlin", "sorry, C-1006 I mean"),
   anaphora ("it", "that one", "the other charge", "there"), a plain yes, or it is short (at most
   three content words) and carries a slot of a kind a topic clause has ("Berlin?", "C-1005?");
 - the classifier's scores on the new words alone (`standalone`) still decide when they clearly
@@ -343,8 +344,11 @@ def resolve(
     new_words = fragment(text)
     new_slots = slots(new_words)
     fitting = [e for e in entries if any(_slot_fits_clause(s, e.task) for s in new_slots)]
-    short = len(content_words(new_words)) <= 3
-    if not (cue or correction or anaphora or (short and fitting)):
+    size = len(content_words(new_words))
+    # A cue alone makes a follow-up of an elliptical turn only ("and the dashboard?"); "and is the
+    # webhooks service healthy?" is a request of its own that happens to start with "and".
+    elliptical = size <= 2 or bool(fitting)
+    if not (correction or anaphora or (cue and elliptical) or (size <= 3 and fitting)):
         return FollowUp("new")
     alone = [n for n in standalone(text) if n]
     names = {e.capability for e in entries}
