@@ -119,9 +119,11 @@ async def run_conversation(graph: Any, conv: dict[str, Any], registry: Registry)
         why = []
         answer_ok = True
         if (want := turn.get("contains")) and want.lower() not in answer.lower():
-            answer_ok, _ = False, why.append(f"answer lacks {want!r}")
+            answer_ok = False
+            why.append(f"answer lacks {want!r}")
         if (bad := turn.get("absent")) and bad.lower() in answer.lower():
-            answer_ok, _ = False, why.append(f"answer has {bad!r}")
+            answer_ok = False
+            why.append(f"answer has {bad!r}")
         if not routed_ok:
             why.append(f"routed to {routed}, expected {sorted(expect)}")
         out.append(

@@ -29,7 +29,7 @@ from nodes.error import error
 from nodes.intake import make_intake
 from nodes.join import join
 from nodes.orchestrator import orchestrator
-from nodes.profile import profile
+from nodes.profile import make_profile
 from nodes.respond import respond
 from nodes.runner import make_runner
 from nodes.task_extraction import task_extraction
@@ -96,10 +96,10 @@ def build_graph(
         ("respond", respond),
         ("clarify", clarify),
         ("error", error),
-        ("profile", profile),
     ):
         builder.add_node(name, make_node(name, impl, deps))
     builder.add_node("execute", make_runner(deps))
+    builder.add_node("profile", make_profile(deps))
 
     builder.add_edge(START, "intake")
     # Each router edge declares the nodes it can reach (its path map: what the drawing shows).
