@@ -15,6 +15,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from graph.config.registry import Registry
 from graph.config.settings import Settings
+from graph.context.profiles import StoreOption, resolve_store
 from graph.faults import FaultPlan
 from graph.models import ModelProvider
 from graph.persistence import CheckpointerOption, resolve_checkpointer, serialise_threads
@@ -28,6 +29,7 @@ from nodes.error import error
 from nodes.intake import make_intake
 from nodes.join import join
 from nodes.orchestrator import orchestrator
+from nodes.profile import make_profile
 from nodes.respond import respond
 from nodes.runner import make_runner
 from nodes.task_extraction import task_extraction
@@ -38,6 +40,7 @@ def build_graph(
     registry: Registry | str | Path | None = None,
     settings: Settings | None = None,
     checkpointer: CheckpointerOption = "auto",
+    store: StoreOption = "auto",
     models: Mapping[str, BaseChatModel] | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -50,6 +53,10 @@ def build_graph(
         settings: data directory and model switches (default: from the environment).
         checkpointer: a LangGraph checkpointer, or "auto" (default: "postgres" when
             `settings.postgres_url` is set, else "sqlite"), "sqlite", "postgres", "memory", "none".
+        store: where user profiles live (graph/context/profiles.py): a LangGraph store, or "auto"
+            (PostgresStore when `settings.postgres_url` is set, else a SQLite file in the data
+            directory; none with `checkpointer="none"`: the server's own), "sqlite", "postgres",
+            "memory", "none".
         models: chat models per role ("task_extraction", "classifier", "orchestrator", "respond",
             or "default" for all); given models are used even when the environment has no key.
         clock, sleep: injectable time, for tests of budgets and backoff.
@@ -92,6 +99,7 @@ def build_graph(
     ):
         builder.add_node(name, make_node(name, impl, deps))
     builder.add_node("execute", make_runner(deps))
+    builder.add_node("profile", make_profile(deps))
 
     builder.add_edge(START, "intake")
     # Each router edge declares the nodes it can reach (its path map: what the drawing shows).
@@ -102,8 +110,15 @@ def build_graph(
         builder.add_conditional_edges(source, route, list(reachable))
     builder.add_edge("execute", "join")
     for terminal in ("respond", "clarify", "error"):
-        builder.add_edge(terminal, END)
-    compiled = builder.compile(checkpointer=resolve_checkpointer(checkpointer, settings), name="routegraph")
+        builder.add_edge(terminal, "profile")  # the turn's last word is the profile's (nodes/profile.py)
+    builder.add_edge("profile", END)
+    if store == "auto" and checkpointer == "none":
+        store = "none"  # a host that brings its persistence brings its store (the LangGraph server)
+    compiled = builder.compile(
+        checkpointer=resolve_checkpointer(checkpointer, settings),
+        store=resolve_store(store, settings),
+        name="routegraph",
+    )
     configured = compiled.with_config(recursion_limit=max(25, spec.limits.max_steps * 2 + 10))
     # One turn at a time per thread (a lock where the checkpoints live), for every caller.
     return serialise_threads(configured, wait=spec.limits.max_seconds)

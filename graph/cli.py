@@ -47,6 +47,7 @@ from pydantic import ValidationError
 from graph.capability.base import jsonable
 from graph.config.registry import Registry, RegistryError, default_registry
 from graph.config.settings import Settings
+from graph.context.commands import add_parser as add_profile_parser
 from graph.errors import ConfigError, DatasetError, MissingDependency, ThreadBusy, describe
 from graph.progress import ProgressPrinter
 from graph.redact import RedactingFilter, Redactor, redact
@@ -359,6 +360,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     assert isinstance(saver, BaseCheckpointSaver)
     wait = args.wait if args.wait is not None else registry.spec.limits.max_seconds
     config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+    if args.user:
+        config["configurable"]["user_id"] = args.user
     redactor = settings.redactor()
     printer = None if args.quiet else ProgressPrinter(sys.stderr, live=sys.stderr.isatty())
     with thread_lock(saver, thread_id, wait=wait):
@@ -923,6 +926,7 @@ def parser() -> argparse.ArgumentParser:
         type=Path,
         help="registry.yaml to use (default: ROUTEGRAPH_REGISTRY, else the shipped one)",
     )
+    ask.add_argument("--user", help="who asks: selects their profile (`routegraph profile show USER`)")
     ask.add_argument("--json", action="store_true", help="print one JSON object: answer, plan, steps, ...")
     ask.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     decide = ask.add_mutually_exclusive_group()
@@ -1065,6 +1069,7 @@ def parser() -> argparse.ArgumentParser:
     ts.add_argument("thread_id")
     ts.add_argument("--json", action="store_true", help="print JSON")
     threads.set_defaults(func=cmd_threads)
+    add_profile_parser(add)
     return p
 
 

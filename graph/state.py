@@ -3,7 +3,8 @@
 `task_*`, `planning_*`, `execution_*`, `control_*` and `approval_*` fields are per turn: the intake
 node resets them when a new user message arrives. `execution_context` (values the capabilities
 provided) persists across turns, and so does `approval_offer` (a side effect offered and not done,
-which the next message may accept). `approval_asked_at` and `control_paused_seconds` are tied to
+which the next message may accept), and `context_user_id` and `context_topic` (whose thread, and
+what it is about). `approval_asked_at` and `control_paused_seconds` are tied to
 their turn (by the turn's start and `control_paused_turn`), so a value an earlier turn left counts
 for nothing. Everything here is plain JSON-like data, so checkpoints and Studio show it as it is.
 
@@ -162,6 +163,18 @@ class AgentState(MessagesState):
     `approval.timeout_seconds`. None when no question is pending; a value older than the turn is stale."""
     approval_offer: SideEffectOffer | None
     """The side effect this thread last offered and did not do; outlives the turn that made it."""
+
+    context_user_id: str | None
+    """Whose thread this is: the run's `configurable.user_id`, else the customer a capability
+    identified (account's `customer_id`); selects the profile in the store. Outlives the turn."""
+    context_profile: dict[str, Any] | None
+    """The user's profile as intake read it from the store this turn (graph/context/profiles.py)."""
+    context_topic: list[dict[str, Any]]
+    """What the conversation is about: the capabilities recent turns ran, each with the clause it
+    ran for and its turn (most recent first); what a follow-up continues. Outlives the turn."""
+    context_followup: dict[str, Any] | None
+    """How this turn relates to the topic (graph/context/followups.py): kind, capabilities, the
+    rewritten task and why; None for a turn read on its own."""
 
 
 class AgentInput(TypedDict):

@@ -18,6 +18,7 @@ with the line intake wrote.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # `clean_request` is imported by the CLI before it builds any
     from graph.state import AgentState
     from nodes.base import Deps
 
+log = logging.getLogger("routegraph")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 and C1 controls but tab and newline
 
@@ -95,6 +97,22 @@ def too_long_reply(length: int, limit: int) -> str:
     )
 
 
+async def _context(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+    """The thread's user (the run's `configurable.user_id`, else the one the thread had) and their
+    profile from the store; a store that cannot be read leaves the turn without a profile."""
+    from graph.context import profiles
+
+    user_id = profiles.user_id_from(config) or state.get("context_user_id")
+    found: dict[str, Any] = {"context_user_id": user_id, "context_profile": None}
+    store = profiles.store_of(config)
+    if user_id and store is not None:
+        try:
+            found["context_profile"] = (await profiles.aload(store, user_id)).model_dump(mode="json")
+        except Exception as exc:
+            log.warning("intake: could not read the profile of %s (%s: %s)", user_id, type(exc).__name__, exc)
+    return found
+
+
 def make_intake(deps: Deps) -> RunnableLambda:
     from nodes.base import dual
 
@@ -141,7 +159,9 @@ def make_intake(deps: Deps) -> RunnableLambda:
             "control_paused_seconds": 0.0,
             "control_paused_turn": turn,
             "approval_asked_at": None,
+            "context_followup": None,
         }
+        update.update(await _context(state, config))
         last = next(m for m in reversed(messages) if isinstance(m, HumanMessage))
         raw = message_text(last)
         text = clean_request(raw)
