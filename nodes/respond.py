@@ -76,7 +76,9 @@ def shape_answer(
     if expertise == "beginner" or length == "long":
         used = [registry[s["capability"]] for s, r in pairs if r["status"] == "ok"]
         if used:
-            how = "; ".join(f"{info.name}: {info.description[:1].lower()}{info.description[1:]}" for info in used)
+            how = "; ".join(
+                f"{info.name}: {info.description[:1].lower()}{info.description[1:]}" for info in used
+            )
             answer += (
                 f"\nHow I found this: {how.rstrip('.')}. Next step: to change one detail, just say it "
                 "(for example “and for …?”), or ask something new."
