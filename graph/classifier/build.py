@@ -28,7 +28,10 @@ def build_scorer(registry: Registry, settings: Settings, *, tuned: bool = True) 
     applies."""
     config = registry.spec.classifier
     encoder = make_encoder(
-        config.encoder, base_url=settings.base_url, models_dir=settings.data_dir / "models"
+        config.encoder,
+        base_url=settings.base_url,
+        models_dir=settings.data_dir / "models",
+        onnx_dir=settings.cache,
     )
     guides = guides_from_registry(registry.routable)
     finetune = FineTune() if config.finetune and trainable(encoder) is not None else None

@@ -96,7 +96,7 @@ def finetune_key(
 ) -> str:
     texts, owners = _examples(guides, out_of_scope)
     payload = [
-        encoder.identity,
+        encoder.training_identity,
         [g.name for g in guides],
         texts,
         [sorted(o) for o in owners],
@@ -144,19 +144,22 @@ def finetune_encoder(
     `out_of_scope` requests belong to no capability: with single-label guides they form one more
     class during training (its prototype is then dropped), with multi-label ones every sigmoid
     learns them as a negative."""
-    import torch
-
     if not worth_training(guides, out_of_scope):
         return False
     texts, owners = _examples(guides, out_of_scope)
     examples = sum(1 for o in owners if o)
     key = finetune_key(encoder, guides, spec, out_of_scope)
-    model = encoder.own_copy()
     path = cache_dir / f"finetune-{key}.pt" if cache_dir else None
     if path is not None and path.exists():
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        encoder.weights_tag = key
+        # Cached: the weights load only if they must be exported (or encoded with torch).
+        encoder.use_finetuned(key, path)
+        if not encoder.exported() and progress is not None:
+            progress("exporting the fine-tuned encoder to ONNX (once)")
         return False
+
+    import torch
+
+    model = encoder.own_copy()
 
     torch.manual_seed(spec.seed)
     rng = random.Random(spec.seed)
@@ -217,4 +220,6 @@ def finetune_encoder(
         tmp = path.with_suffix(".tmp")
         torch.save(model.state_dict(), tmp)
         tmp.replace(path)
+    if encoder.onnx_dir is not None and progress is not None:
+        progress("exporting the fine-tuned encoder to ONNX (once)")
     return True
