@@ -609,13 +609,14 @@ def make_encoder(
     base_url: str | None = None,
     models_dir: Path | None = None,
     onnx_dir: Path | None = None,
-    precision: Precision = DEFAULT_PRECISION,
+    precision: Precision | None = None,
 ) -> Encoder:
     """An encoder by name (see `parse_encoder`). Nothing heavy is built: weights load on first use.
     `models_dir` is where the `mpnet` weights are unpacked (the data directory's `models/`);
     `onnx_dir` (the cache directory) is where MiniLM and mpnet are exported to run through
-    onnxruntime, at `precision` (None: through sentence-transformers and torch)."""
+    onnxruntime (None: through sentence-transformers and torch), at `precision` (None: `DEFAULT_PRECISION`)."""
     choice = parse_encoder(name)
+    precision = precision or DEFAULT_PRECISION
     if choice.kind == "lexical":
         return LexicalEncoder()
     if choice.kind == "minilm":

@@ -90,7 +90,7 @@ class OnnxModel:
 
 def quantized(folder: Path) -> Path:
     """The int8 copy of an export, made once from its fp32 model (onnxruntime only, no torch):
-    weights stored as int8, activations quantised on the fly (`quantize_dynamic`)."""
+    weights stored as int8 per output channel (per-tensor lost up to 0.13 of cosine on long texts), activations quantised on the fly (`quantize_dynamic`)."""
     target = folder / FILES["int8"]
     if target.exists():
         return target
@@ -98,7 +98,7 @@ def quantized(folder: Path) -> Path:
 
     tmp = folder / f".{os.getpid()}-{threading.get_ident()}.int8.onnx"
     try:
-        quantize_dynamic(folder / FILES["fp32"], tmp, weight_type=QuantType.QInt8)
+        quantize_dynamic(folder / FILES["fp32"], tmp, weight_type=QuantType.QInt8, per_channel=True)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
