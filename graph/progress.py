@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from langgraph.config import get_stream_writer
-
 
 def emit(event: str, **fields: Any) -> None:
+    # Imported here: this module is imported by the settings (through the retry policy), and
+    # `routegraph --version` or `validate` must not pay for LangGraph (and LangSmith) to start.
+    from langgraph.config import get_stream_writer
+
     try:
         writer = get_stream_writer()
     except RuntimeError:  # called outside a graph run
