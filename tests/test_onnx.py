@@ -124,8 +124,36 @@ def test_warm_ask_imports_no_torch(tmp_path: Path, shared_model_cache: Path) -> 
     assert warm.returncode == 0, warm.stderr
     assert "84" in warm.stdout
     imported = {
-        line.rsplit("|", 1)[-1].strip() for line in warm.stderr.splitlines() if line.startswith("import time:")
+        line.rsplit("|", 1)[-1].strip()
+        for line in warm.stderr.splitlines()
+        if line.startswith("import time:")
     }
     assert "onnxruntime" in imported  # the encoder did run, through onnxruntime
     heavy = {m for m in imported if m.split(".")[0] in {"torch", "sentence_transformers", "transformers"}}
     assert not heavy, sorted(heavy)[:10]
+
+
+def test_compiled_scorer_loads_from_its_cache(tmp_path: Path) -> None:
+    """A second compile reads the saved prototypes, head and curve: it embeds nothing (the
+    embedding cache, deleted, is not written again) and scores exactly as the first."""
+    from graph.classifier.compiled import CachedScorer
+    from graph.classifier.guides import LabelGuide
+
+    guides = [
+        LabelGuide("weather", ("will it rain tomorrow", "weather in paris", "is it sunny today")),
+        LabelGuide("refund", ("I want my money back", "refund my order", "charge me back for this")),
+        LabelGuide("clock", ("what time is it in tokyo", "current time in london", "time now in new york")),
+    ]
+    requests = ["is it going to rain in rome and what time is it there", "give me a refund", "tell me a joke"]
+    first = CachedScorer(guides, MiniLMEncoder(onnx_dir=tmp_path), cache_dir=tmp_path)
+    expected = first.raw_scores(requests)
+    assert len(list(tmp_path.glob("compiled-*.npz"))) == 1
+    for cached in tmp_path.glob("embeddings-*.npy"):
+        cached.unlink()
+    again = CachedScorer(guides, MiniLMEncoder(onnx_dir=tmp_path), cache_dir=tmp_path)
+    assert np.array_equal(again.raw_scores(requests), expected)
+    assert again.calibration == first.calibration
+    assert not list(tmp_path.glob("embeddings-*.npy"))  # nothing was embedded again
+    changed = [*guides[:2], LabelGuide("clock", ("what time is it", "time in sydney", "clock in berlin"))]
+    CachedScorer(changed, MiniLMEncoder(onnx_dir=tmp_path), cache_dir=tmp_path).compile()
+    assert len(list(tmp_path.glob("compiled-*.npz"))) == 2  # other guides: compiled and saved anew
