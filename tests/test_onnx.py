@@ -110,16 +110,19 @@ def _ask(env: dict[str, str], *flags: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_warm_ask_imports_no_torch(tmp_path: Path, shared_model_cache: Path) -> None:
+def test_first_ask_shows_progress_then_warm_ask_imports_no_torch(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "ROUTEGRAPH_DATA_DIR": str(tmp_path / "data"),
-        "ROUTEGRAPH_CACHE_DIR": str(shared_model_cache),
+        "ROUTEGRAPH_CACHE_DIR": str(tmp_path / "cache"),
         "LANGSMITH_TRACING": "false",
     }
-    first = _ask(env)  # fills the caches (fine-tune and export), unless another test did
+    first = _ask(env)  # a fresh cache: fine-tunes, exports, compiles and says so meanwhile
     assert first.returncode == 0, first.stderr
+    assert "· classifier: fine-tuning: pass 1/" in first.stderr
+    assert "s left" in first.stderr and "· classifier: exporting the fine-tuned encoder" in first.stderr
+    assert "Warning" not in first.stderr  # the exporter's tracer warnings are kept from the user
     warm = _ask(env, "-X", "importtime")
     assert warm.returncode == 0, warm.stderr
     assert "84" in warm.stdout

@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -162,7 +163,10 @@ def export(model: Any, folder: Path) -> Path:
         was_training = transformer.training
         transformer.eval()
         try:
-            with torch.no_grad():
+            # The tracer warns about Python branches on shapes (attention-mask code paths); the
+            # export is checked against sentence-transformers by tests/test_onnx.py instead.
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
                 torch.onnx.export(
                     Hidden(),
                     tuple(sample[n] for n in names),
