@@ -11,6 +11,7 @@ does: the mean of the token vectors under the attention mask, then unit length.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -98,10 +99,13 @@ def quantized(folder: Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = folder / f".{os.getpid()}-{threading.get_ident()}.int8.onnx"
+    quiet = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process is for static quantisation
     try:
         quantize_dynamic(folder / FILES["fp32"], tmp, weight_type=QuantType.QInt8, per_channel=True)
         os.replace(tmp, target)
     finally:
+        logging.getLogger().setLevel(quiet)
         tmp.unlink(missing_ok=True)
     return target
 
