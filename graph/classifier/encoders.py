@@ -2,7 +2,9 @@
 `hybrid` (both side by side), `openai`.
 
 Every encoder returns L2-normalised float32 rows, so a dot product is a cosine similarity.
-Heavy encoders load lazily, on the first `encode`, never at import.
+Heavy encoders load lazily, on the first `encode`, never at import. MiniLM and mpnet run through
+onnxruntime when given a cache directory (`onnx_dir`, as `build_scorer` does): torch is then
+imported only to fine-tune or to export weights that have no export yet.
 """
 
 from __future__ import annotations
