@@ -38,10 +38,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from langchain_core.messages import HumanMessage
-from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.types import Command
 from pydantic import ValidationError
 
 from graph.capability.base import jsonable
@@ -53,7 +49,11 @@ from graph.progress import ProgressPrinter
 from graph.redact import RedactingFilter, Redactor, redact
 
 if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
     from langgraph.graph.state import CompiledStateGraph
+
+# LangChain and LangGraph are imported by the commands that run a graph, not here: `--version`,
+# `--help` and `validate` start without them (benchmarks/latency.py measures the difference).
 
 EXIT_OK, EXIT_FAIL, EXIT_INVALID, EXIT_BUSY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -353,6 +353,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
     settings: Settings = args.settings
     registry = Registry.from_file(settings.registry)
     require_encoder(registry.spec.classifier.encoder)
+    from langchain_core.messages import HumanMessage
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+    from langgraph.types import Command
+
     from graph.builder import build_graph
 
     graph = build_graph(registry=registry, settings=settings)
@@ -805,6 +809,8 @@ def _pump(source: IO[str] | None, sink: IO[str], on_line: Callable[[str], None])
 
 
 def cmd_threads(args: argparse.Namespace) -> int:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+
     from graph.builder import build_graph
     from graph.persistence import check_thread_id
     from graph.persistence.threads import list_threads, show_thread
