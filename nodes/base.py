@@ -49,10 +49,12 @@ from graph.errors import (
 )
 from graph.faults import NO_FAULTS, FaultPlan, plan_for
 from graph.models import LLMGateway, ModelProvider
+from graph.ops.logs import node_context
+from graph.ops.traces import TraceWriter
 from graph.progress import emit
 from graph.redact import Redactor, redact
 from graph.retry import backoff
-from graph.router import EXITS, Router, turn_elapsed
+from graph.router import EXITS, Router, latest_request, turn_elapsed
 from graph.state import AgentState, StopReason
 
 R = TypeVar("R")
@@ -81,6 +83,8 @@ class Deps:
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
     faults: FaultPlan = NO_FAULTS
     """Failures to inject (graph/faults.py); none unless a test or `ROUTEGRAPH_FAULTS` asks."""
+    traces: TraceWriter | None = None
+    """Writes each finished turn's trace (graph/ops/traces.py); None: no traces."""
 
     @property
     def limits(self) -> Limits:
@@ -363,9 +367,16 @@ def make_node(name: str, impl: NodeImpl, deps: Deps) -> RunnableLambda:
                 update = {**call.keep, **_last_words(name, record, state, deps)}
             else:
                 update = {**call.keep, "control_errors": [record]}
-        return meter(update, name, llm, started)
+        update = meter(update, name, llm, started)
+        if name in TERMINAL and deps.traces is not None:
+            deps.traces.record(state, update, config, latest_request(state.get("messages") or []))
+        return update
 
-    return entry_points(name, run)
+    async def logged(state: AgentState, config: RunnableConfig) -> Update:
+        with node_context(name, state, config):
+            return await run(state, config)
+
+    return entry_points(name, logged)
 
 
 def _last_words(name: str, record: ErrorRecord, state: AgentState, deps: Deps) -> Update:

@@ -19,6 +19,7 @@ with the line intake wrote.
 from __future__ import annotations
 
 import re
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import BaseMessage, HumanMessage
@@ -96,7 +97,7 @@ def too_long_reply(length: int, limit: int) -> str:
 
 
 def make_intake(deps: Deps) -> RunnableLambda:
-    from nodes.base import dual
+    from nodes.base import correlation, dual
 
     async def intake(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         messages = state.get("messages", [])
@@ -136,6 +137,7 @@ def make_intake(deps: Deps) -> RunnableLambda:
             "control_started_at": deps.clock(),
             "control_timings_ms": Overwrite({}),
             "control_stop_reason": None,
+            "control_run_id": correlation(config)["run_id"] or uuid.uuid4().hex,
             "approval_decisions": Overwrite({}),
             # Waits for a human belong to their turn (the router ignores stale ones too).
             "control_paused_seconds": 0.0,
