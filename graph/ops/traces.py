@@ -199,7 +199,7 @@ class TraceWriter:
             self.store.write(trace)
             self.written += 1
             if self.prune_every and self.written % self.prune_every == 1:
-                self.store.prune(retention_days=self.retention_days, max_rows=self.max_rows)
+                self.store.prune(retention_days=self.retention_days, max_rows=self.max_rows, now=self.clock())
         except Exception as exc:
             self.failures += 1
             run_id = trace["run_id"] if trace else state.get("control_run_id")
