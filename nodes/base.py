@@ -369,7 +369,9 @@ def make_node(name: str, impl: NodeImpl, deps: Deps) -> RunnableLambda:
                 update = {**call.keep, "control_errors": [record]}
         update = meter(update, name, llm, started)
         if name in TERMINAL and deps.traces is not None:
-            deps.traces.record(state, update, config, latest_request(state.get("messages") or []))
+            # In a worker thread: a database write must not block the event loop (the server's).
+            request = latest_request(state.get("messages") or [])
+            await asyncio.to_thread(deps.traces.record, state, update, config, request)
         return update
 
     async def logged(state: AgentState, config: RunnableConfig) -> Update:
