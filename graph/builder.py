@@ -17,6 +17,7 @@ from graph.config.registry import Registry
 from graph.config.settings import Settings
 from graph.faults import FaultPlan
 from graph.models import ModelProvider
+from graph.ops.otel import node_tracer
 from graph.ops.store import TraceStore, open_store
 from graph.ops.traces import TraceWriter, registry_fingerprint
 from graph.persistence import CheckpointerOption, resolve_checkpointer, serialise_threads
@@ -84,6 +85,7 @@ def build_graph(
         sleep=sleep,
         faults=FaultPlan.parse(settings.faults),
         traces=_trace_writer(traces, registry, settings, clock),
+        tracer=node_tracer(settings.otel_endpoint),
     )
 
     builder = StateGraph(AgentState)

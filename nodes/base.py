@@ -49,7 +49,8 @@ from graph.errors import (
 )
 from graph.faults import NO_FAULTS, FaultPlan, plan_for
 from graph.models import LLMGateway, ModelProvider
-from graph.ops.logs import node_context
+from graph.ops.logs import correlation_ids, node_context
+from graph.ops.otel import end_span, node_span
 from graph.ops.traces import TraceWriter
 from graph.progress import emit
 from graph.redact import Redactor, redact
@@ -85,6 +86,8 @@ class Deps:
     """Failures to inject (graph/faults.py); none unless a test or `ROUTEGRAPH_FAULTS` asks."""
     traces: TraceWriter | None = None
     """Writes each finished turn's trace (graph/ops/traces.py); None: no traces."""
+    tracer: Any = None
+    """An OpenTelemetry tracer for a span per node (graph/ops/otel.py); None: no spans."""
 
     @property
     def limits(self) -> Limits:
@@ -376,7 +379,12 @@ def make_node(name: str, impl: NodeImpl, deps: Deps) -> RunnableLambda:
 
     async def logged(state: AgentState, config: RunnableConfig) -> Update:
         with node_context(name, state, config):
-            return await run(state, config)
+            if deps.tracer is None:
+                return await run(state, config)
+            with node_span(deps.tracer, name, correlation_ids(state, config)) as span:
+                update = await run(state, config)
+                end_span(span, update)
+                return update
 
     return entry_points(name, logged)
 

@@ -67,7 +67,11 @@ def test_doctor_passes_on_a_fresh_install(
 
 
 def test_doctor_checks_a_configured_model_endpoint(
-    registry: Path, tmp_path: Path, models_server: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    registry: Path,
+    tmp_path: Path,
+    models_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("ROUTEGRAPH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("ROUTEGRAPH_BASE_URL", models_server)
@@ -98,7 +102,9 @@ def test_doctor_fails_when_the_stores_cannot_open(
     assert "Traceback" not in "\n".join(lines)
 
 
-def test_doctor_fails_on_a_broken_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_doctor_fails_on_a_broken_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "registry.yaml"
     bad.write_text("version: 1\ncapabilities: []\n")
     monkeypatch.setenv("ROUTEGRAPH_DATA_DIR", str(tmp_path / "data"))

@@ -62,7 +62,9 @@ def test_parse_since() -> None:
 def traffic(settings: Settings) -> dict[str, Any]:
     """Real turns through the graph on three days (a clock that moves), some with feedback."""
     clock = [T0]
-    graph = build_graph(registry=registry_with(), settings=settings, checkpointer="memory", clock=lambda: clock[0])
+    graph = build_graph(
+        registry=registry_with(), settings=settings, checkpointer="memory", clock=lambda: clock[0]
+    )
     requests = [
         ("what is 12*7?", 0),
         ("what time is it in Tokyo?", 0),
@@ -84,7 +86,9 @@ def test_feedback_is_stored_with_the_trace_and_validated(traffic: dict[str, Any]
     store, runs = traffic["store"], traffic["runs"]
     run_id = runs["what is 12*7?"]["control_run_id"]
     names = {"calculator", "clock", "respond", "clarify"}
-    stored = give_feedback(store, run_id, verdict="good", note="thanks sk-proj-abcdefghijklmnop1234567890", capabilities=names)
+    stored = give_feedback(
+        store, run_id, verdict="good", note="thanks sk-proj-abcdefghijklmnop1234567890", capabilities=names
+    )
     assert stored["verdict"] == "good" and "abcdefghijklmnop1234567890" not in stored["note"]
     assert store.get(run_id)["feedback"]["verdict"] == "good"
     # a later word replaces the earlier one; `correct` alone implies the verdict
@@ -151,7 +155,10 @@ def test_analytics_from_traces_and_feedback(traffic: dict[str, Any]) -> None:
     # --since cuts the window; the text view says the same numbers
     assert analytics(store, since=T0 + 2 * DAY)["volume"] == 2
     text = format_analytics(result, "all")
-    assert "Routing accuracy (vs feedback)" in text and "confused: selected calculator where clock was right" in text
+    assert (
+        "Routing accuracy (vs feedback)" in text
+        and "confused: selected calculator where clock was right" in text
+    )
 
 
 def test_uncovered_clusters_group_similar_requests() -> None:
@@ -174,13 +181,17 @@ def test_uncovered_clusters_group_similar_requests() -> None:
     assert uncovered_clusters(["one request"]) == []
 
 
-def test_feedback_and_analytics_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_feedback_and_analytics_commands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     registry = tmp_path / "registry.yaml"
     registry.write_text(yaml.safe_dump(BASE))
     monkeypatch.setenv("ROUTEGRAPH_DATA_DIR", str(tmp_path / "data"))
     assert main(["ask", "what is 6*7?", "--registry", str(registry), "--json", "--quiet"]) == 0
     run_id = json.loads(capsys.readouterr().out)["run_id"]
-    assert main(["feedback", run_id, "--correct", "clock", "--note", "a test", "--registry", str(registry)]) == 0
+    assert (
+        main(["feedback", run_id, "--correct", "clock", "--note", "a test", "--registry", str(registry)]) == 0
+    )
     assert capsys.readouterr().out.strip() == f"feedback on run {run_id}: correct -> clock"
     assert main(["feedback", run_id, "--correct", "weather", "--registry", str(registry)]) == 2
     assert "unknown capability weather" in capsys.readouterr().err
@@ -191,7 +202,9 @@ def test_feedback_and_analytics_commands(tmp_path: Path, monkeypatch: pytest.Mon
     assert result["volume"] == 1 and result["routing_accuracy"] == {
         "k": 0, "n": 1, "rate": 0.0, "ci95": pytest.approx(list(wilson_closed_form(0, 1)))
     }  # fmt: skip
-    assert result["recommendations"]["confused_pairs"] == [{"selected": "calculator", "correct": "clock", "count": 1}]
+    assert result["recommendations"]["confused_pairs"] == [
+        {"selected": "calculator", "correct": "clock", "count": 1}
+    ]
     assert main(["analytics", "--registry", str(registry)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Traces since 7d: 1 turns") and "calculator" in out

@@ -32,7 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def http(method: str, url: str, body: Any = None) -> tuple[int, str, str]:
     """(status, content type, body text) of one request."""
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as reply:
             return reply.status, reply.headers.get("Content-Type", ""), reply.read().decode()
@@ -49,7 +51,9 @@ def metric(text: str, name: str, **labels: str) -> float:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    pytest.importorskip("langgraph_api", reason="langgraph-cli[inmem] is not installed (./scripts/setup installs it)")
+    pytest.importorskip(
+        "langgraph_api", reason="langgraph-cli[inmem] is not installed (./scripts/setup installs it)"
+    )
     tmp = tmp_path_factory.mktemp("ops-server")
     path = tmp / "registry.yaml"
     path.write_text(yaml.safe_dump(copy.deepcopy(BASE)))
@@ -81,7 +85,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             except OSError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("routegraph serve did not start:\n" + (tmp / "server.log").read_text()[-3000:])
+                raise RuntimeError(
+                    "routegraph serve did not start:\n" + (tmp / "server.log").read_text()[-3000:]
+                )
             time.sleep(0.3)
         yield {"url": url, "data": tmp / "data"}
     finally:
@@ -123,9 +129,11 @@ def test_served_runs_are_traced_counted_and_take_feedback(server: dict[str, Any]
     assert values["control_stop_reason"] == "success"
     assert values["control_run_id"] == run_id  # the server's run id is the correlation id
 
-    row = sqlite3.connect(server["data"] / "traces.sqlite").execute(
-        "SELECT stop_reason, user_id, selected FROM traces WHERE run_id = ?", (run_id,)
-    ).fetchone()
+    row = (
+        sqlite3.connect(server["data"] / "traces.sqlite")
+        .execute("SELECT stop_reason, user_id, selected FROM traces WHERE run_id = ?", (run_id,))
+        .fetchone()
+    )
     assert row == ("success", "u-7", '["calculator"]')
 
     _, _, after = http("GET", url + "/metrics")
@@ -136,9 +144,11 @@ def test_served_runs_are_traced_counted_and_take_feedback(server: dict[str, Any]
 
     status, _, body = http("POST", url + "/feedback", {"run_id": run_id, "correct": ["clock"], "note": "x"})
     assert status == 200 and json.loads(body)["verdict"] == "correct"
-    stored = sqlite3.connect(server["data"] / "traces.sqlite").execute(
-        "SELECT verdict, correct, source FROM feedback WHERE run_id = ?", (run_id,)
-    ).fetchone()
+    stored = (
+        sqlite3.connect(server["data"] / "traces.sqlite")
+        .execute("SELECT verdict, correct, source FROM feedback WHERE run_id = ?", (run_id,))
+        .fetchone()
+    )
     assert stored == ("correct", '["clock"]', "http")
     status, _, body = http("POST", url + "/feedback", {"run_id": "nope", "verdict": "good"})
     assert status == 404 and "no trace of run" in json.loads(body)["error"]
@@ -157,7 +167,9 @@ def test_the_app_under_uvicorn_is_unhealthy_when_its_stores_cannot_open(tmp_path
     blocker.write_text("not a directory")
     settings = Settings.offline(tmp_path, checkpoint_path=blocker / "checkpoints.sqlite")
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

@@ -24,6 +24,7 @@ from graph.ops.store import LATEST, MIGRATIONS_DIR, TraceStore, migrations, open
 from graph.redact import Redactor
 from tests.conftest import BASE, registry_with
 from tests.test_graph import approval_graph
+from tests.test_postgres import pg_url, postgres_server  # noqa: F401 (fixtures: a server, a fresh database)
 from tests.testcaps import make_db
 
 SECRET = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
@@ -72,7 +73,9 @@ def test_a_run_id_given_by_the_caller_is_the_trace_key(settings: Settings) -> No
     assert trace is not None and trace["stop_reason"] == "clarify" and trace["selected"] == []
 
 
-def test_an_approval_turn_is_traced_once_when_it_ends(make_graph: Any, settings: Settings, tmp_path: Path) -> None:
+def test_an_approval_turn_is_traced_once_when_it_ends(
+    make_graph: Any, settings: Settings, tmp_path: Path
+) -> None:
     clock = [1000.0]
     db = make_db(tmp_path / "shop.sqlite")
     graph = approval_graph(lambda reg: make_graph(reg, clock=lambda: clock[0]), db)
@@ -130,7 +133,7 @@ def test_the_server_graph_without_a_checkpointer_traces_to_the_data_dir(settings
 
 def test_migrations_are_numbered_applied_once_and_upgrade_an_old_store(tmp_path: Path) -> None:
     found = migrations()
-    assert [m.version for m in found] == list(range(1, len(found) + 1)) and LATEST == len(found)
+    assert [m.version for m in found] == list(range(1, len(found) + 1)) and len(found) == LATEST
     path = tmp_path / "old.sqlite"
     conn = sqlite3.connect(path)  # a store made by a version that knew only migration 1
     conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT, applied_at REAL)")
@@ -181,8 +184,10 @@ def test_retention_bounds_the_table_by_age_and_rows(store: TraceStore) -> None:
     assert store.schema_version() == LATEST
 
 
-def test_the_graph_writes_traces_to_postgres_when_a_url_is_set(pg_url: str, tmp_path: Path) -> None:
-    settings = Settings.offline(tmp_path, postgres_url=pg_url)
+def test_the_graph_writes_traces_to_postgres_when_a_url_is_set(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    settings = Settings.offline(tmp_path, postgres_url=request.getfixturevalue("pg_url"))
     graph = build_graph(registry=registry_with(), settings=settings)  # auto: the PostgreSQL checkpointer
     state = run(graph, "what is 6*7?", "pg-1", user_id="u1")
     store = open_store(settings)
@@ -219,14 +224,18 @@ def test_log_lines_carry_run_thread_and_node_as_json(settings: Settings) -> None
     assert probe["node"] == "probe" and SECRET not in probe["event"] and "leaked" in probe["event"]
 
 
-def test_cli_log_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_log_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import yaml
 
     registry = tmp_path / "registry.yaml"
     registry.write_text(yaml.safe_dump(BASE))
     monkeypatch.setenv("ROUTEGRAPH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("ROUTEGRAPH_LOG_FORMAT", "json")
-    code = main(["--log-level", "info", "ask", "what is 9*9?", "--registry", str(registry), "--json", "--quiet"])
+    code = main(
+        ["--log-level", "info", "ask", "what is 9*9?", "--registry", str(registry), "--json", "--quiet"]
+    )
     out, err = capsys.readouterr()
     assert code == 0
     run_id = json.loads(out)["run_id"]
@@ -240,5 +249,47 @@ def test_cli_log_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
     assert "invalid setting log_level" in capsys.readouterr().err
 
 
-# PostgreSQL: the server and a fresh database per test, as tests/test_postgres.py gets them.
-from tests.test_postgres import pg_url, postgres_server  # noqa: E402, F401
+def test_a_span_per_node_goes_to_the_otlp_endpoint(tmp_path: Path) -> None:
+    """A real OTLP/HTTP receiver on 127.0.0.1 decodes what the exporter sends (protobuf)."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    pytest.importorskip("opentelemetry.sdk", reason="the `otel` extra is not installed")
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    spans: list[tuple[str, dict[str, Any]]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            request = ExportTraceServiceRequest.FromString(body)
+            for resource in request.resource_spans:
+                for scope in resource.scope_spans:
+                    for span in scope.spans:
+                        attrs = {a.key: a.value.string_value for a in span.attributes}
+                        spans.append((span.name, attrs))
+            self.send_response(200 if self.path == "/v1/traces" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        settings = Settings.offline(tmp_path, otel_endpoint=endpoint)
+        graph = build_graph(registry=registry_with(), settings=settings, checkpointer="memory")
+        state = run(graph, "what is 7*6?", "otel-1")
+        deadline = time.monotonic() + 20
+        while not any(name == "routegraph.respond" for name, _ in spans) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        server.shutdown()
+        server.server_close()
+    names = [name for name, _ in spans]
+    assert {"routegraph.task_extraction", "routegraph.classifier", "routegraph.respond"} <= set(names)
+    respond = dict(spans)["routegraph.respond"]
+    assert respond["routegraph.run_id"] == state["control_run_id"]
+    assert respond["routegraph.thread_id"] == "otel-1" and respond["routegraph.stop_reason"] == "success"
