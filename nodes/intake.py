@@ -117,6 +117,8 @@ def make_intake(deps: Deps) -> RunnableLambda:
                     }
                 ],
                 "control_stop_reason": None,
+                # A run of its own (its trace must not replace the finished turn's).
+                "control_run_id": correlation(config)["run_id"] or uuid.uuid4().hex,
             }
         update: dict[str, Any] = {
             "task_previous": state.get("task_current"),

@@ -293,3 +293,13 @@ def test_a_span_per_node_goes_to_the_otlp_endpoint(tmp_path: Path) -> None:
     respond = dict(spans)["routegraph.respond"]
     assert respond["routegraph.run_id"] == state["control_run_id"]
     assert respond["routegraph.thread_id"] == "otel-1" and respond["routegraph.stop_reason"] == "success"
+
+
+def test_a_run_with_no_new_message_does_not_replace_the_last_turns_trace(settings: Settings) -> None:
+    graph = build_graph(registry=registry_with(), settings=settings, checkpointer="memory")
+    first = run(graph, "what is 2+2?", "t6")
+    again = dict(graph.invoke({"messages": []}, {"configurable": {"thread_id": "t6"}}))
+    assert again["control_stop_reason"] == "error" and again["control_run_id"] != first["control_run_id"]
+    traces = {t["run_id"]: t for t in open_store(settings).traces()}
+    assert traces[first["control_run_id"]]["stop_reason"] == "success"
+    assert traces[again["control_run_id"]]["stop_reason"] == "error"

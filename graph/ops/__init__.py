@@ -12,18 +12,20 @@ from typing import TYPE_CHECKING
 from graph._lazy import exports
 
 if TYPE_CHECKING:
-    from graph.ops.analytics import analytics
-    from graph.ops.doctor import doctor
+    from graph.ops.analytics import analytics as routing_analytics
+    from graph.ops.doctor import doctor as health_checks
     from graph.ops.feedback import FeedbackError, give_feedback
     from graph.ops.store import TraceStore, open_store
 
-__all__ = ["FeedbackError", "TraceStore", "analytics", "doctor", "give_feedback", "open_store"]
+# `routing_analytics` and `health_checks`: the functions `analytics` and `doctor` under names that
+# their modules (graph.ops.analytics, graph.ops.doctor) do not shadow once imported.
+__all__ = ["FeedbackError", "TraceStore", "give_feedback", "health_checks", "open_store", "routing_analytics"]
 
 __getattr__, __dir__ = exports(
     globals(),
     {
-        "analytics": "graph.ops.analytics",
-        "doctor": "graph.ops.doctor",
+        "routing_analytics": "graph.ops.analytics:analytics",
+        "health_checks": "graph.ops.doctor:doctor",
         "FeedbackError": "graph.ops.feedback",
         "give_feedback": "graph.ops.feedback",
         "TraceStore": "graph.ops.store",

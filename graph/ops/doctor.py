@@ -69,7 +69,9 @@ def check_checkpoints(settings: Settings) -> str:
     try:
         saver.get_tuple({"configurable": {"thread_id": "routegraph-doctor", "checkpoint_ns": ""}})
     finally:
-        close = getattr(saver, "close", None)
+        close = getattr(saver, "close", None)  # PostgreSQL: its pool
+        if not callable(close):
+            close = getattr(getattr(saver, "conn", None), "close", None)  # SQLite: its connection
         if callable(close):
             close()
     where = "PostgreSQL (ROUTEGRAPH_POSTGRES_URL)" if settings.postgres_url else str(settings.checkpoint_file)
