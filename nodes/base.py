@@ -380,11 +380,20 @@ def make_node(name: str, impl: NodeImpl, deps: Deps) -> RunnableLambda:
     async def logged(state: AgentState, config: RunnableConfig) -> Update:
         with node_context(name, state, config):
             if deps.tracer is None:
-                return await run(state, config)
-            with node_span(deps.tracer, name, correlation_ids(state, config)) as span:
                 update = await run(state, config)
-                end_span(span, update)
-                return update
+            else:
+                with node_span(deps.tracer, name, correlation_ids(state, config)) as span:
+                    update = await run(state, config)
+                    end_span(span, update)
+            if log.isEnabledFor(logging.DEBUG):
+                errors = update.get("control_errors") or []
+                log.debug(
+                    "node %s done in %.1f ms%s",
+                    name,
+                    (update.get("control_timings_ms") or {}).get(name, 0.0),
+                    f" ({len(errors)} error(s) for the router)" if errors else "",
+                )
+            return update
 
     return entry_points(name, logged)
 
