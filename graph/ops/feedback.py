@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any, Literal
 
+from graph.errors import ConfigError
 from graph.ops.store import VERDICTS, TraceStore
 from graph.redact import Redactor
 
@@ -22,7 +23,7 @@ Verdict = Literal["good", "bad", "correct", "out_of_scope"]
 NOTE_LIMIT = 2000
 
 
-class FeedbackError(ValueError):
+class FeedbackError(ConfigError):
     """Feedback that cannot be stored: an unknown run id, verdict or capability."""
 
 

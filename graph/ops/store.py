@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from graph.errors import ConfigError
 from graph.persistence.common import url_redactor
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ Dialect = Literal["sqlite", "postgres"]
 VERDICTS = ("good", "bad", "correct", "out_of_scope")
 
 
-class TraceStoreError(RuntimeError):
+class TraceStoreError(ConfigError, RuntimeError):
     """The trace store cannot be opened, migrated or read (its message names where, no password)."""
 
 
