@@ -374,7 +374,10 @@ def make_node(name: str, impl: NodeImpl, deps: Deps) -> RunnableLambda:
         if name in TERMINAL and deps.traces is not None:
             # In a worker thread: a database write must not block the event loop (the server's).
             request = latest_request(state.get("messages") or [])
-            await asyncio.to_thread(deps.traces.record, state, update, config, request)
+            try:
+                await asyncio.to_thread(deps.traces.record, state, update, config, request)
+            except Exception:  # `record` never raises; starting its thread can (no threads left)
+                log.warning("could not write the trace of this turn", exc_info=True)
         return update
 
     async def logged(state: AgentState, config: RunnableConfig) -> Update:
