@@ -303,3 +303,26 @@ def test_a_run_with_no_new_message_does_not_replace_the_last_turns_trace(setting
     traces = {t["run_id"]: t for t in open_store(settings).traces()}
     assert traces[first["control_run_id"]]["stop_reason"] == "success"
     assert traces[again["control_run_id"]]["stop_reason"] == "error"
+
+
+def test_text_log_lines_keep_the_cli_shape_and_add_the_context() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(Redactor().log_filter())
+    handler.setFormatter(formatter("text", Redactor()))
+    logger = logging.getLogger("routegraph.test.text")
+    logger.addHandler(handler)
+    try:
+        with node_context("probe", {"control_run_id": "run-9"}, {"configurable": {"thread_id": "th-9"}}):
+            try:
+                raise RuntimeError(f"boom {SECRET}")
+            except RuntimeError:
+                logger.warning("failed with %s", SECRET, exc_info=True)
+        logger.warning("outside a run")
+    finally:
+        logger.removeHandler(handler)
+    first, *rest = stream.getvalue().splitlines()
+    assert first == "routegraph.test.text: WARNING: failed with sk-proj-*** run_id=run-9 thread_id=th-9 node=probe"
+    assert rest[0] == "Traceback (most recent call last):" and "RuntimeError: boom sk-proj-***" in rest
+    assert rest[-1] == "routegraph.test.text: WARNING: outside a run"
+    assert SECRET not in stream.getvalue()

@@ -24,7 +24,8 @@ from structlog.contextvars import bound_contextvars, merge_contextvars
 from graph.redact import Redactor
 
 LogFormat = Literal["text", "json"]
-"""`text`: one readable line (`time level logger: message key=value ...`); `json`: one JSON object."""
+"""`text`: one readable line (`logger: LEVEL: message run_id=... thread_id=... node=...`); `json`:
+one JSON object with a timestamp."""
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 CORRELATION = ("run_id", "thread_id", "node")
 
@@ -50,7 +51,24 @@ def node_context(
 def _defaults(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in CORRELATION:
         event.setdefault(key, None)
+    record = event.get("_record")
+    # The redacting filter turned the traceback into (redacted) text: keep it on the line.
+    if record is not None and getattr(record, "exc_text", None) and "exc_info" not in event:
+        event["exception"] = record.exc_text
     return event
+
+
+def _text(_: Any, __: str, event: MutableMapping[str, Any]) -> str:
+    """`logger: LEVEL: message key=value ...`: the CLI's line as before, with the context after it
+    (run, thread and node first; fields without a value left out)."""
+    event = dict(event)
+    head = f"{event.pop('logger', '')}: {str(event.pop('level', '')).upper()}: {event.pop('event', '')}"
+    event.pop("timestamp", None)
+    exception = event.pop("exception", None)
+    keys = [k for k in CORRELATION if k in event] + sorted(k for k in event if k not in CORRELATION)
+    fields = " ".join(f"{k}={event[k]}" for k in keys if event[k] is not None)
+    line = f"{head} {fields}" if fields else head
+    return f"{line}\n{exception}" if exception else line
 
 
 def formatter(fmt: LogFormat = "text", redactor: Redactor | None = None) -> logging.Formatter:
@@ -67,11 +85,7 @@ def formatter(fmt: LogFormat = "text", redactor: Redactor | None = None) -> logg
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.stdlib.ExtraAdder(),
     ]
-    renderer: Any
-    if fmt == "json":
-        renderer = structlog.processors.JSONRenderer(default=str)
-    else:
-        renderer = structlog.dev.ConsoleRenderer(colors=False, pad_event_to=0)
+    renderer: Any = structlog.processors.JSONRenderer(default=str) if fmt == "json" else _text
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=chain,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, redact, renderer],
