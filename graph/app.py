@@ -9,7 +9,9 @@ The server brings its own persistence, so this graph is compiled without a check
 from graph.builder import build_graph
 from graph.config.registry import Registry
 from graph.config.settings import Settings
+from graph.ops.logs import set_level
 
 settings = Settings.from_env()
+set_level(settings.log_level)  # the server brings its own handlers; routegraph's lines at our level
 registry = Registry.from_file(settings.registry)
 graph = build_graph(registry=registry, settings=settings, checkpointer="none")

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableLambda
@@ -18,6 +18,9 @@ from graph.config.settings import Settings
 from graph.context.profiles import StoreOption, resolve_store
 from graph.faults import FaultPlan
 from graph.models import ModelProvider
+from graph.ops.otel import node_tracer
+from graph.ops.store import TraceStore, open_store
+from graph.ops.traces import TraceWriter, registry_fingerprint
 from graph.persistence import CheckpointerOption, resolve_checkpointer, serialise_threads
 from graph.router import ROUTES, Router
 from graph.state import AgentInput, AgentState
@@ -44,6 +47,7 @@ def build_graph(
     models: Mapping[str, BaseChatModel] | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    traces: TraceStore | Literal["auto", "none"] = "auto",
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """Build and compile the routing graph.
 
@@ -60,6 +64,10 @@ def build_graph(
         models: chat models per role ("task_extraction", "classifier", "orchestrator", "respond",
             or "default" for all); given models are used even when the environment has no key.
         clock, sleep: injectable time, for tests of budgets and backoff.
+        traces: where each turn's trace goes (graph/ops/): "auto" (default): the PostgreSQL
+            database when `settings.postgres_url` is set, else traces.sqlite next to the checkpoint
+            file, whatever the checkpointer; "none": no traces (also registry `traces.enabled: false`);
+            or a `TraceStore`.
 
     Raises:
         CheckpointerError: the Postgres checkpointer cannot be used (malformed URL, server down).
@@ -83,6 +91,8 @@ def build_graph(
         clock=clock,
         sleep=sleep,
         faults=FaultPlan.parse(settings.faults),
+        traces=_trace_writer(traces, registry, settings, clock),
+        tracer=node_tracer(settings.otel_endpoint),
     )
 
     builder = StateGraph(AgentState, input_schema=AgentInput, output_schema=AgentState)
@@ -122,3 +132,20 @@ def build_graph(
     configured = compiled.with_config(recursion_limit=max(25, spec.limits.max_steps * 2 + 10))
     # One turn at a time per thread (a lock where the checkpoints live), for every caller.
     return serialise_threads(configured, wait=spec.limits.max_seconds)
+
+
+def _trace_writer(
+    option: TraceStore | Literal["auto", "none"], registry: Registry, settings: Settings, clock: Callable[[], float]
+) -> TraceWriter | None:
+    config = registry.spec.traces
+    if option == "none" or not config.enabled:
+        return None
+    store = option if isinstance(option, TraceStore) else open_store(settings)
+    return TraceWriter(
+        store,
+        fingerprint=registry_fingerprint(registry.spec.model_dump_json()),
+        redactor=settings.redactor(),
+        clock=clock,
+        retention_days=config.retention_days,
+        max_rows=config.max_rows,
+    )

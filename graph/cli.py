@@ -223,6 +223,7 @@ def report(state: dict[str, Any], thread_id: str) -> dict[str, Any]:
         "node_steps": state.get("control_steps", 0),
         "timings_ms": {k: round(v, 3) for k, v in (state.get("control_timings_ms") or {}).items()},
         "thread_id": thread_id,
+        "run_id": state.get("control_run_id"),
     }
 
 
@@ -324,6 +325,8 @@ def _turn(
     redactor: Redactor,
 ) -> dict[str, Any]:
     """One turn to its end: run, then answer each approval question (flags, else the terminal)."""
+    from langgraph.types import Command
+
     state = _run(graph, payload, config, printer, redactor)
     asked = 0
     while interrupts := _pending_interrupts(graph, config):
@@ -355,7 +358,6 @@ def cmd_ask(args: argparse.Namespace) -> int:
     require_encoder(registry.spec.classifier.encoder)
     from langchain_core.messages import HumanMessage
     from langgraph.checkpoint.base import BaseCheckpointSaver
-    from langgraph.types import Command
 
     from graph.builder import build_graph
 
@@ -614,7 +616,11 @@ def server_config(settings: Settings) -> tuple[Path, Path]:
     directory = settings.data_dir.resolve() / "server"
     directory.mkdir(parents=True, exist_ok=True)
     app = Path(__file__).resolve().with_name("app.py")
-    config = {"dependencies": ["."], "graphs": {SERVER_GRAPH: f"{app}:graph"}}
+    config = {
+        "dependencies": ["."],
+        "graphs": {SERVER_GRAPH: f"{app}:graph"},
+        "http": {"app": f"{app.with_name('ops') / 'http.py'}:app"},
+    }
     path = directory / "langgraph.json"
     path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return path, directory
@@ -909,6 +915,7 @@ def parser() -> argparse.ArgumentParser:
     # Each command takes -v too (after its name); SUPPRESS keeps a -v given before the name.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+    p.add_argument("--log-level", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), help="routegraph's log level: DEBUG, INFO, WARNING (default: ROUTEGRAPH_LOG_LEVEL, else WARNING)")
     sub = p.add_subparsers(dest="command", required=True)
 
     def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
@@ -1076,6 +1083,9 @@ def parser() -> argparse.ArgumentParser:
     ts.add_argument("--json", action="store_true", help="print JSON")
     threads.set_defaults(func=cmd_threads)
     add_profile_parser(add)
+    from graph.ops.cli import register
+
+    register(add)  # feedback, analytics, doctor (graph/ops/cli.py)
     return p
 
 
@@ -1117,7 +1127,7 @@ class LogHandler(logging.Handler):
 
 
 @contextlib.contextmanager
-def redacted_logging(redactor: Redactor) -> Iterator[None]:
+def redacted_logging(redactor: Redactor) -> Iterator[list[logging.Handler]]:
     """While a command runs, log to stderr through a redacting handler, in place of Python's
     unfiltered last resort; afterwards the logging configuration is as it was (in-process callers,
     tests and notebooks, run `main` many times).
@@ -1134,7 +1144,7 @@ def redacted_logging(redactor: Redactor) -> Iterator[None]:
         other.addFilter(guard)
     root.addHandler(handler)
     try:
-        yield
+        yield [handler]
     finally:
         root.removeHandler(handler)
         for other in others:
@@ -1156,7 +1166,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(redact(f"routegraph: invalid setting {where}: {error['msg']}"), file=sys.stderr)
         return EXIT_INVALID
     redactor = args.settings.redactor()
-    with redacted_logging(redactor):
+    from graph.ops.logs import structured
+
+    with redacted_logging(redactor) as handlers, structured(
+        handlers, level=args.log_level or args.settings.log_level, fmt=args.settings.log_format, redactor=redactor
+    ):
         return _dispatch(args, redactor)
 
 

@@ -153,6 +153,9 @@ class AgentState(MessagesState):
     """Milliseconds spent per node this turn."""
     control_stop_reason: StopReason | None
     """Why the turn ended; set by the terminal node."""
+    control_run_id: NotRequired[str | None]
+    """The turn's correlation id (set by intake: the server's run id, `configurable.run_id`, else a
+    new uuid): the key of its trace and of feedback on it, on every log line of the turn."""
 
     approval_decisions: Annotated[dict[str, bool], merge_dict]
     """Human decisions per plan step id."""

@@ -348,6 +348,17 @@ class CapabilitySpec(_Strict):
     """Business rules checked before the step's side effects run (see `BusinessRules`)."""
 
 
+class TracesConfig(_Strict):
+    """The per-turn trace store (graph/ops/): whether the graph writes traces, and how long they stay."""
+
+    enabled: bool = True
+    """Write one trace per turn (next to the checkpoints: traces.sqlite, or the PostgreSQL database)."""
+    retention_days: float | None = Field(default=30.0, gt=0)
+    """Traces older than this are deleted (None: kept for ever)."""
+    max_rows: int | None = Field(default=100_000, ge=1)
+    """At most this many traces are kept, the newest (None: no bound)."""
+
+
 class RegistryFile(_Strict):
     """The whole registry.yaml."""
 
@@ -357,4 +368,5 @@ class RegistryFile(_Strict):
     classifier: ClassifierConfig = ClassifierConfig()
     orchestrator: OrchestratorConfig = OrchestratorConfig()
     policy: PolicyConfig = PolicyConfig()
+    traces: TracesConfig = TracesConfig()
     capabilities: list[CapabilitySpec] = Field(min_length=1)
