@@ -54,7 +54,9 @@ def merge_overlay(data: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[s
             names = [e.get("name") if isinstance(e, Mapping) else None for e in entries]
             unknown = [n for n in value if n not in names]
             if unknown:
-                raise ValueError(f"the overlay names capabilities the registry does not have: {', '.join(unknown)}")
+                raise ValueError(
+                    f"the overlay names capabilities the registry does not have: {', '.join(unknown)}"
+                )
             merged["capabilities"] = [
                 {**e, **value[e["name"]]} if isinstance(e, Mapping) and e.get("name") in value else e
                 for e in entries
@@ -179,10 +181,14 @@ class Registry:
         try:
             overlay_text = extra.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise RegistryError([Problem(str(extra), None, "", f"cannot read the learned overlay: {exc}")]) from None
+            raise RegistryError(
+                [Problem(str(extra), None, "", f"cannot read the learned overlay: {exc}")]
+            ) from None
         overlay, _, more = load_yaml(overlay_text, str(extra))
         if more or not isinstance(overlay, dict):
-            raise RegistryError(more or [Problem(str(extra), None, "", "the learned overlay must be a mapping")])
+            raise RegistryError(
+                more or [Problem(str(extra), None, "", "the learned overlay must be a mapping")]
+            )
         if isinstance(data, dict):
             try:
                 data = merge_overlay(data, overlay)
@@ -280,7 +286,10 @@ def _check_overlays(spec: RegistryFile, data: Mapping[str, Any], report: _Report
                 RegistryFile.model_validate(merge_overlay(base, variant.overlay))
             except ValidationError as exc:
                 said = "; ".join(f"{format_path(tuple(e['loc']))}: {e['msg']}" for e in exc.errors())
-                report(("experiments", i, "variants", j, "overlay"), f"the overlay leaves an invalid registry: {said}")
+                report(
+                    ("experiments", i, "variants", j, "overlay"),
+                    f"the overlay leaves an invalid registry: {said}",
+                )
             except ValueError as exc:
                 report(("experiments", i, "variants", j, "overlay"), str(exc))
 

@@ -82,7 +82,9 @@ def running(registry: Registry) -> ExperimentSpec | None:
     return next((e for e in registry.spec.experiments if e.enabled), None)
 
 
-def unit_of(experiment: ExperimentSpec, configurable: Mapping[str, Any], fallback: str | None = None) -> str | None:
+def unit_of(
+    experiment: ExperimentSpec, configurable: Mapping[str, Any], fallback: str | None = None
+) -> str | None:
     """Who is assigned: the user id (`assign_by: user`, the thread's id without one) or the thread id."""
     user, thread = configurable.get("user_id"), configurable.get("thread_id")
     if experiment.assign_by == "user" and user:
@@ -193,7 +195,9 @@ def verdict_text(metric: str, variant: str, control: str, result: Mapping[str, A
     return f"{label}: no significant difference yet (p={result['p']:.3g}): need ~{more} more runs per variant"
 
 
-def compare_metric(metric: str, control: str, variant: str, c: dict[str, Any], v: dict[str, Any]) -> dict[str, Any]:
+def compare_metric(
+    metric: str, control: str, variant: str, c: dict[str, Any], v: dict[str, Any]
+) -> dict[str, Any]:
     result = two_proportions(c["k"], c["n"], v["k"], v["n"])
     result["control"], result["variant"] = c, v
     significant = result["p"] is not None and result["p"] < ALPHA and bool(result["difference"])
@@ -232,7 +236,8 @@ def compare_experiment(
             if ok is not None and trace.get("variant") in outcomes:
                 outcomes[str(trace["variant"])][metric].append(bool(ok))
     metrics = {
-        v: {m: proportion(sum(values), len(values)) for m, values in per.items()} for v, per in outcomes.items()
+        v: {m: proportion(sum(values), len(values)) for m, values in per.items()}
+        for v, per in outcomes.items()
     }
     runs = {v: sum(1 for t in traces if t.get("variant") == v) for v in order}
     comparisons = []

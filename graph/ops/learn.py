@@ -67,7 +67,9 @@ def items_from(traces: Sequence[Mapping[str, Any]]) -> list[Item]:
     return [Item(t, r, counts[t], at, run) for t, (at, r, run) in latest.items()]
 
 
-def split_items(items: Sequence[Item], *, holdout: float, by: Split = "hash") -> tuple[list[Item], list[Item]]:
+def split_items(
+    items: Sequence[Item], *, holdout: float, by: Split = "hash"
+) -> tuple[list[Item], list[Item]]:
     """(learn, held out): by a stable hash of the text, or the newest `holdout` share by time."""
     if by == "time":
         ordered = sorted(items, key=lambda i: (i.last_seen, i.text))
@@ -122,14 +124,17 @@ def overlay_for(registry: Registry, additions: Sequence[Mapping[str, Any]]) -> d
             continue
         guide = cap.classifier_guide.model_dump(mode="json")
         guide["examples"] = list(guide["examples"]) + [
-            {"query": a["query"], "result": a["kind"] == "positive", "reason": f"learned: {a['why']}"} for a in new
+            {"query": a["query"], "result": a["kind"] == "positive", "reason": f"learned: {a['why']}"}
+            for a in new
         ]
         caps[cap.name] = {"classifier_guide": guide}
     if caps:
         overlay["capabilities"] = caps
     out = [a["query"] for a in additions if a["kind"] == "out_of_scope"]
     if out:
-        overlay["classifier"] = {"out_of_scope_examples": [*registry.spec.classifier.out_of_scope_examples, *out]}
+        overlay["classifier"] = {
+            "out_of_scope_examples": [*registry.spec.classifier.out_of_scope_examples, *out]
+        }
     return overlay
 
 

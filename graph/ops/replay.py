@@ -96,7 +96,12 @@ def mcnemar_test(table: Sequence[Sequence[int]]) -> dict[str, Any]:
     if b + c == 0:
         return {"statistic": None, "p": 1.0, "exact": True, "discordant": 0}
     result = mcnemar([[int(x) for x in row] for row in table], exact=exact, correction=True)
-    return {"statistic": float(result.statistic), "p": float(result.pvalue), "exact": exact, "discordant": b + c}
+    return {
+        "statistic": float(result.statistic),
+        "p": float(result.pvalue),
+        "exact": exact,
+        "discordant": b + c,
+    }
 
 
 def paired(

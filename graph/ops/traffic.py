@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 
 from graph.builder import build_graph
@@ -126,7 +127,9 @@ def feedback_for(selected: frozenset[str], label: frozenset[str]) -> tuple[str, 
 def write_registry(data: Mapping[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     header = "# Written by `routegraph demo traffic`: the demo's registry (see graph/ops/traffic.py).\n"
-    path.write_text(header + yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True), encoding="utf-8")
+    path.write_text(
+        header + yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True), encoding="utf-8"
+    )
     return path
 
 
@@ -154,7 +157,9 @@ def demo_traffic(
     base = registry or Registry.from_file(settings.registry)
     path = settings.data_dir / "demo" / "registry.yaml"
     write_registry(
-        demo_registry(base, encoder=encoder, weaken=weaken, variant_overlay=variant_overlay, experiment=experiment),
+        demo_registry(
+            base, encoder=encoder, weaken=weaken, variant_overlay=variant_overlay, experiment=experiment
+        ),
         path,
     )
     demo = Registry.from_file(path)  # with the learned overlay beside it, when `learn --apply` wrote one
@@ -164,7 +169,9 @@ def demo_traffic(
     def clock() -> float:
         return time.time() - shift[0]
 
-    graph = build_graph(registry=demo, settings=settings, checkpointer="memory", store="memory", clock=clock, traces=store)
+    graph = build_graph(
+        registry=demo, settings=settings, checkpointer="memory", store="memory", clock=clock, traces=store
+    )
     rng = random.Random(seed)
     users = max(20, n // 5)
     start = (time.time() if now is None else now) - days * 86400
@@ -177,7 +184,9 @@ def demo_traffic(
         text, label = rng.choice(rows)
         at = start + days * 86400 * (i + rng.random()) / n
         shift[0] = time.time() - at
-        config = {"configurable": {"thread_id": f"demo-{tag}-{i}", "user_id": f"demo-user-{rng.randrange(users)}"}}
+        config = {
+            "configurable": {"thread_id": f"demo-{tag}-{i}", "user_id": f"demo-user-{rng.randrange(users)}"}
+        }
         try:
             state = graph.invoke({"messages": [HumanMessage(content=text)]}, config)
             for _ in range(3):  # paused at an approval: a human says no
