@@ -184,7 +184,7 @@ def demo_traffic(
         text, label = rng.choice(rows)
         at = start + days * 86400 * (i + rng.random()) / n
         shift[0] = time.time() - at
-        config = {
+        config: RunnableConfig = {
             "configurable": {"thread_id": f"demo-{tag}-{i}", "user_id": f"demo-user-{rng.randrange(users)}"}
         }
         try:
