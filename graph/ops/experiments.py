@@ -55,6 +55,8 @@ from graph.ops.store import TraceStore
 T = TypeVar("T")
 ALPHA = 0.05
 POWER = 0.8
+HOPELESS = 100_000
+"""Runs per variant past which a difference is called not meaningful rather than not significant yet."""
 METRICS = ("success", "clarify", "accuracy")
 LOWER_IS_BETTER = frozenset({"clarify"})
 LABELS = {"success": "success rate", "clarify": "clarify rate", "accuracy": "feedback accuracy"}
@@ -191,6 +193,8 @@ def verdict_text(metric: str, variant: str, control: str, result: Mapping[str, A
     needed = result["runs_needed"]
     if needed is None:
         return f"{label}: no difference observed (p={result['p']:.3g})"
+    if needed > HOPELESS:
+        return f"{label}: no meaningful difference (p={result['p']:.3g}; detecting it would take over {HOPELESS:,} runs per variant)"
     more = max(0, needed - min(n1, n2))
     return f"{label}: no significant difference yet (p={result['p']:.3g}): need ~{more} more runs per variant"
 
