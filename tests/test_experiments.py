@@ -62,7 +62,7 @@ def test_the_experiments_block_is_validated() -> None:
     [spec] = registry.spec.experiments
     assert spec.name == "strictness" and [v.share for v in spec.variants] == [0.5, 0.5]
     bad_shares = experiment(variants=[{"name": "a", "share": 0.5}, {"name": "b", "share": 0.4}])
-    with pytest.raises(RegistryError, match="add up to 0.9"):
+    with pytest.raises(RegistryError, match=r"add up to 0\.9"):
         registry_with(experiments=[bad_shares])
     bad_key = experiment(
         variants=[{"name": "a", "share": 0.5}, {"name": "b", "share": 0.5, "overlay": {"limits": {}}}]
@@ -75,7 +75,7 @@ def test_the_experiments_block_is_validated() -> None:
             {"name": "b", "share": 0.5, "overlay": {"classifier": {"threshold": 3}}},
         ]
     )
-    with pytest.raises(RegistryError, match="overlay leaves an invalid registry: classifier.threshold"):
+    with pytest.raises(RegistryError, match=r"overlay leaves an invalid registry: classifier\.threshold"):
         registry_with(experiments=[bad_value])
     unknown_cap = experiment(
         variants=[
@@ -258,7 +258,7 @@ def test_compare_experiment_gives_the_tests_and_a_plain_verdict(tmp_path: Any) -
     assert result["variants"] == ["control", "b"] and result["runs"] == {"control": 200, "b": 200}
     [c] = result["comparisons"]
     acc = c["accuracy"]
-    z, p = proportions_ztest([150, 120], [200, 200])
+    _, p = proportions_ztest([150, 120], [200, 200])
     assert acc["p_z"] == pytest.approx(p) and acc["p"] == pytest.approx(p) and acc["significant"]
     assert acc["better"] == "b" and acc["verdict"] == f"b is better on feedback accuracy, p={p:.3g}"
     success = c["success"]

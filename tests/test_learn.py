@@ -96,7 +96,7 @@ def test_the_split_by_hash_keeps_a_request_on_one_side() -> None:
     items = [Item(f"request {i}", frozenset({"clock"}), 1, float(i), str(i)) for i in range(400)]
     learn_set, held = split_items(items, holdout=0.3)
     assert 0.25 < len(held) / 400 < 0.35
-    again, held_again = split_items(list(reversed(items)), holdout=0.3)
+    _, held_again = split_items(list(reversed(items)), holdout=0.3)
     assert {i.text for i in held} == {i.text for i in held_again} and not {i.text for i in learn_set} & {
         i.text for i in held
     }
