@@ -67,6 +67,12 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> None:
         "--out", type=_path, metavar="FILE", help="also write the patch (a registry overlay) here"
     )
     ln.add_argument(
+        "--holdout-out",
+        type=_path,
+        metavar="FILE",
+        help="write the held-out requests with their feedback as labelled JSON lines (for `demo traffic --data`)",
+    )
+    ln.add_argument(
         "--apply",
         action="store_true",
         help="write the patch to registry.learned.yaml beside the registry (merged on load); refused "
@@ -340,6 +346,9 @@ def cmd_learn(args: argparse.Namespace) -> int:
     text = yaml.safe_dump(result["overlay"], sort_keys=False, allow_unicode=True)
     if args.out is not None and result["overlay"]:
         args.out.write_text(text, encoding="utf-8")
+    if args.holdout_out is not None:
+        rows = (json.dumps(row, ensure_ascii=False) + "\n" for row in result["held_out"])
+        args.holdout_out.write_text("".join(rows), encoding="utf-8")
     if args.json:
         print(_json(settings, result))
     else:

@@ -166,6 +166,7 @@ def learn(
         "additions": additions,
         "overlay": overlay,
         "evaluation": None,
+        "held_out": [{"text": i.text, "labels": sorted(i.right) or ["out_of_scope"]} for i in held],
     }
     if not additions:
         result.update(improves=False, reason="nothing to learn: the learn set is routed as its feedback says")
