@@ -15,11 +15,11 @@ if TYPE_CHECKING:
     from graph.ops.analytics import analytics as routing_analytics
     from graph.ops.doctor import doctor as health_checks
     from graph.ops.experiments import compare_experiment
+    from graph.ops.feedback import FeedbackError, give_feedback
     from graph.ops.learn import learn as learn_from_feedback
     from graph.ops.replay import replay as replay_feedback
-    from graph.ops.traffic import demo_traffic
-    from graph.ops.feedback import FeedbackError, give_feedback
     from graph.ops.store import TraceStore, open_store
+    from graph.ops.traffic import demo_traffic
 
 # `routing_analytics`, `health_checks`, `learn_from_feedback`, `replay_feedback`: the functions
 # `analytics`, `doctor`, `learn` and `replay` under names that their modules do not shadow once imported.
