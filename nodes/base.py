@@ -98,7 +98,15 @@ class Deps:
         if self.experiments is None:
             return self, config
         configurable = dict(config.get("configurable") or {})
-        name, deps = self.experiments.choose(configurable, fallback=state.get("control_run_id"))
+        try:
+            name, deps = self.experiments.choose(configurable, fallback=state.get("control_run_id"))
+        except Exception as exc:  # a variant that cannot be built: the run goes on outside the experiment
+            log.warning(
+                "experiment %s: the run's variant could not be built (%s); the registry as it is runs",
+                self.experiments.experiment.name,
+                redact(" ".join(str(exc).split()) or type(exc).__name__),
+            )
+            return self, config
         configurable.update(experiment=self.experiments.experiment.name, variant=name)
         return deps, {**config, "configurable": configurable}
 
