@@ -122,3 +122,12 @@ def test_bad_options_are_refused(
     monkeypatch.setenv("ROUTEGRAPH_DATA_DIR", str(tmp_path))
     assert main(["demo", "traffic", "--n", "0"]) == 2
     assert "--n >= 1" in capsys.readouterr().err
+
+
+def test_a_missing_data_file_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ROUTEGRAPH_DATA_DIR", str(tmp_path))
+    assert main(["demo", "traffic", "--n", "2", "--data", str(tmp_path / "absent.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read the labelled requests" in err and "Traceback" not in err

@@ -184,3 +184,15 @@ def test_replay_compares_a_candidate_registry(tmp_path: Path) -> None:
     )
     assert result["requests"] == 2 and result["baseline"]["k"] == 2
     assert result["table"][0][0] + result["table"][0][1] == 2  # the baseline was right on both
+
+
+def test_replay_refuses_an_unreadable_candidate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ROUTEGRAPH_DATA_DIR", str(tmp_path / "data"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n", encoding="utf-8")
+    assert main(["replay", "--candidate", str(bad)]) == 2
+    assert "neither a registry nor a registry overlay" in capsys.readouterr().err
+    assert main(["replay", "--candidate", str(tmp_path / "absent.yaml")]) == 2
+    assert "cannot read" in capsys.readouterr().err

@@ -402,10 +402,18 @@ def candidate_registry(path: Any, baseline: Registry) -> Registry:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if isinstance(data, dict) and isinstance(data.get("capabilities"), list):
         return Registry.from_file(path)
+    if data is not None and not isinstance(data, dict):
+        raise yaml.YAMLError(f"{path} is neither a registry nor a registry overlay (a mapping)")
     return baseline.with_overlay(data or {}, source=f"{baseline.source} + {path}")
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
+    import yaml
+
     from graph.ops.replay import replay
     from graph.ops.store import open_store
 
@@ -416,8 +424,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     baseline = Registry.from_file(settings.registry)
     try:
         candidate = candidate_registry(args.candidate, baseline)
-    except OSError as exc:
-        print(f"routegraph replay: cannot read {args.candidate}: {exc.strerror or exc}", file=sys.stderr)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        print(f"routegraph replay: cannot read {args.candidate}: {_first_line(exc)}", file=sys.stderr)
         return EXIT_INVALID
     store = open_store(settings)
     try:
@@ -502,7 +510,20 @@ def cmd_traffic(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     overlay = None
     if args.variant_overlay is not None:
-        overlay = yaml.safe_load(args.variant_overlay.read_text(encoding="utf-8")) or {}
+        try:
+            overlay = yaml.safe_load(args.variant_overlay.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            print(
+                f"routegraph demo traffic: cannot read {args.variant_overlay}: {_first_line(exc)}",
+                file=sys.stderr,
+            )
+            return EXIT_INVALID
+        if not isinstance(overlay, dict):
+            print(
+                f"routegraph demo traffic: {args.variant_overlay} is not a registry overlay (a mapping)",
+                file=sys.stderr,
+            )
+            return EXIT_INVALID
     result = demo_traffic(
         settings, n=args.n, seed=args.seed, feedback_rate=args.feedback_rate, days=args.days,
         data=args.data, encoder=args.encoder or None, weaken=args.weaken, variant_overlay=overlay,

@@ -39,6 +39,7 @@ from langgraph.types import Command
 from graph.builder import build_graph
 from graph.config.registry import Registry, learned_file
 from graph.config.settings import Settings
+from graph.errors import ConfigError
 from graph.ops.store import TraceStore, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +53,11 @@ def load_rows(files: Sequence[Path]) -> list[tuple[str, frozenset[str]]]:
     """(text, labels) from JSON lines files; the label `out_of_scope` means no capability."""
     rows = []
     for file in files:
-        for line in file.read_text(encoding="utf-8").splitlines():
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the labelled requests {file}: {exc}") from None
+        for line in text.splitlines():
             if line.strip():
                 row = json.loads(line)
                 rows.append((str(row["text"]), frozenset(x for x in row["labels"] if x != OUT_OF_SCOPE)))
@@ -153,7 +158,10 @@ def demo_traffic(
     """Run the demo traffic; returns what happened (counts, the registry file, the experiment)."""
     rows = load_rows(list(data) or DATA)
     if not rows:
-        raise ValueError("no labelled requests to replay (give --data FILE.jsonl)")
+        raise ConfigError(
+            'no labelled requests to replay: give --data FILE.jsonl (lines of {"text", "labels"}); '
+            "the support desk's are in the repository's tests/support_desk/data/"
+        )
     base = registry or Registry.from_file(settings.registry)
     path = settings.data_dir / "demo" / "registry.yaml"
     write_registry(
