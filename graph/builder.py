@@ -100,7 +100,7 @@ def build_graph(
     if (experiment := running(registry)) is not None:
         # Each variant: its own registry, models, router and (lazily compiled) scorer; the nodes
         # pick the run's variant (nodes/base.py `Deps.for_run`).
-        deps.experiments = Dispatch(registry, experiment, partial(_variant_deps, deps, models))
+        deps.experiments = Dispatch(registry, experiment, partial(_variant_deps, deps, models), base=deps)
 
     builder = StateGraph(AgentState, input_schema=AgentInput, output_schema=AgentState)
     builder.add_node("intake", make_intake(deps))

@@ -98,11 +98,20 @@ class Dispatch(Generic[T]):
     """Per-run variants of one experiment: `choose(configurable)` says which variant a run is in and
     gives what `make` built for that variant's registry (built once, on first use, thread-safe)."""
 
-    def __init__(self, registry: Registry, experiment: ExperimentSpec, make: Callable[[Registry], T]) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        experiment: ExperimentSpec,
+        make: Callable[[Registry], T],
+        *,
+        base: T | None = None,
+    ) -> None:
         self.registry = registry
         self.experiment = experiment
         self._make = make
         self._built: dict[str, T] = {}
+        if base is not None:  # a variant without an overlay runs the graph's own registry
+            self._built = {v.name: base for v in experiment.variants if not v.overlay}
         self._lock = threading.Lock()
         self._names = [v.name for v in experiment.variants]
 
