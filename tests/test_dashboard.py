@@ -102,16 +102,16 @@ def seed(data_dir: Path, registry: Path, now: float) -> list[str]:
     """Run REQUESTS through the real graph (offline), spread over the last three days; their traces
     land in the data directory's trace store. Returns the run ids."""
     settings = Settings.offline(data_dir, registry=registry)
-    clock = [now]
+    shift = [0.0]  # a clock that runs (real durations) from a start moved back by whole days
     graph = build_graph(
         registry=Registry.from_file(registry),
         settings=settings,
         checkpointer="memory",
-        clock=lambda: clock[0],
+        clock=lambda: time.time() + shift[0],
     )
     runs = []
     for i, text in enumerate(REQUESTS):
-        clock[0] = now - (2 - i % 3) * DAY - 3600 + i
+        shift[0] = now - (2 - i % 3) * DAY - 3600 + i - time.time()
         state = graph.invoke(
             {"messages": [HumanMessage(text)]},
             {"configurable": {"thread_id": f"seed-{i}", "user_id": f"user-{i % 5}"}},
@@ -289,7 +289,7 @@ def test_the_browser_shows_the_figures_and_stores_a_mark(dashboard: dict[str, An
             )
             assert page.locator(f"#queue-table tr[data-run-id='{run_a}']").count() == 0
             assert errors == []
-            page.screenshot(path=str(tmp_path / "after.png"))
+            page.screenshot(path=str(tmp_path / "after.png"), full_page=True)
             resources = page.evaluate("performance.getEntriesByType('resource').map(e => e.name)")
         finally:
             context.close()
@@ -309,7 +309,7 @@ def test_the_browser_shows_the_figures_and_stores_a_mark(dashboard: dict[str, An
     if target := os.environ.get("DASHBOARD_SCREENSHOT"):
         from PIL import Image
 
-        with Image.open(tmp_path / "dashboard.png") as image:
+        with Image.open(tmp_path / "after.png") as image:
             image.convert("RGB").quantize(colors=256).save(target, optimize=True)
 
 

@@ -193,7 +193,7 @@ def _stop_reason_chart(stops: Mapping[str, int]) -> str:
 
 def _latency_chart(capabilities: Mapping[str, Mapping[str, Any]]) -> str:
     names = [n for n, c in capabilities.items() if c["latency_ms_p50"] is not None][::-1]
-    fig, ax = _figure(max(1.6, 0.45 * len(names) + 0.9))
+    fig, ax = _figure(max(1.6, 0.3 * len(names) + 0.9))
     ys = range(len(names))
     p50 = [capabilities[n]["latency_ms_p50"] for n in names]
     p95 = [capabilities[n]["latency_ms_p95"] for n in names]
@@ -202,7 +202,7 @@ def _latency_chart(capabilities: Mapping[str, Mapping[str, Any]]) -> str:
     ax.bar_label(bars, labels=[f"{v:.0f}" for v in p50], padding=3, fontsize=7)
     ax.set_yticks(list(ys), names)
     ax.set_xlabel("step time, ms", fontsize=8)
-    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.legend(fontsize=8, frameon=False, ncols=2, loc="lower right", bbox_to_anchor=(1, 1))
     _style(ax)
     return _svg(fig)
 
@@ -225,7 +225,7 @@ def _confidence_chart(days: Sequence[Mapping[str, Any]]) -> str:
 
 def _health_chart(capabilities: Mapping[str, Mapping[str, Any]]) -> str:
     names = list(capabilities)[::-1]
-    fig, ax = _figure(max(1.6, 0.45 * len(names) + 0.9))
+    fig, ax = _figure(max(1.6, 0.36 * len(names) + 0.9))
     ys = range(len(names))
     series = [("selections", _ACCENT), ("errors", _COLORS["other"]), ("retries", _COLORS["clarify"])]
     for i, (key, color) in enumerate(series):
@@ -234,7 +234,7 @@ def _health_chart(capabilities: Mapping[str, Mapping[str, Any]]) -> str:
         ax.bar_label(bars, labels=[str(v) if v else "" for v in values], padding=2, fontsize=7)
     ax.set_yticks(list(ys), names)
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.legend(fontsize=8, frameon=False, ncols=3, loc="lower right", bbox_to_anchor=(1, 1))
     _style(ax)
     return _svg(fig)
 
