@@ -98,6 +98,8 @@ REQUESTS = [
     "is the status page showing any incidents today",
     "how do I invite a teammate",
     "tell me a joke",
+    "what is 5 + 5",
+    "what is <b>3+4</b>? <img src=x onerror=alert(1)>",  # shown as text, never as markup
 ]
 
 
@@ -308,6 +310,8 @@ def test_the_browser_shows_the_figures_and_stores_a_mark(dashboard: dict[str, An
             assert run_a and run_b
             request_a = first.locator("td.request").inner_text()
             assert request_a == store.get(run_a)["request"]  # type: ignore[index]
+            markup = page.locator("#queue-table td.request", has_text="<b>3+4</b>")
+            assert markup.count() == 1 and page.locator("#queue-table b, #queue-table img").count() == 0
             first.locator("select").select_option("billing")
             page.screenshot(path=str(tmp_path / "dashboard.png"))
             first.locator("button.mark-correct").click()

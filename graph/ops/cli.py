@@ -55,10 +55,20 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> None:
     dr.set_defaults(func=cmd_doctor)
 
     db = add("dashboard", help="serve the operations dashboard (and /health, /metrics, /feedback) alone")
-    db.add_argument("--port", type=int, default=8050, help="port (default: 8050; 0 picks a free one)")
+    db.add_argument("--port", type=_port, default=8050, help="port (default: 8050; 0 picks a free one)")
     db.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
     db.add_argument("--registry", type=_path, help="registry.yaml whose capabilities the queue offers")
     db.set_defaults(func=cmd_dashboard)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number (0-65535): {text!r}")
+    return port
 
 
 def _path(text: str) -> Any:
