@@ -18,6 +18,7 @@ from graph.config.settings import Settings
 from graph.faults import FaultPlan
 from graph.models import ModelProvider
 from graph.persistence import CheckpointerOption, resolve_checkpointer, serialise_threads
+from graph.pools import Pools
 from graph.router import ROUTES, Router
 from graph.state import AgentState
 from nodes.approval import approval
@@ -41,6 +42,7 @@ def build_graph(
     models: Mapping[str, BaseChatModel] | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    pools: Pools | None = None,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """Build and compile the routing graph.
 
@@ -53,6 +55,8 @@ def build_graph(
         models: chat models per role ("task_extraction", "classifier", "orchestrator", "respond",
             or "default" for all); given models are used even when the environment has no key.
         clock, sleep: injectable time, for tests of budgets and backoff.
+        pools: the capabilities' instance pools (`graph.pools.Pools(registry)`), to share them
+            between graphs (a reloaded registry) or to manage them from Python; default: new ones.
 
     Raises:
         CheckpointerError: the Postgres checkpointer cannot be used (malformed URL, server down).
@@ -76,6 +80,7 @@ def build_graph(
         clock=clock,
         sleep=sleep,
         faults=FaultPlan.parse(settings.faults),
+        pools=pools or Pools(registry),
     )
 
     builder = StateGraph(AgentState)

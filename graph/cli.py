@@ -209,6 +209,8 @@ def report(state: dict[str, Any], thread_id: str) -> dict[str, Any]:
                 "status": r["status"],
                 "duration_ms": r["duration_ms"],
                 "attempts": r["attempts"],
+                "instance": r.get("instance"),
+                "queued_ms": r.get("queued_ms"),
                 "error": r["error"],
                 "output": r["output"],
             }

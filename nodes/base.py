@@ -49,6 +49,7 @@ from graph.errors import (
 )
 from graph.faults import NO_FAULTS, FaultPlan, plan_for
 from graph.models import LLMGateway, ModelProvider
+from graph.pools import Pools
 from graph.progress import emit
 from graph.redact import Redactor, redact
 from graph.retry import backoff
@@ -81,6 +82,12 @@ class Deps:
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
     faults: FaultPlan = NO_FAULTS
     """Failures to inject (graph/faults.py); none unless a test or `ROUTEGRAPH_FAULTS` asks."""
+    pools: Pools = field(default=None)  # type: ignore[assignment]
+    """The capabilities' instance pools (graph/pools); `build_graph` makes one when none is given."""
+
+    def __post_init__(self) -> None:
+        if self.pools is None:
+            self.pools = Pools(self.registry)
 
     @property
     def limits(self) -> Limits:
