@@ -1,15 +1,31 @@
 """The graph served by `langgraph dev` / the LangGraph server (see langgraph.json, or the one
-`routegraph serve` writes when routegraph is installed as a package).
+`routegraph serve` writes when routegraph is installed as a package), and its HTTP extras.
 
 The one module besides the CLI that reads the environment, through `Settings.from_env()`: the
 server imports it with nothing else to go by. `ROUTEGRAPH_REGISTRY` selects another registry.yaml.
 The server brings its own persistence, so this graph is compiled without a checkpointer.
+
+`graph` is a `Served` (graph/pools/serving.py): the server asks it for the graph at each run, and a
+changed registry.yaml is applied then (runs in flight keep theirs); it also behaves as the compiled
+graph itself (`graph.invoke(...)`). `app` holds the pools' endpoints (`/pools`, graph/pools/http.py).
 """
 
+from typing import Any
+
 from graph.builder import build_graph
-from graph.config.registry import Registry
+from graph.config.registry import Registry, default_registry
 from graph.config.settings import Settings
+from graph.pools import Pools
+from graph.pools.http import pools_app
+from graph.pools.serving import shared
 
 settings = Settings.from_env()
-registry = Registry.from_file(settings.registry)
-graph = build_graph(registry=registry, settings=settings, checkpointer="none")
+
+
+def _build(registry: Registry, pools: Pools) -> Any:
+    return build_graph(registry=registry, settings=settings, checkpointer="none", pools=pools)
+
+
+graph = shared(settings.registry or default_registry(), _build, key=settings.model_dump_json())
+registry = graph.registry
+app = pools_app(lambda: graph)

@@ -544,7 +544,7 @@ def server_config(settings: Settings) -> tuple[Path, Path]:
     directory = settings.data_dir.resolve() / "server"
     directory.mkdir(parents=True, exist_ok=True)
     app = Path(__file__).resolve().with_name("app.py")
-    config = {"dependencies": ["."], "graphs": {SERVER_GRAPH: f"{app}:graph"}}
+    config = {"dependencies": ["."], "graphs": {SERVER_GRAPH: f"{app}:graph"}, "http": {"app": f"{app}:app"}}
     path = directory / "langgraph.json"
     path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return path, directory
@@ -736,6 +736,14 @@ def _pump(source: IO[str] | None, sink: IO[str], on_line: Callable[[str], None])
             sink.flush()
         except (OSError, ValueError):  # our own output is gone: keep draining the child's
             pass
+
+
+def cmd_pools(args: argparse.Namespace) -> int:
+    """`routegraph pools ...` (graph/pools/command.py): a running server's pools."""
+    from graph.pools import Pools
+    from graph.pools.command import cmd_pools as run
+
+    return run(args, lambda: Pools(Registry.from_file(args.settings.registry)).list())
 
 
 def cmd_threads(args: argparse.Namespace) -> int:
@@ -976,6 +984,9 @@ def parser() -> argparse.ArgumentParser:
     ts.add_argument("thread_id")
     ts.add_argument("--json", action="store_true", help="print JSON")
     threads.set_defaults(func=cmd_threads)
+    from graph.pools.command import add_parser as add_pools
+
+    add_pools(add, cmd_pools)
     return p
 
 
