@@ -76,16 +76,16 @@ async def test_a_retired_instance_finishes_its_step_and_takes_no_more() -> None:
 async def test_advice_retires_the_failing_and_the_slow_and_grows_a_crowded_pool() -> None:
     registry = pooled(
         [
-            {"name": "good"},
-            {"name": "slow", "options": {"delay": 0.05}},
-            {"name": "failing", "options": {"fail": True}},
-            {"name": "good2"},
+            {"name": "good", "options": {"delay": 0.002}},
+            {"name": "slow", "options": {"delay": 0.03}},
+            {"name": "failing", "options": {"fail": True, "delay": 0.002}},
+            {"name": "good2", "options": {"delay": 0.002}},
         ],
         capacity=1,
         unhealthy_after=1000,
     )
     pools = Pools(registry)
-    await many(pools, 80, 6)
+    await many(pools, 600, 6)
     advice = {(a["action"], a["target"]) for a in pools.advise()}
     assert ("retire", "failing") in advice and ("retire", "slow") in advice
     assert ("scale_up", "echo") in advice

@@ -49,7 +49,9 @@ ADVICE_MIN_STEPS = 10
 """Steps an instance must have run before `advise` judges it."""
 RETIRE_BELOW_SUCCESS = 0.8
 SLOW_FACTOR = 3.0
-"""`advise`: an instance whose p95 is this many times the pool's median p95 should be retired."""
+"""`advise`: an instance whose p95 is this many times the pool's median p95 should be retired..."""
+SLOW_MARGIN = 0.005
+"""... and at least this many seconds over it (sub-millisecond latencies are mostly noise)."""
 QUEUED_SHARE = 0.1
 """`advise`: a pool where more than this share of steps waited for an instance should grow."""
 
@@ -419,7 +421,7 @@ class Pools:
                     if rate < RETIRE_BELOW_SUCCESS:
                         why = f"success rate {rate:.2f} < {RETIRE_BELOW_SUCCESS} over its latest steps"
                         advice.append({"action": "retire", "target": inst.name, "reason": why})
-                    elif median and p95s[inst.name] > SLOW_FACTOR * median:
+                    elif median is not None and p95s[inst.name] > max(SLOW_FACTOR * median, median + SLOW_MARGIN):
                         why = (
                             f"p95 {p95s[inst.name] * 1000:.0f} ms is over {SLOW_FACTOR:g}x the pool's "
                             f"median p95 ({median * 1000:.0f} ms)"
