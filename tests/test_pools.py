@@ -139,7 +139,7 @@ async def test_a_full_pool_queues_then_ends_overloaded_within_its_wait() -> None
     await asyncio.sleep(0.01)
     with pytest.raises(Overloaded, match="queue is full"):  # one waits already: the next is refused
         await pools.acquire("echo")
-    with pytest.raises(Overloaded, match="no instance was free within 0.2 s"):
+    with pytest.raises(Overloaded, match=r"no instance was free within 0\.2 s"):
         await waiting
     assert time.perf_counter() - started < 1.0
     snapshot = pools.list()[-1]["queue"]
