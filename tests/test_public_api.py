@@ -19,6 +19,7 @@ PACKAGES = (
     "graph",
     "graph.capability",
     "graph.config",
+    "graph.pools",
     "nodes",
     "capabilities",
     "capabilities.support_desk",

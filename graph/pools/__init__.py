@@ -11,4 +11,4 @@ assignment policies; dynamic instances from templates; and the server's live reg
 from graph.pools.policies import POLICIES
 from graph.pools.pool import Instance, Lease, Overloaded, Pool, PoolError, Pools
 
-__all__ = ["POLICIES", "Instance", "Lease", "Overloaded", "Pool", "PoolError", "Pools"]
+__all__ = ["Instance", "Lease", "Overloaded", "POLICIES", "Pool", "PoolError", "Pools"]

@@ -38,7 +38,7 @@ import numpy as np
 from graph.capability.base import Capability
 from graph.config.registry import Registry
 from graph.config.schema import InstanceSpec, PoolSpec
-from graph.errors import StopError
+from graph.errors import ConfigError, StopError
 from graph.pools.policies import POLICIES, Cursor
 
 EWMA_ALPHA = 0.2
@@ -72,7 +72,7 @@ class Overloaded(StopError):
         """The wait was cut by the turn's time (max_seconds), not by the queue's."""
 
 
-class PoolError(ValueError):
+class PoolError(ConfigError):
     """A request of the pool API that cannot be done (unknown template, taken name, bad options)."""
 
 
