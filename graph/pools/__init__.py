@@ -8,7 +8,6 @@ assignment policies; dynamic instances from templates; and the server's live reg
     pools.scale("billing", 3); pools.retire("billing-eu-2"); pools.list(); pools.advise()
 """
 
-from graph.pools.policies import POLICIES
 from graph.pools.pool import Instance, Lease, Overloaded, Pool, PoolError, Pools
 
-__all__ = ["Instance", "Lease", "Overloaded", "POLICIES", "Pool", "PoolError", "Pools"]
+__all__ = ["Instance", "Lease", "Overloaded", "Pool", "PoolError", "Pools"]
