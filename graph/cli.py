@@ -23,6 +23,7 @@ import contextlib
 import importlib.metadata
 import json
 import logging
+import os
 import re
 import signal
 import socket
@@ -1171,7 +1172,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     with redacted_logging(redactor) as handlers, structured(
         handlers, level=args.log_level or args.settings.log_level, fmt=args.settings.log_format, redactor=redactor
     ):
-        return _dispatch(args, redactor)
+        code = _dispatch(args, redactor)
+    if argv is None and abandoned_work():
+        # A step that ran out of time left its thread running (a blocking call, a fine-tune): the
+        # interpreter's shutdown would wait for or tear down native code under it (torch aborts
+        # with "terminate called without an active exception"). The answer is printed: leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def abandoned_work() -> list[str]:
+    """Names of the threads still running work whose step gave up on it."""
+    prefixes = ("routegraph-blocking:", "routegraph-step:")
+    return [t.name for t in threading.enumerate() if t.is_alive() and t.name.startswith(prefixes)]
 
 
 def _dispatch(args: argparse.Namespace, redactor: Redactor) -> int:
