@@ -10,11 +10,19 @@ from typing import TYPE_CHECKING
 from graph._lazy import exports
 
 if TYPE_CHECKING:
+    from evals.analysis import analyse, confusions, format_breakdown, per_label, reliability
     from evals.datasets import Dataset, DatasetError, load_dataset
     from evals.harness import EvalError, evaluate, format_table, run_eval
+    from evals.plots import plot_eval
     from evals.tune import TuneError, TuneResult, read_labelled, tune
 
 _EXPORTS = {
+    "analyse": "evals.analysis",
+    "confusions": "evals.analysis",
+    "format_breakdown": "evals.analysis",
+    "per_label": "evals.analysis",
+    "reliability": "evals.analysis",
+    "plot_eval": "evals.plots",
     "Dataset": "evals.datasets",
     "DatasetError": "evals.datasets",
     "load_dataset": "evals.datasets",
@@ -34,10 +42,16 @@ __all__ = [
     "EvalError",
     "TuneError",
     "TuneResult",
+    "analyse",
+    "confusions",
     "evaluate",
+    "format_breakdown",
     "format_table",
     "load_dataset",
+    "per_label",
+    "plot_eval",
     "read_labelled",
+    "reliability",
     "run_eval",
     "tune",
 ]

@@ -20,7 +20,7 @@ What is measured
     shots and the tuning slice and seeds the fine-tuning (seed 0: the graph's own fine-tuning).
 
 Run
-    routegraph eval --data /work/shared/data/clinc150.jsonl --shots 10 --encoder minilm [--json]
+    routegraph eval --data evals/data/clinc150_sample.jsonl --shots 10 --encoder minilm [--json [--details]] [--plot FILE.png]
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ from typing import Any, cast
 import numpy as np
 from langchain_core.language_models import BaseChatModel
 
+from evals.analysis import analyse, format_breakdown
 from evals.datasets import Prepared, load_dataset, prepare
+from evals.progress import ProgressLine, encoding_progress
 from graph.classifier import FewShotScorer, finetune_key, trainable, worth_training
 from graph.config.registry import Registry
 from graph.config.schema import ClassifierMode
@@ -62,10 +64,18 @@ only if the other option does better on the tuning rows by more than this."""
 
 
 Progress = Callable[[str], None]
+"""Told each progress message; one with a `count(stage, done, total)` method (`ProgressLine`) is
+also told how far a long stage has got."""
+
+stderr_progress: Progress = ProgressLine()
+"""Progress on stderr: one updating line on a terminal, plain lines otherwise."""
 
 
-def stderr_progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+def _counter(progress: Progress | None, stage: str) -> Callable[[int, int], None]:
+    count = getattr(progress, "count", None)
+    if count is None:
+        return lambda _done, _total: None
+    return lambda done, total: count(stage, done, total)
 
 
 @contextlib.contextmanager
@@ -352,6 +362,10 @@ def evaluate(
         texts = [row.text for row in prepared.tuning]
         truths = [prepared.truth(row) for row in prepared.tuning]
         say(f"eval: tuning on {len(texts)} {prepared.tuning_source} rows...")
+        # Encoded in chunks that report progress; the calibration and the threshold fit score
+        # the same rows, so the second encoding of each is remembered, not redone.
+        plain_encoder = scorer.encoder
+        scorer.encoder = encoding_progress(plain_encoder, _counter(progress, "eval: tuning, encoding rows"))
         if split_clauses is None:
             split_choice, threshold = _choose_clause_splitting(
                 scorer,
@@ -365,6 +379,7 @@ def evaluate(
         else:
             scorer.calibrate(texts, truths)
             threshold = scorer.fit_thresholds(texts, truths, min_out_of_scope_recall=min_out_of_scope_recall)
+        scorer.encoder = plain_encoder
         registry = build_registry(prepared.registry_dict(**options, threshold=threshold))
     elif prepared.multi_label and (guide_threshold := scorer.fit_guide_threshold()) is not None:
         # No rows to tune on: the guides' own held-out scores (cross-fitted) choose it.
@@ -392,7 +407,7 @@ def evaluate(
     # -- test: one classify() per row, timed
     say(f"eval: {len(prepared.test)} test queries, mode {mode}...")
     with one_thread():
-        run = run_sync(_classify_all(prepared, registry, scorer, provider, mode, say))
+        run = run_sync(_classify_all(prepared, registry, scorer, provider, mode, say, progress))
     test_seconds = sum(run["latency_ms"]) / 1000
 
     # -- argmax over the raw scores (no rejection), from the same scorer, untimed
@@ -424,6 +439,15 @@ def evaluate(
         metrics["more_than_one_selected"] = _ratio(
             sum(len(sel) > 1 for sel in run["selected"]), len(prepared.test)
         )
+
+    # What went wrong, by label name: per-label P/R/F1, confused pairs, confidence against accuracy.
+    true_sets = [list(row.labels) for row in prepared.test]
+    if multi:
+        predicted_sets = [[label_of[c] for c in sel] for sel in run["selected"]]
+    else:
+        predicted_sets = [[label_of[sel[0]]] if sel else [] for sel in run["selected"]]
+    label_scores = [{label_of[k]: v for k, v in scores.items()} for scores in run["scores"]]
+    breakdown = analyse(true_sets, predicted_sets, label_scores, multi_label=multi)
 
     calls = run["llm_calls"]
     n = len(prepared.test)
@@ -464,6 +488,7 @@ def evaluate(
         "max_capabilities": registry.spec.classifier.max_capabilities,
         "cascade_band": registry.spec.classifier.cascade_band if mode == "cascade" else None,
         "metrics": metrics,
+        **breakdown,
         "latency_ms": latency_stats(run["latency_ms"]),
         "queries_per_second": round(n / test_seconds, 2) if test_seconds else None,
         "llm": {
@@ -548,8 +573,10 @@ async def _classify_all(
     provider: ModelProvider,
     mode: str,
     say: Progress,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Every test row through `classify`, timed; selected capabilities best first."""
+    count = _counter(progress, "eval: test queries")
     selected: list[list[str]] = []
     latency: list[float] = []
     llm_calls: list[int] = []
@@ -571,7 +598,10 @@ async def _classify_all(
         selected.append([c["name"] for c in picked if c["selected"]])
         scores.append({c["name"]: c["score"] for c in picked})
         sources.append({c["name"]: c["source"] for c in picked})
-        if i % PROGRESS_EVERY == 0 or (i == total and total >= PROGRESS_EVERY):
+        if hasattr(progress, "count"):
+            if i % 10 == 0 or i == total:
+                count(i, total)
+        elif i % PROGRESS_EVERY == 0 or (i == total and total >= PROGRESS_EVERY):
             done = sum(latency) / 1000
             say(f"eval: {i}/{total} queries, {i / done:.0f} q/s" if done else f"eval: {i}/{total}")
     return {
@@ -627,4 +657,5 @@ def format_table(result: Mapping[str, Any]) -> str:
     ]
     width = max(len(k) for k, _ in rows)
     lines += [f"  {k:<{width}}  {_fmt(v)}" for k, v in rows]
+    lines += format_breakdown(result)
     return "\n".join(lines)

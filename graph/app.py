@@ -7,7 +7,8 @@ The server brings its own persistence, so this graph is compiled without a check
 
 `graph` is a `Served` (graph/pools/serving.py): the server asks it for the graph at each run, and a
 changed registry.yaml is applied then (runs in flight keep theirs); it also behaves as the compiled
-graph itself (`graph.invoke(...)`). `app` holds the pools' endpoints (`/pools`, graph/pools/http.py).
+graph itself (`graph.invoke(...)`). `app` (langgraph.json's `http.app`) serves the operations
+endpoints (graph/ops/http.py: `/health`, `/metrics`, `/feedback`) and the pools' (`/pools`).
 """
 
 from typing import Any
@@ -15,11 +16,14 @@ from typing import Any
 from graph.builder import build_graph
 from graph.config.registry import Registry, default_registry
 from graph.config.settings import Settings
+from graph.ops.http import create_app
+from graph.ops.logs import set_level
 from graph.pools import Pools
 from graph.pools.http import pools_app
 from graph.pools.serving import shared
 
 settings = Settings.from_env()
+set_level(settings.log_level)  # the server brings its own handlers; routegraph's lines at our level
 
 
 def _build(registry: Registry, pools: Pools) -> Any:
@@ -28,4 +32,5 @@ def _build(registry: Registry, pools: Pools) -> Any:
 
 graph = shared(settings.registry or default_registry(), _build, key=settings.model_dump_json())
 registry = graph.registry
-app = pools_app(lambda: graph)
+app = create_app(settings)  # /health, /metrics, /feedback (graph/ops/http.py)
+app.router.routes.extend(pools_app(lambda: graph).routes)  # /pools (graph/pools/http.py)

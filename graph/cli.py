@@ -1,4 +1,4 @@
-"""The `routegraph` command line: ask, validate, graph, eval, tune, serve, threads.
+"""The `routegraph` command line: ask, validate, graph, eval, tune, demo, serve, threads.
 
 An entry point: `main` reads the environment once (`Settings.from_env`, with `--registry` over
 `ROUTEGRAPH_REGISTRY`) and every command takes its settings from `args.settings`.
@@ -23,6 +23,7 @@ import contextlib
 import importlib.metadata
 import json
 import logging
+import os
 import re
 import signal
 import socket
@@ -38,21 +39,22 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from langchain_core.messages import HumanMessage
-from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.types import Command
 from pydantic import ValidationError
 
 from graph.capability.base import jsonable
 from graph.config.registry import Registry, RegistryError, default_registry
 from graph.config.settings import Settings
+from graph.context.commands import add_parser as add_profile_parser
 from graph.errors import ConfigError, DatasetError, MissingDependency, ThreadBusy, describe
 from graph.progress import ProgressPrinter
 from graph.redact import RedactingFilter, Redactor, redact
 
 if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
     from langgraph.graph.state import CompiledStateGraph
+
+# LangChain and LangGraph are imported by the commands that run a graph, not here: `--version`,
+# `--help` and `validate` start without them (benchmarks/latency.py measures the difference).
 
 EXIT_OK, EXIT_FAIL, EXIT_INVALID, EXIT_BUSY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -224,6 +226,7 @@ def report(state: dict[str, Any], thread_id: str) -> dict[str, Any]:
         "node_steps": state.get("control_steps", 0),
         "timings_ms": {k: round(v, 3) for k, v in (state.get("control_timings_ms") or {}).items()},
         "thread_id": thread_id,
+        "run_id": state.get("control_run_id"),
     }
 
 
@@ -325,6 +328,8 @@ def _turn(
     redactor: Redactor,
 ) -> dict[str, Any]:
     """One turn to its end: run, then answer each approval question (flags, else the terminal)."""
+    from langgraph.types import Command
+
     state = _run(graph, payload, config, printer, redactor)
     asked = 0
     while interrupts := _pending_interrupts(graph, config):
@@ -354,6 +359,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     settings: Settings = args.settings
     registry = Registry.from_file(settings.registry)
     require_encoder(registry.spec.classifier.encoder)
+    from langchain_core.messages import HumanMessage
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+
     from graph.builder import build_graph
 
     graph = build_graph(registry=registry, settings=settings)
@@ -361,6 +369,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     assert isinstance(saver, BaseCheckpointSaver)
     wait = args.wait if args.wait is not None else registry.spec.limits.max_seconds
     config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+    if args.user:
+        config["configurable"]["user_id"] = args.user
     redactor = settings.redactor()
     printer = None if args.quiet else ProgressPrinter(sys.stderr, live=sys.stderr.isatty())
     with thread_lock(saver, thread_id, wait=wait):
@@ -484,11 +494,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
             min_out_of_scope_recall=args.min_oos_recall,
             limit=args.limit,
             settings=args.settings,
+            details=args.details or args.plot is not None,
             progress=None if args.quiet else stderr_progress,
         )
     except EvalError as exc:
         print(f"routegraph eval: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    if args.plot is not None:
+        from evals.plots import plot_eval
+
+        try:
+            plot_eval(result, args.plot)
+        except ModuleNotFoundError as exc:
+            print(f"routegraph eval: --plot needs {exc.name}: pip install matplotlib", file=sys.stderr)
+            return EXIT_INVALID
+        except OSError as exc:
+            print(f"routegraph eval: cannot write {args.plot}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_INVALID
+        if not args.quiet:
+            print(f"eval: plot written to {args.plot}", file=sys.stderr)
+        if not args.details:
+            result.pop("queries", None)
     print(dumps(result) if args.json else format_table(result))
     return EXIT_OK
 
@@ -524,6 +550,55 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(f"tune: {note}", file=sys.stderr)
     if not args.quiet:
         print(f"tune: {result.summary()}", file=sys.stderr)
+    return EXIT_OK
+
+
+def demo_stores(registry: Registry, data_dir: Path) -> dict[Path, Any]:
+    """The demo data the registry's capabilities keep, by file: a capability, or a store it holds
+    as an attribute (the support desk's `SupportDBs`), that has `demo_path(data_dir)` and
+    `reset_demo(path)`. Found by duck typing: the framework imports no capability."""
+    found: dict[Path, Any] = {}
+    for info in registry:
+        for holder in (info.instance, *vars(info.instance).values()):
+            if callable(getattr(holder, "demo_path", None)) and callable(getattr(holder, "reset_demo", None)):
+                found.setdefault(Path(holder.demo_path(data_dir)).resolve(), holder)
+    return found
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Say where demo state lives; `demo reset` restores the demo data (non-destructive elsewhere)."""
+    settings: Settings = args.settings
+    data_dir = settings.data_dir.resolve()
+    print(f"demo state lives in the data directory {data_dir} (ROUTEGRAPH_DATA_DIR):")
+    where = "PostgreSQL (ROUTEGRAPH_POSTGRES_URL)" if settings.postgres_url else settings.checkpoint_file
+    print(f"  {where}  conversations and pending approvals (routegraph threads list)")
+    stores = demo_stores(Registry.from_file(settings.registry), data_dir)
+    for path in stores:
+        print(f"  {path}  demo data of the registry's capabilities")
+    if args.action != "reset":
+        print("`routegraph demo reset` restores the demo data (an approved refund can be demoed again)")
+        return EXIT_OK
+    targets: dict[Path, Any] = {}
+    if args.db is not None and stores:
+        targets = {args.db.resolve(): next(iter(stores.values()))}
+    elif args.db is None:
+        targets = {p: s for p, s in stores.items() if p.is_relative_to(data_dir)}
+        for path in stores.keys() - targets.keys():
+            print(f"  {path}: outside the data directory, left alone (name it with --db to reset it)")
+    if not targets:
+        print("routegraph demo: no demo data to reset in this registry", file=sys.stderr)
+        return EXIT_INVALID
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("routegraph demo: resetting replaces data: confirm with --yes", file=sys.stderr)
+            return EXIT_INVALID
+        answer = input(f"reset {', '.join(map(str, targets))}? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            print("nothing was reset")
+            return EXIT_OK
+    for path, store in targets.items():
+        print(store.reset_demo(path))
+    print("threads are kept: start a new one (or `--thread NEW`) to demo again from the start")
     return EXIT_OK
 
 
@@ -747,6 +822,8 @@ def cmd_pools(args: argparse.Namespace) -> int:
 
 
 def cmd_threads(args: argparse.Namespace) -> int:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+
     from graph.builder import build_graph
     from graph.persistence import check_thread_id
     from graph.persistence.threads import list_threads, show_thread
@@ -845,6 +922,7 @@ def parser() -> argparse.ArgumentParser:
     # Each command takes -v too (after its name); SUPPRESS keeps a -v given before the name.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+    p.add_argument("--log-level", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), help="routegraph's log level: DEBUG, INFO, WARNING (default: ROUTEGRAPH_LOG_LEVEL, else WARNING)")
     sub = p.add_subparsers(dest="command", required=True)
 
     def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
@@ -868,6 +946,7 @@ def parser() -> argparse.ArgumentParser:
         type=Path,
         help="registry.yaml to use (default: ROUTEGRAPH_REGISTRY, else the shipped one)",
     )
+    ask.add_argument("--user", help="who asks: selects their profile (`routegraph profile show USER`)")
     ask.add_argument("--json", action="store_true", help="print one JSON object: answer, plan, steps, ...")
     ask.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     decide = ask.add_mutually_exclusive_group()
@@ -927,6 +1006,17 @@ def parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--limit", type=_positive, help="evaluate a seeded sample of this many test rows")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument(
+        "--details",
+        action="store_true",
+        help="with --json: add `queries`, each test query's truth, prediction, scores and LLM calls",
+    )
+    ev.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="also draw a confusion summary and a reliability diagram (confidence against accuracy) to FILE",
+    )
     ev.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     ev.set_defaults(func=cmd_eval)
 
@@ -954,6 +1044,21 @@ def parser() -> argparse.ArgumentParser:
     tn.add_argument("--json", action="store_true", help="print one JSON object instead of YAML")
     tn.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     tn.set_defaults(func=cmd_tune)
+
+    demo = add(
+        "demo",
+        help="where demo state lives; `demo reset` restores the example's demo data",
+        description="Show where demo state lives (the data directory). `routegraph demo reset` puts the "
+        "support desk's demo data back (customers, charges; refunds and tickets cleared), so an approved "
+        "refund can be demoed again. Only files inside the data directory, unless --db names one.",
+    )
+    demo.add_argument("action", nargs="?", choices=("where", "reset"), default="where")
+    demo.add_argument(
+        "--registry", type=Path, help="registry.yaml (default: ROUTEGRAPH_REGISTRY, else the shipped one)"
+    )
+    demo.add_argument("--db", type=Path, metavar="FILE", help="reset this database file instead")
+    demo.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    demo.set_defaults(func=cmd_demo)
 
     serve = add("serve", help="serve the graph for LangGraph Studio and the SDK (langgraph dev)")
     serve.add_argument(
@@ -987,6 +1092,10 @@ def parser() -> argparse.ArgumentParser:
     from graph.pools.command import add_parser as add_pools
 
     add_pools(add, cmd_pools)
+    add_profile_parser(add)
+    from graph.ops.cli import register
+
+    register(add)  # feedback, analytics, doctor (graph/ops/cli.py)
     return p
 
 
@@ -1028,7 +1137,7 @@ class LogHandler(logging.Handler):
 
 
 @contextlib.contextmanager
-def redacted_logging(redactor: Redactor) -> Iterator[None]:
+def redacted_logging(redactor: Redactor) -> Iterator[list[logging.Handler]]:
     """While a command runs, log to stderr through a redacting handler, in place of Python's
     unfiltered last resort; afterwards the logging configuration is as it was (in-process callers,
     tests and notebooks, run `main` many times).
@@ -1045,7 +1154,7 @@ def redacted_logging(redactor: Redactor) -> Iterator[None]:
         other.addFilter(guard)
     root.addHandler(handler)
     try:
-        yield
+        yield [handler]
     finally:
         root.removeHandler(handler)
         for other in others:
@@ -1067,8 +1176,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(redact(f"routegraph: invalid setting {where}: {error['msg']}"), file=sys.stderr)
         return EXIT_INVALID
     redactor = args.settings.redactor()
-    with redacted_logging(redactor):
-        return _dispatch(args, redactor)
+    from graph.ops.logs import structured
+
+    with redacted_logging(redactor) as handlers, structured(
+        handlers, level=args.log_level or args.settings.log_level, fmt=args.settings.log_format, redactor=redactor
+    ):
+        code = _dispatch(args, redactor)
+    if argv is None and abandoned_work():
+        # A step that ran out of time left its thread running (a blocking call, a fine-tune): the
+        # interpreter's shutdown would wait for or tear down native code under it (torch aborts
+        # with "terminate called without an active exception"). The answer is printed: leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def abandoned_work() -> list[str]:
+    """Names of the threads still running work whose step gave up on it."""
+    prefixes = ("routegraph-blocking:", "routegraph-step:")
+    return [t.name for t in threading.enumerate() if t.is_alive() and t.name.startswith(prefixes)]
 
 
 def _dispatch(args: argparse.Namespace, redactor: Redactor) -> int:

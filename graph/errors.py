@@ -25,7 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar, NotRequired, TypedDict
+from typing import ClassVar, NotRequired
+
+from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12 (Studio's schemas)
 
 from graph.redact import Redactor, redact
 

@@ -1,7 +1,8 @@
 """Progress events on LangGraph's custom stream: what a person watching a run wants to see.
 
 Every event is a small dict with an `event` key: `node` (a node started), `capability_started`,
-`capability_finished`, `retry`, `approval_waiting` (once per pause: not again when the approval node
+`capability_finished`, `retry`, `classifier_progress` (long compile work on a first run: fine-tuning
+passes with the time left, the ONNX export), `approval_waiting` (once per pause: not again when the approval node
 re-runs on resume). Stream them with
 `graph.stream(..., stream_mode="custom")` (or `["custom", "values"]`); `routegraph ask` prints them.
 Outside a streaming run the writer is a no-op.
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from langgraph.config import get_stream_writer
-
 
 def emit(event: str, **fields: Any) -> None:
+    # Imported here: this module is imported by the settings (through the retry policy), and
+    # `routegraph --version` or `validate` must not pay for LangGraph (and LangSmith) to start.
+    from langgraph.config import get_stream_writer
+
     try:
         writer = get_stream_writer()
     except RuntimeError:  # called outside a graph run
@@ -34,6 +37,8 @@ def describe(event: dict[str, Any]) -> str:
         return f"← {event['capability']} {event['status']} in {event['duration_ms']:.0f} ms{extra}"
     if kind == "retry":
         return f"↻ retrying {event['target']} (attempt {event['attempt']}) after {event['delay']:.2f} s"
+    if kind == "classifier_progress":
+        return f"· classifier: {event['message']}"
     if kind == "approval_waiting":
         return f"⏸ waiting for approval: {', '.join(event['steps'])}"
     return str(event)

@@ -3,17 +3,27 @@
 `task_*`, `planning_*`, `execution_*`, `control_*` and `approval_*` fields are per turn: the intake
 node resets them when a new user message arrives. `execution_context` (values the capabilities
 provided) persists across turns, and so does `approval_offer` (a side effect offered and not done,
-which the next message may accept). `approval_asked_at` and `control_paused_seconds` are tied to
+which the next message may accept), and `context_user_id` and `context_topic` (whose thread, and
+what it is about). `approval_asked_at` and `control_paused_seconds` are tied to
 their turn (by the turn's start and `control_paused_turn`), so a value an earlier turn left counts
 for nothing. Everything here is plain JSON-like data, so checkpoints and Studio show it as it is.
+
+`AgentInput` is what a caller sends (the graph's input schema: Studio's input form shows the
+messages only); the output schema is the whole `AgentState`.
 """
 
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, Literal, NotRequired, TypedDict
+from typing import Annotated, Any, Literal, NotRequired
 
+from langchain_core.messages import AnyMessage
 from langgraph.graph import MessagesState
+from langgraph.graph.message import add_messages
+
+# typing_extensions, not typing: pydantic builds the JSON schemas Studio shows from these, and it
+# refuses typing.TypedDict on Python < 3.12 (get_input_jsonschema would raise).
+from typing_extensions import TypedDict
 
 from graph.errors import ErrorRecord
 
@@ -148,6 +158,9 @@ class AgentState(MessagesState):
     """Milliseconds spent per node this turn."""
     control_stop_reason: StopReason | None
     """Why the turn ended; set by the terminal node."""
+    control_run_id: NotRequired[str | None]
+    """The turn's correlation id (set by intake: the server's run id, `configurable.run_id`, else a
+    new uuid): the key of its trace and of feedback on it, on every log line of the turn."""
 
     approval_decisions: Annotated[dict[str, bool], merge_dict]
     """Human decisions per plan step id."""
@@ -158,6 +171,24 @@ class AgentState(MessagesState):
     `approval.timeout_seconds`. None when no question is pending; a value older than the turn is stale."""
     approval_offer: SideEffectOffer | None
     """The side effect this thread last offered and did not do; outlives the turn that made it."""
+
+    context_user_id: str | None
+    """Whose thread this is: the run's `configurable.user_id`, else the customer a capability
+    identified (account's `customer_id`); selects the profile in the store. Outlives the turn."""
+    context_profile: dict[str, Any] | None
+    """The user's profile as intake read it from the store this turn (graph/context/profiles.py)."""
+    context_topic: list[dict[str, Any]]
+    """What the conversation is about: the capabilities recent turns ran, each with the clause it
+    ran for and its turn (most recent first); what a follow-up continues. Outlives the turn."""
+    context_followup: dict[str, Any] | None
+    """How this turn relates to the topic (graph/context/followups.py): kind, capabilities, the
+    rewritten task and why; None for a turn read on its own."""
+
+
+class AgentInput(TypedDict):
+    """The graph's input schema: a turn is the conversation's new message(s); intake sets the rest."""
+
+    messages: Annotated[list[AnyMessage], add_messages]
 
 
 class StepPayload(TypedDict):

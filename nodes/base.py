@@ -49,11 +49,14 @@ from graph.errors import (
 )
 from graph.faults import NO_FAULTS, FaultPlan, plan_for
 from graph.models import LLMGateway, ModelProvider
+from graph.ops.logs import correlation_ids, node_context
+from graph.ops.otel import end_span, node_span
+from graph.ops.traces import TraceWriter
 from graph.pools import Pools
 from graph.progress import emit
 from graph.redact import Redactor, redact
 from graph.retry import backoff
-from graph.router import EXITS, Router, turn_elapsed
+from graph.router import EXITS, Router, latest_request, turn_elapsed
 from graph.state import AgentState, StopReason
 
 R = TypeVar("R")
@@ -84,6 +87,11 @@ class Deps:
     """Failures to inject (graph/faults.py); none unless a test or `ROUTEGRAPH_FAULTS` asks."""
     pools: Pools = field(default=None)  # type: ignore[assignment]
     """The capabilities' instance pools (graph/pools); `build_graph` makes one when none is given."""
+
+    traces: TraceWriter | None = None
+    """Writes each finished turn's trace (graph/ops/traces.py); None: no traces."""
+    tracer: Any = None
+    """An OpenTelemetry tracer for a span per node (graph/ops/otel.py); None: no spans."""
 
     def __post_init__(self) -> None:
         if self.pools is None:
@@ -370,9 +378,35 @@ def make_node(name: str, impl: NodeImpl, deps: Deps) -> RunnableLambda:
                 update = {**call.keep, **_last_words(name, record, state, deps)}
             else:
                 update = {**call.keep, "control_errors": [record]}
-        return meter(update, name, llm, started)
+        update = meter(update, name, llm, started)
+        if name in TERMINAL and deps.traces is not None:
+            # In a worker thread: a database write must not block the event loop (the server's).
+            request = latest_request(state.get("messages") or [])
+            try:
+                await asyncio.to_thread(deps.traces.record, state, update, config, request)
+            except Exception:  # `record` never raises; starting its thread can (no threads left)
+                log.warning("could not write the trace of this turn", exc_info=True)
+        return update
 
-    return entry_points(name, run)
+    async def logged(state: AgentState, config: RunnableConfig) -> Update:
+        with node_context(name, state, config):
+            if deps.tracer is None:
+                update = await run(state, config)
+            else:
+                with node_span(deps.tracer, name, correlation_ids(state, config)) as span:
+                    update = await run(state, config)
+                    end_span(span, update)
+            if log.isEnabledFor(logging.DEBUG):
+                errors = update.get("control_errors") or []
+                log.debug(
+                    "node %s done in %.1f ms%s",
+                    name,
+                    (update.get("control_timings_ms") or {}).get(name, 0.0),
+                    f" ({len(errors)} error(s) for the router)" if errors else "",
+                )
+            return update
+
+    return entry_points(name, logged)
 
 
 def _last_words(name: str, record: ErrorRecord, state: AgentState, deps: Deps) -> Update:

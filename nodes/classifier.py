@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from graph.classifier import FewShotScorer, near_threshold
 from graph.config.registry import CapabilityInfo, Registry
 from graph.config.schema import ClassifierMode
+from graph.context.turns import pin
 from graph.models import LLMGateway, add_notes
 from graph.state import AgentState, ScoredCapability
 from nodes.base import NodeCall, Update
@@ -169,6 +170,10 @@ async def classifier(state: AgentState, call: NodeCall) -> Update:
             task, call.deps.registry, scorer, call.llm, mode="embedding", excluded=excluded, context=context
         )
     selected, rerouted = apply_reroutes(call.deps.registry, selected, state, excluded)  # a specialist's say
+    follow = state.get("context_followup") or {}
+    if follow.get("capabilities") and not failures and not rerouted:
+        # A follow-up goes to the capability the conversation is about (graph/context/followups.py).
+        selected, _pinned = pin(selected, follow["capabilities"], call.deps.registry, excluded)
     update: Update = {"planning_plan": None, "planning_capabilities": selected}
     if note or rerouted:
         update["planning_notes"] = add_notes(state.get("planning_notes"), note, *rerouted)

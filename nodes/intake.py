@@ -18,7 +18,9 @@ with the line intake wrote.
 
 from __future__ import annotations
 
+import logging
 import re
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import BaseMessage, HumanMessage
@@ -33,6 +35,7 @@ if TYPE_CHECKING:  # `clean_request` is imported by the CLI before it builds any
     from graph.state import AgentState
     from nodes.base import Deps
 
+log = logging.getLogger("routegraph")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 and C1 controls but tab and newline
 
@@ -95,8 +98,24 @@ def too_long_reply(length: int, limit: int) -> str:
     )
 
 
+async def _context(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+    """The thread's user (the run's `configurable.user_id`, else the one the thread had) and their
+    profile from the store; a store that cannot be read leaves the turn without a profile."""
+    from graph.context import profiles
+
+    user_id = profiles.user_id_from(config) or state.get("context_user_id")
+    found: dict[str, Any] = {"context_user_id": user_id, "context_profile": None}
+    store = profiles.store_of(config)
+    if user_id and store is not None:
+        try:
+            found["context_profile"] = (await profiles.aload(store, user_id)).model_dump(mode="json")
+        except Exception as exc:
+            log.warning("intake: could not read the profile of %s (%s: %s)", user_id, type(exc).__name__, exc)
+    return found
+
+
 def make_intake(deps: Deps) -> RunnableLambda:
-    from nodes.base import dual
+    from nodes.base import correlation, dual
 
     async def intake(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         messages = state.get("messages", [])
@@ -116,6 +135,8 @@ def make_intake(deps: Deps) -> RunnableLambda:
                     }
                 ],
                 "control_stop_reason": None,
+                # A run of its own (its trace must not replace the finished turn's).
+                "control_run_id": correlation(config)["run_id"] or uuid.uuid4().hex,
             }
         update: dict[str, Any] = {
             "task_previous": state.get("task_current"),
@@ -136,12 +157,15 @@ def make_intake(deps: Deps) -> RunnableLambda:
             "control_started_at": deps.clock(),
             "control_timings_ms": Overwrite({}),
             "control_stop_reason": None,
+            "control_run_id": correlation(config)["run_id"] or uuid.uuid4().hex,
             "approval_decisions": Overwrite({}),
             # Waits for a human belong to their turn (the router ignores stale ones too).
             "control_paused_seconds": 0.0,
             "control_paused_turn": turn,
             "approval_asked_at": None,
+            "context_followup": None,
         }
+        update.update(await _context(state, config))
         last = next(m for m in reversed(messages) if isinstance(m, HumanMessage))
         raw = message_text(last)
         text = clean_request(raw)

@@ -1,12 +1,17 @@
-"""Respond: answer with what the capabilities found.
+"""Respond: answer with what the capabilities found, shaped for the user (their profile).
 
 With a model: one call that writes the answer from the task and the step results (which are data
-to report, not instructions). Offline: a template answer from each capability's `summarize`.
+to report, not instructions), told the user's expertise, answer length and language. Offline: a
+template answer from each capability's `summarize`, shaped by `shape_answer`: an expert (or a
+short-answer preference) gets the terse facts, the first sentence of each result; a beginner gets
+one more line saying which capability answered and what to ask next.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
@@ -54,6 +59,48 @@ def template_answer(registry: Registry, pairs: list[tuple[PlanStep, StepResult]]
     return "\n".join(lines) if lines else "There was nothing to do for this request."
 
 
+def _first_sentence(line: str) -> str:
+    match = re.match(r"(.+?[.!?])(?:\s|$)", line)
+    return match.group(1) if match else line
+
+
+def shape_answer(
+    answer: str, registry: Registry, pairs: list[tuple[PlanStep, StepResult]], profile: dict[str, Any] | None
+) -> str:
+    """The template answer shaped by the profile: terse for experts and short answers, one line of
+    explanation and a next step for beginners (unless they asked for short answers)."""
+    prefs = (profile or {}).get("preferences") or {}
+    expertise, length = (profile or {}).get("expertise"), prefs.get("answer_length")
+    if length == "short" or (expertise == "expert" and length != "long"):
+        return "\n".join(_first_sentence(line) for line in answer.splitlines() if line.strip())
+    if expertise == "beginner" or length == "long":
+        used = [registry[s["capability"]] for s, r in pairs if r["status"] == "ok"]
+        if used:
+            how = "; ".join(
+                f"{info.name}: {info.description[:1].lower()}{info.description[1:]}" for info in used
+            )
+            answer += (
+                f"\nHow I found this: {how.rstrip('.')}. Next step: to change one detail, just say it "
+                "(for example “and for …?”), or ask something new."
+            )
+    return answer
+
+
+def profile_prompt(profile: dict[str, Any] | None) -> str:
+    """What the model is told about the reader (empty without a profile)."""
+    prefs = (profile or {}).get("preferences") or {}
+    parts = []
+    if (expertise := (profile or {}).get("expertise")) == "beginner":
+        parts.append("The user is a beginner: add one plain-language line of explanation and a next step.")
+    elif expertise == "expert":
+        parts.append("The user is an expert: give the terse facts, no explanations.")
+    if prefs.get("answer_length"):
+        parts.append(f"Answer length: {prefs['answer_length']}.")
+    if prefs.get("language"):
+        parts.append(f"Write the answer in {prefs['language']}.")
+    return " ".join(parts)
+
+
 async def respond(state: AgentState, call: NodeCall) -> Update:
     pairs = ordered_results(state)
     answer: str | None = None
@@ -64,6 +111,8 @@ async def respond(state: AgentState, call: NodeCall) -> Update:
             for s, r in pairs
         ]
         prompt = f"Task: {state.get('task_current')}\nResults (JSON):\n{json.dumps(data, default=str)}"
+        if reader := profile_prompt(state.get("context_profile")):
+            prompt += f"\nThe reader: {reader}"
         # respond ends the graph, so no router retry follows a failure here: it retries itself
         # (bounded like a node retry), then falls back to the template answer.
         attempts = call.deps.limits.max_retries + 1
@@ -86,6 +135,7 @@ async def respond(state: AgentState, call: NodeCall) -> Update:
                 await backoff(call.deps.limits.retry_policy(), attempt + 1, call.deps.sleep)
     if answer is None:
         answer = template_answer(call.deps.registry, pairs)
+        answer = shape_answer(answer, call.deps.registry, pairs, state.get("context_profile"))
     # Capability output and model text may carry a secret (a key a server echoed): never answer it.
     answer = call.deps.settings.redactor().redact(answer)
     update: Update = {

@@ -1,18 +1,23 @@
 """Task extraction: turn the conversation into one standalone task for this turn.
 
-With a model: one structured call over the recent turns. Offline: the last user message, and
-when it is an elliptical follow-up ("and in Paris?", "what about 8*9?") the previous task is
-appended as context, after the new words, so extractors that take the first match see them first.
+With a model: one structured call over the recent turns, told what the conversation is about
+(the thread's topic) and who the user is (their profile). Offline: the last user message, read
+against the thread's topic (graph/context/followups.py): a follow-up or a correction ("and in
+Paris?", "no, I meant Berlin") becomes the topic clause with the new slot in place ("what time is
+it in Paris?"), or the new words followed by that clause, and is routed to the topic's capability
+(`context_followup`, which the classifier pins); a topic switch is read on its own words.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
+from graph.context.followups import FollowUp, resolve
 from graph.errors import CriticalError
 from graph.models import add_notes
 from graph.state import AgentState
@@ -72,17 +77,67 @@ SYSTEM = (
 )
 
 
+def context_prompt(state: AgentState) -> str:
+    """What the model is told about the conversation's topic and the user (no secrets: the
+    profile holds none)."""
+    lines = []
+    for entry in state.get("context_topic") or []:
+        lines.append(f"- earlier, {entry['capability']} answered: {entry['task']!r}")
+    if lines:
+        lines.insert(0, "The conversation is about (most recent first):")
+    profile = state.get("context_profile") or {}
+    prefs = profile.get("preferences") or {}
+    if profile.get("expertise") or prefs.get("language"):
+        lines.append(
+            f"The user: expertise {profile.get('expertise') or 'unknown'}, language {prefs.get('language') or 'any'}."
+        )
+    return "\n".join(lines)
+
+
+def standalone_selection(call: NodeCall, text: str) -> list[str]:
+    """The capabilities the few-shot scorer selects for the new words alone."""
+    registry = call.deps.registry
+    settings = registry.spec.classifier
+    scorer = call.deps.scorer
+    names = [c.name for c in registry.routable if registry.allowed(c.name)]
+    return [
+        s.name
+        for s in scorer.score(text, names)
+        if s.wins and s.confidence >= scorer.threshold_for(s.name, settings.threshold)
+    ]
+
+
+def affinity(call: NodeCall, text: str, names: Sequence[str]) -> dict[str, float]:
+    return {s.name: s.confidence for s in call.deps.scorer.score(text, list(names))}
+
+
+def read_follow_up(state: AgentState, call: NodeCall, text: str) -> FollowUp:
+    """How this message relates to the thread's topic (offline; see graph/context/followups.py)."""
+    turn = state.get("task_turn", 0)
+    offer = state.get("approval_offer")
+    offered = offer["capabilities"] if offer and offer.get("turn") == turn - 1 else []
+    return resolve(
+        text,
+        state.get("context_topic") or [],
+        turn=turn,
+        standalone=lambda t: standalone_selection(call, t),
+        affinity=lambda t, names: affinity(call, t, names),
+        offer=offered,
+    )
+
+
 async def task_extraction(state: AgentState, call: NodeCall) -> Update:
     messages = list(state.get("messages", []))
     text = last_user_text(messages)
     extracted: ExtractedTask | None = None
+    follow: FollowUp | None = None
     note = call.llm.offline_note("task_extraction")
     if call.llm.available("task_extraction"):
         recent = messages[-HISTORY_MESSAGES:]
+        context = context_prompt(state)
+        system = [SystemMessage(content=SYSTEM + (f"\n{context}" if context else ""))]
         try:
-            extracted = await call.llm.structured(
-                "task_extraction", [SystemMessage(content=SYSTEM), *recent], ExtractedTask
-            )
+            extracted = await call.llm.structured("task_extraction", [*system, *recent], ExtractedTask)
         except Exception as exc:
             # Malformed output or no answer: retried by the router, until the role goes offline
             # or this is the last attempt; then the offline extraction takes over.
@@ -91,8 +146,18 @@ async def task_extraction(state: AgentState, call: NodeCall) -> Update:
             if note is None:
                 raise
     if extracted is None:
-        extracted = offline_task(text, state.get("task_previous"))
+        follow = await asyncio.to_thread(read_follow_up, state, call, " ".join(text.split()) or NO_TEXT)
+        if follow.task:
+            extracted = ExtractedTask.model_construct(task=follow.task, depends_on_history=True)
+        else:
+            extracted = offline_task(text, None)
+            extracted.depends_on_history = follow.kind in ("follow_up", "correction", "confirmation")
     update: Update = {"task_current": extracted.task, "task_depends_on_history": extracted.depends_on_history}
+    if follow is not None and follow.kind != "new":
+        update["context_followup"] = follow.as_state()
+        update["planning_notes"] = add_notes(state.get("planning_notes"), f"{follow.kind}: {follow.reason}")
     if note:
-        update["planning_notes"] = add_notes(state.get("planning_notes"), note)
+        update["planning_notes"] = add_notes(
+            update.get("planning_notes") or state.get("planning_notes"), note
+        )
     return update

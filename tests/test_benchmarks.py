@@ -75,3 +75,40 @@ def test_soak_loses_nothing_and_refunds_once(capsys: pytest.CaptureFixture[str])
     assert result["turns_lost"] == 0
     assert "None" not in result["stop_reasons"]  # every run ended with a named stop_reason
     assert set(result["latency_s"]) == {"p50", "p95"}
+
+
+def test_latency_benchmark_reports_processes_and_encoders(
+    capsys: pytest.CaptureFixture[str], shared_model_cache: Any
+) -> None:
+    from benchmarks import latency
+
+    result = run_json(
+        latency.main,
+        [
+            "--runs",
+            "1",
+            "--cold-runs",
+            "0",
+            "--cache-dir",
+            str(shared_model_cache),
+            "--queries",
+            "3",
+            "--encoders",
+            "minilm",
+            "--variants",
+            "onnx-fp32",
+            "onnx-int8",
+        ],
+        capsys,
+    )
+    assert result["benchmark"] == "latency"
+    procs = result["processes"]
+    assert procs["ask_cold"] is None  # --cold-runs 0
+    for key in ("baseline_import_langgraph", "cli_version", "ask_warm"):
+        assert procs[key]["runs"] == 1 and procs[key]["wall_s"] > 0 and procs[key]["peak_mib"] > 0
+    assert procs["ask_warm"]["ratio"] > 0 and "ratio" not in procs["baseline_import_langgraph"]
+    assert isinstance(result["meets_target"], bool)
+    rows = {(r["encoder"], r["runtime"]): r for r in result["classification"]}
+    assert set(rows) == {("minilm", "onnx-fp32"), ("minilm", "onnx-int8")}
+    for row in rows.values():
+        assert row["queries"] == 3 and 0 < row["p50_ms"] <= row["p95_ms"]

@@ -59,7 +59,7 @@ def test_same_thread_continues_the_conversation(
     second = ask_json(capsys, "and in Paris?", "--thread", "demo")
     assert first["thread_id"] == second["thread_id"] == "demo"
     assert "Europe/Paris" in second["answer"]
-    assert "follow-up" in second["task"]
+    assert "Paris" in second["task"] and "Tokyo" not in second["task"]  # the slot replaced (issue 22)
     assert (offline_data_dir / "checkpoints.sqlite").exists()
 
 

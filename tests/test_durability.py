@@ -143,6 +143,7 @@ def test_a_turn_killed_before_its_first_step_is_never_lost_silently(
                 return put_writes(self, config, writes, *args, **kwargs)
             if {kill_after!r} == "input_write":
                 put_writes(self, config, writes, *args, **kwargs)  # the input's write is saved
+                time.sleep(1.0)  # and the input checkpoint, written by another thread
             os.kill(os.getpid(), signal.SIGKILL)
         saver.put, saver.put_writes = held_put, killing_put_writes
         graph.invoke({{"messages": [HumanMessage("what is 12*7", id="first")]}},

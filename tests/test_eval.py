@@ -540,3 +540,118 @@ def test_the_seed_also_seeds_the_fine_tuning(tmp_path: Path, monkeypatch: pytest
         result = evaluate(TINY, tmp_path, encoder="minilm", seed=seed)
         assert result["finetune"] is True
     assert seen == [0, 3]
+
+
+# -- what went wrong: per label, confusions, calibration; progress; the plot ----------------------
+
+
+def test_per_label_confusions_and_reliability_by_hand() -> None:
+    from evals.analysis import confusions, per_label, reliability
+
+    truth = [["a"], ["a"], ["b"], [], ["a", "b"]]
+    predicted = [["a"], ["b"], ["b"], ["a"], ["a"]]
+    labels = per_label(truth, predicted)
+    # a: tp 2 (rows 0, 4), fp 1 (row 3), fn 1 (row 1); b: tp 1, fp 1 (row 1), fn 1 (row 4)
+    assert labels["a"] == {"precision": 0.6667, "recall": 0.6667, "f1": 0.6667, "support": 3}
+    assert labels["b"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
+    assert labels[OUT_OF_SCOPE] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert confusions(truth, predicted) == [
+        {"truth": "a", "predicted": "b", "count": 1},
+        {"truth": "b", "predicted": OUT_OF_SCOPE, "count": 1},
+        {"truth": OUT_OF_SCOPE, "predicted": "a", "count": 1},
+    ]
+    rel = reliability([0.95, 0.9, 0.15, 0.1], [True, False, False, False], bins=2)
+    assert [b["count"] for b in rel["bins"]] == [2, 2]
+    assert rel["bins"][1]["confidence"] == 0.925 and rel["bins"][1]["accuracy"] == 0.5
+    assert rel["ece"] == round((2 * 0.425 + 2 * 0.125) / 4, 4)
+
+
+def test_the_result_and_table_carry_the_breakdown(tiny: dict[str, Any]) -> None:
+    from evals.analysis import confusions, per_label
+
+    truth = [q["truth"] for q in tiny["queries"]]
+    predicted = [q["predicted"][:1] for q in tiny["queries"]]
+    assert tiny["per_label"] == per_label(truth, predicted)
+    assert sum(m["support"] for m in tiny["per_label"].values()) == tiny["counts"]["test"]
+    wrong = sum((p or [OUT_OF_SCOPE]) != (t or [OUT_OF_SCOPE]) for t, p in zip(truth, predicted, strict=True))
+    assert wrong > 0, "the tiny set has mistakes to show"
+    assert sum(c["count"] for c in confusions(truth, predicted, top=10**6)) == wrong  # one pair per mistake
+    assert tiny["confusions"] == confusions(truth, predicted)
+    rel = tiny["reliability"]
+    assert rel["kind"] == "top-1 confidence" and rel["rows"] == tiny["counts"]["test"]
+    assert sum(b["count"] for b in rel["bins"]) == rel["rows"] and 0 <= rel["ece"] <= 1
+    table = format_table(tiny)
+    assert "precision  recall      F1  support" in table
+    assert f"expected calibration error {rel['ece']:.3f}" in table
+    if tiny["confusions"]:
+        assert "most confused (true label -> predicted instead, count):" in table
+
+
+def test_progress_lines_on_a_pipe_and_on_a_terminal() -> None:
+    import io
+
+    from evals.progress import ProgressLine, encoding_progress
+
+    pipe = io.StringIO()
+    line = ProgressLine(pipe, tty=False)
+    line("eval: compiling...")
+    for done in range(1, 101):
+        line.count("eval: test queries", done, 100)
+    lines = pipe.getvalue().splitlines()
+    assert lines[0] == "eval: compiling..."
+    assert lines[1] == "eval: test queries: 1/100"  # the first, then at most one every 5 s, then the last
+    assert lines[-1].startswith("eval: test queries: 100/100, ") and len(lines) == 3
+    assert "\r" not in pipe.getvalue()
+
+    term = io.StringIO()
+    line = ProgressLine(term, tty=True)
+    for done in (1, 2, 3):
+        line.count("stage", done, 3)
+    line("next message")
+    assert term.getvalue().count("\r\x1b[2K") == 3
+    assert term.getvalue().endswith("\nnext message\n")
+
+    class Counting:
+        identity = "counting"
+        calls = 0
+
+        def encode(self, texts: list[str]) -> np.ndarray:
+            Counting.calls += 1
+            return np.ones((len(texts), 2), dtype=np.float32)
+
+    seen: list[tuple[int, int]] = []
+    encoder = encoding_progress(Counting(), lambda done, total: seen.append((done, total)))
+    texts = [f"t{i}" for i in range(600)]
+    assert encoder.encode(texts).shape == (600, 2) and encoder.identity == "counting"
+    assert seen == [(256, 600), (512, 600), (600, 600)]
+    encoder.encode(texts)  # the same rows again (calibration, then thresholds): remembered
+    assert Counting.calls == 3
+    assert not hasattr(encoder, "encode_spans")  # only an encoder that has it
+
+
+def test_cli_details_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plot = tmp_path / "eval.png"
+    args = ["eval", "--data", str(TINY), "--encoder", "lexical", "--shots", "4", "--json", "--quiet"]
+    assert main([*args, "--plot", str(plot)]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert "queries" not in plain, "--plot alone does not add the details to the JSON"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 20_000
+    assert main([*args, "--details"]) == 0
+    detailed = json.loads(capsys.readouterr().out)
+    assert len(detailed["queries"]) == detailed["counts"]["test"]
+    assert {"text", "truth", "predicted", "scores", "llm_calls", "latency_ms"} <= set(detailed["queries"][0])
+    assert main([*args, "--plot", str(tmp_path / "missing" / "dir" / "x.png")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_the_plot_panels(tiny: dict[str, Any]) -> None:
+    from evals.plots import confusion_matrix, plot_eval
+
+    labels, counts = confusion_matrix(tiny["queries"], multi_label=False)
+    assert labels[-1] == OUT_OF_SCOPE and sum(map(sum, counts)) == tiny["counts"]["test"]
+    fig = plot_eval(tiny)
+    left, right, *_ = fig.axes
+    assert left.get_title().startswith("confusion")  # few labels: the heatmap
+    assert right.get_title().startswith(f"reliability: ECE {tiny['reliability']['ece']:.3f}")
+    many = {**tiny, "queries": None}  # without details (or with many labels): the pairs as bars
+    assert plot_eval(many).axes[0].get_title().startswith("most-confused") or not tiny["confusions"]

@@ -363,9 +363,10 @@ def test_each_router_edge_declares_the_nodes_it_can_reach(make_graph: Any) -> No
     assert solid == {
         ("__start__", "intake"),
         ("execute", "join"),
-        ("respond", "__end__"),
-        ("clarify", "__end__"),
-        ("error", "__end__"),
+        ("respond", "profile"),  # the profile node ends every turn (issue 22)
+        ("clarify", "profile"),
+        ("error", "profile"),
+        ("profile", "__end__"),
     }
 
 
@@ -398,8 +399,8 @@ def test_the_layout_keeps_nodes_apart_and_draws_every_edge() -> None:
             apart = abs(a.x - b.x) >= (a.width + b.width) / 2 or abs(a.y - b.y) >= (a.height + b.height) / 2
             assert a is b or apart, (a.id, b.id)
     assert boxes["__start__"].y > boxes["intake"].y > boxes["join"].y > boxes["error"].y > boxes["__end__"].y
-    # Five fixed edges, solid; the rest dashed (four of them self-loops); an arrowhead at every target.
-    assert sum(not curve.dashed for curve in picture.curves) == 5
+    # Six fixed edges, solid; the rest dashed (four of them self-loops); an arrowhead at every target.
+    assert sum(not curve.dashed for curve in picture.curves) == 6
     for target in {e.target for e in drawn.edges}:
         box = boxes[target]
         assert any(

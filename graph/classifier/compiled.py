@@ -1,0 +1,142 @@
+"""The compiled scorer on disk: prototypes, head, held-out rows and confidence curve, so a warm run
+loads them instead of embedding the background requests and fitting again.
+
+`CachedScorer` is a `FewShotScorer` whose compile first looks for its compiled state under the
+cache directory, keyed by everything that state depends on: the encoder (its weights and
+precision), the fine-tune, the guides, the out-of-scope requests, the scorer's options, and the
+source of the modules that compute it. A miss compiles as `FewShotScorer` does and saves the result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graph.classifier import finetune as finetune_module
+from graph.classifier.calibration import Calibration
+from graph.classifier.encoders import MiniLMEncoder, trainable
+from graph.classifier.head import Head
+from graph.classifier.prototypes import GuideVectors
+from graph.classifier.scorer import FewShotScorer
+
+log = logging.getLogger(__name__)
+
+COMPILED = 1
+"""Part of the key: bumped when what is saved changes."""
+
+_SOURCES = ("scorer", "prototypes", "head", "calibration", "background", "clauses", "guides", "thresholds")
+
+
+def _source_digest() -> str:
+    """The modules that compute the compiled state, hashed: edited code compiles again."""
+    digest = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in _SOURCES:
+        digest.update((here / f"{name}.py").read_bytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class CachedScorer(FewShotScorer):
+    """A `FewShotScorer` that saves its compiled state under `cache_dir` and loads it next time."""
+
+    def compiled_key(self) -> str:
+        """What the compiled state depends on (computed before compiling, from the settings)."""
+        model = trainable(self.encoder)
+        tune: object = None
+        if (
+            self.finetune is not None
+            and model is not None
+            and finetune_module.worth_training(self.guides, self.out_of_scope)
+        ):
+            tune = finetune_module.finetune_key(model, self.guides, self.finetune, self.out_of_scope)
+        dense: list[object] = []
+        if isinstance(model, MiniLMEncoder):
+            dense = [model.training_identity, model.precision, model.onnx_dir is not None]
+        payload = [
+            COMPILED,
+            _source_digest(),
+            type(self.encoder).__name__,
+            getattr(self.encoder, "dense_share", None),
+            dense,
+            self.encoder.identity if model is None else None,
+            tune,
+            [[g.name, list(g.positives), list(g.negatives), g.description] for g in self.guides],
+            list(self.out_of_scope),
+            self.use_descriptions,
+            self.split_clauses,
+            self._head_weight,
+            self.calibration is None,
+        ]
+        return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()[:24]
+
+    def _compile(self) -> None:
+        if self.cache_dir is None:
+            super()._compile()
+            return
+        path = self.cache_dir / f"compiled-{self.compiled_key()}.npz"
+        if path.exists():
+            try:
+                self._load_compiled(path)
+                return
+            except (OSError, ValueError, KeyError) as exc:  # a damaged file: compile again
+                log.warning("%s: unreadable (%s), compiling again", path, exc)
+        super()._compile()
+        self._save_compiled(path)
+
+    def _load_compiled(self, path: Path) -> None:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        meta = json.loads(str(arrays.pop("meta")))
+        # The encoder is set up as compiling would (IDF of a lexical half; the cached fine-tune,
+        # which loads no weights), so requests are encoded as the saved guides were.
+        corpus = [t for g in self.guides for t in (*g.positives, *g.negatives, g.description) if t]
+        self.encoder.fit(corpus)
+        model = trainable(self.encoder)
+        if self.finetune and model is not None:
+            finetune_module.finetune_encoder(
+                model,
+                self.guides,
+                self.finetune,
+                cache_dir=self.cache_dir,
+                progress=self.progress,
+                out_of_scope=self.out_of_scope,
+            )
+        if meta["identity"] != self.encoder.identity:
+            raise ValueError("saved for another encoder state")
+        vectors: dict[str, Any] = {f.name: arrays[f"v_{f.name}"] for f in fields(GuideVectors)}
+        vectors["described"] = [int(i) for i in vectors["described"]]
+        self._vectors = GuideVectors(**vectors)
+        self._background = tuple(meta["background"])
+        self._head = Head(arrays["head_weights"], arrays["head_bias"]) if "head_weights" in arrays else None
+        self._held_out = (arrays["held_raw"], arrays["held_truth"]) if "held_raw" in arrays else None
+        if self.calibration is None:
+            self.calibration = Calibration(**meta["calibration"])
+        self._compiled = True
+
+    def _save_compiled(self, path: Path) -> None:
+        assert self.calibration is not None
+        meta = {
+            "identity": self.encoder.identity,
+            "background": list(self._background),
+            "calibration": {"slope": self.calibration.slope, "midpoint": self.calibration.midpoint},
+        }
+        arrays: dict[str, np.ndarray] = {"meta": np.array(json.dumps(meta))}
+        for f in fields(GuideVectors):
+            arrays[f"v_{f.name}"] = np.asarray(getattr(self._vectors, f.name))
+        if self._head is not None:
+            arrays["head_weights"], arrays["head_bias"] = self._head.weights, self._head.bias
+        if self._held_out is not None:
+            arrays["held_raw"], arrays["held_truth"] = self._held_out
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{os.getpid()}-{path.name}")
+        with tmp.open("wb") as out:
+            np.savez(out, allow_pickle=False, **arrays)
+        tmp.replace(path)

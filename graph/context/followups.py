@@ -1,0 +1,434 @@
+"""Follow-ups: is this turn about what the conversation was about, and what does it ask then?
+
+The thread keeps a topic (`AgentState.context_topic`): the capabilities the last turns ran, each
+with the clause of the request it ran for ("what time is it in Tokyo" for clock after "What is
+12*7 and what time is it in Tokyo?"). A new message is read against it, offline and in general
+(no per-example rules):
+
+- a **candidate** follow-up has a topic to follow and one of: a continuation cue at its start
+  ("and", "what about", "same for") on an elliptical turn (at most two content words, or a slot a
+  topic clause has), a correction ("no, I meant Berlin", "sorry, C-1006 I mean"),
+  anaphora ("it", "that one", "the other charge", "there"), a plain yes, or it is short (at most
+  three content words) and carries a slot of a kind a topic clause has ("Berlin?", "C-1005?");
+- the classifier's scores on the new words alone (`standalone`) still decide when they clearly
+  name a need outside the topic ("ok, and what's 2+2?" after the time): a **switch**, routed on
+  its own words;
+- otherwise it is a **follow-up** of the topic entries it fits (the one whose clause has a slot of
+  the same kind; else the one the new words score highest on; a correction looks at the last turn
+  only), routed to those capabilities, and the task is rewritten so the capability sees the old
+  inputs with the new slot in place: the slot of the same kind is replaced ("what time is it in
+  Paris"), else the new words come first and the old clause after them as context (capabilities
+  read the first match), which is how the inputs carry over.
+
+Slots are found by their shape: an e-mail address, an identifier (`C-1007`, `CH-2034`), an amount,
+an arithmetic expression, a number, a capitalised name; lower-case words (a place typed in lower
+case) replace the clause's name when there is one. Everything here is pure: the nodes call it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+FollowUpKind = Literal["follow_up", "correction", "confirmation", "switch", "new"]
+
+_CUE = re.compile(
+    r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool)\W+)?"
+    r"(and|also|plus|or|then|what about|how about|what of|same (?:for|with|but|again|thing for)|same)\b",
+    re.I,
+)
+_CORRECTION = re.compile(
+    r"^\W*(?:no|nope|sorry|oops|actually|wait|correction)\b|\bI (?:meant|mean)\b|\bmeant to (?:say|ask)\b"
+    r"|\binstead\b|\brather\b",
+    re.I,
+)
+_CORRECTION_WORDS = re.compile(
+    r"^\W*(?:(?:no|nope|sorry|oops|actually|wait|correction|I meant|I mean|meant to (?:say|ask)|rather|"
+    r"instead|not that)\W+)+",
+    re.I,
+)
+_TRAILING_CORRECTION = re.compile(r"\W+(?:I mean|I meant|instead|rather)\W*$", re.I)
+_ANAPHORA = re.compile(
+    r"\b(it|its|that|this|those|these|they|them|their|there|the other(?: one)?|that one|this one|"
+    r"the last one|the same|same one)\b",
+    re.I,
+)
+_YES = re.compile(
+    r"^\W*(yes|yeah|yep|yup|sure|ok(?:ay)?|go ahead|do it|please do|confirm(?:ed)?|approved?|"
+    r"sounds good|let'?s do it)\b",
+    re.I,
+)
+_LEAD = re.compile(
+    r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool|and|also|plus|or|then|now|what about|how about|"
+    r"what of|same (?:for|with|but|again|thing for)|same|for|in|at|on|with|the)\W+)+",
+    re.I,
+)
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "so",
+        "to",
+        "of",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "from",
+        "by",
+        "about",
+        "what",
+        "whats",
+        "what's",
+        "how",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "do",
+        "does",
+        "did",
+        "can",
+        "could",
+        "would",
+        "should",
+        "will",
+        "i",
+        "i'm",
+        "im",
+        "me",
+        "my",
+        "we",
+        "our",
+        "us",
+        "you",
+        "your",
+        "it",
+        "its",
+        "that",
+        "this",
+        "those",
+        "these",
+        "they",
+        "them",
+        "their",
+        "there",
+        "here",
+        "then",
+        "also",
+        "now",
+        "please",
+        "ok",
+        "okay",
+        "yes",
+        "no",
+        "not",
+        "just",
+        "same",
+        "other",
+        "one",
+        "about",
+        "again",
+        "too",
+        "thanks",
+        "thank",
+        "hi",
+        "hello",
+        "which",
+        "who",
+        "when",
+        "where",
+        "why",
+        "any",
+        "some",
+        "much",
+        "many",
+        "more",
+        "tell",
+        "show",
+        "give",
+        "find",
+        "get",
+        "check",
+        "is",
+        "it's",
+        "isn't",
+        "am",
+    ]
+)
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_IDENT = re.compile(r"\b([A-Za-z]{1,4})-?(\d{3,})\b")
+_AMOUNT = re.compile(r"[$€£]\s?\d[\d,]*(?:\.\d+)?|\b\d[\d,]*(?:\.\d+)?\s?(?:dollars?|usd|eur)\b", re.I)
+_OPS = r"(?:[-+*/x×^%]|\*\*|times|plus|minus|divided by|multiplied by|to the power of|% of|percent of)"
+_EXPR = re.compile(rf"(?:sqrt\s*\(?\s*)?\d+(?:\.\d+)?\s*(?:{_OPS}\s*\(?\s*\d+(?:\.\d+)?\s*\)?\s*)+", re.I)
+_NUMBER = re.compile(r"(?<![\w.-])\d+(?:\.\d+)?(?![\w-])")
+_NAME = re.compile(r"\b[A-Z][\w'’]*(?:[ -][A-Z][\w'’]*)*")
+
+SlotKind = Literal["email", "ident", "amount", "expr", "number", "name"]
+_KINDS: tuple[tuple[SlotKind, re.Pattern[str]], ...] = (
+    ("email", _EMAIL),
+    ("amount", _AMOUNT),
+    ("expr", _EXPR),
+    ("ident", _IDENT),
+    ("number", _NUMBER),
+    ("name", _NAME),
+)
+IDENTIFIERS = frozenset({"email", "ident"})
+
+
+@dataclass(frozen=True)
+class Slot:
+    kind: SlotKind
+    text: str
+    start: int
+    end: int
+    subtype: str = ""
+    """For identifiers: `email` or the id's letter prefix (`C`, `CH`): what kind of thing it names."""
+
+
+@dataclass(frozen=True)
+class TopicEntry:
+    capability: str
+    task: str
+    """The clause of the request this capability ran for (its inputs are read from it)."""
+    turn: int
+
+
+@dataclass
+class FollowUp:
+    """How a turn relates to the conversation (what the task extraction node records)."""
+
+    kind: FollowUpKind
+    capabilities: list[str] = field(default_factory=list)
+    """Where the turn is routed (a follow-up or correction: the topic's; empty otherwise)."""
+    task: str | None = None
+    """The rewritten standalone task; None keeps the message as it is."""
+    reason: str = ""
+
+    def as_state(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "capabilities": list(self.capabilities),
+            "task": self.task,
+            "reason": self.reason,
+        }
+
+
+def slots(text: str) -> list[Slot]:
+    """Slots by shape, the most specific kind first; a span taken by one kind is not reused."""
+    found: list[Slot] = []
+    taken: list[tuple[int, int]] = []
+    for kind, pattern in _KINDS:
+        for m in pattern.finditer(text):
+            start, end = m.span()
+            if any(start < e and s < end for s, e in taken):
+                continue
+            value = m.group(0).strip()
+            if kind == "name":
+                words = [w for w in re.split(r"[ -]", value) if w.lower().strip("'’") not in STOPWORDS]
+                if not words:
+                    continue
+                first = value.split()[0]
+                if first.lower().strip("'’") in STOPWORDS:  # "What Tokyo" -> "Tokyo"
+                    start += len(value) - len(value.lstrip()) + value.find(words[0])
+                    value = text[start:end]
+            if kind == "ident" and not re.search(r"\d", value):
+                continue
+            subtype = "email" if kind == "email" else (m.group(1).upper() if kind == "ident" else "")
+            found.append(Slot(kind, value, start, end, subtype))
+            taken.append((start, end))
+    return sorted(found, key=lambda s: s.start)
+
+
+def content_words(text: str) -> list[str]:
+    return [w for w in re.findall(r"[\w@.%+*/'’-]+", text.lower()) if w.strip(".'’") not in STOPWORDS]
+
+
+def fragment(text: str) -> str:
+    """The new words of a follow-up: the message without its cue or correction words."""
+    text = " ".join(text.split())
+    text = _CORRECTION_WORDS.sub("", text)
+    text = _TRAILING_CORRECTION.sub("", text)
+    text = _LEAD.sub("", text)
+    return text.strip(" ?!.,")
+
+
+def _fits(new: Slot, old: Slot) -> bool:
+    if new.kind in IDENTIFIERS and old.kind in IDENTIFIERS:
+        return new.subtype == old.subtype
+    if {new.kind, old.kind} <= {"expr", "number"}:
+        return new.kind == old.kind
+    return new.kind == old.kind
+
+
+def substitute(clause: str, new: Slot) -> str | None:
+    """`clause` with its last slot of the new slot's kind replaced by it; None when it has none.
+
+    An identifier of another sort replaces the clause's only identifier ("same for C-1007" after a
+    request that named the customer by e-mail); an expression replaces an expression, a number a
+    number (not a digit of an id).
+    """
+    old = slots(clause)
+    same = [s for s in old if _fits(new, s)]
+    if not same and new.kind in IDENTIFIERS:
+        ids = [s for s in old if s.kind in IDENTIFIERS]
+        same = ids if len(ids) == 1 else []
+    if not same:
+        return None
+    target = same[-1]
+    return clause[: target.start] + new.text + clause[target.end :]
+
+
+def _words_substitute(clause: str, words: str) -> str | None:
+    """Lower-case new words ("new york") in place of the clause's last capitalised name."""
+    names = [s for s in slots(clause) if s.kind == "name"]
+    if not names:
+        return None
+    target = names[-1]
+    return clause[: target.start] + words + clause[target.end :]
+
+
+def appended(text: str, clause: str) -> str:
+    """The new words first, then the clause they continue (capabilities take the first match)."""
+    return f"{text} (follow-up to: {clause})"
+
+
+def is_yes(text: str) -> bool:
+    """A plain yes: a yes word and nothing to act on of its own (no slot, at most two other words)."""
+    return bool(_YES.search(text)) and not slots(text) and len(content_words(text)) <= 2
+
+
+def resolve(
+    text: str,
+    topic: Sequence[Mapping[str, Any]],
+    *,
+    turn: int,
+    standalone: Callable[[str], Sequence[str]],
+    affinity: Callable[[str, Sequence[str]], Mapping[str, float]] | None = None,
+    offer: Sequence[str] = (),
+) -> FollowUp:
+    """How the message `text` relates to the thread's `topic` (entries, most recent first).
+
+    `standalone(text)`: the capabilities the classifier selects for the new words alone (only
+    called for a candidate follow-up). `affinity(text, names)`: their confidences per topic
+    capability, to pick among topic entries when the slot's kind does not. `offer`: the
+    capabilities a previous turn offered and did not run (a plain yes accepts them).
+    """
+    text = " ".join(text.split())
+    entries = [TopicEntry(str(e["capability"]), str(e["task"]), int(e.get("turn", 0))) for e in topic]
+    if is_yes(text):
+        if offer:
+            return FollowUp("confirmation", list(offer), None, "a plain yes to the offer the last turn made")
+        if entries and re.search(r"\b(do it|go ahead|yes|please do)\b", text, re.I):
+            last = _last_turn(entries)
+            return FollowUp(
+                "confirmation",
+                [e.capability for e in last],
+                last[0].task,
+                "a plain yes continues the last request",
+            )
+    if not entries:
+        return FollowUp("new")
+    cue = bool(_CUE.search(text))
+    correction = bool(_CORRECTION.search(text))
+    anaphora = bool(_ANAPHORA.search(text))
+    new_words = fragment(text)
+    new_slots = slots(new_words)
+    fitting = [e for e in entries if any(_slot_fits_clause(s, e.task) for s in new_slots)]
+    size = len(content_words(new_words))
+    # A cue alone makes a follow-up of an elliptical turn only ("and the dashboard?"); "and is the
+    # webhooks service healthy?" is a request of its own that happens to start with "and".
+    elliptical = size <= 2 or bool(fitting)
+    if not (correction or anaphora or (cue and elliptical) or (size <= 3 and fitting)):
+        return FollowUp("new")
+    alone = [n for n in standalone(text) if n]
+    names = {e.capability for e in entries}
+    if alone and not set(alone) <= names:
+        return FollowUp(
+            "switch", [], None, f"the new words name another need ({', '.join(alone)}), not a follow-up"
+        )
+    pool = _last_turn(entries) if correction else entries
+    if alone:
+        pool = [e for e in pool if e.capability in alone] or pool
+    chosen = [e for e in pool if e in fitting]
+    if not chosen and affinity is not None and len({e.capability for e in pool}) > 1:
+        scores = affinity(new_words or text, [e.capability for e in pool])
+        best = max(pool, key=lambda e: scores.get(e.capability, 0.0))
+        if scores.get(best.capability, 0.0) > 0.0:
+            chosen = [best]
+    if not chosen:
+        chosen = _last_turn(pool)
+    entry = chosen[0]
+    kind: FollowUpKind = "correction" if correction else "follow_up"
+    if alone and not (cue or correction or anaphora):
+        # A complete request to the same capability: its own words are the task.
+        return FollowUp(kind, [entry.capability], None, f"a new request to {entry.capability}, the topic")
+    rewritten = _rewrite(text, new_words, new_slots, entry.task, anaphora=anaphora)
+    why = "a correction of" if correction else "a follow-up to"
+    return FollowUp(kind, [entry.capability], rewritten, f"{why} {entry.capability}: {entry.task!r}")
+
+
+def _slot_fits_clause(new: Slot, clause: str) -> bool:
+    return substitute(clause, new) is not None
+
+
+def _rewrite(text: str, new_words: str, new_slots: Sequence[Slot], clause: str, *, anaphora: bool) -> str:
+    for slot in new_slots:
+        if (done := substitute(clause, slot)) is not None:
+            return done
+    words = content_words(new_words)
+    if (
+        not anaphora
+        and not new_slots
+        and 0 < len(words) <= 3
+        and (done := _words_substitute(clause, new_words))
+    ):
+        return done
+    return appended(text, clause)
+
+
+def _last_turn(entries: Sequence[TopicEntry]) -> list[TopicEntry]:
+    last = max(e.turn for e in entries)
+    return [e for e in entries if e.turn == last]
+
+
+def topic_after(
+    previous: Sequence[Mapping[str, Any]],
+    ran: Mapping[str, str],
+    *,
+    turn: int,
+    keep_turns: int = 3,
+    limit: int = 4,
+) -> list[dict[str, Any]]:
+    """The thread's topic after a turn that ran `ran` (capability -> the clause it ran for): those
+    first, then earlier entries of other capabilities from the last `keep_turns` turns."""
+    entries = [{"capability": name, "task": task, "turn": turn} for name, task in ran.items()]
+    for old in previous:
+        if old["capability"] not in ran and turn - int(old.get("turn", 0)) < keep_turns:
+            entries.append(dict(old))
+    return entries[:limit]
+
+
+__all__ = [
+    "FollowUp",
+    "FollowUpKind",
+    "Slot",
+    "TopicEntry",
+    "appended",
+    "content_words",
+    "fragment",
+    "is_yes",
+    "resolve",
+    "slots",
+    "substitute",
+    "topic_after",
+]

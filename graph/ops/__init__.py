@@ -1,0 +1,34 @@
+"""Operations: per-turn traces, structured logs, feedback, analytics, health checks, HTTP extras.
+
+Two layers (.importlinter): the store, the trace writer, metrics, logs, feedback and analytics sit
+beside the other engine parts (nodes write traces through them); doctor, the HTTP app and the CLI
+commands sit on top, next to the entry points. Importing `graph.ops` is cheap: names load on use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from graph._lazy import exports
+
+if TYPE_CHECKING:
+    from graph.ops.analytics import analytics as routing_analytics
+    from graph.ops.doctor import doctor as health_checks
+    from graph.ops.feedback import FeedbackError, give_feedback
+    from graph.ops.store import TraceStore, open_store
+
+# `routing_analytics` and `health_checks`: the functions `analytics` and `doctor` under names that
+# their modules (graph.ops.analytics, graph.ops.doctor) do not shadow once imported.
+__all__ = ["FeedbackError", "TraceStore", "give_feedback", "health_checks", "open_store", "routing_analytics"]
+
+__getattr__, __dir__ = exports(
+    globals(),
+    {
+        "routing_analytics": "graph.ops.analytics:analytics",
+        "health_checks": "graph.ops.doctor:doctor",
+        "FeedbackError": "graph.ops.feedback",
+        "give_feedback": "graph.ops.feedback",
+        "TraceStore": "graph.ops.store",
+        "open_store": "graph.ops.store",
+    },
+)

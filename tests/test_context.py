@@ -1,0 +1,183 @@
+"""User context: follow-ups read against the thread's topic, profiles in the LangGraph store, answers
+shaped by the profile. Graph tests run the real graph offline (lexical encoder, memory checkpointer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import HumanMessage
+from langgraph.store.memory import InMemoryStore
+
+from graph.config.settings import Settings
+from graph.context import followups, profiles
+from graph.context.followups import resolve, slots, substitute
+from graph.errors import ConfigError
+from graph.redact import Redactor
+from tests.conftest import answer
+
+MULTI = [
+    {"capability": "calculator", "task": "What is 12*7", "turn": 1},
+    {"capability": "clock", "task": "what time is it in Tokyo?", "turn": 1},
+]
+
+
+def nothing(_: str) -> list[str]:
+    return []
+
+
+# --- follow-ups, pure ---------------------------------------------------------------------------
+
+
+def test_slots_are_found_by_shape() -> None:
+    kinds = {(s.kind, s.text) for s in slots("is the API down, and is C-1004 on 12*7 or jane@acme.io for 30?")}
+    assert {("name", "API"), ("ident", "C-1004"), ("expr", "12*7"), ("email", "jane@acme.io"), ("number", "30")} <= kinds
+
+
+def test_a_slot_replaces_the_one_of_its_kind() -> None:
+    (paris,) = slots("Paris")
+    assert substitute("what time is it in Tokyo?", paris) == "what time is it in Paris?"
+    (cid,) = slots("C-1007")
+    # An identifier of another sort replaces the clause's only identifier.
+    assert substitute("which plan am I on? my email is omar@brightpath.co", cid) == "which plan am I on? my email is C-1007"
+    assert substitute("What is 12*7", paris) is None
+
+
+def test_a_follow_up_after_a_multi_intent_turn_goes_to_the_capability_its_slot_fits() -> None:
+    follow = resolve("and in Paris?", MULTI, turn=2, standalone=nothing)
+    assert (follow.kind, follow.capabilities, follow.task) == ("follow_up", ["clock"], "what time is it in Paris?")
+    fix = resolve("no, I meant 12*8", MULTI, turn=2, standalone=lambda t: ["calculator"])
+    assert (fix.kind, fix.capabilities, fix.task) == ("correction", ["calculator"], "What is 12*8")
+
+
+def test_words_that_name_another_need_are_a_switch() -> None:
+    clock = MULTI[1:]
+    assert resolve("ok, and what's 2+2?", clock, turn=2, standalone=lambda t: ["calculator"]).kind == "switch"
+    # A full request of its own is not a follow-up, cue or not.
+    assert resolve("and is the webhooks service healthy today?", clock, turn=2, standalone=nothing).kind == "new"
+    assert resolve("tell me a joke", clock, turn=2, standalone=nothing).kind == "new"
+
+
+def test_anaphora_carries_the_clause_and_a_plain_yes_takes_the_offer() -> None:
+    topic = [{"capability": "billing", "task": "I was charged twice, I'm jane@acme.io", "turn": 1}]
+    follow = resolve("what about the other charge?", topic, turn=2, standalone=nothing)
+    assert follow.capabilities == ["billing"]
+    assert follow.task == "what about the other charge? (follow-up to: I was charged twice, I'm jane@acme.io)"
+    yes = resolve("yes, do it", topic, turn=2, standalone=nothing, offer=["refund"])
+    assert (yes.kind, yes.capabilities) == ("confirmation", ["refund"])
+    assert followups.is_yes("go ahead") and not followups.is_yes("ok, now what's 3+4?")
+
+
+def test_the_topic_keeps_recent_capabilities_first() -> None:
+    topic = followups.topic_after(MULTI, {"clock": "what time is it in Paris?"}, turn=2)
+    assert [e["capability"] for e in topic] == ["clock", "calculator"]
+    assert followups.topic_after(topic, {"clock": "x"}, turn=9) == [{"capability": "clock", "task": "x", "turn": 9}]
+
+
+# --- profiles -----------------------------------------------------------------------------------
+
+
+def test_profiles_round_trip_in_the_sqlite_store_and_forget_deletes_everything(tmp_path: Path) -> None:
+    store = profiles.resolve_store("sqlite", Settings.offline(tmp_path))
+    assert isinstance(store, profiles.ThreadedSqliteStore)
+    profile = profiles.set_field(profiles.Profile(user_id="ann"), "expertise", "expert")
+    profile = profiles.set_field(profile, "answer_length", "short")
+    profile = profiles.set_field(profile, "preferred_instances.clock", "clock-eu")
+    profiles.save(store, profile)
+    store.put(("users", "ann", "notes"), "n1", {"x": 1})
+    again = profiles.resolve_store("sqlite", Settings.offline(tmp_path))
+    assert again is not None
+    loaded = profiles.load(again, "ann")
+    assert (loaded.expertise, loaded.expertise_source) == ("expert", "set")
+    assert loaded.preferences.answer_length == "short" and loaded.preferred_instances == {"clock": "clock-eu"}
+    assert profiles.forget(again, "ann") == 2
+    assert not profiles.exists(again, "ann") and not again.search(("users", "ann"))
+
+
+@pytest.mark.parametrize(("key", "value"), [("expertise", "guru"), ("colour", "red"), ("answer_length", "medium")])
+def test_bad_profile_values_are_refused(key: str, value: str) -> None:
+    with pytest.raises(ConfigError):
+        profiles.set_field(profiles.Profile(user_id="ann"), key, value)
+
+
+def test_learning_infers_expertise_and_redacts() -> None:
+    redactor = Redactor(secrets=["sk-verysecretvalue123"])
+    profile = profiles.Profile(user_id="ann")
+    for _ in range(2):
+        profile = profiles.learn(
+            profile,
+            message="time in Europe/Berlin per IANA, and the API endpoint latency",
+            task="key sk-verysecretvalue123 time in Europe/Berlin",
+            capabilities=["clock"],
+            stop_reason="success",
+            turn=1,
+            thread_id="t",
+            topic=[],
+            redactor=redactor,
+        )
+    assert profile.expertise == "expert" and profile.expertise_source == "inferred"
+    assert profile.history.capability_counts == {"clock": 2}
+    assert "sk-verysecretvalue123" not in profile.model_dump_json()
+
+
+# --- the graph ----------------------------------------------------------------------------------
+
+
+def turn(graph: Any, text: str, thread: str = "t", user: str | None = None) -> dict[str, Any]:
+    config: dict[str, Any] = {"configurable": {"thread_id": thread}}
+    if user:
+        config["configurable"]["user_id"] = user
+    return dict(graph.invoke({"messages": [HumanMessage(content=text)]}, config))
+
+
+def selected(state: dict[str, Any]) -> list[str]:
+    return [c["name"] for c in state["planning_capabilities"] if c["selected"] and c["source"] != "always"]
+
+
+def test_and_in_paris_after_a_multi_intent_turn_does_not_repeat_the_arithmetic(make_graph: Any) -> None:
+    graph = make_graph(store=InMemoryStore())
+    first = turn(graph, "What is 12*7 and what time is it in Tokyo?")
+    assert "84" in answer(first) and "Asia/Tokyo" in answer(first)
+    second = turn(graph, "and in Paris?")
+    assert selected(second) == ["clock"]
+    assert "Europe/Paris" in answer(second) and "84" not in answer(second)
+    assert second["context_followup"]["kind"] == "follow_up"
+    third = turn(graph, "no, I meant Berlin")
+    assert selected(third) == ["clock"] and "Europe/Berlin" in answer(third)
+    switch = turn(graph, "ok, now what's 3+4?")
+    assert selected(switch) == ["calculator"] and "7" in answer(switch) and "Berlin" not in answer(switch)
+
+
+def test_the_profile_node_records_the_turn_in_the_store_and_shapes_answers(make_graph: Any) -> None:
+    store = InMemoryStore()
+    graph = make_graph(store=store)
+    profiles.save(store, profiles.set_field(profiles.Profile(user_id="bea"), "expertise", "beginner"))
+    state = turn(graph, "what is 6*7", user="bea")
+    assert state["context_user_id"] == "bea" and state["context_profile"]["expertise"] == "beginner"
+    assert "6*7 = 42." in answer(state) and "Next step" in answer(state)
+    stored = profiles.load(store, "bea")
+    assert stored.history.turns == 1 and stored.history.capability_counts == {"calculator": 1}
+    assert stored.session["topic"][0]["capability"] == "calculator"
+    profiles.save(store, profiles.set_field(stored, "expertise", "expert"))
+    terse = turn(graph, "what time is it in Tokyo", user="bea")
+    assert "Next step" not in answer(terse) and answer(terse).count(".") >= 1
+
+
+class BrokenStore(InMemoryStore):
+    async def aput(self, *args: Any, **kwargs: Any) -> None:
+        raise OSError("disk full")
+
+
+def test_a_failing_store_write_never_fails_the_turn(make_graph: Any, caplog: pytest.LogCaptureFixture) -> None:
+    graph = make_graph(store=BrokenStore())
+    state = turn(graph, "what is 6*7", user="cy")
+    assert state["control_stop_reason"] == "success" and "42" in answer(state)
+    assert "could not update the profile of cy" in caplog.text
+
+
+def test_the_server_brings_its_own_store(settings: Settings) -> None:
+    from graph.builder import build_graph
+
+    assert build_graph(settings=settings, checkpointer="none").store is None  # type: ignore[attr-defined]
+    assert profiles.resolve_store("none", settings) is None

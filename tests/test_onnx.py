@@ -1,0 +1,162 @@
+"""The encoders through onnxruntime: the same vectors as sentence-transformers (torch), exports
+keyed by the weights' content, and a warm `ask` that never imports torch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graph.classifier.clauses import clause_spans
+from graph.classifier.encoders import HybridEncoder, MiniLMEncoder, make_encoder
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TEXTS = [
+    "What is 12*7 and what time is it in Tokyo?",
+    "hi",
+    "I was charged twice for order A-1042, please refund the second payment and tell me when it arrives",
+    "¿Dónde está mi pedido? 🚚",
+    "",
+    "word " * 400,  # longer than the model's 256 tokens: truncated the same way
+]
+
+FP32_MIN_COSINE = 0.999
+INT8_MIN_COSINE = 0.95
+"""int8 weights move the vectors (dynamic quantisation): per-channel int8 measured 0.97-0.996 on these texts; the
+accuracy that matters is measured on CLINC150 (README § Benchmarks)."""
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.asarray((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)))
+
+
+@pytest.fixture(scope="module")
+def torch_encoder() -> MiniLMEncoder:
+    return MiniLMEncoder()
+
+
+def test_onnx_vectors_match_sentence_transformers(tmp_path: Path, torch_encoder: MiniLMEncoder) -> None:
+    onnx = MiniLMEncoder(onnx_dir=tmp_path)
+    expected = torch_encoder.encode(TEXTS)
+    got = onnx.encode(TEXTS)
+    assert got.shape == expected.shape == (len(TEXTS), 384) and got.dtype == np.float32
+    assert cosines(got, expected).min() > FP32_MIN_COSINE
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert onnx.exported() and (tmp_path / "onnx").is_dir()
+    again = MiniLMEncoder(onnx_dir=tmp_path)
+    assert np.allclose(again.encode(TEXTS), got, atol=1e-6)
+    assert again._model is None  # found the export: the torch model was never loaded
+    int8 = MiniLMEncoder(onnx_dir=tmp_path, precision="int8")
+    assert int8.identity != onnx.identity  # embedding caches of one are never read by the other
+    assert cosines(int8.encode(TEXTS), expected).min() > INT8_MIN_COSINE
+
+
+def test_onnx_span_pooling_matches_torch(tmp_path: Path, torch_encoder: MiniLMEncoder) -> None:
+    texts = [t for t in TEXTS if t]
+    spans = [clause_spans(t) for t in texts]
+    assert any(spans)  # the clause path is exercised, not only whole texts
+    onnx = MiniLMEncoder(onnx_dir=tmp_path).encode_spans(texts, spans)
+    expected = torch_encoder.encode_spans(texts, spans)
+    assert onnx.shape == expected.shape == (len(texts) + sum(map(len, spans)), 384)
+    assert cosines(onnx, expected).min() > FP32_MIN_COSINE
+    hybrid = HybridEncoder(MiniLMEncoder(onnx_dir=tmp_path))
+    hybrid.fit(texts)
+    assert hybrid.encode_spans(texts, spans).shape[0] == onnx.shape[0]
+
+
+def test_changed_weights_are_exported_again(tmp_path: Path) -> None:
+    """A fine-tuned variant gets an export of its own (keyed by the fine-tune), whose vectors are
+    its weights' and not the base model's."""
+    import torch
+
+    base = MiniLMEncoder(onnx_dir=tmp_path)
+    before = base.encode(TEXTS[:3])
+    changed = MiniLMEncoder(onnx_dir=tmp_path)
+    model = changed.own_copy()
+    with torch.no_grad():
+        for p in model[0].auto_model.encoder.layer[-1].parameters():
+            p.mul_(0.5)
+    weights = tmp_path / "changed.pt"
+    torch.save(model.state_dict(), weights)
+    reference = model.encode(TEXTS[:3], normalize_embeddings=True)
+    fresh = MiniLMEncoder(onnx_dir=tmp_path)
+    fresh.use_finetuned("changed-weights", weights)  # as a cached fine-tune is picked up
+    assert fresh.onnx_folder() != base.onnx_folder() and not fresh.exported()
+    after = fresh.encode(TEXTS[:3])
+    assert fresh.exported()
+    assert cosines(after, reference).min() > FP32_MIN_COSINE
+    assert cosines(after, before).min() < 0.99  # not the base model's vectors
+
+
+def test_make_encoder_passes_the_onnx_cache(tmp_path: Path) -> None:
+    encoder = make_encoder("minilm", onnx_dir=tmp_path, precision="int8")
+    assert isinstance(encoder, MiniLMEncoder) and encoder.onnx_dir == tmp_path
+    assert encoder.precision == "int8" and not encoder.loaded
+
+
+def _ask(env: dict[str, str], *flags: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *flags, "-m", "graph.cli", "ask", "What is 12*7 and what time is it in Tokyo?"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_first_ask_shows_progress_then_warm_ask_imports_no_torch(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "ROUTEGRAPH_DATA_DIR": str(tmp_path / "data"),
+        "ROUTEGRAPH_CACHE_DIR": str(tmp_path / "cache"),
+        "LANGSMITH_TRACING": "false",
+    }
+    first = _ask(env)  # a fresh cache: fine-tunes, exports, compiles and says so meanwhile
+    assert first.returncode == 0, first.stderr
+    assert "· classifier: fine-tuning: pass 1/" in first.stderr
+    assert "s left" in first.stderr and "· classifier: exporting the fine-tuned encoder" in first.stderr
+    assert "Warning" not in first.stderr  # the exporter's tracer warnings are kept from the user
+    warm = _ask(env, "-X", "importtime")
+    assert warm.returncode == 0, warm.stderr
+    assert "84" in warm.stdout
+    imported = {
+        line.rsplit("|", 1)[-1].strip()
+        for line in warm.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "onnxruntime" in imported  # the encoder did run, through onnxruntime
+    heavy = {m for m in imported if m.split(".")[0] in {"torch", "sentence_transformers", "transformers"}}
+    assert not heavy, sorted(heavy)[:10]
+
+
+def test_compiled_scorer_loads_from_its_cache(tmp_path: Path) -> None:
+    """A second compile reads the saved prototypes, head and curve: it embeds nothing (the
+    embedding cache, deleted, is not written again) and scores exactly as the first."""
+    from graph.classifier.compiled import CachedScorer
+    from graph.classifier.guides import LabelGuide
+
+    guides = [
+        LabelGuide("weather", ("will it rain tomorrow", "weather in paris", "is it sunny today")),
+        LabelGuide("refund", ("I want my money back", "refund my order", "charge me back for this")),
+        LabelGuide("clock", ("what time is it in tokyo", "current time in london", "time now in new york")),
+    ]
+    requests = ["is it going to rain in rome and what time is it there", "give me a refund", "tell me a joke"]
+    first = CachedScorer(guides, MiniLMEncoder(onnx_dir=tmp_path), cache_dir=tmp_path)
+    expected = first.raw_scores(requests)
+    assert len(list(tmp_path.glob("compiled-*.npz"))) == 1
+    for cached in tmp_path.glob("embeddings-*.npy"):
+        cached.unlink()
+    again = CachedScorer(guides, MiniLMEncoder(onnx_dir=tmp_path), cache_dir=tmp_path)
+    assert np.array_equal(again.raw_scores(requests), expected)
+    assert again.calibration == first.calibration
+    assert not list(tmp_path.glob("embeddings-*.npy"))  # nothing was embedded again
+    changed = [*guides[:2], LabelGuide("clock", ("what time is it", "time in sydney", "clock in berlin"))]
+    CachedScorer(changed, MiniLMEncoder(onnx_dir=tmp_path), cache_dir=tmp_path).compile()
+    assert len(list(tmp_path.glob("compiled-*.npz"))) == 2  # other guides: compiled and saved anew
