@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from langchain_core.messages import HumanMessage
 
 from graph.capability import Capability, RunContext
 from graph.config.registry import Registry
@@ -220,3 +221,24 @@ def test_the_registry_checks_pools_and_templates() -> None:
     assert "unknown capability 'nope'" in text and "cannot import x.y:Z" in text
     with pytest.raises(RegistryError, match="expected 'round_robin'"):
         pooled([{"name": "a"}], policy="random")
+
+
+def test_a_user_keeps_the_instance_that_served_them(make_graph: Any) -> None:
+    """Continuity: the profile remembers the instance that served a user, and the router asks the
+    pool for it next time (round-robin would alternate); a user without a profile alternates."""
+    from langgraph.store.memory import InMemoryStore
+
+    registry = pooled([{"name": "left"}, {"name": "right"}], policy="round_robin")
+    graph = make_graph(registry, pools=Pools(registry), store=InMemoryStore())
+
+    def served(thread: str, user: str | None) -> str:
+        config: dict[str, Any] = {"configurable": {"thread_id": thread}}
+        if user:
+            config["configurable"]["user_id"] = user
+        state = graph.invoke({"messages": [HumanMessage("echo this back")]}, config)
+        return next(r["instance"] for r in state["execution_results"].values() if r["capability"] == "echo")
+
+    first = served("a1", "ann")
+    assert [served(f"a{k}", "ann") for k in range(2, 5)] == [first] * 3
+    anonymous = [served(f"x{k}", None) for k in range(4)]
+    assert set(anonymous) == {"left", "right"}
