@@ -23,6 +23,7 @@ import contextlib
 import importlib.metadata
 import json
 import logging
+import os
 import re
 import signal
 import socket
@@ -210,6 +211,8 @@ def report(state: dict[str, Any], thread_id: str) -> dict[str, Any]:
                 "status": r["status"],
                 "duration_ms": r["duration_ms"],
                 "attempts": r["attempts"],
+                "instance": r.get("instance"),
+                "queued_ms": r.get("queued_ms"),
                 "error": r["error"],
                 "output": r["output"],
             }
@@ -616,11 +619,7 @@ def server_config(settings: Settings) -> tuple[Path, Path]:
     directory = settings.data_dir.resolve() / "server"
     directory.mkdir(parents=True, exist_ok=True)
     app = Path(__file__).resolve().with_name("app.py")
-    config = {
-        "dependencies": ["."],
-        "graphs": {SERVER_GRAPH: f"{app}:graph"},
-        "http": {"app": f"{app.with_name('ops') / 'http.py'}:app"},
-    }
+    config = {"dependencies": ["."], "graphs": {SERVER_GRAPH: f"{app}:graph"}, "http": {"app": f"{app}:app"}}
     path = directory / "langgraph.json"
     path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return path, directory
@@ -812,6 +811,14 @@ def _pump(source: IO[str] | None, sink: IO[str], on_line: Callable[[str], None])
             sink.flush()
         except (OSError, ValueError):  # our own output is gone: keep draining the child's
             pass
+
+
+def cmd_pools(args: argparse.Namespace) -> int:
+    """`routegraph pools ...` (graph/pools/command.py): a running server's pools."""
+    from graph.pools import Pools
+    from graph.pools.command import cmd_pools as run
+
+    return run(args, lambda: Pools(Registry.from_file(args.settings.registry)).list())
 
 
 def cmd_threads(args: argparse.Namespace) -> int:
@@ -1082,6 +1089,9 @@ def parser() -> argparse.ArgumentParser:
     ts.add_argument("thread_id")
     ts.add_argument("--json", action="store_true", help="print JSON")
     threads.set_defaults(func=cmd_threads)
+    from graph.pools.command import add_parser as add_pools
+
+    add_pools(add, cmd_pools)
     add_profile_parser(add)
     from graph.ops.cli import register
 
@@ -1171,7 +1181,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     with redacted_logging(redactor) as handlers, structured(
         handlers, level=args.log_level or args.settings.log_level, fmt=args.settings.log_format, redactor=redactor
     ):
-        return _dispatch(args, redactor)
+        code = _dispatch(args, redactor)
+    if argv is None and abandoned_work():
+        # A step that ran out of time left its thread running (a blocking call, a fine-tune): the
+        # interpreter's shutdown would wait for or tear down native code under it (torch aborts
+        # with "terminate called without an active exception"). The answer is printed: leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def abandoned_work() -> list[str]:
+    """Names of the threads still running work whose step gave up on it."""
+    prefixes = ("routegraph-blocking:", "routegraph-step:")
+    return [t.name for t in threading.enumerate() if t.is_alive() and t.name.startswith(prefixes)]
 
 
 def _dispatch(args: argparse.Namespace, redactor: Redactor) -> int:
