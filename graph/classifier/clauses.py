@@ -10,10 +10,22 @@ _CLAUSE_SPLIT = re.compile(
     re.I,
 )
 
-CLAUSES = 2
+CLAUSES = 3
 """Part of the tune fingerprint when clauses are split: bumped when the splitting changes (2: a
-single word followed by punctuation is a clause, other lone words join a neighbour), so curves
-fitted on the old clauses are set aside."""
+single word followed by punctuation is a clause, other lone words join a neighbour; 3: a clause
+that only says who is asking joins a neighbour; a leading "and", "also", "then" is dropped), so curves fitted on the old clauses are set aside."""
+
+_IDENTIFIER = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\b[a-z]{1,3}-?\d{3,}\b", re.I)
+"""An e-mail address or an id such as C-1004, c1004, INV-3012."""
+_INTRODUCTION = re.compile(
+    r"^(?:(?:hi|hello|hey|dear \w+)\W+)?(?:i'm|i am|im|this is|it's|my name is|we're|we are)\s", re.I
+)
+_LEADING_JOINER = re.compile(r"(?:(?:and|also|then|plus)\b[\s,]*)+", re.I)
+"""Words that join a clause to the one before it (after a comma or a full stop): not part of its need."""
+_SELF_WORDS = frozenset(
+    "i i'm im am this is it's my our email e-mail address customer account client id number we we're "
+    "are from here name me at of the".split()
+)
 
 
 def clause_spans(text: str) -> list[tuple[int, int]]:
@@ -47,7 +59,44 @@ def clause_spans(text: str) -> list[tuple[int, int]]:
             start = sep.end()
     if lone is not None:
         spans.append([lone, len(text.rstrip())])
+    spans = _introductions_join_a_neighbour(text, spans)
+    for span in spans:  # "..., and is the dashboard down?" / "... . Also, how do I ...": the need alone
+        if (lead := _LEADING_JOINER.match(text, span[0], span[1])) and lead.end() < span[1]:
+            span[0] = lead.end()
     return [(a, b) for a, b in spans if text[a:b] != text.strip()]
+
+
+def introduces_only(piece: str) -> bool:
+    """Whether a clause only says who is asking: "I'm jane@acme.io", "customer C-1004", "my email is
+    omar@brightpath.co", "I'm Sofia Rossi", "this is Priya from Nimbus Labs".
+
+    Such a clause names no need: scored on its own, an id or a name resembles the examples of the
+    capability that looks customers up, and selects it next to the one the request needs."""
+    words = [w.strip(",.!?:;()'\"") for w in _IDENTIFIER.sub(" ", piece).split()]
+    rest = [w for w in words if w and w.lower() not in _SELF_WORDS]
+    if _IDENTIFIER.search(piece):
+        return len(rest) <= 1
+    return (
+        bool(_INTRODUCTION.match(piece.strip())) and 0 < len(rest) <= 4 and all(w[:1].isupper() for w in rest)
+    )
+
+
+def _introductions_join_a_neighbour(text: str, spans: list[list[int]]) -> list[list[int]]:
+    """A clause that only introduces the asker (`introduces_only`) joins the clause after it (the
+    one before it at the end), so the request is scored with who asks it, never the name alone."""
+    out = [list(s) for s in spans]
+    i = 0
+    while len(out) > 1 and i < len(out):
+        a, b = out[i]
+        if not introduces_only(text[a:b]):
+            i += 1
+            continue
+        if i + 1 < len(out):
+            out[i + 1][0] = a
+        else:
+            out[i - 1][1] = b
+        del out[i]
+    return out
 
 
 def clauses(text: str) -> list[str]:
