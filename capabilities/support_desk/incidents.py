@@ -117,6 +117,9 @@ class Incidents(Capability):
             "status or incidents, or a request to open a support ticket."
         ),
         examples=(
+            GuideExample(query="can you create a support ticket for this", reason="a ticket"),
+            GuideExample(query="open a case with your engineers please", reason="a ticket"),
+            GuideExample(query="escalate this problem to your tech team", reason="a ticket"),
             GuideExample(query="raise a ticket about the login problem", reason="a ticket"),
             GuideExample(
                 query="log an issue with support for us, the API rejects valid keys", reason="a ticket"

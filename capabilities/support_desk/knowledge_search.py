@@ -159,6 +159,7 @@ class KnowledgeSearch(Capability):
             "documentation. Not the customer's own charges, live service status, or price quotes."
         ),
         examples=(
+            GuideExample(query="what's the process for adding a colleague", reason="how-to"),
             GuideExample(query="what's included in the Enterprise SLA", reason="SLA terms"),
             GuideExample(query="how do roles and permissions work in a workspace", reason="how-to"),
             GuideExample(

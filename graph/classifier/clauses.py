@@ -15,17 +15,20 @@ CLAUSES = 3
 single word followed by punctuation is a clause, other lone words join a neighbour; 3: a clause
 that only says who is asking joins a neighbour; a leading "and", "also", "then" is dropped), so curves fitted on the old clauses are set aside."""
 
-_IDENTIFIER = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\b[a-z]{1,3}-?\d{3,}\b", re.I)
-"""An e-mail address or an id such as C-1004, c1004, INV-3012."""
+_IDENTIFIER = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\bc-?\d{3,}\b", re.I)
+"""An e-mail address or a customer id (C-1004, c1004); not an invoice or charge id, which names
+what a request is about."""
 _INTRODUCTION = re.compile(
     r"^(?:(?:hi|hello|hey|dear \w+)\W+)?(?:i'm|i am|im|this is|it's|my name is|we're|we are)\s", re.I
 )
 _LEADING_JOINER = re.compile(r"(?:(?:and|also|then|plus)\b[\s,]*)+", re.I)
 """Words that join a clause to the one before it (after a comma or a full stop): not part of its need."""
 _SELF_WORDS = frozenset(
-    "i i'm im am this is it's my our email e-mail address customer account client id number we we're "
-    "are from here name me at of the".split()
+    {"i", "i'm", "im", "am", "this", "is", "it's", "my", "our", "email", "e-mail", "address"}
+    | {"customer", "account", "client", "id", "number", "we", "we're", "are", "from", "here", "name"}
+    | {"me", "at", "of", "the", "hi", "hello", "hey", "dear", "thanks", "regards"}
 )
+"""Words an introduction is made of, besides the e-mail, id or name it gives."""
 
 
 def clause_spans(text: str) -> list[tuple[int, int]]:
@@ -61,34 +64,40 @@ def clause_spans(text: str) -> list[tuple[int, int]]:
         spans.append([lone, len(text.rstrip())])
     spans = _introductions_join_a_neighbour(text, spans)
     for span in spans:  # "..., and is the dashboard down?" / "... . Also, how do I ...": the need alone
-        if (lead := _LEADING_JOINER.match(text, span[0], span[1])) and lead.end() < span[1]:
-            span[0] = lead.end()
+        if (joiner := _LEADING_JOINER.match(text, span[0], span[1])) and joiner.end() < span[1]:
+            span[0] = joiner.end()
     return [(a, b) for a, b in spans if text[a:b] != text.strip()]
 
 
 def introduces_only(piece: str) -> bool:
     """Whether a clause only says who is asking: "I'm jane@acme.io", "customer C-1004", "my email is
-    omar@brightpath.co", "I'm Sofia Rossi", "this is Priya from Nimbus Labs".
+    omar@brightpath.co", "Hi, I'm Sofia Rossi", "this is Priya from Nimbus Labs".
 
     Such a clause names no need: scored on its own, an id or a name resembles the examples of the
     capability that looks customers up, and selects it next to the one the request needs."""
     words = [w.strip(",.!?:;()'\"") for w in _IDENTIFIER.sub(" ", piece).split()]
     rest = [w for w in words if w and w.lower() not in _SELF_WORDS]
+    names = len(rest) <= 4 and all(w[:1].isupper() for w in rest)
     if _IDENTIFIER.search(piece):
-        return len(rest) <= 1
-    return (
-        bool(_INTRODUCTION.match(piece.strip())) and 0 < len(rest) <= 4 and all(w[:1].isupper() for w in rest)
-    )
+        return names
+    return bool(_INTRODUCTION.match(piece.strip())) and bool(rest) and names
+
+
+def _signature(piece: str) -> bool:
+    """A request's last clause made of a name only ("..., Mei Chen", ". Omar, BrightPath.")."""
+    words = [w.strip(",.!?:;()'\"") for w in piece.split()]
+    rest = [w for w in words if w and w.lower() not in _SELF_WORDS]
+    return 0 < len(rest) <= 4 and all(w[:1].isupper() and w[1:].isalpha() for w in rest)
 
 
 def _introductions_join_a_neighbour(text: str, spans: list[list[int]]) -> list[list[int]]:
-    """A clause that only introduces the asker (`introduces_only`) joins the clause after it (the
-    one before it at the end), so the request is scored with who asks it, never the name alone."""
+    """A clause that only introduces the asker (`introduces_only`), or a name signing the request
+    off, joins the clause after it (the one before it at the end), so the request is scored with who asks it, never the name alone."""
     out = [list(s) for s in spans]
     i = 0
     while len(out) > 1 and i < len(out):
         a, b = out[i]
-        if not introduces_only(text[a:b]):
+        if not (introduces_only(text[a:b]) or (i == len(out) - 1 and _signature(text[a:b]))):
             i += 1
             continue
         if i + 1 < len(out):
@@ -97,6 +106,22 @@ def _introductions_join_a_neighbour(text: str, spans: list[list[int]]) -> list[l
             out[i - 1][1] = b
         del out[i]
     return out
+
+
+_DECLINED = re.compile(
+    r"^\W*(?:(?:but|and|so)\s+)?(?:"
+    r"(?:i'?m|i\s+am|we'?re|we\s+are)\s+not\s+(?:asking|looking|after|requesting|interested)"
+    r"|(?:i|we)\s+(?:do\s+not|don'?t|dont)\s+(?:want|need|expect|ask)"
+    r"|no\s+need|not\s+(?:asking|looking))\b",
+    re.I,
+)
+
+
+def declines(piece: str) -> bool:
+    """Whether a clause says what the asker does not want ("I don't want a refund", "I'm not
+    asking for money back", "no need to ..."): it names a capability only to rule it out, so it is
+    never scored as a need of its own (it stays in the request's own vector)."""
+    return bool(_DECLINED.match(piece))
 
 
 def clauses(text: str) -> list[str]:
