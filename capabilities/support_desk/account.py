@@ -180,6 +180,19 @@ class Account(Capability):
             "status, renewal, the details on file. Not billing, refunds or prices."
         ),
         examples=(
+            GuideExample(
+                query="which plan would suit a team of 20", reason="a recommendation is sales", result=False
+            ),
+            GuideExample(
+                query="we cancelled just after the renewal, please refund it",
+                reason="a refund; renewal is only context",
+                result=False,
+            ),
+            GuideExample(
+                query="can you look into it? omar@brightpath.co",
+                reason="the email only identifies the customer",
+                result=False,
+            ),
             GuideExample(query="what plan do we have at the moment", reason="own plan"),
             GuideExample(query="are we on Team or Enterprise right now", reason="own plan"),
             GuideExample(

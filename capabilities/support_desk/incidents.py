@@ -117,6 +117,10 @@ class Incidents(Capability):
             "status or incidents, or a request to open a support ticket."
         ),
         examples=(
+            GuideExample(
+                query="is there a delay on webhook deliveries at the moment", reason="status of a service"
+            ),
+            GuideExample(query="are emails from you running late today", reason="status of a service"),
             GuideExample(query="can you create a support ticket for this", reason="a ticket"),
             GuideExample(query="open a case with your engineers please", reason="a ticket"),
             GuideExample(query="escalate this problem to your tech team", reason="a ticket"),

@@ -134,6 +134,10 @@ class Sales(Capability):
     classifier_guide = ClassifierGuide(
         instructions="Questions about plans, prices, discounts, or what a number of seats would cost.",
         examples=(
+            GuideExample(
+                query="which plan suits a company of our size, we're 7",
+                reason="a recommendation with a price",
+            ),
             GuideExample(query="price of 30 seats on Team", reason="a quote"),
             GuideExample(query="how much is Enterprise for 200 users", reason="a quote"),
             GuideExample(query="I need a quote for 60 licences", reason="licences are seats"),
