@@ -4,6 +4,7 @@ capabilities ("play some jazz and set a timer")."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 _CLAUSE_SPLIT = re.compile(
     r"[?!;.]+\s+|[?!;]+$|[()]|:\s+|\s+(?:and also|also|and then|and|plus|as well as)\s+|,\s+(?=\w+\s+\w+)",
@@ -12,8 +13,8 @@ _CLAUSE_SPLIT = re.compile(
 
 CLAUSES = 3
 """Part of the tune fingerprint when clauses are split: bumped when the splitting changes (2: a
-single word followed by punctuation is a clause, other lone words join a neighbour; 3: a clause
-that only says who is asking joins a neighbour; a leading "and", "also", "then" is dropped), so curves fitted on the old clauses are set aside."""
+single word followed by punctuation is a clause, other lone words join a neighbour; 3: a leading
+"and", "also", "then" is dropped from a clause), so curves fitted on the old clauses are set aside."""
 
 _IDENTIFIER = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\bc-?\d{3,}\b", re.I)
 """An e-mail address or a customer id (C-1004, c1004); not an invoice or charge id, which names
@@ -62,7 +63,6 @@ def clause_spans(text: str) -> list[tuple[int, int]]:
             start = sep.end()
     if lone is not None:
         spans.append([lone, len(text.rstrip())])
-    spans = _introductions_join_a_neighbour(text, spans)
     for span in spans:  # "..., and is the dashboard down?" / "... . Also, how do I ...": the need alone
         if (joiner := _LEADING_JOINER.match(text, span[0], span[1])) and joiner.end() < span[1]:
             span[0] = joiner.end()
@@ -90,24 +90,6 @@ def _signature(piece: str) -> bool:
     return 0 < len(rest) <= 4 and all(w[:1].isupper() and w[1:].isalpha() for w in rest)
 
 
-def _introductions_join_a_neighbour(text: str, spans: list[list[int]]) -> list[list[int]]:
-    """A clause that only introduces the asker (`introduces_only`), or a name signing the request
-    off, joins the clause after it (the one before it at the end), so the request is scored with who asks it, never the name alone."""
-    out = [list(s) for s in spans]
-    i = 0
-    while len(out) > 1 and i < len(out):
-        a, b = out[i]
-        if not (introduces_only(text[a:b]) or (i == len(out) - 1 and _signature(text[a:b]))):
-            i += 1
-            continue
-        if i + 1 < len(out):
-            out[i + 1][0] = a
-        else:
-            out[i - 1][1] = b
-        del out[i]
-    return out
-
-
 _DECLINED = re.compile(
     r"^\W*(?:(?:but|and|so)\s+)?(?:"
     r"(?:i'?m|i\s+am|we'?re|we\s+are)\s+not\s+(?:asking|looking|after|requesting|interested)"
@@ -122,6 +104,23 @@ def declines(piece: str) -> bool:
     asking for money back", "no need to ..."): it names a capability only to rule it out, so it is
     never scored as a need of its own (it stays in the request's own vector)."""
     return bool(_DECLINED.match(piece))
+
+
+def names_a_need(text: str, spans: Sequence[tuple[int, int]]) -> list[bool]:
+    """For each clause of `text` (its `clause_spans`), whether it is scored as a need of its own.
+
+    Not: a clause that only says who is asking (`introduces_only`), a name signing the request off
+    (its last clause), one that `declines` something, or a lone joining word ("Also, ..."). They
+    stay in the request's own vector (MiniLM pools it from the clauses), but scored alone an id or a
+    name resembles the customer-lookup examples, and "I don't want a refund" the refund ones.
+    """
+    out = []
+    for i, (a, b) in enumerate(spans):
+        piece = text[a:b]
+        joiner = _LEADING_JOINER.fullmatch(piece.strip(" ,.;:!?"))
+        signs_off = i == len(spans) - 1 and i > 0 and _signature(piece)
+        out.append(not (joiner or introduces_only(piece) or signs_off or declines(piece)))
+    return out
 
 
 def clauses(text: str) -> list[str]:
