@@ -477,10 +477,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate routing on a labelled data file (evals/harness.py); exit 2 on bad input."""
     from evals.harness import EvalError, format_table, run_eval, stderr_progress
 
-    require_encoder(args.encoder)
     regular_file(args.data, "--data")
     if args.labels is not None:
         regular_file(args.labels, "--labels")
+    if args.registry is not None:
+        return eval_registry(args)
+    require_encoder(args.encoder)
     try:
         result = run_eval(
             args.data,
@@ -516,6 +518,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not args.details:
             result.pop("queries", None)
     print(dumps(result) if args.json else format_table(result))
+    return EXIT_OK
+
+
+def eval_registry(args: argparse.Namespace) -> int:
+    """`eval --registry`: that registry's own guides on every row of the data (evals/registry_eval.py)."""
+    from evals.harness import EvalError, stderr_progress
+    from evals.registry_eval import evaluate_registry, format_registry_table
+
+    regular_file(args.registry, "--registry")
+    try:
+        registry = Registry.from_file(args.registry)
+        require_encoder(registry.spec.classifier.encoder)
+        result = evaluate_registry(
+            args.data,
+            registry,
+            args.settings,
+            labels_path=args.labels,
+            progress=None if args.quiet else stderr_progress,
+        )
+    except (RegistryError, EvalError, DatasetError) as exc:
+        print(f"routegraph eval: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    print(dumps(result) if args.json else format_registry_table(result))
     return EXIT_OK
 
 
@@ -1005,6 +1030,12 @@ def parser() -> argparse.ArgumentParser:
         "default: balance the two)",
     )
     ev.add_argument("--limit", type=_positive, help="evaluate a seeded sample of this many test rows")
+    ev.add_argument(
+        "--registry",
+        type=Path,
+        help="measure this registry's own guides on every row instead of a registry built from the data "
+        "(--shots, --encoder, --seed and the rest do not apply)",
+    )
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument(
         "--details",
