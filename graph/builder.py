@@ -25,6 +25,7 @@ from graph.ops.otel import node_tracer
 from graph.ops.store import TraceStore, open_store
 from graph.ops.traces import TraceWriter, registry_fingerprint
 from graph.persistence import CheckpointerOption, resolve_checkpointer, serialise_threads
+from graph.pools import Pools
 from graph.router import ROUTES, Router
 from graph.state import AgentInput, AgentState
 from nodes.approval import approval
@@ -50,6 +51,7 @@ def build_graph(
     models: Mapping[str, BaseChatModel] | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    pools: Pools | None = None,
     traces: TraceStore | Literal["auto", "none"] = "auto",
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """Build and compile the routing graph.
@@ -67,6 +69,8 @@ def build_graph(
         models: chat models per role ("task_extraction", "classifier", "orchestrator", "respond",
             or "default" for all); given models are used even when the environment has no key.
         clock, sleep: injectable time, for tests of budgets and backoff.
+        pools: the capabilities' instance pools (`graph.pools.Pools(registry)`), to share them
+            between graphs (a reloaded registry) or to manage them from Python; default: new ones.
         traces: where each turn's trace goes (graph/ops/): "auto" (default): the PostgreSQL
             database when `settings.postgres_url` is set, else traces.sqlite next to the checkpoint
             file, whatever the checkpointer; "none": no traces (also registry `traces.enabled: false`);
@@ -94,6 +98,7 @@ def build_graph(
         clock=clock,
         sleep=sleep,
         faults=FaultPlan.parse(settings.faults),
+        pools=pools or Pools(registry),
         traces=_trace_writer(traces, registry, settings, clock),
         tracer=node_tracer(settings.otel_endpoint),
     )

@@ -53,6 +53,7 @@ from graph.ops.experiments import Dispatch
 from graph.ops.logs import correlation_ids, node_context
 from graph.ops.otel import end_span, node_span
 from graph.ops.traces import TraceWriter
+from graph.pools import Pools
 from graph.progress import emit
 from graph.redact import Redactor, redact
 from graph.retry import backoff
@@ -85,6 +86,9 @@ class Deps:
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
     faults: FaultPlan = NO_FAULTS
     """Failures to inject (graph/faults.py); none unless a test or `ROUTEGRAPH_FAULTS` asks."""
+    pools: Pools = field(default=None)  # type: ignore[assignment]
+    """The capabilities' instance pools (graph/pools); `build_graph` makes one when none is given."""
+
     traces: TraceWriter | None = None
     """Writes each finished turn's trace (graph/ops/traces.py); None: no traces."""
     tracer: Any = None
@@ -109,6 +113,10 @@ class Deps:
             return self, config
         configurable.update(experiment=self.experiments.experiment.name, variant=name)
         return deps, {**config, "configurable": configurable}
+
+    def __post_init__(self) -> None:
+        if self.pools is None:
+            self.pools = Pools(self.registry)
 
     @property
     def limits(self) -> Limits:

@@ -19,6 +19,7 @@ PACKAGES = (
     "graph",
     "graph.capability",
     "graph.config",
+    "graph.pools",
     "graph.ops",
     "nodes",
     "capabilities",

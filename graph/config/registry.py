@@ -14,7 +14,7 @@ import inspect
 import sys
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -107,6 +107,8 @@ class Registry:
     spec: RegistryFile
     capabilities: Mapping[str, CapabilityInfo]
     source: str = "<registry>"
+    template_classes: Mapping[str, type[Capability]] = field(default_factory=dict)
+    """The class of each template in `spec.templates`, resolved (graph/pools creates instances from them)."""
 
     def __iter__(self) -> Iterator[CapabilityInfo]:
         return iter(self.capabilities.values())
@@ -268,11 +270,56 @@ class Registry:
                         ("classifier", "calibration", "thresholds", name),
                         f"not a capability the classifier routes to (those are: {', '.join(routable) or 'none'})",
                     )
+        templates: dict[str, type[Capability]] = {}
         if spec is not None:
             _check_overlays(spec, data, report)
+            templates = _check_pools(spec, capabilities, report)
         if problems or spec is None:
             raise RegistryError(sorted(problems, key=lambda p: p.line or 0))
-        return cls(spec=spec, capabilities=capabilities, source=source)
+        return cls(spec=spec, capabilities=capabilities, source=source, template_classes=templates)
+
+
+def _check_pools(
+    spec: RegistryFile, infos: Mapping[str, CapabilityInfo], problem: _Reporter
+) -> dict[str, type[Capability]]:
+    """Check the pools (instance names unique, options each constructor accepts) and the templates
+    (a known capability, an importable class); return each template's class."""
+    seen: dict[str, str] = {}
+    for i, entry in enumerate(spec.capabilities):
+        if entry.pool is None or entry.name not in infos:
+            continue
+        at: tuple[str | int, ...] = ("capabilities", i, "pool")
+        if entry.pool.instances and entry.pool.replicas is not None:
+            problem((*at, "replicas"), "give either replicas or instances, not both")
+        cls = type(infos[entry.name].instance)
+        for j, member in enumerate(entry.pool.members(entry.name)):
+            where = (*at, "instances", j, "name") if entry.pool.instances else (*at, "replicas")
+            if member.name in seen:
+                problem(where, f"instance name {member.name!r} is already used by {seen[member.name]}")
+                continue
+            seen[member.name] = entry.name
+            if member.options:
+                try:
+                    cls({**entry.options, **member.options})
+                except Exception as exc:
+                    problem((*at, "instances", j, "options"), f"{entry.class_path} rejected its options: {exc}")
+    classes: dict[str, type[Capability]] = {}
+    for i, template in enumerate(spec.templates):
+        at = ("templates", i)
+        if template.name in classes:
+            problem((*at, "name"), f"duplicate template {template.name!r}")
+            continue
+        info = infos.get(template.capability)
+        if info is None:
+            known = ", ".join(sorted(infos)) or "none"
+            problem((*at, "capability"), f"unknown capability {template.capability!r} (known: {known})")
+            continue
+        found = _import_class(template.class_path) if template.class_path else type(info.instance)
+        if isinstance(found, str):
+            problem((*at, "class"), found)
+            continue
+        classes[template.name] = found
+    return classes
 
 
 def _check_overlays(spec: RegistryFile, data: Mapping[str, Any], report: _Reporter) -> None:

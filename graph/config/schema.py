@@ -312,6 +312,68 @@ def _dig(values: Mapping[str, Any], path: str) -> Any:
         value = value.get(part) if isinstance(value, Mapping) else None
     return value
 
+PoolPolicy = Literal["round_robin", "weighted", "least_in_flight", "performance"]
+"""How a pool picks an instance for a step: in turn; in proportion to `weight` (smooth weighted
+round-robin); the one with the fewest steps in flight per unit of capacity; or the best moving
+average of success rate and latency, with a little exploration (graph/pools/policies.py)."""
+
+InstanceName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]
+
+
+class InstanceSpec(_Strict):
+    """One instance of a capability in its pool: a replica, or a variant with other options."""
+
+    name: InstanceName
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Merged over the capability's `options` for this instance's constructor."""
+    capacity: Whole | None = Field(default=None, ge=1)
+    """Steps it runs at once; unset: the pool's `capacity`."""
+    weight: Number = Field(default=1.0, gt=0)
+    """Its share under the `weighted` policy."""
+
+
+class PoolSpec(_Strict):
+    """A capability run as several instances, with bounded concurrency and a bounded queue."""
+
+    policy: PoolPolicy = "round_robin"
+    replicas: Whole | None = Field(default=None, ge=1)
+    """That many identical instances (`<name>-1` ...), when `instances` is not given."""
+    instances: list[InstanceSpec] = Field(default_factory=list)
+    capacity: Whole = Field(default=4, ge=1)
+    """Steps one instance runs at once, unless the instance says otherwise."""
+    queue_size: Whole = Field(default=32, ge=0)
+    """Steps that may wait for a free instance; one more ends `overloaded` at once."""
+    queue_wait: Number = Field(default=5.0, ge=0)
+    """Seconds a step waits in the queue before it ends `overloaded` (the wait counts against the
+    turn's `max_seconds`)."""
+    unhealthy_after: Whole = Field(default=3, ge=1)
+    """Consecutive failures that mark an instance unhealthy: it takes no steps while a healthy one can."""
+    cooldown: Number = Field(default=30.0, ge=0)
+    """Seconds an unhealthy instance rests; then it is tried again."""
+    exploration: Share = 0.05
+    """`performance` policy: the share of steps sent to a random instance, so that every instance's
+    averages stay current."""
+
+    def members(self, capability: str) -> list[InstanceSpec]:
+        """The declared instances: `instances`, else `replicas` copies named `<capability>-<n>`."""
+        if self.instances:
+            return list(self.instances)
+        return [InstanceSpec(name=f"{capability}-{i}") for i in range(1, (self.replicas or 1) + 1)]
+
+
+class TemplateSpec(_Strict):
+    """A recipe for instances created at run time (`graph.pools.Pools.create`, `routegraph pools create`)."""
+
+    name: InstanceName
+    capability: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    """The capability whose pool the instances join (the classifier routes to it by this name)."""
+    class_path: str | None = Field(default=None, alias="class", pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    """The capability class; unset: the capability's own."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Default options, merged over the capability's; `create(..., options)` overrides them."""
+    capacity: Whole | None = Field(default=None, ge=1)
+    weight: Number = Field(default=1.0, gt=0)
+
 
 class CapabilitySpec(_Strict):
     """One capability entry. Unset descriptive fields come from the class."""
@@ -346,6 +408,9 @@ class CapabilitySpec(_Strict):
     a registered capability without side effects, not this one, not terminal."""
     rules: BusinessRules | None = None
     """Business rules checked before the step's side effects run (see `BusinessRules`)."""
+    pool: PoolSpec | None = None
+    """Run as several instances with capacities and a queue (see `PoolSpec`); unset: one instance
+    named like the capability, without a capacity limit."""
 
 
 class TracesConfig(_Strict):
@@ -444,3 +509,5 @@ class RegistryFile(_Strict):
         if len(running) > 1:
             raise ValueError(f"one experiment runs at a time; enabled: {', '.join(running)}")
         return experiments
+    templates: list[TemplateSpec] = Field(default_factory=list)
+    """Recipes for specialist instances created at run time (see `TemplateSpec`)."""

@@ -1,5 +1,5 @@
-"""The operations commands: `routegraph feedback`, `analytics` and `doctor` (registered by
-graph/cli.py's `parser()` through `register`). Each presents what a graph/ops function returns."""
+"""The operations commands: `routegraph feedback`, `analytics`, `doctor` and `dashboard` (registered
+by graph/cli.py's `parser()` through `register`). Each presents what a graph/ops function returns."""
 
 from __future__ import annotations
 
@@ -101,6 +101,22 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> None:
     dr.add_argument("--registry", type=_path, help="registry.yaml to check")
     dr.add_argument("--json", action="store_true", help="print one JSON object")
     dr.set_defaults(func=cmd_doctor)
+
+    db = add("dashboard", help="serve the operations dashboard (and /health, /metrics, /feedback) alone")
+    db.add_argument("--port", type=_port, default=8050, help="port (default: 8050; 0 picks a free one)")
+    db.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
+    db.add_argument("--registry", type=_path, help="registry.yaml whose capabilities the queue offers")
+    db.set_defaults(func=cmd_dashboard)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number (0-65535): {text!r}")
+    return port
 
 
 def _path(text: str) -> Any:
@@ -550,4 +566,45 @@ def cmd_traffic(args: argparse.Namespace) -> int:
         print(f"  routegraph analytics --since all --registry {reg} --experiment {result['experiment']}")
     print(f"  routegraph learn --registry {reg} --out learned.yaml")
     print(f"  routegraph replay --registry {reg} --candidate learned.yaml")
+    return EXIT_OK
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """The HTTP app (graph/ops/http.py) under uvicorn, without the LangGraph server. The socket is
+    bound first, so a taken port is one line and the URL printed is the one that answers."""
+    import socket
+
+    import uvicorn
+
+    from graph.ops.http import create_app
+
+    settings: Settings = args.settings
+    Registry.from_file(settings.registry)  # a bad registry is refused here, not on the first page load
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        print(
+            f"routegraph dashboard: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    port = sock.getsockname()[1]
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    config = uvicorn.Config(
+        create_app(settings),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=5,
+    )
+    print(f"routegraph: dashboard on http://{host}:{port}/dashboard (Ctrl-C stops it)", flush=True)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
     return EXIT_OK

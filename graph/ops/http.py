@@ -5,6 +5,7 @@ dev`, `routegraph serve` and the Agent Server serve the same routes next to the 
     GET  /metrics   Prometheus text format: turns by stop_reason, step and turn latency, model use
     POST /feedback  {"run_id": ..., "verdict": "good"|"bad"|"correct"|"out_of_scope",
                      "correct": [capabilities], "note": ...}: stored with the run's trace
+    GET  /dashboard  the operations dashboard, its data and assets (graph/ops/dashboard.py)
 
 An entry point like graph/app.py: it reads the environment once (`Settings.from_env()`).
 `create_app(settings)` builds one for other settings (tests, embedding in another server).
@@ -24,6 +25,7 @@ from starlette.routing import Route
 
 from graph.config.registry import Registry
 from graph.config.settings import Settings
+from graph.ops.dashboard import routes as dashboard_routes
 from graph.ops.doctor import as_dict, doctor
 from graph.ops.feedback import FeedbackError, give_feedback
 from graph.ops.store import open_store
@@ -82,6 +84,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/health", health, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/feedback", feedback, methods=["POST"]),
+            *dashboard_routes(settings, store),
         ]
     )
 
