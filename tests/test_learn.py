@@ -159,11 +159,12 @@ def test_a_patch_that_does_not_help_is_refused(
     monkeypatch.setenv("ROUTEGRAPH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("ROUTEGRAPH_LLM", "off")
     settings = Settings.from_env(registry=path)
-    # Learned: the hour in Lima is the clock's. Held out: an arithmetic request the patch cannot fix.
+    # Learned: the hour in Lima is the clock's. Held out: a request no guide is near (it ends in
+    # clarify), labelled calculator: a clock patch cannot fix it.
     traffic(
         settings,
         Registry.from_file(path),
-        [("tell me the hour in Lima", "correct", ["clock"]), ("multiply 6 by 7", "correct", ["calculator"])],
+        [("tell me the hour in Lima", "correct", ["clock"]), ("zxqv blorp quintal", "correct", ["calculator"])],
     )
     assert main(["learn", "--registry", str(path), "--split", "time", "--holdout", "0.5", "--apply"]) == 1
     captured = capsys.readouterr()
