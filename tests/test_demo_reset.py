@@ -88,7 +88,7 @@ def test_demo_reset_restores_the_demo_data(tmp_path: Path) -> None:
 def test_demo_reset_leaves_a_database_outside_the_data_directory_alone(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     outside = tmp_path / "production.sqlite"
-    registry = (ROOT / "registry.yaml").read_text(encoding="utf-8").replace("{db: null", f"{{db: {outside}")
+    registry = (ROOT / "registry.yaml").read_text(encoding="utf-8").replace("db: null", f"db: {outside}")
     (tmp_path / "registry.yaml").write_text(registry, encoding="utf-8")
     SupportDB(outside).ensure()
     seeded = snapshot(outside)
