@@ -324,6 +324,8 @@ def _turn(
     redactor: Redactor,
 ) -> dict[str, Any]:
     """One turn to its end: run, then answer each approval question (flags, else the terminal)."""
+    from langgraph.types import Command
+
     state = _run(graph, payload, config, printer, redactor)
     asked = 0
     while interrupts := _pending_interrupts(graph, config):
@@ -355,7 +357,6 @@ def cmd_ask(args: argparse.Namespace) -> int:
     require_encoder(registry.spec.classifier.encoder)
     from langchain_core.messages import HumanMessage
     from langgraph.checkpoint.base import BaseCheckpointSaver
-    from langgraph.types import Command
 
     from graph.builder import build_graph
 
