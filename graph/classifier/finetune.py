@@ -187,7 +187,9 @@ def finetune_encoder(
             _tell(progress, "exporting the fine-tuned encoder to ONNX (once, a few seconds)")
         return False
 
-    _tell(progress, "loading the encoder to fine-tune it on the guides (first run only, then cached)")
+    # On the graph's stream only (`routegraph ask`): loading torch takes seconds, which the terminal
+    # otherwise shows as a silent `· classifier`. `progress` callers count the passes.
+    emit("classifier_progress", message="loading the encoder to fine-tune it (first run only, then cached)")
     import torch
 
     model = encoder.own_copy()
