@@ -200,6 +200,7 @@ def finetune_encoder(
     # One thread, as the encoder was loaded with (`MiniLMEncoder.threads`): on this project's
     # shared 2-core machine two threads made a pass six times slower, not faster.
     _train(model, texts, owners, examples, trained, spec, progress)
+    _release_freed_memory()
     encoder.weights_tag = key
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -209,6 +210,24 @@ def finetune_encoder(
     if encoder.onnx_dir is not None:
         _tell(progress, "exporting the fine-tuned encoder to ONNX (once, a few seconds)")
     return True
+
+
+def _release_freed_memory() -> None:
+    """Hand the training's freed buffers back to the system (glibc keeps them otherwise), so the
+    ONNX export that follows grows from there instead of adding to the training's peak."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        trim = getattr(libc, "malloc_trim", None)
+        if trim is not None:
+            trim(0)
+    except OSError:  # not glibc: nothing to hand back this way
+        pass
 
 
 def _trained_parameters(model: Any, layers: int) -> list[Any]:
