@@ -370,6 +370,84 @@ def _config_result(config: Config, infos: list[RequestInfo]) -> dict[str, Any]:
     }
 
 
+# --- the cost of traces -----------------------------------------------------------------------
+
+TRACE_TARGET = 0.10
+"""Writing a trace may add at most 10% to the per-request time (issue 21)."""
+
+
+def trace_cost(
+    *, n: int, warmup: int, seed: int, requests: Sequence[tuple[str, str]], cache: Path | None = None
+) -> dict[str, Any]:
+    """The same requests through two graphs built alike (SQLite checkpointer, sync `invoke`), one
+    writing a trace per turn (the default: traces.sqlite in its data directory) and one with
+    `traces="none"`, invoked in pairs in a shuffled order (which goes first is random too), so
+    both see the same machine conditions. Reported: the medians of the whole `invoke` time and
+    `added = median(with) / median(without) - 1`, overall and per request."""
+    with tempfile.TemporaryDirectory(prefix="routegraph-bench-traces-") as tmpdir:
+        tmp = Path(tmpdir)
+        graphs = {
+            "with": build_graph(settings=Settings.offline(tmp / "with", cache_dir=cache), checkpointer="sqlite"),
+            "without": build_graph(
+                settings=Settings.offline(tmp / "without", cache_dir=cache), checkpointer="sqlite", traces="none"
+            ),
+        }
+        times: dict[str, dict[str, list[float]]] = {k: {t: [] for t, _ in requests} for k in graphs}
+        rng = random.Random(seed)
+        schedule = [(t, True) for t, _ in requests for _ in range(warmup)]
+        timed = [(t, False) for t, _ in requests for _ in range(n)]
+        rng.shuffle(timed)
+        for text, is_warmup in schedule + timed:
+            order = ["with", "without"] if rng.random() < 0.5 else ["without", "with"]
+            for kind in order:
+                started = time.perf_counter()
+                graphs[kind].invoke({"messages": [HumanMessage(content=text)]}, _thread())
+                if not is_warmup:
+                    times[kind][text].append((time.perf_counter() - started) * 1000)
+        written = len(list((tmp / "with").glob("traces.sqlite")))
+        for graph in graphs.values():
+            conn = getattr(graph.checkpointer, "conn", None)
+            if conn is not None:
+                conn.close()
+    every = {k: [x for v in per.values() for x in v] for k, per in times.items()}
+    with_p50, without_p50 = statistics.median(every["with"]), statistics.median(every["without"])
+    added = with_p50 / without_p50 - 1
+    return {
+        "checkpointer": "sqlite",
+        "mode": "invoke",
+        "samples_per_side": len(every["with"]),
+        "trace_file_written": bool(written),
+        "with_traces_ms_p50": with_p50,
+        "without_traces_ms_p50": without_p50,
+        "added_p50": added,
+        "target": TRACE_TARGET,
+        "meets_target": added <= TRACE_TARGET,
+        "per_request": [
+            {
+                "request": t,
+                "with_traces_ms_p50": statistics.median(times["with"][t]),
+                "without_traces_ms_p50": statistics.median(times["without"][t]),
+                "added_p50": statistics.median(times["with"][t]) / statistics.median(times["without"][t]) - 1,
+            }
+            for t, _ in requests
+        ],
+    }
+
+
+def trace_table(r: dict[str, Any]) -> str:
+    lines = [
+        f"trace writing ({r['checkpointer']}/{r['mode']}, {r['samples_per_side']} invokes a side, medians): "
+        f"with {r['with_traces_ms_p50']:.3f} ms, without {r['without_traces_ms_p50']:.3f} ms, "
+        f"added {r['added_p50']:+.1%} (target <= {r['target']:.0%}: {'yes' if r['meets_target'] else 'NO'})",
+    ]
+    for q in r["per_request"]:
+        lines.append(
+            f"  {q['request'][:62]:<62} {q['with_traces_ms_p50']:>8.3f} {q['without_traces_ms_p50']:>8.3f} "
+            f"{q['added_p50']:>+7.1%}"
+        )
+    return "\n".join(lines)
+
+
 # --- output -----------------------------------------------------------------------------------
 
 
@@ -408,6 +486,8 @@ def table(result: dict[str, Any]) -> str:
                 f"{r['total_ms']['p50']:>8.3f} {r['overhead_ms']['p50']:>8.3f} "
                 f"{r['bare_chain_ms']['p50']:>7.3f} {r['ratio_p50']:>6.2f}"
             )
+    if "traces" in result:
+        lines += ["", trace_table(result["traces"])]
     return "\n".join(lines)
 
 
@@ -426,6 +506,12 @@ def parser() -> argparse.ArgumentParser:
         help="checkpointer/mode to run; repeat for several (default: all)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (table on stderr)")
+    p.add_argument(
+        "--traces",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also compare sqlite/invoke with and without trace writing, side by side (default: on)",
+    )
     return p
 
 
@@ -453,8 +539,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser().error("--n must be at least 1 and --warmup at least 0")
     labels = args.config or [c.label for c in DEFAULT_CONFIGS]
     configs = [c for c in DEFAULT_CONFIGS if c.label in labels]
-    result = run(args.n, args.warmup, args.seed, configs, cache=Settings.from_env().cache)
+    cache = Settings.from_env().cache
+    result = run(args.n, args.warmup, args.seed, configs, cache=cache)
     result["meets_target"] = all(c["meets_target"] for c in result["configs"])
+    if args.traces:
+        result["traces"] = trace_cost(n=args.n, warmup=args.warmup, seed=args.seed, requests=REQUESTS, cache=cache)
+        result["meets_target"] = result["meets_target"] and result["traces"]["meets_target"]
     if args.json:
         print(table(result), file=sys.stderr)
         print(json.dumps(result))

@@ -129,6 +129,9 @@ class Calculator(Capability):
         instructions="Requests to compute a number from arithmetic.",
         examples=(
             GuideExample(query="what is 12 times 7", reason="multiplication"),
+            GuideExample(query="what's 340 times 15", reason="multiplication"),
+            GuideExample(query="multiply 48 by 9", reason="multiplication"),
+            GuideExample(query="how much is 1200 divided by 12", reason="division"),
             GuideExample(query="calculate 1540 / 11", reason="division"),
             GuideExample(query="how much is 15% of 240", reason="percentage"),
             GuideExample(query="what's 2 to the power of 10", reason="power"),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableLambda
@@ -18,7 +20,12 @@ from graph.config.settings import Settings
 from graph.context.profiles import StoreOption, resolve_store
 from graph.faults import FaultPlan
 from graph.models import ModelProvider
+from graph.ops.experiments import Dispatch, running
+from graph.ops.otel import node_tracer
+from graph.ops.store import TraceStore, open_store
+from graph.ops.traces import TraceWriter, registry_fingerprint
 from graph.persistence import CheckpointerOption, resolve_checkpointer, serialise_threads
+from graph.pools import Pools
 from graph.router import ROUTES, Router
 from graph.state import AgentInput, AgentState
 from nodes.approval import approval
@@ -44,6 +51,8 @@ def build_graph(
     models: Mapping[str, BaseChatModel] | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    pools: Pools | None = None,
+    traces: TraceStore | Literal["auto", "none"] = "auto",
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """Build and compile the routing graph.
 
@@ -60,6 +69,12 @@ def build_graph(
         models: chat models per role ("task_extraction", "classifier", "orchestrator", "respond",
             or "default" for all); given models are used even when the environment has no key.
         clock, sleep: injectable time, for tests of budgets and backoff.
+        pools: the capabilities' instance pools (`graph.pools.Pools(registry)`), to share them
+            between graphs (a reloaded registry) or to manage them from Python; default: new ones.
+        traces: where each turn's trace goes (graph/ops/): "auto" (default): the PostgreSQL
+            database when `settings.postgres_url` is set, else traces.sqlite next to the checkpoint
+            file, whatever the checkpointer; "none": no traces (also registry `traces.enabled: false`);
+            or a `TraceStore`.
 
     Raises:
         CheckpointerError: the Postgres checkpointer cannot be used (malformed URL, server down).
@@ -83,7 +98,14 @@ def build_graph(
         clock=clock,
         sleep=sleep,
         faults=FaultPlan.parse(settings.faults),
+        pools=pools or Pools(registry),
+        traces=_trace_writer(traces, registry, settings, clock),
+        tracer=node_tracer(settings.otel_endpoint),
     )
+    if (experiment := running(registry)) is not None:
+        # Each variant: its own registry, models, router and (lazily compiled) scorer; the nodes
+        # pick the run's variant (nodes/base.py `Deps.for_run`).
+        deps.experiments = Dispatch(registry, experiment, partial(_variant_deps, deps, models), base=deps)
 
     builder = StateGraph(AgentState, input_schema=AgentInput, output_schema=AgentState)
     builder.add_node("intake", make_intake(deps))
@@ -122,3 +144,32 @@ def build_graph(
     configured = compiled.with_config(recursion_limit=max(25, spec.limits.max_steps * 2 + 10))
     # One turn at a time per thread (a lock where the checkpoints live), for every caller.
     return serialise_threads(configured, wait=spec.limits.max_seconds)
+
+
+def _variant_deps(base: Deps, models: Mapping[str, BaseChatModel] | None, registry: Registry) -> Deps:
+    provider = ModelProvider(
+        {role: registry.spec.models.for_role(role) for role in ModelProvider.roles()},
+        base.settings,
+        enabled=base.settings.llm_enabled(registry.spec.models),
+        overrides=models,
+    )
+    return dataclasses.replace(
+        base, registry=registry, models=provider, router=Router(registry, clock=base.clock), experiments=None
+    )
+
+
+def _trace_writer(
+    option: TraceStore | Literal["auto", "none"], registry: Registry, settings: Settings, clock: Callable[[], float]
+) -> TraceWriter | None:
+    config = registry.spec.traces
+    if option == "none" or not config.enabled:
+        return None
+    store = option if isinstance(option, TraceStore) else open_store(settings)
+    return TraceWriter(
+        store,
+        fingerprint=registry_fingerprint(registry.spec.model_dump_json()),
+        redactor=settings.redactor(),
+        clock=clock,
+        retention_days=config.retention_days,
+        max_rows=config.max_rows,
+    )

@@ -23,6 +23,7 @@ import contextlib
 import importlib.metadata
 import json
 import logging
+import os
 import re
 import signal
 import socket
@@ -210,6 +211,8 @@ def report(state: dict[str, Any], thread_id: str) -> dict[str, Any]:
                 "status": r["status"],
                 "duration_ms": r["duration_ms"],
                 "attempts": r["attempts"],
+                "instance": r.get("instance"),
+                "queued_ms": r.get("queued_ms"),
                 "error": r["error"],
                 "output": r["output"],
             }
@@ -223,6 +226,7 @@ def report(state: dict[str, Any], thread_id: str) -> dict[str, Any]:
         "node_steps": state.get("control_steps", 0),
         "timings_ms": {k: round(v, 3) for k, v in (state.get("control_timings_ms") or {}).items()},
         "thread_id": thread_id,
+        "run_id": state.get("control_run_id"),
     }
 
 
@@ -473,10 +477,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate routing on a labelled data file (evals/harness.py); exit 2 on bad input."""
     from evals.harness import EvalError, format_table, run_eval, stderr_progress
 
-    require_encoder(args.encoder)
     regular_file(args.data, "--data")
     if args.labels is not None:
         regular_file(args.labels, "--labels")
+    if args.registry is not None:
+        return eval_registry(args)
+    require_encoder(args.encoder)
     try:
         result = run_eval(
             args.data,
@@ -512,6 +518,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not args.details:
             result.pop("queries", None)
     print(dumps(result) if args.json else format_table(result))
+    return EXIT_OK
+
+
+def eval_registry(args: argparse.Namespace) -> int:
+    """`eval --registry`: that registry's own guides on every row of the data (evals/registry_eval.py)."""
+    from evals.harness import EvalError, stderr_progress
+    from evals.registry_eval import evaluate_registry, format_registry_table
+
+    regular_file(args.registry, "--registry")
+    try:
+        registry = Registry.from_file(args.registry)
+        require_encoder(registry.spec.classifier.encoder)
+        result = evaluate_registry(
+            args.data,
+            registry,
+            args.settings,
+            labels_path=args.labels,
+            progress=None if args.quiet else stderr_progress,
+        )
+    except (RegistryError, EvalError, DatasetError) as exc:
+        print(f"routegraph eval: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    print(dumps(result) if args.json else format_registry_table(result))
     return EXIT_OK
 
 
@@ -563,6 +592,10 @@ def demo_stores(registry: Registry, data_dir: Path) -> dict[Path, Any]:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Say where demo state lives; `demo reset` restores the demo data (non-destructive elsewhere)."""
+    if args.action == "traffic":
+        from graph.ops.cli import cmd_traffic
+
+        return cmd_traffic(args)
     settings: Settings = args.settings
     data_dir = settings.data_dir.resolve()
     print(f"demo state lives in the data directory {data_dir} (ROUTEGRAPH_DATA_DIR):")
@@ -615,7 +648,7 @@ def server_config(settings: Settings) -> tuple[Path, Path]:
     directory = settings.data_dir.resolve() / "server"
     directory.mkdir(parents=True, exist_ok=True)
     app = Path(__file__).resolve().with_name("app.py")
-    config = {"dependencies": ["."], "graphs": {SERVER_GRAPH: f"{app}:graph"}}
+    config = {"dependencies": ["."], "graphs": {SERVER_GRAPH: f"{app}:graph"}, "http": {"app": f"{app}:app"}}
     path = directory / "langgraph.json"
     path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return path, directory
@@ -809,6 +842,14 @@ def _pump(source: IO[str] | None, sink: IO[str], on_line: Callable[[str], None])
             pass
 
 
+def cmd_pools(args: argparse.Namespace) -> int:
+    """`routegraph pools ...` (graph/pools/command.py): a running server's pools."""
+    from graph.pools import Pools
+    from graph.pools.command import cmd_pools as run
+
+    return run(args, lambda: Pools(Registry.from_file(args.settings.registry)).list())
+
+
 def cmd_threads(args: argparse.Namespace) -> int:
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
@@ -910,6 +951,7 @@ def parser() -> argparse.ArgumentParser:
     # Each command takes -v too (after its name); SUPPRESS keeps a -v given before the name.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+    p.add_argument("--log-level", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), help="routegraph's log level: DEBUG, INFO, WARNING (default: ROUTEGRAPH_LOG_LEVEL, else WARNING)")
     sub = p.add_subparsers(dest="command", required=True)
 
     def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
@@ -992,6 +1034,12 @@ def parser() -> argparse.ArgumentParser:
         "default: balance the two)",
     )
     ev.add_argument("--limit", type=_positive, help="evaluate a seeded sample of this many test rows")
+    ev.add_argument(
+        "--registry",
+        type=Path,
+        help="measure this registry's own guides on every row instead of a registry built from the data "
+        "(--shots, --encoder, --seed and the rest do not apply)",
+    )
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument(
         "--details",
@@ -1039,12 +1087,15 @@ def parser() -> argparse.ArgumentParser:
         "support desk's demo data back (customers, charges; refunds and tickets cleared), so an approved "
         "refund can be demoed again. Only files inside the data directory, unless --db names one.",
     )
-    demo.add_argument("action", nargs="?", choices=("where", "reset"), default="where")
+    demo.add_argument("action", nargs="?", choices=("where", "reset", "traffic"), default="where")
     demo.add_argument(
         "--registry", type=Path, help="registry.yaml (default: ROUTEGRAPH_REGISTRY, else the shipped one)"
     )
     demo.add_argument("--db", type=Path, metavar="FILE", help="reset this database file instead")
     demo.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    from graph.ops.cli import add_traffic_arguments
+
+    add_traffic_arguments(demo)  # `demo traffic` (graph/ops/traffic.py)
     demo.set_defaults(func=cmd_demo)
 
     serve = add("serve", help="serve the graph for LangGraph Studio and the SDK (langgraph dev)")
@@ -1076,7 +1127,13 @@ def parser() -> argparse.ArgumentParser:
     ts.add_argument("thread_id")
     ts.add_argument("--json", action="store_true", help="print JSON")
     threads.set_defaults(func=cmd_threads)
+    from graph.pools.command import add_parser as add_pools
+
+    add_pools(add, cmd_pools)
     add_profile_parser(add)
+    from graph.ops.cli import register
+
+    register(add)  # feedback, analytics, doctor (graph/ops/cli.py)
     return p
 
 
@@ -1118,7 +1175,7 @@ class LogHandler(logging.Handler):
 
 
 @contextlib.contextmanager
-def redacted_logging(redactor: Redactor) -> Iterator[None]:
+def redacted_logging(redactor: Redactor) -> Iterator[list[logging.Handler]]:
     """While a command runs, log to stderr through a redacting handler, in place of Python's
     unfiltered last resort; afterwards the logging configuration is as it was (in-process callers,
     tests and notebooks, run `main` many times).
@@ -1135,7 +1192,7 @@ def redacted_logging(redactor: Redactor) -> Iterator[None]:
         other.addFilter(guard)
     root.addHandler(handler)
     try:
-        yield
+        yield [handler]
     finally:
         root.removeHandler(handler)
         for other in others:
@@ -1157,8 +1214,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(redact(f"routegraph: invalid setting {where}: {error['msg']}"), file=sys.stderr)
         return EXIT_INVALID
     redactor = args.settings.redactor()
-    with redacted_logging(redactor):
-        return _dispatch(args, redactor)
+    from graph.ops.logs import structured
+
+    with redacted_logging(redactor) as handlers, structured(
+        handlers, level=args.log_level or args.settings.log_level, fmt=args.settings.log_format, redactor=redactor
+    ):
+        code = _dispatch(args, redactor)
+    if argv is None and abandoned_work():
+        # A step that ran out of time left its thread running (a blocking call, a fine-tune): the
+        # interpreter's shutdown would wait for or tear down native code under it (torch aborts
+        # with "terminate called without an active exception"). The answer is printed: leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def abandoned_work() -> list[str]:
+    """Names of the threads still running work whose step gave up on it."""
+    prefixes = ("routegraph-blocking:", "routegraph-step:")
+    return [t.name for t in threading.enumerate() if t.is_alive() and t.name.startswith(prefixes)]
 
 
 def _dispatch(args: argparse.Namespace, redactor: Redactor) -> int:

@@ -42,6 +42,7 @@ StopReason = Literal[
     "invalid_plan",
     "input_too_long",
     "plan_rejected",
+    "overloaded",
 ]
 
 
@@ -91,6 +92,10 @@ class StepResult(TypedDict):
     """Set when the failure must end the run with a specific reason (e.g. route_denied)."""
     attempts: int
     duration_ms: float
+    instance: NotRequired[str]
+    """The pool instance that ran the step (graph/pools)."""
+    queued_ms: NotRequired[float]
+    """How long the step waited in its pool's queue for a free instance."""
 
 
 class SideEffectOffer(TypedDict):
@@ -153,6 +158,9 @@ class AgentState(MessagesState):
     """Milliseconds spent per node this turn."""
     control_stop_reason: StopReason | None
     """Why the turn ended; set by the terminal node."""
+    control_run_id: NotRequired[str | None]
+    """The turn's correlation id (set by intake: the server's run id, `configurable.run_id`, else a
+    new uuid): the key of its trace and of feedback on it, on every log line of the turn."""
 
     approval_decisions: Annotated[dict[str, bool], merge_dict]
     """Human decisions per plan step id."""
@@ -193,6 +201,8 @@ class StepPayload(TypedDict):
     approved: bool | None
     blocked_by: list[str]
     """Dependencies that did not succeed (denied or skipped): the step is skipped, not run."""
+    preferred_instance: NotRequired[str | None]
+    """The pool instance to use when it is healthy and has room (a user's continuity)."""
     deadline: NotRequired[float | None]
     """When the turn's `max_seconds` runs out (`control_started_at + max_seconds`, on the router's
     clock): the runner gives the step no longer than this, and does not start it after."""

@@ -49,10 +49,15 @@ from graph.errors import (
 )
 from graph.faults import NO_FAULTS, FaultPlan, plan_for
 from graph.models import LLMGateway, ModelProvider
+from graph.ops.experiments import Dispatch
+from graph.ops.logs import correlation_ids, node_context
+from graph.ops.otel import end_span, node_span
+from graph.ops.traces import TraceWriter
+from graph.pools import Pools
 from graph.progress import emit
 from graph.redact import Redactor, redact
 from graph.retry import backoff
-from graph.router import EXITS, Router, turn_elapsed
+from graph.router import EXITS, Router, latest_request, turn_elapsed
 from graph.state import AgentState, StopReason
 
 R = TypeVar("R")
@@ -81,6 +86,37 @@ class Deps:
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
     faults: FaultPlan = NO_FAULTS
     """Failures to inject (graph/faults.py); none unless a test or `ROUTEGRAPH_FAULTS` asks."""
+    pools: Pools = field(default=None)  # type: ignore[assignment]
+    """The capabilities' instance pools (graph/pools); `build_graph` makes one when none is given."""
+
+    traces: TraceWriter | None = None
+    """Writes each finished turn's trace (graph/ops/traces.py); None: no traces."""
+    tracer: Any = None
+    """An OpenTelemetry tracer for a span per node (graph/ops/otel.py); None: no spans."""
+    experiments: Dispatch[Deps] | None = None
+    """The running A/B experiment's variants (graph/ops/experiments.py); None: no experiment."""
+
+    def for_run(self, state: Mapping[str, Any], config: RunnableConfig) -> tuple[Deps, RunnableConfig]:
+        """The dependencies of this run's experiment variant, and the config naming it (the trace
+        records `configurable.experiment` and `variant`); without an experiment, these."""
+        if self.experiments is None:
+            return self, config
+        configurable = dict(config.get("configurable") or {})
+        try:
+            name, deps = self.experiments.choose(configurable, fallback=state.get("control_run_id"))
+        except Exception as exc:  # a variant that cannot be built: the run goes on outside the experiment
+            log.warning(
+                "experiment %s: the run's variant could not be built (%s); the registry as it is runs",
+                self.experiments.experiment.name,
+                redact(" ".join(str(exc).split()) or type(exc).__name__),
+            )
+            return self, config
+        configurable.update(experiment=self.experiments.experiment.name, variant=name)
+        return deps, {**config, "configurable": configurable}
+
+    def __post_init__(self) -> None:
+        if self.pools is None:
+            self.pools = Pools(self.registry)
 
     @property
     def limits(self) -> Limits:
@@ -333,9 +369,10 @@ def make_node(name: str, impl: NodeImpl, deps: Deps) -> RunnableLambda:
             e for e in state.get("control_errors") or [] if e["node"] == name and e["severity"] == "retriable"
         ]
         attempt = mine[0]["attempt"] + 1 if mine else 1
-        llm = gateway(deps, state)
+        own, config = deps.for_run(state, config)  # an experiment's variant, when one runs
+        llm = gateway(own, state)
         started = time.perf_counter()
-        call = NodeCall(deps, llm, attempt, config)
+        call = NodeCall(own, llm, attempt, config)
         budget = asyncio.timeout(max(deps.seconds_left(state), NODE_SLICE))
         try:
             async with budget:
@@ -363,9 +400,35 @@ def make_node(name: str, impl: NodeImpl, deps: Deps) -> RunnableLambda:
                 update = {**call.keep, **_last_words(name, record, state, deps)}
             else:
                 update = {**call.keep, "control_errors": [record]}
-        return meter(update, name, llm, started)
+        update = meter(update, name, llm, started)
+        if name in TERMINAL and deps.traces is not None:
+            # In a worker thread: a database write must not block the event loop (the server's).
+            request = latest_request(state.get("messages") or [])
+            try:
+                await asyncio.to_thread(deps.traces.record, state, update, config, request)
+            except Exception:  # `record` never raises; starting its thread can (no threads left)
+                log.warning("could not write the trace of this turn", exc_info=True)
+        return update
 
-    return entry_points(name, run)
+    async def logged(state: AgentState, config: RunnableConfig) -> Update:
+        with node_context(name, state, config):
+            if deps.tracer is None:
+                update = await run(state, config)
+            else:
+                with node_span(deps.tracer, name, correlation_ids(state, config)) as span:
+                    update = await run(state, config)
+                    end_span(span, update)
+            if log.isEnabledFor(logging.DEBUG):
+                errors = update.get("control_errors") or []
+                log.debug(
+                    "node %s done in %.1f ms%s",
+                    name,
+                    (update.get("control_timings_ms") or {}).get(name, 0.0),
+                    f" ({len(errors)} error(s) for the router)" if errors else "",
+                )
+            return update
+
+    return entry_points(name, logged)
 
 
 def _last_words(name: str, record: ErrorRecord, state: AgentState, deps: Deps) -> Update:

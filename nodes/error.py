@@ -25,6 +25,7 @@ _EXPLAIN = {
     "route_denied": "the plan asked for a capability the policy does not allow",
     "invalid_plan": "the plan could not be executed",
     "plan_rejected": "the plan broke a business rule, so nothing was done",
+    "overloaded": "every instance of a specialist was busy and the wait for one ran out",
     "error": "an unexpected error occurred",
 }
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import BaseMessage, HumanMessage
@@ -114,7 +115,7 @@ async def _context(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
 
 
 def make_intake(deps: Deps) -> RunnableLambda:
-    from nodes.base import dual
+    from nodes.base import correlation, dual
 
     async def intake(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         messages = state.get("messages", [])
@@ -134,6 +135,8 @@ def make_intake(deps: Deps) -> RunnableLambda:
                     }
                 ],
                 "control_stop_reason": None,
+                # A run of its own (its trace must not replace the finished turn's).
+                "control_run_id": correlation(config)["run_id"] or uuid.uuid4().hex,
             }
         update: dict[str, Any] = {
             "task_previous": state.get("task_current"),
@@ -154,6 +157,7 @@ def make_intake(deps: Deps) -> RunnableLambda:
             "control_started_at": deps.clock(),
             "control_timings_ms": Overwrite({}),
             "control_stop_reason": None,
+            "control_run_id": correlation(config)["run_id"] or uuid.uuid4().hex,
             "approval_decisions": Overwrite({}),
             # Waits for a human belong to their turn (the router ignores stale ones too).
             "control_paused_seconds": 0.0,

@@ -89,11 +89,18 @@ async def _remember(state: AgentState, deps: Deps, config: RunnableConfig) -> Up
             thread_id=str(thread_id) if thread_id else None,
             topic=update.get("context_topic") or state.get("context_topic") or [],
             redactor=deps.settings.redactor(),
+            instances=served_by(state),
         )
         await profiles.asave(store, learned)
     except Exception as exc:
         log.warning("profile: could not update the profile of %s (%s: %s)", user_id, type(exc).__name__, exc)
     return update
+
+
+def served_by(state: AgentState) -> dict[str, str]:
+    """The pool instance of each capability whose step succeeded this turn."""
+    results = (state.get("execution_results") or {}).values()
+    return {r["capability"]: r["instance"] for r in results if r["status"] == "ok" and r.get("instance")}
 
 
 __all__ = ["make_profile"]

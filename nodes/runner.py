@@ -29,16 +29,24 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple
 
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.errors import GraphBubbleUp
 
-from graph.capability.base import ContractViolation, NotMine, RunContext, describe_value, json_problem
+from graph.capability.base import (
+    Capability,
+    ContractViolation,
+    NotMine,
+    RunContext,
+    describe_value,
+    json_problem,
+)
 from graph.capability.http import ServiceUnavailable
 from graph.config.registry import CapabilityInfo
 from graph.errors import ErrorSeverity, PolicyDenied, describe
+from graph.pools import Overloaded
 from graph.progress import emit
 from graph.redact import Redactor
 from graph.retry import backoff
@@ -134,10 +142,11 @@ def make_runner(deps: Deps) -> RunnableLambda:
         status = "ok"
         info = deps.registry.capabilities.get(name)
         answered_by = name
+        seat: dict[str, Any] = {}  # the pool instance that ran the step, and its wait in the queue
         try:
             if info is None:
                 raise ContractViolation(f"the plan names an unknown capability {name!r}")
-            output, status, error = await _run_step(deps, info, payload, config)
+            output, status, error = await _run_step(deps, info, payload, config, seat)
         except GraphBubbleUp:
             raise
         except BaseException as exc:
@@ -176,6 +185,7 @@ def make_runner(deps: Deps) -> RunnableLambda:
             attempts=attempt,
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
         )
+        result.update(seat)  # type: ignore[typeddict-item]
         emit(
             "capability_finished",
             capability=name,
@@ -183,6 +193,7 @@ def make_runner(deps: Deps) -> RunnableLambda:
             status=status,
             duration_ms=result["duration_ms"],
             error=error,
+            instance=seat.get("instance"),
         )
         update: dict[str, Any] = {
             "execution_results": {step["id"]: result},
@@ -198,10 +209,11 @@ def make_runner(deps: Deps) -> RunnableLambda:
 
 
 async def _run_step(
-    deps: Deps, info: CapabilityInfo, payload: StepPayload, config: RunnableConfig
+    deps: Deps, info: CapabilityInfo, payload: StepPayload, config: RunnableConfig, seat: dict[str, Any]
 ) -> tuple[dict[str, Any], str, str | None]:
-    """Run one step within its time (unless it is refused, denied or skipped); return its output,
-    status and error, or raise what failed it."""
+    """Run one step within its time (unless it is refused, denied or skipped) on an instance leased
+    from the capability's pool (written to `seat`); return its output, status and error, or raise
+    what failed it."""
     step, attempt = payload["step"], payload["attempt"]
     deadline = payload.get("deadline")
     late = f"the turn's time ran out before {info.name} could start"
@@ -220,7 +232,42 @@ async def _run_step(
         return {}, "denied", "denied by a human"
     if payload["blocked_by"]:
         return {}, "skipped", f"skipped: {', '.join(payload['blocked_by'])} did not succeed"
-    inputs = info.instance.parse_inputs(payload["task"], step["inputs"], payload["context"])
+    preferred = payload.get("preferred_instance") or _preferred(config, info.name)
+    left = None if deadline is None else deadline - deps.clock()
+    try:  # the queue's wait counts against the turn's max_seconds
+        lease = await deps.pools.acquire(info.name, preferred=preferred, wait=left)
+    except Overloaded as exc:
+        if exc.by_turn:
+            raise TurnTimeout(f"the turn's time ran out while {info.name} waited for a free instance") from None
+        raise
+    seat.update(instance=lease.instance.name, queued_ms=lease.queued_ms)
+    ran = time.perf_counter()
+    ok = False
+    try:
+        result = await _on_instance(deps, info, lease.instance.impl or info.instance, payload, config)
+        ok = True
+        return result
+    except NotMine:
+        ok = True  # the instance worked: the request was not for it
+        raise
+    finally:
+        deps.pools.release(lease, ok=ok, seconds=time.perf_counter() - ran)
+
+
+def _preferred(config: RunnableConfig, capability: str) -> str | None:
+    """The user's preferred instance of `capability` (`configurable.preferred_instances`), if any."""
+    chosen = (config.get("configurable") or {}).get("preferred_instances")
+    value = chosen.get(capability) if isinstance(chosen, Mapping) else None
+    return value if isinstance(value, str) else None
+
+
+async def _on_instance(
+    deps: Deps, info: CapabilityInfo, impl: Capability, payload: StepPayload, config: RunnableConfig
+) -> tuple[dict[str, Any], str, str | None]:
+    """Run the step on one capability object within its time."""
+    step, deadline = payload["step"], payload.get("deadline")
+    late = f"the turn's time ran out before {info.name} could start"
+    inputs = impl.parse_inputs(payload["task"], step["inputs"], payload["context"])
     ctx = RunContext(
         task=payload["task"],
         context=payload["context"],
@@ -235,7 +282,7 @@ async def _run_step(
     limit = min(info.timeout, left)
 
     async def work() -> Any:
-        result = info.instance.execute(inputs, ctx)
+        result = impl.execute(inputs, ctx)
         if not inspect.isawaitable(result):
             raise ContractViolation(
                 f"capability {info.name!r}: execute is not async (it returned {describe_value(result)});"
@@ -265,6 +312,8 @@ def _falls_back(info: CapabilityInfo, exc: BaseException, severity: ErrorSeverit
     """Whether this failure goes to the fallback chain: the breaker is open, or the last retry failed."""
     if not info.fallback or isinstance(exc, TurnTimeout):
         return False
+    if isinstance(exc, Overloaded):
+        return True
     if isinstance(exc, ServiceUnavailable) and exc.breaker_open:
         return True
     return severity is ErrorSeverity.RETRIABLE and attempt >= info.retry.max_attempts
@@ -323,6 +372,8 @@ def _failure(
     error = describe(exc, redactor)
     if isinstance(exc, TurnTimeout):
         return error, ErrorSeverity.CRITICAL, TurnTimeout.stop_reason
+    if isinstance(exc, Overloaded):
+        return error, ErrorSeverity.CRITICAL, Overloaded.stop_reason
     if isinstance(exc, ContractViolation) or info is None:
         return error, ErrorSeverity.CRITICAL, None
     try:

@@ -19,6 +19,8 @@ PACKAGES = (
     "graph",
     "graph.capability",
     "graph.config",
+    "graph.pools",
+    "graph.ops",
     "nodes",
     "capabilities",
     "capabilities.support_desk",
@@ -64,7 +66,7 @@ def test_unknown_names_are_attribute_errors() -> None:
 def test_importing_the_packages_is_cheap() -> None:
     """The CLI's module lives in `graph`: `import graph` must not load LangGraph, torch or the encoders."""
     code = (
-        "import sys, graph, graph.config, nodes, capabilities, capabilities.support_desk, evals;"
+        "import sys, graph, graph.config, graph.ops, nodes, capabilities, capabilities.support_desk, evals;"
         "print(sorted(m for m in ('langgraph', 'langchain_core', 'torch', 'numpy', 'sentence_transformers',"
         " 'graph.builder', 'yaml') if m in sys.modules))"
     )
@@ -76,7 +78,7 @@ def test_the_package_ships_its_types() -> None:
     assert (ROOT / "graph" / "py.typed").exists()
 
 
-LAZY_FACES = {"graph", "graph.config", "nodes", "capabilities", "capabilities.support_desk", "evals"}
+LAZY_FACES = {"graph", "graph.config", "graph.ops", "nodes", "capabilities", "capabilities.support_desk", "evals"}
 """Packages whose `__init__` names modules it does not import; `graph.capability` imports its API."""
 
 

@@ -206,7 +206,7 @@ def test_a_word_set_off_by_punctuation_is_a_clause_and_no_word_is_left_out() -> 
     assert clauses("is this charge refundable? ana@example.com") == [
         "is this charge refundable? ana@example.com"
     ]
-    assert clauses("refund and cancel, then call me")[1:] == ["refund and cancel", "then call me"]
+    assert clauses("refund and cancel, then call me")[1:] == ["refund and cancel", "call me"]
     assert clauses("refund and cancel and call me") == ["refund and cancel and call me"]
     assert clauses("  hello there  ") == ["  hello there  "]
     joiners = {"and", "also", "then", "plus", "as", "well"}
@@ -221,6 +221,77 @@ def test_a_word_set_off_by_punctuation_is_a_clause_and_no_word_is_left_out() -> 
         spans = clause_spans(text) or [(0, len(text))]
         covered = {w.strip(",.?!") for a, b in spans for w in text[a:b].split()}
         assert {w.strip(",.?!") for w in text.split()} - joiners <= covered, (text, spans)
+
+
+def test_an_introduction_names_no_need_of_its_own() -> None:
+    """Who is asking ("I'm jane@acme.io", "customer C-1004", a name signing off) stays a clause, so
+    the request's pooled vector keeps every word, but is not scored alone: an id resembles the
+    customer-lookup examples and would select that capability next to the one the request needs."""
+    from graph.classifier.clauses import clause_spans, introduces_only, names_a_need
+
+    for piece in (
+        "I'm jane@acme.io",
+        "Customer C-1004",
+        "my email is omar@x.co",
+        "Hi, I'm Sofia Rossi",
+        "c1004",
+    ):
+        assert introduces_only(piece), piece
+    for piece in ("refund CH-2034", "list my charges for C-1004", "I'm not happy", "great day. C-1002"):
+        assert not introduces_only(piece), piece
+
+    def needs(text: str) -> list[str]:
+        spans = clause_spans(text)
+        return [text[a:b] for (a, b), need in zip(spans, names_a_need(text, spans), strict=True) if need]
+
+    assert needs("I'm jane@acme.io. I was charged twice. Also, is the API down?") == [
+        "I was charged twice",
+        "is the API down",
+    ]
+    assert needs("Was I billed twice? Is the API down? Mei Chen") == ["Was I billed twice", "Is the API down"]
+    assert needs("I don't want a refund, just explain the two charges") == ["just explain the two charges"]
+    # An invoice or charge id is what a request is about, not who asks.
+    assert needs("I'm diego@x.mx, refund CH-2034 and how long does it take") == [
+        "refund CH-2034",
+        "how long does it take",
+    ]
+
+
+def test_a_clause_loses_the_word_that_joins_it_to_the_one_before() -> None:
+    assert clauses("List my charges. Also how do I update the card?")[1:] == [
+        "List my charges",
+        "how do I update the card",
+    ]
+    assert clauses("my subscription please; then your refund rules")[1:] == [
+        "my subscription please",
+        "your refund rules",
+    ]
+    assert clauses("current time in Oslo, and are webhooks delayed")[1:] == [
+        "current time in Oslo",
+        "are webhooks delayed",
+    ]
+
+
+def test_a_clause_that_declines_something_selects_nothing() -> None:
+    """ "I don't want a refund, just ...": the declined capability is in the words, not in the need."""
+    from graph.classifier.clauses import declines
+
+    for piece in (
+        "I don't want a refund",
+        "I'm not asking for money back",
+        "but we do not need a timer",
+        "no need",
+    ):
+        assert declines(piece), piece
+    for piece in ("refund it", "don't forget the timer", "I need a timer", "not working"):
+        assert not declines(piece), piece
+    scorer = FewShotScorer(GUIDES, LexicalEncoder())
+    text = "I don't want to play some jazz, just set a timer for ten minutes"
+    scores = {s.name: s for s in scorer.score(text)}
+    assert scores["timer"].wins and not scores["music"].wins
+    # Without the rule the declined clause would have won for music.
+    plain = {s.name: s for s in scorer.score("play some jazz, just set a timer for ten minutes")}
+    assert plain["music"].wins and plain["timer"].wins
 
 
 def test_negative_examples_pull_a_score_down() -> None:
@@ -366,7 +437,10 @@ def test_finetuned_weights_load_from_the_cache(
 
     settings = Settings.offline(data, cache_dir=shared_model_cache)
     build_scorer(minilm_registry, settings).compile()  # as the graph compiles it (cached)
-    trained = finetune_encoder(MiniLMEncoder(), guides, FineTune(), cache_dir=settings.cache)
+    out_of_scope = tuple(minilm_registry.spec.classifier.out_of_scope_examples)
+    trained = finetune_encoder(
+        MiniLMEncoder(), guides, FineTune(), cache_dir=settings.cache, out_of_scope=out_of_scope
+    )
     assert trained is False  # same guides, same settings: loaded, not trained again
 
 

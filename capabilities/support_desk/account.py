@@ -180,6 +180,52 @@ class Account(Capability):
             "status, renewal, the details on file. Not billing, refunds or prices."
         ),
         examples=(
+            GuideExample(
+                query="which plan would suit a team of 20", reason="a recommendation is sales", result=False
+            ),
+            GuideExample(
+                query="we cancelled just after the renewal, please refund it",
+                reason="a refund; renewal is only context",
+                result=False,
+            ),
+            GuideExample(
+                query="can you look into it? omar@brightpath.co",
+                reason="the email only identifies the customer",
+                result=False,
+            ),
+            GuideExample(query="what plan do we have at the moment", reason="own plan"),
+            GuideExample(query="are we on Team or Enterprise right now", reason="own plan"),
+            GuideExample(
+                query="we are a team of 12 people",
+                reason="a team size is for a quote, not a lookup",
+                result=False,
+            ),
+            GuideExample(query="I'm jane@acme.io", reason="an introduction names no need", result=False),
+            GuideExample(query="what tier is our company subscribed to", reason="own plan, said another way"),
+            GuideExample(
+                query="how many user licences are on our subscription? C-1003", reason="seats called licences"
+            ),
+            GuideExample(query="c1007 seat count", reason="terse, id without a dash"),
+            GuideExample(
+                query="my manager wants to know when we get renewed, lukas.becker@fjordsoft.de",
+                reason="asked for someone else",
+            ),
+            GuideExample(
+                query="has our subscription been cancelled? We're Sol Market", reason="status, company name"
+            ),
+            GuideExample(
+                query="please can you tell me what plan is having my company", reason="non-native wording"
+            ),
+            GuideExample(query="whats our plan rn", reason="lowercase shorthand"),
+            GuideExample(query="which package did Lantern HQ sign up for", reason="plan called a package"),
+            GuideExample(query="account info for aisha@kolaworks.ng", reason="lookup by email"),
+            GuideExample(
+                query="why does our account still show Starter when we upgraded?!",
+                reason="a complaint about the plan on file",
+            ),
+            GuideExample(
+                query="number of seats and renewal date for customer c-1001", reason="two account facts"
+            ),
             GuideExample(query="look up the account for jane@acme.io", reason="account lookup"),
             GuideExample(query="which plan am I on? my email is omar@brightpath.co", reason="own plan"),
             GuideExample(query="how many seats do we have right now, customer C-1004", reason="own seats"),

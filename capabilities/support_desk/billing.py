@@ -255,6 +255,39 @@ class Billing(Capability):
             "charges, unexpected amounts, whether a charge can be refunded. Not issuing the refund."
         ),
         examples=(
+            GuideExample(
+                query="why do you keep taking money from our account", reason="a complaint about charges"
+            ),
+            GuideExample(query="how much was our last payment", reason="the amount billed"),
+            GuideExample(
+                query="what is this payment of $125 on my bank statement", reason="an unexplained charge"
+            ),
+            GuideExample(
+                query="you charged my card two times, seriously??", reason="a complaint about a duplicate"
+            ),
+            GuideExample(
+                query="i need our invoices for the accountant, C-1006", reason="invoices for someone else"
+            ),
+            GuideExample(query="copy of invoice INV-3022 please", reason="one invoice by id"),
+            GuideExample(
+                query="did the renewal payment for Kola Works go through",
+                reason="payment status, company name",
+            ),
+            GuideExample(
+                query="Kindly send me the list of payments of my company.", reason="non-native wording"
+            ),
+            GuideExample(query="double charged again, c-1001", reason="terse duplicate"),
+            GuideExample(
+                query="no need to send money back, I only want to understand the two payments",
+                reason="negated refund: only the charges",
+            ),
+            GuideExample(
+                query="would last month's duplicate still be eligible for a refund",
+                reason="eligibility, not the refund itself",
+            ),
+            GuideExample(query="receipt for the latest charge", reason="a receipt is an invoice"),
+            GuideExample(query="charges on account C-1005", reason="list charges"),
+            GuideExample(query="what am I paying you every month", reason="the amount billed"),
             GuideExample(query="I was charged twice last month", reason="duplicate charge"),
             GuideExample(query="why is there a second payment on my card from you", reason="duplicate"),
             GuideExample(query="show me my invoices from the last few months", reason="invoices"),

@@ -263,6 +263,16 @@ class SupportDBs:
             return self._dbs[path]
 
 
+    def health(self, data_dir: Path | None) -> str:
+        """`routegraph doctor`'s line for the database used in `data_dir`: created, migrated and
+        seeded if needed, then read; raises when it cannot be."""
+        db = self.at(data_dir)
+        with db.connect() as conn:
+            version = current_version(conn)
+            customers = conn.execute("SELECT count(*) FROM customers").fetchone()[0]
+        return f"{db.path}: schema v{version}, {customers} customers"
+
+
 def current_version(conn: sqlite3.Connection) -> int:
     row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
     return int(row[0])

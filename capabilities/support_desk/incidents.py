@@ -147,6 +147,33 @@ class Incidents(Capability):
             "status or incidents, or a request to open a support ticket."
         ),
         examples=(
+            GuideExample(
+                query="is there a delay on webhook deliveries at the moment", reason="status of a service"
+            ),
+            GuideExample(query="are emails from you running late today", reason="status of a service"),
+            GuideExample(query="can you create a support ticket for this", reason="a ticket"),
+            GuideExample(query="open a case with your engineers please", reason="a ticket"),
+            GuideExample(query="escalate this problem to your tech team", reason="a ticket"),
+            GuideExample(query="raise a ticket about the login problem", reason="a ticket"),
+            GuideExample(
+                query="log an issue with support for us, the API rejects valid keys", reason="a ticket"
+            ),
+            GuideExample(query="create a support case: reports are not loading", reason="a ticket"),
+            GuideExample(query="is anything broken on your side right now", reason="status"),
+            GuideExample(query="the web app shows an error page for everyone", reason="outage"),
+            GuideExample(query="the API answers 504 gateway timeouts since this morning", reason="errors"),
+            GuideExample(query="current system status", reason="status"),
+            GuideExample(query="api slow today?", reason="terse"),
+            GuideExample(
+                query="I want to report a problem: the dashboard freezes when I open reports",
+                reason="a bug report",
+            ),
+            GuideExample(query="our users get an error when they sign in through SAML", reason="SSO failing"),
+            GuideExample(query="file a bug for us please, CSV downloads are empty", reason="a ticket"),
+            GuideExample(query="is there a known issue with webhooks", reason="known issue"),
+            GuideExample(
+                query="it doesn't work!!! we can't get anything done", reason="venting about an outage"
+            ),
             GuideExample(query="the API keeps returning 500s", reason="API errors"),
             GuideExample(query="is Tandem down right now?", reason="status"),
             GuideExample(query="webhooks haven't been delivered for an hour", reason="failing feature"),

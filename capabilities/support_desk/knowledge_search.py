@@ -159,6 +159,31 @@ class KnowledgeSearch(Capability):
             "documentation. Not the customer's own charges, live service status, or price quotes."
         ),
         examples=(
+            GuideExample(query="what's the process for adding a colleague", reason="how-to"),
+            GuideExample(query="what's included in the Enterprise SLA", reason="SLA terms"),
+            GuideExample(query="how do roles and permissions work in a workspace", reason="how-to"),
+            GuideExample(
+                query="how does the refund show up on my statement and when", reason="refund timing is policy"
+            ),
+            GuideExample(query="how do I change my login email", reason="how-to"),
+            GuideExample(
+                query="would we be refunded if we left mid-month",
+                reason="a hypothetical refund is a policy question",
+            ),
+            GuideExample(query="where in the dashboard can I download my invoices", reason="how-to"),
+            GuideExample(query="how do I make someone an admin", reason="how-to"),
+            GuideExample(query="how many days do I have to request a refund", reason="policy"),
+            GuideExample(query="what uptime do you promise on Enterprise", reason="SLA"),
+            GuideExample(query="how do I update the card we pay with", reason="how-to"),
+            GuideExample(query="is there a limit on API calls", reason="rate limits"),
+            GuideExample(
+                query="please explain me how the webhooks retries work", reason="non-native wording"
+            ),
+            GuideExample(
+                query="in theory, if you charged me twice, what would happen?",
+                reason="hypothetical: the policy",
+            ),
+            GuideExample(query="how do I invite a new teammate to the workspace", reason="how-to"),
             GuideExample(query="what is your refund policy", reason="policy"),
             GuideExample(query="how long does a refund take to reach my card", reason="policy"),
             GuideExample(query="how do I reset my password", reason="how-to"),

@@ -130,6 +130,32 @@ class Refund(Capability):
             "or about the refund policy."
         ),
         examples=(
+            GuideExample(
+                query="I don't need a refund, just explain the charge",
+                reason="negated: the charges, not a refund",
+                result=False,
+            ),
+            GuideExample(
+                query="would I get a refund if we cancelled", reason="hypothetical: the policy", result=False
+            ),
+            GuideExample(query="pls refund the duplicate on c1001", reason="shorthand"),
+            GuideExample(
+                query="I want this month's payment back, we never used the product", reason="money back"
+            ),
+            GuideExample(
+                query="give back the money you took twice, this is unacceptable",
+                reason="an angry refund request",
+            ),
+            GuideExample(query="refund CH-2013", reason="terse, by charge id"),
+            GuideExample(
+                query="cancel the payment and refund it to my card, Mei Chen", reason="refund by name"
+            ),
+            GuideExample(
+                query="my boss says we should get that overcharge back from you",
+                reason="asked for someone else",
+            ),
+            GuideExample(query="please to reimburse the wrong payment", reason="non-native wording"),
+            GuideExample(query="I'd like to be reimbursed for the second charge", reason="reimbursed"),
             GuideExample(query="refund my duplicate charge", reason="issue a refund"),
             GuideExample(query="please refund the extra $125 you took, I'm jane@acme.io", reason="refund"),
             GuideExample(query="I want my money back for the double payment", reason="refund"),

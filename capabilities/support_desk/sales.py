@@ -134,6 +134,22 @@ class Sales(Capability):
     classifier_guide = ClassifierGuide(
         instructions="Questions about plans, prices, discounts, or what a number of seats would cost.",
         examples=(
+            GuideExample(
+                query="which plan suits a company of our size, we're 7",
+                reason="a recommendation with a price",
+            ),
+            GuideExample(query="price of 30 seats on Team", reason="a quote"),
+            GuideExample(query="how much is Enterprise for 200 users", reason="a quote"),
+            GuideExample(query="I need a quote for 60 licences", reason="licences are seats"),
+            GuideExample(
+                query="my boss asks what Enterprise would cost us per year", reason="for someone else"
+            ),
+            GuideExample(query="what do your plans cost per seat", reason="per-seat prices"),
+            GuideExample(query="how much pour 10 users on starter plan", reason="typo, non-native"),
+            GuideExample(query="starter vs team price for 9 people", reason="compare prices"),
+            GuideExample(
+                query="thinking of upgrading, what would Team run us for 18 seats", reason="upgrade price"
+            ),
             GuideExample(query="what would the Team plan cost for 12 seats?", reason="a quote"),
             GuideExample(query="how much is Enterprise per user", reason="a plan price"),
             GuideExample(query="which plans do you offer", reason="plans"),

@@ -4,16 +4,32 @@ capabilities ("play some jazz and set a timer")."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 _CLAUSE_SPLIT = re.compile(
     r"[?!;.]+\s+|[?!;]+$|[()]|:\s+|\s+(?:and also|also|and then|and|plus|as well as)\s+|,\s+(?=\w+\s+\w+)",
     re.I,
 )
 
-CLAUSES = 2
+CLAUSES = 3
 """Part of the tune fingerprint when clauses are split: bumped when the splitting changes (2: a
-single word followed by punctuation is a clause, other lone words join a neighbour), so curves
-fitted on the old clauses are set aside."""
+single word followed by punctuation is a clause, other lone words join a neighbour; 3: a leading
+"and", "also", "then" is dropped from a clause), so curves fitted on the old clauses are set aside."""
+
+_IDENTIFIER = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\bc-?\d{3,}\b", re.I)
+"""An e-mail address or a customer id (C-1004, c1004); not an invoice or charge id, which names
+what a request is about."""
+_INTRODUCTION = re.compile(
+    r"^(?:(?:hi|hello|hey|dear \w+)\W+)?(?:i'm|i am|im|this is|it's|my name is|we're|we are)\s", re.I
+)
+_LEADING_JOINER = re.compile(r"(?:(?:and|also|then|plus)\b[\s,]*)+", re.I)
+"""Words that join a clause to the one before it (after a comma or a full stop): not part of its need."""
+_SELF_WORDS = frozenset(
+    {"i", "i'm", "im", "am", "this", "is", "it's", "my", "our", "email", "e-mail", "address"}
+    | {"customer", "account", "client", "id", "number", "we", "we're", "are", "from", "here", "name"}
+    | {"me", "at", "of", "the", "hi", "hello", "hey", "dear", "thanks", "regards"}
+)
+"""Words an introduction is made of, besides the e-mail, id or name it gives."""
 
 
 def clause_spans(text: str) -> list[tuple[int, int]]:
@@ -47,7 +63,64 @@ def clause_spans(text: str) -> list[tuple[int, int]]:
             start = sep.end()
     if lone is not None:
         spans.append([lone, len(text.rstrip())])
+    for span in spans:  # "..., and is the dashboard down?" / "... . Also, how do I ...": the need alone
+        if (joiner := _LEADING_JOINER.match(text, span[0], span[1])) and joiner.end() < span[1]:
+            span[0] = joiner.end()
     return [(a, b) for a, b in spans if text[a:b] != text.strip()]
+
+
+def introduces_only(piece: str) -> bool:
+    """Whether a clause only says who is asking: "I'm jane@acme.io", "customer C-1004", "my email is
+    omar@brightpath.co", "Hi, I'm Sofia Rossi", "this is Priya from Nimbus Labs".
+
+    Such a clause names no need: scored on its own, an id or a name resembles the examples of the
+    capability that looks customers up, and selects it next to the one the request needs."""
+    words = [w.strip(",.!?:;()'\"") for w in _IDENTIFIER.sub(" ", piece).split()]
+    rest = [w for w in words if w and w.lower() not in _SELF_WORDS]
+    names = len(rest) <= 4 and all(w[:1].isupper() for w in rest)
+    if _IDENTIFIER.search(piece):
+        return names
+    return bool(_INTRODUCTION.match(piece.strip())) and bool(rest) and names
+
+
+def _signature(piece: str) -> bool:
+    """A request's last clause made of a name only ("..., Mei Chen", ". Omar, BrightPath.")."""
+    words = [w.strip(",.!?:;()'\"") for w in piece.split()]
+    rest = [w for w in words if w and w.lower() not in _SELF_WORDS]
+    return 0 < len(rest) <= 4 and all(w[:1].isupper() and w[1:].isalpha() for w in rest)
+
+
+_DECLINED = re.compile(
+    r"^\W*(?:(?:but|and|so)\s+)?(?:"
+    r"(?:i'?m|i\s+am|we'?re|we\s+are)\s+not\s+(?:asking|looking|after|requesting|interested)"
+    r"|(?:i|we)\s+(?:do\s+not|don'?t|dont)\s+(?:want|need|expect|ask)"
+    r"|no\s+need|not\s+(?:asking|looking))\b",
+    re.I,
+)
+
+
+def declines(piece: str) -> bool:
+    """Whether a clause says what the asker does not want ("I don't want a refund", "I'm not
+    asking for money back", "no need to ..."): it names a capability only to rule it out, so it is
+    never scored as a need of its own (it stays in the request's own vector)."""
+    return bool(_DECLINED.match(piece))
+
+
+def names_a_need(text: str, spans: Sequence[tuple[int, int]]) -> list[bool]:
+    """For each clause of `text` (its `clause_spans`), whether it is scored as a need of its own.
+
+    Not: a clause that only says who is asking (`introduces_only`), a name signing the request off
+    (its last clause), one that `declines` something, or a lone joining word ("Also, ..."). They
+    stay in the request's own vector (MiniLM pools it from the clauses), but scored alone an id or a
+    name resembles the customer-lookup examples, and "I don't want a refund" the refund ones.
+    """
+    out = []
+    for i, (a, b) in enumerate(spans):
+        piece = text[a:b]
+        joiner = _LEADING_JOINER.fullmatch(piece.strip(" ,.;:!?"))
+        signs_off = i == len(spans) - 1 and i > 0 and _signature(piece)
+        out.append(not (joiner or introduces_only(piece) or signs_off or declines(piece)))
+    return out
 
 
 def clauses(text: str) -> list[str]:

@@ -21,7 +21,7 @@ import numpy as np
 from graph.classifier import finetune, metrics
 from graph.classifier.background import BACKGROUND, every_background, given_out_of_scope, unclaimed_background
 from graph.classifier.calibration import Calibration, above_background, fit_with_background
-from graph.classifier.clauses import clause_spans
+from graph.classifier.clauses import clause_spans, names_a_need
 from graph.classifier.encoders import Encoder, LexicalEncoder, trainable
 from graph.classifier.finetune import FineTune
 from graph.classifier.guides import LabelGuide, example_owners, guides_from_registry
@@ -204,31 +204,38 @@ class FewShotScorer:
         if not texts:
             empty = np.zeros((0, len(self.labels)), dtype=np.float32)
             return empty, empty.astype(bool)
-        vectors, owner = self._encode_segments(texts)
+        vectors, owner, needs = self._encode_segments(texts)
         sims = similarities(vectors, self._vectors)
         if self._head is not None:
             sims = blend(sims, self._head(vectors), self._head_weight)
+        owner_of = np.array(owner)[needs]
+        sims = sims[needs]  # "I'm jane@acme.io", "I don't want a refund": no need of their own
         out = np.full((len(texts), len(self.labels)), -1.0, dtype=np.float32)
-        np.maximum.at(out, np.array(owner), sims)
+        np.maximum.at(out, owner_of, sims)
         wins = np.zeros(out.shape, dtype=bool)
-        wins[np.array(owner), sims.argmax(1)] = True
+        wins[owner_of, sims.argmax(1)] = True
         return out, wins
 
-    def _encode_segments(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
-        """One vector per text and per clause, with the index of the text each belongs to.
+    def _encode_segments(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int], np.ndarray]:
+        """One vector per text and per clause, with the index of the text each belongs to and
+        whether it is scored (the text always; a clause when it `names_a_need`).
 
         An encoder with `encode_spans` (MiniLM) reads each text once and pools the clauses from
         its token vectors, so splitting costs no extra forward passes; others encode every clause.
         """
         spans = [clause_spans(t) if self.split_clauses else [] for t in texts]
         owner = [i for i, s in enumerate(spans) for _ in range(1 + len(s))]
+        needs = np.array(
+            [flag for t, s in zip(texts, spans, strict=True) for flag in (True, *names_a_need(t, s))],
+            dtype=bool,
+        )
         encode_spans = getattr(self.encoder, "encode_spans", None)
         if encode_spans is not None:  # also without clauses: MiniLM's own pooling, with less overhead
-            return encode_spans(texts, spans), owner
+            return encode_spans(texts, spans), owner, needs
         segments = [
             piece for t, s in zip(texts, spans, strict=True) for piece in (t, *(t[a:b] for a, b in s))
         ]
-        return self.encoder.encode(segments), owner
+        return self.encoder.encode(segments), owner, needs
 
     def confidences(self, texts: Sequence[str]) -> np.ndarray:
         raw = self.raw_scores(texts)

@@ -312,6 +312,68 @@ def _dig(values: Mapping[str, Any], path: str) -> Any:
         value = value.get(part) if isinstance(value, Mapping) else None
     return value
 
+PoolPolicy = Literal["round_robin", "weighted", "least_in_flight", "performance"]
+"""How a pool picks an instance for a step: in turn; in proportion to `weight` (smooth weighted
+round-robin); the one with the fewest steps in flight per unit of capacity; or the best moving
+average of success rate and latency, with a little exploration (graph/pools/policies.py)."""
+
+InstanceName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]
+
+
+class InstanceSpec(_Strict):
+    """One instance of a capability in its pool: a replica, or a variant with other options."""
+
+    name: InstanceName
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Merged over the capability's `options` for this instance's constructor."""
+    capacity: Whole | None = Field(default=None, ge=1)
+    """Steps it runs at once; unset: the pool's `capacity`."""
+    weight: Number = Field(default=1.0, gt=0)
+    """Its share under the `weighted` policy."""
+
+
+class PoolSpec(_Strict):
+    """A capability run as several instances, with bounded concurrency and a bounded queue."""
+
+    policy: PoolPolicy = "round_robin"
+    replicas: Whole | None = Field(default=None, ge=1)
+    """That many identical instances (`<name>-1` ...), when `instances` is not given."""
+    instances: list[InstanceSpec] = Field(default_factory=list)
+    capacity: Whole = Field(default=4, ge=1)
+    """Steps one instance runs at once, unless the instance says otherwise."""
+    queue_size: Whole = Field(default=32, ge=0)
+    """Steps that may wait for a free instance; one more ends `overloaded` at once."""
+    queue_wait: Number = Field(default=5.0, ge=0)
+    """Seconds a step waits in the queue before it ends `overloaded` (the wait counts against the
+    turn's `max_seconds`)."""
+    unhealthy_after: Whole = Field(default=3, ge=1)
+    """Consecutive failures that mark an instance unhealthy: it takes no steps while a healthy one can."""
+    cooldown: Number = Field(default=30.0, ge=0)
+    """Seconds an unhealthy instance rests; then it is tried again."""
+    exploration: Share = 0.05
+    """`performance` policy: the share of steps sent to a random instance, so that every instance's
+    averages stay current."""
+
+    def members(self, capability: str) -> list[InstanceSpec]:
+        """The declared instances: `instances`, else `replicas` copies named `<capability>-<n>`."""
+        if self.instances:
+            return list(self.instances)
+        return [InstanceSpec(name=f"{capability}-{i}") for i in range(1, (self.replicas or 1) + 1)]
+
+
+class TemplateSpec(_Strict):
+    """A recipe for instances created at run time (`graph.pools.Pools.create`, `routegraph pools create`)."""
+
+    name: InstanceName
+    capability: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    """The capability whose pool the instances join (the classifier routes to it by this name)."""
+    class_path: str | None = Field(default=None, alias="class", pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    """The capability class; unset: the capability's own."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Default options, merged over the capability's; `create(..., options)` overrides them."""
+    capacity: Whole | None = Field(default=None, ge=1)
+    weight: Number = Field(default=1.0, gt=0)
+
 
 class CapabilitySpec(_Strict):
     """One capability entry. Unset descriptive fields come from the class."""
@@ -346,6 +408,81 @@ class CapabilitySpec(_Strict):
     a registered capability without side effects, not this one, not terminal."""
     rules: BusinessRules | None = None
     """Business rules checked before the step's side effects run (see `BusinessRules`)."""
+    pool: PoolSpec | None = None
+    """Run as several instances with capacities and a queue (see `PoolSpec`); unset: one instance
+    named like the capability, without a capacity limit."""
+
+
+class TracesConfig(_Strict):
+    """The per-turn trace store (graph/ops/): whether the graph writes traces, and how long they stay."""
+
+    enabled: bool = True
+    """Write one trace per turn (next to the checkpoints: traces.sqlite, or the PostgreSQL database)."""
+    retention_days: float | None = Field(default=30.0, gt=0)
+    """Traces older than this are deleted (None: kept for ever)."""
+    max_rows: int | None = Field(default=100_000, ge=1)
+    """At most this many traces are kept, the newest (None: no bound)."""
+
+
+OVERLAY_KEYS = frozenset({"classifier", "models", "orchestrator", "capabilities"})
+"""What an experiment variant's overlay may replace: what the classifier, planner and models read per
+run. Limits and policy are the router's, one per graph: not per variant."""
+OVERLAY_CAPABILITY_KEYS = frozenset({"classifier_guide", "orchestrator_guide", "description"})
+"""What an overlay may replace in a capability, under `capabilities: {NAME: {...}}`."""
+
+
+class VariantSpec(_Strict):
+    """One arm of an experiment: its share of the traffic and what it changes."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    share: Share
+    """The fraction of users (or threads) assigned to it; the shares of an experiment add up to 1."""
+    overlay: dict[str, Any] = Field(default_factory=dict)
+    """Registry keys it replaces (mappings merge, anything else is replaced): `classifier`,
+    `models`, `orchestrator`, and `capabilities: {NAME: {classifier_guide, orchestrator_guide,
+    description}}`. Empty: the registry as it is (the control)."""
+
+    @field_validator("overlay")
+    @classmethod
+    def _known_keys(cls, overlay: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(overlay) - OVERLAY_KEYS)
+        if unknown:
+            raise ValueError(
+                f"an overlay may replace {', '.join(sorted(OVERLAY_KEYS))}, not {', '.join(unknown)}"
+            )
+        caps = overlay.get("capabilities", {})
+        if not isinstance(caps, dict):
+            raise ValueError("`capabilities` in an overlay maps capability names to the keys they replace")
+        for name, keys in caps.items():
+            if not isinstance(keys, dict) or set(keys) - OVERLAY_CAPABILITY_KEYS:
+                raise ValueError(
+                    f"capabilities.{name}: an overlay may replace {', '.join(sorted(OVERLAY_CAPABILITY_KEYS))}"
+                )
+        return overlay
+
+
+class ExperimentSpec(_Strict):
+    """An A/B experiment (graph/ops/experiments.py): each run is assigned a variant by a stable hash
+    of the user (or thread) id and the experiment's name, and runs with that variant's overlay."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    variants: list[VariantSpec] = Field(min_length=2)
+    """The first is the control that the others are compared with."""
+    assign_by: Literal["user", "thread"] = "user"
+    """`user`: the run's `configurable.user_id` (its thread id when it has none); `thread`: the thread id."""
+    enabled: Flag = True
+    """A stopped experiment (false) keeps its traces for analysis and assigns nothing."""
+
+    @field_validator("variants")
+    @classmethod
+    def _shares(cls, variants: list[VariantSpec]) -> list[VariantSpec]:
+        names = [v.name for v in variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"variant names must differ: {', '.join(names)}")
+        total = sum(v.share for v in variants)
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"the shares add up to {total:g}, not 1")
+        return variants
 
 
 class RegistryFile(_Strict):
@@ -357,4 +494,20 @@ class RegistryFile(_Strict):
     classifier: ClassifierConfig = ClassifierConfig()
     orchestrator: OrchestratorConfig = OrchestratorConfig()
     policy: PolicyConfig = PolicyConfig()
+    traces: TracesConfig = TracesConfig()
     capabilities: list[CapabilitySpec] = Field(min_length=1)
+    experiments: list[ExperimentSpec] = Field(default_factory=list)
+    """A/B experiments; at most one enabled at a time (a run is in one experiment)."""
+
+    @field_validator("experiments")
+    @classmethod
+    def _one_running(cls, experiments: list[ExperimentSpec]) -> list[ExperimentSpec]:
+        names = [e.name for e in experiments]
+        if len(set(names)) != len(names):
+            raise ValueError(f"experiment names must differ: {', '.join(names)}")
+        running = [e.name for e in experiments if e.enabled]
+        if len(running) > 1:
+            raise ValueError(f"one experiment runs at a time; enabled: {', '.join(running)}")
+        return experiments
+    templates: list[TemplateSpec] = Field(default_factory=list)
+    """Recipes for specialist instances created at run time (see `TemplateSpec`)."""

@@ -91,6 +91,12 @@ class Settings(BaseModel):
     faults: str = ""
     """A fault plan for testing recovery (`ROUTEGRAPH_FAULTS`, e.g. `classifier:raise_retriable`;
     see graph/faults.py); empty: no faults."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING"
+    """Level of routegraph's own log lines (`ROUTEGRAPH_LOG_LEVEL`, `--log-level`): DEBUG, INFO, WARNING, ..."""
+    log_format: Literal["text", "json"] = "text"
+    """Log lines as text or one JSON object each (`ROUTEGRAPH_LOG_FORMAT`), with run, thread and node."""
+    otel_endpoint: str | None = None
+    """OTLP/HTTP endpoint for a span per node (`OTEL_EXPORTER_OTLP_ENDPOINT`; the `otel` extra)."""
     postgres_url: str | None = Field(default=None, repr=False)
     """PostgreSQL URL for checkpoints (`ROUTEGRAPH_POSTGRES_URL`); when set, the default checkpointer
     uses it. Dumped with its password masked; not in the repr."""
@@ -110,6 +116,9 @@ class Settings(BaseModel):
             "llm": env.get("ROUTEGRAPH_LLM", "auto") or "auto",
             "postgres_url": env.get("ROUTEGRAPH_POSTGRES_URL") or None,
             "faults": env.get("ROUTEGRAPH_FAULTS", ""),
+            "log_level": (env.get("ROUTEGRAPH_LOG_LEVEL") or "WARNING").upper(),
+            "log_format": (env.get("ROUTEGRAPH_LOG_FORMAT") or "text").lower(),
+            "otel_endpoint": env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
             "api_keys": {name: value for name, value in env.items() if value and is_key_variable(name)},
         }
         values.update(overrides)

@@ -171,8 +171,10 @@ def learn(
     topic: Sequence[Mapping[str, Any]],
     redactor: Redactor,
     now: float | None = None,
+    instances: Mapping[str, str] | None = None,
 ) -> Profile:
-    """The profile after one turn: history, counts, signals, inferred expertise, session topic."""
+    """The profile after one turn: history, counts, signals, inferred expertise, session topic, and
+    the pool instance of each capability that served the user (`instances`: continuity)."""
     now = time.time() if now is None else now
     history = profile.history.model_copy(deep=True)
     history.turns += 1
@@ -192,6 +194,8 @@ def learn(
         ),
     ][-RECENT:]
     update: dict[str, Any] = {"history": history, "updated_at": now}
+    if instances:
+        update["preferred_instances"] = {**profile.preferred_instances, **instances}
     if profile.expertise_source != "set":
         inferred = infer_expertise(history)
         update["expertise"] = inferred

@@ -46,6 +46,9 @@ from graph.config.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 SUPPORT = ("account", "billing", "refund", "incidents", "sales", "knowledge_search")
 SUITE = ROOT / "tests" / "support_desk" / "data" / "support_routing.jsonl"
+HELD_OUT = ROOT / "tests" / "support_desk" / "data" / "support_heldout.jsonl"
+"""Written to a checklist of phrasings before the guides were revised, never developed against
+(tests/support_desk/data/HELDOUT.md)."""
 MULTI = (
     "I was charged twice last month and the API keeps returning 500s. "
     "Also, what would the Team plan cost for 12 seats?"
@@ -680,26 +683,19 @@ def test_a_plain_yes_after_the_confirmation_question_refunds(desk: Desk) -> None
     assert refunds_of(desk, "C-1004") == [("CH-2031",), ("CH-2034",)]
 
 
-def test_the_labelled_support_suite(desk: Desk) -> None:
-    """The 95 support requests through the real classifier (MiniLM fine-tuned on the shipped guides).
-
-    Measured when the suite was written: exact-set match 0.853, micro-F1 0.926 (75 requests used while
-    revising the guides, 20 written afterwards and untouched: 0.95 / 0.974). The floors leave room for
-    numeric differences between machines.
-    """
+def route_suite(desk: Desk, path: Path) -> tuple[list[dict[str, Any]], list[list[str]], dict[str, Any]]:
+    """Every request of a labelled file through the real classifier (MiniLM fine-tuned on the
+    shipped guides, as the graph builds it): the rows, the capabilities chosen for each, and
+    exact-set match and micro P/R/F1 over them."""
     from evals.harness import multi_label_metrics
     from graph.classifier.build import build_scorer
     from graph.models import LLMGateway, ModelProvider
     from nodes.classifier import classify
 
-    data = [json.loads(line) for line in SUITE.read_text(encoding="utf-8").splitlines() if line.strip()]
-    assert len(data) >= 60 and all(r["split"] == "test" for r in data)
+    data = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert all(r["split"] == "test" for r in data)
     names = set(desk.registry.capabilities) | {"out_of_scope"}
     assert all(set(r["labels"]) <= names for r in data)
-    assert (
-        sum(len(r["labels"]) > 1 for r in data) >= 10
-        and sum(r["labels"] == ["out_of_scope"] for r in data) >= 8
-    )
 
     registry = desk.registry
     scorer = build_scorer(registry, desk.settings)  # as the graph builds it, sharing its fine-tune cache
@@ -719,12 +715,90 @@ def test_the_labelled_support_suite(desk: Desk) -> None:
     predicted = [asyncio.run(predict(r["text"])) for r in data]
     labels = sorted({x for row in truth + predicted for x in row})
     metrics = multi_label_metrics(truth, predicted, labels)
-    print(json.dumps(metrics))
-    assert metrics["exact_match"] >= 0.78, metrics
-    assert metrics["micro_f1"] >= 0.88, metrics
+    print(path.name, json.dumps(metrics))
+    return data, predicted, metrics
+
+
+def test_the_labelled_support_suite(desk: Desk) -> None:
+    """The 95 support requests the guides were first written against.
+
+    Measured when the suite was written: exact-set match 0.853, micro-F1 0.926 (75 requests used while
+    revising the guides, 20 written afterwards and untouched: 0.95 / 0.974); with the guides of
+    issue 19 (more phrasings, introductions and declined clauses not scored alone, threshold 0.1):
+    0.968 / 0.985. The floors leave room for numeric differences between machines.
+    """
+    data, predicted, metrics = route_suite(desk, SUITE)
+    assert len(data) >= 60
+    assert (
+        sum(len(r["labels"]) > 1 for r in data) >= 10
+        and sum(r["labels"] == ["out_of_scope"] for r in data) >= 8
+    )
+    assert metrics["exact_match"] >= 0.85, metrics
+    assert metrics["micro_f1"] >= 0.92, metrics
     # The flagship request routes to exactly its three capabilities.
     assert predicted[next(i for i, r in enumerate(data) if r["text"] == MULTI)] == [
         "billing",
         "incidents",
         "sales",
     ]
+
+
+def test_the_held_out_support_requests(desk: Desk) -> None:
+    """130 requests written to a checklist of phrasings (questions, complaints, indirect requests,
+    customer ids in every form, typos, non-native English, 2- and 3-capability requests, negated and
+    hypothetical refunds, out of scope) before the guides were revised, and never developed against:
+    how the shipped guides do on wording no guide was written from.
+
+    Measured (`routegraph eval --data tests/support_desk/data/support_heldout.jsonl --registry
+    registry.yaml`): 0.669 exact-set, micro-F1 0.795 (precision 0.902, recall 0.711) with the
+    guides before issue 19; 0.815 / 0.895 (0.925, 0.866) after. The floors sit a little below, so a
+    regression of a few requests fails here.
+    """
+    data, predicted, metrics = route_suite(desk, HELD_OUT)
+    assert len(data) >= 120
+    assert sum(len(r["labels"]) > 2 for r in data) >= 5
+    assert sum(len(r["labels"]) == 2 for r in data) >= 15
+    assert sum(r["labels"] == ["out_of_scope"] for r in data) >= 15
+    assert metrics["micro_f1"] >= 0.87, metrics
+    assert metrics["micro_precision"] >= 0.90, metrics
+    assert metrics["exact_match"] >= 0.78, metrics
+    # Out of scope stays out: at most two of them are routed anywhere.
+    routed = [p for r, p in zip(data, predicted, strict=True) if r["labels"] == ["out_of_scope"] and p]
+    assert len(routed) <= 2, routed
+
+
+def test_eval_with_a_registry_measures_its_own_guides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`routegraph eval --data FILE --registry PATH`: every row through that registry's classifier
+    (here the shipped guides on the lexical encoder, which needs no fine-tuning), labels checked
+    against its capabilities."""
+    from graph.cli import main
+
+    data = yaml.safe_load((ROOT / "registry.yaml").read_text(encoding="utf-8"))
+    data["classifier"] = {**data["classifier"], "encoder": "lexical", "finetune": False}
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(yaml.safe_dump(data), encoding="utf-8")
+    rows = [
+        ("what is 12 times 7", ["calculator"]),
+        ("what would the Team plan cost for 12 seats", ["sales"]),
+        ("write me a sonnet about the sea", ["out_of_scope"]),
+    ]
+    labelled = tmp_path / "rows.jsonl"
+    labelled.write_text(
+        "".join(json.dumps({"text": t, "labels": labels, "split": "test"}) + "\n" for t, labels in rows),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("ROUTEGRAPH_DATA_DIR", str(tmp_path / "data"))
+    assert main(["eval", "--data", str(labelled), "--registry", str(registry), "--json", "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["rows"] == 3 and result["out_of_scope_rows"] == 1
+    assert set(result["metrics"]) >= {"exact_match", "micro_f1", "micro_precision", "micro_recall"}
+    assert all(r["text"] in {t for t, _ in rows} for r in result["misrouted"])
+
+    wrong = tmp_path / "wrong.jsonl"
+    wrong.write_text(
+        json.dumps({"text": "hello", "labels": ["weather"], "split": "test"}) + "\n", encoding="utf-8"
+    )
+    assert main(["eval", "--data", str(wrong), "--registry", str(registry), "--quiet"]) == 2
+    assert "weather" in capsys.readouterr().err
