@@ -5,6 +5,7 @@ reused."""
 from __future__ import annotations
 
 import itertools
+import os
 import random
 from dataclasses import replace
 from pathlib import Path
@@ -94,3 +95,34 @@ def test_only_the_top_layers_move(tmp_path: Path, layers: int) -> None:
     assert again.weights_tag == encoder.weights_tag
     loaded = again.model.state_dict()
     assert all(torch.equal(loaded[k], tuned[k]) for k in tuned)
+
+
+def test_prepare_builds_the_classifier_so_the_first_ask_loads_it(tmp_path: Path) -> None:
+    """`routegraph prepare` (run by ./scripts/setup) fine-tunes, exports and compiles ahead of time,
+    with progress; the first `ask` afterwards finds everything cached."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "ROUTEGRAPH"))}
+    env |= {"PYTHONPATH": str(root), "ROUTEGRAPH_DATA_DIR": str(tmp_path / "data"), "ROUTEGRAPH_LLM": "off"}
+    env["ROUTEGRAPH_CACHE_DIR"] = os.environ["ROUTEGRAPH_CACHE_DIR"]  # the session's: the suite trains once
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "graph.cli", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=root,
+            timeout=900,
+            check=False,
+        )
+
+    prepared = run("prepare")
+    assert prepared.returncode == 0, prepared.stderr
+    assert "routegraph prepare: ready in" in prepared.stderr and "Traceback" not in prepared.stderr
+    asked = run("ask", "What is 12*7 and what time is it in Tokyo?")
+    assert asked.returncode == 0, asked.stderr
+    assert "84" in asked.stdout
+    assert "fine-tuning" not in asked.stderr and "exporting" not in asked.stderr  # all cached
