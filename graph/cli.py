@@ -181,6 +181,25 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """Build the registry's classifier ahead of its first request: the fine-tune, the ONNX export and
+    the compiled scorer, cached by content under the cache directory (`./scripts/setup` runs this
+    for the shipped registry, so a newcomer's first `ask` does not wait for them)."""
+    settings: Settings = args.settings
+    registry = Registry.from_file(settings.registry)
+    require_encoder(registry.spec.classifier.encoder)
+    from graph.classifier.build import build_scorer
+
+    say = _say(settings.redactor())
+    started = time.monotonic()
+    scorer = build_scorer(registry, settings)
+    scorer.progress = lambda message: say(f"routegraph prepare: {message}")
+    say(f"routegraph prepare: the classifier of {registry.source} (cached under {settings.cache})")
+    scorer.compile()
+    say(f"routegraph prepare: ready in {time.monotonic() - started:.1f} s")
+    return EXIT_OK
+
+
 def report(state: dict[str, Any], thread_id: str) -> dict[str, Any]:
     """The `ask --json` object: the answer and how it was reached."""
     results = state.get("execution_results") or {}
@@ -991,6 +1010,12 @@ def parser() -> argparse.ArgumentParser:
         help="registry file (default: ROUTEGRAPH_REGISTRY, else the shipped one)",
     )
     val.set_defaults(func=cmd_validate)
+
+    prep = add(
+        "prepare",
+        help="build the classifier ahead of the first request (fine-tune, ONNX export, compiled scorer; cached)",
+    )
+    prep.set_defaults(func=cmd_prepare)
 
     draw = add("graph", help="print the compiled graph as a mermaid diagram, or draw it")
     draw.add_argument("--registry", type=Path, help="registry.yaml to use (default: the project's)")

@@ -4,9 +4,12 @@ Each capability starts as the mean embedding of its examples (its description, w
 capability shares it, counts as one more); encoder and prototypes are then
 trained together so that an example is closer to its own capability's prototype than to any
 other (softmax cross-entropy over scaled cosines; sigmoid per capability when an example belongs
-to several, each capability's bias started between its examples' cosines and the others'). The
-adapted weights are saved under the cache directory, keyed by the base model, the guides, the
-settings and the training's version, so a changed guide trains again and an unchanged one loads.
+to several, each capability's bias started between its examples' cosines and the others'). Only
+the top transformer layers train (`FineTune.train_layers`), on batches of texts of similar length:
+a first run's fine-tune then takes a fraction of the time and memory of training all 22 M weights
+(README "Latency"). The adapted weights are saved under the cache directory, keyed by the base
+model, the guides, the settings (the recipe included) and the training's version, so a changed
+guide or recipe trains again and an unchanged one loads.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from graph.classifier.encoders import MiniLMEncoder
 from graph.classifier.guides import LabelGuide
@@ -29,10 +32,11 @@ from graph.progress import emit
 if TYPE_CHECKING:
     import torch
 
-TRAINING = 3
+TRAINING = 4
 """Part of the cache key: bumped when the training itself changes (2: multi-label biases start at
-the boundary; 3: descriptions are examples too), so weights an older version trained are not
-reused, nor curves `routegraph tune` fitted on them."""
+the boundary; 3: descriptions are examples too; 4: only the top layers train, on batches
+of similar lengths), so
+weights an older version trained are not reused, nor curves `routegraph tune` fitted on them."""
 
 
 @dataclass
@@ -53,6 +57,10 @@ class FineTune:
     """The most passes `min_steps` may ask for (a guide set of a few dozen examples)."""
     learning_rate: float = 3e-5
     batch_size: int = 32
+    train_layers: int = 2
+    """The top transformer layers trained; the embeddings and the layers below stay as they are
+    (0: all layers train). Backward passes and optimizer state then cover a sixth of MiniLM's
+    weights, for the same held-out accuracy (README "Latency": measured against all layers)."""
     scale: float = COSINE_SCALE
     seed: int = 0
 
@@ -131,6 +139,22 @@ def boundary_biases(
     return -scale * (pos + neg) / 2
 
 
+BUCKET = 8
+"""Batches drawn together and cut by text length (`_batches`)."""
+
+
+def _batches(order: list[int], lengths: list[int], size: int, rng: random.Random) -> list[list[int]]:
+    """`order` (shuffled) cut into batches of similar lengths: every `BUCKET` batches' worth of texts
+    sorted by length, then cut, then all batches shuffled. A batch is padded to its longest text,
+    and a few long descriptions spread over every batch made each pass several times longer."""
+    batches: list[list[int]] = []
+    for start in range(0, len(order), size * BUCKET):
+        window = sorted(order[start : start + size * BUCKET], key=lambda i: lengths[i])
+        batches += [window[i : i + size] for i in range(0, len(window), size)]
+    rng.shuffle(batches)
+    return batches
+
+
 def _tell(progress: Callable[[str], None] | None, message: str) -> None:
     """To the caller's `progress`, and to the graph's progress stream when compiling inside a run
     (`routegraph ask` prints it in place of a silent `· classifier`)."""
@@ -166,9 +190,71 @@ def finetune_encoder(
             _tell(progress, "exporting the fine-tuned encoder to ONNX (once, a few seconds)")
         return False
 
+    # On the graph's stream only (`routegraph ask`): loading torch takes seconds, which the terminal
+    # otherwise shows as a silent `· classifier`. `progress` callers count the passes.
+    emit("classifier_progress", message="loading the encoder to fine-tune it (first run only, then cached)")
     import torch
 
     model = encoder.own_copy()
+    trained = _trained_parameters(model, spec.train_layers)
+    # One thread, as the encoder was loaded with (`MiniLMEncoder.threads`): on this project's
+    # shared 2-core machine two threads made a pass six times slower, not faster.
+    _train(model, texts, owners, examples, trained, spec, progress)
+    _release_freed_memory()
+    encoder.weights_tag = key
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(model.state_dict(), tmp)
+        tmp.replace(path)
+    if encoder.onnx_dir is not None:
+        _tell(progress, "exporting the fine-tuned encoder to ONNX (once, a few seconds)")
+    return True
+
+
+def _release_freed_memory() -> None:
+    """Hand the training's freed buffers back to the system (glibc keeps them otherwise), so the
+    ONNX export that follows grows from there instead of adding to the training's peak."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        trim = getattr(libc, "malloc_trim", None)
+        if trim is not None:
+            trim(0)
+    except OSError:  # not glibc: nothing to hand back this way
+        pass
+
+
+def _trained_parameters(model: Any, layers: int) -> list[Any]:
+    """The parameters fine-tuning moves: those of the top `layers` transformer layers (all of them
+    for `layers` <= 0 or a model whose layers are not found); the others are frozen, so backward
+    passes stop below the top layers and the optimizer keeps no state for them."""
+    blocks = getattr(getattr(getattr(model[0], "auto_model", None), "encoder", None), "layer", None)
+    if layers <= 0 or blocks is None:
+        return [p for p in model.parameters()]
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    trained = [p for block in list(blocks)[-layers:] for p in block.parameters()]
+    for parameter in trained:
+        parameter.requires_grad_(True)
+    return trained
+
+
+def _train(
+    model: Any,
+    texts: list[str],
+    owners: list[set[int]],
+    examples: int,
+    trained: list[Any],
+    spec: FineTune,
+    progress: Callable[[str], None] | None,
+) -> None:
+    import torch
 
     torch.manual_seed(spec.seed)
     rng = random.Random(spec.seed)
@@ -196,7 +282,7 @@ def finetune_encoder(
             bias.copy_(boundary_biases(base, prototypes, targets, spec.scale))
     optimizer = torch.optim.AdamW(
         [
-            {"params": model.parameters(), "lr": spec.learning_rate},
+            {"params": trained, "lr": spec.learning_rate},
             {"params": [prototypes, bias], "lr": 1e-3},
         ],
         weight_decay=0.01,
@@ -210,8 +296,7 @@ def finetune_encoder(
         eta = " (first run only, then cached)" if left is None else f", about {left:.0f} s left"
         _tell(progress, f"fine-tuning: pass {done + 1}/{passes} over {len(texts)} examples{eta}")
         rng.shuffle(order)
-        for start in range(0, len(order), spec.batch_size):
-            batch = order[start : start + spec.batch_size]
+        for batch in _batches(order, [len(t) for t in texts], spec.batch_size, rng):
             features = model.preprocess([texts[i] for i in batch])
             embedded = torch.nn.functional.normalize(model(features)["sentence_embedding"], dim=1)
             logits = spec.scale * embedded @ torch.nn.functional.normalize(prototypes, dim=1).T
@@ -223,12 +308,5 @@ def finetune_encoder(
             loss.backward()
             optimizer.step()
     model.eval()
-    encoder.weights_tag = key
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(model.state_dict(), tmp)
-        tmp.replace(path)
-    if encoder.onnx_dir is not None:
-        _tell(progress, "exporting the fine-tuned encoder to ONNX (once, a few seconds)")
-    return True
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
