@@ -90,13 +90,22 @@ _THAT = r"(?:(?:that|it|this|the result|the total|the answer)\s+)?"
 _CONTINUATIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(p, re.I), template)
     for p, template in (
-        (rf"^(?:plus|add|\+)\s+(?:an?\s+|the\s+)?(?:[a-z]+\s+){{0,2}}?(?:of\s+)?{_NUM}\s*(?:%|percent)", "* (1 + {0}/100)"),
-        (rf"^(?:minus|less|take off|subtract|-)\s+(?:an?\s+|the\s+)?(?:[a-z]+\s+){{0,2}}?(?:of\s+)?{_NUM}\s*(?:%|percent)", "* (1 - {0}/100)"),
+        (
+            rf"^(?:plus|add|\+)\s+(?:an?\s+|the\s+)?(?:[a-z]+\s+){{0,2}}?(?:of\s+)?{_NUM}\s*(?:%|percent)",
+            "* (1 + {0}/100)",
+        ),
+        (
+            rf"^(?:minus|less|take off|subtract|-)\s+(?:an?\s+|the\s+)?(?:[a-z]+\s+){{0,2}}?(?:of\s+)?{_NUM}\s*(?:%|percent)",
+            "* (1 - {0}/100)",
+        ),
         (rf"^(?:plus|\+|add)\s*{_NUM}", "+ {0}"),
         (rf"^(?:minus|less|-|subtract|take away)\s*{_NUM}", "- {0}"),
         (rf"^(?:times|\*|×|multiplied by|multiply\s+{_THAT}by)\s*{_NUM}", "* {0}"),
         (rf"^(?:divided by|/|÷|over|divide\s+{_THAT}by)\s*{_NUM}", "/ {0}"),
-        (rf"^(?:to the power of|\^|\*\*|raised to(?: the power of)?|raise\s+{_THAT}to(?: the power of)?)\s*{_NUM}", "** {0}"),
+        (
+            rf"^(?:to the power of|\^|\*\*|raised to(?: the power of)?|raise\s+{_THAT}to(?: the power of)?)\s*{_NUM}",
+            "** {0}",
+        ),
         (r"^(?:squared|square\s+(?:that|it|the result))\b", "** 2"),
         (r"^(?:cubed)\b", "** 3"),
         (r"^(?:double|twice)\s+(?:that|it|the result)\b", "* 2"),
@@ -380,9 +389,21 @@ def expression_of(clause: str) -> str | None:
             run = run[1:].strip()
         while run.count(")") > run.count("(") and run.endswith(")"):
             run = run[:-1].strip()
-        if run.count("(") == run.count(")") and re.search(r"\d\s*\)?\s*(?:[-+*/%]|\*\*)\s*\(?\s*(?:sqrt\()?\d|sqrt\(", run):
+        if run.count("(") == run.count(")") and re.search(
+            r"\d\s*\)?\s*(?:[-+*/%]|\*\*)\s*\(?\s*(?:sqrt\()?\d|sqrt\(", run
+        ):
             return " ".join(run.split())
     return None
+
+
+def _grouped(expression: str) -> str:
+    """The expression in parentheses, unless one pair already encloses all of it."""
+    depth = 0
+    for i, ch in enumerate(expression):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth == 0 and i < len(expression) - 1:
+            return f"({expression})"
+    return expression if expression.startswith("(") else f"({expression})"
 
 
 def resolve(
@@ -427,7 +448,7 @@ def resolve(
                 return FollowUp(
                     "follow_up",
                     [entry.capability],
-                    f"({previous}) {op}",
+                    f"{_grouped(previous)} {op}",
                     f"an arithmetic continuation of {entry.capability}: {entry.task!r}",
                 )
     cue = bool(_CUE.search(text))
@@ -446,7 +467,12 @@ def resolve(
     names = {e.capability for e in entries}
     foreign = [n for n in alone if n not in names]
     only_slots = bool(new_slots) and not _words_besides_slots(new_words, new_slots)
-    if foreign and fitting and only_slots and (not correction or any(e in fitting for e in _last_turn(entries))):
+    if (
+        foreign
+        and fitting
+        and only_slots
+        and (not correction or any(e in fitting for e in _last_turn(entries)))
+    ):
         # "sorry, C-1006 I mean", "C-1005?": nothing but a slot that fits the topic.
         alone = [n for n in alone if n in names]
     elif (
