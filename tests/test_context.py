@@ -139,6 +139,10 @@ def test_a_question_about_a_listed_item_stays_with_the_capability_that_listed_it
     # Words that ask for the action go to the capability that acts.
     for request in ("refund that one please", "can you refund the other one?"):
         assert read(request).kind == "switch", request
+    # Any item of the list is anaphora: the topic's capability with the customer carried over.
+    for item in ("was the declined one retried?", "and the most recent one?", "what about the first ones"):
+        follow = resolve(item, topic, turn=2, standalone=nothing)
+        assert (follow.kind, follow.capabilities) == ("follow_up", ["billing"]), item
     # Without the registry's view the classifier's reading stands (no guess).
     assert resolve("can that one be refunded?", topic, turn=2, standalone=lambda t: ["refund"]).kind == "switch"
 

@@ -453,7 +453,7 @@ def resolve(
                 )
     cue = bool(_CUE.search(text))
     correction = bool(_CORRECTION.search(text))
-    anaphora = bool(_ANAPHORA.search(text))
+    anaphora = bool(_ANAPHORA.search(text) or _ITEM.search(text))
     new_words = fragment(text)
     new_slots = slots(new_words)
     fitting = [e for e in entries if any(_slot_fits_clause(s, e.task) for s in new_slots)]
