@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +20,7 @@ from graph.config.settings import Settings
 from graph.context.profiles import StoreOption, resolve_store
 from graph.faults import FaultPlan
 from graph.models import ModelProvider
+from graph.ops.experiments import Dispatch, running
 from graph.ops.otel import node_tracer
 from graph.ops.store import TraceStore, open_store
 from graph.ops.traces import TraceWriter, registry_fingerprint
@@ -99,6 +102,10 @@ def build_graph(
         traces=_trace_writer(traces, registry, settings, clock),
         tracer=node_tracer(settings.otel_endpoint),
     )
+    if (experiment := running(registry)) is not None:
+        # Each variant: its own registry, models, router and (lazily compiled) scorer; the nodes
+        # pick the run's variant (nodes/base.py `Deps.for_run`).
+        deps.experiments = Dispatch(registry, experiment, partial(_variant_deps, deps, models), base=deps)
 
     builder = StateGraph(AgentState, input_schema=AgentInput, output_schema=AgentState)
     builder.add_node("intake", make_intake(deps))
@@ -137,6 +144,18 @@ def build_graph(
     configured = compiled.with_config(recursion_limit=max(25, spec.limits.max_steps * 2 + 10))
     # One turn at a time per thread (a lock where the checkpoints live), for every caller.
     return serialise_threads(configured, wait=spec.limits.max_seconds)
+
+
+def _variant_deps(base: Deps, models: Mapping[str, BaseChatModel] | None, registry: Registry) -> Deps:
+    provider = ModelProvider(
+        {role: registry.spec.models.for_role(role) for role in ModelProvider.roles()},
+        base.settings,
+        enabled=base.settings.llm_enabled(registry.spec.models),
+        overrides=models,
+    )
+    return dataclasses.replace(
+        base, registry=registry, models=provider, router=Router(registry, clock=base.clock), experiments=None
+    )
 
 
 def _trace_writer(

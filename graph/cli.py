@@ -592,6 +592,10 @@ def demo_stores(registry: Registry, data_dir: Path) -> dict[Path, Any]:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Say where demo state lives; `demo reset` restores the demo data (non-destructive elsewhere)."""
+    if args.action == "traffic":
+        from graph.ops.cli import cmd_traffic
+
+        return cmd_traffic(args)
     settings: Settings = args.settings
     data_dir = settings.data_dir.resolve()
     print(f"demo state lives in the data directory {data_dir} (ROUTEGRAPH_DATA_DIR):")
@@ -1083,12 +1087,15 @@ def parser() -> argparse.ArgumentParser:
         "support desk's demo data back (customers, charges; refunds and tickets cleared), so an approved "
         "refund can be demoed again. Only files inside the data directory, unless --db names one.",
     )
-    demo.add_argument("action", nargs="?", choices=("where", "reset"), default="where")
+    demo.add_argument("action", nargs="?", choices=("where", "reset", "traffic"), default="where")
     demo.add_argument(
         "--registry", type=Path, help="registry.yaml (default: ROUTEGRAPH_REGISTRY, else the shipped one)"
     )
     demo.add_argument("--db", type=Path, metavar="FILE", help="reset this database file instead")
     demo.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    from graph.ops.cli import add_traffic_arguments
+
+    add_traffic_arguments(demo)  # `demo traffic` (graph/ops/traffic.py)
     demo.set_defaults(func=cmd_demo)
 
     serve = add("serve", help="serve the graph for LangGraph Studio and the SDK (langgraph dev)")

@@ -49,6 +49,7 @@ from graph.errors import (
 )
 from graph.faults import NO_FAULTS, FaultPlan, plan_for
 from graph.models import LLMGateway, ModelProvider
+from graph.ops.experiments import Dispatch
 from graph.ops.logs import correlation_ids, node_context
 from graph.ops.otel import end_span, node_span
 from graph.ops.traces import TraceWriter
@@ -92,6 +93,26 @@ class Deps:
     """Writes each finished turn's trace (graph/ops/traces.py); None: no traces."""
     tracer: Any = None
     """An OpenTelemetry tracer for a span per node (graph/ops/otel.py); None: no spans."""
+    experiments: Dispatch[Deps] | None = None
+    """The running A/B experiment's variants (graph/ops/experiments.py); None: no experiment."""
+
+    def for_run(self, state: Mapping[str, Any], config: RunnableConfig) -> tuple[Deps, RunnableConfig]:
+        """The dependencies of this run's experiment variant, and the config naming it (the trace
+        records `configurable.experiment` and `variant`); without an experiment, these."""
+        if self.experiments is None:
+            return self, config
+        configurable = dict(config.get("configurable") or {})
+        try:
+            name, deps = self.experiments.choose(configurable, fallback=state.get("control_run_id"))
+        except Exception as exc:  # a variant that cannot be built: the run goes on outside the experiment
+            log.warning(
+                "experiment %s: the run's variant could not be built (%s); the registry as it is runs",
+                self.experiments.experiment.name,
+                redact(" ".join(str(exc).split()) or type(exc).__name__),
+            )
+            return self, config
+        configurable.update(experiment=self.experiments.experiment.name, variant=name)
+        return deps, {**config, "configurable": configurable}
 
     def __post_init__(self) -> None:
         if self.pools is None:
@@ -348,9 +369,10 @@ def make_node(name: str, impl: NodeImpl, deps: Deps) -> RunnableLambda:
             e for e in state.get("control_errors") or [] if e["node"] == name and e["severity"] == "retriable"
         ]
         attempt = mine[0]["attempt"] + 1 if mine else 1
-        llm = gateway(deps, state)
+        own, config = deps.for_run(state, config)  # an experiment's variant, when one runs
+        llm = gateway(own, state)
         started = time.perf_counter()
-        call = NodeCall(deps, llm, attempt, config)
+        call = NodeCall(own, llm, attempt, config)
         budget = asyncio.timeout(max(deps.seconds_left(state), NODE_SLICE))
         try:
             async with budget:

@@ -35,8 +35,9 @@ def test_bench_overhead_reports_every_config(capsys: pytest.CaptureFixture[str])
         assert config["ratio"]["p50"] > 0
         assert config["unexpected_stop_reasons"] == []
         for row in config["per_request"]:
-            # control_steps counts every node execution of the turn, intake included
-            assert row["node_executions"] == row["control_steps"]
+            # control_steps counts every node execution of the turn, intake included, but not the
+            # `profile` node that ends every turn (nodes/profile.py: it counts no step)
+            assert row["node_executions"] == row["control_steps"] + 1
 
 
 def test_bench_llm_calls_one_classifier_call_for_20_capabilities(capsys: pytest.CaptureFixture[str]) -> None:

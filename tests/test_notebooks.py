@@ -57,9 +57,17 @@ SHOWN: dict[str, list[str]] = {
         "Refunded $2,700.00 (approved) to Priya Natarajan",
         "refunds: [('CH-2023', 270000)] next: ()",
     ],
+    "05_operations_loop": [
+        "demo traffic: 120 runs, encoder lexical, experiment threshold-demo",
+        "routing accuracy against feedback:",
+        "Held-out routing accuracy: before",
+        "improves: True",
+        "difference +",
+        "Verdict: overlay vs control:",
+    ],
 }
 """Per notebook, text its executed outputs must contain (what the notebook teaches, as it prints it)."""
-DRAWS = {"01_quickstart", "03_routing_evaluation"}
+DRAWS = {"01_quickstart", "03_routing_evaluation", "05_operations_loop"}
 WARNINGS = ("Warning:", "IProgress not found", "Traceback")
 
 

@@ -44,7 +44,7 @@ CAPABILITY_KEYS = (
     "name, class, description, provides, requires, always_active, enabled, classifier_guide,"
     " orchestrator_guide, approval, side_effects, action_verbs, timeout, retry, options, fallback, rules, pool"
 )
-TOP_LEVEL_KEYS = "version, models, limits, classifier, orchestrator, policy, traces, capabilities, templates"
+TOP_LEVEL_KEYS = "version, models, limits, classifier, orchestrator, policy, traces, capabilities, experiments, templates"
 
 
 def write(

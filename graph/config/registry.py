@@ -32,6 +32,42 @@ from graph.retry import RetryPolicy
 _M = TypeVar("_M", bound=BaseModel)
 
 
+LEARNED_SUFFIX = ".learned.yaml"
+"""`routegraph learn --apply` writes its patch beside the registry as `<name>.learned.yaml`, an
+overlay that `Registry.from_file` merges (delete the file to undo it)."""
+
+
+def learned_file(registry_file: str | Path) -> Path:
+    """The learned overlay that belongs to a registry file: `registry.yaml` -> `registry.learned.yaml`."""
+    path = Path(registry_file)
+    return path.with_name(path.stem + LEARNED_SUFFIX)
+
+
+def merge_overlay(data: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """`data` (a registry as YAML parses it) with `overlay`'s keys replacing its own: mappings merge
+    key by key, anything else is replaced; `capabilities: {NAME: {key: value}}` replaces those keys
+    of the capability named NAME. Raises ValueError on a capability the registry does not have."""
+    merged: dict[str, Any] = dict(data)
+    for key, value in overlay.items():
+        if key == "capabilities" and isinstance(value, Mapping) and isinstance(merged.get(key), list):
+            entries = list(merged.get("capabilities") or [])
+            names = [e.get("name") if isinstance(e, Mapping) else None for e in entries]
+            unknown = [n for n in value if n not in names]
+            if unknown:
+                raise ValueError(
+                    f"the overlay names capabilities the registry does not have: {', '.join(unknown)}"
+                )
+            merged["capabilities"] = [
+                {**e, **value[e["name"]]} if isinstance(e, Mapping) and e.get("name") in value else e
+                for e in entries
+            ]
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_overlay(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def default_registry() -> Path:
     """The shipped application's registry: `registry.yaml` in the `capabilities` package (package
     data; in a source checkout, a link to the top-level file, so the path shown is that file)."""
@@ -95,9 +131,31 @@ class Registry:
         allow = self.spec.policy.allowed_capabilities
         return name in self.capabilities and (allow is None or name in allow)
 
+    @property
+    def data(self) -> dict[str, Any]:
+        """The registry as YAML data (what was set, not the defaults): what overlays apply to."""
+        return self.spec.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+    def with_overlay(self, overlay: Mapping[str, Any], *, source: str | None = None) -> Registry:
+        """This registry with `overlay` merged (`merge_overlay`), validated; its experiments dropped
+        (a variant runs in no experiment of its own). Raises `RegistryError`."""
+        name = source or f"{self.source} (overlay)"
+        data = self.data
+        data.pop("experiments", None)
+        try:
+            merged = merge_overlay(data, overlay)
+        except ValueError as exc:
+            raise RegistryError([Problem(name, None, "", str(exc))]) from None
+        path = Path(self.source)
+        base = path.parent if path.is_file() else None
+        return Registry.from_dict(merged, source=name, base_dir=base)
+
     @classmethod
-    def from_file(cls, path: str | Path | None = None) -> Registry:
-        """Load and validate a registry file; raise `RegistryError` listing every problem."""
+    def from_file(cls, path: str | Path | None = None, *, learned: bool = True) -> Registry:
+        """Load and validate a registry file; raise `RegistryError` listing every problem.
+
+        `learned`: merge the overlay `routegraph learn --apply` wrote beside it (`learned_file`),
+        when there is one."""
         file = Path(path) if path is not None else default_registry()
         try:
             with file.open("rb") as handle:  # at most one byte past the limit: /dev/zero ends too
@@ -112,7 +170,33 @@ class Registry:
         except UnicodeDecodeError as exc:
             message = f"cannot read the file: not UTF-8 text (byte {exc.start}: {exc.reason})"
             raise RegistryError([Problem(str(file), None, "", message)]) from None
+        extra = learned_file(file)
+        if learned and extra.is_file():
+            return cls._with_learned(text, file, extra)
         return cls.from_text(text, source=str(file), base_dir=file.resolve().parent)
+
+    @classmethod
+    def _with_learned(cls, text: str, file: Path, extra: Path) -> Registry:
+        data, lines, problems = load_yaml(text, str(file))
+        if data is None and problems:
+            raise RegistryError(problems)
+        try:
+            overlay_text = extra.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RegistryError(
+                [Problem(str(extra), None, "", f"cannot read the learned overlay: {exc}")]
+            ) from None
+        overlay, _, more = load_yaml(overlay_text, str(extra))
+        if more or not isinstance(overlay, dict):
+            raise RegistryError(
+                more or [Problem(str(extra), None, "", "the learned overlay must be a mapping")]
+            )
+        if isinstance(data, dict):
+            try:
+                data = merge_overlay(data, overlay)
+            except ValueError as exc:
+                raise RegistryError([Problem(str(extra), None, "", str(exc))]) from None
+        return cls._validate(data, str(file), lines, problems, file.resolve().parent)
 
     @classmethod
     def from_text(
@@ -188,6 +272,7 @@ class Registry:
                     )
         templates: dict[str, type[Capability]] = {}
         if spec is not None:
+            _check_overlays(spec, data, report)
             templates = _check_pools(spec, capabilities, report)
         if problems or spec is None:
             raise RegistryError(sorted(problems, key=lambda p: p.line or 0))
@@ -235,6 +320,25 @@ def _check_pools(
             continue
         classes[template.name] = found
     return classes
+
+
+def _check_overlays(spec: RegistryFile, data: Mapping[str, Any], report: _Reporter) -> None:
+    """Each experiment variant's overlay must leave a valid registry."""
+    base = {k: v for k, v in data.items() if k != "experiments"}
+    for i, experiment in enumerate(spec.experiments):
+        for j, variant in enumerate(experiment.variants):
+            if not variant.overlay:
+                continue
+            try:
+                RegistryFile.model_validate(merge_overlay(base, variant.overlay))
+            except ValidationError as exc:
+                said = "; ".join(f"{format_path(tuple(e['loc']))}: {e['msg']}" for e in exc.errors())
+                report(
+                    ("experiments", i, "variants", j, "overlay"),
+                    f"the overlay leaves an invalid registry: {said}",
+                )
+            except ValueError as exc:
+                report(("experiments", i, "variants", j, "overlay"), str(exc))
 
 
 def _valid_or_none(model: type[_M], data: Any) -> _M | None:

@@ -424,6 +424,67 @@ class TracesConfig(_Strict):
     """At most this many traces are kept, the newest (None: no bound)."""
 
 
+OVERLAY_KEYS = frozenset({"classifier", "models", "orchestrator", "capabilities"})
+"""What an experiment variant's overlay may replace: what the classifier, planner and models read per
+run. Limits and policy are the router's, one per graph: not per variant."""
+OVERLAY_CAPABILITY_KEYS = frozenset({"classifier_guide", "orchestrator_guide", "description"})
+"""What an overlay may replace in a capability, under `capabilities: {NAME: {...}}`."""
+
+
+class VariantSpec(_Strict):
+    """One arm of an experiment: its share of the traffic and what it changes."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    share: Share
+    """The fraction of users (or threads) assigned to it; the shares of an experiment add up to 1."""
+    overlay: dict[str, Any] = Field(default_factory=dict)
+    """Registry keys it replaces (mappings merge, anything else is replaced): `classifier`,
+    `models`, `orchestrator`, and `capabilities: {NAME: {classifier_guide, orchestrator_guide,
+    description}}`. Empty: the registry as it is (the control)."""
+
+    @field_validator("overlay")
+    @classmethod
+    def _known_keys(cls, overlay: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(overlay) - OVERLAY_KEYS)
+        if unknown:
+            raise ValueError(
+                f"an overlay may replace {', '.join(sorted(OVERLAY_KEYS))}, not {', '.join(unknown)}"
+            )
+        caps = overlay.get("capabilities", {})
+        if not isinstance(caps, dict):
+            raise ValueError("`capabilities` in an overlay maps capability names to the keys they replace")
+        for name, keys in caps.items():
+            if not isinstance(keys, dict) or set(keys) - OVERLAY_CAPABILITY_KEYS:
+                raise ValueError(
+                    f"capabilities.{name}: an overlay may replace {', '.join(sorted(OVERLAY_CAPABILITY_KEYS))}"
+                )
+        return overlay
+
+
+class ExperimentSpec(_Strict):
+    """An A/B experiment (graph/ops/experiments.py): each run is assigned a variant by a stable hash
+    of the user (or thread) id and the experiment's name, and runs with that variant's overlay."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    variants: list[VariantSpec] = Field(min_length=2)
+    """The first is the control that the others are compared with."""
+    assign_by: Literal["user", "thread"] = "user"
+    """`user`: the run's `configurable.user_id` (its thread id when it has none); `thread`: the thread id."""
+    enabled: Flag = True
+    """A stopped experiment (false) keeps its traces for analysis and assigns nothing."""
+
+    @field_validator("variants")
+    @classmethod
+    def _shares(cls, variants: list[VariantSpec]) -> list[VariantSpec]:
+        names = [v.name for v in variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"variant names must differ: {', '.join(names)}")
+        total = sum(v.share for v in variants)
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"the shares add up to {total:g}, not 1")
+        return variants
+
+
 class RegistryFile(_Strict):
     """The whole registry.yaml."""
 
@@ -435,5 +496,18 @@ class RegistryFile(_Strict):
     policy: PolicyConfig = PolicyConfig()
     traces: TracesConfig = TracesConfig()
     capabilities: list[CapabilitySpec] = Field(min_length=1)
+    experiments: list[ExperimentSpec] = Field(default_factory=list)
+    """A/B experiments; at most one enabled at a time (a run is in one experiment)."""
+
+    @field_validator("experiments")
+    @classmethod
+    def _one_running(cls, experiments: list[ExperimentSpec]) -> list[ExperimentSpec]:
+        names = [e.name for e in experiments]
+        if len(set(names)) != len(names):
+            raise ValueError(f"experiment names must differ: {', '.join(names)}")
+        running = [e.name for e in experiments if e.enabled]
+        if len(running) > 1:
+            raise ValueError(f"one experiment runs at a time; enabled: {', '.join(running)}")
+        return experiments
     templates: list[TemplateSpec] = Field(default_factory=list)
     """Recipes for specialist instances created at run time (see `TemplateSpec`)."""

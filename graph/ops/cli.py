@@ -47,7 +47,55 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> None:
     an.add_argument(
         "--registry", type=_path, help="registry.yaml whose encoder clusters the uncovered requests"
     )
+    an.add_argument(
+        "--experiment",
+        metavar="NAME",
+        help="compare the variants of this A/B experiment (z-test, Fisher's exact test, verdict)",
+    )
     an.set_defaults(func=cmd_analytics)
+
+    ln = add("learn", help="turn corrected feedback into guide examples, measured on held-out feedback")
+    ln.add_argument(
+        "--since", default="all", help="feedback on traces since: 7d, 24h, a date, or all (default)"
+    )
+    ln.add_argument("--holdout", type=float, default=0.3, help="share of the requests held out (default 0.3)")
+    ln.add_argument(
+        "--split", choices=("hash", "time"), default="hash", help="hold out by text hash or newest"
+    )
+    ln.add_argument("--max-per-capability", type=int, default=25, help="new examples per capability at most")
+    ln.add_argument(
+        "--out", type=_path, metavar="FILE", help="also write the patch (a registry overlay) here"
+    )
+    ln.add_argument(
+        "--holdout-out",
+        type=_path,
+        metavar="FILE",
+        help="write the held-out requests with their feedback as labelled JSON lines (for `demo traffic --data`)",
+    )
+    ln.add_argument(
+        "--apply",
+        action="store_true",
+        help="write the patch to registry.learned.yaml beside the registry (merged on load); refused "
+        "unless it improves held-out accuracy",
+    )
+    ln.add_argument("--registry", type=_path, help="registry.yaml to patch")
+    ln.add_argument("--json", action="store_true", help="print one JSON object")
+    ln.set_defaults(func=cmd_learn)
+
+    rp = add("replay", help="re-route logged requests with a candidate registry; McNemar against feedback")
+    rp.add_argument(
+        "--candidate",
+        "--with",
+        dest="candidate",
+        type=_path,
+        required=True,
+        metavar="FILE",
+        help="the candidate registry.yaml, or a registry overlay (e.g. from `learn --out`)",
+    )
+    rp.add_argument("--since", default="all", help="traces since: 7d, 24h, a date, or all (default)")
+    rp.add_argument("--registry", type=_path, help="the baseline registry.yaml (default: the current one)")
+    rp.add_argument("--json", action="store_true", help="print one JSON object")
+    rp.set_defaults(func=cmd_replay)
 
     dr = add("doctor", help="check the registry, encoder, stores, migrations and model endpoint")
     dr.add_argument("--registry", type=_path, help="registry.yaml to check")
@@ -134,6 +182,8 @@ def cmd_analytics(args: argparse.Namespace) -> int:
     registry = Registry.from_file(settings.registry)
     store = open_store(settings)
     try:
+        if args.experiment:
+            return _experiment(args, settings, registry, store, since)
         result = analytics(store, since=since, embed=encoder_embed(settings, registry))
     finally:
         store.close()
@@ -216,6 +266,307 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     else:
         print(format_checks(checks))
     return EXIT_OK if healthy(checks) else EXIT_FAIL
+
+
+def _since(command: str, text: str) -> tuple[float | None, bool]:
+    from graph.ops.analytics import parse_since
+
+    try:
+        return (None if text in ("all", "") else parse_since(text)), True
+    except ValueError as exc:
+        print(f"routegraph {command}: {exc}", file=sys.stderr)
+        return None, False
+
+
+def _json(settings: Settings, value: Any) -> str:
+    return json.dumps(settings.redactor().redact_value(jsonable(value)), ensure_ascii=False, allow_nan=False)
+
+
+def _experiment(
+    args: argparse.Namespace, settings: Settings, registry: Registry, store: Any, since: float | None
+) -> int:
+    from graph.ops.experiments import compare_experiment
+
+    spec = next((e for e in registry.spec.experiments if e.name == args.experiment), None)
+    order = [v.name for v in spec.variants] if spec else None
+    result = compare_experiment(store, args.experiment, since, variants=order)
+    if args.json:
+        print(_json(settings, result))
+    else:
+        print(settings.redactor().redact(format_experiment(result, args.since)))
+    return EXIT_OK if result["runs"] else EXIT_FAIL
+
+
+def _p(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def format_experiment(r: dict[str, Any], since: str) -> str:
+    runs = ", ".join(f"{v} {n}" for v, n in r["runs"].items()) or "none"
+    lines = [f"Experiment {r['experiment']} (traces since {since}): runs {runs}"]
+    for v in r["variants"]:
+        m = r["metrics"][v]
+        lines.append(
+            f"  {v:<18} success {_rate(m['success'])}\n  {'':<18} clarify {_rate(m['clarify'])}\n"
+            f"  {'':<18} feedback accuracy {_rate(m['accuracy'])}"
+        )
+    for c in r["comparisons"]:
+        lines.append(f"{c['variant']} - {c['control']}:")
+        for metric in ("success", "clarify", "accuracy"):
+            x = c[metric]
+            if x["difference"] is None:
+                lines.append(f"  {metric:<9} no data")
+                continue
+            low, high = x["ci95"]
+            lines.append(
+                f"  {metric:<9} diff {x['difference']:+.1%} (95% CI {low:+.1%} to {high:+.1%}); "
+                f"z p={_p(x['p_z'])}, Fisher p={_p(x['p_fisher'])}"
+            )
+    lines.append("Verdict: " + r["verdict"])
+    return "\n".join(lines)
+
+
+def _progress(label: str) -> Callable[[int, int], None]:
+    def show(done: int, total: int) -> None:
+        if done == total or done % 25 == 0:
+            print(
+                f"\r{label}: {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True
+            )
+
+    return show
+
+
+def cmd_learn(args: argparse.Namespace) -> int:
+    import yaml
+
+    from graph.config.registry import learned_file
+    from graph.ops.learn import learn
+    from graph.ops.store import open_store
+
+    settings: Settings = args.settings
+    since, ok = _since("learn", args.since)
+    if not ok:
+        return EXIT_INVALID
+    if not 0 < args.holdout < 1:
+        print("routegraph learn: --holdout is a share between 0 and 1", file=sys.stderr)
+        return EXIT_INVALID
+    registry = Registry.from_file(settings.registry)
+    store = open_store(settings)
+    try:
+        result = learn(
+            store, registry, settings, since=since, holdout=args.holdout, split=args.split,
+            max_per_capability=args.max_per_capability, progress=_progress("learn: routing offline"),
+        )  # fmt: skip
+    finally:
+        store.close()
+    text = yaml.safe_dump(result["overlay"], sort_keys=False, allow_unicode=True)
+    if args.out is not None and result["overlay"]:
+        args.out.write_text(text, encoding="utf-8")
+    if args.holdout_out is not None:
+        rows = (json.dumps(row, ensure_ascii=False) + "\n" for row in result["held_out"])
+        args.holdout_out.write_text("".join(rows), encoding="utf-8")
+    if args.json:
+        print(_json(settings, result))
+    else:
+        print(settings.redactor().redact(format_learn(result)))
+    if not args.apply:
+        return EXIT_OK
+    if not result["improves"]:
+        print(f"routegraph learn: not applied: {result['reason']}", file=sys.stderr)
+        return EXIT_FAIL
+    target = learned_file(registry.source)
+    if target.exists():
+        backup = target.with_name(target.name + ".bak")
+        backup.write_text(target.read_text(encoding="utf-8"), encoding="utf-8")
+    target.write_text(
+        "# Written by `routegraph learn --apply` (graph/ops/learn.py); delete it to undo.\n" + text,
+        encoding="utf-8",
+    )
+    print(f"applied: {target} (merged into {registry.source} on every load)")
+    return EXIT_OK
+
+
+def format_learn(r: dict[str, Any]) -> str:
+    from graph.ops.learn import format_diff
+
+    lines = [
+        f"Feedback: {r['feedback_requests']} distinct requests with a known answer; learn set "
+        f"{r['learn_requests']} ({r['learn_misrouted']} routed wrong now), held out {r['holdout_requests']} "
+        f"(split by {r['split']})",
+        f"Patch: {len(r['additions'])} new examples",
+    ]
+    if r["additions"]:
+        lines.append(format_diff(r["additions"]))
+    e = r["evaluation"]
+    if e is not None:
+        lines.append(f"Held-out routing accuracy before: {_rate(e['before'])}")
+        lines.append(f"Held-out routing accuracy after:  {_rate(e['after'])}")
+        t = e["table"]
+        lines.append(
+            f"Paired: both right {t[0][0]}, only before {t[0][1]}, only after {t[1][0]}, both wrong {t[1][1]}; "
+            f"McNemar p={_p(e['mcnemar']['p'])} ({'exact' if e['mcnemar']['exact'] else 'chi-square'})"
+        )
+        lines.append("Verdict: " + e["verdict"])
+    lines.append(("Improves: " if r["improves"] else "Does not improve: ") + r["reason"])
+    return "\n".join(lines)
+
+
+def candidate_registry(path: Any, baseline: Registry) -> Registry:
+    """A full registry file, or an overlay (no `capabilities` list) applied to the baseline."""
+    import yaml
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if isinstance(data, dict) and isinstance(data.get("capabilities"), list):
+        return Registry.from_file(path)
+    if data is not None and not isinstance(data, dict):
+        raise yaml.YAMLError(f"{path} is neither a registry nor a registry overlay (a mapping)")
+    return baseline.with_overlay(data or {}, source=f"{baseline.source} + {path}")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import yaml
+
+    from graph.ops.replay import replay
+    from graph.ops.store import open_store
+
+    settings: Settings = args.settings
+    since, ok = _since("replay", args.since)
+    if not ok:
+        return EXIT_INVALID
+    baseline = Registry.from_file(settings.registry)
+    try:
+        candidate = candidate_registry(args.candidate, baseline)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        print(f"routegraph replay: cannot read {args.candidate}: {_first_line(exc)}", file=sys.stderr)
+        return EXIT_INVALID
+    store = open_store(settings)
+    try:
+        result = replay(
+            store,
+            candidate,
+            settings,
+            baseline=baseline,
+            since=since,
+            progress=_progress("replay: routing offline"),
+        )
+    finally:
+        store.close()
+    if args.json:
+        print(_json(settings, result))
+    else:
+        print(settings.redactor().redact(format_replay(result)))
+    return EXIT_OK
+
+
+def format_replay(r: dict[str, Any]) -> str:
+    t = r["table"]
+    lines = [
+        f"Replayed {r['requests']} distinct requests with feedback: baseline {r['baseline_source']}, "
+        f"candidate {r['candidate_source']}",
+        f"Baseline accuracy:  {_rate(r['baseline'])}",
+        f"Candidate accuracy: {_rate(r['candidate'])}",
+        f"{'':<18} {'cand. right':>12} {'cand. wrong':>12}",
+        f"{'baseline right':<18} {t[0][0]:>12} {t[0][1]:>12}",
+        f"{'baseline wrong':<18} {t[1][0]:>12} {t[1][1]:>12}",
+        f"McNemar ({'exact' if r['mcnemar']['exact'] else 'chi-square, continuity-corrected'}): p={_p(r['mcnemar']['p'])}",
+        "Verdict: " + r["verdict"],
+    ]
+    return "\n".join(lines)
+
+
+def add_traffic_arguments(demo: argparse.ArgumentParser) -> None:
+    """`routegraph demo traffic` options (the `demo` parser is graph/cli.py's)."""
+    demo.add_argument("--n", type=int, default=500, help="traffic: runs (default 500)")
+    demo.add_argument("--seed", type=int, default=0, help="traffic: seed of the draws (default 0)")
+    demo.add_argument("--feedback-rate", type=float, default=0.6, help="traffic: share of runs with feedback")
+    demo.add_argument(
+        "--days", type=float, default=7.0, help="traffic: spread over the last N days (default 7)"
+    )
+    demo.add_argument("--encoder", default="lexical", help="traffic: classifier encoder (default lexical)")
+    demo.add_argument(
+        "--weaken",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="traffic: remove this share of each capability's guide examples",
+    )
+    demo.add_argument(
+        "--variant-overlay",
+        type=_path,
+        metavar="FILE",
+        help="traffic: run experiment overlay-demo: control vs this registry overlay",
+    )
+    demo.add_argument("--no-experiment", action="store_true", help="traffic: no experiment")
+    demo.add_argument(
+        "--data",
+        type=_path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="traffic: labelled JSON lines (text, labels); default: the support desk's",
+    )
+    demo.add_argument("--json", action="store_true", help="traffic: print one JSON object")
+
+
+def cmd_traffic(args: argparse.Namespace) -> int:
+    import yaml
+
+    from graph.ops.traffic import demo_traffic
+
+    settings: Settings = args.settings
+    if args.n < 1 or not 0 <= args.feedback_rate <= 1 or not 0 <= args.weaken < 1 or args.days <= 0:
+        print(
+            "routegraph demo traffic: --n >= 1, --feedback-rate in [0, 1], --weaken in [0, 1), --days > 0",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    overlay = None
+    if args.variant_overlay is not None:
+        try:
+            overlay = yaml.safe_load(args.variant_overlay.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            print(
+                f"routegraph demo traffic: cannot read {args.variant_overlay}: {_first_line(exc)}",
+                file=sys.stderr,
+            )
+            return EXIT_INVALID
+        if not isinstance(overlay, dict):
+            print(
+                f"routegraph demo traffic: {args.variant_overlay} is not a registry overlay (a mapping)",
+                file=sys.stderr,
+            )
+            return EXIT_INVALID
+    result = demo_traffic(
+        settings, n=args.n, seed=args.seed, feedback_rate=args.feedback_rate, days=args.days,
+        data=args.data, encoder=args.encoder or None, weaken=args.weaken, variant_overlay=overlay,
+        experiment=not args.no_experiment, say=lambda line: print(line, file=sys.stderr, flush=True),
+    )  # fmt: skip
+    if args.json:
+        print(_json(settings, result))
+        return EXIT_OK
+    print(
+        f"demo traffic: {result['runs']} runs in {result['seconds']} s ({result['failed']} failed), "
+        f"encoder {result['encoder']}"
+    )
+    print("stop reasons: " + ", ".join(f"{k} {v}" for k, v in result["stop_reasons"].items()))
+    print("feedback: " + (", ".join(f"{k} {v}" for k, v in result["feedback"].items()) or "none"))
+    print(f"traces: {result['store']}")
+    print(
+        f"demo registry: {result['registry']}"
+        + (f" (+ {result['learned_overlay']})" if result["learned_overlay"] else "")
+    )
+    reg = result["registry"]
+    print("next:")
+    print(f"  routegraph analytics --since all --registry {reg}")
+    if result["experiment"]:
+        print(f"  routegraph analytics --since all --registry {reg} --experiment {result['experiment']}")
+    print(f"  routegraph learn --registry {reg} --out learned.yaml")
+    print(f"  routegraph replay --registry {reg} --candidate learned.yaml")
+    return EXIT_OK
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
