@@ -1,6 +1,6 @@
 """The multi-turn suite: follow-up routing accuracy over labelled conversations.
 
-`python -m evals.conversations [--data FILE] [--split dev|heldout|all] [--json]` runs each
+`python -m evals.conversations [--data FILE] [--split dev|heldout|heldout2|all] [--json]` runs each
 conversation of tests/data/conversations.jsonl (its format: tests/data/conversations.md) on its own
 thread of the real graph (offline: the few-shot scorer, the deterministic planner, the template
 answers; a fresh data directory, so the support desk's database starts from its seed) and prints
@@ -177,7 +177,7 @@ async def evaluate(
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m evals.conversations", description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="conversations JSONL")
-    p.add_argument("--split", choices=("dev", "heldout", "all"), default="all")
+    p.add_argument("--split", choices=("dev", "heldout", "heldout2", "all"), default="all")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     report = asyncio.run(evaluate(load(args.data, args.split)))

@@ -17,8 +17,10 @@ from collections.abc import Sequence
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
+from graph.config.registry import Registry
 from graph.context.followups import FollowUp, resolve
 from graph.errors import CriticalError
+from graph.intent import side_effect_intent
 from graph.models import add_notes
 from graph.state import AgentState
 from nodes.base import NodeCall, Update
@@ -111,6 +113,24 @@ def affinity(call: NodeCall, text: str, names: Sequence[str]) -> dict[str, float
     return {s.name: s.confidence for s in call.deps.scorer.score(text, list(names))}
 
 
+def asks_action(registry: Registry, text: str, name: str) -> bool:
+    """Whether the words ask a capability with side effects to act ("refund that one", "can you
+    refund it?"), not only about its action ("can that one be refunded?", "is it refundable?"):
+    the router's intent check says act, or says confirm with one of its action verbs as written."""
+    verbs = registry[name].action_verbs if name in registry else ()
+    if not verbs:
+        return False
+    intent = side_effect_intent(text, verbs).kind
+    if intent == "act":
+        return True
+    # "refund" as written, not "refunded" / "refundable" (those ask about the action).
+    return intent == "confirm" and any(re.search(rf"\b{re.escape(v)}\b", text, re.I) for v in verbs)
+
+
+def has_side_effects(registry: Registry, name: str) -> bool:
+    return name in registry and bool(registry[name].side_effects)
+
+
 def read_follow_up(state: AgentState, call: NodeCall, text: str) -> FollowUp:
     """How this message relates to the thread's topic (offline; see graph/context/followups.py)."""
     turn = state.get("task_turn", 0)
@@ -123,6 +143,8 @@ def read_follow_up(state: AgentState, call: NodeCall, text: str) -> FollowUp:
         standalone=lambda t: standalone_selection(call, t),
         affinity=lambda t, names: affinity(call, t, names),
         offer=offered,
+        acts=lambda t, name: asks_action(call.deps.registry, t, name),
+        side_effects=lambda name: has_side_effects(call.deps.registry, name),
     )
 
 

@@ -10,11 +10,14 @@ import pytest
 from langchain_core.messages import HumanMessage
 from langgraph.store.memory import InMemoryStore
 
+from capabilities.calculator import evaluate, extract_expression
+from graph.config.registry import Registry
 from graph.config.settings import Settings
 from graph.context import followups, profiles
 from graph.context.followups import resolve, slots, substitute
 from graph.errors import ConfigError
 from graph.redact import Redactor
+from nodes.task_extraction import asks_action, has_side_effects
 from tests.conftest import answer
 
 MULTI = [
@@ -73,6 +76,75 @@ def test_the_topic_keeps_recent_capabilities_first() -> None:
     topic = followups.topic_after(MULTI, {"clock": "what time is it in Paris?"}, turn=2)
     assert [e["capability"] for e in topic] == ["clock", "calculator"]
     assert followups.topic_after(topic, {"clock": "x"}, turn=9) == [{"capability": "clock", "task": "x", "turn": 9}]
+
+
+def test_an_arithmetic_continuation_continues_the_previous_expression() -> None:
+    calc = [{"capability": "calculator", "task": "what's 15 plus 27", "turn": 1}]
+    steps = [
+        ("and minus 7?", "(15 + 27) - 7", 35),
+        ("times 3?", "(18 + 24) * 3", 126),
+        ("then divide that by 2?", "((18 + 24) * 3) / 2", 63),
+        ("plus tax of 8%?", "(100 + 50) * (1 + 8/100)", 162),
+        ("squared?", "(15/100*80) ** 2", 144),
+    ]
+    previous = {"times 3?": "what's 18 + 24", "then divide that by 2?": "(18 + 24) * 3",
+                "plus tax of 8%?": "what is 100 + 50", "squared?": "what's 15% of 80"}
+    for text, task, value in steps:
+        topic = [{"capability": "calculator", "task": previous.get(text, calc[0]["task"]), "turn": 1}]
+        follow = resolve(text, topic, turn=2, standalone=nothing)
+        assert (follow.kind, follow.capabilities, follow.task) == ("follow_up", ["calculator"], task)
+        # The calculator reads the rewritten task as one expression.
+        assert evaluate(extract_expression(follow.task) or "") == pytest.approx(value)
+    # After a multi-intent turn it continues the clause that holds the arithmetic, not the latest one.
+    multi = [{"capability": "clock", "task": "what time is it in Tokyo?", "turn": 1}, MULTI[0]]
+    assert resolve("and minus 4?", multi, turn=2, standalone=nothing).capabilities == ["calculator"]
+    # No expression in the topic, or more than an operator and its operand: not a continuation.
+    assert resolve("and minus 7?", MULTI[1:], turn=2, standalone=nothing).task != "(12*7) - 7"
+    assert followups.continuation("times 3 apples for my kids please") is None
+    assert followups.continuation("and in Paris?") is None
+    assert followups.expression_of("look up C-1004 and CH-2034") is None
+
+
+def test_a_correction_that_is_only_a_slot_replaces_the_slot_of_its_kind() -> None:
+    account = [{"capability": "account", "task": "pull up customer C-1002", "turn": 1}]
+    # The classifier reads "C-1006" alone as billing: too few words to name another need.
+    billing = lambda t: ["billing"]  # noqa: E731
+    fix = resolve("sorry, C-1006 I mean", account, turn=2, standalone=billing)
+    assert (fix.kind, fix.capabilities, fix.task) == ("correction", ["account"], "pull up customer C-1006")
+    by_mail = [{"capability": "account", "task": "look up the account for jane@acme.io", "turn": 1}]
+    fix = resolve("no, I meant priya@nimbuslabs.dev", by_mail, turn=2, standalone=billing)
+    assert (fix.capabilities, fix.task) == (["account"], "look up the account for priya@nimbuslabs.dev")
+    # Words besides the slot that name another need still switch.
+    assert resolve("sorry, what are the charges on C-1006", account, turn=2, standalone=billing).kind == "switch"
+
+
+def test_a_question_about_a_listed_item_stays_with_the_capability_that_listed_it() -> None:
+    registry = Registry.from_file(Path(__file__).resolve().parent.parent / "registry.yaml")
+    topic = [{"capability": "billing", "task": "I think you billed us twice, I'm omar@brightpath.co", "turn": 1}]
+
+    def read(text: str) -> followups.FollowUp:
+        return resolve(
+            text,
+            topic,
+            turn=2,
+            standalone=lambda t: ["refund"],
+            acts=lambda t, name: asks_action(registry, t, name),
+            side_effects=lambda name: has_side_effects(registry, name),
+        )
+
+    for question in ("can that one be refunded?", "is the last one refundable?"):
+        follow = read(question)
+        assert (follow.kind, follow.capabilities) == ("follow_up", ["billing"]), question
+        assert follow.task and "omar@brightpath.co" in follow.task
+    # Words that ask for the action go to the capability that acts.
+    for request in ("refund that one please", "can you refund the other one?"):
+        assert read(request).kind == "switch", request
+    # Any item of the list is anaphora: the topic's capability with the customer carried over.
+    for item in ("was the declined one retried?", "and the most recent one?", "what about the first ones"):
+        follow = resolve(item, topic, turn=2, standalone=nothing)
+        assert (follow.kind, follow.capabilities) == ("follow_up", ["billing"]), item
+    # Without the registry's view the classifier's reading stands (no guess).
+    assert resolve("can that one be refunded?", topic, turn=2, standalone=lambda t: ["refund"]).kind == "switch"
 
 
 # --- profiles -----------------------------------------------------------------------------------
@@ -147,6 +219,8 @@ def test_and_in_paris_after_a_multi_intent_turn_does_not_repeat_the_arithmetic(m
     assert selected(third) == ["clock"] and "Europe/Berlin" in answer(third)
     switch = turn(graph, "ok, now what's 3+4?")
     assert selected(switch) == ["calculator"] and "7" in answer(switch) and "Berlin" not in answer(switch)
+    more = turn(graph, "and times 10?")
+    assert selected(more) == ["calculator"] and "70" in answer(more)
 
 
 def test_the_profile_node_records_the_turn_in_the_store_and_shapes_answers(make_graph: Any) -> None:

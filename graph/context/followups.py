@@ -20,6 +20,19 @@ with the clause of the request it ran for ("what time is it in Tokyo" for clock 
   Paris"), else the new words come first and the old clause after them as context (capabilities
   read the first match), which is how the inputs carry over.
 
+Three classes are settled before that:
+
+- an **arithmetic continuation** ("and minus 7?", "times 3?", "then divide that by 2", "plus tax
+  of 8%?", "squared?"): an operator and its operand with nothing else to act on continues the
+  latest topic clause that holds an expression: "(15 + 27) - 7";
+- an **elliptical slot that fits** (its new words are only slots, one of which replaces a slot of
+  the same kind in a topic clause: "sorry, C-1006 I mean", "C-1005?"): the words are too few to
+  name another need, so the classifier's reading of them alone cannot make it a switch;
+- **anaphora to an item** ("that one", "the last one", "the other one") whose new words the
+  classifier gives to a capability with side effects: a question about the action ("can that one
+  be refunded?") stays with the topic capability that listed the item; only words that ask for
+  the action (`acts`, the router's side-effect intent: "refund that one") switch to it.
+
 Slots are found by their shape: an e-mail address, an identifier (`C-1007`, `CH-2034`), an amount,
 an arithmetic expression, a number, a capitalised name; lower-case words (a place typed in lower
 case) replace the clause's name when there is one. Everything here is pure: the nodes call it.
@@ -65,6 +78,53 @@ _LEAD = re.compile(
     r"what of|same (?:for|with|but|again|thing for)|same|for|in|at|on|with|the)\W+)+",
     re.I,
 )
+_ITEM = re.compile(
+    r"\b(?:that|this|the other|the (?:last|first|latest|most recent|previous|second|third|\w+ed)) ones?\b|"
+    r"\bthe other\b",
+    re.I,
+)
+"""Anaphora to one item of a list an answer gave ("the last one", "the declined one", "the other")."""
+_NUM = r"(\d+(?:\.\d+)?)"
+_CONT_LEAD = re.compile(r"^\W*(?:(?:ok(?:ay)?|so|and|then|now|also|next|what about|how about)\W+)*", re.I)
+_THAT = r"(?:(?:that|it|this|the result|the total|the answer)\s+)?"
+_CONTINUATIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(p, re.I), template)
+    for p, template in (
+        (
+            rf"^(?:plus|add|\+)\s+(?:an?\s+|the\s+)?(?:[a-z]+\s+){{0,2}}?(?:of\s+)?{_NUM}\s*(?:%|percent)",
+            "* (1 + {0}/100)",
+        ),
+        (
+            rf"^(?:minus|less|take off|subtract|-)\s+(?:an?\s+|the\s+)?(?:[a-z]+\s+){{0,2}}?(?:of\s+)?{_NUM}\s*(?:%|percent)",
+            "* (1 - {0}/100)",
+        ),
+        (rf"^(?:plus|\+|add)\s*{_NUM}", "+ {0}"),
+        (rf"^(?:minus|less|-|subtract|take away)\s*{_NUM}", "- {0}"),
+        (rf"^(?:times|\*|×|multiplied by|multiply\s+{_THAT}by)\s*{_NUM}", "* {0}"),
+        (rf"^(?:divided by|/|÷|over|divide\s+{_THAT}by)\s*{_NUM}", "/ {0}"),
+        (
+            rf"^(?:to the power of|\^|\*\*|raised to(?: the power of)?|raise\s+{_THAT}to(?: the power of)?)\s*{_NUM}",
+            "** {0}",
+        ),
+        (r"^(?:squared|square\s+(?:that|it|the result))\b", "** 2"),
+        (r"^(?:cubed)\b", "** 3"),
+        (r"^(?:double|twice)\s+(?:that|it|the result)\b", "* 2"),
+        (r"^half\s+(?:of\s+)?(?:that|it|the result)\b", "/ 2"),
+    )
+)
+_CONT_REST = re.compile(r"^[\W_]*(?:(?:then|now|please|instead|again)[\W_]*)*$", re.I)
+_SYMBOLS = (
+    (re.compile(rf"{_NUM}\s*(?:%|percent)\s+of\s+{_NUM}", re.I), r"(\1/100*\2)"),
+    (re.compile(rf"(?:square root of|sqrt)\s*\(?\s*{_NUM}\s*\)?", re.I), r"sqrt(\1)"),
+    (re.compile(r"\bmultiplied by\b|\btimes\b|×", re.I), "*"),
+    (re.compile(r"\bdivided by\b|÷", re.I), "/"),
+    (re.compile(r"\bplus\b", re.I), "+"),
+    (re.compile(r"\bminus\b", re.I), "-"),
+    (re.compile(r"\bto the power of\b|\^", re.I), "**"),
+    (re.compile(r"\bsquared\b", re.I), "**2"),
+)
+_ARITH_RUN = re.compile(r"(?<![\w-])(?:sqrt\(|[\d(])[\d\s.+\-*/%()sqrt]*")
+
 STOPWORDS = frozenset(
     [
         "a",
@@ -307,6 +367,45 @@ def is_yes(text: str) -> bool:
     return bool(_YES.search(text)) and not slots(text) and len(content_words(text)) <= 2
 
 
+def continuation(text: str) -> str | None:
+    """The operator and operand an arithmetic continuation adds ("and minus 7?" -> "- 7"; "plus
+    tax of 8%" -> "* (1 + 8/100)"); None when the message is anything more than that."""
+    body = _CONT_LEAD.sub("", " ".join(text.split()))
+    for pattern, template in _CONTINUATIONS:
+        m = pattern.match(body)
+        if m and _CONT_REST.match(body[m.end() :]):
+            return template.format(*m.groups())
+    return None
+
+
+def expression_of(clause: str) -> str | None:
+    """The arithmetic a clause holds, in symbols ("what's 15 plus 27" -> "15 + 27"); None if none."""
+    text = clause
+    for pattern, symbol in _SYMBOLS:
+        text = pattern.sub(symbol, text)
+    for m in _ARITH_RUN.finditer(text):
+        run = m.group(0).strip().rstrip("+-*/% ")
+        while run.count("(") > run.count(")") and run.startswith("("):
+            run = run[1:].strip()
+        while run.count(")") > run.count("(") and run.endswith(")"):
+            run = run[:-1].strip()
+        if run.count("(") == run.count(")") and re.search(
+            r"\d\s*\)?\s*(?:[-+*/%]|\*\*)\s*\(?\s*(?:sqrt\()?\d|sqrt\(", run
+        ):
+            return " ".join(run.split())
+    return None
+
+
+def _grouped(expression: str) -> str:
+    """The expression in parentheses, unless one pair already encloses all of it."""
+    depth = 0
+    for i, ch in enumerate(expression):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth == 0 and i < len(expression) - 1:
+            return f"({expression})"
+    return expression if expression.startswith("(") else f"({expression})"
+
+
 def resolve(
     text: str,
     topic: Sequence[Mapping[str, Any]],
@@ -315,6 +414,8 @@ def resolve(
     standalone: Callable[[str], Sequence[str]],
     affinity: Callable[[str, Sequence[str]], Mapping[str, float]] | None = None,
     offer: Sequence[str] = (),
+    acts: Callable[[str, str], bool] | None = None,
+    side_effects: Callable[[str], bool] | None = None,
 ) -> FollowUp:
     """How the message `text` relates to the thread's `topic` (entries, most recent first).
 
@@ -322,6 +423,9 @@ def resolve(
     called for a candidate follow-up). `affinity(text, names)`: their confidences per topic
     capability, to pick among topic entries when the slot's kind does not. `offer`: the
     capabilities a previous turn offered and did not run (a plain yes accepts them).
+    `side_effects(name)`: whether a capability acts (moves money, writes); `acts(text, name)`:
+    whether the words ask for that action rather than about it (both: the registry's and the
+    router's view; without them anaphora never overrides the classifier).
     """
     text = " ".join(text.split())
     entries = [TopicEntry(str(e["capability"]), str(e["task"]), int(e.get("turn", 0))) for e in topic]
@@ -338,9 +442,18 @@ def resolve(
             )
     if not entries:
         return FollowUp("new")
+    if (op := continuation(text)) is not None:
+        for entry in entries:  # most recent first
+            if (previous := expression_of(entry.task)) is not None:
+                return FollowUp(
+                    "follow_up",
+                    [entry.capability],
+                    f"{_grouped(previous)} {op}",
+                    f"an arithmetic continuation of {entry.capability}: {entry.task!r}",
+                )
     cue = bool(_CUE.search(text))
     correction = bool(_CORRECTION.search(text))
-    anaphora = bool(_ANAPHORA.search(text))
+    anaphora = bool(_ANAPHORA.search(text) or _ITEM.search(text))
     new_words = fragment(text)
     new_slots = slots(new_words)
     fitting = [e for e in entries if any(_slot_fits_clause(s, e.task) for s in new_slots)]
@@ -352,6 +465,25 @@ def resolve(
         return FollowUp("new")
     alone = [n for n in standalone(text) if n]
     names = {e.capability for e in entries}
+    foreign = [n for n in alone if n not in names]
+    only_slots = bool(new_slots) and not _words_besides_slots(new_words, new_slots)
+    if (
+        foreign
+        and fitting
+        and only_slots
+        and (not correction or any(e in fitting for e in _last_turn(entries)))
+    ):
+        # "sorry, C-1006 I mean", "C-1005?": nothing but a slot that fits the topic.
+        alone = [n for n in alone if n in names]
+    elif (
+        foreign
+        and _ITEM.search(text)
+        and side_effects is not None
+        and acts is not None
+        and all(side_effects(n) and not acts(text, n) for n in foreign)
+    ):
+        # "can that one be refunded?" asks about the listed item, not for the action.
+        alone = [n for n in alone if n in names]
     if alone and not set(alone) <= names:
         return FollowUp(
             "switch", [], None, f"the new words name another need ({', '.join(alone)}), not a follow-up"
@@ -375,6 +507,13 @@ def resolve(
     rewritten = _rewrite(text, new_words, new_slots, entry.task, anaphora=anaphora)
     why = "a correction of" if correction else "a follow-up to"
     return FollowUp(kind, [entry.capability], rewritten, f"{why} {entry.capability}: {entry.task!r}")
+
+
+def _words_besides_slots(text: str, found: Sequence[Slot]) -> list[str]:
+    rest = text
+    for slot in sorted(found, key=lambda s: -s.start):
+        rest = rest[: slot.start] + " " + rest[slot.end :]
+    return content_words(rest)
 
 
 def _slot_fits_clause(new: Slot, clause: str) -> bool:
@@ -425,6 +564,8 @@ __all__ = [
     "TopicEntry",
     "appended",
     "content_words",
+    "continuation",
+    "expression_of",
     "fragment",
     "is_yes",
     "resolve",
