@@ -774,3 +774,15 @@ def test_worth_training_needs_two_capabilities_with_examples_enough() -> None:
     described_only = [LabelGuide(g.name, (), description=f"{g.name} requests") for g in GUIDES]
     assert not worth_training(described_only)
     assert not worth_training(GUIDES[:1])
+
+
+def test_a_comma_splits_before_a_contraction_too() -> None:
+    """", I'm jane@acme.io" after a request is a clause of its own (an introduction, not scored as a
+    need), so the request is scored without it: the lexical encoder routed "refund my duplicate
+    charge, I'm jane@acme.io" to clarify when the two were one clause."""
+    from graph.classifier.clauses import clause_spans, names_a_need
+
+    text = "refund my duplicate charge, I'm jane@acme.io"
+    spans = clause_spans(text)
+    assert [text[a:b] for a, b in spans] == ["refund my duplicate charge", "I'm jane@acme.io"]
+    assert names_a_need(text, spans) == [True, False]
