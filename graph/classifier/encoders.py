@@ -278,7 +278,7 @@ class MiniLMEncoder:
                 return None
             log.info("exporting %s to %s (once)", self.identity, folder)
             export(model, folder)
-        runtime = OnnxModel(folder, precision=self.precision, threads=self.threads)
+        runtime = shared_runtime(folder, self.precision, self.threads)
         with self._lock:
             self._runtime = (folder, runtime)
         return runtime
@@ -556,6 +556,25 @@ def trainable(encoder: Encoder) -> MiniLMEncoder | None:
     if isinstance(encoder, HybridEncoder):
         return encoder.dense
     return None
+
+
+_RUNTIMES: dict[tuple[str, str, int | None], OnnxModel] = {}
+_RUNTIMES_LOCK = threading.Lock()
+
+
+def shared_runtime(folder: Path, precision: Precision, threads: int | None) -> OnnxModel:
+    """One onnxruntime session per exported model and process, whichever encoder (or graph) asks.
+
+    The folder's name is the content key of the weights it holds (`onnx_folder`), so two folders of
+    the same name hold the same model: a process that builds many graphs (a server reloading its
+    registry, a test suite, a notebook) keeps one session of about 100 MB per model instead of one
+    per graph. A session runs concurrent requests; `OnnxModel` locks its tokenizer."""
+    key = (folder.name, precision, threads)
+    with _RUNTIMES_LOCK:
+        runtime = _RUNTIMES.get(key)
+        if runtime is None:
+            runtime = _RUNTIMES[key] = OnnxModel(folder, precision=precision, threads=threads)
+        return runtime
 
 
 @functools.lru_cache(maxsize=4)
