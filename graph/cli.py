@@ -1226,7 +1226,9 @@ def redacted_logging(redactor: Redactor) -> Iterator[list[logging.Handler]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command and return its exit code (the module docstring lists them)."""
-    if hasattr(signal, "SIGPIPE"):  # `routegraph graph | head` ends quietly
+    if argv is None and hasattr(signal, "SIGPIPE"):  # `routegraph graph | head` ends quietly
+        # Only as the process's own command: called from Python (tests, a notebook), the default
+        # action would kill the caller's process on any write to a closed socket or pipe.
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     _tolerant_output()
     args = parser().parse_args(argv)

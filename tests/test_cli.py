@@ -481,3 +481,15 @@ def test_the_prompt_on_a_real_terminal(
         assert "routegraph ask: interrupted" in shown
     if answer == b"\x04":
         assert "(no answer: denied)" in shown
+
+
+def test_main_called_from_python_leaves_sigpipe_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    """`routegraph` as a process dies quietly on a closed pipe (`routegraph graph | head`); called
+    from Python it must not change the caller's SIGPIPE handling, or a later write to a closed socket
+    kills the caller's whole process (a test run died of it)."""
+    import signal
+
+    before = signal.getsignal(signal.SIGPIPE)
+    assert main(["validate"]) == 0
+    capsys.readouterr()
+    assert signal.getsignal(signal.SIGPIPE) == before
