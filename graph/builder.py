@@ -136,6 +136,8 @@ def build_graph(
     builder.add_edge("profile", END)
     if store == "auto" and checkpointer == "none":
         store = "none"  # a host that brings its persistence brings its store (the LangGraph server)
+    elif store == "auto" and checkpointer in ("sqlite", "memory"):
+        store = checkpointer  # an explicit local checkpointer: the profiles stay local too
     compiled = builder.compile(
         checkpointer=resolve_checkpointer(checkpointer, settings),
         store=resolve_store(store, settings),

@@ -1247,10 +1247,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         handlers, level=args.log_level or args.settings.log_level, fmt=args.settings.log_format, redactor=redactor
     ):
         code = _dispatch(args, redactor)
-    if argv is None and abandoned_work():
-        # A step that ran out of time left its thread running (a blocking call, a fine-tune): the
-        # interpreter's shutdown would wait for or tear down native code under it (torch aborts
-        # with "terminate called without an active exception"). The answer is printed: leave now.
+    if argv is None and (code == EXIT_INTERRUPTED or abandoned_work()):
+        # A step that ran out of time left its thread running (a blocking call, a fine-tune), or
+        # Ctrl-C cut a turn short: the interpreter's shutdown would wait for or tear down work
+        # under way (torch aborts with "terminate called without an active exception"; a Ctrl-C
+        # at the approval prompt hung there). Everything is printed: leave now.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

