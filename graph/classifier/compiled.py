@@ -73,6 +73,7 @@ class CachedScorer(FewShotScorer):
             self.use_descriptions,
             self.split_clauses,
             self._head_weight,
+            self._head_lexical,
             self.calibration is None,
         ]
         return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()[:24]

@@ -25,6 +25,16 @@ HEAD_EPOCHS = 200
 HEAD_L2 = 1e-3
 HEAD_FOLDS = 4
 """Cross-fitted calibration scores each example with a head trained on the other folds."""
+HEAD_LEXICAL = 0.4
+"""Share of the head's features that are lexical n-grams (`LexicalEncoder`) when the encoder is a
+dense sentence embedding: the head reads `[sqrt(1 - s) * dense, sqrt(s) * lexical]` while the
+prototypes stay dense. A sentence embedding blurs the exact words that separate near intents
+("freeze my card" / "report my card lost"); the head weighs them where they help."""
+
+
+def joined(dense: np.ndarray, lexical: np.ndarray, share: float) -> np.ndarray:
+    """The head's rows: both halves unit length, so the row is too."""
+    return np.hstack([np.sqrt(1.0 - share) * dense, np.sqrt(share) * lexical]).astype(np.float32)
 
 
 def probabilities(similarity: np.ndarray, bias: np.ndarray) -> np.ndarray:
