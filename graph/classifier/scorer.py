@@ -26,7 +26,16 @@ from graph.classifier.clauses import clause_spans, names_a_need
 from graph.classifier.encoders import Encoder, HybridEncoder, LexicalEncoder, trainable
 from graph.classifier.finetune import FineTune
 from graph.classifier.guides import LabelGuide, example_owners, guides_from_registry
-from graph.classifier.head import HEAD_LEXICAL, Head, TrainingRows, blend, cross_fitted, joined, train_head
+from graph.classifier.head import (
+    HEAD_LEXICAL,
+    Head,
+    TrainingRows,
+    blend,
+    cross_fitted,
+    joined,
+    sparse_lexical,
+    train_head,
+)
 from graph.classifier.prototypes import GuideVectors, embed_guides, leave_one_out_similarities, similarities
 from graph.classifier.thresholds import THRESHOLD_GRID, choose_thresholds, guide_threshold
 
@@ -35,8 +44,6 @@ __all__ = ["FewShotScorer", "Score", "guides_from_registry"]
 
 DENSE_HEAD_WEIGHT = 0.75
 """`head_weight` for dense encoders."""
-HEAD_CHUNK = 256
-"""Rows the head scores at once when it reads lexical features (bounds the memory of wide rows)."""
 
 
 @dataclass(frozen=True)
@@ -139,20 +146,20 @@ class FewShotScorer:
             self.calibration = self._guide_calibration(training)
         self._compiled = True
 
-    def _lexical(self, texts: Sequence[str]) -> np.ndarray:
-        """Lexical vectors of `texts` for the head, IDF fitted on the guides (refitted after a
-        compiled scorer is loaded from its cache: the same guides give the same vectors)."""
+    def _lexical(self) -> LexicalEncoder:
+        """The head's lexical features, IDF fitted on the guides (fitted again after a compiled
+        scorer is loaded from its cache: the same guides give the same vectors)."""
         if self._lexicon is None:
             lexicon = LexicalEncoder()
             lexicon.fit(self._corpus())
             self._lexicon = lexicon
-        return self._lexicon.encode(texts)
+        return self._lexicon
 
     def _head_rows(self, vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         """What the head reads: the encoder's vectors, joined with lexical ones (`head_lexical`)."""
         if self._head_lexical <= 0 or not len(texts):
             return vectors
-        return joined(vectors, self._lexical(texts), self._head_lexical)
+        return joined(vectors, self._lexical().encode(texts), self._head_lexical)
 
     def _head_vectors(self, vectors: GuideVectors) -> GuideVectors:
         """The guides' rows as the head reads them (positives, negatives, descriptions)."""
@@ -165,17 +172,12 @@ class FewShotScorer:
         )
 
     def _head_scores(self, vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
-        """The head's probabilities, in chunks (a lexical row is as wide as its hashed space)."""
+        """The head's probabilities; lexical features read sparse (`Head.joined`)."""
         head = self._head
         assert head is not None
-        if self._head_lexical <= 0 or len(texts) <= HEAD_CHUNK:
-            return head(self._head_rows(vectors, texts))
-        return np.vstack(
-            [
-                head(self._head_rows(vectors[i : i + HEAD_CHUNK], texts[i : i + HEAD_CHUNK]))
-                for i in range(0, len(texts), HEAD_CHUNK)
-            ]
-        )
+        if self._head_lexical <= 0:
+            return head(vectors)
+        return head.joined(vectors, sparse_lexical(self._lexical(), texts), self._head_lexical)
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         """Encode with a disk cache keyed by the encoder's identity and the texts themselves."""
