@@ -13,7 +13,7 @@ import pytest
 from graph.classifier import FewShotScorer, LabelGuide
 from graph.classifier.compiled import CachedScorer
 from graph.classifier.encoders import HybridEncoder, LexicalEncoder, MiniLMEncoder
-from graph.classifier.head import HEAD_LEXICAL
+from graph.classifier.head import HEAD_LEXICAL, Head, joined, sparse_lexical
 from tests.test_routing import GUIDES
 
 SAMPLE = Path(__file__).parent.parent / "evals" / "data" / "clinc150_sample.jsonl"
@@ -110,3 +110,21 @@ def test_the_hybrid_head_is_wider_than_the_encoder_and_scores_the_same_after_a_c
     other.compile()
     assert len(list(tmp_path.glob("compiled-*.npz"))) == 2
     assert not np.array_equal(other.raw_scores(texts), expected)
+
+
+def test_the_head_reads_lexical_features_sparse_with_the_same_scores() -> None:
+    """Scoring reads each request's few hundred lexical features (`sparse_lexical`, `Head.joined`),
+    not its 16k-wide row: the same probabilities as the dense rows the head was trained on."""
+    lexicon = LexicalEncoder()
+    lexicon.fit([t for g in GUIDES for t in g.positives])
+    texts = ["will it rain in Rome", "play jazz", ""]
+    dense = lexicon.encode(texts)
+    sparse = sparse_lexical(lexicon, texts)
+    for row, (index, value) in zip(dense, sparse, strict=True):
+        rebuilt = np.zeros_like(row)
+        np.add.at(rebuilt, index, value)
+        assert np.allclose(rebuilt, row, atol=1e-6)
+    rng = np.random.default_rng(0)
+    embedded = rng.normal(size=(3, 8)).astype(np.float32)
+    head = Head(rng.normal(size=(8 + lexicon.dim, 4)).astype(np.float32) * 0.1, np.zeros(4, np.float32))
+    assert np.allclose(head.joined(embedded, sparse, 0.4), head(joined(embedded, dense, 0.4)), atol=1e-5)
