@@ -43,7 +43,8 @@ from graph.classifier.thresholds import THRESHOLD_GRID, choose_thresholds, guide
 __all__ = ["FewShotScorer", "Score", "guides_from_registry"]
 
 DENSE_HEAD_WEIGHT = 0.75
-"""`head_weight` for dense encoders."""
+"""`head_weight` for dense encoders: with lexical features the head sees more than the prototypes
+and earns the larger share (0.5 before them; README "The hybrid head" has the figures)."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ class FewShotScorer:
     head_weight: float | None = None
     """Share of the score from the linear head (`head`); the rest is the prototype similarity.
     0 disables the head. Default: 1.0 for the lexical encoder (sparse n-gram features are used
-    far better by a discriminative head than by centroids), 0.5 for dense sentence embeddings."""
+    far better by a discriminative head than by centroids), `DENSE_HEAD_WEIGHT` for dense sentence
+    embeddings."""
     head_lexical: float | None = None
     """Share of the head's features that are lexical n-grams (`head.HEAD_LEXICAL`); the
     prototypes stay the encoder's. 0: the head reads the encoder's vectors alone. Default:
@@ -111,6 +113,8 @@ class FewShotScorer:
         with self._lock:
             if not self._compiled:
                 self._compile()
+                if self._head is not None and self._head_lexical > 0:
+                    self._lexical()  # here, not on the first request (a cached compile skips it)
         return self
 
     def _corpus(self) -> list[str]:
