@@ -18,7 +18,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from graph.config.registry import Registry
-from graph.context.followups import FollowUp, guide_lexicon, resolve
+from graph.context.followups import FollowUp, guide_lexicon, resolve, vocabulary
 from graph.errors import CriticalError
 from graph.intent import side_effect_intent
 from graph.models import add_notes
@@ -124,14 +124,12 @@ def plausible(call: NodeCall, text: str, names: Sequence[str]) -> list[str]:
     ]
 
 
-def lexicon(registry: Registry) -> dict[str, frozenset[str]]:
-    """Each routable capability's own words, from its description and positive guide examples
-    (a few hundred short texts: cheap enough to read each time)."""
-    texts = {
+def guide_texts(registry: Registry) -> dict[str, list[str]]:
+    """Each routable capability's description and positive guide examples."""
+    return {
         c.name: [c.description, *(ex.query for ex in c.classifier_guide.examples if ex.result)]
         for c in registry.routable
     }
-    return guide_lexicon(texts)
 
 
 def feeds(registry: Registry, provider: str, consumer: str) -> bool:
@@ -164,6 +162,7 @@ def read_follow_up(state: AgentState, call: NodeCall, text: str) -> FollowUp:
     turn = state.get("task_turn", 0)
     offer = state.get("approval_offer")
     offered = offer["capabilities"] if offer and offer.get("turn") == turn - 1 else []
+    texts = guide_texts(call.deps.registry)  # a few hundred short texts: cheap to read each time
     return resolve(
         text,
         state.get("context_topic") or [],
@@ -174,7 +173,9 @@ def read_follow_up(state: AgentState, call: NodeCall, text: str) -> FollowUp:
         acts=lambda t, name: asks_action(call.deps.registry, t, name),
         side_effects=lambda name: has_side_effects(call.deps.registry, name),
         plausible=lambda t, names: plausible(call, t, names),
-        lexicon=lexicon(call.deps.registry),
+        lexicon=guide_lexicon(texts),
+        known=vocabulary(texts),
+        routable=list(texts),
         feeds=lambda a, b: feeds(call.deps.registry, a, b),
     )
 

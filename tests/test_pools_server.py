@@ -73,7 +73,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             except OSError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("routegraph serve did not start:\n" + (tmp / "server.log").read_text()[-3000:])
+                raise RuntimeError(
+                    "routegraph serve did not start:\n" + (tmp / "server.log").read_text()[-3000:]
+                )
             time.sleep(0.3)
         yield {"url": url, "tmp": tmp}
     finally:
@@ -111,7 +113,9 @@ def test_the_cli_creates_lists_scales_and_retires_instances_on_a_live_server(ser
     before = instances(listed, "echo")
     assert before and all(h == "healthy" for h in before.values())
 
-    code, made, _ = pools(server, "create", "echo_fast", "--as", "fast-a", "--capacity", "3", "--option", "label=X")
+    code, made, _ = pools(
+        server, "create", "echo_fast", "--as", "fast-a", "--capacity", "3", "--option", "label=X"
+    )
     assert code == 0 and made["instance"]["name"] == "fast-a" and made["instance"]["capacity"] == 3
     code, listed, _ = pools(server, "list")
     assert instances(listed, "echo").get("fast-a") == "healthy"

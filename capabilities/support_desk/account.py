@@ -250,7 +250,6 @@ class Account(Capability):
             GuideExample(
                 query="when does my current subscription run out", reason="the end of the subscription"
             ),
-            GuideExample(query="which plan am I on", reason="own plan, the customer known from earlier"),
             GuideExample(
                 query="I was charged twice last month, I'm jane@acme.io",
                 result=False,

@@ -239,6 +239,10 @@ STOPWORDS = frozenset(
         "it's",
         "isn't",
         "am",
+        "how's",
+        "hows",
+        "doing",
+        "going",
     ]
 )
 
@@ -517,6 +521,8 @@ def resolve(
     plausible: Callable[[str, Sequence[str]], Sequence[str]] | None = None,
     lexicon: Mapping[str, frozenset[str]] | None = None,
     feeds: Callable[[str, str], bool] | None = None,
+    known: frozenset[str] = frozenset(),
+    routable: Sequence[str] = (),
 ) -> FollowUp:
     """How the message `text` relates to the thread's `topic` (entries, most recent first).
 
@@ -528,7 +534,8 @@ def resolve(
     whether the words ask for that action rather than about it (both: the registry's and the
     router's view; without them anaphora never overrides the classifier). `plausible(text, names)`:
     those of `names` the classifier finds a plausible reading of the words (at or above their
-    threshold, winning or not). `lexicon`: each capability's own words (`guide_lexicon`).
+    threshold, winning or not). `lexicon`: each capability's own words (`guide_lexicon`); `known`:
+    every word the guides use (`vocabulary`). `routable`: every capability the router may pick.
     `feeds(a, b)`: whether capability `a` provides what `b` requires (then `b`, not `a`, is what
     a turn that ran both was about).
     """
@@ -584,8 +591,15 @@ def resolve(
     # webhooks service healthy?" is a request of its own that happens to start with "and". A short
     # turn in a topic capability's own words ("is SSO ok?" after a service's status) is one too.
     elliptical = size <= 2 or bool(fitting)
-    topical = size <= 3 and any(own.values())
-    if not (correction or anaphora or (cue and elliptical) or (size <= 3 and fitting) or topical):
+    # A slot that fits, or a word of the topic, is not enough when the other words ask for
+    # something no capability knows ("what's the weather in Paris?" after the time in Tokyo).
+    unknown = bool(known) and any(
+        stem(w) not in known and w not in " ".join(e.task for e in entries).lower()
+        for w in _words_besides_slots(new_words, new_slots)
+    )
+    topical = size <= 2 and any(own.values()) and not unknown
+    slotted = size <= 3 and bool(fitting) and not unknown
+    if not (correction or anaphora or (cue and elliptical) or slotted or topical):
         return FollowUp("new")
     alone = [n for n in standalone(reading) if n]
     names = {e.capability for e in entries}
@@ -628,6 +642,25 @@ def resolve(
             "switch", [], None, f"the new words name another need ({', '.join(alone)}), not a follow-up"
         )
     pool = _last_turn(entries) if correction else entries
+    ruled_out = _ruled_out(text, names, lexicon or {}) if correction else set()
+    if (
+        ruled_out
+        and not alone
+        and affinity is not None
+        and (others := [n for n in routable if n not in ruled_out])
+    ):
+        # "I meant my plan, not the invoices": the words the user rules out are the topic's own;
+        # the rest is read against every other capability, the old clause kept as context.
+        scores = affinity(new_words or reading, others)
+        instead = max(others, key=lambda n: scores.get(n, 0.0))
+        if scores.get(instead, 0.0) > 0.0:
+            clause = _last_turn(entries)[0].task
+            return FollowUp(
+                "correction",
+                [instead],
+                appended(reading, clause),
+                f"a correction away from {', '.join(sorted(ruled_out))}",
+            )
     if alone:
         pool = [e for e in pool if e.capability in alone] or pool
     # The topic's own words first ("the API" is a service, whatever clause has a name), then how
@@ -692,6 +725,13 @@ def _fold_introductions(entries: list[TopicEntry]) -> list[TopicEntry]:
     return out
 
 
+def _ruled_out(text: str, names: set[str], lexicon: Mapping[str, frozenset[str]]) -> set[str]:
+    """The topic capabilities whose own words a correction rules out ("..., not the invoices")."""
+    negated = " ".join(m.group(0) for m in _NEGATED.finditer(text))
+    words = {stem(w) for w in content_words(negated)}
+    return {n for n in names if words & lexicon.get(n, frozenset())}
+
+
 def _own_words(
     text: str, found: Sequence[Slot], names: Sequence[str], lexicon: Mapping[str, frozenset[str]]
 ) -> dict[str, int]:
@@ -711,6 +751,11 @@ def stem(word: str) -> str:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             return word[: -len(suffix)]
     return word
+
+
+def vocabulary(guides: Mapping[str, Sequence[str]]) -> frozenset[str]:
+    """Every (stemmed) content word the guides use: what the capabilities know to ask about."""
+    return frozenset(stem(w) for texts in guides.values() for text in texts for w in content_words(text))
 
 
 def guide_lexicon(guides: Mapping[str, Sequence[str]], *, max_owners: int = 2) -> dict[str, frozenset[str]]:
@@ -794,4 +839,5 @@ __all__ = [
     "stem",
     "substitute",
     "topic_after",
+    "vocabulary",
 ]
