@@ -260,9 +260,6 @@ class Billing(Capability):
             ),
             GuideExample(query="how much was our last payment", reason="the amount billed"),
             GuideExample(
-                query="every charge you have made to mei@lanternhq.com", reason="a list of charges by email"
-            ),
-            GuideExample(
                 query="has my card been debited for the new seats yet? C-1002",
                 reason="whether a charge went through",
             ),

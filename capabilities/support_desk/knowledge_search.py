@@ -172,7 +172,6 @@ class KnowledgeSearch(Capability):
             ),
             GuideExample(query="where in the dashboard can I download my invoices", reason="how-to"),
             GuideExample(query="how do I make someone an admin", reason="how-to"),
-            GuideExample(query="how can I get a copy of all our workspace data as a file", reason="how-to"),
             GuideExample(query="how many days do I have to request a refund", reason="policy"),
             GuideExample(query="what uptime do you promise on Enterprise", reason="SLA"),
             GuideExample(query="how do I update the card we pay with", reason="how-to"),
