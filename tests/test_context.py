@@ -332,6 +332,13 @@ def test_an_introduction_belongs_to_the_clauses_of_its_turn_and_the_consumer_lea
     assert order.capabilities == ["billing"]
 
 
+def test_ditto_and_likewise_are_cues_even_though_no_guide_uses_them() -> None:
+    topic = [{"capability": "account", "task": "how many seats does diego@solmarket.mx have", "turn": 2}]
+    for text in ("ditto for C-1002", "likewise for C-1002"):
+        follow = resolve(text, topic, turn=3, standalone=nothing, known=KNOWN)
+        assert (follow.capabilities, follow.task) == (["account"], "how many seats does C-1002 have"), text
+
+
 def test_a_withdrawn_request_is_not_followed_up() -> None:
     topic = [
         {

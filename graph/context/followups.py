@@ -51,7 +51,8 @@ FollowUpKind = Literal["follow_up", "correction", "confirmation", "switch", "new
 
 _CUE = re.compile(
     r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool)\W+)?"
-    r"(and|also|plus|or|then|what about|how about|what of|same (?:for|with|but|again|thing for)|same)\b",
+    r"(and|also|plus|or|then|what about|how about|what of|same (?:for|with|but|again|thing for)|same|ditto|"
+    r"likewise|again|repeat (?:that|it|this))\b",
     re.I,
 )
 _CORRECTION = re.compile(
@@ -77,7 +78,8 @@ _YES = re.compile(
 )
 _LEAD = re.compile(
     r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool|and|also|plus|or|then|now|what about|how about|"
-    r"what of|same (?:for|with|but|again|thing for)|same|for|in|at|on|with|the)\W+)+",
+    r"what of|same (?:for|with|but|again|thing for)|same|ditto|likewise|again|repeat (?:that|it|this)|"
+    r"for|in|at|on|with|the)\W+)+",
     re.I,
 )
 _ITEM = re.compile(
