@@ -9,10 +9,10 @@ import asyncio
 from evals.conversations import DEFAULT_DATA, evaluate, load
 
 FLOOR = 0.97
-"""All 146 follow-up turns: 0.986 measured."""
+"""All 162 follow-up turns: 0.981 measured."""
 SPLIT_FLOORS = {"dev": 0.95, "heldout": 0.94, "heldout2": 0.95}
-"""Per split, just under what was measured (session 12): dev 0.975 (81 turns, 46 of them in the 38
-conversations d01-d38 written for the miss classes: 0.652 before that session's changes), heldout
+"""Per split, just under what was measured (session 12): dev 0.979 (97 turns, 62 of them in the 51
+conversations d01-d51 written for the miss classes: 0.726 before that session's changes), heldout
 1.0 (19 turns; looked at three times, no longer clean), heldout2 1.0 (46 turns; 0.848 when measured
 clean, 0.891 and 0.957 in later sessions; no longer clean either)."""
 
@@ -23,7 +23,7 @@ def test_the_suite_is_labelled_as_promised() -> None:
     splits = [r["split"] for r in rows]
     assert splits.count("heldout") >= 16 and splits.count("heldout2") >= 24
     assert set(splits) == {"dev", "heldout", "heldout2"}
-    assert splits.count("dev") >= 70
+    assert splits.count("dev") >= 83
     assert all(2 <= len(r["turns"]) <= 4 and all(t["expect"] for t in r["turns"]) for r in rows)
     categories = {r["category"] for r in rows}
     assert {"followup_slot", "followup_anaphora", "topic_switch", "correction", "confirmation"} <= categories
