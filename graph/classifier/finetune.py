@@ -155,7 +155,7 @@ def _batches(order: list[int], lengths: list[int], size: int, rng: random.Random
     return batches
 
 
-def _tell(progress: Callable[[str], None] | None, message: str) -> None:
+def tell(progress: Callable[[str], None] | None, message: str) -> None:
     """To the caller's `progress`, and to the graph's progress stream when compiling inside a run
     (`routegraph ask` prints it in place of a silent `· classifier`)."""
     if progress is not None:
@@ -187,7 +187,7 @@ def finetune_encoder(
         # Cached: the weights load only if they must be exported (or encoded with torch).
         encoder.use_finetuned(key, path)
         if not encoder.exported():
-            _tell(progress, "exporting the fine-tuned encoder to ONNX (once, a few seconds)")
+            tell(progress, "exporting the fine-tuned encoder to ONNX (once, a few seconds)")
         return False
 
     # On the graph's stream only (`routegraph ask`): loading torch takes seconds, which the terminal
@@ -208,7 +208,7 @@ def finetune_encoder(
         torch.save(model.state_dict(), tmp)
         tmp.replace(path)
     if encoder.onnx_dir is not None:
-        _tell(progress, "exporting the fine-tuned encoder to ONNX (once, a few seconds)")
+        tell(progress, "exporting the fine-tuned encoder to ONNX (once, a few seconds)")
     return True
 
 
@@ -294,7 +294,7 @@ def _train(
     for done in range(passes):
         left = (time.perf_counter() - started) / done * (passes - done) if done else None
         eta = " (first run only, then cached)" if left is None else f", about {left:.0f} s left"
-        _tell(progress, f"fine-tuning: pass {done + 1}/{passes} over {len(texts)} examples{eta}")
+        tell(progress, f"fine-tuning: pass {done + 1}/{passes} over {len(texts)} examples{eta}")
         rng.shuffle(order)
         for batch in _batches(order, [len(t) for t in texts], spec.batch_size, rng):
             features = model.preprocess([texts[i] for i in batch])
