@@ -34,6 +34,8 @@ from graph.classifier.prototypes import GuideVectors
 from graph.classifier.scorer import FewShotScorer
 
 log = logging.getLogger(__name__)
+said = logging.getLogger("routegraph.classifier")
+"""Shown at `--log-level INFO`: which weights the compiled scorer uses."""
 
 COMPILED = 1
 """Part of the key: bumped when what is saved changes."""
@@ -104,13 +106,15 @@ class CachedScorer(FewShotScorer):
             self._compile_cached()
             model = trainable(self.encoder)
             self.weights = "fine-tuned" if model is not None and model.weights_tag != "base" else "base"
-            return
-        note = pending.start(self._job(pending.key))
-        finetune_module.tell(self.progress, note)
-        log.info("classifier: %s", note)
-        with self._on_base_weights():
-            self._compile_cached()
-        self.weights = "base"
+        else:
+            job = self._job(pending.key)
+            with self._on_base_weights():
+                self._compile_cached()
+            self.weights = "base"
+            # Started once the answer's own compile is done: on a small machine the worker's torch
+            # import and training would otherwise slow the first answer down.
+            finetune_module.tell(self.progress, pending.start(job))
+        said.info("classifier: compiled on the %s weights of %s", self.weights, self.encoder.identity)
 
     def _deferred(self) -> Pending | None:
         """The background fine-tune to start (or wait for) instead of fine-tuning now: only in
