@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from graph.classifier.encoders import MiniLMEncoder
 from graph.classifier.guides import LabelGuide
 from graph.classifier.head import COSINE_SCALE
+from graph.classifier.onnx_runtime import complete, export, exportable
 from graph.progress import emit
 
 if TYPE_CHECKING:
@@ -195,6 +196,7 @@ def finetune_encoder(
     emit("classifier_progress", message="loading the encoder to fine-tune it (first run only, then cached)")
     import torch
 
+    _export_base(encoder)
     model = encoder.own_copy()
     trained = _trained_parameters(model, spec.train_layers)
     # One thread, as the encoder was loaded with (`MiniLMEncoder.threads`): on this project's
@@ -210,6 +212,18 @@ def finetune_encoder(
     if encoder.onnx_dir is not None:
         tell(progress, "exporting the fine-tuned encoder to ONNX (once, a few seconds)")
     return True
+
+
+def _export_base(encoder: MiniLMEncoder) -> None:
+    """The base weights' ONNX export, while they are loaded anyway (a few seconds): when the guides
+    change later, the first run answers on the base weights at once (`deferred`) instead of
+    importing torch to export them."""
+    folder = encoder.onnx_folder()
+    if folder is None or encoder.weights_tag != "base" or complete(folder):
+        return
+    model = encoder.model
+    if exportable(model):
+        export(model, folder)
 
 
 def _release_freed_memory() -> None:
