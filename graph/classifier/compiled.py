@@ -113,7 +113,9 @@ class CachedScorer(FewShotScorer):
             self.weights = "base"
             # Started once the answer's own compile is done: on a small machine the worker's torch
             # import and training would otherwise slow the first answer down.
-            finetune_module.tell(self.progress, pending.start(job))
+            note = pending.start(job)
+            finetune_module.tell(self.progress, note)
+            said.info("classifier: %s", note)  # the server's log, where no progress line is seen
         said.info("classifier: compiled on the %s weights of %s", self.weights, self.encoder.identity)
 
     def _deferred(self) -> Pending | None:
