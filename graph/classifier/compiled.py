@@ -141,12 +141,12 @@ class CachedScorer(FewShotScorer):
         """Compile as if no fine-tune were asked for. A curve and thresholds `routegraph tune` fitted
         were fitted on the fine-tuned scores: set aside (the curve is fitted on the guides, the
         registry's threshold applies), as for any other change of weights."""
-        saved = (self.finetune, self.calibration, self.thresholds, self.default_threshold)
+        finetune = self.finetune
         self.finetune, self.calibration, self.thresholds, self.default_threshold = None, None, {}, None
         try:
             yield
         finally:
-            self.finetune = saved[0]
+            self.finetune = finetune  # the key of the fine-tune the background process makes
 
     def _job(self, key: str) -> dict[str, Any]:
         """What the background worker builds: this scorer with its fine-tune, compiled in the
