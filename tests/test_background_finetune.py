@@ -109,6 +109,19 @@ def test_first_asks_answer_at_once_and_one_background_fine_tune_serves_the_next(
         assert f"· classifier: {BASE_NOTE}; fine-tuning for the next run in the background" in err, err
         assert str(pending.log) in err and "compiled on the base weights" in err
 
+    # `prepare` now (foreground) waits for the worker, if it still runs, instead of training too.
+    prepared = subprocess.run(
+        [sys.executable, "-m", "graph.cli", "prepare"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=900,
+        check=False,
+    )
+    assert prepared.returncode == 0 and "Traceback" not in prepared.stderr, prepared.stderr
+    assert "fine-tuning: pass" not in prepared.stderr, prepared.stderr
+
     state = wait_for(pending, "done", "failed")
     assert state["state"] == "done", log(pending)
     assert pending.weights.exists()

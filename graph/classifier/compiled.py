@@ -68,6 +68,9 @@ class CachedScorer(FewShotScorer):
     rebuild: dict[str, Any] | None = field(default=None, compare=False, repr=False)
     """How a background worker makes this scorer's encoder (`build_scorer` sets it: the encoder
     setting and its directories); without it, background mode fine-tunes in the foreground."""
+    awaits_background: bool = field(default=True, compare=False, repr=False)
+    """A foreground fine-tune waits for a background worker training the same weights
+    (False in the worker itself, which holds that worker's lock)."""
     weights: Weights = field(default="", init=False, compare=False)
 
     def compiled_key(self) -> str:
@@ -103,6 +106,7 @@ class CachedScorer(FewShotScorer):
     def _compile(self) -> None:
         pending = self._deferred()
         if pending is None:
+            self._await_background()
             self._compile_cached()
             model = trainable(self.encoder)
             self.weights = "fine-tuned" if model is not None and model.weights_tag != "base" else "base"
@@ -135,6 +139,22 @@ class CachedScorer(FewShotScorer):
             self.cache_dir, finetune_module.finetune_key(model, self.guides, self.finetune, self.out_of_scope)
         )
         return None if pending.ready() else pending
+
+    def _await_background(self) -> None:
+        """A fine-tune about to run in the foreground while a background worker trains the same
+        weights (`routegraph prepare` right after a first `ask`): wait for the worker and load
+        what it saved, instead of training the same weights twice side by side."""
+        model = trainable(self.encoder)
+        if not self.awaits_background or self.finetune is None or model is None or self.cache_dir is None:
+            return
+        pending = Pending(
+            self.cache_dir, finetune_module.finetune_key(model, self.guides, self.finetune, self.out_of_scope)
+        )
+        if pending.running():
+            finetune_module.tell(
+                self.progress, f"waiting for the background fine-tune to finish (log: {pending.log})"
+            )
+            pending.wait()
 
     @contextmanager
     def _on_base_weights(self) -> Iterator[None]:

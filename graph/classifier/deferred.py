@@ -72,6 +72,14 @@ class Pending:
         except OSError:  # an unreadable lock file: nobody can be holding it usefully
             return False
 
+    def wait(self, timeout: float = 3600) -> None:
+        """Until no worker holds the lock (at most `timeout` seconds: then the caller goes on)."""
+        try:
+            with FileLock(self.lock, timeout=timeout):
+                return
+        except (Timeout, OSError):
+            return
+
     def ready(self) -> bool:
         """Trained and no longer being worked on (the export and compile that follow are done)."""
         return self.weights.exists() and not self.running()

@@ -53,6 +53,7 @@ def build(job: dict[str, Any]) -> CachedScorer:
         head_weight=job["head_weight"],
         out_of_scope=tuple(job["out_of_scope"]),
         finetune_mode="foreground",
+        awaits_background=False,  # the lock it would wait for is this process's own
     )
     scorer.progress = _say
     if job.get("calibration") is not None:
