@@ -86,7 +86,12 @@ def shared_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
     path = tmp_path_factory.mktemp("model-cache")
     before = os.environ.get("ROUTEGRAPH_CACHE_DIR")
     os.environ["ROUTEGRAPH_CACHE_DIR"] = str(path)
+    # `routegraph ask` run by a test fine-tunes before answering, as the tests expect (the
+    # background fine-tune has its own tests: tests/test_background_finetune.py).
+    mode = os.environ.setdefault("ROUTEGRAPH_FINETUNE", "foreground")
     yield path
+    if mode == "foreground":
+        os.environ.pop("ROUTEGRAPH_FINETUNE", None)
     if before is None:
         os.environ.pop("ROUTEGRAPH_CACHE_DIR", None)
     else:
