@@ -252,7 +252,18 @@ def connect_postgres(url: str) -> BaseStore:
     except Exception as exc:
         raise ConfigError(f"cannot open the PostgreSQL profile store: {type(exc).__name__}") from None
     store = PostgresStore(conn)
-    store.setup()
+    # One process creates or migrates the store's tables at a time (two first runs on a fresh
+    # database both inserted migration 3: a duplicate key). Polled, as for the checkpoint tables.
+    lock = "SELECT pg_try_advisory_lock(hashtext('routegraph store setup')) AS got"
+    try:
+        while not conn.execute(lock).fetchone()["got"]:  # type: ignore[index]
+            time.sleep(0.05)
+        try:
+            store.setup()
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext('routegraph store setup'))")
+    except Exception as exc:
+        raise ConfigError(f"cannot create the PostgreSQL profile store's tables: {type(exc).__name__}") from None
     return store
 
 
