@@ -28,7 +28,15 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from graph.classifier.onnx_runtime import EXPORT, OnnxModel, Precision, export, exportable, mean_pooled
+from graph.classifier.onnx_runtime import (
+    EXPORT,
+    OnnxModel,
+    Precision,
+    export,
+    exportable,
+    mean_pooled,
+    recipe,
+)
 from graph.classifier.onnx_runtime import complete as onnx_complete
 from graph.config.schema import HYBRID_DENSE_SHARE, parse_encoder
 
@@ -187,7 +195,9 @@ class MiniLMEncoder:
 
     @property
     def identity(self) -> str:
-        return self.training_identity + ("" if self.precision == "fp32" or self.onnx_dir is None else ":int8")
+        if self.precision == "fp32" or self.onnx_dir is None:
+            return self.training_identity
+        return f"{self.training_identity}:{recipe(self.precision)}"
 
     @property
     def training_identity(self) -> str:
@@ -569,7 +579,7 @@ def shared_runtime(folder: Path, precision: Precision, threads: int | None) -> O
     the same name hold the same model: a process that builds many graphs (a server reloading its
     registry, a test suite, a notebook) keeps one session of about 100 MB per model instead of one
     per graph. A session runs concurrent requests; `OnnxModel` locks its tokenizer."""
-    key = (folder.name, precision, threads)
+    key = (folder.name, recipe(precision), threads)
     with _RUNTIMES_LOCK:
         runtime = _RUNTIMES.get(key)
         if runtime is None:
