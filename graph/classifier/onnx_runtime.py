@@ -228,10 +228,24 @@ def optimized(folder: Path) -> Path:
     return _derive(folder, OPTIMIZED, make)
 
 
+LAYERS = {
+    "attention_output": ("/attention/output/dense/", "/attention/attn/o/"),
+    "ffn_input": ("/intermediate/dense/",),
+    "ffn_output": ("/output/dense/",),
+}
+"""Layer kinds `KEEP_FP32` can name, by the node names torch.onnx.export gives BERT and mpnet
+(`/inner/encoder/layer.3/output/dense/MatMul`); `ffn_output` excludes the attention's output."""
+
+
 def _kept(node: Any, keep: Sequence[str]) -> bool:
     """Whether `quantized` leaves `node` in float under the recipe `keep`."""
-    name = str(node.name)  # as torch.onnx.export names them: /inner/encoder/layer.3/output/dense/MatMul
-    return "ffn_output" in keep and "/output/dense/" in name and "/attention/" not in name
+    name = str(node.name)
+    for kind in keep:
+        if kind == "ffn_output" and "/attention/" in name:
+            continue
+        if any(part in name for part in LAYERS[kind]):
+            return True
+    return False
 
 
 def quantized(folder: Path, keep: Sequence[str] | None = None) -> Path:
