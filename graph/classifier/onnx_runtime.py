@@ -70,7 +70,15 @@ def complete(folder: Path) -> bool:
 class OnnxModel:
     """An exported transformer and its tokenizer: token vectors, summed per text, and sentence vectors."""
 
-    def __init__(self, folder: Path, *, precision: Precision = "fp32", threads: int | None = 1) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        precision: Precision = "fp32",
+        threads: int | None = 1,
+        model: Path | None = None,
+    ) -> None:
+        """`model`: a model file other than the precision's (the unfused export, for a benchmark)."""
         from tokenizers import Tokenizer
 
         self.folder = folder
@@ -79,7 +87,7 @@ class OnnxModel:
         self.dimension = int(meta["dimension"])
         self.mean_pooled = bool(meta["mean_pooled"])
         self.inputs: list[str] = list(meta["inputs"])
-        path = quantized(folder) if precision == "int8" else optimized(folder)
+        path = model or (quantized(folder) if precision == "int8" else optimized(folder))
         self.session = session(path, threads)
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(self.max_length)
