@@ -15,10 +15,15 @@ What is measured, in one run (so the ratios see the same machine)
     weights do not change the cost), compiled first, then `score()` on each of `--queries` requests
     from `--data` (CLINC150's test rows by default), one at a time, as the graph scores them.
     Encoders: `minilm` and `mpnet` (when the `mpnet` extra is installed), each through
-    sentence-transformers (torch), onnxruntime fp32 and onnxruntime int8. One thread each.
+    sentence-transformers (`torch`), the plain ONNX export (`onnx-plain`), the fused graph
+    (`onnx-fp32`) and its selective int8 copy (`onnx-int8`, the default), with `--threads`
+    operator threads (1 by default). The variants are timed interleaved, request by request; each
+    row also has the encoder's own one-text call (`encode_p50_ms`: tokenizer, session, pooling),
+    the rest of `score()` being the scorer's own work, and the load average before and after.
 
 Run
     .venv/bin/python -m benchmarks.latency [--runs 5] [--cold-runs 1] [--queries 200] [--json]
+    .venv/bin/python -m benchmarks.latency --classification-only [--encoders minilm mpnet] [--threads 1 2] --json
 """
 
 from __future__ import annotations
@@ -119,7 +124,7 @@ def queries(path: Path, count: int) -> list[str]:
     return test[::step][:count]
 
 
-def _encoder(name: str, variant: str, work: Path, cache: Path) -> Any:
+def _encoder(name: str, variant: str, threads: int, work: Path, cache: Path) -> Any:
     """The encoder a variant names: `torch` (sentence-transformers), `onnx-plain` (the fp32 export
     without onnxruntime's fusions: the graph before this benchmark's optimisations), `onnx-fp32`
     (fused), `onnx-int8` (fused, selectively quantised: the default)."""
@@ -129,15 +134,15 @@ def _encoder(name: str, variant: str, work: Path, cache: Path) -> Any:
     onnx = None if variant == "torch" else cache
     precision: Precision = "int8" if variant == "onnx-int8" else "fp32"
     encoder: MiniLMEncoder = (
-        MPNetEncoder(work / "models", onnx_dir=onnx, precision=precision)
+        MPNetEncoder(work / "models", onnx_dir=onnx, precision=precision, threads=threads)
         if name == "mpnet"
-        else MiniLMEncoder(onnx_dir=onnx, precision=precision)
+        else MiniLMEncoder(onnx_dir=onnx, precision=precision, threads=threads)
     )
     if variant == "onnx-plain":
         folder = encoder.onnx_folder()
         assert folder is not None
         encoder.runtime()  # exported first if need be
-        encoder._runtime = (folder, OnnxModel(folder, precision="fp32", model=folder / PLAIN))
+        encoder._runtime = (folder, OnnxModel(folder, threads=threads, model=folder / PLAIN))
     return encoder
 
 
@@ -147,7 +152,12 @@ def _percentiles(times: list[float]) -> tuple[float, float]:
 
 
 def classification(
-    encoders: Sequence[str], variants: Sequence[str], texts: list[str], work: Path, cache: Path | None = None
+    encoders: Sequence[str],
+    variants: Sequence[str],
+    texts: list[str],
+    work: Path,
+    cache: Path | None = None,
+    threads: Sequence[int] = (1,),
 ) -> list[dict[str, Any]]:
     """p50/p95 milliseconds of `FewShotScorer.score` per request, per encoder and runtime, and of
     its parts: the tokenizer alone and the encoder's one-text call (tokenizer, session, pooling).
@@ -170,36 +180,38 @@ def classification(
             except importlib.metadata.PackageNotFoundError:
                 rows.append({"encoder": name, "skipped": "the `mpnet` extra is not installed"})
                 continue
+        runs = [(v, t) for v in variants for t in threads]
         scorers = {}
-        for variant in variants:
-            encoder = _encoder(name, variant, work, cache or work / "onnx-cache")
-            scorers[variant] = (encoder, FewShotScorer(guides, encoder).compile())
-            scorers[variant][1].score(texts[0])  # first call: sessions and caches warm
-        score_ms: dict[str, list[float]] = {v: [] for v in variants}
-        encode_ms: dict[str, list[float]] = {v: [] for v in variants}
+        for variant, count in runs:
+            encoder = _encoder(name, variant, count, work, cache or work / "onnx-cache")
+            scorers[variant, count] = (encoder, FewShotScorer(guides, encoder).compile())
+            scorers[variant, count][1].score(texts[0])  # first call: sessions and caches warm
+        score_ms: dict[tuple[str, int], list[float]] = {r: [] for r in runs}
+        encode_ms: dict[tuple[str, int], list[float]] = {r: [] for r in runs}
         tokenize_ms: list[float] = []
         load_before = os.getloadavg()
         for text in texts:
-            for variant, (encoder, scorer) in scorers.items():
+            for run, (encoder, scorer) in scorers.items():
                 started = time.perf_counter()
                 scorer.score(text)
-                score_ms[variant].append((time.perf_counter() - started) * 1000)
+                score_ms[run].append((time.perf_counter() - started) * 1000)
                 started = time.perf_counter()
                 encoder.encode([text])
-                encode_ms[variant].append((time.perf_counter() - started) * 1000)
-                runtime = encoder.runtime() if variant == "onnx-fp32" else None
+                encode_ms[run].append((time.perf_counter() - started) * 1000)
+                runtime = encoder.runtime() if run == ("onnx-fp32", threads[0]) else None
                 if runtime is not None:
                     started = time.perf_counter()
                     runtime.tokenizer.encode(text)
                     tokenize_ms.append((time.perf_counter() - started) * 1000)
         load_after = os.getloadavg()
-        base = statistics.median(score_ms[variants[0]])
-        for variant in variants:
-            p50, p95 = _percentiles(score_ms[variant])
-            encode_p50, encode_p95 = _percentiles(encode_ms[variant])
+        base = statistics.median(score_ms[runs[0]])
+        for variant, count in runs:
+            p50, p95 = _percentiles(score_ms[variant, count])
+            encode_p50, encode_p95 = _percentiles(encode_ms[variant, count])
             row = {
                 "encoder": name,
                 "runtime": variant,
+                "threads": count,
                 "queries": len(texts),
                 "p50_ms": p50,
                 "p95_ms": p95,
@@ -210,7 +222,7 @@ def classification(
                 "meets_target": p50 <= TARGET_P50_MS[name],
                 "load_average": [round(x, 2) for x in (*load_before, *load_after)],
             }
-            if variant == "onnx-fp32" and tokenize_ms:
+            if (variant, count) == ("onnx-fp32", threads[0]) and tokenize_ms:
                 row["tokenize_p50_ms"] = _percentiles(tokenize_ms)[0]
             rows.append(row)
     return rows
@@ -246,7 +258,8 @@ def classification_table(rows: list[dict[str, Any]]) -> list[str]:
         if "skipped" in row:
             lines.append(f"{row['encoder']:<28} skipped: {row['skipped']}")
             continue
-        label = f"{row['encoder']} ({row['runtime']})"
+        label = f"{row['encoder']} ({row['runtime']}"
+        label += ")" if row["threads"] == 1 else f", {row['threads']} threads)"
         mark = "ok" if row["meets_target"] else "over"
         speedup = next(v for k, v in row.items() if k.startswith("speedup_vs_"))
         lines.append(
@@ -271,6 +284,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, help="JSONL of requests (default: CLINC150's test rows)")
     p.add_argument("--encoders", nargs="+", default=["minilm", "mpnet"], choices=["minilm", "mpnet"])
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    p.add_argument("--threads", nargs="+", type=int, default=[1], help="operator threads per variant")
     p.add_argument(
         "--classification-only", action="store_true", help="only the per-query part (no child processes)"
     )
@@ -293,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.classification_only
             else processes(args.runs, args.cold_runs, args.cache_dir, work),
             "classification": classification(
-                args.encoders, args.variants, queries(data, args.queries), work, args.cache_dir
+                args.encoders, args.variants, queries(data, args.queries), work, args.cache_dir, args.threads
             ),
             "data": str(data),
         }
