@@ -31,11 +31,11 @@ TEXTS = [
 FP32_MIN_COSINE = 0.999
 FUSED_MIN_COSINE = 0.9999
 """The fused graph computes what the plain export does, in another order of operations."""
-INT8_MIN_COSINE = 0.98
-"""int8 weights move the vectors (dynamic quantisation): the selective recipe (attention and the
-feed-forward input in int8, the feed-forward output float) measured 0.985-0.998 on these texts
-(quantising every layer: 0.97-0.996); the accuracy that matters is measured on CLINC150 (README §
-Latency)."""
+INT8_MIN_COSINE = 0.99
+"""int8 weights move the vectors (dynamic quantisation): the default recipe (the attention's
+projections in int8, every other layer float) measured 0.9927-0.9991 on these texts (int8
+everywhere: 0.97-0.996, which lost 0.017 of CLINC150 accuracy); the accuracy that matters is
+measured on CLINC150 (README § Latency)."""
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -71,11 +71,11 @@ def _ops(path: Path) -> list[str]:
     return [node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node]
 
 
-def test_fused_graph_matches_the_plain_export_and_int8_keeps_its_float_layers(tmp_path: Path) -> None:
+def test_fused_graph_matches_the_plain_export_and_int8_quantises_the_attention_only(tmp_path: Path) -> None:
     """The fp32 model is onnxruntime's fused graph (one Attention per layer: the export's eager
     attention is what lets it fuse), computing the plain export's vectors; the int8 copy
-    quantises the attention and the feed-forward input, and leaves the feed-forward output and
-    the embeddings in float, as `KEEP_FP32` says."""
+    quantises the attention's projections only, as `QUANTIZE` says: the attention's output, the
+    feed-forward layers and the embeddings stay float."""
     encoder = MiniLMEncoder(onnx_dir=tmp_path)
     encoder.encode(["export it"])
     folder = encoder.onnx_folder()
@@ -93,8 +93,7 @@ def test_fused_graph_matches_the_plain_export_and_int8_keeps_its_float_layers(tm
     vectors = OnnxModel(folder, model=quantized).encode(TEXTS)
     ops = _ops(quantized)
     assert ops.count("QAttention") == 6 and "Attention" not in ops
-    assert ops.count("MatMulInteger") == 12  # per layer: attention output and feed-forward input
-    assert ops.count("MatMul") == 6  # per layer: the feed-forward output, kept float
+    assert "MatMulInteger" not in ops and ops.count("MatMul") == 18  # 3 per layer, kept float
     assert "EmbedLayerNormalization" in ops and "QEmbedLayerNormalization" not in ops
     assert cosines(vectors, fused).min() > INT8_MIN_COSINE
     assert not np.allclose(vectors, fused, atol=1e-4)  # int8 did change the computation

@@ -35,18 +35,16 @@ eager attention, which onnxruntime's optimizer fuses into one `Attention` node p
 
 Precision = Literal["fp32", "int8"]
 """`fp32`: the exported weights as trained, on the fused graph; `int8`: the fused graph with the
-weights of its attention and first feed-forward layers dynamically quantised (`quantized`)."""
+weights of its attention projections dynamically quantised (`quantized`, `QUANTIZE`)."""
 
 PLAIN = "model.onnx"
 OPTIMIZED = "model.opt.onnx"
-QUANTIZED_OPS = ("Attention", "MatMul")
-"""What `quantized` makes int8: the fused attention (its query, key and value projections) and the
-matrix products with a weight matrix. Never the products of two activations (attention scores
-times values, in a graph whose attention is not fused: mpnet), never the embeddings."""
-KEEP_FP32 = ("ffn_output",)
-"""Layers `quantized` leaves in float (names in `_kept`): the feed-forward output projection,
-whose inputs (GELU outputs, 4x wider) carry the outliers that int8 rounds worst (README §
-Latency: measured on CLINC150)."""
+QUANTIZE = ("attention",)
+"""The layers `quantized` makes int8 (kinds in `LAYERS`): the attention's query, key and value
+projections, in every transformer layer. Quantising more (the attention's output, the
+feed-forward layers) was faster but lost CLINC150 accuracy (README § Latency: measured). Never the
+products of two activations (attention scores, in a graph whose attention is not fused: mpnet),
+never the embeddings."""
 PROBES = (
     "What is 12*7 and what time is it in Tokyo?",
     "hi",
@@ -55,12 +53,12 @@ PROBES = (
 """Texts an optimised graph must encode as the plain export does before it is used."""
 
 
-def recipe(precision: Precision, keep: Sequence[str] | None = None) -> str:
+def recipe(precision: Precision, quantize: Sequence[str] | None = None) -> str:
     """Names what a precision computes: part of the encoder's identity (and so of every cache key)
     and of the int8 file's name, so vectors of one recipe are never read as another's."""
     if precision == "fp32":
         return "fp32"
-    return "int8-" + ("-".join(sorted(KEEP_FP32 if keep is None else keep)) or "all")
+    return "int8-" + "-".join(sorted(QUANTIZE if quantize is None else quantize))
 
 
 def complete(folder: Path) -> bool:
@@ -237,30 +235,40 @@ def optimized(folder: Path) -> Path:
 
 
 LAYERS = {
+    "attention": (
+        "/attention/self/query/",
+        "/attention/self/key/",
+        "/attention/self/value/",
+        "/attn/q/",
+        "/attn/k/",
+        "/attn/v/",
+    ),
     "attention_output": ("/attention/output/dense/", "/attention/attn/o/"),
     "ffn_input": ("/intermediate/dense/",),
     "ffn_output": ("/output/dense/",),
 }
-"""Layer kinds `KEEP_FP32` can name, by the node names torch.onnx.export gives BERT and mpnet
-(`/inner/encoder/layer.3/output/dense/MatMul`); `ffn_output` excludes the attention's output."""
+"""Layer kinds `QUANTIZE` can name, by the node names torch.onnx.export gives BERT and mpnet
+(`/inner/encoder/layer.3/intermediate/dense/MatMul`); a fused `Attention` node is `attention`."""
 
 
-def _kept(node: Any, keep: Sequence[str]) -> bool:
-    """Whether `quantized` leaves `node` in float under the recipe `keep`."""
+def _kind(node: Any) -> str | None:
+    """Which of `LAYERS` a node computes (None: none of them)."""
+    if node.op_type == "Attention":
+        return "attention"
     name = str(node.name)
-    for kind in keep:
+    for kind, parts in LAYERS.items():
         if kind == "ffn_output" and "/attention/" in name:
             continue
-        if any(part in name for part in LAYERS[kind]):
-            return True
-    return False
+        if any(part in name for part in parts):
+            return kind
+    return None
 
 
-def quantized(folder: Path, keep: Sequence[str] | None = None) -> Path:
-    """The int8 copy of the fp32 (fused) model, made once: `QUANTIZED_OPS` nodes whose weights are
-    constants get int8 weights per output channel (per-tensor int8 lost up to 0.13 of cosine),
-    their inputs quantised on the fly (`quantize_dynamic`); the layers in `keep` stay float."""
-    keep = KEEP_FP32 if keep is None else keep
+def quantized(folder: Path, quantize: Sequence[str] | None = None) -> Path:
+    """The int8 copy of the fp32 (fused) model, made once: the layers `quantize` names (default
+    `QUANTIZE`) get int8 weights per output channel (per-tensor int8 lost up to 0.13 of cosine),
+    their inputs quantised on the fly (`quantize_dynamic`); every other node stays float."""
+    quantize = QUANTIZE if quantize is None else quantize
     source = optimized(folder)
 
     def make(tmp: Path) -> None:
@@ -272,11 +280,17 @@ def quantized(folder: Path, keep: Sequence[str] | None = None) -> Path:
         chosen = [
             n.name
             for n in graph.node
-            if n.op_type in QUANTIZED_OPS
+            if n.op_type in ("Attention", "MatMul")
             and len(n.input) > 1
-            and n.input[1] in weights
-            and not _kept(n, keep)
+            and n.input[1] in weights  # a weight matrix, not a product of two activations
+            and _kind(n) in quantize
         ]
+        if not chosen:  # onnxruntime would read an empty list as "every node"
+            log.warning(
+                "%s: no layer to quantise in %s: the int8 copy is the fp32 model", folder.name, quantize
+            )
+            os.link(source, tmp)
+            return
         quantize_dynamic(
             source,
             tmp,
@@ -287,7 +301,7 @@ def quantized(folder: Path, keep: Sequence[str] | None = None) -> Path:
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
 
-    return _derive(folder, f"model.{recipe('int8', keep)}.onnx", make)
+    return _derive(folder, f"model.{recipe('int8', quantize)}.onnx", make)
 
 
 def mean_pooled(model: Any) -> bool:
