@@ -48,14 +48,14 @@ def torch_encoder() -> MiniLMEncoder:
 
 
 def test_onnx_vectors_match_sentence_transformers(tmp_path: Path, torch_encoder: MiniLMEncoder) -> None:
-    onnx = MiniLMEncoder(onnx_dir=tmp_path)
+    onnx = MiniLMEncoder(onnx_dir=tmp_path, precision="fp32")
     expected = torch_encoder.encode(TEXTS)
     got = onnx.encode(TEXTS)
     assert got.shape == expected.shape == (len(TEXTS), 384) and got.dtype == np.float32
     assert cosines(got, expected).min() > FP32_MIN_COSINE
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     assert onnx.exported() and (tmp_path / "onnx").is_dir()
-    again = MiniLMEncoder(onnx_dir=tmp_path)
+    again = MiniLMEncoder(onnx_dir=tmp_path, precision="fp32")
     assert np.allclose(again.encode(TEXTS), got, atol=1e-6)
     assert again._model is None  # found the export: the torch model was never loaded
     int8 = MiniLMEncoder(onnx_dir=tmp_path, precision="int8")
@@ -102,7 +102,7 @@ def test_fused_graph_matches_the_plain_export_and_int8_quantises_the_attention_o
 def test_a_graph_the_optimizer_cannot_fuse_runs_unfused(tmp_path: Path) -> None:
     """When the optimizer fails (here: an export whose meta.json lacks the head count it needs),
     the plain export is linked in the fused graph's place, once, and encodes as before."""
-    encoder = MiniLMEncoder(onnx_dir=tmp_path)
+    encoder = MiniLMEncoder(onnx_dir=tmp_path, precision="fp32")
     expected = encoder.encode(TEXTS[:3])
     folder = encoder.onnx_folder()
     assert folder is not None
@@ -120,11 +120,11 @@ def test_onnx_span_pooling_matches_torch(tmp_path: Path, torch_encoder: MiniLMEn
     texts = [t for t in TEXTS if t]
     spans = [clause_spans(t) for t in texts]
     assert any(spans)  # the clause path is exercised, not only whole texts
-    onnx = MiniLMEncoder(onnx_dir=tmp_path).encode_spans(texts, spans)
+    onnx = MiniLMEncoder(onnx_dir=tmp_path, precision="fp32").encode_spans(texts, spans)
     expected = torch_encoder.encode_spans(texts, spans)
     assert onnx.shape == expected.shape == (len(texts) + sum(map(len, spans)), 384)
     assert cosines(onnx, expected).min() > FP32_MIN_COSINE
-    hybrid = HybridEncoder(MiniLMEncoder(onnx_dir=tmp_path))
+    hybrid = HybridEncoder(MiniLMEncoder(onnx_dir=tmp_path))  # the default precision, int8
     hybrid.fit(texts)
     assert hybrid.encode_spans(texts, spans).shape[0] == onnx.shape[0]
 
@@ -134,7 +134,7 @@ def test_changed_weights_are_exported_again(tmp_path: Path) -> None:
     its weights' and not the base model's."""
     import torch
 
-    base = MiniLMEncoder(onnx_dir=tmp_path)
+    base = MiniLMEncoder(onnx_dir=tmp_path, precision="fp32")
     before = base.encode(TEXTS[:3])
     changed = MiniLMEncoder(onnx_dir=tmp_path)
     model = changed.own_copy()
@@ -144,7 +144,7 @@ def test_changed_weights_are_exported_again(tmp_path: Path) -> None:
     weights = tmp_path / "changed.pt"
     torch.save(model.state_dict(), weights)
     reference = model.encode(TEXTS[:3], normalize_embeddings=True)
-    fresh = MiniLMEncoder(onnx_dir=tmp_path)
+    fresh = MiniLMEncoder(onnx_dir=tmp_path, precision="fp32")
     fresh.use_finetuned("changed-weights", weights)  # as a cached fine-tune is picked up
     assert fresh.onnx_folder() != base.onnx_folder() and not fresh.exported()
     after = fresh.encode(TEXTS[:3])
@@ -158,9 +158,12 @@ def test_changed_weights_are_exported_again(tmp_path: Path) -> None:
 
 
 def test_make_encoder_passes_the_onnx_cache(tmp_path: Path) -> None:
-    encoder = make_encoder("minilm", onnx_dir=tmp_path, precision="int8")
+    encoder = make_encoder("minilm", onnx_dir=tmp_path, precision="fp32")
     assert isinstance(encoder, MiniLMEncoder) and encoder.onnx_dir == tmp_path
-    assert encoder.precision == "int8" and not encoder.loaded
+    assert encoder.precision == "fp32" and not encoder.loaded
+    default = make_encoder("minilm", onnx_dir=tmp_path)
+    assert isinstance(default, MiniLMEncoder) and default.precision == "int8"  # the default
+    assert default.identity.endswith(":int8-attention") and encoder.identity == encoder.training_identity
 
 
 def _ask(env: dict[str, str], *flags: str) -> subprocess.CompletedProcess[str]:
