@@ -134,7 +134,7 @@ def _encoder(name: str, variant: str, threads: int, work: Path, cache: Path) -> 
     onnx = None if variant == "torch" else cache
     precision: Precision = "int8" if variant == "onnx-int8" else "fp32"
     encoder: MiniLMEncoder = (
-        MPNetEncoder(work / "models", onnx_dir=onnx, precision=precision, threads=threads)
+        MPNetEncoder(cache / "models", onnx_dir=onnx, precision=precision, threads=threads)
         if name == "mpnet"
         else MiniLMEncoder(onnx_dir=onnx, precision=precision, threads=threads)
     )
