@@ -16,7 +16,7 @@ What is measured, in one run (so the ratios see the same machine)
     from `--data` (CLINC150's test rows by default), one at a time, as the graph scores them.
     Encoders: `minilm` and `mpnet` (when the `mpnet` extra is installed), each through
     sentence-transformers (`torch`), the plain ONNX export (`onnx-plain`), the fused graph
-    (`onnx-fp32`) and its selective int8 copy (`onnx-int8`, the default), with `--threads`
+    (`onnx-fp32`) and its selective int8 copy (`onnx-int8`, MiniLM's default), with `--threads`
     operator threads (1 by default). The variants are timed interleaved, request by request; each
     row also has the encoder's own one-text call (`encode_p50_ms`: tokenizer, session, pooling),
     the rest of `score()` being the scorer's own work, and the load average before and after.
