@@ -23,10 +23,15 @@ What is measured, in one run (so the ratios see the same machine)
     weights do not change the cost), compiled first, then `score()` on each of `--queries` requests
     from `--data` (CLINC150's test rows by default), one at a time, as the graph scores them.
     Encoders: `minilm` and `mpnet` (when the `mpnet` extra is installed), each through
-    sentence-transformers (torch), onnxruntime fp32 and onnxruntime int8. One thread each.
+    sentence-transformers (`torch`), the plain ONNX export (`onnx-plain`), the fused graph
+    (`onnx-fp32`) and its selective int8 copy (`onnx-int8`, MiniLM's default), with `--threads`
+    operator threads (1 by default). The variants are timed interleaved, request by request; each
+    row also has the encoder's own one-text call (`encode_p50_ms`: tokenizer, session, pooling),
+    the rest of `score()` being the scorer's own work, and the load average before and after.
 
 Run
     .venv/bin/python -m benchmarks.latency [--runs 5] [--cold-runs 1] [--queries 200] [--json]
+    .venv/bin/python -m benchmarks.latency --classification-only [--encoders minilm mpnet] [--threads 1 2] --json
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REQUEST = "What is 12*7 and what time is it in Tokyo?"
 DEFAULT_DATA = Path("/work/shared/data/clinc150.jsonl")
 FALLBACK_DATA = ROOT / "tests" / "data" / "tiny.jsonl"
-VARIANTS = ("torch", "onnx-fp32", "onnx-int8")
+VARIANTS = ("torch", "onnx-plain", "onnx-fp32", "onnx-int8")
 TARGET_RATIO = 2.0
 TARGET_PEAK_MIB = 300.0
 TARGET_P50_MS = {"minilm": 5.0, "mpnet": 20.0}
@@ -211,15 +216,50 @@ def queries(path: Path, count: int) -> list[str]:
     return test[::step][:count]
 
 
+def _encoder(name: str, variant: str, threads: int, work: Path, cache: Path) -> Any:
+    """The encoder a variant names: `torch` (sentence-transformers), `onnx-plain` (the fp32 export
+    without onnxruntime's fusions: the graph before this benchmark's optimisations), `onnx-fp32`
+    (fused), `onnx-int8` (fused, selectively quantised: the default)."""
+    from graph.classifier.encoders import MiniLMEncoder, MPNetEncoder
+    from graph.classifier.onnx_runtime import PLAIN, OnnxModel, Precision
+
+    onnx = None if variant == "torch" else cache
+    precision: Precision = "int8" if variant == "onnx-int8" else "fp32"
+    encoder: MiniLMEncoder = (
+        MPNetEncoder(cache / "models", onnx_dir=onnx, precision=precision, threads=threads)
+        if name == "mpnet"
+        else MiniLMEncoder(onnx_dir=onnx, precision=precision, threads=threads)
+    )
+    if variant == "onnx-plain":
+        folder = encoder.onnx_folder()
+        assert folder is not None
+        encoder.runtime()  # exported first if need be
+        encoder._runtime = (folder, OnnxModel(folder, threads=threads, model=folder / PLAIN))
+    return encoder
+
+
+def _percentiles(times: list[float]) -> tuple[float, float]:
+    times = sorted(times)
+    return round(statistics.median(times), 2), round(times[min(len(times) - 1, int(0.95 * len(times)))], 2)
+
+
 def classification(
-    encoders: Sequence[str], variants: Sequence[str], texts: list[str], work: Path
+    encoders: Sequence[str],
+    variants: Sequence[str],
+    texts: list[str],
+    work: Path,
+    cache: Path | None = None,
+    threads: Sequence[int] = (1,),
 ) -> list[dict[str, Any]]:
-    """p50/p95 milliseconds of `FewShotScorer.score` per request, per encoder and runtime."""
+    """p50/p95 milliseconds of `FewShotScorer.score` per request, per encoder and runtime, and of
+    its parts: the tokenizer alone and the encoder's one-text call (tokenizer, session, pooling).
+
+    The variants of an encoder are timed interleaved, request by request (each request goes
+    through every variant before the next), so a change in the machine's load touches them all
+    alike; `x_fastest_torch`-style ratios in the rows compare variants of one run."""
     import importlib.metadata
 
-    from graph.classifier.encoders import MiniLMEncoder, MPNetEncoder
     from graph.classifier.guides import guides_from_registry
-    from graph.classifier.onnx_runtime import Precision
     from graph.classifier.scorer import FewShotScorer
     from graph.config.registry import Registry, default_registry
 
@@ -232,38 +272,57 @@ def classification(
             except importlib.metadata.PackageNotFoundError:
                 rows.append({"encoder": name, "skipped": "the `mpnet` extra is not installed"})
                 continue
-        for variant in variants:
-            onnx = None if variant == "torch" else work / "onnx-cache"
-            precision: Precision = "int8" if variant == "onnx-int8" else "fp32"
-            encoder: MiniLMEncoder = (
-                MPNetEncoder(work / "models", onnx_dir=onnx, precision=precision)
-                if name == "mpnet"
-                else MiniLMEncoder(onnx_dir=onnx, precision=precision)
-            )
-            scorer = FewShotScorer(guides, encoder).compile()
-            scorer.score(texts[0])  # first call: sessions and caches warm
-            times = []
-            for text in texts:
+        runs = [(v, t) for v in variants for t in threads]
+        scorers = {}
+        for variant, count in runs:
+            encoder = _encoder(name, variant, count, work, cache or work / "onnx-cache")
+            scorers[variant, count] = (encoder, FewShotScorer(guides, encoder).compile())
+            scorers[variant, count][1].score(texts[0])  # first call: sessions and caches warm
+        score_ms: dict[tuple[str, int], list[float]] = {r: [] for r in runs}
+        encode_ms: dict[tuple[str, int], list[float]] = {r: [] for r in runs}
+        tokenize_ms: list[float] = []
+        load_before = os.getloadavg()
+        for text in texts:
+            for run, (encoder, scorer) in scorers.items():
                 started = time.perf_counter()
                 scorer.score(text)
-                times.append((time.perf_counter() - started) * 1000)
-            times.sort()
-            p50 = statistics.median(times)
-            rows.append(
-                {
-                    "encoder": name,
-                    "runtime": variant,
-                    "queries": len(times),
-                    "p50_ms": round(p50, 2),
-                    "p95_ms": round(times[min(len(times) - 1, int(0.95 * len(times)))], 2),
-                    "target_p50_ms": TARGET_P50_MS[name],
-                    "meets_target": p50 <= TARGET_P50_MS[name],
-                }
-            )
+                score_ms[run].append((time.perf_counter() - started) * 1000)
+                started = time.perf_counter()
+                encoder.encode([text])
+                encode_ms[run].append((time.perf_counter() - started) * 1000)
+                runtime = encoder.runtime() if run == ("onnx-fp32", threads[0]) else None
+                if runtime is not None:
+                    started = time.perf_counter()
+                    runtime.tokenizer.encode(text)
+                    tokenize_ms.append((time.perf_counter() - started) * 1000)
+        load_after = os.getloadavg()
+        base = statistics.median(score_ms[runs[0]])
+        for variant, count in runs:
+            p50, p95 = _percentiles(score_ms[variant, count])
+            encode_p50, encode_p95 = _percentiles(encode_ms[variant, count])
+            row = {
+                "encoder": name,
+                "runtime": variant,
+                "threads": count,
+                "queries": len(texts),
+                "p50_ms": p50,
+                "p95_ms": p95,
+                "encode_p50_ms": encode_p50,
+                "encode_p95_ms": encode_p95,
+                f"speedup_vs_{variants[0]}": round(base / max(p50, 1e-9), 2),
+                "target_p50_ms": TARGET_P50_MS[name],
+                "meets_target": p50 <= TARGET_P50_MS[name],
+                "load_average": [round(x, 2) for x in (*load_before, *load_after)],
+            }
+            if (variant, count) == ("onnx-fp32", threads[0]) and tokenize_ms:
+                row["tokenize_p50_ms"] = _percentiles(tokenize_ms)[0]
+            rows.append(row)
     return rows
 
 
 def table(result: dict[str, Any]) -> str:
+    if result["processes"] is None:
+        return "\n".join(classification_table(result["classification"])[1:])
     lines = ["process                        wall (median)  x baseline  peak RSS", "-" * 68]
     for key, label in (
         ("baseline_import_langgraph", "import langgraph.graph"),
@@ -276,23 +335,40 @@ def table(result: dict[str, Any]) -> str:
         ("ask_empty_cache", "ask, empty cache"),
         ("background_finetune_empty_cache", "  background fine-tune"),
     ):
-        row = result["processes"].get(key)
+        row = (result["processes"] or {}).get(key)
         if row is None:
             continue
         ratio = f"{row['ratio']:.2f}" if "ratio" in row else ("1.00" if key.startswith("baseline") else "-")
         peak = "?" if row["peak_mib"] is None else f"{row['peak_mib']:.0f}"
         lines.append(f"{label:<30} {row['wall_s']:>9.2f} s   {ratio:>8}   {peak:>6} MiB  (n={row['runs']})")
-    lines += ["", "classification per query       p50 ms   p95 ms   target", "-" * 58]
-    for row in result["classification"]:
+    return "\n".join(lines + classification_table(result["classification"]))
+
+
+def classification_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "",
+        "classification per query     score p50   p95   encode p50   p95   speedup  target",
+        "-" * 84,
+    ]
+    for row in rows:
         if "skipped" in row:
-            lines.append(f"{row['encoder']:<30} skipped: {row['skipped']}")
+            lines.append(f"{row['encoder']:<28} skipped: {row['skipped']}")
             continue
-        label = f"{row['encoder']} ({row['runtime']})"
+        label = f"{row['encoder']} ({row['runtime']}"
+        label += ")" if row["threads"] == 1 else f", {row['threads']} threads)"
         mark = "ok" if row["meets_target"] else "over"
+        speedup = next(v for k, v in row.items() if k.startswith("speedup_vs_"))
         lines.append(
-            f"{label:<30} {row['p50_ms']:>6.2f}   {row['p95_ms']:>6.2f}   <= {row['target_p50_ms']:.0f} {mark}"
+            f"{label:<28} {row['p50_ms']:>9.2f} {row['p95_ms']:>6.2f}   {row['encode_p50_ms']:>10.2f} "
+            f"{row['encode_p95_ms']:>6.2f}   {speedup:>6.2f}x  <= {row['target_p50_ms']:.0f} {mark}"
         )
-    return "\n".join(lines)
+    tokenize = [r["tokenize_p50_ms"] for r in rows if "tokenize_p50_ms" in r]
+    if tokenize:
+        lines.append(f"tokenizer alone (p50): {', '.join(f'{t:.3f} ms' for t in tokenize)}")
+    loads = [r["load_average"] for r in rows if "load_average" in r]
+    if loads:
+        lines.append(f"load average (1, 5, 15 min) before and after: {loads[0]}")
+    return lines
 
 
 def parser() -> argparse.ArgumentParser:
@@ -304,6 +380,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, help="JSONL of requests (default: CLINC150's test rows)")
     p.add_argument("--encoders", nargs="+", default=["minilm", "mpnet"], choices=["minilm", "mpnet"])
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    p.add_argument("--threads", nargs="+", type=int, default=[1], help="operator threads per variant")
+    p.add_argument(
+        "--classification-only", action="store_true", help="only the per-query part (no child processes)"
+    )
     p.add_argument("--json", action="store_true", help="print JSON on stdout (the table on stderr)")
     return p
 
@@ -319,13 +399,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             "benchmark": "latency",
             "request": REQUEST,
             "cpus": os.cpu_count(),
-            "processes": processes(args.runs, args.cold_runs, args.cache_dir, work),
-            "classification": classification(args.encoders, args.variants, queries(data, args.queries), work),
+            "processes": None
+            if args.classification_only
+            else processes(args.runs, args.cold_runs, args.cache_dir, work),
+            "classification": classification(
+                args.encoders, args.variants, queries(data, args.queries), work, args.cache_dir, args.threads
+            ),
             "data": str(data),
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    warm = result["processes"]["ask_warm"]
+    warm = (result["processes"] or {}).get("ask_warm") or {"ratio": float("inf"), "peak_mib": float("inf")}
     result["targets"] = {
         "warm_ratio": TARGET_RATIO,
         "warm_peak_mib": TARGET_PEAK_MIB,

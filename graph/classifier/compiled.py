@@ -85,7 +85,7 @@ class CachedScorer(FewShotScorer):
             tune = finetune_module.finetune_key(model, self.guides, self.finetune, self.out_of_scope)
         dense: list[object] = []
         if isinstance(model, MiniLMEncoder):
-            dense = [model.training_identity, model.precision, model.onnx_dir is not None]
+            dense = [model.training_identity, model.precision, model.onnx_dir is not None, model.identity]
         payload = [
             COMPILED,
             _source_digest(),

@@ -2,14 +2,18 @@
 
 A sentence-transformers model (its transformer, then mean pooling, then L2 normalisation) is
 exported once (`export`, which needs torch) to a folder keyed by the weights' content: the
-transformer as `model.onnx` (and `model.int8.onnx`, its weights dynamically quantised to int8),
-its fast tokenizer as `tokenizer.json`, and what pooling needs in `meta.json`. `OnnxModel` then
-reads that folder with onnxruntime and tokenizers only, and pools exactly as sentence-transformers
-does: the mean of the token vectors under the attention mask, then unit length.
+transformer as `model.onnx`, its fast tokenizer as `tokenizer.json`, and what pooling needs in
+`meta.json`. Two copies are derived from that export once, with onnxruntime only (no torch):
+`model.opt.onnx`, the graph with onnxruntime's transformer fusions (attention, LayerNorm with its
+residual, GELU with its bias: `optimized`), the `fp32` model; and `model.int8-*.onnx`, that graph
+with the weights of some of its layers dynamically quantised to int8 (`quantized`). `OnnxModel`
+reads the folder and pools exactly as sentence-transformers does: the mean of the token vectors
+under the attention mask, then unit length.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -17,19 +21,44 @@ import shutil
 import tempfile
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-EXPORT = 1
-"""Part of every export folder's key: bumped when the export itself changes."""
+log = logging.getLogger(__name__)
+
+EXPORT = 2
+"""Part of every export folder's key: bumped when the export itself changes (2: exported with
+eager attention, which onnxruntime's optimizer fuses into one `Attention` node per layer)."""
 
 Precision = Literal["fp32", "int8"]
-"""`fp32`: the exported weights as trained; `int8`: dynamically quantised (onnxruntime.quantization)."""
+"""`fp32`: the exported weights as trained, on the fused graph; `int8`: the fused graph with the
+weights of its attention projections dynamically quantised (`quantized`, `QUANTIZE`)."""
 
-FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+PLAIN = "model.onnx"
+OPTIMIZED = "model.opt.onnx"
+QUANTIZE = ("attention",)
+"""The layers `quantized` makes int8 (kinds in `LAYERS`): the attention's query, key and value
+projections, in every transformer layer. Quantising more (the attention's output, the
+feed-forward layers) was faster but lost CLINC150 accuracy (README § Latency: measured). Never the
+products of two activations (attention scores, in a graph whose attention is not fused: mpnet),
+never the embeddings."""
+PROBES = (
+    "What is 12*7 and what time is it in Tokyo?",
+    "hi",
+    "I was charged twice for order A-1042, please refund the second payment",
+)
+"""Texts an optimised graph must encode as the plain export does before it is used."""
+
+
+def recipe(precision: Precision, quantize: Sequence[str] | None = None) -> str:
+    """Names what a precision computes: part of the encoder's identity (and so of every cache key)
+    and of the int8 file's name, so vectors of one recipe are never read as another's."""
+    if precision == "fp32":
+        return "fp32"
+    return "int8-" + "-".join(sorted(QUANTIZE if quantize is None else quantize))
 
 
 def complete(folder: Path) -> bool:
@@ -39,8 +68,15 @@ def complete(folder: Path) -> bool:
 class OnnxModel:
     """An exported transformer and its tokenizer: token vectors, summed per text, and sentence vectors."""
 
-    def __init__(self, folder: Path, *, precision: Precision = "fp32", threads: int | None = 1) -> None:
-        import onnxruntime
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        precision: Precision = "fp32",
+        threads: int | None = 1,
+        model: Path | None = None,
+    ) -> None:
+        """`model`: a model file other than the precision's (the unfused export, for a benchmark)."""
         from tokenizers import Tokenizer
 
         self.folder = folder
@@ -49,13 +85,8 @@ class OnnxModel:
         self.dimension = int(meta["dimension"])
         self.mean_pooled = bool(meta["mean_pooled"])
         self.inputs: list[str] = list(meta["inputs"])
-        options = onnxruntime.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # errors only: no graph-optimisation notes on stderr
-        path = quantized(folder) if precision == "int8" else folder / FILES["fp32"]
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        path = model or (quantized(folder) if precision == "int8" else optimized(folder))
+        self.session = session(path, threads)
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(self.max_length)
         self.tokenizer.enable_padding(pad_id=int(meta["pad_id"]), pad_token=str(meta["pad_token"]))
@@ -64,6 +95,8 @@ class OnnxModel:
     def token_sums(self, texts: Sequence[str], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """Per text, the sum of its token vectors under the attention mask (float64) and how many
         tokens that is: a mean pooling split in two, so pieces of a text can be pooled together."""
+        if len(texts) == 1:
+            return self._one(texts[0])
         sums: list[np.ndarray] = []
         sizes: list[np.ndarray] = []
         for start in range(0, len(texts), batch_size):
@@ -82,6 +115,18 @@ class OnnxModel:
             return np.zeros((0, self.dimension)), np.zeros(0)
         return np.concatenate(sums), np.concatenate(sizes)
 
+    def _one(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """`token_sums` of one text (the graph's per-request path): no padding, so every token is
+        under the mask and the sum needs no weights."""
+        encoded = self.tokenizer.encode(text)
+        ids = np.array([encoded.ids], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        if "token_type_ids" in self.inputs:
+            feed["token_type_ids"] = np.zeros_like(ids)  # one segment: all zeros, as the tokenizer says
+        with self._lock:
+            hidden = self.session.run(None, feed)[0]
+        return hidden[0].sum(0, dtype=np.float64)[None], np.array([float(ids.shape[1])])
+
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Unit-length sentence vectors, as `SentenceTransformer.encode(normalize_embeddings=True)`."""
         sums, sizes = self.token_sums(texts, batch_size)
@@ -90,24 +135,173 @@ class OnnxModel:
         return (means / np.maximum(norms, 1e-12)).astype(np.float32)  # as torch's F.normalize
 
 
-def quantized(folder: Path) -> Path:
-    """The int8 copy of an export, made once from its fp32 model (onnxruntime only, no torch):
-    weights stored as int8 per output channel (per-tensor lost up to 0.13 of cosine on long texts), activations quantised on the fly (`quantize_dynamic`)."""
-    target = folder / FILES["int8"]
+def session(path: Path, threads: int | None = 1) -> Any:
+    """An onnxruntime CPU session on `path`: `threads` for the operators (None: onnxruntime's
+    default, a thread per core), one for the graph, every graph optimisation, and threads that
+    sleep when idle instead of spinning (on a shared machine a spinning pool takes CPU from the
+    other processes, and from the request that comes next)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # errors only: no graph-optimisation notes on stderr
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The optimizer and the quantiser log advice and progress through the root logger and
+    `onnxruntime.*` loggers: errors only, meanwhile."""
+    loggers = [
+        logging.getLogger(),
+        *(logging.getLogger(n) for n in ("onnxruntime", "onnx_model", "fusion_base")),
+    ]
+    levels = [x.level for x in loggers]
+    for x in loggers:
+        x.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for x, level in zip(loggers, levels, strict=True):
+            x.setLevel(level)
+
+
+def _derive(folder: Path, name: str, make: Callable[[Path], None]) -> Path:
+    """`folder/name`, made once by `make(tmp)` and renamed into place (another process sees the
+    file complete or not at all)."""
+    target = folder / name
     if target.exists():
         return target
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    tmp = folder / f".{os.getpid()}-{threading.get_ident()}.int8.onnx"
-    quiet = logging.getLogger().level
-    logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process is for static quantisation
+    tmp = folder / f".{os.getpid()}-{threading.get_ident()}.{name}"
     try:
-        quantize_dynamic(folder / FILES["fp32"], tmp, weight_type=QuantType.QInt8, per_channel=True)
+        with _quiet():
+            make(tmp)
         os.replace(tmp, target)
     finally:
-        logging.getLogger().setLevel(quiet)
         tmp.unlink(missing_ok=True)
     return target
+
+
+def _probe(folder: Path, path: Path) -> np.ndarray:
+    """Mean-pooled, unit-length vectors of `PROBES` through the model at `path`."""
+    from tokenizers import Tokenizer
+
+    meta = json.loads((folder / "meta.json").read_text())
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    runner = session(path)
+    rows = []
+    for text in PROBES:
+        ids = np.array([tokenizer.encode(text).ids], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+        hidden = runner.run(None, {k: v for k, v in feed.items() if k in meta["inputs"]})[0][0].mean(0)
+        rows.append(hidden / np.linalg.norm(hidden))
+    return np.array(rows)
+
+
+def optimized(folder: Path) -> Path:
+    """The fp32 model: the export with onnxruntime's transformer fusions (`optimize_model`,
+    BERT rules, which also fuse mpnet's LayerNorms and GELUs), made once. Used only if it encodes
+    `PROBES` as the plain export does (cosine > 0.9999); otherwise the plain export is linked in
+    its place, so the check is not repeated."""
+    plain = folder / PLAIN
+
+    def make(tmp: Path) -> None:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        meta = json.loads((folder / "meta.json").read_text())
+        try:
+            fused = optimize_model(
+                str(plain),
+                model_type="bert",
+                num_heads=int(meta["heads"]),
+                hidden_size=int(meta["dimension"]),
+                opt_level=0,  # fusions only: what onnxruntime adds at load time stays portable
+            )
+            fused.save_model_to_file(str(tmp))
+            agrees = bool((_probe(folder, tmp) * _probe(folder, plain)).sum(1).min() > 0.9999)
+        except Exception as exc:  # an architecture the fusion rules do not know: run it unfused
+            log.warning("onnxruntime could not optimise %s (%s): running the plain export", folder.name, exc)
+            agrees = False
+        if not agrees:
+            tmp.unlink(missing_ok=True)
+            os.link(plain, tmp)
+
+    return _derive(folder, OPTIMIZED, make)
+
+
+LAYERS = {
+    "attention": (
+        "/attention/self/query/",
+        "/attention/self/key/",
+        "/attention/self/value/",
+        "/attn/q/",
+        "/attn/k/",
+        "/attn/v/",
+    ),
+    "attention_output": ("/attention/output/dense/", "/attention/attn/o/"),
+    "ffn_input": ("/intermediate/dense/",),
+    "ffn_output": ("/output/dense/",),
+}
+"""Layer kinds `QUANTIZE` can name, by the node names torch.onnx.export gives BERT and mpnet
+(`/inner/encoder/layer.3/intermediate/dense/MatMul`); a fused `Attention` node is `attention`."""
+
+
+def _kind(node: Any) -> str | None:
+    """Which of `LAYERS` a node computes (None: none of them)."""
+    if node.op_type == "Attention":
+        return "attention"
+    name = str(node.name)
+    for kind, parts in LAYERS.items():
+        if kind == "ffn_output" and "/attention/" in name:
+            continue
+        if any(part in name for part in parts):
+            return kind
+    return None
+
+
+def quantized(folder: Path, quantize: Sequence[str] | None = None) -> Path:
+    """The int8 copy of the fp32 (fused) model, made once: the layers `quantize` names (default
+    `QUANTIZE`) get int8 weights per output channel (per-tensor int8 lost up to 0.13 of cosine),
+    their inputs quantised on the fly (`quantize_dynamic`); every other node stays float."""
+    quantize = QUANTIZE if quantize is None else quantize
+    source = optimized(folder)
+
+    def make(tmp: Path) -> None:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        graph = onnx.load(str(source), load_external_data=False).graph
+        weights = {w.name for w in graph.initializer}
+        chosen = [
+            n.name
+            for n in graph.node
+            if n.op_type in ("Attention", "MatMul")
+            and len(n.input) > 1
+            and n.input[1] in weights  # a weight matrix, not a product of two activations
+            and _kind(n) in quantize
+        ]
+        if not chosen:  # onnxruntime would read an empty list as "every node"
+            log.warning(
+                "%s: no layer to quantise in %s: the int8 copy is the fp32 model", folder.name, quantize
+            )
+            os.link(source, tmp)
+            return
+        quantize_dynamic(
+            source,
+            tmp,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            nodes_to_quantize=chosen,
+            # The fused operators' outputs have no type that ONNX's shape inference knows.
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+
+    return _derive(folder, f"model.{recipe('int8', quantize)}.onnx", make)
 
 
 def mean_pooled(model: Any) -> bool:
@@ -166,6 +360,13 @@ def export(model: Any, folder: Path) -> Path:
         dynamic = {n: {i: a for a, i in axes.items()} for n in [*names, "last_hidden_state"]}
         was_training = transformer.training
         transformer.eval()
+        # Eager attention: traced as the plain matrix products that onnxruntime's optimizer fuses
+        # into one Attention node per layer (torch's fused SDPA is traced as a graph it does not
+        # recognise). The same weights and the same vectors; the model is restored after.
+        attention = getattr(transformer.config, "_attn_implementation", None)
+        switch = getattr(transformer, "set_attn_implementation", None)
+        if switch is not None and attention not in (None, "eager"):
+            switch("eager")
         try:
             # The tracer warns about Python branches on shapes (attention-mask code paths); the
             # export is checked against sentence-transformers by tests/test_onnx.py instead.
@@ -174,7 +375,7 @@ def export(model: Any, folder: Path) -> Path:
                 torch.onnx.export(
                     Hidden(),
                     tuple(sample[n] for n in names),
-                    str(work / FILES["fp32"]),
+                    str(work / PLAIN),
                     input_names=names,
                     output_names=["last_hidden_state"],
                     dynamic_axes=dynamic,
@@ -183,9 +384,12 @@ def export(model: Any, folder: Path) -> Path:
                 )
         finally:
             transformer.train(was_training)
+            if switch is not None and attention not in (None, "eager"):
+                switch(attention)
         tokenizer.backend_tokenizer.save(str(work / "tokenizer.json"))
         meta = {
             "export": EXPORT,
+            "heads": int(transformer.config.num_attention_heads),
             "max_seq_length": int(model.max_seq_length),
             "dimension": int(transformer.config.hidden_size),
             "mean_pooled": mean_pooled(model),
