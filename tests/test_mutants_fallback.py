@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from graph.capability import Capability, RunContext
+from graph.capability.http import ServiceUnavailable
+from graph.config.settings import Settings
 from tests.conftest import ask, guide, registry_with
 from tests.test_reroute_fallback import almanac, down
 
@@ -111,3 +113,79 @@ def test_a_fallback_gets_only_what_is_left_of_the_turn(make_graph: Any) -> None:
     state = ask(make_graph(reg), "what is the weather in Oslo")
     assert time.monotonic() - started < 8  # not the fallback's own 20 s (nor its 30 s timeout)
     assert ("slow", "ok") not in answered_by(state)
+
+
+class TurnClock:
+    """The graph's clock: real time, plus a jump a capability below makes (`to`: that many seconds
+    after the turn's first reading of the clock, when intake took the turn's start)."""
+
+    def __init__(self) -> None:
+        self.start: float | None = None
+        self.skew = 0.0
+
+    def __call__(self) -> float:
+        now = time.time() + self.skew
+        if self.start is None:
+            self.start = now
+        return now
+
+    def to(self, seconds: float) -> None:
+        assert self.start is not None
+        self.skew = self.start + seconds - time.time()
+
+
+CLOCK = TurnClock()
+
+
+class Late(Capability):
+    """Its service is down (breaker open), and finding that out took the turn to `options.at` seconds."""
+
+    name = "late"
+    description = "Look up the weather."
+
+    async def execute(self, inputs: Any, ctx: RunContext) -> dict[str, Any]:
+        CLOCK.to(float(self.options["at"]))
+        raise ServiceUnavailable("weather", "HTTP 503", breaker_open=True, breaker={"state": "open"})
+
+
+class Witness(Capability):
+    """A fallback that says what it was given."""
+
+    name = "witness"
+    description = "Seasonal averages."
+
+    async def execute(self, inputs: Any, ctx: RunContext) -> dict[str, Any]:
+        return {
+            "summary": "seen",
+            "task": ctx.task,
+            "context": sorted(ctx.context),
+            "step_id": ctx.step_id,
+            "thread_id": ctx.thread_id,
+            "data_dir": str(ctx.data_dir),
+        }
+
+
+def test_a_fallback_still_runs_with_under_a_second_of_the_turn_left(make_graph: Any) -> None:
+    CLOCK.start, CLOCK.skew = None, 0.0
+    late = {**down(), "class": f"{HERE}:Late", "fallback": ["almanac"], "options": {"at": 9.5}}
+    reg = registry_with(late, almanac(), limits={"max_seconds": 10})
+    state = ask(make_graph(reg, clock=CLOCK), "what is the weather in Oslo")  # the fallback has 0.5 s
+    assert answered_by(state) == [("almanac", "ok")], state["control_stop_reason"]
+
+
+def test_a_fallback_is_given_the_step_s_task_and_ids(make_graph: Any, settings: Settings) -> None:
+    reg = registry_with(
+        down(fallback=["witness"], options={"breaker_open": True}), other("witness", "Witness")
+    )
+    graph = make_graph(reg)
+    state = ask(graph, "what is the weather in Oslo", thread="t-7")
+    [result] = state["execution_results"].values()
+    out = result["output"]
+    assert result["capability"] == "witness" and out["task"] == "what is the weather in Oslo"
+    assert out["step_id"] == f"{result['step_id']}>fallback:witness" and out["thread_id"] == "t-7"
+    assert (
+        out["data_dir"] == str(graph.deps.settings.data_dir)
+        if hasattr(graph, "deps")
+        else out["data_dir"] != "None"
+    )
+    assert isinstance(out["context"], list)
