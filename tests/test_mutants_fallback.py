@@ -111,7 +111,7 @@ def test_a_fallback_gets_only_what_is_left_of_the_turn(make_graph: Any) -> None:
     )
     started = time.monotonic()
     state = ask(make_graph(reg), "what is the weather in Oslo")
-    assert time.monotonic() - started < 8  # not the fallback's own 20 s (nor its 30 s timeout)
+    assert time.monotonic() - started < 15  # not the fallback's own 20 s (nor its 30 s timeout)
     assert ("slow", "ok") not in answered_by(state)
 
 

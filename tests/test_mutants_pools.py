@@ -31,7 +31,7 @@ async def test_the_queue_holds_queue_size_steps_and_refuses_the_next_at_once() -
         Overloaded, match=r"all 1 instance\(s\) of echo are busy and its queue is full \(2 waiting\)"
     ):
         await pools.acquire("echo")
-    assert time.perf_counter() - started < 0.5  # refused, not queued
+    assert time.perf_counter() - started < 4  # refused, not queued for its 5 s
     pools.release(lease, ok=True, seconds=0.01)  # first come, first served
     first = await waiting[0]
     assert first.instance.name == "only" and not waiting[1].done()
@@ -63,7 +63,7 @@ async def test_a_step_waits_the_shorter_of_the_queue_wait_and_the_turns_time(
     with pytest.raises(Overloaded, match=rf"no instance was free within {limit:.3g} s") as raised:
         await pools.acquire("echo", wait=wait)
     assert raised.value.by_turn is by_turn
-    assert time.perf_counter() - started < limit + 0.5
+    assert time.perf_counter() - started < limit + 4  # not the other wait (9 s or 0.1 s)
     assert raised.value.waited >= limit * 0.9
     assert pools.list()[-1]["queue"]["timeouts"] == 1
 
