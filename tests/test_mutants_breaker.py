@@ -97,7 +97,9 @@ def test_the_cool_down_ends_on_the_second_and_a_failed_probe_reopens_it() -> Non
     breaker = CircuitBreaker(failure_threshold=2, cool_down=10, clock=clock)
     breaker.failure()
     breaker.failure()
-    clock.advance(9.999)
+    clock.advance(9.5)
+    assert breaker.state == "open" and breaker.snapshot()["retry_in_seconds"] == 0.5
+    clock.advance(0.499)
     assert breaker.state == "open" and not breaker.allow()
     clock.advance(0.001)
     assert breaker.state == "half-open"
@@ -108,6 +110,7 @@ def test_the_cool_down_ends_on_the_second_and_a_failed_probe_reopens_it() -> Non
     assert breaker.allow()  # a new probe after a new cool-down
     breaker.success()
     assert breaker.state == "closed" and breaker.snapshot()["consecutive_failures"] == 0
+    assert breaker.snapshot()["retry_in_seconds"] == 0.0
     assert breaker.allow() and breaker.allow()  # closed: every request goes out
 
 
