@@ -148,3 +148,18 @@ async def test_a_capability_without_a_pool_block_has_no_capacity_limit() -> None
     gone = [await pools.acquire("retired-capability") for _ in range(3)]
     assert [lease.instance.in_flight for lease in gone] == [1, 1, 1]
     assert gone[0].instance is not gone[1].instance
+    first = gone[0]
+    assert (first.instance.name, first.instance.capability, first.instance.origin) == (
+        "retired-capability",
+        "retired-capability",
+        "capability",
+    )
+    assert (first.pool.capability, first.pool.declared, first.pool.spec.queue_size) == (
+        "retired-capability",
+        False,
+        0,
+    )
+    for lease, ok in zip(gone, (True, False, False), strict=True):  # given back like any other
+        pools.release(lease, ok=ok, seconds=0.01)
+        assert lease.instance.in_flight == 0
+    assert "retired-capability" not in {p["capability"] for p in pools.list()}
