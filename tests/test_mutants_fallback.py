@@ -191,3 +191,12 @@ def test_a_fallback_is_given_the_step_s_task_and_ids(make_graph: Any, settings: 
         else out["data_dir"] != "None"
     )
     assert isinstance(out["context"], list)
+
+
+def test_a_fallback_that_times_out_is_passed_over_for_the_next(make_graph: Any) -> None:
+    reg = registry_with(
+        down(fallback=["slow", "almanac"], options={"breaker_open": True}),
+        other("slow", "Slow", options={"delay": 3}, timeout=0.2),
+        almanac(),
+    )
+    assert answered_by(ask(make_graph(reg), "what is the weather in Oslo")) == [("almanac", "ok")]
