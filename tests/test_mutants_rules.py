@@ -186,3 +186,17 @@ def test_without_rules_a_side_effect_is_once_per_plan_and_a_lookup_unlimited(tmp
     kept = business_rules(reg, [*lookups(4), *pays], {}, notes)
     assert [s["id"] for s in kept] == ["lookup:0", "lookup:1", "lookup:2", "lookup:3", "payout:1"]
     assert notes == ["business rule: dropped a payout step; a plan may hold 1 (ask for the rest separately)"]
+
+
+def test_what_depends_on_a_dropped_step_goes_too_and_the_rest_stays(tmp_path: Path) -> None:
+    reg = counted(tmp_path, max_per_plan=1)
+    pay = PlanStep(id="payout:x", capability="payout", inputs={}, depends_on=["lookup:1"])
+    sums = PlanStep(id="calculator:x", capability="calculator", inputs={}, depends_on=["payout:x"])
+    clock = PlanStep(id="clock:x", capability="clock", inputs={}, depends_on=[])
+    notes: list[str] = []
+    kept = business_rules(reg, [*lookups(2), pay, sums, clock], {}, notes)
+    assert [s["id"] for s in kept] == ["lookup:0", "clock:x"]
+    assert notes[1:] == [
+        "dropped payout: it depends on a step the business rules dropped",
+        "dropped calculator: it depends on a step the business rules dropped",
+    ]
