@@ -200,3 +200,21 @@ def test_a_fallback_that_times_out_is_passed_over_for_the_next(make_graph: Any) 
         almanac(),
     )
     assert answered_by(ask(make_graph(reg), "what is the weather in Oslo")) == [("almanac", "ok")]
+
+
+def test_an_overloaded_pool_goes_to_the_fallback(make_graph: Any) -> None:
+    from graph.pools import Pools
+
+    reg = registry_with(
+        down(fallback=["almanac"], pool={"instances": [{"name": "only"}], "capacity": 1, "queue_size": 0}),
+        almanac(),
+    )
+    pools = Pools(reg)
+    held = asyncio.run(pools.acquire("down"))  # the only instance is busy, and there is no queue
+    state = ask(make_graph(reg, pools=pools), "what is the weather in Oslo")
+    assert answered_by(state) == [("almanac", "ok")]
+    assert (
+        "all 1 instance(s) of down are busy"
+        in state["execution_results"][next(iter(state["execution_results"]))]["output"]["fallback"]["reason"]
+    )
+    pools.release(held, ok=True, seconds=0.0)

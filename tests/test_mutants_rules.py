@@ -200,3 +200,20 @@ def test_what_depends_on_a_dropped_step_goes_too_and_the_rest_stays(tmp_path: Pa
         "dropped payout: it depends on a step the business rules dropped",
         "dropped calculator: it depends on a step the business rules dropped",
     ]
+
+
+def test_what_must_be_resolved_is_checked_before_the_run_not_at_plan_time(tmp_path: Path) -> None:
+    reg = counted(tmp_path, require=["customer_id"], same=[["customer_id", "candidate.customer_id"]])
+    left = {"customer_id": 7, "candidate": {"customer_id": 8}}
+    kept = business_rules(reg, lookups(1), left, [])  # not resolved, not matching: the router's call
+    assert [s["id"] for s in kept] == ["lookup:0"]
+
+
+def test_a_rejected_plan_names_every_rule_it_breaks(shipped: Registry) -> None:
+    left = {"amount": 6000, "refund_candidate": {"customer_id": "C-1", "amount": 7000}}
+    with pytest.raises(PlanRejected) as raised:
+        business_rules(shipped, [step("refund")], left, [])
+    assert str(raised.value) == (
+        "the plan breaks refund's business rules: amount=6000 is above the limit 5000; "
+        "refund_candidate.amount=7000 is above the limit 5000"
+    )
