@@ -52,7 +52,7 @@ async def test_no_queue_refuses_the_first_step_that_finds_every_instance_busy() 
 
 
 @pytest.mark.parametrize(
-    ("wait", "limit", "by_turn"), [(0.05, 0.05, True), (-1.0, 0.0, True), (2.0, 0.1, False)]
+    ("wait", "limit", "by_turn"), [(0.05, 0.05, True), (0.0, 0.0, True), (-1.0, 0.0, True), (2.0, 0.1, False)]
 )
 async def test_a_step_waits_the_shorter_of_the_queue_wait_and_the_turns_time(
     wait: float, limit: float, by_turn: bool
@@ -163,3 +163,17 @@ async def test_a_capability_without_a_pool_block_has_no_capacity_limit() -> None
         pools.release(lease, ok=ok, seconds=0.01)
         assert lease.instance.in_flight == 0
     assert "retired-capability" not in {p["capability"] for p in pools.list()}
+
+
+async def test_a_waiting_step_keeps_its_preferred_instance_when_several_come_free() -> None:
+    pools = Pools(pooled([{"name": "only"}], capacity=1, queue_size=4, queue_wait=5))
+    (lease,) = await held(pools, 1)
+    names = {i["name"] for i in pools.scale("echo", 1)}
+    assert names == {"only"}
+    waiting = asyncio.create_task(pools.acquire("echo", preferred="echo-3"))
+    await asyncio.sleep(0.01)
+    added = [i["name"] for i in pools.scale("echo", 4)]  # three new instances free at once
+    assert "echo-3" in added, added
+    got = await asyncio.wait_for(waiting, 1)
+    assert got.instance.name == "echo-3"
+    pools.release(lease, ok=True, seconds=0.01)
