@@ -1,6 +1,6 @@
 """The multi-turn suite: follow-up routing accuracy over labelled conversations.
 
-`python -m evals.conversations [--data FILE] [--split dev|heldout|heldout2|all] [--json]` runs each
+`python -m evals.conversations [--data FILE] [--split dev|heldout|heldout2|NAME|all] [--json]` runs each
 conversation of tests/data/conversations.jsonl (its format: tests/data/conversations.md) on its own
 thread of the real graph (offline: the few-shot scorer, the deterministic planner, the template
 answers; a fresh data directory, so the support desk's database starts from its seed) and prints
@@ -67,9 +67,12 @@ class Report:
         first = [t for t in self.turns if t.index == 0]
         by_category: dict[str, list[TurnResult]] = defaultdict(list)
         by_split: dict[str, list[TurnResult]] = defaultdict(list)
+        first_by_split: dict[str, list[TurnResult]] = defaultdict(list)
         for t in follow:
             by_category[t.category].append(t)
             by_split[t.split].append(t)
+        for t in first:
+            first_by_split[t.split].append(t)
         return {
             "followup_accuracy": self.accuracy(follow),
             "followup_turns": len(follow),
@@ -79,7 +82,13 @@ class Report:
             "first_turn_accuracy": self.accuracy(first),
             "conversations": len(first),
             "per_split": {
-                k: {"accuracy": self.accuracy(v), "turns": len(v)} for k, v in sorted(by_split.items())
+                k: {
+                    "accuracy": self.accuracy(v),
+                    "turns": len(v),
+                    "first_turn_accuracy": self.accuracy(first_by_split[k]),
+                    "first_turns": len(first_by_split[k]),
+                }
+                for k, v in sorted(by_split.items())
             },
             "per_category": {
                 k: {"accuracy": self.accuracy(v), "turns": len(v)} for k, v in sorted(by_category.items())
@@ -177,7 +186,11 @@ async def evaluate(
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m evals.conversations", description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="conversations JSONL")
-    p.add_argument("--split", choices=("dev", "heldout", "heldout2", "all"), default="all")
+    p.add_argument(
+        "--split",
+        default="all",
+        help="dev, heldout, heldout2, any other split a data file names (e.g. heldout3), or all (default)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     report = asyncio.run(evaluate(load(args.data, args.split)))
@@ -191,7 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"first turns: {summary['first_turn_accuracy']}")
     for name, row in summary["per_split"].items():
-        print(f"  split {name:<22} {row['accuracy']}  ({row['turns']} turns)")
+        print(
+            f"  split {name:<22} {row['accuracy']}  ({row['turns']} turns; first turns "
+            f"{row['first_turn_accuracy']} of {row['first_turns']})"
+        )
     for name, row in summary["per_category"].items():
         print(f"  {name:<28} {row['accuracy']}  ({row['turns']} turns)")
     for f in summary["failures"]:

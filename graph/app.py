@@ -22,7 +22,7 @@ from graph.pools import Pools
 from graph.pools.http import pools_app
 from graph.pools.serving import shared
 
-settings = Settings.from_env()
+settings = Settings.from_env().for_serving()  # no fine-tune cached: answer now, tune in the background
 set_level(settings.log_level)  # the server brings its own handlers; routegraph's lines at our level
 
 

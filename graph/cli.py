@@ -186,6 +186,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     the compiled scorer, cached by content under the cache directory (`./scripts/setup` runs this
     for the shipped registry, so a newcomer's first `ask` does not wait for them)."""
     settings: Settings = args.settings
+    if settings.finetune != "off":  # prepare waits for the fine-tune whatever ask would do
+        settings = settings.model_copy(update={"finetune": "foreground"})
     registry = Registry.from_file(settings.registry)
     require_encoder(registry.spec.classifier.encoder)
     from graph.classifier.build import build_scorer
@@ -375,7 +377,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print("routegraph ask: the request is empty", file=sys.stderr)
         return EXIT_INVALID
     thread_id = check_thread_id(args.thread) if args.thread is not None else uuid.uuid4().hex[:12]
-    settings: Settings = args.settings
+    settings: Settings = args.settings.for_serving()  # no fine-tune cached: answer now, tune behind
     registry = Registry.from_file(settings.registry)
     require_encoder(registry.spec.classifier.encoder)
     from langchain_core.messages import HumanMessage

@@ -18,7 +18,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from graph.config.registry import Registry
-from graph.context.followups import FollowUp, resolve
+from graph.context.followups import FollowUp, guide_lexicon, resolve, vocabulary
 from graph.errors import CriticalError
 from graph.intent import side_effect_intent
 from graph.models import add_notes
@@ -113,6 +113,32 @@ def affinity(call: NodeCall, text: str, names: Sequence[str]) -> dict[str, float
     return {s.name: s.confidence for s in call.deps.scorer.score(text, list(names))}
 
 
+def plausible(call: NodeCall, text: str, names: Sequence[str]) -> list[str]:
+    """Those of `names` whose confidence on the words reaches their threshold, winning or not."""
+    scorer = call.deps.scorer
+    default = call.deps.registry.spec.classifier.threshold
+    return [
+        s.name
+        for s in scorer.score(text, list(names))
+        if s.confidence >= scorer.threshold_for(s.name, default)
+    ]
+
+
+def guide_texts(registry: Registry) -> dict[str, list[str]]:
+    """Each routable capability's description and positive guide examples."""
+    return {
+        c.name: [c.description, *(ex.query for ex in c.classifier_guide.examples if ex.result)]
+        for c in registry.routable
+    }
+
+
+def feeds(registry: Registry, provider: str, consumer: str) -> bool:
+    """Whether `provider` provides something `consumer` requires (account's customer for billing)."""
+    if provider not in registry or consumer not in registry:
+        return False
+    return bool(set(registry[provider].provides) & set(registry[consumer].requires))
+
+
 def asks_action(registry: Registry, text: str, name: str) -> bool:
     """Whether the words ask a capability with side effects to act ("refund that one", "can you
     refund it?"), not only about its action ("can that one be refunded?", "is it refundable?"):
@@ -136,6 +162,7 @@ def read_follow_up(state: AgentState, call: NodeCall, text: str) -> FollowUp:
     turn = state.get("task_turn", 0)
     offer = state.get("approval_offer")
     offered = offer["capabilities"] if offer and offer.get("turn") == turn - 1 else []
+    texts = guide_texts(call.deps.registry)  # a few hundred short texts: cheap to read each time
     return resolve(
         text,
         state.get("context_topic") or [],
@@ -145,6 +172,11 @@ def read_follow_up(state: AgentState, call: NodeCall, text: str) -> FollowUp:
         offer=offered,
         acts=lambda t, name: asks_action(call.deps.registry, t, name),
         side_effects=lambda name: has_side_effects(call.deps.registry, name),
+        plausible=lambda t, names: plausible(call, t, names),
+        lexicon=guide_lexicon(texts),
+        known=vocabulary(texts),
+        routable=list(texts),
+        feeds=lambda a, b: feeds(call.deps.registry, a, b),
     )
 
 

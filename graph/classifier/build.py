@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from graph.classifier.calibration import Calibration
 from graph.classifier.clauses import CLAUSES
 from graph.classifier.compiled import CachedScorer
+from graph.classifier.deferred import FinetuneMode
 from graph.classifier.encoders import make_encoder, trainable
 from graph.classifier.finetune import TRAINING, FineTune
 from graph.classifier.guides import LabelGuide, guides_from_registry
@@ -26,16 +27,20 @@ def build_scorer(registry: Registry, settings: Settings, *, tuned: bool = True) 
     (`tuned`) the curve and thresholds `routegraph tune` fitted (`classifier.calibration`). Those
     are set aside together, with a warning on the `routegraph` logger, when they were fitted for
     other guides or settings: the curve is then fitted on the guides and `classifier.threshold`
-    applies."""
+    applies.
+
+    When the fine-tune is not cached yet, `settings.finetune` decides (`deferred.FinetuneMode`):
+    `auto` is foreground here (the first compile fine-tunes and waits, as `routegraph prepare`,
+    eval and tune need); `routegraph ask` and the server make it `background`
+    (`Settings.for_serving`)."""
     config = registry.spec.classifier
+    models_dir = settings.data_dir / "models"
     encoder = make_encoder(
-        config.encoder,
-        base_url=settings.base_url,
-        models_dir=settings.data_dir / "models",
-        onnx_dir=settings.cache,
+        config.encoder, base_url=settings.base_url, models_dir=models_dir, onnx_dir=settings.cache
     )
     guides = guides_from_registry(registry.routable)
-    finetune = FineTune() if config.finetune and trainable(encoder) is not None else None
+    mode: FinetuneMode = "foreground" if settings.finetune == "auto" else settings.finetune
+    finetune = FineTune() if config.finetune and mode != "off" and trainable(encoder) is not None else None
     scorer = CachedScorer(
         guides,
         encoder,
@@ -43,6 +48,8 @@ def build_scorer(registry: Registry, settings: Settings, *, tuned: bool = True) 
         finetune=finetune,
         split_clauses=config.split_clauses,
         out_of_scope=tuple(config.out_of_scope_examples),
+        finetune_mode=mode,
+        rebuild={"name": config.encoder, "base_url": settings.base_url, "models_dir": str(models_dir)},
     )
     fitted = config.calibration
     if not tuned or fitted is None:

@@ -5,6 +5,10 @@ loads them instead of embedding the background requests and fitting again.
 cache directory, keyed by everything that state depends on: the encoder (its weights and
 precision), the fine-tune, the guides, the out-of-scope requests, the scorer's options, and the
 source of the modules that compute it. A miss compiles as `FewShotScorer` does and saves the result.
+
+With `finetune_mode="background"` and no cached fine-tune for the guides, it compiles on the base
+encoder instead (answering at once) and starts the fine-tune in a detached process (`deferred`),
+whose compiled state the next run loads; `weights` says which weights a compiled scorer uses.
 """
 
 from __future__ import annotations
@@ -13,20 +17,25 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass, fields
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from graph.classifier import finetune as finetune_module
 from graph.classifier.calibration import Calibration
+from graph.classifier.deferred import FinetuneMode, Pending
 from graph.classifier.encoders import MiniLMEncoder, trainable
 from graph.classifier.head import Head
 from graph.classifier.prototypes import GuideVectors
 from graph.classifier.scorer import FewShotScorer
 
 log = logging.getLogger(__name__)
+said = logging.getLogger("routegraph.classifier")
+"""Shown at `--log-level INFO`: which weights the compiled scorer uses."""
 
 COMPILED = 1
 """Part of the key: bumped when what is saved changes."""
@@ -43,9 +52,26 @@ def _source_digest() -> str:
     return digest.hexdigest()
 
 
+Weights = Literal["", "base", "fine-tuned"]
+"""What a compiled scorer encodes with: `fine-tuned` weights, the `base` ones (no fine-tune asked
+for, none worth training, or one still running in the background), "" before compiling."""
+
+
 @dataclass
 class CachedScorer(FewShotScorer):
     """A `FewShotScorer` that saves its compiled state under `cache_dir` and loads it next time."""
+
+    finetune_mode: FinetuneMode = "foreground"
+    """What a compile does when the fine-tune is not cached (`deferred.FinetuneMode`); foreground
+    unless told otherwise: a Python caller that compiles gets the fine-tuned scorer, and no process
+    is started behind its back."""
+    rebuild: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    """How a background worker makes this scorer's encoder (`build_scorer` sets it: the encoder
+    setting and its directories); without it, background mode fine-tunes in the foreground."""
+    awaits_background: bool = field(default=True, compare=False, repr=False)
+    """A foreground fine-tune waits for a background worker training the same weights
+    (False in the worker itself, which holds that worker's lock)."""
+    weights: Weights = field(default="", init=False, compare=False)
 
     def compiled_key(self) -> str:
         """What the compiled state depends on (computed before compiling, from the settings)."""
@@ -73,11 +99,105 @@ class CachedScorer(FewShotScorer):
             self.use_descriptions,
             self.split_clauses,
             self._head_weight,
+            self._head_lexical,
             self.calibration is None,
         ]
         return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()[:24]
 
     def _compile(self) -> None:
+        pending = self._deferred()
+        if pending is None:
+            self._await_background()
+            self._compile_cached()
+            model = trainable(self.encoder)
+            self.weights = "fine-tuned" if model is not None and model.weights_tag != "base" else "base"
+        else:
+            job = self._job(pending.key)
+            with self._on_base_weights():
+                self._compile_cached()
+            self.weights = "base"
+            # Started once the answer's own compile is done: on a small machine the worker's torch
+            # import and training would otherwise slow the first answer down.
+            note = pending.start(job)
+            finetune_module.tell(self.progress, note)
+            said.info("classifier: %s", note)  # the server's log, where no progress line is seen
+        said.info("classifier: compiled on the %s weights of %s", self.weights, self.encoder.identity)
+
+    def _deferred(self) -> Pending | None:
+        """The background fine-tune to start (or wait for) instead of fine-tuning now: only in
+        background mode, for a fine-tune worth training whose weights are not ready."""
+        model = trainable(self.encoder)
+        if (
+            self.finetune_mode != "background"
+            or self.finetune is None
+            or model is None
+            or self.cache_dir is None
+            or self.rebuild is None
+            or not finetune_module.worth_training(self.guides, self.out_of_scope)
+        ):
+            return None
+        pending = Pending(
+            self.cache_dir, finetune_module.finetune_key(model, self.guides, self.finetune, self.out_of_scope)
+        )
+        return None if pending.ready() else pending
+
+    def _await_background(self) -> None:
+        """A fine-tune about to run in the foreground while a background worker trains the same
+        weights (`routegraph prepare` right after a first `ask`): wait for the worker and load
+        what it saved, instead of training the same weights twice side by side."""
+        model = trainable(self.encoder)
+        if not self.awaits_background or self.finetune is None or model is None or self.cache_dir is None:
+            return
+        pending = Pending(
+            self.cache_dir, finetune_module.finetune_key(model, self.guides, self.finetune, self.out_of_scope)
+        )
+        if pending.running():
+            finetune_module.tell(
+                self.progress, f"waiting for the background fine-tune to finish (log: {pending.log})"
+            )
+            pending.wait()
+
+    @contextmanager
+    def _on_base_weights(self) -> Iterator[None]:
+        """Compile as if no fine-tune were asked for. A curve and thresholds `routegraph tune` fitted
+        were fitted on the fine-tuned scores: set aside (the curve is fitted on the guides, the
+        registry's threshold applies), as for any other change of weights."""
+        finetune = self.finetune
+        self.finetune, self.calibration, self.thresholds, self.default_threshold = None, None, {}, None
+        try:
+            yield
+        finally:
+            self.finetune = finetune  # the key of the fine-tune the background process makes
+
+    def _job(self, key: str) -> dict[str, Any]:
+        """What the background worker builds: this scorer with its fine-tune, compiled in the
+        foreground (the same compiled key as the next run computes)."""
+        assert self.finetune is not None and self.cache_dir is not None
+        calibration = self.calibration
+        return {
+            "key": key,
+            "cache_dir": str(self.cache_dir),
+            "encoder": self.rebuild,
+            "guides": [
+                {
+                    "name": g.name,
+                    "positives": list(g.positives),
+                    "negatives": list(g.negatives),
+                    "description": g.description,
+                }
+                for g in self.guides
+            ],
+            "finetune": vars(self.finetune),
+            "out_of_scope": list(self.out_of_scope),
+            "split_clauses": self.split_clauses,
+            "use_descriptions": self.use_descriptions,
+            "head_weight": self.head_weight,
+            "calibration": None
+            if calibration is None
+            else {"slope": calibration.slope, "midpoint": calibration.midpoint},
+        }
+
+    def _compile_cached(self) -> None:
         if self.cache_dir is None:
             super()._compile()
             return

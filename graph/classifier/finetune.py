@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from graph.classifier.encoders import MiniLMEncoder
 from graph.classifier.guides import LabelGuide
 from graph.classifier.head import COSINE_SCALE
+from graph.classifier.onnx_runtime import complete, export, exportable
 from graph.progress import emit
 
 if TYPE_CHECKING:
@@ -155,7 +156,7 @@ def _batches(order: list[int], lengths: list[int], size: int, rng: random.Random
     return batches
 
 
-def _tell(progress: Callable[[str], None] | None, message: str) -> None:
+def tell(progress: Callable[[str], None] | None, message: str) -> None:
     """To the caller's `progress`, and to the graph's progress stream when compiling inside a run
     (`routegraph ask` prints it in place of a silent `· classifier`)."""
     if progress is not None:
@@ -187,7 +188,7 @@ def finetune_encoder(
         # Cached: the weights load only if they must be exported (or encoded with torch).
         encoder.use_finetuned(key, path)
         if not encoder.exported():
-            _tell(progress, "exporting the fine-tuned encoder to ONNX (once, a few seconds)")
+            tell(progress, "exporting the fine-tuned encoder to ONNX (once, a few seconds)")
         return False
 
     # On the graph's stream only (`routegraph ask`): loading torch takes seconds, which the terminal
@@ -195,6 +196,7 @@ def finetune_encoder(
     emit("classifier_progress", message="loading the encoder to fine-tune it (first run only, then cached)")
     import torch
 
+    _export_base(encoder)
     model = encoder.own_copy()
     trained = _trained_parameters(model, spec.train_layers)
     # One thread, as the encoder was loaded with (`MiniLMEncoder.threads`): on this project's
@@ -208,8 +210,20 @@ def finetune_encoder(
         torch.save(model.state_dict(), tmp)
         tmp.replace(path)
     if encoder.onnx_dir is not None:
-        _tell(progress, "exporting the fine-tuned encoder to ONNX (once, a few seconds)")
+        tell(progress, "exporting the fine-tuned encoder to ONNX (once, a few seconds)")
     return True
+
+
+def _export_base(encoder: MiniLMEncoder) -> None:
+    """The base weights' ONNX export, while they are loaded anyway (a few seconds): when the guides
+    change later, the first run answers on the base weights at once (`deferred`) instead of
+    importing torch to export them."""
+    folder = encoder.onnx_folder()
+    if folder is None or encoder.weights_tag != "base" or complete(folder):
+        return
+    model = encoder.model
+    if exportable(model):
+        export(model, folder)
 
 
 def _release_freed_memory() -> None:
@@ -294,7 +308,7 @@ def _train(
     for done in range(passes):
         left = (time.perf_counter() - started) / done * (passes - done) if done else None
         eta = " (first run only, then cached)" if left is None else f", about {left:.0f} s left"
-        _tell(progress, f"fine-tuning: pass {done + 1}/{passes} over {len(texts)} examples{eta}")
+        tell(progress, f"fine-tuning: pass {done + 1}/{passes} over {len(texts)} examples{eta}")
         rng.shuffle(order)
         for batch in _batches(order, [len(t) for t in texts], spec.batch_size, rng):
             features = model.preprocess([texts[i] for i in batch])

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from graph.classifier.encoders import LexicalEncoder
 from graph.classifier.prototypes import GuideVectors
 
 COSINE_SCALE = 20.0
@@ -25,6 +26,32 @@ HEAD_EPOCHS = 200
 HEAD_L2 = 1e-3
 HEAD_FOLDS = 4
 """Cross-fitted calibration scores each example with a head trained on the other folds."""
+HEAD_LEXICAL = 0.4
+"""Share of the head's features that are lexical n-grams (`LexicalEncoder`) when the encoder is a
+dense sentence embedding: the head reads `[sqrt(1 - s) * dense, sqrt(s) * lexical]` while the
+prototypes stay dense. A sentence embedding blurs the exact words that separate near intents
+("freeze my card" / "report my card lost"); the head weighs them where they help."""
+
+
+SparseRow = tuple[np.ndarray, np.ndarray]
+"""A unit lexical row as the indices of its features and their values."""
+
+
+def sparse_lexical(lexicon: LexicalEncoder, texts: Sequence[str]) -> list[SparseRow]:
+    """`lexicon.encode(texts)` as sparse rows (the same values: TF-IDF, unit length)."""
+    rows: list[SparseRow] = []
+    for text in texts:
+        features = lexicon._features(text)
+        index = np.fromiter(features, dtype=np.int64, count=len(features))
+        value = np.fromiter(features.values(), dtype=np.float32, count=len(features)) * lexicon._idf[index]
+        norm = float(np.linalg.norm(value))
+        rows.append((index, value / norm if norm else value))
+    return rows
+
+
+def joined(dense: np.ndarray, lexical: np.ndarray, share: float) -> np.ndarray:
+    """The head's rows: both halves unit length, so the row is too."""
+    return np.hstack([np.sqrt(1.0 - share) * dense, np.sqrt(share) * lexical]).astype(np.float32)
 
 
 def probabilities(similarity: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -47,6 +74,17 @@ class Head:
 
     def __call__(self, vectors: np.ndarray) -> np.ndarray:
         return np.asarray(probabilities(vectors @ self.weights, self.bias), dtype=np.float32)
+
+    def joined(self, dense: np.ndarray, lexical: Sequence[SparseRow], share: float) -> np.ndarray:
+        """As `self(joined(dense, lexical, share))`, reading only the lexical features a row has:
+        a hashed lexical row is 16k wide and holds a few hundred features."""
+        width = dense.shape[1]
+        logits = np.sqrt(1.0 - share) * (dense @ self.weights[:width])
+        sparse = self.weights[width:]
+        for row, (index, value) in enumerate(lexical):
+            if len(index):
+                logits[row] += np.sqrt(share) * (value @ sparse[index])
+        return np.asarray(probabilities(logits, self.bias), dtype=np.float32)
 
 
 @dataclass(frozen=True, eq=False)

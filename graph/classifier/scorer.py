@@ -9,6 +9,7 @@ capability. On labelled validation data the curve can be refitted and thresholds
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import threading
@@ -22,15 +23,28 @@ from graph.classifier import finetune, metrics
 from graph.classifier.background import BACKGROUND, every_background, given_out_of_scope, unclaimed_background
 from graph.classifier.calibration import Calibration, above_background, fit_with_background
 from graph.classifier.clauses import clause_spans, names_a_need
-from graph.classifier.encoders import Encoder, LexicalEncoder, trainable
+from graph.classifier.encoders import Encoder, HybridEncoder, LexicalEncoder, trainable
 from graph.classifier.finetune import FineTune
 from graph.classifier.guides import LabelGuide, example_owners, guides_from_registry
-from graph.classifier.head import Head, TrainingRows, blend, cross_fitted, train_head
-from graph.classifier.prototypes import embed_guides, leave_one_out_similarities, similarities
+from graph.classifier.head import (
+    HEAD_LEXICAL,
+    Head,
+    TrainingRows,
+    blend,
+    cross_fitted,
+    joined,
+    sparse_lexical,
+    train_head,
+)
+from graph.classifier.prototypes import GuideVectors, embed_guides, leave_one_out_similarities, similarities
 from graph.classifier.thresholds import THRESHOLD_GRID, choose_thresholds, guide_threshold
 
 # guides_from_registry lives in `guides`; it stays importable from here, where it was first.
 __all__ = ["FewShotScorer", "Score", "guides_from_registry"]
+
+DENSE_HEAD_WEIGHT = 0.75
+"""`head_weight` for dense encoders: with lexical features the head sees more than the prototypes
+and earns the larger share (0.5 before them; README "The hybrid head" has the figures)."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +69,12 @@ class FewShotScorer:
     head_weight: float | None = None
     """Share of the score from the linear head (`head`); the rest is the prototype similarity.
     0 disables the head. Default: 1.0 for the lexical encoder (sparse n-gram features are used
-    far better by a discriminative head than by centroids), 0.5 for dense sentence embeddings."""
+    far better by a discriminative head than by centroids), `DENSE_HEAD_WEIGHT` for dense sentence
+    embeddings."""
+    head_lexical: float | None = None
+    """Share of the head's features that are lexical n-grams (`head.HEAD_LEXICAL`); the
+    prototypes stay the encoder's. 0: the head reads the encoder's vectors alone. Default:
+    `HEAD_LEXICAL` for dense encoders, 0 for `lexical` and `hybrid` (lexical already)."""
     calibration: Calibration | None = None
     thresholds: dict[str, float] = field(default_factory=dict)
     """Per-capability confidence thresholds fitted on validation data; others use the global one."""
@@ -75,8 +94,14 @@ class FewShotScorer:
     called on the thread that compiles, and what it raises stops the compile."""
 
     def __post_init__(self) -> None:
-        default = 1.0 if isinstance(self.encoder, LexicalEncoder) else 0.5
+        default = 1.0 if isinstance(self.encoder, LexicalEncoder) else DENSE_HEAD_WEIGHT
         self._head_weight: float = default if self.head_weight is None else self.head_weight
+        lexical = isinstance(self.encoder, LexicalEncoder | HybridEncoder)
+        share = (0.0 if lexical else HEAD_LEXICAL) if self.head_lexical is None else self.head_lexical
+        if not 0.0 <= share < 1.0:
+            raise ValueError(f"head_lexical must be in [0, 1), not {share}")
+        self._head_lexical: float = share
+        self._lexicon: LexicalEncoder | None = None
         self.labels = [g.name for g in self.guides]
         self._index = {name: i for i, name in enumerate(self.labels)}
         self._compiled = False
@@ -88,11 +113,15 @@ class FewShotScorer:
         with self._lock:
             if not self._compiled:
                 self._compile()
+                if self._head is not None and self._head_lexical > 0:
+                    self._lexical()  # here, not on the first request (a cached compile skips it)
         return self
 
+    def _corpus(self) -> list[str]:
+        return [t for g in self.guides for t in (*g.positives, *g.negatives, g.description) if t]
+
     def _compile(self) -> None:
-        corpus = [t for g in self.guides for t in (*g.positives, *g.negatives, g.description) if t]
-        self.encoder.fit(corpus)
+        self.encoder.fit(self._corpus())
         model = trainable(self.encoder)
         if self.finetune and model is not None:
             # Looked up on its module at each compile, so the training can be replaced (tests do).
@@ -112,10 +141,47 @@ class FewShotScorer:
         if self._head_weight > 0 and len(self.guides) > 1 and len(self._vectors.positives):
             texts, owners = example_owners(self.guides)
             background = self._embed(list(self._background))
-            self._head, training = train_head(self._vectors, texts, owners, background)
+            vectors = self._vectors
+            if self._head_lexical > 0:
+                vectors = self._head_vectors(vectors)
+                background = self._head_rows(background, self._background)
+            self._head, training = train_head(vectors, texts, owners, background)
         if self.calibration is None:
             self.calibration = self._guide_calibration(training)
         self._compiled = True
+
+    def _lexical(self) -> LexicalEncoder:
+        """The head's lexical features, IDF fitted on the guides (fitted again after a compiled
+        scorer is loaded from its cache: the same guides give the same vectors)."""
+        if self._lexicon is None:
+            lexicon = LexicalEncoder()
+            lexicon.fit(self._corpus())
+            self._lexicon = lexicon
+        return self._lexicon
+
+    def _head_rows(self, vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """What the head reads: the encoder's vectors, joined with lexical ones (`head_lexical`)."""
+        if self._head_lexical <= 0 or not len(texts):
+            return vectors
+        return joined(vectors, self._lexical().encode(texts), self._head_lexical)
+
+    def _head_vectors(self, vectors: GuideVectors) -> GuideVectors:
+        """The guides' rows as the head reads them (positives, negatives, descriptions)."""
+        described = {i: g.description for i, g in enumerate(self.guides)}
+        return dataclasses.replace(
+            vectors,
+            positives=self._head_rows(vectors.positives, [t for g in self.guides for t in g.positives]),
+            negatives=self._head_rows(vectors.negatives, [t for g in self.guides for t in g.negatives]),
+            descriptions=self._head_rows(vectors.descriptions, [described[i] for i in vectors.described]),
+        )
+
+    def _head_scores(self, vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """The head's probabilities; lexical features read sparse (`Head.joined`)."""
+        head = self._head
+        assert head is not None
+        if self._head_lexical <= 0:
+            return head(vectors)
+        return head.joined(vectors, sparse_lexical(self._lexical(), texts), self._head_lexical)
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         """Encode with a disk cache keyed by the encoder's identity and the texts themselves."""
@@ -162,7 +228,7 @@ class FewShotScorer:
                 assert training is not None
                 head, background_head = cross_fitted(training, texts)
             else:
-                head = self._head(vectors.positives)
+                head = self._head_scores(vectors.positives, [t for g in self.guides for t in g.positives])
             sims = blend(sims, head, self._head_weight)
         positive = metrics.truth_matrix([owners[t] for t in texts], range(len(self.guides)))
         held_out: dict[str, np.ndarray] = {}
@@ -204,10 +270,10 @@ class FewShotScorer:
         if not texts:
             empty = np.zeros((0, len(self.labels)), dtype=np.float32)
             return empty, empty.astype(bool)
-        vectors, owner, needs = self._encode_segments(texts)
+        vectors, owner, needs, pieces = self._encode_segments(texts)
         sims = similarities(vectors, self._vectors)
         if self._head is not None:
-            sims = blend(sims, self._head(vectors), self._head_weight)
+            sims = blend(sims, self._head_scores(vectors, pieces), self._head_weight)
         owner_of = np.array(owner)[needs]
         sims = sims[needs]  # "I'm jane@acme.io", "I don't want a refund": no need of their own
         out = np.full((len(texts), len(self.labels)), -1.0, dtype=np.float32)
@@ -216,9 +282,9 @@ class FewShotScorer:
         wins[owner_of, sims.argmax(1)] = True
         return out, wins
 
-    def _encode_segments(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int], np.ndarray]:
-        """One vector per text and per clause, with the index of the text each belongs to and
-        whether it is scored (the text always; a clause when it `names_a_need`).
+    def _encode_segments(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int], np.ndarray, list[str]]:
+        """One vector per text and per clause, with the index of the text each belongs to,
+        whether it is scored (the text always; a clause when it `names_a_need`), and the pieces.
 
         An encoder with `encode_spans` (MiniLM) reads each text once and pools the clauses from
         its token vectors, so splitting costs no extra forward passes; others encode every clause.
@@ -229,13 +295,13 @@ class FewShotScorer:
             [flag for t, s in zip(texts, spans, strict=True) for flag in (True, *names_a_need(t, s))],
             dtype=bool,
         )
-        encode_spans = getattr(self.encoder, "encode_spans", None)
-        if encode_spans is not None:  # also without clauses: MiniLM's own pooling, with less overhead
-            return encode_spans(texts, spans), owner, needs
         segments = [
             piece for t, s in zip(texts, spans, strict=True) for piece in (t, *(t[a:b] for a, b in s))
         ]
-        return self.encoder.encode(segments), owner, needs
+        encode_spans = getattr(self.encoder, "encode_spans", None)
+        if encode_spans is not None:  # also without clauses: MiniLM's own pooling, with less overhead
+            return encode_spans(texts, spans), owner, needs, segments
+        return self.encoder.encode(segments), owner, needs, segments
 
     def confidences(self, texts: Sequence[str]) -> np.ndarray:
         raw = self.raw_scores(texts)

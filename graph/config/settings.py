@@ -91,6 +91,11 @@ class Settings(BaseModel):
     faults: str = ""
     """A fault plan for testing recovery (`ROUTEGRAPH_FAULTS`, e.g. `classifier:raise_retriable`;
     see graph/faults.py); empty: no faults."""
+    finetune: Literal["auto", "background", "foreground", "off"] = "auto"
+    """Without a cached fine-tune for the guides (`ROUTEGRAPH_FINETUNE`): `background` answers with
+    the base encoder and fine-tunes in a detached process for the next run; `foreground` fine-tunes
+    before the first answer; `off` never fine-tunes. `auto`: background for `routegraph ask` and
+    the server (`for_serving`), foreground for everything else (prepare, eval, tune, Python)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING"
     """Level of routegraph's own log lines (`ROUTEGRAPH_LOG_LEVEL`, `--log-level`): DEBUG, INFO, WARNING, ..."""
     log_format: Literal["text", "json"] = "text"
@@ -116,6 +121,7 @@ class Settings(BaseModel):
             "llm": env.get("ROUTEGRAPH_LLM", "auto") or "auto",
             "postgres_url": env.get("ROUTEGRAPH_POSTGRES_URL") or None,
             "faults": env.get("ROUTEGRAPH_FAULTS", ""),
+            "finetune": (env.get("ROUTEGRAPH_FINETUNE") or "auto").lower(),
             "log_level": (env.get("ROUTEGRAPH_LOG_LEVEL") or "WARNING").upper(),
             "log_format": (env.get("ROUTEGRAPH_LOG_FORMAT") or "text").lower(),
             "otel_endpoint": env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
@@ -139,6 +145,11 @@ class Settings(BaseModel):
         the fragments a driver echoes), which have no shape to recognise them by."""
         keys = (secret.get_secret_value() for secret in self.api_keys.values())
         return _redactor(_secret_values(keys, (self.postgres_url, self.base_url)))
+
+    def for_serving(self) -> Settings:
+        """These settings where a person or a client waits for the answer (`routegraph ask`, the
+        server): an `auto` fine-tune runs in the background."""
+        return self.model_copy(update={"finetune": "background"}) if self.finetune == "auto" else self
 
     @property
     def cache(self) -> Path:

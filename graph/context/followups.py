@@ -40,7 +40,9 @@ case) replace the clause's name when there is one. Everything here is pure: the 
 
 from __future__ import annotations
 
+import functools
 import re
+import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -49,7 +51,8 @@ FollowUpKind = Literal["follow_up", "correction", "confirmation", "switch", "new
 
 _CUE = re.compile(
     r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool)\W+)?"
-    r"(and|also|plus|or|then|what about|how about|what of|same (?:for|with|but|again|thing for)|same)\b",
+    r"(and|also|plus|or|then|what about|how about|what of|same (?:for|with|but|again|thing for)|same|ditto|"
+    r"likewise|again|repeat (?:that|it|this))\b",
     re.I,
 )
 _CORRECTION = re.compile(
@@ -75,7 +78,8 @@ _YES = re.compile(
 )
 _LEAD = re.compile(
     r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool|and|also|plus|or|then|now|what about|how about|"
-    r"what of|same (?:for|with|but|again|thing for)|same|for|in|at|on|with|the)\W+)+",
+    r"what of|same (?:for|with|but|again|thing for)|same|ditto|likewise|again|repeat (?:that|it|this)|"
+    r"for|in|at|on|with|the)\W+)+",
     re.I,
 )
 _ITEM = re.compile(
@@ -84,6 +88,21 @@ _ITEM = re.compile(
     re.I,
 )
 """Anaphora to one item of a list an answer gave ("the last one", "the declined one", "the other")."""
+_ITEM_OF = (
+    r"|\b(?:one|any|some|each|all|either|neither|none|which|both) of (?:them|those|these)\b|\bwhich one\b"
+)
+_ITEM = re.compile(_ITEM.pattern + _ITEM_OF, re.I)
+_NEGATED = re.compile(
+    r"[,;]?\s*\b(?:not|rather than|instead of)\s+(?:the|my|a|an|their|our|your|his|her)\b[^,.;!?]*", re.I
+)
+"""What a correction rules out ("..., not the invoices"): dropped before the new words are read."""
+_WITHDRAW = re.compile(
+    r"^\W*(?:(?:no|nope|ok(?:ay)?|actually|wait|sorry|oh|hmm)\W+)*"
+    r"(?:never\s?mind|forget (?:it|that|about (?:it|that))|cancel that|scratch that|ignore that|disregard that)"
+    r"\b[\W_]*",
+    re.I,
+)
+"""The user withdraws the last request; what follows (if anything) is a request of its own."""
 _NUM = r"(\d+(?:\.\d+)?)"
 _CONT_LEAD = re.compile(r"^\W*(?:(?:ok(?:ay)?|so|and|then|now|also|next|what about|how about)\W+)*", re.I)
 _THAT = r"(?:(?:that|it|this|the result|the total|the answer)\s+)?"
@@ -222,6 +241,10 @@ STOPWORDS = frozenset(
         "it's",
         "isn't",
         "am",
+        "how's",
+        "hows",
+        "doing",
+        "going",
     ]
 )
 
@@ -233,7 +256,60 @@ _EXPR = re.compile(rf"(?:sqrt\s*\(?\s*)?\d+(?:\.\d+)?\s*(?:{_OPS}\s*\(?\s*\d+(?:
 _NUMBER = re.compile(r"(?<![\w.-])\d+(?:\.\d+)?(?![\w-])")
 _NAME = re.compile(r"\b[A-Z][\w'’]*(?:[ -][A-Z][\w'’]*)*")
 
-SlotKind = Literal["email", "ident", "amount", "expr", "number", "name"]
+SlotKind = Literal["email", "ident", "amount", "expr", "number", "name", "place"]
+
+_ZONE_REGIONS = (
+    "Africa/",
+    "America/",
+    "Antarctica/",
+    "Asia/",
+    "Atlantic/",
+    "Australia/",
+    "Europe/",
+    "Indian/",
+    "Pacific/",
+)
+_NOT_PLACES = frozenset(
+    [
+        "north",
+        "south",
+        "west",
+        "center",
+        "act",
+        "oral",
+        "virgin",
+        "wake",
+        "christmas",
+        "easter",
+        "casey",
+        "davis",
+        "palmer",
+        "troll",
+        "regina",
+        "stanley",
+        "victoria",
+        "sofia",
+        "juba",
+        "mahe",
+        "yap",
+        "truk",
+        "knox",
+    ]
+)
+
+
+@functools.cache
+def places() -> frozenset[str]:
+    """Place names (lower case) from the IANA time zone database (`zoneinfo`): the cities a zone is
+    named after ("new york", "helsinki"), less a few that are common words or first names."""
+    names = {
+        zone.rsplit("/", 1)[-1].replace("_", " ").lower()
+        for zone in zoneinfo.available_timezones()
+        if zone.startswith(_ZONE_REGIONS)
+    }
+    return frozenset(names - _NOT_PLACES)
+
+
 _KINDS: tuple[tuple[SlotKind, re.Pattern[str]], ...] = (
     ("email", _EMAIL),
     ("amount", _AMOUNT),
@@ -304,7 +380,8 @@ def slots(text: str) -> list[Slot]:
             if kind == "ident" and not re.search(r"\d", value):
                 continue
             subtype = "email" if kind == "email" else (m.group(1).upper() if kind == "ident" else "")
-            found.append(Slot(kind, value, start, end, subtype))
+            shape: SlotKind = "place" if kind == "name" and value.lower() in places() else kind
+            found.append(Slot(shape, value, start, end, subtype))
             taken.append((start, end))
     return sorted(found, key=lambda s: s.start)
 
@@ -322,12 +399,41 @@ def fragment(text: str) -> str:
     return text.strip(" ?!.,")
 
 
-def _fits(new: Slot, old: Slot) -> bool:
+def _fit(new: Slot, old: Slot) -> int:
+    """How well a new slot replaces an old one: 3 the same kind (an identifier of the same sort),
+    2 a name in place of a place (a city the time zone database does not know), 0 not at all (a
+    place never replaces another kind of name: "Helsinki" is not a plan)."""
     if new.kind in IDENTIFIERS and old.kind in IDENTIFIERS:
-        return new.subtype == old.subtype
-    if {new.kind, old.kind} <= {"expr", "number"}:
-        return new.kind == old.kind
-    return new.kind == old.kind
+        return 3 if new.subtype == old.subtype else 0
+    if new.kind == old.kind:
+        return 3
+    return 2 if new.kind == "name" and old.kind == "place" else 0
+
+
+def _target(clause: str, new: Slot) -> tuple[Slot, int] | None:
+    """The slot of `clause` the new slot replaces (its last best fit) and how well it fits."""
+    old = slots(clause)
+    best = max((_fit(new, s) for s in old), default=0)
+    if best:
+        return [s for s in old if _fit(new, s) == best][-1], best
+    ids = [s for s in old if s.kind in IDENTIFIERS]
+    if new.kind in IDENTIFIERS and len(ids) == 1:
+        return ids[0], 1
+    return None
+
+
+def fit_quality(clause: str, new: Slot, text: str = "") -> int:
+    """How well `new` fits a slot of `clause` (0: none); one more when the message puts the same
+    preposition before it as the clause does ("in Helsinki" for "in Oslo", "for 40 seats")."""
+    found = _target(clause, new)
+    if found is None:
+        return 0
+    old, quality = found
+    before_old = re.search(r"(\w+)\W*$", clause[: old.start])
+    before_new = re.search(rf"(\w+)\W+{re.escape(new.text)}", text) if text else None
+    if before_old and before_new and before_old.group(1).lower() == before_new.group(1).lower():
+        quality += 1
+    return quality
 
 
 def substitute(clause: str, new: Slot) -> str | None:
@@ -335,22 +441,20 @@ def substitute(clause: str, new: Slot) -> str | None:
 
     An identifier of another sort replaces the clause's only identifier ("same for C-1007" after a
     request that named the customer by e-mail); an expression replaces an expression, a number a
-    number (not a digit of an id).
+    number (not a digit of an id), a place a place.
     """
-    old = slots(clause)
-    same = [s for s in old if _fits(new, s)]
-    if not same and new.kind in IDENTIFIERS:
-        ids = [s for s in old if s.kind in IDENTIFIERS]
-        same = ids if len(ids) == 1 else []
-    if not same:
+    found = _target(clause, new)
+    if found is None:
         return None
-    target = same[-1]
+    target = found[0]
     return clause[: target.start] + new.text + clause[target.end :]
 
 
 def _words_substitute(clause: str, words: str) -> str | None:
     """Lower-case new words ("new york") in place of the clause's last capitalised name."""
-    names = [s for s in slots(clause) if s.kind == "name"]
+    found = slots(clause)
+    names = [s for s in found if s.kind == "place"] if words.lower() in places() else []
+    names = names or [s for s in found if s.kind in ("name", "place")]
     if not names:
         return None
     target = names[-1]
@@ -416,6 +520,11 @@ def resolve(
     offer: Sequence[str] = (),
     acts: Callable[[str, str], bool] | None = None,
     side_effects: Callable[[str], bool] | None = None,
+    plausible: Callable[[str, Sequence[str]], Sequence[str]] | None = None,
+    lexicon: Mapping[str, frozenset[str]] | None = None,
+    feeds: Callable[[str, str], bool] | None = None,
+    known: frozenset[str] = frozenset(),
+    routable: Sequence[str] = (),
 ) -> FollowUp:
     """How the message `text` relates to the thread's `topic` (entries, most recent first).
 
@@ -425,10 +534,20 @@ def resolve(
     capabilities a previous turn offered and did not run (a plain yes accepts them).
     `side_effects(name)`: whether a capability acts (moves money, writes); `acts(text, name)`:
     whether the words ask for that action rather than about it (both: the registry's and the
-    router's view; without them anaphora never overrides the classifier).
+    router's view; without them anaphora never overrides the classifier). `plausible(text, names)`:
+    those of `names` the classifier finds a plausible reading of the words (at or above their
+    threshold, winning or not). `lexicon`: each capability's own words (`guide_lexicon`); `known`:
+    every word the guides use (`vocabulary`). `routable`: every capability the router may pick.
+    `feeds(a, b)`: whether capability `a` provides what `b` requires (then `b`, not `a`, is what
+    a turn that ran both was about).
     """
     text = " ".join(text.split())
-    entries = [TopicEntry(str(e["capability"]), str(e["task"]), int(e.get("turn", 0))) for e in topic]
+    entries = _heads_first(
+        _fold_introductions(
+            [TopicEntry(str(e["capability"]), str(e["task"]), int(e.get("turn", 0))) for e in topic]
+        ),
+        feeds,
+    )
     if is_yes(text):
         if offer:
             return FollowUp("confirmation", list(offer), None, "a plain yes to the offer the last turn made")
@@ -442,6 +561,14 @@ def resolve(
             )
     if not entries:
         return FollowUp("new")
+    if (withdrawn := _WITHDRAW.match(text)) is not None:
+        rest = text[withdrawn.end() :].strip()
+        return FollowUp(
+            "switch",
+            [],
+            rest if content_words(rest) else None,
+            "the last request is withdrawn, not followed up",
+        )
     if (op := continuation(text)) is not None:
         for entry in entries:  # most recent first
             if (previous := expression_of(entry.task)) is not None:
@@ -453,17 +580,30 @@ def resolve(
                 )
     cue = bool(_CUE.search(text))
     correction = bool(_CORRECTION.search(text))
-    anaphora = bool(_ANAPHORA.search(text) or _ITEM.search(text))
-    new_words = fragment(text)
+    # "I meant my plan, not the invoices": what is ruled out is not what is asked.
+    reading = _NEGATED.sub("", text).strip() if correction else text
+    anaphora = bool(_ANAPHORA.search(reading) or _ITEM.search(reading))
+    new_words = fragment(reading)
     new_slots = slots(new_words)
-    fitting = [e for e in entries if any(_slot_fits_clause(s, e.task) for s in new_slots)]
+    fit = {e: max((fit_quality(e.task, s, reading) for s in new_slots), default=0) for e in entries}
+    fitting = [e for e in entries if fit[e]]
     size = len(content_words(new_words))
+    own = _own_words(new_words, new_slots, [e.capability for e in entries], lexicon or {})
     # A cue alone makes a follow-up of an elliptical turn only ("and the dashboard?"); "and is the
-    # webhooks service healthy?" is a request of its own that happens to start with "and".
+    # webhooks service healthy?" is a request of its own that happens to start with "and". A short
+    # turn in a topic capability's own words ("is SSO ok?" after a service's status) is one too.
     elliptical = size <= 2 or bool(fitting)
-    if not (correction or anaphora or (cue and elliptical) or (size <= 3 and fitting)):
+    # A slot that fits, or a word of the topic, is not enough when the other words ask for
+    # something no capability knows ("what's the weather in Paris?" after the time in Tokyo).
+    unknown = bool(known) and any(
+        stem(w) not in known and w not in " ".join(e.task for e in entries).lower()
+        for w in _words_besides_slots(new_words, new_slots)
+    )
+    topical = size <= 2 and any(own.values()) and not unknown
+    slotted = size <= 3 and bool(fitting) and not unknown
+    if not (correction or anaphora or (cue and elliptical) or slotted or topical):
         return FollowUp("new")
-    alone = [n for n in standalone(text) if n]
+    alone = [n for n in standalone(reading) if n]
     names = {e.capability for e in entries}
     foreign = [n for n in alone if n not in names]
     only_slots = bool(new_slots) and not _words_besides_slots(new_words, new_slots)
@@ -477,36 +617,161 @@ def resolve(
         alone = [n for n in alone if n in names]
     elif (
         foreign
-        and _ITEM.search(text)
+        and _ITEM.search(reading)
         and side_effects is not None
         and acts is not None
-        and all(side_effects(n) and not acts(text, n) for n in foreign)
+        and not any(side_effects(n) and acts(reading, n) for n in foreign)
     ):
-        # "can that one be refunded?" asks about the listed item, not for the action.
+        # "can that one be refunded?", "why did one of them fail?": a question about an item the
+        # topic listed, not a request for another capability's action.
+        alone = [n for n in alone if n in names]
+    elif foreign and anaphora and plausible is not None and plausible(reading, sorted(names)):
+        # "when does it renew?" after a plan lookup: the pronoun binds the topic, and the topic's
+        # capability is a plausible reading of the words.
+        alone = [n for n in alone if n in names]
+    elif (
+        foreign
+        and topical
+        and not correction
+        and affinity is not None
+        and max(affinity(reading, foreign).values(), default=0.0) < WEAK_SWITCH
+    ):
+        # "how's the API doing?" after a service's status: a weak reading elsewhere does not
+        # outweigh the topic's own words.
         alone = [n for n in alone if n in names]
     if alone and not set(alone) <= names:
         return FollowUp(
             "switch", [], None, f"the new words name another need ({', '.join(alone)}), not a follow-up"
         )
     pool = _last_turn(entries) if correction else entries
+    ruled_out = _ruled_out(text, names, lexicon or {}) if correction else set()
+    if (
+        ruled_out
+        and not alone
+        and affinity is not None
+        and (others := [n for n in routable if n not in ruled_out])
+    ):
+        # "I meant my plan, not the invoices": the words the user rules out are the topic's own;
+        # the rest is read against every other capability, the old clause kept as context.
+        scores = affinity(new_words or reading, others)
+        instead = max(others, key=lambda n: scores.get(n, 0.0))
+        if scores.get(instead, 0.0) > 0.0:
+            clause = _last_turn(entries)[0].task
+            return FollowUp(
+                "correction",
+                [instead],
+                appended(reading, clause),
+                f"a correction away from {', '.join(sorted(ruled_out))}",
+            )
     if alone:
         pool = [e for e in pool if e.capability in alone] or pool
-    chosen = [e for e in pool if e in fitting]
-    if not chosen and affinity is not None and len({e.capability for e in pool}) > 1:
-        scores = affinity(new_words or text, [e.capability for e in pool])
-        best = max(pool, key=lambda e: scores.get(e.capability, 0.0))
-        if scores.get(best.capability, 0.0) > 0.0:
-            chosen = [best]
-    if not chosen:
+    # The topic's own words first ("the API" is a service, whatever clause has a name), then how
+    # well a slot fits, then the classifier's reading of the new words, then recency.
+    best = max((own.get(e.capability, 0), fit[e]) for e in pool)
+    chosen = [e for e in pool if (own.get(e.capability, 0), fit[e]) == best] if best > (0, 0) else list(pool)
+    if affinity is not None and len({e.capability for e in chosen}) > 1:
+        scores = affinity(new_words or reading, [e.capability for e in chosen])
+        top = max(chosen, key=lambda e: scores.get(e.capability, 0.0))
+        chosen = [top] if scores.get(top.capability, 0.0) > 0.0 else chosen
+    if chosen == pool:
         chosen = _last_turn(pool)
     entry = chosen[0]
     kind: FollowUpKind = "correction" if correction else "follow_up"
     if alone and not (cue or correction or anaphora):
         # A complete request to the same capability: its own words are the task.
         return FollowUp(kind, [entry.capability], None, f"a new request to {entry.capability}, the topic")
-    rewritten = _rewrite(text, new_words, new_slots, entry.task, anaphora=anaphora)
+    rewritten = _rewrite(reading, new_words, new_slots, entry.task, anaphora=anaphora)
     why = "a correction of" if correction else "a follow-up to"
     return FollowUp(kind, [entry.capability], rewritten, f"{why} {entry.capability}: {entry.task!r}")
+
+
+WEAK_SWITCH = 0.5
+"""A classifier confidence below which another capability's reading of a short turn in the topic's
+own words is not taken as a topic switch."""
+
+
+def _heads_first(entries: list[TopicEntry], feeds: Callable[[str, str], bool] | None) -> list[TopicEntry]:
+    """Within each turn, an entry that only provided another's inputs (account for billing) after
+    the entries it fed: the turn was about those."""
+    if feeds is None:
+        return entries
+
+    def fed_others(e: TopicEntry) -> bool:
+        return any(
+            o.turn == e.turn and o.capability != e.capability and feeds(e.capability, o.capability)
+            for o in entries
+        )
+
+    return sorted(entries, key=lambda e: (-e.turn, fed_others(e)))
+
+
+def _is_introduction(clause: str) -> bool:
+    """A clause that only says who the user is ("I'm priya@nimbuslabs.dev", "C-1004 here")."""
+    found = slots(clause)
+    return (
+        bool(found) and all(s.kind in IDENTIFIERS for s in found) and not _words_besides_slots(clause, found)
+    )
+
+
+def _fold_introductions(entries: list[TopicEntry]) -> list[TopicEntry]:
+    """An entry whose clause only says who the user is, next to others of its turn, named no need
+    of its own: its identifier belongs to the others' clauses, and it goes."""
+    out: list[TopicEntry] = []
+    for e in entries:
+        others = [o for o in entries if o.turn == e.turn and o.capability != e.capability]
+        if not others:
+            out.append(e)
+        elif not _is_introduction(e.task):
+            intros = [o.task for o in others if _is_introduction(o.task) and o.task not in e.task]
+            out.append(TopicEntry(e.capability, ", ".join([e.task, *intros]), e.turn))
+    return out
+
+
+def _ruled_out(text: str, names: set[str], lexicon: Mapping[str, frozenset[str]]) -> set[str]:
+    """The topic capabilities whose own words a correction rules out ("..., not the invoices")."""
+    negated = " ".join(m.group(0) for m in _NEGATED.finditer(text))
+    words = {stem(w) for w in content_words(negated)}
+    return {n for n in names if words & lexicon.get(n, frozenset())}
+
+
+def _own_words(
+    text: str, found: Sequence[Slot], names: Sequence[str], lexicon: Mapping[str, frozenset[str]]
+) -> dict[str, int]:
+    """Per capability, how many of the new words (not their ids, numbers or addresses) are its own."""
+    keep = [s for s in found if s.kind in ("name", "place")]
+    rest = text
+    for slot in sorted((s for s in found if s not in keep), key=lambda s: -s.start):
+        rest = rest[: slot.start] + " " + rest[slot.end :]
+    words = {stem(w) for w in content_words(rest)}
+    return {n: len(words & lexicon[n]) for n in names if n in lexicon}
+
+
+def stem(word: str) -> str:
+    """A crude stem that makes "exports" and "export", "failing" and "fail" one word."""
+    word = word.lower().strip(".,'’?!")
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def vocabulary(guides: Mapping[str, Sequence[str]]) -> frozenset[str]:
+    """Every (stemmed) content word the guides use: what the capabilities know to ask about."""
+    return frozenset(stem(w) for texts in guides.values() for text in texts for w in content_words(text))
+
+
+def guide_lexicon(guides: Mapping[str, Sequence[str]], *, max_owners: int = 2) -> dict[str, frozenset[str]]:
+    """Each capability's own words: those of its guide's positive examples (and description) that
+    at most `max_owners` capabilities use ("webhooks", "sso" for a status service; not "plan")."""
+    words = {name: {stem(w) for text in texts for w in content_words(text)} for name, texts in guides.items()}
+    owners: dict[str, int] = {}
+    for vocab in words.values():
+        for w in vocab:
+            owners[w] = owners.get(w, 0) + 1
+    return {
+        name: frozenset(w for w in vocab if owners[w] <= max_owners and len(w) > 2 and not w.isdigit())
+        for name, vocab in words.items()
+    }
 
 
 def _words_besides_slots(text: str, found: Sequence[Slot]) -> list[str]:
@@ -566,10 +831,15 @@ __all__ = [
     "content_words",
     "continuation",
     "expression_of",
+    "fit_quality",
     "fragment",
+    "guide_lexicon",
     "is_yes",
+    "places",
     "resolve",
     "slots",
+    "stem",
     "substitute",
     "topic_after",
+    "vocabulary",
 ]
