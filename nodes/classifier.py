@@ -98,6 +98,7 @@ async def classify(
     source: dict[str, str] = {}
     scores: dict[str, float] = {}
     eligible: set[str] | None = None  # None: any capability above its threshold
+    secondary: set[str] = set()  # named clearly by a clause of its own (FewShotScorer.score)
     if mode == "llm" and candidates:
         scores = await judge(llm, task, candidates, context)
         source = dict.fromkeys(scores, "llm")
@@ -108,6 +109,7 @@ async def classify(
         scores = {s.name: s.confidence for s in scored}
         if settings.selection == "per_clause":
             eligible = {s.name for s in scored if s.wins}
+            secondary = {s.name for s in scored if s.secondary}
         source = dict.fromkeys(scores, "scorer")
         if mode == "cascade":
             band = settings.cascade_band
@@ -128,6 +130,9 @@ async def classify(
         if s >= (settings.threshold if source[n] == "llm" else scorer.threshold_for(n, settings.threshold))
         and (eligible is None or source[n] == "llm" or n in eligible)
     }
+    if chosen:  # a request's secondary needs, next to what it selected by the thresholds
+        extra = [n for n, _ in ranked if n in secondary and n not in chosen and source[n] == "scorer"]
+        chosen |= set(extra[: max(0, settings.max_capabilities - len(chosen))])
     out = [
         ScoredCapability(name=c.name, score=1.0, selected=True, source="always")
         for c in registry

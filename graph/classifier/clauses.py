@@ -70,6 +70,11 @@ def clause_spans(text: str) -> list[tuple[int, int]]:
     return [(a, b) for a, b in spans if text[a:b] != text.strip()]
 
 
+def mentions_identifier(piece: str) -> bool:
+    """Whether a clause gives an e-mail address or a customer id (`_IDENTIFIER`)."""
+    return bool(_IDENTIFIER.search(piece))
+
+
 def introduces_only(piece: str) -> bool:
     """Whether a clause only says who is asking: "I'm jane@acme.io", "customer C-1004", "my email is
     omar@brightpath.co", "Hi, I'm Sofia Rossi", "this is Priya from Nimbus Labs".
