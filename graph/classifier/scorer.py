@@ -22,7 +22,7 @@ import numpy as np
 from graph.classifier import finetune, metrics
 from graph.classifier.background import BACKGROUND, every_background, given_out_of_scope, unclaimed_background
 from graph.classifier.calibration import Calibration, above_background, fit_with_background
-from graph.classifier.clauses import clause_spans, mentions_identifier, names_a_need
+from graph.classifier.clauses import clause_spans, mentions_identifier, names_a_need, reads_as_request
 from graph.classifier.encoders import Encoder, HybridEncoder, LexicalEncoder, trainable
 from graph.classifier.finetune import FineTune
 from graph.classifier.guides import LabelGuide, example_owners, guides_from_registry
@@ -57,6 +57,10 @@ class Score:
     secondary: bool = False
     """A clause of the request names it clearly (`thresholds.secondary_need`): selected next to a
     capability the request selected by its threshold, even below its own."""
+    asked: bool = True
+    """It is the best match of the whole request, or of a clause that `reads_as_request`; not when
+    it wins only statements ("I was charged for a seat I never used, please refund it": `billing`
+    wins the statement, the request is the refund)."""
 
 
 @dataclass
@@ -285,9 +289,8 @@ class FewShotScorer:
         sims = similarities(vectors, self._vectors)
         if self._head is not None:
             sims = blend(sims, self._head_scores(vectors, pieces), self._head_weight)
-        starts = {i: owner.index(i) for i in set(owner)}  # each text comes first, its clauses after
-        clause_rows = [
-            (o, sims[k], pieces[k]) for k, o in enumerate(owner) if needs[k] and k != starts[o]
+        clause_rows = [  # each text comes first, its clauses after it
+            (o, sims[k], pieces[k]) for k, o in enumerate(owner) if needs[k] and k and owner[k - 1] == o
         ]
         owner_of = np.array(owner)[needs]
         sims = sims[needs]  # "I'm jane@acme.io", "I don't want a refund": no need of their own
@@ -334,9 +337,14 @@ class FewShotScorer:
             for _, row, piece in clause_rows
             if not mentions_identifier(piece) and (j := secondary_need(self.calibration(row))) is not None
         }
+        asked = {int(raw.argmax())} | {
+            int(row.argmax())
+            for _, row, piece in clause_rows
+            if reads_as_request(piece, text[text.find(piece) + len(piece) :])
+        }
         wanted = names if names is not None else self.labels
         scores = [
-            Score(n, float(conf[i]), float(raw[i]), bool(win[i]), i in secondary)
+            Score(n, float(conf[i]), float(raw[i]), bool(win[i]), i in secondary, i in asked)
             for n in wanted
             if (i := self._index.get(n)) is not None
         ]
