@@ -172,17 +172,6 @@ class Refund(Capability):
             GuideExample(query="I need the duplicate payment returned to my card", reason="refund"),
             GuideExample(query="credit the double charge back to us", reason="refund"),
             GuideExample(query="what is your refund policy", result=False, reason="policy question"),
-            GuideExample(
-                query="my parcel from the courier never came, I want my money back",
-                result=False,
-                reason="another company's order: out of scope",
-            ),
-            GuideExample(query="refund my Uber ride from last night", result=False, reason="another company"),
-            GuideExample(
-                query="supposing we left in March, would you pay anything back",
-                result=False,
-                reason="hypothetical: a policy question",
-            ),
             GuideExample(query="was I charged twice last month?", result=False, reason="a billing question"),
             GuideExample(query="how long do refunds take to arrive", result=False, reason="policy question"),
             GuideExample(query="how much is the Team plan", result=False, reason="pricing"),
