@@ -82,6 +82,16 @@ async def judge(
     return scores
 
 
+def implied(registry: Registry, chosen: set[str], unasked: set[str]) -> set[str]:
+    """Selected capabilities that only stand for an input of another selected one: not asked for
+    (`Score.asked`) and providing what an asked one requires. "I was charged for a seat I never
+    used, please refund it" names a charge, but asks for the refund; the planner still runs the
+    lookup the refund requires (`requires`/`provides`), the classifier need not select it."""
+    asked = chosen - unasked
+    needed = {key for name in asked for key in registry.capabilities[name].requires}
+    return {n for n in chosen & unasked if needed & set(registry.capabilities[n].provides)}
+
+
 async def classify(
     task: str,
     registry: Registry,
@@ -98,6 +108,8 @@ async def classify(
     source: dict[str, str] = {}
     scores: dict[str, float] = {}
     eligible: set[str] | None = None  # None: any capability above its threshold
+    secondary: set[str] = set()  # named clearly by a clause of its own (FewShotScorer.score)
+    unasked: set[str] = set()  # best match of statements only, not of a request
     if mode == "llm" and candidates:
         scores = await judge(llm, task, candidates, context)
         source = dict.fromkeys(scores, "llm")
@@ -108,6 +120,8 @@ async def classify(
         scores = {s.name: s.confidence for s in scored}
         if settings.selection == "per_clause":
             eligible = {s.name for s in scored if s.wins}
+            secondary = {s.name for s in scored if s.secondary}
+            unasked = {s.name for s in scored if not s.asked}
         source = dict.fromkeys(scores, "scorer")
         if mode == "cascade":
             band = settings.cascade_band
@@ -128,6 +142,10 @@ async def classify(
         if s >= (settings.threshold if source[n] == "llm" else scorer.threshold_for(n, settings.threshold))
         and (eligible is None or source[n] == "llm" or n in eligible)
     }
+    if chosen:  # a request's secondary needs, next to what it selected by the thresholds
+        extra = [n for n, _ in ranked if n in secondary and n not in chosen and source[n] == "scorer"]
+        chosen |= set(extra[: max(0, settings.max_capabilities - len(chosen))])
+        chosen -= implied(registry, chosen, unasked)
     out = [
         ScoredCapability(name=c.name, score=1.0, selected=True, source="always")
         for c in registry

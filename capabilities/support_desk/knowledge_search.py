@@ -206,6 +206,27 @@ class KnowledgeSearch(Capability):
             GuideExample(query="are prices shown with or without VAT", reason="billing FAQ"),
             GuideExample(query="which charges does the refund policy exclude", reason="policy"),
             GuideExample(query="where do I update the billing address for invoices", reason="billing FAQ"),
+            GuideExample(query="how do I take a member out of our workspace", reason="how-to"),
+            GuideExample(query="can we pay by wire or invoice rather than by card", reason="payment methods"),
+            GuideExample(
+                query="our engineer asks what to do when the API says we're rate limited",
+                reason="a how-to asked for someone else",
+            ),
+            GuideExample(query="how do I configure single sign-on with SAML", reason="how-to"),
+            GuideExample(query="how can I stop the weekly summary emails", reason="how-to: settings"),
+            GuideExample(
+                query="say we downgraded next week, would any money come back to us",
+                reason="a hypothetical refund is a policy question",
+            ),
+            GuideExample(query="what do your terms count as an overcharge", reason="policy"),
+            GuideExample(
+                query="do you have a policy on cancelling in the middle of a contract", reason="policy"
+            ),
+            GuideExample(
+                query="how do I get my money back from Airbnb",
+                result=False,
+                reason="another company's refund",
+            ),
             GuideExample(
                 query="refund my duplicate charge", result=False, reason="an action on the customer's account"
             ),

@@ -70,6 +70,31 @@ def clause_spans(text: str) -> list[tuple[int, int]]:
     return [(a, b) for a, b in spans if text[a:b] != text.strip()]
 
 
+_REQUEST = re.compile(
+    r"^\W*(?:(?:and|also|then|so|but|ok|okay)\b[\s,]*)*(?:"
+    r"please|pls|kindly|can|could|would|will|may|shall|should|is|are|was|were|am|did|do|does|have|has"
+    r"|what|what's|whats|why|how|when|where|which|who|whose"
+    r"|check|show|list|tell|give|send|explain|find|look|pull|fetch|confirm|verify|let|help|walk|go"
+    r"|(?:i|we)(?:'d|\s+would)\s+like|(?:i|we)\s+(?:want|need|wish)"
+    r")\b",
+    re.I,
+)
+
+
+def reads_as_request(piece: str, following: str = "") -> bool:
+    """Whether a clause asks for something: a question (a question word or an auxiliary first, or a
+    "?" after it, `following` being the text after the clause), an imperative ("check ...", "show me
+    ...", "please ..."), or "I want/need/would like ...". Not: a statement of what happened ("I was
+    charged for a seat I never used", "we cancelled the day after renewal"), which gives a reason
+    for a request rather than a need of its own."""
+    return bool(_REQUEST.match(piece)) or following.lstrip()[:1] == "?"
+
+
+def mentions_identifier(piece: str) -> bool:
+    """Whether a clause gives an e-mail address or a customer id (`_IDENTIFIER`)."""
+    return bool(_IDENTIFIER.search(piece))
+
+
 def introduces_only(piece: str) -> bool:
     """Whether a clause only says who is asking: "I'm jane@acme.io", "customer C-1004", "my email is
     omar@brightpath.co", "Hi, I'm Sofia Rossi", "this is Priya from Nimbus Labs".

@@ -22,7 +22,7 @@ import numpy as np
 from graph.classifier import finetune, metrics
 from graph.classifier.background import BACKGROUND, every_background, given_out_of_scope, unclaimed_background
 from graph.classifier.calibration import Calibration, above_background, fit_with_background
-from graph.classifier.clauses import clause_spans, names_a_need
+from graph.classifier.clauses import clause_spans, mentions_identifier, names_a_need, reads_as_request
 from graph.classifier.encoders import Encoder, HybridEncoder, LexicalEncoder, trainable
 from graph.classifier.finetune import FineTune
 from graph.classifier.guides import LabelGuide, example_owners, guides_from_registry
@@ -37,7 +37,7 @@ from graph.classifier.head import (
     train_head,
 )
 from graph.classifier.prototypes import GuideVectors, embed_guides, leave_one_out_similarities, similarities
-from graph.classifier.thresholds import THRESHOLD_GRID, choose_thresholds, guide_threshold
+from graph.classifier.thresholds import THRESHOLD_GRID, choose_thresholds, guide_threshold, secondary_need
 
 # guides_from_registry lives in `guides`; it stays importable from here, where it was first.
 __all__ = ["FewShotScorer", "Score", "guides_from_registry"]
@@ -54,6 +54,13 @@ class Score:
     raw: float
     wins: bool = True
     """The best match of the whole request or of one of its clauses."""
+    secondary: bool = False
+    """A clause of the request names it clearly (`thresholds.secondary_need`): selected next to a
+    capability the request selected by its threshold, even below its own."""
+    asked: bool = True
+    """It is the best match of the whole request, or of a clause that `reads_as_request`; not when
+    it wins only statements ("I was charged for a seat I never used, please refund it": `billing`
+    wins the statement, the request is the refund)."""
 
 
 @dataclass
@@ -265,22 +272,33 @@ class FewShotScorer:
 
     def _scores(self, texts: Sequence[str], *, compiled: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Raw scores, and which capabilities are the best match of the text or of a clause."""
+        out, wins, _ = self._segment_scores(texts, compiled=compiled)
+        return out, wins
+
+    def _segment_scores(
+        self, texts: Sequence[str], *, compiled: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, np.ndarray, str]]]:
+        """`_scores`, and each clause that names a need (not the texts themselves): the index of
+        its text, its raw scores and its words."""
         if not compiled:
             self.compile()
         if not texts:
             empty = np.zeros((0, len(self.labels)), dtype=np.float32)
-            return empty, empty.astype(bool)
+            return empty, empty.astype(bool), []
         vectors, owner, needs, pieces = self._encode_segments(texts)
         sims = similarities(vectors, self._vectors)
         if self._head is not None:
             sims = blend(sims, self._head_scores(vectors, pieces), self._head_weight)
+        clause_rows = [  # each text comes first, its clauses after it
+            (o, sims[k], pieces[k]) for k, o in enumerate(owner) if needs[k] and k and owner[k - 1] == o
+        ]
         owner_of = np.array(owner)[needs]
         sims = sims[needs]  # "I'm jane@acme.io", "I don't want a refund": no need of their own
         out = np.full((len(texts), len(self.labels)), -1.0, dtype=np.float32)
         np.maximum.at(out, owner_of, sims)
         wins = np.zeros(out.shape, dtype=bool)
         wins[owner_of, sims.argmax(1)] = True
-        return out, wins
+        return out, wins, clause_rows
 
     def _encode_segments(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int], np.ndarray, list[str]]:
         """One vector per text and per clause, with the index of the text each belongs to,
@@ -310,13 +328,23 @@ class FewShotScorer:
 
     def score(self, text: str, names: Sequence[str] | None = None) -> list[Score]:
         """Confidence per capability (all, or those named), best first."""
-        raws, wins = self._scores([text])
+        raws, wins, clause_rows = self._segment_scores([text])
         raw, win = raws[0], wins[0]
         assert self.calibration is not None
         conf = self.calibration(raw)
+        secondary = {
+            j
+            for _, row, piece in clause_rows
+            if not mentions_identifier(piece) and (j := secondary_need(self.calibration(row))) is not None
+        }
+        asked = {int(raw.argmax())} | {
+            int(row.argmax())
+            for _, row, piece in clause_rows
+            if reads_as_request(piece, text[text.find(piece) + len(piece) :])
+        }
         wanted = names if names is not None else self.labels
         scores = [
-            Score(n, float(conf[i]), float(raw[i]), bool(win[i]))
+            Score(n, float(conf[i]), float(raw[i]), bool(win[i]), i in secondary, i in asked)
             for n in wanted
             if (i := self._index.get(n)) is not None
         ]

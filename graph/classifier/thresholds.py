@@ -177,6 +177,43 @@ def guide_threshold(
     return round(best / 2, 3) if best > 0 else None
 
 
+SECONDARY_MARGIN = 3.0
+"""Log-odds by which a clause's best capability must lead the clause's runner-up to be selected as a
+secondary need (`secondary_need`): e^3, about 20 times as likely."""
+SECONDARY_FLOOR = 0.002
+"""The least calibrated confidence of a secondary need: below it a clause matches nothing at all."""
+
+
+def logit(p: float | np.ndarray) -> np.ndarray:
+    """Log-odds, clipped away from 0 and 1."""
+    q = np.clip(np.asarray(p, dtype=np.float64), 1e-9, 1 - 1e-9)
+    return np.asarray(np.log(q / (1 - q)))
+
+
+def secondary_need(
+    clause_conf: np.ndarray,
+    margin: float = SECONDARY_MARGIN,
+    floor: float = SECONDARY_FLOOR,
+) -> int | None:
+    """The capability (column) a clause asks for as a secondary need of its request, or None.
+
+    One clause of a request that already selected a capability ("List my charges. Also how do I
+    update the card on file?") is short and scored alone, so its confidence stays far below the
+    threshold a whole request needs, even when it names one capability clearly: the curve was
+    fitted on whole examples. Its reading is the lead, not the level: the clause's best capability
+    must lead the runner-up by `margin` in log-odds and reach `floor`. The caller applies it only
+    to a request that selected something by the usual rule, and only to clauses that name a need
+    and no identifier (an e-mail or id alone pulls a clause toward the customer lookup)."""
+    row = np.asarray(clause_conf, dtype=np.float64)
+    if row.size < 2:
+        return None
+    order = np.argsort(-row, kind="stable")
+    best, runner_up = int(order[0]), int(order[1])
+    if row[best] < floor or float(logit(row[best]) - logit(row[runner_up])) < margin:
+        return None
+    return best
+
+
 def near_threshold(confidence: float, threshold: float, band: float) -> bool:
     """Whether a confidence is within `band` of its threshold, as cascade mode asks: measured in
     log-odds, with `band` read as at a threshold of 0.5 (there, exactly |confidence - 0.5| < band).
@@ -187,8 +224,4 @@ def near_threshold(confidence: float, threshold: float, band: float) -> bool:
     if band >= 0.5:
         return True
 
-    def logit(p: float) -> float:
-        p = min(max(p, 1e-9), 1 - 1e-9)
-        return math.log(p / (1 - p))
-
-    return abs(logit(confidence) - logit(threshold)) < logit(0.5 + band)
+    return float(abs(logit(confidence) - logit(threshold))) < float(logit(0.5 + band))

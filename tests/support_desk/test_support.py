@@ -770,6 +770,42 @@ def test_the_held_out_support_requests(desk: Desk) -> None:
     assert len(routed) <= 3, routed
 
 
+def test_secondary_needs_and_implied_lookups_through_the_classifier(desk: Desk) -> None:
+    """Issue 19 item 5, through the classifier node with the shipped guides: a how-to clause next
+    to an account need is selected as a secondary need (`thresholds.secondary_need`); a statement
+    of a charge next to a refund request does not select `billing` (`nodes.classifier.implied`),
+    while an explicit request to check the charges does; a single how-to selects nothing extra."""
+    from graph.classifier.build import build_scorer
+    from graph.models import LLMGateway, ModelProvider
+    from nodes.classifier import classify
+
+    registry = desk.registry
+    scorer = build_scorer(registry, desk.settings)
+    provider = ModelProvider(
+        {role: registry.spec.models.for_role(role) for role in ModelProvider.roles()},
+        desk.settings,
+        enabled=False,
+    )
+
+    def route(text: str) -> set[str]:
+        scored = asyncio.run(
+            classify(text, registry, scorer, LLMGateway(provider, used=0, budget=1), mode="embedding")
+        )
+        return {c["name"] for c in scored if c["selected"] and c["source"] != "always"}
+
+    assert route("List my charges. Also how do I update the card on file?") == {"billing", "knowledge_search"}
+    assert route("how much would Starter be for 6 people, and how do I invite them?") == {
+        "sales",
+        "knowledge_search",
+    }
+    assert route("I was charged for a seat I never used, please refund it") == {"refund"}
+    assert route("Check whether I was charged twice, then refund the duplicate if so") == {
+        "billing",
+        "refund",
+    }
+    assert route("how do I reset my password") == {"knowledge_search"}
+
+
 def test_eval_with_a_registry_measures_its_own_guides(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
