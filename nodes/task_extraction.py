@@ -153,6 +153,13 @@ def asks_action(registry: Registry, text: str, name: str) -> bool:
     return intent == "confirm" and any(re.search(rf"\b{re.escape(v)}\b", text, re.I) for v in verbs)
 
 
+def asks_about_action(registry: Registry, text: str, name: str) -> bool:
+    """Whether the words ask about a capability's action without asking for it ("is this charge
+    refundable?"): the router's intent check says confirm."""
+    verbs = registry[name].action_verbs if name in registry else ()
+    return bool(verbs) and side_effect_intent(text, verbs).kind == "confirm"
+
+
 def has_side_effects(registry: Registry, name: str) -> bool:
     return name in registry and bool(registry[name].side_effects)
 
@@ -177,6 +184,7 @@ def read_follow_up(state: AgentState, call: NodeCall, text: str) -> FollowUp:
         known=vocabulary(texts),
         routable=list(texts),
         feeds=lambda a, b: feeds(call.deps.registry, a, b),
+        asks_about=lambda t, name: asks_about_action(call.deps.registry, t, name),
     )
 
 

@@ -72,7 +72,7 @@ _ANAPHORA = re.compile(
     re.I,
 )
 _YES = re.compile(
-    r"^\W*(yes|yeah|yep|yup|sure|ok(?:ay)?|go ahead|do it|please do|confirm(?:ed)?|approved?|"
+    r"^\W*(yes|yeah|yep|yup|sure|ok(?:ay)?|alright|all right|go ahead|do it|please do|confirm(?:ed)?|approved?|"
     r"sounds good|let'?s do it)\b",
     re.I,
 )
@@ -253,7 +253,13 @@ _IDENT = re.compile(r"\b([A-Za-z]{1,4})-?(\d{3,})\b")
 _AMOUNT = re.compile(r"[$€£]\s?\d[\d,]*(?:\.\d+)?|\b\d[\d,]*(?:\.\d+)?\s?(?:dollars?|usd|eur)\b", re.I)
 _OPS = r"(?:[-+*/x×^%]|\*\*|times|plus|minus|divided by|multiplied by|to the power of|% of|percent of)"
 _EXPR = re.compile(rf"(?:sqrt\s*\(?\s*)?\d+(?:\.\d+)?\s*(?:{_OPS}\s*\(?\s*\d+(?:\.\d+)?\s*\)?\s*)+", re.I)
-_NUMBER = re.compile(r"(?<![\w.-])\d+(?:\.\d+)?(?![\w-])")
+_NUMBER = re.compile(r"(?<![\w.-])\d+(?:\.\d+)?(?!\w|-\d|\.\d)")
+"""A number, also one joined to its unit ("a 10-seat plan"), never the digits of an id or a date."""
+_LABELLED_ID = re.compile(
+    r"\b(?:customer|client|account|charge|payment|invoice|ticket|order|case)\s+(?:id\s+|number\s+|no\.?\s*|#\s*)?(\d{3,})\b",
+    re.I,
+)
+"""An identifier written as its kind and its digits ("customer 1005", "ticket #4012")."""
 _NAME = re.compile(r"\b[A-Z][\w'’]*(?:[ -][A-Z][\w'’]*)*")
 
 SlotKind = Literal["email", "ident", "amount", "expr", "number", "name", "place"]
@@ -314,11 +320,14 @@ _KINDS: tuple[tuple[SlotKind, re.Pattern[str]], ...] = (
     ("email", _EMAIL),
     ("amount", _AMOUNT),
     ("expr", _EXPR),
+    ("ident", _LABELLED_ID),
     ("ident", _IDENT),
     ("number", _NUMBER),
     ("name", _NAME),
 )
 IDENTIFIERS = frozenset({"email", "ident"})
+ANY_ID = "#"
+"""The subtype of an identifier given by its kind's name and digits: it fits any sort of id."""
 
 
 @dataclass(frozen=True)
@@ -380,6 +389,8 @@ def slots(text: str) -> list[Slot]:
             if kind == "ident" and not re.search(r"\d", value):
                 continue
             subtype = "email" if kind == "email" else (m.group(1).upper() if kind == "ident" else "")
+            if pattern is _LABELLED_ID:
+                subtype = ANY_ID
             shape: SlotKind = "place" if kind == "name" and value.lower() in places() else kind
             found.append(Slot(shape, value, start, end, subtype))
             taken.append((start, end))
@@ -404,6 +415,8 @@ def _fit(new: Slot, old: Slot) -> int:
     2 a name in place of a place (a city the time zone database does not know), 0 not at all (a
     place never replaces another kind of name: "Helsinki" is not a plan)."""
     if new.kind in IDENTIFIERS and old.kind in IDENTIFIERS:
+        if new.subtype == ANY_ID and old.kind == "ident":
+            return 3 if _digits(new.text) and len(_digits(new.text)) == len(_digits(old.text)) else 0
         return 3 if new.subtype == old.subtype else 0
     if new.kind == old.kind:
         return 3
@@ -419,7 +432,21 @@ def _target(clause: str, new: Slot) -> tuple[Slot, int] | None:
     ids = [s for s in old if s.kind in IDENTIFIERS]
     if new.kind in IDENTIFIERS and len(ids) == 1:
         return ids[0], 1
+    if new.kind == "number":
+        # "and of 3150?" after "17% of 2400": a number in place of an operand of the expression.
+        operands = [
+            Slot("number", m.group(0), e.start + m.start(), e.start + m.end())
+            for e in old
+            if e.kind == "expr"
+            for m in _NUMBER.finditer(e.text)
+        ]
+        if operands:
+            return operands[-1], 2
     return None
+
+
+def _digits(text: str) -> str:
+    return "".join(re.findall(r"\d", text))
 
 
 def fit_quality(clause: str, new: Slot, text: str = "") -> int:
@@ -447,7 +474,12 @@ def substitute(clause: str, new: Slot) -> str | None:
     if found is None:
         return None
     target = found[0]
-    return clause[: target.start] + new.text + clause[target.end :]
+    text = new.text
+    if new.subtype == ANY_ID and target.kind == "ident":
+        # "customer 1005" in place of "c1001": the clause's way of writing the id, the new digits.
+        old_digits = _digits(target.text)
+        text = target.text[: len(target.text) - len(old_digits)] + _digits(new.text)
+    return clause[: target.start] + text + clause[target.end :]
 
 
 def _words_substitute(clause: str, words: str) -> str | None:
@@ -468,7 +500,12 @@ def appended(text: str, clause: str) -> str:
 
 def is_yes(text: str) -> bool:
     """A plain yes: a yes word and nothing to act on of its own (no slot, at most two other words)."""
-    return bool(_YES.search(text)) and not slots(text) and len(content_words(text)) <= 2
+    if not _YES.search(text) or slots(text):
+        return False
+    rest = text
+    while (m := _YES.match(rest)) is not None:  # "alright, go ahead with it": two yes words
+        rest = rest[m.end() :]
+    return len(content_words(rest)) <= 2
 
 
 def continuation(text: str) -> str | None:
@@ -525,6 +562,7 @@ def resolve(
     feeds: Callable[[str, str], bool] | None = None,
     known: frozenset[str] = frozenset(),
     routable: Sequence[str] = (),
+    asks_about: Callable[[str, str], bool] | None = None,
 ) -> FollowUp:
     """How the message `text` relates to the thread's `topic` (entries, most recent first).
 
@@ -539,7 +577,9 @@ def resolve(
     threshold, winning or not). `lexicon`: each capability's own words (`guide_lexicon`); `known`:
     every word the guides use (`vocabulary`). `routable`: every capability the router may pick.
     `feeds(a, b)`: whether capability `a` provides what `b` requires (then `b`, not `a`, is what
-    a turn that ran both was about).
+    a turn that ran both was about). `asks_about(clause, name)`: whether a clause asks about a
+    capability's action without asking for it ("is this charge refundable?": the router's
+    side-effect intent says confirm).
     """
     text = " ".join(text.split())
     entries = _heads_first(
@@ -548,15 +588,40 @@ def resolve(
         ),
         feeds,
     )
-    if is_yes(text):
+    # The actions the words ask for ("yes please refund it", "ok, refund it then"): not a plain yes.
+    asked = (
+        [
+            n
+            for n in routable
+            if side_effects(n) and acts(text, n) and (asks_about is None or not asks_about(text, n))
+        ]
+        if acts is not None and side_effects is not None
+        else []
+    )
+    if is_yes(text) and (not asked or (offer and set(asked) <= set(offer))):
         if offer:
             return FollowUp("confirmation", list(offer), None, "a plain yes to the offer the last turn made")
         if entries and re.search(r"\b(do it|go ahead|yes|please do)\b", text, re.I):
             last = _last_turn(entries)
+            clause = last[0].task
+            about = (
+                [n for n in routable if side_effects(n) and asks_about(clause, n)]
+                if asks_about is not None and side_effects is not None
+                else []
+            )
+            if about:
+                # "alright, go ahead with it" after "is this charge refundable?": the yes is to the
+                # action the last request asked about, on what it was about.
+                return FollowUp(
+                    "confirmation",
+                    about,
+                    appended(text, clause),
+                    f"a yes to the action the last request asked about ({', '.join(about)})",
+                )
             return FollowUp(
                 "confirmation",
                 [e.capability for e in last],
-                last[0].task,
+                clause,
                 "a plain yes continues the last request",
             )
     if not entries:
@@ -568,6 +633,13 @@ def resolve(
             [],
             rest if content_words(rest) else None,
             "the last request is withdrawn, not followed up",
+        )
+    if asked and not any(s.kind in IDENTIFIERS for s in slots(text)):
+        # "ok, refund it then" after a turn about a double charge: the action, on what the last turn
+        # was about (its clause names the customer and the charge the action needs).
+        clause = _last_turn(entries)[0].task
+        return FollowUp(
+            "follow_up", asked, appended(text, clause), f"asks for {', '.join(asked)} on the last request: {clause!r}"
         )
     if (op := continuation(text)) is not None:
         for entry in entries:  # most recent first
