@@ -71,6 +71,8 @@ _ANAPHORA = re.compile(
     r"the last one|the same|same one)\b",
     re.I,
 )
+_PERSONAL = re.compile(r"\b(they|them|their|theirs|he|him|his|she|her|hers)\b", re.I)
+"""Pronouns for a person or a customer (not "it": a thing)."""
 _YES = re.compile(
     r"^\W*(yes|yeah|yep|yup|sure|ok(?:ay)?|alright|all right|go ahead|do it|please do|confirm(?:ed)?|approved?|"
     r"sounds good|let'?s do it)\b",
@@ -247,6 +249,10 @@ STOPWORDS = frozenset(
         "going",
     ]
 )
+
+_FILLERS = frozenset(["all", "good", "fine", "alright", "right", "well", "still", "as", "ok?", "too", "either"])
+"""Words that ask how a thing is without naming anything ("and the dashboard, all good?"): they do not
+make an elliptical turn a request of its own."""
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _IDENT = re.compile(r"\b([A-Za-z]{1,4})-?(\d{3,})\b")
@@ -654,12 +660,13 @@ def resolve(
     correction = bool(_CORRECTION.search(text))
     # "I meant my plan, not the invoices": what is ruled out is not what is asked.
     reading = _NEGATED.sub("", text).strip() if correction else text
-    anaphora = bool(_ANAPHORA.search(reading) or _ITEM.search(reading))
+    item = bool(_ITEM.search(reading)) or _names_an_item(reading, entries)
+    anaphora = bool(_ANAPHORA.search(reading)) or item
     new_words = fragment(reading)
     new_slots = slots(new_words)
     fit = {e: max((fit_quality(e.task, s, reading) for s in new_slots), default=0) for e in entries}
     fitting = [e for e in entries if fit[e]]
-    size = len(content_words(new_words))
+    size = len([w for w in content_words(new_words) if w.strip(",.?!") not in _FILLERS])
     own = _own_words(new_words, new_slots, [e.capability for e in entries], lexicon or {})
     # A cue alone makes a follow-up of an elliptical turn only ("and the dashboard?"); "and is the
     # webhooks service healthy?" is a request of its own that happens to start with "and". A short
@@ -689,13 +696,29 @@ def resolve(
         alone = [n for n in alone if n in names]
     elif (
         foreign
-        and _ITEM.search(reading)
+        and item
         and side_effects is not None
         and acts is not None
         and not any(side_effects(n) and acts(reading, n) for n in foreign)
     ):
         # "can that one be refunded?", "why did one of them fail?": a question about an item the
         # topic listed, not a request for another capability's action.
+        alone = [n for n in alone if n in names]
+    elif (
+        foreign
+        and _PERSONAL.search(reading)
+        and not new_slots
+        and any(s.kind in IDENTIFIERS for e in entries for s in slots(e.task))
+    ):
+        # "how many seats do they have?" after "who is customer C-1009?": the pronoun is the customer
+        # the topic named. A capability the topic's feeds (billing, fed the customer by account) gets
+        # the question with the clause that names the customer; any other reading stays on the topic.
+        fed = [n for n in foreign if feeds is not None and any(feeds(e.capability, n) for e in entries)]
+        if fed:
+            clause = _last_turn(entries)[0].task
+            return FollowUp(
+                "follow_up", fed, appended(reading, clause), f"asks {', '.join(fed)} about the customer of {clause!r}"
+            )
         alone = [n for n in alone if n in names]
     elif foreign and anaphora and plausible is not None and plausible(reading, sorted(names)):
         # "when does it renew?" after a plan lookup: the pronoun binds the topic, and the topic's
@@ -760,6 +783,23 @@ def resolve(
 WEAK_SWITCH = 0.5
 """A classifier confidence below which another capability's reading of a short turn in the topic's
 own words is not taken as a topic switch."""
+
+
+_DEFINITE = re.compile(r"\bthe\s+((?:[\w-]+\s+){1,2}?)([\w-]+)\b", re.I)
+
+
+def _names_an_item(text: str, entries: Sequence[TopicEntry]) -> bool:
+    """A definite description of one of the things the topic was about: "the retry charge", "the
+    declined payment" after "show me the charges": a modifier and a noun the topic's clauses use in
+    the plural (the topic asked for several; "the Team plan" after "which plan" names no item)."""
+    used = {
+        stem(w).rstrip("e") for e in entries for w in content_words(e.task) if re.fullmatch(r"\w+[^s]s", w)
+    }
+    for m in _DEFINITE.finditer(text):
+        modifiers = [w for w in m.group(1).split() if w.lower() not in STOPWORDS]
+        if modifiers and stem(m.group(2)).rstrip("e") in used:
+            return True
+    return False
 
 
 def _heads_first(entries: list[TopicEntry], feeds: Callable[[str, str], bool] | None) -> list[TopicEntry]:
