@@ -250,7 +250,9 @@ STOPWORDS = frozenset(
     ]
 )
 
-_FILLERS = frozenset(["all", "good", "fine", "alright", "right", "well", "still", "as", "ok?", "too", "either"])
+_FILLERS = frozenset(
+    ["all", "good", "fine", "alright", "right", "well", "still", "as", "ok?", "too", "either"]
+)
 """Words that ask how a thing is without naming anything ("and the dashboard, all good?"): they do not
 make an elliptical turn a request of its own."""
 
@@ -645,7 +647,10 @@ def resolve(
         # was about (its clause names the customer and the charge the action needs).
         clause = _last_turn(entries)[0].task
         return FollowUp(
-            "follow_up", asked, appended(text, clause), f"asks for {', '.join(asked)} on the last request: {clause!r}"
+            "follow_up",
+            asked,
+            appended(text, clause),
+            f"asks for {', '.join(asked)} on the last request: {clause!r}",
         )
     if (op := continuation(text)) is not None:
         for entry in entries:  # most recent first
@@ -717,7 +722,10 @@ def resolve(
         if fed:
             clause = _last_turn(entries)[0].task
             return FollowUp(
-                "follow_up", fed, appended(reading, clause), f"asks {', '.join(fed)} about the customer of {clause!r}"
+                "follow_up",
+                fed,
+                appended(reading, clause),
+                f"asks {', '.join(fed)} about the customer of {clause!r}",
             )
         alone = [n for n in alone if n in names]
     elif foreign and anaphora and plausible is not None and plausible(reading, sorted(names)):
@@ -785,6 +793,33 @@ WEAK_SWITCH = 0.5
 own words is not taken as a topic switch."""
 
 
+_PICKING = frozenset(
+    [
+        "first",
+        "second",
+        "third",
+        "fourth",
+        "last",
+        "latest",
+        "previous",
+        "earlier",
+        "later",
+        "older",
+        "newer",
+        "duplicate",
+        "double",
+        "extra",
+        "failed",
+        "declined",
+        "retried",
+        "retry",
+        "refunded",
+        "biggest",
+        "largest",
+        "smallest",
+    ]
+)
+"""Modifiers that pick one item of several ("the duplicate renewal", "the second invoice")."""
 _DEFINITE = re.compile(r"\bthe\s+((?:[\w-]+\s+){1,2}?)([\w-]+)\b", re.I)
 
 
@@ -797,7 +832,9 @@ def _names_an_item(text: str, entries: Sequence[TopicEntry]) -> bool:
     }
     for m in _DEFINITE.finditer(text):
         modifiers = [w for w in m.group(1).split() if w.lower() not in STOPWORDS]
-        if modifiers and stem(m.group(2)).rstrip("e") in used:
+        if modifiers and (
+            stem(m.group(2)).rstrip("e") in used or any(w.lower() in _PICKING for w in modifiers)
+        ):
             return True
     return False
 
