@@ -612,3 +612,33 @@ def test_words_that_only_ask_how_a_thing_is_keep_a_turn_elliptical() -> None:
             text, topic, turn=2, standalone=nothing, lexicon=LEXICON, known=KNOWN | {"web", "dashboard"}
         )
         assert follow.capabilities == ["incidents"], text
+
+
+def test_an_address_does_not_make_a_charges_question_an_account_lookup() -> None:
+    """A provider the identifiers alone chose (account, for the address) gives way to the capability
+    it provides for that the rest of the request names (billing); the planner adds account back."""
+    from graph.classifier.encoders import LexicalEncoder
+    from graph.classifier.guides import LabelGuide
+    from graph.classifier.scorer import FewShotScorer
+    from nodes.classifier import _fed_by_who
+
+    registry = Registry.from_file(Path(__file__).resolve().parent.parent / "registry.yaml")
+    scorer = FewShotScorer(
+        [
+            LabelGuide(
+                "account", ("look up jane@acme.io", "account of omar@brightpath.co", "which plan am I on")
+            ),
+            LabelGuide("billing", ("list the charges", "show my payments", "what was I charged")),
+            LabelGuide("clock", ("what time is it in Tokyo", "current time in Paris")),
+        ],
+        LexicalEncoder(),
+    )
+    names = ["account", "billing", "clock"]
+    assert _fed_by_who("list the charges for jane@acme.io", registry, scorer, names, {"account"}) == [
+        ("account", ["billing"])
+    ]
+    # The rest asks for the account itself, or there is no identifier: nothing changes.
+    assert _fed_by_who("which plan is jane@acme.io on", registry, scorer, names, {"account"}) == []
+    assert _fed_by_who("list the charges", registry, scorer, names, {"account"}) == []
+    # A capability the provider does not provide for is not a consumer (clock needs no customer).
+    assert _fed_by_who("what time is it for jane@acme.io", registry, scorer, names, {"account"}) == []

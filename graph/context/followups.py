@@ -713,6 +713,7 @@ def resolve(
         foreign
         and _PERSONAL.search(reading)
         and not new_slots
+        and len(content_words(reading)) <= _ITEM_WORDS
         and any(s.kind in IDENTIFIERS for e in entries for s in slots(e.task))
     ):
         # "how many seats do they have?" after "who is customer C-1009?": the pronoun is the customer
@@ -793,6 +794,8 @@ WEAK_SWITCH = 0.5
 own words is not taken as a topic switch."""
 
 
+_ITEM_WORDS = 6
+"""At most this many content words in a turn that refers to an item by a description."""
 _PICKING = frozenset(
     [
         "first",
@@ -827,6 +830,8 @@ def _names_an_item(text: str, entries: Sequence[TopicEntry]) -> bool:
     """A definite description of one of the things the topic was about: "the retry charge", "the
     declined payment" after "show me the charges": a modifier and a noun the topic's clauses use in
     the plural (the topic asked for several; "the Team plan" after "which plan" names no item)."""
+    if len(content_words(text)) > _ITEM_WORDS:  # a request of its own that happens to say "the ..."
+        return False
     used = {
         stem(w).rstrip("e") for e in entries for w in content_words(e.task) if re.fullmatch(r"\w+[^s]s", w)
     }
