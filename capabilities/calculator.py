@@ -133,6 +133,8 @@ class Calculator(Capability):
             GuideExample(query="multiply 48 by 9", reason="multiplication"),
             GuideExample(query="how much is 1200 divided by 12", reason="division"),
             GuideExample(query="calculate 1540 / 11", reason="division"),
+            GuideExample(query="what's 2250 / 15", reason="division"),
+            GuideExample(query="what is 960 / 8", reason="division"),
             GuideExample(query="how much is 15% of 240", reason="percentage"),
             GuideExample(query="what's 2 to the power of 10", reason="power"),
             GuideExample(query="add 345 and 1289", reason="addition"),

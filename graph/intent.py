@@ -14,6 +14,9 @@ holds one of the capability's action `verbs`. Fail safe: `act` needs a positive 
 instruction; anything unrecognised is `confirm` (ask the human first) or `refuse` (answer, do
 nothing). Another language, a typo in the verb: no verb found, `refuse`.
 
+A correction's lead ("no, I meant ...", "sorry, I mean ...") is not a refusal: it goes before the
+rules read what the user meant.
+
 Rules, in order, per clause (a sentence cut at "but", "however", "instead", "although", "rather",
 "except" and before "just/only tell me..."); quoted text ("...", '...', and reported speech after
 "it says", "my colleague wrote:", "a message reads:", anyone's but the user's own) is removed first,
@@ -122,12 +125,22 @@ _TYPOS = [
 ]
 
 
+# A correction of what the assistant understood, not a refusal: "no, I meant refund it" (at the start of
+# the message only: "refund it. no, I meant nothing" takes the refund back) says what was
+# meant. Only this lead goes; what follows is read by the rules like any request ("no, I meant don't
+# refund it" still refuses), and "no" alone, "no thanks", "no, don't" stay refusals.
+_CORRECTION_LEAD = re.compile(
+    r"^\s*(?:no|nope|sorry|oops)[\s,.!-]+i\s+(?:meant|mean)(?:\s+to\s+say)?\b[\s,:-]*"
+)
+
+
 def _normalise(text: str) -> str:
     text = text.translate(_APOSTROPHES).lower()
     text = _QUOTED.sub(" ", text)
     text = _REPORTED.sub(" ", text)
     for pattern, repl in _TYPOS:
         text = pattern.sub(repl, text)
+    text = _CORRECTION_LEAD.sub(" ", text)
     return re.sub(r"[ \t]+", " ", text)
 
 

@@ -11,6 +11,7 @@ A capability is selected when its confidence reaches the threshold; when none do
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -146,6 +147,16 @@ async def classify(
         extra = [n for n, _ in ranked if n in secondary and n not in chosen and source[n] == "scorer"]
         chosen |= set(extra[: max(0, settings.max_capabilities - len(chosen))])
         chosen -= implied(registry, chosen, unasked)
+    if mode != "llm" and candidates:
+        for provider, consumers in await asyncio.to_thread(
+            _fed_by_who, task, registry, scorer, [c.name for c in candidates], chosen
+        ):
+            # "list the charges for jane@acme.io": the address made it an account request; the need is
+            # billing's, and the planner adds account back as billing's provider.
+            chosen.discard(provider)
+            chosen |= set(consumers)
+            for n in consumers:
+                source[n] = "scorer"
     out = [
         ScoredCapability(name=c.name, score=1.0, selected=True, source="always")
         for c in registry
@@ -155,6 +166,35 @@ async def classify(
         ScoredCapability(name=n, score=round(s, 4), selected=n in chosen, source=source[n])  # type: ignore[typeddict-item]
         for n, s in ranked
     ]
+    return out
+
+
+_WHO = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+|\bC-?\d{3,}\b", re.I)
+"""Who the request is about (an e-mail address, a customer id): not what it needs."""
+
+
+def _fed_by_who(
+    task: str, registry: Registry, scorer: FewShotScorer, names: Sequence[str], chosen: set[str]
+) -> list[tuple[str, list[str]]]:
+    """Selected providers that only the identifiers chose: the request without its identifiers does
+    not select them, but selects capabilities they provide for (registry `provides`/`requires`)."""
+    rest = " ".join(_WHO.sub(" ", task).split())
+    if rest == " ".join(task.split()) or not re.search(r"[A-Za-z]{3,}", rest):
+        return []
+    default = registry.spec.classifier.threshold
+    won = {
+        s.name
+        for s in scorer.score(rest, list(names))
+        if s.wins and s.confidence >= scorer.threshold_for(s.name, default)
+    }
+    out = []
+    for provider in sorted(chosen - won):
+        if provider not in registry:
+            continue
+        given = set(registry[provider].provides)
+        consumers = [n for n in sorted(won - chosen) if n in registry and given & set(registry[n].requires)]
+        if consumers:
+            out.append((provider, consumers))
     return out
 
 

@@ -153,6 +153,26 @@ def asks_action(registry: Registry, text: str, name: str) -> bool:
     return intent == "confirm" and any(re.search(rf"\b{re.escape(v)}\b", text, re.I) for v in verbs)
 
 
+_NOT = re.compile(r"\b(?:not|no|never|without)\b|n't\b|\bnever\s?mind\b", re.I)
+
+
+def asks_about_action(registry: Registry, text: str, name: str) -> bool:
+    """Whether the words ask about a capability's action without asking for it ("is this charge
+    refundable?", "could the last charge be refunded?"): the router's intent check says confirm, or
+    a question names the action in any form and negates nothing."""
+    verbs = registry[name].action_verbs if name in registry else ()
+    if not verbs:
+        return False
+    if side_effect_intent(text, verbs).kind == "confirm":
+        return True
+    forms = "|".join(re.escape(v) for v in verbs)
+    return (
+        "?" in text
+        and re.search(rf"\b(?:{forms})(?:s|es|ed|d|ing|able)?\b", text, re.I) is not None
+        and _NOT.search(text) is None
+    )
+
+
 def has_side_effects(registry: Registry, name: str) -> bool:
     return name in registry and bool(registry[name].side_effects)
 
@@ -177,6 +197,7 @@ def read_follow_up(state: AgentState, call: NodeCall, text: str) -> FollowUp:
         known=vocabulary(texts),
         routable=list(texts),
         feeds=lambda a, b: feeds(call.deps.registry, a, b),
+        asks_about=lambda t, name: asks_about_action(call.deps.registry, t, name),
     )
 
 

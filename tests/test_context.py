@@ -479,3 +479,166 @@ def test_the_server_brings_its_own_store(settings: Settings) -> None:
 
     assert build_graph(settings=settings, checkpointer="none").store is None  # type: ignore[attr-defined]
     assert profiles.resolve_store("none", settings) is None
+
+
+# --- follow-ups, round 2 (heldout3's classes; issue 22, item 1) -----------------------------------
+
+
+def test_a_number_joined_to_its_unit_and_an_operand_of_an_expression_are_number_slots() -> None:
+    (quote,) = [s for s in slots("what does a 12-user Team plan cost") if s.kind == "number"]
+    assert quote.text == "12"
+    # ...but never the digits of an id or a date.
+    assert not [s for s in slots("C-1004 on 2026-12-01") if s.kind == "number"]
+    (forty,) = slots("40")
+    assert substitute("what does a 12-user Team plan cost", forty) == "what does a 40-user Team plan cost"
+    topic = [{"capability": "calculator", "task": "what is 30% of 950", "turn": 1}]
+    follow = resolve("what about of 1200?", topic, turn=2, standalone=nothing)
+    assert (follow.capabilities, follow.task) == (["calculator"], "what is 30% of 1200")
+    assert evaluate(extract_expression(follow.task) or "") == 360
+
+
+def test_an_id_given_by_its_kind_and_digits_replaces_the_clauses_id_in_its_form() -> None:
+    (client,) = slots("same for client 1009")
+    assert (client.kind, client.subtype) == ("ident", followups.ANY_ID)
+    topic = [{"capability": "billing", "task": "what has C-1003 been charged", "turn": 1}]
+    follow = resolve("same for client 1009", topic, turn=2, standalone=lambda t: ["account"])
+    assert (follow.capabilities, follow.task) == (["billing"], "what has C-1009 been charged")
+    # A number of another length is not that id.
+    assert substitute("what has C-1003 been charged", slots("account 12")[0]) is None
+
+
+def billing_topic(task: str) -> list[dict[str, Any]]:
+    return [{"capability": "billing", "task": task, "turn": 1}]
+
+
+def support_reader(registry: Registry) -> dict[str, Any]:
+    from nodes.task_extraction import asks_about_action
+
+    return {
+        "acts": lambda t, name: asks_action(registry, t, name),
+        "side_effects": lambda name: has_side_effects(registry, name),
+        "asks_about": lambda t, name: asks_about_action(registry, t, name),
+        "routable": [c.name for c in registry.routable],
+    }
+
+
+def test_a_yes_with_an_action_is_that_action_on_the_last_request() -> None:
+    registry = Registry.from_file(Path(__file__).resolve().parent.parent / "registry.yaml")
+    topic = billing_topic("omar@brightpath.co: we seem to have paid for the same month twice")
+    for text in ("right, please refund that", "sure, refund it please", "ok, refund it then"):
+        follow = resolve(text, topic, turn=2, standalone=lambda t: ["billing"], **support_reader(registry))
+        assert (follow.kind, follow.capabilities) == ("follow_up", ["refund"]), text
+        assert follow.task and "omar@brightpath.co" in follow.task
+    # Asking about the action is not asking for it, and a plain yes still continues the request.
+    policy = resolve(
+        "what is your refund policy?", topic, turn=2, standalone=nothing, **support_reader(registry)
+    )
+    assert "refund" not in policy.capabilities
+    plain = resolve("yes please", topic, turn=2, standalone=nothing, **support_reader(registry))
+    assert (plain.kind, plain.capabilities) == ("confirmation", ["billing"])
+
+
+def test_a_yes_after_a_question_about_an_action_is_a_yes_to_that_action() -> None:
+    registry = Registry.from_file(Path(__file__).resolve().parent.parent / "registry.yaml")
+    for question in ("could the last charge on c1005 be refunded?", "is CH-2043 refundable?"):
+        for yes in ("ok then, do it", "alright, go ahead with it"):
+            follow = resolve(
+                yes, billing_topic(question), turn=2, standalone=nothing, **support_reader(registry)
+            )
+            assert (follow.kind, follow.capabilities) == ("confirmation", ["refund"]), (question, yes)
+            assert follow.task and question in follow.task
+    # A question that rules the action out is not one a yes accepts.
+    no = billing_topic("I don't want a refund, why was I charged twice?")
+    follow = resolve("ok, go ahead", no, turn=2, standalone=nothing, **support_reader(registry))
+    assert follow.capabilities == ["billing"]
+
+
+def test_a_personal_pronoun_is_the_customer_the_topic_named() -> None:
+    topic = [{"capability": "account", "task": "who is customer C-1009?", "turn": 1}]
+    follow = resolve("how many seats do they have?", topic, turn=2, standalone=lambda t: ["sales"])
+    assert (follow.capabilities, follow.task) == (
+        ["account"],
+        "how many seats do they have? (follow-up to: who is customer C-1009?)",
+    )
+    # A capability the topic feeds gets the question, with the clause that names the customer.
+    fed = resolve(
+        "what did they pay last month?",
+        topic,
+        turn=2,
+        standalone=lambda t: ["billing"],
+        feeds=lambda a, b: (a, b) == ("account", "billing"),
+    )
+    assert (fed.capabilities, fed.task) == (
+        ["billing"],
+        "what did they pay last month? (follow-up to: who is customer C-1009?)",
+    )
+    # No customer in the topic: the pronoun binds nothing, the classifier's reading stands.
+    plans = [{"capability": "sales", "task": "what plans do you have", "turn": 1}]
+    assert (
+        resolve("how many seats do they have?", plans, turn=2, standalone=lambda t: ["account"]).kind
+        == "switch"
+    )
+
+
+def test_a_definite_description_of_a_listed_item_stays_with_the_list() -> None:
+    topic = billing_topic("show me the charges for c1006")
+    for text in ("is the retry charge refundable?", "can the duplicate renewal still be refunded?"):
+        follow = resolve(
+            text,
+            topic,
+            turn=2,
+            standalone=lambda t: ["knowledge_search"],
+            acts=lambda t, n: False,
+            side_effects=lambda n: n == "refund",
+        )
+        assert follow.capabilities == ["billing"], text
+    # "the Team plan" after a question about one plan names no item of a list.
+    plan = [{"capability": "account", "task": "which plan is C-1003 on?", "turn": 1}]
+    switch = resolve(
+        "what does the Team plan cost for 40 seats?",
+        plan,
+        turn=2,
+        standalone=lambda t: ["sales"],
+        acts=lambda t, n: False,
+        side_effects=lambda n: False,
+    )
+    assert switch.kind in ("new", "switch") and not switch.capabilities
+
+
+def test_words_that_only_ask_how_a_thing_is_keep_a_turn_elliptical() -> None:
+    topic = [{"capability": "incidents", "task": "is the REST API having issues?", "turn": 1}]
+    for text in ("and the web dashboard, all good?", "how about webhooks, still ok?"):
+        follow = resolve(
+            text, topic, turn=2, standalone=nothing, lexicon=LEXICON, known=KNOWN | {"web", "dashboard"}
+        )
+        assert follow.capabilities == ["incidents"], text
+
+
+def test_an_address_does_not_make_a_charges_question_an_account_lookup() -> None:
+    """A provider the identifiers alone chose (account, for the address) gives way to the capability
+    it provides for that the rest of the request names (billing); the planner adds account back."""
+    from graph.classifier.encoders import LexicalEncoder
+    from graph.classifier.guides import LabelGuide
+    from graph.classifier.scorer import FewShotScorer
+    from nodes.classifier import _fed_by_who
+
+    registry = Registry.from_file(Path(__file__).resolve().parent.parent / "registry.yaml")
+    scorer = FewShotScorer(
+        [
+            LabelGuide(
+                "account", ("look up jane@acme.io", "account of omar@brightpath.co", "which plan am I on")
+            ),
+            LabelGuide("billing", ("list the charges", "show my payments", "what was I charged")),
+            LabelGuide("clock", ("what time is it in Tokyo", "current time in Paris")),
+        ],
+        LexicalEncoder(),
+    )
+    names = ["account", "billing", "clock"]
+    assert _fed_by_who("list the charges for jane@acme.io", registry, scorer, names, {"account"}) == [
+        ("account", ["billing"])
+    ]
+    # The rest asks for the account itself, or there is no identifier: nothing changes.
+    assert _fed_by_who("which plan is jane@acme.io on", registry, scorer, names, {"account"}) == []
+    assert _fed_by_who("list the charges", registry, scorer, names, {"account"}) == []
+    # A capability the provider does not provide for is not a consumer (clock needs no customer).
+    assert _fed_by_who("what time is it for jane@acme.io", registry, scorer, names, {"account"}) == []

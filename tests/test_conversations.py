@@ -9,12 +9,17 @@ import asyncio
 from evals.conversations import DEFAULT_DATA, evaluate, load
 
 FLOOR = 0.97
-"""All 162 follow-up turns: 0.981 measured."""
+"""All 177 follow-up turns: 0.983 measured (session 12, round 2)."""
 SPLIT_FLOORS = {"dev": 0.95, "heldout": 0.94, "heldout2": 0.95}
 """Per split, just under what was measured (session 12): dev 0.979 (97 turns, 62 of them in the 51
 conversations d01-d51 written for the miss classes: 0.726 before that session's changes), heldout
 1.0 (19 turns; looked at three times, no longer clean), heldout2 1.0 (46 turns; 0.848 when measured
-clean, 0.891 and 0.957 in later sessions; no longer clean either)."""
+clean, 0.891 and 0.957 in later sessions; no longer clean either). Round 2 of session 12 added
+d52-d66 (15 follow-up turns in heldout3's miss classes, other words): dev 0.973 over 112 turns."""
+HELDOUT3 = DEFAULT_DATA.with_name("conversations_heldout3.jsonl")
+HELDOUT3_FLOOR = 0.95
+"""heldout3 became a development set in session 12 after its second measurement (0.818); 1.0 after
+round 2 (44 turns)."""
 
 
 def test_the_suite_is_labelled_as_promised() -> None:
@@ -35,3 +40,9 @@ def test_follow_up_routing_accuracy_stays_above_its_floor() -> None:
     for split, floor in SPLIT_FLOORS.items():
         assert summary["per_split"][split]["accuracy"] >= floor, (split, summary["failures"])
     assert summary["per_category"]["multi_then_followup"]["accuracy"] >= 0.8
+
+
+def test_heldout3_now_a_development_set_stays_above_its_floor() -> None:
+    summary = asyncio.run(evaluate(load(HELDOUT3, "heldout3"))).summary()
+    assert summary["followup_turns"] == 44
+    assert summary["followup_accuracy"] >= HELDOUT3_FLOOR, summary["failures"]

@@ -293,3 +293,28 @@ def test_long_input_is_fast() -> None:
         started = time.perf_counter()
         side_effect_intent(text, REFUND_VERBS)
         assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        # "no, I meant X" corrects what was understood: X is read as the request.
+        ("no, I meant refund it", "act"),
+        ("sorry, I mean refund CH-2034", "act"),
+        ("nope, I meant to say refund the second charge", "act"),
+        ("no, I meant can I get a refund?", "confirm"),
+        # ...and what the correction says is still read by every rule.
+        ("no, I meant don't refund it", "refuse"),
+        ("no I meant, no refund", "refuse"),
+        ("nope, I meant just check if it is refundable", "refuse"),
+        # "no" alone, "no thanks", "no, don't" stay refusals.
+        ("no", "refuse"),
+        ("no thanks", "refuse"),
+        ("no, don't refund it", "refuse"),
+        ("no, do not refund anything", "refuse"),
+        ("no refund", "refuse"),
+        ("refund it. no, I meant nothing", "confirm"),  # act and a take-back: ask first, as before
+    ],
+)
+def test_no_i_meant_is_a_correction_not_a_refusal(text: str, kind: str) -> None:
+    assert side_effect_intent(text, REFUND_VERBS).kind == kind

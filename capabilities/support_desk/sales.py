@@ -28,7 +28,7 @@ _PLAN = re.compile(
     re.I,
 )
 _SEATS = re.compile(
-    r"(\d[\d,]*)\s*(?:(?:starter|team|enterprise)\s+)?(?:seats?|users?|people|members|licen[cs]es|employees|persons|developers|engineers|"
+    r"(\d[\d,]*)[\s-]*(?:(?:starter|team|enterprise)\s+)?(?:seats?|users?|people|members|licen[cs]es|employees|persons|developers|engineers|"
     r"agents|accounts)\b|\bteam of (\d[\d,]*)\b",
     re.I,
 )

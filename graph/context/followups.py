@@ -33,8 +33,15 @@ Three classes are settled before that:
   be refunded?") stays with the topic capability that listed the item; only words that ask for
   the action (`acts`, the router's side-effect intent: "refund that one") switch to it.
 
+Round 2 (heldout3's classes): a yes that names an action ("ok, refund it then") goes to the capability
+that acts, with the last clause; a yes after a question about an action ("go ahead with it" after "is
+it refundable?") goes to that action; a personal pronoun ("they") binds the customer the topic named;
+a definite description ("the retry charge") is an item of the topic's list; "all good?" fillers do
+not lengthen an elliptical turn.
+
 Slots are found by their shape: an e-mail address, an identifier (`C-1007`, `CH-2034`), an amount,
-an arithmetic expression, a number, a capitalised name; lower-case words (a place typed in lower
+an arithmetic expression, a number (also one joined to its unit, "10-seat", or an operand of an
+expression), an id given by its kind and digits ("customer 1005"), a capitalised name; lower-case words (a place typed in lower
 case) replace the clause's name when there is one. Everything here is pure: the nodes call it.
 """
 
@@ -71,8 +78,10 @@ _ANAPHORA = re.compile(
     r"the last one|the same|same one)\b",
     re.I,
 )
+_PERSONAL = re.compile(r"\b(they|them|their|theirs|he|him|his|she|her|hers)\b", re.I)
+"""Pronouns for a person or a customer (not "it": a thing)."""
 _YES = re.compile(
-    r"^\W*(yes|yeah|yep|yup|sure|ok(?:ay)?|go ahead|do it|please do|confirm(?:ed)?|approved?|"
+    r"^\W*(yes|yeah|yep|yup|sure|ok(?:ay)?|alright|all right|go ahead|do it|please do|confirm(?:ed)?|approved?|"
     r"sounds good|let'?s do it)\b",
     re.I,
 )
@@ -248,12 +257,24 @@ STOPWORDS = frozenset(
     ]
 )
 
+_FILLERS = frozenset(
+    ["all", "good", "fine", "alright", "right", "well", "still", "as", "ok?", "too", "either"]
+)
+"""Words that ask how a thing is without naming anything ("and the dashboard, all good?"): they do not
+make an elliptical turn a request of its own."""
+
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _IDENT = re.compile(r"\b([A-Za-z]{1,4})-?(\d{3,})\b")
 _AMOUNT = re.compile(r"[$€£]\s?\d[\d,]*(?:\.\d+)?|\b\d[\d,]*(?:\.\d+)?\s?(?:dollars?|usd|eur)\b", re.I)
 _OPS = r"(?:[-+*/x×^%]|\*\*|times|plus|minus|divided by|multiplied by|to the power of|% of|percent of)"
 _EXPR = re.compile(rf"(?:sqrt\s*\(?\s*)?\d+(?:\.\d+)?\s*(?:{_OPS}\s*\(?\s*\d+(?:\.\d+)?\s*\)?\s*)+", re.I)
-_NUMBER = re.compile(r"(?<![\w.-])\d+(?:\.\d+)?(?![\w-])")
+_NUMBER = re.compile(r"(?<![\w.-])\d+(?:\.\d+)?(?!\w|-\d|\.\d)")
+"""A number, also one joined to its unit ("a 10-seat plan"), never the digits of an id or a date."""
+_LABELLED_ID = re.compile(
+    r"\b(?:customer|client|account|charge|payment|invoice|ticket|order|case)\s+(?:id\s+|number\s+|no\.?\s*|#\s*)?(\d{3,})\b",
+    re.I,
+)
+"""An identifier written as its kind and its digits ("customer 1005", "ticket #4012")."""
 _NAME = re.compile(r"\b[A-Z][\w'’]*(?:[ -][A-Z][\w'’]*)*")
 
 SlotKind = Literal["email", "ident", "amount", "expr", "number", "name", "place"]
@@ -314,11 +335,14 @@ _KINDS: tuple[tuple[SlotKind, re.Pattern[str]], ...] = (
     ("email", _EMAIL),
     ("amount", _AMOUNT),
     ("expr", _EXPR),
+    ("ident", _LABELLED_ID),
     ("ident", _IDENT),
     ("number", _NUMBER),
     ("name", _NAME),
 )
 IDENTIFIERS = frozenset({"email", "ident"})
+ANY_ID = "#"
+"""The subtype of an identifier given by its kind's name and digits: it fits any sort of id."""
 
 
 @dataclass(frozen=True)
@@ -380,6 +404,8 @@ def slots(text: str) -> list[Slot]:
             if kind == "ident" and not re.search(r"\d", value):
                 continue
             subtype = "email" if kind == "email" else (m.group(1).upper() if kind == "ident" else "")
+            if pattern is _LABELLED_ID:
+                subtype = ANY_ID
             shape: SlotKind = "place" if kind == "name" and value.lower() in places() else kind
             found.append(Slot(shape, value, start, end, subtype))
             taken.append((start, end))
@@ -404,6 +430,8 @@ def _fit(new: Slot, old: Slot) -> int:
     2 a name in place of a place (a city the time zone database does not know), 0 not at all (a
     place never replaces another kind of name: "Helsinki" is not a plan)."""
     if new.kind in IDENTIFIERS and old.kind in IDENTIFIERS:
+        if new.subtype == ANY_ID and old.kind == "ident":
+            return 3 if _digits(new.text) and len(_digits(new.text)) == len(_digits(old.text)) else 0
         return 3 if new.subtype == old.subtype else 0
     if new.kind == old.kind:
         return 3
@@ -419,7 +447,21 @@ def _target(clause: str, new: Slot) -> tuple[Slot, int] | None:
     ids = [s for s in old if s.kind in IDENTIFIERS]
     if new.kind in IDENTIFIERS and len(ids) == 1:
         return ids[0], 1
+    if new.kind == "number":
+        # "and of 3150?" after "17% of 2400": a number in place of an operand of the expression.
+        operands = [
+            Slot("number", m.group(0), e.start + m.start(), e.start + m.end())
+            for e in old
+            if e.kind == "expr"
+            for m in _NUMBER.finditer(e.text)
+        ]
+        if operands:
+            return operands[-1], 2
     return None
+
+
+def _digits(text: str) -> str:
+    return "".join(re.findall(r"\d", text))
 
 
 def fit_quality(clause: str, new: Slot, text: str = "") -> int:
@@ -447,7 +489,12 @@ def substitute(clause: str, new: Slot) -> str | None:
     if found is None:
         return None
     target = found[0]
-    return clause[: target.start] + new.text + clause[target.end :]
+    text = new.text
+    if new.subtype == ANY_ID and target.kind == "ident":
+        # "customer 1005" in place of "c1001": the clause's way of writing the id, the new digits.
+        old_digits = _digits(target.text)
+        text = target.text[: len(target.text) - len(old_digits)] + _digits(new.text)
+    return clause[: target.start] + text + clause[target.end :]
 
 
 def _words_substitute(clause: str, words: str) -> str | None:
@@ -468,7 +515,12 @@ def appended(text: str, clause: str) -> str:
 
 def is_yes(text: str) -> bool:
     """A plain yes: a yes word and nothing to act on of its own (no slot, at most two other words)."""
-    return bool(_YES.search(text)) and not slots(text) and len(content_words(text)) <= 2
+    if not _YES.search(text) or slots(text):
+        return False
+    rest = text
+    while (m := _YES.match(rest)) is not None:  # "alright, go ahead with it": two yes words
+        rest = rest[m.end() :]
+    return len(content_words(rest)) <= 2
 
 
 def continuation(text: str) -> str | None:
@@ -525,6 +577,7 @@ def resolve(
     feeds: Callable[[str, str], bool] | None = None,
     known: frozenset[str] = frozenset(),
     routable: Sequence[str] = (),
+    asks_about: Callable[[str, str], bool] | None = None,
 ) -> FollowUp:
     """How the message `text` relates to the thread's `topic` (entries, most recent first).
 
@@ -539,7 +592,9 @@ def resolve(
     threshold, winning or not). `lexicon`: each capability's own words (`guide_lexicon`); `known`:
     every word the guides use (`vocabulary`). `routable`: every capability the router may pick.
     `feeds(a, b)`: whether capability `a` provides what `b` requires (then `b`, not `a`, is what
-    a turn that ran both was about).
+    a turn that ran both was about). `asks_about(clause, name)`: whether a clause asks about a
+    capability's action without asking for it ("is this charge refundable?": the router's
+    side-effect intent says confirm).
     """
     text = " ".join(text.split())
     entries = _heads_first(
@@ -548,15 +603,40 @@ def resolve(
         ),
         feeds,
     )
-    if is_yes(text):
+    # The actions the words ask for ("yes please refund it", "ok, refund it then"): not a plain yes.
+    asked = (
+        [
+            n
+            for n in routable
+            if side_effects(n) and acts(text, n) and (asks_about is None or not asks_about(text, n))
+        ]
+        if acts is not None and side_effects is not None
+        else []
+    )
+    if is_yes(text) and (not asked or (offer and set(asked) <= set(offer))):
         if offer:
             return FollowUp("confirmation", list(offer), None, "a plain yes to the offer the last turn made")
         if entries and re.search(r"\b(do it|go ahead|yes|please do)\b", text, re.I):
             last = _last_turn(entries)
+            clause = last[0].task
+            about = (
+                [n for n in routable if side_effects(n) and asks_about(clause, n)]
+                if asks_about is not None and side_effects is not None
+                else []
+            )
+            if about:
+                # "alright, go ahead with it" after "is this charge refundable?": the yes is to the
+                # action the last request asked about, on what it was about.
+                return FollowUp(
+                    "confirmation",
+                    about,
+                    appended(text, clause),
+                    f"a yes to the action the last request asked about ({', '.join(about)})",
+                )
             return FollowUp(
                 "confirmation",
                 [e.capability for e in last],
-                last[0].task,
+                clause,
                 "a plain yes continues the last request",
             )
     if not entries:
@@ -568,6 +648,16 @@ def resolve(
             [],
             rest if content_words(rest) else None,
             "the last request is withdrawn, not followed up",
+        )
+    if asked and not any(s.kind in IDENTIFIERS for s in slots(text)):
+        # "ok, refund it then" after a turn about a double charge: the action, on what the last turn
+        # was about (its clause names the customer and the charge the action needs).
+        clause = _last_turn(entries)[0].task
+        return FollowUp(
+            "follow_up",
+            asked,
+            appended(text, clause),
+            f"asks for {', '.join(asked)} on the last request: {clause!r}",
         )
     if (op := continuation(text)) is not None:
         for entry in entries:  # most recent first
@@ -582,12 +672,13 @@ def resolve(
     correction = bool(_CORRECTION.search(text))
     # "I meant my plan, not the invoices": what is ruled out is not what is asked.
     reading = _NEGATED.sub("", text).strip() if correction else text
-    anaphora = bool(_ANAPHORA.search(reading) or _ITEM.search(reading))
+    item = bool(_ITEM.search(reading)) or _names_an_item(reading, entries)
+    anaphora = bool(_ANAPHORA.search(reading)) or item
     new_words = fragment(reading)
     new_slots = slots(new_words)
     fit = {e: max((fit_quality(e.task, s, reading) for s in new_slots), default=0) for e in entries}
     fitting = [e for e in entries if fit[e]]
-    size = len(content_words(new_words))
+    size = len([w for w in content_words(new_words) if w.strip(",.?!") not in _FILLERS])
     own = _own_words(new_words, new_slots, [e.capability for e in entries], lexicon or {})
     # A cue alone makes a follow-up of an elliptical turn only ("and the dashboard?"); "and is the
     # webhooks service healthy?" is a request of its own that happens to start with "and". A short
@@ -617,13 +708,33 @@ def resolve(
         alone = [n for n in alone if n in names]
     elif (
         foreign
-        and _ITEM.search(reading)
+        and item
         and side_effects is not None
         and acts is not None
         and not any(side_effects(n) and acts(reading, n) for n in foreign)
     ):
         # "can that one be refunded?", "why did one of them fail?": a question about an item the
         # topic listed, not a request for another capability's action.
+        alone = [n for n in alone if n in names]
+    elif (
+        foreign
+        and _PERSONAL.search(reading)
+        and not new_slots
+        and len(content_words(reading)) <= _ITEM_WORDS
+        and any(s.kind in IDENTIFIERS for e in entries for s in slots(e.task))
+    ):
+        # "how many seats do they have?" after "who is customer C-1009?": the pronoun is the customer
+        # the topic named. A capability the topic's feeds (billing, fed the customer by account) gets
+        # the question with the clause that names the customer; any other reading stays on the topic.
+        fed = [n for n in foreign if feeds is not None and any(feeds(e.capability, n) for e in entries)]
+        if fed:
+            clause = _last_turn(entries)[0].task
+            return FollowUp(
+                "follow_up",
+                fed,
+                appended(reading, clause),
+                f"asks {', '.join(fed)} about the customer of {clause!r}",
+            )
         alone = [n for n in alone if n in names]
     elif foreign and anaphora and plausible is not None and plausible(reading, sorted(names)):
         # "when does it renew?" after a plan lookup: the pronoun binds the topic, and the topic's
@@ -688,6 +799,56 @@ def resolve(
 WEAK_SWITCH = 0.5
 """A classifier confidence below which another capability's reading of a short turn in the topic's
 own words is not taken as a topic switch."""
+
+
+_ITEM_WORDS = 6
+"""At most this many content words in a turn that refers to an item by a description."""
+_PICKING = frozenset(
+    [
+        "first",
+        "second",
+        "third",
+        "fourth",
+        "last",
+        "latest",
+        "previous",
+        "earlier",
+        "later",
+        "older",
+        "newer",
+        "duplicate",
+        "double",
+        "extra",
+        "failed",
+        "declined",
+        "retried",
+        "retry",
+        "refunded",
+        "biggest",
+        "largest",
+        "smallest",
+    ]
+)
+"""Modifiers that pick one item of several ("the duplicate renewal", "the second invoice")."""
+_DEFINITE = re.compile(r"\bthe\s+((?:[\w-]+\s+){1,2}?)([\w-]+)\b", re.I)
+
+
+def _names_an_item(text: str, entries: Sequence[TopicEntry]) -> bool:
+    """A definite description of one of the things the topic was about: "the retry charge", "the
+    declined payment" after "show me the charges": a modifier and a noun the topic's clauses use in
+    the plural (the topic asked for several; "the Team plan" after "which plan" names no item)."""
+    if len(content_words(text)) > _ITEM_WORDS:  # a request of its own that happens to say "the ..."
+        return False
+    used = {
+        stem(w).rstrip("e") for e in entries for w in content_words(e.task) if re.fullmatch(r"\w+[^s]s", w)
+    }
+    for m in _DEFINITE.finditer(text):
+        modifiers = [w for w in m.group(1).split() if w.lower() not in STOPWORDS]
+        if modifiers and (
+            stem(m.group(2)).rstrip("e") in used or any(w.lower() in _PICKING for w in modifiers)
+        ):
+            return True
+    return False
 
 
 def _heads_first(entries: list[TopicEntry], feeds: Callable[[str, str], bool] | None) -> list[TopicEntry]:
