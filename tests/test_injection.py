@@ -437,9 +437,16 @@ def test_skipping_the_threshold_is_caught(fresh: Desk, monkeypatch: pytest.Monke
 def test_trusting_a_models_customer_id_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import nodes.orchestrator
 
+    # One turn that names no customer: the planner's id is the only one, so only `untrusted_inputs`
+    # stands between it and the refund (after "I'm jane@acme.io, ..." the follow-up carries Jane's
+    # address into the next turn's task and the lookups find her, not the planner's customer).
+    name, _turns, plan = MALICIOUS[0]
+    turns = ("refund my duplicate charge",)
+    guarded = make_desk(tmp_path / "guarded", planner="llm")
+    guarded.plan_with(plan)
+    assert bypasses(guarded, [turns]) == 0, name
     monkeypatch.setattr(nodes.orchestrator, "untrusted_inputs", lambda registry, plan: (plan, []))
-    desk = make_desk(tmp_path, planner="llm")
-    name, turns, plan = MALICIOUS[0]
+    desk = make_desk(tmp_path / "trusting", planner="llm")
     desk.plan_with(plan)
     assert bypasses(desk, [turns]) > 0, name
 
