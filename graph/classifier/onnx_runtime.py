@@ -406,4 +406,36 @@ def export(model: Any, folder: Path) -> Path:
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    derive_variants(folder)
     return folder
+
+
+def derive_variants(folder: Path) -> None:
+    """Build the fused graph and the int8 copy of a new export now, in a child process, rather than
+    in the first run that opens it: `quantize_dynamic` alone peaks near 750 MiB, which a first ask
+    on base weights (`deferred`) would otherwise pay, and the child's memory is returned when it
+    exits instead of adding to the exporting process's own peak. A failure is only logged: the
+    variants are then derived where they are first needed, as before."""
+    import subprocess
+    import sys
+
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "graph.classifier.onnx_runtime", str(folder)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("could not derive the ONNX variants of %s: %s", folder, exc)
+        return
+    if done.returncode != 0:
+        log.warning("could not derive the ONNX variants of %s: %s", folder, done.stderr.strip()[-300:])
+
+
+if __name__ == "__main__":  # python -m graph.classifier.onnx_runtime FOLDER: derive_variants' child
+    import sys
+
+    optimized(Path(sys.argv[1]))
+    quantized(Path(sys.argv[1]))
