@@ -102,7 +102,7 @@ def test_first_asks_answer_at_once_and_one_background_fine_tune_serves_the_next(
     registry, pending = tiny_registry(tmp_path, "background test: what is the airspeed of a swallow")
     env = cli_env(tmp_path, registry)
     # Two first asks at the same time: both answer on the base weights, one fine-tune runs.
-    first = [ask(env, "What is 12*7?"), ask(env, "what is 6 times 7")]
+    first = [ask(env, "What is 12*7?"), ask(env, "what is 6 * 7?")]
     (out1, err1), (out2, err2) = (finished(p) for p in first)
     assert "84" in out1 and "42" in out2
     for err in (err1, err2):

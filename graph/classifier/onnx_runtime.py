@@ -291,15 +291,24 @@ def quantized(folder: Path, quantize: Sequence[str] | None = None) -> Path:
             )
             os.link(source, tmp)
             return
-        quantize_dynamic(
-            source,
-            tmp,
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            nodes_to_quantize=chosen,
-            # The fused operators' outputs have no type that ONNX's shape inference knows.
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
+        # quantize_dynamic writes `<source>-inferred.onnx` next to its input and deletes it after:
+        # two processes quantising one export at once read each other's half-written file ("Failed
+        # to find proper ai.onnx domain"). Each works on its own hard link in its own directory.
+        private = Path(tempfile.mkdtemp(dir=folder, prefix=".quantize-"))
+        try:
+            own = private / source.name
+            os.link(source, own)
+            quantize_dynamic(
+                own,
+                tmp,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                nodes_to_quantize=chosen,
+                # The fused operators' outputs have no type that ONNX's shape inference knows.
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
 
     return _derive(folder, f"model.{recipe('int8', quantize)}.onnx", make)
 
