@@ -18,7 +18,11 @@ from graph.config.settings import Settings
 from graph.ops.doctor import doctor, healthy
 from tests.conftest import BASE
 
-CHECKS = ["registry", "encoder", "checkpoints", "traces", "capability stores", "model endpoint"]
+CHECKS = [
+    "registry",
+    "encoder",
+    "background fine-tune",
+    "checkpoints", "traces", "capability stores", "model endpoint"]
 
 
 @pytest.fixture
@@ -62,8 +66,36 @@ def test_doctor_passes_on_a_fresh_install(
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(None, 1)[1].rsplit("  ", 1)[0].strip() for line in lines] == CHECKS
     status = {name: line.split()[0] for name, line in zip(CHECKS, lines, strict=True)}
-    assert status == {**dict.fromkeys(CHECKS, "ok"), "capability stores": "skip", "model endpoint": "skip"}
-    assert "schema v2, 0 traces" in lines[3] and "lexical" in lines[1]
+    assert status == {
+        **dict.fromkeys(CHECKS, "ok"),
+        "capability stores": "skip",
+        "model endpoint": "skip",
+    }
+    assert "schema v2, 0 traces" in lines[4] and "lexical" in lines[1]
+
+
+def test_doctor_reports_the_last_background_fine_tune(registry: Path, tmp_path: Path) -> None:
+    """A failed background fine-tune leaves the classifier on base weights: doctor fails and says
+    why; a done one is ok; one whose worker died mid-way is reported as stopped."""
+    from graph.classifier.deferred import Pending
+
+    settings = Settings.offline(tmp_path, registry=registry)
+    settings.cache.mkdir(parents=True, exist_ok=True)
+    pending = Pending(settings.cache, "abc123")
+
+    def finetune_check() -> tuple[str, str]:
+        check = next(c for c in doctor(settings) if c.name == "background fine-tune")
+        return check.status, check.detail
+
+    assert finetune_check() == ("ok", "none started (the fine-tune is cached, or ran in the foreground)")
+    pending.write_state(state="failed", error="OSError: No space left on device", attempts=1)
+    status, detail = finetune_check()
+    assert status == "fail" and "No space left on device" in detail and "routegraph prepare" in detail
+    pending.write_state(state="running", pid=999999, error=None)  # no worker holds the lock
+    status, detail = finetune_check()
+    assert status == "fail" and "stopped before it finished" in detail
+    pending.write_state(state="done", error=None)
+    assert finetune_check()[0] == "ok"
 
 
 def test_doctor_checks_a_configured_model_endpoint(

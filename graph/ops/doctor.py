@@ -63,6 +63,32 @@ def check_encoder(settings: Settings, registry: Registry) -> str:
     return f"{name}: {vectors.shape[1]} dimensions; cache {settings.cache} writable"
 
 
+def check_finetune(settings: Settings) -> str:
+    """The latest background fine-tune (`graph.classifier.deferred`): running, done, or failed with
+    its reason. Asks answer on the base weights meanwhile, but a failed one keeps them there."""
+    from graph.classifier.deferred import Pending
+
+    states = sorted(settings.cache.glob("finetune-*.json"), key=lambda p: p.stat().st_mtime)
+    states = [p for p in states if not p.name.endswith(".job.json")]
+    if not states:
+        return "none started (the fine-tune is cached, or ran in the foreground)"
+    pending = Pending(settings.cache, states[-1].name.removeprefix("finetune-").removesuffix(".json"))
+    state = pending.state()
+    if pending.running():
+        return f"running (pid {state.get('pid')}); log {pending.log}"
+    if state.get("state") == "failed":
+        raise RuntimeError(
+            f"the last background fine-tune failed ({state.get('error')}); the classifier answers on "
+            f"base weights: run `routegraph prepare` to see why (log {pending.log})"
+        )
+    if state.get("state") == "running":
+        raise RuntimeError(
+            f"the last background fine-tune stopped before it finished (pid {state.get('pid')}); "
+            f"the next ask starts it again (log {pending.log})"
+        )
+    return f"the last one is done ({len(states)} recorded)"
+
+
 def check_checkpoints(settings: Settings) -> str:
     saver = resolve_checkpointer("auto", settings)
     assert saver is not None
@@ -123,6 +149,8 @@ def doctor(settings: Settings, *, encoder: bool = True) -> list[Check]:
         registry = Registry.from_file(settings.registry)
     if registry is not None and encoder:
         checks.append(_timed("encoder", lambda: check_encoder(settings, registry), redact))
+    if encoder:  # a classifier matter, as the encoder: not part of /health (it degrades, not fails)
+        checks.append(_timed("background fine-tune", lambda: check_finetune(settings), redact))
     checks.append(_timed("checkpoints", lambda: check_checkpoints(settings), redact))
     checks.append(_timed("traces", lambda: check_traces(settings), redact))
     if registry is not None:
