@@ -429,12 +429,14 @@ def derive_variants(folder: Path) -> None:
     import sys
 
     try:
+        # Run from the directory that holds the `graph` package: `-m` puts it on the child's path
+        # whether or not routegraph is installed.
         done = subprocess.run(
-            [sys.executable, "-m", "graph.classifier.onnx_runtime", str(folder)],
+            [sys.executable, "-m", "graph.classifier.onnx_runtime", str(folder.resolve())],
             capture_output=True,
             text=True,
             timeout=600,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+            cwd=Path(__file__).resolve().parents[2],
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         log.warning("could not derive the ONNX variants of %s: %s", folder, exc)
