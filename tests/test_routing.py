@@ -786,3 +786,20 @@ def test_a_comma_splits_before_a_contraction_too() -> None:
     spans = clause_spans(text)
     assert [text[a:b] for a, b in spans] == ["refund my duplicate charge", "I'm jane@acme.io"]
     assert names_a_need(text, spans) == [True, False]
+
+
+def test_the_embedding_cache_takes_concurrent_writers(tmp_path: Path) -> None:
+    """Processes and threads that embed the same texts at once each write their own temporary file
+    (a shared `.tmp.npy` was renamed away under the second writer: FileNotFoundError)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"request number {i}" for i in range(50)]
+    for round_ in range(5):
+        cache = tmp_path / f"cache-{round_}"
+        encoder = LexicalEncoder()
+        encoder.fit(texts)
+        scorer = FewShotScorer([LabelGuide("a", ("x",)), LabelGuide("b", ("y",))], encoder, cache_dir=cache)
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda _: scorer._embed(texts), range(16)))
+        assert all(np.allclose(r, results[0]) for r in results)
+        assert [p.name for p in cache.iterdir() if p.name.startswith(".")] == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -202,7 +203,9 @@ class FewShotScorer:
             return np.load(path)
         vectors = self.encoder.encode(texts)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
+        # A name of its own per process and thread: two first runs embedding the same texts at once
+        # wrote one shared `.tmp.npy`, and the second rename found it gone (FileNotFoundError).
+        tmp = path.with_name(f".{os.getpid()}-{threading.get_ident()}-{path.name}")
         np.save(tmp, vectors)
         tmp.replace(path)
         return vectors
