@@ -800,6 +800,6 @@ def test_the_embedding_cache_takes_concurrent_writers(tmp_path: Path) -> None:
         encoder.fit(texts)
         scorer = FewShotScorer([LabelGuide("a", ("x",)), LabelGuide("b", ("y",))], encoder, cache_dir=cache)
         with ThreadPoolExecutor(8) as pool:
-            results = list(pool.map(lambda _: scorer._embed(texts), range(16)))
+            results = list(pool.map(lambda _, s=scorer: s._embed(texts), range(16)))
         assert all(np.allclose(r, results[0]) for r in results)
         assert [p.name for p in cache.iterdir() if p.name.startswith(".")] == []
