@@ -642,3 +642,32 @@ def test_an_address_does_not_make_a_charges_question_an_account_lookup() -> None
     assert _fed_by_who("list the charges", registry, scorer, names, {"account"}) == []
     # A capability the provider does not provide for is not a consumer (clock needs no customer).
     assert _fed_by_who("what time is it for jane@acme.io", registry, scorer, names, {"account"}) == []
+
+
+def _open_profile_store(path: str, barrier: Any, results: Any) -> None:
+    from graph.context.profiles import connect_sqlite
+
+    barrier.wait()  # every process imported: now all open the fresh file at once
+    try:
+        connect_sqlite(Path(path)).conn.close()
+        results.put("ok")
+    except Exception as exc:  # reported to the test, which names it
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_opening_a_fresh_profile_store_at_once_all_succeed(tmp_path: Path) -> None:
+    """Two first asks at once both ran the SQLite store's migrations (CI: UNIQUE constraint
+    failed: store_migrations.v); setup is serialised by a lock file beside the database."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    for attempt in range(4):
+        path = str(tmp_path / f"store{attempt}.sqlite")
+        barrier, results = ctx.Barrier(6), ctx.Queue()
+        procs = [ctx.Process(target=_open_profile_store, args=(path, barrier, results)) for _ in range(6)]
+        for proc in procs:
+            proc.start()
+        outcomes = [results.get(timeout=120) for _ in procs]
+        for proc in procs:
+            proc.join(timeout=60)
+        assert outcomes == ["ok"] * 6

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from filelock import FileLock
 from langgraph.store.base import BaseStore, Op, Result
 from langgraph.store.memory import InMemoryStore
 from langgraph.store.sqlite import SqliteStore
@@ -232,7 +233,12 @@ def connect_sqlite(path: Path) -> ThreadedSqliteStore:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     store = ThreadedSqliteStore(conn)
-    store.setup()
+    # One process creates or migrates the tables at a time: LangGraph's setup reads the version,
+    # then inserts each migration, so two first runs on a fresh file both inserted migration 0
+    # (UNIQUE constraint failed: store_migrations.v). Its executescript commits, so a SQLite
+    # transaction cannot span it; a lock file beside the database does.
+    with FileLock(str(path) + ".setup.lock", timeout=60):
+        store.setup()
     return store
 
 
