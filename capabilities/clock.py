@@ -103,6 +103,8 @@ class Clock(Capability):
             GuideExample(query="is it morning in London right now", reason="time of day"),
             GuideExample(query="what day is it in Auckland", reason="date in a city"),
             GuideExample(query="clock time in Europe/Berlin", reason="explicit zone"),
+            GuideExample(query="time in lima now", reason="a city in lower case, no verb"),
+            GuideExample(query="local time over in perth please", reason="a casual time question"),
             GuideExample(query="what is 12 times 7", result=False, reason="arithmetic"),
             GuideExample(query="how long is a flight to Tokyo", result=False, reason="travel, not time"),
         ),

@@ -276,6 +276,15 @@ _LABELLED_ID = re.compile(
 )
 """An identifier written as its kind and its digits ("customer 1005", "ticket #4012")."""
 _NAME = re.compile(r"\b[A-Z][\w'’]*(?:[ -][A-Z][\w'’]*)*")
+_ZONE = re.compile(
+    r"\b(?:Africa|America|Antarctica|Asia|Atlantic|Australia|Europe|Indian|Pacific|Etc)/[A-Za-z_+-]+(?:/[A-Za-z_]+)?",
+    re.I,
+)
+"""An IANA zone as written ("Asia/Karachi"): one place, not a region and a city."""
+_COURTESY = frozenset(["pls", "plz", "please", "thx", "thanks", "rn", "now", "then", "instead", "too", "today"])
+"""Words around a bare slot that ask for nothing ("reykjavik pls", "customer c-1003 then")."""
+_KIND_NOUNS = frozenset(["customer", "client", "account", "user", "id", "number", "no", "#"])
+"""The kind an identifier is given as ("customer c-1003"): part of the slot, not a request."""
 
 SlotKind = Literal["email", "ident", "amount", "expr", "number", "name", "place"]
 
@@ -335,6 +344,7 @@ _KINDS: tuple[tuple[SlotKind, re.Pattern[str]], ...] = (
     ("email", _EMAIL),
     ("amount", _AMOUNT),
     ("expr", _EXPR),
+    ("place", _ZONE),
     ("ident", _LABELLED_ID),
     ("ident", _IDENT),
     ("number", _NUMBER),
@@ -441,6 +451,8 @@ def _fit(new: Slot, old: Slot) -> int:
 def _target(clause: str, new: Slot) -> tuple[Slot, int] | None:
     """The slot of `clause` the new slot replaces (its last best fit) and how well it fits."""
     old = slots(clause)
+    if new.kind == "place" and not any(s.kind == "place" for s in old):
+        old = sorted([*old, *_lower_places(clause, old)], key=lambda s: s.start)
     best = max((_fit(new, s) for s in old), default=0)
     if best:
         return [s for s in old if _fit(new, s) == best][-1], best
@@ -458,6 +470,31 @@ def _target(clause: str, new: Slot) -> tuple[Slot, int] | None:
         if operands:
             return operands[-1], 2
     return None
+
+
+def _lower_places(clause: str, found: Sequence[Slot]) -> list[Slot]:
+    """Places a clause typed in lower case ("time in denver pls"), longest first at a position, for
+    a new place to replace: the shape alone finds none there."""
+    out: list[Slot] = []
+    words = [(m.start(), m.end()) for m in re.finditer(r"[a-z][a-z'’]*", clause)]
+    i = 0
+    while i < len(words):
+        for size in (3, 2, 1):
+            span = words[i : i + size]
+            if len(span) < size:
+                continue
+            start, end = span[0][0], span[-1][1]
+            text = clause[start:end]
+            if (
+                " ".join(text.split()) in places()
+                and not any(start < s.end and s.start < end for s in found)
+                and re.fullmatch(r"[a-z'’ ]+", text)
+            ):
+                out.append(Slot("place", text, start, end))
+                i += size - 1
+                break
+        i += 1
+    return out
 
 
 def _digits(text: str) -> str:
@@ -675,7 +712,7 @@ def resolve(
     item = bool(_ITEM.search(reading)) or _names_an_item(reading, entries)
     anaphora = bool(_ANAPHORA.search(reading)) or item
     new_words = fragment(reading)
-    new_slots = slots(new_words)
+    new_slots = slots(new_words) or _bare_place(new_words)
     fit = {e: max((fit_quality(e.task, s, reading) for s in new_slots), default=0) for e in entries}
     fitting = [e for e in entries if fit[e]]
     size = len([w for w in content_words(new_words) if w.strip(",.?!") not in _FILLERS])
@@ -774,13 +811,16 @@ def resolve(
                 appended(reading, clause),
                 f"a correction away from {', '.join(sorted(ruled_out))}",
             )
-    if alone:
+    # Nothing but a slot that fits ("same thing for customer c-1003 pls"): the classifier's reading
+    # of a bare id is who it is (the provider), not what was asked about it; the topic's order decides.
+    bare = only_slots and bool(fitting)
+    if alone and not bare:
         pool = [e for e in pool if e.capability in alone] or pool
     # The topic's own words first ("the API" is a service, whatever clause has a name), then how
     # well a slot fits, then the classifier's reading of the new words, then recency.
     best = max((own.get(e.capability, 0), fit[e]) for e in pool)
     chosen = [e for e in pool if (own.get(e.capability, 0), fit[e]) == best] if best > (0, 0) else list(pool)
-    if affinity is not None and len({e.capability for e in chosen}) > 1:
+    if affinity is not None and not bare and len({e.capability for e in chosen}) > 1:
         scores = affinity(new_words or reading, [e.capability for e in chosen])
         top = max(chosen, key=lambda e: scores.get(e.capability, 0.0))
         chosen = [top] if scores.get(top.capability, 0.0) > 0.0 else chosen
@@ -936,10 +976,27 @@ def guide_lexicon(guides: Mapping[str, Sequence[str]], *, max_owners: int = 2) -
 
 
 def _words_besides_slots(text: str, found: Sequence[Slot]) -> list[str]:
+    """The content words that are not slots, courtesy ("pls") or an identifier's kind ("customer")."""
     rest = text
     for slot in sorted(found, key=lambda s: -s.start):
         rest = rest[: slot.start] + " " + rest[slot.end :]
-    return content_words(rest)
+    ids = any(s.kind in IDENTIFIERS for s in found)
+    return [
+        w
+        for w in content_words(rest)
+        if w.strip(",.?!") not in _COURTESY and not (ids and w.strip(",.?!:#") in _KIND_NOUNS)
+    ]
+
+
+def _bare_place(words: str) -> list[Slot]:
+    """A place typed in lower case as the whole of the new words ("reykjavik", "sao paulo pls"): the
+    shape finds no capitalised name, the time zone database knows the city."""
+    kept = [w for w in words.split() if w.lower().strip(",.?!") not in _COURTESY]
+    name = " ".join(kept).strip(" ,.?!")
+    if not name or name.lower() not in places():
+        return []
+    start = words.find(name)
+    return [Slot("place", name, start, start + len(name))]
 
 
 def _slot_fits_clause(new: Slot, clause: str) -> bool:
