@@ -54,6 +54,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from graph.intent import confirmation
+
 FollowUpKind = Literal["follow_up", "correction", "confirmation", "switch", "new"]
 
 _CUE = re.compile(
@@ -85,6 +87,17 @@ _YES = re.compile(
     r"sounds good|let'?s do it)\b",
     re.I,
 )
+_GO_AHEAD = re.compile(
+    r"\b(do it|go ahead|go for it|yes|yeah|yep|yup|sure|please do|proceed|confirm(?:ed)?)\b", re.I
+)
+"""A yes that asks to carry on (not a bare "ok", which may only acknowledge an answer)."""
+_HOW_TO = re.compile(
+    r"\bhow\s+(?:do|can|could|should|would)\s+(?:i|we)\b|\bhow\s+to\b|\bwhere\s+(?:do|can|could)\s+(?:i|we)\b"
+    r"|\bwhere\s+(?:is|are|'s|would\s+i\s+find)\b.*\b(?:settings?|menu|page|app|dashboard|console|screen|profile)\b",
+    re.I,
+)
+"""A question how to do something oneself ("how do I do that myself?", "where is that in the settings?")."""
+_NEGATION_WORD = re.compile(r"\b(?:not|no|never|don'?t|do not|stop|cancel|hold off)\b|n't\b", re.I)
 _LEAD = re.compile(
     r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool|and|also|plus|or|then|now|what about|how about|"
     r"what of|same (?:for|with|but|again|thing for)|same|ditto|likewise|again|repeat (?:that|it|this)|"
@@ -551,8 +564,13 @@ def appended(text: str, clause: str) -> str:
 
 
 def is_yes(text: str) -> bool:
-    """A plain yes: a yes word and nothing to act on of its own (no slot, at most two other words)."""
-    if not _YES.search(text) or slots(text):
+    """A plain yes: a yes in any of its usual words (`graph.intent.confirmation`: "yeah ok", "sure
+    thing, please proceed"), or a yes word and nothing to act on of its own (no slot, at most two
+    other words); never one with a negation in it ("yes, but don't")."""
+    reply = confirmation(text)
+    if reply is not None:
+        return reply
+    if not _YES.search(text) or slots(text) or _NEGATION_WORD.search(text):
         return False
     rest = text
     while (m := _YES.match(rest)) is not None:  # "alright, go ahead with it": two yes words
@@ -615,6 +633,7 @@ def resolve(
     known: frozenset[str] = frozenset(),
     routable: Sequence[str] = (),
     asks_about: Callable[[str, str], bool] | None = None,
+    how_to: str | None = None,
 ) -> FollowUp:
     """How the message `text` relates to the thread's `topic` (entries, most recent first).
 
@@ -631,7 +650,8 @@ def resolve(
     `feeds(a, b)`: whether capability `a` provides what `b` requires (then `b`, not `a`, is what
     a turn that ran both was about). `asks_about(clause, name)`: whether a clause asks about a
     capability's action without asking for it ("is this charge refundable?": the router's
-    side-effect intent says confirm).
+    side-effect intent says confirm). `how_to`: the capability that answers how-to questions
+    (`how_to_owner`).
     """
     text = " ".join(text.split())
     entries = _heads_first(
@@ -653,7 +673,7 @@ def resolve(
     if is_yes(text) and (not asked or (offer and set(asked) <= set(offer))):
         if offer:
             return FollowUp("confirmation", list(offer), None, "a plain yes to the offer the last turn made")
-        if entries and re.search(r"\b(do it|go ahead|yes|please do)\b", text, re.I):
+        if entries and _GO_AHEAD.search(text):
             last = _last_turn(entries)
             clause = last[0].task
             about = (
@@ -696,6 +716,19 @@ def resolve(
             appended(text, clause),
             f"asks for {', '.join(asked)} on the last request: {clause!r}",
         )
+    if how_to is not None and how_to in routable and _HOW_TO.search(text) and not asked:
+        # "how do I do that myself?", "where is that in the settings?" after an account or billing
+        # turn: instructions, not the topic's lookup again. Unless the words alone name a need.
+        alone = [n for n in standalone(text) if n]
+        if not alone or alone == [how_to]:
+            anaphoric = bool(_ANAPHORA.search(text)) and len(content_words(fragment(text))) <= _ITEM_WORDS
+            clause = _last_turn(entries)[0].task
+            return FollowUp(
+                "follow_up" if anaphoric else "switch",
+                [how_to],
+                appended(text, clause) if anaphoric else None,
+                f"a how-to question: instructions ({how_to}), not the topic's capability again",
+            )
     if (op := continuation(text)) is not None:
         for entry in entries:  # most recent first
             if (previous := expression_of(entry.task)) is not None:
@@ -975,6 +1008,17 @@ def guide_lexicon(guides: Mapping[str, Sequence[str]], *, max_owners: int = 2) -
     }
 
 
+def how_to_owner(guides: Mapping[str, Sequence[str]], *, least: int = 3) -> str | None:
+    """The capability the guides give how-to questions to ("how do I reset my password"): the one
+    with the most such positive examples, at least `least` and twice as many as any other."""
+    counts = sorted(
+        ((sum(bool(_HOW_TO.search(t)) for t in texts), name) for name, texts in guides.items()), reverse=True
+    )
+    if not counts or counts[0][0] < least or (len(counts) > 1 and counts[0][0] < 2 * counts[1][0]):
+        return None
+    return counts[0][1]
+
+
 def _words_besides_slots(text: str, found: Sequence[Slot]) -> list[str]:
     """The content words that are not slots, courtesy ("pls") or an identifier's kind ("customer")."""
     rest = text
@@ -1052,6 +1096,7 @@ __all__ = [
     "fit_quality",
     "fragment",
     "guide_lexicon",
+    "how_to_owner",
     "is_yes",
     "places",
     "resolve",
