@@ -56,7 +56,7 @@ from typing import Any, Literal
 
 from graph.intent import confirmation
 
-FollowUpKind = Literal["follow_up", "correction", "confirmation", "switch", "new"]
+FollowUpKind = Literal["follow_up", "correction", "confirmation", "switch", "lookup", "new"]
 
 _CUE = re.compile(
     r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool)\W+)?"
@@ -65,13 +65,14 @@ _CUE = re.compile(
     re.I,
 )
 _CORRECTION = re.compile(
-    r"^\W*(?:no|nope|sorry|oops|actually|wait|correction)\b|\bI (?:meant|mean)\b|\bmeant to (?:say|ask)\b"
-    r"|\binstead\b|\brather\b",
+    r"^\W*(?:no|nope|sorry|oops|actually|wait|correction|hang on|hold on|my bad)\b|\bI (?:meant|mean)\b"
+    r"|\bmeant to (?:say|ask)\b|\binstead\b|\brather\b|\bwrong (?:one|id|customer|account|number|city|person)\b",
     re.I,
 )
 _CORRECTION_WORDS = re.compile(
-    r"^\W*(?:(?:no|nope|sorry|oops|actually|wait|correction|I meant|I mean|meant to (?:say|ask)|rather|"
-    r"instead|not that)\W+)+",
+    r"^\W*(?:(?:no|nope|sorry|oops|actually|wait|correction|hang on|hold on|my bad|I meant|I mean|"
+    r"meant to (?:say|ask)|rather|instead|not that|(?:that's |that was )?(?:the )?wrong "
+    r"(?:one|id|customer|account|number|city|person))\W+)+",
     re.I,
 )
 _TRAILING_CORRECTION = re.compile(r"\W+(?:I mean|I meant|instead|rather)\W*$", re.I)
@@ -97,6 +98,13 @@ _HOW_TO = re.compile(
     re.I,
 )
 """A question how to do something oneself ("how do I do that myself?", "where is that in the settings?")."""
+_LOOKUP = re.compile(
+    r"^\W*(?:(?:please|pls|plz|ok(?:ay)?|now|and|also|then|can you|could you|would you)\W+)*"
+    r"(?:look\s*up|pull\s+up|bring\s+up|find|fetch|open|search(?:\s+for)?|show(?:\s+me)?|get\s+me)\b",
+    re.I,
+)
+"""A request that only names a thing to look up ("look up C-1004", "pull up c-1008 for me")."""
+_LOOKUP_REST = frozenset(["for", "me", "us", "as", "well", "too", "also", "the", "please", "real", "quick"])
 _NEGATION_WORD = re.compile(r"\b(?:not|no|never|don'?t|do not|stop|cancel|hold off)\b|n't\b", re.I)
 _LEAD = re.compile(
     r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool|and|also|plus|or|then|now|what about|how about|"
@@ -634,6 +642,7 @@ def resolve(
     routable: Sequence[str] = (),
     asks_about: Callable[[str, str], bool] | None = None,
     how_to: str | None = None,
+    kinds: Mapping[str, frozenset[str]] | None = None,
 ) -> FollowUp:
     """How the message `text` relates to the thread's `topic` (entries, most recent first).
 
@@ -651,7 +660,8 @@ def resolve(
     a turn that ran both was about). `asks_about(clause, name)`: whether a clause asks about a
     capability's action without asking for it ("is this charge refundable?": the router's
     side-effect intent says confirm). `how_to`: the capability that answers how-to questions
-    (`how_to_owner`).
+    (`how_to_owner`). `kinds`: the slot kinds each capability reads (`slot_kinds`); a new slot fits
+    only a clause of a capability that reads its kind.
     """
     text = " ".join(text.split())
     entries = _heads_first(
@@ -696,6 +706,8 @@ def resolve(
                 clause,
                 "a plain yes continues the last request",
             )
+    if (looked := _lookup(text, standalone)) is not None:
+        return looked
     if not entries:
         return FollowUp("new")
     if (withdrawn := _WITHDRAW.match(text)) is not None:
@@ -746,7 +758,17 @@ def resolve(
     anaphora = bool(_ANAPHORA.search(reading)) or item
     new_words = fragment(reading)
     new_slots = slots(new_words) or _bare_place(new_words)
-    fit = {e: max((fit_quality(e.task, s, reading) for s in new_slots), default=0) for e in entries}
+    fit = {
+        e: max(
+            (
+                fit_quality(e.task, s, reading)
+                for s in new_slots
+                if _takes((kinds or {}).get(e.capability) if kinds else None, s)
+            ),
+            default=0,
+        )
+        for e in entries
+    }
     fitting = [e for e in entries if fit[e]]
     size = len([w for w in content_words(new_words) if w.strip(",.?!") not in _FILLERS])
     own = _own_words(new_words, new_slots, [e.capability for e in entries], lexicon or {})
@@ -759,6 +781,7 @@ def resolve(
     unknown = bool(known) and any(
         stem(w) not in known and w not in " ".join(e.task for e in entries).lower()
         for w in _words_besides_slots(new_words, new_slots)
+        if w.strip(",.?!") not in _FILLERS
     )
     topical = size <= 2 and any(own.values()) and not unknown
     slotted = size <= 3 and bool(fitting) and not unknown
@@ -844,9 +867,10 @@ def resolve(
                 appended(reading, clause),
                 f"a correction away from {', '.join(sorted(ruled_out))}",
             )
-    # Nothing but a slot that fits ("same thing for customer c-1003 pls"): the classifier's reading
-    # of a bare id is who it is (the provider), not what was asked about it; the topic's order decides.
-    bare = only_slots and bool(fitting)
+    # Nothing but an identifier that fits ("same thing for customer c-1003 pls"): the classifier's
+    # reading of a bare id is who it is (the provider), not what was asked about it; the topic's
+    # order decides. (A bare name, "and Enterprise?", is read: the classifier knows plan names.)
+    bare = only_slots and bool(fitting) and all(s.kind in IDENTIFIERS for s in new_slots)
     if alone and not bare:
         pool = [e for e in pool if e.capability in alone] or pool
     # The topic's own words first ("the API" is a service, whatever clause has a name), then how
@@ -864,7 +888,10 @@ def resolve(
     if alone and not (cue or correction or anaphora):
         # A complete request to the same capability: its own words are the task.
         return FollowUp(kind, [entry.capability], None, f"a new request to {entry.capability}, the topic")
-    rewritten = _rewrite(reading, new_words, new_slots, entry.task, anaphora=anaphora)
+    read = (kinds or {}).get(entry.capability) if kinds else None
+    rewritten = _rewrite(
+        reading, new_words, [s for s in new_slots if _takes(read, s)], entry.task, anaphora=anaphora
+    )
     why = "a correction of" if correction else "a follow-up to"
     return FollowUp(kind, [entry.capability], rewritten, f"{why} {entry.capability}: {entry.task!r}")
 
@@ -1008,6 +1035,45 @@ def guide_lexicon(guides: Mapping[str, Sequence[str]], *, max_owners: int = 2) -
     }
 
 
+def slot_kinds(guides: Mapping[str, Sequence[str]]) -> dict[str, frozenset[str]]:
+    """The kinds of slot each capability's guide texts hold (clock: places; calculator: expressions
+    and numbers; account: identifiers): what a new slot may replace in that capability's clause."""
+    return {name: frozenset(s.kind for text in texts for s in slots(text)) for name, texts in guides.items()}
+
+
+def _takes(kinds: frozenset[str] | None, new: Slot) -> bool:
+    """Whether a capability whose guides hold slots of `kinds` reads a slot like `new` (unknown:
+    yes). "250*3" does not fit the clock clause "time in Nairobi + 250*4": the clock reads places."""
+    if kinds is None:
+        return True
+    if new.kind in IDENTIFIERS:
+        return bool(kinds & IDENTIFIERS)
+    if new.kind == "number":
+        return bool(kinds & {"number", "expr"})
+    if new.kind in ("name", "place"):
+        return bool(kinds & {"name", "place"})
+    return new.kind in kinds
+
+
+def _lookup(text: str, standalone: Callable[[str], Sequence[str]]) -> FollowUp | None:
+    """"look up C-1004", "pull up c-1008 for me": a lookup verb and identifiers, nothing else. The
+    verb names no need, so the classifier reads the identifiers alone (the capability that resolves
+    that kind of id: a customer's account); None when the message is anything more."""
+    lead = _LOOKUP.match(text)
+    if lead is None:
+        return None
+    rest = text[lead.end() :]
+    found = slots(rest)
+    if not found or any(s.kind not in IDENTIFIERS for s in found):
+        return None
+    if [w for w in _words_besides_slots(rest, found) if w.strip(",.?!") not in _LOOKUP_REST]:
+        return None
+    names = [n for n in standalone(" ".join(s.text for s in found)) if n]
+    if not names:
+        return None
+    return FollowUp("lookup", names, None, f"a lookup of {', '.join(s.text for s in found)}: read as {', '.join(names)}")
+
+
 def how_to_owner(guides: Mapping[str, Sequence[str]], *, least: int = 3) -> str | None:
     """The capability the guides give how-to questions to ("how do I reset my password"): the one
     with the most such positive examples, at least `least` and twice as many as any other."""
@@ -1097,6 +1163,7 @@ __all__ = [
     "fragment",
     "guide_lexicon",
     "how_to_owner",
+    "slot_kinds",
     "is_yes",
     "places",
     "resolve",
