@@ -336,10 +336,9 @@ def confirmation(text: str) -> bool | None:
 
     Fail safe like `side_effect_intent`: only a message made of yes words and fillers is a yes.
     """
-    try:
-        said = _normalise(text if isinstance(text, str) else str(text)).strip()
-    except Exception:
+    if not isinstance(text, str):
         return None
+    said = _normalise(text).strip()
     if not said or len(said) > 80:
         return None
     negated = _NEGATION.search(said) or _STOP_ANY.search(said) or _RETRACT.search(said)

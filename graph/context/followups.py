@@ -60,7 +60,8 @@ FollowUpKind = Literal["follow_up", "correction", "confirmation", "switch", "loo
 
 _CUE = re.compile(
     r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool)\W+)?"
-    r"(and|also|plus|or|then|what about|how about|what of|same (?:for|with|but|again|thing for)|same|ditto|"
+    r"(and|also|plus|or|then|what about|how about|what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|"
+    r"question for|deal for|thing with)|same|ditto|"
     r"likewise|again|repeat (?:that|it|this))\b",
     re.I,
 )
@@ -98,6 +99,11 @@ _HOW_TO = re.compile(
     re.I,
 )
 """A question how to do something oneself ("how do I do that myself?", "where is that in the settings?")."""
+_SAME = re.compile(
+    r"^\W*(?:(?:ok(?:ay)?|so|and|then|now|great|thanks|cool)\W+)*(?:(?:do )?(?:the )?same\b|ditto\b|likewise\b)",
+    re.I,
+)
+"""A cue that says the need is the same ("same for", "do the same for", "ditto", "likewise")."""
 _LOOKUP = re.compile(
     r"^\W*(?:(?:please|pls|plz|ok(?:ay)?|now|and|also|then|can you|could you|would you)\W+)*"
     r"(?:look\s*up|pull\s+up|bring\s+up|find|fetch|open|search(?:\s+for)?|show(?:\s+me)?|get\s+me)\b",
@@ -108,7 +114,8 @@ _LOOKUP_REST = frozenset(["for", "me", "us", "as", "well", "too", "also", "the",
 _NEGATION_WORD = re.compile(r"\b(?:not|no|never|don'?t|do not|stop|cancel|hold off)\b|n't\b", re.I)
 _LEAD = re.compile(
     r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool|and|also|plus|or|then|now|what about|how about|"
-    r"what of|same (?:for|with|but|again|thing for)|same|ditto|likewise|again|repeat (?:that|it|this)|"
+    r"what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|question for|deal for|thing with)|same|ditto|"
+    r"likewise|again|repeat (?:that|it|this)|"
     r"for|in|at|on|with|the)\W+)+",
     re.I,
 )
@@ -787,11 +794,36 @@ def resolve(
     slotted = size <= 3 and bool(fitting) and not unknown
     if not (correction or anaphora or (cue and elliptical) or slotted or topical):
         return FollowUp("new")
+    if (
+        kinds
+        and new_slots
+        and not (correction or anaphora)
+        and not any(_takes(kinds.get(e.capability), s) for e in entries for s in new_slots)
+    ):
+        # "how about omar@...'s charges?" after a help-center answer: no topic capability reads an
+        # address, so the turn is not about the topic. The one capability that reads the slot and
+        # whose own words the turn uses ("charges": billing) takes it; else its words are read.
+        takers = [n for n in routable if all(_takes(kinds.get(n), s) for s in new_slots)]
+        mine = _own_words(new_words, new_slots, takers, lexicon or {})
+        top = max(mine.values(), default=0)
+        best = [n for n, k in mine.items() if k == top] if top else []
+        return FollowUp(
+            "switch",
+            best if len(best) == 1 else [],
+            None,
+            "the new slot is of a kind no topic capability reads"
+            + (f"; {best[0]} reads it, in its own words" if len(best) == 1 else ""),
+        )
     alone = [n for n in standalone(reading) if n]
     names = {e.capability for e in entries}
     foreign = [n for n in alone if n not in names]
     only_slots = bool(new_slots) and not _words_besides_slots(new_words, new_slots)
-    if (
+    if foreign and elliptical and not unknown and _SAME.match(reading):
+        # "do the same for email notifications", "same question for exports": the user says it is the
+        # same need; the classifier's reading of the new words ("email" as help-center words) does
+        # not make it another.
+        alone = [n for n in alone if n in names]
+    elif (
         foreign
         and fitting
         and only_slots
@@ -885,7 +917,7 @@ def resolve(
         chosen = _last_turn(pool)
     entry = chosen[0]
     kind: FollowUpKind = "correction" if correction else "follow_up"
-    if alone and not (cue or correction or anaphora):
+    if alone and not (cue or correction or anaphora or bare):
         # A complete request to the same capability: its own words are the task.
         return FollowUp(kind, [entry.capability], None, f"a new request to {entry.capability}, the topic")
     read = (kinds or {}).get(entry.capability) if kinds else None
