@@ -75,9 +75,13 @@ def extract_expression(text: str) -> str | None:
 
 def _balanced(candidate: str) -> str:
     """Without a bracket the sentence opened or closed around the expression ("6*7 (", "5*12)")."""
-    while candidate.count("(") > candidate.count(")") and (candidate.startswith("(") or candidate.endswith("(")):
+    while candidate.count("(") > candidate.count(")") and (
+        candidate.startswith("(") or candidate.endswith("(")
+    ):
         candidate = (candidate[1:] if candidate.startswith("(") else candidate[:-1]).strip().rstrip("+-*/% ")
-    while candidate.count(")") > candidate.count("(") and (candidate.endswith(")") or candidate.startswith(")")):
+    while candidate.count(")") > candidate.count("(") and (
+        candidate.endswith(")") or candidate.startswith(")")
+    ):
         candidate = (candidate[:-1] if candidate.endswith(")") else candidate[1:]).strip()
     return candidate
 

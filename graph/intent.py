@@ -256,7 +256,9 @@ def _verbs(verbs: Sequence[str]) -> _Verbs:
         base=re.compile(rf"\b(?:{alt})s?\b(?!-)"),
         stop=re.compile(rf"\b{_STOPPERS}(?:\s+[\w'-]+){{0,2}}?\s+(?:{alt})"),
         past=re.compile(rf"\b(?:{alt})(?:ed|d)\b"),
-        causative=re.compile(rf"\b(?:get|getting|have|having)\s+(?:[\w$.,'@-]+\s+){{1,8}}?(?:{alt})(?:ed|d)\b"),
+        causative=re.compile(
+            rf"\b(?:get|getting|have|having)\s+(?:[\w$.,'@-]+\s+){{1,8}}?(?:{alt})(?:ed|d)\b"
+        ),
     )
 
 
@@ -322,8 +324,44 @@ _YES_PHRASES = re.compile(
     r"|let'?s\s+go|make\s+it\s+so|why\s+not)\b"
 )
 _REPLY_FILLERS = frozenset(
-    "please thing with that it this then now so and just right away ahead thanks thank you for me the "
-    "one go do great perfect cool fine good lovely sounds works sure yes go on kindly".split()
+    [
+        "please",
+        "thing",
+        "with",
+        "that",
+        "it",
+        "this",
+        "then",
+        "now",
+        "so",
+        "and",
+        "just",
+        "right",
+        "away",
+        "ahead",
+        "thanks",
+        "thank",
+        "you",
+        "for",
+        "me",
+        "the",
+        "one",
+        "go",
+        "do",
+        "great",
+        "perfect",
+        "cool",
+        "fine",
+        "good",
+        "lovely",
+        "sounds",
+        "works",
+        "sure",
+        "yes",
+        "go",
+        "on",
+        "kindly",
+    ]
 )
 """Words a yes may carry and still be only a yes ("sure thing, please proceed with that")."""
 

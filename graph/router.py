@@ -135,13 +135,13 @@ def stop(reason: str, why: str, errors: list[ErrorRecord] | None = None) -> Deci
     return Decision("error", stop_reason=reason, why=why, errors=errors or [])
 
 
-
 def preferred_instance(state: AgentState, capability: str) -> str | None:
     """The pool instance this user was served by last time (the profile's `preferred_instances`):
     the runner keeps it while it is healthy and has room (continuity across turns)."""
     profile = state.get("context_profile") or {}
     chosen = (profile.get("preferred_instances") or {}).get(capability)
     return chosen if isinstance(chosen, str) and chosen else None
+
 
 class Router:
     """Routing decisions for one registry; `router.edge(source)` is the conditional edge out of a node."""

@@ -766,7 +766,12 @@ def test_a_lookup_verb_and_identifiers_are_read_on_the_identifiers_alone() -> No
         asked.append(text)
         return ["account"] if text.lower().startswith(("c-", "c1", "jane@")) else []
 
-    for text in ("pull up C-1008", "look up c-1002 as well", "find jane@acme.io for me", "fetch c-1009 please"):
+    for text in (
+        "pull up C-1008",
+        "look up c-1002 as well",
+        "find jane@acme.io for me",
+        "fetch c-1009 please",
+    ):
         follow = resolve(text, [], turn=1, standalone=reader)
         assert (follow.kind, follow.capabilities, follow.task) == ("lookup", ["account"], None), text
     assert asked == ["C-1008", "c-1002", "jane@acme.io", "c-1009"]
@@ -782,7 +787,9 @@ def test_do_the_same_and_same_question_keep_the_need() -> None:
         follow = resolve(text, sso, turn=2, standalone=lambda t: ["knowledge_search"])
         assert (follow.kind, follow.capabilities) == ("follow_up", ["incidents"]), text
     # A cue that does not say "same" leaves a confident other reading as a switch.
-    assert resolve("and how do refunds work?", sso, turn=2, standalone=lambda t: ["knowledge_search"]).kind in (
+    assert resolve(
+        "and how do refunds work?", sso, turn=2, standalone=lambda t: ["knowledge_search"]
+    ).kind in (
         "switch",
         "new",
     )
@@ -792,11 +799,16 @@ def test_hang_on_wrong_one_is_a_correction() -> None:
     account = [{"capability": "account", "task": "fetch c-1009 please", "turn": 1}]
     for text in ("my bad, wrong customer: C-1001", "hang on, wrong one - C-1001", "hold on, C-1001 I mean"):
         follow = resolve(text, account, turn=2, standalone=lambda t: ["account"])
-        assert (follow.kind, follow.capabilities, follow.task) == ("correction", ["account"], "fetch C-1001 please")
+        assert (follow.kind, follow.capabilities, follow.task) == (
+            "correction",
+            ["account"],
+            "fetch C-1001 please",
+        )
 
 
 @pytest.mark.parametrize(
-    "text", ["yeah ok", "sure thing, please proceed", "yep, sounds good", "absolutely, please proceed with that"]
+    "text",
+    ["yeah ok", "sure thing, please proceed", "yep, sounds good", "absolutely, please proceed with that"],
 )
 def test_a_yes_in_other_words_accepts_the_offer(text: str) -> None:
     topic = [{"capability": "refund", "task": "could I have the extra seats charge refunded?", "turn": 1}]
@@ -804,7 +816,9 @@ def test_a_yes_in_other_words_accepts_the_offer(text: str) -> None:
     assert (follow.kind, follow.capabilities) == ("confirmation", ["refund"])
 
 
-@pytest.mark.parametrize("text", ["no", "no thanks", "nah, leave it for now", "yes, but don't", "ok, not yet"])
+@pytest.mark.parametrize(
+    "text", ["no", "no thanks", "nah, leave it for now", "yes, but don't", "ok, not yet"]
+)
 def test_a_no_or_a_yes_with_a_negation_is_not_a_yes(text: str) -> None:
     assert not followups.is_yes(text)
     topic = [{"capability": "refund", "task": "can I get CH-2003 refunded?", "turn": 1}]

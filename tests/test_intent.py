@@ -343,7 +343,8 @@ def test_a_yes_in_its_usual_words_is_a_yes(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["no", "no thanks", "No.", "don't", "do not", "nah, leave it for now", "not now", "hold off", "nope"]
+    "text",
+    ["no", "no thanks", "No.", "don't", "do not", "nah, leave it for now", "not now", "hold off", "nope"],
 )
 def test_a_no_stays_a_no(text: str) -> None:
     assert confirmation(text) is False

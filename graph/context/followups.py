@@ -309,7 +309,9 @@ _ZONE = re.compile(
     re.I,
 )
 """An IANA zone as written ("Asia/Karachi"): one place, not a region and a city."""
-_COURTESY = frozenset(["pls", "plz", "please", "thx", "thanks", "rn", "now", "then", "instead", "too", "today"])
+_COURTESY = frozenset(
+    ["pls", "plz", "please", "thx", "thanks", "rn", "now", "then", "instead", "too", "today"]
+)
 """Words around a bare slot that ask for nothing ("reykjavik pls", "customer c-1003 then")."""
 _KIND_NOUNS = frozenset(["customer", "client", "account", "user", "id", "number", "no", "#"])
 """The kind an identifier is given as ("customer c-1003"): part of the slot, not a request."""
@@ -805,14 +807,14 @@ def resolve(
         # whose own words the turn uses ("charges": billing) takes it; else its words are read.
         takers = [n for n in routable if all(_takes(kinds.get(n), s) for s in new_slots)]
         mine = _own_words(new_words, new_slots, takers, lexicon or {})
-        top = max(mine.values(), default=0)
-        best = [n for n, k in mine.items() if k == top] if top else []
+        most = max(mine.values(), default=0)
+        readers = [n for n, k in mine.items() if k == most] if most else []
         return FollowUp(
             "switch",
-            best if len(best) == 1 else [],
+            readers if len(readers) == 1 else [],
             None,
             "the new slot is of a kind no topic capability reads"
-            + (f"; {best[0]} reads it, in its own words" if len(best) == 1 else ""),
+            + (f"; {readers[0]} reads it, in its own words" if len(readers) == 1 else ""),
         )
     alone = [n for n in standalone(reading) if n]
     names = {e.capability for e in entries}
@@ -1088,7 +1090,7 @@ def _takes(kinds: frozenset[str] | None, new: Slot) -> bool:
 
 
 def _lookup(text: str, standalone: Callable[[str], Sequence[str]]) -> FollowUp | None:
-    """"look up C-1004", "pull up c-1008 for me": a lookup verb and identifiers, nothing else. The
+    """ "look up C-1004", "pull up c-1008 for me": a lookup verb and identifiers, nothing else. The
     verb names no need, so the classifier reads the identifiers alone (the capability that resolves
     that kind of id: a customer's account); None when the message is anything more."""
     lead = _LOOKUP.match(text)
@@ -1103,7 +1105,9 @@ def _lookup(text: str, standalone: Callable[[str], Sequence[str]]) -> FollowUp |
     names = [n for n in standalone(" ".join(s.text for s in found)) if n]
     if not names:
         return None
-    return FollowUp("lookup", names, None, f"a lookup of {', '.join(s.text for s in found)}: read as {', '.join(names)}")
+    return FollowUp(
+        "lookup", names, None, f"a lookup of {', '.join(s.text for s in found)}: read as {', '.join(names)}"
+    )
 
 
 def how_to_owner(guides: Mapping[str, Sequence[str]], *, least: int = 3) -> str | None:
@@ -1195,10 +1199,10 @@ __all__ = [
     "fragment",
     "guide_lexicon",
     "how_to_owner",
-    "slot_kinds",
     "is_yes",
     "places",
     "resolve",
+    "slot_kinds",
     "slots",
     "stem",
     "substitute",
