@@ -66,7 +66,7 @@ def _canonical_zones() -> frozenset[str]:
 
         text = files("tzdata.zoneinfo").joinpath("zone.tab").read_text(encoding="utf-8")
         return frozenset(line.split("\t")[2].strip() for line in text.splitlines() if line[:1] not in "#")
-    except (ImportError, OSError, IndexError, ModuleNotFoundError):
+    except (ImportError, OSError, IndexError):
         return frozenset()
 
 
@@ -123,8 +123,6 @@ class Clock(Capability):
             GuideExample(query="is it morning in London right now", reason="time of day"),
             GuideExample(query="what day is it in Auckland", reason="date in a city"),
             GuideExample(query="clock time in Europe/Berlin", reason="explicit zone"),
-            GuideExample(query="time in lima now", reason="a city in lower case, no verb"),
-            GuideExample(query="local time over in perth please", reason="a casual time question"),
             GuideExample(query="what is 12 times 7", result=False, reason="arithmetic"),
             GuideExample(query="how long is a flight to Tokyo", result=False, reason="travel, not time"),
         ),
