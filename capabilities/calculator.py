@@ -59,8 +59,34 @@ def _formatter(template: str) -> Callable[[re.Match[str]], str]:
     return lambda m: template.format(*m.groups())
 
 
+_CONTEXT = re.compile(r"\s*\(follow-up to:\s*(?P<clause>.*)\)\s*$", re.I | re.S)
+"""The earlier request a follow-up task carries after the user's words ("and 10 / 4 (follow-up to:
+what's 144 / 12)", graph/context/followups.py `appended`): context, not part of the new expression."""
+
+
 def extract_expression(text: str) -> str | None:
-    """The longest arithmetic expression in a sentence, with number words turned into operators."""
+    """The arithmetic of a request, with number words turned into operators: the user's own words
+    first; the earlier request a follow-up carries only when they hold none ("how about 60?")."""
+    context = _CONTEXT.search(text)
+    if context is None:
+        return _first_expression(text)
+    return _first_expression(text[: context.start()]) or _first_expression(context.group("clause"))
+
+
+def _balanced(candidate: str) -> str:
+    """Without a bracket the sentence opened or closed around the expression ("6*7 (", "5*12)")."""
+    while candidate.count("(") > candidate.count(")") and (
+        candidate.startswith("(") or candidate.endswith("(")
+    ):
+        candidate = (candidate[1:] if candidate.startswith("(") else candidate[:-1]).strip().rstrip("+-*/% ")
+    while candidate.count(")") > candidate.count("(") and (
+        candidate.endswith(")") or candidate.startswith(")")
+    ):
+        candidate = (candidate[:-1] if candidate.endswith(")") else candidate[1:]).strip()
+    return candidate
+
+
+def _first_expression(text: str) -> str | None:
     for verb, template in _VERBS:
         text = verb.sub(_formatter(template), text)
     text = _PERCENT_OF.sub(lambda m: f"({m.group(1)}/100*{m.group(2)})", text)
@@ -68,11 +94,10 @@ def extract_expression(text: str) -> str | None:
     text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)
     for pattern, symbol in _WORDS:
         text = re.sub(pattern, f" {symbol} ", text, flags=re.I)
-    # The first expression wins: a follow-up task puts the user's newest words first.
     for m in re.finditer(
         r"(?:sqrt\(\d+(?:\.\d+)?\)|-?[\d(])(?:sqrt\(\d+(?:\.\d+)?\)|[\d\s.+\-*/%()])*", text
     ):
-        candidate = m.group(0).strip().rstrip("+-*/% ")
+        candidate = _balanced(m.group(0).strip().rstrip("+-*/% "))
         if re.search(r"[+\-*/%]|sqrt", candidate):
             return " ".join(candidate.split())
     return None

@@ -53,11 +53,31 @@ _ALIASES = {
 }
 
 
+def _canonical_zones() -> frozenset[str]:
+    """The zones `zone.tab` lists (Europe/Istanbul, not its link Asia/Istanbul); empty without it."""
+    for root in zoneinfo.TZPATH:
+        try:
+            with open(f"{root}/zone.tab", encoding="utf-8") as f:
+                return frozenset(line.split("\t")[2].strip() for line in f if line[:1] not in "#\n")
+        except (OSError, IndexError):
+            continue
+    try:
+        from importlib.resources import files
+
+        text = files("tzdata.zoneinfo").joinpath("zone.tab").read_text(encoding="utf-8")
+        return frozenset(line.split("\t")[2].strip() for line in text.splitlines() if line[:1] not in "#")
+    except (ImportError, OSError, IndexError):
+        return frozenset()
+
+
 @lru_cache(maxsize=1)
 def _place_index() -> dict[str, str]:
-    """Lower-case place name (city part of each IANA zone, plus aliases) -> zone name."""
+    """Lower-case place name (city part of each IANA zone, plus aliases) -> zone name. A city two
+    zones are named after gets the canonical one, the same in every process (the set of zones has
+    no order)."""
     index: dict[str, str] = {}
-    for zone in zoneinfo.available_timezones():
+    canonical = _canonical_zones()
+    for zone in sorted(zoneinfo.available_timezones(), key=lambda z: (z not in canonical, z)):
         if "/" in zone and not zone.startswith(("Etc/", "SystemV/", "US/")):
             index.setdefault(zone.rsplit("/", 1)[1].replace("_", " ").lower(), zone)
     index.update(_ALIASES)

@@ -94,6 +94,7 @@ class Report:
                 k: {"accuracy": self.accuracy(v), "turns": len(v)} for k, v in sorted(by_category.items())
             },
             "failures": [asdict(t) for t in follow if not t.ok],
+            "first_turn_failures": [asdict(t) for t in first if not t.ok],
             "seconds": round(self.seconds, 1),
         }
 
@@ -210,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     for name, row in summary["per_category"].items():
         print(f"  {name:<28} {row['accuracy']}  ({row['turns']} turns)")
-    for f in summary["failures"]:
+    for f in summary["first_turn_failures"] + summary["failures"]:
         print(f"  FAIL {f['conversation']} turn {f['index']}: {f['text']!r}: {f['why']}", file=sys.stderr)
     return 0
 

@@ -29,7 +29,8 @@ so a quoted instruction is not one:
    rephrase; a false refund costs money.
 2. restriction ("just/only tell me", "just check", "only want to know", "just curious") -> refuse.
 3. status or history ("where is my refund", "did you refund", "already", "has it been",
-   "refunded" as a past event) -> refuse: it asks about a refund, not for one.
+   "refunded" as a past event) -> refuse: it asks about a refund, not for one. "get/have ...
+   refunded" asks for one ("could I get the retry charge refunded?"): the rules below read it.
 4. hypothetical or condition ("if", "what if", "would I", "suppose", "in case", "assuming",
    "when I cancel") -> confirm. Confirm rather than refuse: the person may well want the refund
    once the condition is settled, and a confirmation question costs one turn.
@@ -242,6 +243,8 @@ class _Verbs:
     past: re.Pattern[str]
     stop: re.Pattern[str]
     """A stopper aimed at the action: "cancel the refund"."""
+    causative: re.Pattern[str]
+    """The past participle asked for, not told of: "could I get the retry charge refunded?"."""
 
 
 def _verbs(verbs: Sequence[str]) -> _Verbs:
@@ -253,6 +256,9 @@ def _verbs(verbs: Sequence[str]) -> _Verbs:
         base=re.compile(rf"\b(?:{alt})s?\b(?!-)"),
         stop=re.compile(rf"\b{_STOPPERS}(?:\s+[\w'-]+){{0,2}}?\s+(?:{alt})"),
         past=re.compile(rf"\b(?:{alt})(?:ed|d)\b"),
+        causative=re.compile(
+            rf"\b(?:get|getting|have|having)\s+(?:[\w$.,'@-]+\s+){{1,8}}?(?:{alt})(?:ed|d)\b"
+        ),
     )
 
 
@@ -270,7 +276,7 @@ def _clause_intent(clause: str, v: _Verbs) -> tuple[IntentKind | None, str]:
         return "refuse", f"only asks for information ({m.group(0).strip()!r}) in {said}"
     if m := _STATUS.search(clause):
         return "refuse", f"asks about an existing {found.group(0)} ({m.group(0).strip()!r}), not for one"
-    if v.past.search(clause) and not _WISH.search(clause):
+    if v.past.search(clause) and not _WISH.search(clause) and not v.causative.search(clause):
         return "refuse", f"tells of a past {found.group(0)} in {said}, asks for none"
     if m := _HYPOTHETICAL.search(clause):
         return "confirm", f"hypothetical or conditional ({m.group(0).strip()!r}) in {said}"
@@ -307,6 +313,81 @@ def _aimed(after: str, v: _Verbs) -> bool:
     """The words after the verb make it an action, not a topic ("refund policy") or a list of verbs."""
     after = after.strip()
     return not _TOPIC.match(after) and not v.any.match(after)
+
+
+# --- a reply to an offer: yes, no, or something else -------------------------------------------
+
+_YES_PHRASES = re.compile(
+    r"\b(?:yes|yeah|yea|yep|yup|ya|sure|ok|okay|k|alright|all\s+right|go\s+ahead|go\s+for\s+it|proceed"
+    r"|do\s+it|please\s+do|confirm|confirmed|approve|approved|affirmative|agreed|absolutely|definitely"
+    r"|certainly|of\s+course|sounds\s+good|that\s+works|works\s+for\s+me|fine\s+by\s+me|let'?s\s+do\s+it"
+    r"|let'?s\s+go|make\s+it\s+so|why\s+not)\b"
+)
+_REPLY_FILLERS = frozenset(
+    [
+        "please",
+        "thing",
+        "with",
+        "that",
+        "it",
+        "this",
+        "then",
+        "now",
+        "so",
+        "and",
+        "just",
+        "right",
+        "away",
+        "ahead",
+        "thanks",
+        "thank",
+        "you",
+        "for",
+        "me",
+        "the",
+        "one",
+        "go",
+        "do",
+        "great",
+        "perfect",
+        "cool",
+        "fine",
+        "good",
+        "lovely",
+        "sounds",
+        "works",
+        "sure",
+        "yes",
+        "go",
+        "on",
+        "kindly",
+    ]
+)
+"""Words a yes may carry and still be only a yes ("sure thing, please proceed with that")."""
+
+
+def confirmation(text: str) -> bool | None:
+    """A reply to an offer, read as the user wrote it: True a yes in any of its usual words ("yeah
+    ok", "sure thing, please proceed", "ok go ahead with that", "confirmed, do it"), False a no
+    ("no", "no thanks", "don't", "not now", "hold off"), None anything else: a question, a request of
+    its own ("yes, and what time is it in Oslo"), or a yes with a negation in it ("yes, but don't").
+
+    Fail safe like `side_effect_intent`: only a message made of yes words and fillers is a yes.
+    """
+    if not isinstance(text, str):
+        return None
+    said = _normalise(text).strip()
+    if not said or len(said) > 80:
+        return None
+    negated = _NEGATION.search(said) or _STOP_ANY.search(said) or _RETRACT.search(said)
+    yes = _YES_PHRASES.search(said)
+    if negated:
+        return False if yes is None and "?" not in said else None
+    if yes is None or "?" in said:
+        return None
+    rest = _YES_PHRASES.sub(" ", said)
+    words = re.findall(r"[a-z']+", rest)
+    return True if all(w in _REPLY_FILLERS for w in words) else None
 
 
 def side_effect_intent(text: str, verbs: Sequence[str]) -> Intent:

@@ -32,7 +32,7 @@ from langgraph.types import Send
 
 from graph.config.registry import CapabilityInfo, Registry
 from graph.errors import SEVERITY_RANK, ErrorRecord, ErrorSeverity, RoutegraphError, UndeclaredRoute
-from graph.intent import Intent, side_effect_intent
+from graph.intent import Intent, confirmation, side_effect_intent
 from graph.state import AgentState, PlanStep, StepPayload
 
 NODES = (
@@ -135,13 +135,13 @@ def stop(reason: str, why: str, errors: list[ErrorRecord] | None = None) -> Deci
     return Decision("error", stop_reason=reason, why=why, errors=errors or [])
 
 
-
 def preferred_instance(state: AgentState, capability: str) -> str | None:
     """The pool instance this user was served by last time (the profile's `preferred_instances`):
     the runner keeps it while it is healthy and has room (continuity across turns)."""
     profile = state.get("context_profile") or {}
     chosen = (profile.get("preferred_instances") or {}).get(capability)
     return chosen if isinstance(chosen, str) and chosen else None
+
 
 class Router:
     """Routing decisions for one registry; `router.edge(source)` is the conditional edge out of a node."""
@@ -339,7 +339,19 @@ class Router:
         turn = state.get("task_turn")
         if offer and turn and offer.get("accepted_turn") == turn and info.name in offer["capabilities"]:
             return Intent("act", f"the user said yes to the offer: {offer['question']}")
-        return side_effect_intent(latest_request(state.get("messages") or []), info.action_verbs)
+        said = latest_request(state.get("messages") or [])
+        intent = side_effect_intent(said, info.action_verbs)
+        follow = state.get("context_followup") or {}
+        if (
+            intent.kind == "refuse"
+            and follow.get("kind") == "confirmation"
+            and info.name in (follow.get("capabilities") or [])
+            and confirmation(said) is True
+        ):
+            # "alright, go ahead with it" after "is this charge refundable?": a yes to an action no
+            # turn offered names none; it is asked about once, never done on the yes alone.
+            return Intent("confirm", "a yes to the action the last request asked about, not offered before")
+        return intent
 
     def ready_steps(self, state: AgentState) -> list[PlanStep]:
         plan = state.get("planning_plan") or []

@@ -17,6 +17,7 @@ import json
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from graph.config.registry import Registry
+from graph.intent import confirmation
 from graph.router import latest_request
 from graph.state import AgentState, SideEffectOffer
 from nodes.approval import parse_words
@@ -54,7 +55,8 @@ def accepted_offer(state: AgentState) -> SideEffectOffer | None:
     turn = state.get("task_turn", 0)
     if not offer or offer["turn"] != turn - 1 or offer.get("accepted_turn") not in (None, turn):
         return None
-    if parse_words(latest_request(state.get("messages") or [])) is not True:
+    said = latest_request(state.get("messages") or [])
+    if parse_words(said) is not True and confirmation(said) is not True:  # "sure thing, please proceed"
         return None
     return offer
 

@@ -18,7 +18,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from graph.config.registry import Registry
-from graph.context.followups import FollowUp, guide_lexicon, resolve, vocabulary
+from graph.context.followups import FollowUp, guide_lexicon, how_to_owner, resolve, slot_kinds, vocabulary
 from graph.errors import CriticalError
 from graph.intent import side_effect_intent
 from graph.models import add_notes
@@ -198,6 +198,8 @@ def read_follow_up(state: AgentState, call: NodeCall, text: str) -> FollowUp:
         routable=list(texts),
         feeds=lambda a, b: feeds(call.deps.registry, a, b),
         asks_about=lambda t, name: asks_about_action(call.deps.registry, t, name),
+        how_to=how_to_owner(texts),
+        kinds=slot_kinds(texts),
     )
 
 

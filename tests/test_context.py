@@ -671,3 +671,179 @@ def test_processes_opening_a_fresh_profile_store_at_once_all_succeed(tmp_path: P
         for proc in procs:
             proc.join(timeout=60)
         assert outcomes == ["ok"] * 6
+
+
+# --- round 3 (issue 22, session 13): heldout4's classes, in other words -----------------------------
+
+
+def support_guides() -> dict[str, list[str]]:
+    from nodes.task_extraction import guide_texts
+
+    return guide_texts(Registry.from_file(Path(__file__).resolve().parent.parent / "registry.yaml"))
+
+
+def test_a_lower_case_place_alone_and_an_iana_zone_are_places() -> None:
+    denver = [{"capability": "clock", "task": "time in denver pls", "turn": 1}]
+    follow = resolve("manila", denver, turn=2, standalone=nothing)
+    assert (follow.kind, follow.capabilities, follow.task) == ("follow_up", ["clock"], "time in manila pls")
+    assert resolve("new york please", denver, turn=2, standalone=nothing).task == "time in new york pls"
+    # A lower-case word that is no place is not a slot.
+    assert resolve("invoices", denver, turn=2, standalone=nothing).kind == "new"
+    zone = [{"capability": "clock", "task": "current time in Europe/Lisbon", "turn": 1}]
+    assert [(s.kind, s.text) for s in slots("Asia/Manila too")] == [("place", "Asia/Manila")]
+    assert resolve("Asia/Manila too", zone, turn=2, standalone=nothing).task == "current time in Asia/Manila"
+
+
+def test_an_id_with_its_kind_and_courtesy_words_keeps_the_topics_need() -> None:
+    # billing ran for the clause, and account ran to provide its customer.
+    topic = [
+        {"capability": "billing", "task": "show the invoices for C-1002", "turn": 1},
+        {"capability": "account", "task": "show the invoices for C-1002", "turn": 1},
+    ]
+    feeds = lambda a, b: (a, b) == ("account", "billing")  # noqa: E731
+    for text in ("now client c1006 plz", "same thing for customer c-1006 pls", "ditto for user C-1006 thx"):
+        follow = resolve(text, topic, turn=2, standalone=lambda t: ["account"], feeds=feeds)
+        assert follow.capabilities == ["billing"], text
+        assert follow.task is not None and "1006" in follow.task and "invoices" in follow.task
+    # A bare name is still read by the classifier: plan names are sales's.
+    multi = [
+        {"capability": "incidents", "task": "what about the API?", "turn": 2},
+        {"capability": "sales", "task": "what's the Team price for 8 seats", "turn": 1},
+    ]
+    enterprise = resolve("and Enterprise?", multi, turn=3, standalone=lambda t: ["sales"])
+    assert enterprise.capabilities == ["sales"]
+
+
+def test_a_slot_fits_only_a_clause_of_a_capability_that_reads_its_kind() -> None:
+    guides = support_guides()
+    kinds = followups.slot_kinds(guides)
+    assert "expr" in kinds["calculator"] and "expr" not in kinds["clock"] and "email" in kinds["account"]
+    clock = [{"capability": "clock", "task": "time in Nairobi + 250*4?", "turn": 1}]
+    follow = resolve("and 250*3", clock, turn=2, standalone=lambda t: ["calculator"], kinds=kinds)
+    assert follow.kind == "switch"
+    # Without the kinds, the expression replaces the one in the clock's clause (the old reading).
+    assert resolve("and 250*3", clock, turn=2, standalone=lambda t: ["calculator"]).capabilities == ["clock"]
+    help_center = [{"capability": "knowledge_search", "task": "how do refunds get paid out", "turn": 1}]
+    charges = resolve(
+        "how about omar@brightpath.co's charges?",
+        help_center,
+        turn=2,
+        standalone=nothing,
+        kinds=kinds,
+        lexicon=followups.guide_lexicon(guides),
+        routable=list(guides),
+    )
+    assert (charges.kind, charges.capabilities) == ("switch", ["billing"])
+
+
+def test_a_how_to_question_goes_to_the_capability_the_guides_give_how_to_questions() -> None:
+    guides = support_guides()
+    owner = followups.how_to_owner(guides)
+    assert owner == "knowledge_search"
+    assert followups.how_to_owner({"a": ["how do I x"], "b": ["how do I y"]}) is None
+    account = [{"capability": "account", "task": "what plan is omar@brightpath.co on?", "turn": 1}]
+    kw: dict[str, Any] = {"standalone": nothing, "how_to": owner, "routable": list(guides)}
+    mine = resolve("how would I upgrade it myself?", account, turn=2, **kw)
+    assert (mine.kind, mine.capabilities) == ("follow_up", ["knowledge_search"])
+    assert mine.task == "how would I upgrade it myself? (follow-up to: what plan is omar@brightpath.co on?)"
+    where = resolve("where can I download those in the app?", account, turn=2, **kw)
+    assert where.capabilities == ["knowledge_search"]
+    teammate = resolve("ok, and how can we add a new teammate to our workspace?", account, turn=2, **kw)
+    assert (teammate.kind, teammate.capabilities, teammate.task) == ("switch", ["knowledge_search"], None)
+    # Words that name another need on their own are left to the classifier.
+    refund = resolve(
+        "how do I get a refund for C-1002?", account, turn=2, **{**kw, "standalone": lambda t: ["refund"]}
+    )
+    assert refund.capabilities != ["knowledge_search"]
+    # Not a how-to question: the topic keeps it.
+    assert resolve("how many seats do they have?", account, turn=2, **kw).capabilities == ["account"]
+
+
+def test_a_lookup_verb_and_identifiers_are_read_on_the_identifiers_alone() -> None:
+    asked: list[str] = []
+
+    def reader(text: str) -> list[str]:
+        asked.append(text)
+        return ["account"] if text.lower().startswith(("c-", "c1", "jane@")) else []
+
+    for text in (
+        "pull up C-1008",
+        "look up c-1002 as well",
+        "find jane@acme.io for me",
+        "fetch c-1009 please",
+    ):
+        follow = resolve(text, [], turn=1, standalone=reader)
+        assert (follow.kind, follow.capabilities, follow.task) == ("lookup", ["account"], None), text
+    assert asked == ["C-1008", "c-1002", "jane@acme.io", "c-1009"]
+    # Anything more than a lookup is a request of its own; an id no capability reads is not guessed.
+    assert resolve("look up C-1004 and refund the duplicate", [], turn=1, standalone=reader).kind == "new"
+    assert resolve("look up the refund policy", [], turn=1, standalone=reader).kind == "new"
+    assert resolve("look up CH-2034", [], turn=1, standalone=reader).kind == "new"
+
+
+def test_do_the_same_and_same_question_keep_the_need() -> None:
+    sso = [{"capability": "incidents", "task": "status of single sign-on?", "turn": 1}]
+    for text in ("do the same for email notifications", "same question for exports"):
+        follow = resolve(text, sso, turn=2, standalone=lambda t: ["knowledge_search"])
+        assert (follow.kind, follow.capabilities) == ("follow_up", ["incidents"]), text
+    # A cue that does not say "same" leaves a confident other reading as a switch.
+    assert resolve(
+        "and how do refunds work?", sso, turn=2, standalone=lambda t: ["knowledge_search"]
+    ).kind in (
+        "switch",
+        "new",
+    )
+
+
+def test_hang_on_wrong_one_is_a_correction() -> None:
+    account = [{"capability": "account", "task": "fetch c-1009 please", "turn": 1}]
+    for text in ("my bad, wrong customer: C-1001", "hang on, wrong one - C-1001", "hold on, C-1001 I mean"):
+        follow = resolve(text, account, turn=2, standalone=lambda t: ["account"])
+        assert (follow.kind, follow.capabilities, follow.task) == (
+            "correction",
+            ["account"],
+            "fetch C-1001 please",
+        )
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["yeah ok", "sure thing, please proceed", "yep, sounds good", "absolutely, please proceed with that"],
+)
+def test_a_yes_in_other_words_accepts_the_offer(text: str) -> None:
+    topic = [{"capability": "refund", "task": "could I have the extra seats charge refunded?", "turn": 1}]
+    follow = resolve(text, topic, turn=2, standalone=nothing, offer=["refund"])
+    assert (follow.kind, follow.capabilities) == ("confirmation", ["refund"])
+
+
+@pytest.mark.parametrize(
+    "text", ["no", "no thanks", "nah, leave it for now", "yes, but don't", "ok, not yet"]
+)
+def test_a_no_or_a_yes_with_a_negation_is_not_a_yes(text: str) -> None:
+    assert not followups.is_yes(text)
+    topic = [{"capability": "refund", "task": "can I get CH-2003 refunded?", "turn": 1}]
+    assert resolve(text, topic, turn=2, standalone=nothing, offer=["refund"]).kind != "confirmation"
+
+
+def test_a_yes_to_an_action_no_turn_offered_is_asked_about_never_done_on_the_yes() -> None:
+    from graph.router import Router
+
+    registry = Registry.from_file(Path(__file__).resolve().parent.parent / "registry.yaml")
+    router = Router(registry)
+    step: Any = {"id": "refund:1", "capability": "refund", "inputs": {}, "depends_on": []}
+    follow = {"kind": "confirmation", "capabilities": ["refund"], "task": "...", "reason": "..."}
+
+    def intent(text: str, followup: dict[str, Any] | None) -> str:
+        state: Any = {"messages": [HumanMessage(content=text)], "context_followup": followup, "task_turn": 2}
+        found = router.intent(state, step)
+        assert found is not None
+        return found.kind
+
+    # "alright, go ahead with it" after "is this charge refundable?": asked first (confirm), not done.
+    assert intent("alright, go ahead with it", follow) == "confirm"
+    assert intent("sure thing, please proceed", follow) == "confirm"
+    # The same words without the follow-up's reading name no refund: nothing to do.
+    assert intent("alright, go ahead with it", None) == "refuse"
+    # A no is a no whatever the follow-up says; the user's own instruction still acts.
+    assert intent("no thanks", follow) == "refuse"
+    assert intent("yes, refund it now", follow) == "act"

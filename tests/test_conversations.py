@@ -11,14 +11,21 @@ from evals.conversations import DEFAULT_DATA, evaluate, load
 FLOOR = 0.95
 """All 177 follow-up turns: 0.983 measured (session 12, round 2); 0.961 once the hybrid head and the
 secondary-need rules (issue 19) were merged, which move some first turns."""
-SPLIT_FLOORS = {"dev": 0.92, "heldout": 0.94, "heldout2": 0.95}
+SPLIT_FLOORS = {"dev": 0.94, "heldout": 0.94, "heldout2": 0.95}
 """Per split, just under what was measured (session 12): dev 0.979 (97 turns, 62 of them in the 51
 conversations d01-d51 written for the miss classes: 0.726 before that session's changes), heldout
 1.0 (19 turns; looked at three times, no longer clean), heldout2 1.0 (46 turns; 0.848 when measured
 clean, 0.891 and 0.957 in later sessions; no longer clean either). Round 2 of session 12 added
-d52-d66 (15 follow-up turns in heldout3's miss classes, other words): dev 0.973 over 112 turns; 0.938 after the scorer changes were merged (7 misses)."""
+d52-d66 (15 follow-up turns in heldout3's miss classes, other words): dev 0.973 over 112 turns; 0.938 after the scorer changes were merged (7 misses).
+Session 13 (follow-ups round 3, heldout4's classes) added d67-d84 (18 turns): dev 0.954 over 130
+turns (6 misses, 5 of them first turns the scorer misses and the follow-up inherits)."""
 HELDOUT3 = DEFAULT_DATA.with_name("conversations_heldout3.jsonl")
 HELDOUT3_FLOOR = 0.95
+HELDOUT4 = DEFAULT_DATA.with_name("conversations_heldout4.jsonl")
+HELDOUT4_FLOOR = 0.94
+"""heldout4 became a development set in session 13 after its first (blind) look: 0.807 then; 0.965
+after follow-ups round 3 (57 turns, 2 misses: a first turn the scorer reads as nothing, and a
+help-center answer that quotes the wrong article)."""
 """heldout3 became a development set in session 12 after its second measurement (0.818); 1.0 after
 round 2 (44 turns)."""
 
@@ -29,7 +36,7 @@ def test_the_suite_is_labelled_as_promised() -> None:
     splits = [r["split"] for r in rows]
     assert splits.count("heldout") >= 16 and splits.count("heldout2") >= 24
     assert set(splits) == {"dev", "heldout", "heldout2"}
-    assert splits.count("dev") >= 83
+    assert splits.count("dev") >= 101
     assert all(2 <= len(r["turns"]) <= 4 and all(t["expect"] for t in r["turns"]) for r in rows)
     categories = {r["category"] for r in rows}
     assert {"followup_slot", "followup_anaphora", "topic_switch", "correction", "confirmation"} <= categories
@@ -47,3 +54,11 @@ def test_heldout3_now_a_development_set_stays_above_its_floor() -> None:
     summary = asyncio.run(evaluate(load(HELDOUT3, "heldout3"))).summary()
     assert summary["followup_turns"] == 44
     assert summary["followup_accuracy"] >= HELDOUT3_FLOOR, summary["failures"]
+
+
+def test_heldout4_now_a_development_set_stays_above_its_floor() -> None:
+    summary = asyncio.run(evaluate(load(HELDOUT4, "heldout4"))).summary()
+    assert summary["followup_turns"] == 57
+    assert summary["followup_accuracy"] >= HELDOUT4_FLOOR, summary["failures"]
+    for category in ("confirmation", "followup_cue", "correction", "multi_then_followup"):
+        assert summary["per_category"][category]["accuracy"] == 1.0, (category, summary["failures"])

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from graph.intent import REFUND_VERBS, Intent, side_effect_intent
+from graph.intent import REFUND_VERBS, Intent, confirmation, side_effect_intent
 
 ACT = [
     "refund CH-2033",
@@ -317,4 +317,70 @@ def test_long_input_is_fast() -> None:
     ],
 )
 def test_no_i_meant_is_a_correction_not_a_refusal(text: str, kind: str) -> None:
+    assert side_effect_intent(text, REFUND_VERBS).kind == kind
+
+
+# --- a reply to an offer (session 13): yes in its usual words, no stays no ---------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "yes",
+        "yeah ok",
+        "sure thing, please proceed",
+        "ok go ahead with that",
+        "confirmed, do it",
+        "yep, sounds good",
+        "absolutely, please proceed with that",
+        "sure, go for it",
+        "alright, go ahead with it",
+        "Yes please!",
+    ],
+)
+def test_a_yes_in_its_usual_words_is_a_yes(text: str) -> None:
+    assert confirmation(text) is True
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["no", "no thanks", "No.", "don't", "do not", "nah, leave it for now", "not now", "hold off", "nope"],
+)
+def test_a_no_stays_a_no(text: str) -> None:
+    assert confirmation(text) is False
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "yes, but don't",
+        "ok, not yet",
+        "yes and what time is it in Oslo",
+        "ok?",
+        "sure, refund the other one instead",
+        "great, thanks",
+        "",
+        "yes " * 40,
+    ],
+)
+def test_anything_else_is_neither(text: str) -> None:
+    assert confirmation(text) is None
+
+
+def test_confirmation_never_raises() -> None:
+    assert confirmation(None) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("could I get the $531.25 retry charge refunded?", "confirm"),
+        ("can I have CH-2033 refunded?", "confirm"),
+        ("would I be able to get my duplicate charge refunded?", "confirm"),
+        ("I was refunded already", "refuse"),
+        ("I had CH-2033 refunded last month", "refuse"),
+        ("did you get it refunded?", "refuse"),
+    ],
+)
+def test_get_or_have_it_refunded_asks_for_a_refund_and_never_acts(text: str, kind: str) -> None:
     assert side_effect_intent(text, REFUND_VERBS).kind == kind

@@ -54,22 +54,26 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-FollowUpKind = Literal["follow_up", "correction", "confirmation", "switch", "new"]
+from graph.intent import confirmation
+
+FollowUpKind = Literal["follow_up", "correction", "confirmation", "switch", "lookup", "new"]
 
 _CUE = re.compile(
     r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool)\W+)?"
-    r"(and|also|plus|or|then|what about|how about|what of|same (?:for|with|but|again|thing for)|same|ditto|"
+    r"(and|also|plus|or|then|what about|how about|what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|"
+    r"question for|deal for|thing with)|same|ditto|"
     r"likewise|again|repeat (?:that|it|this))\b",
     re.I,
 )
 _CORRECTION = re.compile(
-    r"^\W*(?:no|nope|sorry|oops|actually|wait|correction)\b|\bI (?:meant|mean)\b|\bmeant to (?:say|ask)\b"
-    r"|\binstead\b|\brather\b",
+    r"^\W*(?:no|nope|sorry|oops|actually|wait|correction|hang on|hold on|my bad)\b|\bI (?:meant|mean)\b"
+    r"|\bmeant to (?:say|ask)\b|\binstead\b|\brather\b|\bwrong (?:one|id|customer|account|number|city|person)\b",
     re.I,
 )
 _CORRECTION_WORDS = re.compile(
-    r"^\W*(?:(?:no|nope|sorry|oops|actually|wait|correction|I meant|I mean|meant to (?:say|ask)|rather|"
-    r"instead|not that)\W+)+",
+    r"^\W*(?:(?:no|nope|sorry|oops|actually|wait|correction|hang on|hold on|my bad|I meant|I mean|"
+    r"meant to (?:say|ask)|rather|instead|not that|(?:that's |that was )?(?:the )?wrong "
+    r"(?:one|id|customer|account|number|city|person))\W+)+",
     re.I,
 )
 _TRAILING_CORRECTION = re.compile(r"\W+(?:I mean|I meant|instead|rather)\W*$", re.I)
@@ -85,9 +89,33 @@ _YES = re.compile(
     r"sounds good|let'?s do it)\b",
     re.I,
 )
+_GO_AHEAD = re.compile(
+    r"\b(do it|go ahead|go for it|yes|yeah|yep|yup|sure|please do|proceed|confirm(?:ed)?)\b", re.I
+)
+"""A yes that asks to carry on (not a bare "ok", which may only acknowledge an answer)."""
+_HOW_TO = re.compile(
+    r"\bhow\s+(?:do|can|could|should|would)\s+(?:i|we)\b|\bhow\s+to\b|\bwhere\s+(?:do|can|could)\s+(?:i|we)\b"
+    r"|\bwhere\s+(?:is|are|'s|would\s+i\s+find)\b.*\b(?:settings?|menu|page|app|dashboard|console|screen|profile)\b",
+    re.I,
+)
+"""A question how to do something oneself ("how do I do that myself?", "where is that in the settings?")."""
+_SAME = re.compile(
+    r"^\W*(?:(?:ok(?:ay)?|so|and|then|now|great|thanks|cool)\W+)*(?:(?:do )?(?:the )?same\b|ditto\b|likewise\b)",
+    re.I,
+)
+"""A cue that says the need is the same ("same for", "do the same for", "ditto", "likewise")."""
+_LOOKUP = re.compile(
+    r"^\W*(?:(?:please|pls|plz|ok(?:ay)?|now|and|also|then|can you|could you|would you)\W+)*"
+    r"(?:look\s*up|pull\s+up|bring\s+up|find|fetch|open|search(?:\s+for)?|show(?:\s+me)?|get\s+me)\b",
+    re.I,
+)
+"""A request that only names a thing to look up ("look up C-1004", "pull up c-1008 for me")."""
+_LOOKUP_REST = frozenset(["for", "me", "us", "as", "well", "too", "also", "the", "please", "real", "quick"])
+_NEGATION_WORD = re.compile(r"\b(?:not|no|never|don'?t|do not|stop|cancel|hold off)\b|n't\b", re.I)
 _LEAD = re.compile(
     r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool|and|also|plus|or|then|now|what about|how about|"
-    r"what of|same (?:for|with|but|again|thing for)|same|ditto|likewise|again|repeat (?:that|it|this)|"
+    r"what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|question for|deal for|thing with)|same|ditto|"
+    r"likewise|again|repeat (?:that|it|this)|"
     r"for|in|at|on|with|the)\W+)+",
     re.I,
 )
@@ -276,6 +304,17 @@ _LABELLED_ID = re.compile(
 )
 """An identifier written as its kind and its digits ("customer 1005", "ticket #4012")."""
 _NAME = re.compile(r"\b[A-Z][\w'’]*(?:[ -][A-Z][\w'’]*)*")
+_ZONE = re.compile(
+    r"\b(?:Africa|America|Antarctica|Asia|Atlantic|Australia|Europe|Indian|Pacific|Etc)/[A-Za-z_+-]+(?:/[A-Za-z_]+)?",
+    re.I,
+)
+"""An IANA zone as written ("Asia/Karachi"): one place, not a region and a city."""
+_COURTESY = frozenset(
+    ["pls", "plz", "please", "thx", "thanks", "rn", "now", "then", "instead", "too", "today"]
+)
+"""Words around a bare slot that ask for nothing ("reykjavik pls", "customer c-1003 then")."""
+_KIND_NOUNS = frozenset(["customer", "client", "account", "user", "id", "number", "no", "#"])
+"""The kind an identifier is given as ("customer c-1003"): part of the slot, not a request."""
 
 SlotKind = Literal["email", "ident", "amount", "expr", "number", "name", "place"]
 
@@ -335,6 +374,7 @@ _KINDS: tuple[tuple[SlotKind, re.Pattern[str]], ...] = (
     ("email", _EMAIL),
     ("amount", _AMOUNT),
     ("expr", _EXPR),
+    ("place", _ZONE),
     ("ident", _LABELLED_ID),
     ("ident", _IDENT),
     ("number", _NUMBER),
@@ -441,6 +481,8 @@ def _fit(new: Slot, old: Slot) -> int:
 def _target(clause: str, new: Slot) -> tuple[Slot, int] | None:
     """The slot of `clause` the new slot replaces (its last best fit) and how well it fits."""
     old = slots(clause)
+    if new.kind == "place" and not any(s.kind == "place" for s in old):
+        old = sorted([*old, *_lower_places(clause, old)], key=lambda s: s.start)
     best = max((_fit(new, s) for s in old), default=0)
     if best:
         return [s for s in old if _fit(new, s) == best][-1], best
@@ -458,6 +500,31 @@ def _target(clause: str, new: Slot) -> tuple[Slot, int] | None:
         if operands:
             return operands[-1], 2
     return None
+
+
+def _lower_places(clause: str, found: Sequence[Slot]) -> list[Slot]:
+    """Places a clause typed in lower case ("time in denver pls"), longest first at a position, for
+    a new place to replace: the shape alone finds none there."""
+    out: list[Slot] = []
+    words = [(m.start(), m.end()) for m in re.finditer(r"[a-z][a-z'’]*", clause)]
+    i = 0
+    while i < len(words):
+        for size in (3, 2, 1):
+            span = words[i : i + size]
+            if len(span) < size:
+                continue
+            start, end = span[0][0], span[-1][1]
+            text = clause[start:end]
+            if (
+                " ".join(text.split()) in places()
+                and not any(start < s.end and s.start < end for s in found)
+                and re.fullmatch(r"[a-z'’ ]+", text)
+            ):
+                out.append(Slot("place", text, start, end))
+                i += size - 1
+                break
+        i += 1
+    return out
 
 
 def _digits(text: str) -> str:
@@ -514,8 +581,13 @@ def appended(text: str, clause: str) -> str:
 
 
 def is_yes(text: str) -> bool:
-    """A plain yes: a yes word and nothing to act on of its own (no slot, at most two other words)."""
-    if not _YES.search(text) or slots(text):
+    """A plain yes: a yes in any of its usual words (`graph.intent.confirmation`: "yeah ok", "sure
+    thing, please proceed"), or a yes word and nothing to act on of its own (no slot, at most two
+    other words); never one with a negation in it ("yes, but don't")."""
+    reply = confirmation(text)
+    if reply is not None:
+        return reply
+    if not _YES.search(text) or slots(text) or _NEGATION_WORD.search(text):
         return False
     rest = text
     while (m := _YES.match(rest)) is not None:  # "alright, go ahead with it": two yes words
@@ -578,6 +650,8 @@ def resolve(
     known: frozenset[str] = frozenset(),
     routable: Sequence[str] = (),
     asks_about: Callable[[str, str], bool] | None = None,
+    how_to: str | None = None,
+    kinds: Mapping[str, frozenset[str]] | None = None,
 ) -> FollowUp:
     """How the message `text` relates to the thread's `topic` (entries, most recent first).
 
@@ -594,7 +668,9 @@ def resolve(
     `feeds(a, b)`: whether capability `a` provides what `b` requires (then `b`, not `a`, is what
     a turn that ran both was about). `asks_about(clause, name)`: whether a clause asks about a
     capability's action without asking for it ("is this charge refundable?": the router's
-    side-effect intent says confirm).
+    side-effect intent says confirm). `how_to`: the capability that answers how-to questions
+    (`how_to_owner`). `kinds`: the slot kinds each capability reads (`slot_kinds`); a new slot fits
+    only a clause of a capability that reads its kind.
     """
     text = " ".join(text.split())
     entries = _heads_first(
@@ -616,7 +692,7 @@ def resolve(
     if is_yes(text) and (not asked or (offer and set(asked) <= set(offer))):
         if offer:
             return FollowUp("confirmation", list(offer), None, "a plain yes to the offer the last turn made")
-        if entries and re.search(r"\b(do it|go ahead|yes|please do)\b", text, re.I):
+        if entries and _GO_AHEAD.search(text):
             last = _last_turn(entries)
             clause = last[0].task
             about = (
@@ -639,6 +715,8 @@ def resolve(
                 clause,
                 "a plain yes continues the last request",
             )
+    if (looked := _lookup(text, standalone)) is not None:
+        return looked
     if not entries:
         return FollowUp("new")
     if (withdrawn := _WITHDRAW.match(text)) is not None:
@@ -659,6 +737,19 @@ def resolve(
             appended(text, clause),
             f"asks for {', '.join(asked)} on the last request: {clause!r}",
         )
+    if how_to is not None and how_to in routable and _HOW_TO.search(text) and not asked:
+        # "how do I do that myself?", "where is that in the settings?" after an account or billing
+        # turn: instructions, not the topic's lookup again. Unless the words alone name a need.
+        alone = [n for n in standalone(text) if n]
+        if not alone or alone == [how_to]:
+            anaphoric = bool(_ANAPHORA.search(text)) and len(content_words(fragment(text))) <= _ITEM_WORDS
+            clause = _last_turn(entries)[0].task
+            return FollowUp(
+                "follow_up" if anaphoric else "switch",
+                [how_to],
+                appended(text, clause) if anaphoric else None,
+                f"a how-to question: instructions ({how_to}), not the topic's capability again",
+            )
     if (op := continuation(text)) is not None:
         for entry in entries:  # most recent first
             if (previous := expression_of(entry.task)) is not None:
@@ -675,8 +766,18 @@ def resolve(
     item = bool(_ITEM.search(reading)) or _names_an_item(reading, entries)
     anaphora = bool(_ANAPHORA.search(reading)) or item
     new_words = fragment(reading)
-    new_slots = slots(new_words)
-    fit = {e: max((fit_quality(e.task, s, reading) for s in new_slots), default=0) for e in entries}
+    new_slots = slots(new_words) or _bare_place(new_words)
+    fit = {
+        e: max(
+            (
+                fit_quality(e.task, s, reading)
+                for s in new_slots
+                if _takes((kinds or {}).get(e.capability) if kinds else None, s)
+            ),
+            default=0,
+        )
+        for e in entries
+    }
     fitting = [e for e in entries if fit[e]]
     size = len([w for w in content_words(new_words) if w.strip(",.?!") not in _FILLERS])
     own = _own_words(new_words, new_slots, [e.capability for e in entries], lexicon or {})
@@ -689,16 +790,42 @@ def resolve(
     unknown = bool(known) and any(
         stem(w) not in known and w not in " ".join(e.task for e in entries).lower()
         for w in _words_besides_slots(new_words, new_slots)
+        if w.strip(",.?!") not in _FILLERS
     )
     topical = size <= 2 and any(own.values()) and not unknown
     slotted = size <= 3 and bool(fitting) and not unknown
     if not (correction or anaphora or (cue and elliptical) or slotted or topical):
         return FollowUp("new")
+    if (
+        kinds
+        and new_slots
+        and not (correction or anaphora)
+        and not any(_takes(kinds.get(e.capability), s) for e in entries for s in new_slots)
+    ):
+        # "how about omar@...'s charges?" after a help-center answer: no topic capability reads an
+        # address, so the turn is not about the topic. The one capability that reads the slot and
+        # whose own words the turn uses ("charges": billing) takes it; else its words are read.
+        takers = [n for n in routable if all(_takes(kinds.get(n), s) for s in new_slots)]
+        mine = _own_words(new_words, new_slots, takers, lexicon or {})
+        most = max(mine.values(), default=0)
+        readers = [n for n, k in mine.items() if k == most] if most else []
+        return FollowUp(
+            "switch",
+            readers if len(readers) == 1 else [],
+            None,
+            "the new slot is of a kind no topic capability reads"
+            + (f"; {readers[0]} reads it, in its own words" if len(readers) == 1 else ""),
+        )
     alone = [n for n in standalone(reading) if n]
     names = {e.capability for e in entries}
     foreign = [n for n in alone if n not in names]
     only_slots = bool(new_slots) and not _words_besides_slots(new_words, new_slots)
-    if (
+    if foreign and elliptical and not unknown and _SAME.match(reading):
+        # "do the same for email notifications", "same question for exports": the user says it is the
+        # same need; the classifier's reading of the new words ("email" as help-center words) does
+        # not make it another.
+        alone = [n for n in alone if n in names]
+    elif (
         foreign
         and fitting
         and only_slots
@@ -774,13 +901,17 @@ def resolve(
                 appended(reading, clause),
                 f"a correction away from {', '.join(sorted(ruled_out))}",
             )
-    if alone:
+    # Nothing but an identifier that fits ("same thing for customer c-1003 pls"): the classifier's
+    # reading of a bare id is who it is (the provider), not what was asked about it; the topic's
+    # order decides. (A bare name, "and Enterprise?", is read: the classifier knows plan names.)
+    bare = only_slots and bool(fitting) and all(s.kind in IDENTIFIERS for s in new_slots)
+    if alone and not bare:
         pool = [e for e in pool if e.capability in alone] or pool
     # The topic's own words first ("the API" is a service, whatever clause has a name), then how
     # well a slot fits, then the classifier's reading of the new words, then recency.
     best = max((own.get(e.capability, 0), fit[e]) for e in pool)
     chosen = [e for e in pool if (own.get(e.capability, 0), fit[e]) == best] if best > (0, 0) else list(pool)
-    if affinity is not None and len({e.capability for e in chosen}) > 1:
+    if affinity is not None and not bare and len({e.capability for e in chosen}) > 1:
         scores = affinity(new_words or reading, [e.capability for e in chosen])
         top = max(chosen, key=lambda e: scores.get(e.capability, 0.0))
         chosen = [top] if scores.get(top.capability, 0.0) > 0.0 else chosen
@@ -788,10 +919,13 @@ def resolve(
         chosen = _last_turn(pool)
     entry = chosen[0]
     kind: FollowUpKind = "correction" if correction else "follow_up"
-    if alone and not (cue or correction or anaphora):
+    if alone and not (cue or correction or anaphora or bare):
         # A complete request to the same capability: its own words are the task.
         return FollowUp(kind, [entry.capability], None, f"a new request to {entry.capability}, the topic")
-    rewritten = _rewrite(reading, new_words, new_slots, entry.task, anaphora=anaphora)
+    read = (kinds or {}).get(entry.capability) if kinds else None
+    rewritten = _rewrite(
+        reading, new_words, [s for s in new_slots if _takes(read, s)], entry.task, anaphora=anaphora
+    )
     why = "a correction of" if correction else "a follow-up to"
     return FollowUp(kind, [entry.capability], rewritten, f"{why} {entry.capability}: {entry.task!r}")
 
@@ -935,11 +1069,80 @@ def guide_lexicon(guides: Mapping[str, Sequence[str]], *, max_owners: int = 2) -
     }
 
 
+def slot_kinds(guides: Mapping[str, Sequence[str]]) -> dict[str, frozenset[str]]:
+    """The kinds of slot each capability's guide texts hold (clock: places; calculator: expressions
+    and numbers; account: identifiers): what a new slot may replace in that capability's clause."""
+    return {name: frozenset(s.kind for text in texts for s in slots(text)) for name, texts in guides.items()}
+
+
+def _takes(kinds: frozenset[str] | None, new: Slot) -> bool:
+    """Whether a capability whose guides hold slots of `kinds` reads a slot like `new` (unknown:
+    yes). "250*3" does not fit the clock clause "time in Nairobi + 250*4": the clock reads places."""
+    if kinds is None:
+        return True
+    if new.kind in IDENTIFIERS:
+        return bool(kinds & IDENTIFIERS)
+    if new.kind == "number":
+        return bool(kinds & {"number", "expr"})
+    if new.kind in ("name", "place"):
+        return bool(kinds & {"name", "place"})
+    return new.kind in kinds
+
+
+def _lookup(text: str, standalone: Callable[[str], Sequence[str]]) -> FollowUp | None:
+    """ "look up C-1004", "pull up c-1008 for me": a lookup verb and identifiers, nothing else. The
+    verb names no need, so the classifier reads the identifiers alone (the capability that resolves
+    that kind of id: a customer's account); None when the message is anything more."""
+    lead = _LOOKUP.match(text)
+    if lead is None:
+        return None
+    rest = text[lead.end() :]
+    found = slots(rest)
+    if not found or any(s.kind not in IDENTIFIERS for s in found):
+        return None
+    if [w for w in _words_besides_slots(rest, found) if w.strip(",.?!") not in _LOOKUP_REST]:
+        return None
+    names = [n for n in standalone(" ".join(s.text for s in found)) if n]
+    if not names:
+        return None
+    return FollowUp(
+        "lookup", names, None, f"a lookup of {', '.join(s.text for s in found)}: read as {', '.join(names)}"
+    )
+
+
+def how_to_owner(guides: Mapping[str, Sequence[str]], *, least: int = 3) -> str | None:
+    """The capability the guides give how-to questions to ("how do I reset my password"): the one
+    with the most such positive examples, at least `least` and twice as many as any other."""
+    counts = sorted(
+        ((sum(bool(_HOW_TO.search(t)) for t in texts), name) for name, texts in guides.items()), reverse=True
+    )
+    if not counts or counts[0][0] < least or (len(counts) > 1 and counts[0][0] < 2 * counts[1][0]):
+        return None
+    return counts[0][1]
+
+
 def _words_besides_slots(text: str, found: Sequence[Slot]) -> list[str]:
+    """The content words that are not slots, courtesy ("pls") or an identifier's kind ("customer")."""
     rest = text
     for slot in sorted(found, key=lambda s: -s.start):
         rest = rest[: slot.start] + " " + rest[slot.end :]
-    return content_words(rest)
+    ids = any(s.kind in IDENTIFIERS for s in found)
+    return [
+        w
+        for w in content_words(rest)
+        if w.strip(",.?!") not in _COURTESY and not (ids and w.strip(",.?!:#") in _KIND_NOUNS)
+    ]
+
+
+def _bare_place(words: str) -> list[Slot]:
+    """A place typed in lower case as the whole of the new words ("reykjavik", "sao paulo pls"): the
+    shape finds no capitalised name, the time zone database knows the city."""
+    kept = [w for w in words.split() if w.lower().strip(",.?!") not in _COURTESY]
+    name = " ".join(kept).strip(" ,.?!")
+    if not name or name.lower() not in places():
+        return []
+    start = words.find(name)
+    return [Slot("place", name, start, start + len(name))]
 
 
 def _slot_fits_clause(new: Slot, clause: str) -> bool:
@@ -995,9 +1198,11 @@ __all__ = [
     "fit_quality",
     "fragment",
     "guide_lexicon",
+    "how_to_owner",
     "is_yes",
     "places",
     "resolve",
+    "slot_kinds",
     "slots",
     "stem",
     "substitute",
