@@ -125,7 +125,9 @@ async def classify(
         scored, clause_rows = await asyncio.to_thread(scorer.score_clauses, task, names)
         scores = {s.name: s.confidence for s in scored}
         if settings.selection == "per_clause":
-            eligible = {s.name for s in scored if s.wins}
+            eligible = {s.name for s in scored if s.wins} - courtesy_only(
+                clause_rows, scorer.labels, names, scores, courteous(registry)
+            )
             unasked = {s.name for s in scored if not s.asked}
         else:
             clause_rows = []
@@ -219,10 +221,36 @@ def _fed_by_who(
     return out
 
 
-SECONDARY_REQUEST_MARGIN = 2.0
-"""Log-odds by which a clause that asks for something (`reads_as_request`) must lead the best
-capability not yet selected to name a secondary need (`clause_needs`); statements keep
-`thresholds.SECONDARY_MARGIN` over any runner-up."""
+def courteous(registry: Registry) -> set[str]:
+    """Capabilities made for courtesy: a positive guide example of theirs is only `courtesy` (a
+    `greet` or `thank` intent). Only they are selected by a courtesy clause."""
+    return {
+        c.name
+        for c in registry.routable
+        if any(courtesy(q) for q in c.classifier_guide.positives)
+    }
+
+
+def courtesy_only(
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    scores: dict[str, float],
+    courteous: set[str],
+) -> set[str]:
+    """Capabilities that are the best match of `courtesy` clauses alone (not of the whole request,
+    nor of a clause that names a need), and not made for courtesy: "I hope all is well with you"
+    resembles the service-status examples, and scored alone reached their threshold."""
+    if not clause_rows or not scores:
+        return set()
+    won: dict[str, bool] = {}  # capability -> every clause it is the best match of is courtesy
+    for piece, conf in clause_rows:
+        order = _top(conf, labels, names, set())
+        if order:
+            name = labels[order[0]]
+            won[name] = won.get(name, True) and courtesy(piece)
+    best = max(scores, key=lambda n: scores[n])
+    return {n for n, only in won.items() if only and n != best and n not in courteous}
 
 
 def _top(conf: np.ndarray, labels: Sequence[str], names: Sequence[str], skip: set[str]) -> list[int]:
@@ -243,16 +271,15 @@ def clause_needs(
     names: Sequence[str],
     chosen: set[str],
     *,
-    request_margin: float = SECONDARY_REQUEST_MARGIN,
     margin: float = SECONDARY_MARGIN,
     floor: float = SECONDARY_FLOOR,
 ) -> list[str]:
     """Secondary needs of a request that selected `chosen`: capabilities a clause of its own names
     clearly though, scored alone and short, it stays below the threshold a whole request needs
     (`thresholds.secondary_need`). A clause that asks for something ("... and explain which payment
-    methods you accept") is measured against the capabilities not selected yet: the request's own
-    need (billing) resembling it takes nothing from the lead of the one it names besides. A statement
-    must lead every capability by `margin`. Never from a clause that gives an e-mail or id (it pulls
+    methods you accept") leads by `margin` the capabilities not selected yet: the request's own need
+    (billing) resembling it takes nothing from the lead of the one it names besides; a statement
+    must lead every capability. Never from a clause that gives an e-mail or id (it pulls
     toward the customer lookup) or is only `courtesy` ("I am sorry to trouble you with this")."""
     out: list[str] = []
     for piece, conf in clause_rows:
@@ -263,7 +290,7 @@ def clause_needs(
         if not order or labels[order[0]] in chosen or float(conf[order[0]]) < floor:
             continue
         rivals = [j for j in order[1:] if not asks or labels[j] not in chosen]
-        if _lead(conf, order[0], rivals) >= (request_margin if asks else margin):
+        if _lead(conf, order[0], rivals) >= margin:
             out.append(labels[order[0]])
     return out
 

@@ -147,6 +147,7 @@ _COURTESY_PART = (
     r"|(?:i\s+)?hope\s+(?:you(?:'re|\s+are)?|your\s+[\w\s]{1,20}?(?:is|has\s+been)|all\s+is|everything\s+is"
     r"|this\s+(?:message|email|note)\s+finds\s+you)\b[\w\s']{0,30}?"
     r"(?:well|good|great|fine|nicely|ok|okay|safe|going\s+well)(?:\s+(?:day|week|weekend|time|one))?"
+    r"(?:\s+(?:with|for|to)\s+(?:you|yours|everyone|the\s+team))?"
     r"|how\s+are\s+you(?:\s+doing)?(?:\s+today)?|nice\s+to\s+meet\s+you"
     r"|(?:(?:i'?m|i\s+am|we'?re|we\s+are)\s+)?(?:so\s+|very\s+|really\s+)?sorry\s+(?:to|for)\s+"
     r"(?:bother|trouble|disturb|bug|pester)\w*(?:\s+you)?(?:\s+again)?(?:\s+with\s+this)?"
