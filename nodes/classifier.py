@@ -14,13 +14,19 @@ import asyncio
 import re
 from collections.abc import Sequence
 
+import numpy as np
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
-import numpy as np
-
 from graph.classifier import FewShotScorer, near_threshold
-from graph.classifier.clauses import courtesy, mentions_identifier, reads_as_request, without_courtesy
+from graph.classifier.clauses import (
+    clause_spans,
+    courtesy,
+    introduces_only,
+    mentions_identifier,
+    reads_as_request,
+    without_courtesy,
+)
 from graph.classifier.thresholds import SECONDARY_FLOOR, SECONDARY_MARGIN, logit
 from graph.config.registry import CapabilityInfo, Registry
 from graph.config.schema import ClassifierMode
@@ -224,11 +230,7 @@ def _fed_by_who(
 def courteous(registry: Registry) -> set[str]:
     """Capabilities made for courtesy: a positive guide example of theirs is only `courtesy` (a
     `greet` or `thank` intent). Only they are selected by a courtesy clause."""
-    return {
-        c.name
-        for c in registry.routable
-        if any(courtesy(q) for q in c.classifier_guide.positives)
-    }
+    return {c.name for c in registry.routable if any(courtesy(q) for q in c.classifier_guide.positives)}
 
 
 def courtesy_only(
@@ -316,9 +318,10 @@ def clear_request(
         if not reads_as_request(piece, task[task.find(piece) + len(piece) :]):
             continue
         order = _top(conf, labels, names, set())
-        if order and float(conf[order[0]]) >= floor and _lead(conf, order[0], order[1:]) >= margin:
-            if best is None or float(conf[order[0]]) > best[0]:
-                best = (float(conf[order[0]]), labels[order[0]])
+        if not order or float(conf[order[0]]) < floor or _lead(conf, order[0], order[1:]) < margin:
+            continue
+        if best is None or float(conf[order[0]]) > best[0]:
+            best = (float(conf[order[0]]), labels[order[0]])
     return None if best is None else best[1]
 
 
@@ -345,20 +348,24 @@ def who_only(
 ) -> tuple[set[str], set[str]]:
     """Providers (a capability whose `provides` another capability `requires`: the customer lookup)
     that only the request's identifiers selected, when the rest of the request selects other needs
-    by itself: (those providers, the needs the rest selects). The rest must not select the provider
+    by itself: (those providers, the needs the rest selects). The rest is the request without its
+    identifiers and the clauses that only introduce the asker (`introduces_only`); it must not select the provider
     nor score it at its threshold ("what plan is jane@acme.io on" stays an account lookup), and
     must select something ("look up jane@acme.io": the rest selects nothing, the lookup stays).
     `_fed_by_who` is the case where the rest's need consumes the provider's output; this one covers
     needs that do not ("jane@acme.io here - the dashboard won't load")."""
-    rest = " ".join(_WHO.sub(" ", task).split())
+    intro = [(a, b) for a, b in clause_spans(task) if introduces_only(task[a:b])]
+    kept = "".join(
+        task[end:start]
+        for (_, end), (start, _) in zip([(0, 0), *intro], [*intro, (len(task), 0)], strict=True)
+    )
+    rest = " ".join(_WHO.sub(" ", kept).split())  # "my address is omar@x.co": the whole clause goes
     if rest == " ".join(task.split()) or not re.search(r"[A-Za-z]{3,}", rest):
         return set(), set()
     required = {key for cap in registry.capabilities.values() for key in cap.requires}
     default = registry.spec.classifier.threshold
     who = scorer.score(" ".join(_WHO.findall(task)), list(names))  # what the identifiers alone point to
-    providers = {
-        n for n in chosen & {who[0].name} if n in registry and required & set(registry[n].provides)
-    }
+    providers = {n for n in chosen & {who[0].name} if n in registry and required & set(registry[n].provides)}
     if not providers:
         return set(), set()
     scored = scorer.score(rest, list(names))

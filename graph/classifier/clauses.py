@@ -159,7 +159,9 @@ _COURTESY_PART = (
     r"|cheers|much\s+appreciated|(?:kind|best|warm|warmest|many)\s+(?:regards|wishes|thanks)|regards|sincerely"
     r"|have\s+a\s+(?:nice|good|great|lovely)\s+(?:day|week|weekend|one)|take\s+care|all\s+the\s+best)"
 )
-_COURTESY = re.compile(rf"(?:{_COURTESY_PART})(?:[\s,!.]+(?:{_COURTESY_PART}))*(?:\s+(?:there|all|team))?", re.I)
+_COURTESY = re.compile(
+    rf"(?:{_COURTESY_PART})(?:[\s,!.]+(?:{_COURTESY_PART}))*(?:\s+(?:there|all|team))?", re.I
+)
 
 
 def courtesy(piece: str) -> bool:
