@@ -207,3 +207,8 @@ def without_courtesy(text: str) -> str:
         if (need and not courtesy(text[a:b])) or declines(text[a:b])
     ]
     return ". ".join(p for p in (k.strip(" ,.;:") for k in kept) if p)
+
+
+def clauses(text: str) -> list[str]:
+    """The whole text, then its clauses (`clause_spans`)."""
+    return [text, *(text[a:b] for a, b in clause_spans(text))]
