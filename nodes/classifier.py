@@ -227,6 +227,11 @@ def _fed_by_who(
     return out
 
 
+CLOSE_TO_SELECTED = 1.0
+"""Log-odds within which a request clause's best capability, already selected, leaves the clause to
+the best one not selected yet (`clause_needs`): e^1, under 3 times as likely."""
+
+
 def courteous(registry: Registry) -> set[str]:
     """Capabilities made for courtesy: a positive guide example of theirs is only `courtesy` (a
     `greet` or `thank` intent). Only they are selected by a courtesy clause."""
@@ -280,8 +285,9 @@ def clause_needs(
     clearly though, scored alone and short, it stays below the threshold a whole request needs
     (`thresholds.secondary_need`). A clause that asks for something ("... and explain which payment
     methods you accept") leads by `margin` the capabilities not selected yet: the request's own need
-    (billing) resembling it takes nothing from the lead of the one it names besides; a statement
-    must lead every capability. Never from a clause that gives an e-mail or id (it pulls
+    (billing) resembling it takes nothing from the lead of the one it names besides, and when that
+    selected need is the clause's best by less than `CLOSE_TO_SELECTED` the clause is read as the
+    other; a statement must lead every capability. Never from a clause that gives an e-mail or id (it pulls
     toward the customer lookup) or is only `courtesy` ("I am sorry to trouble you with this")."""
     out: list[str] = []
     for piece, conf in clause_rows:
@@ -289,6 +295,12 @@ def clause_needs(
             continue
         asks = reads_as_request(piece, task[task.find(piece) + len(piece) :])
         order = _top(conf, labels, names, set())
+        if asks and order and labels[order[0]] in chosen:
+            # "..., and explain how I can pay by bank transfer": billing, selected, a little ahead
+            # of the help centre; read as the need not selected yet when it is that close.
+            rest = [j for j in order if labels[j] not in chosen]
+            if rest and _lead(conf, order[0], rest) < CLOSE_TO_SELECTED:
+                order = rest
         if not order or labels[order[0]] in chosen or float(conf[order[0]]) < floor:
             continue
         rivals = [j for j in order[1:] if not asks or labels[j] not in chosen]

@@ -149,6 +149,16 @@ def test_a_request_clause_leads_the_capabilities_not_selected_yet() -> None:
     assert clause_needs(BILLING_AND_HOWTO, rows, LABELS, LABELS, {"account"}) == []
 
 
+def test_a_request_clause_close_to_a_selected_need_is_read_as_the_other() -> None:
+    text = "list the invoices for C-1003, and explain how I can pay by bank transfer"
+    close = [("explain how I can pay by bank transfer", row(billing=0.042, knowledge_search=0.020))]
+    assert clause_needs(text, close, LABELS, LABELS, {"billing"}) == ["knowledge_search"]
+    # The selected need well ahead (e^2 and more): the clause restates it.
+    text = "show my invoices and explain the second charge on it"
+    ahead = [("explain the second charge on it", row(billing=0.2, knowledge_search=0.02))]
+    assert clause_needs(text, ahead, LABELS, LABELS, {"billing"}) == []
+
+
 def test_a_statement_must_lead_every_capability() -> None:
     text = "show me last months charges, the payment methods you accept are confusing"
     rows = [("the payment methods you accept are confusing", row(knowledge_search=0.006, billing=0.004))]
