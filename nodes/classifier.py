@@ -131,9 +131,7 @@ async def classify(
         scored, clause_rows = await asyncio.to_thread(scorer.score_clauses, task, names)
         scores = {s.name: s.confidence for s in scored}
         if settings.selection == "per_clause":
-            eligible = {s.name for s in scored if s.wins} - courtesy_only(
-                clause_rows, scorer.labels, names, scores, courteous(registry)
-            )
+            eligible = {s.name for s in scored if s.wins}
             unasked = {s.name for s in scored if not s.asked}
         else:
             clause_rows = []
@@ -157,6 +155,13 @@ async def classify(
         if s >= (settings.threshold if source[n] == "llm" else scorer.threshold_for(n, settings.threshold))
         and (eligible is None or source[n] == "llm" or n in eligible)
     }
+    if chosen and clause_rows and mode != "llm":
+        # "Good morning, hope all is well. My gym charged me twice": incidents, for the courtesy.
+        suspects = chosen & courtesy_winners(clause_rows, scorer.labels, names, courteous(registry))
+        if suspects:
+            chosen -= await asyncio.to_thread(
+                _courtesy_alone, task, scorer, names, settings.threshold, suspects
+            )
     if not chosen and clause_rows and mode != "llm":
         # A long polite request: its need, diluted by the courtesy around it, reached no threshold.
         chosen, clause_rows = await asyncio.to_thread(
@@ -238,26 +243,36 @@ def courteous(registry: Registry) -> set[str]:
     return {c.name for c in registry.routable if any(courtesy(q) for q in c.classifier_guide.positives)}
 
 
-def courtesy_only(
+def courtesy_winners(
     clause_rows: Sequence[tuple[str, np.ndarray]],
     labels: Sequence[str],
     names: Sequence[str],
-    scores: dict[str, float],
     courteous: set[str],
 ) -> set[str]:
-    """Capabilities that are the best match of `courtesy` clauses alone (not of the whole request,
-    nor of a clause that names a need), and not made for courtesy: "I hope all is well with you"
-    resembles the service-status examples, and scored alone reached their threshold."""
-    if not clause_rows or not scores:
-        return set()
-    won: dict[str, bool] = {}  # capability -> every clause it is the best match of is courtesy
+    """Capabilities not made for courtesy that are the best match of a `courtesy` clause: "hope all
+    is well" resembles the service-status examples and, scored alone, reached their threshold
+    (incidents 1.0 next to "My gym charged me twice"). `_courtesy_alone` checks them."""
+    out = set()
     for piece, conf in clause_rows:
         order = _top(conf, labels, names, set())
-        if order:
-            name = labels[order[0]]
-            won[name] = won.get(name, True) and courtesy(piece)
-    best = max(scores, key=lambda n: scores[n])
-    return {n for n, only in won.items() if only and n != best and n not in courteous}
+        if order and courtesy(piece) and labels[order[0]] not in courteous:
+            out.add(labels[order[0]])
+    return out
+
+
+def _courtesy_alone(
+    task: str, scorer: FewShotScorer, names: Sequence[str], default: float, suspects: set[str]
+) -> set[str]:
+    """Of the selected `suspects` (`courtesy_winners`), those the request without its courtesy
+    (`without_courtesy`) does not score at their threshold: the courtesy alone chose them. None when
+    the request is nothing but courtesy (its own score is all there is)."""
+    core = without_courtesy(task)
+    if not suspects or not core or not re.search(r"[A-Za-z]{3,}", core):
+        return set()
+    kept = {
+        s.name for s in scorer.score(core, names) if s.confidence >= scorer.threshold_for(s.name, default)
+    }
+    return suspects - kept
 
 
 def _top(conf: np.ndarray, labels: Sequence[str], names: Sequence[str], skip: set[str]) -> list[int]:

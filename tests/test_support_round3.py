@@ -18,7 +18,14 @@ from graph.classifier.encoders import LexicalEncoder
 from graph.classifier.guides import LabelGuide
 from graph.classifier.scorer import FewShotScorer
 from graph.config.registry import Registry
-from nodes.classifier import clause_needs, clear_request, courteous, courtesy_only, who_only
+from nodes.classifier import (
+    _courtesy_alone,
+    clause_needs,
+    clear_request,
+    courteous,
+    courtesy_winners,
+    who_only,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 LABELS = ["account", "billing", "incidents", "knowledge_search", "sales"]
@@ -104,19 +111,31 @@ def test_without_courtesy_keeps_the_need_and_refusals() -> None:
     assert without_courtesy("good evening, nice to meet you") == ""
 
 
-def test_courtesy_only_drops_a_capability_that_only_courtesy_chose() -> None:
+def test_courtesy_winners_are_the_capabilities_courtesy_clauses_resemble() -> None:
     rows = [
-        ("I hope all is well with you", row(incidents=0.17)),
-        ("how do I add a colleague to our workspace", row(knowledge_search=0.99)),
+        ("hope all is well", row(incidents=1.0)),
+        ("my gym charged me twice this month", row(billing=0.001)),
+        ("what should I do", row(incidents=1e-3)),
     ]
-    scores = {"knowledge_search": 0.99, "incidents": 0.17, "account": 0.01}
-    assert courtesy_only(rows, LABELS, LABELS, scores, courteous=set()) == {"incidents"}
-    # A capability made for courtesy (a `greet` intent) keeps what courtesy gives it...
-    assert courtesy_only(rows, LABELS, LABELS, scores, courteous={"incidents"}) == set()
-    # ...and so does one that is the best match of the whole request, or that a need clause names.
-    assert courtesy_only(rows, LABELS, LABELS, {**scores, "incidents": 1.0}, courteous=set()) == set()
-    needs = [*rows, ("is the dashboard down", row(incidents=0.9))]
-    assert courtesy_only(needs, LABELS, LABELS, scores, courteous=set()) == set()
+    assert courtesy_winners(rows, LABELS, LABELS, courteous=set()) == {"incidents"}
+    # A capability made for courtesy (a `greet` intent) is not suspect, nor one no courtesy names.
+    assert courtesy_winners(rows, LABELS, LABELS, courteous={"incidents"}) == set()
+    assert courtesy_winners(rows[1:], LABELS, LABELS, courteous=set()) == set()
+
+
+def test_courtesy_alone_drops_what_the_request_without_courtesy_does_not_reach(
+    lexical: tuple[Registry, FewShotScorer, list[str]],
+) -> None:
+    _, scorer, names = lexical
+    default = 0.1
+    # Without "Hope all is well" the request is about charges: incidents came from the courtesy.
+    text = "Good morning, hope all is well. list the charges please. Thanks, Tom"
+    assert _courtesy_alone(text, scorer, names, default, {"incidents"}) == {"incidents"}
+    # The request without courtesy still names an incident: it stays.
+    text = "Good morning, hope all is well. the dashboard will not load. Thanks, Tom"
+    assert _courtesy_alone(text, scorer, names, default, {"incidents"}) == set()
+    # Nothing but courtesy: the request's own score decides.
+    assert _courtesy_alone("Hi, hope all is well. Thanks!", scorer, names, default, {"incidents"}) == set()
 
 
 def test_courteous_reads_the_guides() -> None:
