@@ -811,7 +811,7 @@ def test_round3_rules_through_the_classifier(desk: Desk) -> None:
     of no data set: a how-to asked next to an account or billing need is kept (a request clause
     leads the capabilities not selected yet; "separately" is no part of the need); an address that
     only says who asks adds no account lookup (`who_only`); courtesy around a request selects
-    nothing of its own (`courtesy_only`, `clause_needs`); a request of two clauses that no
+    nothing of its own (`courtesy_winners`, `clause_needs`); a request of two clauses that no
     threshold took keeps its clear one (`clear_request`)."""
     from graph.classifier.build import build_scorer
     from graph.models import LLMGateway, ModelProvider
