@@ -302,8 +302,9 @@ def clause_needs(
     methods you accept") leads by `margin` the capabilities not selected yet: the request's own need
     (billing) resembling it takes nothing from the lead of the one it names besides, and when that
     selected need is the clause's best by less than `CLOSE_TO_SELECTED` the clause is read as the
-    other; a statement must lead every capability. Never from a clause that gives an e-mail or id (it pulls
-    toward the customer lookup) or is only `courtesy` ("I am sorry to trouble you with this")."""
+    other; a statement must lead every capability. Never from a clause that gives an e-mail or id
+    (it pulls toward the customer lookup) or is only `courtesy` ("I am sorry to trouble you with
+    this")."""
     out: list[str] = []
     for piece, conf in clause_rows:
         if mentions_identifier(piece) or courtesy(piece):
@@ -376,11 +377,13 @@ def who_only(
     """Providers (a capability whose `provides` another capability `requires`: the customer lookup)
     that only the request's identifiers selected, when the rest of the request selects other needs
     by itself: (those providers, the needs the rest selects). The rest is the request without its
-    identifiers and the clauses that only introduce the asker (`introduces_only`); it must not select the provider
-    nor score it at its threshold ("what plan is jane@acme.io on" stays an account lookup), and
-    must select something ("look up jane@acme.io": the rest selects nothing, the lookup stays).
+    identifiers and the clauses that only introduce the asker (`introduces_only`); it must not
+    select the provider nor score it at its threshold ("what plan is jane@acme.io on" stays an
+    account lookup), and must select something ("look up jane@acme.io": the lookup stays).
     `_fed_by_who` is the case where the rest's need consumes the provider's output; this one covers
     needs that do not ("jane@acme.io here - the dashboard won't load")."""
+    if not chosen or not names or not _WHO.search(task):
+        return set(), set()
     intro = [(a, b) for a, b in clause_spans(task) if introduces_only(task[a:b])]
     kept = "".join(
         task[end:start]

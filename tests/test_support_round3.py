@@ -266,4 +266,10 @@ def test_who_only_keeps_a_lookup_the_rest_asks_for_or_that_stands_alone(
     # No identifier, or the identifiers point to a capability that provides for none (billing's
     # output is for refund, which is not what an address points to): nothing changes.
     assert who_only("the dashboard will not load", registry, scorer, names, {"account"}) == (set(), set())
+    assert who_only(
+        "Hi, I'm Sofia Rossi. the dashboard will not load", registry, scorer, names, {"account"}
+    ) == (
+        set(),
+        set(),
+    )
     assert who_only("list the charges, jane@acme.io", registry, scorer, names, {"billing"}) == (set(), set())
