@@ -43,6 +43,17 @@ def spans_of(text: str) -> list[str]:
 # -- clause splitting: a dash between spaces, discourse markers ----------------------------------
 
 
+def test_a_plus_or_ampersand_between_spaces_splits() -> None:
+    assert spans_of("can u check the charges on c-1002 + how do i add a second card") == [
+        "can u check the charges on c-1002",
+        "how do i add a second card",
+    ]
+    assert spans_of("our R&D team pays by card & wants the invoices") == [
+        "our R&D team pays by card",
+        "wants the invoices",
+    ]
+
+
 def test_a_dash_between_spaces_splits_and_a_hyphen_does_not() -> None:
     assert spans_of("sofia@vialattea.it here - the dashboard wont load") == [
         "sofia@vialattea.it here",

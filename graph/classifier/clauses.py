@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 
 _CLAUSE_SPLIT = re.compile(
-    r"[?!;.]+\s+|[?!;]+$|[()]|:\s+|\s+[-\u2013\u2014]+\s+"
+    r"[?!;.]+\s+|[?!;]+$|[()]|:\s+|\s+[-\u2013\u2014+&]+\s+"
     r"|\s+(?:and also|also|and then|and|plus|as well as)\s+|,\s+(?=[\w']+\s+\w+)",
     re.I,
 )
@@ -16,9 +16,9 @@ CLAUSES = 5
 """Part of the tune fingerprint when clauses are split: bumped when the splitting changes (2: a
 single word followed by punctuation is a clause, other lone words join a neighbour; 3: a leading
 "and", "also", "then" is dropped from a clause; 4: a comma splits before a contraction too, ",
-I'm jane@acme.io"; 5: a dash between spaces splits, "jane@acme.io here - the app is down", a
-leading "btw", "by the way", "separately" is dropped), so curves
-fitted on the old clauses are set aside."""
+I'm jane@acme.io"; 5: a dash, "+" or "&" between spaces splits, "jane@acme.io here - the app is
+down", and a leading "btw", "by the way", "separately" is dropped), so curves fitted on the old
+clauses are set aside."""
 
 _IDENTIFIER = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\bc-?\d{3,}\b", re.I)
 """An e-mail address or a customer id (C-1004, c1004); not an invoice or charge id, which names
