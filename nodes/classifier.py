@@ -24,6 +24,7 @@ from graph.classifier.clauses import (
     courtesy,
     introduces_only,
     mentions_identifier,
+    need_words,
     reads_as_request,
     without_courtesy,
 )
@@ -379,18 +380,26 @@ def who_only(
     by itself: (those providers, the needs the rest selects). The rest is the request without its
     identifiers and the clauses that only introduce the asker (`introduces_only`); it must not
     select the provider nor score it at its threshold ("what plan is jane@acme.io on" stays an
-    account lookup), and must select something ("look up jane@acme.io": the lookup stays).
-    `_fed_by_who` is the case where the rest's need consumes the provider's output; this one covers
-    needs that do not ("jane@acme.io here - the dashboard won't load")."""
+    account lookup), and must name a need in two words or more (`need_words`: "and C-1009?", a
+    follow-up, names none) and select something ("look up jane@acme.io": the lookup stays).
+    Not when a clause that asks for something gives the identifier ("is the API down, and which
+    plan is C-1009 on?": the lookup is asked for). `_fed_by_who` is the case where the rest's need
+    consumes the provider's output; this one covers needs that do not ("jane@acme.io here - the
+    dashboard won't load")."""
     if not chosen or not names or not _WHO.search(task):
         return set(), set()
-    intro = [(a, b) for a, b in clause_spans(task) if introduces_only(task[a:b])]
+    spans = clause_spans(task) or [(0, len(task))]
+    for a, b in spans:  # "is the API down, and which plan is C-1009 on?": the id is the question's
+        piece = task[a:b]
+        if _WHO.search(piece) and not introduces_only(piece) and reads_as_request(piece, task[b:]):
+            return set(), set()
+    intro = [(a, b) for a, b in spans if introduces_only(task[a:b])]
     kept = "".join(
         task[end:start]
         for (_, end), (start, _) in zip([(0, 0), *intro], [*intro, (len(task), 0)], strict=True)
     )
     rest = " ".join(_WHO.sub(" ", kept).split())  # "my address is omar@x.co": the whole clause goes
-    if rest == " ".join(task.split()) or not re.search(r"[A-Za-z]{3,}", rest):
+    if rest == " ".join(task.split()) or len(need_words(rest)) < 2:  # "and C-1009?": a follow-up
         return set(), set()
     required = {key for cap in registry.capabilities.values() for key in cap.requires}
     default = registry.spec.classifier.threshold

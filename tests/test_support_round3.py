@@ -274,6 +274,12 @@ def test_who_only_keeps_a_lookup_the_rest_asks_for_or_that_stands_alone(
         set(),
     )
     assert who_only("look up jane@acme.io", registry, scorer, names, {"account"}) == (set(), set())
+    # The identifier is in a clause that asks for something: the lookup is asked for.
+    text = "the dashboard will not load, and which plan is C-1009 on?"
+    assert who_only(text, registry, scorer, names, {"account", "incidents"}) == (set(), set())
+    # A follow-up that gives only an id: the rest names no need ("and", "what about").
+    for follow_up in ("and C-1009?", "what about C-1003", "same for jane@acme.io please"):
+        assert who_only(follow_up, registry, scorer, names, {"account"}) == (set(), set()), follow_up
     # No identifier, or the identifiers point to a capability that provides for none (billing's
     # output is for refund, which is not what an address points to): nothing changes.
     assert who_only("the dashboard will not load", registry, scorer, names, {"account"}) == (set(), set())

@@ -118,6 +118,33 @@ def introduces_only(piece: str) -> bool:
     return bool(_INTRODUCTION.match(piece.strip())) and bool(rest) and names
 
 
+_FUNCTION_WORDS = (
+    _SELF_WORDS
+    | {"and", "also", "then", "plus", "what", "what's", "whats", "about", "how"}
+    | {
+        "for",
+        "same",
+        "with",
+        "please",
+        "pls",
+        "too",
+        "again",
+        "that",
+        "one",
+        "there",
+    }
+)
+
+
+def need_words(text: str) -> list[str]:
+    """The words of a text that can name a need: three letters or more, not an introduction's
+    ("I'm", "my email is") nor a follow-up's ("and", "what about", "same for"). "and C-1009?" without
+    its id has none; "sofia@x.it here - the dashboard wont load" has four."""
+    return [
+        w for w in re.findall(r"[A-Za-z][\w'-]*", text) if len(w) >= 3 and w.lower() not in _FUNCTION_WORDS
+    ]
+
+
 def _signature(piece: str) -> bool:
     """A request's last clause made of a name only ("..., Mei Chen", ". Omar, BrightPath.")."""
     words = [w.strip(",.!?:;()'\"") for w in piece.split()]
