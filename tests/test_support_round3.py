@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graph.classifier.clauses import clause_spans, courtesy, reads_as_request, without_courtesy
+from graph.classifier.clauses import clause_spans, courtesy, need_words, reads_as_request, without_courtesy
 from graph.classifier.encoders import LexicalEncoder
 from graph.classifier.guides import LabelGuide
 from graph.classifier.scorer import FewShotScorer
@@ -40,7 +40,7 @@ def spans_of(text: str) -> list[str]:
     return [text[a:b] for a, b in clause_spans(text)]
 
 
-# -- clause splitting: a dash between spaces, discourse markers ----------------------------------
+# -- clause splitting: a dash, "+" or "&" between spaces, discourse markers --------------------
 
 
 def test_a_plus_or_ampersand_between_spaces_splits() -> None:
@@ -76,6 +76,11 @@ def test_a_word_that_only_starts_like_a_marker_stays() -> None:
     # "psst", "besides" inside a clause, "butter": not markers at the start of the need.
     assert spans_of("which plan are we on? psst the webhooks look slow")[-1] == "psst the webhooks look slow"
     assert not reads_as_request("butterfly effect in our invoices")
+
+
+def test_need_words_leave_out_follow_up_and_introduction_words() -> None:
+    assert need_words("and ?") == [] and need_words("what about the same for me") == []
+    assert need_words("here - the dashboard wont load") == ["dashboard", "wont", "load"]
 
 
 # -- courtesy -------------------------------------------------------------------------------------
