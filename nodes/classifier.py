@@ -14,10 +14,21 @@ import asyncio
 import re
 from collections.abc import Sequence
 
+import numpy as np
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from graph.classifier import FewShotScorer, near_threshold
+from graph.classifier.clauses import (
+    clause_spans,
+    courtesy,
+    introduces_only,
+    mentions_identifier,
+    need_words,
+    reads_as_request,
+    without_courtesy,
+)
+from graph.classifier.thresholds import SECONDARY_FLOOR, SECONDARY_MARGIN, logit
 from graph.config.registry import CapabilityInfo, Registry
 from graph.config.schema import ClassifierMode
 from graph.context.turns import pin
@@ -109,20 +120,22 @@ async def classify(
     source: dict[str, str] = {}
     scores: dict[str, float] = {}
     eligible: set[str] | None = None  # None: any capability above its threshold
-    secondary: set[str] = set()  # named clearly by a clause of its own (FewShotScorer.score)
+    clause_rows: list[tuple[str, np.ndarray]] = []  # clauses that name a need, for `clause_needs`
     unasked: set[str] = set()  # best match of statements only, not of a request
+    names = [c.name for c in candidates]
     if mode == "llm" and candidates:
         scores = await judge(llm, task, candidates, context)
         source = dict.fromkeys(scores, "llm")
     elif candidates:
         # Encoding (and, the first time, loading and fine-tuning the encoder) is CPU and file work:
         # off the event loop, which stays free for other runs (LangGraph server).
-        scored = await asyncio.to_thread(scorer.score, task, [c.name for c in candidates])
+        scored, clause_rows = await asyncio.to_thread(scorer.score_clauses, task, names)
         scores = {s.name: s.confidence for s in scored}
         if settings.selection == "per_clause":
             eligible = {s.name for s in scored if s.wins}
-            secondary = {s.name for s in scored if s.secondary}
             unasked = {s.name for s in scored if not s.asked}
+        else:
+            clause_rows = []
         source = dict.fromkeys(scores, "scorer")
         if mode == "cascade":
             band = settings.cascade_band
@@ -143,7 +156,22 @@ async def classify(
         if s >= (settings.threshold if source[n] == "llm" else scorer.threshold_for(n, settings.threshold))
         and (eligible is None or source[n] == "llm" or n in eligible)
     }
+    if chosen and clause_rows and mode != "llm":
+        # "Good morning, hope all is well. My gym charged me twice": incidents, for the courtesy.
+        suspects = chosen & courtesy_winners(clause_rows, scorer.labels, names, courteous(registry))
+        if suspects:
+            chosen -= await asyncio.to_thread(
+                _courtesy_alone, task, scorer, names, settings.threshold, suspects
+            )
+    if not chosen and clause_rows and mode != "llm":
+        # A long polite request: its need, diluted by the courtesy around it, reached no threshold.
+        chosen, clause_rows = await asyncio.to_thread(
+            _without_the_courtesy, task, scorer, names, settings.threshold, clause_rows
+        )
+        if not chosen and (lead := clear_request(task, clause_rows, scorer.labels, names)) is not None:
+            chosen = {lead}
     if chosen:  # a request's secondary needs, next to what it selected by the thresholds
+        secondary = set(clause_needs(task, clause_rows, scorer.labels, names, chosen))
         extra = [n for n, _ in ranked if n in secondary and n not in chosen and source[n] == "scorer"]
         chosen |= set(extra[: max(0, settings.max_capabilities - len(chosen))])
         chosen -= implied(registry, chosen, unasked)
@@ -156,6 +184,13 @@ async def classify(
             chosen.discard(provider)
             chosen |= set(consumers)
             for n in consumers:
+                source[n] = "scorer"
+        if chosen:
+            drop, add = await asyncio.to_thread(who_only, task, registry, scorer, names, chosen)
+            # "sofia@vialattea.it here - the dashboard won't load": the address chose the lookup,
+            # the rest of the request names what it needs.
+            chosen = (chosen - drop) | add
+            for n in add:
                 source[n] = "scorer"
     out = [
         ScoredCapability(name=c.name, score=1.0, selected=True, source="always")
@@ -196,6 +231,189 @@ def _fed_by_who(
         if consumers:
             out.append((provider, consumers))
     return out
+
+
+CLOSE_TO_SELECTED = 1.0
+"""Log-odds within which a request clause's best capability, already selected, leaves the clause to
+the best one not selected yet (`clause_needs`): e^1, under 3 times as likely."""
+
+
+def courteous(registry: Registry) -> set[str]:
+    """Capabilities made for courtesy: a positive guide example of theirs is only `courtesy` (a
+    `greet` or `thank` intent). Only they are selected by a courtesy clause."""
+    return {c.name for c in registry.routable if any(courtesy(q) for q in c.classifier_guide.positives)}
+
+
+def courtesy_winners(
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    courteous: set[str],
+) -> set[str]:
+    """Capabilities not made for courtesy that are the best match of a `courtesy` clause: "hope all
+    is well" resembles the service-status examples and, scored alone, reached their threshold
+    (incidents 1.0 next to "My gym charged me twice"). `_courtesy_alone` checks them."""
+    out = set()
+    for piece, conf in clause_rows:
+        order = _top(conf, labels, names, set())
+        if order and courtesy(piece) and labels[order[0]] not in courteous:
+            out.add(labels[order[0]])
+    return out
+
+
+def _courtesy_alone(
+    task: str, scorer: FewShotScorer, names: Sequence[str], default: float, suspects: set[str]
+) -> set[str]:
+    """Of the selected `suspects` (`courtesy_winners`), those the request without its courtesy
+    (`without_courtesy`) does not score at their threshold: the courtesy alone chose them. None when
+    the request is nothing but courtesy (its own score is all there is)."""
+    core = without_courtesy(task)
+    if not suspects or not core or not re.search(r"[A-Za-z]{3,}", core):
+        return set()
+    kept = {
+        s.name for s in scorer.score(core, names) if s.confidence >= scorer.threshold_for(s.name, default)
+    }
+    return suspects - kept
+
+
+def _top(conf: np.ndarray, labels: Sequence[str], names: Sequence[str], skip: set[str]) -> list[int]:
+    """Columns of the candidate capabilities not in `skip`, best first."""
+    allowed = set(names) - skip
+    return sorted((j for j, n in enumerate(labels) if n in allowed), key=lambda j: -float(conf[j]))
+
+
+def _lead(conf: np.ndarray, best: int, rivals: Sequence[int]) -> float:
+    runner_up = float(conf[rivals[0]]) if rivals else 0.0
+    return float(logit(float(conf[best])) - logit(runner_up))
+
+
+def clause_needs(
+    task: str,
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    chosen: set[str],
+    *,
+    margin: float = SECONDARY_MARGIN,
+    floor: float = SECONDARY_FLOOR,
+) -> list[str]:
+    """Secondary needs of a request that selected `chosen`: capabilities a clause of its own names
+    clearly though, scored alone and short, it stays below the threshold a whole request needs
+    (`thresholds.secondary_need`). A clause that asks for something ("... and explain which payment
+    methods you accept") leads by `margin` the capabilities not selected yet: the request's own need
+    (billing) resembling it takes nothing from the lead of the one it names besides, and when that
+    selected need is the clause's best by less than `CLOSE_TO_SELECTED` the clause is read as the
+    other; a statement must lead every capability. Never from a clause that gives an e-mail or id
+    (it pulls toward the customer lookup) or is only `courtesy` ("I am sorry to trouble you with
+    this")."""
+    out: list[str] = []
+    for piece, conf in clause_rows:
+        if mentions_identifier(piece) or courtesy(piece):
+            continue
+        asks = reads_as_request(piece, task[task.find(piece) + len(piece) :])
+        order = _top(conf, labels, names, set())
+        if asks and order and labels[order[0]] in chosen:
+            # "..., and explain how I can pay by bank transfer": billing, selected, a little ahead
+            # of the help centre; read as the need not selected yet when it is that close.
+            rest = [j for j in order if labels[j] not in chosen]
+            if rest and _lead(conf, order[0], rest) < CLOSE_TO_SELECTED:
+                order = rest
+        if not order or labels[order[0]] in chosen or float(conf[order[0]]) < floor:
+            continue
+        rivals = [j for j in order[1:] if not asks or labels[j] not in chosen]
+        if _lead(conf, order[0], rivals) >= margin:
+            out.append(labels[order[0]])
+    return out
+
+
+def clear_request(
+    task: str,
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    *,
+    margin: float = SECONDARY_MARGIN,
+    floor: float = SECONDARY_FLOOR,
+) -> str | None:
+    """The capability a request of several clauses asks for when none reached its threshold: the
+    best of a clause that reads as a request and leads every other capability by `margin`, the
+    highest such confidence. A request of one clause (or whose other clauses are courtesy, an id
+    or a refusal) has no such fallback: its one score is the whole evidence ("Is Slack down?")."""
+    pieces = [(p, c) for p, c in clause_rows if not courtesy(p) and not mentions_identifier(p)]
+    if len(pieces) < 2:
+        return None
+    best: tuple[float, str] | None = None
+    for piece, conf in pieces:
+        if not reads_as_request(piece, task[task.find(piece) + len(piece) :]):
+            continue
+        order = _top(conf, labels, names, set())
+        if not order or float(conf[order[0]]) < floor or _lead(conf, order[0], order[1:]) < margin:
+            continue
+        if best is None or float(conf[order[0]]) > best[0]:
+            best = (float(conf[order[0]]), labels[order[0]])
+    return None if best is None else best[1]
+
+
+def _without_the_courtesy(
+    task: str,
+    scorer: FewShotScorer,
+    names: Sequence[str],
+    default: float,
+    clause_rows: list[tuple[str, np.ndarray]],
+) -> tuple[set[str], list[tuple[str, np.ndarray]]]:
+    """What the request without its courtesy, introduction and signature (`without_courtesy`)
+    selects by the thresholds, and its clause rows; nothing (and the old rows) when it is no
+    shorter or empty."""
+    core = without_courtesy(task)
+    if not core or len(core.split()) >= len(task.split()) or not re.search(r"[A-Za-z]{3,}", core):
+        return set(), clause_rows
+    scored, rows = scorer.score_clauses(core, names)
+    chosen = {s.name for s in scored if s.wins and s.confidence >= scorer.threshold_for(s.name, default)}
+    return chosen, (rows if chosen else clause_rows)
+
+
+def who_only(
+    task: str, registry: Registry, scorer: FewShotScorer, names: Sequence[str], chosen: set[str]
+) -> tuple[set[str], set[str]]:
+    """Providers (a capability whose `provides` another capability `requires`: the customer lookup)
+    that only the request's identifiers selected, when the rest of the request selects other needs
+    by itself: (those providers, the needs the rest selects). The rest is the request without its
+    identifiers and the clauses that only introduce the asker (`introduces_only`); it must not
+    select the provider nor score it at its threshold ("what plan is jane@acme.io on" stays an
+    account lookup), and must name a need in two words or more (`need_words`: "and C-1009?", a
+    follow-up, names none) and select something ("look up jane@acme.io": the lookup stays).
+    Not when a clause that asks for something gives the identifier ("is the API down, and which
+    plan is C-1009 on?": the lookup is asked for). `_fed_by_who` is the case where the rest's need
+    consumes the provider's output; this one covers needs that do not ("jane@acme.io here - the
+    dashboard won't load")."""
+    if not chosen or not names or not _WHO.search(task):
+        return set(), set()
+    spans = clause_spans(task) or [(0, len(task))]
+    for a, b in spans:  # "is the API down, and which plan is C-1009 on?": the id is the question's
+        piece = task[a:b]
+        if _WHO.search(piece) and not introduces_only(piece) and reads_as_request(piece, task[b:]):
+            return set(), set()
+    intro = [(a, b) for a, b in spans if introduces_only(task[a:b])]
+    kept = "".join(
+        task[end:start]
+        for (_, end), (start, _) in zip([(0, 0), *intro], [*intro, (len(task), 0)], strict=True)
+    )
+    rest = " ".join(_WHO.sub(" ", kept).split())  # "my address is omar@x.co": the whole clause goes
+    if rest == " ".join(task.split()) or len(need_words(rest)) < 2:  # "and C-1009?": a follow-up
+        return set(), set()
+    required = {key for cap in registry.capabilities.values() for key in cap.requires}
+    default = registry.spec.classifier.threshold
+    who = scorer.score(" ".join(_WHO.findall(task)), list(names))  # what the identifiers alone point to
+    providers = {n for n in chosen & {who[0].name} if n in registry and required & set(registry[n].provides)}
+    if not providers:
+        return set(), set()
+    scored = scorer.score(rest, list(names))
+    won = {s.name for s in scored if s.wins and s.confidence >= scorer.threshold_for(s.name, default)}
+    reached = {s.name for s in scored if s.confidence >= scorer.threshold_for(s.name, default)}
+    drop = {p for p in providers if p not in reached}
+    if not drop or not (won - drop):
+        return set(), set()
+    return drop, won - chosen
 
 
 async def classifier(state: AgentState, call: NodeCall) -> Update:

@@ -7,15 +7,18 @@ import re
 from collections.abc import Sequence
 
 _CLAUSE_SPLIT = re.compile(
-    r"[?!;.]+\s+|[?!;]+$|[()]|:\s+|\s+(?:and also|also|and then|and|plus|as well as)\s+|,\s+(?=[\w']+\s+\w+)",
+    r"[?!;.]+\s+|[?!;]+$|[()]|:\s+|\s+[-\u2013\u2014+&]+\s+"
+    r"|\s+(?:and also|also|and then|and|plus|as well as)\s+|,\s+(?=[\w']+\s+\w+)",
     re.I,
 )
 
-CLAUSES = 4
+CLAUSES = 5
 """Part of the tune fingerprint when clauses are split: bumped when the splitting changes (2: a
 single word followed by punctuation is a clause, other lone words join a neighbour; 3: a leading
 "and", "also", "then" is dropped from a clause; 4: a comma splits before a contraction too, ",
-I'm jane@acme.io"), so curves fitted on the old clauses are set aside."""
+I'm jane@acme.io"; 5: a dash, "+" or "&" between spaces splits, "jane@acme.io here - the app is
+down", and a leading "btw", "by the way", "separately" is dropped), so curves fitted on the old
+clauses are set aside."""
 
 _IDENTIFIER = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\bc-?\d{3,}\b", re.I)
 """An e-mail address or a customer id (C-1004, c1004); not an invoice or charge id, which names
@@ -23,7 +26,13 @@ what a request is about."""
 _INTRODUCTION = re.compile(
     r"^(?:(?:hi|hello|hey|dear \w+)\W+)?(?:i'm|i am|im|this is|it's|my name is|we're|we are)\s", re.I
 )
-_LEADING_JOINER = re.compile(r"(?:(?:and|also|then|plus)\b[\s,]*)+", re.I)
+_JOINERS = (
+    r"and|also|then|plus|so|but|ok|okay|oh|btw|by\s+the\s+way|separately|additionally|besides|anyway"
+    r"|lastly|finally|one\s+more\s+thing|(?:and\s+)?while\s+(?:you'?re|you\s+are)\s+at\s+it|p\.?s\.?"
+)
+"""Discourse markers that join a clause to what came before ("..., and", "Also,", "btw", "by the way",
+"separately", "while you're at it"): they say a second need follows, not what it is."""
+_LEADING_JOINER = re.compile(rf"(?:(?:{_JOINERS})\b[\s,:]*)+", re.I)
 """Words that join a clause to the one before it (after a comma or a full stop): not part of its need."""
 _SELF_WORDS = frozenset(
     {"i", "i'm", "im", "am", "this", "is", "it's", "my", "our", "email", "e-mail", "address"}
@@ -71,7 +80,7 @@ def clause_spans(text: str) -> list[tuple[int, int]]:
 
 
 _REQUEST = re.compile(
-    r"^\W*(?:(?:and|also|then|so|but|ok|okay)\b[\s,]*)*(?:"
+    rf"^\W*(?:(?:{_JOINERS})\b[\s,:]*)*(?:"
     r"please|pls|kindly|can|could|would|will|may|shall|should|is|are|was|were|am|did|do|does|have|has"
     r"|what|what's|whats|why|how|when|where|which|who|whose"
     r"|check|show|list|tell|give|send|explain|find|look|pull|fetch|confirm|verify|let|help|walk|go"
@@ -109,6 +118,33 @@ def introduces_only(piece: str) -> bool:
     return bool(_INTRODUCTION.match(piece.strip())) and bool(rest) and names
 
 
+_FUNCTION_WORDS = (
+    _SELF_WORDS
+    | {"and", "also", "then", "plus", "what", "what's", "whats", "about", "how"}
+    | {
+        "for",
+        "same",
+        "with",
+        "please",
+        "pls",
+        "too",
+        "again",
+        "that",
+        "one",
+        "there",
+    }
+)
+
+
+def need_words(text: str) -> list[str]:
+    """The words of a text that can name a need: three letters or more, not an introduction's
+    ("I'm", "my email is") nor a follow-up's ("and", "what about", "same for"). "and C-1009?" without
+    its id has none; "sofia@x.it here - the dashboard wont load" has four."""
+    return [
+        w for w in re.findall(r"[A-Za-z][\w'-]*", text) if len(w) >= 3 and w.lower() not in _FUNCTION_WORDS
+    ]
+
+
 def _signature(piece: str) -> bool:
     """A request's last clause made of a name only ("..., Mei Chen", ". Omar, BrightPath.")."""
     words = [w.strip(",.!?:;()'\"") for w in piece.split()]
@@ -132,6 +168,44 @@ def declines(piece: str) -> bool:
     return bool(_DECLINED.match(piece))
 
 
+_COURTESY_PART = (
+    r"(?:hi|hello|hey|hiya|greetings|good\s+(?:morning|afternoon|evening|day)"
+    r"|dear\s+(?:[\w-]+\s+){0,2}(?:team|support|sir|madam|all|colleagues|friends|folks)"
+    r"|(?:i\s+)?hope\s+(?:you(?:'re|\s+are)?|your\s+[\w\s]{1,20}?(?:is|has\s+been)|all\s+is|everything\s+is"
+    r"|this\s+(?:message|email|note)\s+finds\s+you)\b[\w\s']{0,30}?"
+    r"(?:well|good|great|fine|nicely|ok|okay|safe|going\s+well)(?:\s+(?:day|week|weekend|time|one))?"
+    r"(?:\s+(?:with|for|to)\s+(?:you|yours|everyone|the\s+team))?"
+    r"|how\s+are\s+you(?:\s+doing)?(?:\s+today)?|nice\s+to\s+meet\s+you"
+    r"|(?:(?:i'?m|i\s+am|we'?re|we\s+are)\s+)?(?:so\s+|very\s+|really\s+)?sorry\s+(?:to|for)\s+"
+    r"(?:bother|trouble|disturb|bug|pester)\w*(?:\s+you)?(?:\s+again)?(?:\s+with\s+this)?"
+    r"|(?:my\s+)?apologies(?:\s+in\s+advance|\s+for\s+(?:bothering|troubling|disturbing"
+    r"|the\s+(?:trouble|bother|delay|long\s+\w+))(?:\s+you)?(?:\s+again)?)?"
+    r"|(?:many\s+|thanks?\s+)?thanks?(?:\s+you)?(?:\s+(?:so|very)\s+much|\s+a\s+lot|\s+a\s+million)?"
+    r"(?:\s+in\s+advance|\s+for\s+(?:your|the)\s+help(?:\s+[\w\s]{1,20}?)?)?"
+    r"|thank\s+you(?:\s+(?:so|very)\s+much)?(?:\s+in\s+advance|\s+for\s+(?:your|the)\s+help(?:\s+[\w\s]{1,20}?)?)?"
+    r"|cheers|much\s+appreciated|(?:kind|best|warm|warmest|many)\s+(?:regards|wishes|thanks)|regards|sincerely"
+    r"|have\s+a\s+(?:nice|good|great|lovely)\s+(?:day|week|weekend|one)|take\s+care|all\s+the\s+best)"
+)
+_COURTESY = re.compile(
+    rf"(?:{_COURTESY_PART})(?:[\s,!.]+(?:{_COURTESY_PART}))*(?:\s+(?:there|all|team))?", re.I
+)
+
+
+def courtesy(piece: str) -> bool:
+    """Whether a clause is only courtesy: a greeting, "hope you're well", "sorry to bother you
+    again", thanks, a closing ("Kind regards", "Thank you, Lukas"). A long polite request is made
+    of such clauses around its need: scored alone, "I am sorry to trouble you with this" resembles
+    the examples of reporting trouble and "Hope your week is going well" those of asking how a
+    service is going. Still scored (a registry may have a `greet` or `thank` capability); not read
+    as a secondary need by the classifier node, nor kept by `without_courtesy`."""
+    words = piece.strip(" ,.;:!?-").split()
+    while len(words) > 1 and words[-1].strip(",.!")[:1].isupper():  # "Thank you, Lukas", "Thanks, Mei Chen"
+        if _COURTESY.fullmatch(" ".join(words)):
+            return True
+        words.pop()
+    return bool(_COURTESY.fullmatch(" ".join(words).strip(" ,.;:!?-")))
+
+
 def names_a_need(text: str, spans: Sequence[tuple[int, int]]) -> list[bool]:
     """For each clause of `text` (its `clause_spans`), whether it is scored as a need of its own.
 
@@ -147,6 +221,19 @@ def names_a_need(text: str, spans: Sequence[tuple[int, int]]) -> list[bool]:
         signs_off = i == len(spans) - 1 and i > 0 and _signature(piece)
         out.append(not (joiner or introduces_only(piece) or signs_off or declines(piece)))
     return out
+
+
+def without_courtesy(text: str) -> str:
+    """The request without its `courtesy` clauses, introductions and signature: what a long polite
+    request asks, scored again when the whole of it, diluted by the courtesy, reached no threshold.
+    "" when it is nothing else or has no clauses."""
+    spans = clause_spans(text)
+    kept = [
+        text[a:b]
+        for (a, b), need in zip(spans, names_a_need(text, spans), strict=True)
+        if (need and not courtesy(text[a:b])) or declines(text[a:b])
+    ]
+    return ". ".join(p for p in (k.strip(" ,.;:") for k in kept) if p)
 
 
 def clauses(text: str) -> list[str]:

@@ -331,6 +331,13 @@ class FewShotScorer:
 
     def score(self, text: str, names: Sequence[str] | None = None) -> list[Score]:
         """Confidence per capability (all, or those named), best first."""
+        return self.score_clauses(text, names)[0]
+
+    def score_clauses(
+        self, text: str, names: Sequence[str] | None = None
+    ) -> tuple[list[Score], list[tuple[str, np.ndarray]]]:
+        """`score`, and each clause that names a need with its calibrated confidences (columns in
+        `labels` order), for selection rules that read clauses (nodes/classifier.py)."""
         raws, wins, clause_rows = self._segment_scores([text])
         raw, win = raws[0], wins[0]
         assert self.calibration is not None
@@ -351,7 +358,8 @@ class FewShotScorer:
             for n in wanted
             if (i := self._index.get(n)) is not None
         ]
-        return sorted(scores, key=lambda s: (-s.confidence, -s.raw))
+        clause_conf = [(piece, np.asarray(self.calibration(row))) for _, row, piece in clause_rows]
+        return sorted(scores, key=lambda s: (-s.confidence, -s.raw)), clause_conf
 
     def threshold_for(self, name: str, default: float) -> float:
         fallback = default if self.default_threshold is None else self.default_threshold

@@ -806,6 +806,45 @@ def test_secondary_needs_and_implied_lookups_through_the_classifier(desk: Desk) 
     assert route("how do I reset my password") == {"knowledge_search"}
 
 
+def test_round3_rules_through_the_classifier(desk: Desk) -> None:
+    """Issue 19 item 5, round 3, through the classifier node with the shipped guides, on phrasings
+    of no data set: a how-to asked next to an account or billing need is kept (a request clause
+    leads the capabilities not selected yet; "separately" is no part of the need); an address that
+    only says who asks adds no account lookup (`who_only`); courtesy around a request selects
+    nothing of its own (`courtesy_winners`, `clause_needs`); a request of two clauses that no
+    threshold took keeps its clear one (`clear_request`)."""
+    from graph.classifier.build import build_scorer
+    from graph.models import LLMGateway, ModelProvider
+    from nodes.classifier import classify
+
+    registry = desk.registry
+    scorer = build_scorer(registry, desk.settings)
+    provider = ModelProvider(
+        {role: registry.spec.models.for_role(role) for role in ModelProvider.roles()},
+        desk.settings,
+        enabled=False,
+    )
+
+    def route(text: str) -> set[str]:
+        scored = asyncio.run(
+            classify(text, registry, scorer, LLMGateway(provider, used=0, budget=1), mode="embedding")
+        )
+        return {c["name"] for c in scored if c["selected"] and c["source"] != "always"}
+
+    assert route("which plan is Acme Inc on? separately, how do I turn on single sign-on") == {
+        "account",
+        "knowledge_search",
+    }
+    assert route("jane@acme.io here - the REST API keeps timing out for us") == {"incidents"}
+    assert route("is the dashboard down right now? my address is omar@brightpath.co") == {"incidents"}
+    assert route(
+        "Hi! Hope your week is going well. I have been trying to work out how to invite a new teammate "
+        "to our workspace, could you tell me the steps? Thanks so much, Priya"
+    ) == {"knowledge_search"}
+    # Still an account lookup when the rest asks for the account itself.
+    assert route("which plan is omar@brightpath.co on") == {"account"}
+
+
 def test_eval_with_a_registry_measures_its_own_guides(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
