@@ -89,12 +89,21 @@ BIGRAM_WEIGHT = 1.0
 _SUFFIXES = ("ations", "ation", "ings", "ing", "edly", "ied", "ies", "ed", "ly", "es", "s")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _stem(word: str) -> str:
     """A crude suffix stripper: "bookings", "booked" and "book" share a feature."""
     for suffix in _SUFFIXES:
         if len(word) > len(suffix) + 2 and word.endswith(suffix):
             return word[: -len(suffix)]
     return word
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _char_grams(word: str) -> tuple[str, ...]:
+    """A word's character 3-, 4- and 5-grams (with `<` and `>` at its ends), in the order they
+    are counted; memoised: the same words come back in every request."""
+    padded = f"<{word}>"
+    return tuple("c:" + padded[i : i + n] for n in (3, 4, 5) for i in range(max(0, len(padded) - n + 1)))
 
 
 @functools.lru_cache(maxsize=1 << 17)
@@ -131,11 +140,8 @@ class LexicalEncoder:
         for a, b in itertools.pairwise(shapes):
             counts[f"b:{a}_{b}"] = counts.get(f"b:{a}_{b}", 0) + 1
         for w in words:
-            padded = f"<{w}>"
-            for n in (3, 4, 5):
-                for i in range(max(0, len(padded) - n + 1)):
-                    gram = "c:" + padded[i : i + n]
-                    counts[gram] = counts.get(gram, 0) + 1
+            for gram in _char_grams(w):
+                counts[gram] = counts.get(gram, 0) + 1
         weight = {"w": 1.0, "b": BIGRAM_WEIGHT, "c": CHAR_WEIGHT}
         feats: dict[int, float] = {}
         for token, count in counts.items():
@@ -191,6 +197,7 @@ class MiniLMEncoder:
         self._model: Any = None
         self._runtime: tuple[Path, OnnxModel] | None = None
         self._base_files: list[tuple[str, int, int]] | None = None
+        self._folder: tuple[tuple[Path, str], Path] | None = None
         self._lock = threading.Lock()
         self.weights_tag = "base"
         """Changes when the weights are fine-tuned, so caches of the base weights are not reused."""
@@ -267,10 +274,15 @@ class MiniLMEncoder:
         modification time), the fine-tune (`weights_tag`) and the export's version."""
         if self.onnx_dir is None:
             return None
+        known = self._folder
+        if known is not None and known[0] == (self.onnx_dir, self.weights_tag):
+            return known[1]  # every request asks: a JSON dump and a hash, once per weights instead
         if self._base_files is None:
             self._base_files = _files_fingerprint(self._base_path())
         key = hashlib.sha256(json.dumps([self.kind, self._base_files, self.weights_tag, EXPORT]).encode())
-        return self.onnx_dir / "onnx" / f"{self.kind}-{key.hexdigest()[:24]}"
+        folder = self.onnx_dir / "onnx" / f"{self.kind}-{key.hexdigest()[:24]}"
+        self._folder = ((self.onnx_dir, self.weights_tag), folder)
+        return folder
 
     def exported(self) -> bool:
         """Whether the current weights are exported already (encoding then needs no torch)."""
