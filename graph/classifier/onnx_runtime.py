@@ -6,7 +6,8 @@ transformer as `model.onnx`, its fast tokenizer as `tokenizer.json`, and what po
 `meta.json`. Two copies are derived from that export once, with onnxruntime only (no torch):
 `model.opt.onnx`, the graph with onnxruntime's transformer fusions (attention, LayerNorm with its
 residual, GELU with its bias: `optimized`), the `fp32` model; and `model.int8-*.onnx`, that graph
-with the weights of some of its layers dynamically quantised to int8 (`quantized`). `OnnxModel`
+with int8 weights (`quantized`): the fused attention's per output channel, the other weight
+matrices per block of 32 rows where the CPU has VNNI. `OnnxModel`
 reads the folder and pools exactly as sentence-transformers does: the mean of the token vectors
 under the attention mask, then unit length.
 """
@@ -35,8 +36,9 @@ EXPORT = 2
 eager attention, which onnxruntime's optimizer fuses into one `Attention` node per layer)."""
 
 Precision = Literal["fp32", "int8"]
-"""`fp32`: the exported weights as trained, on the fused graph; `int8`: the fused graph with the
-weights of its attention projections dynamically quantised (`quantized`, `QUANTIZE`)."""
+"""`fp32`: the exported weights as trained, on the fused graph; `int8`: the fused graph with int8
+weights: the attention's projections dynamically quantised per channel (`QUANTIZE`), and on a CPU
+with VNNI every other weight matrix per block (`BLOCKWISE`); see `quantized`."""
 
 PLAIN = "model.onnx"
 OPTIMIZED = "model.opt.onnx"
