@@ -14,7 +14,7 @@ import pytest
 
 from graph.classifier import onnx_runtime
 from graph.classifier.clauses import clause_spans
-from graph.classifier.encoders import HybridEncoder, MiniLMEncoder, make_encoder
+from graph.classifier.encoders import HybridEncoder, MiniLMEncoder, MPNetEncoder, make_encoder
 from graph.classifier.onnx_runtime import PLAIN, OnnxModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,6 +184,11 @@ def test_make_encoder_passes_the_onnx_cache(tmp_path: Path) -> None:
     assert default.identity.endswith(":" + onnx_runtime.recipe("int8"))
     assert ("+b32-" in default.identity) == onnx_runtime.int8_dot_product()  # the CPU's recipe
     assert encoder.identity == encoder.training_identity
+    # mpnet: int8 (every weight matrix in blocks) where the CPU has VNNI, fp32 elsewhere; nothing loads.
+    mpnet = make_encoder("mpnet", models_dir=tmp_path / "models", onnx_dir=tmp_path)
+    assert isinstance(mpnet, MPNetEncoder) and not mpnet.loaded
+    assert mpnet.precision == ("int8" if onnx_runtime.int8_dot_product() else "fp32")
+    assert make_encoder("mpnet", onnx_dir=tmp_path, precision="fp32").precision == "fp32"
 
 
 def _ask(env: dict[str, str], *flags: str) -> subprocess.CompletedProcess[str]:
