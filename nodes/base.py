@@ -36,6 +36,7 @@ from langgraph.errors import GraphBubbleUp
 
 from graph.capability.base import DAEMON_THREADS, LOOP_CLOSING, ContractViolation, describe_value
 from graph.classifier.build import build_scorer
+from graph.classifier.live import LiveScorer
 from graph.classifier.scorer import FewShotScorer
 from graph.config.limits import Limits
 from graph.config.registry import Registry
@@ -123,9 +124,14 @@ class Deps:
         return self.registry.spec.limits
 
     @cached_property
+    def live_scorer(self) -> LiveScorer:
+        return LiveScorer(lambda: build_scorer(self.registry, self.settings))
+
+    @property
     def scorer(self) -> FewShotScorer:
-        """The few-shot scorer for this registry; its encoder loads on the first classification."""
-        return build_scorer(self.registry, self.settings)
+        """The few-shot scorer for this registry; its encoder loads on the first classification,
+        and the fine-tuned one replaces it once a background fine-tune is done (`LiveScorer`)."""
+        return self.live_scorer.current()
 
     def faults_for(self, config: Mapping[str, Any] | None) -> FaultPlan:
         """The run's own fault plan (`configurable.routegraph_faults`), else the graph's."""

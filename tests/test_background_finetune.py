@@ -7,12 +7,16 @@ fine-tune key of their own while the base export is shared through the session's
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
+
+import pytest
 
 from graph.classifier.build import build_scorer
 from graph.classifier.deferred import Pending
@@ -174,3 +178,114 @@ def test_a_killed_background_fine_tune_is_started_again(tmp_path: Path) -> None:
     state = wait_for(pending, "done", "failed")
     assert state["state"] == "done", log(pending)
     assert log(pending).count("background fine-tune started") == 2
+
+
+def _scores(state: dict[str, object]) -> dict[str, float]:
+    rows = state.get("planning_capabilities") or []
+    assert isinstance(rows, list)
+    return {r["name"]: r["score"] for r in rows if r["source"] == "scorer"}
+
+
+def test_a_running_graph_swaps_to_the_fine_tuned_scorer_once_the_background_one_is_done(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A long-lived process (a server, a Python caller keeping its compiled graph) answers on the
+    base weights, then, once its background fine-tune is done, classifies with the fine-tuned
+    scorer without a restart: the same scores as a new process's fine-tuned scorer."""
+    from langchain_core.messages import HumanMessage
+
+    from graph.builder import build_graph
+    from graph.classifier.scorer import FewShotScorer
+
+    registry, pending = tiny_registry(tmp_path, "background test: what rhymes with orange")
+    cache = Path(os.environ["ROUTEGRAPH_CACHE_DIR"])
+    settings = Settings.offline(tmp_path / "data", cache_dir=cache, finetune="background")
+    graph = build_graph(registry=Registry.from_file(registry), settings=settings, checkpointer="memory")
+    texts = ("what is 12*7?", "how late is it over there", "work this out for me", "is it morning yet")
+    turns = iter(range(1000))
+
+    def classify() -> dict[str, dict[str, float]]:
+        """Each text through the graph: the task it classified and the scores it gave."""
+        out = {}
+        for text in texts:
+            state = graph.invoke(
+                {"messages": [HumanMessage(content=text)]}, {"configurable": {"thread_id": f"t{next(turns)}"}}
+            )
+            assert state.get("control_stop_reason") in ("success", "clarify"), state.get(
+                "control_stop_reason"
+            )
+            out[str(state.get("task_current") or text)] = _scores(dict(state))
+        return out
+
+    def scored_by(scorer: FewShotScorer, tasks: Iterable[str]) -> dict[str, dict[str, float]]:
+        return {t: {s.name: round(s.confidence, 4) for s in scorer.score(t)} for t in tasks}
+
+    caplog.set_level(logging.INFO, logger="routegraph.classifier")
+    on_base = classify()  # compiles on the base weights and starts the worker
+    assert "compiled on the base weights" in caplog.text
+    base = build_scorer(
+        Registry.from_file(registry), Settings.offline(tmp_path / "data", cache_dir=cache, finetune="off")
+    )
+    assert on_base == scored_by(base, on_base)
+
+    state = wait_for(pending, "done", "failed")
+    assert state["state"] == "done", log(pending)
+    swapped = "now classifying with the fine-tuned weights"
+    deadline = time.monotonic() + 120
+    while swapped not in caplog.text and time.monotonic() < deadline:
+        classify()  # the first classification after `done` starts the swap, in a thread
+        time.sleep(0.2)
+    assert swapped in caplog.text, caplog.text
+    after = classify()
+
+    fresh = build_scorer(Registry.from_file(registry), settings)  # what a new process would load
+    fresh.compile()
+    assert getattr(fresh, "weights", "") == "fine-tuned"
+    assert after == scored_by(fresh, after)
+    assert after != on_base  # the fine-tune moved the scores: the swap shows in the classification
+    assert log(pending).count("background fine-tune started") == 1, log(pending)
+
+
+def test_a_fine_tuned_scorer_that_cannot_be_loaded_keeps_the_old_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The state file says `done` but the fine-tuned model cannot be opened (its int8 file is
+    damaged): the live scorer stays and the log says why; once the file is whole again (and the
+    state file changes), the swap happens."""
+    from graph.classifier.encoders import MiniLMEncoder
+    from graph.classifier.live import LiveScorer
+    from graph.classifier.onnx_runtime import recipe
+
+    registry, pending = tiny_registry(tmp_path, "background test: teach me a magic trick")
+    cache = Path(os.environ["ROUTEGRAPH_CACHE_DIR"])
+    settings = Settings.offline(tmp_path / "data", cache_dir=cache, finetune="background")
+    live = LiveScorer(lambda: build_scorer(Registry.from_file(registry), settings))
+    first = live.current()
+    first.score("what is 12*7?")
+    assert getattr(first, "pending", None) == pending
+    state = wait_for(pending, "done", "failed")
+    assert state["state"] == "done", log(pending)
+
+    tuned = MiniLMEncoder(onnx_dir=cache)
+    tuned.use_finetuned(pending.key, pending.weights)
+    folder = tuned.onnx_folder()
+    assert folder is not None
+    model = folder / f"model.{recipe('int8')}.onnx"
+    assert model.exists(), sorted(p.name for p in folder.iterdir())
+    whole = model.with_name(model.name + ".whole")
+    model.rename(whole)
+    model.write_bytes(b"not an ONNX model")
+    try:
+        caplog.set_level(logging.WARNING, logger="graph.classifier.live")
+        assert live.current() is first  # sees `done`, starts the swap, answers with `first`
+        live.wait(120)
+        assert live.current() is first and live.swaps == 0
+        assert "the fine-tuned scorer could not be loaded" in caplog.text, caplog.text
+        assert first.score("what is 12*7?")[0].name == "calculator"  # and it still classifies
+    finally:
+        whole.replace(model)
+    pending.write_state(state="done")  # a new modification time: looked at again
+    live.current()
+    live.wait(120)
+    assert live.current() is not first and live.swaps == 1
+    assert getattr(live.current(), "weights", "") == "fine-tuned"

@@ -14,7 +14,7 @@ import pytest
 
 from graph.classifier import onnx_runtime
 from graph.classifier.clauses import clause_spans
-from graph.classifier.encoders import HybridEncoder, MiniLMEncoder, make_encoder
+from graph.classifier.encoders import HybridEncoder, MiniLMEncoder, MPNetEncoder, make_encoder
 from graph.classifier.onnx_runtime import PLAIN, OnnxModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +36,9 @@ INT8_MIN_COSINE = 0.99
 projections in int8, every other layer float) measured 0.9927-0.9991 on these texts (int8
 everywhere: 0.97-0.996, which lost 0.017 of CLINC150 accuracy); the accuracy that matters is
 measured on CLINC150 (README § Latency)."""
+BLOCKWISE_MIN_COSINE = 0.998
+"""The weight matrices outside the attention in int8 per block of 32 rows (`BLOCKWISE`), the
+attention float: 0.9993 at the least over 150 CLINC150 texts, closer than the per-channel recipe."""
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -71,11 +74,13 @@ def _ops(path: Path) -> list[str]:
     return [node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node]
 
 
-def test_fused_graph_matches_the_plain_export_and_int8_quantises_the_attention_only(tmp_path: Path) -> None:
+def test_fused_graph_matches_the_plain_export_and_int8_quantises_the_layers_its_recipe_names(
+    tmp_path: Path,
+) -> None:
     """The fp32 model is onnxruntime's fused graph (one Attention per layer: the export's eager
     attention is what lets it fuse), computing the plain export's vectors; the int8 copy
-    quantises the attention's projections only, as `QUANTIZE` says: the attention's output, the
-    feed-forward layers and the embeddings stay float."""
+    quantises the attention's projections per channel, as `QUANTIZE` says, and on a CPU with VNNI
+    every other weight matrix per block (`BLOCKWISE`, `MatMulNBits`); the embeddings stay float."""
     encoder = MiniLMEncoder(onnx_dir=tmp_path)
     encoder.encode(["export it"])
     folder = encoder.onnx_folder()
@@ -93,10 +98,23 @@ def test_fused_graph_matches_the_plain_export_and_int8_quantises_the_attention_o
     vectors = OnnxModel(folder, model=quantized).encode(TEXTS)
     ops = _ops(quantized)
     assert ops.count("QAttention") == 6 and "Attention" not in ops
-    assert "MatMulInteger" not in ops and ops.count("MatMul") == 18  # 3 per layer, kept float
+    blocks = 18 if onnx_runtime.int8_dot_product() else 0  # 3 per layer: attention output, FFN in, out
+    assert "MatMulInteger" not in ops and ops.count("MatMulNBits") == blocks
+    assert ops.count("MatMul") == 18 - blocks  # the rest kept float
     assert "EmbedLayerNormalization" in ops and "QEmbedLayerNormalization" not in ops
     assert cosines(vectors, fused).min() > INT8_MIN_COSINE
     assert not np.allclose(vectors, fused, atol=1e-4)  # int8 did change the computation
+
+    # Each part of the recipe on its own, whatever the CPU: its own file, the layers it names.
+    attention = onnx_runtime.quantized(folder, blocks=())
+    assert attention.name == "model.int8-attention.onnx"
+    assert _ops(attention).count("QAttention") == 6 and _ops(attention).count("MatMul") == 18
+    blockwise = onnx_runtime.quantized(folder, quantize=(), blocks=onnx_runtime.BLOCKWISE)
+    assert blockwise.name == "model.b32-attention-attention_output-ffn_input-ffn_output.onnx"
+    ops = _ops(blockwise)
+    assert ops.count("Attention") == 6 and ops.count("MatMulNBits") == 18 and "MatMul" not in ops
+    if onnx_runtime.int8_dot_product():  # int8 blocks computed in int8: where the CPU has VNNI
+        assert cosines(OnnxModel(folder, model=blockwise).encode(TEXTS), fused).min() > BLOCKWISE_MIN_COSINE
 
 
 def test_a_graph_the_optimizer_cannot_fuse_runs_unfused(tmp_path: Path) -> None:
@@ -163,7 +181,14 @@ def test_make_encoder_passes_the_onnx_cache(tmp_path: Path) -> None:
     assert encoder.precision == "fp32" and not encoder.loaded
     default = make_encoder("minilm", onnx_dir=tmp_path)
     assert isinstance(default, MiniLMEncoder) and default.precision == "int8"  # the default
-    assert default.identity.endswith(":int8-attention") and encoder.identity == encoder.training_identity
+    assert default.identity.endswith(":" + onnx_runtime.recipe("int8"))
+    assert ("+b32-" in default.identity) == onnx_runtime.int8_dot_product()  # the CPU's recipe
+    assert encoder.identity == encoder.training_identity
+    # mpnet: int8 (every weight matrix in blocks) where the CPU has VNNI, fp32 elsewhere; nothing loads.
+    mpnet = make_encoder("mpnet", models_dir=tmp_path / "models", onnx_dir=tmp_path)
+    assert isinstance(mpnet, MPNetEncoder) and not mpnet.loaded
+    assert mpnet.precision == ("int8" if onnx_runtime.int8_dot_product() else "fp32")
+    assert make_encoder("mpnet", onnx_dir=tmp_path, precision="fp32").precision == "fp32"
 
 
 def _ask(env: dict[str, str], *flags: str) -> subprocess.CompletedProcess[str]:

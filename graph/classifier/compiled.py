@@ -72,6 +72,9 @@ class CachedScorer(FewShotScorer):
     """A foreground fine-tune waits for a background worker training the same weights
     (False in the worker itself, which holds that worker's lock)."""
     weights: Weights = field(default="", init=False, compare=False)
+    pending: Pending | None = field(default=None, init=False, compare=False, repr=False)
+    """The background fine-tune this scorer's compile on base weights started (or found running):
+    what `live.LiveScorer` watches to swap in the fine-tuned scorer once it is done."""
 
     def compiled_key(self) -> str:
         """What the compiled state depends on (computed before compiling, from the settings)."""
@@ -116,12 +119,18 @@ class CachedScorer(FewShotScorer):
             with self._on_base_weights():
                 self._compile_cached()
             self.weights = "base"
+            self.pending = pending
             # Started once the answer's own compile is done: on a small machine the worker's torch
             # import and training would otherwise slow the first answer down.
             note = pending.start(job)
             finetune_module.tell(self.progress, note)
             said.info("classifier: %s", note)  # the server's log, where no progress line is seen
         said.info("classifier: compiled on the %s weights of %s", self.weights, self.encoder.identity)
+
+    def awaiting(self) -> Pending | None:
+        """The background fine-tune a compile now would wait for (start, or find running) instead
+        of loading the fine-tuned weights; None: a compile now loads or makes them."""
+        return self._deferred()
 
     def _deferred(self) -> Pending | None:
         """The background fine-tune to start (or wait for) instead of fine-tuning now: only in

@@ -34,6 +34,7 @@ from graph.classifier.onnx_runtime import (
     Precision,
     export,
     exportable,
+    int8_dot_product,
     mean_pooled,
     recipe,
 )
@@ -42,11 +43,23 @@ from graph.config.schema import HYBRID_DENSE_SHARE, parse_encoder
 
 DEFAULT_PRECISION: Precision = "int8"
 """The precision MiniLM runs at through onnxruntime: `int8`, the attention's projections
-quantised (`onnx_runtime.QUANTIZE`), which keeps CLINC150 accuracy within 0.005 of fp32 (README §
-Latency: measured); `fp32` stays available (`make_encoder(..., precision="fp32")`)."""
+quantised per channel (`onnx_runtime.QUANTIZE`) and, where the CPU has VNNI, every other weight
+matrix per block of 32 rows (`onnx_runtime.BLOCKWISE`): CLINC150 in-scope accuracy equal to fp32's
+at the same threshold (README § Latency, rounds 2 and 3: measured); `fp32` stays available
+(`make_encoder(..., precision="fp32")`)."""
 MPNET_PRECISION: Precision = "fp32"
-"""mpnet's default precision: its int8 copies moved vectors too far (cosine down to 0.25 with every
-weight matrix in int8, 0.63 with the feed-forward output kept float), so it runs fp32."""
+"""mpnet's precision on a CPU without VNNI: its per-channel int8 copies moved vectors too far
+(cosine down to 0.25 with every weight matrix in int8, 0.63 with the feed-forward output kept
+float), so it runs fp32 there (`mpnet_precision`)."""
+
+
+def mpnet_precision() -> Precision:
+    """mpnet's default precision: `int8` where the CPU has VNNI, where every weight matrix is int8
+    per block of 32 rows (`onnx_runtime.BLOCKWISE`: vectors at cosine >= 0.998 of fp32's, CLINC150
+    accuracy within 0.0013 of fp32's at the same threshold, 1.6x less CPU: README § Latency, round
+    3), else `MPNET_PRECISION`."""
+    return "int8" if int8_dot_product() else MPNET_PRECISION
+
 
 EncoderName = Literal["lexical", "minilm", "mpnet", "openai"]
 """`lexical`: word and character n-gram TF-IDF fitted on the guides; `minilm`: all-MiniLM-L6-v2 from
@@ -89,12 +102,21 @@ BIGRAM_WEIGHT = 1.0
 _SUFFIXES = ("ations", "ation", "ings", "ing", "edly", "ied", "ies", "ed", "ly", "es", "s")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _stem(word: str) -> str:
     """A crude suffix stripper: "bookings", "booked" and "book" share a feature."""
     for suffix in _SUFFIXES:
         if len(word) > len(suffix) + 2 and word.endswith(suffix):
             return word[: -len(suffix)]
     return word
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _char_grams(word: str) -> tuple[str, ...]:
+    """A word's character 3-, 4- and 5-grams (with `<` and `>` at its ends), in the order they
+    are counted; memoised: the same words come back in every request."""
+    padded = f"<{word}>"
+    return tuple("c:" + padded[i : i + n] for n in (3, 4, 5) for i in range(max(0, len(padded) - n + 1)))
 
 
 @functools.lru_cache(maxsize=1 << 17)
@@ -131,11 +153,8 @@ class LexicalEncoder:
         for a, b in itertools.pairwise(shapes):
             counts[f"b:{a}_{b}"] = counts.get(f"b:{a}_{b}", 0) + 1
         for w in words:
-            padded = f"<{w}>"
-            for n in (3, 4, 5):
-                for i in range(max(0, len(padded) - n + 1)):
-                    gram = "c:" + padded[i : i + n]
-                    counts[gram] = counts.get(gram, 0) + 1
+            for gram in _char_grams(w):
+                counts[gram] = counts.get(gram, 0) + 1
         weight = {"w": 1.0, "b": BIGRAM_WEIGHT, "c": CHAR_WEIGHT}
         feats: dict[int, float] = {}
         for token, count in counts.items():
@@ -191,6 +210,7 @@ class MiniLMEncoder:
         self._model: Any = None
         self._runtime: tuple[Path, OnnxModel] | None = None
         self._base_files: list[tuple[str, int, int]] | None = None
+        self._folder: tuple[tuple[Path, str], Path] | None = None
         self._lock = threading.Lock()
         self.weights_tag = "base"
         """Changes when the weights are fine-tuned, so caches of the base weights are not reused."""
@@ -267,10 +287,15 @@ class MiniLMEncoder:
         modification time), the fine-tune (`weights_tag`) and the export's version."""
         if self.onnx_dir is None:
             return None
+        known = self._folder
+        if known is not None and known[0] == (self.onnx_dir, self.weights_tag):
+            return known[1]  # every request asks: a JSON dump and a hash, once per weights instead
         if self._base_files is None:
             self._base_files = _files_fingerprint(self._base_path())
         key = hashlib.sha256(json.dumps([self.kind, self._base_files, self.weights_tag, EXPORT]).encode())
-        return self.onnx_dir / "onnx" / f"{self.kind}-{key.hexdigest()[:24]}"
+        folder = self.onnx_dir / "onnx" / f"{self.kind}-{key.hexdigest()[:24]}"
+        self._folder = ((self.onnx_dir, self.weights_tag), folder)
+        return folder
 
     def exported(self) -> bool:
         """Whether the current weights are exported already (encoding then needs no torch)."""
@@ -504,9 +529,16 @@ class MPNetEncoder(MiniLMEncoder):
         threads: int | None = 1,
         batch_size: int = 64,
         onnx_dir: Path | None = None,
-        precision: Precision = MPNET_PRECISION,
+        precision: Precision | None = None,
     ) -> None:
-        super().__init__(None, threads=threads, batch_size=batch_size, onnx_dir=onnx_dir, precision=precision)
+        """`precision`: None for `mpnet_precision()`."""
+        super().__init__(
+            None,
+            threads=threads,
+            batch_size=batch_size,
+            onnx_dir=onnx_dir,
+            precision=precision or mpnet_precision(),
+        )
         self.models_dir = models_dir
 
     @property
@@ -651,12 +683,12 @@ def make_encoder(
     `models_dir` is where the `mpnet` weights are unpacked (the data directory's `models/`);
     `onnx_dir` (the cache directory) is where MiniLM and mpnet are exported to run through
     onnxruntime (None: through sentence-transformers and torch), at `precision` (None: `DEFAULT_PRECISION`,
-    mpnet `MPNET_PRECISION`)."""
+    mpnet `mpnet_precision()`)."""
     choice = parse_encoder(name)
     if choice.kind == "lexical":
         return LexicalEncoder()
     if choice.kind == "mpnet":
-        return MPNetEncoder(models_dir, onnx_dir=onnx_dir, precision=precision or MPNET_PRECISION)
+        return MPNetEncoder(models_dir, onnx_dir=onnx_dir, precision=precision or mpnet_precision())
     precision = precision or DEFAULT_PRECISION
     if choice.kind == "minilm":
         return MiniLMEncoder(onnx_dir=onnx_dir, precision=precision)
