@@ -364,6 +364,24 @@ def _turn(
     return state
 
 
+def _fine_tune_before_the_turn(registry: Registry, settings: Settings) -> None:
+    """With `ROUTEGRAPH_FINETUNE=foreground`, a fine-tune that is not cached yet runs here, before
+    the turn starts, with its progress lines: the turn's `limits.max_seconds` bounds the work of
+    answering, not the encoder's training (on a loaded machine that alone took over 120 s and the
+    first ask ended `max_seconds`). The graph's scorer then loads the compiled state from the cache."""
+    from graph.classifier.build import build_scorer
+    from graph.classifier.compiled import CachedScorer
+
+    scorer = build_scorer(registry, settings)
+    if not isinstance(scorer, CachedScorer) or scorer.cache_dir is None:
+        return
+    if (scorer.cache_dir / f"compiled-{scorer.compiled_key()}.npz").exists():
+        return  # warm: nothing to prepare
+    say = _say(settings.redactor())
+    scorer.progress = lambda message: say(f"· classifier: {message}")
+    scorer.compile()
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     """Answer one request on a thread, holding the thread's lock for the whole turn (approvals
     included), so a concurrent `ask` on the same thread waits for it instead of losing a turn."""
@@ -385,6 +403,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     from graph.builder import build_graph
 
+    if settings.finetune == "foreground":
+        _fine_tune_before_the_turn(registry, settings)
     graph = build_graph(registry=registry, settings=settings)
     saver = graph.checkpointer
     assert isinstance(saver, BaseCheckpointSaver)

@@ -289,3 +289,19 @@ def test_a_fine_tuned_scorer_that_cannot_be_loaded_keeps_the_old_one(
     live.wait(120)
     assert live.current() is not first and live.swaps == 1
     assert getattr(live.current(), "weights", "") == "fine-tuned"
+
+
+def test_a_foreground_fine_tune_runs_before_the_turn_and_does_not_count_against_max_seconds(
+    tmp_path: Path,
+) -> None:
+    """`ROUTEGRAPH_FINETUNE=foreground`: the first ask fine-tunes before its turn starts (progress
+    lines meanwhile), so a turn limit shorter than the fine-tune still answers; on a loaded machine
+    the shipped registry's fine-tune alone passed its 120 s `max_seconds`."""
+    registry, pending = tiny_registry(tmp_path, "foreground test: how tall is the eiffel tower")
+    registry.write_text(registry.read_text() + "limits: {max_seconds: 2}\n")
+    env = cli_env(tmp_path, registry) | {"ROUTEGRAPH_FINETUNE": "foreground"}
+    out, err = finished(ask(env, "What is 12*7?"))
+    assert "84" in out, (out, err)
+    assert "· classifier: fine-tuning: pass 1/" in err
+    assert "max_seconds" not in out + err
+    assert not pending.running() and pending.state().get("state") is None  # no background worker
