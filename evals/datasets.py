@@ -7,8 +7,8 @@ One line per request: `{"text": ..., "labels": [...], "split": "train" | "val" |
 `prepare(dataset, shots=K, seed=S)` fixes everything a run depends on, so that routegraph and any
 peer see exactly the same data: K train examples per label drawn with `random.Random(seed)` (a row
 with several labels is a candidate example for each of them), the rows to tune thresholds on
-(`val`; else a seeded slice of the train rows not used as shots; none when neither has an
-in-scope row), and the test rows
+(`val` with the out-of-scope train rows not drawn as examples; else a seeded slice of the train
+rows not used as shots; none when neither has an in-scope row), and the test rows
 (`test` only, never tuned on). `Prepared.registry_dict(...)` builds a registry with one
 `LabelCapability` per label, named by a valid capability name (`label_names` maps both ways).
 """
@@ -197,6 +197,8 @@ class Prepared:
     """Train rows no label applies to (up to `shots` of them): the registry's
     `classifier.out_of_scope_examples`."""
     tuning: tuple[Row, ...]
+    """The rows thresholds are tuned on: `val` and the out-of-scope train rows not drawn as
+    examples, or a slice of the train rows (`tuning_source`)."""
     tuning_source: str
     """`val`, `train-slice` or `none` (also when those rows are all out of scope)."""
     test: tuple[Row, ...]
@@ -303,7 +305,11 @@ def prepare(dataset: Dataset, *, shots: int, seed: int = 0, limit: int | None = 
 
     val = dataset.split("val")
     if val:
-        tuning, source = val, "val"
+        # The out-of-scope train rows not drawn as examples are tuning rows too: a recall asked of
+        # the threshold (`--min-oos-recall`) is held by its 95% lower bound on the tuning rows, and
+        # CLINC150's val has 100 out-of-scope rows, its train 90 more (README "out-of-scope decision").
+        spare = [train[i] for i in outside if i not in used]
+        tuning, source = [*val, *spare], "val"
     else:
         rest = [row for i, row in enumerate(train) if i not in used]
         size = min(len(rest), MAX_TUNING_ROWS, math.floor(TUNING_SHARE * len(train)))

@@ -4,9 +4,9 @@ What is measured
     Any file of the shared format (evals/datasets.py) becomes a real registry: one capability per
     label whose guide holds K seeded train examples (the label's description when the data have no
     train rows). The few-shot scorer is built exactly as the graph builds it (`nodes.base.Deps`),
-    its confidence curve and thresholds are fitted on `val` (or on a seeded slice of the train rows
-    not used as shots; with neither, nothing is tuned), and the threshold goes into the registry's
-    `classifier.threshold`. Then every `test` row goes through `nodes.classifier.classify`, the
+    its confidence curve and thresholds are fitted on `val` and the out-of-scope train rows not
+    drawn as examples (or on a seeded slice of the train rows not used as shots; with neither,
+    nothing is tuned), and the threshold goes into the registry's `classifier.threshold`. Then every `test` row goes through `nodes.classifier.classify`, the
     classifier node's own selection logic, in mode `embedding` or `cascade`, and is timed.
 
     The prediction is the set of selected capabilities (the always-active respond and clarify
