@@ -82,9 +82,18 @@ def int8_dot_product() -> bool:
     return any(flag in flags.split() for flag in ("avx512_vnni", "avx_vnni"))
 
 
+@functools.cache
+def _block_quantiser() -> bool:
+    """Whether onnxruntime's block-wise quantiser can be imported (it needs `onnx_ir`, a dependency
+    an install may lack): without it the int8 recipe stays the attention-only one."""
+    import importlib.util
+
+    return importlib.util.find_spec("onnx_ir") is not None
+
+
 def blockwise() -> tuple[str, ...]:
-    """`BLOCKWISE` on a CPU with VNNI, nothing elsewhere."""
-    return BLOCKWISE if int8_dot_product() else ()
+    """`BLOCKWISE` on a CPU with VNNI where the block-wise quantiser is installed, nothing elsewhere."""
+    return BLOCKWISE if int8_dot_product() and _block_quantiser() else ()
 
 
 SMALL_BATCH = 8
