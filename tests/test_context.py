@@ -69,6 +69,20 @@ def test_a_follow_up_after_a_multi_intent_turn_goes_to_the_capability_its_slot_f
     assert (fix.kind, fix.capabilities, fix.task) == ("correction", ["calculator"], "What is 12*8")
 
 
+def test_new_slots_for_each_need_of_a_multi_intent_turn_continue_both() -> None:
+    both = resolve("same for 8*8 and Helsinki", MULTI, turn=2, standalone=nothing)
+    assert (both.kind, sorted(both.capabilities)) == ("follow_up", ["calculator", "clock"])
+    assert both.task is not None and "8*8" in both.task and "Helsinki" in both.task
+    assert "Tokyo" not in both.task and "12*7" not in both.task
+    # Does not fire: one slot, or two slots that fit one need only, continue one need.
+    assert resolve("and in Paris?", MULTI, turn=2, standalone=nothing).capabilities == ["clock"]
+    one = resolve("and Paris or Rome?", MULTI, turn=2, standalone=nothing)
+    assert one.capabilities == ["clock"]
+    # Nor when the last turn had one need: an earlier turn's capability is not continued with it.
+    older = [MULTI[1], {**MULTI[0], "turn": 0}]
+    assert len(resolve("same for 8*8 and Helsinki", older, turn=2, standalone=nothing).capabilities) == 1
+
+
 def test_words_that_name_another_need_are_a_switch() -> None:
     clock = MULTI[1:]
     assert resolve("ok, and what's 2+2?", clock, turn=2, standalone=lambda t: ["calculator"]).kind == "switch"
