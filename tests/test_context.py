@@ -861,3 +861,15 @@ def test_a_yes_to_an_action_no_turn_offered_is_asked_about_never_done_on_the_yes
     # A no is a no whatever the follow-up says; the user's own instruction still acts.
     assert intent("no thanks", follow) == "refuse"
     assert intent("yes, refund it now", follow) == "act"
+
+
+def test_a_shorthand_courtesy_tail_is_not_part_of_a_first_turns_task() -> None:
+    from nodes.task_extraction import offline_task
+
+    assert offline_task("time in denver pls", None).task == "time in denver"
+    assert offline_task("who is C-1003, thx?", None).task == "who is C-1003?"
+    # Does not fire: full words the guides use, a message of nothing else, a follow-up's own form.
+    assert offline_task("REST API status check please", None).task == "REST API status check please"
+    assert offline_task("what's the time over in Manila right now", None).task.endswith("right now")
+    assert offline_task("pls", None).task == "pls"
+    assert offline_task("great, thanks!", None).task == "great, thanks!"
