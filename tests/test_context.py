@@ -78,6 +78,13 @@ def test_new_slots_for_each_need_of_a_multi_intent_turn_continue_both() -> None:
     assert resolve("and in Paris?", MULTI, turn=2, standalone=nothing).capabilities == ["clock"]
     one = resolve("and Paris or Rome?", MULTI, turn=2, standalone=nothing)
     assert one.capabilities == ["clock"]
+    # "both" / "the two" before the new slots is a cue that the turn continues the needs.
+    for text in ("both again, for 8*8 and Helsinki", "the two again with 8*8 and Helsinki"):
+        assert sorted(resolve(text, MULTI, turn=2, standalone=nothing).capabilities) == [
+            "calculator",
+            "clock",
+        ]
+    assert resolve("both plans for 5 seats", MULTI, turn=2, standalone=nothing).kind == "new"
     # Nor when the last turn had one need: an earlier turn's capability is not continued with it.
     older = [MULTI[1], {**MULTI[0], "turn": 0}]
     assert len(resolve("same for 8*8 and Helsinki", older, turn=2, standalone=nothing).capabilities) == 1

@@ -62,7 +62,7 @@ _CUE = re.compile(
     r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool)\W+)?"
     r"(and|also|plus|or|then|what about|how about|what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|"
     r"question for|deal for|thing with)|same|ditto|"
-    r"likewise|again|repeat (?:that|it|this))\b",
+    r"likewise|again|repeat (?:that|it|this)|(?:both(?: of (?:them|those|these))?|(?:the|those) two)(?=[\s,]+(?:again|for|with|in|at|but)\b|\W*$))\b",
     re.I,
 )
 _CORRECTION = re.compile(
@@ -115,7 +115,7 @@ _NEGATION_WORD = re.compile(r"\b(?:not|no|never|don'?t|do not|stop|cancel|hold o
 _LEAD = re.compile(
     r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool|and|also|plus|or|then|now|what about|how about|"
     r"what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|question for|deal for|thing with)|same|ditto|"
-    r"likewise|again|repeat (?:that|it|this)|"
+    r"likewise|again|repeat (?:that|it|this)|(?:both(?: of (?:them|those|these))?|(?:the|those) two)(?=[\s,]+(?:again|for|with|in|at|but)\b|\W*$)|"
     r"for|in|at|on|with|the)\W+)+",
     re.I,
 )
