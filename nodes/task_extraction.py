@@ -69,7 +69,23 @@ def offline_task(text: str, previous: str | None) -> ExtractedTask:
         return ExtractedTask.model_construct(
             task=f"{text} (follow-up to: {previous})", depends_on_history=True
         )
-    return ExtractedTask.model_construct(task=text, depends_on_history=False)
+    return ExtractedTask.model_construct(task=without_tail(text), depends_on_history=False)
+
+
+_TAIL = re.compile(
+    r"(?:[\s,]+(?:pls|plz|thx))+\s*([?!.]*)\s*$",
+    re.I,
+)
+"""Chat shorthand that ends a request and asks for nothing ("time in denver pls"): no guide example
+is written so, and the scorer reads the unknown token as noise that sinks the request below its
+threshold. Full words ("please", "right now") are kept: guide examples use them, and removing them
+was measured to lose "what's the time over in Manila right now" and "REST API status check please"."""
+
+
+def without_tail(text: str) -> str:
+    """The request without a shorthand courtesy tail; the request itself when nothing else is left."""
+    cut = _TAIL.sub(lambda m: m.group(1), text)
+    return cut if re.search(r"\w", cut) else text
 
 
 SYSTEM = (

@@ -69,6 +69,27 @@ def test_a_follow_up_after_a_multi_intent_turn_goes_to_the_capability_its_slot_f
     assert (fix.kind, fix.capabilities, fix.task) == ("correction", ["calculator"], "What is 12*8")
 
 
+def test_new_slots_for_each_need_of_a_multi_intent_turn_continue_both() -> None:
+    both = resolve("same for 8*8 and Helsinki", MULTI, turn=2, standalone=nothing)
+    assert (both.kind, sorted(both.capabilities)) == ("follow_up", ["calculator", "clock"])
+    assert both.task is not None and "8*8" in both.task and "Helsinki" in both.task
+    assert "Tokyo" not in both.task and "12*7" not in both.task
+    # Does not fire: one slot, or two slots that fit one need only, continue one need.
+    assert resolve("and in Paris?", MULTI, turn=2, standalone=nothing).capabilities == ["clock"]
+    one = resolve("and Paris or Rome?", MULTI, turn=2, standalone=nothing)
+    assert one.capabilities == ["clock"]
+    # "both" / "the two" before the new slots is a cue that the turn continues the needs.
+    for text in ("both again, for 8*8 and Helsinki", "the two again with 8*8 and Helsinki"):
+        assert sorted(resolve(text, MULTI, turn=2, standalone=nothing).capabilities) == [
+            "calculator",
+            "clock",
+        ]
+    assert resolve("both plans for 5 seats", MULTI, turn=2, standalone=nothing).kind == "new"
+    # Nor when the last turn had one need: an earlier turn's capability is not continued with it.
+    older = [MULTI[1], {**MULTI[0], "turn": 0}]
+    assert len(resolve("same for 8*8 and Helsinki", older, turn=2, standalone=nothing).capabilities) == 1
+
+
 def test_words_that_name_another_need_are_a_switch() -> None:
     clock = MULTI[1:]
     assert resolve("ok, and what's 2+2?", clock, turn=2, standalone=lambda t: ["calculator"]).kind == "switch"
@@ -847,3 +868,15 @@ def test_a_yes_to_an_action_no_turn_offered_is_asked_about_never_done_on_the_yes
     # A no is a no whatever the follow-up says; the user's own instruction still acts.
     assert intent("no thanks", follow) == "refuse"
     assert intent("yes, refund it now", follow) == "act"
+
+
+def test_a_shorthand_courtesy_tail_is_not_part_of_a_first_turns_task() -> None:
+    from nodes.task_extraction import offline_task
+
+    assert offline_task("time in denver pls", None).task == "time in denver"
+    assert offline_task("who is C-1003, thx?", None).task == "who is C-1003?"
+    # Does not fire: full words the guides use, a message of nothing else, a follow-up's own form.
+    assert offline_task("REST API status check please", None).task == "REST API status check please"
+    assert offline_task("what's the time over in Manila right now", None).task.endswith("right now")
+    assert offline_task("pls", None).task == "pls"
+    assert offline_task("great, thanks!", None).task == "great, thanks!"

@@ -62,7 +62,7 @@ _CUE = re.compile(
     r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool)\W+)?"
     r"(and|also|plus|or|then|what about|how about|what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|"
     r"question for|deal for|thing with)|same|ditto|"
-    r"likewise|again|repeat (?:that|it|this))\b",
+    r"likewise|again|repeat (?:that|it|this)|(?:both(?: of (?:them|those|these))?|(?:the|those) two)(?=[\s,]+(?:again|for|with|in|at|but)\b|\W*$))\b",
     re.I,
 )
 _CORRECTION = re.compile(
@@ -115,7 +115,7 @@ _NEGATION_WORD = re.compile(r"\b(?:not|no|never|don'?t|do not|stop|cancel|hold o
 _LEAD = re.compile(
     r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool|and|also|plus|or|then|now|what about|how about|"
     r"what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|question for|deal for|thing with)|same|ditto|"
-    r"likewise|again|repeat (?:that|it|this)|"
+    r"likewise|again|repeat (?:that|it|this)|(?:both(?: of (?:them|those|these))?|(?:the|those) two)(?=[\s,]+(?:again|for|with|in|at|but)\b|\W*$)|"
     r"for|in|at|on|with|the)\W+)+",
     re.I,
 )
@@ -881,6 +881,14 @@ def resolve(
         return FollowUp(
             "switch", [], None, f"the new words name another need ({', '.join(alone)}), not a follow-up"
         )
+    if not correction and (both := _each_its_own(new_slots, _last_turn(entries), kinds)) is not None:
+        return FollowUp(
+            "follow_up",
+            [e.capability for e, _ in both],
+            " and ".join(clause for _, clause in both),
+            "new slots for each need of the last turn: "
+            + ", ".join(f"{e.capability}: {e.task!r}" for e, _ in both),
+        )
     pool = _last_turn(entries) if correction else entries
     ruled_out = _ruled_out(text, names, lexicon or {}) if correction else set()
     if (
@@ -1143,6 +1151,29 @@ def _bare_place(words: str) -> list[Slot]:
         return []
     start = words.find(name)
     return [Slot("place", name, start, start + len(name))]
+
+
+def _each_its_own(
+    new_slots: Sequence[Slot], last: Sequence[TopicEntry], kinds: Mapping[str, frozenset[str]] | None
+) -> list[tuple[TopicEntry, str]] | None:
+    """A slot for each of several needs of the last turn ("same for 8*8 and Helsinki" after "what's
+    9*9 and the time in Oslo?"): each entry's clause with the one new slot that fits it (of a kind its
+    capability reads), when every new slot fits exactly one entry and at least two entries get one.
+    None otherwise: one slot, or slots that fit one need only, are the usual follow-up of one need."""
+    if len(new_slots) < 2 or len({e.capability for e in last}) < 2:
+        return None
+    done: dict[str, tuple[TopicEntry, str]] = {}
+    for slot in new_slots:
+        fits = [
+            (e, clause)
+            for e in last
+            if _takes((kinds or {}).get(e.capability) if kinds else None, slot)
+            and (clause := substitute(e.task, slot)) is not None
+        ]
+        if len(fits) != 1 or fits[0][0].capability in done:
+            return None
+        done[fits[0][0].capability] = fits[0]
+    return list(done.values()) if len(done) >= 2 else None
 
 
 def _slot_fits_clause(new: Slot, clause: str) -> bool:
