@@ -59,7 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REQUEST = "What is 12*7 and what time is it in Tokyo?"
 DEFAULT_DATA = Path("/work/shared/data/clinc150.jsonl")
 FALLBACK_DATA = ROOT / "tests" / "data" / "tiny.jsonl"
-VARIANTS = ("torch", "onnx-plain", "onnx-fp32", "onnx-int8-attention", "onnx-int8")
+VARIANTS = ("torch", "onnx-plain", "onnx-fp32", "onnx-int8-attention", "onnx-int8", "onnx-int8-blocks")
 TARGET_RATIO = 2.0
 TARGET_PEAK_MIB = 300.0
 TARGET_P50_MS = {"minilm": 5.0, "mpnet": 20.0}
@@ -225,9 +225,9 @@ def queries(path: Path, count: int) -> list[str]:
 def _encoder(name: str, variant: str, threads: int, work: Path, cache: Path) -> Any:
     """The encoder a variant names: `torch` (sentence-transformers), `onnx-plain` (the fp32 export
     without onnxruntime's fusions: the graph before this benchmark's optimisations), `onnx-fp32`
-    (fused), `onnx-int8-attention` (fused, the attention's projections int8: the default until
-    session 13), `onnx-int8` (the default: those, and the other weight matrices int8 per block
-    where the CPU has VNNI, `onnx_runtime.BLOCKWISE`)."""
+    (fused), `onnx-int8-attention` (fused, the attention's projections int8), `onnx-int8` (the
+    default recipe: the same unless `onnx_runtime.BLOCKS_BY_DEFAULT`), `onnx-int8-blocks` (those,
+    and the other weight matrices int8 per block, `onnx_runtime.BLOCKWISE`: opt-in)."""
     from graph.classifier.encoders import MiniLMEncoder, MPNetEncoder
     from graph.classifier.onnx_runtime import PLAIN, OnnxModel, Precision
 
@@ -243,13 +243,14 @@ def _encoder(name: str, variant: str, threads: int, work: Path, cache: Path) -> 
         assert folder is not None
         encoder.runtime()  # exported first if need be
         encoder._runtime = (folder, OnnxModel(folder, threads=threads, model=folder / PLAIN))
-    if variant == "onnx-int8-attention":  # session 12's default: no block-wise int8 layers
-        from graph.classifier.onnx_runtime import quantized
+    if variant in ("onnx-int8-attention", "onnx-int8-blocks"):
+        # attention-only (the default) or every other weight matrix int8 per block too (opt-in)
+        from graph.classifier.onnx_runtime import BLOCKWISE, quantized
 
         folder = encoder.onnx_folder()
         assert folder is not None
         encoder.runtime()
-        model = quantized(folder, blocks=())
+        model = quantized(folder, blocks=BLOCKWISE if variant == "onnx-int8-blocks" else ())
         encoder._runtime = (folder, OnnxModel(folder, threads=threads, model=model))
     return encoder
 

@@ -33,13 +33,13 @@ def test_classification_rows_have_cpu_time_and_the_previous_recipe(
             "minilm",
             "--variants",
             "onnx-int8-attention",
-            "onnx-int8",
+            "onnx-int8-blocks",
         ],
         capsys,
     )
     rows = result["classification"]
     assert isinstance(rows, list)
-    assert [r["runtime"] for r in rows] == ["onnx-int8-attention", "onnx-int8"]
+    assert [r["runtime"] for r in rows] == ["onnx-int8-attention", "onnx-int8-blocks"]
     for row in rows:
         assert row["cpu_p50_ms"] > 0 and row["encode_p50_ms"] > 0 and row["queries"] == 3
         assert "speedup_vs_onnx-int8-attention" in row

@@ -98,7 +98,7 @@ def test_fused_graph_matches_the_plain_export_and_int8_quantises_the_layers_its_
     vectors = OnnxModel(folder, model=quantized).encode(TEXTS)
     ops = _ops(quantized)
     assert ops.count("QAttention") == 6 and "Attention" not in ops
-    blocks = 18 if onnx_runtime.int8_dot_product() else 0  # 3 per layer: attention output, FFN in, out
+    blocks = 18 if onnx_runtime.blockwise() else 0  # 3 per layer: attention output, FFN in, out
     assert "MatMulInteger" not in ops and ops.count("MatMulNBits") == blocks
     assert ops.count("MatMul") == 18 - blocks  # the rest kept float
     assert "EmbedLayerNormalization" in ops and "QEmbedLayerNormalization" not in ops
@@ -182,12 +182,12 @@ def test_make_encoder_passes_the_onnx_cache(tmp_path: Path) -> None:
     default = make_encoder("minilm", onnx_dir=tmp_path)
     assert isinstance(default, MiniLMEncoder) and default.precision == "int8"  # the default
     assert default.identity.endswith(":" + onnx_runtime.recipe("int8"))
-    assert ("+b32-" in default.identity) == onnx_runtime.int8_dot_product()  # the CPU's recipe
+    assert ("+b32-" in default.identity) == bool(onnx_runtime.blockwise())  # the CPU's recipe
     assert encoder.identity == encoder.training_identity
     # mpnet: int8 (every weight matrix in blocks) where the CPU has VNNI, fp32 elsewhere; nothing loads.
     mpnet = make_encoder("mpnet", models_dir=tmp_path / "models", onnx_dir=tmp_path)
     assert isinstance(mpnet, MPNetEncoder) and not mpnet.loaded
-    assert mpnet.precision == ("int8" if onnx_runtime.int8_dot_product() else "fp32")
+    assert mpnet.precision == ("int8" if onnx_runtime.blockwise() else "fp32")
     assert make_encoder("mpnet", onnx_dir=tmp_path, precision="fp32").precision == "fp32"
 
 

@@ -32,9 +32,9 @@ from graph.classifier.onnx_runtime import (
     EXPORT,
     OnnxModel,
     Precision,
+    blockwise,
     export,
     exportable,
-    int8_dot_product,
     mean_pooled,
     recipe,
 )
@@ -58,7 +58,7 @@ def mpnet_precision() -> Precision:
     per block of 32 rows (`onnx_runtime.BLOCKWISE`: vectors at cosine >= 0.998 of fp32's, CLINC150
     accuracy within 0.0013 of fp32's at the same threshold, 1.6x less CPU: README § Latency, round
     3), else `MPNET_PRECISION`."""
-    return "int8" if int8_dot_product() else MPNET_PRECISION
+    return "int8" if blockwise() else MPNET_PRECISION
 
 
 EncoderName = Literal["lexical", "minilm", "mpnet", "openai"]
