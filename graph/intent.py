@@ -192,7 +192,11 @@ _STATUS = re.compile(
 _HYPOTHETICAL = re.compile(
     r"\b(?:if|what\s+if|suppose|supposing|assuming|hypothetically|in\s+case|in\s+the\s+event|let's\s+say"
     r"|lets\s+say|say\s+i|were\s+i|would\s+i|would\s+it|would\s+that|would\s+there|would\s+this"
-    r"|in\s+theory|theoretically|imagine|provided|unless|once|when\s+i|whenever|should\s+i|might)\b"
+    r"|in\s+theory|theoretically|imagine|provided|unless|once|when\s+i|whenever|should\s+i|might"
+    # a deferred or hedged action is not an instruction to act now (the mutation check found
+    # "refund CH-2033 next week" and "... maybe" acting): asked about instead
+    r"|maybe|perhaps|later|tomorrow|next\s+(?:week|month|year)|as\s+soon\s+as|only\s+after"
+    r"|after\s+(?:my|you|we|they|i)\s)\b"
 )
 _QUESTION = re.compile(
     r"\?"
