@@ -112,6 +112,11 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("ROUTEGRAPH_LLM", "off")
     monkeypatch.setenv("ROUTEGRAPH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    # A notebook's scratch directories go here, and must be gone when it ends: a user who runs it
+    # ten times should not find ten copies of its demo data in /tmp.
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
         notebook,
@@ -132,4 +137,6 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert not missing, f"{path.name} did not show {missing}:\n{text[-3000:]}"
     warned = [w for w in WARNINGS if w in text]
     assert not warned, f"{path.name} printed {warned}:\n{text[-3000:]}"
+    left = sorted(p.name for p in scratch.iterdir() if p.name.startswith("routegraph"))
+    assert not left, f"{path.name} left its scratch directories behind: {left}"
     print(f"{path.name}: {seconds:.1f} s")
