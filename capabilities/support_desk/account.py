@@ -31,7 +31,13 @@ from graph.capability import (
 )
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
-CUSTOMER_ID = re.compile(r"\bC-?(\d{4,})\b", re.I)
+CUSTOMER_ID = re.compile(
+    r"\bC[-\s]?(\d{4,})\b"
+    r"|\b(?:customer|client|account|acct|cust)\.?\s*(?:id|number|num|no\.?)?(?:\s+is)?\s*[#:]?\s*(\d{4,})\b",
+    re.I,
+)
+"""A customer id in the forms people write it: C-1003, c1003, c 1003, and the id's kind with its digits
+("customer 1003", "client #1003", "account number 1003", "customer no. 1003", "our customer id is 1003")."""
 NEED_IDENTITY = "please tell me the email address or the customer id (like C-1003) on your account"
 NOBODY = "I could not tell who you are: the request names no email address, customer id or account holder"
 
@@ -97,7 +103,7 @@ def identify(conn: sqlite3.Connection, texts: Iterable[str]) -> Identification:
                 found.setdefault(cid, "email")
             else:
                 missing.append(email)
-        for number in CUSTOMER_ID.findall(text):
+        for number in dict.fromkeys(a or b for a, b in CUSTOMER_ID.findall(text)):
             cid = f"C-{number}"
             named.append(cid)
             if customer_row(conn, cid):
