@@ -1,8 +1,8 @@
 """The graph served by `langgraph dev` / the LangGraph server (see langgraph.json, or the one
 `routegraph serve` writes when routegraph is installed as a package), and its HTTP extras.
 
-The one module besides the CLI that reads the environment, through `Settings.from_env()`: the
-server imports it with nothing else to go by. `ROUTEGRAPH_REGISTRY` selects another registry.yaml.
+One of the entry points that read the environment (with the CLI and graph/ops/http.py), through
+`Settings.from_env()`: the server imports it with nothing else to go by. `ROUTEGRAPH_REGISTRY` selects another registry.yaml.
 The server brings its own persistence, so this graph is compiled without a checkpointer.
 
 `graph` is a `Served` (graph/pools/serving.py): the server asks it for the graph at each run, and a

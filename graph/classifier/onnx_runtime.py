@@ -37,8 +37,9 @@ eager attention, which onnxruntime's optimizer fuses into one `Attention` node p
 
 Precision = Literal["fp32", "int8"]
 """`fp32`: the exported weights as trained, on the fused graph; `int8`: the fused graph with int8
-weights: the attention's projections dynamically quantised per channel (`QUANTIZE`), and on a CPU
-with VNNI every other weight matrix per block (`BLOCKWISE`); see `quantized`."""
+weights: the attention's projections dynamically quantised per channel (`QUANTIZE`), and, with the
+opt-in block-wise recipe (`BLOCKS_BY_DEFAULT`) on a CPU with VNNI, every other weight matrix per
+block (`BLOCKWISE`); see `quantized`."""
 
 PLAIN = "model.onnx"
 OPTIMIZED = "model.opt.onnx"
