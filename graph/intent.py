@@ -101,11 +101,15 @@ _QUOTED = re.compile(
     r"|(?<![a-z0-9])'[^'\n]{0,2000}'(?![a-z0-9])",  # 'single', not an apostrophe (don't, customers')
 )
 # Reported speech: "the email says refund me now", "it said: ...", "my colleague wrote: ...", "a message
-# in my inbox reads: ...", up to the end of the sentence. Anyone's words but the user's own ("I said").
+# in my inbox reads: ...", "my boss told me: ...", "the customer asked: ...", up to the end of the
+# sentence. Anyone's words but the user's own ("I said"). Told/asked/wants count only before a colon:
+# "my boss told me to refund it" is the user relaying a request, which is asked about, not dropped.
 _REPORTED = re.compile(
     r"\b(?:it|that|which|email|message|text|note|ticket|subject|page|site|sign|bot|agent|he|she|they)"
     r"\s+(?:says|said|reads|read|stated|states|wrote|writes)\b:?[^.!?\n]{0,2000}"
     r"|\b(?!(?:i|we|you)\s)[a-z][\w'-]{0,40}\s+(?:says|said|reads|stated|states|wrote|writes)\b:?[^.!?\n]{0,2000}"
+    r"|\b(?!(?:i|we|you)\s)[a-z][\w'-]{0,40}\s+(?:told|tells|asked|asks|instructed|wants)(?:\s+(?:me|us))?\s*:"
+    r"[^.!?\n]{0,2000}"
 )
 _TYPOS = [
     (re.compile(r"\b(do|does|did|is|was|are|were|have|has|had|would|should|could|wo|ca)\s?nt\b"), r"\1n't"),
