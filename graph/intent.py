@@ -200,7 +200,13 @@ _HYPOTHETICAL = re.compile(
     # a deferred or hedged action is not an instruction to act now (the mutation check found
     # "refund CH-2033 next week" and "... maybe" acting): asked about instead
     r"|maybe|perhaps|later|tomorrow|next\s+(?:week|month|year)|as\s+soon\s+as|only\s+after"
-    r"|after\s+(?:my|you|we|they|i)\s)\b"
+    r"|after\s+(?:my|you|we|they|i)\s"
+    # more of them, found by session 14's mutation check: "eventually", "on monday", "in two days",
+    # "after the return arrives", "possibly", "i guess"
+    r"|eventually|at\s+some\s+point|some\s?day|next\s+time|possibly|probably|i\s+guess|i\s+suppose"
+    r"|next\s+(?:mon|tues|wednes|thurs|fri|satur|sun)day|on\s+(?:mon|tues|wednes|thurs|fri|satur|sun)day"
+    r"|in\s+(?:a|an|one|two|three|four|five|six|seven|a\s+few|a\s+couple\s+of|\d+)\s+(?:minute|hour|day|week|month)s?"
+    r"|after\s+(?:the|this|that|it)\s)\b"
 )
 _QUESTION = re.compile(
     r"\?"
