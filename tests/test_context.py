@@ -880,3 +880,197 @@ def test_a_shorthand_courtesy_tail_is_not_part_of_a_first_turns_task() -> None:
     assert offline_task("what's the time over in Manila right now", None).task.endswith("right now")
     assert offline_task("pls", None).task == "pls"
     assert offline_task("great, thanks!", None).task == "great, thanks!"
+
+
+# --- round 5 (issue 22, session 14): heldout5's classes, in other words -----------------------------
+
+
+def sales_topic(task: str) -> list[dict[str, Any]]:
+    return [{"capability": "sales", "task": task, "turn": 1}]
+
+
+def test_a_verb_that_puts_a_new_value_in_place_is_a_cue() -> None:
+    quote = sales_topic("quote Team for 8 seats")
+    for text, task in (
+        ("change it to 14", "quote Team for 14 seats"),
+        ("make it 120", "quote Team for 120 seats"),
+        ("bump it up to 30", "quote Team for 30 seats"),
+        ("switch that to Enterprise", "quote Enterprise for 8 seats"),
+    ):
+        # The classifier reads "make it 120" as arithmetic: a bare slot that fits stays with the topic.
+        follow = resolve(text, quote, turn=2, standalone=lambda t: ["calculator"])
+        assert (follow.kind, follow.capabilities, follow.task) == ("follow_up", ["sales"], task), text
+    account = [{"capability": "account", "task": "who's customer C-1002?", "turn": 1}]
+    assert resolve("switch to C-1008", account, turn=2, standalone=nothing).task == "who's customer C-1008?"
+    # Does not fire: a request of its own that changes something ("change the card on file").
+    card = resolve(
+        "how do I change the card on file to a new one?",
+        quote,
+        turn=2,
+        standalone=lambda t: ["knowledge_search"],
+    )
+    assert card.kind in ("new", "switch")
+
+
+def test_a_correction_said_without_i_replaces_the_slot() -> None:
+    clock = [{"capability": "clock", "task": "current time in Dublin?", "turn": 1}]
+    oops = resolve("oops, meant Dubai", clock, turn=2, standalone=nothing)
+    assert (oops.kind, oops.task) == ("correction", "current time in Dubai?")
+    said = resolve(
+        "argh, should've said Team", sales_topic("Starter for 4 seats, how much?"), turn=2, standalone=nothing
+    )
+    assert (said.kind, said.task) == ("correction", "Team for 4 seats, how much?")
+    account = [{"capability": "account", "task": "look up mei@lanternhq.com", "turn": 1}]
+    it_is = resolve("oops, it's c-1007 actually", account, turn=2, standalone=lambda t: ["account"])
+    assert (it_is.kind, it_is.task) == ("correction", "look up c-1007")
+    # Does not fire: "should be" or "actually" inside a question of its own.
+    assert resolve(
+        "what should be my plan for 40 people?", clock, turn=2, standalone=lambda t: ["sales"]
+    ).kind != ("correction")
+    assert resolve("is the API down actually?", clock, turn=2, standalone=lambda t: ["incidents"]).kind != (
+        "correction"
+    )
+
+
+def test_a_plain_no_after_an_answer_runs_nothing_again() -> None:
+    registry = Registry.from_file(Path(__file__).resolve().parent.parent / "registry.yaml")
+    topic = billing_topic("would the latest charge for c-1006 qualify for a refund?")
+    for text in ("nah, leave it", "not now, thanks", "no, that's fine", "hold off for now"):
+        assert followups.declines(text), text
+        follow = resolve(text, topic, turn=2, standalone=nothing, **support_reader(registry))
+        assert (follow.kind, follow.capabilities, follow.task) == ("switch", [], None), text
+    # Does not fire: a correction that starts with "no", a no to a pending action (the action's own
+    # intent check refuses it), a no to an offer.
+    assert not followups.declines("no, I meant C-1005") and not followups.declines("no, the other one")
+    assert resolve("no, I meant C-1005", topic, turn=2, standalone=nothing).kind == "correction"
+    pending = [{"capability": "refund", "task": "can I get CH-2003 refunded?", "turn": 1}]
+    kept = resolve("nah, leave it", pending, turn=2, standalone=nothing, **support_reader(registry))
+    assert kept.capabilities == ["refund"]
+    offered = resolve(
+        "nah, leave it", topic, turn=2, standalone=nothing, offer=["refund"], **support_reader(registry)
+    )
+    assert offered.kind != "switch"
+
+
+def test_a_yes_after_a_request_that_was_not_answered_is_to_the_action_it_asked_about() -> None:
+    registry = Registry.from_file(Path(__file__).resolve().parent.parent / "registry.yaml")
+    question = "could customer 1007's last charge be refunded?"
+    for yes in ("please do", "sounds good, go for it", "ok do it"):
+        follow = resolve(yes, [], turn=2, standalone=nothing, unanswered=question, **support_reader(registry))
+        assert (follow.kind, follow.capabilities) == ("confirmation", ["refund"]), yes
+        assert follow.task == f"{yes} (follow-up to: {question})"
+    # Does not fire: a yes to a request that asked about no action, a hedged or questioning reply,
+    # and no unanswered request at all.
+    other = resolve(
+        "please do",
+        [],
+        turn=2,
+        standalone=nothing,
+        unanswered="whats the clock in lisbon",
+        **support_reader(registry),
+    )
+    assert (other.kind, other.capabilities) == ("new", [])
+    for hedged in ("yes if it's under $50", "what would that cost first?", "sure, but not yet"):
+        follow = resolve(
+            hedged, [], turn=2, standalone=nothing, unanswered=question, **support_reader(registry)
+        )
+        assert follow.kind != "confirmation", hedged
+    assert resolve("please do", [], turn=2, standalone=nothing, **support_reader(registry)).kind == "new"
+
+
+def test_a_yes_after_a_request_that_was_not_answered_never_refunds_on_the_yes_alone(make_graph: Any) -> None:
+    graph = make_graph(Registry.from_file(Path(__file__).resolve().parent.parent / "registry.yaml"))
+    first = turn(graph, "could customer 1007's last charge be refunded?", thread="unanswered")
+    second = turn(graph, "please do", thread="unanswered")
+    assert [s["capability"] for s in first["planning_plan"]] == ["clarify"]  # the scorer read nothing
+    follow = second["context_followup"]
+    assert (follow["kind"], follow["capabilities"]) == ("confirmation", ["refund"])
+    assert "refund" in [s["capability"] for s in second["planning_plan"]]
+    # Routed to the action it asked about, and asked about again, never done on the yes alone.
+    assert "Refunded $" not in answer(second) and "did not refund" in answer(second)
+
+
+def test_an_arithmetic_continuation_adds_more_and_goes_to_the_capability_that_reads_expressions() -> None:
+    calc = [{"capability": "calculator", "task": "what is 7 * 11", "turn": 1}]
+    for text, task in (
+        ("plus a further 23", "(7 * 11) + 23"),
+        ("now subtract another 30", "(7 * 11) - 30"),
+        ("and add 12 more?", "(7 * 11) + 12"),
+    ):
+        assert resolve(text, calc, turn=2, standalone=nothing).task == task, text
+    # The clock alone answered "time in Cairo and 1000 - 347": the continuation is the calculator's.
+    kinds = followups.slot_kinds(support_guides())
+    clock = [{"capability": "clock", "task": "time in Cairo and 1000 - 347", "turn": 1}]
+    follow = resolve(
+        "and minus another 53?", clock, turn=2, standalone=nothing, kinds=kinds, routable=list(kinds)
+    )
+    assert (follow.capabilities, follow.task) == (["calculator"], "(1000 - 347) - 53")
+    # Does not fire: a capability that reads expressions keeps its own continuation; "another" with
+    # anything more is not a continuation.
+    assert resolve(
+        "and minus another 53?", calc, turn=2, standalone=nothing, kinds=kinds, routable=list(kinds)
+    ).capabilities == ["calculator"]
+    assert followups.continuation("minus another 53 and the time in Oslo") is None
+
+
+def test_a_person_or_that_customer_binds_the_capability_that_reads_customers() -> None:
+    kinds = followups.slot_kinds(support_guides())
+    feeds = lambda a, b: (a, b) == ("account", "billing")  # noqa: E731
+    topic = [
+        {"capability": "sales", "task": "how much would enterprise cost for 20 seats", "turn": 1},
+        {"capability": "account", "task": "who is ben@okafor.dev", "turn": 1},
+    ]
+    for text in (
+        "is his trial over yet?",
+        "how many seats does that workspace have?",
+        "is she still active?",
+    ):
+        follow = resolve(text, topic, turn=2, standalone=nothing, kinds=kinds, feeds=feeds)
+        assert follow.capabilities == ["account"], text
+    # Does not fire: the words name the other topic need ("that plan", a seat count), or no clause
+    # names a customer.
+    plan = resolve(
+        "and for 30 seats?", topic, turn=2, standalone=lambda t: ["sales"], kinds=kinds, feeds=feeds
+    )
+    assert plan.capabilities == ["sales"]
+    no_id = [
+        {"capability": "sales", "task": "Team for 20 seats", "turn": 1},
+        {"capability": "incidents", "task": "is the API down", "turn": 1},
+    ]
+    assert resolve(
+        "is his trial over yet?", no_id, turn=2, standalone=nothing, kinds=kinds, feeds=feeds
+    ).capabilities != ["account"]
+
+
+def test_a_lookup_next_to_an_unrelated_need_stays_an_entry_of_its_own() -> None:
+    feeds = lambda a, b: (a, b) == ("account", "billing")  # noqa: E731
+    topic = [
+        {"capability": "clock", "task": "what time is it in London", "turn": 1},
+        {"capability": "account", "task": "who is tom@whitakerlegal.co.uk", "turn": 1},
+    ]
+    follow = resolve("and C-1005?", topic, turn=2, standalone=nothing, feeds=feeds)
+    assert (follow.capabilities, follow.task) == (["account"], "who is C-1005")
+    # Still folded where it only provided another's inputs.
+    billed = [
+        {"capability": "account", "task": "I'm priya@nimbuslabs.dev", "turn": 1},
+        {"capability": "billing", "task": "what have I been billed this month", "turn": 1},
+    ]
+    fed = resolve("and for C-1005?", billed, turn=2, standalone=nothing, feeds=feeds)
+    assert (fed.capabilities, fed.task) == (["billing"], "what have I been billed this month, I'm C-1005")
+
+
+def test_the_same_question_asked_in_full_is_its_own_task() -> None:
+    search = [{"capability": "knowledge_search", "task": "where do I change the card on file?", "turn": 1}]
+    follow = resolve(
+        "same question for single sign-on, where is that configured?",
+        search,
+        turn=2,
+        standalone=lambda t: ["knowledge_search"],
+    )
+    assert (follow.capabilities, follow.task) == (
+        ["knowledge_search"],
+        "single sign-on, where is that configured",
+    )
+    # Does not fire: "same question for X" alone carries the old clause.
+    short = resolve("same question for exports", search, turn=2, standalone=nothing)
+    assert short.task is not None and "card on file" in short.task

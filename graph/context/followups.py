@@ -58,32 +58,51 @@ from graph.intent import confirmation
 
 FollowUpKind = Literal["follow_up", "correction", "confirmation", "switch", "lookup", "new"]
 
+_REPLACE = (
+    r"(?:make|change|switch|set|bump|move|update|turn)\s+(?:it|that|this)(?:\s+(?:up|down|over|back))?(?:\s+(?:to|into))?"
+    r"|(?:switch|change|go|move)\s+(?:over\s+)?to"
+)
+"""A verb that puts a new value in the old one's place ("make it 120", "change that to 14", "bump it up
+to 110", "switch to C-1008"): a cue, like "and", for an elliptical turn."""
 _CUE = re.compile(
     r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool)\W+)?"
     r"(and|also|plus|or|then|what about|how about|what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|"
     r"question for|deal for|thing with)|same|ditto|"
-    r"likewise|again|repeat (?:that|it|this)|(?:both(?: of (?:them|those|these))?|(?:the|those) two)(?=[\s,]+(?:again|for|with|in|at|but)\b|\W*$))\b",
+    r"likewise|again|repeat (?:that|it|this)|(?:both(?: of (?:them|those|these))?|(?:the|those) two)(?=[\s,]+(?:again|for|with|in|at|but)\b|\W*$)"
+    r"|" + _REPLACE + r")\b",
     re.I,
 )
+_SLIP = r"whoops|oops|argh|ugh|d'?oh|err|erm|ah no|oh no"
+"""What a user says on seeing their own slip ("whoops, meant ...", "argh, should've said ...")."""
+_MEANT = r"(?:I )?meant|should(?:'ve| have) said|should (?:have )?been|(?:it )?should be"
+"""A correction said without "I" ("meant the Team plan", "should've said Team")."""
 _CORRECTION = re.compile(
-    r"^\W*(?:no|nope|sorry|oops|actually|wait|correction|hang on|hold on|my bad)\b|\bI (?:meant|mean)\b"
-    r"|\bmeant to (?:say|ask)\b|\binstead\b|\brather\b|\bwrong (?:one|id|customer|account|number|city|person)\b",
+    r"^\W*(?:no|nope|sorry|"
+    + _SLIP
+    + r"|actually|wait|correction|hang on|hold on|my bad)\b|\bI (?:meant|mean)\b"
+    r"|\bmeant to (?:say|ask)\b|^\W*(?:" + _MEANT + r")\b|\binstead\b|\brather\b"
+    r"|\bwrong (?:one|id|customer|account|number|city|person)\b",
     re.I,
 )
 _CORRECTION_WORDS = re.compile(
-    r"^\W*(?:(?:no|nope|sorry|oops|actually|wait|correction|hang on|hold on|my bad|I meant|I mean|"
-    r"meant to (?:say|ask)|rather|instead|not that|(?:that's |that was )?(?:the )?wrong "
+    r"^\W*(?:(?:no|nope|sorry|" + _SLIP + r"|actually|wait|correction|hang on|hold on|my bad|I meant|I mean|"
+    r"meant to (?:say|ask)|" + _MEANT + r"|rather|instead|not that|(?:that's |that was )?(?:the )?wrong "
     r"(?:one|id|customer|account|number|city|person))\W+)+",
     re.I,
 )
-_TRAILING_CORRECTION = re.compile(r"\W+(?:I mean|I meant|instead|rather)\W*$", re.I)
+_TRAILING_CORRECTION = re.compile(r"\W+(?:I mean|I meant|instead|rather|actually)\W*$", re.I)
 _ANAPHORA = re.compile(
     r"\b(it|its|that|this|those|these|they|them|their|there|the other(?: one)?|that one|this one|"
-    r"the last one|the same|same one)\b",
+    r"the last one|the same|same one|he|him|his|she|her|hers)\b",
     re.I,
 )
-_PERSONAL = re.compile(r"\b(they|them|their|theirs|he|him|his|she|her|hers)\b", re.I)
-"""Pronouns for a person or a customer (not "it": a thing)."""
+_PERSONAL = re.compile(
+    r"\b(they|them|their|theirs|he|him|his|she|her|hers)\b|\b(?:that|this|the same)\s+(?:customer|client|user|"
+    r"person|guy|company|workspace|org|organi[sz]ation|business|account holder)\b",
+    re.I,
+)
+"""Pronouns for a person or a customer (not "it": a thing), and a demonstrative with the kind of thing
+an identifier names ("that workspace", "this customer")."""
 _YES = re.compile(
     r"^\W*(yes|yeah|yep|yup|sure|ok(?:ay)?|alright|all right|go ahead|do it|please do|confirm(?:ed)?|approved?|"
     r"sounds good|let'?s do it)\b",
@@ -104,6 +123,12 @@ _SAME = re.compile(
     re.I,
 )
 """A cue that says the need is the same ("same for", "do the same for", "ditto", "likewise")."""
+_OWN_QUESTION = re.compile(
+    r"[,;:-]\s*(?:so\s+|and\s+)?(?:how|what|when|where|which|who|why|is|are|does|do|did|can|could|will|would)\b"
+    r"(?:\W+\w+){2,}",
+    re.I,
+)
+"""A question asked in full after the new words' subject ("..., how long do they keep trying?")."""
 _LOOKUP = re.compile(
     r"^\W*(?:(?:please|pls|plz|ok(?:ay)?|now|and|also|then|can you|could you|would you)\W+)*"
     r"(?:look\s*up|pull\s+up|bring\s+up|find|fetch|open|search(?:\s+for)?|show(?:\s+me)?|get\s+me)\b",
@@ -116,7 +141,7 @@ _LEAD = re.compile(
     r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool|and|also|plus|or|then|now|what about|how about|"
     r"what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|question for|deal for|thing with)|same|ditto|"
     r"likewise|again|repeat (?:that|it|this)|(?:both(?: of (?:them|those|these))?|(?:the|those) two)(?=[\s,]+(?:again|for|with|in|at|but)\b|\W*$)|"
-    r"for|in|at|on|with|the)\W+)+",
+    r"(?:" + _REPLACE + r")|for|in|at|on|with|the)\W+)+",
     re.I,
 )
 _ITEM = re.compile(
@@ -141,6 +166,8 @@ _WITHDRAW = re.compile(
 )
 """The user withdraws the last request; what follows (if anything) is a request of its own."""
 _NUM = r"(\d+(?:\.\d+)?)"
+_MORE = r"(?:(?:another|a further|an extra|an additional|further|extra)\s+)?"
+""""minus another 53", "plus a further 23": the operand is added to what the total already holds."""
 _CONT_LEAD = re.compile(r"^\W*(?:(?:ok(?:ay)?|so|and|then|now|also|next|what about|how about)\W+)*", re.I)
 _THAT = r"(?:(?:that|it|this|the result|the total|the answer)\s+)?"
 _CONTINUATIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
@@ -154,8 +181,8 @@ _CONTINUATIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             rf"^(?:minus|less|take off|subtract|-)\s+(?:an?\s+|the\s+)?(?:[a-z]+\s+){{0,2}}?(?:of\s+)?{_NUM}\s*(?:%|percent)",
             "* (1 - {0}/100)",
         ),
-        (rf"^(?:plus|\+|add)\s*{_NUM}", "+ {0}"),
-        (rf"^(?:minus|less|-|subtract|take away)\s*{_NUM}", "- {0}"),
+        (rf"^(?:plus|\+|add)\s*{_MORE}{_NUM}", "+ {0}"),
+        (rf"^(?:minus|less|-|subtract|take away)\s*{_MORE}{_NUM}", "- {0}"),
         (rf"^(?:times|\*|×|multiplied by|multiply\s+{_THAT}by)\s*{_NUM}", "* {0}"),
         (rf"^(?:divided by|/|÷|over|divide\s+{_THAT}by)\s*{_NUM}", "/ {0}"),
         (
@@ -168,7 +195,7 @@ _CONTINUATIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^half\s+(?:of\s+)?(?:that|it|the result)\b", "/ 2"),
     )
 )
-_CONT_REST = re.compile(r"^[\W_]*(?:(?:then|now|please|instead|again)[\W_]*)*$", re.I)
+_CONT_REST = re.compile(r"^[\W_]*(?:(?:then|now|please|instead|again|more|on top)[\W_]*)*$", re.I)
 _SYMBOLS = (
     (re.compile(rf"{_NUM}\s*(?:%|percent)\s+of\s+{_NUM}", re.I), r"(\1/100*\2)"),
     (re.compile(rf"(?:square root of|sqrt)\s*\(?\s*{_NUM}\s*\)?", re.I), r"sqrt(\1)"),
@@ -310,7 +337,7 @@ _ZONE = re.compile(
 )
 """An IANA zone as written ("Asia/Karachi"): one place, not a region and a city."""
 _COURTESY = frozenset(
-    ["pls", "plz", "please", "thx", "thanks", "rn", "now", "then", "instead", "too", "today"]
+    ["pls", "plz", "please", "thx", "thanks", "rn", "now", "then", "instead", "too", "today", "next"]
 )
 """Words around a bare slot that ask for nothing ("reykjavik pls", "customer c-1003 then")."""
 _KIND_NOUNS = frozenset(["customer", "client", "account", "user", "id", "number", "no", "#"])
@@ -595,6 +622,25 @@ def is_yes(text: str) -> bool:
     return len(content_words(rest)) <= 2
 
 
+_DECLINE_WORDS = frozenset(
+    re.findall(
+        r"\S+",
+        "no nah nope not now thanks thank you leave it that this hold off for skip pass don't dont do bother "
+        "then ok okay please later yet really i'm im good fine all right alright that's thats is need needed",
+    )
+)
+
+
+def declines(text: str) -> bool:
+    """A plain no ("nah, leave it", "not now, thanks", "hold off for now", "no, that's fine"): a no by
+    `graph.intent.confirmation` made of refusal words only (not "no, I meant Berlin", "no, the other
+    one": those correct)."""
+    if confirmation(text) is not False or slots(text):
+        return False
+    words = re.findall(r"[a-z']+", text.lower().replace("’", "'"))
+    return bool(words) and all(w in _DECLINE_WORDS for w in words)
+
+
 def continuation(text: str) -> str | None:
     """The operator and operand an arithmetic continuation adds ("and minus 7?" -> "- 7"; "plus
     tax of 8%" -> "* (1 + 8/100)"); None when the message is anything more than that."""
@@ -652,6 +698,7 @@ def resolve(
     asks_about: Callable[[str, str], bool] | None = None,
     how_to: str | None = None,
     kinds: Mapping[str, frozenset[str]] | None = None,
+    unanswered: str | None = None,
 ) -> FollowUp:
     """How the message `text` relates to the thread's `topic` (entries, most recent first).
 
@@ -670,12 +717,13 @@ def resolve(
     capability's action without asking for it ("is this charge refundable?": the router's
     side-effect intent says confirm). `how_to`: the capability that answers how-to questions
     (`how_to_owner`). `kinds`: the slot kinds each capability reads (`slot_kinds`); a new slot fits
-    only a clause of a capability that reads its kind.
+    only a clause of a capability that reads its kind. `unanswered`: the last request, when the last
+    turn ran nothing (it ended in a question back); a yes then answers that request, not the topic.
     """
     text = " ".join(text.split())
     entries = _heads_first(
         _fold_introductions(
-            [TopicEntry(str(e["capability"]), str(e["task"]), int(e.get("turn", 0))) for e in topic]
+            [TopicEntry(str(e["capability"]), str(e["task"]), int(e.get("turn", 0))) for e in topic], feeds
         ),
         feeds,
     )
@@ -692,6 +740,23 @@ def resolve(
     if is_yes(text) and (not asked or (offer and set(asked) <= set(offer))):
         if offer:
             return FollowUp("confirmation", list(offer), None, "a plain yes to the offer the last turn made")
+        if unanswered is not None:
+            # The last request ran nothing (it ended in a question back): a yes can only be to the
+            # action it asked about ("could the last charge be refunded?" -> "please do"), which the
+            # router asks about once more before anything is done; otherwise there is nothing to go on.
+            about = (
+                [n for n in routable if side_effects(n) and asks_about(unanswered, n)]
+                if asks_about is not None and side_effects is not None and _GO_AHEAD.search(text)
+                else []
+            )
+            if about:
+                return FollowUp(
+                    "confirmation",
+                    about,
+                    appended(text, unanswered),
+                    f"a yes to the action the last request asked about ({', '.join(about)}); it was not answered",
+                )
+            return FollowUp("new", [], None, "a yes to a request that was not understood")
         if entries and _GO_AHEAD.search(text):
             last = _last_turn(entries)
             clause = last[0].task
@@ -719,6 +784,14 @@ def resolve(
         return looked
     if not entries:
         return FollowUp("new")
+    if (
+        declines(text)
+        and not offer
+        and not any(side_effects is not None and side_effects(e.capability) for e in _last_turn(entries))
+    ):
+        # "nah, leave it" after an answer: nothing of the last request is asked for again. (After a
+        # pending action the no goes to that action, whose intent check refuses it.)
+        return FollowUp("switch", [], None, "a no: nothing of the last request to run again")
     if (withdrawn := _WITHDRAW.match(text)) is not None:
         rest = text[withdrawn.end() :].strip()
         return FollowUp(
@@ -753,9 +826,13 @@ def resolve(
     if (op := continuation(text)) is not None:
         for entry in entries:  # most recent first
             if (previous := expression_of(entry.task)) is not None:
+                # "time in Cairo and 1000 - 347" that the clock alone answered: the expression's
+                # continuation goes to the one capability whose guides hold expressions.
+                readers = [n for n in routable if "expr" in (kinds or {}).get(n, frozenset())]
+                reads = kinds is None or "expr" in kinds.get(entry.capability, frozenset(["expr"]))
                 return FollowUp(
                     "follow_up",
-                    [entry.capability],
+                    [entry.capability] if reads or len(readers) != 1 else readers,
                     f"{_grouped(previous)} {op}",
                     f"an arithmetic continuation of {entry.capability}: {entry.task!r}",
                 )
@@ -915,6 +992,15 @@ def resolve(
     bare = only_slots and bool(fitting) and all(s.kind in IDENTIFIERS for s in new_slots)
     if alone and not bare:
         pool = [e for e in pool if e.capability in alone] or pool
+    elif kinds and not new_slots and _PERSONAL.search(reading) and len(content_words(reading)) <= _ITEM_WORDS:
+        # "is his trial over yet?" after "who is ben@... and Enterprise for 20 seats": the person is
+        # the customer a clause named, so the need is one of a capability that reads customers.
+        pool = [
+            e
+            for e in pool
+            if kinds.get(e.capability, frozenset()) & IDENTIFIERS
+            and any(s.kind in IDENTIFIERS for s in slots(e.task))
+        ] or pool
     # The topic's own words first ("the API" is a service, whatever clause has a name), then how
     # well a slot fits, then the classifier's reading of the new words, then recency.
     best = max((own.get(e.capability, 0), fit[e]) for e in pool)
@@ -930,6 +1016,12 @@ def resolve(
     if alone and not (cue or correction or anaphora or bare):
         # A complete request to the same capability: its own words are the task.
         return FollowUp(kind, [entry.capability], None, f"a new request to {entry.capability}, the topic")
+    if _SAME.match(reading) and _OWN_QUESTION.search(new_words):
+        # "same question for webhooks, how long do they keep retrying?": the need is the topic's, and
+        # the question is asked in full; the old clause would only pull the answer back to its subject.
+        return FollowUp(
+            kind, [entry.capability], new_words, f"the same need as {entry.capability}, asked in full"
+        )
     read = (kinds or {}).get(entry.capability) if kinds else None
     rewritten = _rewrite(
         reading, new_words, [s for s in new_slots if _takes(read, s)], entry.task, anaphora=anaphora
@@ -1016,17 +1108,27 @@ def _is_introduction(clause: str) -> bool:
     )
 
 
-def _fold_introductions(entries: list[TopicEntry]) -> list[TopicEntry]:
+def _fold_introductions(
+    entries: list[TopicEntry], feeds: Callable[[str, str], bool] | None = None
+) -> list[TopicEntry]:
     """An entry whose clause only says who the user is, next to others of its turn, named no need
-    of its own: its identifier belongs to the others' clauses, and it goes."""
+    of its own: its identifier belongs to the others' clauses, and it goes. With `feeds`, only when
+    its capability provided another's inputs there ("what was I billed? I'm priya@..."); a lookup
+    next to an unrelated need ("who is ben@okafor.dev and the time in Lima") stays an entry."""
+
+    def folds(e: TopicEntry) -> bool:
+        if not _is_introduction(e.task):
+            return False
+        others = [o for o in entries if o.turn == e.turn and o.capability != e.capability]
+        return bool(others) and (feeds is None or any(feeds(e.capability, o.capability) for o in others))
+
     out: list[TopicEntry] = []
     for e in entries:
+        if folds(e):
+            continue
         others = [o for o in entries if o.turn == e.turn and o.capability != e.capability]
-        if not others:
-            out.append(e)
-        elif not _is_introduction(e.task):
-            intros = [o.task for o in others if _is_introduction(o.task) and o.task not in e.task]
-            out.append(TopicEntry(e.capability, ", ".join([e.task, *intros]), e.turn))
+        intros = [o.task for o in others if folds(o) and o.task not in e.task]
+        out.append(TopicEntry(e.capability, ", ".join([e.task, *intros]), e.turn) if intros else e)
     return out
 
 
@@ -1225,6 +1327,7 @@ __all__ = [
     "appended",
     "content_words",
     "continuation",
+    "declines",
     "expression_of",
     "fit_quality",
     "fragment",
