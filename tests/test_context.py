@@ -1074,3 +1074,43 @@ def test_the_same_question_asked_in_full_is_its_own_task() -> None:
     # Does not fire: "same question for X" alone carries the old clause.
     short = resolve("same question for exports", search, turn=2, standalone=nothing)
     assert short.task is not None and "card on file" in short.task
+
+
+def test_a_follow_up_to_a_request_that_was_not_understood_is_read_together_with_it() -> None:
+    asked: list[str] = []
+
+    def reader(text: str) -> list[str]:
+        asked.append(text)
+        return ["refund"] if text.startswith("refund") else []
+
+    known = followups.vocabulary(support_guides())
+    question = "whats the clock saying in lisbon right now"
+    for text in (
+        "vancouver?",
+        "and the dashboard?",
+        "is it still going on?",
+        "which of those got charged twice?",
+    ):
+        follow = resolve(text, [], turn=2, standalone=reader, unanswered=question, known=known)
+        assert (follow.kind, follow.capabilities, follow.task) == (
+            "follow_up",
+            [],
+            f"{text} (follow-up to: {question})",
+        ), text
+    # Does not fire: words that name a need alone ("refund it"), a request of its own, words no guide
+    # knows, a yes or a no, a slot an earlier topic clause takes, and no unanswered request.
+    assert resolve("refund it", [], turn=2, standalone=reader, unanswered=question, known=known).task is None
+    assert resolve(
+        "what plans do you sell for big teams", [], turn=2, standalone=reader, unanswered=question
+    ).kind == ("new")
+    assert (
+        resolve("and the weather?", [], turn=2, standalone=reader, unanswered=question, known=known).kind
+        == "new"
+    )
+    assert (
+        resolve("nah, leave it", [], turn=2, standalone=reader, unanswered=question, known=known).task is None
+    )
+    paris = [{"capability": "clock", "task": "what time is it in Paris", "turn": 1}]
+    older = resolve("and Berlin?", paris, turn=3, standalone=reader, unanswered="blah blah", known=known)
+    assert (older.capabilities, older.task) == (["clock"], "what time is it in Berlin")
+    assert resolve("vancouver?", [], turn=2, standalone=reader, known=known).kind == "new"

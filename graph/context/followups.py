@@ -300,6 +300,7 @@ STOPWORDS = frozenset(
         "give",
         "find",
         "get",
+        "got",
         "check",
         "is",
         "it's",
@@ -782,6 +783,8 @@ def resolve(
             )
     if (looked := _lookup(text, standalone)) is not None:
         return looked
+    if unanswered is not None and (joined := _with_unanswered(text, unanswered, entries, standalone, known)):
+        return joined
     if not entries:
         return FollowUp("new")
     if (
@@ -1083,6 +1086,46 @@ def _names_an_item(text: str, entries: Sequence[TopicEntry]) -> bool:
         ):
             return True
     return False
+
+
+def _with_unanswered(
+    text: str,
+    unanswered: str,
+    entries: Sequence[TopicEntry],
+    standalone: Callable[[str], Sequence[str]],
+    known: frozenset[str],
+) -> FollowUp | None:
+    """A follow-up to a request that was not understood ("vancouver?" after "whats the clock saying in
+    lisbon right now", which ended in a question back): the two are read together, by the classifier,
+    as one request. Only for a turn that reads as a follow-up (a cue on an elliptical turn, anaphora,
+    a correction, a bare slot), whose words alone name nothing and no guide lacks, and whose slot no
+    earlier topic clause takes; a yes, a no or a withdrawal are answered elsewhere."""
+    if is_yes(text) or declines(text) or _WITHDRAW.match(text):
+        return None
+    new_words = fragment(text)
+    new_slots = slots(new_words) or _bare_place(new_words)
+    size = len([w for w in content_words(new_words) if w.strip(",.?!") not in _FILLERS])
+    candidate = (
+        bool(_CORRECTION.search(text) or _ANAPHORA.search(text) or _ITEM.search(text))
+        or (bool(_CUE.search(text)) and size <= 2)
+        or (bool(new_slots) and size <= 2)
+    )
+    if not candidate or any(fit_quality(e.task, s, text) for e in entries for s in new_slots):
+        return None
+    if known and any(
+        stem(w) not in known and w not in unanswered.lower()
+        for w in _words_besides_slots(new_words, new_slots)
+        if w.strip(",.?!") not in _FILLERS
+    ):
+        return None
+    if [n for n in standalone(text) if n]:
+        return None
+    return FollowUp(
+        "follow_up",
+        [],
+        appended(text, unanswered),
+        f"read together with the last request, which was not understood: {unanswered!r}",
+    )
 
 
 def _heads_first(entries: list[TopicEntry], feeds: Callable[[str, str], bool] | None) -> list[TopicEntry]:
