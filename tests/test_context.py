@@ -17,7 +17,7 @@ from graph.context import followups, profiles
 from graph.context.followups import resolve, slots, substitute
 from graph.errors import ConfigError
 from graph.redact import Redactor
-from nodes.task_extraction import asks_action, has_side_effects
+from nodes.task_extraction import asks_action, feeds, has_side_effects
 from tests.conftest import answer
 
 MULTI = [
@@ -1114,3 +1114,45 @@ def test_a_follow_up_to_a_request_that_was_not_understood_is_read_together_with_
     older = resolve("and Berlin?", paris, turn=3, standalone=reader, unanswered="blah blah", known=known)
     assert (older.capabilities, older.task) == (["clock"], "what time is it in Berlin")
     assert resolve("vancouver?", [], turn=2, standalone=reader, known=known).kind == "new"
+
+
+def test_a_percentage_replaces_the_percentage_and_a_stated_exponent_the_exponent() -> None:
+    percent = [{"capability": "calculator", "task": "18% of 250", "turn": 1}]
+    assert resolve("and 22%?", percent, turn=2, standalone=nothing).task == "22% of 250"
+    # Does not fire: a bare number still replaces the last operand.
+    assert resolve("and of 300?", percent, turn=2, standalone=nothing).task == "18% of 300"
+    power = [{"capability": "calculator", "task": "what's 3 to the power of 5", "turn": 1}]
+    assert resolve("and to the power of 6?", power, turn=2, standalone=nothing).task == "3 ** 6"
+    # Does not fire: the result raised again, in words that point at it or that state no exponent.
+    assert (
+        resolve("then raise that to the power of 2", power, turn=2, standalone=nothing).task
+        == "(3 ** 5) ** 2"
+    )
+    assert resolve("squared?", power, turn=2, standalone=nothing).task == "(3 ** 5) ** 2"
+
+
+def test_a_person_asked_about_in_the_words_of_a_capability_the_topic_feeds_goes_there() -> None:
+    registry = Registry.from_file(Path(__file__).resolve().parent.parent / "registry.yaml")
+    guides = support_guides()
+    kw: dict[str, Any] = {
+        "standalone": nothing,
+        "lexicon": followups.guide_lexicon(guides),
+        "feeds": lambda a, b: feeds(registry, a, b),
+        **support_reader(registry),
+    }
+    account = [{"capability": "account", "task": "look up C-1001", "turn": 1}]
+    for text in ("what about their charges?", "and his invoices?", "what does she pay each month?"):
+        follow = resolve(text, account, turn=2, **kw)
+        assert (follow.capabilities, follow.task) == (
+            ["billing"],
+            f"{text} (follow-up to: look up C-1001)",
+        ), text
+    # Does not fire: the topic's own words ("their subscription"), no person, a slot of its own, no
+    # customer in the topic, and never a capability with side effects ("their money back").
+    assert resolve("is their subscription active?", account, turn=2, **kw).capabilities == ["account"]
+    assert resolve("and their charges for C-1005?", account, turn=2, **kw).task != (
+        "and their charges for C-1005? (follow-up to: look up C-1001)"
+    )
+    plans = [{"capability": "sales", "task": "what plans do you have", "turn": 1}]
+    assert resolve("what about their charges?", plans, turn=2, **kw).capabilities != ["billing"]
+    assert "refund" not in resolve("can they get their money back?", account, turn=2, **kw).capabilities

@@ -325,6 +325,8 @@ _AMOUNT = re.compile(r"[$€£]\s?\d[\d,]*(?:\.\d+)?|\b\d[\d,]*(?:\.\d+)?\s?(?:d
 _OPS = r"(?:[-+*/x×^%]|\*\*|times|plus|minus|divided by|multiplied by|to the power of|% of|percent of)"
 _EXPR = re.compile(rf"(?:sqrt\s*\(?\s*)?\d+(?:\.\d+)?\s*(?:{_OPS}\s*\(?\s*\d+(?:\.\d+)?\s*\)?\s*)+", re.I)
 _NUMBER = re.compile(r"(?<![\w.-])\d+(?:\.\d+)?(?!\w|-\d|\.\d)")
+_PERCENT = re.compile(r"\s*(?:%|percent\b)", re.I)
+"""A number's unit when it is a percentage: "22%" replaces the "18%" of "18% of 250", not the 250."""
 """A number, also one joined to its unit ("a 10-seat plan"), never the digits of an id or a date."""
 _LABELLED_ID = re.compile(
     r"\b(?:customer|client|account|charge|payment|invoice|ticket|order|case)\s+(?:id\s+|number\s+|no\.?\s*|#\s*)?(\d{3,})\b",
@@ -472,6 +474,8 @@ def slots(text: str) -> list[Slot]:
             if kind == "ident" and not re.search(r"\d", value):
                 continue
             subtype = "email" if kind == "email" else (m.group(1).upper() if kind == "ident" else "")
+            if kind == "number" and _PERCENT.match(text, end):
+                subtype = "%"
             if pattern is _LABELLED_ID:
                 subtype = ANY_ID
             shape: SlotKind = "place" if kind == "name" and value.lower() in places() else kind
@@ -520,13 +524,21 @@ def _target(clause: str, new: Slot) -> tuple[Slot, int] | None:
     if new.kind == "number":
         # "and of 3150?" after "17% of 2400": a number in place of an operand of the expression.
         operands = [
-            Slot("number", m.group(0), e.start + m.start(), e.start + m.end())
+            Slot(
+                "number",
+                m.group(0),
+                e.start + m.start(),
+                e.start + m.end(),
+                "%" if _PERCENT.match(e.text, m.end()) else "",
+            )
             for e in old
             if e.kind == "expr"
             for m in _NUMBER.finditer(e.text)
         ]
         if operands:
-            return operands[-1], 2
+            # A percentage in place of the percentage ("and 22%?" after "18% of 250"), else the last.
+            same = [o for o in operands if o.subtype == new.subtype]
+            return (same or operands)[-1], 2
     return None
 
 
@@ -829,6 +841,17 @@ def resolve(
     if (op := continuation(text)) is not None:
         for entry in entries:  # most recent first
             if (previous := expression_of(entry.task)) is not None:
+                power = re.fullmatch(r"\(?\s*(\d+(?:\.\d+)?)\s*\*\*\s*\d+(?:\.\d+)?\s*\)?", previous)
+                if not (
+                    op.startswith("** ")
+                    and re.search(r"power|\^|\*\*", text, re.I)
+                    and not re.search(r"\b(?:that|it|this|result)\b", text, re.I)
+                ):
+                    power = None
+                if power:
+                    # "and to the power of 6?" after "3 to the power of 5": another exponent, not a
+                    # power of the power ("raise that to the power of 2", "squared?" still continue).
+                    previous = power.group(1)
                 # "time in Cairo and 1000 - 347" that the clock alone answered: the expression's
                 # continuation goes to the one capability whose guides hold expressions.
                 readers = [n for n in routable if "expr" in (kinds or {}).get(n, frozenset())]
@@ -836,7 +859,7 @@ def resolve(
                 return FollowUp(
                     "follow_up",
                     [entry.capability] if reads or len(readers) != 1 else readers,
-                    f"{_grouped(previous)} {op}",
+                    f"{previous if power else _grouped(previous)} {op}",
                     f"an arithmetic continuation of {entry.capability}: {entry.task!r}",
                 )
     cue = bool(_CUE.search(text))
@@ -900,6 +923,20 @@ def resolve(
     names = {e.capability for e in entries}
     foreign = [n for n in alone if n not in names]
     only_slots = bool(new_slots) and not _words_besides_slots(new_words, new_slots)
+    if (
+        fed_to := _fed_by_person(
+            reading, new_words, new_slots, entries, own, routable, feeds, side_effects, lexicon
+        )
+    ) and (not correction):
+        # "what about their charges?" after "look up C-1001": the person is the customer the topic
+        # named, and the words are those of a capability the topic's capability feeds (billing).
+        clause = next(e.task for e in entries if any(s.kind in IDENTIFIERS for s in slots(e.task)))
+        return FollowUp(
+            "follow_up",
+            [fed_to],
+            appended(reading, clause),
+            f"asks {fed_to} (in its own words) about the customer of {clause!r}",
+        )
     if foreign and elliptical and not unknown and _SAME.match(reading):
         # "do the same for email notifications", "same question for exports": the user says it is the
         # same need; the classifier's reading of the new words ("email" as help-center words) does
@@ -1086,6 +1123,43 @@ def _names_an_item(text: str, entries: Sequence[TopicEntry]) -> bool:
         ):
             return True
     return False
+
+
+def _fed_by_person(
+    reading: str,
+    new_words: str,
+    new_slots: Sequence[Slot],
+    entries: Sequence[TopicEntry],
+    own: Mapping[str, int],
+    routable: Sequence[str],
+    feeds: Callable[[str, str], bool] | None,
+    side_effects: Callable[[str], bool] | None,
+    lexicon: Mapping[str, frozenset[str]] | None,
+) -> str | None:
+    """The one capability without side effects that a topic capability feeds (billing, fed the
+    customer by account) whose own words a short turn about a person uses more than any topic
+    capability's ("and their charges?"); None when the turn names no person, has a slot of its own,
+    or no topic clause names a customer."""
+    if (
+        feeds is None
+        or side_effects is None
+        or not lexicon
+        or new_slots
+        or not _PERSONAL.search(reading)
+        or len(content_words(reading)) > _ITEM_WORDS
+        or not any(s.kind in IDENTIFIERS for e in entries for s in slots(e.task))
+    ):
+        return None
+    names = {e.capability for e in entries}
+    fed = [
+        n
+        for n in routable
+        if n not in names and not side_effects(n) and any(feeds(e.capability, n) for e in entries)
+    ]
+    theirs = _own_words(new_words, new_slots, fed, lexicon)
+    most = max(theirs.values(), default=0)
+    winners = [n for n, k in theirs.items() if k == most]
+    return winners[0] if most > max((own.get(n, 0) for n in names), default=0) and len(winners) == 1 else None
 
 
 def _with_unanswered(
