@@ -18,7 +18,15 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from graph.config.registry import Registry
-from graph.context.followups import FollowUp, guide_lexicon, how_to_owner, resolve, slot_kinds, vocabulary
+from graph.context.followups import (
+    FollowUp,
+    guide_lexicon,
+    guide_names,
+    how_to_owner,
+    resolve,
+    slot_kinds,
+    vocabulary,
+)
 from graph.errors import CriticalError
 from graph.intent import side_effect_intent
 from graph.models import add_notes
@@ -218,6 +226,7 @@ def read_follow_up(state: AgentState, call: NodeCall, text: str) -> FollowUp:
         how_to=how_to_owner(texts),
         kinds=slot_kinds(texts),
         unanswered=unanswered_request(state, topic, turn),
+        known_names=guide_names(texts),
     )
 
 

@@ -1156,3 +1156,19 @@ def test_a_person_asked_about_in_the_words_of_a_capability_the_topic_feeds_goes_
     plans = [{"capability": "sales", "task": "what plans do you have", "turn": 1}]
     assert resolve("what about their charges?", plans, turn=2, **kw).capabilities != ["billing"]
     assert "refund" not in resolve("can they get their money back?", account, turn=2, **kw).capabilities
+
+
+def test_a_name_the_guides_know_replaces_another_typed_in_lower_case() -> None:
+    names = followups.guide_names(support_guides())
+    assert {"team", "enterprise", "starter"} <= names["sales"]
+    quote = sales_topic("enterprise for 60 seats")
+    follow = resolve("same but team", quote, turn=2, standalone=nothing, known_names=names)
+    assert (follow.capabilities, follow.task) == (["sales"], "team for 60 seats")
+    # Does not fire: without the names the words are appended; a word that is no name of the topic's
+    # capability ("tokyo" is the clock's) is not put in a sales clause.
+    assert resolve("same but team", quote, turn=2, standalone=nothing).task == (
+        "same but team (follow-up to: enterprise for 60 seats)"
+    )
+    assert "tokyo for 60" not in (
+        resolve("same but tokyo", quote, turn=2, standalone=nothing, known_names=names).task or ""
+    )

@@ -604,15 +604,37 @@ def substitute(clause: str, new: Slot) -> str | None:
     return clause[: target.start] + text + clause[target.end :]
 
 
-def _words_substitute(clause: str, words: str) -> str | None:
-    """Lower-case new words ("new york") in place of the clause's last capitalised name."""
+def _words_substitute(clause: str, words: str, known_names: frozenset[str] = frozenset()) -> str | None:
+    """Lower-case new words ("new york") in place of the clause's last capitalised name; a name the
+    guides know ("team": they write "Team") in place of another the clause typed in lower case
+    ("same but team" after "enterprise for 60 seats")."""
     found = slots(clause)
     names = [s for s in found if s.kind == "place"] if words.lower() in places() else []
     names = names or [s for s in found if s.kind in ("name", "place")]
+    if not names and " ".join(words.lower().split()) in known_names:
+        names = [
+            Slot("name", m.group(0), m.start(), m.end())
+            for m in re.finditer(r"[a-z][\w'’-]*", clause)
+            if m.group(0) in known_names and m.group(0) != words.lower()
+        ]
     if not names:
         return None
     target = names[-1]
     return clause[: target.start] + words + clause[target.end :]
+
+
+def guide_names(guides: Mapping[str, Sequence[str]]) -> dict[str, frozenset[str]]:
+    """Per capability, the names its guides write with a capital inside a sentence ("Team",
+    "Enterprise" for sales), in lower case: a user who types them in lower case still names them."""
+    return {
+        name: frozenset(
+            m.group(0).lower()
+            for text in texts
+            for m in re.finditer(r"(?<=[\w,;:] )[A-Z][a-z][\w'’-]*", text)
+            if m.group(0).lower() not in STOPWORDS
+        )
+        for name, texts in guides.items()
+    }
 
 
 def appended(text: str, clause: str) -> str:
@@ -712,6 +734,7 @@ def resolve(
     how_to: str | None = None,
     kinds: Mapping[str, frozenset[str]] | None = None,
     unanswered: str | None = None,
+    known_names: Mapping[str, frozenset[str]] | None = None,
 ) -> FollowUp:
     """How the message `text` relates to the thread's `topic` (entries, most recent first).
 
@@ -732,6 +755,7 @@ def resolve(
     (`how_to_owner`). `kinds`: the slot kinds each capability reads (`slot_kinds`); a new slot fits
     only a clause of a capability that reads its kind. `unanswered`: the last request, when the last
     turn ran nothing (it ended in a question back); a yes then answers that request, not the topic.
+    `known_names`: per capability, the names its guides write capitalised (`guide_names`), in lower case.
     """
     text = " ".join(text.split())
     entries = _heads_first(
@@ -1064,7 +1088,12 @@ def resolve(
         )
     read = (kinds or {}).get(entry.capability) if kinds else None
     rewritten = _rewrite(
-        reading, new_words, [s for s in new_slots if _takes(read, s)], entry.task, anaphora=anaphora
+        reading,
+        new_words,
+        [s for s in new_slots if _takes(read, s)],
+        entry.task,
+        anaphora=anaphora,
+        known_names=(known_names or {}).get(entry.capability, frozenset()),
     )
     why = "a correction of" if correction else "a follow-up to"
     return FollowUp(kind, [entry.capability], rewritten, f"{why} {entry.capability}: {entry.task!r}")
@@ -1399,7 +1428,15 @@ def _slot_fits_clause(new: Slot, clause: str) -> bool:
     return substitute(clause, new) is not None
 
 
-def _rewrite(text: str, new_words: str, new_slots: Sequence[Slot], clause: str, *, anaphora: bool) -> str:
+def _rewrite(
+    text: str,
+    new_words: str,
+    new_slots: Sequence[Slot],
+    clause: str,
+    *,
+    anaphora: bool,
+    known_names: frozenset[str] = frozenset(),
+) -> str:
     for slot in new_slots:
         if (done := substitute(clause, slot)) is not None:
             return done
@@ -1408,7 +1445,7 @@ def _rewrite(text: str, new_words: str, new_slots: Sequence[Slot], clause: str, 
         not anaphora
         and not new_slots
         and 0 < len(words) <= 3
-        and (done := _words_substitute(clause, new_words))
+        and (done := _words_substitute(clause, new_words, known_names))
     ):
         return done
     return appended(text, clause)
@@ -1449,6 +1486,7 @@ __all__ = [
     "fit_quality",
     "fragment",
     "guide_lexicon",
+    "guide_names",
     "how_to_owner",
     "is_yes",
     "places",
