@@ -829,7 +829,13 @@ def test_hang_on_wrong_one_is_a_correction() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["yeah ok", "sure thing, please proceed", "yep, sounds good", "absolutely, please proceed with that"],
+    [
+        "yeah ok",
+        "sure thing, please proceed",
+        "yep, sounds good",
+        "absolutely, please proceed with that",
+        "yes, that's right, go ahead",
+    ],
 )
 def test_a_yes_in_other_words_accepts_the_offer(text: str) -> None:
     topic = [{"capability": "refund", "task": "could I have the extra seats charge refunded?", "turn": 1}]
@@ -923,6 +929,11 @@ def test_a_correction_said_without_i_replaces_the_slot() -> None:
     account = [{"capability": "account", "task": "look up mei@lanternhq.com", "turn": 1}]
     it_is = resolve("oops, it's c-1007 actually", account, turn=2, standalone=lambda t: ["account"])
     assert (it_is.kind, it_is.task) == ("correction", "look up c-1007")
+    # A sound before the correction words is part of them.
+    oh = resolve(
+        "oh sorry, 200 seats", sales_topic("what's the Team price for 20 seats"), turn=2, standalone=nothing
+    )
+    assert (oh.kind, oh.task) == ("correction", "what's the Team price for 200 seats")
     # Does not fire: "should be" or "actually" inside a question of its own.
     assert resolve(
         "what should be my plan for 40 people?", clock, turn=2, standalone=lambda t: ["sales"]

@@ -76,8 +76,12 @@ _SLIP = r"whoops|oops|argh|ugh|d'?oh|err|erm|ah no|oh no"
 """What a user says on seeing their own slip ("whoops, meant ...", "argh, should've said ...")."""
 _MEANT = r"(?:I )?meant|should(?:'ve| have) said|should (?:have )?been|(?:it )?should be"
 """A correction said without "I" ("meant the Team plan", "should've said Team")."""
+_INTERJECTION = r"(?:(?:oh|ah|uh|um|er|hmm)\W+)?"
+"""A sound before a correction ("oh sorry, 200 seats")."""
 _CORRECTION = re.compile(
-    r"^\W*(?:no|nope|sorry|"
+    r"^\W*"
+    + _INTERJECTION
+    + r"(?:no|nope|sorry|"
     + _SLIP
     + r"|actually|wait|correction|hang on|hold on|my bad)\b|\bI (?:meant|mean)\b"
     r"|\bmeant to (?:say|ask)\b|^\W*(?:" + _MEANT + r")\b|\binstead\b|\brather\b"
@@ -85,7 +89,11 @@ _CORRECTION = re.compile(
     re.I,
 )
 _CORRECTION_WORDS = re.compile(
-    r"^\W*(?:(?:no|nope|sorry|" + _SLIP + r"|actually|wait|correction|hang on|hold on|my bad|I meant|I mean|"
+    r"^\W*"
+    + _INTERJECTION
+    + r"(?:(?:no|nope|sorry|"
+    + _SLIP
+    + r"|actually|wait|correction|hang on|hold on|my bad|I meant|I mean|"
     r"meant to (?:say|ask)|" + _MEANT + r"|rather|instead|not that|(?:that's |that was )?(?:the )?wrong "
     r"(?:one|id|customer|account|number|city|person))\W+)+",
     re.I,
