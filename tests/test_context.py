@@ -1007,6 +1007,8 @@ def test_an_arithmetic_continuation_adds_more_and_goes_to_the_capability_that_re
         ("plus a further 23", "(7 * 11) + 23"),
         ("now subtract another 30", "(7 * 11) - 30"),
         ("and add 12 more?", "(7 * 11) + 12"),
+        ("now / 8", "(7 * 11) / 8"),  # the words before an operator symbol never take the symbol
+        ("then * 3", "(7 * 11) * 3"),
     ):
         assert resolve(text, calc, turn=2, standalone=nothing).task == task, text
     # The clock alone answered "time in Cairo and 1000 - 347": the continuation is the calculator's.

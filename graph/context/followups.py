@@ -176,7 +176,11 @@ _WITHDRAW = re.compile(
 _NUM = r"(\d+(?:\.\d+)?)"
 _MORE = r"(?:(?:another|a further|an extra|an additional|further|extra)\s+)?"
 """"minus another 53", "plus a further 23": the operand is added to what the total already holds."""
-_CONT_LEAD = re.compile(r"^\W*(?:(?:ok(?:ay)?|so|and|then|now|also|next|what about|how about)\W+)*", re.I)
+_CONT_LEAD = re.compile(
+    r"^[\s,.;:!?]*(?:(?:ok(?:ay)?|so|and|then|now|also|next|what about|how about)(?:[\s,.;:!?]+|(?=[-+*/x×^]))*)*",
+    re.I,
+)
+"""The words before an operator ("and", "now"): never the operator itself ("now / 8", "then * 3")."""
 _THAT = r"(?:(?:that|it|this|the result|the total|the answer)\s+)?"
 _CONTINUATIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(p, re.I), template)
