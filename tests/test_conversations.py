@@ -19,7 +19,7 @@ clean, 0.891 and 0.957 in later sessions; no longer clean either). Round 2 of se
 d52-d66 (15 follow-up turns in heldout3's miss classes, other words): dev 0.973 over 112 turns; 0.938 after the scorer changes were merged (7 misses).
 Session 13 (follow-ups round 3, heldout4's classes) added d67-d84 (18 turns): dev 0.954 over 130
 turns (6 misses, 5 of them first turns the scorer misses and the follow-up inherits). Session 14
-(round 5, heldout5's classes) added d94-d135 (42 turns): dev 0.967 over 181 turns."""
+(round 5, heldout5's classes) added d94-d165 (75 turns): dev 0.953 over 214 turns."""
 HELDOUT3 = DEFAULT_DATA.with_name("conversations_heldout3.jsonl")
 HELDOUT3_FLOOR = 0.95
 HELDOUT4 = DEFAULT_DATA.with_name("conversations_heldout4.jsonl")
