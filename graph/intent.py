@@ -345,6 +345,7 @@ _REPLY_FILLERS = frozenset(
         "that",
         "it",
         "this",
+        "that's",
         "then",
         "now",
         "so",
@@ -377,7 +378,8 @@ _REPLY_FILLERS = frozenset(
         "kindly",
     ]
 )
-"""Words a yes may carry and still be only a yes ("sure thing, please proceed with that")."""
+"""Words a yes may carry and still be only a yes ("sure thing, please proceed with that", "yes, that's
+right, go ahead")."""
 
 
 def confirmation(text: str) -> bool | None:

@@ -18,7 +18,15 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from graph.config.registry import Registry
-from graph.context.followups import FollowUp, guide_lexicon, how_to_owner, resolve, slot_kinds, vocabulary
+from graph.context.followups import (
+    FollowUp,
+    guide_lexicon,
+    guide_names,
+    how_to_owner,
+    resolve,
+    slot_kinds,
+    vocabulary,
+)
 from graph.errors import CriticalError
 from graph.intent import side_effect_intent
 from graph.models import add_notes
@@ -199,9 +207,10 @@ def read_follow_up(state: AgentState, call: NodeCall, text: str) -> FollowUp:
     offer = state.get("approval_offer")
     offered = offer["capabilities"] if offer and offer.get("turn") == turn - 1 else []
     texts = guide_texts(call.deps.registry)  # a few hundred short texts: cheap to read each time
+    topic = state.get("context_topic") or []
     return resolve(
         text,
-        state.get("context_topic") or [],
+        topic,
         turn=turn,
         standalone=lambda t: standalone_selection(call, t),
         affinity=lambda t, names: affinity(call, t, names),
@@ -216,7 +225,18 @@ def read_follow_up(state: AgentState, call: NodeCall, text: str) -> FollowUp:
         asks_about=lambda t, name: asks_about_action(call.deps.registry, t, name),
         how_to=how_to_owner(texts),
         kinds=slot_kinds(texts),
+        unanswered=unanswered_request(state, topic, turn),
+        known_names=guide_names(texts),
     )
+
+
+def unanswered_request(state: AgentState, topic: Sequence[dict], turn: int) -> str | None:
+    """The previous request, when the previous turn ran nothing the topic kept (it ended in a
+    question back: the request was not understood); None otherwise."""
+    if turn < 2 or any(int(e.get("turn", 0)) == turn - 1 for e in topic):
+        return None
+    humans = [m for m in state.get("messages", []) if isinstance(m, HumanMessage)]
+    return clean_request(message_text(humans[-2])) if len(humans) >= 2 else None
 
 
 async def task_extraction(state: AgentState, call: NodeCall) -> Update:

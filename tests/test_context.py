@@ -17,7 +17,7 @@ from graph.context import followups, profiles
 from graph.context.followups import resolve, slots, substitute
 from graph.errors import ConfigError
 from graph.redact import Redactor
-from nodes.task_extraction import asks_action, has_side_effects
+from nodes.task_extraction import asks_action, feeds, has_side_effects
 from tests.conftest import answer
 
 MULTI = [
@@ -829,7 +829,13 @@ def test_hang_on_wrong_one_is_a_correction() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["yeah ok", "sure thing, please proceed", "yep, sounds good", "absolutely, please proceed with that"],
+    [
+        "yeah ok",
+        "sure thing, please proceed",
+        "yep, sounds good",
+        "absolutely, please proceed with that",
+        "yes, that's right, go ahead",
+    ],
 )
 def test_a_yes_in_other_words_accepts_the_offer(text: str) -> None:
     topic = [{"capability": "refund", "task": "could I have the extra seats charge refunded?", "turn": 1}]
@@ -880,3 +886,302 @@ def test_a_shorthand_courtesy_tail_is_not_part_of_a_first_turns_task() -> None:
     assert offline_task("what's the time over in Manila right now", None).task.endswith("right now")
     assert offline_task("pls", None).task == "pls"
     assert offline_task("great, thanks!", None).task == "great, thanks!"
+
+
+# --- round 5 (issue 22, session 14): heldout5's classes, in other words -----------------------------
+
+
+def sales_topic(task: str) -> list[dict[str, Any]]:
+    return [{"capability": "sales", "task": task, "turn": 1}]
+
+
+def test_a_verb_that_puts_a_new_value_in_place_is_a_cue() -> None:
+    quote = sales_topic("quote Team for 8 seats")
+    for text, task in (
+        ("change it to 14", "quote Team for 14 seats"),
+        ("make it 120", "quote Team for 120 seats"),
+        ("bump it up to 30", "quote Team for 30 seats"),
+        ("switch that to Enterprise", "quote Enterprise for 8 seats"),
+    ):
+        # The classifier reads "make it 120" as arithmetic: a bare slot that fits stays with the topic.
+        follow = resolve(text, quote, turn=2, standalone=lambda t: ["calculator"])
+        assert (follow.kind, follow.capabilities, follow.task) == ("follow_up", ["sales"], task), text
+    account = [{"capability": "account", "task": "who's customer C-1002?", "turn": 1}]
+    assert resolve("switch to C-1008", account, turn=2, standalone=nothing).task == "who's customer C-1008?"
+    # Does not fire: a request of its own that changes something ("change the card on file").
+    card = resolve(
+        "how do I change the card on file to a new one?",
+        quote,
+        turn=2,
+        standalone=lambda t: ["knowledge_search"],
+    )
+    assert card.kind in ("new", "switch")
+
+
+def test_a_correction_said_without_i_replaces_the_slot() -> None:
+    clock = [{"capability": "clock", "task": "current time in Dublin?", "turn": 1}]
+    oops = resolve("oops, meant Dubai", clock, turn=2, standalone=nothing)
+    assert (oops.kind, oops.task) == ("correction", "current time in Dubai?")
+    said = resolve(
+        "argh, should've said Team", sales_topic("Starter for 4 seats, how much?"), turn=2, standalone=nothing
+    )
+    assert (said.kind, said.task) == ("correction", "Team for 4 seats, how much?")
+    account = [{"capability": "account", "task": "look up mei@lanternhq.com", "turn": 1}]
+    it_is = resolve("oops, it's c-1007 actually", account, turn=2, standalone=lambda t: ["account"])
+    assert (it_is.kind, it_is.task) == ("correction", "look up c-1007")
+    # A sound before the correction words is part of them.
+    oh = resolve(
+        "oh sorry, 200 seats", sales_topic("what's the Team price for 20 seats"), turn=2, standalone=nothing
+    )
+    assert (oh.kind, oh.task) == ("correction", "what's the Team price for 200 seats")
+    # Does not fire: "should be" or "actually" inside a question of its own.
+    assert resolve(
+        "what should be my plan for 40 people?", clock, turn=2, standalone=lambda t: ["sales"]
+    ).kind != ("correction")
+    assert resolve("is the API down actually?", clock, turn=2, standalone=lambda t: ["incidents"]).kind != (
+        "correction"
+    )
+
+
+def test_a_plain_no_after_an_answer_runs_nothing_again() -> None:
+    registry = Registry.from_file(Path(__file__).resolve().parent.parent / "registry.yaml")
+    topic = billing_topic("would the latest charge for c-1006 qualify for a refund?")
+    for text in ("nah, leave it", "not now, thanks", "no, that's fine", "hold off for now"):
+        assert followups.declines(text), text
+        follow = resolve(text, topic, turn=2, standalone=nothing, **support_reader(registry))
+        assert (follow.kind, follow.capabilities, follow.task) == ("switch", [], None), text
+    # Does not fire: a correction that starts with "no", a no to a pending action (the action's own
+    # intent check refuses it), a no to an offer.
+    assert not followups.declines("no, I meant C-1005") and not followups.declines("no, the other one")
+    assert resolve("no, I meant C-1005", topic, turn=2, standalone=nothing).kind == "correction"
+    pending = [{"capability": "refund", "task": "can I get CH-2003 refunded?", "turn": 1}]
+    kept = resolve("nah, leave it", pending, turn=2, standalone=nothing, **support_reader(registry))
+    assert kept.capabilities == ["refund"]
+    offered = resolve(
+        "nah, leave it", topic, turn=2, standalone=nothing, offer=["refund"], **support_reader(registry)
+    )
+    assert offered.kind != "switch"
+
+
+def test_a_yes_after_a_request_that_was_not_answered_is_to_the_action_it_asked_about() -> None:
+    registry = Registry.from_file(Path(__file__).resolve().parent.parent / "registry.yaml")
+    question = "could customer 1007's last charge be refunded?"
+    for yes in ("please do", "sounds good, go for it", "ok do it"):
+        follow = resolve(yes, [], turn=2, standalone=nothing, unanswered=question, **support_reader(registry))
+        assert (follow.kind, follow.capabilities) == ("confirmation", ["refund"]), yes
+        assert follow.task == f"{yes} (follow-up to: {question})"
+    # Does not fire: a yes to a request that asked about no action, a hedged or questioning reply,
+    # and no unanswered request at all.
+    other = resolve(
+        "please do",
+        [],
+        turn=2,
+        standalone=nothing,
+        unanswered="whats the clock in lisbon",
+        **support_reader(registry),
+    )
+    assert (other.kind, other.capabilities) == ("new", [])
+    for hedged in ("yes if it's under $50", "what would that cost first?", "sure, but not yet"):
+        follow = resolve(
+            hedged, [], turn=2, standalone=nothing, unanswered=question, **support_reader(registry)
+        )
+        assert follow.kind != "confirmation", hedged
+    assert resolve("please do", [], turn=2, standalone=nothing, **support_reader(registry)).kind == "new"
+
+
+def test_a_yes_after_a_request_that_was_not_answered_never_refunds_on_the_yes_alone(make_graph: Any) -> None:
+    graph = make_graph(Registry.from_file(Path(__file__).resolve().parent.parent / "registry.yaml"))
+    first = turn(graph, "could customer 1007's last charge be refunded?", thread="unanswered")
+    second = turn(graph, "please do", thread="unanswered")
+    assert [s["capability"] for s in first["planning_plan"]] == ["clarify"]  # the scorer read nothing
+    follow = second["context_followup"]
+    assert (follow["kind"], follow["capabilities"]) == ("confirmation", ["refund"])
+    assert "refund" in [s["capability"] for s in second["planning_plan"]]
+    # Routed to the action it asked about, and asked about again, never done on the yes alone.
+    assert "Refunded $" not in answer(second) and "did not refund" in answer(second)
+
+
+def test_an_arithmetic_continuation_adds_more_and_goes_to_the_capability_that_reads_expressions() -> None:
+    calc = [{"capability": "calculator", "task": "what is 7 * 11", "turn": 1}]
+    for text, task in (
+        ("plus a further 23", "(7 * 11) + 23"),
+        ("now subtract another 30", "(7 * 11) - 30"),
+        ("and add 12 more?", "(7 * 11) + 12"),
+        ("now / 8", "(7 * 11) / 8"),  # the words before an operator symbol never take the symbol
+        ("then * 3", "(7 * 11) * 3"),
+    ):
+        assert resolve(text, calc, turn=2, standalone=nothing).task == task, text
+    # The clock alone answered "time in Cairo and 1000 - 347": the continuation is the calculator's.
+    kinds = followups.slot_kinds(support_guides())
+    clock = [{"capability": "clock", "task": "time in Cairo and 1000 - 347", "turn": 1}]
+    follow = resolve(
+        "and minus another 53?", clock, turn=2, standalone=nothing, kinds=kinds, routable=list(kinds)
+    )
+    assert (follow.capabilities, follow.task) == (["calculator"], "(1000 - 347) - 53")
+    # Does not fire: a capability that reads expressions keeps its own continuation; "another" with
+    # anything more is not a continuation.
+    assert resolve(
+        "and minus another 53?", calc, turn=2, standalone=nothing, kinds=kinds, routable=list(kinds)
+    ).capabilities == ["calculator"]
+    assert followups.continuation("minus another 53 and the time in Oslo") is None
+
+
+def test_a_person_or_that_customer_binds_the_capability_that_reads_customers() -> None:
+    kinds = followups.slot_kinds(support_guides())
+    feeds = lambda a, b: (a, b) == ("account", "billing")  # noqa: E731
+    topic = [
+        {"capability": "sales", "task": "how much would enterprise cost for 20 seats", "turn": 1},
+        {"capability": "account", "task": "who is ben@okafor.dev", "turn": 1},
+    ]
+    for text in (
+        "is his trial over yet?",
+        "how many seats does that workspace have?",
+        "is she still active?",
+    ):
+        follow = resolve(text, topic, turn=2, standalone=nothing, kinds=kinds, feeds=feeds)
+        assert follow.capabilities == ["account"], text
+    # Does not fire: the words name the other topic need ("that plan", a seat count), or no clause
+    # names a customer.
+    plan = resolve(
+        "and for 30 seats?", topic, turn=2, standalone=lambda t: ["sales"], kinds=kinds, feeds=feeds
+    )
+    assert plan.capabilities == ["sales"]
+    no_id = [
+        {"capability": "sales", "task": "Team for 20 seats", "turn": 1},
+        {"capability": "incidents", "task": "is the API down", "turn": 1},
+    ]
+    assert resolve(
+        "is his trial over yet?", no_id, turn=2, standalone=nothing, kinds=kinds, feeds=feeds
+    ).capabilities != ["account"]
+
+
+def test_a_lookup_next_to_an_unrelated_need_stays_an_entry_of_its_own() -> None:
+    feeds = lambda a, b: (a, b) == ("account", "billing")  # noqa: E731
+    topic = [
+        {"capability": "clock", "task": "what time is it in London", "turn": 1},
+        {"capability": "account", "task": "who is tom@whitakerlegal.co.uk", "turn": 1},
+    ]
+    follow = resolve("and C-1005?", topic, turn=2, standalone=nothing, feeds=feeds)
+    assert (follow.capabilities, follow.task) == (["account"], "who is C-1005")
+    # Still folded where it only provided another's inputs.
+    billed = [
+        {"capability": "account", "task": "I'm priya@nimbuslabs.dev", "turn": 1},
+        {"capability": "billing", "task": "what have I been billed this month", "turn": 1},
+    ]
+    fed = resolve("and for C-1005?", billed, turn=2, standalone=nothing, feeds=feeds)
+    assert (fed.capabilities, fed.task) == (["billing"], "what have I been billed this month, I'm C-1005")
+
+
+def test_the_same_question_asked_in_full_is_its_own_task() -> None:
+    search = [{"capability": "knowledge_search", "task": "where do I change the card on file?", "turn": 1}]
+    follow = resolve(
+        "same question for single sign-on, where is that configured?",
+        search,
+        turn=2,
+        standalone=lambda t: ["knowledge_search"],
+    )
+    assert (follow.capabilities, follow.task) == (
+        ["knowledge_search"],
+        "single sign-on, where is that configured",
+    )
+    # Does not fire: "same question for X" alone carries the old clause.
+    short = resolve("same question for exports", search, turn=2, standalone=nothing)
+    assert short.task is not None and "card on file" in short.task
+
+
+def test_a_follow_up_to_a_request_that_was_not_understood_is_read_together_with_it() -> None:
+    asked: list[str] = []
+
+    def reader(text: str) -> list[str]:
+        asked.append(text)
+        return ["refund"] if text.startswith("refund") else []
+
+    known = followups.vocabulary(support_guides())
+    question = "whats the clock saying in lisbon right now"
+    for text in (
+        "vancouver?",
+        "and the dashboard?",
+        "is it still going on?",
+        "which of those got charged twice?",
+    ):
+        follow = resolve(text, [], turn=2, standalone=reader, unanswered=question, known=known)
+        assert (follow.kind, follow.capabilities, follow.task) == (
+            "follow_up",
+            [],
+            f"{text} (follow-up to: {question})",
+        ), text
+    # Does not fire: words that name a need alone ("refund it"), a request of its own, words no guide
+    # knows, a yes or a no, a slot an earlier topic clause takes, and no unanswered request.
+    assert resolve("refund it", [], turn=2, standalone=reader, unanswered=question, known=known).task is None
+    assert resolve(
+        "what plans do you sell for big teams", [], turn=2, standalone=reader, unanswered=question
+    ).kind == ("new")
+    assert (
+        resolve("and the weather?", [], turn=2, standalone=reader, unanswered=question, known=known).kind
+        == "new"
+    )
+    assert (
+        resolve("nah, leave it", [], turn=2, standalone=reader, unanswered=question, known=known).task is None
+    )
+    paris = [{"capability": "clock", "task": "what time is it in Paris", "turn": 1}]
+    older = resolve("and Berlin?", paris, turn=3, standalone=reader, unanswered="blah blah", known=known)
+    assert (older.capabilities, older.task) == (["clock"], "what time is it in Berlin")
+    assert resolve("vancouver?", [], turn=2, standalone=reader, known=known).kind == "new"
+
+
+def test_a_percentage_replaces_the_percentage_and_a_stated_exponent_the_exponent() -> None:
+    percent = [{"capability": "calculator", "task": "18% of 250", "turn": 1}]
+    assert resolve("and 22%?", percent, turn=2, standalone=nothing).task == "22% of 250"
+    # Does not fire: a bare number still replaces the last operand.
+    assert resolve("and of 300?", percent, turn=2, standalone=nothing).task == "18% of 300"
+    power = [{"capability": "calculator", "task": "what's 3 to the power of 5", "turn": 1}]
+    assert resolve("and to the power of 6?", power, turn=2, standalone=nothing).task == "3 ** 6"
+    # Does not fire: the result raised again, in words that point at it or that state no exponent.
+    assert (
+        resolve("then raise that to the power of 2", power, turn=2, standalone=nothing).task
+        == "(3 ** 5) ** 2"
+    )
+    assert resolve("squared?", power, turn=2, standalone=nothing).task == "(3 ** 5) ** 2"
+
+
+def test_a_person_asked_about_in_the_words_of_a_capability_the_topic_feeds_goes_there() -> None:
+    registry = Registry.from_file(Path(__file__).resolve().parent.parent / "registry.yaml")
+    guides = support_guides()
+    kw: dict[str, Any] = {
+        "standalone": nothing,
+        "lexicon": followups.guide_lexicon(guides),
+        "feeds": lambda a, b: feeds(registry, a, b),
+        **support_reader(registry),
+    }
+    account = [{"capability": "account", "task": "look up C-1001", "turn": 1}]
+    for text in ("what about their charges?", "and his invoices?", "what does she pay each month?"):
+        follow = resolve(text, account, turn=2, **kw)
+        assert (follow.capabilities, follow.task) == (
+            ["billing"],
+            f"{text} (follow-up to: look up C-1001)",
+        ), text
+    # Does not fire: the topic's own words ("their subscription"), no person, a slot of its own, no
+    # customer in the topic, and never a capability with side effects ("their money back").
+    assert resolve("is their subscription active?", account, turn=2, **kw).capabilities == ["account"]
+    assert resolve("and their charges for C-1005?", account, turn=2, **kw).task != (
+        "and their charges for C-1005? (follow-up to: look up C-1001)"
+    )
+    plans = [{"capability": "sales", "task": "what plans do you have", "turn": 1}]
+    assert resolve("what about their charges?", plans, turn=2, **kw).capabilities != ["billing"]
+    assert "refund" not in resolve("can they get their money back?", account, turn=2, **kw).capabilities
+
+
+def test_a_name_the_guides_know_replaces_another_typed_in_lower_case() -> None:
+    names = followups.guide_names(support_guides())
+    assert {"team", "enterprise", "starter"} <= names["sales"]
+    quote = sales_topic("enterprise for 60 seats")
+    follow = resolve("same but team", quote, turn=2, standalone=nothing, known_names=names)
+    assert (follow.capabilities, follow.task) == (["sales"], "team for 60 seats")
+    # Does not fire: without the names the words are appended; a word that is no name of the topic's
+    # capability ("tokyo" is the clock's) is not put in a sales clause.
+    assert resolve("same but team", quote, turn=2, standalone=nothing).task == (
+        "same but team (follow-up to: enterprise for 60 seats)"
+    )
+    assert "tokyo for 60" not in (
+        resolve("same but tokyo", quote, turn=2, standalone=nothing, known_names=names).task or ""
+    )

@@ -336,6 +336,7 @@ def test_no_i_meant_is_a_correction_not_a_refusal(text: str, kind: str) -> None:
         "sure, go for it",
         "alright, go ahead with it",
         "Yes please!",
+        "yes, that's right, go ahead",
     ],
 )
 def test_a_yes_in_its_usual_words_is_a_yes(text: str) -> None:
@@ -359,6 +360,9 @@ def test_a_no_stays_a_no(text: str) -> None:
         "ok?",
         "sure, refund the other one instead",
         "great, thanks",
+        "that's right",
+        "yes, that's wrong",
+        "yes, that's not it",
         "",
         "yes " * 40,
     ],

@@ -58,32 +58,59 @@ from graph.intent import confirmation
 
 FollowUpKind = Literal["follow_up", "correction", "confirmation", "switch", "lookup", "new"]
 
+_REPLACE = (
+    r"(?:make|change|switch|set|bump|move|update|turn)\s+(?:it|that|this)(?:\s+(?:up|down|over|back))?(?:\s+(?:to|into))?"
+    r"|(?:switch|change|go|move)\s+(?:over\s+)?to"
+)
+"""A verb that puts a new value in the old one's place ("make it 120", "change that to 14", "bump it up
+to 110", "switch to C-1008"): a cue, like "and", for an elliptical turn."""
 _CUE = re.compile(
     r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool)\W+)?"
     r"(and|also|plus|or|then|what about|how about|what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|"
     r"question for|deal for|thing with)|same|ditto|"
-    r"likewise|again|repeat (?:that|it|this)|(?:both(?: of (?:them|those|these))?|(?:the|those) two)(?=[\s,]+(?:again|for|with|in|at|but)\b|\W*$))\b",
+    r"likewise|again|repeat (?:that|it|this)|(?:both(?: of (?:them|those|these))?|(?:the|those) two)(?=[\s,]+(?:again|for|with|in|at|but)\b|\W*$)"
+    r"|" + _REPLACE + r")\b",
     re.I,
 )
+_SLIP = r"whoops|oops|argh|ugh|d'?oh|err|erm|ah no|oh no"
+"""What a user says on seeing their own slip ("whoops, meant ...", "argh, should've said ...")."""
+_MEANT = r"(?:I )?meant|should(?:'ve| have) said|should (?:have )?been|(?:it )?should be"
+"""A correction said without "I" ("meant the Team plan", "should've said Team")."""
+_INTERJECTION = r"(?:(?:oh|ah|uh|um|er|hmm)\W+)?"
+"""A sound before a correction ("oh sorry, 200 seats")."""
 _CORRECTION = re.compile(
-    r"^\W*(?:no|nope|sorry|oops|actually|wait|correction|hang on|hold on|my bad)\b|\bI (?:meant|mean)\b"
-    r"|\bmeant to (?:say|ask)\b|\binstead\b|\brather\b|\bwrong (?:one|id|customer|account|number|city|person)\b",
+    r"^\W*"
+    + _INTERJECTION
+    + r"(?:no|nope|sorry|"
+    + _SLIP
+    + r"|actually|wait|correction|hang on|hold on|my bad)\b|\bI (?:meant|mean)\b"
+    r"|\bmeant to (?:say|ask)\b|^\W*(?:" + _MEANT + r")\b|\binstead\b|\brather\b"
+    r"|\bwrong (?:one|id|customer|account|number|city|person)\b",
     re.I,
 )
 _CORRECTION_WORDS = re.compile(
-    r"^\W*(?:(?:no|nope|sorry|oops|actually|wait|correction|hang on|hold on|my bad|I meant|I mean|"
-    r"meant to (?:say|ask)|rather|instead|not that|(?:that's |that was )?(?:the )?wrong "
+    r"^\W*"
+    + _INTERJECTION
+    + r"(?:(?:no|nope|sorry|"
+    + _SLIP
+    + r"|actually|wait|correction|hang on|hold on|my bad|I meant|I mean|"
+    r"meant to (?:say|ask)|" + _MEANT + r"|rather|instead|not that|(?:that's |that was )?(?:the )?wrong "
     r"(?:one|id|customer|account|number|city|person))\W+)+",
     re.I,
 )
-_TRAILING_CORRECTION = re.compile(r"\W+(?:I mean|I meant|instead|rather)\W*$", re.I)
+_TRAILING_CORRECTION = re.compile(r"\W+(?:I mean|I meant|instead|rather|actually)\W*$", re.I)
 _ANAPHORA = re.compile(
     r"\b(it|its|that|this|those|these|they|them|their|there|the other(?: one)?|that one|this one|"
-    r"the last one|the same|same one)\b",
+    r"the last one|the same|same one|he|him|his|she|her|hers)\b",
     re.I,
 )
-_PERSONAL = re.compile(r"\b(they|them|their|theirs|he|him|his|she|her|hers)\b", re.I)
-"""Pronouns for a person or a customer (not "it": a thing)."""
+_PERSONAL = re.compile(
+    r"\b(they|them|their|theirs|he|him|his|she|her|hers)\b|\b(?:that|this|the same)\s+(?:customer|client|user|"
+    r"person|guy|company|workspace|org|organi[sz]ation|business|account holder)\b",
+    re.I,
+)
+"""Pronouns for a person or a customer (not "it": a thing), and a demonstrative with the kind of thing
+an identifier names ("that workspace", "this customer")."""
 _YES = re.compile(
     r"^\W*(yes|yeah|yep|yup|sure|ok(?:ay)?|alright|all right|go ahead|do it|please do|confirm(?:ed)?|approved?|"
     r"sounds good|let'?s do it)\b",
@@ -104,6 +131,12 @@ _SAME = re.compile(
     re.I,
 )
 """A cue that says the need is the same ("same for", "do the same for", "ditto", "likewise")."""
+_OWN_QUESTION = re.compile(
+    r"[,;:-]\s*(?:so\s+|and\s+)?(?:how|what|when|where|which|who|why|is|are|does|do|did|can|could|will|would)\b"
+    r"(?:\W+\w+){2,}",
+    re.I,
+)
+"""A question asked in full after the new words' subject ("..., how long do they keep trying?")."""
 _LOOKUP = re.compile(
     r"^\W*(?:(?:please|pls|plz|ok(?:ay)?|now|and|also|then|can you|could you|would you)\W+)*"
     r"(?:look\s*up|pull\s+up|bring\s+up|find|fetch|open|search(?:\s+for)?|show(?:\s+me)?|get\s+me)\b",
@@ -116,7 +149,7 @@ _LEAD = re.compile(
     r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool|and|also|plus|or|then|now|what about|how about|"
     r"what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|question for|deal for|thing with)|same|ditto|"
     r"likewise|again|repeat (?:that|it|this)|(?:both(?: of (?:them|those|these))?|(?:the|those) two)(?=[\s,]+(?:again|for|with|in|at|but)\b|\W*$)|"
-    r"for|in|at|on|with|the)\W+)+",
+    r"(?:" + _REPLACE + r")|for|in|at|on|with|the)\W+)+",
     re.I,
 )
 _ITEM = re.compile(
@@ -141,7 +174,13 @@ _WITHDRAW = re.compile(
 )
 """The user withdraws the last request; what follows (if anything) is a request of its own."""
 _NUM = r"(\d+(?:\.\d+)?)"
-_CONT_LEAD = re.compile(r"^\W*(?:(?:ok(?:ay)?|so|and|then|now|also|next|what about|how about)\W+)*", re.I)
+_MORE = r"(?:(?:another|a further|an extra|an additional|further|extra)\s+)?"
+""""minus another 53", "plus a further 23": the operand is added to what the total already holds."""
+_CONT_LEAD = re.compile(
+    r"^[\s,.;:!?]*(?:(?:ok(?:ay)?|so|and|then|now|also|next|what about|how about)(?:[\s,.;:!?]+|(?=[-+*/x×^]))*)*",
+    re.I,
+)
+"""The words before an operator ("and", "now"): never the operator itself ("now / 8", "then * 3")."""
 _THAT = r"(?:(?:that|it|this|the result|the total|the answer)\s+)?"
 _CONTINUATIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(p, re.I), template)
@@ -154,8 +193,8 @@ _CONTINUATIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             rf"^(?:minus|less|take off|subtract|-)\s+(?:an?\s+|the\s+)?(?:[a-z]+\s+){{0,2}}?(?:of\s+)?{_NUM}\s*(?:%|percent)",
             "* (1 - {0}/100)",
         ),
-        (rf"^(?:plus|\+|add)\s*{_NUM}", "+ {0}"),
-        (rf"^(?:minus|less|-|subtract|take away)\s*{_NUM}", "- {0}"),
+        (rf"^(?:plus|\+|add)\s*{_MORE}{_NUM}", "+ {0}"),
+        (rf"^(?:minus|less|-|subtract|take away)\s*{_MORE}{_NUM}", "- {0}"),
         (rf"^(?:times|\*|×|multiplied by|multiply\s+{_THAT}by)\s*{_NUM}", "* {0}"),
         (rf"^(?:divided by|/|÷|over|divide\s+{_THAT}by)\s*{_NUM}", "/ {0}"),
         (
@@ -168,7 +207,7 @@ _CONTINUATIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^half\s+(?:of\s+)?(?:that|it|the result)\b", "/ 2"),
     )
 )
-_CONT_REST = re.compile(r"^[\W_]*(?:(?:then|now|please|instead|again)[\W_]*)*$", re.I)
+_CONT_REST = re.compile(r"^[\W_]*(?:(?:then|now|please|instead|again|more|on top)[\W_]*)*$", re.I)
 _SYMBOLS = (
     (re.compile(rf"{_NUM}\s*(?:%|percent)\s+of\s+{_NUM}", re.I), r"(\1/100*\2)"),
     (re.compile(rf"(?:square root of|sqrt)\s*\(?\s*{_NUM}\s*\)?", re.I), r"sqrt(\1)"),
@@ -273,6 +312,7 @@ STOPWORDS = frozenset(
         "give",
         "find",
         "get",
+        "got",
         "check",
         "is",
         "it's",
@@ -297,6 +337,8 @@ _AMOUNT = re.compile(r"[$€£]\s?\d[\d,]*(?:\.\d+)?|\b\d[\d,]*(?:\.\d+)?\s?(?:d
 _OPS = r"(?:[-+*/x×^%]|\*\*|times|plus|minus|divided by|multiplied by|to the power of|% of|percent of)"
 _EXPR = re.compile(rf"(?:sqrt\s*\(?\s*)?\d+(?:\.\d+)?\s*(?:{_OPS}\s*\(?\s*\d+(?:\.\d+)?\s*\)?\s*)+", re.I)
 _NUMBER = re.compile(r"(?<![\w.-])\d+(?:\.\d+)?(?!\w|-\d|\.\d)")
+_PERCENT = re.compile(r"\s*(?:%|percent\b)", re.I)
+"""A number's unit when it is a percentage: "22%" replaces the "18%" of "18% of 250", not the 250."""
 """A number, also one joined to its unit ("a 10-seat plan"), never the digits of an id or a date."""
 _LABELLED_ID = re.compile(
     r"\b(?:customer|client|account|charge|payment|invoice|ticket|order|case)\s+(?:id\s+|number\s+|no\.?\s*|#\s*)?(\d{3,})\b",
@@ -310,7 +352,7 @@ _ZONE = re.compile(
 )
 """An IANA zone as written ("Asia/Karachi"): one place, not a region and a city."""
 _COURTESY = frozenset(
-    ["pls", "plz", "please", "thx", "thanks", "rn", "now", "then", "instead", "too", "today"]
+    ["pls", "plz", "please", "thx", "thanks", "rn", "now", "then", "instead", "too", "today", "next"]
 )
 """Words around a bare slot that ask for nothing ("reykjavik pls", "customer c-1003 then")."""
 _KIND_NOUNS = frozenset(["customer", "client", "account", "user", "id", "number", "no", "#"])
@@ -444,6 +486,8 @@ def slots(text: str) -> list[Slot]:
             if kind == "ident" and not re.search(r"\d", value):
                 continue
             subtype = "email" if kind == "email" else (m.group(1).upper() if kind == "ident" else "")
+            if kind == "number" and _PERCENT.match(text, end):
+                subtype = "%"
             if pattern is _LABELLED_ID:
                 subtype = ANY_ID
             shape: SlotKind = "place" if kind == "name" and value.lower() in places() else kind
@@ -492,13 +536,21 @@ def _target(clause: str, new: Slot) -> tuple[Slot, int] | None:
     if new.kind == "number":
         # "and of 3150?" after "17% of 2400": a number in place of an operand of the expression.
         operands = [
-            Slot("number", m.group(0), e.start + m.start(), e.start + m.end())
+            Slot(
+                "number",
+                m.group(0),
+                e.start + m.start(),
+                e.start + m.end(),
+                "%" if _PERCENT.match(e.text, m.end()) else "",
+            )
             for e in old
             if e.kind == "expr"
             for m in _NUMBER.finditer(e.text)
         ]
         if operands:
-            return operands[-1], 2
+            # A percentage in place of the percentage ("and 22%?" after "18% of 250"), else the last.
+            same = [o for o in operands if o.subtype == new.subtype]
+            return (same or operands)[-1], 2
     return None
 
 
@@ -564,15 +616,37 @@ def substitute(clause: str, new: Slot) -> str | None:
     return clause[: target.start] + text + clause[target.end :]
 
 
-def _words_substitute(clause: str, words: str) -> str | None:
-    """Lower-case new words ("new york") in place of the clause's last capitalised name."""
+def _words_substitute(clause: str, words: str, known_names: frozenset[str] = frozenset()) -> str | None:
+    """Lower-case new words ("new york") in place of the clause's last capitalised name; a name the
+    guides know ("team": they write "Team") in place of another the clause typed in lower case
+    ("same but team" after "enterprise for 60 seats")."""
     found = slots(clause)
     names = [s for s in found if s.kind == "place"] if words.lower() in places() else []
     names = names or [s for s in found if s.kind in ("name", "place")]
+    if not names and " ".join(words.lower().split()) in known_names:
+        names = [
+            Slot("name", m.group(0), m.start(), m.end())
+            for m in re.finditer(r"[a-z][\w'’-]*", clause)
+            if m.group(0) in known_names and m.group(0) != words.lower()
+        ]
     if not names:
         return None
     target = names[-1]
     return clause[: target.start] + words + clause[target.end :]
+
+
+def guide_names(guides: Mapping[str, Sequence[str]]) -> dict[str, frozenset[str]]:
+    """Per capability, the names its guides write with a capital inside a sentence ("Team",
+    "Enterprise" for sales), in lower case: a user who types them in lower case still names them."""
+    return {
+        name: frozenset(
+            m.group(0).lower()
+            for text in texts
+            for m in re.finditer(r"(?<=[\w,;:] )[A-Z][a-z][\w'’-]*", text)
+            if m.group(0).lower() not in STOPWORDS
+        )
+        for name, texts in guides.items()
+    }
 
 
 def appended(text: str, clause: str) -> str:
@@ -593,6 +667,25 @@ def is_yes(text: str) -> bool:
     while (m := _YES.match(rest)) is not None:  # "alright, go ahead with it": two yes words
         rest = rest[m.end() :]
     return len(content_words(rest)) <= 2
+
+
+_DECLINE_WORDS = frozenset(
+    re.findall(
+        r"\S+",
+        "no nah nope not now thanks thank you leave it that this hold off for skip pass don't dont do bother "
+        "then ok okay please later yet really i'm im good fine all right alright that's thats is need needed",
+    )
+)
+
+
+def declines(text: str) -> bool:
+    """A plain no ("nah, leave it", "not now, thanks", "hold off for now", "no, that's fine"): a no by
+    `graph.intent.confirmation` made of refusal words only (not "no, I meant Berlin", "no, the other
+    one": those correct)."""
+    if confirmation(text) is not False or slots(text):
+        return False
+    words = re.findall(r"[a-z']+", text.lower().replace("’", "'"))
+    return bool(words) and all(w in _DECLINE_WORDS for w in words)
 
 
 def continuation(text: str) -> str | None:
@@ -652,6 +745,8 @@ def resolve(
     asks_about: Callable[[str, str], bool] | None = None,
     how_to: str | None = None,
     kinds: Mapping[str, frozenset[str]] | None = None,
+    unanswered: str | None = None,
+    known_names: Mapping[str, frozenset[str]] | None = None,
 ) -> FollowUp:
     """How the message `text` relates to the thread's `topic` (entries, most recent first).
 
@@ -670,12 +765,14 @@ def resolve(
     capability's action without asking for it ("is this charge refundable?": the router's
     side-effect intent says confirm). `how_to`: the capability that answers how-to questions
     (`how_to_owner`). `kinds`: the slot kinds each capability reads (`slot_kinds`); a new slot fits
-    only a clause of a capability that reads its kind.
+    only a clause of a capability that reads its kind. `unanswered`: the last request, when the last
+    turn ran nothing (it ended in a question back); a yes then answers that request, not the topic.
+    `known_names`: per capability, the names its guides write capitalised (`guide_names`), in lower case.
     """
     text = " ".join(text.split())
     entries = _heads_first(
         _fold_introductions(
-            [TopicEntry(str(e["capability"]), str(e["task"]), int(e.get("turn", 0))) for e in topic]
+            [TopicEntry(str(e["capability"]), str(e["task"]), int(e.get("turn", 0))) for e in topic], feeds
         ),
         feeds,
     )
@@ -692,6 +789,23 @@ def resolve(
     if is_yes(text) and (not asked or (offer and set(asked) <= set(offer))):
         if offer:
             return FollowUp("confirmation", list(offer), None, "a plain yes to the offer the last turn made")
+        if unanswered is not None:
+            # The last request ran nothing (it ended in a question back): a yes can only be to the
+            # action it asked about ("could the last charge be refunded?" -> "please do"), which the
+            # router asks about once more before anything is done; otherwise there is nothing to go on.
+            about = (
+                [n for n in routable if side_effects(n) and asks_about(unanswered, n)]
+                if asks_about is not None and side_effects is not None and _GO_AHEAD.search(text)
+                else []
+            )
+            if about:
+                return FollowUp(
+                    "confirmation",
+                    about,
+                    appended(text, unanswered),
+                    f"a yes to the action the last request asked about ({', '.join(about)}); it was not answered",
+                )
+            return FollowUp("new", [], None, "a yes to a request that was not understood")
         if entries and _GO_AHEAD.search(text):
             last = _last_turn(entries)
             clause = last[0].task
@@ -717,8 +831,18 @@ def resolve(
             )
     if (looked := _lookup(text, standalone)) is not None:
         return looked
+    if unanswered is not None and (joined := _with_unanswered(text, unanswered, entries, standalone, known)):
+        return joined
     if not entries:
         return FollowUp("new")
+    if (
+        declines(text)
+        and not offer
+        and not any(side_effects is not None and side_effects(e.capability) for e in _last_turn(entries))
+    ):
+        # "nah, leave it" after an answer: nothing of the last request is asked for again. (After a
+        # pending action the no goes to that action, whose intent check refuses it.)
+        return FollowUp("switch", [], None, "a no: nothing of the last request to run again")
     if (withdrawn := _WITHDRAW.match(text)) is not None:
         rest = text[withdrawn.end() :].strip()
         return FollowUp(
@@ -753,10 +877,25 @@ def resolve(
     if (op := continuation(text)) is not None:
         for entry in entries:  # most recent first
             if (previous := expression_of(entry.task)) is not None:
+                power = re.fullmatch(r"\(?\s*(\d+(?:\.\d+)?)\s*\*\*\s*\d+(?:\.\d+)?\s*\)?", previous)
+                if not (
+                    op.startswith("** ")
+                    and re.search(r"power|\^|\*\*", text, re.I)
+                    and not re.search(r"\b(?:that|it|this|result)\b", text, re.I)
+                ):
+                    power = None
+                if power:
+                    # "and to the power of 6?" after "3 to the power of 5": another exponent, not a
+                    # power of the power ("raise that to the power of 2", "squared?" still continue).
+                    previous = power.group(1)
+                # "time in Cairo and 1000 - 347" that the clock alone answered: the expression's
+                # continuation goes to the one capability whose guides hold expressions.
+                readers = [n for n in routable if "expr" in (kinds or {}).get(n, frozenset())]
+                reads = kinds is None or "expr" in kinds.get(entry.capability, frozenset(["expr"]))
                 return FollowUp(
                     "follow_up",
-                    [entry.capability],
-                    f"{_grouped(previous)} {op}",
+                    [entry.capability] if reads or len(readers) != 1 else readers,
+                    f"{previous if power else _grouped(previous)} {op}",
                     f"an arithmetic continuation of {entry.capability}: {entry.task!r}",
                 )
     cue = bool(_CUE.search(text))
@@ -820,6 +959,20 @@ def resolve(
     names = {e.capability for e in entries}
     foreign = [n for n in alone if n not in names]
     only_slots = bool(new_slots) and not _words_besides_slots(new_words, new_slots)
+    if (
+        fed_to := _fed_by_person(
+            reading, new_words, new_slots, entries, own, routable, feeds, side_effects, lexicon
+        )
+    ) and (not correction):
+        # "what about their charges?" after "look up C-1001": the person is the customer the topic
+        # named, and the words are those of a capability the topic's capability feeds (billing).
+        clause = next(e.task for e in entries if any(s.kind in IDENTIFIERS for s in slots(e.task)))
+        return FollowUp(
+            "follow_up",
+            [fed_to],
+            appended(reading, clause),
+            f"asks {fed_to} (in its own words) about the customer of {clause!r}",
+        )
     if foreign and elliptical and not unknown and _SAME.match(reading):
         # "do the same for email notifications", "same question for exports": the user says it is the
         # same need; the classifier's reading of the new words ("email" as help-center words) does
@@ -915,6 +1068,15 @@ def resolve(
     bare = only_slots and bool(fitting) and all(s.kind in IDENTIFIERS for s in new_slots)
     if alone and not bare:
         pool = [e for e in pool if e.capability in alone] or pool
+    elif kinds and not new_slots and _PERSONAL.search(reading) and len(content_words(reading)) <= _ITEM_WORDS:
+        # "is his trial over yet?" after "who is ben@... and Enterprise for 20 seats": the person is
+        # the customer a clause named, so the need is one of a capability that reads customers.
+        pool = [
+            e
+            for e in pool
+            if kinds.get(e.capability, frozenset()) & IDENTIFIERS
+            and any(s.kind in IDENTIFIERS for s in slots(e.task))
+        ] or pool
     # The topic's own words first ("the API" is a service, whatever clause has a name), then how
     # well a slot fits, then the classifier's reading of the new words, then recency.
     best = max((own.get(e.capability, 0), fit[e]) for e in pool)
@@ -930,9 +1092,20 @@ def resolve(
     if alone and not (cue or correction or anaphora or bare):
         # A complete request to the same capability: its own words are the task.
         return FollowUp(kind, [entry.capability], None, f"a new request to {entry.capability}, the topic")
+    if _SAME.match(reading) and _OWN_QUESTION.search(new_words):
+        # "same question for webhooks, how long do they keep retrying?": the need is the topic's, and
+        # the question is asked in full; the old clause would only pull the answer back to its subject.
+        return FollowUp(
+            kind, [entry.capability], new_words, f"the same need as {entry.capability}, asked in full"
+        )
     read = (kinds or {}).get(entry.capability) if kinds else None
     rewritten = _rewrite(
-        reading, new_words, [s for s in new_slots if _takes(read, s)], entry.task, anaphora=anaphora
+        reading,
+        new_words,
+        [s for s in new_slots if _takes(read, s)],
+        entry.task,
+        anaphora=anaphora,
+        known_names=(known_names or {}).get(entry.capability, frozenset()),
     )
     why = "a correction of" if correction else "a follow-up to"
     return FollowUp(kind, [entry.capability], rewritten, f"{why} {entry.capability}: {entry.task!r}")
@@ -993,6 +1166,83 @@ def _names_an_item(text: str, entries: Sequence[TopicEntry]) -> bool:
     return False
 
 
+def _fed_by_person(
+    reading: str,
+    new_words: str,
+    new_slots: Sequence[Slot],
+    entries: Sequence[TopicEntry],
+    own: Mapping[str, int],
+    routable: Sequence[str],
+    feeds: Callable[[str, str], bool] | None,
+    side_effects: Callable[[str], bool] | None,
+    lexicon: Mapping[str, frozenset[str]] | None,
+) -> str | None:
+    """The one capability without side effects that a topic capability feeds (billing, fed the
+    customer by account) whose own words a short turn about a person uses more than any topic
+    capability's ("and their charges?"); None when the turn names no person, has a slot of its own,
+    or no topic clause names a customer."""
+    if (
+        feeds is None
+        or side_effects is None
+        or not lexicon
+        or new_slots
+        or not _PERSONAL.search(reading)
+        or len(content_words(reading)) > _ITEM_WORDS
+        or not any(s.kind in IDENTIFIERS for e in entries for s in slots(e.task))
+    ):
+        return None
+    names = {e.capability for e in entries}
+    fed = [
+        n
+        for n in routable
+        if n not in names and not side_effects(n) and any(feeds(e.capability, n) for e in entries)
+    ]
+    theirs = _own_words(new_words, new_slots, fed, lexicon)
+    most = max(theirs.values(), default=0)
+    winners = [n for n, k in theirs.items() if k == most]
+    return winners[0] if most > max((own.get(n, 0) for n in names), default=0) and len(winners) == 1 else None
+
+
+def _with_unanswered(
+    text: str,
+    unanswered: str,
+    entries: Sequence[TopicEntry],
+    standalone: Callable[[str], Sequence[str]],
+    known: frozenset[str],
+) -> FollowUp | None:
+    """A follow-up to a request that was not understood ("vancouver?" after "whats the clock saying in
+    lisbon right now", which ended in a question back): the two are read together, by the classifier,
+    as one request. Only for a turn that reads as a follow-up (a cue on an elliptical turn, anaphora,
+    a correction, a bare slot), whose words alone name nothing and no guide lacks, and whose slot no
+    earlier topic clause takes; a yes, a no or a withdrawal are answered elsewhere."""
+    if is_yes(text) or declines(text) or _WITHDRAW.match(text):
+        return None
+    new_words = fragment(text)
+    new_slots = slots(new_words) or _bare_place(new_words)
+    size = len([w for w in content_words(new_words) if w.strip(",.?!") not in _FILLERS])
+    candidate = (
+        bool(_CORRECTION.search(text) or _ANAPHORA.search(text) or _ITEM.search(text))
+        or (bool(_CUE.search(text)) and size <= 2)
+        or (bool(new_slots) and size <= 2)
+    )
+    if not candidate or any(fit_quality(e.task, s, text) for e in entries for s in new_slots):
+        return None
+    if known and any(
+        stem(w) not in known and w not in unanswered.lower()
+        for w in _words_besides_slots(new_words, new_slots)
+        if w.strip(",.?!") not in _FILLERS
+    ):
+        return None
+    if [n for n in standalone(text) if n]:
+        return None
+    return FollowUp(
+        "follow_up",
+        [],
+        appended(text, unanswered),
+        f"read together with the last request, which was not understood: {unanswered!r}",
+    )
+
+
 def _heads_first(entries: list[TopicEntry], feeds: Callable[[str, str], bool] | None) -> list[TopicEntry]:
     """Within each turn, an entry that only provided another's inputs (account for billing) after
     the entries it fed: the turn was about those."""
@@ -1016,17 +1266,27 @@ def _is_introduction(clause: str) -> bool:
     )
 
 
-def _fold_introductions(entries: list[TopicEntry]) -> list[TopicEntry]:
+def _fold_introductions(
+    entries: list[TopicEntry], feeds: Callable[[str, str], bool] | None = None
+) -> list[TopicEntry]:
     """An entry whose clause only says who the user is, next to others of its turn, named no need
-    of its own: its identifier belongs to the others' clauses, and it goes."""
+    of its own: its identifier belongs to the others' clauses, and it goes. With `feeds`, only when
+    its capability provided another's inputs there ("what was I billed? I'm priya@..."); a lookup
+    next to an unrelated need ("who is ben@okafor.dev and the time in Lima") stays an entry."""
+
+    def folds(e: TopicEntry) -> bool:
+        if not _is_introduction(e.task):
+            return False
+        others = [o for o in entries if o.turn == e.turn and o.capability != e.capability]
+        return bool(others) and (feeds is None or any(feeds(e.capability, o.capability) for o in others))
+
     out: list[TopicEntry] = []
     for e in entries:
+        if folds(e):
+            continue
         others = [o for o in entries if o.turn == e.turn and o.capability != e.capability]
-        if not others:
-            out.append(e)
-        elif not _is_introduction(e.task):
-            intros = [o.task for o in others if _is_introduction(o.task) and o.task not in e.task]
-            out.append(TopicEntry(e.capability, ", ".join([e.task, *intros]), e.turn))
+        intros = [o.task for o in others if folds(o) and o.task not in e.task]
+        out.append(TopicEntry(e.capability, ", ".join([e.task, *intros]), e.turn) if intros else e)
     return out
 
 
@@ -1180,7 +1440,15 @@ def _slot_fits_clause(new: Slot, clause: str) -> bool:
     return substitute(clause, new) is not None
 
 
-def _rewrite(text: str, new_words: str, new_slots: Sequence[Slot], clause: str, *, anaphora: bool) -> str:
+def _rewrite(
+    text: str,
+    new_words: str,
+    new_slots: Sequence[Slot],
+    clause: str,
+    *,
+    anaphora: bool,
+    known_names: frozenset[str] = frozenset(),
+) -> str:
     for slot in new_slots:
         if (done := substitute(clause, slot)) is not None:
             return done
@@ -1189,7 +1457,7 @@ def _rewrite(text: str, new_words: str, new_slots: Sequence[Slot], clause: str, 
         not anaphora
         and not new_slots
         and 0 < len(words) <= 3
-        and (done := _words_substitute(clause, new_words))
+        and (done := _words_substitute(clause, new_words, known_names))
     ):
         return done
     return appended(text, clause)
@@ -1225,10 +1493,12 @@ __all__ = [
     "appended",
     "content_words",
     "continuation",
+    "declines",
     "expression_of",
     "fit_quality",
     "fragment",
     "guide_lexicon",
+    "guide_names",
     "how_to_owner",
     "is_yes",
     "places",
