@@ -997,8 +997,13 @@ def test_a_yes_after_a_request_that_was_not_answered_never_refunds_on_the_yes_al
     follow = second["context_followup"]
     assert (follow["kind"], follow["capabilities"]) == ("confirmation", ["refund"])
     assert "refund" in [s["capability"] for s in second["planning_plan"]]
-    # Routed to the action it asked about, and asked about again, never done on the yes alone.
-    assert "Refunded $" not in answer(second) and "did not refund" in answer(second)
+    # Routed to the action it asked about, and asked about again, never done on the yes alone: the
+    # turn pauses on a confirmation that names the charge (the customer is found by "customer 1007").
+    assert "Refunded $" not in answer(second)
+    (paused,) = second["__interrupt__"]
+    (step,) = paused.value["steps"]
+    assert (step["capability"], step["kind"]) == ("refund", "confirm")
+    assert "nothing is done unless you approve" in step["question"] and "(C-1007)" in step["question"]
 
 
 def test_an_arithmetic_continuation_adds_more_and_goes_to_the_capability_that_reads_expressions() -> None:
