@@ -20,6 +20,8 @@ from pydantic import BaseModel, Field
 
 from graph.classifier import FewShotScorer, near_threshold
 from graph.classifier.clauses import (
+    IDENTIFIER,
+    asks_how_to,
     clause_spans,
     courtesy,
     introduces_only,
@@ -27,6 +29,7 @@ from graph.classifier.clauses import (
     need_words,
     reads_as_request,
     without_courtesy,
+    without_identifiers,
 )
 from graph.classifier.thresholds import SECONDARY_FLOOR, SECONDARY_MARGIN, logit
 from graph.config.registry import CapabilityInfo, Registry
@@ -171,7 +174,9 @@ async def classify(
         if not chosen and (lead := clear_request(task, clause_rows, scorer.labels, names)) is not None:
             chosen = {lead}
     if chosen:  # a request's secondary needs, next to what it selected by the thresholds
-        secondary = set(clause_needs(task, clause_rows, scorer.labels, names, chosen))
+        secondary = set(
+            clause_needs(task, clause_rows, scorer.labels, names, chosen, how_to=how_to_owner(registry))
+        )
         extra = [n for n, _ in ranked if n in secondary and n not in chosen and source[n] == "scorer"]
         chosen |= set(extra[: max(0, settings.max_capabilities - len(chosen))])
         chosen -= implied(registry, chosen, unasked)
@@ -204,8 +209,8 @@ async def classify(
     return out
 
 
-_WHO = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+|\bC-?\d{3,}\b", re.I)
-"""Who the request is about (an e-mail address, a customer id): not what it needs."""
+_WHO = IDENTIFIER
+"""Who the request is about (an e-mail address, a customer id in any of its forms): not what it needs."""
 
 
 def _fed_by_who(
@@ -213,7 +218,7 @@ def _fed_by_who(
 ) -> list[tuple[str, list[str]]]:
     """Selected providers that only the identifiers chose: the request without its identifiers does
     not select them, but selects capabilities they provide for (registry `provides`/`requires`)."""
-    rest = " ".join(_WHO.sub(" ", task).split())
+    rest = without_identifiers(task)
     if rest == " ".join(task.split()) or not re.search(r"[A-Za-z]{3,}", rest):
         return []
     default = registry.spec.classifier.threshold
@@ -236,6 +241,27 @@ def _fed_by_who(
 CLOSE_TO_SELECTED = 1.0
 """Log-odds within which a request clause's best capability, already selected, leaves the clause to
 the best one not selected yet (`clause_needs`): e^1, under 3 times as likely."""
+
+
+HOW_TO_SHARE = 2.0
+"""How many times more how-to questions (`clauses.asks_how_to`) the owner's guide must have among its
+positive examples than any other guide's (`how_to_owner`)."""
+
+
+def how_to_owner(registry: Registry) -> str | None:
+    """The capability whose guide is made of how-to questions ("how do I change my login email",
+    "where in the dashboard can I download my invoices"): the most such positive examples, at least
+    three and `HOW_TO_SHARE` times the next guide's. None when no guide stands out (a registry without
+    a help centre)."""
+    counts = sorted(
+        ((sum(asks_how_to(q) for q in c.classifier_guide.positives), c.name) for c in registry.routable),
+        reverse=True,
+    )
+    if not counts or counts[0][0] < 3:
+        return None
+    if len(counts) > 1 and counts[0][0] < HOW_TO_SHARE * counts[1][0]:
+        return None
+    return counts[0][1]
 
 
 def courteous(registry: Registry) -> set[str]:
@@ -296,6 +322,7 @@ def clause_needs(
     *,
     margin: float = SECONDARY_MARGIN,
     floor: float = SECONDARY_FLOOR,
+    how_to: str | None = None,
 ) -> list[str]:
     """Secondary needs of a request that selected `chosen`: capabilities a clause of its own names
     clearly though, scored alone and short, it stays below the threshold a whole request needs
@@ -305,10 +332,24 @@ def clause_needs(
     selected need is the clause's best by less than `CLOSE_TO_SELECTED` the clause is read as the
     other; a statement must lead every capability. Never from a clause that gives an e-mail or id
     (it pulls toward the customer lookup) or is only `courtesy` ("I am sorry to trouble you with
-    this")."""
+    this").
+
+    A clause that `asks_how_to` ("also, how do I resend the events that never arrived?") names the
+    `how_to` capability (`how_to_owner`: the help centre) when that capability is its best or within
+    `CLOSE_TO_SELECTED` of it, at any confidence: the form says which need it is even when the
+    topic, scored short and alone, resembles nothing (0.0002). "how do I get a refund for the double
+    charge" stays the refund's: its best leads the help centre by far more."""
     out: list[str] = []
+    owner = labels.index(how_to) if how_to in labels and how_to in names and how_to not in chosen else None
     for piece, conf in clause_rows:
-        if mentions_identifier(piece) or courtesy(piece):
+        if courtesy(piece):
+            continue
+        if owner is not None and how_to not in out and asks_how_to(piece):
+            order = _top(conf, labels, names, set())
+            if order and _lead(conf, order[0], [owner]) < CLOSE_TO_SELECTED:
+                out.append(labels[owner])
+                continue
+        if mentions_identifier(piece):
             continue
         asks = reads_as_request(piece, task[task.find(piece) + len(piece) :])
         order = _top(conf, labels, names, set())
@@ -398,18 +439,21 @@ def who_only(
         task[end:start]
         for (_, end), (start, _) in zip([(0, 0), *intro], [*intro, (len(task), 0)], strict=True)
     )
-    rest = " ".join(_WHO.sub(" ", kept).split())  # "my address is omar@x.co": the whole clause goes
+    rest = without_identifiers(kept)  # "my address is omar@x.co": the whole clause goes
     if rest == " ".join(task.split()) or len(need_words(rest)) < 2:  # "and C-1009?": a follow-up
         return set(), set()
     required = {key for cap in registry.capabilities.values() for key in cap.requires}
     default = registry.spec.classifier.threshold
-    who = scorer.score(" ".join(_WHO.findall(task)), list(names))  # what the identifiers alone point to
+    who = scorer.score(" ".join(m.group() for m in _WHO.finditer(task)), list(names))  # the ids alone
     providers = {n for n in chosen & {who[0].name} if n in registry and required & set(registry[n].provides)}
     if not providers:
         return set(), set()
-    scored = scorer.score(rest, list(names))
+    scored, rows = scorer.score_clauses(rest, list(names))
     won = {s.name for s in scored if s.wins and s.confidence >= scorer.threshold_for(s.name, default)}
     reached = {s.name for s in scored if s.confidence >= scorer.threshold_for(s.name, default)}
+    # "Please open a ticket, and remind me which plan we're on. account #1003": the rest names the
+    # lookup as a secondary need of its own (`clause_needs`), so the id did not choose it alone.
+    reached |= set(clause_needs(rest, rows, scorer.labels, names, won)) if won else set()
     drop = {p for p in providers if p not in reached}
     if not drop or not (won - drop):
         return set(), set()
