@@ -11,6 +11,7 @@ A capability is selected when its confidence reaches the threshold; when none do
 from __future__ import annotations
 
 import asyncio
+import difflib
 import re
 from collections.abc import Sequence
 
@@ -26,6 +27,7 @@ from graph.classifier.clauses import (
     courtesy,
     introduces_only,
     mentions_identifier,
+    named_subject,
     need_words,
     reads_as_request,
     without_courtesy,
@@ -197,6 +199,9 @@ async def classify(
             chosen = (chosen - drop) | add
             for n in add:
                 source[n] = "scorer"
+    if chosen and mode != "llm" and (foreign := foreign_clauses(task, registry)):
+        # "github keeps timing out, are they having an outage?": someone else's service is down.
+        chosen -= _of_foreign(task, foreign, clause_rows, scorer.labels, names, ranked)
     out = [
         ScoredCapability(name=c.name, score=1.0, selected=True, source="always")
         for c in registry
@@ -241,6 +246,73 @@ def _fed_by_who(
 CLOSE_TO_SELECTED = 1.0
 """Log-odds within which a request clause's best capability, already selected, leaves the clause to
 the best one not selected yet (`clause_needs`): e^1, under 3 times as likely."""
+
+
+_VOCABULARY: dict[int, tuple[Registry, frozenset[str]]] = {}
+
+
+def vocabulary(registry: Registry) -> frozenset[str]:
+    """The words of the registry's guides (examples, descriptions, instructions), lower case: what
+    its capabilities are about. Not its `out_of_scope_examples` (names of other companies' services)."""
+    held = _VOCABULARY.get(id(registry))
+    if held is not None and held[0] is registry:
+        return held[1]
+    texts = [
+        t
+        for c in registry.routable
+        for t in (*c.classifier_guide.positives, *c.classifier_guide.negatives, c.description)
+    ] + [c.classifier_guide.instructions or "" for c in registry.routable]
+    words = frozenset(w.lower() for t in texts for w in re.findall(r"[A-Za-z][\w'-]*", t))
+    _VOCABULARY[id(registry)] = (registry, words)
+    return words
+
+
+def known_word(word: str, words: frozenset[str]) -> bool:
+    """Whether a word is one of the guides' (`vocabulary`), a typo of one ("dashbord": five letters or
+    more) or too short to tell ("BT")."""
+    w = word.lower()
+    if w in words or len(w) < 3:
+        return True
+    return len(w) >= 5 and bool(difflib.get_close_matches(w, words, n=1, cutoff=0.8))  # "aws" is not "as"
+
+
+def foreign_clauses(task: str, registry: Registry) -> list[str]:
+    """The pieces of a request (the whole of it, or its clauses) whose `named_subject`, what they
+    say is down, failing or charging, is a name no guide of the registry uses ("is AWS having an
+    outage", "github keeps timing out", "Netflix charged me twice"): someone else's service or
+    charge, however much it sounds like an outage or a refund. A name the guides use ("is Tandem
+    down", "webhooks are slow", "Okta") or a typo of one is ours; a pronoun or "the/our/my ..." is
+    not a name. Every word of the name must be unknown ("mobile app keeps crashing": the app is ours)."""
+    words = vocabulary(registry)
+    pieces = [task, *(task[a:b] for a, b in clause_spans(task))]
+    out = []
+    for piece in pieces:
+        name = named_subject(piece)
+        if name and not any(known_word(w, words) for w in name):
+            out.append(piece)
+    return out
+
+
+def _of_foreign(
+    task: str,
+    foreign: Sequence[str],
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    ranked: Sequence[tuple[str, float]],
+) -> set[str]:
+    """What a request that names someone else's service (`foreign_clauses`) loses: all it selected
+    when it has at most two clauses that name a need ("Netflix charged me twice this month, can you
+    refund it?": "it" is the other company's charge), else the best capability of each foreign clause
+    ("... zoom keeps dropping calls, and which plan are we on?": the lookup stays)."""
+    needs = [p for p, _ in clause_rows if not courtesy(p)]
+    if len(needs) <= 2:
+        return {n for n, _ in ranked}
+    out = set()
+    for piece, conf in clause_rows:
+        if piece in foreign and (order := _top(conf, labels, names, set())):
+            out.add(labels[order[0]])
+    return out
 
 
 HOW_TO_SHARE = 2.0

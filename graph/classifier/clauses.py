@@ -137,6 +137,44 @@ def asks_how_to(piece: str) -> bool:
     return bool(_HOW_TO.match(piece))
 
 
+_NAME = r"(?P<name>[\w.&'-]+(?:\s+[\w.&'-]+){0,2}?)"
+_TROUBLE = (
+    r"(?:down|out|offline|broken|not\s+working|having|experiencing|failing|slow|timing\s+out|acting\s+up"
+    r"|been\s+down|had\s+(?:an?\s+)?(?:outage|issues?|problems?|trouble))"
+)
+_LEAD = rf"^\W*(?:(?:{_JOINERS})\b[\s,:]*)*"
+_SUBJECTS = (
+    re.compile(rf"{_LEAD}(?:is|are|has|have|was|were)\s+{_NAME}\s+{_TROUBLE}\b", re.I),
+    re.compile(
+        rf"{_LEAD}{_NAME}\s+(?:(?:is|are|was|were|has|have)\s+(?:been\s+)?{_TROUBLE}|keeps?\s+\w+ing"
+        r"|kept\s+\w+ing|(?:won'?t|wont|isn'?t|aren'?t|can'?t|cannot|doesn'?t|does\s+not)\s+"
+        r"(?:load|work|open|connect|sync|start|respond)|charged|billed|took|cancell?ed|crashed|went\s+down)\b",
+        re.I,
+    ),
+)
+_NOT_A_NAME = frozenset(
+    {"the", "a", "an", "my", "our", "your", "his", "her", "their", "its", "this", "that", "these", "those"}
+    | {"it", "they", "we", "you", "i", "he", "she", "everything", "anything", "something", "nothing"}
+    | {"someone", "everyone", "nobody", "all", "some", "any", "no", "there", "what", "which", "who"}
+    | {"was", "were", "is", "are", "be", "been", "being", "got", "get", "gets", "just", "still", "then"}
+)
+
+
+def named_subject(piece: str) -> list[str]:
+    """The words of what a clause says is down, failing or charging ("is AWS having an outage",
+    "github keeps timing out", "Netflix charged me twice", "has Outlook had an outage"): a name in the
+    subject slot of trouble or a charge, not a pronoun or a determined noun ("the API is down", "it
+    keeps failing", "our exports are slow"). [] when the clause has no such form. Whether the name is
+    one the registry knows is the classifier node's question (`classifier.foreign_subject`)."""
+    match = next((m for m in (p.match(piece) for p in _SUBJECTS) if m), None)
+    if match is None:
+        return []
+    words = [w.strip(".'") for w in match.group("name").split()]
+    if not words or re.split(r"['\u2019]", words[0].lower())[0] in _NOT_A_NAME:  # "you've charged us"
+        return []
+    return [w for w in words if w]
+
+
 def reads_as_request(piece: str, following: str = "") -> bool:
     """Whether a clause asks for something: a question (a question word or an auxiliary first, or a
     "?" after it, `following` being the text after the clause), an imperative ("check ...", "show me
