@@ -315,6 +315,10 @@ def _of_foreign(
     return out
 
 
+HOW_TO_CLOSE = 5.0
+"""Log-odds within which the help centre must follow a how-to clause's best capability to be its
+need (`clause_needs`)."""
+
 HOW_TO_SHARE = 2.0
 """How many times more how-to questions (`clauses.asks_how_to`) the owner's guide must have among its
 positive examples than any other guide's (`how_to_owner`)."""
@@ -418,7 +422,7 @@ def clause_needs(
             continue
         if owner is not None and how_to not in out and asks_how_to(piece):
             order = _top(conf, labels, names, set())
-            if order and _lead(conf, order[0], [owner]) < CLOSE_TO_SELECTED:
+            if order and _lead(conf, order[0], [owner]) < HOW_TO_CLOSE:
                 out.append(labels[owner])
                 continue
         if mentions_identifier(piece):

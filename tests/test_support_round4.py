@@ -1,0 +1,248 @@
+"""Support routing, round 4 (issue 19 item 5; session 14): customer ids in the forms people write
+them, how-to clauses as the help centre's secondary need, and someone else's service named as what
+is down or charging. Each mechanism with a case where it fires and one where it must not.
+
+The clause and id rules are pure text functions; the node's rules take calibrated clause rows
+(numpy, columns in `LABELS` order) or the shipped registry (its guides' words, its how-to guide).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graph.classifier.clauses import (
+    asks_how_to,
+    clause_spans,
+    introduces_only,
+    mentions_identifier,
+    named_subject,
+    names_a_need,
+    without_identifiers,
+)
+from graph.config.registry import Registry
+from nodes.classifier import _of_foreign, clause_needs, foreign_clauses, how_to_owner, known_word, vocabulary
+
+ROOT = Path(__file__).resolve().parent.parent
+LABELS = ["account", "billing", "incidents", "knowledge_search", "refund", "sales"]
+
+
+def row(**conf: float) -> np.ndarray:
+    """A clause's calibrated confidences: the named ones, 1e-4 for the rest."""
+    return np.array([conf.get(n, 1e-4) for n in LABELS])
+
+
+def spans_of(text: str) -> list[str]:
+    return [text[a:b] for a, b in clause_spans(text)]
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return Registry.from_file(ROOT / "registry.yaml")
+
+
+# -- customer ids in every form ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "piece",
+    [
+        "customer 1007",
+        "Customer no. 2210",
+        "acct #3305",
+        "customer id 4402",
+        "Account number 1999",
+        "our customer number is 7781",
+        "client 5520",
+        "Customer number: 6104",
+        "account #1006",
+    ],
+)
+def test_a_customer_number_in_words_is_an_identifier_that_only_says_who_asks(piece: str) -> None:
+    assert mentions_identifier(piece)
+    assert introduces_only(piece)
+
+
+@pytest.mark.parametrize(
+    "piece",
+    ["refund charge CH-2034", "invoice INV-3033 is wrong", "we have 1200 customers", "account settings page"],
+)
+def test_an_invoice_charge_or_plain_number_is_no_identifier(piece: str) -> None:
+    assert not mentions_identifier(piece)
+
+
+def test_without_identifiers_keeps_the_word_that_introduced_the_number() -> None:
+    # "when account renews": the account is still what is asked about.
+    assert (
+        without_identifiers("I need to know when account #4410 renews")
+        == "I need to know when account renews"
+    )
+    assert without_identifiers("charges for omar@brightpath.co please") == "charges for please"
+    assert without_identifiers("charges for INV-3033 please") == "charges for INV-3033 please"
+
+
+def test_a_lone_address_after_a_question_is_a_clause_of_its_own() -> None:
+    text = "WHY is the invoice so high?? tom@whitakerlegal.co.uk"
+    assert spans_of(text) == ["WHY is the invoice so high", "tom@whitakerlegal.co.uk"]
+    assert names_a_need(text, clause_spans(text)) == [True, False]
+    # A comma before an address splits too; a comma before one lone ordinary word does not.
+    assert spans_of("send the last receipt, ben@okafor.dev") == ["send the last receipt", "ben@okafor.dev"]
+    assert spans_of("please send the last receipt, thanks") == []
+
+
+def test_a_lone_word_that_is_no_identifier_still_joins_its_clause() -> None:
+    assert spans_of("cancel my order and refund") == []
+    assert spans_of("check the invoices - urgent") == []
+
+
+# -- how-to clauses -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "piece",
+    [
+        "how can we re-send an invoice to a new address",
+        "also, how do I switch the language of the app",
+        "tell me how to rotate the signing secret",
+        "is there a guide on importing contacts",
+        "point me to the docs about audit logs",
+        "where in the admin panel do I set the timezone",
+        "what's your policy on unused seats",
+        "what are the steps to close our workspace",
+    ],
+)
+def test_a_how_to_clause_is_read_by_its_form(piece: str) -> None:
+    assert asks_how_to(piece)
+
+
+@pytest.mark.parametrize(
+    "piece",
+    [
+        "how much is Team for 30 users",
+        "how many seats do we have",
+        "how long has the API been down",
+        "how does that even happen",
+        "why did the invoice go up",
+    ],
+)
+def test_a_price_a_count_or_a_complaint_is_no_how_to(piece: str) -> None:
+    assert not asks_how_to(piece)
+
+
+def test_the_how_to_owner_is_the_guide_made_of_how_to_questions(registry: Registry) -> None:
+    assert how_to_owner(registry) == "knowledge_search"
+
+
+def test_a_registry_without_a_how_to_guide_has_no_owner() -> None:
+    reg = Registry.from_dict(
+        {
+            "version": 1,
+            "classifier": {"encoder": "lexical"},
+            "capabilities": [
+                {"name": "respond", "class": "capabilities.respond:Respond"},
+                {"name": "clarify", "class": "capabilities.clarify:Clarify"},
+                {"name": "calculator", "class": "capabilities.calculator:Calculator"},
+                {"name": "clock", "class": "capabilities.clock:Clock"},
+            ],
+        }
+    )
+    assert how_to_owner(reg) is None
+
+
+def test_a_how_to_clause_names_the_help_centre_at_any_confidence() -> None:
+    # "are payments failing? also how do we re-run last night's exports": 0.0002, below every floor.
+    rows = [
+        ("are payments failing", row(incidents=0.99)),
+        ("how do we re-run last night's exports", row(knowledge_search=2e-4, refund=1e-4)),
+    ]
+    got = clause_needs("...", rows, LABELS, LABELS, {"incidents"}, how_to="knowledge_search")
+    assert got == ["knowledge_search"]
+    # Without the owner the old rule decides: below the floor, nothing.
+    assert clause_needs("...", rows, LABELS, LABELS, {"incidents"}) == []
+
+
+def test_a_how_to_clause_that_another_need_leads_by_far_stays_that_need() -> None:
+    # "how do I get my money back for the outage": the refund's, the help centre far behind.
+    rows = [
+        ("the dashboard is down", row(incidents=0.99)),
+        ("how do I get my money back for the outage", row(refund=0.9, knowledge_search=1e-5)),
+    ]
+    got = clause_needs("...", rows, LABELS, LABELS, {"incidents"}, how_to="knowledge_search")
+    assert "knowledge_search" not in got
+    assert got == ["refund"]
+
+
+def test_a_statement_is_no_how_to_need() -> None:
+    rows = [
+        ("the dashboard is down", row(incidents=0.99)),
+        ("we exported the data", row(knowledge_search=2e-4)),
+    ]
+    assert clause_needs("...", rows, LABELS, LABELS, {"incidents"}, how_to="knowledge_search") == []
+
+
+# -- someone else's service -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("piece", "name"),
+    [
+        ("is Dropbox having an outage", ["Dropbox"]),
+        ("Hulu billed me twice", ["Hulu"]),
+        ("gitlab keeps rejecting my pushes", ["gitlab"]),
+        ("has Shopify had issues today", ["Shopify"]),
+        ("Figma won't load for me", ["Figma"]),
+    ],
+)
+def test_a_name_as_the_subject_of_trouble_or_a_charge(piece: str, name: list[str]) -> None:
+    assert named_subject(piece) == name
+
+
+@pytest.mark.parametrize(
+    "piece",
+    [
+        "the API is down",
+        "is it down on your side",
+        "our exports keep failing",
+        "you've charged us twice",
+        "we were charged for seats nobody used",
+        "Nimbus Labs is subscribed to Team",
+        "which plan is Acme on",
+    ],
+)
+def test_a_pronoun_a_determined_noun_or_no_trouble_is_no_named_subject(piece: str) -> None:
+    assert named_subject(piece) == []
+
+
+def test_a_name_no_guide_uses_is_foreign(registry: Registry) -> None:
+    assert foreign_clauses("Hulu billed me twice this month, can you refund it?", registry)
+    assert foreign_clauses("is Dropbox having an outage", registry)
+
+
+def test_a_name_the_guides_use_or_a_typo_of_one_is_ours(registry: Registry) -> None:
+    words = vocabulary(registry)
+    assert {"tandem", "webhooks", "okta"} <= words
+    assert not foreign_clauses("is Tandem down right now", registry)
+    assert not foreign_clauses("webhooks keep failing since noon", registry)
+    assert not foreign_clauses("dashbord is down for everyone", registry)  # a typo of "dashboard"
+    assert known_word("dashbord", words)
+    assert not known_word("aws", words)  # three letters: not a typo of "as"
+
+
+def test_a_foreign_request_of_two_clauses_loses_all_it_selected() -> None:
+    rows = [("Hulu billed me twice this month", row(billing=0.01)), ("can you refund it", row(refund=0.99))]
+    ranked = [("refund", 0.99), ("billing", 0.01)]
+    foreign = ["Hulu billed me twice this month"]
+    assert _of_foreign("...", foreign, rows, LABELS, LABELS, ranked) == {"refund", "billing"}
+
+
+def test_a_foreign_clause_in_a_longer_request_loses_only_its_own_need() -> None:
+    rows = [
+        ("Figma won't load for me", row(incidents=0.9)),
+        ("which plan are we on", row(account=0.99)),
+        ("how do I add a seat", row(knowledge_search=0.9)),
+    ]
+    ranked = [("account", 0.99), ("incidents", 0.9), ("knowledge_search", 0.9)]
+    got = _of_foreign("...", ["Figma won't load for me"], rows, LABELS, LABELS, ranked)
+    assert got == {"incidents"}
