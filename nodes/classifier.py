@@ -499,17 +499,19 @@ def who_only(
     select the provider nor score it at its threshold ("what plan is jane@acme.io on" stays an
     account lookup), and must name a need in two words or more (`need_words`: "and C-1009?", a
     follow-up, names none) and select something ("look up jane@acme.io": the lookup stays).
-    Not when a clause that asks for something gives the identifier ("is the API down, and which
-    plan is C-1009 on?": the lookup is asked for). `_fed_by_who` is the case where the rest's need
+    Not when a clause that asks for something gives the identifier and, without it, still points
+    to the provider ("is the API down, and which plan is C-1009 on?": the lookup is asked for; "please
+    file a ticket for account #1006, exports time out" asks for the ticket). `_fed_by_who` is the case where the rest's need
     consumes the provider's output; this one covers needs that do not ("jane@acme.io here - the
     dashboard won't load")."""
     if not chosen or not names or not _WHO.search(task):
         return set(), set()
     spans = clause_spans(task) or [(0, len(task))]
-    for a, b in spans:  # "is the API down, and which plan is C-1009 on?": the id is the question's
-        piece = task[a:b]
-        if _WHO.search(piece) and not introduces_only(piece) and reads_as_request(piece, task[b:]):
-            return set(), set()
+    asking = [  # "is the API down, and which plan is C-1009 on?": the id may be the question's
+        task[a:b]
+        for a, b in spans
+        if _WHO.search(task[a:b]) and not introduces_only(task[a:b]) and reads_as_request(task[a:b], task[b:])
+    ]
     intro = [(a, b) for a, b in spans if introduces_only(task[a:b])]
     kept = "".join(
         task[end:start]
@@ -524,6 +526,12 @@ def who_only(
     providers = {n for n in chosen & {who[0].name} if n in registry and required & set(registry[n].provides)}
     if not providers:
         return set(), set()
+    for piece in asking:
+        # The clause that gives the id asks for the lookup when, without the id, it still points to
+        # it ("which plan is on"); "please file a ticket for account #1006" points to the ticket.
+        bare = " ".join(_WHO.sub(" ", piece).split())  # the word before the number goes too
+        if not need_words(bare) or scorer.score(bare, list(names))[0].name in providers:
+            return set(), set()
     scored, rows = scorer.score_clauses(rest, list(names))
     won = {s.name for s in scored if s.wins and s.confidence >= scorer.threshold_for(s.name, default)}
     reached = {s.name for s in scored if s.confidence >= scorer.threshold_for(s.name, default)}

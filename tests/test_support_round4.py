@@ -20,6 +20,7 @@ from graph.classifier.clauses import (
     mentions_identifier,
     named_subject,
     names_a_need,
+    reads_as_request,
     without_identifiers,
 )
 from graph.config.registry import Registry
@@ -95,6 +96,30 @@ def test_a_lone_address_after_a_question_is_a_clause_of_its_own() -> None:
 def test_a_lone_word_that_is_no_identifier_still_joins_its_clause() -> None:
     assert spans_of("cancel my order and refund") == []
     assert spans_of("check the invoices - urgent") == []
+
+
+def test_also_after_its_subject_is_no_clause_boundary() -> None:
+    # "I'd also like ...": the clause keeps its subject and reads as a request.
+    text = "the dashboard is flaky, and I'd also like to know which plan we're on"
+    assert spans_of(text) == ["the dashboard is flaky", "I'd also like to know which plan we're on"]
+    assert reads_as_request("I'd also like to know which plan we're on")
+    assert reads_as_request("we also need last month's invoice")
+    # Between two requests "also" still splits.
+    assert spans_of("check the charges also how do I add a card") == [
+        "check the charges",
+        "how do I add a card",
+    ]
+
+
+@pytest.mark.parametrize(
+    "piece", ["I simply need to know when we renew", "we just want the invoice", "I really need help"]
+)
+def test_an_adverb_between_the_asker_and_the_want_still_asks(piece: str) -> None:
+    assert reads_as_request(piece)
+
+
+def test_a_statement_with_an_adverb_does_not_ask() -> None:
+    assert not reads_as_request("I simply forgot to cancel in time")
 
 
 # -- how-to clauses -------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 _CLAUSE_SPLIT = re.compile(
     r"[?!;.]+\s+|[?!;]+$|[()]|:\s+|\s+[-\u2013\u2014+&]+\s+"
-    r"|\s+(?:and also|also|and then|and|plus|as well as)\s+|,\s+(?=[\w']+\s+\w+|[\w.%+-]+@[\w-]+\.)",
+    r"|(?<!\bi'd)(?<!\bwe'd)(?<!\bi)(?<!\bwe)(?<!\byou)(?<!\bwould)(?<!\bcould)(?<!\bcan)(?<!\bwill)"
+    r"\s+(?:and also|also|and then|and|plus|as well as)\s+|,\s+(?=[\w']+\s+\w+|[\w.%+-]+@[\w-]+\.)",
     re.I,
 )
 
@@ -106,7 +107,8 @@ _REQUEST = re.compile(
     r"please|pls|kindly|can|could|would|will|may|shall|should|is|are|was|were|am|did|do|does|have|has"
     r"|what|what's|whats|why|how|when|where|which|who|whose"
     r"|check|show|list|tell|give|send|explain|find|look|pull|fetch|confirm|verify|let|help|walk|go"
-    r"|(?:i|we)(?:'d|\s+would)\s+like|(?:i|we)\s+(?:want|need|wish)"
+    r"|(?:i|we)(?:'d|\s+would)\s+(?:also\s+|really\s+)?like"
+    r"|(?:i|we)\s+(?:also\s+|just\s+|only\s+|\w+ly\s+)?(?:want|need|wish)"
     r")\b",
     re.I,
 )

@@ -879,7 +879,10 @@ def test_round4_rules_through_the_classifier(desk: Desk) -> None:
     }
     assert route("Is Dropbox having an outage? my files won't sync") == set()
     assert route("Hulu billed me twice this month, can you get my money back?") == set()
+    # The clause that gives the id asks for a ticket, not for the lookup (`who_only`).
+    assert route("please file a ticket for C-1006, our data exports keep timing out halfway") == {"incidents"}
     # Not fired: our own product's name, and an id given with a question about the account itself.
+    assert route("is the API down, and which plan is C-1009 on?") == {"account", "incidents"}
     assert route("is Tandem down right now?") == {"incidents"}
     assert route("which plan are we on, customer 1003") == {"account"}
 
