@@ -182,6 +182,7 @@ async def classify(
         extra = [n for n, _ in ranked if n in secondary and n not in chosen and source[n] == "scorer"]
         chosen |= set(extra[: max(0, settings.max_capabilities - len(chosen))])
         chosen -= implied(registry, chosen, unasked)
+        chosen -= context_of_how_to(task, clause_rows, registry, chosen, unasked)
     if mode != "llm" and candidates:
         for provider, consumers in await asyncio.to_thread(
             _fed_by_who, task, registry, scorer, [c.name for c in candidates], chosen
@@ -338,6 +339,28 @@ def how_to_owner(registry: Registry) -> str | None:
     if len(counts) > 1 and counts[0][0] < HOW_TO_SHARE * counts[1][0]:
         return None
     return counts[0][1]
+
+
+def context_of_how_to(
+    task: str,
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    registry: Registry,
+    chosen: set[str],
+    unasked: set[str],
+) -> set[str]:
+    """Selected capabilities that win only statements, in a request whose only question is a how-to
+    (`asks_how_to`) the help centre answers: the statement is the situation the how-to is about
+    ("The VAT number on our invoices is wrong; where do I change it?": billing wins the statement,
+    the request is the how-to)."""
+    owner = how_to_owner(registry)
+    if owner is None or owner not in chosen or not (chosen & unasked):
+        return set()
+    asking = [
+        p for p, _ in clause_rows if not courtesy(p) and reads_as_request(p, task[task.find(p) + len(p) :])
+    ]
+    if not asking or not all(asks_how_to(p) for p in asking):
+        return set()
+    return (chosen & unasked) - {owner}
 
 
 def courteous(registry: Registry) -> set[str]:

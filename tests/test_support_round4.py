@@ -24,7 +24,15 @@ from graph.classifier.clauses import (
     without_identifiers,
 )
 from graph.config.registry import Registry
-from nodes.classifier import _of_foreign, clause_needs, foreign_clauses, how_to_owner, known_word, vocabulary
+from nodes.classifier import (
+    _of_foreign,
+    clause_needs,
+    context_of_how_to,
+    foreign_clauses,
+    how_to_owner,
+    known_word,
+    vocabulary,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 LABELS = ["account", "billing", "incidents", "knowledge_search", "refund", "sales"]
@@ -205,6 +213,42 @@ def test_a_statement_is_no_how_to_need() -> None:
         ("we exported the data", row(knowledge_search=2e-4)),
     ]
     assert clause_needs("...", rows, LABELS, LABELS, {"incidents"}, how_to="knowledge_search") == []
+
+
+def test_a_statement_before_a_lone_how_to_is_its_situation(registry: Registry) -> None:
+    # "The tax number on our receipts is wrong; where in the settings do I edit it?"
+    rows = [
+        ("The tax number on our receipts is wrong", row(billing=0.2)),
+        ("where in the settings do I edit it", row(knowledge_search=0.01)),
+    ]
+    chosen = {"billing", "knowledge_search"}
+    assert context_of_how_to("... ?", rows, registry, chosen, {"billing"}) == {"billing"}
+
+
+def test_a_statement_next_to_another_question_is_kept(registry: Registry) -> None:
+    # A second question that is no how-to ("is it down?") makes the statement's need a need.
+    rows = [
+        ("the exports page errors out", row(incidents=0.9)),
+        ("is it down for everyone", row(incidents=0.5)),
+        ("how do I export by hand", row(knowledge_search=0.9)),
+    ]
+    chosen = {"incidents", "knowledge_search"}
+    assert context_of_how_to("...", rows, registry, chosen, {"incidents"}) == set()
+    # An asked need (the whole request's best, or a request clause's) is never dropped.
+    assert context_of_how_to("...", rows[::2], registry, chosen, set()) == set()
+
+
+@pytest.mark.parametrize(
+    "piece", ["Refund my duplicate charge", "open a ticket for the failing exports", "cancel the extra seats"]
+)
+def test_an_imperative_of_the_desk_asks(piece: str) -> None:
+    assert reads_as_request(piece)
+
+
+def test_a_numbered_item_still_asks() -> None:
+    assert reads_as_request("1) is the exports service down")
+    assert reads_as_request("2. how do I export everything")
+    assert not reads_as_request("3) we exported everything yesterday")
 
 
 # -- someone else's service -----------------------------------------------------------------------

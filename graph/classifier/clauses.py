@@ -103,10 +103,12 @@ def clause_spans(text: str) -> list[tuple[int, int]]:
 
 
 _REQUEST = re.compile(
-    rf"^\W*(?:(?:{_JOINERS})\b[\s,:]*)*(?:"
+    rf"^\W*(?:\d{{1,2}}[.)]\s*)?(?:(?:{_JOINERS})\b[\s,:]*)*(?:"
     r"please|pls|kindly|can|could|would|will|may|shall|should|is|are|was|were|am|did|do|does|have|has"
     r"|what|what's|whats|why|how|when|where|which|who|whose"
     r"|check|show|list|tell|give|send|explain|find|look|pull|fetch|confirm|verify|let|help|walk|go"
+    r"|refund|open|file|raise|log|create|escalate|cancel|return|reverse|process|issue|resend|remind"
+    r"|update|change|reset|upgrade|downgrade|add|remove|quote|price|compare|recommend|describe|clarify"
     r"|(?:i|we)(?:'d|\s+would)\s+(?:also\s+|really\s+)?like"
     r"|(?:i|we)\s+(?:also\s+|just\s+|only\s+|\w+ly\s+)?(?:want|need|wish)"
     r")\b",
