@@ -175,6 +175,17 @@ async def classify(
         )
         if not chosen and (lead := clear_request(task, clause_rows, scorer.labels, names)) is not None:
             chosen = {lead}
+    if (  # "where can I find the webhook signing secret": a how-to about what the guides talk of
+        not chosen
+        and mode != "llm"
+        and candidates
+        and scorer.split_clauses
+        and settings.selection == "per_clause"
+        and (owner := how_to_owner(registry)) in names
+        and ranked[0][0] == owner
+        and our_how_to(task, registry)
+    ):
+        chosen = {owner}
     if chosen:  # a request's secondary needs, next to what it selected by the thresholds
         secondary = set(
             clause_needs(task, clause_rows, scorer.labels, names, chosen, how_to=how_to_owner(registry))
@@ -319,6 +330,32 @@ def _of_foreign(
 HOW_TO_CLOSE = 5.0
 """Log-odds within which the help centre must follow a how-to clause's best capability to be its
 need (`clause_needs`)."""
+
+KNOWN_SHARE = 2 / 3
+"""The share of a how-to question's words (`clauses.need_words`) the guides must use for
+`our_how_to`."""
+
+
+def our_how_to(task: str, registry: Registry) -> bool:
+    """Whether a request is a how-to question (`asks_how_to`, the whole of it or a clause) about the
+    registry's own product: at least `KNOWN_SHARE` of its words are the guides' (`vocabulary`,
+    `known_word`) and no name they do not use is in it (a capitalised word not first in the request:
+    "How do I cancel my Netflix subscription?"). "how do I remove a user who left the company": all
+    five; "how do I bake sourdough bread": none; "how do I get a refund from Uber": Uber."""
+    pieces = [task, *(task[a:b] for a, b in clause_spans(task))]
+    if not any(asks_how_to(p) for p in pieces):
+        return False
+    words = need_words(task)
+    vocab = vocabulary(registry)
+    known = [known_word(w, vocab) for w in words]
+    if not words or sum(known) < KNOWN_SHARE * len(words):
+        return False
+    first = re.match(r"\W*([A-Za-z][\w'-]*)", task)
+    return not any(
+        not k and w[:1].isupper() and not (first and first.group(1) == w and task.find(w) == first.start(1))
+        for w, k in zip(words, known, strict=True)
+    )
+
 
 HOW_TO_SHARE = 2.0
 """How many times more how-to questions (`clauses.asks_how_to`) the owner's guide must have among its

@@ -31,6 +31,7 @@ from nodes.classifier import (
     foreign_clauses,
     how_to_owner,
     known_word,
+    our_how_to,
     vocabulary,
 )
 
@@ -249,6 +250,31 @@ def test_a_numbered_item_still_asks() -> None:
     assert reads_as_request("1) is the exports service down")
     assert reads_as_request("2. how do I export everything")
     assert not reads_as_request("3) we exported everything yesterday")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "how can an admin rename our workspace",
+        "where do I see which invoices are unpaid",
+        "what are the steps to turn on two-factor for the team",
+    ],
+)
+def test_a_how_to_about_what_the_guides_talk_of_is_ours(registry: Registry, text: str) -> None:
+    assert our_how_to(text, registry)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "how do I knit a woollen scarf",  # no word of the guides
+        "how do I cancel my Peloton membership",  # a name the guides do not use
+        "how do I change the email I log in with? thanks Spotify",
+        "which plan is Acme on",  # no how-to
+    ],
+)
+def test_a_how_to_about_something_else_or_no_how_to_is_not(registry: Registry, text: str) -> None:
+    assert not our_how_to(text, registry)
 
 
 # -- someone else's service -----------------------------------------------------------------------
