@@ -186,6 +186,15 @@ async def classify(
         and our_how_to(task, registry)
     ):
         chosen = {owner}
+    if (  # "team plan for 9 ppl, how much": in the guides' words, and clearly one need, below its threshold
+        not chosen
+        and mode != "llm"
+        and len(ranked) > 1
+        and scorer.split_clauses
+        and settings.selection == "per_clause"
+        and plainly_ours(task, registry, ranked)
+    ):
+        chosen = {ranked[0][0]}
     if chosen:  # a request's secondary needs, next to what it selected by the thresholds
         secondary = set(
             clause_needs(task, clause_rows, scorer.labels, names, chosen, how_to=how_to_owner(registry))
@@ -331,6 +340,45 @@ HOW_TO_CLOSE = 5.0
 """Log-odds within which the help centre must follow a how-to clause's best capability to be its
 need (`clause_needs`)."""
 
+PLAIN_SHARE = 0.75
+"""The share of a request's words the guides must use for `plainly_ours`."""
+PLAIN_LEAD = 1.5
+"""Log-odds by which `plainly_ours` wants the best capability ahead of the next."""
+_HYPOTHETICAL = re.compile(
+    r"\b(?:if\s+(?:i|we)|suppose|supposing|hypothetically|what\s+happens\s+if|in\s+case)\b", re.I
+)
+
+
+def plainly_ours(task: str, registry: Registry, ranked: Sequence[tuple[str, float]]) -> bool:
+    """Whether a request no threshold took is still plainly the best capability's: at least
+    `PLAIN_SHARE` of its words are the guides' (`vocabulary`), it names nothing they do not (a
+    capitalised word not first), its best leads the next by `PLAIN_LEAD` and reaches
+    `SECONDARY_FLOOR`. Not a how-to whose best is not the help centre ("how do I remove a user":
+    the help centre's, whatever resembles it), nor a hypothetical ("if I cancelled tomorrow, would
+    I get money back": a policy question)."""
+    (best, top), (_, second) = ranked[0], ranked[1]
+    if top < SECONDARY_FLOOR or float(logit(top) - logit(second)) < PLAIN_LEAD or _HYPOTHETICAL.search(task):
+        return False
+    pieces = [task, *(task[a:b] for a, b in clause_spans(task))]
+    if any(asks_how_to(p) for p in pieces) and best != how_to_owner(registry):
+        return False
+    words = need_words(task)
+    vocab = vocabulary(registry)
+    known = [known_word(w, vocab) for w in words]
+    if not words or sum(known) < PLAIN_SHARE * len(words):
+        return False
+    return not _foreign_capitals(task, words, known)
+
+
+def _foreign_capitals(task: str, words: Sequence[str], known: Sequence[bool]) -> bool:
+    """Whether a word the guides do not use is capitalised and not the request's first: a name."""
+    first = re.match(r"\W*([A-Za-z][\w'-]*)", task)
+    return any(
+        not k and w[:1].isupper() and not (first and first.group(1) == w and task.find(w) == first.start(1))
+        for w, k in zip(words, known, strict=True)
+    )
+
+
 KNOWN_SHARE = 2 / 3
 """The share of a how-to question's words (`clauses.need_words`) the guides must use for
 `our_how_to`."""
@@ -350,11 +398,7 @@ def our_how_to(task: str, registry: Registry) -> bool:
     known = [known_word(w, vocab) for w in words]
     if not words or sum(known) < KNOWN_SHARE * len(words):
         return False
-    first = re.match(r"\W*([A-Za-z][\w'-]*)", task)
-    return not any(
-        not k and w[:1].isupper() and not (first and first.group(1) == w and task.find(w) == first.start(1))
-        for w, k in zip(words, known, strict=True)
-    )
+    return not _foreign_capitals(task, words, known)
 
 
 HOW_TO_SHARE = 2.0

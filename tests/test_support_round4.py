@@ -32,6 +32,7 @@ from nodes.classifier import (
     how_to_owner,
     known_word,
     our_how_to,
+    plainly_ours,
     vocabulary,
 )
 
@@ -275,6 +276,46 @@ def test_a_how_to_about_what_the_guides_talk_of_is_ours(registry: Registry, text
 )
 def test_a_how_to_about_something_else_or_no_how_to_is_not(registry: Registry, text: str) -> None:
     assert not our_how_to(text, registry)
+
+
+# -- a request no threshold took, plainly the best capability's --------------------------------
+
+
+def test_a_request_in_the_guides_words_with_a_clear_best_is_taken(registry: Registry) -> None:
+    ranked = [("billing", 0.004), ("refund", 0.0005), ("account", 0.0001)]
+    assert plainly_ours("did last month's payment ever come through for our seats?", registry, ranked)
+
+
+@pytest.mark.parametrize(
+    ("text", "ranked"),
+    [
+        # the best only a little ahead
+        (
+            "did last month's payment ever come through for our seats?",
+            [("billing", 0.004), ("refund", 0.003)],
+        ),
+        # below the floor
+        (
+            "did last month's payment ever come through for our seats?",
+            [("billing", 0.0008), ("refund", 1e-6)],
+        ),
+        # words the guides do not use
+        ("my grandmother's sourdough starter went mouldy overnight", [("refund", 0.004), ("billing", 1e-5)]),
+        # a name the guides do not use
+        ("can Deliveroo refund my payment for the seats", [("refund", 0.004), ("billing", 1e-5)]),
+        # a how-to whose best is not the help centre
+        ("how do I remove a user from our workspace", [("account", 0.07), ("knowledge_search", 0.001)]),
+        # a hypothetical is a policy question
+        (
+            "if we cancelled our plan today, would the payment come back",
+            [("refund", 0.004), ("billing", 1e-5)],
+        ),
+    ],
+)
+def test_a_close_unknown_named_how_to_or_hypothetical_request_is_not(
+    registry: Registry, text: str, ranked: list[tuple[str, float]]
+) -> None:
+    assert not plainly_ours(text, registry, ranked)
 
 
 # -- someone else's service -----------------------------------------------------------------------
