@@ -31,7 +31,12 @@ from graph.capability import (
 )
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
-CUSTOMER_ID = re.compile(r"\bC-?(\d{4,})\b", re.I)
+CUSTOMER_ID = re.compile(
+    r"\b(?:C-?|(?:customer|client|account|acct)\.?(?:\s+(?:number|no\.?|num|id))?(?:\s+is)?\s*[:#]?\s*#?)(\d{4,})\b",
+    re.I,
+)
+"""C-1004, c1004, and the forms people write it in (customer 1007, acct #1005, our customer number is
+1009), as the classifier reads them (graph/classifier/clauses.py, `IDENTIFIER`)."""
 NEED_IDENTITY = "please tell me the email address or the customer id (like C-1003) on your account"
 NOBODY = "I could not tell who you are: the request names no email address, customer id or account holder"
 

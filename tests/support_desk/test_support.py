@@ -922,3 +922,16 @@ def test_eval_with_a_registry_measures_its_own_guides(
     )
     assert main(["eval", "--data", str(wrong), "--registry", str(registry), "--quiet"]) == 2
     assert "weather" in capsys.readouterr().err
+
+
+def test_the_account_lookup_reads_a_customer_number_in_words() -> None:
+    """Round 4: the lookup reads the id forms the classifier treats as identifiers (customer 1007,
+    acct #1005, our customer number is 1009), not only C-1004; an invoice or charge id is none."""
+    from capabilities.support_desk.account import CUSTOMER_ID
+
+    assert CUSTOMER_ID.findall("look up customer 1007 please") == ["1007"]
+    assert CUSTOMER_ID.findall("acct #1005: the invoice is wrong") == ["1005"]
+    assert CUSTOMER_ID.findall("Our customer number is 1009.") == ["1009"]
+    assert CUSTOMER_ID.findall("account details for client 1009") == ["1009"]
+    assert CUSTOMER_ID.findall("which plan is C-1004 on, and c1002?") == ["1004", "1002"]
+    assert CUSTOMER_ID.findall("refund CH-2034 from invoice INV-3033 for 1200 seats") == []
