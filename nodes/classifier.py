@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from graph.classifier import FewShotScorer, near_threshold
 from graph.classifier.clauses import (
     IDENTIFIER,
+    another_need,
     asks_how_to,
     clause_spans,
     courtesy,
@@ -175,14 +176,15 @@ async def classify(
         )
         if not chosen and (lead := clear_request(task, clause_rows, scorer.labels, names)) is not None:
             chosen = {lead}
-    if (  # "where can I find the webhook signing secret": a how-to about what the guides talk of
+    if (  # "where can I find the webhook signing secret": a how-to about what the guides talk of, its
+        # best the help centre or within HOW_TO_CLOSE of it ("how do I remove a user": account ahead)
         not chosen
         and mode != "llm"
         and candidates
         and scorer.split_clauses
         and settings.selection == "per_clause"
         and (owner := how_to_owner(registry)) in names
-        and ranked[0][0] == owner
+        and float(logit(ranked[0][1]) - logit(scores[owner])) < HOW_TO_CLOSE
         and our_how_to(task, registry)
     ):
         chosen = {owner}
@@ -432,14 +434,15 @@ def context_of_how_to(
     """Selected capabilities that win only statements, in a request whose only question is a how-to
     (`asks_how_to`) the help centre answers: the statement is the situation the how-to is about
     ("The VAT number on our invoices is wrong; where do I change it?": billing wins the statement,
-    the request is the how-to)."""
+    the request is the how-to). Not when a marker joins the how-to as another need ("I think we paid
+    INV-3033 twice. While you're at it, how long ...": the charge is a need of its own)."""
     owner = how_to_owner(registry)
     if owner is None or owner not in chosen or not (chosen & unasked):
         return set()
     asking = [
         p for p, _ in clause_rows if not courtesy(p) and reads_as_request(p, task[task.find(p) + len(p) :])
     ]
-    if not asking or not all(asks_how_to(p) for p in asking):
+    if not asking or not all(asks_how_to(p) and not another_need(task, p) for p in asking):
         return set()
     return (chosen & unasked) - {owner}
 

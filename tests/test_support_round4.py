@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from graph.classifier.clauses import (
+    another_need,
     asks_how_to,
     clause_spans,
     introduces_only,
@@ -146,6 +147,8 @@ def test_a_statement_with_an_adverb_does_not_ask() -> None:
         "where in the admin panel do I set the timezone",
         "what's your policy on unused seats",
         "what are the steps to close our workspace",
+        "our accountant wants to know how to export the invoices",
+        "how long does a refund take to reach the card",
     ],
 )
 def test_a_how_to_clause_is_read_by_its_form(piece: str) -> None:
@@ -158,6 +161,7 @@ def test_a_how_to_clause_is_read_by_its_form(piece: str) -> None:
         "how much is Team for 30 users",
         "how many seats do we have",
         "how long has the API been down",
+        "we need to know the status",
         "how does that even happen",
         "why did the invoice go up",
     ],
@@ -245,6 +249,15 @@ def test_a_statement_next_to_another_question_is_kept(registry: Registry) -> Non
 )
 def test_an_imperative_of_the_desk_asks(piece: str) -> None:
     assert reads_as_request(piece)
+
+
+def test_a_how_to_joined_by_a_marker_is_another_need(registry: Registry) -> None:
+    text = "We paid INV-4410 twice, I think. Separately, how long do receipts stay downloadable?"
+    piece = "how long do receipts stay downloadable"
+    assert another_need(text, piece)
+    rows = [("We paid INV-4410 twice, I think", row(billing=0.3)), (piece, row(knowledge_search=0.01))]
+    assert context_of_how_to(text, rows, registry, {"billing", "knowledge_search"}, {"billing"}) == set()
+    assert not another_need("The tax number is wrong; where do I edit it?", "where do I edit it")
 
 
 def test_a_numbered_item_still_asks() -> None:

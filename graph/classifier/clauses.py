@@ -117,8 +117,11 @@ _REQUEST = re.compile(
 
 
 _HOW_TO = re.compile(
-    rf"^\W*(?:(?:{_JOINERS})\b[\s,:]*)*(?:(?:can|could|would)\s+you\s+(?:please\s+)?(?:tell|show|explain)\s+(?:me|us)\s+)?(?:"
+    rf"^\W*(?:(?:{_JOINERS})\b[\s,:]*)*(?:(?:can|could|would)\s+you\s+(?:please\s+)?(?:tell|show|explain)\s+(?:me|us)\s+)?"
+    r"(?:(?:[\w']+\s+){0,4}?(?:wants?|needs?|would\s+like|'d\s+like|wondering|wonder)\s+(?:to\s+know\s+)?(?=how\b))?"
+    r"(?:"
     r"how\s+(?:do|can|could|should|would|does|is|are)\s+(?:i|we|you|one|someone|somebody|people|a\s+\w+|an\s+\w+)\b"
+    r"|how\s+long\s+(?:does|do|will|would|should)\b"
     r"|(?:tell|show|explain\s+to|teach)\s+(?:me|us)\s+how\b|how\s+to\b"
     r"|(?:what\s+are|what's|whats|what\s+is)\s+the\s+(?:steps|process|procedure|way)\b"
     r"|(?:is|are)\s+there\s+(?:an?\s+|any\s+)?(?:\w+\s+)?(?:article|guide|doc|docs|documentation|tutorial|help\s+page|walkthrough)s?\b"
@@ -136,8 +139,10 @@ def asks_how_to(piece: str) -> bool:
     can we ...", "tell me how to ...", "what are the steps ...", "is there an article on ...",
     "point me to the guide on ...", "where (in the settings) can I ...", "what's your policy on ...".
     The form, not the topic: the help centre answers it whatever it is about (`classifier.how_to_owner`
-    finds which capability's guide is made of such questions). Not "how much", "how many", "how long"
-    or "how does that happen" (a price, a count, a complaint)."""
+    finds which capability's guide is made of such questions), also asked for someone ("my developer
+    wants to know how to ...") or how long a process takes ("how long does a refund take"). Not "how
+    much", "how many", "how long has it been down" or "how does that happen" (a price, a count, an
+    outage, a complaint)."""
     return bool(_HOW_TO.match(piece))
 
 
@@ -177,6 +182,16 @@ def named_subject(piece: str) -> list[str]:
     if not words or re.split(r"['\u2019]", words[0].lower())[0] in _NOT_A_NAME:  # "you've charged us"
         return []
     return [w for w in words if w]
+
+
+_MARKED = re.compile(rf"(?:^|\W)(?:{_JOINERS})\W*$", re.I)
+
+
+def another_need(text: str, piece: str) -> bool:
+    """Whether a discourse marker ("also", "btw", "while you're at it", "separately") joins the clause
+    `piece` of `text` to what came before: it says a need of its own follows, not more of the same."""
+    at = text.find(piece)
+    return at > 0 and bool(_MARKED.search(text[:at]))
 
 
 def reads_as_request(piece: str, following: str = "") -> bool:
