@@ -174,7 +174,11 @@ async def classify(
         chosen, clause_rows = await asyncio.to_thread(
             _without_the_courtesy, task, scorer, names, settings.threshold, clause_rows
         )
-        if not chosen and (lead := clear_request(task, clause_rows, scorer.labels, names)) is not None:
+        if (
+            not chosen
+            and (lead := clear_request(task, clause_rows, scorer.labels, names)) is not None
+            and not names_other(task, registry)  # "a refund for my train ticket from Milan to Rome"
+        ):
             chosen = {lead}
     if (  # "where can I find the webhook signing secret": a how-to about what the guides talk of, its
         # best the help centre or within HOW_TO_CLOSE of it ("how do I remove a user": account ahead)
@@ -370,6 +374,15 @@ def plainly_ours(task: str, registry: Registry, ranked: Sequence[tuple[str, floa
     if not words or sum(known) < PLAIN_SHARE * len(words):
         return False
     return not _foreign_capitals(task, words, known)
+
+
+def names_other(task: str, registry: Registry) -> bool:
+    """Whether a request names something the guides do not (`_foreign_capitals`): a fallback that
+    takes a request no threshold took does not take it ("I need a refund for my train ticket from
+    Milan to Rome")."""
+    words = need_words(task)
+    vocab = vocabulary(registry)
+    return _foreign_capitals(task, words, [known_word(w, vocab) for w in words])
 
 
 def _foreign_capitals(task: str, words: Sequence[str], known: Sequence[bool]) -> bool:

@@ -32,6 +32,7 @@ from nodes.classifier import (
     foreign_clauses,
     how_to_owner,
     known_word,
+    names_other,
     our_how_to,
     plainly_ours,
     vocabulary,
@@ -395,3 +396,10 @@ def test_a_foreign_clause_in_a_longer_request_loses_only_its_own_need() -> None:
     ranked = [("account", 0.99), ("incidents", 0.9), ("knowledge_search", 0.9)]
     got = _of_foreign("...", ["Figma won't load for me"], rows, LABELS, LABELS, ranked)
     assert got == {"incidents"}
+
+
+def test_a_request_naming_what_no_guide_names_is_no_fallbacks(registry: Registry) -> None:
+    assert names_other("I want my money back for the ferry from Naples to Capri", registry)
+    # A capitalised first word, a name the guides use, or lower case is no such name.
+    assert not names_other("Refund the duplicate charge on our Team plan", registry)
+    assert not names_other("is Tandem down for Sol Market too", registry)
