@@ -303,6 +303,14 @@ def known_word(word: str, words: frozenset[str]) -> bool:
     return len(w) >= 5 and bool(difflib.get_close_matches(w, words, n=1, cutoff=0.8))  # "aws" is not "as"
 
 
+_ORGANISATION = frozenset(
+    {"labs", "inc", "gmbh", "ltd", "llc", "hq", "legal", "works", "group", "corp", "co", "company"}
+    | {"solutions", "consulting", "studio", "studios", "partners", "agency", "ag", "sa", "bv", "team"}
+)
+"""Last words of an organisation's name ("Nimbus Labs", "Whitaker Legal", "Acme Inc"): a customer
+telling what fails for them, not another company's service."""
+
+
 def foreign_clauses(task: str, registry: Registry) -> list[str]:
     """The pieces of a request (the whole of it, or its clauses) whose `named_subject`, what they
     say is down, failing or charging, is a name no guide of the registry uses ("is AWS having an
@@ -315,6 +323,8 @@ def foreign_clauses(task: str, registry: Registry) -> list[str]:
     out = []
     for piece in pieces:
         name = named_subject(piece)
+        if name and name[-1].lower().strip(".") in _ORGANISATION:  # "Nimbus Labs can't connect": a customer
+            continue
         if name and not any(known_word(w, words) for w in name):
             out.append(piece)
     return out

@@ -403,3 +403,10 @@ def test_a_request_naming_what_no_guide_names_is_no_fallbacks(registry: Registry
     # A capitalised first word, a name the guides use, or lower case is no such name.
     assert not names_other("Refund the duplicate charge on our Team plan", registry)
     assert not names_other("is Tandem down for Sol Market too", registry)
+
+
+def test_a_customer_organisation_as_the_subject_is_not_foreign(registry: Registry) -> None:
+    # "Labs", "Legal", "Inc": a customer saying what fails for them.
+    assert not foreign_clauses("Quarry Labs cannot connect to the API since noon", registry)
+    assert not foreign_clauses("Marlow Legal keeps getting logged out", registry)
+    assert foreign_clauses("Marlow keeps getting logged out", registry)
