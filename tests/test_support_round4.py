@@ -343,6 +343,7 @@ def test_a_close_unknown_named_how_to_or_hypothetical_request_is_not(
         ("gitlab keeps rejecting my pushes", ["gitlab"]),
         ("has Shopify had issues today", ["Shopify"]),
         ("Figma won't load for me", ["Figma"]),
+        ("Paramount+ charged me twice", ["Paramount+"]),
     ],
 )
 def test_a_name_as_the_subject_of_trouble_or_a_charge(piece: str, name: list[str]) -> None:

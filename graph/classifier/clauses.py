@@ -146,7 +146,7 @@ def asks_how_to(piece: str) -> bool:
     return bool(_HOW_TO.match(piece))
 
 
-_NAME = r"(?P<name>[\w.&'-]+(?:\s+[\w.&'-]+){0,2}?)"
+_NAME = r"(?P<name>[\w.&'+-]+(?:\s+[\w.&'+-]+){0,2}?)"
 _TROUBLE = (
     r"(?:down|out|offline|broken|not\s+working|having|experiencing|failing|slow|timing\s+out|acting\s+up"
     r"|been\s+down|had\s+(?:an?\s+)?(?:outage|issues?|problems?|trouble))"
