@@ -725,7 +725,8 @@ def test_the_labelled_support_suite(desk: Desk) -> None:
     Measured when the suite was written: exact-set match 0.853, micro-F1 0.926 (75 requests used while
     revising the guides, 20 written afterwards and untouched: 0.95 / 0.974); with the guides of
     issue 19 (more phrasings, introductions and declined clauses not scored alone, threshold 0.1):
-    0.968 / 0.985. The floors leave room for numeric differences between machines.
+    0.968 / 0.985; with round 4's clause rules (session 14): 1.0 / 1.0. The floors leave room for
+    numeric differences between machines.
     """
     data, predicted, metrics = route_suite(desk, SUITE)
     assert len(data) >= 60
@@ -733,8 +734,8 @@ def test_the_labelled_support_suite(desk: Desk) -> None:
         sum(len(r["labels"]) > 1 for r in data) >= 10
         and sum(r["labels"] == ["out_of_scope"] for r in data) >= 8
     )
-    assert metrics["exact_match"] >= 0.85, metrics
-    assert metrics["micro_f1"] >= 0.92, metrics
+    assert metrics["exact_match"] >= 0.95, metrics
+    assert metrics["micro_f1"] >= 0.97, metrics
     # The flagship request routes to exactly its three capabilities.
     assert predicted[next(i for i, r in enumerate(data) if r["text"] == MULTI)] == [
         "billing",
@@ -753,21 +754,37 @@ def test_the_held_out_support_requests(desk: Desk) -> None:
     registry.yaml`): 0.669 exact-set, micro-F1 0.795 (precision 0.902, recall 0.711) with the
     guides before issue 19; 0.815 / 0.895 (0.925, 0.866) after. Through this test (the classifier
     node): 0.800 / 0.885 with every layer fine-tuned, 0.800 / 0.881 (0.904, 0.859) with the top two
-    layers, the shipped recipe. The floors sit a little below, so a regression of a few requests
-    fails here.
+    layers, the shipped recipe; 0.915 / 0.946 (0.964, 0.930) with round 4's rules (session 14; a
+    development set since session 12). The floors sit a little below, so a regression of a few
+    requests fails here.
     """
     data, predicted, metrics = route_suite(desk, HELD_OUT)
     assert len(data) >= 120
     assert sum(len(r["labels"]) > 2 for r in data) >= 5
     assert sum(len(r["labels"]) == 2 for r in data) >= 15
     assert sum(r["labels"] == ["out_of_scope"] for r in data) >= 15
-    assert metrics["micro_f1"] >= 0.87, metrics
-    assert metrics["micro_precision"] >= 0.90, metrics
-    assert metrics["exact_match"] >= 0.78, metrics
-    # Out of scope stays out: at most three of the 18 are routed anywhere (2 with every layer
-    # fine-tuned, 3 with the top two: README "Latency", first run).
+    assert metrics["micro_f1"] >= 0.92, metrics
+    assert metrics["micro_precision"] >= 0.93, metrics
+    assert metrics["exact_match"] >= 0.87, metrics
+    # Out of scope stays out: at most two of the 18 are routed anywhere (2 with every layer
+    # fine-tuned, 3 with the top two: README "Latency", first run; 1 with round 4's rules).
     routed = [p for r, p in zip(data, predicted, strict=True) if r["labels"] == ["out_of_scope"] and p]
-    assert len(routed) <= 3, routed
+    assert len(routed) <= 2, routed
+
+
+def test_the_third_held_out_set_now_a_development_set(desk: Desk) -> None:
+    """support_heldout3 (142 requests written blind in session 13; a development set since session
+    14): micro-F1 0.874 (P 0.863, R 0.884), exact 0.746 at the start of round 4, 0.926 (0.932,
+    0.921), exact 0.866 after it. Floors a little below, and out of scope stays out."""
+    data, predicted, metrics = route_suite(
+        desk, ROOT / "tests" / "support_desk" / "data" / "support_heldout3.jsonl"
+    )
+    assert len(data) >= 140
+    assert metrics["micro_f1"] >= 0.90, metrics
+    assert metrics["micro_precision"] >= 0.90, metrics
+    assert metrics["exact_match"] >= 0.83, metrics
+    routed = [p for r, p in zip(data, predicted, strict=True) if r["labels"] == ["out_of_scope"] and p]
+    assert len(routed) <= 2, routed
 
 
 def test_secondary_needs_and_implied_lookups_through_the_classifier(desk: Desk) -> None:
