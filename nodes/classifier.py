@@ -662,12 +662,9 @@ def who_only(
         bare = " ".join(_WHO.sub(" ", piece).split())  # the word before the number goes too
         if not need_words(bare) or scorer.score(bare, list(names))[0].name in providers:
             return set(), set()
-    scored, rows = scorer.score_clauses(rest, list(names))
+    scored = scorer.score(rest, list(names))
     won = {s.name for s in scored if s.wins and s.confidence >= scorer.threshold_for(s.name, default)}
     reached = {s.name for s in scored if s.confidence >= scorer.threshold_for(s.name, default)}
-    # "Please open a ticket, and remind me which plan we're on. account #1003": the rest names the
-    # lookup as a secondary need of its own (`clause_needs`), so the id did not choose it alone.
-    reached |= set(clause_needs(rest, rows, scorer.labels, names, won)) if won else set()
     drop = {p for p in providers if p not in reached}
     if not drop or not (won - drop):
         return set(), set()
