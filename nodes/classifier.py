@@ -203,7 +203,15 @@ async def classify(
         chosen = {ranked[0][0]}
     if chosen:  # a request's secondary needs, next to what it selected by the thresholds
         secondary = set(
-            clause_needs(task, clause_rows, scorer.labels, names, chosen, how_to=how_to_owner(registry))
+            clause_needs(
+                task,
+                clause_rows,
+                scorer.labels,
+                names,
+                chosen,
+                how_to=how_to_owner(registry),
+                counters=form_users(registry, _COUNT),
+            )
         )
         extra = [n for n, _ in ranked if n in secondary and n not in chosen and source[n] == "scorer"]
         chosen |= set(extra[: max(0, settings.max_capabilities - len(chosen))])
@@ -426,6 +434,17 @@ def our_how_to(task: str, registry: Registry) -> bool:
     return not _foreign_capitals(task, words, known)
 
 
+_COUNT = re.compile(r"^\W*(?:(?:and|also|plus|btw)\b\W*)*how\s+many\b", re.I)
+"""A clause that asks for a count ("how many seats do we have", "and how many seats")."""
+
+
+def form_users(registry: Registry, form: re.Pattern[str]) -> set[str] | None:
+    """The capabilities with a positive guide example of this form (a count question: the account's
+    "how many seats do we have right now"); None when no guide has one."""
+    users = {c.name for c in registry.routable if any(form.search(q) for q in c.classifier_guide.positives)}
+    return users or None
+
+
 HOW_TO_SHARE = 2.0
 """How many times more how-to questions (`clauses.asks_how_to`) the owner's guide must have among its
 positive examples than any other guide's (`how_to_owner`)."""
@@ -529,6 +548,7 @@ def clause_needs(
     margin: float = SECONDARY_MARGIN,
     floor: float = SECONDARY_FLOOR,
     how_to: str | None = None,
+    counters: set[str] | None = None,
 ) -> list[str]:
     """Secondary needs of a request that selected `chosen`: capabilities a clause of its own names
     clearly though, scored alone and short, it stays below the threshold a whole request needs
@@ -559,6 +579,9 @@ def clause_needs(
             continue
         asks = reads_as_request(piece, task[task.find(piece) + len(piece) :])
         order = _top(conf, labels, names, set())
+        if counters is not None and _COUNT.match(piece):
+            # "and how many seats": a count on file; a guide with no count question is not its reading
+            order = [j for j in order if labels[j] in counters]
         if asks and order and labels[order[0]] in chosen:
             # "..., and explain how I can pay by bank transfer": billing, selected, a little ahead
             # of the help centre; read as the need not selected yet when it is that close.

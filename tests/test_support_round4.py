@@ -26,10 +26,12 @@ from graph.classifier.clauses import (
 )
 from graph.config.registry import Registry
 from nodes.classifier import (
+    _COUNT,
     _of_foreign,
     clause_needs,
     context_of_how_to,
     foreign_clauses,
+    form_users,
     how_to_owner,
     known_word,
     names_other,
@@ -411,3 +413,25 @@ def test_a_customer_organisation_as_the_subject_is_not_foreign(registry: Registr
     assert not foreign_clauses("Quarry Labs cannot connect to the API since noon", registry)
     assert not foreign_clauses("Marlow Legal keeps getting logged out", registry)
     assert foreign_clauses("Marlow keeps getting logged out", registry)
+
+
+def test_a_count_clause_is_read_among_the_guides_that_ask_counts(registry: Registry) -> None:
+    # "which plan is Kola Works on and how many seats": sales resembles "seats", but no sales example
+    # asks "how many"; the account's do ("how many seats do we have right now").
+    counters = form_users(registry, _COUNT)
+    assert counters is not None and "account" in counters and "sales" not in counters
+    rows = [
+        ("which plan is Kola Works on", row(account=0.99)),
+        ("how many seats", row(sales=0.003, account=2e-4)),
+    ]
+    assert clause_needs("...", rows, LABELS, LABELS, {"account"}, counters=counters) == []
+    assert clause_needs("...", rows, LABELS, LABELS, {"account"}) == ["sales"]
+
+
+def test_a_price_clause_is_not_a_count(registry: Registry) -> None:
+    counters = form_users(registry, _COUNT)
+    rows = [
+        ("which plan is Kola Works on", row(account=0.99)),
+        ("how much would 30 seats cost", row(sales=0.3)),
+    ]
+    assert clause_needs("...", rows, LABELS, LABELS, {"account"}, counters=counters) == ["sales"]
