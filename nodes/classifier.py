@@ -11,6 +11,7 @@ A capability is selected when its confidence reaches the threshold; when none do
 from __future__ import annotations
 
 import asyncio
+import difflib
 import re
 from collections.abc import Sequence
 
@@ -20,13 +21,18 @@ from pydantic import BaseModel, Field
 
 from graph.classifier import FewShotScorer, near_threshold
 from graph.classifier.clauses import (
+    IDENTIFIER,
+    another_need,
+    asks_how_to,
     clause_spans,
     courtesy,
     introduces_only,
     mentions_identifier,
+    named_subject,
     need_words,
     reads_as_request,
     without_courtesy,
+    without_identifiers,
 )
 from graph.classifier.thresholds import SECONDARY_FLOOR, SECONDARY_MARGIN, logit
 from graph.config.registry import CapabilityInfo, Registry
@@ -168,13 +174,49 @@ async def classify(
         chosen, clause_rows = await asyncio.to_thread(
             _without_the_courtesy, task, scorer, names, settings.threshold, clause_rows
         )
-        if not chosen and (lead := clear_request(task, clause_rows, scorer.labels, names)) is not None:
+        if (
+            not chosen
+            and (lead := clear_request(task, clause_rows, scorer.labels, names)) is not None
+            and not names_other(task, registry)  # "a refund for my train ticket from Milan to Rome"
+        ):
             chosen = {lead}
+    if (  # "where can I find the webhook signing secret": a how-to about what the guides talk of, its
+        # best the help centre or within HOW_TO_CLOSE of it ("how do I remove a user": account ahead)
+        not chosen
+        and mode != "llm"
+        and candidates
+        and scorer.split_clauses
+        and settings.selection == "per_clause"
+        and (owner := how_to_owner(registry)) in names
+        and float(logit(ranked[0][1]) - logit(scores[owner])) < HOW_TO_CLOSE
+        and our_how_to(task, registry)
+    ):
+        chosen = {owner}
+    if (  # "team plan for 9 ppl, how much": in the guides' words, and clearly one need, below its threshold
+        not chosen
+        and mode != "llm"
+        and len(ranked) > 1
+        and scorer.split_clauses
+        and settings.selection == "per_clause"
+        and plainly_ours(task, registry, ranked)
+    ):
+        chosen = {ranked[0][0]}
     if chosen:  # a request's secondary needs, next to what it selected by the thresholds
-        secondary = set(clause_needs(task, clause_rows, scorer.labels, names, chosen))
+        secondary = set(
+            clause_needs(
+                task,
+                clause_rows,
+                scorer.labels,
+                names,
+                chosen,
+                how_to=how_to_owner(registry),
+                counters=form_users(registry, _COUNT),
+            )
+        )
         extra = [n for n, _ in ranked if n in secondary and n not in chosen and source[n] == "scorer"]
         chosen |= set(extra[: max(0, settings.max_capabilities - len(chosen))])
         chosen -= implied(registry, chosen, unasked)
+        chosen -= context_of_how_to(task, clause_rows, registry, chosen, unasked)
     if mode != "llm" and candidates:
         for provider, consumers in await asyncio.to_thread(
             _fed_by_who, task, registry, scorer, [c.name for c in candidates], chosen
@@ -192,6 +234,9 @@ async def classify(
             chosen = (chosen - drop) | add
             for n in add:
                 source[n] = "scorer"
+    if chosen and mode != "llm" and (foreign := foreign_clauses(task, registry)):
+        # "github keeps timing out, are they having an outage?": someone else's service is down.
+        chosen -= _of_foreign(task, foreign, clause_rows, scorer.labels, names, ranked)
     out = [
         ScoredCapability(name=c.name, score=1.0, selected=True, source="always")
         for c in registry
@@ -204,8 +249,8 @@ async def classify(
     return out
 
 
-_WHO = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+|\bC-?\d{3,}\b", re.I)
-"""Who the request is about (an e-mail address, a customer id): not what it needs."""
+_WHO = IDENTIFIER
+"""Who the request is about (an e-mail address, a customer id in any of its forms): not what it needs."""
 
 
 def _fed_by_who(
@@ -213,7 +258,7 @@ def _fed_by_who(
 ) -> list[tuple[str, list[str]]]:
     """Selected providers that only the identifiers chose: the request without its identifiers does
     not select them, but selects capabilities they provide for (registry `provides`/`requires`)."""
-    rest = " ".join(_WHO.sub(" ", task).split())
+    rest = without_identifiers(task)
     if rest == " ".join(task.split()) or not re.search(r"[A-Za-z]{3,}", rest):
         return []
     default = registry.spec.classifier.threshold
@@ -236,6 +281,212 @@ def _fed_by_who(
 CLOSE_TO_SELECTED = 1.0
 """Log-odds within which a request clause's best capability, already selected, leaves the clause to
 the best one not selected yet (`clause_needs`): e^1, under 3 times as likely."""
+
+
+_VOCABULARY: dict[int, tuple[Registry, frozenset[str]]] = {}
+
+
+def vocabulary(registry: Registry) -> frozenset[str]:
+    """The words of the registry's guides (examples, descriptions, instructions), lower case: what
+    its capabilities are about. Not its `out_of_scope_examples` (names of other companies' services)."""
+    held = _VOCABULARY.get(id(registry))
+    if held is not None and held[0] is registry:
+        return held[1]
+    texts = [
+        t
+        for c in registry.routable
+        for t in (*c.classifier_guide.positives, *c.classifier_guide.negatives, c.description)
+    ] + [c.classifier_guide.instructions or "" for c in registry.routable]
+    words = frozenset(w.lower() for t in texts for w in re.findall(r"[A-Za-z][\w'-]*", t))
+    _VOCABULARY[id(registry)] = (registry, words)
+    return words
+
+
+def known_word(word: str, words: frozenset[str]) -> bool:
+    """Whether a word is one of the guides' (`vocabulary`), a typo of one ("dashbord": five letters or
+    more) or too short to tell ("BT")."""
+    w = word.lower()
+    if w in words or len(w) < 3:
+        return True
+    return len(w) >= 5 and bool(difflib.get_close_matches(w, words, n=1, cutoff=0.8))  # "aws" is not "as"
+
+
+_ORGANISATION = frozenset(
+    {"labs", "inc", "gmbh", "ltd", "llc", "hq", "legal", "works", "group", "corp", "co", "company"}
+    | {"solutions", "consulting", "studio", "studios", "partners", "agency", "ag", "sa", "bv", "team"}
+)
+"""Last words of an organisation's name ("Nimbus Labs", "Whitaker Legal", "Acme Inc"): a customer
+telling what fails for them, not another company's service."""
+
+
+def foreign_clauses(task: str, registry: Registry) -> list[str]:
+    """The pieces of a request (the whole of it, or its clauses) whose `named_subject`, what they
+    say is down, failing or charging, is a name no guide of the registry uses ("is AWS having an
+    outage", "github keeps timing out", "Netflix charged me twice"): someone else's service or
+    charge, however much it sounds like an outage or a refund. A name the guides use ("is Tandem
+    down", "webhooks are slow", "Okta") or a typo of one is ours; a pronoun or "the/our/my ..." is
+    not a name. Every word of the name must be unknown ("mobile app keeps crashing": the app is ours)."""
+    words = vocabulary(registry)
+    pieces = [task, *(task[a:b] for a, b in clause_spans(task))]
+    out = []
+    for piece in pieces:
+        name = named_subject(piece)
+        if name and name[-1].lower().strip(".") in _ORGANISATION:  # "Nimbus Labs can't connect": a customer
+            continue
+        if name and not any(known_word(w, words) for w in name):
+            out.append(piece)
+    return out
+
+
+def _of_foreign(
+    task: str,
+    foreign: Sequence[str],
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    ranked: Sequence[tuple[str, float]],
+) -> set[str]:
+    """What a request that names someone else's service (`foreign_clauses`) loses: all it selected
+    when it has at most two clauses that name a need ("Netflix charged me twice this month, can you
+    refund it?": "it" is the other company's charge), else the best capability of each foreign clause
+    ("... zoom keeps dropping calls, and which plan are we on?": the lookup stays)."""
+    needs = [p for p, _ in clause_rows if not courtesy(p)]
+    if len(needs) <= 2:
+        return {n for n, _ in ranked}
+    out = set()
+    for piece, conf in clause_rows:
+        if piece in foreign and (order := _top(conf, labels, names, set())):
+            out.add(labels[order[0]])
+    return out
+
+
+HOW_TO_CLOSE = 5.0
+"""Log-odds within which the help centre must follow a how-to clause's best capability to be its
+need (`clause_needs`)."""
+
+PLAIN_SHARE = 0.75
+"""The share of a request's words the guides must use for `plainly_ours`."""
+PLAIN_LEAD = 1.5
+"""Log-odds by which `plainly_ours` wants the best capability ahead of the next."""
+_HYPOTHETICAL = re.compile(
+    r"\b(?:if\s+(?:i|we)|suppose|supposing|hypothetically|what\s+happens\s+if|in\s+case)\b", re.I
+)
+
+
+def plainly_ours(task: str, registry: Registry, ranked: Sequence[tuple[str, float]]) -> bool:
+    """Whether a request no threshold took is still plainly the best capability's: at least
+    `PLAIN_SHARE` of its words are the guides' (`vocabulary`), it names nothing they do not (a
+    capitalised word not first), its best leads the next by `PLAIN_LEAD` and reaches
+    `SECONDARY_FLOOR`. Not a how-to whose best is not the help centre ("how do I remove a user":
+    the help centre's, whatever resembles it), nor a hypothetical ("if I cancelled tomorrow, would
+    I get money back": a policy question)."""
+    (best, top), (_, second) = ranked[0], ranked[1]
+    if top < SECONDARY_FLOOR or float(logit(top) - logit(second)) < PLAIN_LEAD or _HYPOTHETICAL.search(task):
+        return False
+    pieces = [task, *(task[a:b] for a, b in clause_spans(task))]
+    if any(asks_how_to(p) for p in pieces) and best != how_to_owner(registry):
+        return False
+    words = need_words(task)
+    vocab = vocabulary(registry)
+    known = [known_word(w, vocab) for w in words]
+    if not words or sum(known) < PLAIN_SHARE * len(words):
+        return False
+    return not _foreign_capitals(task, words, known)
+
+
+def names_other(task: str, registry: Registry) -> bool:
+    """Whether a request names something the guides do not (`_foreign_capitals`): a fallback that
+    takes a request no threshold took does not take it ("I need a refund for my train ticket from
+    Milan to Rome")."""
+    words = need_words(task)
+    vocab = vocabulary(registry)
+    return _foreign_capitals(task, words, [known_word(w, vocab) for w in words])
+
+
+def _foreign_capitals(task: str, words: Sequence[str], known: Sequence[bool]) -> bool:
+    """Whether a word the guides do not use is capitalised and not the request's first: a name."""
+    first = re.match(r"\W*([A-Za-z][\w'-]*)", task)
+    return any(
+        not k and w[:1].isupper() and not (first and first.group(1) == w and task.find(w) == first.start(1))
+        for w, k in zip(words, known, strict=True)
+    )
+
+
+KNOWN_SHARE = 2 / 3
+"""The share of a how-to question's words (`clauses.need_words`) the guides must use for
+`our_how_to`."""
+
+
+def our_how_to(task: str, registry: Registry) -> bool:
+    """Whether a request is a how-to question (`asks_how_to`, the whole of it or a clause) about the
+    registry's own product: at least `KNOWN_SHARE` of its words are the guides' (`vocabulary`,
+    `known_word`) and no name they do not use is in it (a capitalised word not first in the request:
+    "How do I cancel my Netflix subscription?"). "how do I remove a user who left the company": all
+    five; "how do I bake sourdough bread": none; "how do I get a refund from Uber": Uber."""
+    pieces = [task, *(task[a:b] for a, b in clause_spans(task))]
+    if not any(asks_how_to(p) for p in pieces):
+        return False
+    words = need_words(task)
+    vocab = vocabulary(registry)
+    known = [known_word(w, vocab) for w in words]
+    if not words or sum(known) < KNOWN_SHARE * len(words):
+        return False
+    return not _foreign_capitals(task, words, known)
+
+
+_COUNT = re.compile(r"^\W*(?:(?:and|also|plus|btw)\b\W*)*how\s+many\b", re.I)
+"""A clause that asks for a count ("how many seats do we have", "and how many seats")."""
+
+
+def form_users(registry: Registry, form: re.Pattern[str]) -> set[str] | None:
+    """The capabilities with a positive guide example of this form (a count question: the account's
+    "how many seats do we have right now"); None when no guide has one."""
+    users = {c.name for c in registry.routable if any(form.search(q) for q in c.classifier_guide.positives)}
+    return users or None
+
+
+HOW_TO_SHARE = 2.0
+"""How many times more how-to questions (`clauses.asks_how_to`) the owner's guide must have among its
+positive examples than any other guide's (`how_to_owner`)."""
+
+
+def how_to_owner(registry: Registry) -> str | None:
+    """The capability whose guide is made of how-to questions ("how do I change my login email",
+    "where in the dashboard can I download my invoices"): the most such positive examples, at least
+    three and `HOW_TO_SHARE` times the next guide's. None when no guide stands out (a registry without
+    a help centre)."""
+    counts = sorted(
+        ((sum(asks_how_to(q) for q in c.classifier_guide.positives), c.name) for c in registry.routable),
+        reverse=True,
+    )
+    if not counts or counts[0][0] < 3:
+        return None
+    if len(counts) > 1 and counts[0][0] < HOW_TO_SHARE * counts[1][0]:
+        return None
+    return counts[0][1]
+
+
+def context_of_how_to(
+    task: str,
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    registry: Registry,
+    chosen: set[str],
+    unasked: set[str],
+) -> set[str]:
+    """Selected capabilities that win only statements, in a request whose only question is a how-to
+    (`asks_how_to`) the help centre answers: the statement is the situation the how-to is about
+    ("The VAT number on our invoices is wrong; where do I change it?": billing wins the statement,
+    the request is the how-to). Not when a marker joins the how-to as another need ("I think we paid
+    INV-3033 twice. While you're at it, how long ...": the charge is a need of its own)."""
+    owner = how_to_owner(registry)
+    if owner is None or owner not in chosen or not (chosen & unasked):
+        return set()
+    asking = [
+        p for p, _ in clause_rows if not courtesy(p) and reads_as_request(p, task[task.find(p) + len(p) :])
+    ]
+    if not asking or not all(asks_how_to(p) and not another_need(task, p) for p in asking):
+        return set()
+    return (chosen & unasked) - {owner}
 
 
 def courteous(registry: Registry) -> set[str]:
@@ -296,6 +547,8 @@ def clause_needs(
     *,
     margin: float = SECONDARY_MARGIN,
     floor: float = SECONDARY_FLOOR,
+    how_to: str | None = None,
+    counters: set[str] | None = None,
 ) -> list[str]:
     """Secondary needs of a request that selected `chosen`: capabilities a clause of its own names
     clearly though, scored alone and short, it stays below the threshold a whole request needs
@@ -305,13 +558,30 @@ def clause_needs(
     selected need is the clause's best by less than `CLOSE_TO_SELECTED` the clause is read as the
     other; a statement must lead every capability. Never from a clause that gives an e-mail or id
     (it pulls toward the customer lookup) or is only `courtesy` ("I am sorry to trouble you with
-    this")."""
+    this").
+
+    A clause that `asks_how_to` ("also, how do I resend the events that never arrived?") names the
+    `how_to` capability (`how_to_owner`: the help centre) when that capability is its best or within
+    `CLOSE_TO_SELECTED` of it, at any confidence: the form says which need it is even when the
+    topic, scored short and alone, resembles nothing (0.0002). "how do I get a refund for the double
+    charge" stays the refund's: its best leads the help centre by far more."""
     out: list[str] = []
+    owner = labels.index(how_to) if how_to in labels and how_to in names and how_to not in chosen else None
     for piece, conf in clause_rows:
-        if mentions_identifier(piece) or courtesy(piece):
+        if courtesy(piece):
+            continue
+        if owner is not None and how_to not in out and asks_how_to(piece):
+            order = _top(conf, labels, names, set())
+            if order and _lead(conf, order[0], [owner]) < HOW_TO_CLOSE:
+                out.append(labels[owner])
+                continue
+        if mentions_identifier(piece):
             continue
         asks = reads_as_request(piece, task[task.find(piece) + len(piece) :])
         order = _top(conf, labels, names, set())
+        if counters is not None and _COUNT.match(piece):
+            # "and how many seats": a count on file; a guide with no count question is not its reading
+            order = [j for j in order if labels[j] in counters]
         if asks and order and labels[order[0]] in chosen:
             # "..., and explain how I can pay by bank transfer": billing, selected, a little ahead
             # of the help centre; read as the need not selected yet when it is that close.
@@ -382,31 +652,39 @@ def who_only(
     select the provider nor score it at its threshold ("what plan is jane@acme.io on" stays an
     account lookup), and must name a need in two words or more (`need_words`: "and C-1009?", a
     follow-up, names none) and select something ("look up jane@acme.io": the lookup stays).
-    Not when a clause that asks for something gives the identifier ("is the API down, and which
-    plan is C-1009 on?": the lookup is asked for). `_fed_by_who` is the case where the rest's need
+    Not when a clause that asks for something gives the identifier and, without it, still points
+    to the provider ("is the API down, and which plan is C-1009 on?": the lookup is asked for; "please
+    file a ticket for account #1006, exports time out" asks for the ticket). `_fed_by_who` is the case where the rest's need
     consumes the provider's output; this one covers needs that do not ("jane@acme.io here - the
     dashboard won't load")."""
     if not chosen or not names or not _WHO.search(task):
         return set(), set()
     spans = clause_spans(task) or [(0, len(task))]
-    for a, b in spans:  # "is the API down, and which plan is C-1009 on?": the id is the question's
-        piece = task[a:b]
-        if _WHO.search(piece) and not introduces_only(piece) and reads_as_request(piece, task[b:]):
-            return set(), set()
+    asking = [  # "is the API down, and which plan is C-1009 on?": the id may be the question's
+        task[a:b]
+        for a, b in spans
+        if _WHO.search(task[a:b]) and not introduces_only(task[a:b]) and reads_as_request(task[a:b], task[b:])
+    ]
     intro = [(a, b) for a, b in spans if introduces_only(task[a:b])]
     kept = "".join(
         task[end:start]
         for (_, end), (start, _) in zip([(0, 0), *intro], [*intro, (len(task), 0)], strict=True)
     )
-    rest = " ".join(_WHO.sub(" ", kept).split())  # "my address is omar@x.co": the whole clause goes
+    rest = without_identifiers(kept)  # "my address is omar@x.co": the whole clause goes
     if rest == " ".join(task.split()) or len(need_words(rest)) < 2:  # "and C-1009?": a follow-up
         return set(), set()
     required = {key for cap in registry.capabilities.values() for key in cap.requires}
     default = registry.spec.classifier.threshold
-    who = scorer.score(" ".join(_WHO.findall(task)), list(names))  # what the identifiers alone point to
+    who = scorer.score(" ".join(m.group() for m in _WHO.finditer(task)), list(names))  # the ids alone
     providers = {n for n in chosen & {who[0].name} if n in registry and required & set(registry[n].provides)}
     if not providers:
         return set(), set()
+    for piece in asking:
+        # The clause that gives the id asks for the lookup when, without the id, it still points to
+        # it ("which plan is on"); "please file a ticket for account #1006" points to the ticket.
+        bare = " ".join(_WHO.sub(" ", piece).split())  # the word before the number goes too
+        if not need_words(bare) or scorer.score(bare, list(names))[0].name in providers:
+            return set(), set()
     scored = scorer.score(rest, list(names))
     won = {s.name for s in scored if s.wins and s.confidence >= scorer.threshold_for(s.name, default)}
     reached = {s.name for s in scored if s.confidence >= scorer.threshold_for(s.name, default)}

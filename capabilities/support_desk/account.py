@@ -38,6 +38,13 @@ CUSTOMER_ID = re.compile(
 )
 """A customer id in the forms people write it: C-1003, c1003, c 1003, and the id's kind with its digits
 ("customer 1003", "client #1003", "account number 1003", "customer no. 1003", "our customer id is 1003")."""
+
+
+def customer_ids(text: str) -> list[str]:
+    """The digits of every customer id the text names, in order (see `CUSTOMER_ID`)."""
+    return [a or b for a, b in CUSTOMER_ID.findall(text)]
+
+
 NEED_IDENTITY = "please tell me the email address or the customer id (like C-1003) on your account"
 NOBODY = "I could not tell who you are: the request names no email address, customer id or account holder"
 
@@ -103,7 +110,7 @@ def identify(conn: sqlite3.Connection, texts: Iterable[str]) -> Identification:
                 found.setdefault(cid, "email")
             else:
                 missing.append(email)
-        for number in dict.fromkeys(a or b for a, b in CUSTOMER_ID.findall(text)):
+        for number in dict.fromkeys(customer_ids(text)):
             cid = f"C-{number}"
             named.append(cid)
             if customer_row(conn, cid):

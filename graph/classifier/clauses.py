@@ -8,21 +8,40 @@ from collections.abc import Sequence
 
 _CLAUSE_SPLIT = re.compile(
     r"[?!;.]+\s+|[?!;]+$|[()]|:\s+|\s+[-\u2013\u2014+&]+\s+"
-    r"|\s+(?:and also|also|and then|and|plus|as well as)\s+|,\s+(?=[\w']+\s+\w+)",
+    r"|(?<!\bi'd)(?<!\bwe'd)(?<!\bi)(?<!\bwe)(?<!\byou)(?<!\bwould)(?<!\bcould)(?<!\bcan)(?<!\bwill)"
+    r"\s+(?:and also|also|and then|and|plus|as well as)\s+|,\s+(?=[\w']+\s+\w+|[\w.%+-]+@[\w-]+\.)",
     re.I,
 )
 
-CLAUSES = 5
+CLAUSES = 6
 """Part of the tune fingerprint when clauses are split: bumped when the splitting changes (2: a
 single word followed by punctuation is a clause, other lone words join a neighbour; 3: a leading
 "and", "also", "then" is dropped from a clause; 4: a comma splits before a contraction too, ",
 I'm jane@acme.io"; 5: a dash, "+" or "&" between spaces splits, "jane@acme.io here - the app is
-down", and a leading "btw", "by the way", "separately" is dropped), so curves fitted on the old
-clauses are set aside."""
+down", and a leading "btw", "by the way", "separately" is dropped; 6: an e-mail address or customer
+id standing alone after a clause is a clause of its own, "How does that even happen?? jane@acme.io",
+and a comma before an e-mail address splits), so curves fitted on the old clauses are set aside."""
 
-_IDENTIFIER = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\bc-?\d{3,}\b", re.I)
-"""An e-mail address or a customer id (C-1004, c1004); not an invoice or charge id, which names
-what a request is about."""
+IDENTIFIER = re.compile(
+    r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+|\bc-?\d{3,}\b"
+    r"|\b(?P<lead>(?:customer|client|account|acct)\.?(?:\s+(?:number|no\.?|num|id))?(?:\s+is)?)"
+    r"\s*[:#]?\s*#?\d{3,}\b",
+    re.I,
+)
+"""An e-mail address or a customer id, in the forms people write it: C-1004, c1004, "customer 1007",
+"customer no. 1003", "acct #1005", "Account number 1008", "our customer number is 1009" (the word
+before the number goes with it). Not an invoice or charge id (INV-3033, CH-2034), which names what a
+request is about."""
+_IDENTIFIER = IDENTIFIER
+
+
+def without_identifiers(text: str) -> str:
+    """The text without its e-mail addresses and customer ids; the word that introduced an id stays
+    ("when account #1001 renews" -> "when account renews": the account is still what is asked about,
+    the number only which one)."""
+    return " ".join(IDENTIFIER.sub(lambda m: f" {m.group('lead') or ''} ", text).split())
+
+
 _INTRODUCTION = re.compile(
     r"^(?:(?:hi|hello|hey|dear \w+)\W+)?(?:i'm|i am|im|this is|it's|my name is|we're|we are)\s", re.I
 )
@@ -62,7 +81,11 @@ def clause_spans(text: str) -> list[tuple[int, int]]:
         left, right = start + lead, start + len(piece.rstrip())
         punctuated = sep is not None and sep.group()[:1] in ",.!?;:"
         if right > left:
-            if len(text[left:right].split()) >= 2 or punctuated:
+            alone = (
+                bool(spans) and lone is None and bool(IDENTIFIER.fullmatch(text[left:right].strip(" .,!?;:")))
+            )
+            if len(text[left:right].split()) >= 2 or punctuated or alone:
+                # "How does that even happen?? jane@acme.io": the address only says who asks
                 spans.append([left if lone is None else lone, right])
                 lone = None
             elif spans:
@@ -80,14 +103,95 @@ def clause_spans(text: str) -> list[tuple[int, int]]:
 
 
 _REQUEST = re.compile(
-    rf"^\W*(?:(?:{_JOINERS})\b[\s,:]*)*(?:"
+    rf"^\W*(?:\d{{1,2}}[.)]\s*)?(?:(?:{_JOINERS})\b[\s,:]*)*(?:"
     r"please|pls|kindly|can|could|would|will|may|shall|should|is|are|was|were|am|did|do|does|have|has"
     r"|what|what's|whats|why|how|when|where|which|who|whose"
     r"|check|show|list|tell|give|send|explain|find|look|pull|fetch|confirm|verify|let|help|walk|go"
-    r"|(?:i|we)(?:'d|\s+would)\s+like|(?:i|we)\s+(?:want|need|wish)"
+    r"|refund|open|file|raise|log|create|escalate|cancel|return|reverse|process|issue|resend|remind"
+    r"|update|change|reset|upgrade|downgrade|add|remove|quote|price|compare|recommend|describe|clarify"
+    r"|(?:i|we)(?:'d|\s+would)\s+(?:also\s+|really\s+)?like"
+    r"|(?:i|we)\s+(?:also\s+|just\s+|only\s+|\w+ly\s+)?(?:want|need|wish)"
     r")\b",
     re.I,
 )
+
+
+_HOW_TO = re.compile(
+    rf"^\W*(?:(?:{_JOINERS})\b[\s,:]*)*(?:(?:can|could|would)\s+you\s+(?:please\s+)?(?:tell|show|explain)\s+(?:me|us)\s+)?"
+    r"(?:(?:[\w']+\s+){0,4}?(?:wants?|needs?|would\s+like|'d\s+like|wondering|wonder)\s+(?:to\s+know\s+)?(?=how\b))?"
+    r"(?:"
+    r"how\s+(?:do|can|could|should|would|does|is|are)\s+(?:i|we|you|one|someone|somebody|people|a\s+\w+|an\s+\w+)\b"
+    r"|how\s+long\s+(?:does|do|will|would|should)\b"
+    r"|(?:tell|show|explain\s+to|teach)\s+(?:me|us)\s+how\b|how\s+to\b"
+    r"|(?:what\s+are|what's|whats|what\s+is)\s+the\s+(?:steps|process|procedure|way)\b"
+    r"|(?:is|are)\s+there\s+(?:an?\s+|any\s+)?(?:\w+\s+)?(?:article|guide|doc|docs|documentation|tutorial|help\s+page|walkthrough)s?\b"
+    r"|(?:point|link|direct|send)\s+(?:me|us)\s+to\s+(?:the|a|an|your)\s+(?:\w+\s+)?"
+    r"(?:article|guide|doc|docs|documentation|tutorial|help|page)"
+    r"|where\s+(?:in\s+[\w\s]{1,20}?\s+)?(?:do|can|could|should)\s+(?:i|we)\b"
+    r"|(?:what(?:'s|\s+is)|whats)\s+(?:your|ur|the)\s+policy\b"
+    r")",
+    re.I,
+)
+
+
+def asks_how_to(piece: str) -> bool:
+    """Whether a clause asks how to do something or where it is written down: "how do I ...", "how
+    can we ...", "tell me how to ...", "what are the steps ...", "is there an article on ...",
+    "point me to the guide on ...", "where (in the settings) can I ...", "what's your policy on ...".
+    The form, not the topic: the help centre answers it whatever it is about (`classifier.how_to_owner`
+    finds which capability's guide is made of such questions), also asked for someone ("my developer
+    wants to know how to ...") or how long a process takes ("how long does a refund take"). Not "how
+    much", "how many", "how long has it been down" or "how does that happen" (a price, a count, an
+    outage, a complaint)."""
+    return bool(_HOW_TO.match(piece))
+
+
+_NAME = r"(?P<name>[\w.&'+-]+(?:\s+[\w.&'+-]+){0,2}?)"
+_TROUBLE = (
+    r"(?:down|out|offline|broken|not\s+working|having|experiencing|failing|slow|timing\s+out|acting\s+up"
+    r"|been\s+down|had\s+(?:an?\s+)?(?:outage|issues?|problems?|trouble))"
+)
+_LEAD = rf"^\W*(?:(?:{_JOINERS})\b[\s,:]*)*"
+_SUBJECTS = (
+    re.compile(rf"{_LEAD}(?:is|are|has|have|was|were)\s+{_NAME}\s+{_TROUBLE}\b", re.I),
+    re.compile(
+        rf"{_LEAD}{_NAME}\s+(?:(?:is|are|was|were|has|have)\s+(?:been\s+)?{_TROUBLE}|keeps?\s+\w+ing"
+        r"|kept\s+\w+ing|(?:won'?t|wont|isn'?t|aren'?t|can'?t|cannot|doesn'?t|does\s+not)\s+"
+        r"(?:load|work|open|connect|sync|start|respond)|charged|billed|took|cancell?ed|crashed|went\s+down)\b",
+        re.I,
+    ),
+)
+_NOT_A_NAME = frozenset(
+    {"the", "a", "an", "my", "our", "your", "his", "her", "their", "its", "this", "that", "these", "those"}
+    | {"it", "they", "we", "you", "i", "he", "she", "everything", "anything", "something", "nothing"}
+    | {"someone", "everyone", "nobody", "all", "some", "any", "no", "there", "what", "which", "who"}
+    | {"was", "were", "is", "are", "be", "been", "being", "got", "get", "gets", "just", "still", "then"}
+)
+
+
+def named_subject(piece: str) -> list[str]:
+    """The words of what a clause says is down, failing or charging ("is AWS having an outage",
+    "github keeps timing out", "Netflix charged me twice", "has Outlook had an outage"): a name in the
+    subject slot of trouble or a charge, not a pronoun or a determined noun ("the API is down", "it
+    keeps failing", "our exports are slow"). [] when the clause has no such form. Whether the name is
+    one the registry knows is the classifier node's question (`classifier.foreign_subject`)."""
+    match = next((m for m in (p.match(piece) for p in _SUBJECTS) if m), None)
+    if match is None:
+        return []
+    words = [w.strip(".'") for w in match.group("name").split()]
+    if not words or re.split(r"['\u2019]", words[0].lower())[0] in _NOT_A_NAME:  # "you've charged us"
+        return []
+    return [w for w in words if w]
+
+
+_MARKED = re.compile(rf"(?:^|\W)(?:{_JOINERS})\W*$", re.I)
+
+
+def another_need(text: str, piece: str) -> bool:
+    """Whether a discourse marker ("also", "btw", "while you're at it", "separately") joins the clause
+    `piece` of `text` to what came before: it says a need of its own follows, not more of the same."""
+    at = text.find(piece)
+    return at > 0 and bool(_MARKED.search(text[:at]))
 
 
 def reads_as_request(piece: str, following: str = "") -> bool:

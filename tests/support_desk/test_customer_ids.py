@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from capabilities.support_desk.account import CUSTOMER_ID, Account
+from capabilities.support_desk.account import Account, customer_ids
 from graph.capability import RunContext
 
 
@@ -22,7 +22,7 @@ async def lookup(tmp_path: Path, text: str) -> dict[str, Any]:
 
 
 def ids(text: str) -> list[str]:
-    return [a or b for a, b in CUSTOMER_ID.findall(text)]
+    return customer_ids(text)
 
 
 @pytest.mark.parametrize(

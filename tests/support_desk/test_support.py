@@ -725,7 +725,8 @@ def test_the_labelled_support_suite(desk: Desk) -> None:
     Measured when the suite was written: exact-set match 0.853, micro-F1 0.926 (75 requests used while
     revising the guides, 20 written afterwards and untouched: 0.95 / 0.974); with the guides of
     issue 19 (more phrasings, introductions and declined clauses not scored alone, threshold 0.1):
-    0.968 / 0.985. The floors leave room for numeric differences between machines.
+    0.968 / 0.985; with round 4's clause rules (session 14): 1.0 / 1.0. The floors leave room for
+    numeric differences between machines.
     """
     data, predicted, metrics = route_suite(desk, SUITE)
     assert len(data) >= 60
@@ -733,8 +734,8 @@ def test_the_labelled_support_suite(desk: Desk) -> None:
         sum(len(r["labels"]) > 1 for r in data) >= 10
         and sum(r["labels"] == ["out_of_scope"] for r in data) >= 8
     )
-    assert metrics["exact_match"] >= 0.85, metrics
-    assert metrics["micro_f1"] >= 0.92, metrics
+    assert metrics["exact_match"] >= 0.95, metrics
+    assert metrics["micro_f1"] >= 0.97, metrics
     # The flagship request routes to exactly its three capabilities.
     assert predicted[next(i for i, r in enumerate(data) if r["text"] == MULTI)] == [
         "billing",
@@ -753,21 +754,37 @@ def test_the_held_out_support_requests(desk: Desk) -> None:
     registry.yaml`): 0.669 exact-set, micro-F1 0.795 (precision 0.902, recall 0.711) with the
     guides before issue 19; 0.815 / 0.895 (0.925, 0.866) after. Through this test (the classifier
     node): 0.800 / 0.885 with every layer fine-tuned, 0.800 / 0.881 (0.904, 0.859) with the top two
-    layers, the shipped recipe. The floors sit a little below, so a regression of a few requests
-    fails here.
+    layers, the shipped recipe; 0.915 / 0.946 (0.964, 0.930) with round 4's rules (session 14; a
+    development set since session 12). The floors sit a little below, so a regression of a few
+    requests fails here.
     """
     data, predicted, metrics = route_suite(desk, HELD_OUT)
     assert len(data) >= 120
     assert sum(len(r["labels"]) > 2 for r in data) >= 5
     assert sum(len(r["labels"]) == 2 for r in data) >= 15
     assert sum(r["labels"] == ["out_of_scope"] for r in data) >= 15
-    assert metrics["micro_f1"] >= 0.87, metrics
-    assert metrics["micro_precision"] >= 0.90, metrics
-    assert metrics["exact_match"] >= 0.78, metrics
-    # Out of scope stays out: at most three of the 18 are routed anywhere (2 with every layer
-    # fine-tuned, 3 with the top two: README "Latency", first run).
+    assert metrics["micro_f1"] >= 0.92, metrics
+    assert metrics["micro_precision"] >= 0.93, metrics
+    assert metrics["exact_match"] >= 0.87, metrics
+    # Out of scope stays out: at most two of the 18 are routed anywhere (2 with every layer
+    # fine-tuned, 3 with the top two: README "Latency", first run; 1 with round 4's rules).
     routed = [p for r, p in zip(data, predicted, strict=True) if r["labels"] == ["out_of_scope"] and p]
-    assert len(routed) <= 3, routed
+    assert len(routed) <= 2, routed
+
+
+def test_the_third_held_out_set_now_a_development_set(desk: Desk) -> None:
+    """support_heldout3 (142 requests written blind in session 13; a development set since session
+    14): micro-F1 0.874 (P 0.863, R 0.884), exact 0.746 at the start of round 4, 0.929 (0.938,
+    0.921), exact 0.873 after it. Floors a little below, and out of scope stays out."""
+    data, predicted, metrics = route_suite(
+        desk, ROOT / "tests" / "support_desk" / "data" / "support_heldout3.jsonl"
+    )
+    assert len(data) >= 140
+    assert metrics["micro_f1"] >= 0.90, metrics
+    assert metrics["micro_precision"] >= 0.90, metrics
+    assert metrics["exact_match"] >= 0.83, metrics
+    routed = [p for r, p in zip(data, predicted, strict=True) if r["labels"] == ["out_of_scope"] and p]
+    assert len(routed) <= 2, routed
 
 
 def test_secondary_needs_and_implied_lookups_through_the_classifier(desk: Desk) -> None:
@@ -845,6 +862,51 @@ def test_round3_rules_through_the_classifier(desk: Desk) -> None:
     assert route("which plan is omar@brightpath.co on") == {"account"}
 
 
+def test_round4_rules_through_the_classifier(desk: Desk) -> None:
+    """Issue 19 item 5, round 4, through the classifier node with the shipped guides, on phrasings
+    of no data set (each was routed wrongly before the round): an account number in words only says
+    who asks (`clauses.IDENTIFIER`, `who_only`); a how-to clause next to a billing need names the help
+    centre (`asks_how_to`, `how_to_owner`); another company's outage or charge is nobody's here
+    (`foreign_clauses`). And where they must not fire: the product's own name, a plan question that
+    gives a customer number."""
+    from graph.classifier.build import build_scorer
+    from graph.models import LLMGateway, ModelProvider
+    from nodes.classifier import classify
+
+    registry = desk.registry
+    scorer = build_scorer(registry, desk.settings)
+    provider = ModelProvider(
+        {role: registry.spec.models.for_role(role) for role in ModelProvider.roles()},
+        desk.settings,
+        enabled=False,
+    )
+
+    def route(text: str) -> set[str]:
+        scored = asyncio.run(
+            classify(text, registry, scorer, LLMGateway(provider, used=0, budget=1), mode="embedding")
+        )
+        return {c["name"] for c in scored if c["selected"] and c["source"] != "always"}
+
+    assert route(
+        "acct #1009 - the webhooks have not fired since this morning, is something wrong on your end?"
+    ) == {"incidents"}
+    assert route("show me the charges for April, then tell me how to download a receipt as PDF") == {
+        "billing",
+        "knowledge_search",
+    }
+    assert route("Is Dropbox having an outage? my files won't sync") == set()
+    assert route("Hulu billed me twice this month, can you get my money back?") == set()
+    # A how-to in the guides' words that no threshold took (`our_how_to`); one in other words is not.
+    assert route("what is the policy on refunds for unused seats on annual plans") == {"knowledge_search"}
+    assert route("how do I knit a woollen scarf") == set()
+    # The clause that gives the id asks for a ticket, not for the lookup (`who_only`).
+    assert route("please file a ticket for C-1006, our data exports keep timing out halfway") == {"incidents"}
+    # Not fired: our own product's name, and an id given with a question about the account itself.
+    assert route("is the API down, and which plan is C-1009 on?") == {"account", "incidents"}
+    assert route("is Tandem down right now?") == {"incidents"}
+    assert route("which plan are we on, customer 1003") == {"account"}
+
+
 def test_eval_with_a_registry_measures_its_own_guides(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -880,3 +942,16 @@ def test_eval_with_a_registry_measures_its_own_guides(
     )
     assert main(["eval", "--data", str(wrong), "--registry", str(registry), "--quiet"]) == 2
     assert "weather" in capsys.readouterr().err
+
+
+def test_the_account_lookup_reads_a_customer_number_in_words() -> None:
+    """Round 4: the lookup reads the id forms the classifier treats as identifiers (customer 1007,
+    acct #1005, our customer number is 1009), not only C-1004; an invoice or charge id is none."""
+    from capabilities.support_desk.account import customer_ids
+
+    assert customer_ids("look up customer 1007 please") == ["1007"]
+    assert customer_ids("acct #1005: the invoice is wrong") == ["1005"]
+    assert customer_ids("Our customer number is 1009.") == ["1009"]
+    assert customer_ids("account details for client 1009") == ["1009"]
+    assert customer_ids("which plan is C-1004 on, and c1002?") == ["1004", "1002"]
+    assert customer_ids("refund CH-2034 from invoice INV-3033 for 1200 seats") == []
