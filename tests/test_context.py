@@ -991,7 +991,7 @@ def test_a_yes_after_a_request_that_was_not_answered_is_to_the_action_it_asked_a
 
 def test_a_yes_after_a_request_that_was_not_answered_never_refunds_on_the_yes_alone(make_graph: Any) -> None:
     graph = make_graph(Registry.from_file(Path(__file__).resolve().parent.parent / "registry.yaml"))
-    first = turn(graph, "could customer 1007's last charge be refunded?", thread="unanswered")
+    first = turn(graph, "could the last charge of customer 1007 come back as a refund?", thread="unanswered")
     second = turn(graph, "please do", thread="unanswered")
     assert [s["capability"] for s in first["planning_plan"]] == ["clarify"]  # the scorer read nothing
     follow = second["context_followup"]
