@@ -478,9 +478,15 @@ def test_a_charge_asked_about_stays_next_to_the_refund(registry: Registry) -> No
 def test_an_id_alone_is_no_scene_and_no_provider_without_a_consumer(registry: Registry) -> None:
     # "omar here, c-1002: ..." the lookup's only clause gives the id: who asks, not what happened
     task = "omar here, c-1002: did last month's payment go through?"
-    rows = [("omar here, c-1002", row(account=0.02)), ("did last month's payment go through", row(billing=0.9))]
+    rows = [
+        ("omar here, c-1002", row(account=0.02)),
+        ("did last month's payment go through", row(billing=0.9)),
+    ]
     assert grounds_of_ask(task, rows, LABELS, LABELS, registry, {"account", "billing"}) == set()
     # incidents provides nothing the refund requires: a reported outage stays a need
     task = "The dashboard has been down all morning. Please refund this month's fee."
-    rows = [("The dashboard has been down all morning", row(incidents=0.99)), ("Please refund this month's fee", row(refund=0.99))]
+    rows = [
+        ("The dashboard has been down all morning", row(incidents=0.99)),
+        ("Please refund this month's fee", row(refund=0.99)),
+    ]
     assert grounds_of_ask(task, rows, LABELS, LABELS, registry, {"incidents", "refund"}) == set()
