@@ -31,6 +31,7 @@ from graph.classifier.clauses import (
     named_subject,
     need_words,
     reads_as_request,
+    sets_the_scene,
     without_courtesy,
     without_identifiers,
 )
@@ -216,6 +217,9 @@ async def classify(
         extra = [n for n, _ in ranked if n in secondary and n not in chosen and source[n] == "scorer"]
         chosen |= set(extra[: max(0, settings.max_capabilities - len(chosen))])
         chosen -= implied(registry, chosen, unasked)
+        # "I was charged twice in November and would like the duplicate returned": the charge is
+        # what the refund is about; the planner runs billing for the refund's input anyway.
+        chosen -= grounds_of_ask(task, clause_rows, scorer.labels, names, registry, chosen)
         chosen -= context_of_how_to(task, clause_rows, registry, chosen, unasked)
     if mode != "llm" and candidates:
         for provider, consumers in await asyncio.to_thread(
@@ -593,6 +597,48 @@ def clause_needs(
         rivals = [j for j in order[1:] if not asks or labels[j] not in chosen]
         if _lead(conf, order[0], rivals) >= margin:
             out.append(labels[order[0]])
+    return out
+
+
+def grounds_of_ask(
+    task: str,
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    registry: Registry,
+    chosen: set[str],
+) -> set[str]:
+    """Selected providers that only set the scene for a need they feed: the context before the ask.
+    A provider (its `provides` meets the `requires` of another selected capability, the consumer) is
+    dropped when it is the best of a clause that gives no e-mail or id, no clause whose best it is
+    asks for anything (each `sets_the_scene`: "I was charged twice for the same invoice", "When I
+    checked the card there were two payments") and a later clause is the consumer's ("... Please send the second one back"). The planner still runs the
+    provider for the consumer's input (`requires`/`provides`), as for `implied`. Kept: a provider
+    whose clause asks ("Was I charged twice? If so, refund it"), or whose clause follows the
+    consumer's ("refund the duplicate, and list this year's invoices")."""
+    if len(clause_rows) < 2 or len(chosen) < 2:
+        return set()
+    best: list[tuple[str, bool, bool]] = []  # each clause's best capability, whether it asks, gives an id
+    for piece, conf in clause_rows:
+        order = _top(conf, labels, names, set())
+        if not order or courtesy(piece):
+            continue
+        at = task.find(piece)
+        following = task[at + len(piece) :] if at >= 0 else ""
+        best.append((labels[order[0]], not sets_the_scene(piece, following), mentions_identifier(piece)))
+    out = set()
+    for provider in sorted(chosen):
+        if provider not in registry:
+            continue
+        given = set(registry[provider].provides)
+        consumers = {n for n in chosen - {provider} if n in registry and given & set(registry[n].requires)}
+        mine = [i for i, (n, _, _) in enumerate(best) if n == provider]
+        own = [i for i in mine if not best[i][2]]  # an id alone says who asks, not what happened
+        fed = [i for i, (n, _, _) in enumerate(best) if n in consumers]
+        if not consumers or not fed or not own or any(best[i][1] for i in mine):
+            continue
+        if all(i < max(fed) for i in own):
+            out.add(provider)
     return out
 
 

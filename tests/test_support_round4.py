@@ -22,6 +22,7 @@ from graph.classifier.clauses import (
     named_subject,
     names_a_need,
     reads_as_request,
+    sets_the_scene,
     without_identifiers,
 )
 from graph.config.registry import Registry
@@ -32,6 +33,7 @@ from nodes.classifier import (
     context_of_how_to,
     foreign_clauses,
     form_users,
+    grounds_of_ask,
     how_to_owner,
     known_word,
     names_other,
@@ -435,3 +437,56 @@ def test_a_price_clause_is_not_a_count(registry: Registry) -> None:
         ("how much would 30 seats cost", row(sales=0.3)),
     ]
     assert clause_needs("...", rows, LABELS, LABELS, {"account"}, counters=counters) == ["sales"]
+
+
+# Round 5 (session 14): the context before the ask. A charge stated before the refund it grounds is
+# not a billing need of its own; the planner runs billing for the refund's input anyway.
+
+
+def test_a_statement_or_a_when_clause_sets_the_scene() -> None:
+    assert sets_the_scene("Our plan renewed on the 3rd although we had already downgraded")
+    assert sets_the_scene("When we looked at the statement there were two payments", ". Please reverse one.")
+    assert not sets_the_scene("when does our plan renew", "?")
+    assert not sets_the_scene("Please put that payment back on our card")
+
+
+def test_a_charge_stated_before_the_refund_it_grounds_is_not_selected(registry: Registry) -> None:
+    task = "Two identical charges of $45 showed up in October; kindly reverse the extra one."
+    rows = [
+        ("Two identical charges of $45 showed up in October", row(billing=0.99, refund=0.01)),
+        ("kindly reverse the extra one", row(refund=0.99)),
+    ]
+    assert grounds_of_ask(task, rows, LABELS, LABELS, registry, {"billing", "refund"}) == {"billing"}
+
+
+def test_a_charge_asked_about_stays_next_to_the_refund(registry: Registry) -> None:
+    # the billing clause asks ("Was I charged twice?"), or follows the refund's: two needs
+    asked = "Was I charged twice in October? If so, reverse the extra one."
+    rows = [
+        ("Was I charged twice in October", row(billing=0.99)),
+        ("If so, reverse the extra one", row(refund=0.99)),
+    ]
+    assert grounds_of_ask(asked, rows, LABELS, LABELS, registry, {"billing", "refund"}) == set()
+    after = "Reverse the duplicate charge, and the invoices from last year still show our old address."
+    rows = [
+        ("Reverse the duplicate charge", row(refund=0.99)),
+        ("the invoices from last year still show our old address", row(billing=0.99)),
+    ]
+    assert grounds_of_ask(after, rows, LABELS, LABELS, registry, {"billing", "refund"}) == set()
+
+
+def test_an_id_alone_is_no_scene_and_no_provider_without_a_consumer(registry: Registry) -> None:
+    # "omar here, c-1002: ..." the lookup's only clause gives the id: who asks, not what happened
+    task = "omar here, c-1002: did last month's payment go through?"
+    rows = [
+        ("omar here, c-1002", row(account=0.02)),
+        ("did last month's payment go through", row(billing=0.9)),
+    ]
+    assert grounds_of_ask(task, rows, LABELS, LABELS, registry, {"account", "billing"}) == set()
+    # incidents provides nothing the refund requires: a reported outage stays a need
+    task = "The dashboard has been down all morning. Please refund this month's fee."
+    rows = [
+        ("The dashboard has been down all morning", row(incidents=0.99)),
+        ("Please refund this month's fee", row(refund=0.99)),
+    ]
+    assert grounds_of_ask(task, rows, LABELS, LABELS, registry, {"incidents", "refund"}) == set()

@@ -203,6 +203,21 @@ def reads_as_request(piece: str, following: str = "") -> bool:
     return bool(_REQUEST.match(piece)) or following.lstrip()[:1] == "?"
 
 
+_SUBORDINATE = re.compile(
+    r"^\W*(?:(?:and|but|so)\s+)?(?:when|whenever|since|after|because|as|although|though|once|while|before)\b",
+    re.I,
+)
+
+
+def sets_the_scene(piece: str, following: str = "") -> bool:
+    """Whether a clause says what happened rather than asks: a statement (`reads_as_request` false),
+    or one opened by a subordinating word and not followed by a question mark ("When I checked the
+    card there were two payments.", "since the renewal went through"). "when does it renew?" asks."""
+    if not reads_as_request(piece, following):
+        return True
+    return bool(_SUBORDINATE.match(piece)) and following.lstrip()[:1] != "?"
+
+
 def mentions_identifier(piece: str) -> bool:
     """Whether a clause gives an e-mail address or a customer id (`_IDENTIFIER`)."""
     return bool(_IDENTIFIER.search(piece))

@@ -868,7 +868,7 @@ def test_round4_rules_through_the_classifier(desk: Desk) -> None:
     who asks (`clauses.IDENTIFIER`, `who_only`); a how-to clause next to a billing need names the help
     centre (`asks_how_to`, `how_to_owner`); another company's outage or charge is nobody's here
     (`foreign_clauses`). And where they must not fire: the product's own name, a plan question that
-    gives a customer number."""
+    gives a customer number. Round 5's `grounds_of_ask` too, firing and not."""
     from graph.classifier.build import build_scorer
     from graph.models import LLMGateway, ModelProvider
     from nodes.classifier import classify
@@ -905,6 +905,18 @@ def test_round4_rules_through_the_classifier(desk: Desk) -> None:
     assert route("is the API down, and which plan is C-1009 on?") == {"account", "incidents"}
     assert route("is Tandem down right now?") == {"incidents"}
     assert route("which plan are we on, customer 1003") == {"account"}
+    # Round 5: a charge or renewal stated before the refund it grounds selects only the refund
+    # (`grounds_of_ask`; the planner runs the lookups the refund requires); one asked about stays.
+    assert route(
+        "I see two identical payments for the Team plan this month; I'd like the second one returned."
+    ) == {"refund"}
+    assert route(
+        "The Starter renewal went out after we had already moved to the free tier. We'd like it reversed."
+    ) == {"refund"}
+    assert route("Was our card charged twice in September? If it was, refund the second one.") == {
+        "billing",
+        "refund",
+    }
 
 
 def test_eval_with_a_registry_measures_its_own_guides(
