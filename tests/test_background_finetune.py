@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -68,30 +70,56 @@ def cli_env(tmp_path: Path, registry: Path) -> dict[str, str]:
 
 
 def ask(env: dict[str, str], text: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "graph.cli", "--log-level", "INFO", "ask", text],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=ROOT,
-    )
+    """`routegraph ask` in a process of its own, its output going to files, not pipes: a test that
+    watches the worker while the ask runs reads nothing until the ask ends, and an ask blocked on
+    a full pipe (64 KiB of INFO lines) would never reach the point where it starts the worker."""
+    folder = Path(tempfile.mkdtemp(prefix="routegraph-ask-"))
+    with (folder / "out").open("w") as out, (folder / "err").open("w") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "graph.cli", "--log-level", "INFO", "ask", text],
+            stdout=out,
+            stderr=err,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+    _OUTPUT[process.pid] = folder
+    return process
+
+
+_OUTPUT: dict[int, Path] = {}
 
 
 def finished(process: subprocess.Popen[str]) -> tuple[str, str]:
-    out, err = process.communicate(timeout=600)
+    process.wait(timeout=600)
+    folder = _OUTPUT.pop(process.pid)
+    out, err = ((folder / name).read_text() for name in ("out", "err"))
+    shutil.rmtree(folder, ignore_errors=True)
     assert process.returncode == 0, err
     assert "Traceback" not in err
     return out, err
 
 
-def wait_for(pending: Pending, *states: str, timeout: float = 600, every: float = 0.5) -> dict[str, object]:
-    """The worker's state once it is one of `states` and its lock is free (or it holds `running`)."""
+def wait_for(
+    pending: Pending,
+    *states: str,
+    timeout: float = 600,
+    every: float = 0.5,
+    asking: subprocess.Popen[str] | None = None,
+) -> dict[str, object]:
+    """The worker's state once it is one of `states` and its lock is free (or it holds `running`).
+    `asking`: the ask that is to start the worker; once it has ended, a worker that has still
+    written nothing 60 s later was not started (the ask's output says why) and the wait stops."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = pending.state()
         if state.get("state") in states and (state["state"] == "running" or not pending.running()):
             return state
+        if asking is not None and asking.poll() is not None and not state:
+            deadline = min(deadline, time.monotonic() + 60)
+            if not pending.running() and time.monotonic() + every >= deadline:
+                out, err = finished(asking)
+                raise AssertionError(f"the ask started no worker for {pending.key}: {out}\n{err}")
         time.sleep(every)
     raise AssertionError(
         f"the background fine-tune never reached {states}: {pending.state()}, log: {log(pending)}"
@@ -160,27 +188,59 @@ def test_a_failed_background_fine_tune_is_reported_and_asks_still_answer(tmp_pat
     assert not pending.running()
 
 
-def test_a_killed_background_fine_tune_is_started_again(tmp_path: Path) -> None:
-    registry, pending = tiny_registry(tmp_path, "background test: sing me a song")
-    env = cli_env(tmp_path, registry)
-    first = ask(env, "What is 12*7?")
-    # Watched while the ask still runs, and polled often: on a quiet machine the tiny fine-tune can
-    # be done before the ask's process has ended (a fresh clone's CI saw it finished, not running).
-    state = wait_for(pending, "running", "done", "failed", every=0.02)
+def _killed_at(pending: Pending, point: str, first: subprocess.Popen[str]) -> int:
+    """SIGKILL the worker the ask `first` started at one point of its life; its pid. `fine-tuning`:
+    once its state says running; `exporting`: once the trained weights are saved (the ONNX export
+    and the compile follow); `compiled`: everything is cached but `done` not yet written (a window
+    too short to hit by polling, so the worker runs to `done` and its state is put back to what a
+    kill there leaves: `running`, with the pid of a worker no longer alive)."""
+    state = wait_for(pending, "running", "done", "failed", every=0.02, asking=first)
     assert state["state"] == "running", log(pending)
-    os.kill(int(str(state["pid"])), signal.SIGKILL)  # the worker this test's ask started
+    pid = int(str(state["pid"]))
+    if point == "exporting":
+        deadline = time.monotonic() + 600
+        while not pending.weights.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pending.weights.exists(), log(pending)
+    if point == "compiled":
+        done = wait_for(pending, "done", "failed")
+        assert done["state"] == "done", log(pending)
+        pending.write_state(state="running", finished=None, attempts=state["attempts"])
+    else:
+        os.kill(pid, signal.SIGKILL)
+        assert pending.state()["state"] == "running", (point, log(pending))  # killed before `done`
     out, err = finished(first)
     assert "84" in out and BASE_NOTE in err
     deadline = time.monotonic() + 60
     while pending.running() and time.monotonic() < deadline:
         time.sleep(0.2)
+    return pid
+
+
+@pytest.mark.parametrize("point", ["fine-tuning", "exporting", "compiled"])
+def test_a_killed_background_fine_tune_is_started_again(tmp_path: Path, point: str) -> None:
+    """Wherever the worker is killed before it records `done`, the next ask starts it again (a
+    killed worker's `running` state with its lock free is a stopped one); before the fix, weights
+    saved before the kill counted as ready: no worker was started again, the ask exported in the
+    foreground and the state stayed `running` for good."""
+    registry, pending = tiny_registry(tmp_path, f"background test: sing me a song ({point})")
+    env = cli_env(tmp_path, registry)
+    # Watched while the ask still runs, and polled often: on a quiet machine the tiny fine-tune can
+    # be done before the ask's process has ended (a fresh clone's CI saw it finished, not running).
+    _killed_at(pending, point, ask(env, "What is 12*7?"))
+    assert not pending.ready()
 
     out, err = finished(ask(env, "What is 12*7?"))
     assert "84" in out
     assert f"{BASE_NOTE}; the last background fine-tune stopped before it finished; fine-tuning" in err, err
     state = wait_for(pending, "done", "failed")
     assert state["state"] == "done", log(pending)
-    assert log(pending).count("background fine-tune started") == 2
+    assert log(pending).count("background fine-tune started") == 2, log(pending)
+    assert state["attempts"] == 0 and pending.ready()
+
+    out, err = finished(ask(env, "What time is it in Tokyo?"))
+    assert "Tokyo" in out and BASE_NOTE not in err
+    assert "compiled on the fine-tuned weights" in err, err
 
 
 def _scores(state: dict[str, object]) -> dict[str, float]:
