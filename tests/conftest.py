@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import signal
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -81,9 +82,18 @@ class SleepRecorder:
         self.delays.append(seconds)
 
 
-def _background_workers() -> set[int]:
-    """The pids of this user's running background fine-tune workers (graph.classifier.deferred_worker)."""
+_RUN_MARK = "RG_TEST_RUN"
+"""Set to a token of this test run in its environment, which the processes it starts inherit (the
+`ask`s and the fine-tune workers they start): how the clean-up below tells this run's workers."""
+
+
+def _background_workers(cache: Path, token: str) -> set[int]:
+    """The pids of this run's running background fine-tune workers (graph.classifier.deferred_worker):
+    its token in their environment, or its cache's job file on their command line. Only this run's:
+    a test run next to it on the machine (another checkout, mutmut's) stopped the workers this
+    run's tests were waiting for, which then never wrote a line or a state."""
     found: set[int] = set()
+    mark = f"{_RUN_MARK}={token}".encode()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -91,9 +101,12 @@ def _background_workers() -> set[int]:
             if entry.stat().st_uid != os.getuid():
                 continue
             cmdline = (entry / "cmdline").read_bytes()
+            if b"graph.classifier.deferred_worker" not in cmdline:
+                continue
+            environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"graph.classifier.deferred_worker" in cmdline:
+        if mark in environ or bytes(cache) + b"/" in cmdline:
             found.add(int(entry.name))
     return found
 
@@ -109,13 +122,19 @@ def shared_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
     # `routegraph ask` run by a test fine-tunes before answering, as the tests expect (the
     # background fine-tune has its own tests: tests/test_background_finetune.py).
     mode = os.environ.setdefault("ROUTEGRAPH_FINETUNE", "foreground")
-    workers_before = _background_workers()
+    outer = os.environ.get(_RUN_MARK)  # a test run started by a test (its own token, restored after)
+    token = os.environ[_RUN_MARK] = f"{os.getpid()}-{time.time_ns()}"
+    workers_before = _background_workers(path, token)
     yield path
     # A test that clears ROUTEGRAPH_* runs `ask` in its default (background) mode and may leave a
     # detached fine-tune worker behind: stop the ones this run started, so none outlives the suite.
-    for pid in _background_workers() - workers_before:
+    for pid in _background_workers(path, token) - workers_before:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGTERM)
+    if outer is None:
+        os.environ.pop(_RUN_MARK, None)
+    else:
+        os.environ[_RUN_MARK] = outer
     if mode == "foreground":
         os.environ.pop("ROUTEGRAPH_FINETUNE", None)
     if before is None:

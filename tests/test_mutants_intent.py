@@ -328,8 +328,11 @@ INTENT_CASES: list[tuple[str, str, str]] = [
 ]
 
 
+# Each case carries its id in a pytest.param: an `ids=[...]` list is escaped again by each pytest
+# session in the same process (mutmut runs its stats and clean runs in one process), so ids with a
+# backslash (`\\s+`) changed between the two and mutmut's clean run stopped with "not found".
 @pytest.mark.parametrize(
-    ("alternative", "text", "kind"), INTENT_CASES, ids=[f"{c[0]}: {c[1]}" for c in INTENT_CASES]
+    ("alternative", "text", "kind"), [pytest.param(*c, id=f"{c[0]}: {c[1]}") for c in INTENT_CASES]
 )
 def test_one_alternative_decides(alternative: str, text: str, kind: str) -> None:
     got = side_effect_intent(text, REFUND_VERBS)
@@ -363,3 +366,34 @@ def test_the_boundary_texts_have_the_length_they_claim() -> None:
 @pytest.mark.parametrize(("text", "expected"), CONFIRMATION_CASES)
 def test_confirmation(text: str, expected: bool | None) -> None:
     assert confirmation(text) is expected
+
+
+# Found by this session's mutation check (session 14), not fixed here (graph/intent.py belongs to
+# another helper this session): a deferral or hedge `_HYPOTHETICAL` does not list, and reported
+# speech with a verb `_REPORTED` does not list, still act. Each is asked about (`confirm`) or
+# refused when its word is listed, as "later", "maybe" and "the email said" are; strict, so a
+# fix shows here as an XPASS that fails until the mark is removed.
+STILL_ACTING: list[tuple[str, str]] = [
+    ("refund CH-2033 eventually", "a deferral: not now"),
+    ("refund CH-2033 at some point", "a deferral: not now"),
+    ("refund CH-2033 in two days", "a deferral: not now"),
+    ("refund CH-2033 on monday", "a deferral: not now"),
+    ("refund CH-2033 next time", "a deferral: not now"),
+    ("refund CH-2033 after the return arrives", "a condition: 'after' + the, not my/you/we/they/i"),
+    ("refund CH-2033 possibly", "a hedge, as 'maybe' and 'perhaps' are"),
+    ("refund CH-2033 probably", "a hedge, as 'maybe' and 'perhaps' are"),
+    ("refund CH-2033 i guess", "a hedge, as 'maybe' and 'perhaps' are"),
+    ("my colleague told me: refund CH-2033", "reported speech ('told me:'), as 'my manager said:' is"),
+    ("the customer asked: refund CH-2033", "reported speech ('asked:'), as 'my manager wrote:' is"),
+]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(text, id=text, marks=pytest.mark.xfail(strict=True, reason=f"acts today: {why}"))
+        for text, why in STILL_ACTING
+    ],
+)
+def test_a_deferred_hedged_or_reported_refund_does_not_act(text: str) -> None:
+    assert side_effect_intent(text, REFUND_VERBS).kind != "act"

@@ -81,8 +81,17 @@ class Pending:
             return
 
     def ready(self) -> bool:
-        """Trained and no longer being worked on (the export and compile that follow are done)."""
-        return self.weights.exists() and not self.running()
+        """Trained and no longer being worked on (the export and compile that follow are done).
+
+        Not ready: weights saved by a worker that was killed (or crashed) before it recorded `done`,
+        still `running` in its state with its lock free. The weights are written first, then the
+        ONNX export and the compile, then `done`: a worker killed in between left the export or
+        the compile unfinished, and taking its weights as ready would leave that state `running`
+        for good, start no worker again, and have the next ask export in the foreground (a
+        long-lived server would never swap to the fine-tuned scorer, which waits for `done`)."""
+        if not self.weights.exists() or self.running():
+            return False
+        return self.state().get("state") != "running"
 
     def state(self) -> dict[str, Any]:
         try:

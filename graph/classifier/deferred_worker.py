@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,16 @@ from graph.classifier.deferred import Pending
 from graph.classifier.encoders import make_encoder
 from graph.classifier.finetune import FineTune
 from graph.classifier.guides import LabelGuide
+
+
+class Terminated(BaseException):
+    """The worker was asked to stop (SIGTERM, SIGHUP, SIGINT): recorded as `failed` with the signal's
+    name, instead of the interpreter ending at once with nothing in the log and the state left
+    `running` (a test run's clean-up, a service manager, a shutdown)."""
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise Terminated(f"stopped by {signal.Signals(signum).name}")
 
 
 def _say(message: str) -> None:
@@ -65,6 +76,8 @@ def main(argv: list[str]) -> int:
     job_path = Path(argv[0])
     job = json.loads(job_path.read_text())
     pending = Pending(Path(job["cache_dir"]), job["key"])
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, _stop)
     try:
         lock = FileLock(pending.lock, timeout=2)
         lock.acquire()
