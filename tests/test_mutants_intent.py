@@ -368,32 +368,24 @@ def test_confirmation(text: str, expected: bool | None) -> None:
     assert confirmation(text) is expected
 
 
-# Found by this session's mutation check (session 14), not fixed here (graph/intent.py belongs to
-# another helper this session): a deferral or hedge `_HYPOTHETICAL` does not list, and reported
-# speech with a verb `_REPORTED` does not list, still act. Each is asked about (`confirm`) or
-# refused when its word is listed, as "later", "maybe" and "the email said" are; strict, so a
-# fix shows here as an XPASS that fails until the mark is removed.
-STILL_ACTING: list[tuple[str, str]] = [
-    ("refund CH-2033 eventually", "a deferral: not now"),
-    ("refund CH-2033 at some point", "a deferral: not now"),
-    ("refund CH-2033 in two days", "a deferral: not now"),
-    ("refund CH-2033 on monday", "a deferral: not now"),
-    ("refund CH-2033 next time", "a deferral: not now"),
-    ("refund CH-2033 after the return arrives", "a condition: 'after' + the, not my/you/we/they/i"),
-    ("refund CH-2033 possibly", "a hedge, as 'maybe' and 'perhaps' are"),
-    ("refund CH-2033 probably", "a hedge, as 'maybe' and 'perhaps' are"),
-    ("refund CH-2033 i guess", "a hedge, as 'maybe' and 'perhaps' are"),
-    ("my colleague told me: refund CH-2033", "reported speech ('told me:'), as 'my manager said:' is"),
-    ("the customer asked: refund CH-2033", "reported speech ('asked:'), as 'my manager wrote:' is"),
+# Found by session 14's mutation check: deferrals, hedges and reported speech the rules did not list
+# acted. Fixed (graph/intent.py); one case per new word in tests/test_deferred_actions.py and
+# tests/test_reported_speech.py, which both stages of the mutation check run.
+STILL_ACTING_BEFORE: list[str] = [
+    "refund CH-2033 eventually",
+    "refund CH-2033 at some point",
+    "refund CH-2033 in two days",
+    "refund CH-2033 on monday",
+    "refund CH-2033 next time",
+    "refund CH-2033 after the return arrives",
+    "refund CH-2033 possibly",
+    "refund CH-2033 probably",
+    "refund CH-2033 i guess",
+    "my colleague told me: refund CH-2033",
+    "the customer asked: refund CH-2033",
 ]
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        pytest.param(text, id=text, marks=pytest.mark.xfail(strict=True, reason=f"acts today: {why}"))
-        for text, why in STILL_ACTING
-    ],
-)
+@pytest.mark.parametrize("text", [pytest.param(text, id=text) for text in STILL_ACTING_BEFORE])
 def test_a_deferred_hedged_or_reported_refund_does_not_act(text: str) -> None:
     assert side_effect_intent(text, REFUND_VERBS).kind != "act"
