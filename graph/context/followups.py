@@ -72,6 +72,10 @@ _CUE = re.compile(
     r"|" + _REPLACE + r")\b",
     re.I,
 )
+_TAIL_CUE = re.compile(r"[\s,]+(?:as well|too|also)(?:[\s,]+(?:please|pls|then|thanks))*[\W_]*$", re.I)
+"""An additive cue said last ("karachi as well", "lagos too"): like "and" said first."""
+_SOUND = r"hm+|oh|ah|uh|um+|er|right"
+"""A sound or an acknowledgement before the new words ("hm, karachi as well", "right, helsinki too")."""
 _SLIP = r"whoops|oops|argh|ugh|d'?oh|err|erm|ah no|oh no"
 """What a user says on seeing their own slip ("whoops, meant ...", "argh, should've said ...")."""
 _MEANT = r"(?:I )?meant|should(?:'ve| have) said|should (?:have )?been|(?:it )?should be"
@@ -120,8 +124,11 @@ _GO_AHEAD = re.compile(
     r"\b(do it|go ahead|go for it|yes|yeah|yep|yup|sure|please do|proceed|confirm(?:ed)?)\b", re.I
 )
 """A yes that asks to carry on (not a bare "ok", which may only acknowledge an answer)."""
+_WHO = r"(?:i|we|you|he|she|they|someone|somebody|one|(?:the\s+)?(?:user|customer|client|admin|owner)s?)"
+"""Who does it: the user, or the person the conversation is about ("how would he swap the card himself?")."""
 _HOW_TO = re.compile(
-    r"\bhow\s+(?:do|can|could|should|would)\s+(?:i|we)\b|\bhow\s+to\b|\bwhere\s+(?:do|can|could)\s+(?:i|we)\b"
+    r"\bhow\s+(?:do|does|can|could|should|would)\s+" + _WHO + r"\b|\bhow\s+to\b"
+    r"|\bwhere\s+(?:do|does|can|could|would|should)\s+" + _WHO + r"\b"
     r"|\bwhere\s+(?:is|are|'s|would\s+i\s+find)\b.*\b(?:settings?|menu|page|app|dashboard|console|screen|profile)\b",
     re.I,
 )
@@ -146,7 +153,7 @@ _LOOKUP = re.compile(
 _LOOKUP_REST = frozenset(["for", "me", "us", "as", "well", "too", "also", "the", "please", "real", "quick"])
 _NEGATION_WORD = re.compile(r"\b(?:not|no|never|don'?t|do not|stop|cancel|hold off)\b|n't\b", re.I)
 _LEAD = re.compile(
-    r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool|and|also|plus|or|then|now|what about|how about|"
+    r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool|" + _SOUND + r"|and|also|plus|or|then|now|what about|how about|"
     r"what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|question for|deal for|thing with)|same|ditto|"
     r"likewise|again|repeat (?:that|it|this)|(?:both(?: of (?:them|those|these))?|(?:the|those) two)(?=[\s,]+(?:again|for|with|in|at|but)\b|\W*$)|"
     r"(?:" + _REPLACE + r")|for|in|at|on|with|the)\W+)+",
@@ -207,7 +214,12 @@ _CONTINUATIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^half\s+(?:of\s+)?(?:that|it|the result)\b", "/ 2"),
     )
 )
-_CONT_REST = re.compile(r"^[\W_]*(?:(?:then|now|please|instead|again|more|on top)[\W_]*)*$", re.I)
+_BACK = (
+    r"(?:to|from|onto|on|off|of)\s+(?:(?:that|it|this)(?:\s+(?:number|result|total|answer|figure|sum|amount|value))?"
+    r"|the\s+(?:number|result|total|answer|figure|sum|amount|value))"
+)
+"""Where an operand goes: back onto the result ("plus 75 to that number", "subtract 44 from the result")."""
+_CONT_REST = re.compile(r"^[\W_]*(?:(?:then|now|please|instead|again|more|on top|" + _BACK + r")[\W_]*)*$", re.I)
 _SYMBOLS = (
     (re.compile(rf"{_NUM}\s*(?:%|percent)\s+of\s+{_NUM}", re.I), r"(\1/100*\2)"),
     (re.compile(rf"(?:square root of|sqrt)\s*\(?\s*{_NUM}\s*\)?", re.I), r"sqrt(\1)"),
@@ -506,6 +518,7 @@ def fragment(text: str) -> str:
     text = _CORRECTION_WORDS.sub("", text)
     text = _TRAILING_CORRECTION.sub("", text)
     text = _LEAD.sub("", text)
+    text = _TAIL_CUE.sub("", text)
     return text.strip(" ?!.,")
 
 
@@ -898,7 +911,7 @@ def resolve(
                     f"{previous if power else _grouped(previous)} {op}",
                     f"an arithmetic continuation of {entry.capability}: {entry.task!r}",
                 )
-    cue = bool(_CUE.search(text))
+    cue = bool(_CUE.search(text) or _TAIL_CUE.search(text))
     correction = bool(_CORRECTION.search(text))
     # "I meant my plan, not the invoices": what is ruled out is not what is asked.
     reading = _NEGATED.sub("", text).strip() if correction else text
@@ -906,6 +919,8 @@ def resolve(
     anaphora = bool(_ANAPHORA.search(reading)) or item
     new_words = fragment(reading)
     new_slots = slots(new_words) or _bare_place(new_words)
+    if correction:
+        new_slots = [_as_identifier(n, [e.task for e in _last_turn(entries)]) for n in new_slots]
     fit = {
         e: max(
             (
@@ -985,6 +1000,16 @@ def resolve(
         and (not correction or any(e in fitting for e in _last_turn(entries)))
     ):
         # "sorry, C-1006 I mean", "C-1005?": nothing but a slot that fits the topic.
+        alone = [n for n in alone if n in names]
+    elif (
+        foreign
+        and correction
+        and any(e in fitting for e in _last_turn(entries))
+        and _says_what_it_replaces(reading, [e.task for e in _last_turn(entries)])
+    ):
+        # "sorry not sydney, Perth, that's where the client is", "wrong one, I need omar@...'s": the
+        # correction names the old value (or says it was the wrong one) and gives a new one of its
+        # kind; the rest of its words are a reason, not another need.
         alone = [n for n in alone if n in names]
     elif (
         foreign
@@ -1146,6 +1171,36 @@ _PICKING = frozenset(
 )
 """Modifiers that pick one item of several ("the duplicate renewal", "the second invoice")."""
 _DEFINITE = re.compile(r"\bthe\s+((?:[\w-]+\s+){1,2}?)([\w-]+)\b", re.I)
+
+
+_WRONG = re.compile(
+    r"\bwrong\s+(?:one|id|customer|client|account|number|city|place|person|e-?mail|address|company)\b|\bthe other one\b", re.I
+)
+_NOT_THIS = re.compile(r"\bnot\s+(?:the\s+|in\s+|for\s+)?([\w@.+-]+)", re.I)
+
+
+def _says_what_it_replaces(text: str, clauses: Sequence[str]) -> bool:
+    """Whether a correction says which old value it replaces: "not sydney" (a word of the last
+    clause, any case), "wrong one", "the other one"."""
+    if _WRONG.search(text):
+        return True
+    said = " ".join(clauses).lower()
+    return any(
+        m.group(1).lower().strip(".") not in STOPWORDS and re.search(rf"\b{re.escape(m.group(1).lower().strip('.'))}\b", said)
+        for m in _NOT_THIS.finditer(text)
+    )
+
+
+def _as_identifier(new: Slot, clauses: Sequence[str]) -> Slot:
+    """A bare number in a correction with as many digits as an identifier of the last clause
+    ("the other one - 1009" after "customer number 1006") is that kind of identifier."""
+    if new.kind != "number" or not new.text.isdigit() or len(new.text) < 3:
+        return new
+    for clause in clauses:
+        for old in slots(clause):
+            if old.kind == "ident" and len(_digits(old.text)) == len(new.text):
+                return Slot("ident", new.text, new.start, new.end, ANY_ID)
+    return new
 
 
 def _names_an_item(text: str, entries: Sequence[TopicEntry]) -> bool:
