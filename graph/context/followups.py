@@ -153,7 +153,9 @@ _LOOKUP = re.compile(
 _LOOKUP_REST = frozenset(["for", "me", "us", "as", "well", "too", "also", "the", "please", "real", "quick"])
 _NEGATION_WORD = re.compile(r"\b(?:not|no|never|don'?t|do not|stop|cancel|hold off)\b|n't\b", re.I)
 _LEAD = re.compile(
-    r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool|" + _SOUND + r"|and|also|plus|or|then|now|what about|how about|"
+    r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool|"
+    + _SOUND
+    + r"|and|also|plus|or|then|now|what about|how about|"
     r"what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|question for|deal for|thing with)|same|ditto|"
     r"likewise|again|repeat (?:that|it|this)|(?:both(?: of (?:them|those|these))?|(?:the|those) two)(?=[\s,]+(?:again|for|with|in|at|but)\b|\W*$)|"
     r"(?:" + _REPLACE + r")|for|in|at|on|with|the)\W+)+",
@@ -219,7 +221,9 @@ _BACK = (
     r"|the\s+(?:number|result|total|answer|figure|sum|amount|value))"
 )
 """Where an operand goes: back onto the result ("plus 75 to that number", "subtract 44 from the result")."""
-_CONT_REST = re.compile(r"^[\W_]*(?:(?:then|now|please|instead|again|more|on top|" + _BACK + r")[\W_]*)*$", re.I)
+_CONT_REST = re.compile(
+    r"^[\W_]*(?:(?:then|now|please|instead|again|more|on top|" + _BACK + r")[\W_]*)*$", re.I
+)
 _SYMBOLS = (
     (re.compile(rf"{_NUM}\s*(?:%|percent)\s+of\s+{_NUM}", re.I), r"(\1/100*\2)"),
     (re.compile(rf"(?:square root of|sqrt)\s*\(?\s*{_NUM}\s*\)?", re.I), r"sqrt(\1)"),
@@ -848,6 +852,40 @@ def resolve(
         return joined
     if not entries:
         return FollowUp("new")
+    if (dropped := _drop_part(text, entries)) is not None:
+        # "forget the errors, for the seats thing redo it with 45" after a turn with two needs: the
+        # part the words name (a content word of its clause) is withdrawn; the rest is read against
+        # the needs that are left, a slot that fits one of them replacing its slot of that kind.
+        rest, left = dropped
+        rest_words = fragment(rest)
+        for entry in _last_turn(left):
+            read = (kinds or {}).get(entry.capability) if kinds else None
+            new = [s for s in (slots(rest_words) or _bare_place(rest_words)) if _takes(read, s)]
+            if any(substitute(entry.task, s) is not None for s in new):
+                return FollowUp(
+                    "follow_up",
+                    [entry.capability],
+                    _rewrite(rest, rest_words, new, entry.task, anaphora=False),
+                    f"one need of the last turn withdrawn; a follow-up to {entry.capability}: {entry.task!r}",
+                )
+        return resolve(
+            rest,
+            [{"capability": e.capability, "task": e.task, "turn": e.turn} for e in left],
+            turn=turn,
+            standalone=standalone,
+            affinity=affinity,
+            acts=acts,
+            side_effects=side_effects,
+            plausible=plausible,
+            lexicon=lexicon,
+            feeds=feeds,
+            known=known,
+            routable=routable,
+            asks_about=asks_about,
+            how_to=how_to,
+            kinds=kinds,
+            known_names=known_names,
+        )
     if (
         declines(text)
         and not offer
@@ -879,7 +917,10 @@ def resolve(
         # turn: instructions, not the topic's lookup again. Unless the words alone name a need.
         alone = [n for n in standalone(text) if n]
         if not alone or alone == [how_to]:
-            anaphoric = bool(_ANAPHORA.search(text)) and len(content_words(fragment(text))) <= _ITEM_WORDS
+            # A person ("how would he swap the card himself?") is not what the instructions are
+            # about: only a thing the last turn named ("do that", "download those") takes its clause.
+            things = _ANAPHORA.search(_PERSONAL.sub(" ", text))
+            anaphoric = bool(things) and len(content_words(fragment(text))) <= _ITEM_WORDS
             clause = _last_turn(entries)[0].task
             return FollowUp(
                 "follow_up" if anaphoric else "switch",
@@ -963,6 +1004,10 @@ def resolve(
         mine = _own_words(new_words, new_slots, takers, lexicon or {})
         most = max(mine.values(), default=0)
         readers = [n for n, k in mine.items() if k == most] if most else []
+        if not readers and len(takers) == 1 and not unknown and takers[0] in (standalone(reading) or takers):
+            # "also, could you tell me the hour in Winnipeg" after an outage question: one capability
+            # reads a place, and the classifier reads the words as nothing else.
+            readers = takers
         return FollowUp(
             "switch",
             readers if len(readers) == 1 else [],
@@ -1174,7 +1219,8 @@ _DEFINITE = re.compile(r"\bthe\s+((?:[\w-]+\s+){1,2}?)([\w-]+)\b", re.I)
 
 
 _WRONG = re.compile(
-    r"\bwrong\s+(?:one|id|customer|client|account|number|city|place|person|e-?mail|address|company)\b|\bthe other one\b", re.I
+    r"\bwrong\s+(?:one|id|customer|client|account|number|city|place|person|e-?mail|address|company)\b|\bthe other one\b",
+    re.I,
 )
 _NOT_THIS = re.compile(r"\bnot\s+(?:the\s+|in\s+|for\s+)?([\w@.+-]+)", re.I)
 
@@ -1186,7 +1232,8 @@ def _says_what_it_replaces(text: str, clauses: Sequence[str]) -> bool:
         return True
     said = " ".join(clauses).lower()
     return any(
-        m.group(1).lower().strip(".") not in STOPWORDS and re.search(rf"\b{re.escape(m.group(1).lower().strip('.'))}\b", said)
+        m.group(1).lower().strip(".") not in STOPWORDS
+        and re.search(rf"\b{re.escape(m.group(1).lower().strip('.'))}\b", said)
         for m in _NOT_THIS.finditer(text)
     )
 
@@ -1201,6 +1248,31 @@ def _as_identifier(new: Slot, clauses: Sequence[str]) -> Slot:
             if old.kind == "ident" and len(_digits(old.text)) == len(new.text):
                 return Slot("ident", new.text, new.start, new.end, ANY_ID)
     return new
+
+
+_DROP = re.compile(
+    r"^\W*(?:(?:ok(?:ay)?|so|and|actually|alright|right|hmm)\W+)*"
+    r"(?:never\s?mind|forget(?:\s+about)?|skip|drop|leave|ignore|scratch)\s+(?:the\s+)?"
+    r"(?P<part>[^,;:.!?-]+?)\s*[,;:.!-]+\s*(?P<rest>\w.*)$",
+    re.I,
+)
+
+
+def _drop_part(text: str, entries: Sequence[TopicEntry]) -> tuple[str, list[TopicEntry]] | None:
+    """ "never mind the API, redo the seats with 35" after a turn with two needs: the words after the
+    withdrawn part, and the topic without the entries whose clause holds the part's words; None when
+    the words withdraw no one need of several (or all of them)."""
+    m = _DROP.match(text)
+    last = _last_turn(entries)
+    if m is None or len({e.capability for e in last}) < 2:
+        return None
+    words = {stem(w) for w in content_words(m.group("part"))}
+    if not words:
+        return None
+    named = [e for e in last if words & {stem(w.strip(",.?!'’")) for w in content_words(e.task)}]
+    if not named or len({e.capability for e in named}) == len({e.capability for e in last}):
+        return None
+    return m.group("rest"), [e for e in entries if e not in named]
 
 
 def _names_an_item(text: str, entries: Sequence[TopicEntry]) -> bool:
@@ -1407,7 +1479,11 @@ def _takes(kinds: frozenset[str] | None, new: Slot) -> bool:
         return bool(kinds & IDENTIFIERS)
     if new.kind == "number":
         return bool(kinds & {"number", "expr"})
-    if new.kind in ("name", "place"):
+    if new.kind == "place":
+        # A city the time zone database knows is read by a capability whose guides hold places; a
+        # place never replaces another kind of name (`_fit`).
+        return "place" in kinds
+    if new.kind == "name":
         return bool(kinds & {"name", "place"})
     return new.kind in kinds
 
