@@ -1369,3 +1369,52 @@ def test_a_place_goes_to_the_one_capability_that_reads_places() -> None:
     assert other.capabilities != ["clock"]
     sales = resolve("also, the Team price in Winnipeg?", outage, turn=2, standalone=lambda t: ["sales"], **kw)
     assert sales.capabilities != ["clock"]
+
+
+def test_a_yes_that_narrows_the_item_goes_to_the_action_and_is_asked_again() -> None:
+    registry = Registry.from_file(Path(__file__).resolve().parent.parent / "registry.yaml")
+    billing = [
+        {
+            "capability": "billing",
+            "task": "is jane@acme.io's double charge from november refundable?",
+            "turn": 1,
+        }
+    ]
+    for text in ("ok yes, only the duplicate though", "yep, only the november duplicate please"):
+        follow = resolve(text, billing, turn=2, standalone=nothing, **support_reader(registry))
+        assert (follow.kind, follow.capabilities, follow.ask_again) == ("confirmation", ["refund"], True), (
+            text
+        )
+        assert follow.task == f"{text} (follow-up to: {billing[0]['task']})"
+    # Does not fire: a condition, a negation, a question, another need, or a last request that asked
+    # about no action.
+    for text in ("yes if it's under $50", "yes, but not before I talk to him", "sure, which one is it?"):
+        assert not resolve(text, billing, turn=2, standalone=nothing, **support_reader(registry)).ask_again, (
+            text
+        )
+    other = resolve(
+        "sure, and the time in Oslo",
+        billing,
+        turn=2,
+        standalone=lambda t: ["clock"],
+        **support_reader(registry),
+    )
+    assert not other.ask_again
+    plan = [{"capability": "account", "task": "which plan is jane@acme.io on?", "turn": 1}]
+    assert not resolve(
+        "yes, only the plan", plan, turn=2, standalone=nothing, **support_reader(registry)
+    ).ask_again
+
+
+def test_a_yes_that_narrows_the_item_never_refunds_on_its_words(make_graph: Any) -> None:
+    graph = make_graph(Registry.from_file(Path(__file__).resolve().parent.parent / "registry.yaml"))
+    turn(graph, "is jane@acme.io's double charge from november refundable?", thread="narrowed")
+    second = turn(graph, "ok yes, only the duplicate though", thread="narrowed")
+    follow = second["context_followup"]
+    assert (follow["kind"], follow["capabilities"], follow["ask_again"]) == ("confirmation", ["refund"], True)
+    # Routed to the action and asked about again: the turn pauses on a confirmation, nothing refunded.
+    assert "Refunded $" not in answer(second)
+    (paused,) = second["__interrupt__"]
+    (step,) = paused.value["steps"]
+    assert (step["capability"], step["kind"]) == ("refund", "confirm")
+    assert "nothing is done unless you approve" in step["question"]

@@ -471,6 +471,9 @@ class FollowUp:
     task: str | None = None
     """The rewritten standalone task; None keeps the message as it is."""
     reason: str = ""
+    ask_again: bool = False
+    """A yes with a condition ("yep, but only the duplicate"): the action it goes to is asked about
+    once more (the router's confirm gate), never done on these words."""
 
     def as_state(self) -> dict[str, Any]:
         return {
@@ -478,6 +481,7 @@ class FollowUp:
             "capabilities": list(self.capabilities),
             "task": self.task,
             "reason": self.reason,
+            "ask_again": self.ask_again,
         }
 
 
@@ -846,6 +850,16 @@ def resolve(
                 clause,
                 "a plain yes continues the last request",
             )
+    if (
+        entries
+        and not asked
+        and _YES.match(text)
+        and not is_yes(text)
+        and side_effects is not None
+        and asks_about is not None
+        and (narrowed := _narrowed_yes(text, entries, routable, standalone, side_effects, asks_about))
+    ):
+        return narrowed
     if (looked := _lookup(text, standalone)) is not None:
         return looked
     if unanswered is not None and (joined := _with_unanswered(text, unanswered, entries, standalone, known)):
@@ -1248,6 +1262,53 @@ def _as_identifier(new: Slot, clauses: Sequence[str]) -> Slot:
             if old.kind == "ident" and len(_digits(old.text)) == len(new.text):
                 return Slot("ident", new.text, new.start, new.end, ANY_ID)
     return new
+
+
+_CONDITION = re.compile(
+    r"\b(?:if|unless|provided|as long as|assuming|in case|depending|once|after|when)\b", re.I
+)
+"""A yes on a condition the user states ("yes if it's under $50"): a hedge, not a choice of item."""
+
+
+def _narrowed_yes(
+    text: str,
+    entries: Sequence[TopicEntry],
+    routable: Sequence[str],
+    standalone: Callable[[str], Sequence[str]],
+    side_effects: Callable[[str], bool],
+    asks_about: Callable[[str, str], bool],
+) -> FollowUp | None:
+    """ "yep, but only the duplicate, leave the renewal alone" after "is the double charge eligible
+    for a refund?": a yes that narrows what the last request asked about goes to that action, with
+    the words first and the request after them, and is asked about once more (`ask_again`: the
+    router's confirm gate), never done on these words. None when the last turn acted or asked about
+    no action, when the words hold a negation or a question ("sure, but not yet", "yes, what would
+    it cost?"), a condition ("yes if it's under $50": `_CONDITION`), or when they name another need
+    of their own ("sure, and what time is it in Oslo")."""
+    if "?" in text or _NEGATION_WORD.search(text) or _CONDITION.search(text):
+        return None
+    last = _last_turn(entries)
+    clause = last[0].task
+    if any(side_effects(e.capability) for e in last):
+        return None
+    about = [n for n in routable if side_effects(n) and asks_about(clause, n)]
+    if not about:
+        return None
+    rest = text
+    while (m := _YES.match(rest)) is not None:
+        rest = rest[m.end() :]
+    if not content_words(rest):
+        return None
+    names = {e.capability for e in last} | set(about)
+    if [n for n in standalone(rest) if n and n not in names]:
+        return None
+    return FollowUp(
+        "confirmation",
+        about,
+        appended(text, clause),
+        f"a yes with a condition to the action the last request asked about ({', '.join(about)}); asked again",
+        ask_again=True,
+    )
 
 
 _DROP = re.compile(
