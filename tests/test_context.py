@@ -1418,3 +1418,19 @@ def test_a_yes_that_narrows_the_item_never_refunds_on_its_words(make_graph: Any)
     (step,) = paused.value["steps"]
     assert (step["capability"], step["kind"]) == ("refund", "confirm")
     assert "nothing is done unless you approve" in step["question"]
+
+
+def test_a_count_said_as_more_adds_to_the_clauses_count() -> None:
+    quote = sales_topic("how much is Team for 12 seats monthly?")
+    for text in ("and if we hire 4 more people?", "right, and another 4 seats", "ok, with 4 extra seats"):
+        follow = resolve(text, quote, turn=2, standalone=nothing)
+        assert (follow.capabilities, follow.task) == (["sales"], "how much is Team for 16 seats monthly?"), (
+            text
+        )
+    # Does not fire: a plain count replaces the count; an operand of an expression is not a count.
+    assert (
+        resolve("and 4 seats?", quote, turn=2, standalone=nothing).task
+        == "how much is Team for 4 seats monthly?"
+    )
+    calc = [{"capability": "calculator", "task": "what's 12*7", "turn": 1}]
+    assert "19" not in (resolve("and 7 more?", calc, turn=2, standalone=nothing).task or "")

@@ -64,8 +64,10 @@ _REPLACE = (
 )
 """A verb that puts a new value in the old one's place ("make it 120", "change that to 14", "bump it up
 to 110", "switch to C-1008"): a cue, like "and", for an elliptical turn."""
+_SOUND = r"hm+|oh|ah|uh|um+|er|right"
+"""A sound or an acknowledgement before the new words ("hm, karachi as well", "right, helsinki too")."""
 _CUE = re.compile(
-    r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool)\W+)?"
+    r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool|" + _SOUND + r")\W+)*"
     r"(and|also|plus|or|then|what about|how about|what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|"
     r"question for|deal for|thing with)|same|ditto|"
     r"likewise|again|repeat (?:that|it|this)|(?:both(?: of (?:them|those|these))?|(?:the|those) two)(?=[\s,]+(?:again|for|with|in|at|but)\b|\W*$)"
@@ -74,8 +76,6 @@ _CUE = re.compile(
 )
 _TAIL_CUE = re.compile(r"[\s,]+(?:as well|too|also)(?:[\s,]+(?:please|pls|then|thanks))*[\W_]*$", re.I)
 """An additive cue said last ("karachi as well", "lagos too"): like "and" said first."""
-_SOUND = r"hm+|oh|ah|uh|um+|er|right"
-"""A sound or an acknowledgement before the new words ("hm, karachi as well", "right, helsinki too")."""
 _SLIP = r"whoops|oops|argh|ugh|d'?oh|err|erm|ah no|oh no"
 """What a user says on seeing their own slip ("whoops, meant ...", "argh, should've said ...")."""
 _MEANT = r"(?:I )?meant|should(?:'ve| have) said|should (?:have )?been|(?:it )?should be"
@@ -1642,7 +1642,7 @@ def _rewrite(
     known_names: frozenset[str] = frozenset(),
 ) -> str:
     for slot in new_slots:
-        if (done := substitute(clause, slot)) is not None:
+        if (done := substitute(clause, _added(text, slot, clause))) is not None:
             return done
     words = content_words(new_words)
     if (
@@ -1653,6 +1653,27 @@ def _rewrite(
     ):
         return done
     return appended(text, clause)
+
+
+_MORE_OF = r"(?:more|extra|additional|further)"
+
+
+def _added(text: str, new: Slot, clause: str) -> Slot:
+    """A count said as an addition ("4 more people", "another 10 seats", "3 extra seats") in place of
+    the clause's count: the sum of the two ("for 12 seats" -> 16). Not an operand of an expression
+    (arithmetic continues by `continuation`)."""
+    if new.kind != "number" or not re.fullmatch(r"\d+", new.text):
+        return new
+    n = re.escape(new.text)
+    if not re.search(rf"\b{n}\s+{_MORE_OF}\b|\b(?:another|an? {_MORE_OF})\s+{n}\b", text, re.I):
+        return new
+    found = _target(clause, new)
+    if found is None or not any(s.kind == "number" and s.start == found[0].start for s in slots(clause)):
+        return new
+    old = found[0].text
+    if not re.fullmatch(r"\d+", old):
+        return new
+    return Slot("number", str(int(old) + int(new.text)), new.start, new.end, new.subtype)
 
 
 def _last_turn(entries: Sequence[TopicEntry]) -> list[TopicEntry]:
