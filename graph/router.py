@@ -346,10 +346,11 @@ class Router:
             intent.kind == "refuse"
             and follow.get("kind") == "confirmation"
             and info.name in (follow.get("capabilities") or [])
-            and confirmation(said) is True
+            and (confirmation(said) is True or follow.get("ask_again") is True)
         ):
             # "alright, go ahead with it" after "is this charge refundable?": a yes to an action no
-            # turn offered names none; it is asked about once, never done on the yes alone.
+            # turn offered names none; it is asked about once, never done on the yes alone. So is a
+            # yes with a condition ("yep, but only the duplicate"): `ask_again`.
             return Intent("confirm", "a yes to the action the last request asked about, not offered before")
         return intent
 

@@ -1190,3 +1190,247 @@ def test_a_name_the_guides_know_replaces_another_typed_in_lower_case() -> None:
     assert "tokyo for 60" not in (
         resolve("same but tokyo", quote, turn=2, standalone=nothing, known_names=names).task or ""
     )
+
+
+# --- round 6 (issue 22, session 14): heldout6's classes, in other words -----------------------------
+
+
+def test_a_continuation_may_say_it_goes_onto_the_result() -> None:
+    calc = [{"capability": "calculator", "task": "what's 64 / 4?", "turn": 1}]
+    for text, task in (
+        ("now add 9 to that", "(64 / 4) + 9"),
+        ("subtract 44 from the result", "(64 / 4) - 44"),
+        ("take away 25 from that total", "(64 / 4) - 25"),
+        ("plus 3 onto it", "(64 / 4) + 3"),
+    ):
+        assert resolve(text, calc, turn=2, standalone=nothing).task == task, text
+    # Does not fire: anything else after the operand is a request of its own.
+    assert followups.continuation("add 9 to the invoice for C-1001") is None
+    assert followups.continuation("add 9 to the") is None
+
+
+def test_a_how_to_asked_for_another_person_gets_instructions() -> None:
+    guides = support_guides()
+    kw: dict[str, Any] = {"standalone": nothing, "how_to": "knowledge_search", "routable": list(guides)}
+    account = [{"capability": "account", "task": "is aisha@kolaworks.ng active?", "turn": 1}]
+    he = resolve("how would he change the card himself?", account, turn=2, **kw)
+    # A person is not what the instructions are about: the customer's clause is not appended.
+    assert (he.kind, he.capabilities, he.task) == ("switch", ["knowledge_search"], None)
+    billing = [{"capability": "billing", "task": "list the invoices of customer 1005", "turn": 1}]
+    where = resolve("where can they download those?", billing, turn=2, **kw)
+    assert (where.capabilities, where.task) == (
+        ["knowledge_search"],
+        "where can they download those? (follow-up to: list the invoices of customer 1005)",
+    )
+    assert resolve("how does the owner reset it?", account, turn=2, **kw).capabilities == ["knowledge_search"]
+    # Does not fire: "how many/how much" asks for data, and words another capability reads alone stay theirs.
+    assert resolve("how many seats does she have?", account, turn=2, **kw).capabilities == ["account"]
+    refund = resolve(
+        "how can she get a refund?", account, turn=2, **{**kw, "standalone": lambda t: ["refund"]}
+    )
+    assert refund.capabilities != ["knowledge_search"]
+
+
+def test_an_additive_cue_said_last_is_a_cue() -> None:
+    clock = [{"capability": "clock", "task": "what's the time in Nairobi?", "turn": 1}]
+    for text, place in (
+        ("hm ok, lagos too", "lagos"),
+        ("oh, Bangkok as well", "Bangkok"),
+        ("right, helsinki too please", "helsinki"),
+    ):
+        follow = resolve(text, clock, turn=2, standalone=nothing)
+        assert (follow.kind, follow.capabilities, follow.task) == (
+            "follow_up",
+            ["clock"],
+            f"what's the time in {place}?",
+        ), text
+    # Does not fire: a request of its own that ends in "too" is not elliptical.
+    own = resolve(
+        "please refund the duplicate charge on my card too", clock, turn=2, standalone=lambda t: ["refund"]
+    )
+    assert own.capabilities != ["clock"]
+    assert resolve("hm ok, invoices too", clock, turn=2, standalone=lambda t: ["billing"]).kind == "switch"
+    assert resolve("is lagos too far?", clock, turn=2, standalone=nothing).kind == "new"
+
+
+def test_a_correction_that_says_what_it_replaces_keeps_the_need() -> None:
+    billing = [{"capability": "billing", "task": "recent charges for jane@acme.io please", "turn": 1}]
+    # The classifier reads the words alone as an account lookup; the correction says which value it replaces.
+    wrong = resolve(
+        "oops, wrong customer, I wanted mei@lanternhq.com's",
+        billing,
+        turn=2,
+        standalone=lambda t: ["account"],
+    )
+    assert (wrong.kind, wrong.capabilities, wrong.task) == (
+        "correction",
+        ["billing"],
+        "recent charges for mei@lanternhq.com please",
+    )
+    clock = [{"capability": "clock", "task": "client in Oslo wants a call, what's the time there", "turn": 1}]
+    city = resolve(
+        "sorry not oslo, Bergen, that's where the client is",
+        clock,
+        turn=2,
+        standalone=lambda t: ["knowledge_search"],
+    )
+    assert (city.capabilities, city.task) == (
+        ["clock"],
+        "client in Bergen wants a call, what's the time there",
+    )
+    # Does not fire: a correction that does not say what it replaces is left to the classifier's reading.
+    other = resolve(
+        "sorry, I need mei@lanternhq.com's plan", billing, turn=2, standalone=lambda t: ["account"]
+    )
+    assert other.capabilities != ["billing"]
+
+
+def test_a_bare_number_in_a_correction_replaces_an_identifier_with_as_many_digits() -> None:
+    account = [{"capability": "account", "task": "who's behind customer number 1003?", "turn": 1}]
+    fix = resolve("sorry, I mean the other one, 1007", account, turn=2, standalone=lambda t: ["account"])
+    assert (fix.kind, fix.task) == ("correction", "who's behind customer number 1007?")
+    charge = [{"capability": "account", "task": "who is C-1003?", "turn": 1}]
+    assert resolve("no wait, 1009", charge, turn=2, standalone=nothing).task == "who is C-1009?"
+    # Does not fire: digits of another length, or a number outside a correction.
+    assert "1003" in (resolve("no wait, 45", account, turn=2, standalone=nothing).task or "1003")
+    assert (
+        resolve("and 1009?", account, turn=2, standalone=nothing).task != "who's behind customer number 1009?"
+    )
+
+
+def test_withdrawing_one_need_of_several_by_its_words_follows_up_the_other() -> None:
+    kinds = followups.slot_kinds(support_guides())
+    two = [
+        {"capability": "incidents", "task": "is the REST API down", "turn": 1},
+        {"capability": "sales", "task": "what would 30 seats on Team cost?", "turn": 1},
+    ]
+    for text in (
+        "never mind the API, redo the seats with 35",
+        "ok forget the outage on the api - 35 seats then",
+    ):
+        follow = resolve(text, two, turn=2, standalone=nothing, kinds=kinds)
+        assert (follow.kind, follow.capabilities, follow.task) == (
+            "follow_up",
+            ["sales"],
+            "what would 35 seats on Team cost?",
+        ), text
+    clock = [
+        {"capability": "clock", "task": "time in Cairo", "turn": 1},
+        {"capability": "incidents", "task": "the status of webhooks", "turn": 1},
+    ]
+    lima = resolve(
+        "forget the webhooks, for the time do Lima instead", clock, turn=2, standalone=nothing, kinds=kinds
+    )
+    assert (lima.capabilities, lima.task) == (["clock"], "time in Lima")
+    # Does not fire: one need only, words no clause holds, or every need named.
+    one = [{"capability": "sales", "task": "what would 30 seats on Team cost?", "turn": 1}]
+    assert (
+        resolve("never mind the API, redo the seats with 35", one, turn=2, standalone=nothing).kind
+        == "switch"
+    )
+    assert (
+        followups._drop_part("forget the invoices, 35 seats", [followups.TopicEntry(**e) for e in two])
+        is None
+    )
+    assert (
+        followups._drop_part(
+            "forget the api and seats, what time is it", [followups.TopicEntry(**e) for e in two]
+        )
+        is None
+    )
+
+
+def test_a_place_goes_to_the_one_capability_that_reads_places() -> None:
+    guides = support_guides()
+    kinds = followups.slot_kinds(guides)
+    kw: dict[str, Any] = {
+        "kinds": kinds,
+        "routable": list(guides),
+        "lexicon": followups.guide_lexicon(guides),
+    }
+    outage = [
+        {
+            "capability": "incidents",
+            "task": "the web dashboard won't load, are you having an outage?",
+            "turn": 1,
+        }
+    ]
+    follow = resolve("also, could you tell me the hour in Winnipeg", outage, turn=2, standalone=nothing, **kw)
+    assert (follow.kind, follow.capabilities) == ("switch", ["clock"])
+    # Does not fire: the classifier reads the words as another need, or words no guide knows.
+    other = resolve(
+        "also, what's the weather in Winnipeg",
+        outage,
+        turn=2,
+        standalone=nothing,
+        known=followups.vocabulary(guides),
+        **kw,
+    )
+    assert other.capabilities != ["clock"]
+    sales = resolve("also, the Team price in Winnipeg?", outage, turn=2, standalone=lambda t: ["sales"], **kw)
+    assert sales.capabilities != ["clock"]
+
+
+def test_a_yes_that_narrows_the_item_goes_to_the_action_and_is_asked_again() -> None:
+    registry = Registry.from_file(Path(__file__).resolve().parent.parent / "registry.yaml")
+    billing = [
+        {
+            "capability": "billing",
+            "task": "is jane@acme.io's double charge from november refundable?",
+            "turn": 1,
+        }
+    ]
+    for text in ("ok yes, only the duplicate though", "yep, only the november duplicate please"):
+        follow = resolve(text, billing, turn=2, standalone=nothing, **support_reader(registry))
+        assert (follow.kind, follow.capabilities, follow.ask_again) == ("confirmation", ["refund"], True), (
+            text
+        )
+        assert follow.task == f"{text} (follow-up to: {billing[0]['task']})"
+    # Does not fire: a condition, a negation, a question, another need, or a last request that asked
+    # about no action.
+    for text in ("yes if it's under $50", "yes, but not before I talk to him", "sure, which one is it?"):
+        assert not resolve(text, billing, turn=2, standalone=nothing, **support_reader(registry)).ask_again, (
+            text
+        )
+    other = resolve(
+        "sure, and the time in Oslo",
+        billing,
+        turn=2,
+        standalone=lambda t: ["clock"],
+        **support_reader(registry),
+    )
+    assert not other.ask_again
+    plan = [{"capability": "account", "task": "which plan is jane@acme.io on?", "turn": 1}]
+    assert not resolve(
+        "yes, only the plan", plan, turn=2, standalone=nothing, **support_reader(registry)
+    ).ask_again
+
+
+def test_a_yes_that_narrows_the_item_never_refunds_on_its_words(make_graph: Any) -> None:
+    graph = make_graph(Registry.from_file(Path(__file__).resolve().parent.parent / "registry.yaml"))
+    turn(graph, "is jane@acme.io's double charge from november refundable?", thread="narrowed")
+    second = turn(graph, "ok yes, only the duplicate though", thread="narrowed")
+    follow = second["context_followup"]
+    assert (follow["kind"], follow["capabilities"], follow["ask_again"]) == ("confirmation", ["refund"], True)
+    # Routed to the action and asked about again: the turn pauses on a confirmation, nothing refunded.
+    assert "Refunded $" not in answer(second)
+    (paused,) = second["__interrupt__"]
+    (step,) = paused.value["steps"]
+    assert (step["capability"], step["kind"]) == ("refund", "confirm")
+    assert "nothing is done unless you approve" in step["question"]
+
+
+def test_a_count_said_as_more_adds_to_the_clauses_count() -> None:
+    quote = sales_topic("how much is Team for 12 seats monthly?")
+    for text in ("and if we hire 4 more people?", "right, and another 4 seats", "ok, with 4 extra seats"):
+        follow = resolve(text, quote, turn=2, standalone=nothing)
+        assert (follow.capabilities, follow.task) == (["sales"], "how much is Team for 16 seats monthly?"), (
+            text
+        )
+    # Does not fire: a plain count replaces the count; an operand of an expression is not a count.
+    assert (
+        resolve("and 4 seats?", quote, turn=2, standalone=nothing).task
+        == "how much is Team for 4 seats monthly?"
+    )
+    calc = [{"capability": "calculator", "task": "what's 12*7", "turn": 1}]
+    assert "19" not in (resolve("and 7 more?", calc, turn=2, standalone=nothing).task or "")

@@ -64,14 +64,18 @@ _REPLACE = (
 )
 """A verb that puts a new value in the old one's place ("make it 120", "change that to 14", "bump it up
 to 110", "switch to C-1008"): a cue, like "and", for an elliptical turn."""
+_SOUND = r"hm+|oh|ah|uh|um+|er|right"
+"""A sound or an acknowledgement before the new words ("hm, karachi as well", "right, helsinki too")."""
 _CUE = re.compile(
-    r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool)\W+)?"
+    r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool|" + _SOUND + r")\W+)*"
     r"(and|also|plus|or|then|what about|how about|what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|"
     r"question for|deal for|thing with)|same|ditto|"
     r"likewise|again|repeat (?:that|it|this)|(?:both(?: of (?:them|those|these))?|(?:the|those) two)(?=[\s,]+(?:again|for|with|in|at|but)\b|\W*$)"
     r"|" + _REPLACE + r")\b",
     re.I,
 )
+_TAIL_CUE = re.compile(r"[\s,]+(?:as well|too|also)(?:[\s,]+(?:please|pls|then|thanks))*[\W_]*$", re.I)
+"""An additive cue said last ("karachi as well", "lagos too"): like "and" said first."""
 _SLIP = r"whoops|oops|argh|ugh|d'?oh|err|erm|ah no|oh no"
 """What a user says on seeing their own slip ("whoops, meant ...", "argh, should've said ...")."""
 _MEANT = r"(?:I )?meant|should(?:'ve| have) said|should (?:have )?been|(?:it )?should be"
@@ -120,8 +124,11 @@ _GO_AHEAD = re.compile(
     r"\b(do it|go ahead|go for it|yes|yeah|yep|yup|sure|please do|proceed|confirm(?:ed)?)\b", re.I
 )
 """A yes that asks to carry on (not a bare "ok", which may only acknowledge an answer)."""
+_WHO = r"(?:i|we|you|he|she|they|someone|somebody|one|(?:the\s+)?(?:user|customer|client|admin|owner)s?)"
+"""Who does it: the user, or the person the conversation is about ("how would he swap the card himself?")."""
 _HOW_TO = re.compile(
-    r"\bhow\s+(?:do|can|could|should|would)\s+(?:i|we)\b|\bhow\s+to\b|\bwhere\s+(?:do|can|could)\s+(?:i|we)\b"
+    r"\bhow\s+(?:do|does|can|could|should|would)\s+" + _WHO + r"\b|\bhow\s+to\b"
+    r"|\bwhere\s+(?:do|does|can|could|would|should)\s+" + _WHO + r"\b"
     r"|\bwhere\s+(?:is|are|'s|would\s+i\s+find)\b.*\b(?:settings?|menu|page|app|dashboard|console|screen|profile)\b",
     re.I,
 )
@@ -146,7 +153,9 @@ _LOOKUP = re.compile(
 _LOOKUP_REST = frozenset(["for", "me", "us", "as", "well", "too", "also", "the", "please", "real", "quick"])
 _NEGATION_WORD = re.compile(r"\b(?:not|no|never|don'?t|do not|stop|cancel|hold off)\b|n't\b", re.I)
 _LEAD = re.compile(
-    r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool|and|also|plus|or|then|now|what about|how about|"
+    r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool|"
+    + _SOUND
+    + r"|and|also|plus|or|then|now|what about|how about|"
     r"what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|question for|deal for|thing with)|same|ditto|"
     r"likewise|again|repeat (?:that|it|this)|(?:both(?: of (?:them|those|these))?|(?:the|those) two)(?=[\s,]+(?:again|for|with|in|at|but)\b|\W*$)|"
     r"(?:" + _REPLACE + r")|for|in|at|on|with|the)\W+)+",
@@ -207,7 +216,14 @@ _CONTINUATIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^half\s+(?:of\s+)?(?:that|it|the result)\b", "/ 2"),
     )
 )
-_CONT_REST = re.compile(r"^[\W_]*(?:(?:then|now|please|instead|again|more|on top)[\W_]*)*$", re.I)
+_BACK = (
+    r"(?:to|from|onto|on|off|of)\s+(?:(?:that|it|this)(?:\s+(?:number|result|total|answer|figure|sum|amount|value))?"
+    r"|the\s+(?:number|result|total|answer|figure|sum|amount|value))"
+)
+"""Where an operand goes: back onto the result ("plus 75 to that number", "subtract 44 from the result")."""
+_CONT_REST = re.compile(
+    r"^[\W_]*(?:(?:then|now|please|instead|again|more|on top|" + _BACK + r")[\W_]*)*$", re.I
+)
 _SYMBOLS = (
     (re.compile(rf"{_NUM}\s*(?:%|percent)\s+of\s+{_NUM}", re.I), r"(\1/100*\2)"),
     (re.compile(rf"(?:square root of|sqrt)\s*\(?\s*{_NUM}\s*\)?", re.I), r"sqrt(\1)"),
@@ -455,6 +471,9 @@ class FollowUp:
     task: str | None = None
     """The rewritten standalone task; None keeps the message as it is."""
     reason: str = ""
+    ask_again: bool = False
+    """A yes with a condition ("yep, but only the duplicate"): the action it goes to is asked about
+    once more (the router's confirm gate), never done on these words."""
 
     def as_state(self) -> dict[str, Any]:
         return {
@@ -462,6 +481,7 @@ class FollowUp:
             "capabilities": list(self.capabilities),
             "task": self.task,
             "reason": self.reason,
+            "ask_again": self.ask_again,
         }
 
 
@@ -506,6 +526,7 @@ def fragment(text: str) -> str:
     text = _CORRECTION_WORDS.sub("", text)
     text = _TRAILING_CORRECTION.sub("", text)
     text = _LEAD.sub("", text)
+    text = _TAIL_CUE.sub("", text)
     return text.strip(" ?!.,")
 
 
@@ -829,12 +850,56 @@ def resolve(
                 clause,
                 "a plain yes continues the last request",
             )
+    if (
+        entries
+        and not asked
+        and _YES.match(text)
+        and not is_yes(text)
+        and side_effects is not None
+        and asks_about is not None
+        and (narrowed := _narrowed_yes(text, entries, routable, standalone, side_effects, asks_about))
+    ):
+        return narrowed
     if (looked := _lookup(text, standalone)) is not None:
         return looked
     if unanswered is not None and (joined := _with_unanswered(text, unanswered, entries, standalone, known)):
         return joined
     if not entries:
         return FollowUp("new")
+    if (dropped := _drop_part(text, entries)) is not None:
+        # "forget the errors, for the seats thing redo it with 45" after a turn with two needs: the
+        # part the words name (a content word of its clause) is withdrawn; the rest is read against
+        # the needs that are left, a slot that fits one of them replacing its slot of that kind.
+        rest, left = dropped
+        rest_words = fragment(rest)
+        for entry in _last_turn(left):
+            read = (kinds or {}).get(entry.capability) if kinds else None
+            new = [s for s in (slots(rest_words) or _bare_place(rest_words)) if _takes(read, s)]
+            if any(substitute(entry.task, s) is not None for s in new):
+                return FollowUp(
+                    "follow_up",
+                    [entry.capability],
+                    _rewrite(rest, rest_words, new, entry.task, anaphora=False),
+                    f"one need of the last turn withdrawn; a follow-up to {entry.capability}: {entry.task!r}",
+                )
+        return resolve(
+            rest,
+            [{"capability": e.capability, "task": e.task, "turn": e.turn} for e in left],
+            turn=turn,
+            standalone=standalone,
+            affinity=affinity,
+            acts=acts,
+            side_effects=side_effects,
+            plausible=plausible,
+            lexicon=lexicon,
+            feeds=feeds,
+            known=known,
+            routable=routable,
+            asks_about=asks_about,
+            how_to=how_to,
+            kinds=kinds,
+            known_names=known_names,
+        )
     if (
         declines(text)
         and not offer
@@ -866,7 +931,10 @@ def resolve(
         # turn: instructions, not the topic's lookup again. Unless the words alone name a need.
         alone = [n for n in standalone(text) if n]
         if not alone or alone == [how_to]:
-            anaphoric = bool(_ANAPHORA.search(text)) and len(content_words(fragment(text))) <= _ITEM_WORDS
+            # A person ("how would he swap the card himself?") is not what the instructions are
+            # about: only a thing the last turn named ("do that", "download those") takes its clause.
+            things = _ANAPHORA.search(_PERSONAL.sub(" ", text))
+            anaphoric = bool(things) and len(content_words(fragment(text))) <= _ITEM_WORDS
             clause = _last_turn(entries)[0].task
             return FollowUp(
                 "follow_up" if anaphoric else "switch",
@@ -898,7 +966,7 @@ def resolve(
                     f"{previous if power else _grouped(previous)} {op}",
                     f"an arithmetic continuation of {entry.capability}: {entry.task!r}",
                 )
-    cue = bool(_CUE.search(text))
+    cue = bool(_CUE.search(text) or _TAIL_CUE.search(text))
     correction = bool(_CORRECTION.search(text))
     # "I meant my plan, not the invoices": what is ruled out is not what is asked.
     reading = _NEGATED.sub("", text).strip() if correction else text
@@ -906,6 +974,8 @@ def resolve(
     anaphora = bool(_ANAPHORA.search(reading)) or item
     new_words = fragment(reading)
     new_slots = slots(new_words) or _bare_place(new_words)
+    if correction:
+        new_slots = [_as_identifier(n, [e.task for e in _last_turn(entries)]) for n in new_slots]
     fit = {
         e: max(
             (
@@ -948,6 +1018,10 @@ def resolve(
         mine = _own_words(new_words, new_slots, takers, lexicon or {})
         most = max(mine.values(), default=0)
         readers = [n for n, k in mine.items() if k == most] if most else []
+        if not readers and len(takers) == 1 and not unknown and takers[0] in (standalone(reading) or takers):
+            # "also, could you tell me the hour in Winnipeg" after an outage question: one capability
+            # reads a place, and the classifier reads the words as nothing else.
+            readers = takers
         return FollowUp(
             "switch",
             readers if len(readers) == 1 else [],
@@ -985,6 +1059,16 @@ def resolve(
         and (not correction or any(e in fitting for e in _last_turn(entries)))
     ):
         # "sorry, C-1006 I mean", "C-1005?": nothing but a slot that fits the topic.
+        alone = [n for n in alone if n in names]
+    elif (
+        foreign
+        and correction
+        and any(e in fitting for e in _last_turn(entries))
+        and _says_what_it_replaces(reading, [e.task for e in _last_turn(entries)])
+    ):
+        # "sorry not sydney, Perth, that's where the client is", "wrong one, I need omar@...'s": the
+        # correction names the old value (or says it was the wrong one) and gives a new one of its
+        # kind; the rest of its words are a reason, not another need.
         alone = [n for n in alone if n in names]
     elif (
         foreign
@@ -1146,6 +1230,110 @@ _PICKING = frozenset(
 )
 """Modifiers that pick one item of several ("the duplicate renewal", "the second invoice")."""
 _DEFINITE = re.compile(r"\bthe\s+((?:[\w-]+\s+){1,2}?)([\w-]+)\b", re.I)
+
+
+_WRONG = re.compile(
+    r"\bwrong\s+(?:one|id|customer|client|account|number|city|place|person|e-?mail|address|company)\b|\bthe other one\b",
+    re.I,
+)
+_NOT_THIS = re.compile(r"\bnot\s+(?:the\s+|in\s+|for\s+)?([\w@.+-]+)", re.I)
+
+
+def _says_what_it_replaces(text: str, clauses: Sequence[str]) -> bool:
+    """Whether a correction says which old value it replaces: "not sydney" (a word of the last
+    clause, any case), "wrong one", "the other one"."""
+    if _WRONG.search(text):
+        return True
+    said = " ".join(clauses).lower()
+    return any(
+        m.group(1).lower().strip(".") not in STOPWORDS
+        and re.search(rf"\b{re.escape(m.group(1).lower().strip('.'))}\b", said)
+        for m in _NOT_THIS.finditer(text)
+    )
+
+
+def _as_identifier(new: Slot, clauses: Sequence[str]) -> Slot:
+    """A bare number in a correction with as many digits as an identifier of the last clause
+    ("the other one - 1009" after "customer number 1006") is that kind of identifier."""
+    if new.kind != "number" or not new.text.isdigit() or len(new.text) < 3:
+        return new
+    for clause in clauses:
+        for old in slots(clause):
+            if old.kind == "ident" and len(_digits(old.text)) == len(new.text):
+                return Slot("ident", new.text, new.start, new.end, ANY_ID)
+    return new
+
+
+_CONDITION = re.compile(
+    r"\b(?:if|unless|provided|as long as|assuming|in case|depending|once|after|when)\b", re.I
+)
+"""A yes on a condition the user states ("yes if it's under $50"): a hedge, not a choice of item."""
+
+
+def _narrowed_yes(
+    text: str,
+    entries: Sequence[TopicEntry],
+    routable: Sequence[str],
+    standalone: Callable[[str], Sequence[str]],
+    side_effects: Callable[[str], bool],
+    asks_about: Callable[[str, str], bool],
+) -> FollowUp | None:
+    """ "yep, but only the duplicate, leave the renewal alone" after "is the double charge eligible
+    for a refund?": a yes that narrows what the last request asked about goes to that action, with
+    the words first and the request after them, and is asked about once more (`ask_again`: the
+    router's confirm gate), never done on these words. None when the last turn acted or asked about
+    no action, when the words hold a negation or a question ("sure, but not yet", "yes, what would
+    it cost?"), a condition ("yes if it's under $50": `_CONDITION`), or when they name another need
+    of their own ("sure, and what time is it in Oslo")."""
+    if "?" in text or _NEGATION_WORD.search(text) or _CONDITION.search(text):
+        return None
+    last = _last_turn(entries)
+    clause = last[0].task
+    if any(side_effects(e.capability) for e in last):
+        return None
+    about = [n for n in routable if side_effects(n) and asks_about(clause, n)]
+    if not about:
+        return None
+    rest = text
+    while (m := _YES.match(rest)) is not None:
+        rest = rest[m.end() :]
+    if not content_words(rest):
+        return None
+    names = {e.capability for e in last} | set(about)
+    if [n for n in standalone(rest) if n and n not in names]:
+        return None
+    return FollowUp(
+        "confirmation",
+        about,
+        appended(text, clause),
+        f"a yes with a condition to the action the last request asked about ({', '.join(about)}); asked again",
+        ask_again=True,
+    )
+
+
+_DROP = re.compile(
+    r"^\W*(?:(?:ok(?:ay)?|so|and|actually|alright|right|hmm)\W+)*"
+    r"(?:never\s?mind|forget(?:\s+about)?|skip|drop|leave|ignore|scratch)\s+(?:the\s+)?"
+    r"(?P<part>[^,;:.!?-]+?)\s*[,;:.!-]+\s*(?P<rest>\w.*)$",
+    re.I,
+)
+
+
+def _drop_part(text: str, entries: Sequence[TopicEntry]) -> tuple[str, list[TopicEntry]] | None:
+    """ "never mind the API, redo the seats with 35" after a turn with two needs: the words after the
+    withdrawn part, and the topic without the entries whose clause holds the part's words; None when
+    the words withdraw no one need of several (or all of them)."""
+    m = _DROP.match(text)
+    last = _last_turn(entries)
+    if m is None or len({e.capability for e in last}) < 2:
+        return None
+    words = {stem(w) for w in content_words(m.group("part"))}
+    if not words:
+        return None
+    named = [e for e in last if words & {stem(w.strip(",.?!'’")) for w in content_words(e.task)}]
+    if not named or len({e.capability for e in named}) == len({e.capability for e in last}):
+        return None
+    return m.group("rest"), [e for e in entries if e not in named]
 
 
 def _names_an_item(text: str, entries: Sequence[TopicEntry]) -> bool:
@@ -1352,7 +1540,11 @@ def _takes(kinds: frozenset[str] | None, new: Slot) -> bool:
         return bool(kinds & IDENTIFIERS)
     if new.kind == "number":
         return bool(kinds & {"number", "expr"})
-    if new.kind in ("name", "place"):
+    if new.kind == "place":
+        # A city the time zone database knows is read by a capability whose guides hold places; a
+        # place never replaces another kind of name (`_fit`).
+        return "place" in kinds
+    if new.kind == "name":
         return bool(kinds & {"name", "place"})
     return new.kind in kinds
 
@@ -1450,7 +1642,7 @@ def _rewrite(
     known_names: frozenset[str] = frozenset(),
 ) -> str:
     for slot in new_slots:
-        if (done := substitute(clause, slot)) is not None:
+        if (done := substitute(clause, _added(text, slot, clause))) is not None:
             return done
     words = content_words(new_words)
     if (
@@ -1461,6 +1653,27 @@ def _rewrite(
     ):
         return done
     return appended(text, clause)
+
+
+_MORE_OF = r"(?:more|extra|additional|further)"
+
+
+def _added(text: str, new: Slot, clause: str) -> Slot:
+    """A count said as an addition ("4 more people", "another 10 seats", "3 extra seats") in place of
+    the clause's count: the sum of the two ("for 12 seats" -> 16). Not an operand of an expression
+    (arithmetic continues by `continuation`)."""
+    if new.kind != "number" or not re.fullmatch(r"\d+", new.text):
+        return new
+    n = re.escape(new.text)
+    if not re.search(rf"\b{n}\s+{_MORE_OF}\b|\b(?:another|an? {_MORE_OF})\s+{n}\b", text, re.I):
+        return new
+    found = _target(clause, new)
+    if found is None or not any(s.kind == "number" and s.start == found[0].start for s in slots(clause)):
+        return new
+    old = found[0].text
+    if not re.fullmatch(r"\d+", old):
+        return new
+    return Slot("number", str(int(old) + int(new.text)), new.start, new.end, new.subtype)
 
 
 def _last_turn(entries: Sequence[TopicEntry]) -> list[TopicEntry]:
