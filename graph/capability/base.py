@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import functools
 import json
 import math
 import threading
@@ -74,6 +75,7 @@ class DaemonThreads(concurrent.futures.ThreadPoolExecutor):
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
         future: _QuietFuture[T] = _QuietFuture()
+        name = _name(fn)
 
         def work() -> None:
             if not future.set_running_or_notify_cancel():
@@ -81,16 +83,36 @@ class DaemonThreads(concurrent.futures.ThreadPoolExecutor):
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:  # delivered to the caller, whatever it is
-                future.set_exception(exc)
+                future.set_exception(_deliverable(exc, name))
             else:
                 future.set_result(result)
 
-        name = getattr(fn, "__qualname__", None) or type(fn).__name__
         threading.Thread(target=work, name=f"routegraph-blocking:{name}", daemon=True).start()
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Nothing to wait for: a call still running belongs to a caller that gave up on it."""
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    """What a blocking call is called in a message (`asyncio.to_thread` wraps it in
+    `partial(context.run, fn, ...)`)."""
+    inner: Any = fn
+    while isinstance(inner, functools.partial):
+        is_run = getattr(inner.func, "__qualname__", "") == "Context.run" and inner.args
+        inner = inner.args[0] if is_run else inner.func
+    return str(getattr(inner, "__qualname__", None) or type(inner).__name__)
+
+
+def _deliverable(exc: BaseException, name: str) -> BaseException:
+    """`exc`, or a RuntimeError for a StopIteration: asyncio cannot raise StopIteration into a future
+    (a TypeError in a callback, and the caller waits until its deadline), the conversion a
+    coroutine gets too (PEP 479)."""
+    if isinstance(exc, StopIteration):
+        error = RuntimeError(f"{name} raised StopIteration")
+        error.__cause__ = exc
+        return error
+    return exc
 
 
 DAEMON_THREADS = DaemonThreads()
@@ -190,7 +212,7 @@ async def run_blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
             result = context.run(fn, *args, **kwargs)
         except BaseException as exc:  # delivered to the caller, whatever it is
-            error = exc
+            error = _deliverable(exc, _name(fn))
         with lock:
             if waiting[0]:
                 loop.call_soon_threadsafe(settle, result, error)
