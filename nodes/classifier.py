@@ -202,6 +202,9 @@ async def classify(
         and plainly_ours(task, registry, ranked)
     ):
         chosen = {ranked[0][0]}
+    # Whatever the fallbacks above took, a capability the model judged (cascade) and found below the
+    # threshold stays out: "tell me the joke of the day" is not the clock's because the model said so.
+    chosen -= {n for n in chosen if source[n] == "llm" and scores[n] < settings.threshold}
     if chosen:  # a request's secondary needs, next to what it selected by the thresholds
         secondary = set(
             clause_needs(
