@@ -1,42 +1,162 @@
-"""benchmarks/labelled_guides.py: which labelled rows become guide examples, and the registry they make."""
+"""Labelled requests as guide examples: `classifier.labelled_examples` (graph/config/labelled.py),
+the shipped support file, and benchmarks/labelled_guides.py."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from benchmarks.labelled_guides import additions_from, main
+import pytest
+import yaml
+
+from benchmarks.labelled_guides import main
+from evals.datasets import read_rows
 from graph.config.registry import Registry
-from graph.ops.learn import overlay_for
+from graph.errors import RegistryError
 
 ROOT = Path(__file__).resolve().parent.parent
+SUPPORT = ROOT / "tests" / "support_desk" / "data"
+SHIPPED = ROOT / "capabilities" / "support_desk" / "data" / "labelled_examples.jsonl"
+DEVELOPMENT_SETS = [
+    "support_dev.jsonl",
+    "support_heldout.jsonl",
+    "support_heldout2.jsonl",
+    "support_heldout3.jsonl",
+    "support_heldout4.jsonl",
+    "support_heldout5.jsonl",
+]
+"""The sets the shipped file is made from (HELDOUT.md): development sets, no longer measured blind."""
+MEASURING_SETS = ["support_routing.jsonl", "support_heldout6.jsonl"]
+"""Sets that must never become examples: the pinned one the guides were written from, and the blind one."""
+
+
+def _write(path: Path, rows: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _registry(tmp_path: Path, entries: list[str]) -> Registry:
+    data = yaml.safe_load((ROOT / "registry.yaml").read_text(encoding="utf-8"))
+    data["classifier"]["labelled_examples"] = entries
+    file = tmp_path / "registry.yaml"
+    file.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return Registry.from_file(file)
 
 
 def test_single_label_and_out_of_scope_rows_become_examples_and_nothing_else(tmp_path: Path) -> None:
-    registry = Registry.from_file(ROOT / "registry.yaml")
-    known = next(iter(registry["billing"].classifier_guide.examples)).query
-    data = tmp_path / "labelled.jsonl"
-    rows = [
-        {"text": "the invoice for march looks doubled to me", "labels": ["billing"], "split": "test"},
-        {"text": "Ordered a pizza, where is it", "labels": ["out_of_scope"], "split": "test"},
-        {"text": "refund CH-2003 and tell me about the outage", "labels": ["refund", "incidents"], "split": "test"},
-        {"text": known, "labels": ["billing"], "split": "test"},
-        {"text": "The invoice for March looks doubled to me", "labels": ["billing"], "split": "test"},
-        {"text": "what is 2+2", "labels": ["respond"], "split": "test"},
+    plain = _registry(tmp_path, [])
+    known = plain["billing"].classifier_guide.positives[0]
+    _write(
+        tmp_path / "labelled.jsonl",
+        [
+            {"text": "the invoice for march looks doubled to me", "labels": ["billing"]},
+            {"text": "Ordered a pizza, where is it", "labels": ["out_of_scope"]},
+            {"text": "no labels at all is out of scope too", "labels": []},
+            {"text": "refund CH-2003 and tell me about the outage", "labels": ["refund", "incidents"]},
+            {"text": known, "labels": ["billing"]},
+            {"text": "  The invoice for March looks doubled to me ", "labels": ["billing"]},
+        ],
+    )
+    registry = _registry(tmp_path, ["labelled.jsonl"])  # relative to the registry file
+    added = registry["billing"].classifier_guide.examples[len(plain["billing"].classifier_guide.examples) :]
+    assert [(e.query, e.result, e.reason) for e in added] == [
+        ("the invoice for march looks doubled to me", True, "labelled: labelled.jsonl:1")
     ]
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    additions = additions_from([data], registry)
-    assert [(a["kind"], a["capability"], a["query"]) for a in additions] == [
-        ("positive", "billing", "the invoice for march looks doubled to me"),
-        ("out_of_scope", None, "Ordered a pizza, where is it"),
-    ]
-    patched = registry.with_overlay(overlay_for(registry, additions))
-    assert "the invoice for march looks doubled to me" in patched["billing"].classifier_guide.positives
-    assert "Ordered a pizza, where is it" in patched.spec.classifier.out_of_scope_examples
-    assert len(patched["refund"].classifier_guide.examples) == len(registry["refund"].classifier_guide.examples)
+    outside = registry.spec.classifier.out_of_scope_examples
+    assert outside[len(plain.spec.classifier.out_of_scope_examples) :] == (
+        "Ordered a pizza, where is it",
+        "no labels at all is out of scope too",
+    )
+    for name in ("refund", "incidents", "account"):
+        assert registry[name].classifier_guide == plain[name].classifier_guide
+    # What overlays apply to is the registry as written: loading it again adds nothing twice,
+    # and `labelled_examples: []` is the hand-written guides alone.
+    assert registry.data["classifier"]["labelled_examples"] == ["labelled.jsonl"]
+    again = registry.with_overlay({})
+    assert again["billing"].classifier_guide == registry["billing"].classifier_guide
+    assert again.spec.classifier.out_of_scope_examples == outside
+    off = registry.with_overlay({"classifier": {"labelled_examples": []}})
+    assert off["billing"].classifier_guide == plain["billing"].classifier_guide
+    assert off.spec.classifier.out_of_scope_examples == plain.spec.classifier.out_of_scope_examples
 
 
-def test_a_file_both_added_and_evaluated_is_refused(tmp_path: Path, capsys: object) -> None:
-    data = tmp_path / "x.jsonl"
-    data.write_text(json.dumps({"text": "hi", "labels": ["out_of_scope"], "split": "test"}) + "\n", encoding="utf-8")
+@pytest.mark.parametrize(
+    ("rows", "said"),
+    [
+        ([{"text": "hello", "labels": ["weather"]}], "labelled.jsonl:1: label 'weather' is not a capability of this registry"),
+        ([{"text": "hello", "labels": ["respond"]}], "label 'respond' is always active"),
+        ([{"labels": ["billing"]}], 'labelled.jsonl:1: a row is an object with a non-empty "text"'),
+        ([{"text": "x", "labels": "billing"}], '"labels" is a list of capability names'),
+    ],
+)
+def test_a_row_the_registry_cannot_use_is_a_registry_problem(
+    tmp_path: Path, rows: list[dict[str, object]], said: str
+) -> None:
+    _write(tmp_path / "labelled.jsonl", rows)
+    with pytest.raises(RegistryError) as caught:
+        _registry(tmp_path, ["labelled.jsonl"])
+    message = str(caught.value)
+    assert said in message
+    assert "classifier.labelled_examples[0]" in message or "labelled_examples" in message
+
+
+def test_a_missing_file_or_broken_line_is_reported_with_where(tmp_path: Path) -> None:
+    with pytest.raises(RegistryError, match=r"cannot read .*nowhere\.jsonl"):
+        _registry(tmp_path, ["nowhere.jsonl"])
+    (tmp_path / "broken.jsonl").write_text('{"text": "fine", "labels": ["billing"]}\n{not json\n', encoding="utf-8")
+    with pytest.raises(RegistryError, match=r"broken\.jsonl:2: not JSON"):
+        _registry(tmp_path, ["broken.jsonl"])
+    with pytest.raises(RegistryError, match="No module named"):
+        _registry(tmp_path, ["no_such_package_here:data/x.jsonl"])
+
+
+def test_many_bad_rows_are_summarised_not_listed(tmp_path: Path) -> None:
+    _write(tmp_path / "labelled.jsonl", [{"text": f"row {i}", "labels": ["nope"]} for i in range(9)])
+    with pytest.raises(RegistryError) as caught:
+        _registry(tmp_path, ["labelled.jsonl"])
+    message = str(caught.value)
+    assert message.count("label 'nope'") == 5
+    assert "and 4 more problems in this file" in message
+
+
+def test_the_shipped_registry_reads_its_file_from_the_package() -> None:
+    registry = Registry.from_file(ROOT / "registry.yaml", learned=False)
+    assert registry.spec.classifier.labelled_examples == ("capabilities.support_desk:data/labelled_examples.jsonl",)
+    reasons = [e.reason for e in registry["billing"].classifier_guide.examples]
+    assert any(r.startswith("labelled: labelled_examples.jsonl:") for r in reasons)
+
+
+def test_the_shipped_file_is_the_development_sets_and_no_measuring_set() -> None:
+    shipped = [json.loads(line) for line in SHIPPED.read_text(encoding="utf-8").splitlines()]
+    expected = [
+        (row.text, sorted(row.labels) or ["out_of_scope"], name)
+        for name in DEVELOPMENT_SETS
+        for row in read_rows(SUPPORT / name)
+    ]
+    assert [(r["text"], sorted(r["labels"]), r["source"]) for r in shipped] == expected
+    texts = {r["text"].strip().lower() for r in shipped}
+    for name in MEASURING_SETS:
+        path = SUPPORT / name
+        if path.exists():
+            leaked = [row.text for row in read_rows(path) if row.text.strip().lower() in texts]
+            assert not leaked, f"{name} rows are among the shipped examples: {leaked[:3]}"
+
+
+def test_benchmark_refuses_what_it_cannot_compare(tmp_path: Path) -> None:
+    data = _write(tmp_path / "x.jsonl", [{"text": "hi", "labels": ["out_of_scope"], "split": "test"}])
     assert main(["--add", str(data), "--eval", str(data)]) == 2
+    _registry(tmp_path, [])  # writes tmp_path/registry.yaml without labelled examples
+    assert main(["--registry", str(tmp_path / "registry.yaml"), "--eval", str(data)]) == 2  # nothing to add
+    assert main(["--registry", str(tmp_path / "registry.yaml")]) == 2  # nothing to evaluate
+    assert main(["--write", str(tmp_path / "out.jsonl")]) == 2
+
+
+def test_benchmark_writes_rows_with_their_source(tmp_path: Path) -> None:
+    a = _write(tmp_path / "a.jsonl", [{"text": "hi there", "labels": [], "split": "test"}])
+    b = _write(tmp_path / "b.jsonl", [{"text": "my invoice", "labels": ["billing"], "split": "test"}])
+    out = tmp_path / "out.jsonl"
+    assert main(["--add", str(a), str(b), "--write", str(out)]) == 0
+    assert [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()] == [
+        {"text": "hi there", "labels": ["out_of_scope"], "source": "a.jsonl"},
+        {"text": "my invoice", "labels": ["billing"], "source": "b.jsonl"},
+    ]

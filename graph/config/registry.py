@@ -14,14 +14,15 @@ import inspect
 import sys
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from graph.capability.base import Capability
-from graph.capability.guides import ClassifierGuide, OrchestratorGuide
+from graph.capability.guides import ClassifierGuide, GuideExample, OrchestratorGuide
+from graph.config.labelled import expand
 from graph.config.limits import Limits
 from graph.config.messages import pydantic_problems
 from graph.config.schema import ApprovalPolicy, BusinessRules, CapabilitySpec, PolicyConfig, RegistryFile
@@ -109,6 +110,9 @@ class Registry:
     source: str = "<registry>"
     template_classes: Mapping[str, type[Capability]] = field(default_factory=dict)
     """The class of each template in `spec.templates`, resolved (graph/pools creates instances from them)."""
+    written: RegistryFile | None = None
+    """The settings as written, when `spec` differs: `classifier.labelled_examples` add to `spec`'s
+    out-of-scope list, never to what overlays apply to (`data`)."""
 
     def __iter__(self) -> Iterator[CapabilityInfo]:
         return iter(self.capabilities.values())
@@ -134,7 +138,7 @@ class Registry:
     @property
     def data(self) -> dict[str, Any]:
         """The registry as YAML data (what was set, not the defaults): what overlays apply to."""
-        return self.spec.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        return (self.written or self.spec).model_dump(mode="json", by_alias=True, exclude_unset=True)
 
     def with_overlay(self, overlay: Mapping[str, Any], *, source: str | None = None) -> Registry:
         """This registry with `overlay` merged (`merge_overlay`), validated; its experiments dropped
@@ -262,6 +266,9 @@ class Registry:
         report = _Reporter(source, lines, problems)
         base = Path(base_dir) if base_dir is not None else None
         capabilities = _resolve(entries, complete, limits, allowed, names, report, base)
+        written = spec
+        if spec is not None and spec.classifier.labelled_examples and complete:
+            spec, capabilities = _with_labelled(spec, capabilities, base, report)
         if spec is not None and spec.classifier.calibration is not None and complete:
             routable = sorted(c.name for c in capabilities.values() if not c.always_active and not c.terminal)
             for name in spec.classifier.calibration.thresholds:
@@ -276,7 +283,49 @@ class Registry:
             templates = _check_pools(spec, capabilities, report)
         if problems or spec is None:
             raise RegistryError(sorted(problems, key=lambda p: p.line or 0))
-        return cls(spec=spec, capabilities=capabilities, source=source, template_classes=templates)
+        return cls(
+            spec=spec,
+            capabilities=capabilities,
+            source=source,
+            template_classes=templates,
+            written=written if written is not spec else None,
+        )
+
+
+def _with_labelled(
+    spec: RegistryFile, capabilities: dict[str, CapabilityInfo], base: Path | None, report: _Reporter
+) -> tuple[RegistryFile, dict[str, CapabilityInfo]]:
+    """The registry with `classifier.labelled_examples` added to its guides and its out-of-scope
+    list (graph/config/labelled.py); a file or row it cannot use is a problem (at most 5 per file)."""
+    infos = list(capabilities.values())
+    found = expand(
+        spec.classifier.labelled_examples,
+        base_dir=base,
+        routable=[c.name for c in infos if not c.always_active and not c.terminal],
+        other=[c.name for c in infos if c.always_active or c.terminal],
+        known={c.name: [e.query for e in c.classifier_guide.examples] for c in infos},
+        known_out_of_scope=spec.classifier.out_of_scope_examples,
+    )
+    shown: dict[int, int] = {}
+    for i, message in found.problems:
+        shown[i] = shown.get(i, 0) + 1
+        if shown[i] <= 5:
+            report(("classifier", "labelled_examples", i), message)
+    for i, count in shown.items():
+        if count > 5:
+            report(("classifier", "labelled_examples", i), f"... and {count - 5} more problems in this file")
+    updated = dict(capabilities)
+    for name, rows in found.positives.items():
+        guide = capabilities[name].classifier_guide
+        extra = tuple(GuideExample(query=text, reason=f"labelled: {where}") for text, where in rows)
+        updated[name] = replace(
+            capabilities[name], classifier_guide=guide.model_copy(update={"examples": guide.examples + extra})
+        )
+    if found.out_of_scope:
+        outside = (*spec.classifier.out_of_scope_examples, *found.out_of_scope)
+        classifier = spec.classifier.model_copy(update={"out_of_scope_examples": outside})
+        spec = spec.model_copy(update={"classifier": classifier})
+    return spec, updated
 
 
 def _check_pools(

@@ -226,6 +226,13 @@ class ClassifierConfig(_Strict):
                 raise ValueError(f"item {i} is blank: give the text of a request")
         return tuple(dict.fromkeys(t.strip() for t in texts))  # once each
 
+    labelled_examples: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    """Files of labelled requests (JSON Lines, the shared data format) whose rows join the guides:
+    a row with one capability's label becomes a positive example of that capability, an
+    `out_of_scope` row an out-of-scope example; rows with several labels are left out. A path
+    relative to the registry file, absolute, or `package:path/in/package` for a shipped file
+    (graph/config/labelled.py)."""
+
 
 class OrchestratorConfig(_Strict):
     mode: PlannerMode = "auto"
