@@ -212,6 +212,7 @@ def tune(
             finetune=scorer.finetune,
             split_clauses=scorer.split_clauses,
             out_of_scope=scorer.out_of_scope,
+            balanced=scorer.balance_guides,
         ),
         thresholds={k: round(v, 6) for k, v in scorer.thresholds.items()},
         rates_before=before,

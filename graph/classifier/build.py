@@ -48,6 +48,7 @@ def build_scorer(registry: Registry, settings: Settings, *, tuned: bool = True) 
         finetune=finetune,
         split_clauses=config.split_clauses,
         out_of_scope=tuple(config.out_of_scope_examples),
+        balance_guides=config.balance_guides,
         finetune_mode=mode,
         rebuild={"name": config.encoder, "base_url": settings.base_url, "models_dir": str(models_dir)},
     )
@@ -60,6 +61,7 @@ def build_scorer(registry: Registry, settings: Settings, *, tuned: bool = True) 
         finetune=finetune,
         split_clauses=config.split_clauses,
         out_of_scope=config.out_of_scope_examples,
+        balanced=config.balance_guides,
     )
     if fitted.fingerprint is not None and fitted.fingerprint != expected:
         log.warning(
@@ -82,6 +84,7 @@ def fingerprint(
     finetune: FineTune | None,
     split_clauses: bool,
     out_of_scope: Sequence[str] = (),
+    balanced: bool = False,
 ) -> str:
     """Identifies what a fitted calibration was fitted for: every guide, the encoder setting,
     fine-tuning (its settings and the training's version) and clause splitting (and its version),
@@ -94,4 +97,6 @@ def fingerprint(
     ]
     if out_of_scope:  # appended only when given: registries without any keep their fingerprint
         payload.append(list(out_of_scope))
+    if balanced:  # `classifier.balance_guides` moves the head's scores; appended only when on
+        payload.append("balanced")
     return hashlib.sha256(json.dumps(payload, ensure_ascii=False, default=str).encode()).hexdigest()[:16]

@@ -105,7 +105,12 @@ def _newton(
 
 
 def fit_with_background(
-    scores: np.ndarray, positive: np.ndarray, background: np.ndarray, *, multi_label: bool
+    scores: np.ndarray,
+    positive: np.ndarray,
+    background: np.ndarray,
+    *,
+    multi_label: bool,
+    row_weights: np.ndarray | None = None,
 ) -> Calibration:
     """The curve for held-out guide scores (`positive` marks each row's own capabilities) and the
     background requests' raw scores, negatives for every capability.
@@ -114,13 +119,16 @@ def fit_with_background(
     counts as much as "fits another". Multi-label guides make each capability a decision of its
     own ("free" selection), so the confidence should be a probability, priors included; single-label
     guides keep the classes weighted equally: the selection first picks the best capability of
-    each clause, and the curve only has to tell good matches from the rest.
+    each clause, and the curve only has to tell good matches from the rest. `row_weights`: a
+    weight per guide row (`head.example_weights`: every capability's examples weigh the same).
     """
     raw = np.concatenate([scores.ravel(), background.ravel()])
     labels = np.concatenate([positive.ravel(), np.zeros(background.size)])
     in_guide_negatives = max(1.0, float((positive == 0).sum()))
+    rows = np.ones(len(scores)) if row_weights is None else np.asarray(row_weights, dtype=np.float64)
     weights = np.concatenate(
-        [np.ones(scores.size), np.full(background.size, in_guide_negatives / background.size)]
+        [np.repeat(rows, scores.shape[1] if scores.ndim > 1 else 1),
+         np.full(background.size, in_guide_negatives / background.size)]
     )
     return Calibration.fit(raw, labels, weights=weights, balanced=not multi_label)
 

@@ -103,6 +103,7 @@ class CachedScorer(FewShotScorer):
             self.split_clauses,
             self._head_weight,
             self._head_lexical,
+            self.balance_guides,
             self.calibration is None,
         ]
         return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()[:24]
@@ -199,6 +200,7 @@ class CachedScorer(FewShotScorer):
             "finetune": vars(self.finetune),
             "out_of_scope": list(self.out_of_scope),
             "split_clauses": self.split_clauses,
+            "balance_guides": self.balance_guides,
             "use_descriptions": self.use_descriptions,
             "head_weight": self.head_weight,
             "calibration": None

@@ -62,6 +62,7 @@ def build(job: dict[str, Any]) -> CachedScorer:
         split_clauses=job["split_clauses"],
         use_descriptions=job["use_descriptions"],
         head_weight=job["head_weight"],
+        balance_guides=job.get("balance_guides", True),
         out_of_scope=tuple(job["out_of_scope"]),
         finetune_mode="foreground",
         awaits_background=False,  # the lock it would wait for is this process's own

@@ -101,6 +101,25 @@ class TrainingRows:
     """How many rows are positive examples (the first ones)."""
     background_start: int
     """Where the background requests start (they run to the end)."""
+    weights: np.ndarray | None = None
+    """Each row's weight in the loss (`example_weights`); None: all 1."""
+
+
+def example_weights(owners: Sequence[Sequence[int]], capabilities: int) -> np.ndarray:
+    """A weight per positive example such that every capability's examples weigh the same in
+    all, whatever their number: `mean count / own count` (the mean over its capabilities for a
+    shared example). Guides of equal size (CLINC150's 10 shots each) get 1 everywhere, so nothing
+    changes; a guide of 8 examples next to guides of 120 (a hand-written clock guide beside labelled
+    support requests) is no longer outvoted in the head and the curve, where its scores were
+    pushed down as if it were rare in traffic."""
+    counts = np.zeros(capabilities, dtype=np.float64)
+    for own in owners:
+        counts[list(own)] += 1
+    used = counts[counts > 0]
+    if not len(used):
+        return np.ones(len(owners), dtype=np.float32)
+    per_capability = np.where(counts > 0, used.mean() / np.maximum(counts, 1), 0.0)
+    return np.array([per_capability[list(own)].mean() for own in owners], dtype=np.float32)
 
 
 def train_head(
@@ -108,10 +127,13 @@ def train_head(
     texts: Sequence[str],
     owners: dict[str, list[int]],
     background: np.ndarray,
+    *,
+    balanced: bool = False,
 ) -> tuple[Head, TrainingRows]:
     """Train the head: a capability's positives (`texts`, with every guide that gives each in
     `owners`) and its description are its positives; the other capabilities' positives, explicit
-    negative examples and the `background` requests are its negatives."""
+    negative examples and the `background` requests are its negatives. `balanced`: each
+    capability's examples weigh the same in all (`example_weights`)."""
     rows = [guides.positives, guides.descriptions, guides.negatives, background]
     x = np.vstack([r for r in rows if len(r) and r.shape[1] == guides.positives.shape[1]])
     count = len(guides.counts)
@@ -128,13 +150,20 @@ def train_head(
     for row, owner in enumerate([*guides.positive_owner.tolist(), *guides.described]):
         start[row, owner] = 1.0
     gram = x @ x.T
-    a, b = fit_head(gram, y, start)
-    training = TrainingRows(gram, y, start, len(texts), len(x) - len(background))
+    weights = None
+    if balanced:
+        weights = np.ones(len(x), dtype=np.float32)
+        weights[: len(texts)] = example_weights([owners[t] for t in texts], count)
+    a, b = fit_head(gram, y, start, weights)
+    training = TrainingRows(gram, y, start, len(texts), len(x) - len(background), weights)
     return Head((x.T @ a).astype(np.float32), b), training
 
 
-def fit_head(gram: np.ndarray, y: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Dual coefficients `a` (weights = x.T @ a) and biases of the one-vs-rest logistic head."""
+def fit_head(
+    gram: np.ndarray, y: np.ndarray, start: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Dual coefficients `a` (weights = x.T @ a) and biases of the one-vs-rest logistic head;
+    `weights`: each row's weight in the loss (default 1)."""
     rate = 1.0
     count = y.shape[1]
     b = np.full(count, -COSINE_SCALE * 0.5, dtype=np.float32)
@@ -143,6 +172,8 @@ def fit_head(gram: np.ndarray, y: np.ndarray, start: np.ndarray) -> tuple[np.nda
     a /= np.where(norms == 0, 1.0, norms)
     for _ in range(HEAD_EPOCHS):
         grad = (probabilities(gram @ a, b) - y) / len(gram)
+        if weights is not None:
+            grad *= weights[:, None]
         a -= rate * (COSINE_SCALE * grad + HEAD_L2 * a)
         b -= rate * grad.sum(0)
     return a.astype(np.float32), b.astype(np.float32)
@@ -164,6 +195,7 @@ def cross_fitted(
         held, keep = fold == f, fold != f
         if not held.any():
             continue
-        a, b = fit_head(gram[np.ix_(keep, keep)], training.targets[keep], training.start[keep])
+        kept = None if training.weights is None else training.weights[keep]
+        a, b = fit_head(gram[np.ix_(keep, keep)], training.targets[keep], training.start[keep], kept)
         scores[held] = probabilities(gram[np.ix_(held, keep)] @ a, b)
     return scores[: training.examples], scores[training.background_start :]

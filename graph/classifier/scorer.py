@@ -33,6 +33,7 @@ from graph.classifier.head import (
     TrainingRows,
     blend,
     cross_fitted,
+    example_weights,
     joined,
     sparse_lexical,
     train_head,
@@ -83,6 +84,10 @@ class FewShotScorer:
     """Share of the head's features that are lexical n-grams (`head.HEAD_LEXICAL`); the
     prototypes stay the encoder's. 0: the head reads the encoder's vectors alone. Default:
     `HEAD_LEXICAL` for dense encoders, 0 for `lexical` and `hybrid` (lexical already)."""
+    balance_guides: bool = True
+    """Every capability's examples weigh the same in the head and the confidence curve, whatever
+    their number (`head.example_weights`); single-label guides only. Off: each example weighs 1,
+    and a capability with few examples beside ones with many scores low."""
     calibration: Calibration | None = None
     thresholds: dict[str, float] = field(default_factory=dict)
     """Per-capability confidence thresholds fitted on validation data; others use the global one."""
@@ -153,7 +158,8 @@ class FewShotScorer:
             if self._head_lexical > 0:
                 vectors = self._head_vectors(vectors)
                 background = self._head_rows(background, self._background)
-            self._head, training = train_head(vectors, texts, owners, background)
+            balanced = self.balance_guides and not any(len(o) > 1 for o in owners.values())
+            self._head, training = train_head(vectors, texts, owners, background, balanced=balanced)
         if self.calibration is None:
             self.calibration = self._guide_calibration(training)
         self._compiled = True
@@ -246,6 +252,9 @@ class FewShotScorer:
             for row, (text, owner) in enumerate(zip(texts, vectors.positive_owner.tolist(), strict=True)):
                 if valid[row]:
                     held_out.setdefault(text, sims[row].copy())[owner] = sims[row, owner]
+        row_weights = None
+        if self.balance_guides and not multi_label:
+            row_weights = example_weights([owners[t] for t in texts], len(self.guides))[valid]
         sims, positive = sims[valid], positive[valid]
         if len(sims) == 0:
             return self._background_calibration()
@@ -260,7 +269,7 @@ class FewShotScorer:
                 np.vstack([np.stack(list(held_out.values())), background]),
                 np.vstack([truth, np.zeros(background.shape, dtype=bool)]),
             )
-        return fit_with_background(sims, positive, background, multi_label=multi_label)
+        return fit_with_background(sims, positive, background, multi_label=multi_label, row_weights=row_weights)
 
     def _background_calibration(self) -> Calibration:
         """One example or only a description per capability: nothing to leave out."""

@@ -226,6 +226,10 @@ class ClassifierConfig(_Strict):
                 raise ValueError(f"item {i} is blank: give the text of a request")
         return tuple(dict.fromkeys(t.strip() for t in texts))  # once each
 
+    balance_guides: Flag = True
+    """Every capability's examples weigh the same in the linear head and the confidence curve,
+    whatever their number: a guide of 8 examples beside guides of 120 (labelled examples) is not
+    outvoted. Guides of equal size are unaffected. Off: each example weighs 1."""
     labelled_examples: tuple[Annotated[str, Field(min_length=1)], ...] = ()
     """Files of labelled requests (JSON Lines, the shared data format) whose rows join the guides:
     a row with one capability's label becomes a positive example of that capability, an
