@@ -16,6 +16,7 @@ from graph.classifier.encoders import make_encoder, trainable
 from graph.classifier.finetune import TRAINING, FineTune
 from graph.classifier.guides import LabelGuide, guides_from_registry
 from graph.classifier.scorer import FewShotScorer
+from graph.config.labelled import LABELLED
 from graph.config.registry import Registry
 from graph.config.settings import Settings
 
@@ -49,6 +50,7 @@ def build_scorer(registry: Registry, settings: Settings, *, tuned: bool = True) 
         split_clauses=config.split_clauses,
         out_of_scope=tuple(config.out_of_scope_examples),
         balance_guides=config.balance_guides,
+        curve_examples=curve_examples(registry),
         finetune_mode=mode,
         rebuild={"name": config.encoder, "base_url": settings.base_url, "models_dir": str(models_dir)},
     )
@@ -75,6 +77,22 @@ def build_scorer(registry: Registry, settings: Settings, *, tuned: bool = True) 
     scorer.default_threshold = fitted.threshold
     scorer.thresholds = dict(fitted.thresholds)
     return scorer
+
+
+def curve_examples(registry: Registry) -> frozenset[str] | None:
+    """The positives the confidence curve is fitted on: the hand-written ones, not those
+    `classifier.labelled_examples` added (None when there are none of those)."""
+    written: set[str] = set()
+    labelled = False
+    for cap in registry.routable:
+        for example in cap.classifier_guide.examples:
+            if not example.result:
+                continue
+            if example.reason.startswith(LABELLED):
+                labelled = True
+            else:
+                written.add(example.query)
+    return frozenset(written) if labelled and written else None
 
 
 def fingerprint(

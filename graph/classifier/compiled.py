@@ -104,6 +104,7 @@ class CachedScorer(FewShotScorer):
             self._head_weight,
             self._head_lexical,
             self.balance_guides,
+            None if self.curve_examples is None else sorted(self.curve_examples),
             self.calibration is None,
         ]
         return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()[:24]
@@ -201,6 +202,7 @@ class CachedScorer(FewShotScorer):
             "out_of_scope": list(self.out_of_scope),
             "split_clauses": self.split_clauses,
             "balance_guides": self.balance_guides,
+            "curve_examples": None if self.curve_examples is None else sorted(self.curve_examples),
             "use_descriptions": self.use_descriptions,
             "head_weight": self.head_weight,
             "calibration": None

@@ -63,6 +63,7 @@ def build(job: dict[str, Any]) -> CachedScorer:
         use_descriptions=job["use_descriptions"],
         head_weight=job["head_weight"],
         balance_guides=job.get("balance_guides", True),
+        curve_examples=None if job.get("curve_examples") is None else frozenset(job["curve_examples"]),
         out_of_scope=tuple(job["out_of_scope"]),
         finetune_mode="foreground",
         awaits_background=False,  # the lock it would wait for is this process's own

@@ -84,6 +84,11 @@ class FewShotScorer:
     """Share of the head's features that are lexical n-grams (`head.HEAD_LEXICAL`); the
     prototypes stay the encoder's. 0: the head reads the encoder's vectors alone. Default:
     `HEAD_LEXICAL` for dense encoders, 0 for `lexical` and `hybrid` (lexical already)."""
+    curve_examples: frozenset[str] | None = None
+    """The positive examples whose held-out scores the confidence curve is fitted on (single-label
+    guides); None: all of them. The registry leaves out `classifier.labelled_examples`: many,
+    noisy and memorised by the head, they pulled the curve so far right that clear requests ("I'm
+    lukas.becker@fjordsoft.de, can I get a refund for the $36 charge?") fell below the threshold."""
     balance_guides: bool = True
     """Every capability's examples weigh the same in the head and the confidence curve, whatever
     their number (`head.example_weights`); single-label guides only. Off: each example weighs 1,
@@ -252,6 +257,10 @@ class FewShotScorer:
             for row, (text, owner) in enumerate(zip(texts, vectors.positive_owner.tolist(), strict=True)):
                 if valid[row]:
                     held_out.setdefault(text, sims[row].copy())[owner] = sims[row, owner]
+        if self.curve_examples is not None and not multi_label:
+            chosen = valid & np.array([t in self.curve_examples for t in texts], dtype=bool)
+            if chosen.any():
+                valid = chosen
         row_weights = None
         if self.balance_guides and not multi_label:
             row_weights = example_weights([owners[t] for t in texts], len(self.guides))[valid]

@@ -34,6 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 OUT_OF_SCOPE = "out_of_scope"
+LABELLED = "labelled: "
+"""How an example added from a labelled file begins its `reason` (`labelled: FILE:LINE`): the
+classifier fits its confidence curve on the other, hand-written examples (graph/classifier/build.py)."""
 MAX_FILE_BYTES = 4_000_000
 """A labelled file larger than this is refused (the shipped one is about 100 kB)."""
 MAX_ROWS = 20_000

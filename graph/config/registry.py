@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from graph.capability.base import Capability
 from graph.capability.guides import ClassifierGuide, GuideExample, OrchestratorGuide
-from graph.config.labelled import expand
+from graph.config.labelled import LABELLED, expand
 from graph.config.limits import Limits
 from graph.config.messages import pydantic_problems
 from graph.config.schema import ApprovalPolicy, BusinessRules, CapabilitySpec, PolicyConfig, RegistryFile
@@ -317,7 +317,7 @@ def _with_labelled(
     updated = dict(capabilities)
     for name, rows in found.positives.items():
         guide = capabilities[name].classifier_guide
-        extra = tuple(GuideExample(query=text, reason=f"labelled: {where}") for text, where in rows)
+        extra = tuple(GuideExample(query=text, reason=f"{LABELLED}{where}") for text, where in rows)
         updated[name] = replace(
             capabilities[name], classifier_guide=guide.model_copy(update={"examples": guide.examples + extra})
         )
