@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
+from graph.capability.guides import GuideExample
 from graph.config.registry import Registry
 from graph.context.followups import (
     FollowUp,
@@ -148,10 +149,35 @@ def plausible(call: NodeCall, text: str, names: Sequence[str]) -> list[str]:
     ]
 
 
-def guide_texts(registry: Registry) -> dict[str, list[str]]:
-    """Each routable capability's description and positive guide examples."""
+LABELLED_REASON = "labelled:"
+"""How the registry marks a guide example that came from `classifier.labelled_examples`
+(graph/config/registry.py: `reason="labelled: <where>"`), not from the capability's author."""
+
+
+def is_labelled(example: GuideExample) -> bool:
+    return (example.reason or "").startswith(LABELLED_REASON)
+
+
+def guide_texts(registry: Registry, *, labelled: bool = False) -> dict[str, list[str]]:
+    """Each routable capability's description and positive guide examples: those its author wrote,
+    and with `labelled` also the labelled requests the registry added (`classifier.labelled_examples`).
+
+    The follow-up tables (each capability's own words, the slot kinds it reads, the names it knows,
+    who answers how-to questions) are read from the author's examples only: they describe what a
+    capability reads, and a few dozen are written to show exactly that. Labelled requests are
+    written by users who mention a city, an e-mail or a customer in passing (an outage report
+    "since this morning in Berlin"); read as a description they would say every support capability
+    reads places and identifiers, and a hundred rows per capability share so many words that few
+    stay one capability's own. They teach the scorer, whose ranking the follow-up rules consult."""
     return {
-        c.name: [c.description, *(ex.query for ex in c.classifier_guide.examples if ex.result)]
+        c.name: [
+            c.description,
+            *(
+                ex.query
+                for ex in c.classifier_guide.examples
+                if ex.result and (labelled or not is_labelled(ex))
+            ),
+        ]
         for c in registry.routable
     }
 
