@@ -953,7 +953,8 @@ def resolve(
         # "nah, leave it" after an answer: nothing of the last request is asked for again. (After a
         # pending action the no goes to that action, whose intent check refuses it.)
         return FollowUp("switch", [], None, "a no: nothing of the last request to run again")
-    if not offer and (reason := _no_with_reason(text, standalone)) is not None:
+    acted = any(side_effects is not None and side_effects(e.capability) for e in _last_turn(entries))
+    if not offer and (reason := _no_with_reason(text, standalone, acted=acted)) is not None:
         # "hold off for now, I need to talk to Diego first", "nah, never mind, she's keeping the
         # seat": a no and why; the reason asks for nothing, so only the no is read.
         return FollowUp(
@@ -1355,12 +1356,16 @@ _CONDITION = re.compile(
 _CLAUSE_BREAK = re.compile(r"\s*(?:[,;:.!]|\s-+|\s—)\s*")
 
 
-def _no_with_reason(text: str, standalone: Callable[[str], Sequence[str]]) -> str | None:
+def _no_with_reason(
+    text: str, standalone: Callable[[str], Sequence[str]], *, acted: bool = False
+) -> str | None:
     """The no of "hold off for now, I need to talk to Diego first" or "nah, never mind, she's keeping
     the seat": a first part that declines (`declines`) or withdraws (`_WITHDRAW`) and a rest that
     is a reason, not a request: a statement (no question mark), no slot but a person's name, and
     words the classifier reads as no capability's. None otherwise ("never mind, what time is it in
-    Oslo?" withdraws and asks anew)."""
+    Oslo?" withdraws and asks anew). After a turn that acted (`acted`: a capability with side effects
+    ran), only a withdrawal counts: a plain no ("nah, leave it for now") goes to that action, whose
+    intent check refuses it."""
     m = _CLAUSE_BREAK.search(text)
     if m is None or m.start() == 0:
         return None
@@ -1368,12 +1373,17 @@ def _no_with_reason(text: str, standalone: Callable[[str], Sequence[str]]) -> st
     rest = text[m.end() :]
     while (withdraw := _WITHDRAW.match(rest)) is not None and withdraw.end() > 0:  # "nah, never mind, ..."
         head, rest = text[: len(text) - len(rest) + withdraw.end()].rstrip(" ,;:.!-"), rest[withdraw.end() :]
-    if not (
-        declines(head) or ((w := _WITHDRAW.match(head)) is not None and not content_words(head[w.end() :]))
-    ):
+    withdraws = (w := _WITHDRAW.match(head)) is not None and not content_words(head[w.end() :])
+    if not (withdraws or (declines(head) and not acted)):
         return None
     rest = rest.strip()
-    if not content_words(rest) or "?" in rest or declines(rest) or _CORRECTION.search(rest):
+    said = re.findall(r"[a-z']+", rest.lower().replace("’", "'"))
+    if (
+        not content_words(rest)
+        or "?" in rest
+        or all(w in _DECLINE_WORDS for w in said)
+        or _CORRECTION.search(rest)
+    ):
         return None
     if any(s.kind != "name" for s in slots(rest)) or _bare_place(fragment(rest)):
         return None
