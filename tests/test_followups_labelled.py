@@ -181,3 +181,22 @@ def test_a_short_question_about_it_binds_the_topic_unless_its_words_are_anothers
     # "renew" is the account's own word: the question is the account's, not the outage's.
     follow = resolve("when does it renew?", outage, turn=2, **context(standalone=reads("account")))
     assert follow.kind == "switch"
+
+
+# --- a new slot for a request that was not understood -------------------------------------------------
+
+
+def test_a_place_for_a_request_that_was_not_understood_goes_to_the_one_capability_that_reads_places() -> None:
+    # The scorer read nothing in the first request ("whats the hour in ..." ended in a question back);
+    # the new city takes the old one's place, and only the clock's guides hold places.
+    follow = resolve(
+        "and Quito?", [], turn=2, unanswered="whats the hour looking like in lima rn", **context()
+    )
+    assert (follow.kind, follow.capabilities, follow.task) == (
+        "follow_up",
+        ["clock"],
+        "whats the hour looking like in Bogota rn",
+    )
+    # An identifier is read by several capabilities: the two are read together by the classifier.
+    follow = resolve("C-1006?", [], turn=2, unanswered="what did C-1002 get billed", **context())
+    assert (follow.capabilities, follow.task) == ([], "C-1006? (follow-up to: what did C-1002 get billed)")

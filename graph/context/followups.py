@@ -904,7 +904,11 @@ def resolve(
         return narrowed
     if (looked := _lookup(text, standalone)) is not None:
         return looked
-    if unanswered is not None and (joined := _with_unanswered(text, unanswered, entries, standalone, known)):
+    if unanswered is not None and (
+        joined := _with_unanswered(
+            text, unanswered, entries, standalone, known, kinds=kinds, routable=routable
+        )
+    ):
         return joined
     if not entries:
         return FollowUp("new")
@@ -1519,6 +1523,9 @@ def _with_unanswered(
     entries: Sequence[TopicEntry],
     standalone: Callable[[str], Sequence[str]],
     known: frozenset[str],
+    *,
+    kinds: Mapping[str, frozenset[str]] | None = None,
+    routable: Sequence[str] = (),
 ) -> FollowUp | None:
     """A follow-up to a request that was not understood ("vancouver?" after "whats the clock saying in
     lisbon right now", which ended in a question back): the two are read together, by the classifier,
@@ -1545,6 +1552,24 @@ def _with_unanswered(
         return None
     if [n for n in standalone(text) if n]:
         return None
+    for slot in new_slots:
+        # "vancouver?" after "whats the clock saying in lisbon right now": the new slot takes the place
+        # of one of its kind in that request, and one capability alone reads slots of that kind (a
+        # place: the clock); the request with the new slot is that capability's.
+        readers = [n for n in routable if kinds and slot.kind in kinds.get(n, frozenset())]
+        found = _target(unanswered, slot)
+        if (
+            len(readers) == 1
+            and found is not None
+            and found[1] >= 3
+            and (done := substitute(unanswered, slot))
+        ):
+            return FollowUp(
+                "follow_up",
+                readers,
+                done,
+                f"a new {slot.kind} for the last request, which was not understood; only {readers[0]} reads one",
+            )
     return FollowUp(
         "follow_up",
         [],
