@@ -190,7 +190,7 @@ def test_a_place_for_a_request_that_was_not_understood_goes_to_the_one_capabilit
     # The scorer read nothing in the first request ("whats the hour in ..." ended in a question back);
     # the new city takes the old one's place, and only the clock's guides hold places.
     follow = resolve(
-        "and Quito?", [], turn=2, unanswered="whats the hour looking like in lima rn", **context()
+        "and Bogota?", [], turn=2, unanswered="whats the hour looking like in lima rn", **context()
     )
     assert (follow.kind, follow.capabilities, follow.task) == (
         "follow_up",
