@@ -197,6 +197,13 @@ def test_a_place_for_a_request_that_was_not_understood_goes_to_the_one_capabilit
         ["clock"],
         "whats the hour looking like in Bogota rn",
     )
-    # An identifier is read by several capabilities: the two are read together by the classifier.
-    follow = resolve("C-1006?", [], turn=2, unanswered="what did C-1002 get billed", **context())
-    assert (follow.capabilities, follow.task) == ([], "C-1006? (follow-up to: what did C-1002 get billed)")
+    # An identifier is read by several capabilities: the request with the new one in place is read
+    # by the classifier, whatever it makes of the bare identifier ("who it is").
+    follow = resolve(
+        "sorry, C-1006",
+        [],
+        turn=2,
+        unanswered="what did C-1002 get billed",
+        **context(standalone=reads("account")),
+    )
+    assert (follow.capabilities, follow.task) == ([], "what did C-1006 get billed")

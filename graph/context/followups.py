@@ -1550,26 +1550,27 @@ def _with_unanswered(
         if w.strip(",.?!") not in _FILLERS
     ):
         return None
-    if [n for n in standalone(text) if n]:
+    # The classifier's reading of a bare slot is what it is ("aisha@..." is a customer), not what was
+    # asked about it: words that are only slots are not read alone.
+    only_slots = bool(new_slots) and not _words_besides_slots(new_words, new_slots)
+    if not only_slots and [n for n in standalone(text) if n]:
         return None
     for slot in new_slots:
-        # "vancouver?" after "whats the clock saying in lisbon right now": the new slot takes the place
-        # of one of its kind in that request, and one capability alone reads slots of that kind (a
-        # place: the clock); the request with the new slot is that capability's.
-        readers = [n for n in routable if kinds and slot.kind in kinds.get(n, frozenset())]
+        # "vancouver?" after "whats the clock saying in lisbon right now", "my bad, it's aisha@..."
+        # after "what has mei@... been charged": the new slot takes the place of one of its kind in
+        # that request, which is read again with it; when one capability alone reads slots of that
+        # kind (a place: the clock), the request is that capability's.
         found = _target(unanswered, slot)
-        if (
-            len(readers) == 1
-            and found is not None
-            and found[1] >= 3
-            and (done := substitute(unanswered, slot))
-        ):
-            return FollowUp(
-                "follow_up",
-                readers,
-                done,
-                f"a new {slot.kind} for the last request, which was not understood; only {readers[0]} reads one",
-            )
+        if found is None or found[1] < 3 or (done := substitute(unanswered, slot)) is None:
+            continue
+        readers = [n for n in routable if kinds and slot.kind in kinds.get(n, frozenset())]
+        return FollowUp(
+            "follow_up",
+            readers if len(readers) == 1 else [],
+            done,
+            f"a new {slot.kind} for the last request, which was not understood: {unanswered!r}"
+            + (f"; only {readers[0]} reads one" if len(readers) == 1 else ""),
+        )
     return FollowUp(
         "follow_up",
         [],
