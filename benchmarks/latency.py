@@ -226,8 +226,8 @@ def _encoder(name: str, variant: str, threads: int, work: Path, cache: Path) -> 
     """The encoder a variant names: `torch` (sentence-transformers), `onnx-plain` (the fp32 export
     without onnxruntime's fusions: the graph before this benchmark's optimisations), `onnx-fp32`
     (fused), `onnx-int8-attention` (fused, the attention's projections int8), `onnx-int8` (the
-    default recipe: the same unless `onnx_runtime.BLOCKS_BY_DEFAULT`), `onnx-int8-blocks` (those,
-    and the other weight matrices int8 per block, `onnx_runtime.BLOCKWISE`: opt-in)."""
+    default recipe: `onnx-int8-blocks` on a CPU with VNNI, `onnx_runtime.BLOCKS_BY_DEFAULT`), `onnx-int8-blocks`
+    (those, and the other weight matrices int8 per block, `onnx_runtime.BLOCKWISE`)."""
     from graph.classifier.encoders import MiniLMEncoder, MPNetEncoder
     from graph.classifier.onnx_runtime import PLAIN, OnnxModel, Precision
 
@@ -244,7 +244,7 @@ def _encoder(name: str, variant: str, threads: int, work: Path, cache: Path) -> 
         encoder.runtime()  # exported first if need be
         encoder._runtime = (folder, OnnxModel(folder, threads=threads, model=folder / PLAIN))
     if variant in ("onnx-int8-attention", "onnx-int8-blocks"):
-        # attention-only (the default) or every other weight matrix int8 per block too (opt-in)
+        # attention-only, or every other weight matrix int8 per block too (the default with VNNI)
         from graph.classifier.onnx_runtime import BLOCKWISE, quantized
 
         folder = encoder.onnx_folder()

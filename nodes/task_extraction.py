@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
+from graph.capability.guides import GuideExample
 from graph.config.registry import Registry
 from graph.context.followups import (
     FollowUp,
@@ -148,10 +149,36 @@ def plausible(call: NodeCall, text: str, names: Sequence[str]) -> list[str]:
     ]
 
 
-def guide_texts(registry: Registry) -> dict[str, list[str]]:
-    """Each routable capability's description and positive guide examples."""
+LABELLED_REASON = "labelled:"
+"""How the registry marks a guide example that came from `classifier.labelled_examples`
+(graph/config/registry.py: `reason="labelled: <where>"`), not from the capability's author."""
+
+
+def is_labelled(example: GuideExample) -> bool:
+    return (example.reason or "").startswith(LABELLED_REASON)
+
+
+def guide_texts(registry: Registry, *, labelled: bool = False) -> dict[str, list[str]]:
+    """Each routable capability's description and positive guide examples: those its author wrote,
+    and with `labelled` also the labelled requests the registry added (`classifier.labelled_examples`).
+
+    The follow-up tables that say what a capability reads (its own words, the slot kinds it reads,
+    the names it knows, who answers how-to questions) come from the author's examples only: a few
+    dozen written to show exactly that. Labelled requests are written by users who mention a city,
+    an e-mail or a customer in passing (an outage report from "our team in Lagos"); read as a
+    description they would say every support capability reads places and identifiers, and with a
+    hundred rows per capability few words stay one capability's own ("charges", "customer", "time"
+    were lost). They do widen the vocabulary (every word some capability is asked about), and they
+    teach the scorer, whose ranking the follow-up rules consult."""
     return {
-        c.name: [c.description, *(ex.query for ex in c.classifier_guide.examples if ex.result)]
+        c.name: [
+            c.description,
+            *(
+                ex.query
+                for ex in c.classifier_guide.examples
+                if ex.result and (labelled or not is_labelled(ex))
+            ),
+        ]
         for c in registry.routable
     }
 
@@ -219,7 +246,7 @@ def read_follow_up(state: AgentState, call: NodeCall, text: str) -> FollowUp:
         side_effects=lambda name: has_side_effects(call.deps.registry, name),
         plausible=lambda t, names: plausible(call, t, names),
         lexicon=guide_lexicon(texts),
-        known=vocabulary(texts),
+        known=vocabulary(guide_texts(call.deps.registry, labelled=True)),
         routable=list(texts),
         feeds=lambda a, b: feeds(call.deps.registry, a, b),
         asks_about=lambda t, name: asks_about_action(call.deps.registry, t, name),

@@ -183,6 +183,11 @@ def test_make_encoder_passes_the_onnx_cache(tmp_path: Path) -> None:
     assert isinstance(default, MiniLMEncoder) and default.precision == "int8"  # the default
     assert default.identity.endswith(":" + onnx_runtime.recipe("int8"))
     assert ("+b32-" in default.identity) == bool(onnx_runtime.blockwise())  # the CPU's recipe
+    # Block-wise int8 is the default (session 15) wherever the CPU has VNNI and the quantiser is installed.
+    assert onnx_runtime.BLOCKS_BY_DEFAULT
+    assert bool(onnx_runtime.blockwise()) == (
+        onnx_runtime.int8_dot_product() and onnx_runtime._block_quantiser()
+    )
     assert encoder.identity == encoder.training_identity
     # mpnet: int8 (every weight matrix in blocks) where the CPU has VNNI, fp32 elsewhere; nothing loads.
     mpnet = make_encoder("mpnet", models_dir=tmp_path / "models", onnx_dir=tmp_path)

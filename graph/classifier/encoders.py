@@ -43,20 +43,20 @@ from graph.config.schema import HYBRID_DENSE_SHARE, parse_encoder
 
 DEFAULT_PRECISION: Precision = "int8"
 """The precision MiniLM runs at through onnxruntime: `int8`, the attention's projections
-quantised per channel (`onnx_runtime.QUANTIZE`) and, only with the opt-in block-wise recipe
-(`onnx_runtime.BLOCKS_BY_DEFAULT`) on a CPU with VNNI, every other weight matrix per block of 32 rows
-(`onnx_runtime.BLOCKWISE`): CLINC150 in-scope accuracy equal to fp32's
+quantised per channel (`onnx_runtime.QUANTIZE`) and, on a CPU with VNNI (the block-wise recipe,
+`onnx_runtime.BLOCKS_BY_DEFAULT`, the default since session 15), every other weight matrix per block
+of 32 rows (`onnx_runtime.BLOCKWISE`): CLINC150 in-scope accuracy equal to fp32's
 at the same threshold (README § Latency, rounds 2 and 3: measured); `fp32` stays available
 (`make_encoder(..., precision="fp32")`)."""
 MPNET_PRECISION: Precision = "fp32"
-"""mpnet's precision as shipped (and on a CPU without VNNI): its per-channel int8 copies moved vectors too far
+"""mpnet's precision on a CPU without VNNI (or with `BLOCKS_BY_DEFAULT` off): its per-channel int8 copies moved vectors too far
 (cosine down to 0.25 with every weight matrix in int8, 0.63 with the feed-forward output kept
 float), so it runs fp32 there (`mpnet_precision`)."""
 
 
 def mpnet_precision() -> Precision:
-    """mpnet's default precision: `int8` with the opt-in block-wise recipe (`BLOCKS_BY_DEFAULT`) on a
-    CPU with VNNI, where every weight matrix is int8
+    """mpnet's default precision: `int8` with the block-wise recipe (`BLOCKS_BY_DEFAULT`, on by
+    default) on a CPU with VNNI, where every weight matrix is int8
     per block of 32 rows (`onnx_runtime.BLOCKWISE`: vectors at cosine >= 0.998 of fp32's, CLINC150
     accuracy within 0.0013 of fp32's at the same threshold, 1.6x less CPU: README § Latency, round
     3), else `MPNET_PRECISION`."""

@@ -115,13 +115,17 @@ _PERSONAL = re.compile(
 )
 """Pronouns for a person or a customer (not "it": a thing), and a demonstrative with the kind of thing
 an identifier names ("that workspace", "this customer")."""
+_ACK = r"(?:(?:great|perfect|cool|nice|excellent|good|thanks|thank you|ok(?:ay)?|right)\W+)*"
+"""An acknowledgement of the answer before the yes itself ("great, do that for him", "perfect, go ahead")."""
 _YES = re.compile(
-    r"^\W*(yes|yeah|yep|yup|sure|ok(?:ay)?|alright|all right|go ahead|do it|please do|confirm(?:ed)?|approved?|"
-    r"sounds good|let'?s do it)\b",
+    r"^\W*"
+    + _ACK
+    + r"(yes|yeah|yep|yup|sure|ok(?:ay)?|alright|all right|go ahead|do (?:it|that|so)|please do|"
+    r"confirm(?:ed)?|approved?|sounds good|let'?s do it)\b",
     re.I,
 )
 _GO_AHEAD = re.compile(
-    r"\b(do it|go ahead|go for it|yes|yeah|yep|yup|sure|please do|proceed|confirm(?:ed)?)\b", re.I
+    r"\b(do (?:it|that|so)|go ahead|go for it|yes|yeah|yep|yup|sure|please do|proceed|confirm(?:ed)?)\b", re.I
 )
 """A yes that asks to carry on (not a bare "ok", which may only acknowledge an answer)."""
 _WHO = r"(?:i|we|you|he|she|they|someone|somebody|one|(?:the\s+)?(?:user|customer|client|admin|owner)s?)"
@@ -176,12 +180,28 @@ _NEGATED = re.compile(
 )
 """What a correction rules out ("..., not the invoices"): dropped before the new words are read."""
 _WITHDRAW = re.compile(
-    r"^\W*(?:(?:no|nope|ok(?:ay)?|actually|wait|sorry|oh|hmm)\W+)*"
+    r"^\W*(?:(?:no|nope|nah|ok(?:ay)?|actually|wait|sorry|oh|hmm)\W+)*"
     r"(?:never\s?mind|forget (?:it|that|about (?:it|that))|cancel that|scratch that|ignore that|disregard that)"
     r"\b[\W_]*",
     re.I,
 )
 """The user withdraws the last request; what follows (if anything) is a request of its own."""
+_ASIDE = re.compile(
+    r"[\s,;-]*\b(?:while (?:you'?re|you are) at it|if you (?:can|could|don'?t mind)|if possible|"
+    r"when you (?:get a chance|can|have a (?:sec|second|minute|moment))|if (?:that'?s|it'?s) (?:ok(?:ay)?|alright|possible))"
+    r"\b[\s,;.!-]*",
+    re.I,
+)
+"""An aside that asks for nothing ("while you're at it", "if you can"): its "it" is no anaphora."""
+_SWITCH = re.compile(
+    r"^\W*(?:(?:ok(?:ay)?|so|and|also|now|right|alright|oh|thanks|great)\W+)*"
+    r"(?:(?:a|one|on an?|and an?)\s+)?(?:(?:totally|completely|entirely)\s+)?"
+    r"(?:(?:different|separate|unrelated|new|other)\s+(?:thing|question|topic|matter|subject|issue|note)"
+    r"|separately|unrelated(?:ly)?|changing (?:the )?(?:subject|topic)|change of (?:subject|topic)|switching gears)"
+    r"\b[\s:,;.!-]*(?:but\b[\s,]*)?",
+    re.I,
+)
+"""The user says the turn is about something else ("different thing:", "separately,", "unrelated, but")."""
 _NUM = r"(\d+(?:\.\d+)?)"
 _MORE = r"(?:(?:another|a further|an extra|an additional|further|extra)\s+)?"
 """"minus another 53", "plus a further 23": the operand is added to what the total already holds."""
@@ -342,9 +362,24 @@ STOPWORDS = frozenset(
 )
 
 _FILLERS = frozenset(
-    ["all", "good", "fine", "alright", "right", "well", "still", "as", "ok?", "too", "either"]
+    [
+        "all",
+        "good",
+        "fine",
+        "alright",
+        "right",
+        "well",
+        "still",
+        "as",
+        "ok?",
+        "too",
+        "either",
+        "thing",
+        "stuff",
+    ]
 )
-"""Words that ask how a thing is without naming anything ("and the dashboard, all good?"): they do not
+"""Words that ask how a thing is without naming anything ("and the dashboard, all good?"), and nouns that
+name nothing ("the sso login thing"): they do not
 make an elliptical turn a request of its own."""
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
@@ -790,7 +825,14 @@ def resolve(
     turn ran nothing (it ended in a question back); a yes then answers that request, not the topic.
     `known_names`: per capability, the names its guides write capitalised (`guide_names`), in lower case.
     """
-    text = " ".join(text.split())
+    # "and Anchorage, while you're at it": an aside asks for nothing and its "it" points at nothing.
+    text = " ".join((_ASIDE.sub(" ", text) if _ASIDE.search(text) else text).split()) or " ".join(
+        text.split()
+    )
+    # "different thing: a user says the reset link expired, how long do those last": the user says
+    # the turn is another matter (read below, once there is a topic to leave).
+    switch_cue = _SWITCH.match(text)
+    switched = switch_cue is not None and bool(content_words(text[switch_cue.end() :]))
     entries = _heads_first(
         _fold_introductions(
             [TopicEntry(str(e["capability"]), str(e["task"]), int(e.get("turn", 0))) for e in topic], feeds
@@ -862,10 +904,17 @@ def resolve(
         return narrowed
     if (looked := _lookup(text, standalone)) is not None:
         return looked
-    if unanswered is not None and (joined := _with_unanswered(text, unanswered, entries, standalone, known)):
+    if unanswered is not None and (
+        joined := _with_unanswered(
+            text, unanswered, entries, standalone, known, kinds=kinds, routable=routable
+        )
+    ):
         return joined
     if not entries:
         return FollowUp("new")
+    if switched and switch_cue is not None:
+        # Not about the topic, whatever its pronouns or slots: its own words are read, without the cue.
+        return FollowUp("switch", [], text[switch_cue.end() :].strip(), "the user says it is another matter")
     if (dropped := _drop_part(text, entries)) is not None:
         # "forget the errors, for the seats thing redo it with 45" after a turn with two needs: the
         # part the words name (a content word of its clause) is withdrawn; the rest is read against
@@ -908,6 +957,13 @@ def resolve(
         # "nah, leave it" after an answer: nothing of the last request is asked for again. (After a
         # pending action the no goes to that action, whose intent check refuses it.)
         return FollowUp("switch", [], None, "a no: nothing of the last request to run again")
+    acted = any(side_effects is not None and side_effects(e.capability) for e in _last_turn(entries))
+    if not offer and (reason := _no_with_reason(text, standalone, acted=acted)) is not None:
+        # "hold off for now, I need to talk to Diego first", "nah, never mind, she's keeping the
+        # seat": a no and why; the reason asks for nothing, so only the no is read.
+        return FollowUp(
+            "switch", [], reason, "a no with its reason: nothing of the last request to run again"
+        )
     if (withdrawn := _WITHDRAW.match(text)) is not None:
         rest = text[withdrawn.end() :].strip()
         return FollowUp(
@@ -1008,7 +1064,8 @@ def resolve(
     if (
         kinds
         and new_slots
-        and not (correction or anaphora)
+        and not correction
+        and (not anaphora or all(s.kind == "place" for s in new_slots))
         and not any(_takes(kinds.get(e.capability), s) for e in entries for s in new_slots)
     ):
         # "how about omar@...'s charges?" after a help-center answer: no topic capability reads an
@@ -1091,8 +1148,14 @@ def resolve(
         # the topic named. A capability the topic's feeds (billing, fed the customer by account) gets
         # the question with the clause that names the customer; any other reading stays on the topic.
         fed = [n for n in foreign if feeds is not None and any(feeds(e.capability, n) for e in entries)]
+        clause = _last_turn(entries)[0].task
+        if not fed and kinds and not any(kinds.get(e.capability, frozenset()) & IDENTIFIERS for e in entries):
+            # "so how many seats is that workspace paying for?" after an outage answer whose clause
+            # named the user: no topic capability reads customers, so the person is not the topic's;
+            # the capabilities the words name that do read customers get the clause that names them.
+            fed = [n for n in foreign if kinds.get(n, frozenset()) & IDENTIFIERS]
+            clause = next(e.task for e in entries if any(s.kind in IDENTIFIERS for s in slots(e.task)))
         if fed:
-            clause = _last_turn(entries)[0].task
             return FollowUp(
                 "follow_up",
                 fed,
@@ -1100,9 +1163,28 @@ def resolve(
                 f"asks {', '.join(fed)} about the customer of {clause!r}",
             )
         alone = [n for n in alone if n in names]
-    elif foreign and anaphora and plausible is not None and plausible(reading, sorted(names)):
-        # "when does it renew?" after a plan lookup: the pronoun binds the topic, and the topic's
-        # capability is a plausible reading of the words.
+    elif (
+        foreign
+        and (anaphora or (cue and elliptical))
+        and plausible is not None
+        and plausible(reading, sorted(names))
+    ):
+        # "when does it renew?" after a plan lookup, "and the sso login thing?" after an outage: the
+        # pronoun or the cue binds the topic, and the topic's capability is a plausible reading of the
+        # words (at or above its threshold), whichever the classifier ranks first.
+        alone = [n for n in alone if n in names]
+    elif (
+        foreign
+        and anaphora
+        and not correction
+        and not new_slots
+        and lexicon
+        and size <= _BOUND_WORDS
+        and not any(_own_words(_AUXILIARY.sub(" ", new_words), new_slots, foreign, lexicon).values())
+    ):
+        # "how long has it been going on?" after an outage: a short question about "it" whose words
+        # are none of the other capability's own; the pronoun binds the topic, whatever the
+        # classifier makes of the words alone.
         alone = [n for n in alone if n in names]
     elif (
         foreign
@@ -1202,6 +1284,11 @@ own words is not taken as a topic switch."""
 
 _ITEM_WORDS = 6
 """At most this many content words in a turn that refers to an item by a description."""
+_BOUND_WORDS = 3
+_AUXILIARY = re.compile(r"\b(?:has|have|had|been|being|having|gets|got|gotten|going)\b", re.I)
+"""Auxiliaries: words of every request, no capability's own however often a guide uses them."""
+"""At most this many content words in a question about "it" that stays with the topic unless its
+words are another capability's own ("how long has it been going on?")."""
 _PICKING = frozenset(
     [
         "first",
@@ -1268,6 +1355,45 @@ _CONDITION = re.compile(
     r"\b(?:if|unless|provided|as long as|assuming|in case|depending|once|after|when)\b", re.I
 )
 """A yes on a condition the user states ("yes if it's under $50"): a hedge, not a choice of item."""
+
+
+_CLAUSE_BREAK = re.compile(r"\s*(?:[,;:.!]|\s-+|\s—)\s*")
+
+
+def _no_with_reason(
+    text: str, standalone: Callable[[str], Sequence[str]], *, acted: bool = False
+) -> str | None:
+    """The no of "hold off for now, I need to talk to Diego first" or "nah, never mind, she's keeping
+    the seat": a first part that declines (`declines`) or withdraws (`_WITHDRAW`) and a rest that
+    is a reason, not a request: a statement (no question mark), no slot but a person's name, and
+    words the classifier reads as no capability's. None otherwise ("never mind, what time is it in
+    Oslo?" withdraws and asks anew). After a turn that acted (`acted`: a capability with side effects
+    ran), only a withdrawal counts: a plain no ("nah, leave it for now") goes to that action, whose
+    intent check refuses it."""
+    m = _CLAUSE_BREAK.search(text)
+    if m is None or m.start() == 0:
+        return None
+    head = text[: m.start()]
+    rest = text[m.end() :]
+    while (withdraw := _WITHDRAW.match(rest)) is not None and withdraw.end() > 0:  # "nah, never mind, ..."
+        head, rest = text[: len(text) - len(rest) + withdraw.end()].rstrip(" ,;:.!-"), rest[withdraw.end() :]
+    withdraws = (w := _WITHDRAW.match(head)) is not None and not content_words(head[w.end() :])
+    if not (withdraws or (declines(head) and not acted)):
+        return None
+    rest = rest.strip()
+    said = re.findall(r"[a-z']+", rest.lower().replace("’", "'"))
+    if (
+        not content_words(rest)
+        or "?" in rest
+        or all(w in _DECLINE_WORDS for w in said)
+        or _CORRECTION.search(rest)
+    ):
+        return None
+    if any(s.kind != "name" for s in slots(rest)) or _bare_place(fragment(rest)):
+        return None
+    if [n for n in standalone(rest) if n]:
+        return None
+    return head
 
 
 def _narrowed_yes(
@@ -1397,6 +1523,9 @@ def _with_unanswered(
     entries: Sequence[TopicEntry],
     standalone: Callable[[str], Sequence[str]],
     known: frozenset[str],
+    *,
+    kinds: Mapping[str, frozenset[str]] | None = None,
+    routable: Sequence[str] = (),
 ) -> FollowUp | None:
     """A follow-up to a request that was not understood ("vancouver?" after "whats the clock saying in
     lisbon right now", which ended in a question back): the two are read together, by the classifier,
@@ -1421,8 +1550,27 @@ def _with_unanswered(
         if w.strip(",.?!") not in _FILLERS
     ):
         return None
-    if [n for n in standalone(text) if n]:
+    # The classifier's reading of a bare slot is what it is ("aisha@..." is a customer), not what was
+    # asked about it: words that are only slots are not read alone.
+    only_slots = bool(new_slots) and not _words_besides_slots(new_words, new_slots)
+    if not only_slots and [n for n in standalone(text) if n]:
         return None
+    for slot in new_slots:
+        # "vancouver?" after "whats the clock saying in lisbon right now", "my bad, it's aisha@..."
+        # after "what has mei@... been charged": the new slot takes the place of one of its kind in
+        # that request, which is read again with it; when one capability alone reads slots of that
+        # kind (a place: the clock), the request is that capability's.
+        found = _target(unanswered, slot)
+        if found is None or found[1] < 3 or (done := substitute(unanswered, slot)) is None:
+            continue
+        readers = [n for n in routable if kinds and slot.kind in kinds.get(n, frozenset())]
+        return FollowUp(
+            "follow_up",
+            readers if len(readers) == 1 else [],
+            done,
+            f"a new {slot.kind} for the last request, which was not understood: {unanswered!r}"
+            + (f"; only {readers[0]} reads one" if len(readers) == 1 else ""),
+        )
     return FollowUp(
         "follow_up",
         [],
@@ -1493,7 +1641,7 @@ def _own_words(
     rest = text
     for slot in sorted((s for s in found if s not in keep), key=lambda s: -s.start):
         rest = rest[: slot.start] + " " + rest[slot.end :]
-    words = {stem(w) for w in content_words(rest)}
+    words = {stem(w) for w in content_words(rest) if w.strip(",.?!") not in _COURTESY}
     return {n: len(words & lexicon[n]) for n in names if n in lexicon}
 
 
