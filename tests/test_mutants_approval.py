@@ -151,16 +151,18 @@ def test_a_skip_beside_a_question_first_pass() -> None:
         (ASKED, ASKED, False),  # asked at the very start of this turn: this turn's question
         (ASKED + 1, ASKED, False),
         (ASKED, None, False),  # no start recorded: any time counts as this turn's
+        (0.5, None, False),  # a clock that starts at 0 (monotonic, a test's): still this turn's
     ],
 )
 def test_the_first_pass_only_notes_when_the_question_is_put(
     asked_at: float | None, started: float | None, first: bool
 ) -> None:
-    run, asked, _ = node([gate("s1")], ["yes"], now=ASKED + 30)
+    now = (asked_at or ASKED) + 30
+    run, asked, _ = node([gate("s1")], ["yes"], now=now)
     state: dict[str, Any] = {"approval_asked_at": asked_at, "control_started_at": started, "task_turn": 1}
     update = run(state)
     if first:
-        assert update == {"approval_asked_at": ASKED + 30} and asked == []
+        assert update == {"approval_asked_at": now} and asked == []
     else:
         assert len(asked) == 1 and update["approval_decisions"] == {"s1": True}
 
