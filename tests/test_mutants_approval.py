@@ -39,7 +39,7 @@ def test_a_yes_at_exactly_the_timeout_still_pays(make_graph: Any, db: Path) -> N
 ASKED = 1_000_000.0
 
 
-def step(sid: str, capability: str = "payout") -> dict[str, Any]:
+def step(sid: str, capability: str = "payout") -> Any:
     return {"id": sid, "capability": capability, "inputs": {"amount": 500}, "depends_on": []}
 
 
@@ -49,7 +49,7 @@ class Gates:
     def __init__(self, gates: list[Gate]) -> None:
         self.gates_ = gates
 
-    def ready_steps(self, state: Any) -> list[dict[str, Any]]:
+    def ready_steps(self, state: Any) -> list[Any]:
         return [g.step for g in self.gates_]
 
     def gates(self, state: Any, ready: Any) -> list[Gate]:
