@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from graph.capability import Capability, RunContext
@@ -218,3 +219,35 @@ def test_an_overloaded_pool_goes_to_the_fallback(make_graph: Any) -> None:
         in state["execution_results"][next(iter(state["execution_results"]))]["output"]["fallback"]["reason"]
     )
     pools.release(held, ok=True, seconds=0.0)
+
+
+def test_a_fallback_gets_only_what_is_left_of_the_turn_on_the_turns_clock(make_graph: Any) -> None:
+    """As above, on the graph's clock: the failing step takes the turn to 9 of its 10 s, so the
+    fallback (3 s of real sleep, a 30 s timeout of its own) has about 1 s and is cut off. Unlike the
+    real-time version, this one reaches the fallback however loaded the machine is (the real-time
+    test can spend its 1 s before the fallback, and mutmut then does not count it as a test of
+    `_fallback`: `left = inf` and `deadline + clock()` survived, session 15)."""
+    CLOCK.start, CLOCK.skew = None, 0.0
+    late = {**down(), "class": f"{HERE}:Late", "fallback": ["slow"], "options": {"at": 9.0}}
+    reg = registry_with(
+        late, other("slow", "Slow", options={"delay": 3}, timeout=30), limits={"max_seconds": 10}
+    )
+    state = ask(make_graph(reg, clock=CLOCK), "what is the weather in Oslo")
+    assert ("slow", "ok") not in answered_by(state), "cut off at the turn's end, not after its own 3 s"
+
+
+def test_a_step_without_a_deadline_gives_the_fallback_its_own_timeout(settings: Settings) -> None:
+    """A payload's `deadline` is optional (None before intake ran): no deadline, no turn bound."""
+    from nodes.runner import _fallback
+
+    reg = registry_with(down(fallback=["almanac"]), almanac())
+    deps = SimpleNamespace(registry=reg, clock=time.time, settings=settings)
+    payload: Any = {"step": {"id": "s1"}, "task": "what is the weather in Oslo", "context": {}}
+    found = asyncio.run(_fallback(deps, reg.capabilities["down"], payload, {}, "HTTP 503"))  # type: ignore[arg-type]
+    assert found is not None and found[0] == "almanac"
+    assert found[1]["fallback"] == {
+        "for": "down",
+        "by": "almanac",
+        "reason": "HTTP 503",
+        "note": "down was unavailable (HTTP 503); almanac answered instead",
+    }
