@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from graph.classifier.build import build_scorer
@@ -356,7 +357,11 @@ def test_a_running_graph_swaps_to_the_fine_tuned_scorer_once_the_background_one_
     fresh.compile()
     assert getattr(fresh, "weights", "") == "fine-tuned"
     assert after == scored_by(fresh, after)
-    assert after != on_base  # the fine-tune moved the scores: the swap shows in the classification
+    # The fine-tune moved the scores. Confidences to 4 places can be 1.0 and 0.0 either way on
+    # these plain requests (balanced guides: a clear request is certain on the base weights too),
+    # so compare the raw similarities the graph's scorer now gives with the base scorer's.
+    texts = list(after)
+    assert not np.allclose(fresh.raw_scores(texts), base.raw_scores(texts), atol=1e-4)
     assert log(pending).count("background fine-tune started") == 1, log(pending)
 
 

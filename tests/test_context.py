@@ -989,11 +989,15 @@ def test_a_yes_after_a_request_that_was_not_answered_is_to_the_action_it_asked_a
     assert resolve("please do", [], turn=2, standalone=nothing, **support_reader(registry)).kind == "new"
 
 
-def test_a_yes_after_a_request_that_was_not_answered_never_refunds_on_the_yes_alone(make_graph: Any) -> None:
+def test_a_yes_after_a_question_about_a_refund_never_refunds_on_the_yes_alone(make_graph: Any) -> None:
     graph = make_graph(Registry.from_file(Path(__file__).resolve().parent.parent / "registry.yaml"))
     first = turn(graph, "could the last charge of customer 1007 come back as a refund?", thread="unanswered")
     second = turn(graph, "please do", thread="unanswered")
-    assert [s["capability"] for s in first["planning_plan"]] == ["clarify"]  # the scorer read nothing
+    # A question about a refund: nothing refunded. (Until session 15 the scorer read nothing here and
+    # the turn ended in clarify; with balanced guides it reads billing, which answers the question.
+    # Either way the yes that follows must not refund on its own: tests/test_context.py's
+    # `..._is_to_the_action_it_asked_about` holds the unanswered case itself.)
+    assert "refund" not in [s["capability"] for s in first["planning_plan"]]
     follow = second["context_followup"]
     assert (follow["kind"], follow["capabilities"]) == ("confirmation", ["refund"])
     assert "refund" in [s["capability"] for s in second["planning_plan"]]
