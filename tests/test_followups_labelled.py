@@ -60,8 +60,10 @@ def topic(*entries: tuple[str, str], turn: int = 1) -> list[dict[str, object]]:
 
 
 def test_the_labelled_requests_join_the_scorer_not_the_follow_up_tables() -> None:
-    reg = registry()
-    assert reg.spec.classifier.labelled_examples  # the shipped registry has them on
+    reg = registry().with_overlay(  # the shipped file, turned on (the shipped registry has it off)
+        {"classifier": {"labelled_examples": ["capabilities.support_desk:data/labelled_examples.jsonl"]}}
+    )
+    assert reg.spec.classifier.labelled_examples
     authored, everything = guide_texts(reg), guide_texts(reg, labelled=True)
     assert all(len(everything[n]) >= len(authored[n]) for n in authored)
     assert len(everything["billing"]) > 2 * len(authored["billing"])
