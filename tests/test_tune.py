@@ -111,7 +111,9 @@ def test_per_capability_thresholds_are_fitted_and_applied(settings: Settings) ->
     # Through the YAML block and back into a registry.
     from evals.tune import TuneResult
 
-    stamp = fingerprint(scorer.guides, encoder="lexical", finetune=scorer.finetune, split_clauses=True)
+    stamp = fingerprint(
+        scorer.guides, encoder="lexical", finetune=scorer.finetune, split_clauses=True, balanced=scorer.balance_guides
+    )
     result = TuneResult(
         3, 2, True, "micro-F1", 0.5, 1.0, threshold, 20.0, 0.3, stamp, dict(scorer.thresholds)
     )
