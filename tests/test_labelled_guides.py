@@ -163,3 +163,41 @@ def test_benchmark_writes_rows_with_their_source(tmp_path: Path) -> None:
         {"text": "hi there", "labels": ["out_of_scope"], "source": "a.jsonl"},
         {"text": "my invoice", "labels": ["billing"], "source": "b.jsonl"},
     ]
+
+
+def test_the_curve_is_fitted_on_the_hand_written_examples() -> None:
+    from graph.classifier.build import curve_examples
+
+    shipped = Registry.from_file(ROOT / "registry.yaml", learned=False)
+    assert curve_examples(shipped) is None  # nothing labelled: every example counts
+    on = shipped.with_overlay(
+        {"classifier": {"labelled_examples": ["capabilities.support_desk:data/labelled_examples.jsonl"]}}
+    )
+    chosen = curve_examples(on)
+    assert chosen is not None
+    written = {q for c in shipped.routable for q in c.classifier_guide.positives}
+    assert chosen == written  # the authors' positives, none of the 513 labelled ones
+    assert len({q for c in on.routable for q in c.classifier_guide.positives}) > len(written) + 500
+
+
+def test_the_scorer_fits_its_curve_on_the_examples_it_is_given() -> None:
+    from graph.classifier.encoders import LexicalEncoder
+    from graph.classifier.guides import LabelGuide
+    from graph.classifier.scorer import FewShotScorer
+
+    clean = {
+        "clock": ("what time is it in Tokyo", "current time in Paris", "time in Lima now"),
+        "calculator": ("what is 12 times 7", "add 5 and 9", "divide 100 by 4"),
+    }
+    noisy = tuple(f"uh so like the thing {i} we talked about, sums maybe" for i in range(12))
+    guides = [LabelGuide("clock", clean["clock"]), LabelGuide("calculator", clean["calculator"] + noisy)]
+    every = FewShotScorer(guides, LexicalEncoder())
+    every.compile()
+    written = FewShotScorer(
+        guides, LexicalEncoder(), curve_examples=frozenset(clean["clock"] + clean["calculator"])
+    )
+    written.compile()
+    assert every.calibration is not None and written.calibration is not None
+    assert written.calibration != every.calibration
+    # The noisy rows scored low held out and pulled the curve right; without them it sits left.
+    assert written.calibration.midpoint < every.calibration.midpoint
