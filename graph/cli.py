@@ -369,17 +369,10 @@ def _fine_tune_before_the_turn(registry: Registry, settings: Settings) -> None:
     the turn starts, with its progress lines: the turn's `limits.max_seconds` bounds the work of
     answering, not the encoder's training (on a loaded machine that alone took over 120 s and the
     first ask ended `max_seconds`). The graph's scorer then loads the compiled state from the cache."""
-    from graph.classifier.build import build_scorer
-    from graph.classifier.compiled import CachedScorer
+    from graph.classifier.build import prepare_before_turn
 
-    scorer = build_scorer(registry, settings)
-    if not isinstance(scorer, CachedScorer) or scorer.cache_dir is None:
-        return
-    if (scorer.cache_dir / f"compiled-{scorer.compiled_key()}.npz").exists():
-        return  # warm: nothing to prepare
     say = _say(settings.redactor())
-    scorer.progress = lambda message: say(f"· classifier: {message}")
-    scorer.compile()
+    prepare_before_turn(registry, settings, lambda message: say(f"· classifier: {message}"))
 
 
 def cmd_ask(args: argparse.Namespace) -> int:

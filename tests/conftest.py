@@ -19,6 +19,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from pydantic import Field
 
 from graph.builder import build_graph
+from graph.classifier.build import prepare_before_turn
 from graph.config.registry import Registry
 from graph.config.settings import Settings
 
@@ -152,7 +153,10 @@ def settings(tmp_path: Path) -> Settings:
 def make_graph(settings: Settings) -> Callable[..., Any]:
     def make(registry: Registry | None = None, **kwargs: Any) -> Any:
         kwargs.setdefault("checkpointer", "memory")
-        return build_graph(registry=registry or registry_with(), settings=settings, **kwargs)
+        registry = registry or registry_with()
+        # The fine-tune runs here, not inside the first turn's `limits.max_seconds` (as `ask` does).
+        prepare_before_turn(registry, settings)
+        return build_graph(registry=registry, settings=settings, **kwargs)
 
     return make
 

@@ -4,6 +4,7 @@ the shipped support file, and benchmarks/labelled_guides.py."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -120,11 +121,8 @@ def test_many_bad_rows_are_summarised_not_listed(tmp_path: Path) -> None:
 
 
 def test_the_shipped_file_loads_from_the_package() -> None:
-    shipped = Registry.from_file(ROOT / "registry.yaml", learned=False)
-    assert shipped.spec.classifier.labelled_examples == ()  # off by default (registry.yaml says why)
-    registry = shipped.with_overlay(
-        {"classifier": {"labelled_examples": ["capabilities.support_desk:data/labelled_examples.jsonl"]}}
-    )
+    registry = Registry.from_file(ROOT / "registry.yaml", learned=False)
+    assert registry.spec.classifier.labelled_examples == ("capabilities.support_desk:data/labelled_examples.jsonl",)
     reasons = [e.reason for e in registry["billing"].classifier_guide.examples]
     assert any(r.startswith("labelled: labelled_examples.jsonl:") for r in reasons)
 
@@ -168,11 +166,9 @@ def test_benchmark_writes_rows_with_their_source(tmp_path: Path) -> None:
 def test_the_curve_is_fitted_on_the_hand_written_examples() -> None:
     from graph.classifier.build import curve_examples
 
-    shipped = Registry.from_file(ROOT / "registry.yaml", learned=False)
+    on = Registry.from_file(ROOT / "registry.yaml", learned=False)  # the labelled file is on
+    shipped = on.with_overlay({"classifier": {"labelled_examples": []}})
     assert curve_examples(shipped) is None  # nothing labelled: every example counts
-    on = shipped.with_overlay(
-        {"classifier": {"labelled_examples": ["capabilities.support_desk:data/labelled_examples.jsonl"]}}
-    )
     chosen = curve_examples(on)
     assert chosen is not None
     written = {q for c in shipped.routable for q in c.classifier_guide.positives}
@@ -201,3 +197,40 @@ def test_the_scorer_fits_its_curve_on_the_examples_it_is_given() -> None:
     assert written.calibration != every.calibration
     # The noisy rows scored low held out and pulled the curve right; without them it sits left.
     assert written.calibration.midpoint < every.calibration.midpoint
+
+
+def test_identifiers_in_labelled_rows_get_stand_ins_of_the_same_shape() -> None:
+    from graph.config.labelled import stand_ins
+
+    text = "I'm lukas.becker@fjordsoft.de, refund CH-2034 ($36) and check c1004, customer number is 1007"
+    varied = stand_ins(text)
+    assert varied == stand_ins(text), "the same row gets the same stand-ins on every load"
+    for written in ("lukas.becker@fjordsoft.de", "CH-2034", "$36", "c1004", "1007"):
+        assert written not in varied
+    assert re.fullmatch(
+        r"I'm [\w.]+@[\w.-]+, refund CH-[1-9]\d{3} \(\$[1-9]\d\) and check c[1-9]\d{3}, customer number is [1-9]\d{3}",
+        varied,
+    ), varied
+    for amount, shape in (("30 dollars", r"[1-9]\d dollars"), ("USD 4,860.00", r"USD [1-9],\d{3}\.00"), ("125 bucks", r"[1-9]\d\d bucks")):
+        assert re.fullmatch(shape, stand_ins(amount)), stand_ins(amount)
+    # Numbers that carry the need stay: an error code, a duration, a year, an operand, a time.
+    for kept in ("500 errors on POST /v2/projects", "429 with Retry-After 30 seconds", "since 2025", "12*7", "9am in Tokyo"):
+        assert stand_ins(kept) == kept
+
+
+def test_labelled_rows_join_with_their_stand_ins_and_load_twice_the_same(tmp_path: Path) -> None:
+    from graph.config.labelled import stand_ins
+
+    row = "why was jane@acme.io billed $125 twice on INV-3002"
+    _write(tmp_path / "labelled.jsonl", [{"text": row, "labels": ["billing"]}])
+    registry = _registry(tmp_path, ["labelled.jsonl"])
+    added = [e.query for e in registry["billing"].classifier_guide.examples if e.reason.startswith("labelled: ")]
+    assert added == [stand_ins(row)] and "jane@acme.io" not in added[0] and "INV-3002" not in added[0]
+    assert registry.with_overlay({})["billing"].classifier_guide == registry["billing"].classifier_guide
+
+
+def test_cross_validation_refuses_a_held_set_that_is_not_a_development_set(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.labelled_cv import main as cv
+
+    assert cv(["--sets", "support_dev", "support_heldout", "--hold", "support_heldout6"]) == 2
+    assert "held sets must be among --sets: support_heldout6" in capsys.readouterr().err

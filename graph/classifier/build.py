@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from graph.classifier.calibration import Calibration
 from graph.classifier.clauses import CLAUSES
@@ -77,6 +77,25 @@ def build_scorer(registry: Registry, settings: Settings, *, tuned: bool = True) 
     scorer.default_threshold = fitted.threshold
     scorer.thresholds = dict(fitted.thresholds)
     return scorer
+
+
+def prepare_before_turn(
+    registry: Registry, settings: Settings, progress: Callable[[str], None] | None = None
+) -> None:
+    """Compile `registry`'s classifier into the cache now, when it is not there yet: with
+    `ROUTEGRAPH_FINETUNE=foreground` the fine-tune then runs before a turn starts, not inside it.
+    The turn's `limits.max_seconds` bounds the work of answering, not the encoder's training (on a
+    loaded machine that alone took over 120 s, and the first turn ended `max_seconds`). A graph's
+    scorer then loads the compiled state from the cache. Nothing happens when it is cached, or when
+    the scorer keeps no cache."""
+    scorer = build_scorer(registry, settings)
+    if not isinstance(scorer, CachedScorer) or scorer.cache_dir is None:
+        return
+    if (scorer.cache_dir / f"compiled-{scorer.compiled_key()}.npz").exists():
+        return  # warm: nothing to prepare
+    if progress is not None:
+        scorer.progress = progress
+    scorer.compile()
 
 
 def curve_examples(registry: Registry) -> frozenset[str] | None:

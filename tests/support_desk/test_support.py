@@ -40,6 +40,7 @@ from capabilities.support_desk.refund import Refund
 from capabilities.support_desk.sales import Sales, plans_named, seats_named
 from graph.builder import build_graph
 from graph.capability import Capability, RunContext
+from graph.classifier.build import prepare_before_turn
 from graph.config.registry import Registry
 from graph.config.settings import Settings
 
@@ -452,6 +453,9 @@ def desk(tmp_path_factory: pytest.TempPathFactory, shared_model_cache: Path) -> 
     base = tmp_path_factory.mktemp("desk")
     registry = shipped_registry(base / "support.sqlite")
     settings = Settings.offline(base, cache_dir=shared_model_cache)
+    # The fine-tune runs now, not inside the first turn's `limits.max_seconds` (as `ask` does: on a
+    # loaded machine it took longer than the turn may, and the first refund test ended max_seconds).
+    prepare_before_turn(registry, settings)
     # SQLite checkpoints, so a second graph on the same file can pick a thread up.
     graph = build_graph(registry=registry, settings=settings, checkpointer="sqlite")
     return Desk(graph, registry, settings, base / "support.sqlite")
