@@ -224,6 +224,11 @@ async def classify(
         # what the refund is about; the planner runs billing for the refund's input anyway.
         chosen -= grounds_of_ask(task, clause_rows, scorer.labels, names, registry, chosen)
         chosen -= context_of_how_to(task, clause_rows, registry, chosen, unasked)
+        # "We were told the first month would be free, yet there's a charge on the card": the help
+        # centre won the story, not a question; the charge is the need.
+        chosen -= told_not_asked(
+            task, clause_rows, scorer.labels, names, chosen - set(extra), ranked, how_to_owner(registry)
+        )
     if mode != "llm" and candidates:
         for provider, consumers in await asyncio.to_thread(
             _fed_by_who, task, registry, scorer, [c.name for c in candidates], chosen
@@ -342,7 +347,27 @@ def foreign_clauses(task: str, registry: Registry) -> list[str]:
             continue
         if name and not any(known_word(w, words) for w in name):
             out.append(piece)
+        elif not name and (owned := owned_name(piece)) and not known_word(owned[0], words):
+            out.append(piece)  # "My Spotify family plan went up": the brand comes first
     return out
+
+
+_OWNED = re.compile(
+    r"\b(?:my|our)\s+(?P<name>[\w.&'+-]+(?:\s+[\w.&'+-]+){0,2}?)\s+"
+    r"(?:orders?|packages?|parcels?|deliver(?:y|ies)|subscriptions?|plans?|memberships?|accounts?|apps?"
+    r"|bills?|bookings?|tickets?|providers?|contracts?)\b",
+    re.I,
+)
+"""What a customer owns of some service, named before the kind of thing it is ("my Uber Eats order",
+"our Zoom subscription", "my gym membership", "our electricity provider")."""
+
+
+def owned_name(piece: str) -> list[str]:
+    """The words naming whose order, subscription, plan or provider a clause speaks of (`_OWNED`):
+    ["Spotify", "family"] in "My Spotify family plan went up". Whether the name is one the
+    registry's guides use ("our Team plan", "my Tandem account") is `foreign_clauses`' question."""
+    match = _OWNED.search(piece)
+    return [w.strip(".'") for w in match.group("name").split()] if match else []
 
 
 def _of_foreign(
@@ -376,7 +401,9 @@ PLAIN_SHARE = 0.75
 PLAIN_LEAD = 1.5
 """Log-odds by which `plainly_ours` wants the best capability ahead of the next."""
 _HYPOTHETICAL = re.compile(
-    r"\b(?:if\s+(?:i|we)|suppose|supposing|hypothetically|what\s+happens\s+if|in\s+case)\b", re.I
+    r"\b(?:if\s+(?:i|we)|suppose|supposing|hypothetically|what\s+happens\s+if|in\s+case)\b"
+    r"|^\W*(?:let'?s\s+)?say\s+(?:i|we)\b",  # "Say we cancel before the month is over: ..."
+    re.I,
 )
 
 
@@ -494,6 +521,51 @@ def context_of_how_to(
     if not asking or not all(asks_how_to(p) and not another_need(task, p) for p in asking):
         return set()
     return (chosen & unasked) - {owner}
+
+
+_NARRATOR = re.compile(
+    r"\b(?:i|we|they|he|she|someone|somebody|nobody|i'[a-z]+|we'[a-z]+|they'[a-z]+)(?![\w'])", re.I
+)
+"""A subject telling what happened or what is so ("we run payroll syncs", "I took over the job",
+"they can plan the payment"): a clause with one and no question tells a story."""
+
+
+def narrates(piece: str, following: str = "") -> bool:
+    """Whether a clause tells rather than asks: a statement (`reads_as_request` false) with a subject
+    (`_NARRATOR`: "We were told the first month would be free"), that is no how-to (`asks_how_to`)
+    and no hypothetical ("Say we cancel before the month is over", "If we downgraded ..."). A bare
+    noun phrase in a list ("plus instructions to reset my password") names a need: it does not."""
+    return (
+        not reads_as_request(piece, following)
+        and not asks_how_to(piece)
+        and not _HYPOTHETICAL.search(piece)
+        and bool(_NARRATOR.search(piece))
+    )
+
+
+def told_not_asked(
+    task: str,
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    chosen: set[str],
+    ranked: Sequence[tuple[str, float]],
+    how_to: str | None,
+) -> set[str]:
+    """The help centre (`how_to`, `how_to_owner`) when it is selected next to another need, is not
+    the request's best, and every clause it is the best of `narrates`: it answers questions, and a
+    story told around another need asks none ("Context: we run payroll syncs through your API every
+    Friday, and today one call in ten fails": incidents; "We were told the first month would be
+    free, yet there's a charge": billing). Kept when it wins no clause (the whole request chose it)."""
+    if how_to is None or how_to not in chosen or len(chosen) < 2 or not ranked or ranked[0][0] == how_to:
+        return set()
+    won = []
+    for piece, conf in clause_rows:
+        order = _top(conf, labels, names, set())
+        if order and labels[order[0]] == how_to:
+            at = task.find(piece)
+            won.append(narrates(piece, task[at + len(piece) :] if at >= 0 else ""))
+    return {how_to} if won and all(won) else set()
 
 
 def courteous(registry: Registry) -> set[str]:

@@ -1,0 +1,149 @@
+"""Support routing, precision (issue 19 item 5; session 16): capabilities selected next to the right
+one that the request does not ask for. Each rule with a case where it fires and one where it must not.
+
+The node's rules take calibrated clause rows (numpy, columns in `LABELS` order), as in
+tests/test_support_round4.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graph.classifier.clauses import clause_spans
+from graph.config.registry import Registry
+from nodes.classifier import _HYPOTHETICAL, foreign_clauses, narrates, owned_name, told_not_asked
+
+ROOT = Path(__file__).resolve().parent.parent
+
+LABELS = ["account", "billing", "incidents", "knowledge_search", "refund", "sales"]
+HOW_TO = "knowledge_search"
+
+
+def row(**conf: float) -> np.ndarray:
+    """A clause's calibrated confidences: the named ones, 1e-4 for the rest."""
+    return np.array([conf.get(n, 1e-4) for n in LABELS])
+
+
+def rows_of(task: str, *confs: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    pieces = [task[a:b] for a, b in clause_spans(task)]
+    assert len(pieces) == len(confs), pieces
+    return list(zip(pieces, confs, strict=True))
+
+
+# -- the help centre is not selected from a story told around another need -------------------------
+
+
+@pytest.mark.parametrize(
+    "piece",
+    [
+        "We were promised the setup would be free",
+        "we sync invoices through your API every night",
+        "I inherited the admin role from a colleague last week",
+        "they need it for the budget",
+    ],
+)
+def test_a_statement_with_a_subject_narrates(piece: str) -> None:
+    assert narrates(piece)
+
+
+@pytest.mark.parametrize(
+    "piece",
+    [
+        "how do we rotate the API key",  # a how-to
+        "is the API down",  # a question
+        "please send the invoice",  # an imperative
+        "If we moved to annual billing",  # a hypothetical
+        "Say we removed three seats",  # a hypothetical, "say ..."
+        "plus instructions to enable SSO",  # a noun phrase in a list names a need
+    ],
+)
+def test_a_question_a_hypothetical_or_a_list_item_does_not_narrate(piece: str) -> None:
+    assert not narrates(piece)
+
+
+def test_say_we_opens_a_hypothetical() -> None:
+    assert _HYPOTHETICAL.search("Say we cancel mid-month: is the rest paid back?")
+    assert _HYPOTHETICAL.search("let's say I downgrade tomorrow")
+    assert not _HYPOTHETICAL.search("they say we owe more than last month")
+
+
+def test_the_help_centre_winning_only_a_story_is_dropped() -> None:
+    task = "We were promised the setup would be free, yet there is a charge on our card"
+    rows = rows_of(task, row(knowledge_search=0.99, billing=0.01), row(billing=0.999))
+    ranked = [("billing", 0.999), ("knowledge_search", 0.99)]
+    chosen = {"billing", "knowledge_search"}
+    assert told_not_asked(task, rows, LABELS, LABELS, chosen, ranked, HOW_TO) == {HOW_TO}
+
+
+def test_the_help_centre_winning_a_question_stays() -> None:
+    task = "There is a charge on our card, and how do we change the billing address"
+    rows = rows_of(task, row(billing=0.999), row(knowledge_search=0.99))
+    ranked = [("billing", 0.999), ("knowledge_search", 0.99)]
+    chosen = {"billing", "knowledge_search"}
+    assert told_not_asked(task, rows, LABELS, LABELS, chosen, ranked, HOW_TO) == set()
+
+
+def test_the_help_centre_as_the_best_or_alone_stays() -> None:
+    task = "We were promised the setup would be free, yet there is a charge on our card"
+    rows = rows_of(task, row(knowledge_search=0.999), row(billing=0.99))
+    best = [("knowledge_search", 0.999), ("billing", 0.99)]
+    assert told_not_asked(task, rows, LABELS, LABELS, {"billing", HOW_TO}, best, HOW_TO) == set()
+    alone = [("billing", 0.999), ("knowledge_search", 0.99)]
+    assert told_not_asked(task, rows, LABELS, LABELS, {HOW_TO}, alone, HOW_TO) == set()
+
+
+def test_the_help_centre_winning_no_clause_stays() -> None:
+    task = "There is a charge on our card, and we cancelled last week"
+    rows = rows_of(task, row(billing=0.999), row(refund=0.5))
+    ranked = [("billing", 0.999), ("knowledge_search", 0.3)]
+    chosen = {"billing", "knowledge_search"}
+    assert told_not_asked(task, rows, LABELS, LABELS, chosen, ranked, HOW_TO) == set()
+
+
+# -- someone else's order, subscription or provider ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return Registry.from_file(ROOT / "registry.yaml")
+
+
+@pytest.mark.parametrize(
+    ("piece", "name"),
+    [
+        ("my Deliveroo order never came", ["Deliveroo"]),
+        ("Our Hulu subscription renewed twice", ["Hulu"]),
+        ("my Hulu family plan went up", ["Hulu", "family"]),
+        ("our water provider billed us twice", ["water"]),
+        ("is the API down", []),
+    ],
+)
+def test_owned_name_is_whose_order_subscription_or_provider(piece: str, name: list[str]) -> None:
+    assert owned_name(piece) == name
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        "my Deliveroo order was charged twice, please refund it",
+        "Our Hulu subscription renewed twice this month",
+        "my Hulu family plan went up in price, can I get part of it back?",
+    ],
+)
+def test_another_companys_order_or_subscription_is_foreign(registry: Registry, task: str) -> None:
+    assert foreign_clauses(task, registry)
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        "we were charged twice for our Team plan, please refund one",
+        "when does our current subscription renew",
+        "refund my duplicate charge, I'm jane@acme.io",
+    ],
+)
+def test_our_own_plan_or_subscription_is_not_foreign(registry: Registry, task: str) -> None:
+    assert not foreign_clauses(task, registry)
