@@ -290,6 +290,11 @@ def _fed_by_who(
     return out
 
 
+STATEMENT_WORDS = 3
+"""The fewest `need_words` a clause that does not ask (`reads_as_request`) needs to name a secondary
+need by its lead (`clause_needs`): "only checking", "Three emails", "Kola Works here" name none."""
+
+
 CLOSE_TO_SELECTED = 1.0
 """Log-odds within which a request clause's best capability, already selected, leaves the clause to
 the best one not selected yet (`clause_needs`): e^1, under 3 times as likely."""
@@ -669,6 +674,8 @@ def clause_needs(
                 order = rest
         if not order or labels[order[0]] in chosen or float(conf[order[0]]) < floor:
             continue
+        if not asks and len(need_words(piece)) < STATEMENT_WORDS:
+            continue  # "only checking", "Three emails": too few words to name a need they do not ask
         rivals = [j for j in order[1:] if not asks or labels[j] not in chosen]
         if _lead(conf, order[0], rivals) >= margin:
             out.append(labels[order[0]])

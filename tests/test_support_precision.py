@@ -14,7 +14,14 @@ import pytest
 
 from graph.classifier.clauses import clause_spans
 from graph.config.registry import Registry
-from nodes.classifier import _HYPOTHETICAL, foreign_clauses, narrates, owned_name, told_not_asked
+from nodes.classifier import (
+    _HYPOTHETICAL,
+    clause_needs,
+    foreign_clauses,
+    narrates,
+    owned_name,
+    told_not_asked,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,3 +154,24 @@ def test_another_companys_order_or_subscription_is_foreign(registry: Registry, t
 )
 def test_our_own_plan_or_subscription_is_not_foreign(registry: Registry, task: str) -> None:
     assert not foreign_clauses(task, registry)
+
+
+# -- a short statement names no secondary need --------------------------------------------------
+
+
+def test_a_statement_of_two_words_names_no_secondary_need() -> None:
+    task = "is INV-2201 still refundable? just checking"
+    rows = rows_of(task, row(billing=0.9), row(incidents=0.05))
+    assert clause_needs(task, rows, LABELS, LABELS, {"billing"}) == []
+
+
+def test_a_longer_statement_still_names_one() -> None:
+    task = "is INV-2201 still refundable? the webhook deliveries keep failing since Monday"
+    rows = rows_of(task, row(billing=0.9), row(incidents=0.05))
+    assert clause_needs(task, rows, LABELS, LABELS, {"billing"}) == ["incidents"]
+
+
+def test_a_short_question_still_names_one() -> None:
+    task = "is INV-2201 still refundable? and is it down"
+    rows = rows_of(task, row(billing=0.9), row(incidents=0.05))
+    assert clause_needs(task, rows, LABELS, LABELS, {"billing"}) == ["incidents"]
