@@ -218,7 +218,11 @@ async def classify(
             )
         )
         extra = [n for n, _ in ranked if n in secondary and n not in chosen and source[n] == "scorer"]
-        chosen |= set(extra[: max(0, settings.max_capabilities - len(chosen))])
+        added = set(extra[: max(0, settings.max_capabilities - len(chosen))])
+        # "..., and can you take back the extra renewal charge?": the help centre, a hair ahead of
+        # the refund in that clause alone, gives the clause up to the refund read from it.
+        chosen -= read_as_other(task, clause_rows, scorer.labels, names, chosen, added, ranked)
+        chosen |= added
         chosen -= implied(registry, chosen, unasked)
         # "I was charged twice in November and would like the duplicate returned": the charge is
         # what the refund is about; the planner runs billing for the refund's input anyway.
@@ -680,6 +684,42 @@ def clause_needs(
         if _lead(conf, order[0], rivals) >= margin:
             out.append(labels[order[0]])
     return out
+
+
+def read_as_other(
+    task: str,
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    chosen: set[str],
+    added: set[str],
+    ranked: Sequence[tuple[str, float]],
+) -> set[str]:
+    """Selected capabilities that only a clause read as another need chose: `clause_needs` reads a
+    request clause whose best, already selected, leads a capability not selected yet by less than
+    `CLOSE_TO_SELECTED` as that other one (`added`); when that best is not the request's own best
+    and is the best of no other clause, the clause was all that chose it, and it goes ("what plan is
+    Acme on, and can you take back the extra renewal charge?": the help centre 0.992 and the refund
+    0.991 in the second clause; the refund is the need)."""
+    if not added or not ranked:
+        return set()
+    bests: list[str] = []
+    yielded: set[str] = set()
+    for piece, conf in clause_rows:
+        if courtesy(piece):
+            continue
+        order = _top(conf, labels, names, set())
+        if not order:
+            continue
+        bests.append(labels[order[0]])
+        if labels[order[0]] not in chosen or mentions_identifier(piece):
+            continue
+        if not reads_as_request(piece, task[task.find(piece) + len(piece) :]):
+            continue
+        rest = [j for j in order if labels[j] not in chosen]
+        if rest and labels[rest[0]] in added and _lead(conf, order[0], rest) < CLOSE_TO_SELECTED:
+            yielded.add(labels[order[0]])
+    return {n for n in yielded if n != ranked[0][0] and bests.count(n) == 1}
 
 
 def grounds_of_ask(

@@ -20,6 +20,7 @@ from nodes.classifier import (
     foreign_clauses,
     narrates,
     owned_name,
+    read_as_other,
     told_not_asked,
 )
 
@@ -175,3 +176,30 @@ def test_a_short_question_still_names_one() -> None:
     task = "is INV-2201 still refundable? and is it down"
     rows = rows_of(task, row(billing=0.9), row(incidents=0.05))
     assert clause_needs(task, rows, LABELS, LABELS, {"billing"}) == ["incidents"]
+
+
+# -- a clause read as another need no longer chooses its first reading ------------------------------
+
+
+def test_a_clause_read_as_another_need_gives_up_its_first_reading() -> None:
+    task = "which plan is Nimbus on, and can you send back the duplicate charge"
+    rows = rows_of(task, row(account=0.99), row(knowledge_search=0.95, refund=0.9))
+    ranked = [("account", 0.99), ("knowledge_search", 0.95), ("refund", 0.9)]
+    chosen = {"account", "knowledge_search"}
+    assert clause_needs(task, rows, LABELS, LABELS, chosen) == ["refund"]
+    assert read_as_other(task, rows, LABELS, LABELS, chosen, {"refund"}, ranked) == {"knowledge_search"}
+
+
+def test_a_first_reading_that_another_clause_chose_too_stays() -> None:
+    task = "how do I export invoices, and can you send back the duplicate charge"
+    rows = rows_of(task, row(knowledge_search=0.99), row(knowledge_search=0.95, refund=0.9))
+    ranked = [("knowledge_search", 0.99), ("refund", 0.9)]
+    assert read_as_other(task, rows, LABELS, LABELS, {"knowledge_search"}, {"refund"}, ranked) == set()
+
+
+def test_the_requests_own_best_is_never_given_up() -> None:
+    task = "which plan is Nimbus on, and can you send back the duplicate charge"
+    rows = rows_of(task, row(account=0.9), row(knowledge_search=0.999, refund=0.998))
+    ranked = [("knowledge_search", 0.999), ("refund", 0.998), ("account", 0.9)]
+    chosen = {"account", "knowledge_search"}
+    assert read_as_other(task, rows, LABELS, LABELS, chosen, {"refund"}, ranked) == set()
