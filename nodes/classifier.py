@@ -465,9 +465,10 @@ def our_how_to(task: str, registry: Registry) -> bool:
     registry's own product: at least `KNOWN_SHARE` of its words are the guides' (`vocabulary`,
     `known_word`) and no name they do not use is in it (a capitalised word not first in the request:
     "How do I cancel my Netflix subscription?"). "how do I remove a user who left the company": all
-    five; "how do I bake sourdough bread": none; "how do I get a refund from Uber": Uber."""
+    five; "how do I bake sourdough bread": none; "how do I get a refund from Uber": Uber. A greeting
+    in the form ("hi, how are you today?") asks nothing (`courtesy`)."""
     pieces = [task, *(task[a:b] for a, b in clause_spans(task))]
-    if not any(asks_how_to(p) for p in pieces):
+    if not any(asks_how_to(p) and not courtesy(p) for p in pieces):
         return False
     words = need_words(task)
     vocab = vocabulary(registry)

@@ -19,6 +19,7 @@ from nodes.classifier import (
     clause_needs,
     foreign_clauses,
     narrates,
+    our_how_to,
     owned_name,
     read_as_other,
     told_not_asked,
@@ -203,3 +204,12 @@ def test_the_requests_own_best_is_never_given_up() -> None:
     ranked = [("knowledge_search", 0.999), ("refund", 0.998), ("account", 0.9)]
     chosen = {"account", "knowledge_search"}
     assert read_as_other(task, rows, LABELS, LABELS, chosen, {"refund"}, ranked) == set()
+
+
+# -- a greeting is no how-to --------------------------------------------------------------------
+
+
+def test_a_greeting_shaped_like_a_how_to_is_not_one(registry: Registry) -> None:
+    assert not our_how_to("hi, how are you today?", registry)
+    assert not our_how_to("hello! how are you doing", registry)
+    assert our_how_to("how do I remove a user who left the company", registry)
