@@ -230,9 +230,7 @@ async def classify(
         chosen -= context_of_how_to(task, clause_rows, registry, chosen, unasked)
         # "We were told the first month would be free, yet there's a charge on the card": the help
         # centre won the story, not a question; the charge is the need.
-        chosen -= told_not_asked(
-            task, clause_rows, scorer.labels, names, chosen - set(extra), ranked, how_to_owner(registry)
-        )
+        chosen -= told_not_asked(task, clause_rows, scorer.labels, names, chosen - set(extra), ranked)
     if mode != "llm" and candidates:
         for provider, consumers in await asyncio.to_thread(
             _fed_by_who, task, registry, scorer, [c.name for c in candidates], chosen
@@ -539,16 +537,34 @@ _NARRATOR = re.compile(
 """A subject telling what happened or what is so ("we run payroll syncs", "I took over the job",
 "they can plan the payment"): a clause with one and no question tells a story."""
 
+_INDIRECT = re.compile(
+    r"\b(?:i|we|they|he|she)\s+(?:\w+\s+)?(?:want|need|wonder|wondering|would\s+like|'d\s+like)\b"
+    r"|\b(?:wants?|needs?|like)\s+to\s+know\b|\bwhether\b",
+    re.I,
+)
+"""A request inside a statement: "I wonder if you could look up ...", "we want the money back",
+"they would like to know what 5 seats cost", "... asking whether the errors are yours"."""
+
+_SEVERAL = re.compile(
+    r"\b(?:two|three|four|five|a\s+few|several|a\s+couple\s+of|couple\s+of)\s+"
+    r"(?:things|questions|issues|requests|points|items|problems)\b",
+    re.I,
+)
+"""A request that says it has several needs ("Two things: ...", "three questions"): each of its
+clauses is one, told or asked."""
+
 
 def narrates(piece: str, following: str = "") -> bool:
     """Whether a clause tells rather than asks: a statement (`reads_as_request` false) with a subject
-    (`_NARRATOR`: "We were told the first month would be free"), that is no how-to (`asks_how_to`)
-    and no hypothetical ("Say we cancel before the month is over", "If we downgraded ..."). A bare
-    noun phrase in a list ("plus instructions to reset my password") names a need: it does not."""
+    (`_NARRATOR`: "We were told the first month would be free"), that is no how-to (`asks_how_to`),
+    no hypothetical ("Say we cancel before the month is over", "If we downgraded ...") and asks for
+    nothing inside it (`_INDIRECT`: "I wonder if you could look up our renewal date"). A bare noun
+    phrase in a list ("plus instructions to reset my password") names a need: it does not."""
     return (
         not reads_as_request(piece, following)
         and not asks_how_to(piece)
         and not _HYPOTHETICAL.search(piece)
+        and not _INDIRECT.search(piece)
         and bool(_NARRATOR.search(piece))
     )
 
@@ -560,22 +576,23 @@ def told_not_asked(
     names: Sequence[str],
     chosen: set[str],
     ranked: Sequence[tuple[str, float]],
-    how_to: str | None,
 ) -> set[str]:
-    """The help centre (`how_to`, `how_to_owner`) when it is selected next to another need, is not
-    the request's best, and every clause it is the best of `narrates`: it answers questions, and a
-    story told around another need asks none ("Context: we run payroll syncs through your API every
-    Friday, and today one call in ten fails": incidents; "We were told the first month would be
-    free, yet there's a charge": billing). Kept when it wins no clause (the whole request chose it)."""
-    if how_to is None or how_to not in chosen or len(chosen) < 2 or not ranked or ranked[0][0] == how_to:
+    """Selected capabilities, next to another need and not the request's best, that every clause
+    they are the best of `narrates`: a story told around a request asks nothing of them ("Context:
+    we run payroll syncs through your API every Friday, and today one call in ten fails": incidents,
+    not the help centre; "We'll be eleven people next month and I read that Starter caps out. What
+    will the next tier cost?": sales, not the account). Kept: one that wins no clause (the whole
+    request chose it), and all of them when the request says it has several needs (`_SEVERAL`: "Two
+    things: we were charged twice, and ...")."""
+    if len(chosen) < 2 or not ranked or _SEVERAL.search(task):
         return set()
-    won = []
+    won: dict[str, list[bool]] = {}
     for piece, conf in clause_rows:
         order = _top(conf, labels, names, set())
-        if order and labels[order[0]] == how_to:
+        if order and labels[order[0]] in chosen:
             at = task.find(piece)
-            won.append(narrates(piece, task[at + len(piece) :] if at >= 0 else ""))
-    return {how_to} if won and all(won) else set()
+            won.setdefault(labels[order[0]], []).append(narrates(piece, task[at + len(piece) :] if at >= 0 else ""))
+    return {n for n, told in won.items() if n != ranked[0][0] and all(told)}
 
 
 def courteous(registry: Registry) -> set[str]:
