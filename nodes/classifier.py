@@ -227,7 +227,7 @@ async def classify(
         # "I was charged twice in November and would like the duplicate returned": the charge is
         # what the refund is about; the planner runs billing for the refund's input anyway.
         chosen -= grounds_of_ask(task, clause_rows, scorer.labels, names, registry, chosen)
-        chosen -= context_of_how_to(task, clause_rows, registry, chosen, unasked)
+        chosen -= context_of_how_to(task, clause_rows, registry, chosen, unasked, scorer.labels, names)
         # "We were told the first month would be free, yet there's a charge on the card": the help
         # centre won the story, not a question; the charge is the need.
         chosen -= told_not_asked(task, clause_rows, scorer.labels, names, chosen - set(extra), ranked)
@@ -514,13 +514,28 @@ def context_of_how_to(
     registry: Registry,
     chosen: set[str],
     unasked: set[str],
+    labels: Sequence[str] = (),
+    names: Sequence[str] = (),
 ) -> set[str]:
     """Selected capabilities that win only statements, in a request whose only question is a how-to
     (`asks_how_to`) the help centre answers: the statement is the situation the how-to is about
     ("The VAT number on our invoices is wrong; where do I change it?": billing wins the statement,
     the request is the how-to). Not when a marker joins the how-to as another need ("I think we paid
-    INV-3033 twice. While you're at it, how long ...": the charge is a need of its own)."""
+    INV-3033 twice. While you're at it, how long ...": the charge is a need of its own).
+
+    Besides `unasked` (`Score.asked` false), with `labels` and `names` (the columns of the clause
+    rows, the candidates) a capability every clause of whose best is a statement counts as winning
+    only statements, also when it is the whole request's best ("The invoices still carry our old
+    company name; where do I change that?": billing is the best of the request and of the statement,
+    the request is the how-to; session 16)."""
     owner = how_to_owner(registry)
+    told: dict[str, list[bool]] = {}
+    for piece, conf in clause_rows:
+        order = _top(conf, labels, names, set()) if labels else []
+        if order and not courtesy(piece):
+            at = task.find(piece)
+            told.setdefault(labels[order[0]], []).append(not reads_as_request(piece, task[at + len(piece) :]))
+    unasked = unasked | {n for n, t in told.items() if all(t)}
     if owner is None or owner not in chosen or not (chosen & unasked):
         return set()
     asking = [
@@ -582,16 +597,28 @@ def told_not_asked(
     we run payroll syncs through your API every Friday, and today one call in ten fails": incidents,
     not the help centre; "We'll be eleven people next month and I read that Starter caps out. What
     will the next tier cost?": sales, not the account). Kept: one that wins no clause (the whole
-    request chose it), and all of them when the request says it has several needs (`_SEVERAL`: "Two
-    things: we were charged twice, and ...")."""
+    request chose it), all of them when the request says it has several needs (`_SEVERAL`: "Two
+    things: we were charged twice, and ..."), and a story before a question that a marker joins as
+    another need (`another_need`: "I was charged twice last month. Also, what would Team cost?")."""
     if len(chosen) < 2 or not ranked or _SEVERAL.search(task):
         return set()
+    at = [max(0, task.find(piece)) for piece, _ in clause_rows]
+    # "I was charged twice last month and the API keeps failing. Also, what would Team cost?": a
+    # question a marker joins as another need makes what came before it needs too.
+    marked = max(
+        (
+            a
+            for a, (piece, _) in zip(at, clause_rows, strict=True)
+            if another_need(task, piece) and reads_as_request(piece, task[a + len(piece) :])
+        ),
+        default=-1,
+    )
     won: dict[str, list[bool]] = {}
-    for piece, conf in clause_rows:
+    for a, (piece, conf) in zip(at, clause_rows, strict=True):
         order = _top(conf, labels, names, set())
         if order and labels[order[0]] in chosen:
-            at = task.find(piece)
-            won.setdefault(labels[order[0]], []).append(narrates(piece, task[at + len(piece) :] if at >= 0 else ""))
+            told = a >= marked and narrates(piece, task[a + len(piece) :])
+            won.setdefault(labels[order[0]], []).append(told)
     return {n for n, told in won.items() if n != ranked[0][0] and all(told)}
 
 

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graph.classifier.clauses import clause_spans
+from graph.classifier.clauses import clause_spans, names_a_need
 from graph.config.registry import Registry
 from nodes.classifier import (
     _HYPOTHETICAL,
     clause_needs,
+    context_of_how_to,
     foreign_clauses,
     narrates,
     our_how_to,
@@ -37,7 +38,8 @@ def row(**conf: float) -> np.ndarray:
 
 
 def rows_of(task: str, *confs: np.ndarray) -> list[tuple[str, np.ndarray]]:
-    pieces = [task[a:b] for a, b in clause_spans(task)]
+    spans = clause_spans(task)
+    pieces = [task[a:b] for (a, b), need in zip(spans, names_a_need(task, spans), strict=True) if need]
     assert len(pieces) == len(confs), pieces
     return list(zip(pieces, confs, strict=True))
 
@@ -119,9 +121,20 @@ def test_a_request_that_says_it_has_several_needs_keeps_its_stories() -> None:
     rows = rows_of(task, row(account=0.01), row(billing=0.6), row(sales=0.999))
     ranked = [("sales", 0.999), ("billing", 0.6)]
     assert told_not_asked(task, rows, LABELS, LABELS, {"billing", "sales"}, ranked) == set()
-    plain = "we were billed twice in March, and what would Team cost us"
+    plain = "we were billed twice in March. What would Team cost us"
     rows = rows_of(plain, row(billing=0.6), row(sales=0.999))
     assert told_not_asked(plain, rows, LABELS, LABELS, {"billing", "sales"}, ranked) == {"billing"}
+
+
+def test_a_story_before_a_question_joined_as_another_need_is_a_need() -> None:
+    task = "I was billed twice in March and the exports time out. Also, what would Team cost us?"
+    rows = rows_of(task, row(billing=0.99), row(incidents=0.999), row(sales=0.999))
+    ranked = [("incidents", 0.999), ("sales", 0.999), ("billing", 0.99)]
+    chosen = {"billing", "incidents", "sales"}
+    assert told_not_asked(task, rows, LABELS, LABELS, chosen, ranked) == set()
+    unmarked = "I was billed twice in March and the exports time out. What would Team cost us?"
+    rows = rows_of(unmarked, row(billing=0.99), row(incidents=0.999), row(sales=0.999))
+    assert told_not_asked(unmarked, rows, LABELS, LABELS, chosen, ranked) == {"billing"}
 
 
 def test_the_help_centre_winning_no_clause_stays() -> None:
@@ -233,3 +246,17 @@ def test_a_greeting_shaped_like_a_how_to_is_not_one(registry: Registry) -> None:
     assert not our_how_to("hi, how are you today?", registry)
     assert not our_how_to("hello! how are you doing", registry)
     assert our_how_to("how do I remove a user who left the company", registry)
+
+
+# -- the request's best, won only by a statement before a lone how-to, is its situation -----------
+
+
+def test_the_best_won_only_by_a_statement_before_a_lone_how_to_is_its_situation(registry: Registry) -> None:
+    task = "The receipts still show our old address; where do I update it?"
+    rows = rows_of(task, row(billing=0.999), row(knowledge_search=0.99))
+    chosen = {"billing", "knowledge_search"}
+    assert context_of_how_to(task, rows, registry, chosen, set(), LABELS, LABELS) == {"billing"}
+    # The same best asked for in a clause of its own stays.
+    asked = "Please check the receipts for our old address; where do I update it?"
+    rows = rows_of(asked, row(billing=0.999), row(knowledge_search=0.99))
+    assert context_of_how_to(asked, rows, registry, chosen, set(), LABELS, LABELS) == set()
