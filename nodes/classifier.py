@@ -230,7 +230,9 @@ async def classify(
         chosen -= context_of_how_to(task, clause_rows, registry, chosen, unasked, scorer.labels, names)
         # "We were told the first month would be free, yet there's a charge on the card": the help
         # centre won the story, not a question; the charge is the need.
-        chosen -= told_not_asked(task, clause_rows, scorer.labels, names, chosen - set(extra), ranked)
+        chosen -= told_not_asked(
+            task, clause_rows, scorer.labels, names, chosen - set(extra), ranked, how_to_owner(registry)
+        )
     if mode != "llm" and candidates:
         for provider, consumers in await asyncio.to_thread(
             _fed_by_who, task, registry, scorer, [c.name for c in candidates], chosen
@@ -591,6 +593,7 @@ def told_not_asked(
     names: Sequence[str],
     chosen: set[str],
     ranked: Sequence[tuple[str, float]],
+    how_to: str | None = None,
 ) -> set[str]:
     """Selected capabilities, next to another need and not the request's best, that every clause
     they are the best of `narrates`: a story told around a request asks nothing of them ("Context:
@@ -599,7 +602,10 @@ def told_not_asked(
     will the next tier cost?": sales, not the account). Kept: one that wins no clause (the whole
     request chose it), all of them when the request says it has several needs (`_SEVERAL`: "Two
     things: we were charged twice, and ..."), and a story before a question that a marker joins as
-    another need (`another_need`: "I was charged twice last month. Also, what would Team cost?")."""
+    another need (`another_need`: "I was charged twice last month. Also, what would Team cost?").
+    A request that asks nothing at all is its stories ("I was billed twice this month and your
+    dashboard is down too"): then only the help centre (`how_to`, `how_to_owner`), which answers
+    questions, goes."""
     if len(chosen) < 2 or not ranked or _SEVERAL.search(task):
         return set()
     at = [max(0, task.find(piece)) for piece, _ in clause_rows]
@@ -619,7 +625,11 @@ def told_not_asked(
         if order and labels[order[0]] in chosen:
             told = a >= marked and narrates(piece, task[a + len(piece) :])
             won.setdefault(labels[order[0]], []).append(told)
-    return {n for n, told in won.items() if n != ranked[0][0] and all(told)}
+    asks = any(
+        reads_as_request(piece, task[a + len(piece) :]) or asks_how_to(piece)
+        for a, (piece, _) in zip(at, clause_rows, strict=True)
+    )
+    return {n for n, told in won.items() if n != ranked[0][0] and all(told) and (asks or n == how_to)}
 
 
 def courteous(registry: Registry) -> set[str]:

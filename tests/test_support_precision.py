@@ -89,7 +89,7 @@ def test_the_help_centre_winning_only_a_story_is_dropped() -> None:
     rows = rows_of(task, row(knowledge_search=0.99, billing=0.01), row(billing=0.999))
     ranked = [("billing", 0.999), ("knowledge_search", 0.99)]
     chosen = {"billing", "knowledge_search"}
-    assert told_not_asked(task, rows, LABELS, LABELS, chosen, ranked) == {HOW_TO}
+    assert told_not_asked(task, rows, LABELS, LABELS, chosen, ranked, HOW_TO) == {HOW_TO}
 
 
 def test_the_help_centre_winning_a_question_stays() -> None:
@@ -135,6 +135,19 @@ def test_a_story_before_a_question_joined_as_another_need_is_a_need() -> None:
     unmarked = "I was billed twice in March and the exports time out. What would Team cost us?"
     rows = rows_of(unmarked, row(billing=0.99), row(incidents=0.999), row(sales=0.999))
     assert told_not_asked(unmarked, rows, LABELS, LABELS, chosen, ranked) == {"billing"}
+
+
+def test_a_request_that_asks_nothing_is_its_stories() -> None:
+    task = "we were billed twice in March and the exports time out"
+    rows = rows_of(task, row(billing=0.99), row(incidents=0.999))
+    ranked = [("incidents", 0.999), ("billing", 0.99)]
+    assert told_not_asked(task, rows, LABELS, LABELS, {"billing", "incidents"}, ranked, HOW_TO) == set()
+    # ... but the help centre answers questions: a story alone is not one.
+    task = "we were promised the setup would be free and there is a charge on our card"
+    rows = rows_of(task, row(knowledge_search=0.99), row(billing=0.999))
+    ranked = [("billing", 0.999), ("knowledge_search", 0.99)]
+    chosen = {"billing", HOW_TO}
+    assert told_not_asked(task, rows, LABELS, LABELS, chosen, ranked, HOW_TO) == {HOW_TO}
 
 
 def test_the_help_centre_winning_no_clause_stays() -> None:
