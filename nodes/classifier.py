@@ -205,6 +205,7 @@ async def classify(
     # Whatever the fallbacks above took, a capability the model judged (cascade) and found below the
     # threshold stays out: "tell me the joke of the day" is not the clock's because the model said so.
     chosen -= {n for n in chosen if source[n] == "llm" and scores[n] < settings.threshold}
+    secondary: set[str] = set()
     if chosen:  # a request's secondary needs, next to what it selected by the thresholds
         secondary = set(
             clause_needs(
@@ -233,6 +234,7 @@ async def classify(
         chosen -= told_not_asked(
             task, clause_rows, scorer.labels, names, chosen - set(extra), ranked, how_to_owner(registry)
         )
+    kept = set(chosen)  # what the rules above chose, before the lookup swaps below
     if mode != "llm" and candidates:
         for provider, consumers in await asyncio.to_thread(
             _fed_by_who, task, registry, scorer, [c.name for c in candidates], chosen
@@ -250,6 +252,10 @@ async def classify(
             chosen = (chosen - drop) | add
             for n in add:
                 source[n] = "scorer"
+    if chosen and mode != "llm":
+        # "Es posible to know the status of the API, and also the price of Enterprise per user?": the
+        # help centre, which no clause chose. Not what the secondary-need and lookup rules added.
+        chosen -= unclaimed(clause_rows, scorer.labels, names, chosen & kept - secondary, ranked)
     if chosen and mode != "llm" and (foreign := foreign_clauses(task, registry)):
         # "github keeps timing out, are they having an outage?": someone else's service is down.
         chosen -= _of_foreign(task, foreign, clause_rows, scorer.labels, names, ranked)
@@ -630,6 +636,29 @@ def told_not_asked(
         for a, (piece, _) in zip(at, clause_rows, strict=True)
     )
     return {n for n, told in won.items() if n != ranked[0][0] and all(told) and (asks or n == how_to)}
+
+
+def unclaimed(
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    chosen: set[str],
+    ranked: Sequence[tuple[str, float]],
+) -> set[str]:
+    """Selected capabilities, not the request's best, that are the best of none of its clauses: the
+    whole request's vector, a blend of its clauses, leaned their way ("Es posible to know the status
+    of the API, and also the price of Enterprise per user?": the help centre, next to incidents and
+    sales that the two clauses chose; "not looking for a refund or anything, I simply need to know
+    when account #1001 renews": billing, for the refusal the clauses leave out). A request without
+    scored clauses keeps what it selected."""
+    if len(chosen) < 2 or not clause_rows or not ranked:
+        return set()
+    bests = set()
+    for piece, conf in clause_rows:
+        order = _top(conf, labels, names, set())
+        if order and not courtesy(piece):
+            bests.add(labels[order[0]])
+    return {n for n in chosen if n != ranked[0][0] and n not in bests}
 
 
 def courteous(registry: Registry) -> set[str]:

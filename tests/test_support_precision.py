@@ -24,6 +24,7 @@ from nodes.classifier import (
     owned_name,
     read_as_other,
     told_not_asked,
+    unclaimed,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -273,3 +274,23 @@ def test_the_best_won_only_by_a_statement_before_a_lone_how_to_is_its_situation(
     asked = "Please check the receipts for our old address; where do I update it?"
     rows = rows_of(asked, row(billing=0.999), row(knowledge_search=0.99))
     assert context_of_how_to(asked, rows, registry, chosen, set(), LABELS, LABELS) == set()
+
+
+# -- a capability no clause chose is not a need next to those the clauses chose --------------------
+
+
+def test_a_capability_no_clause_chose_is_dropped_next_to_the_best() -> None:
+    task = "any news on the API status, and also the Enterprise price per user?"
+    rows = rows_of(task, row(incidents=0.9, knowledge_search=0.05), row(sales=0.999))
+    ranked = [("sales", 0.999), ("incidents", 0.9), ("knowledge_search", 0.4)]
+    chosen = {"incidents", "knowledge_search", "sales"}
+    assert unclaimed(rows, LABELS, LABELS, chosen, ranked) == {"knowledge_search"}
+
+
+def test_the_best_or_a_request_without_clauses_keeps_what_it_selected() -> None:
+    task = "any news on the API status, and also the Enterprise price per user?"
+    rows = rows_of(task, row(incidents=0.9), row(sales=0.999))
+    ranked = [("knowledge_search", 0.9999), ("sales", 0.999), ("incidents", 0.9)]
+    chosen = {"incidents", "knowledge_search", "sales"}
+    assert unclaimed(rows, LABELS, LABELS, chosen, ranked) == set()
+    assert unclaimed([], LABELS, LABELS, {"billing", "sales"}, [("sales", 0.9), ("billing", 0.5)]) == set()
