@@ -352,7 +352,10 @@ def foreign_clauses(task: str, registry: Registry) -> list[str]:
     outage", "github keeps timing out", "Netflix charged me twice"): someone else's service or
     charge, however much it sounds like an outage or a refund. A name the guides use ("is Tandem
     down", "webhooks are slow", "Okta") or a typo of one is ours; a pronoun or "the/our/my ..." is
-    not a name. Every word of the name must be unknown ("mobile app keeps crashing": the app is ours)."""
+    not a name. Every word of the name must be unknown ("mobile app keeps crashing": the app is ours).
+    Also (session 16), when the registry's out-of-scope examples name one (`owns_others`), what the
+    customer owns of a service whose name, its first word, no guide uses (`owned_name`: "my Uber Eats
+    order", "our Zoom subscription", "my Spotify family plan")."""
     words = vocabulary(registry)
     pieces = [task, *(task[a:b] for a, b in clause_spans(task))]
     out = []
@@ -362,7 +365,12 @@ def foreign_clauses(task: str, registry: Registry) -> list[str]:
             continue
         if name and not any(known_word(w, words) for w in name):
             out.append(piece)
-        elif not name and (owned := owned_name(piece)) and not known_word(owned[0], words):
+        elif (
+            not name
+            and (owned := owned_name(piece))
+            and not known_word(owned[0], words)
+            and owns_others(registry)
+        ):
             out.append(piece)  # "My Spotify family plan went up": the brand comes first
     return out
 
@@ -383,6 +391,19 @@ def owned_name(piece: str) -> list[str]:
     registry's guides use ("our Team plan", "my Tandem account") is `foreign_clauses`' question."""
     match = _OWNED.search(piece)
     return [w.strip(".'") for w in match.group("name").split()] if match else []
+
+
+def owns_others(registry: Registry) -> bool:
+    """Whether the registry's `out_of_scope_examples` say that what a customer owns of another
+    service is not its business: one of them names it (`owned_name`, a first word no guide uses:
+    "how do I cancel my gym membership", "my FedEx delivery is late"). A support desk's do; a
+    personal assistant's, whose user's "wells fargo account" is what it serves, do not, and there
+    `foreign_clauses` reads no owned name."""
+    words = vocabulary(registry)
+    return any(
+        (owned := owned_name(text)) and not known_word(owned[0], words)
+        for text in registry.spec.classifier.out_of_scope_examples
+    )
 
 
 def _of_foreign(

@@ -22,6 +22,7 @@ from nodes.classifier import (
     narrates,
     our_how_to,
     owned_name,
+    owns_others,
     read_as_other,
     told_not_asked,
     unclaimed,
@@ -294,3 +295,15 @@ def test_the_best_or_a_request_without_clauses_keeps_what_it_selected() -> None:
     chosen = {"incidents", "knowledge_search", "sales"}
     assert unclaimed(rows, LABELS, LABELS, chosen, ranked) == set()
     assert unclaimed([], LABELS, LABELS, {"billing", "sales"}, [("sales", 0.9), ("billing", 0.5)]) == set()
+
+
+def test_owned_names_are_foreign_only_where_the_out_of_scope_examples_say_so(registry: Registry) -> None:
+    # The support desk's examples name a gym membership and a FedEx delivery; a personal assistant
+    # whose user's "wells fargo account" is its business names none.
+    assert owns_others(registry)
+    assistant = registry.with_overlay(
+        {"classifier": {"out_of_scope_examples": ["tell me a joke", "what's the weather like"]}}, source="t"
+    )
+    assert not owns_others(assistant)
+    assert not foreign_clauses("my Deliveroo order was charged twice, please refund it", assistant)
+    assert foreign_clauses("my Deliveroo order was charged twice, please refund it", registry)
