@@ -205,6 +205,7 @@ async def classify(
     # Whatever the fallbacks above took, a capability the model judged (cascade) and found below the
     # threshold stays out: "tell me the joke of the day" is not the clock's because the model said so.
     chosen -= {n for n in chosen if source[n] == "llm" and scores[n] < settings.threshold}
+    secondary: set[str] = set()
     if chosen:  # a request's secondary needs, next to what it selected by the thresholds
         secondary = set(
             clause_needs(
@@ -218,12 +219,22 @@ async def classify(
             )
         )
         extra = [n for n, _ in ranked if n in secondary and n not in chosen and source[n] == "scorer"]
-        chosen |= set(extra[: max(0, settings.max_capabilities - len(chosen))])
+        added = set(extra[: max(0, settings.max_capabilities - len(chosen))])
+        # "..., and can you take back the extra renewal charge?": the help centre, a hair ahead of
+        # the refund in that clause alone, gives the clause up to the refund read from it.
+        chosen -= read_as_other(task, clause_rows, scorer.labels, names, chosen, added, ranked)
+        chosen |= added
         chosen -= implied(registry, chosen, unasked)
         # "I was charged twice in November and would like the duplicate returned": the charge is
         # what the refund is about; the planner runs billing for the refund's input anyway.
         chosen -= grounds_of_ask(task, clause_rows, scorer.labels, names, registry, chosen)
-        chosen -= context_of_how_to(task, clause_rows, registry, chosen, unasked)
+        chosen -= context_of_how_to(task, clause_rows, registry, chosen, unasked, scorer.labels, names)
+        # "We were told the first month would be free, yet there's a charge on the card": the help
+        # centre won the story, not a question; the charge is the need.
+        chosen -= told_not_asked(
+            task, clause_rows, scorer.labels, names, chosen - set(extra), ranked, how_to_owner(registry)
+        )
+    kept = set(chosen)  # what the rules above chose, before the lookup swaps below
     if mode != "llm" and candidates:
         for provider, consumers in await asyncio.to_thread(
             _fed_by_who, task, registry, scorer, [c.name for c in candidates], chosen
@@ -241,6 +252,10 @@ async def classify(
             chosen = (chosen - drop) | add
             for n in add:
                 source[n] = "scorer"
+    if chosen and mode != "llm":
+        # "Es posible to know the status of the API, and also the price of Enterprise per user?": the
+        # help centre, which no clause chose. Not what the secondary-need and lookup rules added.
+        chosen -= unclaimed(clause_rows, scorer.labels, names, chosen & kept - secondary, ranked)
     if chosen and mode != "llm" and (foreign := foreign_clauses(task, registry)):
         # "github keeps timing out, are they having an outage?": someone else's service is down.
         chosen -= _of_foreign(task, foreign, clause_rows, scorer.labels, names, ranked)
@@ -283,6 +298,11 @@ def _fed_by_who(
         if consumers:
             out.append((provider, consumers))
     return out
+
+
+STATEMENT_WORDS = 3
+"""The fewest `need_words` a clause that does not ask (`reads_as_request`) needs to name a secondary
+need by its lead (`clause_needs`): "only checking", "Three emails", "Kola Works here" name none."""
 
 
 CLOSE_TO_SELECTED = 1.0
@@ -332,7 +352,10 @@ def foreign_clauses(task: str, registry: Registry) -> list[str]:
     outage", "github keeps timing out", "Netflix charged me twice"): someone else's service or
     charge, however much it sounds like an outage or a refund. A name the guides use ("is Tandem
     down", "webhooks are slow", "Okta") or a typo of one is ours; a pronoun or "the/our/my ..." is
-    not a name. Every word of the name must be unknown ("mobile app keeps crashing": the app is ours)."""
+    not a name. Every word of the name must be unknown ("mobile app keeps crashing": the app is ours).
+    Also (session 16), when the registry's out-of-scope examples name one (`owns_others`), what the
+    customer owns of a service whose name, its first word, no guide uses (`owned_name`: "my Uber Eats
+    order", "our Zoom subscription", "my Spotify family plan")."""
     words = vocabulary(registry)
     pieces = [task, *(task[a:b] for a, b in clause_spans(task))]
     out = []
@@ -342,7 +365,45 @@ def foreign_clauses(task: str, registry: Registry) -> list[str]:
             continue
         if name and not any(known_word(w, words) for w in name):
             out.append(piece)
+        elif (
+            not name
+            and (owned := owned_name(piece))
+            and not known_word(owned[0], words)
+            and owns_others(registry)
+        ):
+            out.append(piece)  # "My Spotify family plan went up": the brand comes first
     return out
+
+
+_OWNED = re.compile(
+    r"\b(?:my|our)\s+(?P<name>[\w.&'+-]+(?:\s+[\w.&'+-]+){0,2}?)\s+"
+    r"(?:orders?|packages?|parcels?|deliver(?:y|ies)|subscriptions?|plans?|memberships?|accounts?|apps?"
+    r"|bills?|bookings?|tickets?|providers?|contracts?)\b",
+    re.I,
+)
+"""What a customer owns of some service, named before the kind of thing it is ("my Uber Eats order",
+"our Zoom subscription", "my gym membership", "our electricity provider")."""
+
+
+def owned_name(piece: str) -> list[str]:
+    """The words naming whose order, subscription, plan or provider a clause speaks of (`_OWNED`):
+    ["Spotify", "family"] in "My Spotify family plan went up". Whether the name is one the
+    registry's guides use ("our Team plan", "my Tandem account") is `foreign_clauses`' question."""
+    match = _OWNED.search(piece)
+    return [w.strip(".'") for w in match.group("name").split()] if match else []
+
+
+def owns_others(registry: Registry) -> bool:
+    """Whether the registry's `out_of_scope_examples` say that what a customer owns of another
+    service is not its business: one of them names it (`owned_name`, a first word no guide uses:
+    "how do I cancel my gym membership", "my FedEx delivery is late"). A support desk's do; a
+    personal assistant's, whose user's "wells fargo account" is what it serves, do not, and there
+    `foreign_clauses` reads no owned name."""
+    words = vocabulary(registry)
+    return any(
+        (owned := owned_name(text)) and not known_word(owned[0], words)
+        for text in registry.spec.classifier.out_of_scope_examples
+    )
 
 
 def _of_foreign(
@@ -376,7 +437,9 @@ PLAIN_SHARE = 0.75
 PLAIN_LEAD = 1.5
 """Log-odds by which `plainly_ours` wants the best capability ahead of the next."""
 _HYPOTHETICAL = re.compile(
-    r"\b(?:if\s+(?:i|we)|suppose|supposing|hypothetically|what\s+happens\s+if|in\s+case)\b", re.I
+    r"\b(?:if\s+(?:i|we)|suppose|supposing|hypothetically|what\s+happens\s+if|in\s+case)\b"
+    r"|^\W*(?:let'?s\s+)?say\s+(?:i|we)\b",  # "Say we cancel before the month is over: ..."
+    re.I,
 )
 
 
@@ -429,9 +492,10 @@ def our_how_to(task: str, registry: Registry) -> bool:
     registry's own product: at least `KNOWN_SHARE` of its words are the guides' (`vocabulary`,
     `known_word`) and no name they do not use is in it (a capitalised word not first in the request:
     "How do I cancel my Netflix subscription?"). "how do I remove a user who left the company": all
-    five; "how do I bake sourdough bread": none; "how do I get a refund from Uber": Uber."""
+    five; "how do I bake sourdough bread": none; "how do I get a refund from Uber": Uber. A greeting
+    in the form ("hi, how are you today?") asks nothing (`courtesy`)."""
     pieces = [task, *(task[a:b] for a, b in clause_spans(task))]
-    if not any(asks_how_to(p) for p in pieces):
+    if not any(asks_how_to(p) and not courtesy(p) for p in pieces):
         return False
     words = need_words(task)
     vocab = vocabulary(registry)
@@ -479,13 +543,28 @@ def context_of_how_to(
     registry: Registry,
     chosen: set[str],
     unasked: set[str],
+    labels: Sequence[str] = (),
+    names: Sequence[str] = (),
 ) -> set[str]:
     """Selected capabilities that win only statements, in a request whose only question is a how-to
     (`asks_how_to`) the help centre answers: the statement is the situation the how-to is about
     ("The VAT number on our invoices is wrong; where do I change it?": billing wins the statement,
     the request is the how-to). Not when a marker joins the how-to as another need ("I think we paid
-    INV-3033 twice. While you're at it, how long ...": the charge is a need of its own)."""
+    INV-3033 twice. While you're at it, how long ...": the charge is a need of its own).
+
+    Besides `unasked` (`Score.asked` false), with `labels` and `names` (the columns of the clause
+    rows, the candidates) a capability every clause of whose best is a statement counts as winning
+    only statements, also when it is the whole request's best ("The invoices still carry our old
+    company name; where do I change that?": billing is the best of the request and of the statement,
+    the request is the how-to; session 16)."""
     owner = how_to_owner(registry)
+    told: dict[str, list[bool]] = {}
+    for piece, conf in clause_rows:
+        order = _top(conf, labels, names, set()) if labels else []
+        if order and not courtesy(piece):
+            at = task.find(piece)
+            told.setdefault(labels[order[0]], []).append(not reads_as_request(piece, task[at + len(piece) :]))
+    unasked = unasked | {n for n, t in told.items() if all(t)}
     if owner is None or owner not in chosen or not (chosen & unasked):
         return set()
     asking = [
@@ -494,6 +573,113 @@ def context_of_how_to(
     if not asking or not all(asks_how_to(p) and not another_need(task, p) for p in asking):
         return set()
     return (chosen & unasked) - {owner}
+
+
+_NARRATOR = re.compile(
+    r"\b(?:i|we|they|he|she|someone|somebody|nobody|i'[a-z]+|we'[a-z]+|they'[a-z]+)(?![\w'])", re.I
+)
+"""A subject telling what happened or what is so ("we run payroll syncs", "I took over the job",
+"they can plan the payment"): a clause with one and no question tells a story."""
+
+_INDIRECT = re.compile(
+    r"\b(?:i|we|they|he|she)\s+(?:\w+\s+)?(?:want|need|wonder|wondering|would\s+like|'d\s+like)\b"
+    r"|\b(?:wants?|needs?|like)\s+to\s+know\b|\bwhether\b",
+    re.I,
+)
+"""A request inside a statement: "I wonder if you could look up ...", "we want the money back",
+"they would like to know what 5 seats cost", "... asking whether the errors are yours"."""
+
+_SEVERAL = re.compile(
+    r"\b(?:two|three|four|five|a\s+few|several|a\s+couple\s+of|couple\s+of)\s+"
+    r"(?:things|questions|issues|requests|points|items|problems)\b",
+    re.I,
+)
+"""A request that says it has several needs ("Two things: ...", "three questions"): each of its
+clauses is one, told or asked."""
+
+
+def narrates(piece: str, following: str = "") -> bool:
+    """Whether a clause tells rather than asks: a statement (`reads_as_request` false) with a subject
+    (`_NARRATOR`: "We were told the first month would be free"), that is no how-to (`asks_how_to`),
+    no hypothetical ("Say we cancel before the month is over", "If we downgraded ...") and asks for
+    nothing inside it (`_INDIRECT`: "I wonder if you could look up our renewal date"). A bare noun
+    phrase in a list ("plus instructions to reset my password") names a need: it does not."""
+    return (
+        not reads_as_request(piece, following)
+        and not asks_how_to(piece)
+        and not _HYPOTHETICAL.search(piece)
+        and not _INDIRECT.search(piece)
+        and bool(_NARRATOR.search(piece))
+    )
+
+
+def told_not_asked(
+    task: str,
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    chosen: set[str],
+    ranked: Sequence[tuple[str, float]],
+    how_to: str | None = None,
+) -> set[str]:
+    """Selected capabilities, next to another need and not the request's best, that every clause
+    they are the best of `narrates`: a story told around a request asks nothing of them ("Context:
+    we run payroll syncs through your API every Friday, and today one call in ten fails": incidents,
+    not the help centre; "We'll be eleven people next month and I read that Starter caps out. What
+    will the next tier cost?": sales, not the account). Kept: one that wins no clause (the whole
+    request chose it), all of them when the request says it has several needs (`_SEVERAL`: "Two
+    things: we were charged twice, and ..."), and a story before a question that a marker joins as
+    another need (`another_need`: "I was charged twice last month. Also, what would Team cost?").
+    A request that asks nothing at all is its stories ("I was billed twice this month and your
+    dashboard is down too"): then only the help centre (`how_to`, `how_to_owner`), which answers
+    questions, goes."""
+    if len(chosen) < 2 or not ranked or _SEVERAL.search(task):
+        return set()
+    at = [max(0, task.find(piece)) for piece, _ in clause_rows]
+    # "I was charged twice last month and the API keeps failing. Also, what would Team cost?": a
+    # question a marker joins as another need makes what came before it needs too.
+    marked = max(
+        (
+            a
+            for a, (piece, _) in zip(at, clause_rows, strict=True)
+            if another_need(task, piece) and reads_as_request(piece, task[a + len(piece) :])
+        ),
+        default=-1,
+    )
+    won: dict[str, list[bool]] = {}
+    for a, (piece, conf) in zip(at, clause_rows, strict=True):
+        order = _top(conf, labels, names, set())
+        if order and labels[order[0]] in chosen:
+            told = a >= marked and narrates(piece, task[a + len(piece) :])
+            won.setdefault(labels[order[0]], []).append(told)
+    asks = any(
+        reads_as_request(piece, task[a + len(piece) :]) or asks_how_to(piece)
+        for a, (piece, _) in zip(at, clause_rows, strict=True)
+    )
+    return {n for n, told in won.items() if n != ranked[0][0] and all(told) and (asks or n == how_to)}
+
+
+def unclaimed(
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    chosen: set[str],
+    ranked: Sequence[tuple[str, float]],
+) -> set[str]:
+    """Selected capabilities, not the request's best, that are the best of none of its clauses: the
+    whole request's vector, a blend of its clauses, leaned their way ("Es posible to know the status
+    of the API, and also the price of Enterprise per user?": the help centre, next to incidents and
+    sales that the two clauses chose; "not looking for a refund or anything, I simply need to know
+    when account #1001 renews": billing, for the refusal the clauses leave out). A request without
+    scored clauses keeps what it selected."""
+    if len(chosen) < 2 or not clause_rows or not ranked:
+        return set()
+    bests = set()
+    for piece, conf in clause_rows:
+        order = _top(conf, labels, names, set())
+        if order and not courtesy(piece):
+            bests.add(labels[order[0]])
+    return {n for n in chosen if n != ranked[0][0] and n not in bests}
 
 
 def courteous(registry: Registry) -> set[str]:
@@ -597,10 +783,48 @@ def clause_needs(
                 order = rest
         if not order or labels[order[0]] in chosen or float(conf[order[0]]) < floor:
             continue
+        if not asks and len(need_words(piece)) < STATEMENT_WORDS:
+            continue  # "only checking", "Three emails": too few words to name a need they do not ask
         rivals = [j for j in order[1:] if not asks or labels[j] not in chosen]
         if _lead(conf, order[0], rivals) >= margin:
             out.append(labels[order[0]])
     return out
+
+
+def read_as_other(
+    task: str,
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    chosen: set[str],
+    added: set[str],
+    ranked: Sequence[tuple[str, float]],
+) -> set[str]:
+    """Selected capabilities that only a clause read as another need chose: `clause_needs` reads a
+    request clause whose best, already selected, leads a capability not selected yet by less than
+    `CLOSE_TO_SELECTED` as that other one (`added`); when that best is not the request's own best
+    and is the best of no other clause, the clause was all that chose it, and it goes ("what plan is
+    Acme on, and can you take back the extra renewal charge?": the help centre 0.992 and the refund
+    0.991 in the second clause; the refund is the need)."""
+    if not added or not ranked:
+        return set()
+    bests: list[str] = []
+    yielded: set[str] = set()
+    for piece, conf in clause_rows:
+        if courtesy(piece):
+            continue
+        order = _top(conf, labels, names, set())
+        if not order:
+            continue
+        bests.append(labels[order[0]])
+        if labels[order[0]] not in chosen or mentions_identifier(piece):
+            continue
+        if not reads_as_request(piece, task[task.find(piece) + len(piece) :]):
+            continue
+        rest = [j for j in order if labels[j] not in chosen]
+        if rest and labels[rest[0]] in added and _lead(conf, order[0], rest) < CLOSE_TO_SELECTED:
+            yielded.add(labels[order[0]])
+    return {n for n in yielded if n != ranked[0][0] and bests.count(n) == 1}
 
 
 def grounds_of_ask(

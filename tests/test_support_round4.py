@@ -245,7 +245,8 @@ def test_a_statement_next_to_another_question_is_kept(registry: Registry) -> Non
     ]
     chosen = {"incidents", "knowledge_search"}
     assert context_of_how_to("...", rows, registry, chosen, {"incidents"}) == set()
-    # An asked need (the whole request's best, or a request clause's) is never dropped.
+    # An asked need is never dropped. (Given the clause rows' columns, the whole request's best that
+    # wins only statements is no longer asked: tests/test_support_precision.py, session 16.)
     assert context_of_how_to("...", rows[::2], registry, chosen, set()) == set()
 
 
