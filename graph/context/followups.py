@@ -76,8 +76,9 @@ _CUE = re.compile(
 )
 _TAIL_CUE = re.compile(r"[\s,]+(?:as well|too|also)(?:[\s,]+(?:please|pls|then|thanks))*[\W_]*$", re.I)
 """An additive cue said last ("karachi as well", "lagos too"): like "and" said first."""
-_SLIP = r"whoops|oops|argh|ugh|d'?oh|err|erm|ah no|oh no"
-"""What a user says on seeing their own slip ("whoops, meant ...", "argh, should've said ...")."""
+_SLIP = r"whoops|oops|argh|ugh|d'?oh|err|erm|ah no|oh no|typo|(?:I\s+)?mis(?:typed|spoke|said)"
+"""What a user says on seeing their own slip ("whoops, meant ...", "argh, should've said ...", "typo, ...",
+"misspoke, ...")."""
 _MEANT = r"(?:I )?meant|should(?:'ve| have) said|should (?:have )?been|(?:it )?should be"
 """A correction said without "I" ("meant the Team plan", "should've said Team")."""
 _INTERJECTION = r"(?:(?:oh|ah|uh|um|er|hmm)\W+)?"
@@ -115,8 +116,12 @@ _PERSONAL = re.compile(
 )
 """Pronouns for a person or a customer (not "it": a thing), and a demonstrative with the kind of thing
 an identifier names ("that workspace", "this customer")."""
-_ACK = r"(?:(?:great|perfect|cool|nice|excellent|good|thanks|thank you|ok(?:ay)?|right)\W+)*"
-"""An acknowledgement of the answer before the yes itself ("great, do that for him", "perfect, go ahead")."""
+_ACK = (
+    r"(?:(?:great|perfect|cool|nice|excellent|good|thanks|thank you|ok(?:ay)?|right|"
+    r"s[ií]|claro|vale|dale|adelante|oui|ja|sim|d'accord)\W+)*"
+)
+"""An acknowledgement of the answer before the yes itself ("great, do that for him", "perfect, go ahead"), also
+one in the user's first language ("sí, adelante, go ahead", "oui, go ahead"): the yes itself is English."""
 _YES = re.compile(
     r"^\W*"
     + _ACK
@@ -133,10 +138,15 @@ _WHO = r"(?:i|we|you|he|she|they|someone|somebody|one|(?:the\s+)?(?:user|custome
 _HOW_TO = re.compile(
     r"\bhow\s+(?:do|does|can|could|should|would)\s+" + _WHO + r"\b|\bhow\s+to\b"
     r"|\bwhere\s+(?:do|does|can|could|would|should)\s+" + _WHO + r"\b"
-    r"|\bwhere\s+(?:is|are|'s|would\s+i\s+find)\b.*\b(?:settings?|menu|page|app|dashboard|console|screen|profile)\b",
+    r"|\bwhere\s+(?:is|are|'s|would\s+i\s+find)\b.*\b(?:settings?|menu|page|app|dashboard|console|screen|profile)\b"
+    r"|\b(?:can|could|would|will|do|does|should)\s+"
+    + _WHO
+    + r"\b[^?.!;]*?\b(?:(?:my|our|him|her|them)sel(?:f|ves)|"
+    r"themself|on\s+(?:my|our|his|her|their)\s+own|without\s+(?:us|support|help))\b",
     re.I,
 )
-"""A question how to do something oneself ("how do I do that myself?", "where is that in the settings?")."""
+"""A question how to do something oneself ("how do I do that myself?", "where is that in the settings?",
+"can he sort it himself?", "could they change it on their own?")."""
 _SAME = re.compile(
     r"^\W*(?:(?:ok(?:ay)?|so|and|then|now|great|thanks|cool)\W+)*(?:(?:do )?(?:the )?same\b|ditto\b|likewise\b)",
     re.I,
@@ -605,9 +615,19 @@ def _target(clause: str, new: Slot) -> tuple[Slot, int] | None:
         ]
         if operands:
             # A percentage in place of the percentage ("and 22%?" after "18% of 250"), else the last.
-            same = [o for o in operands if o.subtype == new.subtype]
-            return (same or operands)[-1], 2
+            same = [o for o in operands if o.subtype == new.subtype] or operands
+            # A rate in place of a rate, an amount in place of an amount ("also for the 112.30 bill"
+            # after "86.50 * 0.18" is 112.30 * 0.18): a number below 1 replaces an operand below 1.
+            side = [o for o in same if _below_one(o.text) == _below_one(new.text)]
+            return (side or same)[-1], 2
     return None
+
+
+def _below_one(number: str) -> bool:
+    try:
+        return float(number) < 1
+    except ValueError:
+        return False
 
 
 def _lower_places(clause: str, found: Sequence[Slot]) -> list[Slot]:
@@ -915,6 +935,29 @@ def resolve(
     if switched and switch_cue is not None:
         # Not about the topic, whatever its pronouns or slots: its own words are read, without the cue.
         return FollowUp("switch", [], text[switch_cue.end() :].strip(), "the user says it is another matter")
+    if (back := _back_to(text, entries, lexicon or {})) is not None:
+        # "ok, back to the quote - what if we end up at 70": the user names which earlier need the
+        # turn continues (a word of its capability or its clause); the rest is read against it alone,
+        # a slot it reads replacing its slot of that kind.
+        rest, entry = back
+        read = (kinds or {}).get(entry.capability) if kinds else None
+        rest_words = fragment(rest)
+        new = [s for s in (slots(rest_words) or _bare_place(rest_words)) if _takes(read, s)]
+        return FollowUp(
+            "follow_up",
+            [entry.capability],
+            _rewrite(
+                rest,
+                rest_words,
+                new,
+                entry.task,
+                anaphora=bool(_ANAPHORA.search(rest)),
+                known_names=(known_names or {}).get(entry.capability, frozenset()),
+            )
+            if content_words(rest_words)
+            else entry.task,
+            f"back to an earlier need, {entry.capability}: {entry.task!r}",
+        )
     if (dropped := _drop_part(text, entries)) is not None:
         # "forget the errors, for the seats thing redo it with 45" after a turn with two needs: the
         # part the words name (a content word of its clause) is withdrawn; the rest is read against
@@ -1029,7 +1072,14 @@ def resolve(
     item = bool(_ITEM.search(reading)) or _names_an_item(reading, entries)
     anaphora = bool(_ANAPHORA.search(reading)) or item
     new_words = fragment(reading)
-    new_slots = slots(new_words) or _bare_place(new_words)
+    if correction and (meant := _meant_words(new_words)) is not None:
+        # "no sorry I said vienna I meant vientiane": what the user means comes after "I meant".
+        new_words = meant
+    new_slots = (
+        slots(new_words)
+        or _bare_place(new_words)
+        or (_inner_places(new_words) if correction or _CUE.search(text) else [])
+    )
     if correction:
         new_slots = [_as_identifier(n, [e.task for e in _last_turn(entries)]) for n in new_slots]
     fit = {
@@ -1059,7 +1109,9 @@ def resolve(
     )
     topical = size <= 2 and any(own.values()) and not unknown
     slotted = size <= 3 and bool(fitting) and not unknown
-    if not (correction or anaphora or (cue and elliptical) or slotted or topical):
+    if not (correction or anaphora or (cue and elliptical) or slotted or topical) and not _supplies(
+        reading, size, [e for e in _last_turn(entries) if fit[e] >= 3], standalone
+    ):
         return FollowUp("new")
     if (
         kinds
@@ -1104,6 +1156,21 @@ def resolve(
             appended(reading, clause),
             f"asks {fed_to} (in its own words) about the customer of {clause!r}",
         )
+    if (
+        not correction
+        and (anaphora or cue)
+        and (fed_slot := _fed_by_slot(new_slots, entries, routable, feeds, side_effects, kinds)) is not None
+    ):
+        # "and that 36 dollar thing on their card, what was it for" after a customer's lookup: an
+        # amount no topic capability reads, and the one capability the topic feeds that reads it
+        # (billing, fed the customer by account) gets it with the clause that names the customer.
+        clause = next(e.task for e in entries if any(s.kind in IDENTIFIERS for s in slots(e.task)))
+        return FollowUp(
+            "follow_up",
+            [fed_slot],
+            appended(reading, clause),
+            f"a slot only {fed_slot} reads, about the customer of {clause!r}",
+        )
     if foreign and elliptical and not unknown and _SAME.match(reading):
         # "do the same for email notifications", "same question for exports": the user says it is the
         # same need; the classifier's reading of the new words ("email" as help-center words) does
@@ -1119,6 +1186,18 @@ def resolve(
         alone = [n for n in alone if n in names]
     elif (
         foreign
+        and cue
+        and elliptical
+        and fitting
+        and kinds
+        and new_slots
+        and not any(_takes(kinds.get(n), s) for n in foreign for s in new_slots)
+    ):
+        # "also for the 112.30 bill" after "86.50 * 0.18": a cue and a slot that fits the topic, which
+        # the other capability the words suggest ("bill": billing) does not even read.
+        alone = [n for n in alone if n in names]
+    elif (
+        foreign
         and correction
         and any(e in fitting for e in _last_turn(entries))
         and _says_what_it_replaces(reading, [e.task for e in _last_turn(entries)])
@@ -1129,13 +1208,15 @@ def resolve(
         alone = [n for n in alone if n in names]
     elif (
         foreign
-        and item
         and side_effects is not None
         and acts is not None
+        and (item or (anaphora and "?" in reading and any(side_effects(n) for n in foreign)))
         and not any(side_effects(n) and acts(reading, n) for n in foreign)
     ):
         # "can that one be refunded?", "why did one of them fail?": a question about an item the
-        # topic listed, not a request for another capability's action.
+        # topic listed, not a request for another capability's action; so is any question about "it"
+        # when the other reading is an action the words do not ask for ("is it possible to get this
+        # back?" after a charge was explained: whether it can be, not do it).
         alone = [n for n in alone if n in names]
     elif (
         foreign
@@ -1753,6 +1834,119 @@ def _bare_place(words: str) -> list[Slot]:
     return [Slot("place", name, start, start + len(name))]
 
 
+_BACK_TO = re.compile(
+    r"^\W*(?:(?:ok(?:ay)?|so|and|now|right|alright|anyway|also|then)\W+)*"
+    r"(?:(?:going|coming|getting|go|come|get|jumping)\s+)?back\s+to\s+"
+    r"(?:(?:the|my|our|that|this|his|her|their|your)\s+)?(?P<what>[^,;:.!?]+?)"
+    r"(?:\s*[,;:.!?]+|\s+-+|\s*—|$)\s*",
+    re.I,
+)
+
+
+def _back_to(
+    text: str, entries: Sequence[TopicEntry], lexicon: Mapping[str, frozenset[str]]
+) -> tuple[str, TopicEntry] | None:
+    """ "back to the quote - 12 seats now", "going back to the failed payment stuff, ...": the words
+    after the cue and the most recent topic entry the named thing belongs to (a word of its
+    capability's own, or of its clause); None when the words name no entry, or entries of more than
+    one capability."""
+    m = _BACK_TO.match(text)
+    if m is None:
+        return None
+    words = {stem(w) for w in content_words(m.group("what")) if w.strip(",.?!") not in _FILLERS}
+    if not words:
+        return None
+    named = [
+        e
+        for e in entries
+        if words & lexicon.get(e.capability, frozenset()) or words & {stem(w) for w in content_words(e.task)}
+    ]
+    if not named or len({e.capability for e in named}) > 1:
+        return None
+    return text[m.end() :].strip(), named[0]
+
+
+_STATEMENT_WORDS = 6
+"""At most this many content words in a statement that gives the topic a new slot."""
+_QUESTION_START = re.compile(
+    r"^\W*(?:(?:ok(?:ay)?|so|and|hmm|well|now|then)\W+)*(?:how|what|what's|whats|when|where|which|who|why|is|are|"
+    r"was|were|do|does|did|can|could|will|would|should|has|have)\b",
+    re.I,
+)
+
+
+def _supplies(
+    text: str, size: int, fitting: Sequence[TopicEntry], standalone: Callable[[str], Sequence[str]]
+) -> bool:
+    """A statement that gives the last request a new slot ("next supplier is based in Montevideo",
+    "the other office is in Perth"): no question, a slot of the same kind as one of the last turn's
+    clause (`fitting`: those it fits fully), a few words, which the classifier reads as no
+    capability's on their own. The user supplies a value; the need is the one just asked."""
+    if not fitting or size > _STATEMENT_WORDS or "?" in text or _QUESTION_START.match(text):
+        return False
+    return not [n for n in standalone(text) if n]
+
+
+def _fed_by_slot(
+    new_slots: Sequence[Slot],
+    entries: Sequence[TopicEntry],
+    routable: Sequence[str],
+    feeds: Callable[[str, str], bool] | None,
+    side_effects: Callable[[str], bool] | None,
+    kinds: Mapping[str, frozenset[str]] | None,
+) -> str | None:
+    """The one capability without side effects, fed by a topic capability, that reads a new slot no
+    topic capability reads ("36 dollar" after a customer's lookup: billing reads amounts, account
+    does not); None when every slot is the topic's, when no topic clause names a customer, or when
+    none or several capabilities would read it."""
+    if not kinds or feeds is None or side_effects is None or not new_slots:
+        return None
+    names = {e.capability for e in entries}
+    unread = [s for s in new_slots if not any(_takes(kinds.get(n), s) for n in names)]
+    if not unread or not any(s.kind in IDENTIFIERS for e in entries for s in slots(e.task)):
+        return None
+    fed = [
+        n
+        for n in routable
+        if n not in names
+        and not side_effects(n)
+        and any(feeds(e.capability, n) for e in entries)
+        and all(_takes(kinds.get(n), s) for s in unread)
+    ]
+    return fed[0] if len(fed) == 1 else None
+
+
+_INNER_PLACE_WORDS = 4
+"""At most this many content words around a place typed in lower case for it to be read as the new slot
+("and in santiago question mark"); a longer turn is a request of its own that happens to name a city."""
+
+
+def _inner_places(words: str) -> list[Slot]:
+    """The places a short fragment typed in lower case names among other words ("santiago question
+    mark", "vientiane the one in laos"): the shape finds no capitalised name, the time zone database
+    knows the city. None in a longer fragment (`_INNER_PLACE_WORDS`). Read only after a cue or in a
+    correction ("and in santiago ...", "I meant vientiane ..."): "is lagos too far?" asks about Lagos."""
+    if len(content_words(words)) > _INNER_PLACE_WORDS:
+        return []
+    return _lower_places(words, [])
+
+
+_MEANT_MID = re.compile(
+    r"\b(?:I\s+)?(?:meant|mean)\b(?:\s+to\s+(?:say|ask))?|\bshould(?:'ve| have) said\b", re.I
+)
+
+
+def _meant_words(words: str) -> str | None:
+    """What a correction means when it first repeats what it said ("I said vienna I meant vientiane",
+    "it's not 18, I mean 81"): the words after the last "I meant" inside the new words; None when
+    "meant" is not said after other words (the lead of a correction is already cut by `fragment`)."""
+    found = [m for m in _MEANT_MID.finditer(words) if m.start() > 0]
+    if not found:
+        return None
+    rest = words[found[-1].end() :].strip(" ,;:.!?-")
+    return rest if content_words(rest) else None
+
+
 def _each_its_own(
     new_slots: Sequence[Slot], last: Sequence[TopicEntry], kinds: Mapping[str, frozenset[str]] | None
 ) -> list[tuple[TopicEntry, str]] | None:
@@ -1789,7 +1983,7 @@ def _rewrite(
     anaphora: bool,
     known_names: frozenset[str] = frozenset(),
 ) -> str:
-    for slot in new_slots:
+    for slot in sorted(new_slots, key=lambda s: _precedence(text, s, clause)):
         if (done := substitute(clause, _added(text, slot, clause))) is not None:
             return done
     words = content_words(new_words)
@@ -1804,6 +1998,16 @@ def _rewrite(
 
 
 _MORE_OF = r"(?:more|extra|additional|further)"
+
+
+def _precedence(text: str, new: Slot, clause: str) -> int:
+    """Which new slot goes into the old clause first: a count said as an addition ("12 seats plus the
+    Berlin team, that's 7 more": the sum is the count asked for), then an identifier (it names what
+    the request is about more exactly than a name beside it: "the Kola Works lady, aisha@..."), then
+    the rest in the order said (the sort is stable)."""
+    if _added(text, new, clause) is not new:
+        return 0
+    return 1 if new.kind in IDENTIFIERS else 2
 
 
 def _added(text: str, new: Slot, clause: str) -> Slot:
