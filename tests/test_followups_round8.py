@@ -192,3 +192,26 @@ def test_a_yes_in_the_users_first_language_before_an_english_yes() -> None:
     assert followups.is_yes("sí, claro, go ahead") and not followups.is_yes("sí, but don't do it yet")
     # Without an offer or a topic, a yes has nothing to continue.
     assert resolve("oui, go ahead", [], turn=2, **context()).capabilities == []
+
+
+def test_a_how_to_question_after_instructions_stays_with_the_instructions() -> None:
+    help_center = topic(("knowledge_search", "how can I download my invoices?"))
+    follow = resolve(
+        "and how do I close the account?", help_center, turn=2, **context(standalone=reads("account"))
+    )
+    assert follow.capabilities == ["knowledge_search"]
+    # An id names a customer: the account's lookup, not instructions.
+    follow = resolve(
+        "and how do I see what plan C-1003 is on?",
+        help_center,
+        turn=2,
+        **context(standalone=reads("account")),
+    )
+    assert follow.capabilities != ["knowledge_search"]
+
+
+def test_a_count_without_its_noun_takes_the_last_clause_to_the_instructions() -> None:
+    account = topic(("account", "c-1006, how many seats do they have now"))
+    follow = resolve("how would they add three more on their own?", account, turn=2, **context())
+    assert follow.capabilities == ["knowledge_search"]
+    assert "c-1006, how many seats" in (follow.task or "")

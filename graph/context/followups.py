@@ -1029,10 +1029,15 @@ def resolve(
         # "how do I do that myself?", "where is that in the settings?" after an account or billing
         # turn: instructions, not the topic's lookup again. Unless the words alone name a need.
         alone = [n for n in standalone(text) if n]
-        if not alone or alone == [how_to]:
+        # "and how do I delete the account?" after instructions: the user goes on asking how to do
+        # things, whatever other capability a word of the question names (unless it names an id).
+        instructed = how_to in {e.capability for e in _last_turn(entries)} and not any(
+            s.kind in IDENTIFIERS for s in slots(text)
+        )
+        if not alone or alone == [how_to] or instructed:
             # A person ("how would he swap the card himself?") is not what the instructions are
             # about: only a thing the last turn named ("do that", "download those") takes its clause.
-            things = _ANAPHORA.search(_PERSONAL.sub(" ", text))
+            things = _ANAPHORA.search(_PERSONAL.sub(" ", text)) or _COUNT_WITHOUT_NOUN.search(text)
             anaphoric = bool(things) and len(content_words(fragment(text))) <= _ITEM_WORDS
             clause = _last_turn(entries)[0].task
             return FollowUp(
@@ -1914,6 +1919,16 @@ def _fed_by_slot(
         and all(_takes(kinds.get(n), s) for s in unread)
     ]
     return fed[0] if len(fed) == 1 else None
+
+
+_COUNT_WITHOUT_NOUN = re.compile(
+    r"\b(?:\d+|an?|one|two|three|four|five|six|seven|eight|nine|ten|a few|a couple(?: of)?|some)\s+"
+    r"(?:more|extra|additional|fewer|less)\b(?=\s*(?:$|[,.;:!?]|(?:on|in|at|for|to|by|from|with|than|of|next|this|"
+    r"then|now|please|later|soon)\b))",
+    re.I,
+)
+"""A count whose noun is the last request's ("add two more on their own", "drop three fewer"): like "it",
+it points back at what the last turn counted."""
 
 
 _INNER_PLACE_WORDS = 4
