@@ -215,3 +215,5 @@ def test_a_count_without_its_noun_takes_the_last_clause_to_the_instructions() ->
     follow = resolve("how would they add three more on their own?", account, turn=2, **context())
     assert follow.capabilities == ["knowledge_search"]
     assert "c-1006, how many seats" in (follow.task or "")
+    # The count gets the noun the last request counted: what the instructions are about.
+    assert (follow.task or "").startswith("how would they add three more seats on their own?")

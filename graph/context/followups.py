@@ -1043,7 +1043,7 @@ def resolve(
             return FollowUp(
                 "follow_up" if anaphoric else "switch",
                 [how_to],
-                appended(text, clause) if anaphoric else None,
+                appended(_with_counted_noun(text, clause), clause) if anaphoric else None,
                 f"a how-to question: instructions ({how_to}), not the topic's capability again",
             )
     if (op := continuation(text)) is not None:
@@ -1929,6 +1929,22 @@ _COUNT_WITHOUT_NOUN = re.compile(
 )
 """A count whose noun is the last request's ("add two more on their own", "drop three fewer"): like "it",
 it points back at what the last turn counted."""
+
+
+_COUNTED = re.compile(r"\bhow\s+many\s+([a-z]+)|\b\d+\s+([a-z]+)", re.I)
+
+
+def _with_counted_noun(text: str, clause: str) -> str:
+    """A count without its noun with the noun the clause counted ("add two more" after "how many seats
+    are they on" -> "add two more seats"): what the instructions are about, in the words they use."""
+    m = _COUNT_WITHOUT_NOUN.search(text)
+    counted = _COUNTED.search(clause)
+    if m is None or counted is None:
+        return text
+    noun = counted.group(1) or counted.group(2)
+    if noun.lower() in STOPWORDS:
+        return text
+    return f"{text[: m.end()]} {noun}{text[m.end() :]}"
 
 
 _INNER_PLACE_WORDS = 4
