@@ -217,3 +217,40 @@ def test_a_count_without_its_noun_takes_the_last_clause_to_the_instructions() ->
     assert "c-1006, how many seats" in (follow.task or "")
     # The count gets the noun the last request counted: what the instructions are about.
     assert (follow.task or "").startswith("how would they add three more seats on their own?")
+
+
+def test_a_how_to_question_the_topics_capability_would_read_again_goes_to_the_instructions() -> None:
+    quote = topic(("sales", "what would 8 seats on Team cost us"))
+    asked = "we're taking on 2 more people, how do we add seats to the workspace?"
+    follow = resolve(asked, quote, turn=2, **context(standalone=reads("sales")))
+    assert follow.capabilities == ["knowledge_search"]
+    # Another capability's reading of the words is another need.
+    follow = resolve(asked, quote, turn=2, **context(standalone=reads("billing")))
+    assert follow.capabilities != ["knowledge_search"]
+
+
+def test_a_slot_for_a_last_request_its_capability_does_not_read_goes_to_the_one_that_reads_it() -> None:
+    # The last request holds a count, yet it was run by a capability that reads no numbers (the
+    # classifier misread it); the new count takes the old one's place and goes to the capability, of
+    # those that read numbers, the classifier ranks highest on the old request.
+    misread = topic(("account", "Enterprise pricing for 40 seats please"))
+
+    def ranks_sales(_text: str, names: list[str]) -> dict[str, float]:
+        return {n: (0.03 if n == "sales" else 0.0) for n in names}
+
+    follow = resolve("what about 65", misread, turn=2, **context(affinity=ranks_sales))
+    assert (follow.kind, follow.capabilities, follow.task) == (
+        "follow_up",
+        ["sales"],
+        "Enterprise pricing for 65 seats please",
+    )
+    # No capability leads on the old request: nothing to go on, the words are read on their own.
+    follow = resolve(
+        "what about 65", misread, turn=2, **context(affinity=lambda _t, names: dict.fromkeys(names, 0.0))
+    )
+    assert (follow.kind, follow.capabilities) == ("switch", [])
+    # A request with no slot of that kind is a topic switch as before.
+    follow = resolve(
+        "what about 65", topic(("account", "who is C-1002?")), turn=2, **context(affinity=ranks_sales)
+    )
+    assert follow.capabilities != ["sales"]

@@ -1034,7 +1034,10 @@ def resolve(
         instructed = how_to in {e.capability for e in _last_turn(entries)} and not any(
             s.kind in IDENTIFIERS for s in slots(text)
         )
-        if not alone or alone == [how_to] or instructed:
+        # The topic's own capability read again is no other need: "how do they add seats?" after a
+        # seat count asks for instructions, whatever the classifier makes of "seats".
+        topics = {e.capability for e in entries}
+        if not [n for n in alone if n != how_to and n not in topics] or instructed:
             # A person ("how would he swap the card himself?") is not what the instructions are
             # about: only a thing the last turn named ("do that", "download those") takes its clause.
             things = _ANAPHORA.search(_PERSONAL.sub(" ", text)) or _COUNT_WITHOUT_NOUN.search(text)
@@ -1136,6 +1139,10 @@ def resolve(
             # "also, could you tell me the hour in Winnipeg" after an outage question: one capability
             # reads a place, and the classifier reads the words as nothing else.
             readers = takers
+        if not readers and (
+            misread := _misread_last(new_words, new_slots, entries, takers, affinity, side_effects)
+        ):
+            return misread
         return FollowUp(
             "switch",
             readers if len(readers) == 1 else [],
@@ -1945,6 +1952,42 @@ def _with_counted_noun(text: str, clause: str) -> str:
     if noun.lower() in STOPWORDS:
         return text
     return f"{text[: m.end()]} {noun}{text[m.end() :]}"
+
+
+def _misread_last(
+    new_words: str,
+    new_slots: Sequence[Slot],
+    entries: Sequence[TopicEntry],
+    takers: Sequence[str],
+    affinity: Callable[[str, Sequence[str]], Mapping[str, float]] | None,
+    side_effects: Callable[[str], bool] | None,
+) -> FollowUp | None:
+    """ "what about 300" after "Enterprise numbers for 120 seats" was read as a customer lookup: the
+    new slot is of a kind no topic capability reads, yet it takes the place of a slot of that kind in
+    the last request, so that request was read by a capability that does not read what it holds.
+    The request with the new slot in place goes to the capability, of those that read the kind
+    (`takers`), on which the classifier ranks the old request highest, when one leads and has no
+    side effects. Only for an elliptical turn (the new slot and at most one other word); None
+    otherwise."""
+    if affinity is None or side_effects is None or not takers:
+        return None
+    if len(_words_besides_slots(new_words, new_slots)) > 1:
+        return None
+    clause = _last_turn(entries)[0].task
+    replaced = next((done for s in new_slots if (done := substitute(clause, s)) is not None), None)
+    if replaced is None:
+        return None
+    scores = affinity(clause, list(takers))
+    ranked = sorted(takers, key=lambda n: -scores.get(n, 0.0))
+    top = scores.get(ranked[0], 0.0)
+    if top <= 0.0 or (len(ranked) > 1 and scores.get(ranked[1], 0.0) >= top) or side_effects(ranked[0]):
+        return None
+    return FollowUp(
+        "follow_up",
+        [ranked[0]],
+        replaced,
+        f"a new slot for the last request {clause!r}, which holds one of its kind: read as {ranked[0]}'s",
+    )
 
 
 _INNER_PLACE_WORDS = 4
