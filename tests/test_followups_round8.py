@@ -254,3 +254,46 @@ def test_a_slot_for_a_last_request_its_capability_does_not_read_goes_to_the_one_
         "what about 65", topic(("account", "who is C-1002?")), turn=2, **context(affinity=ranks_sales)
     )
     assert follow.capabilities != ["sales"]
+
+
+def test_k_is_an_ok_before_a_cue() -> None:
+    quote = topic(("sales", "Enterprise for 120 seats"))
+    follow = resolve("k, and 90", quote, turn=2, **context())
+    assert (follow.kind, follow.capabilities, follow.task) == (
+        "follow_up",
+        ["sales"],
+        "Enterprise for 90 seats",
+    )
+    assert followups.continuation("kk, times 3") == "* 3"
+
+
+def test_a_new_count_replaces_the_count_of_the_same_thing_and_its_operand() -> None:
+    calc = topic(("calculator", "5 crates of 24 bottles, so 5*24 in all?"))
+    follow = resolve("sorry, it's 7 crates", calc, turn=2, **context())
+    assert follow.task == "7 crates of 24 bottles, so 7*24 in all?"
+    follow = resolve("and with 30 bottles?", calc, turn=2, **context())
+    assert follow.task == "5 crates of 30 bottles, so 5*30 in all?"
+
+
+def test_a_slot_for_a_request_that_was_not_understood_goes_to_the_reader_that_leads_on_it() -> None:
+    def ranks(first: str):
+        def scores(_text: str, names: list[str]) -> dict[str, float]:
+            return {n: (0.004 if n == first else 0.0001) for n in names}
+
+        return scores
+
+    asked = "starter plan for 6 ppl"
+    follow = resolve("and 9?", [], turn=2, unanswered=asked, **context(affinity=ranks("sales")))
+    assert (follow.capabilities, follow.task) == (["sales"], "starter plan for 9 ppl")
+    # No clear lead: the classifier reads the request again.
+    even = context(affinity=lambda _t, names: dict.fromkeys(names, 0.01))
+    assert resolve("and 9?", [], turn=2, unanswered=asked, **even).capabilities == []
+    # Never an action: a capability with side effects that leads is not chosen.
+    follow = resolve(
+        "sorry, C-1006",
+        [],
+        turn=2,
+        unanswered="take back what C-1002 paid",
+        **context(affinity=ranks("refund")),
+    )
+    assert "refund" not in follow.capabilities

@@ -67,7 +67,7 @@ to 110", "switch to C-1008"): a cue, like "and", for an elliptical turn."""
 _SOUND = r"hm+|oh|ah|uh|um+|er|right"
 """A sound or an acknowledgement before the new words ("hm, karachi as well", "right, helsinki too")."""
 _CUE = re.compile(
-    r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool|" + _SOUND + r")\W+)*"
+    r"^\W*(?:(?:(?:ok(?:ay)?|k+)|so|well|hmm|great|thanks|cool|" + _SOUND + r")\W+)*"
     r"(and|also|plus|or|then|what about|how about|what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|"
     r"question for|deal for|thing with)|same|ditto|"
     r"likewise|again|repeat (?:that|it|this)|(?:both(?: of (?:them|those|these))?|(?:the|those) two)(?=[\s,]+(?:again|for|with|in|at|but)\b|\W*$)"
@@ -117,7 +117,7 @@ _PERSONAL = re.compile(
 """Pronouns for a person or a customer (not "it": a thing), and a demonstrative with the kind of thing
 an identifier names ("that workspace", "this customer")."""
 _ACK = (
-    r"(?:(?:great|perfect|cool|nice|excellent|good|thanks|thank you|ok(?:ay)?|right|"
+    r"(?:(?:great|perfect|cool|nice|excellent|good|thanks|thank you|(?:ok(?:ay)?|k+)|right|"
     r"s[ií]|claro|vale|dale|adelante|oui|ja|sim|d'accord)\W+)*"
 )
 """An acknowledgement of the answer before the yes itself ("great, do that for him", "perfect, go ahead"), also
@@ -148,7 +148,7 @@ _HOW_TO = re.compile(
 """A question how to do something oneself ("how do I do that myself?", "where is that in the settings?",
 "can he sort it himself?", "could they change it on their own?")."""
 _SAME = re.compile(
-    r"^\W*(?:(?:ok(?:ay)?|so|and|then|now|great|thanks|cool)\W+)*(?:(?:do )?(?:the )?same\b|ditto\b|likewise\b)",
+    r"^\W*(?:(?:(?:ok(?:ay)?|k+)|so|and|then|now|great|thanks|cool)\W+)*(?:(?:do )?(?:the )?same\b|ditto\b|likewise\b)",
     re.I,
 )
 """A cue that says the need is the same ("same for", "do the same for", "ditto", "likewise")."""
@@ -159,7 +159,7 @@ _OWN_QUESTION = re.compile(
 )
 """A question asked in full after the new words' subject ("..., how long do they keep trying?")."""
 _LOOKUP = re.compile(
-    r"^\W*(?:(?:please|pls|plz|ok(?:ay)?|now|and|also|then|can you|could you|would you)\W+)*"
+    r"^\W*(?:(?:please|pls|plz|(?:ok(?:ay)?|k+)|now|and|also|then|can you|could you|would you)\W+)*"
     r"(?:look\s*up|pull\s+up|bring\s+up|find|fetch|open|search(?:\s+for)?|show(?:\s+me)?|get\s+me)\b",
     re.I,
 )
@@ -167,7 +167,7 @@ _LOOKUP = re.compile(
 _LOOKUP_REST = frozenset(["for", "me", "us", "as", "well", "too", "also", "the", "please", "real", "quick"])
 _NEGATION_WORD = re.compile(r"\b(?:not|no|never|don'?t|do not|stop|cancel|hold off)\b|n't\b", re.I)
 _LEAD = re.compile(
-    r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool|"
+    r"^\W*(?:(?:(?:ok(?:ay)?|k+)|so|well|hmm|great|thanks|cool|"
     + _SOUND
     + r"|and|also|plus|or|then|now|what about|how about|"
     r"what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|question for|deal for|thing with)|same|ditto|"
@@ -204,7 +204,7 @@ _ASIDE = re.compile(
 )
 """An aside that asks for nothing ("while you're at it", "if you can"): its "it" is no anaphora."""
 _SWITCH = re.compile(
-    r"^\W*(?:(?:ok(?:ay)?|so|and|also|now|right|alright|oh|thanks|great)\W+)*"
+    r"^\W*(?:(?:(?:ok(?:ay)?|k+)|so|and|also|now|right|alright|oh|thanks|great)\W+)*"
     r"(?:(?:a|one|on an?|and an?)\s+)?(?:(?:totally|completely|entirely)\s+)?"
     r"(?:(?:different|separate|unrelated|new|other)\s+(?:thing|question|topic|matter|subject|issue|note)"
     r"|separately|unrelated(?:ly)?|changing (?:the )?(?:subject|topic)|change of (?:subject|topic)|switching gears)"
@@ -216,7 +216,7 @@ _NUM = r"(\d+(?:\.\d+)?)"
 _MORE = r"(?:(?:another|a further|an extra|an additional|further|extra)\s+)?"
 """"minus another 53", "plus a further 23": the operand is added to what the total already holds."""
 _CONT_LEAD = re.compile(
-    r"^[\s,.;:!?]*(?:(?:ok(?:ay)?|so|and|then|now|also|next|what about|how about)(?:[\s,.;:!?]+|(?=[-+*/x×^]))*)*",
+    r"^[\s,.;:!?]*(?:(?:(?:ok(?:ay)?|k+)\b|so|and|then|now|also|next|what about|how about)(?:[\s,.;:!?]+|(?=[-+*/x×^]))*)*",
     re.I,
 )
 """The words before an operator ("and", "now"): never the operator itself ("now / 8", "then * 3")."""
@@ -926,7 +926,15 @@ def resolve(
         return looked
     if unanswered is not None and (
         joined := _with_unanswered(
-            text, unanswered, entries, standalone, known, kinds=kinds, routable=routable
+            text,
+            unanswered,
+            entries,
+            standalone,
+            known,
+            kinds=kinds,
+            routable=routable,
+            affinity=affinity,
+            side_effects=side_effects,
         )
     ):
         return joined
@@ -1619,6 +1627,8 @@ def _with_unanswered(
     *,
     kinds: Mapping[str, frozenset[str]] | None = None,
     routable: Sequence[str] = (),
+    affinity: Callable[[str, Sequence[str]], Mapping[str, float]] | None = None,
+    side_effects: Callable[[str], bool] | None = None,
 ) -> FollowUp | None:
     """A follow-up to a request that was not understood ("vancouver?" after "whats the clock saying in
     lisbon right now", which ended in a question back): the two are read together, by the classifier,
@@ -1654,15 +1664,23 @@ def _with_unanswered(
         # that request, which is read again with it; when one capability alone reads slots of that
         # kind (a place: the clock), the request is that capability's.
         found = _target(unanswered, slot)
-        if found is None or found[1] < 3 or (done := substitute(unanswered, slot)) is None:
+        if found is None or found[1] < 3:
+            continue
+        done = _unit_substitute(unanswered, slot, text) or substitute(unanswered, slot)
+        if done is None:
             continue
         readers = [n for n in routable if kinds and slot.kind in kinds.get(n, frozenset())]
+        # Several capabilities read the kind (a number: the calculator, sales, ...): the one the
+        # classifier ranks clearly first on the old request, below its threshold as it was; the user
+        # goes on with it, which says the request was meant.
+        leading = readers if len(readers) == 1 else _leading(unanswered, readers, affinity, side_effects)
         return FollowUp(
             "follow_up",
-            readers if len(readers) == 1 else [],
+            leading,
             done,
             f"a new {slot.kind} for the last request, which was not understood: {unanswered!r}"
-            + (f"; only {readers[0]} reads one" if len(readers) == 1 else ""),
+            + (f"; only {readers[0]} reads one" if len(readers) == 1 else "")
+            + (f"; {leading[0]} ranks first on it" if len(readers) > 1 and leading else ""),
         )
     return FollowUp(
         "follow_up",
@@ -1847,7 +1865,7 @@ def _bare_place(words: str) -> list[Slot]:
 
 
 _BACK_TO = re.compile(
-    r"^\W*(?:(?:ok(?:ay)?|so|and|now|right|alright|anyway|also|then)\W+)*"
+    r"^\W*(?:(?:(?:ok(?:ay)?|k+)|so|and|now|right|alright|anyway|also|then)\W+)*"
     r"(?:(?:going|coming|getting|go|come|get|jumping)\s+)?back\s+to\s+"
     r"(?:(?:the|my|our|that|this|his|her|their|your)\s+)?(?P<what>[^,;:.!?]+?)"
     r"(?:\s*[,;:.!?]+|\s+-+|\s*—|$)\s*",
@@ -1881,7 +1899,7 @@ def _back_to(
 _STATEMENT_WORDS = 6
 """At most this many content words in a statement that gives the topic a new slot."""
 _QUESTION_START = re.compile(
-    r"^\W*(?:(?:ok(?:ay)?|so|and|hmm|well|now|then)\W+)*(?:how|what|what's|whats|when|where|which|who|why|is|are|"
+    r"^\W*(?:(?:(?:ok(?:ay)?|k+)|so|and|hmm|well|now|then)\W+)*(?:how|what|what's|whats|when|where|which|who|why|is|are|"
     r"was|were|do|does|did|can|could|will|would|should|has|have)\b",
     re.I,
 )
@@ -1954,6 +1972,58 @@ def _with_counted_noun(text: str, clause: str) -> str:
     return f"{text[: m.end()]} {noun}{text[m.end() :]}"
 
 
+LEAD = 2.0
+"""How many times the next capability's confidence the first must have to lead on its own."""
+
+
+def _leading(
+    text: str,
+    names: Sequence[str],
+    affinity: Callable[[str, Sequence[str]], Mapping[str, float]] | None,
+    side_effects: Callable[[str], bool] | None,
+) -> list[str]:
+    """The one of `names` the classifier ranks clearly first on `text` (a confidence above 0 and at
+    least `LEAD` times the next one's), when it has no side effects; empty otherwise."""
+    if affinity is None or side_effects is None or not names:
+        return []
+    scores = affinity(text, list(names))
+    ranked = sorted(names, key=lambda n: -scores.get(n, 0.0))
+    top = scores.get(ranked[0], 0.0)
+    second = scores.get(ranked[1], 0.0) if len(ranked) > 1 else 0.0
+    if top <= 0.0 or top < LEAD * second or side_effects(ranked[0]):
+        return []
+    return [ranked[0]]
+
+
+_UNIT_NOUN = re.compile(r"\s+([a-z][a-z'’-]*)", re.I)
+
+
+def _unit_substitute(clause: str, new: Slot, text: str) -> str | None:
+    """The clause with the count of the same thing replaced ("it's 4 boxes" after "3 boxes of 144
+    screws, 3*144 total?" -> "4 boxes of 144 screws, 4*144 total?"): the number the new one's noun
+    follows in the clause, and the same value where the clause's expression uses it. None when the
+    new number has no noun after it, or the clause counts no such thing."""
+    if new.kind != "number":
+        return None
+    after = _UNIT_NOUN.match(text, text.find(new.text) + len(new.text)) if new.text in text else None
+    if after is None or after.group(1).lower() in STOPWORDS:
+        return None
+    noun = stem(after.group(1))
+    for old in slots(clause):
+        if old.kind != "number":
+            continue
+        follows = _UNIT_NOUN.match(clause, old.end)
+        if follows is None or stem(follows.group(1)) != noun:
+            continue
+        out = clause[: old.start] + new.text + clause[old.end :]
+        exprs = [e for e in slots(out) if e.kind == "expr"]
+        for e in sorted(exprs, key=lambda e: -e.start):
+            operands = re.sub(rf"(?<![\w.]){re.escape(old.text)}(?![\w.])", new.text, out[e.start : e.end])
+            out = out[: e.start] + operands + out[e.end :]
+        return out
+    return None
+
+
 def _misread_last(
     new_words: str,
     new_slots: Sequence[Slot],
@@ -1977,16 +2047,14 @@ def _misread_last(
     replaced = next((done for s in new_slots if (done := substitute(clause, s)) is not None), None)
     if replaced is None:
         return None
-    scores = affinity(clause, list(takers))
-    ranked = sorted(takers, key=lambda n: -scores.get(n, 0.0))
-    top = scores.get(ranked[0], 0.0)
-    if top <= 0.0 or (len(ranked) > 1 and scores.get(ranked[1], 0.0) >= top) or side_effects(ranked[0]):
+    leading = _leading(clause, takers, affinity, side_effects)
+    if not leading:
         return None
     return FollowUp(
         "follow_up",
-        [ranked[0]],
+        leading,
         replaced,
-        f"a new slot for the last request {clause!r}, which holds one of its kind: read as {ranked[0]}'s",
+        f"a new slot for the last request {clause!r}, which holds one of its kind: read as {leading[0]}'s",
     )
 
 
@@ -2058,7 +2126,9 @@ def _rewrite(
     known_names: frozenset[str] = frozenset(),
 ) -> str:
     for slot in sorted(new_slots, key=lambda s: _precedence(text, s, clause)):
-        if (done := substitute(clause, _added(text, slot, clause))) is not None:
+        added = _added(text, slot, clause)
+        unit = _unit_substitute(clause, slot, text) if added is slot else None
+        if (done := unit or substitute(clause, added)) is not None:
             return done
     words = content_words(new_words)
     if (
