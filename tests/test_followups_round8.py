@@ -297,3 +297,38 @@ def test_a_slot_for_a_request_that_was_not_understood_goes_to_the_reader_that_le
         **context(affinity=ranks("refund")),
     )
     assert "refund" not in follow.capabilities
+
+
+def test_a_new_operand_for_an_expression_only_the_calculator_reads() -> None:
+    # The clock alone answered "time in Oslo + 900/30"; the new divisor goes to the calculator.
+    clock = topic(("clock", "time in Oslo + 900/30"))
+    follow = resolve("for the division, use 45 instead", clock, turn=2, **context())
+    assert (follow.capabilities, follow.task) == (["calculator"], "900/45")
+    # A clause without an expression: nothing for the calculator.
+    follow = resolve(
+        "for the division, use 45 instead", topic(("clock", "time in Oslo")), turn=2, **context()
+    )
+    assert follow.capabilities != ["calculator"]
+
+
+def test_words_that_ask_for_no_action_go_to_what_fed_the_action() -> None:
+    # The refund ran on a clause that only names the customer (the account's lookup folds into it);
+    # a question about the customer goes to the account that fed it, never to the refund alone.
+    ran = [
+        {"capability": "refund", "task": "check who c-1003 is", "turn": 1},
+        {"capability": "account", "task": "check who c-1003 is", "turn": 1},
+        {"capability": "clock", "task": "the time in Paris", "turn": 1},
+    ]
+    follow = resolve("so is her subscription still running?", ran, turn=2, **context())
+    assert follow.capabilities == ["account"]
+    # Words that ask for the action still go to it.
+    follow = resolve("ok refund her last charge", ran, turn=2, **context())
+    assert follow.capabilities == ["refund"]
+
+
+def test_a_yes_or_a_no_after_an_action_is_still_the_actions_to_answer() -> None:
+    ran = [
+        {"capability": "refund", "task": "check who c-1003 is", "turn": 1},
+        {"capability": "account", "task": "check who c-1003 is", "turn": 1},
+    ]
+    assert resolve("nah, leave it for now", ran, turn=2, **context()).capabilities == ["refund"]

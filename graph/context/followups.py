@@ -1130,6 +1130,10 @@ def resolve(
     ):
         return FollowUp("new")
     if (
+        operand := _operand_of_unread_expression(new_slots, entries, kinds, routable, correction)
+    ) is not None:
+        return operand
+    if (
         kinds
         and new_slots
         and not correction
@@ -1344,6 +1348,29 @@ def resolve(
             if kinds.get(e.capability, frozenset()) & IDENTIFIERS
             and any(s.kind in IDENTIFIERS for s in slots(e.task))
         ] or pool
+    replies = bool(
+        _YES.match(text)
+        or _GO_AHEAD.search(text)
+        or confirmation(text) is not None
+        or _NEGATION_WORD.search(text)
+    )
+    if side_effects is not None and acts is not None and not replies:
+        # "so is his subscription actually over?" after a turn that ran a refund on "check who c-1008
+        # is": words that ask for no action go to what the action was fed by (the customer's
+        # account), never to the action on their own. A yes or a no is a reply to the action (its
+        # own checks answer it: "please do, and ...", "nah, leave it for now").
+        calm: list[TopicEntry] = []
+        for e in pool:
+            if not side_effects(e.capability) or acts(reading, e.capability):
+                calm.append(e)
+                continue
+            providers = [
+                n for n in routable if not side_effects(n) and feeds is not None and feeds(n, e.capability)
+            ]
+            calm += [TopicEntry(n, e.task, e.turn) for n in providers]
+        if calm:
+            fit.update({e: fit.get(e, 0) or fit_quality_any(e.task, new_slots, reading) for e in calm})
+            pool = calm
     # The topic's own words first ("the API" is a service, whatever clause has a name), then how
     # well a slot fits, then the classifier's reading of the new words, then recency.
     best = max((own.get(e.capability, 0), fit[e]) for e in pool)
@@ -2021,6 +2048,43 @@ def _unit_substitute(clause: str, new: Slot, text: str) -> str | None:
             operands = re.sub(rf"(?<![\w.]){re.escape(old.text)}(?![\w.])", new.text, out[e.start : e.end])
             out = out[: e.start] + operands + out[e.end :]
         return out
+    return None
+
+
+def fit_quality_any(clause: str, new_slots: Sequence[Slot], text: str) -> int:
+    """The best `fit_quality` of any new slot in `clause` (0: none fits)."""
+    return max((fit_quality(clause, s, text) for s in new_slots), default=0)
+
+
+def _operand_of_unread_expression(
+    new_slots: Sequence[Slot],
+    entries: Sequence[TopicEntry],
+    kinds: Mapping[str, frozenset[str]] | None,
+    routable: Sequence[str],
+    correction: bool,
+) -> FollowUp | None:
+    """ "for the division, split it by 12 instead" after "time in Singapore + 2400/16" that the clock
+    alone answered: new numbers that no capability of the last turn reads, for a last clause that
+    holds an expression, go to the one capability whose guides hold expressions, with the expression
+    and the new operand in place (a rate for a rate, else the last one). None otherwise."""
+    if not kinds or not new_slots or any(s.kind != "number" for s in new_slots):
+        return None
+    last = _last_turn(entries)
+    if any(_takes(kinds.get(e.capability), s) for e in last for s in new_slots):
+        return None
+    readers = [n for n in routable if "expr" in kinds.get(n, frozenset())]
+    if len(readers) != 1:
+        return None
+    for entry in last:
+        if (expression := expression_of(entry.task)) is None:
+            continue
+        if (done := substitute(expression, new_slots[-1])) is not None:
+            return FollowUp(
+                "correction" if correction else "follow_up",
+                readers,
+                done,
+                f"a new operand for the expression of {entry.task!r}, which only {readers[0]} reads",
+            )
     return None
 
 
