@@ -194,7 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
-    report = asyncio.run(evaluate(load(args.data, args.split)))
+    # The registry ROUTEGRAPH_REGISTRY names, as `routegraph` reads it (`Settings.offline` reads no
+    # environment: without this the variable was silently ignored and registry.yaml measured).
+    report = asyncio.run(evaluate(load(args.data, args.split), registry_path=Settings.from_env().registry))
     summary = report.summary()
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))

@@ -67,7 +67,7 @@ to 110", "switch to C-1008"): a cue, like "and", for an elliptical turn."""
 _SOUND = r"hm+|oh|ah|uh|um+|er|right"
 """A sound or an acknowledgement before the new words ("hm, karachi as well", "right, helsinki too")."""
 _CUE = re.compile(
-    r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool|" + _SOUND + r")\W+)*"
+    r"^\W*(?:(?:(?:ok(?:ay)?|k+)|so|well|hmm|great|thanks|cool|" + _SOUND + r")\W+)*"
     r"(and|also|plus|or|then|what about|how about|what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|"
     r"question for|deal for|thing with)|same|ditto|"
     r"likewise|again|repeat (?:that|it|this)|(?:both(?: of (?:them|those|these))?|(?:the|those) two)(?=[\s,]+(?:again|for|with|in|at|but)\b|\W*$)"
@@ -76,8 +76,9 @@ _CUE = re.compile(
 )
 _TAIL_CUE = re.compile(r"[\s,]+(?:as well|too|also)(?:[\s,]+(?:please|pls|then|thanks))*[\W_]*$", re.I)
 """An additive cue said last ("karachi as well", "lagos too"): like "and" said first."""
-_SLIP = r"whoops|oops|argh|ugh|d'?oh|err|erm|ah no|oh no"
-"""What a user says on seeing their own slip ("whoops, meant ...", "argh, should've said ...")."""
+_SLIP = r"whoops|oops|argh|ugh|d'?oh|err|erm|ah no|oh no|typo|(?:I\s+)?mis(?:typed|spoke|said)"
+"""What a user says on seeing their own slip ("whoops, meant ...", "argh, should've said ...", "typo, ...",
+"misspoke, ...")."""
 _MEANT = r"(?:I )?meant|should(?:'ve| have) said|should (?:have )?been|(?:it )?should be"
 """A correction said without "I" ("meant the Team plan", "should've said Team")."""
 _INTERJECTION = r"(?:(?:oh|ah|uh|um|er|hmm)\W+)?"
@@ -115,8 +116,12 @@ _PERSONAL = re.compile(
 )
 """Pronouns for a person or a customer (not "it": a thing), and a demonstrative with the kind of thing
 an identifier names ("that workspace", "this customer")."""
-_ACK = r"(?:(?:great|perfect|cool|nice|excellent|good|thanks|thank you|ok(?:ay)?|right)\W+)*"
-"""An acknowledgement of the answer before the yes itself ("great, do that for him", "perfect, go ahead")."""
+_ACK = (
+    r"(?:(?:great|perfect|cool|nice|excellent|good|thanks|thank you|(?:ok(?:ay)?|k+)|right|"
+    r"s[ií]|claro|vale|dale|adelante|oui|ja|sim|d'accord)\W+)*"
+)
+"""An acknowledgement of the answer before the yes itself ("great, do that for him", "perfect, go ahead"), also
+one in the user's first language ("sí, adelante, go ahead", "oui, go ahead"): the yes itself is English."""
 _YES = re.compile(
     r"^\W*"
     + _ACK
@@ -133,12 +138,17 @@ _WHO = r"(?:i|we|you|he|she|they|someone|somebody|one|(?:the\s+)?(?:user|custome
 _HOW_TO = re.compile(
     r"\bhow\s+(?:do|does|can|could|should|would)\s+" + _WHO + r"\b|\bhow\s+to\b"
     r"|\bwhere\s+(?:do|does|can|could|would|should)\s+" + _WHO + r"\b"
-    r"|\bwhere\s+(?:is|are|'s|would\s+i\s+find)\b.*\b(?:settings?|menu|page|app|dashboard|console|screen|profile)\b",
+    r"|\bwhere\s+(?:is|are|'s|would\s+i\s+find)\b.*\b(?:settings?|menu|page|app|dashboard|console|screen|profile)\b"
+    r"|\b(?:can|could|would|will|do|does|should)\s+"
+    + _WHO
+    + r"\b[^?.!;]*?\b(?:(?:my|our|him|her|them)sel(?:f|ves)|"
+    r"themself|on\s+(?:my|our|his|her|their)\s+own|without\s+(?:us|support|help))\b",
     re.I,
 )
-"""A question how to do something oneself ("how do I do that myself?", "where is that in the settings?")."""
+"""A question how to do something oneself ("how do I do that myself?", "where is that in the settings?",
+"can he sort it himself?", "could they change it on their own?")."""
 _SAME = re.compile(
-    r"^\W*(?:(?:ok(?:ay)?|so|and|then|now|great|thanks|cool)\W+)*(?:(?:do )?(?:the )?same\b|ditto\b|likewise\b)",
+    r"^\W*(?:(?:(?:ok(?:ay)?|k+)|so|and|then|now|great|thanks|cool)\W+)*(?:(?:do )?(?:the )?same\b|ditto\b|likewise\b)",
     re.I,
 )
 """A cue that says the need is the same ("same for", "do the same for", "ditto", "likewise")."""
@@ -149,7 +159,7 @@ _OWN_QUESTION = re.compile(
 )
 """A question asked in full after the new words' subject ("..., how long do they keep trying?")."""
 _LOOKUP = re.compile(
-    r"^\W*(?:(?:please|pls|plz|ok(?:ay)?|now|and|also|then|can you|could you|would you)\W+)*"
+    r"^\W*(?:(?:please|pls|plz|(?:ok(?:ay)?|k+)|now|and|also|then|can you|could you|would you)\W+)*"
     r"(?:look\s*up|pull\s+up|bring\s+up|find|fetch|open|search(?:\s+for)?|show(?:\s+me)?|get\s+me)\b",
     re.I,
 )
@@ -157,7 +167,7 @@ _LOOKUP = re.compile(
 _LOOKUP_REST = frozenset(["for", "me", "us", "as", "well", "too", "also", "the", "please", "real", "quick"])
 _NEGATION_WORD = re.compile(r"\b(?:not|no|never|don'?t|do not|stop|cancel|hold off)\b|n't\b", re.I)
 _LEAD = re.compile(
-    r"^\W*(?:(?:ok(?:ay)?|so|well|hmm|great|thanks|cool|"
+    r"^\W*(?:(?:(?:ok(?:ay)?|k+)|so|well|hmm|great|thanks|cool|"
     + _SOUND
     + r"|and|also|plus|or|then|now|what about|how about|"
     r"what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|question for|deal for|thing with)|same|ditto|"
@@ -194,7 +204,7 @@ _ASIDE = re.compile(
 )
 """An aside that asks for nothing ("while you're at it", "if you can"): its "it" is no anaphora."""
 _SWITCH = re.compile(
-    r"^\W*(?:(?:ok(?:ay)?|so|and|also|now|right|alright|oh|thanks|great)\W+)*"
+    r"^\W*(?:(?:(?:ok(?:ay)?|k+)|so|and|also|now|right|alright|oh|thanks|great)\W+)*"
     r"(?:(?:a|one|on an?|and an?)\s+)?(?:(?:totally|completely|entirely)\s+)?"
     r"(?:(?:different|separate|unrelated|new|other)\s+(?:thing|question|topic|matter|subject|issue|note)"
     r"|separately|unrelated(?:ly)?|changing (?:the )?(?:subject|topic)|change of (?:subject|topic)|switching gears)"
@@ -206,7 +216,7 @@ _NUM = r"(\d+(?:\.\d+)?)"
 _MORE = r"(?:(?:another|a further|an extra|an additional|further|extra)\s+)?"
 """"minus another 53", "plus a further 23": the operand is added to what the total already holds."""
 _CONT_LEAD = re.compile(
-    r"^[\s,.;:!?]*(?:(?:ok(?:ay)?|so|and|then|now|also|next|what about|how about)(?:[\s,.;:!?]+|(?=[-+*/x×^]))*)*",
+    r"^[\s,.;:!?]*(?:(?:(?:ok(?:ay)?|k+)\b|so|and|then|now|also|next|what about|how about)(?:[\s,.;:!?]+|(?=[-+*/x×^]))*)*",
     re.I,
 )
 """The words before an operator ("and", "now"): never the operator itself ("now / 8", "then * 3")."""
@@ -605,9 +615,19 @@ def _target(clause: str, new: Slot) -> tuple[Slot, int] | None:
         ]
         if operands:
             # A percentage in place of the percentage ("and 22%?" after "18% of 250"), else the last.
-            same = [o for o in operands if o.subtype == new.subtype]
-            return (same or operands)[-1], 2
+            same = [o for o in operands if o.subtype == new.subtype] or operands
+            # A rate in place of a rate, an amount in place of an amount ("also for the 112.30 bill"
+            # after "86.50 * 0.18" is 112.30 * 0.18): a number below 1 replaces an operand below 1.
+            side = [o for o in same if _below_one(o.text) == _below_one(new.text)]
+            return (side or same)[-1], 2
     return None
+
+
+def _below_one(number: str) -> bool:
+    try:
+        return float(number) < 1
+    except ValueError:
+        return False
 
 
 def _lower_places(clause: str, found: Sequence[Slot]) -> list[Slot]:
@@ -906,7 +926,15 @@ def resolve(
         return looked
     if unanswered is not None and (
         joined := _with_unanswered(
-            text, unanswered, entries, standalone, known, kinds=kinds, routable=routable
+            text,
+            unanswered,
+            entries,
+            standalone,
+            known,
+            kinds=kinds,
+            routable=routable,
+            affinity=affinity,
+            side_effects=side_effects,
         )
     ):
         return joined
@@ -915,6 +943,29 @@ def resolve(
     if switched and switch_cue is not None:
         # Not about the topic, whatever its pronouns or slots: its own words are read, without the cue.
         return FollowUp("switch", [], text[switch_cue.end() :].strip(), "the user says it is another matter")
+    if (back := _back_to(text, entries, lexicon or {})) is not None:
+        # "ok, back to the quote - what if we end up at 70": the user names which earlier need the
+        # turn continues (a word of its capability or its clause); the rest is read against it alone,
+        # a slot it reads replacing its slot of that kind.
+        rest, entry = back
+        read = (kinds or {}).get(entry.capability) if kinds else None
+        rest_words = fragment(rest)
+        new = [s for s in (slots(rest_words) or _bare_place(rest_words)) if _takes(read, s)]
+        return FollowUp(
+            "follow_up",
+            [entry.capability],
+            _rewrite(
+                rest,
+                rest_words,
+                new,
+                entry.task,
+                anaphora=bool(_ANAPHORA.search(rest)),
+                known_names=(known_names or {}).get(entry.capability, frozenset()),
+            )
+            if content_words(rest_words)
+            else entry.task,
+            f"back to an earlier need, {entry.capability}: {entry.task!r}",
+        )
     if (dropped := _drop_part(text, entries)) is not None:
         # "forget the errors, for the seats thing redo it with 45" after a turn with two needs: the
         # part the words name (a content word of its clause) is withdrawn; the rest is read against
@@ -986,16 +1037,24 @@ def resolve(
         # "how do I do that myself?", "where is that in the settings?" after an account or billing
         # turn: instructions, not the topic's lookup again. Unless the words alone name a need.
         alone = [n for n in standalone(text) if n]
-        if not alone or alone == [how_to]:
+        # "and how do I delete the account?" after instructions: the user goes on asking how to do
+        # things, whatever other capability a word of the question names (unless it names an id).
+        instructed = how_to in {e.capability for e in _last_turn(entries)} and not any(
+            s.kind in IDENTIFIERS for s in slots(text)
+        )
+        # The topic's own capability read again is no other need: "how do they add seats?" after a
+        # seat count asks for instructions, whatever the classifier makes of "seats".
+        topics = {e.capability for e in entries}
+        if not [n for n in alone if n != how_to and n not in topics] or instructed:
             # A person ("how would he swap the card himself?") is not what the instructions are
             # about: only a thing the last turn named ("do that", "download those") takes its clause.
-            things = _ANAPHORA.search(_PERSONAL.sub(" ", text))
+            things = _ANAPHORA.search(_PERSONAL.sub(" ", text)) or _COUNT_WITHOUT_NOUN.search(text)
             anaphoric = bool(things) and len(content_words(fragment(text))) <= _ITEM_WORDS
             clause = _last_turn(entries)[0].task
             return FollowUp(
                 "follow_up" if anaphoric else "switch",
                 [how_to],
-                appended(text, clause) if anaphoric else None,
+                appended(_with_counted_noun(text, clause), clause) if anaphoric else None,
                 f"a how-to question: instructions ({how_to}), not the topic's capability again",
             )
     if (op := continuation(text)) is not None:
@@ -1029,7 +1088,14 @@ def resolve(
     item = bool(_ITEM.search(reading)) or _names_an_item(reading, entries)
     anaphora = bool(_ANAPHORA.search(reading)) or item
     new_words = fragment(reading)
-    new_slots = slots(new_words) or _bare_place(new_words)
+    if correction and (meant := _meant_words(new_words)) is not None:
+        # "no sorry I said vienna I meant vientiane": what the user means comes after "I meant".
+        new_words = meant
+    new_slots = (
+        slots(new_words)
+        or _bare_place(new_words)
+        or (_inner_places(new_words) if correction or _CUE.search(text) else [])
+    )
     if correction:
         new_slots = [_as_identifier(n, [e.task for e in _last_turn(entries)]) for n in new_slots]
     fit = {
@@ -1059,8 +1125,14 @@ def resolve(
     )
     topical = size <= 2 and any(own.values()) and not unknown
     slotted = size <= 3 and bool(fitting) and not unknown
-    if not (correction or anaphora or (cue and elliptical) or slotted or topical):
+    if not (correction or anaphora or (cue and elliptical) or slotted or topical) and not _supplies(
+        reading, size, [e for e in _last_turn(entries) if fit[e] >= 3], standalone
+    ):
         return FollowUp("new")
+    if (
+        operand := _operand_of_unread_expression(new_slots, entries, kinds, routable, correction)
+    ) is not None:
+        return operand
     if (
         kinds
         and new_slots
@@ -1079,6 +1151,10 @@ def resolve(
             # "also, could you tell me the hour in Winnipeg" after an outage question: one capability
             # reads a place, and the classifier reads the words as nothing else.
             readers = takers
+        if not readers and (
+            misread := _misread_last(new_words, new_slots, entries, takers, affinity, side_effects)
+        ):
+            return misread
         return FollowUp(
             "switch",
             readers if len(readers) == 1 else [],
@@ -1104,6 +1180,21 @@ def resolve(
             appended(reading, clause),
             f"asks {fed_to} (in its own words) about the customer of {clause!r}",
         )
+    if (
+        not correction
+        and (anaphora or cue)
+        and (fed_slot := _fed_by_slot(new_slots, entries, routable, feeds, side_effects, kinds)) is not None
+    ):
+        # "and that 36 dollar thing on their card, what was it for" after a customer's lookup: an
+        # amount no topic capability reads, and the one capability the topic feeds that reads it
+        # (billing, fed the customer by account) gets it with the clause that names the customer.
+        clause = next(e.task for e in entries if any(s.kind in IDENTIFIERS for s in slots(e.task)))
+        return FollowUp(
+            "follow_up",
+            [fed_slot],
+            appended(reading, clause),
+            f"a slot only {fed_slot} reads, about the customer of {clause!r}",
+        )
     if foreign and elliptical and not unknown and _SAME.match(reading):
         # "do the same for email notifications", "same question for exports": the user says it is the
         # same need; the classifier's reading of the new words ("email" as help-center words) does
@@ -1119,6 +1210,18 @@ def resolve(
         alone = [n for n in alone if n in names]
     elif (
         foreign
+        and cue
+        and elliptical
+        and fitting
+        and kinds
+        and new_slots
+        and not any(_takes(kinds.get(n), s) for n in foreign for s in new_slots)
+    ):
+        # "also for the 112.30 bill" after "86.50 * 0.18": a cue and a slot that fits the topic, which
+        # the other capability the words suggest ("bill": billing) does not even read.
+        alone = [n for n in alone if n in names]
+    elif (
+        foreign
         and correction
         and any(e in fitting for e in _last_turn(entries))
         and _says_what_it_replaces(reading, [e.task for e in _last_turn(entries)])
@@ -1129,13 +1232,15 @@ def resolve(
         alone = [n for n in alone if n in names]
     elif (
         foreign
-        and item
         and side_effects is not None
         and acts is not None
+        and (item or (anaphora and "?" in reading and any(side_effects(n) for n in foreign)))
         and not any(side_effects(n) and acts(reading, n) for n in foreign)
     ):
         # "can that one be refunded?", "why did one of them fail?": a question about an item the
-        # topic listed, not a request for another capability's action.
+        # topic listed, not a request for another capability's action; so is any question about "it"
+        # when the other reading is an action the words do not ask for ("is it possible to get this
+        # back?" after a charge was explained: whether it can be, not do it).
         alone = [n for n in alone if n in names]
     elif (
         foreign
@@ -1243,6 +1348,29 @@ def resolve(
             if kinds.get(e.capability, frozenset()) & IDENTIFIERS
             and any(s.kind in IDENTIFIERS for s in slots(e.task))
         ] or pool
+    replies = bool(
+        _YES.match(text)
+        or _GO_AHEAD.search(text)
+        or confirmation(text) is not None
+        or _NEGATION_WORD.search(text)
+    )
+    if side_effects is not None and acts is not None and not replies:
+        # "so is his subscription actually over?" after a turn that ran a refund on "check who c-1008
+        # is": words that ask for no action go to what the action was fed by (the customer's
+        # account), never to the action on their own. A yes or a no is a reply to the action (its
+        # own checks answer it: "please do, and ...", "nah, leave it for now").
+        calm: list[TopicEntry] = []
+        for e in pool:
+            if not side_effects(e.capability) or acts(reading, e.capability):
+                calm.append(e)
+                continue
+            providers = [
+                n for n in routable if not side_effects(n) and feeds is not None and feeds(n, e.capability)
+            ]
+            calm += [TopicEntry(n, e.task, e.turn) for n in providers]
+        if calm:
+            fit.update({e: fit.get(e, 0) or fit_quality_any(e.task, new_slots, reading) for e in calm})
+            pool = calm
     # The topic's own words first ("the API" is a service, whatever clause has a name), then how
     # well a slot fits, then the classifier's reading of the new words, then recency.
     best = max((own.get(e.capability, 0), fit[e]) for e in pool)
@@ -1526,6 +1654,8 @@ def _with_unanswered(
     *,
     kinds: Mapping[str, frozenset[str]] | None = None,
     routable: Sequence[str] = (),
+    affinity: Callable[[str, Sequence[str]], Mapping[str, float]] | None = None,
+    side_effects: Callable[[str], bool] | None = None,
 ) -> FollowUp | None:
     """A follow-up to a request that was not understood ("vancouver?" after "whats the clock saying in
     lisbon right now", which ended in a question back): the two are read together, by the classifier,
@@ -1561,15 +1691,23 @@ def _with_unanswered(
         # that request, which is read again with it; when one capability alone reads slots of that
         # kind (a place: the clock), the request is that capability's.
         found = _target(unanswered, slot)
-        if found is None or found[1] < 3 or (done := substitute(unanswered, slot)) is None:
+        if found is None or found[1] < 3:
+            continue
+        done = _unit_substitute(unanswered, slot, text) or substitute(unanswered, slot)
+        if done is None:
             continue
         readers = [n for n in routable if kinds and slot.kind in kinds.get(n, frozenset())]
+        # Several capabilities read the kind (a number: the calculator, sales, ...): the one the
+        # classifier ranks clearly first on the old request, below its threshold as it was; the user
+        # goes on with it, which says the request was meant.
+        leading = readers if len(readers) == 1 else _leading(unanswered, readers, affinity, side_effects)
         return FollowUp(
             "follow_up",
-            readers if len(readers) == 1 else [],
+            leading,
             done,
             f"a new {slot.kind} for the last request, which was not understood: {unanswered!r}"
-            + (f"; only {readers[0]} reads one" if len(readers) == 1 else ""),
+            + (f"; only {readers[0]} reads one" if len(readers) == 1 else "")
+            + (f"; {leading[0]} ranks first on it" if len(readers) > 1 and leading else ""),
         )
     return FollowUp(
         "follow_up",
@@ -1753,6 +1891,268 @@ def _bare_place(words: str) -> list[Slot]:
     return [Slot("place", name, start, start + len(name))]
 
 
+_BACK_TO = re.compile(
+    r"^\W*(?:(?:(?:ok(?:ay)?|k+)|so|and|now|right|alright|anyway|also|then)\W+)*"
+    r"(?:(?:going|coming|getting|go|come|get|jumping)\s+)?back\s+to\s+"
+    r"(?:(?:the|my|our|that|this|his|her|their|your)\s+)?(?P<what>[^,;:.!?]+?)"
+    r"(?:\s*[,;:.!?]+|\s+-+|\s*—|$)\s*",
+    re.I,
+)
+
+
+def _back_to(
+    text: str, entries: Sequence[TopicEntry], lexicon: Mapping[str, frozenset[str]]
+) -> tuple[str, TopicEntry] | None:
+    """ "back to the quote - 12 seats now", "going back to the failed payment stuff, ...": the words
+    after the cue and the most recent topic entry the named thing belongs to (a word of its
+    capability's own, or of its clause); None when the words name no entry, or entries of more than
+    one capability."""
+    m = _BACK_TO.match(text)
+    if m is None:
+        return None
+    words = {stem(w) for w in content_words(m.group("what")) if w.strip(",.?!") not in _FILLERS}
+    if not words:
+        return None
+    named = [
+        e
+        for e in entries
+        if words & lexicon.get(e.capability, frozenset()) or words & {stem(w) for w in content_words(e.task)}
+    ]
+    if not named or len({e.capability for e in named}) > 1:
+        return None
+    return text[m.end() :].strip(), named[0]
+
+
+_STATEMENT_WORDS = 6
+"""At most this many content words in a statement that gives the topic a new slot."""
+_QUESTION_START = re.compile(
+    r"^\W*(?:(?:(?:ok(?:ay)?|k+)|so|and|hmm|well|now|then)\W+)*(?:how|what|what's|whats|when|where|which|who|why|is|are|"
+    r"was|were|do|does|did|can|could|will|would|should|has|have)\b",
+    re.I,
+)
+
+
+def _supplies(
+    text: str, size: int, fitting: Sequence[TopicEntry], standalone: Callable[[str], Sequence[str]]
+) -> bool:
+    """A statement that gives the last request a new slot ("next supplier is based in Montevideo",
+    "the other office is in Perth"): no question, a slot of the same kind as one of the last turn's
+    clause (`fitting`: those it fits fully), a few words, which the classifier reads as no
+    capability's on their own. The user supplies a value; the need is the one just asked."""
+    if not fitting or size > _STATEMENT_WORDS or "?" in text or _QUESTION_START.match(text):
+        return False
+    return not [n for n in standalone(text) if n]
+
+
+def _fed_by_slot(
+    new_slots: Sequence[Slot],
+    entries: Sequence[TopicEntry],
+    routable: Sequence[str],
+    feeds: Callable[[str, str], bool] | None,
+    side_effects: Callable[[str], bool] | None,
+    kinds: Mapping[str, frozenset[str]] | None,
+) -> str | None:
+    """The one capability without side effects, fed by a topic capability, that reads a new slot no
+    topic capability reads ("36 dollar" after a customer's lookup: billing reads amounts, account
+    does not); None when every slot is the topic's, when no topic clause names a customer, or when
+    none or several capabilities would read it."""
+    if not kinds or feeds is None or side_effects is None or not new_slots:
+        return None
+    names = {e.capability for e in entries}
+    unread = [s for s in new_slots if not any(_takes(kinds.get(n), s) for n in names)]
+    if not unread or not any(s.kind in IDENTIFIERS for e in entries for s in slots(e.task)):
+        return None
+    fed = [
+        n
+        for n in routable
+        if n not in names
+        and not side_effects(n)
+        and any(feeds(e.capability, n) for e in entries)
+        and all(_takes(kinds.get(n), s) for s in unread)
+    ]
+    return fed[0] if len(fed) == 1 else None
+
+
+_COUNT_WITHOUT_NOUN = re.compile(
+    r"\b(?:\d+|an?|one|two|three|four|five|six|seven|eight|nine|ten|a few|a couple(?: of)?|some)\s+"
+    r"(?:more|extra|additional|fewer|less)\b(?=\s*(?:$|[,.;:!?]|(?:on|in|at|for|to|by|from|with|than|of|next|this|"
+    r"then|now|please|later|soon)\b))",
+    re.I,
+)
+"""A count whose noun is the last request's ("add two more on their own", "drop three fewer"): like "it",
+it points back at what the last turn counted."""
+
+
+_COUNTED = re.compile(r"\bhow\s+many\s+([a-z]+)|\b\d+\s+([a-z]+)", re.I)
+
+
+def _with_counted_noun(text: str, clause: str) -> str:
+    """A count without its noun with the noun the clause counted ("add two more" after "how many seats
+    are they on" -> "add two more seats"): what the instructions are about, in the words they use."""
+    m = _COUNT_WITHOUT_NOUN.search(text)
+    counted = _COUNTED.search(clause)
+    if m is None or counted is None:
+        return text
+    noun = counted.group(1) or counted.group(2)
+    if noun.lower() in STOPWORDS:
+        return text
+    return f"{text[: m.end()]} {noun}{text[m.end() :]}"
+
+
+LEAD = 2.0
+"""How many times the next capability's confidence the first must have to lead on its own."""
+
+
+def _leading(
+    text: str,
+    names: Sequence[str],
+    affinity: Callable[[str, Sequence[str]], Mapping[str, float]] | None,
+    side_effects: Callable[[str], bool] | None,
+) -> list[str]:
+    """The one of `names` the classifier ranks clearly first on `text` (a confidence above 0 and at
+    least `LEAD` times the next one's), when it has no side effects; empty otherwise."""
+    if affinity is None or side_effects is None or not names:
+        return []
+    scores = affinity(text, list(names))
+    ranked = sorted(names, key=lambda n: -scores.get(n, 0.0))
+    top = scores.get(ranked[0], 0.0)
+    second = scores.get(ranked[1], 0.0) if len(ranked) > 1 else 0.0
+    if top <= 0.0 or top < LEAD * second or side_effects(ranked[0]):
+        return []
+    return [ranked[0]]
+
+
+_UNIT_NOUN = re.compile(r"\s+([a-z][a-z'’-]*)", re.I)
+
+
+def _unit_substitute(clause: str, new: Slot, text: str) -> str | None:
+    """The clause with the count of the same thing replaced ("it's 4 boxes" after "3 boxes of 144
+    screws, 3*144 total?" -> "4 boxes of 144 screws, 4*144 total?"): the number the new one's noun
+    follows in the clause, and the same value where the clause's expression uses it. None when the
+    new number has no noun after it, or the clause counts no such thing."""
+    if new.kind != "number":
+        return None
+    after = _UNIT_NOUN.match(text, text.find(new.text) + len(new.text)) if new.text in text else None
+    if after is None or after.group(1).lower() in STOPWORDS:
+        return None
+    noun = stem(after.group(1))
+    for old in slots(clause):
+        if old.kind != "number":
+            continue
+        follows = _UNIT_NOUN.match(clause, old.end)
+        if follows is None or stem(follows.group(1)) != noun:
+            continue
+        out = clause[: old.start] + new.text + clause[old.end :]
+        exprs = [e for e in slots(out) if e.kind == "expr"]
+        for e in sorted(exprs, key=lambda e: -e.start):
+            operands = re.sub(rf"(?<![\w.]){re.escape(old.text)}(?![\w.])", new.text, out[e.start : e.end])
+            out = out[: e.start] + operands + out[e.end :]
+        return out
+    return None
+
+
+def fit_quality_any(clause: str, new_slots: Sequence[Slot], text: str) -> int:
+    """The best `fit_quality` of any new slot in `clause` (0: none fits)."""
+    return max((fit_quality(clause, s, text) for s in new_slots), default=0)
+
+
+def _operand_of_unread_expression(
+    new_slots: Sequence[Slot],
+    entries: Sequence[TopicEntry],
+    kinds: Mapping[str, frozenset[str]] | None,
+    routable: Sequence[str],
+    correction: bool,
+) -> FollowUp | None:
+    """ "for the division, split it by 12 instead" after "time in Singapore + 2400/16" that the clock
+    alone answered: new numbers that no capability of the last turn reads, for a last clause that
+    holds an expression, go to the one capability whose guides hold expressions, with the expression
+    and the new operand in place (a rate for a rate, else the last one). None otherwise."""
+    if not kinds or not new_slots or any(s.kind != "number" for s in new_slots):
+        return None
+    last = _last_turn(entries)
+    if any(_takes(kinds.get(e.capability), s) for e in last for s in new_slots):
+        return None
+    readers = [n for n in routable if "expr" in kinds.get(n, frozenset())]
+    if len(readers) != 1:
+        return None
+    for entry in last:
+        if (expression := expression_of(entry.task)) is None:
+            continue
+        if (done := substitute(expression, new_slots[-1])) is not None:
+            return FollowUp(
+                "correction" if correction else "follow_up",
+                readers,
+                done,
+                f"a new operand for the expression of {entry.task!r}, which only {readers[0]} reads",
+            )
+    return None
+
+
+def _misread_last(
+    new_words: str,
+    new_slots: Sequence[Slot],
+    entries: Sequence[TopicEntry],
+    takers: Sequence[str],
+    affinity: Callable[[str, Sequence[str]], Mapping[str, float]] | None,
+    side_effects: Callable[[str], bool] | None,
+) -> FollowUp | None:
+    """ "what about 300" after "Enterprise numbers for 120 seats" was read as a customer lookup: the
+    new slot is of a kind no topic capability reads, yet it takes the place of a slot of that kind in
+    the last request, so that request was read by a capability that does not read what it holds.
+    The request with the new slot in place goes to the capability, of those that read the kind
+    (`takers`), on which the classifier ranks the old request highest, when one leads and has no
+    side effects. Only for an elliptical turn (the new slot and at most one other word); None
+    otherwise."""
+    if affinity is None or side_effects is None or not takers:
+        return None
+    if len(_words_besides_slots(new_words, new_slots)) > 1:
+        return None
+    clause = _last_turn(entries)[0].task
+    replaced = next((done for s in new_slots if (done := substitute(clause, s)) is not None), None)
+    if replaced is None:
+        return None
+    leading = _leading(clause, takers, affinity, side_effects)
+    if not leading:
+        return None
+    return FollowUp(
+        "follow_up",
+        leading,
+        replaced,
+        f"a new slot for the last request {clause!r}, which holds one of its kind: read as {leading[0]}'s",
+    )
+
+
+_INNER_PLACE_WORDS = 4
+"""At most this many content words around a place typed in lower case for it to be read as the new slot
+("and in santiago question mark"); a longer turn is a request of its own that happens to name a city."""
+
+
+def _inner_places(words: str) -> list[Slot]:
+    """The places a short fragment typed in lower case names among other words ("santiago question
+    mark", "vientiane the one in laos"): the shape finds no capitalised name, the time zone database
+    knows the city. None in a longer fragment (`_INNER_PLACE_WORDS`). Read only after a cue or in a
+    correction ("and in santiago ...", "I meant vientiane ..."): "is lagos too far?" asks about Lagos."""
+    if len(content_words(words)) > _INNER_PLACE_WORDS:
+        return []
+    return _lower_places(words, [])
+
+
+_MEANT_MID = re.compile(
+    r"\b(?:I\s+)?(?:meant|mean)\b(?:\s+to\s+(?:say|ask))?|\bshould(?:'ve| have) said\b", re.I
+)
+
+
+def _meant_words(words: str) -> str | None:
+    """What a correction means when it first repeats what it said ("I said vienna I meant vientiane",
+    "it's not 18, I mean 81"): the words after the last "I meant" inside the new words; None when
+    "meant" is not said after other words (the lead of a correction is already cut by `fragment`)."""
+    found = [m for m in _MEANT_MID.finditer(words) if m.start() > 0]
+    if not found:
+        return None
+    rest = words[found[-1].end() :].strip(" ,;:.!?-")
+    return rest if content_words(rest) else None
+
+
 def _each_its_own(
     new_slots: Sequence[Slot], last: Sequence[TopicEntry], kinds: Mapping[str, frozenset[str]] | None
 ) -> list[tuple[TopicEntry, str]] | None:
@@ -1789,8 +2189,10 @@ def _rewrite(
     anaphora: bool,
     known_names: frozenset[str] = frozenset(),
 ) -> str:
-    for slot in new_slots:
-        if (done := substitute(clause, _added(text, slot, clause))) is not None:
+    for slot in sorted(new_slots, key=lambda s: _precedence(text, s, clause)):
+        added = _added(text, slot, clause)
+        unit = _unit_substitute(clause, slot, text) if added is slot else None
+        if (done := unit or substitute(clause, added)) is not None:
             return done
     words = content_words(new_words)
     if (
@@ -1804,6 +2206,16 @@ def _rewrite(
 
 
 _MORE_OF = r"(?:more|extra|additional|further)"
+
+
+def _precedence(text: str, new: Slot, clause: str) -> int:
+    """Which new slot goes into the old clause first: a count said as an addition ("12 seats plus the
+    Berlin team, that's 7 more": the sum is the count asked for), then an identifier (it names what
+    the request is about more exactly than a name beside it: "the Kola Works lady, aisha@..."), then
+    the rest in the order said (the sort is stable)."""
+    if _added(text, new, clause) is not new:
+        return 0
+    return 1 if new.kind in IDENTIFIERS else 2
 
 
 def _added(text: str, new: Slot, clause: str) -> Slot:
