@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -270,8 +271,8 @@ def _ask_human(payload: Any, asked: int, redactor: Redactor) -> bool | str:
     Their words, as typed, go to the approval node, which understands yes/no words and phrases
     ("yes please", "no thanks") and asks again (a new interrupt, shown by the next call) when the
     answer is unclear. Denied (False), with a one-line note: no terminal to ask on, end of input
-    (Ctrl-D), or no clear answer after `MAX_QUESTIONS`. Ctrl-C raises KeyboardInterrupt: the
-    command ends (exit 130) and nothing waiting for approval was done.
+    (Ctrl-D), or no clear answer after `MAX_QUESTIONS`. Ctrl-C raises KeyboardInterrupt (`read_line`:
+    at any moment of the wait): the command ends (exit 130) and nothing waiting for approval was done.
     """
     say = _say(redactor)
     data = payload if isinstance(payload, Mapping) else {}
@@ -291,10 +292,8 @@ def _ask_human(payload: Any, asked: int, redactor: Redactor) -> bool | str:
     if asked > MAX_QUESTIONS:
         say(f"  (no clear yes or no after {MAX_QUESTIONS} questions: denied)")
         return False
-    sys.stderr.write("Approve? (yes/no) ")
-    sys.stderr.flush()
     try:
-        answer = input()
+        answer = read_line("Approve? (yes/no) ")
     except EOFError:  # Ctrl-D: no answer is a denial
         sys.stderr.write("\n")
         say("  (no answer: denied)")
@@ -303,6 +302,97 @@ def _ask_human(payload: Any, asked: int, redactor: Redactor) -> bool | str:
         sys.stderr.write("\n")  # the prompt's line is left open
         raise
     return answer.strip()[:ANSWER_LIMIT]
+
+
+def read_line(prompt: str) -> str:
+    """Show `prompt` on stderr and return the line then typed, without its newline: `input()`
+    (EOFError at the end of input, Ctrl-D; KeyboardInterrupt on Ctrl-C) without its race.
+
+    `input()` on a terminal checks for signals, then blocks in read(2). A SIGINT that lands between
+    the two (a Ctrl-C typed the moment the prompt shows; more often on a loaded machine) is only
+    recorded by Python's C-level handler, and read(2), which it came too early to interrupt, waits
+    on: the terminal shows "Approve? (yes/no) ^C" and nothing more. Here the wait is select(2) on the
+    terminal and on a pipe that Python writes a byte to for every signal it takes from before the
+    prompt is shown (`signal.set_wakeup_fd`): a Ctrl-C at any moment ends the wait, and the handler
+    it recorded raises KeyboardInterrupt as the wait returns. The line is read once select says it
+    is there. (`tests/test_cli.py::test_ctrl_c_at_the_prompt_however_the_sigint_arrives`.)
+
+    Standard input that is not a file (tests pass a StringIO), Windows, or a thread other than the
+    main one (which runs no signal handler) use `input()` after writing the prompt.
+    """
+    stdin = sys.stdin
+    try:
+        fd = stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        fd = -1
+    if fd < 0 or os.name == "nt" or threading.current_thread() is not threading.main_thread():
+        sys.stderr.write(prompt)
+        sys.stderr.flush()
+        return input()
+    with _interruptible(fd) as wakeup:
+        sys.stderr.write(prompt)
+        sys.stderr.flush()
+        data = b""
+        while not data.endswith(b"\n"):
+            _wait_readable(fd, wakeup)
+            chunk = os.read(fd, 4096)  # select said it is there: this read does not wait
+            if not chunk:  # end of input: Ctrl-D at the start of a line, or the terminal closed
+                break
+            data += chunk
+    if not data:
+        raise EOFError
+    return data.decode(stdin.encoding or "utf-8", stdin.errors or "strict").removesuffix("\n")
+
+
+@contextlib.contextmanager
+def _interruptible(fd: int) -> Iterator[int]:
+    """While the block runs, a signal Python takes writes a byte to the pipe whose read end is
+    yielded (`signal.set_wakeup_fd`; the previous wakeup fd, if any, is restored after).
+
+    A SIGINT this process inherited as ignored is honoured for the while when `fd` is the terminal
+    whose foreground this process is in: the person answering there can stop with Ctrl-C. (A script's
+    background job, a test run started with `scripts/test &` among them, starts with SIGINT ignored,
+    and its prompts on a terminal of their own, as the tests' pseudo-terminals are, waited through
+    every Ctrl-C.)
+    """
+    read_end, write_end = os.pipe()
+    ignored = False
+    try:
+        os.set_blocking(read_end, False)
+        os.set_blocking(write_end, False)
+        if signal.getsignal(signal.SIGINT) == signal.SIG_IGN and _in_the_foreground(fd):
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            ignored = True
+        previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+        try:
+            yield read_end
+        finally:
+            signal.set_wakeup_fd(previous)
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        os.close(read_end)
+        os.close(write_end)
+
+
+def _in_the_foreground(fd: int) -> bool:
+    """Whether `fd` is a terminal whose foreground process group is this process's."""
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+
+
+def _wait_readable(fd: int, wakeup: int) -> None:
+    """Wait until `fd` can be read. A byte on `wakeup` (a signal) ends the wait too: the handler
+    Python recorded runs as `os.read` returns (Ctrl-C: KeyboardInterrupt), then the wait goes on."""
+    while True:
+        ready, _, _ = select.select([fd, wakeup], [], [])
+        if wakeup in ready:
+            with contextlib.suppress(BlockingIOError):
+                os.read(wakeup, 512)
+        if fd in ready:
+            return
 
 
 def _run(
@@ -662,7 +752,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if not sys.stdin.isatty():
             print("routegraph demo: resetting replaces data: confirm with --yes", file=sys.stderr)
             return EXIT_INVALID
-        answer = input(f"reset {', '.join(map(str, targets))}? [y/N] ").strip().lower()
+        answer = read_line(f"reset {', '.join(map(str, targets))}? [y/N] ").strip().lower()
         if answer not in ("y", "yes"):
             print("nothing was reset")
             return EXIT_OK
