@@ -59,7 +59,16 @@ ROOT = Path(__file__).resolve().parent.parent
 REQUEST = "What is 12*7 and what time is it in Tokyo?"
 DEFAULT_DATA = Path("/work/shared/data/clinc150.jsonl")
 FALLBACK_DATA = ROOT / "tests" / "data" / "tiny.jsonl"
-VARIANTS = ("torch", "onnx-plain", "onnx-fp32", "onnx-int8-attention", "onnx-int8", "onnx-int8-blocks")
+VARIANTS = (
+    "torch",
+    "onnx-plain",
+    "onnx-fp32-bert",
+    "onnx-fp32",
+    "onnx-int8-attention",
+    "onnx-int8",
+    "onnx-int8-blocks",
+    "onnx-int8-tokens",
+)
 TARGET_RATIO = 2.0
 TARGET_PEAK_MIB = 300.0
 TARGET_P50_MS = {"minilm": 5.0, "mpnet": 20.0}
@@ -224,10 +233,14 @@ def queries(path: Path, count: int) -> list[str]:
 
 def _encoder(name: str, variant: str, threads: int, work: Path, cache: Path) -> Any:
     """The encoder a variant names: `torch` (sentence-transformers), `onnx-plain` (the fp32 export
-    without onnxruntime's fusions: the graph before this benchmark's optimisations), `onnx-fp32`
+    without onnxruntime's fusions: the graph before this benchmark's optimisations), `onnx-fp32-bert`
+    (the BERT rules' fusions only: mpnet's attention unfused, session 15's graph), `onnx-fp32`
     (fused), `onnx-int8-attention` (fused, the attention's projections int8), `onnx-int8` (the
-    default recipe: `onnx-int8-blocks` on a CPU with VNNI, `onnx_runtime.BLOCKS_BY_DEFAULT`), `onnx-int8-blocks`
-    (those, and the other weight matrices int8 per block, `onnx_runtime.BLOCKWISE`)."""
+    encoder's default recipe: MiniLM `onnx-int8-blocks` on a CPU with VNNI,
+    `onnx_runtime.BLOCKS_BY_DEFAULT`; mpnet `onnx-int8-tokens`, `encoders.MPNET_INT8`), `onnx-int8-blocks`
+    (those, and the other weight matrices int8 per block, `onnx_runtime.BLOCKWISE`: mpnet's default
+    in session 15), `onnx-int8-tokens` (every weight matrix int8 per channel, the activations
+    smoothed and quantised per token, `onnx_runtime.TOKENWISE`)."""
     from graph.classifier.encoders import MiniLMEncoder, MPNetEncoder
     from graph.classifier.onnx_runtime import PLAIN, OnnxModel, Precision
 
@@ -238,19 +251,26 @@ def _encoder(name: str, variant: str, threads: int, work: Path, cache: Path) -> 
         if name == "mpnet"
         else MiniLMEncoder(onnx_dir=onnx, precision=precision, threads=threads)
     )
-    if variant == "onnx-plain":
+    if variant in ("onnx-plain", "onnx-fp32-bert"):
+        from graph.classifier.onnx_runtime import optimized
+
         folder = encoder.onnx_folder()
         assert folder is not None
         encoder.runtime()  # exported first if need be
-        encoder._runtime = (folder, OnnxModel(folder, threads=threads, model=folder / PLAIN))
-    if variant in ("onnx-int8-attention", "onnx-int8-blocks"):
-        # attention-only, or every other weight matrix int8 per block too (the default with VNNI)
-        from graph.classifier.onnx_runtime import BLOCKWISE, quantized
+        model = folder / PLAIN if variant == "onnx-plain" else optimized(folder, attention=False)
+        encoder._runtime = (folder, OnnxModel(folder, threads=threads, model=model))
+    if variant in ("onnx-int8-attention", "onnx-int8-blocks", "onnx-int8-tokens"):
+        # attention-only, or every other weight matrix int8 per block too (the default with VNNI),
+        # or every weight matrix per channel with token-wise activations (mpnet's default)
+        from graph.classifier.onnx_runtime import BLOCKWISE, TOKENWISE, quantized
 
         folder = encoder.onnx_folder()
         assert folder is not None
         encoder.runtime()
-        model = quantized(folder, blocks=BLOCKWISE if variant == "onnx-int8-blocks" else ())
+        if variant == "onnx-int8-tokens":
+            model = quantized(folder, quantize=(), blocks=(), tokens=tuple(TOKENWISE))
+        else:
+            model = quantized(folder, blocks=BLOCKWISE if variant == "onnx-int8-blocks" else ())
         encoder._runtime = (folder, OnnxModel(folder, threads=threads, model=model))
     return encoder
 
@@ -357,26 +377,34 @@ SESSION_LEVERS: dict[str, dict[str, Any]] = {
     "no memory pattern": {"pattern": False},
     "parallel execution, 2 inter-op threads": {"parallel": True},
     "IO binding (outputs bound, copied once)": {"iobinding": True},
+    "the ORT_ENABLE_ALL graph saved once, loaded unoptimised": {"saved": True},
 }
 """onnxruntime session options measured against the encoder's own (`onnx_runtime.session`)."""
 
 
-def session_levers(texts: list[str], cache: Path, repeats: int = 2) -> dict[str, Any]:
-    """`session.run` of MiniLM's default model (the int8 recipe) per one-text request, under each of
-    `SESSION_LEVERS`, in an order shuffled per request: p50 wall and CPU milliseconds, and the
-    speed-up against the default. Then the tokenizer's paths for one text."""
+def session_levers(
+    texts: list[str], cache: Path, repeats: int = 2, encoder_name: str = "minilm"
+) -> dict[str, Any]:
+    """`session.run` of an encoder's default model (MiniLM's or mpnet's int8 recipe) per one-text
+    request, under each of `SESSION_LEVERS`, in an order shuffled per request: p50 wall and CPU
+    milliseconds, and the speed-up against the default. Then the tokenizer's paths for one text."""
     import numpy as np
     import onnxruntime
     from tokenizers import Tokenizer
 
-    from graph.classifier.encoders import MiniLMEncoder
+    from graph.classifier.encoders import MiniLMEncoder, MPNetEncoder
     from graph.classifier.onnx_runtime import quantized
 
-    encoder = MiniLMEncoder(onnx_dir=cache)
+    encoder = (
+        MPNetEncoder(cache / "models", onnx_dir=cache, precision="int8")
+        if encoder_name == "mpnet"
+        else MiniLMEncoder(onnx_dir=cache)
+    )
     encoder.encode(["export it"])  # exported and quantised first if need be
     folder = encoder.onnx_folder()
     assert folder is not None
-    model = str(quantized(folder))
+    model = str(quantized(folder, **encoder.int8))
+    saved = str(Path(tempfile.mkdtemp(prefix="levers-")) / "saved.onnx")
 
     def session(threads: int = 1, spinning: str = "0", level: str = "ORT_ENABLE_ALL", **flags: Any) -> Any:
         options = onnxruntime.SessionOptions()
@@ -392,14 +420,26 @@ def session_levers(texts: list[str], cache: Path, repeats: int = 2) -> dict[str,
         options.enable_cpu_mem_arena = flags.get("arena", True)
         options.enable_mem_pattern = flags.get("pattern", True)
         options.log_severity_level = 3
+        if flags.get("saved"):  # optimised once, written out; this session only loads it
+            options.optimized_model_filepath = saved
+            onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+            options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+            options.log_severity_level = 3
+            return onnxruntime.InferenceSession(saved, options, providers=["CPUExecutionProvider"])
         return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     tokenizer.enable_truncation(256)
 
+    names = json.loads((folder / "meta.json").read_text())["inputs"]
+
     def feed(text: str) -> dict[str, Any]:
         ids = np.array([tokenizer.encode(text).ids], dtype=np.int64)
-        return {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+        inputs = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+        return {k: v for k, v in inputs.items() if k in names}
 
     def run(lever: dict[str, Any], runner: Any, inputs: dict[str, Any]) -> None:
         if not lever.get("iobinding"):
@@ -573,7 +613,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.session_levers:
         try:
             levers = session_levers(
-                queries(data, args.queries), args.cache_dir or work / "onnx-cache", args.runs
+                queries(data, args.queries),
+                args.cache_dir or work / "onnx-cache",
+                args.runs,
+                args.encoders[0] if args.encoders else "minilm",
             )
         finally:
             shutil.rmtree(work, ignore_errors=True)

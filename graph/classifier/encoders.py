@@ -24,17 +24,20 @@ import threading
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
 from graph.classifier.onnx_runtime import (
     EXPORT,
+    TOKENWISE,
+    Int8Recipe,
     OnnxModel,
     Precision,
-    blockwise,
+    _block_quantiser,
     export,
     exportable,
+    int8_dot_product,
     mean_pooled,
     recipe,
 )
@@ -49,18 +52,22 @@ of 32 rows (`onnx_runtime.BLOCKWISE`): CLINC150 in-scope accuracy equal to fp32'
 at the same threshold (README § Latency, rounds 2 and 3: measured); `fp32` stays available
 (`make_encoder(..., precision="fp32")`)."""
 MPNET_PRECISION: Precision = "fp32"
-"""mpnet's precision on a CPU without VNNI (or with `BLOCKS_BY_DEFAULT` off): its per-channel int8 copies moved vectors too far
-(cosine down to 0.25 with every weight matrix in int8, 0.63 with the feed-forward output kept
-float), so it runs fp32 there (`mpnet_precision`)."""
+"""mpnet's precision on a CPU without VNNI: its int8 recipes are measured only with VNNI's int8 dot
+products (without them onnxruntime's int8 products are slower, and may saturate), so it runs fp32
+there (`mpnet_precision`)."""
+MPNET_INT8: Int8Recipe = {"quantize": (), "blocks": (), "tokens": tuple(TOKENWISE)}
+"""mpnet's int8 recipe (`onnx_runtime.quantized`'s keywords): every weight matrix int8 per output
+channel, its input smoothed and quantised per token (`onnx_runtime.TOKENWISE`; session 16):
+`score()` 15.0 ms of CPU at p50 against 27.4 ms for session 15's recipe (every weight matrix int8
+per block of 32 rows, MatMulNBits: MiniLM's default, `{}`) and 43.1 ms fp32, CLINC150 figures
+equal to fp32's (CHANGELOG, "Session 16: mpnet latency")."""
 
 
 def mpnet_precision() -> Precision:
-    """mpnet's default precision: `int8` with the block-wise recipe (`BLOCKS_BY_DEFAULT`, on by
-    default) on a CPU with VNNI, where every weight matrix is int8
-    per block of 32 rows (`onnx_runtime.BLOCKWISE`: vectors at cosine >= 0.998 of fp32's, CLINC150
-    accuracy within 0.0013 of fp32's at the same threshold, 1.6x less CPU: README § Latency, round
-    3), else `MPNET_PRECISION`."""
-    return "int8" if blockwise() else MPNET_PRECISION
+    """mpnet's default precision: `int8` (`MPNET_INT8`) on a CPU with VNNI (and, if the recipe
+    has blocks, where the block-wise quantiser is installed), else `MPNET_PRECISION`."""
+    usable = int8_dot_product() and (not MPNET_INT8.get("blocks") or _block_quantiser())
+    return "int8" if usable else MPNET_PRECISION
 
 
 EncoderName = Literal["lexical", "minilm", "mpnet", "openai"]
@@ -220,11 +227,14 @@ class MiniLMEncoder:
         """The fine-tuned weights (a torch state dict) `weights_tag` names, when they came from the
         cache: loaded over the base weights if the torch model is needed again (to export it)."""
 
+    int8: ClassVar[Int8Recipe] = {}
+    """The int8 recipe when not the default (`onnx_runtime.quantized`'s keywords): mpnet's."""
+
     @property
     def identity(self) -> str:
         if self.precision == "fp32" or self.onnx_dir is None:
             return self.training_identity
-        return f"{self.training_identity}:{recipe(self.precision)}"
+        return f"{self.training_identity}:{recipe(self.precision, **self.int8)}"
 
     @property
     def training_identity(self) -> str:
@@ -319,8 +329,8 @@ class MiniLMEncoder:
                 self.onnx_dir = None  # e.g. a [CLS]-pooled model: sentence-transformers encodes it
                 return None
             log.info("exporting %s to %s (once)", self.identity, folder)
-            export(model, folder)
-        runtime = shared_runtime(folder, self.precision, self.threads)
+            export(model, folder, self.int8)
+        runtime = shared_runtime(folder, self.precision, self.threads, self.int8)
         with self._lock:
             self._runtime = (folder, runtime)
         return runtime
@@ -523,6 +533,7 @@ class MPNetEncoder(MiniLMEncoder):
     vectors); see `EncoderName` for when to choose it."""
 
     kind = "mpnet"
+    int8 = MPNET_INT8
 
     def __init__(
         self,
@@ -611,18 +622,20 @@ _RUNTIMES: dict[tuple[str, str, int | None], OnnxModel] = {}
 _RUNTIMES_LOCK = threading.Lock()
 
 
-def shared_runtime(folder: Path, precision: Precision, threads: int | None) -> OnnxModel:
+def shared_runtime(
+    folder: Path, precision: Precision, threads: int | None, int8: Int8Recipe | None = None
+) -> OnnxModel:
     """One onnxruntime session per exported model and process, whichever encoder (or graph) asks.
 
     The folder's name is the content key of the weights it holds (`onnx_folder`), so two folders of
     the same name hold the same model: a process that builds many graphs (a server reloading its
     registry, a test suite, a notebook) keeps one session of about 100 MB per model instead of one
     per graph. A session runs concurrent requests; `OnnxModel` locks its tokenizer."""
-    key = (folder.name, recipe(precision), threads)
+    key = (folder.name, recipe(precision, **(int8 or {})), threads)
     with _RUNTIMES_LOCK:
         runtime = _RUNTIMES.get(key)
         if runtime is None:
-            runtime = _RUNTIMES[key] = OnnxModel(folder, precision=precision, threads=threads)
+            runtime = _RUNTIMES[key] = OnnxModel(folder, precision=precision, threads=threads, int8=int8)
         return runtime
 
 

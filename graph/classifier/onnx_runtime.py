@@ -4,10 +4,12 @@ A sentence-transformers model (its transformer, then mean pooling, then L2 norma
 exported once (`export`, which needs torch) to a folder keyed by the weights' content: the
 transformer as `model.onnx`, its fast tokenizer as `tokenizer.json`, and what pooling needs in
 `meta.json`. Two copies are derived from that export once, with onnxruntime only (no torch):
-`model.opt.onnx`, the graph with onnxruntime's transformer fusions (attention, LayerNorm with its
-residual, GELU with its bias: `optimized`), the `fp32` model; and `model.int8-*.onnx`, that graph
-with int8 weights (`quantized`): the fused attention's per output channel, the other weight
-matrices per block of 32 rows where the CPU has VNNI. `OnnxModel`
+`model.opt2.onnx`, the graph with onnxruntime's transformer fusions (attention, LayerNorm with its
+residual, GELU with its bias: `optimized`; mpnet's attention, which adds a relative position bias,
+by `fuse_biased_attention`), the `fp32` model; and `model.*.onnx`, that graph with int8 weights
+(`quantized`): MiniLM's fused attention per output channel and its other weight matrices per block
+of 32 rows where the CPU has VNNI; mpnet's weight matrices per output channel with the activations
+quantised per token (`TOKENWISE`). `OnnxModel`
 reads the folder and pools exactly as sentence-transformers does: the mean of the token vectors
 under the attention mask, then unit length.
 """
@@ -42,7 +44,12 @@ with VNNI (`BLOCKS_BY_DEFAULT`, `blockwise`), every other weight matrix per bloc
 `quantized`."""
 
 PLAIN = "model.onnx"
-OPTIMIZED = "model.opt.onnx"
+OPTIMIZED = "model.opt2.onnx"
+"""The fused fp32 graph (2: mpnet's attention fused too, `fuse_biased_attention`; session 16). Its
+name changes with what `optimized` makes, so an export's older fused graph is not read as this one."""
+BERT_FUSED = "model.opt.onnx"
+"""The graph with the BERT rules' fusions only (`optimized(folder, attention=False)`): session 15's
+fused graph, kept for the benchmark's `onnx-fp32-bert` variant."""
 QUANTIZE = ("attention",)
 """The layers `quantized` makes int8 (kinds in `LAYERS`): the attention's query, key and value
 projections, in every transformer layer. Quantising more (the attention's output, the
@@ -70,6 +77,43 @@ Empty on a CPU without int8 dot-product instructions (`int8_dot_product`), where
 would compute these blocks in float, three times slower than fp32 here."""
 BLOCK = 32
 """Rows per block of `BLOCKWISE` weights (32: the closest vectors of 32, 64, 128 measured)."""
+
+TOKENWISE: dict[str, float] = {
+    "attention": 0.8,
+    "attention_output": 0.5,
+    "ffn_input": 0.5,
+    "ffn_output": 0.5,
+}
+"""mpnet's int8 recipe (`quantized(..., tokens=...)`, `encoders.MPNET_INT8`): the weight matrices of
+these layers int8 per output channel, their inputs quantised on the fly (onnxruntime's
+`DynamicQuantizeMatMul`, an int8 matrix product twice as fast here as `MatMulNBits`' blocks), after
+two exact rescalings that keep that per-tensor quantiser close: each input column divided by a
+smoothing factor folded into the weights' rows (SmoothQuant: max|x|^alpha / max|w|^(1 - alpha),
+alpha per layer kind as given, max|x| from `CALIBRATION`), and each row (token) divided by its
+largest magnitude, multiplied back after the product (`_tokenwise`). mpnet's `<s>` and `</s>`
+tokens carry activations 20-50 times the others' in a few channels: quantised per tensor, every
+other token's values fell to a few levels (cosine 0.86 to fp32's vectors); per token and smoothed,
+0.9939 at the least (0.9906 in a padded batch), 0.9985 on average over 150 CLINC150 requests
+(CHANGELOG, "Session 16: mpnet latency": measured, with the alphas tried)."""
+TOKENWISE_VERSION = 1
+"""Part of the token-wise recipe's name: bumped when `_tokenwise` or `CALIBRATION` change."""
+CALIBRATION = (
+    *PROBES,
+    "book me a flight to Paris next Friday",
+    "what's my account balance",
+    "set an alarm for 7 am",
+    "How do I reset my password?",
+    "translate 'good morning' into German",
+    "is it going to rain tomorrow",
+    "cancel my subscription",
+    "who wrote Pride and Prejudice?",
+    "ok thanks, bye",
+    "play some jazz",
+    "my card was declined at the store, why?",
+    "Summarise this document in three bullet points",
+)
+"""Texts whose activations set `TOKENWISE`'s smoothing factors (the largest magnitude per input
+column): fixed, so a recipe's int8 copy is the same on every machine."""
 
 
 @functools.cache
@@ -114,18 +158,28 @@ SMALL_BATCH = 8
 
 
 def recipe(
-    precision: Precision, quantize: Sequence[str] | None = None, blocks: Sequence[str] | None = None
+    precision: Precision,
+    quantize: Sequence[str] | None = None,
+    blocks: Sequence[str] | None = None,
+    tokens: Sequence[str] = (),
 ) -> str:
     """Names what a precision computes: part of the encoder's identity (and so of every cache key)
-    and of the int8 file's name, so vectors of one recipe are never read as another's."""
+    and of the int8 file's name, so vectors of one recipe are never read as another's. `tokens`:
+    the layers quantised token-wise (`TOKENWISE`; none by default)."""
     if precision == "fp32":
         return "fp32"
-    quantize = QUANTIZE if quantize is None else quantize
-    blocks = blockwise() if blocks is None else blocks
+    quantize, blocks, tokens = _plan(quantize, blocks, tokens)
     parts = ["int8-" + "-".join(sorted(quantize))] if quantize else []
+    if tokens:
+        parts.append(f"tok{TOKENWISE_VERSION}-" + "-".join(sorted(tokens)))
     if blocks:
         parts.append(f"b{BLOCK}-" + "-".join(sorted(blocks)))
     return "+".join(parts) or "int8-"
+
+
+Int8Recipe = dict[str, tuple[str, ...]]
+"""`quantized`'s keywords (`quantize`, `blocks`, `tokens`) for an encoder whose int8 recipe is not
+the default (mpnet: `encoders.MPNET_INT8`); empty for the default."""
 
 
 def complete(folder: Path) -> bool:
@@ -142,8 +196,10 @@ class OnnxModel:
         precision: Precision = "fp32",
         threads: int | None = 1,
         model: Path | None = None,
+        int8: Int8Recipe | None = None,
     ) -> None:
-        """`model`: a model file other than the precision's (the unfused export, for a benchmark)."""
+        """`model`: a model file other than the precision's (the unfused export, for a benchmark);
+        `int8`: the int8 recipe, when not the default (`quantized`'s keywords)."""
         from tokenizers import Tokenizer
 
         self.folder = folder
@@ -152,7 +208,7 @@ class OnnxModel:
         self.dimension = int(meta["dimension"])
         self.mean_pooled = bool(meta["mean_pooled"])
         self.inputs: list[str] = list(meta["inputs"])
-        path = model or (quantized(folder) if precision == "int8" else optimized(folder))
+        path = model or (quantized(folder, **(int8 or {})) if precision == "int8" else optimized(folder))
         self.session = session(path, threads)
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(self.max_length)
@@ -282,26 +338,37 @@ def _derive(folder: Path, name: str, make: Callable[[Path], None]) -> Path:
 
 
 def _probe(folder: Path, path: Path) -> np.ndarray:
-    """Mean-pooled, unit-length vectors of `PROBES` through the model at `path`."""
+    """Mean-pooled, unit-length vectors of `PROBES` through the model at `path`: one at a time,
+    then as one batch padded on the right (the attention mask's path)."""
     from tokenizers import Tokenizer
 
     meta = json.loads((folder / "meta.json").read_text())
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     runner = session(path)
+    encoded = [tokenizer.encode(text).ids for text in PROBES]
+    width = max(len(e) for e in encoded)
+    ids = np.full((len(encoded), width), int(meta["pad_id"]), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for row, e in enumerate(encoded):
+        ids[row, : len(e)], mask[row, : len(e)] = e, 1
     rows = []
-    for text in PROBES:
-        ids = np.array([tokenizer.encode(text).ids], dtype=np.int64)
-        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
-        hidden = runner.run(None, {k: v for k, v in feed.items() if k in meta["inputs"]})[0][0].mean(0)
-        rows.append(hidden / np.linalg.norm(hidden))
+    for batch, weights in [
+        *((ids[i : i + 1, : len(e)], mask[i : i + 1, : len(e)]) for i, e in enumerate(encoded)),
+        (ids, mask),
+    ]:
+        feed = {"input_ids": batch, "attention_mask": weights, "token_type_ids": np.zeros_like(batch)}
+        hidden = runner.run(None, {k: v for k, v in feed.items() if k in meta["inputs"]})[0]
+        means = (hidden * weights[..., None]).sum(1) / weights.sum(1, keepdims=True)
+        rows.extend(means / np.linalg.norm(means, axis=1, keepdims=True))
     return np.array(rows)
 
 
-def optimized(folder: Path) -> Path:
+def optimized(folder: Path, attention: bool = True) -> Path:
     """The fp32 model: the export with onnxruntime's transformer fusions (`optimize_model`,
-    BERT rules, which also fuse mpnet's LayerNorms and GELUs), made once. Used only if it encodes
-    `PROBES` as the plain export does (cosine > 0.9999); otherwise the plain export is linked in
-    its place, so the check is not repeated."""
+    BERT rules, which also fuse mpnet's LayerNorms and GELUs; then `fuse_biased_attention` for
+    mpnet's attention; `attention` False: not that, `BERT_FUSED`), made once. Used only if it
+    encodes `PROBES` as the plain export does, one at a time and as a padded batch (cosine >
+    0.9999); otherwise the plain export is linked in its place, so the check is not repeated."""
     plain = folder / PLAIN
 
     def make(tmp: Path) -> None:
@@ -316,6 +383,8 @@ def optimized(folder: Path) -> Path:
                 hidden_size=int(meta["dimension"]),
                 opt_level=0,  # fusions only: what onnxruntime adds at load time stays portable
             )
+            if attention:
+                fuse_biased_attention(fused.model)
             fused.save_model_to_file(str(tmp))
             agrees = bool((_probe(folder, tmp) * _probe(folder, plain)).sum(1).min() > 0.9999)
         except Exception as exc:  # an architecture the fusion rules do not know: run it unfused
@@ -325,7 +394,167 @@ def optimized(folder: Path) -> Path:
             tmp.unlink(missing_ok=True)
             os.link(plain, tmp)
 
-    return _derive(folder, OPTIMIZED, make)
+    return _derive(folder, OPTIMIZED if attention else BERT_FUSED, make)
+
+
+def _graph_maps(graph: Any) -> tuple[dict[str, Any], dict[str, list[Any]], dict[str, Any]]:
+    """A graph's producers (by output name), consumers (by input name) and initializers."""
+    producer = {o: n for n in graph.node for o in n.output}
+    consumers: dict[str, list[Any]] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    return producer, consumers, {i.name: i for i in graph.initializer}
+
+
+def _sort_and_prune(graph: Any) -> None:
+    """Drops the nodes (and initializers) no graph output depends on any longer, then puts the
+    nodes in an order where each comes after its inputs' producers (ONNX's rule)."""
+    keep = list(graph.node)
+    outputs = {o.name for o in graph.output}
+    while True:
+        used = {i for n in keep for i in n.input} | outputs
+        alive = [n for n in keep if any(o in used for o in n.output)]
+        if len(alive) == len(keep):
+            break
+        keep = alive
+    used = {i for n in keep for i in n.input}
+    initializers = [i for i in graph.initializer if i.name in used]
+    available = {i.name for i in graph.input} | {i.name for i in initializers} | {""}
+    ordered: list[Any] = []
+    while keep:
+        ready = [n for n in keep if all(i in available for i in n.input)]
+        if not ready:
+            raise ValueError("the graph has a cycle or an input nothing produces")
+        ordered += ready
+        for n in ready:
+            available.update(n.output)
+        ready_ids = {id(n) for n in ready}
+        keep = [n for n in keep if id(n) not in ready_ids]
+    del graph.node[:]
+    graph.node.extend(ordered)
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
+
+
+def fuse_biased_attention(model: Any) -> int:
+    """Rewrites each self-attention that onnxruntime's BERT rules left unfused because it adds a
+    bias to its scores (mpnet's relative position bias, then the attention mask) as one
+    `MultiHeadAttention` node (onnxruntime's contrib op): the query, key and value projections stay
+    MatMul nodes of their own (their biases go into the fused node), and the position bias plus
+    the mask is added once for all layers, as the node's `attention_bias` (batch, heads, tokens,
+    tokens). The pattern, per layer, as torch.onnx.export traces MPNet's eager attention:
+    `Softmax(MatMul(q, k^T) / sqrt(d) + position_bias + mask) @ v`, q, k and v each
+    `Transpose(Reshape(Add(MatMul(x, W), b)))` of one input x, the product transposed back and
+    reshaped to (batch, tokens, hidden). Returns how many were fused (0 where there is none, as in
+    MiniLM's graph, whose attention the BERT rules fuse already); `model` is changed in place."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    producer, consumers, initializers = _graph_maps(graph)
+
+    def made_by(name: str, op: str) -> Any:
+        node = producer.get(name)
+        return node if node is not None and node.op_type == op else None
+
+    def perm(node: Any) -> tuple[int, ...]:
+        return tuple(next((a.ints for a in node.attribute if a.name == "perm"), ()))
+
+    def scalar(name: str) -> float | None:
+        if name in initializers:
+            value = numpy_helper.to_array(initializers[name])
+        elif (node := made_by(name, "Constant")) is not None and node.attribute:
+            value = numpy_helper.to_array(node.attribute[0].t)
+        else:
+            return None
+        return float(value.reshape(-1)[0]) if value.size == 1 else None
+
+    def projection(name: str, order: tuple[int, ...]) -> tuple[Any, str, list[Any]] | None:
+        """The MatMul, bias and the nodes between them and the heads' layout (`order`)."""
+        transpose = made_by(name, "Transpose")
+        if transpose is None or perm(transpose) != order:
+            return None
+        reshape = made_by(transpose.input[0], "Reshape")
+        add = reshape is not None and made_by(reshape.input[0], "Add")
+        if not add:
+            return None
+        biases = [i for i in add.input if i in initializers]
+        others = [i for i in add.input if i not in initializers]
+        matmul = len(biases) == 1 and len(others) == 1 and made_by(others[0], "MatMul")
+        if not matmul or matmul.input[1] not in initializers:
+            return None
+        return matmul, biases[0], [transpose, reshape, add]
+
+    removed: set[int] = set()
+    added: list[Any] = []
+    summed: dict[tuple[str, str], str] = {}
+    fused = 0
+    for softmax in list(graph.node):
+        if softmax.op_type != "Softmax":
+            continue
+        masked = made_by(softmax.input[0], "Add")
+        if masked is None:
+            continue
+        biased = next((producer[i] for i in masked.input if (made_by(i, "Add"))), None)
+        if biased is None:
+            continue
+        scaled = next((producer[i] for i in biased.input if made_by(i, "Div")), None)
+        if scaled is None:
+            continue
+        mask = next(i for i in masked.input if i != biased.output[0])
+        position = next(i for i in biased.input if i != scaled.output[0])
+        divisor = scalar(scaled.input[1])
+        scores = made_by(scaled.input[0], "MatMul")
+        users = consumers.get(softmax.output[0], [])
+        if divisor is None or scores is None or len(users) != 1 or users[0].op_type != "MatMul":
+            continue
+        weighted = users[0]
+        q = projection(scores.input[0], (0, 2, 1, 3))
+        k = projection(scores.input[1], (0, 2, 3, 1))
+        v = projection(weighted.input[1], (0, 2, 1, 3))
+        after = consumers.get(weighted.output[0], [])
+        if q is None or k is None or v is None or len(after) != 1 or after[0].op_type != "Transpose":
+            continue
+        back = after[0]
+        merged = consumers.get(back.output[0], [])
+        if perm(back) != (0, 2, 1, 3) or len(merged) != 1 or merged[0].op_type != "Reshape":
+            continue
+        if len({q[0].input[0], k[0].input[0], v[0].input[0]}) != 1:
+            continue
+        hidden = int(numpy_helper.to_array(initializers[q[0].input[1]]).shape[1])
+        head_size = round(divisor**2)
+        if head_size <= 0 or abs(divisor**2 - head_size) > 1e-3 or hidden % head_size:
+            continue
+        if (position, mask) not in summed:  # the same for every layer: added once
+            name = f"/attention_bias_{len(summed)}"
+            added.append(helper.make_node("Add", [position, mask], [name], name=name))
+            summed[position, mask] = name
+        bias = np.concatenate([numpy_helper.to_array(initializers[p[1]]) for p in (q, k, v)])
+        bias_name = q[0].name.rsplit("/", 2)[0] + "/qkv_bias"
+        graph.initializer.append(numpy_helper.from_array(bias.astype(np.float32), bias_name))
+        added.append(
+            helper.make_node(
+                "MultiHeadAttention",
+                [q[0].output[0], k[0].output[0], v[0].output[0], bias_name, "", summed[position, mask]],
+                [merged[0].output[0]],
+                name=softmax.name.rsplit("/", 1)[0] + "/MultiHeadAttention",
+                domain="com.microsoft",
+                num_heads=hidden // head_size,
+                scale=1.0 / divisor,
+            )
+        )
+        for node in [*q[2], *k[2], *v[2], scores, scaled, biased, masked, softmax, weighted, back, merged[0]]:
+            removed.add(id(node))
+        fused += 1
+    if not fused:
+        return 0
+    kept = [n for n in graph.node if id(n) not in removed]
+    del graph.node[:]
+    graph.node.extend([*kept, *added])
+    _sort_and_prune(graph)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return fused
 
 
 LAYERS = {
@@ -358,23 +587,39 @@ def _kind(node: Any) -> str | None:
     return None
 
 
+def _plan(
+    quantize: Sequence[str] | None, blocks: Sequence[str] | None, tokens: Sequence[str]
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """`quantized`'s layer kinds with their defaults, each in one scheme only: token-wise first,
+    then blocks, then per channel."""
+    tokens = tuple(sorted(tokens))
+    blocks = tuple(sorted(b for b in (blockwise() if blocks is None else blocks) if b not in tokens))
+    quantize = tuple(sorted(q for q in (QUANTIZE if quantize is None else quantize) if q not in tokens))
+    return quantize, blocks, tokens
+
+
 def quantized(
-    folder: Path, quantize: Sequence[str] | None = None, blocks: Sequence[str] | None = None
+    folder: Path,
+    quantize: Sequence[str] | None = None,
+    blocks: Sequence[str] | None = None,
+    tokens: Sequence[str] = (),
 ) -> Path:
     """The int8 copy of the fp32 (fused) model, made once: the layers `quantize` names (default
     `QUANTIZE`) get int8 weights per output channel (per-tensor int8 lost up to 0.13 of cosine),
     their inputs quantised on the fly (`quantize_dynamic`); the weight matrices of the layers
     `blocks` names (default `blockwise()`) get int8 weights per block of `BLOCK` rows
-    (`MatMulNBits`); every other node stays float."""
-    quantize = QUANTIZE if quantize is None else quantize
-    blocks = blockwise() if blocks is None else blocks
-    source = optimized(folder)
+    (`MatMulNBits`); those of the layers `tokens` names (none by default; mpnet: `TOKENWISE`)
+    int8 per output channel with their inputs smoothed and quantised per token (`_tokenwise`);
+    every other node stays float."""
+    quantize, blocks, tokens = _plan(quantize, blocks, tokens)
 
     def make(tmp: Path) -> None:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        graph = onnx.load(str(source), load_external_data=False).graph
+        source = optimized(folder)
+        model = onnx.load(str(source), load_external_data=False)
+        graph = model.graph
         weights = {w.name for w in graph.initializer}
 
         def weighted(kinds: Sequence[str], ops: Sequence[str]) -> list[str]:
@@ -387,9 +632,11 @@ def quantized(
                 and _kind(n) in kinds
             ]
 
-        in_blocks = weighted(blocks, ("MatMul",))  # before per channel: the closer of the two
-        chosen = [n for n in weighted(quantize, ("Attention", "MatMul")) if n not in set(in_blocks)]
-        if not chosen and not in_blocks:  # onnxruntime would read an empty list as "every node"
+        by_token = weighted(tokens, ("MatMul",))
+        in_blocks = [n for n in weighted(blocks, ("MatMul",)) if n not in set(by_token)]
+        taken = set(by_token) | set(in_blocks)  # blocks before per channel: the closer of the two
+        chosen = [n for n in weighted(quantize, ("Attention", "MatMul")) if n not in taken]
+        if not chosen and not in_blocks and not by_token:  # onnxruntime would read [] as "every node"
             log.warning(
                 "%s: no layer to quantise in %s: the int8 copy is the fp32 model", folder.name, quantize
             )
@@ -402,13 +649,16 @@ def quantized(
         try:
             own = private / source.name
             os.link(source, own)
-            if chosen:
+            if by_token:
+                _tokenwise(folder, own, private / "tokens.onnx", by_token)
+                own = private / "tokens.onnx"
+            if chosen or by_token:
                 quantize_dynamic(
                     own,
                     private / "dynamic.onnx",
                     weight_type=QuantType.QInt8,
                     per_channel=True,
-                    nodes_to_quantize=chosen,
+                    nodes_to_quantize=[*by_token, *chosen],
                     # The fused operators' outputs have no type that ONNX's shape inference knows.
                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
                 )
@@ -420,7 +670,89 @@ def quantized(
         finally:
             shutil.rmtree(private, ignore_errors=True)
 
-    return _derive(folder, f"model.{recipe('int8', quantize, blocks)}.onnx", make)
+    return _derive(folder, f"model.{recipe('int8', quantize, blocks, tokens)}.onnx", make)
+
+
+def _tokenwise(folder: Path, source: Path, target: Path, nodes: Sequence[str]) -> None:
+    """Prepares `nodes` (MatMuls with a weight matrix, of the kinds in `TOKENWISE`) for a
+    per-tensor activation quantiser with two exact rescalings, written from `source` to `target`:
+    per input column, x / s and s * W (SmoothQuant: s = max|x|^a / max|w|^(1 - a), max|x| over
+    `CALIBRATION`, a = `TOKENWISE[kind]`), a `Mul` before the MatMul; per row (token), x divided by
+    its largest magnitude and the product multiplied back by it (`Abs`, `ReduceMax`, `Div`, `Mul`).
+    MatMuls of one input (a layer's query, key and value) share both. The products are the fp32
+    ones up to rounding (the caller checks nothing; `quantized`'s tests compare vectors)."""
+    import onnx
+    import onnxruntime
+    from onnx import helper, numpy_helper
+    from tokenizers import Tokenizer
+
+    model = onnx.load(str(source))
+    graph = model.graph
+    _, _, initializers = _graph_maps(graph)
+    chosen = set(nodes)
+    groups: dict[str, list[Any]] = {}
+    for node in graph.node:
+        if node.name in chosen:
+            groups.setdefault(node.input[0], []).append(node)
+
+    # The largest magnitude of each input column over the calibration texts, in fp32.
+    outputs = len(graph.output)
+    for name in groups:
+        graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    runner = onnxruntime.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    del graph.output[outputs:]
+    meta = json.loads((folder / "meta.json").read_text())
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    largest: dict[str, np.ndarray] = {}
+    for text in CALIBRATION:
+        ids = np.array([tokenizer.encode(text).ids], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+        values = runner.run(list(groups), {k: v for k, v in feed.items() if k in meta["inputs"]})
+        for name, value in zip(groups, values, strict=True):
+            seen = np.abs(value.reshape(-1, value.shape[-1])).max(0)
+            largest[name] = np.maximum(largest[name], seen) if name in largest else seen
+    del runner
+
+    graph.initializer.append(numpy_helper.from_array(np.array(1e-12, dtype=np.float32), "/tokenwise/floor"))
+    added = []
+    for name, group in groups.items():
+        alpha = TOKENWISE[_kind(group[0]) or ""]
+        matrices = [numpy_helper.to_array(initializers[n.input[1]]) for n in group]
+        columns = np.max([np.abs(w).max(1) for w in matrices], axis=0)
+        smooth = np.maximum(largest[name], 1e-5) ** alpha / np.maximum(columns, 1e-5) ** (1 - alpha)
+        smooth = np.clip(smooth, 1e-2, 1e3).astype(np.float32)
+        base = group[0].name.rsplit("/", 1)[0] + "/tokenwise"
+        graph.initializer.append(numpy_helper.from_array(1 / smooth, base + "/smooth"))
+        added += [
+            helper.make_node("Mul", [name, base + "/smooth"], [base + "/smoothed"], name=base + "/Mul"),
+            helper.make_node("Abs", [base + "/smoothed"], [base + "/abs"], name=base + "/Abs"),
+            helper.make_node(
+                "ReduceMax", [base + "/abs"], [base + "/max"], name=base + "/ReduceMax", axes=[-1], keepdims=1
+            ),
+            helper.make_node(
+                "Max", [base + "/max", "/tokenwise/floor"], [base + "/scale"], name=base + "/Max"
+            ),
+            helper.make_node("Div", [base + "/smoothed", base + "/scale"], [base + "/x"], name=base + "/Div"),
+        ]
+        for node, matrix in zip(group, matrices, strict=True):
+            initializers[node.input[1]].CopyFrom(
+                numpy_helper.from_array((matrix * smooth[:, None]).astype(np.float32), node.input[1])
+            )
+            out = node.output[0]
+            node.input[0] = base + "/x"
+            node.output[0] = out + "/scaled"
+            added.append(
+                helper.make_node(
+                    "Mul", [out + "/scaled", base + "/scale"], [out], name=node.name + "/Rescale"
+                )
+            )
+    graph.node.extend(added)
+    _sort_and_prune(graph)
+    onnx.save(model, str(target))
 
 
 def _quantize_blocks(source: Path, target: Path, nodes: Sequence[str]) -> None:
@@ -466,9 +798,10 @@ def exportable(model: Any) -> bool:
     return mean_pooled(model) and kinds[0] == "Transformer" and set(kinds[1:]) <= {"Pooling", "Normalize"}
 
 
-def export(model: Any, folder: Path) -> Path:
+def export(model: Any, folder: Path, int8: Int8Recipe | None = None) -> Path:
     """Export a SentenceTransformer's transformer to `folder` (atomically: another process sees
-    it complete or not at all), with its tokenizer and what pooling needs."""
+    it complete or not at all), with its tokenizer and what pooling needs; then its fused graph and
+    its int8 copy (`int8`: the encoder's recipe, when not the default), in a child process."""
     import torch
 
     if complete(folder):
@@ -544,12 +877,13 @@ def export(model: Any, folder: Path) -> Path:
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    derive_variants(folder)
+    derive_variants(folder, int8)
     return folder
 
 
-def derive_variants(folder: Path) -> None:
-    """Build the fused graph and the int8 copy of a new export now, in a child process, rather than
+def derive_variants(folder: Path, int8: Int8Recipe | None = None) -> None:
+    """Build the fused graph and the int8 copy (of the recipe `int8`, when not the default) of a new
+    export now, in a child process, rather than
     in the first run that opens it: `quantize_dynamic` alone peaks near 750 MiB, which a first ask
     on base weights (`deferred`) would otherwise pay, and the child's memory is returned when it
     exits instead of adding to the exporting process's own peak. A failure is only logged: the
@@ -561,7 +895,13 @@ def derive_variants(folder: Path) -> None:
         # Run from the directory that holds the `graph` package: `-m` puts it on the child's path
         # whether or not routegraph is installed.
         done = subprocess.run(
-            [sys.executable, "-m", "graph.classifier.onnx_runtime", str(folder.resolve())],
+            [
+                sys.executable,
+                "-m",
+                "graph.classifier.onnx_runtime",
+                str(folder.resolve()),
+                json.dumps(int8 or {}),
+            ],
             capture_output=True,
             text=True,
             timeout=600,
@@ -574,8 +914,8 @@ def derive_variants(folder: Path) -> None:
         log.warning("could not derive the ONNX variants of %s: %s", folder, done.stderr.strip()[-300:])
 
 
-if __name__ == "__main__":  # python -m graph.classifier.onnx_runtime FOLDER: derive_variants' child
+if __name__ == "__main__":  # python -m graph.classifier.onnx_runtime FOLDER [RECIPE]: derive_variants' child
     import sys
 
     optimized(Path(sys.argv[1]))
-    quantized(Path(sys.argv[1]))
+    quantized(Path(sys.argv[1]), **(json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}))
