@@ -302,7 +302,8 @@ def test_owned_names_are_foreign_only_where_the_out_of_scope_examples_say_so(reg
     # whose user's "wells fargo account" is its business names none.
     assert owns_others(registry)
     assistant = registry.with_overlay(
-        {"classifier": {"out_of_scope_examples": ["tell me a joke", "what's the weather like"]}}, source="t"
+        {"classifier": {"out_of_scope_examples": ["tell me a joke", "what's the weather like"], "labelled_examples": []}},
+        source="t",
     )
     assert not owns_others(assistant)
     assert not foreign_clauses("my Deliveroo order was charged twice, please refund it", assistant)
