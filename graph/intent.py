@@ -406,6 +406,30 @@ def confirmation(text: str) -> bool | None:
     return True if all(w in _REPLY_FILLERS for w in words) else None
 
 
+def turns_down(text: str, verbs: Sequence[str]) -> bool:
+    """Whether `text` turns the action down: a clause that names it negates, stops or retracts it, or
+    asks only for information ("no need to send money back", "don't refund, just check", "just tell
+    me if I was charged twice"), or a clause says not to act ("don't do anything yet"). Rules 1 and 2
+    of `side_effect_intent`; a status question or a past action ("can CH-2004 be refunded?", "was it
+    refunded?") turns nothing down. Never raises: on failure, True."""
+    try:
+        v = _verbs(verbs)
+        for clause in _clauses(_normalise(text if isinstance(text, str) else str(text))):
+            if v.any.search(clause) is None:
+                if _STOP_ANY.search(clause) or _RETRACT.search(clause):
+                    return True
+            elif (
+                _NEGATION.search(clause)
+                or v.stop.search(clause)
+                or _RETRACT.search(clause)
+                or _RESTRICTED.search(clause)
+            ):
+                return True
+    except Exception:  # fail safe: a bug here must never become a side effect
+        return True
+    return False
+
+
 def side_effect_intent(text: str, verbs: Sequence[str]) -> Intent:
     """Whether `text` explicitly asks for the action named by `verbs` (see the module docstring).
 

@@ -99,20 +99,28 @@ class StepResult(TypedDict):
 
 
 class SideEffectOffer(TypedDict):
-    """A side effect a turn asked a human to confirm (the user only asked about it) and did not do.
+    """A side effect a turn offered and did not do: one the user only asked about (a confirmation
+    question), or one a capability's result suggested (billing: "this charge is refundable").
 
-    A plain yes ("yes", "go ahead", "do it") as the very next message accepts it: that turn runs the
-    offered capabilities for the offered task, as an explicit instruction (still under the approval
-    policy, threshold included)."""
+    A yes to it ("yes", "go ahead", "go ahead with CH-2004") within the next `MAX_AGE` turns accepts it
+    (graph/context/offers.py): that turn runs the offered capabilities for the offered task, as an
+    explicit instruction (still under the approval policy, threshold included)."""
 
     turn: int
-    """The turn (`task_turn`) that made the offer; only turn + 1 can accept it."""
+    """The turn (`task_turn`) that made the offer; turns turn + 1 to turn + `MAX_AGE` can accept it."""
     task: str
     """That turn's task: what the offered steps were for."""
     capabilities: list[str]
     question: str
     accepted_turn: int | None
     """Set by the orchestrator of the turn whose message said yes."""
+    source: NotRequired[Literal["confirm", "suggested"]]
+    """`confirm` (or absent): a confirmation question the turn asked; `suggested`: a capability's
+    result suggested it (`Capability.suggested_action`) and no question was asked: only a go-ahead
+    accepts it (graph/context/offers.py)."""
+    context: NotRequired[dict[str, str]]
+    """A digest of each context value the offered capabilities read, as the offering turn left them:
+    a later turn that changed one (another customer, another charge) withdraws the offer."""
 
 
 class AgentState(MessagesState):

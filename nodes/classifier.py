@@ -39,6 +39,7 @@ from graph.classifier.thresholds import SECONDARY_FLOOR, SECONDARY_MARGIN, logit
 from graph.config.registry import CapabilityInfo, Registry
 from graph.config.schema import ClassifierMode
 from graph.context.turns import pin
+from graph.intent import side_effect_intent, turns_down
 from graph.models import LLMGateway, add_notes
 from graph.state import AgentState, ScoredCapability
 from nodes.base import NodeCall, Update
@@ -202,6 +203,10 @@ async def classify(
         and plainly_ours(task, registry, ranked)
     ):
         chosen = {ranked[0][0]}
+    if (  # "can I get a refund for my duplicate charge? I'm omar@brightpath.co": asked of our customer
+        not chosen and mode != "llm" and candidates and (asked := asked_of_ours(task, registry, ranked))
+    ):
+        chosen = asked
     # Whatever the fallbacks above took, a capability the model judged (cascade) and found below the
     # threshold stays out: "tell me the joke of the day" is not the clock's because the model said so.
     chosen -= {n for n in chosen if source[n] == "llm" and scores[n] < settings.threshold}
@@ -462,6 +467,51 @@ def plainly_ours(task: str, registry: Registry, ranked: Sequence[tuple[str, floa
     if not words or sum(known) < PLAIN_SHARE * len(words):
         return False
     return not _foreign_capitals(task, words, known)
+
+
+def asked_of_ours(task: str, registry: Registry, ranked: Sequence[tuple[str, float]]) -> set[str]:
+    """What a request no threshold took asks of a capability with side effects, when it names one of
+    our customers (an e-mail address or a customer id, `IDENTIFIER`): "can I get a refund for my
+    duplicate charge? I'm omar@brightpath.co". The identifier says the request is addressed to us,
+    whatever other companies' refunds the out-of-scope examples hold ("my Uber Eats order was charged
+    twice, please refund it"), which pull a request in their words below every threshold.
+
+    The action's word as written ("a refund", "refund it"), in words the side-effect policy does not
+    refuse, asks for the action: that capability (a question still asks a human to confirm before
+    anything is done). Another form of it ("can it be refunded?", "is it refundable?"), or a status
+    question ("where is my refund"), asks about it: the best-ranked capability that provides what the
+    action needs and feeds no other such provider (billing, which checks the charge, not the customer
+    lookup that feeds it). Either must score at least `SECONDARY_FLOOR`.
+    Nothing when the words turn the action down (`turns_down`) or the request names something the
+    guides do not (`names_other`: "a refund for my Netflix charge, I'm jane@acme.io")."""
+    if not IDENTIFIER.search(task) or names_other(task, registry):
+        return set()
+    for name, score in ranked:
+        info = registry.capabilities.get(name)
+        if (
+            info is None
+            or not info.side_effects
+            or not info.action_verbs
+            or turns_down(task, info.action_verbs)
+        ):
+            continue
+        forms = "|".join(re.escape(v) for v in info.action_verbs)
+        asks = side_effect_intent(task, info.action_verbs).kind != "refuse"  # not "where is my refund"
+        if asks and re.search(rf"\b(?:{forms})\b", task, re.I):
+            if score >= SECONDARY_FLOOR:
+                return {name}
+        elif re.search(rf"\b(?:{forms})\w*", task, re.I):
+            providers = {p for key in info.requires for p in registry.providers(key)}
+            # The last provider before the action (billing), not one that feeds it (the customer lookup).
+            last = {
+                p
+                for p in providers
+                if not any(set(registry[p].provides) & set(registry[q].requires) for q in providers - {p})
+            }
+            best = next(((n, s) for n, s in ranked if n in last), None)
+            if best is not None and best[1] >= SECONDARY_FLOOR:
+                return {best[0]}
+    return set()
 
 
 def names_other(task: str, registry: Registry) -> bool:

@@ -4,10 +4,10 @@ With a model: one structured plan, validated before any step runs; the model's a
 untrusted (`untrusted_inputs`). Offline: the deterministic planner from requires/provides. A
 REPLANNING error comes back here with its message as context.
 
-A plain yes ("yes", "go ahead", "do it") right after a turn that offered a side effect and did not
-do it (`approval_offer`: the user had only asked) accepts the offer: this turn's task becomes the
-offered task and the plan is the offered capabilities (deterministic, no model), which the router
-then treats as explicitly requested. The approval policy still applies.
+A yes to the thread's open offer (`approval_offer`, graph/context/offers.py: a side effect the user
+only asked about, or one a capability's result suggested, in the last few turns) accepts it: this
+turn's task becomes the offered task and the plan is the offered capabilities (deterministic, no
+model), which the router then treats as explicitly requested. The approval policy still applies.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import json
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from graph.config.registry import Registry
+from graph.context.offers import accepts, asked_last_turn, open_offer, verbs_of
 from graph.intent import confirmation
 from graph.router import latest_request
 from graph.state import AgentState, SideEffectOffer
@@ -49,22 +50,24 @@ def describe(registry: Registry, names: list[str]) -> str:
     return "\n".join(lines)
 
 
-def accepted_offer(state: AgentState) -> SideEffectOffer | None:
-    """The previous turn's offer, when this turn's message is a plain yes to it."""
-    offer = state.get("approval_offer")
-    turn = state.get("task_turn", 0)
-    if not offer or offer["turn"] != turn - 1 or offer.get("accepted_turn") not in (None, turn):
+def accepted_offer(state: AgentState, registry: Registry | None = None) -> SideEffectOffer | None:
+    """The thread's open offer (`open_offer`), when this turn's message says yes to it (`accepts`;
+    the question the last turn asked also takes a plain yes in the approval node's words, `parse_words`)."""
+    offer = open_offer(state)
+    if offer is None:
         return None
     said = latest_request(state.get("messages") or [])
-    if parse_words(said) is not True and confirmation(said) is not True:  # "sure thing, please proceed"
-        return None
-    return offer
+    plain = parse_words(said) is True or confirmation(said) is True  # "sure thing, please proceed"
+    if plain and asked_last_turn(state, offer):
+        return offer
+    verbs = verbs_of(registry, offer) if registry is not None else []
+    return offer if accepts(offer, said, verbs, asked=asked_last_turn(state, offer)) else None
 
 
 async def orchestrator(state: AgentState, call: NodeCall) -> Update:
     registry = call.deps.registry
     context = state.get("execution_context") or {}
-    if (offer := accepted_offer(state)) is not None:
+    if (offer := accepted_offer(state, registry)) is not None:
         names = [n for n in offer["capabilities"] if n in registry and registry.allowed(n)]
         steps, notes = validate_plan(registry, deterministic_plan(registry, names, context), context)
         results = state.get("execution_results") or {}
@@ -75,7 +78,7 @@ async def orchestrator(state: AgentState, call: NodeCall) -> Update:
             "planning_notes": [
                 *(state.get("planning_notes") or []),
                 *notes,
-                f"side_effect_confirmed: the user said yes to the previous turn's offer ({offer['question']})",
+                f"side_effect_confirmed: the user said yes to the offer of turn {offer['turn']} ({offer['question']})",
             ],
             "execution_results": {sid: None for sid, r in results.items() if r["status"] == "failed"},
         }

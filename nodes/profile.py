@@ -4,6 +4,9 @@ about the user, and never fails the run (a store that cannot be written is logge
 - the thread's topic (`context_topic`): the capabilities this turn was routed to, each with the
   clause of the task it ran for (the clause its few-shot score is highest on, when there are
   several), which the next turn's follow-ups continue;
+- what stays on offer (`approval_offer`, graph/context/offers.py): a side effect a result of this
+  turn suggested, or the open offer, unless this turn withdrew it (a no, a side effect done, another
+  customer or charge looked up) or it is too old;
 - the thread's user (`context_user_id`): when the run named none, the customer a capability
   identified (`customer_id` in the context) becomes the thread's user;
 - the user's profile in the store (graph/context/profiles.py): history, capability counts,
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING
 from graph.classifier.clauses import clause_spans
 from graph.context import profiles
 from graph.context.followups import topic_after
+from graph.context.offers import after_turn
 from graph.context.turns import routed_capabilities
 from graph.router import latest_request
 from graph.state import AgentState
@@ -50,11 +54,18 @@ def make_profile(deps: Deps) -> RunnableLambda:
     turn and leaves the turn's errors and stop_reason as the terminal node left them."""
 
     async def profile(state: AgentState, config: RunnableConfig) -> Update:
+        update: Update = {}
         try:
-            return await _remember(state, deps, config)
+            offer = after_turn(state, deps.registry)
+            if offer != state.get("approval_offer"):
+                update["approval_offer"] = offer
         except Exception as exc:  # the answer is given already: nothing here may fail the turn
+            log.warning("profile: could not update the offer (%s: %s)", type(exc).__name__, exc)
+        try:
+            return {**update, **await _remember(state, deps, config)}
+        except Exception as exc:
             log.warning("profile: could not record the turn (%s: %s)", type(exc).__name__, exc)
-            return {}
+            return update
 
     return entry_points("profile", profile)
 

@@ -17,6 +17,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from graph.config.registry import Registry
 from graph.config.schema import ROLES
+from graph.context.offers import suggestion
 from graph.errors import BudgetExhausted, RetriableError
 from graph.models import add_notes
 from graph.retry import backoff
@@ -136,6 +137,10 @@ async def respond(state: AgentState, call: NodeCall) -> Update:
     if answer is None:
         answer = template_answer(call.deps.registry, pairs)
         answer = shape_answer(answer, call.deps.registry, pairs, state.get("context_profile"))
+    if (offer := suggestion(state, call.deps.registry)) is not None:
+        # A result suggests a side effect the turn did not do: say what it would be and how to have it
+        # done (the profile node keeps it on offer, graph/context/offers.py).
+        answer += f"\n{offer['question']} Reply “yes” to go ahead."
     # Capability output and model text may carry a secret (a key a server echoed): never answer it.
     answer = call.deps.settings.redactor().redact(answer)
     update: Update = {

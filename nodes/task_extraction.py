@@ -28,6 +28,7 @@ from graph.context.followups import (
     slot_kinds,
     vocabulary,
 )
+from graph.context.offers import accepts, asked_last_turn, narrowed, open_offer, verbs_of
 from graph.errors import CriticalError
 from graph.intent import side_effect_intent
 from graph.models import add_notes
@@ -231,8 +232,14 @@ def has_side_effects(registry: Registry, name: str) -> bool:
 def read_follow_up(state: AgentState, call: NodeCall, text: str) -> FollowUp:
     """How this message relates to the thread's topic (offline; see graph/context/followups.py)."""
     turn = state.get("task_turn", 0)
+    if (standing := standing_offer(state, call, text)) is not None:
+        return standing
     offer = state.get("approval_offer")
-    offered = offer["capabilities"] if offer and offer.get("turn") == turn - 1 else []
+    offered = (
+        offer["capabilities"]
+        if offer and offer.get("turn") == turn - 1 and offer.get("source") != "suggested"
+        else []
+    )
     texts = guide_texts(call.deps.registry)  # a few hundred short texts: cheap to read each time
     topic = state.get("context_topic") or []
     return resolve(
@@ -255,6 +262,30 @@ def read_follow_up(state: AgentState, call: NodeCall, text: str) -> FollowUp:
         unanswered=unanswered_request(state, topic, turn),
         known_names=guide_names(texts),
     )
+
+
+def standing_offer(state: AgentState, call: NodeCall, text: str) -> FollowUp | None:
+    """How the message answers the thread's open offer (graph/context/offers.py): a yes to it goes to
+    the offered capabilities ("ok fine, go ahead with CH-2004" two turns after the offer); a go-ahead
+    with a condition ("go for it, but only the duplicate") too, asked about once more; None when it
+    is neither, or the condition names another need ("sure, and what time is it in Oslo")."""
+    offer = open_offer(state)
+    if offer is None:
+        return None
+    registry = call.deps.registry
+    verbs = verbs_of(registry, offer)
+    if accepts(offer, text, verbs, asked=asked_last_turn(state, offer)):
+        return FollowUp(
+            "confirmation", list(offer["capabilities"]), None, f"a yes to the offer of turn {offer['turn']}"
+        )
+    found = narrowed(offer, text, verbs)
+    if found is None:
+        return None
+    offered = set(offer["capabilities"])
+    related = offered | {n for n in registry.capabilities if any(feeds(registry, n, o) for o in offered)}
+    if set(standalone_selection(call, text)) - related:
+        return None
+    return found
 
 
 def unanswered_request(state: AgentState, topic: Sequence[dict], turn: int) -> str | None:

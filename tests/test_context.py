@@ -1001,13 +1001,16 @@ def test_a_yes_after_a_question_about_a_refund_never_refunds_on_the_yes_alone(ma
     follow = second["context_followup"]
     assert (follow["kind"], follow["capabilities"]) == ("confirmation", ["refund"])
     assert "refund" in [s["capability"] for s in second["planning_plan"]]
-    # Routed to the action it asked about, and asked about again, never done on the yes alone: the
-    # turn pauses on a confirmation that names the charge (the customer is found by "customer 1007").
+    # Routed to the action it asked about, never done on the yes alone. Since session 17 billing's
+    # answer offers the refund it found eligible ("I can refund $80.00 ... Reply “yes” to go ahead",
+    # graph/context/offers.py), so the yes accepts that offer; $80 is above the approval threshold, and
+    # the turn pauses on the approval policy's question, which names the charge and the customer.
+    assert "Reply “yes” to go ahead" in answer(first) and "CH-2063" in answer(first)
     assert "Refunded $" not in answer(second)
     (paused,) = second["__interrupt__"]
     (step,) = paused.value["steps"]
-    assert (step["capability"], step["kind"]) == ("refund", "confirm")
-    assert "nothing is done unless you approve" in step["question"] and "(C-1007)" in step["question"]
+    assert (step["capability"], step["kind"]) == ("refund", "approve")
+    assert "CH-2063" in step["question"] and "(C-1007)" in step["question"]
 
 
 def test_an_arithmetic_continuation_adds_more_and_goes_to_the_capability_that_reads_expressions() -> None:

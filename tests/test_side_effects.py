@@ -191,10 +191,29 @@ def test_a_plain_yes_next_turn_accepts_the_offer(thread: Thread) -> None:
     assert any(n.startswith("side_effect_confirmed:") for n in state["planning_notes"])
 
 
-def test_a_yes_two_turns_later_accepts_nothing(thread: Thread) -> None:
+def test_a_yes_after_a_lookup_of_the_same_customer_accepts_the_offer(thread: Thread) -> None:
+    # An offer survives a turn that only looks something up (graph/context/offers.py) ...
     thread.ask("can I pay alice 20 dollars?")
     thread.resume(False)
     thread.ask("find the account of alice")
+    state = thread.ask("yes")
+    assert thread.paid() == 1, answer(state)
+
+
+def test_a_yes_after_another_customer_accepts_nothing(thread: Thread) -> None:
+    # ... but not one that looked up someone else: the yes is not to what was offered.
+    thread.ask("can I pay alice 20 dollars?")
+    thread.resume(False)
+    thread.ask("find the account of bob")
+    state = thread.ask("yes")
+    assert thread.paid() == 0, answer(state)
+
+
+def test_a_yes_four_turns_later_accepts_nothing(thread: Thread) -> None:
+    thread.ask("can I pay alice 20 dollars?")
+    thread.resume(False)
+    for _ in range(3):
+        thread.ask("find the account of alice")
     state = thread.ask("yes")
     assert thread.paid() == 0, answer(state)
 

@@ -28,6 +28,7 @@ from graph.capability import (
     GuideExample,
     OrchestratorGuide,
     RunContext,
+    SuggestedAction,
 )
 
 REFUND_WINDOW_DAYS = 30
@@ -224,6 +225,24 @@ def refund_candidate(
     }
 
 
+def suggested_refund(query: str, candidate: Mapping[str, Any]) -> SuggestedAction | None:
+    """The refund this answer offers (`Capability.suggested_action`): the candidate, when the policy
+    allows it and the answer says so (a duplicate it lists as eligible, or a request that asked about
+    refunds). The refund itself runs only on a go-ahead from the user, for the same request."""
+    if not candidate.get("charge_id") or not candidate.get("eligible"):
+        return None
+    if not candidate.get("duplicate_of") and not _REFUND_WORDS.search(query):
+        return None
+    what = "duplicate charge" if candidate.get("duplicate_of") else "charge"
+    return SuggestedAction(
+        capability="refund",
+        question=(
+            f"I can refund {money(candidate['amount_cents'])} to {candidate['customer_name']} "
+            f"({candidate['customer_id']}) for {what} {candidate['charge_id']} of {day(candidate['charged_at'])}."
+        ),
+    )
+
+
 def _charge_line(charge: Mapping[str, Any]) -> str:
     text = f"{charge['id']} {money(charge['amount_cents'])} on {day(charge['created_at'])}"
     if charge["status"] != "succeeded":
@@ -372,7 +391,7 @@ class Billing(Capability):
         # `query` ties the candidate to this request: the refund step uses it only for the same task.
         candidate = {**refund_candidate(customer, charges, duplicates, selector, now), "query": inputs.query}
         summary = self._summary(inputs.query, customer, charges, invoices, duplicates, candidate)
-        return {
+        output: dict[str, Any] = {
             "billing": {
                 "customer_id": customer["id"],
                 "charges": [_public(c) for c in charges[:6]],
@@ -382,6 +401,9 @@ class Billing(Capability):
             "refund_candidate": candidate,
             "summary": summary,
         }
+        if (suggests := suggested_refund(inputs.query, candidate)) is not None:
+            output["suggests"] = suggests
+        return output
 
     @staticmethod
     def _summary(

@@ -4,7 +4,14 @@ A capability is one `Capability` subclass plus a few lines of registry.yaml; thi
 capability (the registry loads them by import path).
 """
 
-from graph.capability.base import Capability, CapabilityInputs, JSONValue, NotMine, RunContext
+from graph.capability.base import (
+    Capability,
+    CapabilityInputs,
+    JSONValue,
+    NotMine,
+    RunContext,
+    SuggestedAction,
+)
 from graph.capability.guides import ClassifierGuide, GuideExample, OrchestratorGuide
 from graph.errors import MissingInput, NotApplicable
 from graph.intent import REFUND_VERBS
@@ -22,4 +29,5 @@ __all__ = [  # noqa: RUF022
     "OrchestratorGuide",
     "REFUND_VERBS",
     "RunContext",
+    "SuggestedAction",
 ]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar, NoReturn, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from typing_extensions import TypedDict
 
 from graph.capability.guides import ClassifierGuide, OrchestratorGuide
 from graph.errors import (
@@ -248,6 +249,19 @@ class NotMine(ReclassificationError):
         return {"from": self.capability, "to": self.suggest, "reason": self.reason}
 
 
+class SuggestedAction(TypedDict):
+    """A side effect a capability's result makes the natural next step, put in its output under
+    `"suggests"` ("this charge is a duplicate, eligible for a refund": the refund). The graph keeps it
+    on offer (`approval_offer`) when the turn did not run it: a go-ahead from the user in the next
+    turns ("yes, do it", "go ahead with CH-2013") runs `capability` for the same request, under the
+    same side-effect policy and approval as any other step. Nothing runs on the suggestion alone."""
+
+    capability: str
+    """The registry name of the capability to run (one with `side_effects`)."""
+    question: str
+    """What it would do, as a question ("Refund $30.00 to Omar Haddad for CH-2013?")."""
+
+
 class CapabilityInputs(BaseModel):
     """Typed inputs of a capability. `query` is always the task text."""
 
@@ -358,6 +372,17 @@ class Capability(ABC):
     def summarize(self, output: Mapping[str, JSONValue]) -> str:
         """One or two sentences for the offline template answer."""
         return str(output.get("summary") or output)
+
+    def suggested_action(self, output: Mapping[str, JSONValue]) -> SuggestedAction | None:
+        """The side effect this output suggests as the next step (`output["suggests"]`, a
+        `SuggestedAction`), or None: none, or not that shape."""
+        found = output.get("suggests")
+        if not isinstance(found, Mapping):
+            return None
+        name, question = found.get("capability"), found.get("question")
+        if not isinstance(name, str) or not name or not isinstance(question, str) or not question:
+            return None
+        return SuggestedAction(capability=name, question=question)
 
     def needs_approval(self, inputs: CapabilityInputs, policy: Mapping[str, JSONValue]) -> str | None:
         """The question to put to a human, or None when the step may run unattended.

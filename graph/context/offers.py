@@ -1,0 +1,277 @@
+"""Offers: a side effect the conversation put on the table and did not do, and the yes that takes it.
+
+An offer (`AgentState.approval_offer`, a `SideEffectOffer`) comes from one of two places:
+
+- the approval node: a side effect the user only asked about ("can I get a refund for CH-2013?"),
+  whose confirmation question got no yes (`source` "confirm");
+- a capability's result that suggests the next step (`Capability.suggested_action`: billing found
+  that the charge asked about is refundable), when the turn did not run it and the user's words did
+  not turn it down (`source` "suggested"). The answer ends with the question and how to accept it.
+
+A later message accepts it (`accepts`) when it is a yes to it: a plain yes ("yes", "go ahead"), or a
+yes with the offer's own object ("ok fine, go ahead with CH-2004", "yes please refund it"). A
+suggestion, which asked nothing, wants a go-ahead: a yes that says to carry on ("yes", "do it", "go
+for it", "sí, hazlo") or asks for the action ("ok, do the refund"); "ok", "great, thanks" only
+acknowledge an answer. The orchestrator then runs the offered capabilities for the offered task,
+under the same side-effect policy and approval as any step (`nodes/orchestrator.py`).
+
+An offer stays open for `MAX_AGE` turns, across turns that only ask or look things up ("would they
+keep access if we do that?"). It is withdrawn (`after_turn`, at the end of every turn) by a no
+("hold off"), by a side effect done in the meantime, by a newer offer, and when a context value the
+offered capability reads changed since (another customer looked up, another charge checked): a yes
+then is not to what was offered. An accepted offer is spent: a side effect happens once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from graph.config.registry import Registry
+from graph.context.followups import FollowUp, appended, content_words, slots
+from graph.intent import confirmation, side_effect_intent, turns_down
+from graph.router import latest_request
+from graph.state import AgentState, SideEffectOffer
+
+MAX_AGE = 3
+"""Turns after the one that made it during which an offer can still be accepted."""
+
+_APOSTROPHES = str.maketrans("’‘`´", "''''")
+_GO = re.compile(
+    r"\b(?:yes|yeah|yep|yup|ya|sure|go\s+ahead|go\s+for\s+it|do\s+(?:it|that|so)|please\s+do|proceed"
+    r"|confirm(?:ed)?|approved?|let'?s\s+do\s+(?:it|that)|let'?s\s+go|make\s+it\s+so"
+    # the same in a few of the users' first languages ("sí, hazlo", "oui, vas-y", "ja, mach das")
+    r"|s[ií]|hazlo|h[aá]galo|adelante|dale|procede|oui|vas-y|allez-y|ja|mach\s+(?:das|es)|sim|pode)(?!\w)"
+)
+"""A yes that says to carry on."""
+_ACK = re.compile(
+    r"\b(?:ok(?:ay)?|k|alright|all\s+right|fine|sounds\s+good|great|perfect|cool|good|right|agreed"
+    r"|absolutely|definitely|certainly|of\s+course|correct|that\s+works|works\s+for\s+me|claro|vale"
+    r"|d'accord|bitte|por\s+favor|s'il\s+vous\s+pla[iî]t)\b"
+)
+"""Words of assent that may only acknowledge an answer ("ok", "great"): with a go-ahead they are part
+of the yes, alone they accept only an offer that asked a question."""
+_THANKS = re.compile(r"\b(?:thanks|thank\s+you|thx|ty|cheers|gracias|merci|danke)\b")
+_REFERENCE = frozenset(
+    re.findall(
+        r"\S+",
+        "it that this them those these one ones the a an with on for to of please pls then now just and "
+        "go ahead do same",
+    )
+)
+"""Words a yes uses to point at what was offered ("go ahead with that one")."""
+_PICKING = frozenset(
+    re.findall(
+        r"\S+", "first second last latest previous earlier duplicate double extra other charge payment amount"
+    )
+)
+"""Words that pick the offered item out ("refund the extra one", "the duplicate charge")."""
+_DEFER = re.compile(
+    r"\?|\b(?:not\s+(?:yet|now)|hold\s+(?:off|on)|wait|later|tomorrow|until|before|after|if|unless"
+    r"|once|when|maybe|perhaps|don'?t|do\s+not|never|cancel|stop)\b"
+)
+"""A yes that is not one yet ("sure, but not yet", "yes if it's under $50", "ok but wait")."""
+
+
+def _said(text: str) -> str:
+    return " ".join(text.translate(_APOSTROPHES).lower().split())
+
+
+def open_offer(state: Mapping[str, Any]) -> SideEffectOffer | None:
+    """The thread's offer when this turn may still accept it (made 1 to `MAX_AGE` turns ago, not
+    accepted by another turn); None otherwise."""
+    offer = state.get("approval_offer")
+    turn = int(state.get("task_turn") or 0)
+    if not offer or offer.get("accepted_turn") not in (None, turn):
+        return None
+    return offer if 1 <= turn - int(offer.get("turn", 0)) <= MAX_AGE else None
+
+
+def asked_last_turn(state: Mapping[str, Any], offer: Mapping[str, Any]) -> bool:
+    """Whether the offer is a question the previous turn asked (not a suggestion, not older): the one
+    case where an assent that may only acknowledge ("ok", "sounds good") is a yes."""
+    return (
+        offer.get("source") != "suggested"
+        and int(offer.get("turn", 0)) == int(state.get("task_turn") or 0) - 1
+    )
+
+
+def about(offer: Mapping[str, Any]) -> str:
+    """What the offer is about, as words: its task and its question."""
+    return f"{offer.get('task') or ''} {offer.get('question') or ''}"
+
+
+def _slots_agree(text: str, offered: str) -> tuple[str, bool]:
+    """The text without its identifiers, amounts and numbers, and whether each of them is one the
+    offer names ("go ahead with CH-2004" after an offer about CH-2004)."""
+    plain = _said(offered)
+    digits = set(re.findall(r"\d+(?:[.,]\d+)*", plain))
+    rest, agree = text, True
+    for slot in reversed(slots(text)):
+        if slot.kind in ("email", "ident", "amount", "number"):
+            value = _said(slot.text)
+            numbers = re.findall(r"\d+(?:[.,]\d+)*", value)
+            if value not in plain and not (numbers and all(n in digits for n in numbers)):
+                agree = False
+            rest = rest[: slot.start] + " " + rest[slot.end :]
+    return rest, agree
+
+
+def go_ahead(text: str, verbs: Sequence[str] = ()) -> bool:
+    """Whether the words tell us to carry on: a go-ahead word ("yes", "do it", "go for it", "sí,
+    hazlo") or an instruction to do the action (`side_effect_intent` act: "ok, do the refund"),
+    and no thanks (a "yep, thanks" acknowledges)."""
+    said = _said(text)
+    if _THANKS.search(said):
+        return False
+    return bool(_GO.search(said)) or (bool(verbs) and side_effect_intent(text, verbs).kind == "act")
+
+
+def _only_the_offer(text: str, offer: Mapping[str, Any], verbs: Sequence[str]) -> bool:
+    """Whether the words besides the yes name nothing but the offer: its identifiers and amounts, its
+    action, words of its task or question, and words that point at it."""
+    rest, agree = _slots_agree(text, about(offer))
+    if not agree:
+        return False
+    said = _said(rest)
+    said = _GO.sub(" ", said)
+    said = _ACK.sub(" ", said)
+    for verb in sorted(verbs, key=len, reverse=True):
+        said = re.sub(rf"\b{re.escape(verb.lower())}\w*", " ", said)
+    own = set(re.findall(r"[a-z0-9']+", _said(about(offer))))
+    words = re.findall(r"[a-zà-ÿ']+", said)
+    return all(w in _REFERENCE or w in _PICKING or w in own for w in words)
+
+
+def accepts(offer: Mapping[str, Any], text: str, verbs: Sequence[str] = (), *, asked: bool = False) -> bool:
+    """Whether `text` says yes to `offer` (see the module docstring). `asked`: the offer is the
+    question the last turn asked (`asked_last_turn`), which a plain assent answers ("ok"); otherwise
+    the yes must be a go-ahead (`go_ahead`). Never a question, a no or a yes with a condition or a delay."""
+    said = _said(text)
+    if confirmation(text) is False or _DEFER.search(said):
+        return False
+    if asked and confirmation(text) is True:
+        return True
+    if not (go_ahead(text, verbs) or (asked and _ACK.search(said))):
+        return False
+    return _only_the_offer(text, offer, verbs)
+
+
+def narrowed(offer: Mapping[str, Any], text: str, verbs: Sequence[str] = ()) -> FollowUp | None:
+    """ "go for it, but only the duplicate, not this month's": a go-ahead to the offer that says more
+    than the offer did. The offered action, with the words first and the offered task after them, asked
+    about once more (`ask_again`: the router's confirm gate); never done on these words. None for a
+    question, a delay or a condition (`_DEFER`), or without words besides the yes."""
+    said = _said(text)
+    if _DEFER.search(said) or not go_ahead(text, verbs) or confirmation(text) is False:
+        return None
+    if not _GO.match(said) and not re.match(rf"(?:{_ACK.pattern})\W+(?:{_GO.pattern})", said):
+        return None  # the yes must lead: "refund CH-2001, yes" is a request of its own
+    rest = _ACK.sub(" ", _GO.sub(" ", said))
+    if not content_words(rest):
+        return None
+    return FollowUp(
+        "confirmation",
+        list(offer["capabilities"]),
+        appended(text, str(offer["task"])),
+        f"a go-ahead with a condition to the offer of turn {offer['turn']}; asked again",
+        ask_again=True,
+    )
+
+
+def verbs_of(registry: Registry, offer: Mapping[str, Any]) -> list[str]:
+    """The action words of the offered capabilities."""
+    return [
+        v for name in offer.get("capabilities") or [] if name in registry for v in registry[name].action_verbs
+    ]
+
+
+def fingerprint(registry: Registry, names: Sequence[str], context: Mapping[str, Any]) -> dict[str, str]:
+    """A digest of each context value the capabilities `names` read (`requires`)."""
+    keys = sorted({k for n in names if n in registry for k in registry[n].requires})
+    return {
+        k: hashlib.sha256(json.dumps(context.get(k), sort_keys=True, default=str).encode()).hexdigest()[:16]
+        for k in keys
+    }
+
+
+def suggestion(state: AgentState, registry: Registry) -> SideEffectOffer | None:
+    """The offer a result of this turn suggests (`Capability.suggested_action`), or None: none; the
+    turn ended otherwise than in an answer; a side effect ran or was planned this turn (the approval
+    node's offer and the step's own answer speak for it); the suggested capability is unknown, not
+    allowed or has no side effects; the user's words turned the action down ("don't refund it, just
+    check")."""
+    plan = state.get("planning_plan") or []
+    planned = {s["capability"] for s in plan}
+    if any(name in registry and registry[name].side_effects for name in planned):
+        return None
+    said = latest_request(state.get("messages") or [])
+    results = state.get("execution_results") or {}
+    for step in plan:
+        result = results.get(step["id"])
+        if not result or result["status"] != "ok" or step["capability"] not in registry:
+            continue
+        found = registry[step["capability"]].instance.suggested_action(result["output"])
+        if found is None or found["capability"] not in registry:
+            continue
+        info = registry[found["capability"]]
+        if not info.side_effects or not registry.allowed(info.name):
+            continue
+        if turns_down(said, info.action_verbs):
+            continue
+        return SideEffectOffer(
+            turn=int(state.get("task_turn") or 0),
+            task=state.get("task_current") or "",
+            capabilities=[info.name],
+            question=found["question"],
+            accepted_turn=None,
+            source="suggested",
+            context=fingerprint(registry, [info.name], state.get("execution_context") or {}),
+        )
+    return None
+
+
+def after_turn(state: AgentState, registry: Registry) -> SideEffectOffer | None:
+    """The thread's offer once this turn is over (see the module docstring)."""
+    offer = state.get("approval_offer")
+    turn = int(state.get("task_turn") or 0)
+    context = state.get("execution_context") or {}
+    if offer and offer.get("accepted_turn") == turn:
+        return offer  # spent: kept so that no later yes takes it again
+    if offer and int(offer.get("turn", 0)) == turn:  # the approval node's, this turn
+        if "context" not in offer:
+            offer = {**offer, "context": fingerprint(registry, offer["capabilities"], context)}
+        return offer
+    if state.get("control_stop_reason") == "success" and (new := suggestion(state, registry)) is not None:
+        return new
+    if not offer or offer.get("accepted_turn") is not None:
+        return None
+    said = latest_request(state.get("messages") or [])
+    results = (state.get("execution_results") or {}).values()
+    acted = any(
+        r["status"] == "ok" and r["capability"] in registry and registry[r["capability"]].side_effects
+        for r in results
+    )
+    if acted or confirmation(said) is False or turn - int(offer.get("turn", 0)) >= MAX_AGE:
+        return None
+    if "context" in offer and offer["context"] != fingerprint(registry, offer["capabilities"], context):
+        return None
+    return offer
+
+
+__all__ = [
+    "MAX_AGE",
+    "about",
+    "accepts",
+    "after_turn",
+    "asked_last_turn",
+    "fingerprint",
+    "go_ahead",
+    "narrowed",
+    "open_offer",
+    "suggestion",
+    "verbs_of",
+]
