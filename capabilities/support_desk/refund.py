@@ -32,10 +32,10 @@ from capabilities.support_desk.billing import (
     CHARGE_ID,
     charge_selector,
     citation,
-    find_amounts,
     find_duplicates,
     load_charges,
     refund_eligibility,
+    request_amounts,
 )
 from capabilities.support_desk.db import SupportDB, SupportDBs, day, format_time, money, now_utc
 from graph.capability import (
@@ -66,8 +66,9 @@ class RefundInputs(CapabilityInputs):
 
     @property
     def stated_amounts(self) -> list[float]:
-        """Currency amounts the request states (never digits of an id such as CH-2033)."""
-        return find_amounts(self.query)
+        """Currency amounts the request states (never digits of an id such as CH-2033); a follow-up's
+        own amount before the one of the request it continues, as the selector reads them."""
+        return request_amounts(self.query)
 
     @property
     def candidate(self) -> dict[str, Any] | None:
