@@ -52,7 +52,7 @@ AMOUNT = re.compile(
     re.I,
 )
 _DUPLICATE_WORDS = re.compile(
-    r"\b(twice|duplicate[sd]?|double[- ]?(?:charged|billed|charge)|charged two times|two charges|"
+    r"\b(twice|duplicate[sd]?|double[- ]?(?:charged|billed|charges?|payments?|billing)|charged two times|two charges|"
     r"billed two times|charged me two|same (?:invoice|charge) (?:twice|two))\b",
     re.I,
 )
@@ -105,6 +105,7 @@ def charge_selector(text: str, charge_id: str | None = None) -> str:
     if set(parts) == {"pos"} and parts["pos"] == "latest" and not soft:
         return "latest"
     items = [f"{k}:{parts[k]}" for k in SELECTOR_KEYS if k in parts]
+    items += [f"-{k}:{parts['-' + k]}" for k in SELECTOR_KEYS if "-" + k in parts]
     items += [f"~{k}:{soft[k]}" for k in SELECTOR_KEYS if k in soft]
     return "|".join(items)
 
@@ -165,6 +166,7 @@ _DAY_OF_MONTH = re.compile(
     r"\bon the (\d{1,2})(?:st|nd|rd|th)?\b(?!\s+" + _CHARGE_NOUN + r")"
     r"|\b(?:on|from) the (first|second|third|fourth|fifth)\b(?!\s+(?:\w+\s+)?" + _CHARGE_NOUN + r")"
     r"|\bthe (\d{1,2})(?:st|nd|rd|th) of\b"
+    r"|\bthe (first|second|third) of (?:the|this|last) month\b"
     r"|\b(\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?(?:" + _MONTH_WORDS + r"|may\b|march\b)"
     r"|\b(?:"
     + _MONTH_WORDS
@@ -185,7 +187,7 @@ _WEEKS = re.compile(r"\b(this|last|previous|past)\s+week\b", re.I)
 _POSITION = re.compile(
     r"\b(?:(last|latest|most recent|newest|recent|current)|(previous|prior|penultimate|second[- ]to[- ]last)"
     r"|(first|earliest|oldest)|(second|third|fourth|fifth|2nd|3rd|4th|5th))\b"
-    r"(?!\s+" + _TIME_UNIT + r"|\s+\w+'s\b)(?=(?:\s+[\w$.,'-]+){0,3}?\s+" + _CHARGE_NOUN + r"\b)"
+    r"(?!\s+" + _TIME_UNIT + r"|\s+\w+'s\b|\s+of\b)(?=(?:\s+[\w$.,'-]+){0,3}?\s+" + _CHARGE_NOUN + r"\b)"
     r"|\bthe (?:one|charge|payment) before (?:that|it|the last(?: one)?)\b",
     re.I,
 )
@@ -218,12 +220,31 @@ _OTHER_ONE = re.compile(
 )
 
 
+_EXCLUDED = re.compile(
+    # A charge set aside: "but not this month's", "leave the renewal alone", "except the one from
+    # October", "other than the seats" (a determiner, a time or an amount must follow: "did not need
+    # the seats" sets nothing aside).
+    r"\b(?:not|except(?: for)?|other than|apart from|besides|leave)\s+"
+    r"(?=(?:the|this|that|those|these|my|our|his|her|their|last|in|from|on|any|\$|\d)\b|\$)"
+    r"[^,.;:!?()]*",
+    re.I,
+)
+
+
 def _selector_parts(text: str) -> dict[str, str] | None:
     """The parts the words state, by key (see `charge_selector`); {} when they state none; None when
-    they name a duplicate ("the double charge", "the extra one"), which decides alone."""
+    they name a duplicate ("the double charge", "the extra one"), which decides alone. Words that
+    set a charge aside ("not this month's") state nothing about the one meant."""
+    aside = [m.group(0).split(None, 1)[1] for m in _EXCLUDED.finditer(text)]
+    text = _EXCLUDED.sub(" ", text)
     if _DUPLICATE_WORDS.search(text) or _OTHER_ONE.search(text):
         return None
     parts: dict[str, str] = {}
+    for words in aside:
+        # What is set aside, as parts marked "-": "not this month's" -> -months_ago:0.
+        for key, value in (_selector_parts(words) or {}).items():
+            if key in SELECTOR_KEYS and key not in ("pos", "nth"):
+                parts[f"-{key}"] = value
     if (amount := find_amount(text)) is not None:
         parts["amount"] = f"{amount:.2f}"
     for kind, pattern in _DESCRIPTIONS:
@@ -399,18 +420,22 @@ class ChargeMatch:
     charges that fit the rest of the words."""
 
 
-def parse_selector(selector: str) -> tuple[dict[str, str], dict[str, str]]:
+def parse_selector(selector: str) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
     """A selector's parts (see `charge_selector`): (the parts the request states, the soft parts an
-    earlier request carried). `charge:`, `auto` and `latest` are read by `match_charges` itself."""
+    earlier request carried, the parts of a charge it sets aside). `charge:`, `auto` and `latest`
+    are read by `match_charges` itself."""
     hard: dict[str, str] = {}
     soft: dict[str, str] = {}
+    aside: dict[str, str] = {}
     for item in selector.split("|"):
         key, _, value = item.partition(":")
         if key.startswith("~"):
             soft[key[1:]] = value
+        elif key.startswith("-"):
+            aside[key[1:]] = value
         elif key:
             hard[key] = value
-    return hard, soft
+    return hard, soft, aside
 
 
 def charge_tags(charge: Mapping[str, Any]) -> set[str]:
@@ -577,8 +602,11 @@ def match_charges(
         if ranked:
             return ChargeMatch(ranked[0], "duplicate charge")
         return ChargeMatch(None, "duplicate charge", choices=tuple(_refundable(charges, duplicates, now)))
-    hard, soft = parse_selector(selector)
+    hard, soft, aside = parse_selector(selector)
     found = _filter(charges, hard, now)
+    if aside:
+        set_aside = {c["id"] for c in _filter(found, aside, now)}
+        found = [c for c in found if c["id"] not in set_aside]
     if soft and (narrowed := _filter(found, soft, now)):
         found, hard = narrowed, {**soft, **hard}
     wanted = describe_selector(hard)
@@ -647,8 +675,11 @@ def described_charges(
         return [c for c in charges if c["id"] == value], f"charge {value}"
     if selector == "latest":
         return [c for c in charges if c["status"] == "succeeded"][:1], "latest charge"
-    hard, soft = parse_selector(selector)
+    hard, soft, aside = parse_selector(selector)
     found = _filter(charges, hard, now)
+    if aside:
+        set_aside = {c["id"] for c in _filter(found, aside, now)}
+        found = [c for c in found if c["id"] not in set_aside]
     if soft and (narrowed := _filter(found, soft, now)):
         found, hard = narrowed, {**soft, **hard}
     if "pos" in hard or "nth" in hard:
