@@ -5,10 +5,19 @@ here as `refund_eligibility` (a test checks that the two agree on the window):
 duplicates are always eligible, any other charge within REFUND_WINDOW_DAYS of its date, a charge
 is refunded at most once, failed charges never.
 
-Billing also picks the charge a refund would be for (`refund_candidate`): the charge the request
-names (id or currency amount), else the most recent duplicate, else, for "my last charge", the latest
-one. The refund step runs after billing in the same turn, so the approval question can show the
-amount and charge before anything is written; the candidate names the request it was picked for.
+Billing also picks the charge a refund would be for (`refund_candidate`). People name charges by
+what they were for and when far more than by id, so the request's words become a selector
+(`charge_selector`, pure text: the refund's approval check derives it again and compares): an id;
+a duplicate ("the double charge", "the extra one", or nothing said); else what the words state: an
+amount, a description ("the extra seats", "the renewal", "the onboarding fee"), a time ("in
+October", "last month", "on the 1st", "3 days ago"), a position ("the latest", "the previous one",
+"the second October payment"), charges set aside ("not this month's"). `match_charges` resolves it
+against the customer's charges (month names against the charges' own dates): one that fits is
+taken; of several, the only one the policy still refunds, else the only duplicate among those; when
+several refundable charges fit and nothing tells them apart, none is picked and the answer lists
+them and asks which. The answer says how a charge was chosen among several. The refund step runs
+after billing in the same turn, so the approval question can show the amount and charge before
+anything is written; the candidate names the request it was picked for.
 """
 
 from __future__ import annotations
@@ -185,9 +194,12 @@ _DAYS_AGO = re.compile(
 )
 _WEEKS = re.compile(r"\b(this|last|previous|past)\s+week\b", re.I)
 _POSITION = re.compile(
-    r"\b(?:(last|latest|most recent|newest|recent|current)|(previous|prior|penultimate|second[- ]to[- ]last)"
+    r"\b(?:(last|latest|most recent|newest)|(previous|prior|penultimate|second[- ]to[- ]last)"
     r"|(first|earliest|oldest)|(second|third|fourth|fifth|2nd|3rd|4th|5th))\b"
-    r"(?!\s+" + _TIME_UNIT + r"|\s+\w+'s\b|\s+of\b)(?=(?:\s+[\w$.,'-]+){0,3}?\s+" + _CHARGE_NOUN + r"\b)"
+    # Not a time ("last month"), a possessive ("last month's"), "the first of", a count ("the last 3").
+    r"(?!\s+" + _TIME_UNIT + r"|\s+\w+'s\b|\s+of\b|\s+(?:few|couple|several|\d+|two|three|four|five)\b)"
+    # ... and a charge word within a few words ("the last seat charge", "the second october payment").
+    r"(?=(?:\s+[\w$.,'-]+){0,3}?\s+" + _CHARGE_NOUN + r"\b)"
     r"|\bthe (?:one|charge|payment) before (?:that|it|the last(?: one)?)\b",
     re.I,
 )

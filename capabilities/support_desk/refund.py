@@ -206,9 +206,11 @@ class Refund(Capability):
         if mode == "above" and 0 < cand["amount_cents"] <= threshold_cents:
             return None
         what = "duplicate charge" if cand.get("duplicate_of") else "charge"
+        # What the charge was for: the request may have named it only that way ("the extra seats").
+        described = f" ({cand['description']})" if cand.get("description") else ""
         return (
             f"Refund {money(cand['amount_cents'])} to {cand['customer_name']} ({cand['customer_id']}) "
-            f"for {what} {cand['charge_id']} of {day(cand['charged_at'])}? Policy: {cand['reason']}."
+            f"for {what} {cand['charge_id']} of {day(cand['charged_at'])}{described}? Policy: {cand['reason']}."
         )
 
     async def execute(self, inputs: RefundInputs, ctx: RunContext) -> dict[str, Any]:

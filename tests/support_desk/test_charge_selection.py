@@ -89,6 +89,8 @@ def test_words_that_are_not_dates_or_positions_stay_out() -> None:
     assert charge_selector("the first of the month renewal") == "desc:renewal|day:1"
     assert charge_selector("the team plan for 12 seats renewal") == "desc:renewal", "seats of the plan"
     assert charge_selector("we did not need those seats after all") == "desc:seats", "no charge set aside"
+    assert charge_selector("list the recent payments for this account") == "auto", "a list, not a position"
+    assert charge_selector("the last 2 invoices please") == "auto"
 
 
 def test_a_charge_set_aside_is_not_the_one_meant() -> None:
@@ -341,6 +343,7 @@ def test_the_extra_seats_charge_is_asked_about_by_id_and_amount_and_refunded_onc
     (payload,) = desk.pending("seats")
     (step,) = payload["steps"]
     assert "Refund $36.00 to Lukas Becker (C-1004) for charge CH-2034" in step["question"]
+    assert "(2 extra Team seats, prorated)?" in step["question"], "what it was for, as the request named it"
     assert refunds(desk, "C-1004") == [("CH-2031",)], "nothing is written before the yes"
     done = desk.resume(True, "seats")
     assert "Refunded $36.00" in answer(done) and "CH-2034" in answer(done)
