@@ -88,6 +88,7 @@ def charge_selector(text: str, charge_id: str | None = None) -> str:
     `day:1` ("on the 1st"), `days_ago:2-4` ("3 days ago"), `weeks_ago:1` ("last week"),
     `pos:latest|previous|first`, `nth:2` ("the second October payment"). `billing.match_charges`
     resolves them against the customer's charges (months by name against the charges' own dates).
+    A charge set aside ("the renewal, but not this month's") adds its parts marked `-`.
 
     A follow-up's text carries the earlier request after the new words ("what about the seat one?
     (follow-up to: is the renewal refundable?)"): each kind of part the new words state replaces
