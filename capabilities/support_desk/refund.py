@@ -32,10 +32,10 @@ from capabilities.support_desk.billing import (
     CHARGE_ID,
     charge_selector,
     citation,
-    find_amounts,
     find_duplicates,
     load_charges,
     refund_eligibility,
+    request_amounts,
 )
 from capabilities.support_desk.db import SupportDB, SupportDBs, day, format_time, money, now_utc
 from graph.capability import (
@@ -66,8 +66,9 @@ class RefundInputs(CapabilityInputs):
 
     @property
     def stated_amounts(self) -> list[float]:
-        """Currency amounts the request states (never digits of an id such as CH-2033)."""
-        return find_amounts(self.query)
+        """Currency amounts the request states (never digits of an id such as CH-2033); a follow-up's
+        own amount before the one of the request it continues, as the selector reads them."""
+        return request_amounts(self.query)
 
     @property
     def candidate(self) -> dict[str, Any] | None:
@@ -205,9 +206,11 @@ class Refund(Capability):
         if mode == "above" and 0 < cand["amount_cents"] <= threshold_cents:
             return None
         what = "duplicate charge" if cand.get("duplicate_of") else "charge"
+        # What the charge was for: the request may have named it only that way ("the extra seats").
+        described = f" ({cand['description']})" if cand.get("description") else ""
         return (
             f"Refund {money(cand['amount_cents'])} to {cand['customer_name']} ({cand['customer_id']}) "
-            f"for {what} {cand['charge_id']} of {day(cand['charged_at'])}? Policy: {cand['reason']}."
+            f"for {what} {cand['charge_id']} of {day(cand['charged_at'])}{described}? Policy: {cand['reason']}."
         )
 
     async def execute(self, inputs: RefundInputs, ctx: RunContext) -> dict[str, Any]:
