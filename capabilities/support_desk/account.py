@@ -297,7 +297,8 @@ def identify(conn: sqlite3.Connection, texts: Iterable[str]) -> Identification:
         # The company or a first name the request gives must agree with the charge's owner.
         clues += [(cid, via.removeprefix("name and company ")) for cid, via in people if cid not in owners]
         if len(owners) == 1 and first_named and not (first_named & owners):
-            clues += [(cid, f"the name {_first(conn, cid)}") for cid in sorted(first_named)]
+            pointed = {cid for cid, _ in clues}
+            clues += [(cid, f"the name {_first(conn, cid)}") for cid in sorted(first_named - pointed)]
         if len({cid for cid, _ in clues}) > 1:
             return _disagree(conn, clues, named)
         cid, via = refs[0]
