@@ -2,7 +2,11 @@
 
 The customer names themselves in the request: an email address, a customer id ("C-1003") or the
 account holder's full name; values earlier steps or turns provided (`customer_id`, `email`) count
-too. When nobody is identified the step still succeeds, without `customer_id`, and its summary
+too. Without those, weaker clues identify the customer: a charge or invoice id the request names
+("CH-2054", "INV-3034": the customer who owns it), or the company, alone or with the holder's first
+name ("Priya from Nimbus", "Fjordsoft's admin"), when exactly one customer has it. Clues that
+point at different customers identify nobody: the answer says which clue points where and asks (a
+refund must never go to a customer the request did not clearly name). See `identify`. When nobody is identified the step still succeeds, without `customer_id`, and its summary
 asks for the email or customer id: the answer then says what is missing, while the parallel steps
 of the same request (service status, quotes) are still answered. (A `MissingInput` would send the
 deterministic planner round the same plan until `max_replans`; `NotApplicable` would drop the
@@ -45,6 +49,44 @@ def customer_ids(text: str) -> list[str]:
     return [a or b for a, b in CUSTOMER_ID.findall(text)]
 
 
+CHARGE_REF = re.compile(r"\bCH-?(\d{3,})\b", re.I)
+"""A charge id as billing reads it (`billing.CHARGE_ID`): CH-2054, ch2054."""
+INVOICE_REF = re.compile(r"\bINV-?(\d{3,})\b", re.I)
+"""An invoice id: INV-3053, inv3053."""
+LEGAL_FORMS = frozenset(
+    [
+        "inc",
+        "incorporated",
+        "corp",
+        "corporation",
+        "co",
+        "company",
+        "ltd",
+        "limited",
+        "llc",
+        "llp",
+        "plc",
+        "gmbh",
+        "ag",
+        "kg",
+        "spa",
+        "srl",
+        "sa",
+        "sas",
+        "sarl",
+        "bv",
+        "nv",
+        "oy",
+        "ab",
+        "as",
+        "aps",
+        "pty",
+    ]
+)
+"""Words of a company's registered name people leave out ("Fjordsoft" for Fjordsoft GmbH)."""
+WEAK = ("charge", "invoice", "company", "name and company")
+"""How a customer is found by a clue rather than named: the first word of `Identification.via`."""
+
 NEED_IDENTITY = "please tell me the email address or the customer id (like C-1003) on your account"
 NOBODY = "I could not tell who you are: the request names no email address, customer id or account holder"
 
@@ -53,11 +95,22 @@ NOBODY = "I could not tell who you are: the request names no email address, cust
 class Identification:
     customer: dict[str, Any] | None
     via: str = ""
-    """How the customer was found: email, customer id, name, or context."""
+    """How the customer was found: email, customer id, name, context, or a clue: "charge CH-2054",
+    "invoice INV-3034", "company Nimbus Labs", "name and company Priya at Nimbus Labs"."""
     problem: str = ""
     """Why nobody was identified, in words for the customer."""
     named: list[str] = field(default_factory=list)
     """Identifiers the text contained (found or not)."""
+
+    @property
+    def by_clue(self) -> bool:
+        """Found from a charge, an invoice or the company, not named by email, id or full name."""
+        return self.customer is not None and self.via.startswith(WEAK)
+
+    @property
+    def how(self) -> str:
+        """' (identified by charge CH-2054)' when a clue identified the customer, else ''."""
+        return f" (identified by {self.via})" if self.by_clue else ""
 
 
 def customer_row(conn: sqlite3.Connection, customer_id: str) -> dict[str, Any] | None:
@@ -94,20 +147,124 @@ def _by_name(conn: sqlite3.Connection, text: str) -> list[str]:
     ]
 
 
-def identify(conn: sqlite3.Connection, texts: Iterable[str]) -> Identification:
-    """The customer the texts name: emails first, then customer ids, then full names.
+def _owners(conn: sqlite3.Connection, text: str) -> list[tuple[str, str]]:
+    """(customer id, "charge CH-2054") for each existing charge or invoice the text names; an id
+    that does not exist is no clue."""
+    found: list[tuple[str, str]] = []
+    for kind, pattern, table, prefix in (
+        ("charge", CHARGE_REF, "charges", "CH"),
+        ("invoice", INVOICE_REF, "invoices", "INV"),
+    ):
+        for number in dict.fromkeys(pattern.findall(text)):
+            ref = f"{prefix}-{number}"
+            # `table` is one of the two names above, never input.
+            row = conn.execute(f"SELECT customer_id FROM {table} WHERE id = ?", (ref,)).fetchone()
+            if row:
+                found.append((str(row["customer_id"]), f"{kind} {ref}"))
+    return found
 
-    Two different customers named at once is ambiguous: nobody is picked.
+
+def company_forms(company: str) -> tuple[list[str], str | None]:
+    """(forms matched in any case, a short form matched only when capitalised) of a company name.
+
+    "Fjordsoft GmbH": ["Fjordsoft GmbH", "Fjordsoft"], None. "Nimbus Labs": ["Nimbus Labs"],
+    "Nimbus" (a first word of 4 letters or more: "Priya from Nimbus"; lowercase it is too often an
+    ordinary word). "Via Lattea SpA": ["Via Lattea SpA", "Via Lattea"], None ("Via" is too short).
+    """
+    words = company.split()
+    forms = [company]
+    while len(words) > 1 and words[-1].strip(".,").lower() in LEGAL_FORMS:
+        words = words[:-1]
+        forms.append(" ".join(words))
+    short = words[0] if len(words) > 1 and len(words[0]) >= 4 else None
+    return forms, short
+
+
+def _mentions(form: str, text: str, *, capitalised: bool = False) -> bool:
+    flags = 0 if capitalised else re.I
+    return re.search(rf"(?<!\w){re.escape(form)}(?!\w)", text, flags=flags) is not None
+
+
+def _by_company(conn: sqlite3.Connection, text: str) -> tuple[list[tuple[str, str]], set[str]]:
+    """Customers the company (and maybe the first name) in the text identify, as (id, via), and the
+    customers whose first name the text mentions (a first name alone is no identity).
+
+    A company named alone identifies its customer when it has exactly one; a first name with the
+    company picks that person among the company's customers. "Priya from Nimbus", "Diego at Sol
+    Market", "Fjordsoft's admin".
+    """
+    rows = conn.execute("SELECT id, name, company FROM customers").fetchall()
+    first_named = {
+        str(r["id"])
+        for r in rows
+        if _mentions(str(r["name"]).split()[0], text) and len(r["name"].split()) > 1
+    }
+    companies: dict[str, list[tuple[str, str]]] = {}
+    for r in rows:
+        if r["company"]:
+            companies.setdefault(str(r["company"]), []).append((str(r["id"]), str(r["name"])))
+    found: list[tuple[str, str]] = []
+    for company, people in companies.items():
+        forms, short = company_forms(company)
+        if not (
+            any(_mentions(f, text) for f in forms)
+            or (short is not None and (_mentions(short, text, capitalised=True)))
+            or (short is not None and _mentions(short, text) and any(cid in first_named for cid, _ in people))
+        ):
+            continue
+        named_here = [(cid, name) for cid, name in people if cid in first_named]
+        if len(named_here) == 1:
+            cid, name = named_here[0]
+            found.append((cid, f"name and company {name.split()[0]} at {company}"))
+        elif len(people) == 1 and not named_here:
+            found.append((people[0][0], f"company {company}"))
+    return found, first_named
+
+
+def _who(conn: sqlite3.Connection, cid: str) -> str:
+    row = customer_row(conn, cid)
+    return f"{row['name']} ({cid})" if row else cid
+
+
+def _disagree(conn: sqlite3.Connection, clues: list[tuple[str, str]], named: list[str]) -> Identification:
+    """Clues that point at different customers: say which points where, pick nobody."""
+    where: dict[str, list[str]] = {}
+    for cid, label in clues:
+        where.setdefault(cid, []).append(label)
+    said = "; ".join(
+        f"{' and '.join(dict.fromkeys(labels))} {'point' if len(set(labels)) > 1 else 'points'} to "
+        f"{_who(conn, cid)}"
+        for cid, labels in where.items()
+    )
+    return Identification(
+        None,
+        problem=f"the request points to more than one account ({said}), so I will not guess which one",
+        named=named or [label for _, label in clues],
+    )
+
+
+def identify(conn: sqlite3.Connection, texts: Iterable[str]) -> Identification:
+    """The customer the texts name: emails first, then customer ids, then full names; without any,
+    the owner of a charge or invoice the texts name, then the company (with or without a first name).
+
+    Two different customers named at once is ambiguous: nobody is picked. A charge or invoice whose
+    owner is not the customer named (or the company named) is ambiguous too: nobody is picked and
+    the problem says which clue points where. A company mentioned beside an email or id is no clue.
     """
     texts = [t for t in texts if t]
     found: dict[str, str] = {}  # customer id -> how
     named: list[str] = []
     missing: list[str] = []
+    refs: list[tuple[str, str]] = []  # (customer id, "charge CH-2054")
+    labels: dict[str, str] = {}  # customer id -> the identifier that named them
+    people: list[tuple[str, str]] = []
+    first_named: set[str] = set()
     for text in texts:
         for email in EMAIL.findall(text):
             named.append(email)
             if cid := _by_email(conn, email):
                 found.setdefault(cid, "email")
+                labels.setdefault(cid, email)
             else:
                 missing.append(email)
         for number in dict.fromkeys(customer_ids(text)):
@@ -115,24 +272,52 @@ def identify(conn: sqlite3.Connection, texts: Iterable[str]) -> Identification:
             named.append(cid)
             if customer_row(conn, cid):
                 found.setdefault(cid, "customer id")
+                labels.setdefault(cid, f"customer id {cid}")
             else:
                 missing.append(cid)
         for cid in _by_name(conn, text):
             named.append(cid)
             found.setdefault(cid, "name")
+            labels.setdefault(cid, "the name")
+        refs += _owners(conn, text)
+        by_company, firsts = _by_company(conn, text)
+        people += by_company
+        first_named |= firsts
     if len(found) > 1:
         ids = " and ".join(sorted(found))
         return Identification(None, problem=f"the request names more than one account ({ids})", named=named)
     if found:
         cid, via = next(iter(found.items()))
+        if any(owner != cid for owner, _ in refs):
+            return _disagree(conn, [(cid, labels[cid]), *refs], named)
         return Identification(customer_row(conn, cid), via=via, named=named)
+    if refs:
+        owners = {owner for owner, _ in refs}
+        clues = list(refs)
+        # The company or a first name the request gives must agree with the charge's owner.
+        clues += [(cid, via.removeprefix("name and company ")) for cid, via in people if cid not in owners]
+        if len(owners) == 1 and first_named and not (first_named & owners):
+            pointed = {cid for cid, _ in clues}
+            clues += [(cid, f"the name {_first(conn, cid)}") for cid in sorted(first_named - pointed)]
+        if len({cid for cid, _ in clues}) > 1:
+            return _disagree(conn, clues, named)
+        cid, via = refs[0]
+        return Identification(customer_row(conn, cid), via=via, named=[*named, via])
     if missing:
         return Identification(
             None,
             problem=f"I found no account for {', '.join(missing)}",
             named=named,
         )
+    if len({cid for cid, _ in people}) == 1:
+        cid, via = people[0]
+        return Identification(customer_row(conn, cid), via=via, named=[*named, via])
     return Identification(None, problem=NOBODY, named=named)
+
+
+def _first(conn: sqlite3.Connection, cid: str) -> str:
+    row = customer_row(conn, cid)
+    return str(row["name"]).split()[0] if row else cid
 
 
 def context_texts(context: Mapping[str, Any]) -> list[str]:
@@ -140,15 +325,41 @@ def context_texts(context: Mapping[str, Any]) -> list[str]:
     return [str(context[k]) for k in ("email", "customer_email") if isinstance(context.get(k), str)]
 
 
+def with_context(
+    conn: sqlite3.Connection, found: Identification, earlier: dict[str, Any] | None
+) -> Identification:
+    """Who the request identifies, weighed against the customer earlier steps or turns identified.
+
+    Someone the request names (email, id, full name) wins: the user may have switched accounts. A
+    charge or invoice of another customer than the earlier one is not a switch to guess: nobody,
+    and the problem says which points where. A company mentioned in a conversation about another
+    customer is no switch either (the earlier customer stays). Nobody named: the earlier customer.
+    """
+    if earlier is None:
+        return found
+    if found.customer is None:
+        return found if found.named else Identification(earlier, via="context")
+    if not found.by_clue or found.customer["id"] == earlier["id"]:
+        return found
+    if found.via.startswith(("charge", "invoice")):
+        return Identification(
+            None,
+            problem=(
+                f"the request points to more than one account ({found.via} belongs to "
+                f"{found.customer['name']} ({found.customer['id']}), but this conversation is about "
+                f"{earlier['name']} ({earlier['id']})), so I will not guess which one"
+            ),
+            named=found.named,
+        )
+    return Identification(earlier, via="context")
+
+
 def resolve_customer(conn: sqlite3.Connection, query: str, customer_id: str | None) -> Identification:
     """The customer a step acts for: someone the request names wins over the context's `customer_id`
-    (the user may have switched accounts); else the context's customer."""
+    (the user may have switched accounts); else the context's customer (see `with_context`)."""
     found = identify(conn, [query])
-    if found.customer is not None or found.named:
-        return found
-    if customer_id and (row := customer_row(conn, customer_id)):
-        return Identification(row, via="context")
-    return found
+    earlier = customer_row(conn, customer_id) if customer_id else None
+    return with_context(conn, found, earlier)
 
 
 def identity_request(found: Identification, purpose: str) -> str:
@@ -299,12 +510,13 @@ class Account(Capability):
         with db.connect() as conn:
             # Who the request names wins; else who earlier steps or turns identified.
             found = identify(conn, [inputs.query, email])
-            if found.customer is None and not found.named:
-                earlier = identify(conn, context_texts(ctx.context))
-                if earlier.customer is not None:
-                    found = Identification(earlier.customer, via="context")
-                elif inputs.customer_id and (row := customer_row(conn, inputs.customer_id)):
-                    found = Identification(row, via="context")
+            if found.customer is None and found.named:
+                earlier = None  # they named someone we cannot find, or clues that disagree
+            elif (hinted := identify(conn, context_texts(ctx.context))).customer is not None:
+                earlier = hinted.customer
+            else:
+                earlier = customer_row(conn, inputs.customer_id) if inputs.customer_id else None
+            found = with_context(conn, found, earlier)
         if found.customer is None:
             out: dict[str, Any] = {"identified": False, "summary": f"Account: {found.problem}."}
             if found.named:  # they named someone we cannot find: the earlier turns' customer is not them
@@ -315,8 +527,17 @@ class Account(Capability):
             "customer_id": customer["id"],
             "customer": customer,
             "identified_by": found.via,
-            "summary": f"Account: {describe(customer)}",
+            "summary": f"Account{found.how}: {describe(customer)}",
         }
 
 
-__all__ = ["NEED_IDENTITY", "Account", "Identification", "identify", "identity_request", "resolve_customer"]
+__all__ = [
+    "NEED_IDENTITY",
+    "Account",
+    "Identification",
+    "company_forms",
+    "identify",
+    "identity_request",
+    "resolve_customer",
+    "with_context",
+]
