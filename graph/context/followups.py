@@ -2359,9 +2359,10 @@ def _swapped(
     the turn names, else of a slot of its kind in the clause, else of a name the guides know typed in
     lower case. None when the turn says anything more, or no clause of the last turn takes the value."""
     lead = _SWAP_LEAD.match(text)
-    if lead is None or lead.end() == 0:
+    start = lead.end() if lead is not None else 0
+    if not start and not re.match(r"^\W*not\s", text, re.I):  # "not starter, Team" says it itself
         return None
-    body = _SWAP_TAIL.sub("", text[lead.end() :]).strip(" ,;:.!?-")
+    body = _SWAP_TAIL.sub("", text[start:]).strip(" ,;:.!?-")
     old_value: str | None = None
     if (said := _SWAP_OLD.match(body)) is not None:
         body = (said.group("new") or said.group("new2") or "").strip(" ,;:.!?-")
@@ -2386,9 +2387,20 @@ def _swapped(
                 continue
             rewritten = clause[: m.start()] + body + clause[m.end() :]
         elif new is not None and new.kind != "number":
-            rewritten = substitute(clause, new)
-        if rewritten is None and not old_value and (new is None or new.kind == "name"):
-            rewritten = _words_substitute(clause, body, names) if lowered in names else None
+            target = _target(clause, new)
+            # A name the guides know ("Team": a plan) never takes the place of a place ("Oslo").
+            if target is not None and not (lowered in names and target[0].kind != new.kind):
+                rewritten = substitute(clause, new)
+        if rewritten is None and not old_value and lowered in names:
+            # "wrong plan: Enterprise" after "team plan uptime ...": the name the guides know that the
+            # clause typed (in any case) gives way to the new one.
+            known = [
+                m
+                for m in re.finditer(r"[A-Za-z][\w'’-]*", clause)
+                if m.group(0).lower() in names and m.group(0).lower() != lowered
+            ]
+            if known:
+                rewritten = clause[: known[-1].start()] + body + clause[known[-1].end() :]
         if rewritten is not None and rewritten.lower() != clause.lower():
             return FollowUp(
                 "correction",
