@@ -184,7 +184,14 @@ _ITEM = re.compile(
 _ITEM_OF = (
     r"|\b(?:one|any|some|each|all|either|neither|none|which|both) of (?:them|those|these)\b|\bwhich one\b"
 )
-_ITEM = re.compile(_ITEM.pattern + _ITEM_OF, re.I)
+_ITEM_DESCRIBED = (
+    r"|\bthe\s+(?!one\b)(?:[$\w.,'’-]+\s+){1,2}?ones?\b(?!\s+(?:of|more)\b)"
+    r"|\bthe\s+ones?\s+(?:from|on|in|of|for|with|at|dated|charged|billed|that|which|paid|made|taken|last|before|after)\b"
+)
+"""One of the things an answer listed, picked by a description ("the seat one", "the november one",
+"the $36 one") or by what it was ("the one from last month", "the one on the 3rd", "the one for the
+seats"): "one" stands for an item of that list, whichever capability the description's words suggest."""
+_ITEM = re.compile(_ITEM.pattern + _ITEM_OF + _ITEM_DESCRIBED, re.I)
 _NEGATED = re.compile(
     r"[,;]?\s*\b(?:not|rather than|instead of)\s+(?:the|my|a|an|their|our|your|his|her)\b[^,.;!?]*", re.I
 )
@@ -1081,6 +1088,11 @@ def resolve(
                     f"{previous if power else _grouped(previous)} {op}",
                     f"an arithmetic continuation of {entry.capability}: {entry.task!r}",
                 )
+    if (swapped := _swapped(text, entries, known_names or {})) is not None:
+        # "sorry, wrong plan: Enterprise", "I meant Enterprise not Team", "make that Enterprise": one
+        # value in place of one of the last request's; the need is the same, whatever capability the
+        # new value's words suggest on their own ("plan", "Enterprise": account or sales words).
+        return swapped
     cue = bool(_CUE.search(text) or _TAIL_CUE.search(text))
     correction = bool(_CORRECTION.search(text))
     # "I meant my plan, not the invoices": what is ruled out is not what is asked.
@@ -1485,6 +1497,22 @@ _CONDITION = re.compile(
 """A yes on a condition the user states ("yes if it's under $50"): a hedge, not a choice of item."""
 
 
+_FILLER_LEAD = re.compile(
+    r"^\W*(?:(?:" + _SOUND + r"|uh+|um+|erm|well|so|ok(?:ay)?|k|alright|actually|wait|ah+)(?:\W+|$))+", re.I
+)
+"""Sounds and fillers before what the user says ("hmm,", "uh", "ok so", "actually,")."""
+_OWN_NEXT_STEP = re.compile(
+    r"^\W*(?:(?:and|but|so|because|cause|cos|as)\W+)?(?:let\s+me|lemme|let\s+us|let'?s|I'?ll|I\s+will|we'?ll|we\s+will|"
+    r"I'?m\s+(?:going\s+to|gonna)|we'?re\s+(?:going\s+to|gonna)|I\s+(?:need|have|want|got)\s+to|I'?ve\s+got\s+to|"
+    r"I\s+gotta|we\s+(?:need|have|want)\s+to|I\s+should|we\s+should|I\s+must)\s+"
+    r"(?!(?:know|see|have|get|ask\s+you|find\s+out\s+from\s+you)\b)\w+",
+    re.I,
+)
+"""The user's own next step ("let me confirm the count with her", "I'll check with Diego", "I need to
+ask the owner first"): not a request to a capability. ("let me see the charges", "I need to know
+the plan" ask for something.)"""
+
+
 _CLAUSE_BREAK = re.compile(r"\s*(?:[,;:.!]|\s-+|\s—)\s*")
 
 
@@ -1498,6 +1526,9 @@ def _no_with_reason(
     Oslo?" withdraws and asks anew). After a turn that acted (`acted`: a capability with side effects
     ran), only a withdrawal counts: a plain no ("nah, leave it for now") goes to that action, whose
     intent check refuses it."""
+    # "hmm, hold off, ...", "ok so hold off, ...": a sound or a filler first says nothing yet.
+    if (filler := _FILLER_LEAD.match(text)) is not None:
+        text = text[filler.end() :]
     m = _CLAUSE_BREAK.search(text)
     if m is None or m.start() == 0:
         return None
@@ -1519,7 +1550,9 @@ def _no_with_reason(
         return None
     if any(s.kind != "name" for s in slots(rest)) or _bare_place(fragment(rest)):
         return None
-    if [n for n in standalone(rest) if n]:
+    if _OWN_NEXT_STEP.match(rest) is None and [n for n in standalone(rest) if n]:
+        # What the user will do themselves ("let me confirm the seat count with her first", "I'll
+        # check the plan with Diego") asks for nothing, whatever capability its words suggest.
         return None
     return head
 
@@ -2283,3 +2316,96 @@ __all__ = [
     "topic_after",
     "vocabulary",
 ]
+
+
+_SWAP_LEAD = re.compile(
+    r"^\W*(?:(?:"
+    + _SOUND
+    + r"|uh+|um+|erm|well|so|ok(?:ay)?|no|nope|sorry|"
+    + _SLIP
+    + r"|actually|wait|correction|"
+    r"hang on|hold on|my bad|my mistake)\W+)*"
+    r"(?:(?:that'?s|that was|it'?s|it was)\s+)?(?:the\s+)?wrong\s+[a-z-]+(?:\s+[a-z-]+)?\s*(?:[:,;-]+|—)\s*"
+    r"|^\W*(?:(?:"
+    + _SOUND
+    + r"|uh+|um+|erm|well|so|ok(?:ay)?|no|nope|sorry|"
+    + _SLIP
+    + r"|actually|wait|correction|"
+    r"hang on|hold on|my bad|my mistake)\W+)*(?:I\s+meant|I\s+mean|meant|should(?:'ve| have) (?:said|been)|"
+    r"(?:it\s+)?should\s+(?:be|say)|make\s+(?:it|that)|change\s+(?:it|that)\s+to)\s+"
+    r"|^\W*(?:(?:" + _SOUND + r"|uh+|um+|erm|no|nope|sorry|" + _SLIP + r"|my bad|my mistake)\W+)+",
+    re.I,
+)
+"""How a turn says it puts a value in place of one it gave: "sorry, wrong plan:", "I meant", "make that",
+"oops,"."""
+_SWAP_OLD = re.compile(
+    r"^(?P<new>.+?)\s*,?\s+(?:not|rather than|instead of)\s+(?:the\s+)?(?P<old>[\w@.+'’-]+(?:\s+[\w@.+'’-]+)?)$"
+    r"|^(?:not\s+(?:the\s+)?(?P<old2>[\w@.+'’-]+(?:\s+[\w@.+'’-]+)?)\s*[,;:-]+\s*(?:but\s+|I\s+meant\s+)?)(?P<new2>.+)$",
+    re.I,
+)
+"""A swap that says the old value too: "Enterprise, not Team", "not Team, Enterprise"."""
+_SWAP_TAIL = re.compile(
+    r"[\s,;:.!?-]*(?:\b(?:instead|please|pls|then|sorry|I mean|I meant|thanks)\b[\s,;:.!?-]*)*$", re.I
+)
+
+
+def _swapped(
+    text: str, entries: Sequence[TopicEntry], known_names: Mapping[str, frozenset[str]]
+) -> FollowUp | None:
+    """A turn that only swaps one value of the last request ("sorry, wrong plan: Enterprise", "I meant
+    Enterprise not Team", "make that Enterprise", "oops, Enterprise, not Team"): the last request with
+    the new value in place of the old, to the capability that ran it. The new value is one slot (a
+    name, an id, a number, a place) or a name the guides know, and it takes the place of the old value
+    the turn names, else of a slot of its kind in the clause, else of a name the guides know typed in
+    lower case. None when the turn says anything more, or no clause of the last turn takes the value."""
+    lead = _SWAP_LEAD.match(text)
+    start = lead.end() if lead is not None else 0
+    if not start and not re.match(r"^\W*not\s", text, re.I):  # "not starter, Team" says it itself
+        return None
+    body = _SWAP_TAIL.sub("", text[start:]).strip(" ,;:.!?-")
+    old_value: str | None = None
+    if (said := _SWAP_OLD.match(body)) is not None:
+        body = (said.group("new") or said.group("new2") or "").strip(" ,;:.!?-")
+        old_value = (said.group("old") or said.group("old2") or "").strip(" ,;:.!?-")
+    if not body or len(body.split()) > 3:
+        return None
+    names = frozenset().union(*known_names.values()) if known_names else frozenset()
+    found = slots(body) or _bare_place(body)
+    lowered = " ".join(body.lower().split())
+    if len(found) == 1 and body[: found[0].start].strip() == "" and body[found[0].end :].strip(" .!?") == "":
+        new: Slot | None = found[0]
+    elif lowered in names:
+        new = None
+    else:
+        return None
+    for entry in _last_turn(entries):
+        clause = entry.task
+        rewritten: str | None = None
+        if old_value:
+            m = re.search(rf"(?<![\w@.-]){re.escape(old_value)}(?![\w@-])", clause, re.I)
+            if m is None:
+                continue
+            rewritten = clause[: m.start()] + body + clause[m.end() :]
+        elif new is not None and new.kind != "number":
+            target = _target(clause, new)
+            # A name the guides know ("Team": a plan) never takes the place of a place ("Oslo").
+            if target is not None and not (lowered in names and target[0].kind != new.kind):
+                rewritten = substitute(clause, new)
+        if rewritten is None and not old_value and lowered in names:
+            # "wrong plan: Enterprise" after "team plan uptime ...": the name the guides know that the
+            # clause typed (in any case) gives way to the new one.
+            known = [
+                m
+                for m in re.finditer(r"[A-Za-z][\w'’-]*", clause)
+                if m.group(0).lower() in names and m.group(0).lower() != lowered
+            ]
+            if known:
+                rewritten = clause[: known[-1].start()] + body + clause[known[-1].end() :]
+        if rewritten is not None and rewritten.lower() != clause.lower():
+            return FollowUp(
+                "correction",
+                [entry.capability],
+                rewritten,
+                f"a value in place of one of {entry.capability}'s last request: {clause!r}",
+            )
+    return None
