@@ -21,13 +21,17 @@ from capabilities.support_desk.billing import (
     _month_back,
     _newest_month,
     _refundable,
+    charge_selector,
     charge_tags,
     match_charges,
     parse_selector,
+    pick_charge,
+    refund_candidate,
     refund_eligibility,
     request_amounts,
     suggested_refund,
 )
+from capabilities.support_desk.refund import RefundInputs
 
 NOW = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)  # a Wednesday
 RENEWAL = "Team plan, monthly renewal"
@@ -405,3 +409,73 @@ def test_the_amounts_a_request_states() -> None:
     assert request_amounts(f"yes please{mark}is the $99 renewal refundable?)") == [99.0]
     assert request_amounts("refund $5 and 7 dollars") == [5.0, 7.0]
     assert request_amounts("refund CH-2033 please") == []
+
+
+def test_a_follow_up_of_a_follow_up_states_its_own_amount_only() -> None:
+    mark = " (follow-up to: "
+    nested = f"and the $12 one?{mark}what about the $30 one?{mark}is the $99 renewal refundable?))"
+    assert request_amounts(nested) == [12.0]
+    assert request_amounts(
+        f"yes do it{mark}what about the $30 one?{mark}is the $99 renewal refundable?))"
+    ) == [
+        30.0,
+        99.0,
+    ]
+
+
+# --- the candidate and the refund's check of it ----------------------------------------------------
+
+CUSTOMER = {"id": "C-1108", "name": "Priya Nair"}
+
+
+def test_pick_charge_reads_the_clock_it_is_given() -> None:
+    charges = [ch("K-2", NOW), ch("K-1", ago(400))]
+    assert pick_charge(charges, {}, "days_ago:0-0", NOW) == charges[0]
+    assert pick_charge(charges, {}, "days_ago:400-400", NOW) == charges[1]
+
+
+def test_a_candidate_with_no_charge_says_why() -> None:
+    charges = [ch("K-2", ago(3), amount_cents=4850), ch("K-1", ago(70))]
+    by_amount = refund_candidate(CUSTOMER, charges, {}, "amount:12.00", NOW)
+    assert by_amount["charge_id"] is None and by_amount["eligible"] is False
+    assert by_amount["reason"].startswith("no charge of $12.00 on this account")
+    by_id = refund_candidate(CUSTOMER, charges, {}, "charge:CH-9", NOW)
+    assert by_id["reason"] == "no charge CH-9 on this account" and by_id["choices"] == []
+    # An amount with other words: the words are described, and the refundable charge offered.
+    with_words = refund_candidate(CUSTOMER, charges, {}, "amount:12.00|desc:seats", NOW)
+    assert with_words["reason"].startswith("no seat purchase charge of $12.00 on this account; the charge")
+    assert with_words["choices"] == ["K-2"]
+    picked = refund_candidate(CUSTOMER, charges, {}, "amount:48.50", NOW)
+    assert picked["charge_id"] == "K-2" and picked["eligible"] is True and picked["amount_cents"] == 4850
+
+
+def _refund_inputs(query: str, **extra: Any) -> RefundInputs:
+    """Refund inputs whose candidate billing picked for this very request (same text and selector)."""
+    charge_id = extra.get("charge_id")
+    candidate = {
+        "query": query,
+        "selector": charge_selector(query, charge_id),
+        "customer_id": "C-1108",
+        "customer_name": "Priya Nair",
+        "charge_id": "CH-7001",
+        "amount_cents": 3000,
+        "charged_at": "2027-03-01 00:00:00",
+        "eligible": True,
+        "reason": "it is 9 days old, within the 30-day refund window",
+        "citation": "",
+    }
+    return RefundInputs(query=query, customer_id="C-1108", refund_candidate=candidate, **extra)
+
+
+def test_the_refund_takes_a_plan_s_charge_only_when_the_request_names_it() -> None:
+    assert _refund_inputs("refund CH-7001 please", charge_id="CH-7001").check() is None
+    assert _refund_inputs("refund ch7001 please", charge_id="CH-7001").check() is None
+    problem = _refund_inputs("refund the march renewal", charge_id="CH-7001").check()
+    assert problem is not None and problem[0] == "not_named"
+
+
+def test_the_refund_compares_the_plan_s_amount_when_the_request_states_several() -> None:
+    # The plan's $30 is one the request states: the candidate of $30 is refunded, whatever else it says.
+    assert _refund_inputs("refund the $30 charge, not the $45 one", amount=30.0).check() is None
+    mismatch = _refund_inputs("refund the $30 charge, not the $45 one", amount=45.0).check()
+    assert mismatch is not None and mismatch[0] == "amount_mismatch"

@@ -538,3 +538,46 @@ def test_the_action_or_its_checker_must_score_at_least_the_floor(shipped: Regist
     # The checker's own score counts, wherever it is ranked; without it in the ranking, nothing.
     assert asked_of_ours(about, shipped, [("billing", 0.003), ("refund", 0.5)]) == {"billing"}
     assert asked_of_ours(about, shipped, [("refund", 0.5), ("account", 0.5)]) == set()
+
+
+# --- words that turn the action down (graph/intent.py `turns_down`) -------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "don't do anything yet, just look",  # a clause without the verb that stops everything
+        "never mind all that, C-1002",
+        "the renewal looks odd. actually scratch that",  # a retraction in a clause of its own
+        "no need for a refund",  # the verb, negated
+        "stop the refund on CH-5521",  # the verb, stopped
+        "actually scratch that refund",  # the verb, retracted
+        "only check whether the money back is possible",  # information only
+    ],
+)
+def test_words_that_turn_the_action_down(text: str) -> None:
+    assert offers.turns_down(text, VERBS), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "refund CH-5521 please",
+        "was it refunded?",  # a past action
+        "could CH-5521 still be refunded?",  # a question about it
+        "the renewal looks odd, C-1108",  # nothing about the action
+        "",
+    ],
+)
+def test_words_that_do_not(text: str) -> None:
+    assert not offers.turns_down(text, VERBS), text
+
+
+def test_turns_down_fails_safe() -> None:
+    assert offers.turns_down("refund it", [42]), "unreadable verbs: turned down, never acted on"  # type: ignore[list-item]
+
+    class Said:
+        def __str__(self) -> str:
+            return "please don't refund it"
+
+    assert offers.turns_down(Said(), VERBS), "not a string: its text"  # type: ignore[arg-type]
