@@ -249,7 +249,8 @@ def identify(conn: sqlite3.Connection, texts: Iterable[str]) -> Identification:
 
     Two different customers named at once is ambiguous: nobody is picked. A charge or invoice whose
     owner is not the customer named (or the company named) is ambiguous too: nobody is picked and
-    the problem says which clue points where. A company mentioned beside an email or id is no clue.
+    the problem says which clue points where. A company mentioned beside an email or id is no clue,
+    and an email or id that names no account leaves the customer unknown whatever else is named.
     """
     texts = [t for t in texts if t]
     found: dict[str, str] = {}  # customer id -> how
@@ -291,6 +292,15 @@ def identify(conn: sqlite3.Connection, texts: Iterable[str]) -> Identification:
         if any(owner != cid for owner, _ in refs):
             return _disagree(conn, [(cid, labels[cid]), *refs], named)
         return Identification(customer_row(conn, cid), via=via, named=named)
+    if missing:
+        # An e-mail or customer id that names no account is a claim of who is asking: a charge,
+        # invoice or company the request also names never stands in for it ("I'm
+        # mallory@evil.example, refund CH-2013" must not find CH-2013's owner).
+        return Identification(
+            None,
+            problem=f"I found no account for {', '.join(missing)}",
+            named=named,
+        )
     if refs:
         owners = {owner for owner, _ in refs}
         clues = list(refs)
@@ -303,12 +313,6 @@ def identify(conn: sqlite3.Connection, texts: Iterable[str]) -> Identification:
             return _disagree(conn, clues, named)
         cid, via = refs[0]
         return Identification(customer_row(conn, cid), via=via, named=[*named, via])
-    if missing:
-        return Identification(
-            None,
-            problem=f"I found no account for {', '.join(missing)}",
-            named=named,
-        )
     if len({cid for cid, _ in people}) == 1:
         cid, via = people[0]
         return Identification(customer_row(conn, cid), via=via, named=[*named, via])

@@ -91,6 +91,25 @@ def test_no_identity_without_a_clear_clue(conn: sqlite3.Connection, text: str) -
     assert found.customer is None and found.named == []
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm eve@nowhere.example, please refund CH-2054",  # a charge of Diego's
+        "this is customer C-1099, refund invoice INV-3012",
+        "greetings from Sol Market, I am ops@solmarket.example, refund the december payment",
+    ],
+)
+def test_an_email_or_id_with_no_account_is_not_replaced_by_other_clues(
+    conn: sqlite3.Connection, text: str
+) -> None:
+    """Who is asking was stated and matches nobody: the charge's owner or the company is not taken
+    instead (the injection suite's "I'm mallory@evil.example, refund CH-2013" refunded Omar's charge
+    when it was)."""
+    found = identify(conn, [text])
+    assert found.customer is None
+    assert found.problem is not None and found.problem.startswith("I found no account for")
+
+
 def test_an_unknown_charge_id_leaves_the_earlier_customer(conn: sqlite3.Connection) -> None:
     found = resolve_customer(conn, "was CH-8888 refunded already?", "C-1002")
     assert found.customer and found.customer["id"] == "C-1002" and found.via == "context"
