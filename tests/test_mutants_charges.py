@@ -479,3 +479,22 @@ def test_the_refund_compares_the_plan_s_amount_when_the_request_states_several()
     assert _refund_inputs("refund the $30 charge, not the $45 one", amount=30.0).check() is None
     mismatch = _refund_inputs("refund the $30 charge, not the $45 one", amount=45.0).check()
     assert mismatch is not None and mismatch[0] == "amount_mismatch"
+
+
+def test_last_week_seen_from_a_monday() -> None:
+    monday = datetime(2027, 3, 8, 9, 0, tzinfo=UTC)
+    charges = [ch("mon", "2027-03-08"), ch("last-mon", "2027-03-01"), ch("sun-before", "2027-02-28")]
+    assert ids(_filter(charges, {"weeks_ago": "1"}, monday)) == ["last-mon"]
+    assert ids(_filter(charges, {"weeks_ago": "0"}, monday)) == ["mon"]
+
+
+def test_the_previous_of_two_is_the_older_one() -> None:
+    charges = [ch("new", ago(1)), ch("old", ago(5))]
+    assert match_charges(charges, {}, "desc:renewal|pos:previous", NOW) == ChargeMatch(
+        charges[1], "second latest renewal charge", "the second latest of 2 renewal charges"
+    )
+
+
+def test_a_failed_charge_that_fits_is_set_aside_for_the_successful_one() -> None:
+    charges = [ch("retry", ago(5), description="renewal, retried"), ch("declined", ago(6), status="failed")]
+    assert match_charges(charges, {}, "desc:renewal", NOW) == ChargeMatch(charges[0], "renewal charge")

@@ -581,3 +581,111 @@ def test_turns_down_fails_safe() -> None:
             return "please don't refund it"
 
     assert offers.turns_down(Said(), VERBS), "not a string: its text"  # type: ignore[arg-type]
+
+
+# --- a no is never the offer's own word ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("task", "reply"),
+    [
+        ("no idea why there are two november charges, can I get a refund?", "no, ok"),
+        ("no idea why there are two november charges, can I get a refund?", "ok, no"),
+        ("I did not expect two charges this month, could one be refunded?", "ok, not that one"),
+        ("nope, the second charge is still on my card, refund it?", "nope, ok"),
+        ("nah, the app never said it renews, why two charges?", "nah, ok"),
+        ("none of the two charges look right to me, refund one?", "ok, none"),
+        ("nothing changed on our plan but we paid twice, refund it?", "nothing, ok"),
+        ("neither of the two charges is right, can you refund?", "ok, neither"),
+        ("we were charged twice without any warning, refund?", "ok, without the refund"),
+        ("I can't see why there are two charges, can I get a refund?", "ok, I can't"),
+    ],
+)
+def test_a_no_in_a_reply_is_never_taken_for_the_offer_s_own_word(task: str, reply: str) -> None:
+    """The request the offer was made for said the same negation word; a reply with it is still no yes
+    (found by the mutation check: nothing but `confirmation`, which reads these as unclear, stood
+    between "ok, no" and a refund)."""
+    offer = {**ASKED, "task": f"omar@brightpath.co: {task}"}
+    assert not offers.accepts(offer, reply, VERBS, asked=True), reply
+    assert not offers.accepts({**offer, "source": "suggested"}, reply, VERBS), reply
+
+
+def test_words_besides_the_yes_are_stripped_of_the_action_s_verbs() -> None:
+    # A verb the offer's words do not use ("reimburse" after "I can refund ...").
+    assert offers.accepts(OFFER, "yes, reimburse it", VERBS)
+    # The longer of two verbs first: "give money back" goes whole, not "money back" leaving "give".
+    assert offers.accepts(OFFER, "yes, give money back", ["give money back", "money back"])
+    assert offers.accepts(OFFER, "yes, give money back", ["money back", "give money back"])
+
+
+def test_an_amount_or_address_besides_the_yes_must_be_the_offer_s() -> None:
+    assert offers.accepts(OFFER, "yes, refund the 48.50 dollars", VERBS), "the offer's amount, in other words"
+    assert not offers.accepts(OFFER, "yes, refund the 48.60 dollars", VERBS)
+    # Another address of the same company and person: every word of it is the offer's, the address is not.
+    assert not offers.accepts(OFFER, "yes, do it for priya.nair@lumen.example", VERBS)
+
+
+def test_a_plain_yes_to_a_question_needs_no_go_ahead_word() -> None:
+    for text in ("yes thanks", "yeah, thank you"):  # a thanks: no go-ahead, but a yes to a question
+        assert offers.accepts(ASKED, text, VERBS, asked=True), text
+        assert not offers.accepts(OFFER, text, VERBS), text
+
+
+def test_an_offer_without_a_turn_was_made_at_turn_zero(shipped: Registry) -> None:
+    unturned = {k: v for k, v in ASKED.items() if k != "turn"}
+    assert offers.open_offer({"approval_offer": unturned, "task_turn": 1}) is unturned
+    assert offers.open_offer({"approval_offer": unturned, "task_turn": 4}) is None
+    assert offers.asked_last_turn({"task_turn": 1}, unturned)
+    # Made "this turn" with no turn count yet: it gets what it reads; spent at turn 0, it is kept.
+    state = {"messages": [HumanMessage("can it be refunded?")], "execution_context": CONTEXT}
+    assert offers.after_turn({**state, "approval_offer": unturned}, shipped) == {
+        **unturned,
+        "context": offers.fingerprint(shipped, ["refund"], CONTEXT),
+    }
+    spent = {**unturned, "accepted_turn": 0}
+    assert offers.after_turn({**state, "approval_offer": spent}, shipped) is spent
+
+
+@pytest.fixture(scope="module")
+def with_credit() -> Registry:
+    """The shipped registry and a second action with side effects (store credit, other words), and
+    billing declaring an action word of its own (it has no side effects)."""
+    import yaml
+
+    data = yaml.safe_load(default_registry().read_text(encoding="utf-8"))
+    data["capabilities"].append(
+        {
+            "name": "store_credit",
+            "class": "capabilities.support_desk.refund:Refund",
+            "side_effects": True,
+            "action_verbs": ["store credit", "credit note"],
+            "provides": ["store_credit"],
+            "options": {"db": None},
+        }
+    )
+    for cap in data["capabilities"]:
+        if cap["name"] == "billing":
+            cap["action_verbs"] = ["look into"]
+    return Registry.from_dict(data, source=str(default_registry()))
+
+
+def test_an_action_turned_down_does_not_stop_another_step_s_suggestion(with_credit: Registry) -> None:
+    said = "I would rather not get a refund; a credit note is fine. priya@lumen.example"
+    state = turn_state(said)
+    state["planning_plan"] = [{"id": "b1", "capability": "billing"}, {"id": "b2", "capability": "billing"}]
+    credit = {"capability": "store_credit", "question": "I can issue a credit note of $48.50."}
+    state["execution_results"] = _results(
+        b1={"output": {"suggests": {"capability": "refund", "question": QUESTION}}},
+        b2={"output": {"suggests": credit}},
+    )
+    found = offers.suggestion(state, with_credit)
+    assert found is not None and found["capabilities"] == ["store_credit"]
+
+
+def test_only_an_action_with_side_effects_is_taken_for_a_request_naming_our_customer(
+    with_credit: Registry,
+) -> None:
+    from nodes.classifier import asked_of_ours
+
+    ranked = [("billing", 0.5), ("refund", 0.4)]
+    assert asked_of_ours("please look into the double charge, c-1002", with_credit, ranked) == set()

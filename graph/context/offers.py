@@ -74,6 +74,9 @@ _DEFER = re.compile(
     r"|once|when|maybe|perhaps|don'?t|do\s+not|never|cancel|stop)\b"
 )
 """A yes that is not one yet ("sure, but not yet", "yes if it's under $50", "ok but wait")."""
+_NEGATIVE = re.compile(r"no|not|nope|nah|none|nothing|neither|without|\w*n't")
+"""Words of a no: never one of the offer's own words in a yes ("ok, no" after a request that said
+"no idea why I was charged twice")."""
 
 
 def _said(text: str) -> str:
@@ -141,7 +144,7 @@ def _only_the_offer(text: str, offer: Mapping[str, Any], verbs: Sequence[str]) -
     said = _ACK.sub(" ", said)
     for verb in sorted(verbs, key=len, reverse=True):
         said = re.sub(rf"\b{re.escape(verb.lower())}\w*", " ", said)
-    own = set(re.findall(r"[a-z0-9']+", _said(about(offer))))
+    own = {w for w in re.findall(r"[a-z0-9']+", _said(about(offer))) if not _NEGATIVE.fullmatch(w)}
     words = re.findall(r"[a-zà-ÿ']+", said)
     return all(w in _REFERENCE or w in _PICKING or w in own for w in words)
 
