@@ -438,7 +438,12 @@ def test_a_candidate_with_no_charge_says_why() -> None:
     charges = [ch("K-2", ago(3), amount_cents=4850), ch("K-1", ago(70))]
     by_amount = refund_candidate(CUSTOMER, charges, {}, "amount:12.00", NOW)
     assert by_amount["charge_id"] is None and by_amount["eligible"] is False
-    assert by_amount["reason"].startswith("no charge of $12.00 on this account")
+    assert by_amount["reason"] == (
+        "no charge of $12.00 on this account; the charge that could still be refunded is "
+        "K-2 ($48.50 on 07 Mar 2027, Team plan, monthly renewal): is that the one you mean"
+    )
+    nothing_refundable = refund_candidate(CUSTOMER, charges[1:], {}, "amount:12.00", NOW)
+    assert nothing_refundable["reason"] == "no charge of $12.00 on this account"
     by_id = refund_candidate(CUSTOMER, charges, {}, "charge:CH-9", NOW)
     assert by_id["reason"] == "no charge CH-9 on this account" and by_id["choices"] == []
     # An amount with other words: the words are described, and the refundable charge offered.
@@ -472,6 +477,8 @@ def test_the_refund_takes_a_plan_s_charge_only_when_the_request_names_it() -> No
     assert _refund_inputs("refund ch7001 please", charge_id="CH-7001").check() is None
     problem = _refund_inputs("refund the march renewal", charge_id="CH-7001").check()
     assert problem is not None and problem[0] == "not_named"
+    not_an_id = _refund_inputs("refund CH-7001 please", charge_id="the duplicate").check()
+    assert not_an_id is not None and not_an_id[0] == "not_named"
 
 
 def test_the_refund_compares_the_plan_s_amount_when_the_request_states_several() -> None:

@@ -172,6 +172,9 @@ def test_a_go_ahead_that_says_more_is_asked_again() -> None:
         "go ahead, the newer one, but not yet",  # a delay
         "no, go ahead with the newer one",  # a no
         "go ahead with the newer one?",  # a question
+        "go ahead with the newer one, not now",  # a no
+        "yes, don't refund the newer one",
+        "yes, do not refund the newer one",
     ],
 )
 def test_nothing_to_ask_again(text: str) -> None:
@@ -689,3 +692,16 @@ def test_only_an_action_with_side_effects_is_taken_for_a_request_naming_our_cust
 
     ranked = [("billing", 0.5), ("refund", 0.4)]
     assert asked_of_ours("please look into the double charge, c-1002", with_credit, ranked) == set()
+
+
+def test_a_plain_yes_with_more_words_is_asked_again() -> None:
+    found = offers.narrowed(OFFER, "yes, do it right away", VERBS)  # confirmation() reads it as a yes
+    assert found is not None and found.ask_again
+
+
+def test_turns_down_reads_a_non_string_as_its_text() -> None:
+    class Said:
+        def __str__(self) -> str:
+            return "please refund it"
+
+    assert not offers.turns_down(Said(), VERBS)  # type: ignore[arg-type]
