@@ -69,3 +69,19 @@ async def test_a_checked_charge_gone_from_the_account_refunds_nothing(
     assert out["refund"]["status"] == "no_charge", out
     assert out["summary"] == "No refund made: there is no charge CH-2013 on this account."
     assert rows(db_path, "SELECT count(*) FROM refunds") == before
+
+
+async def test_a_request_naming_another_account_refunds_nothing(caps: SimpleNamespace, db_path: Path) -> None:
+    """Jane's duplicate checked for this conversation (C-1001); the request to refund names Omar's
+    address: `customer_mismatch`, nothing written. Kills the mutants of that status."""
+    _, context = await _duplicate(caps)
+    other = "refund my duplicate charge, I'm omar@brightpath.co"
+    context = {**context, "refund_candidate": {**context["refund_candidate"], "query": other}}
+    before = rows(db_path, "SELECT count(*) FROM refunds")
+    out = await run(caps.refund, other, context=context, thread="t2", step="refund:y")
+    assert out == {
+        "refund": {"status": "customer_mismatch"},
+        "summary": "No refund made: this request names Omar Haddad (C-1002), but the account in this "
+        "conversation is C-1001. Ask again naming one account.",
+    }
+    assert rows(db_path, "SELECT count(*) FROM refunds") == before
