@@ -144,10 +144,16 @@ def test_a_courteous_go_ahead_that_narrows_is_asked_again() -> None:
         "accepted_turn": None,
         "source": "suggested",
     }
-    for text in ("please go ahead, but just the second charge", "kindly proceed, only the duplicate one"):
+    for text in (
+        "please go ahead, but just the second charge",
+        "kindly proceed, only the duplicate one",
+        "that's fine, go ahead with the newer of the two only",
+    ):
         found = offers.narrowed(offer, text, REFUND_VERBS)
         assert found is not None and found.ask_again and found.capabilities == ["refund"], text
     assert offers.narrowed(offer, "please proceed, but not yet", REFUND_VERBS) is None
+    assert offers.narrowed(offer, "that's wrong, go ahead with the older one", REFUND_VERBS) is None
+    assert offers.narrowed(offer, "please tell me more, yes", REFUND_VERBS) is None, "the yes must lead"
 
 
 # --- the graph -------------------------------------------------------------------------------------

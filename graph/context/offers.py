@@ -184,8 +184,9 @@ def _slots_agree(text: str, offered: str) -> tuple[str, bool]:
     return rest, agree
 
 
-_POLITE_LEAD = r"(?:(?:please|kindly|pls|then|so|well|right|and)\W+)*"
-"""Courtesy before a yes ("please proceed, but ..."): the yes still leads."""
+_POLITE_LEAD = r"(?:(?:please|kindly|pls|then|so|well|right|and|that'?s|that\s+is)\W+)*"
+"""Courtesy before a yes ("please proceed, but ...", "that's fine, go ahead with only ..."): the yes
+still leads."""
 
 
 def go_ahead(text: str, verbs: Sequence[str] = ()) -> bool:
