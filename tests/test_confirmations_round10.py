@@ -103,6 +103,8 @@ def test_a_delay_holds(text: str) -> None:
         "yes please",
         "great, thanks",
         "alright, go ahead",
+        "yes, refund it and keep the seats as they are",  # a yes that keeps something else
+        "refund it, but keep the seats",  # an instruction
     ],
 )
 def test_a_question_a_correction_or_a_yes_is_no_decline(text: str) -> None:

@@ -114,6 +114,13 @@ _ASKS = re.compile(
 what was offered ("no, the other one", "I meant the October charge"): not only a no."""
 
 
+_YES_LEAD = re.compile(
+    r"^\W*(?:(?:ok(?:ay)?|alright|fine|great)\W+)?(?:yes|yeah|yep|yup|ya|sure|go\s+ahead|go\s+for\s+it|do\s+it"
+    r"|please\s+do|proceed)\b"
+)
+"""A message that opens with a yes: never a decline, whatever it keeps ("yes, and keep the seats")."""
+
+
 def declined(text: str, verbs: Sequence[str] = ()) -> Literal["hold", "withdraw"] | None:
     """Whether `text` answers an offer (or a question about an action) with a no and asks nothing
     else: "withdraw" for a no ("no, leave it for now", "scratch that, she's keeping the seats. No
@@ -127,6 +134,8 @@ def declined(text: str, verbs: Sequence[str] = ()) -> Literal["hold", "withdraw"
         return None
     if any(s.kind in ("email", "ident", "amount", "number", "expr") for s in slots(text)):
         return None
+    if _YES_LEAD.match(said) or (verbs and side_effect_intent(text, verbs).kind == "act"):
+        return None  # "yes, refund it and keep the seats", "refund it, but keep the seats": a yes
     clauses = [c for c in re.split(r"\s*(?:[,;:.!]|\s-+\s|\s—\s|\bbut\b)\s*", said) if c.strip()]
     if any(_ASKS.search(c) for c in clauses):
         return None
