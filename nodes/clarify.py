@@ -6,10 +6,19 @@ from langchain_core.messages import AIMessage
 
 from graph.state import AgentState
 from nodes.base import NodeCall, Update
+from nodes.orchestrator import DECLINED_NOTE, acknowledgment, declined_offer
 
 
 async def clarify(state: AgentState, call: NodeCall) -> Update:
     registry = call.deps.registry
+    if any(n.startswith(DECLINED_NOTE) for n in state.get("planning_notes") or []) and (
+        no := declined_offer(state, registry)
+    ):
+        # A no or a delay to a side effect on offer (nodes/orchestrator.py): say what was not done.
+        return {
+            "messages": [AIMessage(content=acknowledgment(no), name="clarify")],
+            "control_stop_reason": "clarify",
+        }
     offers = "\n".join(f"- {c.name}: {c.description}" for c in registry.routable if registry.allowed(c.name))
     scored = [c for c in state.get("planning_capabilities") or [] if c["source"] != "always"]
     closest = max(scored, key=lambda c: c["score"], default=None)

@@ -13,12 +13,15 @@ model), which the router then treats as explicitly requested. The approval polic
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
+from typing import Literal, NamedTuple
 
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from graph.config.registry import Registry
-from graph.context.offers import accepts, asked_last_turn, open_offer, verbs_of
-from graph.intent import confirmation
+from graph.context.offers import accepts, asked_last_turn, declined, open_offer, verbs_of
+from graph.intent import confirmation, side_effect_intent, turns_down
 from graph.router import latest_request
 from graph.state import AgentState, SideEffectOffer
 from nodes.approval import parse_words
@@ -64,9 +67,113 @@ def accepted_offer(state: AgentState, registry: Registry | None = None) -> SideE
     return offer if accepts(offer, said, verbs, asked=asked_last_turn(state, offer)) else None
 
 
+class Declined(NamedTuple):
+    """A no or a delay to a side effect the conversation put on the table (`declined_offer`)."""
+
+    kind: Literal["hold", "withdraw"]
+    offer: SideEffectOffer | None
+    """The open offer it answers; None for a question about the action that made no offer."""
+    verbs: list[str]
+
+
+DECLINED_NOTE = "side_effect_declined"
+"""The planning note of a turn whose message declined (or put off) a side effect: the clarify node
+answers it with what was not done (`acknowledgment`)."""
+
+
+def _asked_about(state: AgentState, registry: Registry) -> list[str]:
+    """The action words of the side effects the previous request asked about without asking for them
+    ("is this month's renewal refundable?": the intent check says confirm; "could it be refunded?": a
+    question with the action in any form), when the previous turn
+    ran no such capability (the topic it left names none)."""
+    humans = [m for m in state.get("messages") or [] if isinstance(m, HumanMessage)]
+    if len(humans) < 2:
+        return []
+    turn = int(state.get("task_turn") or 0)
+    ran = {e["capability"] for e in state.get("context_topic") or [] if int(e.get("turn", 0)) == turn - 1}
+    previous = humans[-2].content if isinstance(humans[-2].content, str) else ""
+    verbs: list[str] = []
+    for info in registry.capabilities.values():
+        if not info.side_effects or not info.action_verbs or info.name in ran:
+            continue
+        forms = "|".join(re.escape(v) for v in info.action_verbs)
+        if side_effect_intent(previous, info.action_verbs).kind == "confirm" or (
+            # "could this month's renewal be refunded - could it?": a question about the action in
+            # any of its forms, negating nothing
+            "?" in previous
+            and re.search(rf"\b(?:{forms})(?:s|es|ed|d|ing|able)?\b", previous, re.I)
+            and not turns_down(previous, info.action_verbs)
+        ):
+            verbs += info.action_verbs
+    return verbs
+
+
+def declined_offer(state: AgentState, registry: Registry | None = None) -> Declined | None:
+    """This turn's message as a no or a delay (`offers.declined`) to the thread's open offer, or to
+    the side effect the previous request asked about when it made no offer ("could it be refunded?"
+    that ended in a question back): the turn then runs nothing and says what was not done. None when
+    the message is anything else (a yes, a question, a request of its own, a correction)."""
+    if registry is None:
+        return None
+    said = latest_request(state.get("messages") or [])
+    offer = open_offer(state)
+    if offer is not None:
+        verbs = verbs_of(registry, offer)
+    elif not (verbs := _asked_about(state, registry)):
+        return None
+    kind = declined(said, verbs)
+    return Declined(kind, offer, verbs) if kind is not None else None
+
+
+def _not_done(question: str, verbs: Sequence[str]) -> str | None:
+    """What an offer's question would have done, as not done: "I can refund $80.00 to Aisha Bello
+    (C-1007) for charge CH-2063 of 01 Dec 2026." (a suggestion) or "... unless you approve. Refund
+    $80.00 to Aisha Bello (C-1007) for charge CH-2063 of 01 Dec 2026? Policy: ..." (a confirmation
+    question) -> "I did not refund $80.00 to Aisha Bello (C-1007) for charge CH-2063 of 01 Dec 2026".
+    The verb opens the sentence or follows "I can"; a verb quoted inside the question's reason ("the
+    refund window") is not what it would do."""
+    end = r"(.*?)(?:\?|\.(?=\s|$)|$)"
+    for verb in sorted(verbs, key=len, reverse=True):
+        word = re.escape(verb)
+        for pattern in (rf"\bI\s+can\s+({word})\b{end}", rf"(?:^|(?<=[.?!:]\s))({word})\b{end}"):
+            m = re.search(pattern, question, re.I)
+            if m and m.group(2).strip():
+                return f"I did not {m.group(1).lower()}{m.group(2).rstrip()}"
+    return None
+
+
+def acknowledgment(found: Declined) -> str:
+    """The answer to a no or a delay: what was not done, that nothing changed, and (for a delay) how
+    to have it done later. Never the action's past participle ("refunded"): nothing happened."""
+    verb = found.verbs[0] if found.verbs else "do"
+    what = (
+        _not_done(found.offer.get("question") or "", found.verbs) if found.offer is not None else None
+    ) or f"I did not {verb} anything"
+    if found.kind == "hold":
+        later = " When you are ready, say “go ahead” and I will do it." if found.offer is not None else ""
+        return f"OK, I'll wait: {what}, and nothing was changed.{later}"
+    return f"OK, I won't go ahead: {what}, and nothing was changed."
+
+
 async def orchestrator(state: AgentState, call: NodeCall) -> Update:
     registry = call.deps.registry
     context = state.get("execution_context") or {}
+    if (no := declined_offer(state, registry)) is not None:
+        # "no, leave it", "hold on, checking with her first": nothing runs this turn; the clarify node
+        # says what was not done. A delay keeps the offer open (graph/context/offers.py `after_turn`).
+        steps, notes = validate_plan(registry, deterministic_plan(registry, [], context), context)
+        what = no.offer["question"] if no.offer is not None else "the action the last request asked about"
+        results = state.get("execution_results") or {}
+        return {
+            "planning_plan": steps,
+            "planning_notes": [
+                *(state.get("planning_notes") or []),
+                *notes,
+                f"{DECLINED_NOTE} ({no.kind}): the user said {'not yet' if no.kind == 'hold' else 'no'} "
+                f"to {what}",
+            ],
+            "execution_results": {sid: None for sid, r in results.items() if r["status"] == "failed"},
+        }
     if (offer := accepted_offer(state, registry)) is not None:
         names = [n for n in offer["capabilities"] if n in registry and registry.allowed(n)]
         steps, notes = validate_plan(registry, deterministic_plan(registry, names, context), context)

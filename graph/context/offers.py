@@ -16,8 +16,10 @@ acknowledge an answer. The orchestrator then runs the offered capabilities for t
 under the same side-effect policy and approval as any step (`nodes/orchestrator.py`).
 
 An offer stays open for `MAX_AGE` turns, across turns that only ask or look things up ("would they
-keep access if we do that?"). It is withdrawn (`after_turn`, at the end of every turn) by a no
-("hold off"), by a side effect done in the meantime, by a newer offer, and when a context value the
+keep access if we do that?") and turns that put it off ("hold on, checking with her first", "not yet":
+`declined` says "hold"). It is withdrawn (`after_turn`, at the end of every turn) by a no ("no, leave
+it", "scratch that, no refund": `declined` says "withdraw"), by a side effect done in the meantime,
+by a newer offer, and when a context value the
 offered capability reads changed since (another customer looked up, another charge checked): a yes
 then is not to what was offered. An accepted offer is spent: a side effect happens once.
 """
@@ -28,7 +30,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from graph.config.registry import Registry
 from graph.context.followups import FollowUp, appended, content_words, slots
@@ -79,6 +81,74 @@ _NEGATIVE = re.compile(r"no|not|nope|nah|none|nothing|neither|without|\w*n't")
 "no idea why I was charged twice")."""
 
 
+_HOLD = re.compile(
+    r"^\W*(?:(?:ok(?:ay)?|k|so|well|hmm+|um+|uh+|right|alright|actually|sorry|oh)\W+)*"
+    r"(?:hold\s+(?:on|off|it|up|fire)|hang\s+on|not\s+(?:just\s+)?yet|not\s+for\s+now|wait(?:\s+a\s+(?:sec(?:ond)?|minute|moment|bit))?"
+    r"|give\s+me\s+a\s+(?:sec(?:ond)?|minute|moment|bit|day)|one\s+(?:sec(?:ond)?|moment|minute)"
+    r"|let\s+me\s+(?:check|ask|confirm|talk|speak|double[\s-]check|think|get\s+back)"
+    r"|(?:i'?ll|i\s+will|we'?ll|we\s+will)\s+(?:wait|check|ask|confirm|get\s+back|come\s+back|let\s+you\s+know))"
+    # "wait, how many seats is he paying for" is a question, not a delay
+    r"(?!\W*(?:what|how|why|who|when|where|which|is|are|was|were|does|do|did|can|could)\b)\b"
+)
+"""A delay to the offer ("hold on, checking with her first", "not yet, I'll wait until she confirms",
+"let me ask the owner"): nothing done now, and the offer stays open for a later go-ahead."""
+_NO = re.compile(
+    r"\b(?:no|nope|nah|never\s?mind|forget\s+(?:it|that|about\s+it)|scratch\s+that"
+    r"|cancel(?:\s+(?:it|that))?|leave\s+it|keep\s+(?:it|them|the)|not\s+(?:now|needed|necessary)"
+    r"|call\s+it\s+off|changed\s+(?:her|his|their|my|our)\s+mind|decided\s+(?:to\s+keep|against))\b"
+)
+"""A no to the offer ("no, leave it", "scratch that, she's keeping the seats", "nah, not needed"): it is
+withdrawn."""
+_DONT = re.compile(r"\b(?:don'?t|do\s+not)\b")
+_NOT_YET = re.compile(r"\b(?:yet|until|till|before|first)\b")
+"""A "don't" with a delay ("don't do it yet", "don't refund it until she confirms") holds; without one
+it withdraws."""
+_ASKS = re.compile(
+    r"^\W*(?:please\s+|pls\s+|kindly\s+|just\s+|only\s+|then\s+|now\s+|and\s+|but\s+|instead\s+)*"
+    r"(?:tell|show|check|look|give|send|find|list|explain|pull|get|fetch|quote|calculate|compute|what"
+    r"|what's|how|when|where|which|who|why|is|are|was|were|does|did|can|could|should|would)\b"
+    r"|\b(?:i|we)\s+(?:want|need|would\s+like|'d\s+like)\s+(?!to\s+(?:talk|speak|check|ask|confirm|wait|think))"
+    r"|\b(?:meant|instead|the\s+other\s+one)\b"
+)
+"""A clause that asks for something ("just tell me the plan", "what about the invoices"), or corrects
+what was offered ("no, the other one", "I meant the October charge"): not only a no."""
+
+
+_YES_LEAD = re.compile(
+    r"^\W*(?:(?:ok(?:ay)?|alright|fine|great)\W+)?(?:yes|yeah|yep|yup|ya|sure|go\s+ahead|go\s+for\s+it|do\s+it"
+    r"|please\s+do|proceed)\b"
+)
+"""A message that opens with a yes: never a decline, whatever it keeps ("yes, and keep the seats")."""
+
+
+def declined(text: str, verbs: Sequence[str] = ()) -> Literal["hold", "withdraw"] | None:
+    """Whether `text` answers an offer (or a question about an action) with a no and asks nothing
+    else: "withdraw" for a no ("no, leave it for now", "scratch that, she's keeping the seats. No
+    refund."), "hold" for a delay ("hold on, checking with the customer first", "ok, not yet - I'll
+    wait until she puts it in writing"), None otherwise: a question, an identifier or an amount (a
+    request of its own), a correction ("no, the other one"), a clause that asks for something
+    ("no refund, just tell me the plan"), or no sign of a no at all. A no wins over a delay ("no,
+    hold off on that" withdraws)."""
+    said = _said(text)
+    if not said or "?" in said or len(said) > 240:
+        return None
+    if any(s.kind in ("email", "ident", "amount", "number", "expr") for s in slots(text)):
+        return None
+    if _YES_LEAD.match(said) or (verbs and side_effect_intent(text, verbs).kind == "act"):
+        return None  # "yes, refund it and keep the seats", "refund it, but keep the seats": a yes
+    clauses = [c for c in re.split(r"\s*(?:[,;:.!]|\s-+\s|\s—\s|\bbut\b)\s*", said) if c.strip()]
+    if any(_ASKS.search(c) for c in clauses):
+        return None
+    if _NO.search(said):
+        return "withdraw"
+    hold = any(_HOLD.match(c) for c in clauses[:2]) or bool(_DONT.search(said) and _NOT_YET.search(said))
+    if hold:
+        return "hold"
+    if confirmation(text) is False or (bool(verbs) and turns_down(text, verbs)):
+        return "withdraw"
+    return None
+
+
 def _said(text: str) -> str:
     return " ".join(text.translate(_APOSTROPHES).lower().split())
 
@@ -121,6 +191,11 @@ def _slots_agree(text: str, offered: str) -> tuple[str, bool]:
                 agree = False
             rest = rest[: slot.start] + " " + rest[slot.end :]
     return rest, agree
+
+
+_POLITE_LEAD = r"(?:(?:please|kindly|pls|then|so|well|right|and|that'?s|that\s+is)\W+)*"
+"""Courtesy before a yes ("please proceed, but ...", "that's fine, go ahead with only ..."): the yes
+still leads."""
 
 
 def go_ahead(text: str, verbs: Sequence[str] = ()) -> bool:
@@ -171,7 +246,7 @@ def narrowed(offer: Mapping[str, Any], text: str, verbs: Sequence[str] = ()) -> 
     said = _said(text)
     if _DEFER.search(said) or not go_ahead(text, verbs) or confirmation(text) is False:
         return None
-    if not _GO.match(said) and not re.match(rf"(?:{_ACK.pattern})\W+(?:{_GO.pattern})", said):
+    if not re.match(rf"{_POLITE_LEAD}(?:(?:{_ACK.pattern})\W+)?(?:{_GO.pattern})", said):
         return None  # the yes must lead: "refund CH-2001, yes" is a request of its own
     rest = _ACK.sub(" ", _GO.sub(" ", said))
     if not content_words(rest):
@@ -258,7 +333,11 @@ def after_turn(state: AgentState, registry: Registry) -> SideEffectOffer | None:
         r["status"] == "ok" and r["capability"] in registry and registry[r["capability"]].side_effects
         for r in results
     )
-    if acted or confirmation(said) is False or turn - int(offer.get("turn", 0)) >= MAX_AGE:
+    # A no withdraws the offer ("no, leave it", "scratch that, she's keeping the seats"); a delay keeps
+    # it for a later go-ahead ("hold on, checking with the customer first", "not yet").
+    reply = declined(said, verbs_of(registry, offer))
+    no = reply == "withdraw" or (confirmation(said) is False and reply != "hold")
+    if acted or no or turn - int(offer.get("turn", 0)) >= MAX_AGE:
         return None
     if "context" in offer and offer["context"] != fingerprint(registry, offer["capabilities"], context):
         return None
@@ -271,6 +350,7 @@ __all__ = [
     "accepts",
     "after_turn",
     "asked_last_turn",
+    "declined",
     "fingerprint",
     "go_ahead",
     "narrowed",
