@@ -172,13 +172,23 @@ class CachedScorer(FewShotScorer):
     def _on_base_weights(self) -> Iterator[None]:
         """Compile as if no fine-tune were asked for. A curve and thresholds `routegraph tune` fitted
         were fitted on the fine-tuned scores: set aside (the curve is fitted on the guides, the
-        registry's threshold applies), as for any other change of weights."""
+        registry's threshold applies), as for any other change of weights.
+
+        The guides are encoded in batches of similar length (`MiniLMEncoder.by_length`): a person
+        waits for this compile, and on the shipped guides (with `classifier.labelled_examples`)
+        it takes a third of the time. It is part of the encoder's identity, so of this compile's
+        key: the fine-tuned compile the background process makes, and its key, are as before."""
         finetune = self.finetune
         self.finetune, self.calibration, self.thresholds, self.default_threshold = None, None, {}, None
+        model = trainable(self.encoder)
+        if model is not None:
+            model.by_length = True
         try:
             yield
         finally:
             self.finetune = finetune  # the key of the fine-tune the background process makes
+            if model is not None:
+                model.by_length = False  # a request's clauses are encoded as they always were
 
     def _job(self, key: str) -> dict[str, Any]:
         """What the background worker builds: this scorer with its fine-tune, compiled in the
