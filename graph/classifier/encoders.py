@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import threading
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -30,12 +30,12 @@ import numpy as np
 
 from graph.classifier.onnx_runtime import (
     EXPORT,
-    LENGTH_BATCH,
     TOKENWISE,
     Int8Recipe,
     OnnxModel,
     Precision,
     _block_quantiser,
+    bulk_workers,
     export,
     exportable,
     int8_dot_product,
@@ -231,12 +231,16 @@ class MiniLMEncoder:
         self.finetuned_from: Path | None = None
         """The fine-tuned weights (a torch state dict) `weights_tag` names, when they came from the
         cache: loaded over the base weights if the torch model is needed again (to export it)."""
-        self.by_length = False
-        """Encode many texts at once (a compile's guides) in batches of similar length, through
-        onnxruntime (`OnnxModel.token_sums`): about three times faster on the shipped guides, the
-        vectors a little different (so it is part of `identity`). On while a first run compiles on
-        the base weights, the fine-tune still to come (`compiled.CachedScorer._on_base_weights`); a
-        fine-tuned compile and a request's clauses keep their order."""
+        self.bulk = False
+        """Encode many texts at once (a compile's guides) as fast as the machine allows, through
+        onnxruntime: in batches of similar length (`OnnxModel.token_sums(by_length=True)`: about
+        three times faster on the shipped guides, the vectors a little different, so it is part of
+        `identity`), on up to `bulk_workers()` cores at once. On while a first run compiles on the
+        base weights, the fine-tune still to come (`compiled.CachedScorer._on_base_weights`); a
+        fine-tuned compile and a request's clauses are encoded as they always were."""
+        self.on_batch: Callable[[int, int], None] | None = None
+        """Told how far an onnxruntime encode of many texts is (`OnnxModel.token_sums`): the first
+        run's compile says how long it has left."""
 
     int8: ClassVar[Int8Recipe] = {}
     """The int8 recipe when not the default (`onnx_runtime.quantized`'s keywords): mpnet's."""
@@ -250,12 +254,13 @@ class MiniLMEncoder:
             if self.precision == "fp32"
             else f"{self.training_identity}:{recipe(self.precision, **self.int8)}"
         )
-        return f"{plain}:by-length-{LENGTH_BATCH}" if self.by_length else plain
+        return f"{plain}:by-length" if self.bulk else plain
 
-    @property
-    def _batch(self) -> int:
-        """Texts per onnxruntime batch: `batch_size`, at most `LENGTH_BATCH` by length."""
-        return min(self.batch_size, LENGTH_BATCH) if self.by_length else self.batch_size
+    def _bulk_options(self) -> dict[str, Any]:
+        """`OnnxModel.token_sums`' options for many texts (`bulk`, `on_batch`)."""
+        if not self.bulk:
+            return {"on_batch": self.on_batch}
+        return {"by_length": True, "workers": bulk_workers(), "on_batch": self.on_batch}
 
     @property
     def training_identity(self) -> str:
@@ -373,7 +378,7 @@ class MiniLMEncoder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         runtime = self.runtime()
         if runtime is not None:
-            return runtime.encode(texts, self._batch, by_length=self.by_length)
+            return runtime.encode(texts, self.batch_size, **self._bulk_options())
         vectors = self.model.encode(
             list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
         )
@@ -403,7 +408,7 @@ class MiniLMEncoder:
             pieces += parts
             counts.append(len(parts))
         if runtime is not None:
-            sums, sizes = runtime.token_sums(pieces, self._batch, by_length=self.by_length)
+            sums, sizes = runtime.token_sums(pieces, self.batch_size, **self._bulk_options())
         else:
             sums, sizes = self._torch_token_sums(pieces)
         out: list[np.ndarray] = []

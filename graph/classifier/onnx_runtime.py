@@ -26,6 +26,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -155,10 +156,17 @@ def blockwise() -> tuple[str, ...]:
 
 SMALL_BATCH = 8
 """Up to this many texts (a request and its clauses) are tokenised one by one (`OnnxModel._padded`)."""
-LENGTH_BATCH = 16
-"""Texts per batch when they go in order of length (`OnnxModel.token_sums(by_length=True)`). CPU
-seconds to encode the shipped guides' 928 texts (MiniLM int8, one thread): 3.0 in batches of 8,
-3.1 of 16, 3.5 of 32, 3.7 of 64; 11.9 in their own order by 64 (session 18)."""
+
+
+BULK_WORKERS = 4
+"""At most this many threads run the batches of a first run's compile at once (`bulk_workers`)."""
+
+
+def bulk_workers() -> int:
+    """Threads for the batches of a compile a person waits for: the cores this process may use, at
+    most `BULK_WORKERS` (each runs one batch on one core; more hold more activations at once)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(BULK_WORKERS, cores))
 
 
 def recipe(
@@ -221,7 +229,13 @@ class OnnxModel:
         self._lock = threading.Lock()
 
     def token_sums(
-        self, texts: Sequence[str], batch_size: int = 64, *, by_length: bool = False
+        self,
+        texts: Sequence[str],
+        batch_size: int = 64,
+        *,
+        by_length: bool = False,
+        on_batch: Callable[[int, int], None] | None = None,
+        workers: int = 1,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Per text, the sum of its token vectors under the attention mask (float64) and how many
         tokens that is: a mean pooling split in two, so pieces of a text can be pooled together.
@@ -230,7 +244,10 @@ class OnnxModel:
         batches of texts of similar length (in order of their token counts), the rows returned in
         the texts' order: far less padding to compute (the shipped guides: 15,462 token positions
         instead of 43,798, a third of the time), and vectors that move a little (cosine 0.997 at
-        the least on those guides), since an int8 graph quantises its activations per batch."""
+        the least on those guides), since an int8 graph quantises its activations per batch.
+        `on_batch(done, total)`: told the token positions computed and to compute, before the first
+        batch (0) and after each one. `workers`: batches run on that many threads at once (each
+        batch computes what it computes alone: the same rows, sooner where cores are free)."""
         if len(texts) == 1:
             return self._one(texts[0])
         if not texts:
@@ -247,19 +264,35 @@ class OnnxModel:
             ]
         sums: list[np.ndarray] = []
         sizes: list[np.ndarray] = []
-        for feed in feeds:
+        positions = sum(feed["input_ids"].size for feed in feeds)
+        done = 0
+        if on_batch is not None:
+            on_batch(done, positions)
+        for feed, hidden in zip(feeds, self._runs(feeds, workers), strict=True):
             mask = feed["attention_mask"]
-            with self._lock:  # one run at a time: the session has one thread of its own
-                hidden = self.session.run(None, feed)[0]
             weights = mask.astype(np.float64)
             sums.append(np.einsum("bsd,bs->bd", hidden.astype(np.float64), weights))
             sizes.append(weights.sum(1))
+            done += feed["input_ids"].size
+            if on_batch is not None:
+                on_batch(done, positions)
         total, counts = np.concatenate(sums), np.concatenate(sizes)
         if by_length:
             rows = np.empty(len(order), dtype=np.intp)
             rows[np.array(order, dtype=np.intp)] = np.arange(len(order))
             total, counts = total[rows], counts[rows]
         return total, counts
+
+    def _runs(self, feeds: Sequence[dict[str, np.ndarray]], workers: int) -> Iterator[np.ndarray]:
+        """The token vectors of each feed, in order: one run at a time (the session has one thread
+        of its own), or on `workers` threads at once (onnxruntime runs one session from several)."""
+        if workers <= 1 or len(feeds) < 2:
+            for feed in feeds:
+                with self._lock:
+                    yield self.session.run(None, feed)[0]
+            return
+        with ThreadPoolExecutor(workers, thread_name_prefix="onnx-batches") as pool:
+            yield from pool.map(lambda feed: self.session.run(None, feed)[0], feeds)
 
     def _tokenized(self, texts: list[str]) -> list[Any]:
         """The tokenizer's encodings of `texts` (padded by `encode_batch` to the longest: `_feed`
@@ -303,10 +336,20 @@ class OnnxModel:
             hidden = self.session.run(None, feed)[0]
         return hidden[0].sum(0, dtype=np.float64)[None], np.array([float(ids.shape[1])])
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64, *, by_length: bool = False) -> np.ndarray:
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 64,
+        *,
+        by_length: bool = False,
+        on_batch: Callable[[int, int], None] | None = None,
+        workers: int = 1,
+    ) -> np.ndarray:
         """Unit-length sentence vectors, as `SentenceTransformer.encode(normalize_embeddings=True)`
-        (`by_length`: see `token_sums`)."""
-        sums, sizes = self.token_sums(texts, batch_size, by_length=by_length)
+        (`by_length`, `on_batch`, `workers`: see `token_sums`)."""
+        sums, sizes = self.token_sums(
+            texts, batch_size, by_length=by_length, on_batch=on_batch, workers=workers
+        )
         means = sums / np.maximum(sizes, 1e-9)[:, None]  # sentence-transformers clamps at 1e-9
         norms = np.linalg.norm(means, axis=1, keepdims=True)
         return (means / np.maximum(norms, 1e-12)).astype(np.float32)  # as torch's F.normalize
