@@ -17,7 +17,8 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -50,6 +51,29 @@ def _source_digest() -> str:
     for name in _SOURCES:
         digest.update((here / f"{name}.py").read_bytes())
     return digest.hexdigest()
+
+
+class TimeLeft:
+    """Says how long an encode of many texts has left (`MiniLMEncoder.on_batch`), from the token
+    positions computed so far and still to compute: once it has run `after` seconds, then at most
+    every `every` seconds, while `least` seconds or more are left."""
+
+    def __init__(
+        self, tell: Callable[[str], None], *, after: float = 1.0, every: float = 2.0, least: float = 1.0
+    ) -> None:
+        self.tell, self.after, self.every, self.least = tell, after, every, least
+        self._started = self._told = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == 0:  # a new encode
+            self._started, self._told = now, now - self.every
+            return
+        elapsed = now - self._started
+        left = elapsed / done * (total - done)
+        if elapsed >= self.after and now - self._told >= self.every and left >= self.least and done < total:
+            self._told = now
+            self.tell(f"encoding the guides on the base weights, about {max(1, round(left))} s left")
 
 
 Weights = Literal["", "base", "fine-tuned"]
@@ -119,6 +143,12 @@ class CachedScorer(FewShotScorer):
         else:
             job = self._job(pending.key)
             with self._on_base_weights():
+                if not self._compiled_path().exists():
+                    finetune_module.tell(
+                        self.progress,
+                        f"first run on these guides: compiling on the base weights ({len(self._corpus())} guide "
+                        "texts); the fine-tune follows in the background",
+                    )
                 self._compile_cached()
             self.weights = "base"
             self.pending = pending
@@ -172,13 +202,25 @@ class CachedScorer(FewShotScorer):
     def _on_base_weights(self) -> Iterator[None]:
         """Compile as if no fine-tune were asked for. A curve and thresholds `routegraph tune` fitted
         were fitted on the fine-tuned scores: set aside (the curve is fitted on the guides, the
-        registry's threshold applies), as for any other change of weights."""
+        registry's threshold applies), as for any other change of weights.
+
+        A person waits for this compile: the guides are encoded in batches of similar length, on
+        the free cores (`MiniLMEncoder.bulk`; on the shipped guides, with
+        `classifier.labelled_examples`, the encoding takes a third of the CPU time), with the time
+        left told as it goes (`TimeLeft`). The batches by length are part of the encoder's
+        identity, so of this compile's key: the fine-tuned compile the background process makes,
+        and its key, are as before."""
         finetune = self.finetune
         self.finetune, self.calibration, self.thresholds, self.default_threshold = None, None, {}, None
+        model = trainable(self.encoder)
+        if model is not None:
+            model.bulk, model.on_batch = True, TimeLeft(lambda m: finetune_module.tell(self.progress, m))
         try:
             yield
         finally:
             self.finetune = finetune  # the key of the fine-tune the background process makes
+            if model is not None:  # a request's clauses are encoded as they always were
+                model.bulk, model.on_batch = False, None
 
     def _job(self, key: str) -> dict[str, Any]:
         """What the background worker builds: this scorer with its fine-tune, compiled in the
@@ -210,11 +252,15 @@ class CachedScorer(FewShotScorer):
             else {"slope": calibration.slope, "midpoint": calibration.midpoint},
         }
 
+    def _compiled_path(self) -> Path:
+        assert self.cache_dir is not None
+        return self.cache_dir / f"compiled-{self.compiled_key()}.npz"
+
     def _compile_cached(self) -> None:
         if self.cache_dir is None:
             super()._compile()
             return
-        path = self.cache_dir / f"compiled-{self.compiled_key()}.npz"
+        path = self._compiled_path()
         if path.exists():
             try:
                 self._load_compiled(path)
