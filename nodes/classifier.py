@@ -261,6 +261,9 @@ async def classify(
         # "Es posible to know the status of the API, and also the price of Enterprise per user?": the
         # help centre, which no clause chose. Not what the secondary-need and lookup rules added.
         chosen -= unclaimed(clause_rows, scorer.labels, names, chosen & kept - secondary, ranked)
+        # "when is our next renewal, and what is the status?": the status page, for a status whose
+        # subject is the subscription; "..., since 09:10 UTC": the clock, for when it started.
+        chosen -= borrowed(task, clause_rows, scorer.labels, names, chosen)
     if chosen and mode != "llm" and (foreign := foreign_clauses(task, registry)):
         # "github keeps timing out, are they having an outage?": someone else's service is down.
         chosen -= _of_foreign(task, foreign, clause_rows, scorer.labels, names, ranked)
@@ -308,6 +311,153 @@ def _fed_by_who(
 STATEMENT_WORDS = 3
 """The fewest `need_words` a clause that does not ask (`reads_as_request`) needs to name a secondary
 need by its lead (`clause_needs`): "only checking", "Three emails", "Kola Works here" name none."""
+
+
+_RECORD_ID = re.compile(r"\b(?P<kind>[A-Za-z]{1,4})-?(?P<digits>\d{3,})\b")
+"""A record's id, a short letter prefix and digits: a charge CH-2034, an invoice INV-3002, an
+incident INC-301, a subscription S-4003, a customer c1003. Not a name: an id says which record, and
+the prefix which kind of record (`id_owners`)."""
+
+
+def without_record_ids(text: str) -> str:
+    """The text without its record ids (`_RECORD_ID`) and e-mail addresses (`IDENTIFIER`)."""
+    return " ".join(_RECORD_ID.sub(" ", without_identifiers(text)).split())
+
+
+_RELATIVE = re.compile(
+    r"^\W*(?:which|who|whom|whose)\s+(?:the|a|an|this|that|i|we|you|they|he|she|it|my|our|your|their|his|her"
+    r"|is|was|are|were|has|had|have|means|meant|makes|made|took|came|helped|used|left)\b",
+    re.I,
+)
+"""A relative clause after a comma ("..., which I only realised when the charge appeared", "...,
+which the committee are pleased with", "..., who left last week"): it says more about a noun of the
+clause before it. A question starts a sentence ("Which plan are we on?") or ends in a question mark."""
+
+_POLITE = re.compile(
+    r"^\W*(?:(?:i|we)(?:'d|\s+would)\s+(?:be\s+(?:\w+\s+)?(?:grateful|thankful|glad|obliged|pleased)"
+    r"|(?:really\s+|greatly\s+)?appreciate|love)\b"
+    r"|it\s+would\s+be\s+(?:\w+\s+)?(?:great|helpful|lovely|good|nice|kind)\s+(?:if|to)\b"
+    r"|would\s+you\s+mind\b|(?:might|may)\s+i\s+ask\b)",
+    re.I,
+)
+"""A request in polite form ("I would be grateful if you could confirm ...", "we'd appreciate it if
+...", "it would be great if you could ...")."""
+
+
+def relative_clause(piece: str, before: str, following: str = "") -> bool:
+    """Whether a clause is a relative clause (`_RELATIVE`) after a comma, with no question mark after it."""
+    return bool(_RELATIVE.match(piece)) and before.rstrip().endswith(",") and following.lstrip()[:1] != "?"
+
+
+def asks_in(task: str, piece: str) -> bool:
+    """Whether a clause of `task` asks for something: `reads_as_request`, or a polite request
+    (`_POLITE`: "I would be grateful if you could confirm which plan we are on"); not a relative
+    clause (`relative_clause`: "..., which I only realised when the charge appeared")."""
+    at = task.find(piece)
+    before, following = (task[:at], task[at + len(piece) :]) if at >= 0 else ("", "")
+    if relative_clause(piece, before, following):
+        return False
+    return reads_as_request(piece, following) or bool(_POLITE.match(piece))
+
+
+_ATTRIBUTES = frozenset({"status", "state", "eta", "progress", "update", "updates", "news", "situation"})
+"""What a question asks of a thing it does not name ("what is the status", "any update?", "eta?")."""
+_GENERIC = frozenset(
+    {"fix", "fixed", "solve", "resolve", "sort", "sorted", "handle", "deal", "mean", "means", "happen"}
+    | {"happened", "happening", "work", "works"}
+)
+"""Verbs that name no need of their own: "how do we fix it", "what does that mean"."""
+_ASKING = frozenset(
+    {"can", "could", "would", "will", "you", "your", "ye", "tell", "give", "let", "know", "fill", "check"}
+    | {"confirm", "share", "send", "get", "find", "look", "say", "see", "show", "when", "where", "which"}
+    | {"who", "why", "does", "did", "was", "were", "has", "had", "have", "now", "currently", "current"}
+    | {"its", "their", "any", "latest", "right", "moment", "today", "possible", "kindly", "just"}
+)
+"""Words of asking, not of what is asked ("can you tell me", "fill in", "right now")."""
+_FILLER = frozenset(
+    {"the", "and", "also", "then", "plus", "what", "what's", "whats", "how", "for", "with", "please"}
+    | {"pls", "our", "your", "are", "i'm", "this", "that", "these", "those", "there", "about", "too"}
+    | {"again", "one", "them", "it's", "is", "us", "me", "btw", "ok", "okay", "so", "but", "and"}
+)
+"""Words that join, point or fill in ("and", "the", "please", "that")."""
+_ANAPHORA = re.compile(r"\b(?:it|this|that|these|those|them)\b", re.I)
+
+
+def elliptical(piece: str) -> bool:
+    """Whether a clause asks about something it does not name: only an attribute (`_ATTRIBUTES`: "what
+    is the status", "Status: ?", "can you fill in the status for us", "INC-301 eta?") or a generic verb
+    of something named before (`_GENERIC` with a pronoun: "how do we fix it", "what does that mean").
+    Its subject is another clause's: "when is our next renewal, and what is the status" asks the
+    subscription's status, not the service status page's."""
+    words = re.findall(r"[a-z][\w'-]*", without_record_ids(piece).lower())
+    content = [w for w in words if len(w) >= 3 and w not in _ASKING and w not in _FILLER]
+    if any(w in _ATTRIBUTES for w in content):
+        return all(w in _ATTRIBUTES for w in content)
+    return bool(_ANAPHORA.search(piece)) and all(w in _GENERIC for w in content)
+
+
+_CIRCUMSTANCE = re.compile(
+    r"^\W*(?:since|from|until|till|after|before|at|around|as\s+of|starting|during)\s+"
+    r"(?:about\s+|around\s+|roughly\s+)?\d{1,2}(?:[:.h]\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.|utc|gmt|[a-z]{2,4}t)?\b",
+    re.I,
+)
+"""A clause that only says when something happened ("since 09:10 UTC", "from 2pm", "at 14:30"): the
+circumstance of a need named elsewhere, not a question about the time."""
+
+
+_ID_TOKEN = r"\b[A-Za-z]{1,4}-?\d{3,}\b"
+_LEADING_RECORD = re.compile(rf"^[\W_]*{_ID_TOKEN}(?:[\s\W]+(?:{_ID_TOKEN}|[$€£]?\d[\d,.]*))*[\s\W]*")
+"""A record's id first, and the ids and amounts right after it ("CH-2013   $30.00   ")."""
+
+
+def quotes_a_record(piece: str) -> bool:
+    """Whether a clause is a record pasted by its id: it starts with the id (`_RECORD_ID`, not a
+    customer's), and what follows neither asks (`reads_as_request`) nor tells with a subject
+    (`_NARRATOR`): "CH-2003 $125.00 Team plan", "CH-2053 Card declined". What the record holds (a
+    plan, seats, an amount) describes it; the request says what to do about it. "INV-3082 please
+    confirm it was paid" asks; "I think we paid INV-3033 twice" tells."""
+    lead = _LEADING_RECORD.match(piece)
+    if lead is None or IDENTIFIER.match(piece.strip(" \t-#:([")):
+        return False
+    rest = piece[lead.end() :]
+    return not reads_as_request(rest) and not _POLITE.match(rest) and not _NARRATOR.search(rest)
+
+
+def no_need_of_its_own(task: str, piece: str) -> bool:
+    """Whether a clause names no need of its own whatever it resembles: a relative clause
+    (`relative_clause`), an elliptical question (`elliptical`), a time it happened at (`_CIRCUMSTANCE`),
+    or a statement that quotes a record (`quotes_a_record`)."""
+    at = task.find(piece)
+    before, following = (task[:at], task[at + len(piece) :]) if at >= 0 else ("", "")
+    if relative_clause(piece, before, following) or elliptical(piece):
+        return True
+    asks = asks_in(task, piece)
+    return not asks and (bool(_CIRCUMSTANCE.match(piece)) or quotes_a_record(piece))
+
+
+def borrowed(
+    task: str,
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    chosen: set[str],
+) -> set[str]:
+    """Selected capabilities that only clauses with no need of their own chose (`no_need_of_its_own`),
+    next to another selected capability that a clause with a need of its own chose: "Can you say me
+    when is the next renewal of our subscription and what is the status?" (the status page, for "what
+    is the status": the subscription's), "..., since 09:10 UTC" (the clock), "CH-2003 $125.00 Team
+    plan, 5 seats <- the second one this month, please refund it" (sales, for the plan on the charge)."""
+    if len(chosen) < 2:
+        return set()
+    won: dict[str, list[bool]] = {}
+    for piece, conf in clause_rows:
+        order = _top(conf, labels, names, set())
+        if order and not courtesy(piece) and labels[order[0]] in chosen:
+            won.setdefault(labels[order[0]], []).append(no_need_of_its_own(task, piece))
+    real = {n for n, flags in won.items() if not all(flags)}
+    if not real:
+        return set()
+    return {n for n, flags in won.items() if all(flags)}
 
 
 CLOSE_TO_SELECTED = 1.0
@@ -612,14 +762,11 @@ def context_of_how_to(
     for piece, conf in clause_rows:
         order = _top(conf, labels, names, set()) if labels else []
         if order and not courtesy(piece):
-            at = task.find(piece)
-            told.setdefault(labels[order[0]], []).append(not reads_as_request(piece, task[at + len(piece) :]))
+            told.setdefault(labels[order[0]], []).append(not asks_in(task, piece))
     unasked = unasked | {n for n, t in told.items() if all(t)}
     if owner is None or owner not in chosen or not (chosen & unasked):
         return set()
-    asking = [
-        p for p, _ in clause_rows if not courtesy(p) and reads_as_request(p, task[task.find(p) + len(p) :])
-    ]
+    asking = [p for p, _ in clause_rows if not courtesy(p) and asks_in(task, p)]
     if not asking or not all(asks_how_to(p) and not another_need(task, p) for p in asking):
         return set()
     return (chosen & unasked) - {owner}
@@ -648,17 +795,18 @@ _SEVERAL = re.compile(
 clauses is one, told or asked."""
 
 
-def narrates(piece: str, following: str = "") -> bool:
+def narrates(piece: str, following: str = "", before: str = "") -> bool:
     """Whether a clause tells rather than asks: a statement (`reads_as_request` false) with a subject
     (`_NARRATOR`: "We were told the first month would be free"), that is no how-to (`asks_how_to`),
     no hypothetical ("Say we cancel before the month is over", "If we downgraded ...") and asks for
     nothing inside it (`_INDIRECT`: "I wonder if you could look up our renewal date"). A bare noun
     phrase in a list ("plus instructions to reset my password") names a need: it does not."""
     return (
-        not reads_as_request(piece, following)
+        not (reads_as_request(piece, following) and not relative_clause(piece, before, following))
         and not asks_how_to(piece)
         and not _HYPOTHETICAL.search(piece)
         and not _INDIRECT.search(piece)
+        and not _POLITE.match(piece)
         and bool(_NARRATOR.search(piece))
     )
 
@@ -692,7 +840,7 @@ def told_not_asked(
         (
             a
             for a, (piece, _) in zip(at, clause_rows, strict=True)
-            if another_need(task, piece) and reads_as_request(piece, task[a + len(piece) :])
+            if another_need(task, piece) and asks_in(task, piece)
         ),
         default=-1,
     )
@@ -700,11 +848,10 @@ def told_not_asked(
     for a, (piece, conf) in zip(at, clause_rows, strict=True):
         order = _top(conf, labels, names, set())
         if order and labels[order[0]] in chosen:
-            told = a >= marked and narrates(piece, task[a + len(piece) :])
+            told = a >= marked and narrates(piece, task[a + len(piece) :], task[:a])
             won.setdefault(labels[order[0]], []).append(told)
     asks = any(
-        reads_as_request(piece, task[a + len(piece) :]) or asks_how_to(piece)
-        for a, (piece, _) in zip(at, clause_rows, strict=True)
+        asks_in(task, piece) or asks_how_to(piece) for a, (piece, _) in zip(at, clause_rows, strict=True)
     )
     return {n for n, told in won.items() if n != ranked[0][0] and all(told) and (asks or n == how_to)}
 
@@ -820,7 +967,9 @@ def clause_needs(
                 continue
         if mentions_identifier(piece):
             continue
-        asks = reads_as_request(piece, task[task.find(piece) + len(piece) :])
+        if no_need_of_its_own(task, piece):
+            continue  # "..., which the committee are pleased with", "and what is the status"
+        asks = asks_in(task, piece)
         order = _top(conf, labels, names, set())
         if counters is not None and _COUNT.match(piece):
             # "and how many seats": a count on file; a guide with no count question is not its reading
@@ -869,7 +1018,7 @@ def read_as_other(
         bests.append(labels[order[0]])
         if labels[order[0]] not in chosen or mentions_identifier(piece):
             continue
-        if not reads_as_request(piece, task[task.find(piece) + len(piece) :]):
+        if not asks_in(task, piece):
             continue
         rest = [j for j in order if labels[j] not in chosen]
         if rest and labels[rest[0]] in added and _lead(conf, order[0], rest) < CLOSE_TO_SELECTED:
@@ -902,7 +1051,10 @@ def grounds_of_ask(
             continue
         at = task.find(piece)
         following = task[at + len(piece) :] if at >= 0 else ""
-        best.append((labels[order[0]], not sets_the_scene(piece, following), mentions_identifier(piece)))
+        scene = not asks_in(task, piece) or (
+            reads_as_request(piece, following) and sets_the_scene(piece, following)
+        )
+        best.append((labels[order[0]], not scene, mentions_identifier(piece)))
     out = set()
     for provider in sorted(chosen):
         if provider not in registry:
@@ -937,7 +1089,7 @@ def clear_request(
         return None
     best: tuple[float, str] | None = None
     for piece, conf in pieces:
-        if not reads_as_request(piece, task[task.find(piece) + len(piece) :]):
+        if not asks_in(task, piece):
             continue
         order = _top(conf, labels, names, set())
         if not order or float(conf[order[0]]) < floor or _lead(conf, order[0], order[1:]) < margin:
