@@ -191,7 +191,7 @@ async def classify(
         and settings.selection == "per_clause"
         and (owner := how_to_owner(registry)) in names
         and float(logit(ranked[0][1]) - logit(scores[owner])) < HOW_TO_CLOSE
-        and our_how_to(task, registry)
+        and our_how_to(task, registry, advice=ranked[0][0] == owner)
     ):
         chosen = {owner}
     if (  # "team plan for 9 ppl, how much": in the guides' words, and clearly one need, below its threshold
@@ -229,6 +229,9 @@ async def classify(
         # the refund in that clause alone, gives the clause up to the refund read from it.
         chosen -= read_as_other(task, clause_rows, scorer.labels, names, chosen, added, ranked)
         chosen |= added
+        if mode != "llm" and not foreign_clauses(task, registry):
+            # "dup charge on INV-3002? confirm + refund": told to act, the action is a need
+            chosen |= explicit_action(task, registry, chosen, ranked)
         chosen -= implied(registry, chosen, unasked)
         # "I was charged twice in November and would like the duplicate returned": the charge is
         # what the refund is about; the planner runs billing for the refund's input anyway.
@@ -239,6 +242,21 @@ async def classify(
         chosen -= told_not_asked(
             task, clause_rows, scorer.labels, names, chosen - set(extra), ranked, how_to_owner(registry)
         )
+        # "..., and how many seats we're paying for": the seats on file, not a quote
+        drop, add = count_readings(clause_rows, scorer.labels, names, chosen, form_users(registry, _COUNT))
+        chosen = (chosen - drop) | add
+    if mode != "llm" and (policy := how_to_owner(registry)) in names:
+        # "would we get our money back if we cancelled now?": the refund policy, not a refund
+        if chosen and (hypothetical := side_effect_hypothetical(task, registry, chosen)):
+            chosen = (chosen - hypothetical) or {policy}
+        elif (
+            not chosen
+            and ranked
+            and ranked[0][1] >= SECONDARY_FLOOR
+            and side_effect_hypothetical(task, registry, {ranked[0][0]})
+            and not names_other(task, registry)
+        ):
+            chosen = {policy}
     kept = set(chosen)  # what the rules above chose, before the lookup swaps below
     if mode != "llm" and candidates:
         for provider, consumers in await asyncio.to_thread(
@@ -611,7 +629,7 @@ def plainly_ours(task: str, registry: Registry, ranked: Sequence[tuple[str, floa
     pieces = [task, *(task[a:b] for a, b in clause_spans(task))]
     if any(asks_how_to(p) for p in pieces) and best != how_to_owner(registry):
         return False
-    words = need_words(task)
+    words = need_words(without_record_ids(task))  # "renewal date S-4003": an id is no name
     vocab = vocabulary(registry)
     known = [known_word(w, vocab) for w in words]
     if not words or sum(known) < PLAIN_SHARE * len(words):
@@ -668,7 +686,7 @@ def names_other(task: str, registry: Registry) -> bool:
     """Whether a request names something the guides do not (`_foreign_capitals`): a fallback that
     takes a request no threshold took does not take it ("I need a refund for my train ticket from
     Milan to Rome")."""
-    words = need_words(task)
+    words = need_words(without_record_ids(task))  # "renewal date S-4003": an id is no name
     vocab = vocabulary(registry)
     return _foreign_capitals(task, words, [known_word(w, vocab) for w in words])
 
@@ -682,22 +700,31 @@ def _foreign_capitals(task: str, words: Sequence[str], known: Sequence[bool]) ->
     )
 
 
+_ADVICE = re.compile(
+    r"^\W*(?:(?:so|and|but|ok|okay)\b[\s,]*)*(?:what\s+(?:should|shall|can|do|must)\s+(?:i|we)\s+do"
+    r"|what\s+are\s+(?:my|our)\s+options|what\s+(?:is|'s)\s+the\s+(?:best\s+)?(?:fix|workaround|way\s+forward))\b",
+    re.I,
+)
+"""Asking for advice on what to do ("What should I do?", "what can we do", "what are my options"): a
+how-to question without the "how" (`our_how_to`)."""
+
 KNOWN_SHARE = 2 / 3
 """The share of a how-to question's words (`clauses.need_words`) the guides must use for
 `our_how_to`."""
 
 
-def our_how_to(task: str, registry: Registry) -> bool:
+def our_how_to(task: str, registry: Registry, *, advice: bool = False) -> bool:
     """Whether a request is a how-to question (`asks_how_to`, the whole of it or a clause) about the
     registry's own product: at least `KNOWN_SHARE` of its words are the guides' (`vocabulary`,
     `known_word`) and no name they do not use is in it (a capitalised word not first in the request:
     "How do I cancel my Netflix subscription?"). "how do I remove a user who left the company": all
     five; "how do I bake sourdough bread": none; "how do I get a refund from Uber": Uber. A greeting
-    in the form ("hi, how are you today?") asks nothing (`courtesy`)."""
+    in the form ("hi, how are you today?") asks nothing (`courtesy`). With `advice`, a request for
+    advice counts too (`_ADVICE`: "the reset link has expired, what should I do?")."""
     pieces = [task, *(task[a:b] for a, b in clause_spans(task))]
-    if not any(asks_how_to(p) and not courtesy(p) for p in pieces):
+    if not any((asks_how_to(p) or (advice and _ADVICE.match(p))) and not courtesy(p) for p in pieces):
         return False
-    words = need_words(task)
+    words = need_words(without_record_ids(task))  # "renewal date S-4003": an id is no name
     vocab = vocabulary(registry)
     known = [known_word(w, vocab) for w in words]
     if not words or sum(known) < KNOWN_SHARE * len(words):
@@ -705,8 +732,79 @@ def our_how_to(task: str, registry: Registry) -> bool:
     return not _foreign_capitals(task, words, known)
 
 
-_COUNT = re.compile(r"^\W*(?:(?:and|also|plus|btw)\b\W*)*how\s+many\b", re.I)
-"""A clause that asks for a count ("how many seats do we have", "and how many seats")."""
+_COUNT = re.compile(
+    r"^\W*(?:(?:and|also|plus|btw)\b\W*)*(?:(?:can|could|would|will)\s+(?:you|ye|u)\s+(?:please\s+)?)?"
+    r"(?:(?:tell|let|remind|show)\s+(?:me|us)\s+(?:know\s+)?)?how\s+many\b",
+    re.I,
+)
+"""A clause that asks for a count ("how many seats do we have", "and how many seats", "could you
+tell me how many seats we're paying for")."""
+
+
+def count_readings(
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    chosen: set[str],
+    counters: set[str] | None,
+    floor: float = SECONDARY_FLOOR,
+) -> tuple[set[str], set[str]]:
+    """A count question read as a count (`_COUNT`): selected capabilities without a count question in
+    their guide (`form_users`) that only count clauses chose, and the capabilities with one that are
+    those clauses' best instead (at least `floor`), when that one is selected already or within
+    `HOW_TO_CLOSE` of the clause's best. "how many seats are we paying for" asks for the seats on
+    file; resembling the price examples ("paying for") makes it no quote."""
+    if not counters:
+        return set(), set()
+    won: dict[str, list[bool]] = {}
+    readings: dict[str, set[str]] = {}
+    for piece, conf in clause_rows:
+        order = _top(conf, labels, names, set())
+        if not order or courtesy(piece) or labels[order[0]] not in chosen:
+            continue
+        best = labels[order[0]]
+        counting = bool(_COUNT.match(piece)) and best not in counters
+        won.setdefault(best, []).append(counting)
+        if counting:
+            read = [j for j in order if labels[j] in counters and float(conf[j]) >= floor][:1]
+            if not read or (labels[read[0]] not in chosen and _lead(conf, order[0], read) >= HOW_TO_CLOSE):
+                won[best][-1] = False  # "how many seats were on our last invoice": the invoice's, clearly
+            readings.setdefault(best, set()).update(labels[j] for j in read)
+    drop = {n for n, flags in won.items() if all(flags)}
+    add = {r for n in drop for r in readings.get(n, set())}
+    return drop, add
+
+
+def side_effect_hypothetical(task: str, registry: Registry, chosen: set[str]) -> set[str]:
+    """Selected capabilities with side effects that a hypothetical question only asks about
+    (`_HYPOTHETICAL` in a question, or with no explicit instruction, `side_effect_intent`): "would
+    we get our money back if we cancelled now?" asks the refund policy, not for a refund."""
+    if not _HYPOTHETICAL.search(task):
+        return set()
+    out = set()
+    for name in chosen:
+        info = registry.capabilities.get(name)
+        if info is None or not info.side_effects or not info.action_verbs:
+            continue
+        if "?" in task or side_effect_intent(task, info.action_verbs).kind != "act":
+            out.add(name)
+    return out
+
+
+def explicit_action(
+    task: str, registry: Registry, chosen: set[str], ranked: Sequence[tuple[str, float]]
+) -> set[str]:
+    """Capabilities with side effects, not selected, that the request explicitly tells to act
+    (`side_effect_intent` "act": "dup charge on INV-3002? confirm + refund"), next to what it selected,
+    scoring at least `SECONDARY_FLOOR`."""
+    out = set()
+    for name, score in ranked:
+        info = registry.capabilities.get(name)
+        if name in chosen or info is None or not info.side_effects or not info.action_verbs:
+            continue
+        if score >= SECONDARY_FLOOR and side_effect_intent(task, info.action_verbs).kind == "act":
+            out.add(name)
+    return out
 
 
 def form_users(registry: Registry, form: re.Pattern[str]) -> set[str] | None:
