@@ -203,6 +203,22 @@ async def classify(
         and plainly_ours(task, registry, ranked)
     ):
         chosen = {ranked[0][0]}
+    if (  # "INV-3002 paid?", "c1003 plan + seats": a terse request about records, each id's owner
+        not chosen
+        and mode != "llm"
+        and candidates
+        and _RECORD_ID.search(task)
+        and (
+            owners := id_owners(
+                task,
+                registry,
+                scorer.score(" ".join(m.group() for m in IDENTIFIER.finditer(task)), names)[0].name
+                if IDENTIFIER.search(task)
+                else None,
+            )
+        )
+    ):
+        chosen = owners & set(names)
     if (  # "can I get a refund for my duplicate charge? I'm omar@brightpath.co": asked of our customer
         not chosen and mode != "llm" and candidates and (asked := asked_of_ours(task, registry, ranked))
     ):
@@ -285,6 +301,10 @@ async def classify(
     if chosen and mode != "llm" and (foreign := foreign_clauses(task, registry)):
         # "github keeps timing out, are they having an outage?": someone else's service is down.
         chosen -= _of_foreign(task, foreign, clause_rows, scorer.labels, names, ranked)
+        if not _RECORD_ID.search(task) and not IDENTIFIER.search(task):
+            # "Our Zoom subscription renewed yesterday ... Can you help me get that money back?": the
+            # money is the other company's; a refund of ours names our customer or charge.
+            chosen -= {n for n in chosen if n in registry and registry[n].side_effects}
     out = [
         ScoredCapability(name=c.name, score=1.0, selected=True, source="always")
         for c in registry
@@ -335,6 +355,68 @@ _RECORD_ID = re.compile(r"\b(?P<kind>[A-Za-z]{1,4})-?(?P<digits>\d{3,})\b")
 """A record's id, a short letter prefix and digits: a charge CH-2034, an invoice INV-3002, an
 incident INC-301, a subscription S-4003, a customer c1003. Not a name: an id says which record, and
 the prefix which kind of record (`id_owners`)."""
+
+
+OWNER_SHARE = 2 / 3
+"""The share of the guide examples naming a kind of record id that one capability must hold to own it
+(`record_kinds`)."""
+
+_KINDS: dict[int, tuple[Registry, dict[str, str]]] = {}
+
+
+def record_kinds(registry: Registry) -> dict[str, str]:
+    """Which capability owns each kind of record id (its prefix, upper case: "INV", "CH"): the one
+    whose positive guide examples name ids of that kind at least twice and hold `OWNER_SHARE` of the
+    examples that do, among capabilities without side effects (an id alone never asks for an action).
+    Customer ids (`IDENTIFIER`) are not a kind: they say who asks (`id_owners`)."""
+    held = _KINDS.get(id(registry))
+    if held is not None and held[0] is registry:
+        return held[1]
+    counts: dict[str, dict[str, int]] = {}
+    for cap in registry.routable:
+        if cap.side_effects:
+            continue
+        for query in cap.classifier_guide.positives:
+            kinds = {
+                m["kind"].upper() for m in _RECORD_ID.finditer(query) if not IDENTIFIER.fullmatch(m.group())
+            }
+            for kind in kinds:
+                counts.setdefault(kind, {}).setdefault(cap.name, 0)
+                counts[kind][cap.name] += 1
+    owners = {}
+    for kind, by in counts.items():
+        name, most = max(by.items(), key=lambda kv: kv[1])
+        if most >= 2 and most >= OWNER_SHARE * sum(by.values()):
+            owners[kind] = name
+    _KINDS[id(registry)] = (registry, owners)
+    return owners
+
+
+TERSE_WORDS = 3
+"""The most `need_words` besides its ids a terse request has ("INV-3002 paid?", "c1003 plan + seats")."""
+
+
+def id_owners(task: str, registry: Registry, who: str | None) -> set[str]:
+    """What a terse request (at most `TERSE_WORDS` words besides its ids, none of them a name the
+    guides do not use) asks of the records it names by id: each id's owner (`record_kinds`; a customer
+    id's is `who`, the capability the ids alone score best, when it provides what another requires).
+    Nothing when an id has no owner."""
+    ids = list(_RECORD_ID.finditer(task))
+    if not ids or len(need_words(without_record_ids(task))) > TERSE_WORDS or names_other(task, registry):
+        return set()
+    kinds = record_kinds(registry)
+    required = {key for cap in registry.capabilities.values() for key in cap.requires}
+    out = set()
+    for m in ids:
+        if IDENTIFIER.fullmatch(m.group()):
+            if who is None or who not in registry or not required & set(registry[who].provides):
+                return set()
+            out.add(who)
+        elif (owner := kinds.get(m["kind"].upper())) is not None:
+            out.add(owner)
+        else:
+            return set()
+    return out
 
 
 def without_record_ids(text: str) -> str:
@@ -1026,6 +1108,16 @@ def _lead(conf: np.ndarray, best: int, rivals: Sequence[int]) -> float:
     return float(logit(float(conf[best])) - logit(runner_up))
 
 
+_ARROW = re.compile(r"\s*(?:<-+|-+>|<=+|=+>|\||\s--+\s|\u2190|\u2192)\s*")
+"""A pointer or a column bar inside a clause ("CH-2053 Card declined <- how do I swap the card?")."""
+
+
+def how_to_in(piece: str) -> bool:
+    """Whether a clause, or a part of it after a pointer or bar (`_ARROW`: a note beside a pasted
+    line), asks how to do something (`asks_how_to`)."""
+    return asks_how_to(piece) or any(asks_how_to(part) for part in _ARROW.split(piece)[1:])
+
+
 def clause_needs(
     task: str,
     clause_rows: Sequence[tuple[str, np.ndarray]],
@@ -1058,7 +1150,7 @@ def clause_needs(
     for piece, conf in clause_rows:
         if courtesy(piece):
             continue
-        if owner is not None and how_to not in out and asks_how_to(piece):
+        if owner is not None and how_to not in out and how_to_in(piece):
             order = _top(conf, labels, names, set())
             if order and _lead(conf, order[0], [owner]) < HOW_TO_CLOSE:
                 out.append(labels[owner])
