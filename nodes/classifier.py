@@ -141,7 +141,9 @@ async def classify(
         scores = {s.name: s.confidence for s in scored}
         if settings.selection == "per_clause":
             eligible = {s.name for s in scored if s.wins}
-            unasked = {s.name for s in scored if not s.asked}
+            unasked = {s.name for s in scored if not s.asked} - asked_in_clauses(
+                task, clause_rows, scorer.labels, names
+            )
         else:
             clause_rows = []
         source = dict.fromkeys(scores, "scorer")
@@ -273,6 +275,11 @@ async def classify(
             and not names_other(task, registry)
         ):
             chosen = {policy}
+        if chosen and (
+            unnamed := how_to_of_action(task, clause_rows, scorer.labels, names, registry, chosen)
+        ):
+            # "How do we get her back in?": a how-to that resembles getting money back
+            chosen = (chosen - unnamed) | {policy}
     kept = set(chosen)  # what the rules above chose, before the lookup swaps below
     if mode != "llm" and candidates:
         for provider, consumers in await asyncio.to_thread(
@@ -869,6 +876,50 @@ def side_effect_hypothetical(task: str, registry: Registry, chosen: set[str]) ->
         if info is None or not info.side_effects or not info.action_verbs:
             continue
         if "?" in task or side_effect_intent(task, info.action_verbs).kind != "act":
+            out.add(name)
+    return out
+
+
+def asked_in_clauses(
+    task: str, clause_rows: Sequence[tuple[str, np.ndarray]], labels: Sequence[str], names: Sequence[str]
+) -> set[str]:
+    """The best capabilities of the clauses that ask in a form the scorer's `asked` does not read
+    (`asks_in`: "I would be grateful if you could confirm which plan we are on")."""
+    out = set()
+    for piece, conf in clause_rows:
+        if not courtesy(piece) and asks_in(task, piece) and (order := _top(conf, labels, names, set())):
+            out.add(labels[order[0]])
+    return out
+
+
+def how_to_of_action(
+    task: str,
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    registry: Registry,
+    chosen: set[str],
+) -> set[str]:
+    """Selected capabilities with side effects that only how-to clauses chose (`how_to_in`), in a
+    request that names none of their action words in any form (`side_effect_intent` refuses: "no
+    request"): "she lost her phone and can't pass the two-factor code. How do we get her back in?"
+    resembles getting money back; it asks how to do something, the help centre's."""
+    out = set()
+    for name in chosen:
+        info = registry.capabilities.get(name)
+        if info is None or not info.side_effects or not info.action_verbs:
+            continue
+        if not side_effect_intent(task, info.action_verbs).reason.startswith("no request"):
+            continue
+        won = [
+            how_to_in(piece)
+            for piece, conf in clause_rows
+            if not courtesy(piece)
+            and (order := _top(conf, labels, names, set()))
+            and labels[order[0]] == name
+            and float(conf[order[0]]) >= SECONDARY_FLOOR  # below it a clause matches nothing at all
+        ]
+        if won and all(won):
             out.add(name)
     return out
 
