@@ -247,9 +247,6 @@ async def classify(
         # the refund in that clause alone, gives the clause up to the refund read from it.
         chosen -= read_as_other(task, clause_rows, scorer.labels, names, chosen, added, ranked)
         chosen |= added
-        if mode != "llm" and not foreign_clauses(task, registry):
-            # "dup charge on INV-3002? confirm + refund": told to act, the action is a need
-            chosen |= explicit_action(task, registry, chosen, ranked)
         chosen -= implied(registry, chosen, unasked)
         # "I was charged twice in November and would like the duplicate returned": the charge is
         # what the refund is about; the planner runs billing for the refund's input anyway.
@@ -920,22 +917,6 @@ def how_to_of_action(
             and float(conf[order[0]]) >= SECONDARY_FLOOR  # below it a clause matches nothing at all
         ]
         if won and all(won):
-            out.add(name)
-    return out
-
-
-def explicit_action(
-    task: str, registry: Registry, chosen: set[str], ranked: Sequence[tuple[str, float]]
-) -> set[str]:
-    """Capabilities with side effects, not selected, that the request explicitly tells to act
-    (`side_effect_intent` "act": "dup charge on INV-3002? confirm + refund"), next to what it selected,
-    scoring at least `SECONDARY_FLOOR`."""
-    out = set()
-    for name, score in ranked:
-        info = registry.capabilities.get(name)
-        if name in chosen or info is None or not info.side_effects or not info.action_verbs:
-            continue
-        if score >= SECONDARY_FLOOR and side_effect_intent(task, info.action_verbs).kind == "act":
             out.add(name)
     return out
 

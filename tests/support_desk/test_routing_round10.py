@@ -32,6 +32,7 @@ from nodes.classifier import (
     classify,
     elliptical,
     id_owners,
+    our_how_to,
     quotes_a_record,
     record_kinds,
     relative_clause,
@@ -131,6 +132,9 @@ def test_record_kinds_are_learnt_from_the_guides() -> None:
     assert id_owners("INV-8812 paid?", registry, None) == {"billing"}
     assert id_owners("INV-8812 and XQ-4410?", registry, None) == set()  # a kind nobody owns
     assert id_owners("INV-8812 for the Wexford Tigers account?", registry, None) == set()  # a name
+    advice = "The reset link in the invite has expired. What should I do?"
+    assert our_how_to(advice, registry, advice=True)
+    assert not our_how_to(advice, registry)
     assert side_effect_hypothetical("if we cancel now, would we get money back?", registry, {"refund"}) == {
         "refund"
     }
@@ -176,6 +180,7 @@ def test_record_kinds_are_learnt_from_the_guides() -> None:
         # a how-to that resembles getting money back, without a word of refunding
         ("Our intern deleted his authenticator app. How do we get him back in?", {"knowledge_search"}),
         # terse requests about records
+        ("INV-2291 ??", {"billing"}),
         ("INV-5521 paid?", {"billing"}),
         ("c1008 seats + renewal", {"account"}),
     ],
