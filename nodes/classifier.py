@@ -141,7 +141,9 @@ async def classify(
         scores = {s.name: s.confidence for s in scored}
         if settings.selection == "per_clause":
             eligible = {s.name for s in scored if s.wins}
-            unasked = {s.name for s in scored if not s.asked}
+            unasked = {s.name for s in scored if not s.asked} - asked_in_clauses(
+                task, clause_rows, scorer.labels, names
+            )
         else:
             clause_rows = []
         source = dict.fromkeys(scores, "scorer")
@@ -191,7 +193,7 @@ async def classify(
         and settings.selection == "per_clause"
         and (owner := how_to_owner(registry)) in names
         and float(logit(ranked[0][1]) - logit(scores[owner])) < HOW_TO_CLOSE
-        and our_how_to(task, registry)
+        and our_how_to(task, registry, advice=ranked[0][0] == owner)
     ):
         chosen = {owner}
     if (  # "team plan for 9 ppl, how much": in the guides' words, and clearly one need, below its threshold
@@ -203,6 +205,22 @@ async def classify(
         and plainly_ours(task, registry, ranked)
     ):
         chosen = {ranked[0][0]}
+    if (  # "INV-3002 paid?", "c1003 plan + seats": a terse request about records, each id's owner
+        not chosen
+        and mode != "llm"
+        and candidates
+        and _RECORD_ID.search(task)
+        and (
+            owners := id_owners(
+                task,
+                registry,
+                scorer.score(" ".join(m.group() for m in IDENTIFIER.finditer(task)), names)[0].name
+                if IDENTIFIER.search(task)
+                else None,
+            )
+        )
+    ):
+        chosen = owners & set(names)
     if (  # "can I get a refund for my duplicate charge? I'm omar@brightpath.co": asked of our customer
         not chosen and mode != "llm" and candidates and (asked := asked_of_ours(task, registry, ranked))
     ):
@@ -239,6 +257,26 @@ async def classify(
         chosen -= told_not_asked(
             task, clause_rows, scorer.labels, names, chosen - set(extra), ranked, how_to_owner(registry)
         )
+        # "..., and how many seats we're paying for": the seats on file, not a quote
+        drop, add = count_readings(clause_rows, scorer.labels, names, chosen, form_users(registry, _COUNT))
+        chosen = (chosen - drop) | add
+    if mode != "llm" and (policy := how_to_owner(registry)) in names:
+        # "would we get our money back if we cancelled now?": the refund policy, not a refund
+        if chosen and (hypothetical := side_effect_hypothetical(task, registry, chosen)):
+            chosen = (chosen - hypothetical) or {policy}
+        elif (
+            not chosen
+            and ranked
+            and ranked[0][1] >= SECONDARY_FLOOR
+            and side_effect_hypothetical(task, registry, {ranked[0][0]})
+            and not names_other(task, registry)
+        ):
+            chosen = {policy}
+        if chosen and (
+            unnamed := how_to_of_action(task, clause_rows, scorer.labels, names, registry, chosen)
+        ):
+            # "How do we get her back in?": a how-to that resembles getting money back
+            chosen = (chosen - unnamed) | {policy}
     kept = set(chosen)  # what the rules above chose, before the lookup swaps below
     if mode != "llm" and candidates:
         for provider, consumers in await asyncio.to_thread(
@@ -261,9 +299,16 @@ async def classify(
         # "Es posible to know the status of the API, and also the price of Enterprise per user?": the
         # help centre, which no clause chose. Not what the secondary-need and lookup rules added.
         chosen -= unclaimed(clause_rows, scorer.labels, names, chosen & kept - secondary, ranked)
+        # "when is our next renewal, and what is the status?": the status page, for a status whose
+        # subject is the subscription; "..., since 09:10 UTC": the clock, for when it started.
+        chosen -= borrowed(task, clause_rows, scorer.labels, names, chosen)
     if chosen and mode != "llm" and (foreign := foreign_clauses(task, registry)):
         # "github keeps timing out, are they having an outage?": someone else's service is down.
         chosen -= _of_foreign(task, foreign, clause_rows, scorer.labels, names, ranked)
+        if not _RECORD_ID.search(task) and not IDENTIFIER.search(task):
+            # "Our Zoom subscription renewed yesterday ... Can you help me get that money back?": the
+            # money is the other company's; a refund of ours names our customer or charge.
+            chosen -= {n for n in chosen if n in registry and registry[n].side_effects}
     out = [
         ScoredCapability(name=c.name, score=1.0, selected=True, source="always")
         for c in registry
@@ -308,6 +353,215 @@ def _fed_by_who(
 STATEMENT_WORDS = 3
 """The fewest `need_words` a clause that does not ask (`reads_as_request`) needs to name a secondary
 need by its lead (`clause_needs`): "only checking", "Three emails", "Kola Works here" name none."""
+
+
+_RECORD_ID = re.compile(r"\b(?P<kind>[A-Za-z]{1,4})-?(?P<digits>\d{3,})\b")
+"""A record's id, a short letter prefix and digits: a charge CH-2034, an invoice INV-3002, an
+incident INC-301, a subscription S-4003, a customer c1003. Not a name: an id says which record, and
+the prefix which kind of record (`id_owners`)."""
+
+
+OWNER_SHARE = 2 / 3
+"""The share of the guide examples naming a kind of record id that one capability must hold to own it
+(`record_kinds`)."""
+
+_KINDS: dict[int, tuple[Registry, dict[str, str]]] = {}
+
+
+def record_kinds(registry: Registry) -> dict[str, str]:
+    """Which capability owns each kind of record id (its prefix, upper case: "INV", "CH"): the one
+    whose positive guide examples name ids of that kind at least twice and hold `OWNER_SHARE` of the
+    examples that do, among capabilities without side effects (an id alone never asks for an action).
+    Customer ids (`IDENTIFIER`) are not a kind: they say who asks (`id_owners`)."""
+    held = _KINDS.get(id(registry))
+    if held is not None and held[0] is registry:
+        return held[1]
+    counts: dict[str, dict[str, int]] = {}
+    for cap in registry.routable:
+        if cap.side_effects:
+            continue
+        for query in cap.classifier_guide.positives:
+            kinds = {
+                m["kind"].upper() for m in _RECORD_ID.finditer(query) if not IDENTIFIER.fullmatch(m.group())
+            }
+            for kind in kinds:
+                counts.setdefault(kind, {}).setdefault(cap.name, 0)
+                counts[kind][cap.name] += 1
+    owners = {}
+    for kind, by in counts.items():
+        name, most = max(by.items(), key=lambda kv: kv[1])
+        if most >= 2 and most >= OWNER_SHARE * sum(by.values()):
+            owners[kind] = name
+    _KINDS[id(registry)] = (registry, owners)
+    return owners
+
+
+TERSE_WORDS = 3
+"""The most `need_words` besides its ids a terse request has ("INV-3002 paid?", "c1003 plan + seats")."""
+
+
+def id_owners(task: str, registry: Registry, who: str | None) -> set[str]:
+    """What a terse request (at most `TERSE_WORDS` words besides its ids, none of them a name the
+    guides do not use) asks of the records it names by id: each id's owner (`record_kinds`; a customer
+    id's is `who`, the capability the ids alone score best, when it provides what another requires).
+    Nothing when an id has no owner."""
+    ids = list(_RECORD_ID.finditer(task))
+    if not ids or len(need_words(without_record_ids(task))) > TERSE_WORDS or names_other(task, registry):
+        return set()
+    kinds = record_kinds(registry)
+    required = {key for cap in registry.capabilities.values() for key in cap.requires}
+    out = set()
+    for m in ids:
+        if IDENTIFIER.fullmatch(m.group()):
+            if who is None or who not in registry or not required & set(registry[who].provides):
+                return set()
+            out.add(who)
+        elif (owner := kinds.get(m["kind"].upper())) is not None:
+            out.add(owner)
+        else:
+            return set()
+    return out
+
+
+def without_record_ids(text: str) -> str:
+    """The text without its record ids (`_RECORD_ID`) and e-mail addresses (`IDENTIFIER`)."""
+    return " ".join(_RECORD_ID.sub(" ", without_identifiers(text)).split())
+
+
+_RELATIVE = re.compile(
+    r"^\W*(?:which|who|whom|whose)\s+(?:the|a|an|this|that|i|we|you|they|he|she|it|my|our|your|their|his|her"
+    r"|is|was|are|were|has|had|have|means|meant|makes|made|took|came|helped|used|left)\b",
+    re.I,
+)
+"""A relative clause after a comma ("..., which I only realised when the charge appeared", "...,
+which the committee are pleased with", "..., who left last week"): it says more about a noun of the
+clause before it. A question starts a sentence ("Which plan are we on?") or ends in a question mark."""
+
+_POLITE = re.compile(
+    r"^\W*(?:(?:i|we)(?:'d|\s+would)\s+(?:be\s+(?:\w+\s+)?(?:grateful|thankful|glad|obliged|pleased)"
+    r"|(?:really\s+|greatly\s+)?appreciate|love)\b"
+    r"|it\s+would\s+be\s+(?:\w+\s+)?(?:great|helpful|lovely|good|nice|kind)\s+(?:if|to)\b"
+    r"|would\s+you\s+mind\b|(?:might|may)\s+i\s+ask\b)",
+    re.I,
+)
+"""A request in polite form ("I would be grateful if you could confirm ...", "we'd appreciate it if
+...", "it would be great if you could ...")."""
+
+
+def relative_clause(piece: str, before: str, following: str = "") -> bool:
+    """Whether a clause is a relative clause (`_RELATIVE`) after a comma, with no question mark after it."""
+    return bool(_RELATIVE.match(piece)) and before.rstrip().endswith(",") and following.lstrip()[:1] != "?"
+
+
+def asks_in(task: str, piece: str) -> bool:
+    """Whether a clause of `task` asks for something: `reads_as_request`, or a polite request
+    (`_POLITE`: "I would be grateful if you could confirm which plan we are on"); not a relative
+    clause (`relative_clause`: "..., which I only realised when the charge appeared")."""
+    at = task.find(piece)
+    before, following = (task[:at], task[at + len(piece) :]) if at >= 0 else ("", "")
+    if relative_clause(piece, before, following):
+        return False
+    return reads_as_request(piece, following) or bool(_POLITE.match(piece))
+
+
+_ATTRIBUTES = frozenset({"status", "state", "eta", "progress", "update", "updates", "news", "situation"})
+"""What a question asks of a thing it does not name ("what is the status", "any update?", "eta?")."""
+_GENERIC = frozenset(
+    {"fix", "fixed", "solve", "resolve", "sort", "sorted", "handle", "deal", "mean", "means", "happen"}
+    | {"happened", "happening", "work", "works"}
+)
+"""Verbs that name no need of their own: "how do we fix it", "what does that mean"."""
+_ASKING = frozenset(
+    {"can", "could", "would", "will", "you", "your", "ye", "tell", "give", "let", "know", "fill", "check"}
+    | {"confirm", "share", "send", "get", "find", "look", "say", "see", "show", "when", "where", "which"}
+    | {"who", "why", "does", "did", "was", "were", "has", "had", "have", "now", "currently", "current"}
+    | {"its", "their", "any", "latest", "right", "moment", "today", "possible", "kindly", "just"}
+)
+"""Words of asking, not of what is asked ("can you tell me", "fill in", "right now")."""
+_FILLER = frozenset(
+    {"the", "and", "also", "then", "plus", "what", "what's", "whats", "how", "for", "with", "please"}
+    | {"pls", "our", "your", "are", "i'm", "this", "that", "these", "those", "there", "about", "too"}
+    | {"again", "one", "them", "it's", "is", "us", "me", "btw", "ok", "okay", "so", "but", "and"}
+)
+"""Words that join, point or fill in ("and", "the", "please", "that")."""
+_ANAPHORA = re.compile(r"\b(?:it|this|that|these|those|them)\b", re.I)
+
+
+def elliptical(piece: str) -> bool:
+    """Whether a clause asks about something it does not name: only an attribute (`_ATTRIBUTES`: "what
+    is the status", "Status: ?", "can you fill in the status for us", "INC-301 eta?") or a generic verb
+    of something named before (`_GENERIC` with a pronoun: "how do we fix it", "what does that mean").
+    Its subject is another clause's: "when is our next renewal, and what is the status" asks the
+    subscription's status, not the service status page's."""
+    words = re.findall(r"[a-z][\w'-]*", without_record_ids(piece).lower())
+    content = [w for w in words if len(w) >= 3 and w not in _ASKING and w not in _FILLER]
+    if any(w in _ATTRIBUTES for w in content):
+        return all(w in _ATTRIBUTES for w in content)
+    return bool(_ANAPHORA.search(piece)) and all(w in _GENERIC for w in content)
+
+
+_CIRCUMSTANCE = re.compile(
+    r"^\W*(?:since|from|until|till|after|before|at|around|as\s+of|starting|during)\s+"
+    r"(?:about\s+|around\s+|roughly\s+)?\d{1,2}(?:[:.h]\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.|utc|gmt|[a-z]{2,4}t)?\b",
+    re.I,
+)
+"""A clause that only says when something happened ("since 09:10 UTC", "from 2pm", "at 14:30"): the
+circumstance of a need named elsewhere, not a question about the time."""
+
+
+_ID_TOKEN = r"\b[A-Za-z]{1,4}-?\d{3,}\b"
+_LEADING_RECORD = re.compile(rf"^[\W_]*{_ID_TOKEN}(?:[\s\W]+(?:{_ID_TOKEN}|[$€£]?\d[\d,.]*))*[\s\W]*")
+"""A record's id first, and the ids and amounts right after it ("CH-2013   $30.00   ")."""
+
+
+def quotes_a_record(piece: str) -> bool:
+    """Whether a clause is a record pasted by its id: it starts with the id (`_RECORD_ID`, not a
+    customer's), and what follows neither asks (`reads_as_request`) nor tells with a subject
+    (`_NARRATOR`): "CH-2003 $125.00 Team plan", "CH-2053 Card declined". What the record holds (a
+    plan, seats, an amount) describes it; the request says what to do about it. "INV-3082 please
+    confirm it was paid" asks; "I think we paid INV-3033 twice" tells."""
+    lead = _LEADING_RECORD.match(piece)
+    if lead is None or IDENTIFIER.match(piece.strip(" \t-#:([")):
+        return False
+    rest = piece[lead.end() :]
+    return not reads_as_request(rest) and not _POLITE.match(rest) and not _NARRATOR.search(rest)
+
+
+def no_need_of_its_own(task: str, piece: str) -> bool:
+    """Whether a clause names no need of its own whatever it resembles: a relative clause
+    (`relative_clause`), an elliptical question (`elliptical`), a time it happened at (`_CIRCUMSTANCE`),
+    or a statement that quotes a record (`quotes_a_record`)."""
+    at = task.find(piece)
+    before, following = (task[:at], task[at + len(piece) :]) if at >= 0 else ("", "")
+    if relative_clause(piece, before, following) or elliptical(piece):
+        return True
+    asks = asks_in(task, piece)
+    return not asks and (bool(_CIRCUMSTANCE.match(piece)) or quotes_a_record(piece))
+
+
+def borrowed(
+    task: str,
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    chosen: set[str],
+) -> set[str]:
+    """Selected capabilities that only clauses with no need of their own chose (`no_need_of_its_own`),
+    next to another selected capability that a clause with a need of its own chose: "Can you say me
+    when is the next renewal of our subscription and what is the status?" (the status page, for "what
+    is the status": the subscription's), "..., since 09:10 UTC" (the clock), "CH-2003 $125.00 Team
+    plan, 5 seats <- the second one this month, please refund it" (sales, for the plan on the charge)."""
+    if len(chosen) < 2:
+        return set()
+    won: dict[str, list[bool]] = {}
+    for piece, conf in clause_rows:
+        order = _top(conf, labels, names, set())
+        if order and not courtesy(piece) and labels[order[0]] in chosen:
+            won.setdefault(labels[order[0]], []).append(no_need_of_its_own(task, piece))
+    real = {n for n, flags in won.items() if not all(flags)}
+    if not real:
+        return set()
+    return {n for n, flags in won.items() if all(flags)}
 
 
 CLOSE_TO_SELECTED = 1.0
@@ -461,7 +715,7 @@ def plainly_ours(task: str, registry: Registry, ranked: Sequence[tuple[str, floa
     pieces = [task, *(task[a:b] for a, b in clause_spans(task))]
     if any(asks_how_to(p) for p in pieces) and best != how_to_owner(registry):
         return False
-    words = need_words(task)
+    words = need_words(without_record_ids(task))  # "renewal date S-4003": an id is no name
     vocab = vocabulary(registry)
     known = [known_word(w, vocab) for w in words]
     if not words or sum(known) < PLAIN_SHARE * len(words):
@@ -518,7 +772,7 @@ def names_other(task: str, registry: Registry) -> bool:
     """Whether a request names something the guides do not (`_foreign_capitals`): a fallback that
     takes a request no threshold took does not take it ("I need a refund for my train ticket from
     Milan to Rome")."""
-    words = need_words(task)
+    words = need_words(without_record_ids(task))  # "renewal date S-4003": an id is no name
     vocab = vocabulary(registry)
     return _foreign_capitals(task, words, [known_word(w, vocab) for w in words])
 
@@ -532,22 +786,31 @@ def _foreign_capitals(task: str, words: Sequence[str], known: Sequence[bool]) ->
     )
 
 
+_ADVICE = re.compile(
+    r"^\W*(?:(?:so|and|but|ok|okay)\b[\s,]*)*(?:what\s+(?:should|shall|can|do|must)\s+(?:i|we)\s+do"
+    r"|what\s+are\s+(?:my|our)\s+options|what\s+(?:is|'s)\s+the\s+(?:best\s+)?(?:fix|workaround|way\s+forward))\b",
+    re.I,
+)
+"""Asking for advice on what to do ("What should I do?", "what can we do", "what are my options"): a
+how-to question without the "how" (`our_how_to`)."""
+
 KNOWN_SHARE = 2 / 3
 """The share of a how-to question's words (`clauses.need_words`) the guides must use for
 `our_how_to`."""
 
 
-def our_how_to(task: str, registry: Registry) -> bool:
+def our_how_to(task: str, registry: Registry, *, advice: bool = False) -> bool:
     """Whether a request is a how-to question (`asks_how_to`, the whole of it or a clause) about the
     registry's own product: at least `KNOWN_SHARE` of its words are the guides' (`vocabulary`,
     `known_word`) and no name they do not use is in it (a capitalised word not first in the request:
     "How do I cancel my Netflix subscription?"). "how do I remove a user who left the company": all
     five; "how do I bake sourdough bread": none; "how do I get a refund from Uber": Uber. A greeting
-    in the form ("hi, how are you today?") asks nothing (`courtesy`)."""
+    in the form ("hi, how are you today?") asks nothing (`courtesy`). With `advice`, a request for
+    advice counts too (`_ADVICE`: "the reset link has expired, what should I do?")."""
     pieces = [task, *(task[a:b] for a, b in clause_spans(task))]
-    if not any(asks_how_to(p) and not courtesy(p) for p in pieces):
+    if not any((asks_how_to(p) or (advice and _ADVICE.match(p))) and not courtesy(p) for p in pieces):
         return False
-    words = need_words(task)
+    words = need_words(without_record_ids(task))  # "renewal date S-4003": an id is no name
     vocab = vocabulary(registry)
     known = [known_word(w, vocab) for w in words]
     if not words or sum(known) < KNOWN_SHARE * len(words):
@@ -555,8 +818,107 @@ def our_how_to(task: str, registry: Registry) -> bool:
     return not _foreign_capitals(task, words, known)
 
 
-_COUNT = re.compile(r"^\W*(?:(?:and|also|plus|btw)\b\W*)*how\s+many\b", re.I)
-"""A clause that asks for a count ("how many seats do we have", "and how many seats")."""
+_COUNT = re.compile(
+    r"^\W*(?:(?:and|also|plus|btw)\b\W*)*(?:(?:can|could|would|will)\s+(?:you|ye|u)\s+(?:please\s+)?)?"
+    r"(?:(?:tell|let|remind|show)\s+(?:me|us)\s+(?:know\s+)?)?how\s+many\b",
+    re.I,
+)
+"""A clause that asks for a count ("how many seats do we have", "and how many seats", "could you
+tell me how many seats we're paying for")."""
+
+
+def count_readings(
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    chosen: set[str],
+    counters: set[str] | None,
+    floor: float = SECONDARY_FLOOR,
+) -> tuple[set[str], set[str]]:
+    """A count question read as a count (`_COUNT`): selected capabilities without a count question in
+    their guide (`form_users`) that only count clauses chose, and the capabilities with one that are
+    those clauses' best instead (at least `floor`), when that one is selected already or within
+    `HOW_TO_CLOSE` of the clause's best. "how many seats are we paying for" asks for the seats on
+    file; resembling the price examples ("paying for") makes it no quote."""
+    if not counters:
+        return set(), set()
+    won: dict[str, list[bool]] = {}
+    readings: dict[str, set[str]] = {}
+    for piece, conf in clause_rows:
+        order = _top(conf, labels, names, set())
+        if not order or courtesy(piece) or labels[order[0]] not in chosen:
+            continue
+        best = labels[order[0]]
+        counting = bool(_COUNT.match(piece)) and best not in counters
+        won.setdefault(best, []).append(counting)
+        if counting:
+            read = [j for j in order if labels[j] in counters and float(conf[j]) >= floor][:1]
+            if not read or (labels[read[0]] not in chosen and _lead(conf, order[0], read) >= HOW_TO_CLOSE):
+                won[best][-1] = False  # "how many seats were on our last invoice": the invoice's, clearly
+            readings.setdefault(best, set()).update(labels[j] for j in read)
+    drop = {n for n, flags in won.items() if all(flags)}
+    add = {r for n in drop for r in readings.get(n, set())}
+    return drop, add
+
+
+def side_effect_hypothetical(task: str, registry: Registry, chosen: set[str]) -> set[str]:
+    """Selected capabilities with side effects that a hypothetical question only asks about
+    (`_HYPOTHETICAL` in a question, or with no explicit instruction, `side_effect_intent`): "would
+    we get our money back if we cancelled now?" asks the refund policy, not for a refund."""
+    if not _HYPOTHETICAL.search(task):
+        return set()
+    out = set()
+    for name in chosen:
+        info = registry.capabilities.get(name)
+        if info is None or not info.side_effects or not info.action_verbs:
+            continue
+        if "?" in task or side_effect_intent(task, info.action_verbs).kind != "act":
+            out.add(name)
+    return out
+
+
+def asked_in_clauses(
+    task: str, clause_rows: Sequence[tuple[str, np.ndarray]], labels: Sequence[str], names: Sequence[str]
+) -> set[str]:
+    """The best capabilities of the clauses that ask in a form the scorer's `asked` does not read
+    (`asks_in`: "I would be grateful if you could confirm which plan we are on")."""
+    out = set()
+    for piece, conf in clause_rows:
+        if not courtesy(piece) and asks_in(task, piece) and (order := _top(conf, labels, names, set())):
+            out.add(labels[order[0]])
+    return out
+
+
+def how_to_of_action(
+    task: str,
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    registry: Registry,
+    chosen: set[str],
+) -> set[str]:
+    """Selected capabilities with side effects that only how-to clauses chose (`how_to_in`), in a
+    request that names none of their action words in any form (`side_effect_intent` refuses: "no
+    request"): "she lost her phone and can't pass the two-factor code. How do we get her back in?"
+    resembles getting money back; it asks how to do something, the help centre's."""
+    out = set()
+    for name in chosen:
+        info = registry.capabilities.get(name)
+        if info is None or not info.side_effects or not info.action_verbs:
+            continue
+        if not side_effect_intent(task, info.action_verbs).reason.startswith("no request"):
+            continue
+        won = [
+            how_to_in(piece)
+            for piece, conf in clause_rows
+            if not courtesy(piece)
+            and (order := _top(conf, labels, names, set()))
+            and labels[order[0]] == name
+            and float(conf[order[0]]) >= SECONDARY_FLOOR  # below it a clause matches nothing at all
+        ]
+        if won and all(won):
+            out.add(name)
+    return out
 
 
 def form_users(registry: Registry, form: re.Pattern[str]) -> set[str] | None:
@@ -612,14 +974,11 @@ def context_of_how_to(
     for piece, conf in clause_rows:
         order = _top(conf, labels, names, set()) if labels else []
         if order and not courtesy(piece):
-            at = task.find(piece)
-            told.setdefault(labels[order[0]], []).append(not reads_as_request(piece, task[at + len(piece) :]))
+            told.setdefault(labels[order[0]], []).append(not asks_in(task, piece))
     unasked = unasked | {n for n, t in told.items() if all(t)}
     if owner is None or owner not in chosen or not (chosen & unasked):
         return set()
-    asking = [
-        p for p, _ in clause_rows if not courtesy(p) and reads_as_request(p, task[task.find(p) + len(p) :])
-    ]
+    asking = [p for p, _ in clause_rows if not courtesy(p) and asks_in(task, p)]
     if not asking or not all(asks_how_to(p) and not another_need(task, p) for p in asking):
         return set()
     return (chosen & unasked) - {owner}
@@ -648,17 +1007,18 @@ _SEVERAL = re.compile(
 clauses is one, told or asked."""
 
 
-def narrates(piece: str, following: str = "") -> bool:
+def narrates(piece: str, following: str = "", before: str = "") -> bool:
     """Whether a clause tells rather than asks: a statement (`reads_as_request` false) with a subject
     (`_NARRATOR`: "We were told the first month would be free"), that is no how-to (`asks_how_to`),
     no hypothetical ("Say we cancel before the month is over", "If we downgraded ...") and asks for
     nothing inside it (`_INDIRECT`: "I wonder if you could look up our renewal date"). A bare noun
     phrase in a list ("plus instructions to reset my password") names a need: it does not."""
     return (
-        not reads_as_request(piece, following)
+        not (reads_as_request(piece, following) and not relative_clause(piece, before, following))
         and not asks_how_to(piece)
         and not _HYPOTHETICAL.search(piece)
         and not _INDIRECT.search(piece)
+        and not _POLITE.match(piece)
         and bool(_NARRATOR.search(piece))
     )
 
@@ -692,7 +1052,7 @@ def told_not_asked(
         (
             a
             for a, (piece, _) in zip(at, clause_rows, strict=True)
-            if another_need(task, piece) and reads_as_request(piece, task[a + len(piece) :])
+            if another_need(task, piece) and asks_in(task, piece)
         ),
         default=-1,
     )
@@ -700,11 +1060,10 @@ def told_not_asked(
     for a, (piece, conf) in zip(at, clause_rows, strict=True):
         order = _top(conf, labels, names, set())
         if order and labels[order[0]] in chosen:
-            told = a >= marked and narrates(piece, task[a + len(piece) :])
+            told = a >= marked and narrates(piece, task[a + len(piece) :], task[:a])
             won.setdefault(labels[order[0]], []).append(told)
     asks = any(
-        reads_as_request(piece, task[a + len(piece) :]) or asks_how_to(piece)
-        for a, (piece, _) in zip(at, clause_rows, strict=True)
+        asks_in(task, piece) or asks_how_to(piece) for a, (piece, _) in zip(at, clause_rows, strict=True)
     )
     return {n for n, told in won.items() if n != ranked[0][0] and all(told) and (asks or n == how_to)}
 
@@ -781,6 +1140,16 @@ def _lead(conf: np.ndarray, best: int, rivals: Sequence[int]) -> float:
     return float(logit(float(conf[best])) - logit(runner_up))
 
 
+_ARROW = re.compile(r"\s*(?:<-+|-+>|<=+|=+>|\||\s--+\s|\u2190|\u2192)\s*")
+"""A pointer or a column bar inside a clause ("CH-2053 Card declined <- how do I swap the card?")."""
+
+
+def how_to_in(piece: str) -> bool:
+    """Whether a clause, or a part of it after a pointer or bar (`_ARROW`: a note beside a pasted
+    line), asks how to do something (`asks_how_to`)."""
+    return asks_how_to(piece) or any(asks_how_to(part) for part in _ARROW.split(piece)[1:])
+
+
 def clause_needs(
     task: str,
     clause_rows: Sequence[tuple[str, np.ndarray]],
@@ -813,14 +1182,16 @@ def clause_needs(
     for piece, conf in clause_rows:
         if courtesy(piece):
             continue
-        if owner is not None and how_to not in out and asks_how_to(piece):
+        if owner is not None and how_to not in out and how_to_in(piece):
             order = _top(conf, labels, names, set())
             if order and _lead(conf, order[0], [owner]) < HOW_TO_CLOSE:
                 out.append(labels[owner])
                 continue
         if mentions_identifier(piece):
             continue
-        asks = reads_as_request(piece, task[task.find(piece) + len(piece) :])
+        if no_need_of_its_own(task, piece):
+            continue  # "..., which the committee are pleased with", "and what is the status"
+        asks = asks_in(task, piece)
         order = _top(conf, labels, names, set())
         if counters is not None and _COUNT.match(piece):
             # "and how many seats": a count on file; a guide with no count question is not its reading
@@ -869,7 +1240,7 @@ def read_as_other(
         bests.append(labels[order[0]])
         if labels[order[0]] not in chosen or mentions_identifier(piece):
             continue
-        if not reads_as_request(piece, task[task.find(piece) + len(piece) :]):
+        if not asks_in(task, piece):
             continue
         rest = [j for j in order if labels[j] not in chosen]
         if rest and labels[rest[0]] in added and _lead(conf, order[0], rest) < CLOSE_TO_SELECTED:
@@ -902,7 +1273,10 @@ def grounds_of_ask(
             continue
         at = task.find(piece)
         following = task[at + len(piece) :] if at >= 0 else ""
-        best.append((labels[order[0]], not sets_the_scene(piece, following), mentions_identifier(piece)))
+        scene = not asks_in(task, piece) or (
+            reads_as_request(piece, following) and sets_the_scene(piece, following)
+        )
+        best.append((labels[order[0]], not scene, mentions_identifier(piece)))
     out = set()
     for provider in sorted(chosen):
         if provider not in registry:
@@ -937,7 +1311,7 @@ def clear_request(
         return None
     best: tuple[float, str] | None = None
     for piece, conf in pieces:
-        if not reads_as_request(piece, task[task.find(piece) + len(piece) :]):
+        if not asks_in(task, piece):
             continue
         order = _top(conf, labels, names, set())
         if not order or float(conf[order[0]]) < floor or _lead(conf, order[0], order[1:]) < margin:
