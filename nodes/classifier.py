@@ -35,6 +35,7 @@ from graph.classifier.clauses import (
     without_courtesy,
     without_identifiers,
 )
+from graph.classifier.recognised import with_recognised
 from graph.classifier.thresholds import SECONDARY_FLOOR, SECONDARY_MARGIN, logit
 from graph.config.registry import CapabilityInfo, Registry
 from graph.config.schema import ClassifierMode
@@ -264,6 +265,8 @@ async def classify(
     if chosen and mode != "llm" and (foreign := foreign_clauses(task, registry)):
         # "github keeps timing out, are they having an outage?": someone else's service is down.
         chosen -= _of_foreign(task, foreign, clause_rows, scorer.labels, names, ranked)
+    # "1380 - 275 - 415?": arithmetic by its shape, which the scorer cannot see (graph/classifier/recognised.py).
+    chosen = with_recognised(registry, task, names, chosen, settings.max_capabilities)
     out = [
         ScoredCapability(name=c.name, score=1.0, selected=True, source="always")
         for c in registry

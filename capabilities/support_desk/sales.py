@@ -32,6 +32,29 @@ _SEATS = re.compile(
     r"agents|accounts)\b|\bteam of (\d[\d,]*)\b",
     re.I,
 )
+_COUNT = r"(?<![$€£\w.,-])(\d[\d,]*)(?![\w.%-]|,\d|\s*(?:%|percent\b))"
+_NOT_PEOPLE = (
+    r"(?:seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?|yrs?|quarters?|times?|"
+    r"dollars?|euros?|pounds?|cents?|bucks?|usd|eur|gbp|percent|gb|tb|mb|projects?|workspaces?|"
+    r"invoices?|charges?|tickets?|calls?|requests?|integrations?|apps?|plans?|tiers?|steps?)"
+)
+_PEOPLE = re.compile(
+    # "18 musicians", "40 staff", "22 full-time players": a number and a plural noun (words that
+    # measure time, money or things are not people)
+    rf"{_COUNT}\s+(?:[a-z]+[\s-]+){{0,2}}?(?!{_NOT_PEOPLE}\b)"
+    r"(?:[a-z]{2,}[^s\W]s|staff|folks?|crew|personnel|people|men|women|children|kids|heads|ppl|peeps|volunteers)\b"
+    # "the 9 of us", "a group of 12", "we're 7", "a 15-person studio", "there are 6 of them"
+    rf"|\b(\d[\d,]*)\s+of\s+(?:us|them|you)\b"
+    rf"|\b(?:team|group|company|crew|band|staff|office|squad|studio|firm|practice|class|choir|club|agency|"
+    rf"orchestra|cast|shop|outfit|organi[sz]ation|org|startup|department|dept)\s+of\s+{_COUNT}"
+    rf"|\b(?:we|they)(?:'re|’re|\s+are)\s+(?:about\s+|around\s+|roughly\s+|only\s+|just\s+)?{_COUNT}(?!\s+\w)"
+    r"|(?<![$€£\w.,-])(\d[\d,]*)[\s-](?:person|people|strong|member|seat|user|head)\b",
+    re.I,
+)
+_FOR_BARE = re.compile(
+    rf"\b(?:for|with|to|make it|at)\s+{_COUNT}(?=\s*(?:[?!.,;)]|$|\s+(?:on|of|in|instead|then|please|pls|now)\b))",
+    re.I,
+)
 
 
 def plans_named(text: str) -> list[str]:
@@ -44,10 +67,14 @@ def plans_named(text: str) -> list[str]:
 
 
 def seats_named(text: str) -> int | None:
-    m = _SEATS.search(text)
-    if not m:
-        return None
-    return int((m.group(1) or m.group(2)).replace(",", ""))
+    """The seat count a price question names: seats, users or licences ("30 Team seats"), any number
+    of people ("18 musicians", "the 9 of us", "a team of 7", "we're 12"), or a bare count after
+    "for" ("what would Team cost for 14?"); None when it names none."""
+    for pattern in (_SEATS, _PEOPLE, _FOR_BARE):
+        m = pattern.search(text)
+        if m:
+            return int(next(g for g in m.groups() if g).replace(",", ""))
+    return None
 
 
 def load_plans(conn: sqlite3.Connection) -> list[dict[str, Any]]:
