@@ -252,3 +252,19 @@ def test_an_adverb_does_not_make_a_question_about_an_unanswered_request_new() ->
         **context(standalone=reads()),
     )
     assert follow.kind == "follow_up" and follow.task is not None and "ch-2052" in follow.task
+
+
+def test_a_follow_up_quote_takes_what_its_words_do_not_say_from_the_earlier_request(desk: Desk) -> None:
+    # The task a follow-up carries: the new words, then the request they continue.
+    state = desk.ask("what about Enterprise? (follow-up to: price of 26 Team seats)", "r10-carried")
+    assert "Enterprise plan, 26 seats" in answer(state) and "Team plan" not in answer(state), answer(state)
+
+
+def test_a_turn_that_names_its_need_continues_it_unless_it_asks_how_to() -> None:
+    needs = topic(("sales", "price of 30 Team seats"), ("clock", "what time is it in Oslo"), turn=1)
+    follow = resolve("re the quote: 45 seats then", needs, turn=2, **context(standalone=reads("clock")))
+    assert (follow.capabilities, follow.task) == (["sales"], "price of 45 Team seats")
+    how = resolve(
+        "about the seats, how do I add one myself?", needs, turn=2, **context(standalone=reads("sales"))
+    )
+    assert how.capabilities == ["knowledge_search"], how

@@ -219,9 +219,10 @@ class Sales(Capability):
     def answer(self, db: SupportDB, inputs: SalesInputs) -> dict[str, Any]:
         with db.connect() as conn:
             plans = load_plans(conn)
-        wanted = [inputs.plan.lower()] if inputs.plan else plans_named(inputs.query)
+        own, earlier = _own_and_earlier(inputs.query)
+        wanted = [inputs.plan.lower()] if inputs.plan else (plans_named(own) or plans_named(earlier))
         chosen = [p for p in plans if p["id"] in wanted] or plans
-        seats = inputs.seats if inputs.seats is not None else seats_named(inputs.query)
+        seats = inputs.seats if inputs.seats is not None else _first_seats(own, earlier)
         if seats is not None and seats > 0:
             quotes = [quote(p, seats) for p in chosen]
             if not wanted:  # no plan named: quote the plans that allow that many seats
@@ -237,6 +238,21 @@ class Sales(Capability):
             "plans": [_public(p) for p in chosen],
             "summary": " ".join(describe_plan(p) for p in chosen),
         }
+
+
+_CONTEXT = re.compile(r"\s*\(follow-up to:\s*(?P<clause>.*)\)\s*$", re.I | re.S)
+"""The earlier request a follow-up task carries after the user's words ("and Enterprise? (follow-up
+to: Team for 12 seats)"): what the new words do not say is taken from it."""
+
+
+def _own_and_earlier(query: str) -> tuple[str, str]:
+    m = _CONTEXT.search(query)
+    return (query, "") if m is None else (query[: m.start()], m.group("clause"))
+
+
+def _first_seats(own: str, earlier: str) -> int | None:
+    seats = seats_named(own)
+    return seats if seats is not None else seats_named(earlier)
 
 
 def _public(plan: Mapping[str, Any]) -> dict[str, Any]:

@@ -2049,7 +2049,7 @@ _BACK_TO = re.compile(
 
 _ABOUT_LEAD = re.compile(
     r"^\W*(?:(?:(?:ok(?:ay)?|k+)|so|and|now|right|alright|anyway|also|then|oh|um+|hm+)\W+)*"
-    r"(?:as\s+for|as\s+to|for|on|about|re|regarding|with)\s+"
+    r"(?:as\s+for|as\s+to|for|on|about|re|regarding)\s+"
     r"(?:the|my|our|that|this|his|her|their|your)\s+(?P<what>[^,;:.!?]+?)(?:\s*[,;:]+|\s+-+|\s*—)\s*",
     re.I,
 )
@@ -2065,8 +2065,10 @@ def _back_to(
     capability's own, or of its clause); None when the words name no entry, or entries of more than
     one capability."""
     m = _BACK_TO.match(text)
-    if m is None and (m := _ABOUT_LEAD.match(text)) is not None and not content_words(text[m.end() :]):
-        return None
+    if m is None and (m := _ABOUT_LEAD.match(text)) is not None:
+        rest = text[m.end() :]
+        if not content_words(rest) or _HOW_TO.search(rest):  # "about the seats, how do I add one myself?"
+            return None
     if m is None:
         return None
     words = {stem(w) for w in content_words(m.group("what")) if w.strip(",.?!") not in _FILLERS}
