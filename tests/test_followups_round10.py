@@ -67,6 +67,9 @@ def converse(desk: Desk, thread: str, *texts: str) -> list[tuple[list[str], str]
         ("price for a 15-person studio on Team", 15),
         ("what would Team cost for 14?", 14),
         ("quote us 30 Team seats", 30),
+        ("the five of us on Team, how much?", 5),
+        ("Enterprise for twenty-two sound engineers", 22),
+        ("a dozen people on Starter", 12),
     ],
 )
 def test_a_head_count_in_any_words_is_the_seat_count(text: str, seats: int) -> None:
@@ -81,6 +84,7 @@ def test_a_head_count_in_any_words_is_the_seat_count(text: str, seats: int) -> N
         "Team at $25 per seat",
         "does Team cover 3 projects",
         "is there a 20% discount on Team",
+        "Team for one year",
     ],
 )
 def test_time_money_and_things_are_not_seats(text: str) -> None:

@@ -66,10 +66,64 @@ def plans_named(text: str) -> list[str]:
     return names
 
 
+_UNITS = [
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
+_TENS = {
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+}
+_NUMBER_WORD = re.compile(
+    r"\b(?:(?P<tens>" + "|".join(_TENS) + r")(?:[\s-](?P<unit>" + "|".join(_UNITS[:9]) + r"))?"
+    r"|(?P<small>" + "|".join(_UNITS) + r")|(?P<dozen>a\s+dozen|a\s+hundred))\b(?![\s-](?:percent|%))",
+    re.I,
+)
+
+
+def _in_digits(text: str) -> str:
+    """Number words as digits ("the five of us", "twenty-two players", "a dozen people"), so that a
+    head count in words is read like one in digits; "one" before a noun in the singular stays."""
+
+    def digits(m: re.Match[str]) -> str:
+        if m.group("dozen"):
+            return "12" if "dozen" in m.group("dozen").lower() else "100"
+        if m.group("small"):
+            return str(_UNITS.index(m.group("small").lower()) + 1)
+        unit = m.group("unit")
+        return str(_TENS[m.group("tens").lower()] + (_UNITS.index(unit.lower()) + 1 if unit else 0))
+
+    return _NUMBER_WORD.sub(digits, text)
+
+
 def seats_named(text: str) -> int | None:
     """The seat count a price question names: seats, users or licences ("30 Team seats"), any number
     of people ("18 musicians", "the 9 of us", "a team of 7", "we're 12"), or a bare count after
     "for" ("what would Team cost for 14?"); None when it names none."""
+    text = _in_digits(text)
     for pattern in (_SEATS, _PEOPLE, _FOR_BARE):
         m = pattern.search(text)
         if m:
