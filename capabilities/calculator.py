@@ -103,6 +103,45 @@ def _first_expression(text: str) -> str | None:
     return None
 
 
+_NOT_ARITHMETIC = re.compile(
+    r"\b\d{4}-\d{1,2}-\d{1,2}\b"  # a date: 2026-12-01
+    r"|\b\d{1,2}[/.]\d{1,2}[/.]\d{2,4}\b"  # 01/12/2026, 1.12.2026
+    r"|\b\d{1,2}:\d{2}(?::\d{2})?\b"  # a time: 09:10
+    r"|\bv?\d+(?:\.\d+){2,}\b"  # a version: 2.4.1
+    r"|\b24\s*/\s*7\b|\b365\b"  # around the clock
+    r"|\+?\(?\d{2,4}\)?(?:[\s.-]\d{2,4}){2,}"  # a phone number: (555) 123 4567, +44 20 7946 0958
+    r"|\b[A-Za-z]+-?\d[\w-]*|\b\d+[A-Za-z][\w-]*"  # an id or a code: CH-2034, INV-3002, c1004, 2fa
+    r"|(?<![\d.])\d+(?:\.\d+)?-\d+(?:\.\d+)?(?![\d.]*\s*[-+*/x×^%(]\s*\d)"  # a range: 1-10 seats
+    r"|(?<![\d.\s*/+x×-])(?<![\d.][\s*/+x×-])\s\d+(?:\.\d+)?\s+(?:-|–|to)\s+\d+(?:\.\d+)?(?=\s+(?:[a-z]+s|people|staff|ppl)\b)"  # 3 - 4 people
+    r"|[$€£]\s?\d[\d,]*(?:\.\d+)?\s*(?:/|per|a|an|each)\s*(?:seat|user|month|year|mo|yr)s?\b",  # a price
+    re.I,
+)
+"""Numbers that are not operands: dates, times, versions, phone numbers, ids, ranges, prices per seat."""
+
+
+_ONLY_ARITHMETIC = re.compile(
+    r"^\W*(?:(?:what(?:'s|s| is)|whats|calc(?:ulate)?|compute|work out|how much is|solve)\s+)?"
+    r"[\d\s.,+\-*/x×÷^%()]*\d[\d\s.,+\-*/x×÷^%()]*[\s?=!.]*$",
+    re.I,
+)
+"""A message that is nothing but arithmetic ("12-5", "what is 1380-275?"): its numbers are operands."""
+
+
+def recognised_expression(text: str) -> str | None:
+    """The arithmetic a request holds, when it holds any: two numbers joined by an operator, a
+    square root, a percentage of a number (`extract_expression`), that evaluates; None when its
+    numbers are ids, dates, times, versions, phone numbers, "24/7" or a range ("1-10 seats")."""
+    masked = text if _ONLY_ARITHMETIC.match(text) else _NOT_ARITHMETIC.sub(" ¤ ", text)
+    expression = extract_expression(masked)
+    if expression is None:
+        return None
+    try:
+        evaluate(expression)
+    except (ValueError, ArithmeticError, RecursionError):
+        return None
+    return expression
+
+
 def evaluate(expression: str) -> float | int:
     """Evaluate arithmetic safely; raises ValueError on anything that is not plain arithmetic."""
     try:
@@ -175,6 +214,11 @@ class Calculator(Capability):
             GuideExample(query="tell me a joke", result=False, reason="no arithmetic"),
         ),
     )
+
+    def recognises(self, text: str) -> bool:
+        """Arithmetic that evaluates ("1380 - 275 - 415?", "3.5 * 42 for the skip hire days",
+        "sqrt 729", "12% of 480"), not numbers that name things (`recognised_expression`)."""
+        return recognised_expression(text) is not None
 
     async def execute(self, inputs: CalculatorInputs, ctx: RunContext) -> dict[str, Any]:
         expression = inputs.expression or extract_expression(inputs.query)

@@ -53,26 +53,57 @@ _ALIASES = {
 }
 
 
-def _canonical_zones() -> frozenset[str]:
-    """The zones `zone.tab` lists (Europe/Istanbul, not its link Asia/Istanbul); empty without it."""
+def _table(name: str) -> list[list[str]]:
+    """The rows of a table of the time zone database (`zone.tab`, `iso3166.tab`), from the system's
+    copy or the tzdata package's; empty without one."""
     for root in zoneinfo.TZPATH:
         try:
-            with open(f"{root}/zone.tab", encoding="utf-8") as f:
-                return frozenset(line.split("\t")[2].strip() for line in f if line[:1] not in "#\n")
-        except (OSError, IndexError):
+            with open(f"{root}/{name}", encoding="utf-8") as f:
+                return [line.rstrip("\n").split("\t") for line in f if line[:1] not in "#\n"]
+        except OSError:
             continue
     try:
         from importlib.resources import files
 
-        text = files("tzdata.zoneinfo").joinpath("zone.tab").read_text(encoding="utf-8")
-        return frozenset(line.split("\t")[2].strip() for line in text.splitlines() if line[:1] not in "#")
-    except (ImportError, OSError, IndexError):
-        return frozenset()
+        text = files("tzdata.zoneinfo").joinpath(name).read_text(encoding="utf-8")
+        return [line.split("\t") for line in text.splitlines() if line[:1] not in "#" and line.strip()]
+    except (ImportError, OSError):
+        return []
+
+
+def _canonical_zones() -> frozenset[str]:
+    """The zones `zone.tab` lists (Europe/Istanbul, not its link Asia/Istanbul); empty without it."""
+    return frozenset(row[2].strip() for row in _table("zone.tab") if len(row) > 2)
+
+
+_STATE_NAMES = frozenset(["georgia"])
+"""Country names that are as often a state of a country of several zones (Georgia, US)."""
+
+
+def _countries() -> dict[str, str]:
+    """Lower-case country or territory name -> its zone, for those with one zone ("faroe islands" ->
+    Atlantic/Faroe, "iceland", "the bahamas"): a country of several zones names none of them."""
+    zones: dict[str, list[str]] = {}
+    for row in _table("zone.tab"):
+        if len(row) > 2:
+            zones.setdefault(row[0], []).append(row[2].strip())
+    out: dict[str, str] = {}
+    for row in _table("iso3166.tab"):
+        if len(row) < 2 or len(zones.get(row[0], [])) != 1:
+            continue
+        name = re.sub(r"\s*\(.*?\)", "", row[1]).replace("&", "and").lower()
+        name = " ".join(re.sub(r"[^a-z ]+", " ", name).split())
+        if name in _STATE_NAMES:
+            continue
+        out[name] = zones[row[0]][0]
+        if name.startswith("the "):
+            out[name[4:]] = zones[row[0]][0]
+    return out
 
 
 @lru_cache(maxsize=1)
 def _place_index() -> dict[str, str]:
-    """Lower-case place name (city part of each IANA zone, plus aliases) -> zone name. A city two
+    """Lower-case place name (city part of each IANA zone, a country of one zone, plus aliases) -> zone name. A city two
     zones are named after gets the canonical one, the same in every process (the set of zones has
     no order)."""
     index: dict[str, str] = {}
@@ -80,6 +111,8 @@ def _place_index() -> dict[str, str]:
     for zone in sorted(zoneinfo.available_timezones(), key=lambda z: (z not in canonical, z)):
         if "/" in zone and not zone.startswith(("Etc/", "SystemV/", "US/")):
             index.setdefault(zone.rsplit("/", 1)[1].replace("_", " ").lower(), zone)
+    for country, zone in _countries().items():
+        index.setdefault(country, zone)
     index.update(_ALIASES)
     return index
 
@@ -95,7 +128,7 @@ def find_zone(text: str) -> str | None:
     # The earliest place named wins (a follow-up task puts the newest words first);
     # at one position the longest name wins ("new york" over "york").
     for start in range(len(words)):
-        for size in (3, 2, 1):
+        for size in (4, 3, 2, 1):
             phrase = " ".join(words[start : start + size])
             if len(phrase) > 2 and phrase in index:
                 return index[phrase]
@@ -134,8 +167,12 @@ class Clock(Capability):
             GuideExample(query="what's the clock showing in Madrid", reason="time in a city"),
             GuideExample(query="whats todays date in berlin", reason="date in a city"),
             GuideExample(query="Jakarta local time?", reason="city first"),
-            GuideExample(query="when does our plan renew", result=False, reason="a date of the account, not a clock"),
-            GuideExample(query="what time did the outage start", result=False, reason="an incident, not a clock"),
+            GuideExample(
+                query="when does our plan renew", result=False, reason="a date of the account, not a clock"
+            ),
+            GuideExample(
+                query="what time did the outage start", result=False, reason="an incident, not a clock"
+            ),
             GuideExample(query="what is 12 times 7", result=False, reason="arithmetic"),
             GuideExample(query="how long is a flight to Tokyo", result=False, reason="travel, not time"),
         ),

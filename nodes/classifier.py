@@ -35,6 +35,7 @@ from graph.classifier.clauses import (
     without_courtesy,
     without_identifiers,
 )
+from graph.classifier.recognised import with_recognised
 from graph.classifier.thresholds import SECONDARY_FLOOR, SECONDARY_MARGIN, logit
 from graph.config.registry import CapabilityInfo, Registry
 from graph.config.schema import ClassifierMode
@@ -309,6 +310,8 @@ async def classify(
             # "Our Zoom subscription renewed yesterday ... Can you help me get that money back?": the
             # money is the other company's; a refund of ours names our customer or charge.
             chosen -= {n for n in chosen if n in registry and registry[n].side_effects}
+    # "1380 - 275 - 415?": arithmetic by its shape, which the scorer cannot see (graph/classifier/recognised.py).
+    chosen = with_recognised(registry, task, names, chosen, settings.max_capabilities)
     out = [
         ScoredCapability(name=c.name, score=1.0, selected=True, source="always")
         for c in registry

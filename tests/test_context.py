@@ -1305,10 +1305,16 @@ def test_a_bare_number_in_a_correction_replaces_an_identifier_with_as_many_digit
     assert (fix.kind, fix.task) == ("correction", "who's behind customer number 1007?")
     charge = [{"capability": "account", "task": "who is C-1003?", "turn": 1}]
     assert resolve("no wait, 1009", charge, turn=2, standalone=nothing).task == "who is C-1009?"
-    # Does not fire: digits of another length, or a number outside a correction.
+    # Does not fire: digits of another length.
     assert "1003" in (resolve("no wait, 45", account, turn=2, standalone=nothing).task or "1003")
+    # Outside a correction, a bare number after a clause whose only values are identifiers is another
+    # of them (round 10: "now 1009"); after a clause that also counts something it is the count.
     assert (
-        resolve("and 1009?", account, turn=2, standalone=nothing).task != "who's behind customer number 1009?"
+        resolve("and 1009?", account, turn=2, standalone=nothing).task == "who's behind customer number 1009?"
+    )
+    counted = [{"capability": "sales", "task": "price 1500 seats for customer number 1003", "turn": 1}]
+    assert resolve("and 2000?", counted, turn=2, standalone=nothing).task == (
+        "price 2000 seats for customer number 1003"
     )
 
 

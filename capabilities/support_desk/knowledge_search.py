@@ -105,8 +105,25 @@ def terms(text: str) -> list[str]:
     return list(dict.fromkeys(w for w in words if w not in STOPWORDS and (len(w) > 2 or w.isdigit())))
 
 
+_PARAPHRASES = (
+    # "hand the workspace over to me", "pass it on to her", "take over the account", "make him the
+    # owner": giving a workspace to someone else is transferring its ownership.
+    (
+        re.compile(
+            r"\bhand(?:s|ed|ing)?\s+(?:\w+\s+){0,3}?(?:over|on)\b|\bpass(?:es|ed|ing)?\s+(?:\w+\s+){0,3}?(?:over|on)\s+to\b"
+            r"|\btak(?:e|es|ing)\s+over\b|\btook\s+over\b|\bmake\s+(?:me|him|her|them|someone|\w+)\s+(?:the\s+)?(?:new\s+)?owner\b"
+            r"|\bgive\s+(?:\w+\s+){0,2}?(?:the\s+)?(?:workspace|account)\s+to\b",
+            re.I,
+        ),
+        "transfer ownership owner",
+    ),
+)
+"""Everyday wordings of what the documents say in their own terms: their terms are searched too."""
+
+
 def search(conn: sqlite3.Connection, query: str, limit: int = 3) -> list[dict[str, Any]]:
     """The best passages for a query (any of its terms; BM25, a heading match weighs 4x)."""
+    query += "".join(f" {extra}" for pattern, extra in _PARAPHRASES if pattern.search(query))
     words = terms(query)
     if not words:
         return []

@@ -32,6 +32,29 @@ _SEATS = re.compile(
     r"agents|accounts)\b|\bteam of (\d[\d,]*)\b",
     re.I,
 )
+_COUNT = r"(?<![$€£\w.,-])(\d[\d,]*)(?![\w.%-]|,\d|\s*(?:%|percent\b))"
+_NOT_PEOPLE = (
+    r"(?:seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?|yrs?|quarters?|times?|"
+    r"dollars?|euros?|pounds?|cents?|bucks?|usd|eur|gbp|percent|gb|tb|mb|projects?|workspaces?|"
+    r"invoices?|charges?|tickets?|calls?|requests?|integrations?|apps?|plans?|tiers?|steps?)"
+)
+_PEOPLE = re.compile(
+    # "18 musicians", "40 staff", "22 full-time players": a number and a plural noun (words that
+    # measure time, money or things are not people)
+    rf"{_COUNT}\s+(?:[a-z]+[\s-]+){{0,2}}?(?!{_NOT_PEOPLE}\b)"
+    r"(?:[a-z]{2,}[^s\W]s|staff|folks?|crew|personnel|people|men|women|children|kids|heads|ppl|peeps|volunteers)\b"
+    # "the 9 of us", "a group of 12", "we're 7", "a 15-person studio", "there are 6 of them"
+    rf"|\b(\d[\d,]*)\s+of\s+(?:us|them|you)\b"
+    rf"|\b(?:team|group|company|crew|band|staff|office|squad|studio|firm|practice|class|choir|club|agency|"
+    rf"orchestra|cast|shop|outfit|organi[sz]ation|org|startup|department|dept)\s+of\s+{_COUNT}"
+    rf"|\b(?:we|they)(?:'re|’re|\s+are)\s+(?:about\s+|around\s+|roughly\s+|only\s+|just\s+)?{_COUNT}(?!\s+\w)"
+    r"|(?<![$€£\w.,-])(\d[\d,]*)[\s-](?:person|people|strong|member|seat|user|head)\b",
+    re.I,
+)
+_FOR_BARE = re.compile(
+    rf"\b(?:for|with|to|make it|at)\s+{_COUNT}(?=\s*(?:[?!.,;)]|$|\s+(?:on|of|in|instead|then|please|pls|now)\b))",
+    re.I,
+)
 
 
 def plans_named(text: str) -> list[str]:
@@ -43,11 +66,69 @@ def plans_named(text: str) -> list[str]:
     return names
 
 
+_UNITS = [
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
+_TENS = {
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+}
+_NUMBER_WORD = re.compile(
+    r"\b(?:(?P<tens>" + "|".join(_TENS) + r")(?:[\s-](?P<unit>" + "|".join(_UNITS[:9]) + r"))?"
+    r"|(?P<small>" + "|".join(_UNITS) + r")|(?P<dozen>a\s+dozen|a\s+hundred))\b(?![\s-](?:percent|%))",
+    re.I,
+)
+
+
+def _in_digits(text: str) -> str:
+    """Number words as digits ("the five of us", "twenty-two players", "a dozen people"), so that a
+    head count in words is read like one in digits; "one" before a noun in the singular stays."""
+
+    def digits(m: re.Match[str]) -> str:
+        if m.group("dozen"):
+            return "12" if "dozen" in m.group("dozen").lower() else "100"
+        if m.group("small"):
+            return str(_UNITS.index(m.group("small").lower()) + 1)
+        unit = m.group("unit")
+        return str(_TENS[m.group("tens").lower()] + (_UNITS.index(unit.lower()) + 1 if unit else 0))
+
+    return _NUMBER_WORD.sub(digits, text)
+
+
 def seats_named(text: str) -> int | None:
-    m = _SEATS.search(text)
-    if not m:
-        return None
-    return int((m.group(1) or m.group(2)).replace(",", ""))
+    """The seat count a price question names: seats, users or licences ("30 Team seats"), any number
+    of people ("18 musicians", "the 9 of us", "a team of 7", "we're 12"), or a bare count after
+    "for" ("what would Team cost for 14?"); None when it names none."""
+    text = _in_digits(text)
+    for pattern in (_SEATS, _PEOPLE, _FOR_BARE):
+        m = pattern.search(text)
+        if m:
+            return int(next(g for g in m.groups() if g).replace(",", ""))
+    return None
 
 
 def load_plans(conn: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -192,9 +273,10 @@ class Sales(Capability):
     def answer(self, db: SupportDB, inputs: SalesInputs) -> dict[str, Any]:
         with db.connect() as conn:
             plans = load_plans(conn)
-        wanted = [inputs.plan.lower()] if inputs.plan else plans_named(inputs.query)
+        own, earlier = _own_and_earlier(inputs.query)
+        wanted = [inputs.plan.lower()] if inputs.plan else (plans_named(own) or plans_named(earlier))
         chosen = [p for p in plans if p["id"] in wanted] or plans
-        seats = inputs.seats if inputs.seats is not None else seats_named(inputs.query)
+        seats = inputs.seats if inputs.seats is not None else _first_seats(own, earlier)
         if seats is not None and seats > 0:
             quotes = [quote(p, seats) for p in chosen]
             if not wanted:  # no plan named: quote the plans that allow that many seats
@@ -210,6 +292,21 @@ class Sales(Capability):
             "plans": [_public(p) for p in chosen],
             "summary": " ".join(describe_plan(p) for p in chosen),
         }
+
+
+_CONTEXT = re.compile(r"\s*\(follow-up to:\s*(?P<clause>.*)\)\s*$", re.I | re.S)
+"""The earlier request a follow-up task carries after the user's words ("and Enterprise? (follow-up
+to: Team for 12 seats)"): what the new words do not say is taken from it."""
+
+
+def _own_and_earlier(query: str) -> tuple[str, str]:
+    m = _CONTEXT.search(query)
+    return (query, "") if m is None else (query[: m.start()], m.group("clause"))
+
+
+def _first_seats(own: str, earlier: str) -> int | None:
+    seats = seats_named(own)
+    return seats if seats is not None else seats_named(earlier)
 
 
 def _public(plan: Mapping[str, Any]) -> dict[str, Any]:

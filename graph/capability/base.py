@@ -369,6 +369,13 @@ class Capability(ABC):
         """Run blocking code on a daemon thread, keeping the event loop free (`run_blocking`)."""
         return await run_blocking(fn, *args, **kwargs)
 
+    def recognises(self, text: str) -> bool:
+        """Whether the request's shape alone makes it this capability's ("1380 - 275 - 415?" is
+        arithmetic whatever the words around it): the classifier selects a capability that recognises
+        a request its scorer selected nothing for, and adds it beside a pick that does not
+        (graph/classifier/recognised.py). False by default: most needs are told by their words."""
+        return False
+
     def summarize(self, output: Mapping[str, JSONValue]) -> str:
         """One or two sentences for the offline template answer."""
         return str(output.get("summary") or output)

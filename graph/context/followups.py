@@ -48,6 +48,7 @@ case) replace the clause's name when there is one. Everything here is pure: the 
 from __future__ import annotations
 
 import functools
+import math
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
@@ -66,9 +67,11 @@ _REPLACE = (
 to 110", "switch to C-1008"): a cue, like "and", for an elliptical turn."""
 _SOUND = r"hm+|oh|ah|uh|um+|er|right"
 """A sound or an acknowledgement before the new words ("hm, karachi as well", "right, helsinki too")."""
+_THANKED = r"cheers|ta|thank you|thx|ty|lovely|perfect|nice|brilliant|awesome|sweet|grand|ace|excellent"
+"""Thanks or praise before the new words ("Cheers. And the Faroe Islands?", "lovely, and Lima?")."""
 _CUE = re.compile(
-    r"^\W*(?:(?:(?:ok(?:ay)?|k+)|so|well|hmm|great|thanks|cool|" + _SOUND + r")\W+)*"
-    r"(and|also|plus|or|then|what about|how about|what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|"
+    r"^\W*(?:(?:(?:ok(?:ay)?|k+)|so|well|hmm|great|thanks|cool|" + _THANKED + r"|" + _SOUND + r")\W+)*"
+    r"(and|n|an'|'n'?|also|plus|or|then|what about|how about|what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|"
     r"question for|deal for|thing with)|same|ditto|"
     r"likewise|again|repeat (?:that|it|this)|(?:both(?: of (?:them|those|these))?|(?:the|those) two)(?=[\s,]+(?:again|for|with|in|at|but)\b|\W*$)"
     r"|" + _REPLACE + r")\b",
@@ -168,8 +171,10 @@ _LOOKUP_REST = frozenset(["for", "me", "us", "as", "well", "too", "also", "the",
 _NEGATION_WORD = re.compile(r"\b(?:not|no|never|don'?t|do not|stop|cancel|hold off)\b|n't\b", re.I)
 _LEAD = re.compile(
     r"^\W*(?:(?:(?:ok(?:ay)?|k+)|so|well|hmm|great|thanks|cool|"
+    + _THANKED
+    + r"|"
     + _SOUND
-    + r"|and|also|plus|or|then|now|what about|how about|"
+    + r"|and|n|an'|'n'?|also|plus|or|then|now|what about|how about|"
     r"what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|question for|deal for|thing with)|same|ditto|"
     r"likewise|again|repeat (?:that|it|this)|(?:both(?: of (?:them|those|these))?|(?:the|those) two)(?=[\s,]+(?:again|for|with|in|at|but)\b|\W*$)|"
     r"(?:" + _REPLACE + r")|for|in|at|on|with|the)\W+)+",
@@ -393,6 +398,10 @@ _FILLERS = frozenset(
         "either",
         "thing",
         "stuff",
+        "exactly",
+        "precisely",
+        "really",
+        "actually",
     ]
 )
 """Words that ask how a thing is without naming anything ("and the dashboard, all good?"), and nouns that
@@ -423,6 +432,39 @@ _COURTESY = frozenset(
     ["pls", "plz", "please", "thx", "thanks", "rn", "now", "then", "instead", "too", "today", "next"]
 )
 """Words around a bare slot that ask for nothing ("reykjavik pls", "customer c-1003 then")."""
+_THANKS = frozenset(
+    [
+        "cheers",
+        "thanks",
+        "thank",
+        "thx",
+        "ta",
+        "ty",
+        "great",
+        "cool",
+        "lovely",
+        "perfect",
+        "brilliant",
+        "awesome",
+        "sweet",
+        "excellent",
+        "fab",
+        "fabulous",
+        "super",
+        "wonderful",
+        "splendid",
+        "fantastic",
+        "gotcha",
+        "noted",
+        "okay",
+        "ok",
+        "alright",
+        "right",
+        "sure",
+    ]
+)
+"""Acknowledgements written with a capital ("Cheers. And the Faroe Islands?"): not a name to put in
+the old clause ("Nice" is a city, so it is not here)."""
 _KIND_NOUNS = frozenset(["customer", "client", "account", "user", "id", "number", "no", "#"])
 """The kind an identifier is given as ("customer c-1003"): part of the slot, not a request."""
 
@@ -477,7 +519,38 @@ def places() -> frozenset[str]:
         for zone in zoneinfo.available_timezones()
         if zone.startswith(_ZONE_REGIONS)
     }
-    return frozenset(names - _NOT_PLACES)
+    return frozenset((names | _countries()) - _NOT_PLACES)
+
+
+def _tz_table(name: str) -> list[list[str]]:
+    """Rows of a table of the time zone database (`zone.tab`, `iso3166.tab`); empty without one."""
+    for root in zoneinfo.TZPATH:
+        try:
+            with open(f"{root}/{name}", encoding="utf-8") as f:
+                return [line.rstrip("\n").split("\t") for line in f if line[:1] not in "#\n"]
+        except OSError:
+            continue
+    try:
+        from importlib.resources import files
+
+        text = files("tzdata.zoneinfo").joinpath(name).read_text(encoding="utf-8")
+        return [line.split("\t") for line in text.splitlines() if line[:1] not in "#" and line.strip()]
+    except (ImportError, OSError):
+        return []
+
+
+def _countries() -> set[str]:
+    """Countries and territories of one time zone, in lower case ("faroe islands", "iceland"): a
+    place as much as a city is (the clock names their zone)."""
+    zones: dict[str, int] = {}
+    for row in _tz_table("zone.tab"):
+        zones[row[0]] = zones.get(row[0], 0) + 1
+    out: set[str] = set()
+    for row in _tz_table("iso3166.tab"):
+        if len(row) > 1 and zones.get(row[0]) == 1:
+            name = re.sub(r"\s*\(.*?\)", "", row[1]).replace("&", "and").lower()
+            out.add(" ".join(re.sub(r"[^a-z ]+", " ", name).split()))
+    return out - {"georgia", "jordan", "chad"}  # as often a US state or a first name
 
 
 _KINDS: tuple[tuple[SlotKind, re.Pattern[str]], ...] = (
@@ -548,7 +621,11 @@ def slots(text: str) -> list[Slot]:
                 continue
             value = m.group(0).strip()
             if kind == "name":
-                words = [w for w in re.split(r"[ -]", value) if w.lower().strip("'’") not in STOPWORDS]
+                words = [
+                    w
+                    for w in re.split(r"[ -]", value)
+                    if w.lower().strip("'’") not in STOPWORDS and w.lower().strip("'’") not in _THANKS
+                ]
                 if not words:
                     continue
                 first = value.split()[0]
@@ -626,8 +703,30 @@ def _target(clause: str, new: Slot) -> tuple[Slot, int] | None:
             # A rate in place of a rate, an amount in place of an amount ("also for the 112.30 bill"
             # after "86.50 * 0.18" is 112.30 * 0.18): a number below 1 replaces an operand below 1.
             side = [o for o in same if _below_one(o.text) == _below_one(new.text)]
-            return (side or same)[-1], 2
+            return _nearest_in_size(new, side or same), 2
     return None
+
+
+_SIZE_APART = 1.0
+"""How many orders of magnitude closer to the new number another operand must be than the last one to
+be the one it replaces."""
+
+
+def _nearest_in_size(new: Slot, operands: Sequence[Slot]) -> Slot:
+    """The operand a new number replaces: the last, unless another is of the new number's size and the
+    last is not ("repeat that with 1720, the bigger van" after "1450 / 8": 1720 is a van's price, as
+    1450 was, not a head count) by `_SIZE_APART` orders of magnitude."""
+    last = operands[-1]
+
+    def apart(slot: Slot) -> float:
+        try:
+            a, b = abs(float(slot.text)), abs(float(new.text))
+        except ValueError:
+            return math.inf
+        return abs(math.log10(a) - math.log10(b)) if a > 0 and b > 0 else math.inf
+
+    nearest = min(operands, key=apart)
+    return nearest if apart(nearest) + _SIZE_APART <= apart(last) else last
 
 
 def _below_one(number: str) -> bool:
@@ -1088,6 +1187,10 @@ def resolve(
                     f"{previous if power else _grouped(previous)} {op}",
                     f"an arithmetic continuation of {entry.capability}: {entry.task!r}",
                 )
+    if (replaced := _number_replaced(text, entries)) is not None:
+        # "caterer just said 9 tables not 6, redo the sum", "wait no its 4.5 not 3.5": the old number
+        # is named, so is the clause it is in; every place it has there takes the new one.
+        return replaced
     if (swapped := _swapped(text, entries, known_names or {})) is not None:
         # "sorry, wrong plan: Enterprise", "I meant Enterprise not Team", "make that Enterprise": one
         # value in place of one of the last request's; the need is the same, whatever capability the
@@ -1108,7 +1211,7 @@ def resolve(
         or _bare_place(new_words)
         or (_inner_places(new_words) if correction or _CUE.search(text) else [])
     )
-    if correction:
+    if correction or _bare_number_for_id(new_words, new_slots, [e.task for e in _last_turn(entries)]):
         new_slots = [_as_identifier(n, [e.task for e in _last_turn(entries)]) for n in new_slots]
     fit = {
         e: max(
@@ -1489,6 +1592,17 @@ def _as_identifier(new: Slot, clauses: Sequence[str]) -> Slot:
             if old.kind == "ident" and len(_digits(old.text)) == len(new.text):
                 return Slot("ident", new.text, new.start, new.end, ANY_ID)
     return new
+
+
+def _bare_number_for_id(words: str, found: Sequence[Slot], clauses: Sequence[str]) -> bool:
+    """Nothing but a number ("now 1003", "and 1009?") after a clause whose only values are
+    identifiers: the digits are another identifier of that kind (`_as_identifier`), not a count."""
+    if len(found) != 1 or found[0].kind != "number" or words.strip(" ?!.,") != found[0].text:
+        return False
+    olds = [s for c in clauses for s in slots(c)]
+    return any(s.kind == "ident" for s in olds) and not any(
+        s.kind in ("number", "expr", "amount") for s in olds
+    )
 
 
 _CONDITION = re.compile(
@@ -1933,6 +2047,16 @@ _BACK_TO = re.compile(
 )
 
 
+_ABOUT_LEAD = re.compile(
+    r"^\W*(?:(?:(?:ok(?:ay)?|k+)|so|and|now|right|alright|anyway|also|then|oh|um+|hm+)\W+)*"
+    r"(?:as\s+for|as\s+to|for|on|about|re|regarding)\s+"
+    r"(?:the|my|our|that|this|his|her|their|your)\s+(?P<what>[^,;:.!?]+?)(?:\s*[,;:]+|\s+-+|\s*—)\s*",
+    re.I,
+)
+"""A turn that first says which need it is about ("ok so for the quote, make it 16", "on the
+pricing, what if it's 25 seats"), like "back to the quote": the rest is read against that need."""
+
+
 def _back_to(
     text: str, entries: Sequence[TopicEntry], lexicon: Mapping[str, frozenset[str]]
 ) -> tuple[str, TopicEntry] | None:
@@ -1941,6 +2065,10 @@ def _back_to(
     capability's own, or of its clause); None when the words name no entry, or entries of more than
     one capability."""
     m = _BACK_TO.match(text)
+    if m is None and (m := _ABOUT_LEAD.match(text)) is not None:
+        rest = text[m.end() :]
+        if not content_words(rest) or _HOW_TO.search(rest):  # "about the seats, how do I add one myself?"
+            return None
     if m is None:
         return None
     words = {stem(w) for w in content_words(m.group("what")) if w.strip(",.?!") not in _FILLERS}
@@ -2222,11 +2350,12 @@ def _rewrite(
     anaphora: bool,
     known_names: frozenset[str] = frozenset(),
 ) -> str:
-    for slot in sorted(new_slots, key=lambda s: _precedence(text, s, clause)):
+    ordered = sorted(new_slots, key=lambda s: _precedence(text, s, clause))
+    for i, slot in enumerate(ordered):
         added = _added(text, slot, clause)
         unit = _unit_substitute(clause, slot, text) if added is slot else None
         if (done := unit or substitute(clause, added)) is not None:
-            return done
+            return _also(done, [added], ordered[i + 1 :], known_names)
     words = content_words(new_words)
     if (
         not anaphora
@@ -2239,6 +2368,36 @@ def _rewrite(
 
 
 _MORE_OF = r"(?:more|extra|additional|further)"
+
+_SLOT_GROUPS = {
+    "number": "n",
+    "expr": "n",
+    "amount": "a",
+    "ident": "i",
+    "email": "i",
+    "name": "p",
+    "place": "p",
+}
+
+
+def _also(clause: str, used: list[Slot], rest: Sequence[Slot], known_names: frozenset[str]) -> str:
+    """The rewritten clause with the other new values in place too, one of each sort ("and do the 30
+    again but on Enterprise" after "Team for 18 people": the count and the plan): a count, an
+    identifier, a place, or a name the capability's guides know ("Enterprise"); another sort of
+    value than those already put in, replacing a value of exactly its kind that is not one of them."""
+    for slot in rest:
+        group = _SLOT_GROUPS.get(slot.kind)
+        if group is None or any(_SLOT_GROUPS.get(u.kind) == group for u in used):
+            continue
+        if slot.kind == "name" and slot.text.lower() not in known_names:
+            continue
+        found = _target(clause, slot)
+        if found is None or found[1] < 3 or any(found[0].text == u.text for u in used):
+            continue
+        if (done := substitute(clause, slot)) is not None:
+            clause = done
+            used.append(slot)
+    return clause
 
 
 def _precedence(text: str, new: Slot, clause: str) -> int:
@@ -2347,6 +2506,52 @@ _SWAP_OLD = re.compile(
 _SWAP_TAIL = re.compile(
     r"[\s,;:.!?-]*(?:\b(?:instead|please|pls|then|sorry|I mean|I meant|thanks)\b[\s,;:.!?-]*)*$", re.I
 )
+
+
+_N = r"(\d+(?:\.\d+)?)"
+_NUMBER_FOR_NUMBER = (
+    re.compile(
+        rf"(?<![\w.,$€£-]){_N}(?:\s+[a-z]+)?\s*,?\s+(?:not|rather than|instead of)\s+(?:the\s+)?{_N}(?![\w.,]\d|\w)",
+        re.I,
+    ),
+    re.compile(
+        r"\bnot\s+(?:the\s+)?(?P<old>\d+(?:\.\d+)?)(?:\s+[a-z]+)?\s*[,;:-]*\s*(?:but\s+|it'?s\s+|I\s+meant\s+)?"
+        r"(?P<new>\d+(?:\.\d+)?)(?![\w.,]\d|\w)",
+        re.I,
+    ),
+    re.compile(
+        r"(?<![\w.,$€£-])(?P<old>\d+(?:\.\d+)?)\s*(?:->|→|=>)\s*(?P<new>\d+(?:\.\d+)?)(?![\w.,]\d|\w)"
+    ),
+)
+"""A number said in place of a number the user names: "9 tables not 6", "4.5 rather than 3.5", "not 6
+but 9", "6 -> 9"."""
+_NUMBER_FOR_NUMBER_WORDS = 8
+
+
+def _number_replaced(text: str, entries: Sequence[TopicEntry]) -> FollowUp | None:
+    """The most recent clause that holds the old number a turn names, with the new one in each place
+    it has there ("Caterer charges 95 per table for 6 tables - what's 95 * 6?" -> 9 tables, 95 * 9);
+    None when the turn says no such pair, says much more, or no clause holds the old number."""
+    for pattern in _NUMBER_FOR_NUMBER:
+        m = pattern.search(text)
+        if m is None:
+            continue
+        new, old = (m.group("new"), m.group("old")) if "new" in pattern.groupindex else m.groups()
+        if new == old or len(content_words(text)) > _NUMBER_FOR_NUMBER_WORDS + 2:
+            return None
+        at = re.compile(rf"(?<![\w.,$€£-]){re.escape(old)}(?![\w]|[.,]\d)")
+        for entry in entries:  # most recent first
+            if at.search(entry.task) is None:
+                continue
+            rewritten = at.sub(new, entry.task)
+            return FollowUp(
+                "correction",
+                [entry.capability],
+                rewritten,
+                f"{new} in place of the {old} of {entry.capability}'s request: {entry.task!r}",
+            )
+        return None
+    return None
 
 
 def _swapped(

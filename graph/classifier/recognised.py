@@ -1,0 +1,42 @@
+"""Requests a capability recognises by their shape (`Capability.recognises`), whatever the scorer
+made of their words: "1380 - 275 - 415?" or "3.5 * 42 for the skip hire days" hold arithmetic the
+few-shot encoder cannot tell from any other numbers, while the calculator can parse it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from graph.config.registry import Registry
+
+_CONTEXT = re.compile(r"\s*\(follow-up to:.*\)\s*$", re.I | re.S)
+"""The earlier request a follow-up task carries (graph/context/followups.py `appended`): not the
+user's words, and the follow-up's capability is pinned anyway."""
+
+
+def recognising(registry: Registry, task: str, names: Sequence[str]) -> list[str]:
+    """Those of `names` (capabilities the router may pick) that recognise the task's own words."""
+    own = _CONTEXT.sub("", task)
+    out = []
+    for name in names:
+        try:
+            if registry[name].instance.recognises(own):
+                out.append(name)
+        except Exception:  # a recogniser that fails recognises nothing
+            continue
+    return out
+
+
+def with_recognised(
+    registry: Registry, task: str, names: Sequence[str], chosen: set[str], limit: int
+) -> set[str]:
+    """`chosen` with the capabilities that recognise the request: alone when the scorer chose
+    nothing, beside its picks when none of them recognises it (up to `limit` capabilities)."""
+    found = recognising(registry, task, [n for n in names if n not in chosen])
+    if not found or set(recognising(registry, task, sorted(chosen))):
+        return chosen
+    room = max(0, limit - len(chosen))
+    return chosen | set(found[:room])
+
+
+__all__ = ["recognising", "with_recognised"]
