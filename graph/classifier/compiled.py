@@ -29,7 +29,7 @@ import numpy as np
 from graph.classifier import finetune as finetune_module
 from graph.classifier.calibration import Calibration
 from graph.classifier.deferred import FinetuneMode, Pending
-from graph.classifier.encoders import MiniLMEncoder, trainable
+from graph.classifier.encoders import MiniLMEncoder, remembered_features, trainable
 from graph.classifier.head import Head
 from graph.classifier.prototypes import GuideVectors
 from graph.classifier.scorer import FewShotScorer
@@ -258,7 +258,7 @@ class CachedScorer(FewShotScorer):
 
     def _compile_cached(self) -> None:
         if self.cache_dir is None:
-            super()._compile()
+            self._compile_once()
             return
         path = self._compiled_path()
         if path.exists():
@@ -267,8 +267,15 @@ class CachedScorer(FewShotScorer):
                 return
             except (OSError, ValueError, KeyError) as exc:  # a damaged file: compile again
                 log.warning("%s: unreadable (%s), compiling again", path, exc)
-        super()._compile()
+        self._compile_once()
         self._save_compiled(path)
+
+    def _compile_once(self) -> None:
+        """`FewShotScorer._compile`, each text's lexical features computed once
+        (`remembered_features`: the IDF, the head's rows, the calibration and the background's
+        scores read the same texts); the compiled state is the same to the bit."""
+        with remembered_features():
+            super()._compile()
 
     def _load_compiled(self, path: Path) -> None:
         with np.load(path, allow_pickle=False) as data:
