@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -29,7 +29,7 @@ import numpy as np
 from graph.classifier import finetune as finetune_module
 from graph.classifier.calibration import Calibration
 from graph.classifier.deferred import FinetuneMode, Pending
-from graph.classifier.encoders import MiniLMEncoder, trainable
+from graph.classifier.encoders import MiniLMEncoder, remembered_features, trainable
 from graph.classifier.head import Head
 from graph.classifier.prototypes import GuideVectors
 from graph.classifier.scorer import FewShotScorer
@@ -74,6 +74,16 @@ class TimeLeft:
         if elapsed >= self.after and now - self._told >= self.every and left >= self.least and done < total:
             self._told = now
             self.tell(f"encoding the guides on the base weights, about {max(1, round(left))} s left")
+
+
+def joined_into(dense: np.ndarray, lexical: np.ndarray, share: float) -> np.ndarray:
+    """`head.joined(dense, lexical, share)` to the bit, without its float64 copies: each half
+    multiplied by its float64 scale and rounded to float32 as it is written."""
+    out = np.empty((len(dense), dense.shape[1] + lexical.shape[1]), dtype=np.float32)
+    width = dense.shape[1]
+    np.multiply(np.sqrt(1.0 - share), dense, out=out[:, :width], casting="same_kind")
+    np.multiply(np.sqrt(share), lexical, out=out[:, width:], casting="same_kind")
+    return out
 
 
 Weights = Literal["", "base", "fine-tuned"]
@@ -258,7 +268,7 @@ class CachedScorer(FewShotScorer):
 
     def _compile_cached(self) -> None:
         if self.cache_dir is None:
-            super()._compile()
+            self._compile_once()
             return
         path = self._compiled_path()
         if path.exists():
@@ -267,8 +277,23 @@ class CachedScorer(FewShotScorer):
                 return
             except (OSError, ValueError, KeyError) as exc:  # a damaged file: compile again
                 log.warning("%s: unreadable (%s), compiling again", path, exc)
-        super()._compile()
+        self._compile_once()
         self._save_compiled(path)
+
+    def _head_rows(self, vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """`FewShotScorer._head_rows` written into one float32 array: `head.joined` scales the
+        16,384-wide lexical half in float64 (a 125 MB array for the shipped guides) and casts
+        the joined rows after; here each half is scaled into its place (`joined_into`)."""
+        if self._head_lexical <= 0 or not len(texts):
+            return vectors
+        return joined_into(vectors, self._lexical().encode(texts), self._head_lexical)
+
+    def _compile_once(self) -> None:
+        """`FewShotScorer._compile`, each text's lexical features computed once
+        (`remembered_features`: the IDF, the head's rows, the calibration and the background's
+        scores read the same texts); the compiled state is the same to the bit."""
+        with remembered_features():
+            super()._compile()
 
     def _load_compiled(self, path: Path) -> None:
         with np.load(path, allow_pickle=False) as data:

@@ -9,6 +9,7 @@ imported only to fine-tune or to export weights that have no export yet.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.metadata
@@ -22,7 +23,7 @@ import shutil
 import tempfile
 import threading
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -136,6 +137,26 @@ def _token_hash(token: str) -> int:
     return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
 
 
+_REMEMBERED = threading.local()
+"""`remembered_features`' memo on this thread (`memo`: None outside it)."""
+
+
+@contextlib.contextmanager
+def remembered_features() -> Iterator[None]:
+    """Within it, on this thread, `LexicalEncoder` computes each text's features once and reuses
+    them after: a compile reads the same guide and background texts for the IDF, the head's rows,
+    the calibration and the background's scores (three times each before). Forgotten on leaving:
+    requests are not remembered. Nested: the outermost one's memo."""
+    if getattr(_REMEMBERED, "memo", None) is not None:
+        yield
+        return
+    _REMEMBERED.memo = {}
+    try:
+        yield
+    finally:
+        _REMEMBERED.memo = None
+
+
 class LexicalEncoder:
     """TF-IDF over word uni/bigrams and character 3-5-grams, hashed into a fixed dense space.
 
@@ -154,7 +175,17 @@ class LexicalEncoder:
         return f"lexical-v3-{self.dim}-{digest}"
 
     def _features(self, text: str) -> dict[int, float]:
-        """Hashed features with sublinear term frequency, weighted by kind (words, bigrams, chars)."""
+        """Hashed features with sublinear term frequency, weighted by kind (words, bigrams, chars);
+        within `remembered_features`, each text's computed once (the dict is shared: read only)."""
+        memo: dict[tuple[int, str], dict[int, float]] | None = getattr(_REMEMBERED, "memo", None)
+        if memo is None:
+            return self._computed_features(text)
+        found = memo.get((self.dim, text))
+        if found is None:
+            found = memo[(self.dim, text)] = self._computed_features(text)
+        return found
+
+    def _computed_features(self, text: str) -> dict[int, float]:
         words = _TOKEN.findall(text.lower())
         shapes = ["#" if w.isdigit() else _stem(w) for w in words]
         counts: dict[str, int] = {}
@@ -174,9 +205,10 @@ class LexicalEncoder:
 
     def _counts(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for h, v in self._features(text).items():
-                out[row, h] = v
+        for row, text in enumerate(texts):  # the same float32 values as one assignment per feature
+            features = self._features(text)
+            index = np.fromiter(features, dtype=np.int64, count=len(features))
+            out[row, index] = np.fromiter(features.values(), dtype=np.float32, count=len(features))
         return out
 
     def fit(self, corpus: Sequence[str]) -> None:
@@ -190,7 +222,13 @@ class LexicalEncoder:
         self._idf = (np.log((1 + n) / (1 + df)) + 1.0).astype(np.float32)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        return normalize(self._counts(list(texts)) * self._idf)
+        # `normalize(counts * idf)` in place: the same values, without two more (texts, dim)
+        # arrays (the shipped guides' rows are 48 MB each).
+        rows = self._counts(list(texts))
+        rows *= self._idf
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        rows /= np.where(norms == 0, 1.0, norms)
+        return rows
 
 
 class MiniLMEncoder:
