@@ -1359,6 +1359,7 @@ def resolve(
         alone = [n for n in alone if n in names]
     elif (
         _PERSONAL.search(reading)
+        and not (_YES.match(text) or _GO_AHEAD.search(text) or _NEGATION_WORD.search(text))  # a reply
         and not new_slots
         and len(content_words(reading)) <= _ITEM_WORDS
         and (
