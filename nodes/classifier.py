@@ -637,6 +637,7 @@ def foreign_clauses(task: str, registry: Registry) -> list[str]:
             out.append(piece)
         elif (
             not name
+            and not _ADDRESSED.search(piece)  # "your api is throwing 500s at our timesheet app": ours
             and (owned := owned_name(piece))
             and not known_word(owned[0], words)
             and owns_others(registry)
@@ -653,6 +654,13 @@ _OWNED = re.compile(
 )
 """What a customer owns of some service, named before the kind of thing it is ("my Uber Eats order",
 "our Zoom subscription", "my gym membership", "our electricity provider")."""
+
+
+_ADDRESSED = re.compile(
+    r"\byour\s+(?:api|service|platform|app|servers?|system|status|dashboard|site)\b", re.I
+)
+"""Our own service named as the user's counterpart ("your api is failing our timesheet app"): what the
+user owns beside it is their own software, not another company's service."""
 
 
 def owned_name(piece: str) -> list[str]:

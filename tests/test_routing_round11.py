@@ -112,3 +112,14 @@ def test_the_customer_named_by_name_carries_to_a_question_about_him(desk: Desk) 
     assert routed_capabilities(second, desk.registry) == ["account"]
     assert "Tom Whitaker" in answer(second) and "seat" in answer(second)
     assert "refunded" not in answer(second).lower()  # no side effect on a question
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "your api keeps timing out for our rota app, anything going on?",
+        "your servers are rejecting calls from our booking app - is something down?",
+    ],
+)
+def test_our_service_failing_the_users_own_app_is_ours(desk: Desk, text: str) -> None:
+    assert route(desk, text) == {"incidents"}
