@@ -35,7 +35,7 @@ from graph.classifier.clauses import (
     without_courtesy,
     without_identifiers,
 )
-from graph.classifier.recognised import with_recognised
+from graph.classifier.recognised import known_names, with_recognised, without_names
 from graph.classifier.thresholds import SECONDARY_FLOOR, SECONDARY_MARGIN, logit
 from graph.config.registry import CapabilityInfo, Registry
 from graph.config.schema import ClassifierMode
@@ -206,6 +206,14 @@ async def classify(
         and plainly_ours(task, registry, ranked)
     ):
         chosen = {ranked[0][0]}
+    if (  # "wait how many ppl is he even paying for": a count question, the counting capability's
+        not chosen
+        and mode != "llm"
+        and ranked
+        and settings.selection == "per_clause"
+        and (counted := count_asked(task, registry, ranked))
+    ):
+        chosen = {counted}
     if (  # "INV-3002 paid?", "c1003 plan + seats": a terse request about records, each id's owner
         not chosen
         and mode != "llm"
@@ -629,6 +637,7 @@ def foreign_clauses(task: str, registry: Registry) -> list[str]:
             out.append(piece)
         elif (
             not name
+            and not _ADDRESSED.search(piece)  # "your api is throwing 500s at our timesheet app": ours
             and (owned := owned_name(piece))
             and not known_word(owned[0], words)
             and owns_others(registry)
@@ -645,6 +654,13 @@ _OWNED = re.compile(
 )
 """What a customer owns of some service, named before the kind of thing it is ("my Uber Eats order",
 "our Zoom subscription", "my gym membership", "our electricity provider")."""
+
+
+_ADDRESSED = re.compile(
+    r"\byour\s+(?:api|service|platform|app|servers?|system|status|dashboard|site)\b", re.I
+)
+"""Our own service named as the user's counterpart ("your api is failing our timesheet app"): what the
+user owns beside it is their own software, not another company's service."""
 
 
 def owned_name(piece: str) -> list[str]:
@@ -726,6 +742,15 @@ def plainly_ours(task: str, registry: Registry, ranked: Sequence[tuple[str, floa
     return not _foreign_capitals(task, words, known)
 
 
+_GET_IT_BACK = re.compile(
+    r"\b(?:charg(?:ed|e|es)|renewal|renewed|paid|payment|billed)\b.*\b(?:get|have|got)\s+(?:it|that|this|them|those)"
+    r"\s+(?:\w+\s+)?back\b",
+    re.I | re.S,
+)
+"""Getting a charge back, the money named by a pronoun after it ("he got charged on the 1st ... can he
+still get it back?", "we paid for the renewal, can we have that back"): a question about a refund."""
+
+
 def asked_of_ours(task: str, registry: Registry, ranked: Sequence[tuple[str, float]]) -> set[str]:
     """What a request no threshold took asks of a capability with side effects, when it names one of
     our customers (an e-mail address or a customer id, `IDENTIFIER`): "can I get a refund for my
@@ -741,7 +766,8 @@ def asked_of_ours(task: str, registry: Registry, ranked: Sequence[tuple[str, flo
     lookup that feeds it). Either must score at least `SECONDARY_FLOOR`.
     Nothing when the words turn the action down (`turns_down`) or the request names something the
     guides do not (`names_other`: "a refund for my Netflix charge, I'm jane@acme.io")."""
-    if not IDENTIFIER.search(task) or names_other(task, registry):
+    named = known_names(registry, task)  # "my uncle omar haddad": one of our customers by full name
+    if not (IDENTIFIER.search(task) or named) or names_other(without_names(task, named), registry):
         return set()
     for name, score in ranked:
         info = registry.capabilities.get(name)
@@ -757,7 +783,7 @@ def asked_of_ours(task: str, registry: Registry, ranked: Sequence[tuple[str, flo
         if asks and re.search(rf"\b(?:{forms})\b", task, re.I):
             if score >= SECONDARY_FLOOR:
                 return {name}
-        elif re.search(rf"\b(?:{forms})\w*", task, re.I):
+        elif re.search(rf"\b(?:{forms})\w*", task, re.I) or _GET_IT_BACK.search(task):
             providers = {p for key in info.requires for p in registry.providers(key)}
             # The last provider before the action (billing), not one that feeds it (the customer lookup).
             last = {
@@ -862,6 +888,35 @@ def count_readings(
     drop = {n for n, flags in won.items() if all(flags)}
     add = {r for n in drop for r in readings.get(n, set())}
     return drop, add
+
+
+_LEAD_IN = re.compile(
+    r"^\W*(?:(?:wait|so|ok|okay|hm+|oh|ah|actually|um+|but|and|also|btw|sorry)\b\W*)*", re.I
+)
+"""Words before a question that ask nothing ("wait, ...", "ok so ...", "hmm and ...")."""
+_HOLDER = re.compile(r"\b(?:i|we|he|she|they|my|our|his|her|their|us|me|him|them)\b", re.I)
+"""Whose count a question asks ("how many users do they have"): someone's, on file."""
+
+
+def count_asked(task: str, registry: Registry, ranked: Sequence[tuple[str, float]]) -> str | None:
+    """The best-ranked capability, when a request no threshold took is one count question (`_COUNT`,
+    after words that ask nothing: "wait how many ppl is he even paying for", "so how many users do
+    they have") and that capability's guide asks counts (`form_users`) and it reaches
+    `SECONDARY_FLOOR`. Nothing when the request names something the guides do not (`names_other`)."""
+    counters = form_users(registry, _COUNT)
+    body = _LEAD_IN.sub("", task, count=1)
+    if not counters or not ranked or not _COUNT.match(body) or len(clause_spans(body)) > 1:
+        return None
+    best, score = ranked[0]
+    if (
+        best not in counters
+        or best == how_to_owner(registry)  # "how many days until the trial ends" is the help centre's at most
+        or score < SECONDARY_FLOOR
+        or not _HOLDER.search(body)  # "how many days until christmas": nobody's count
+        or names_other(task, registry)
+    ):
+        return None
+    return best
 
 
 def side_effect_hypothetical(task: str, registry: Registry, chosen: set[str]) -> set[str]:

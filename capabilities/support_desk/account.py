@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from capabilities.support_desk.db import SupportDB, SupportDBs, day
+from capabilities.support_desk.db import SupportDB, SupportDBs, day, migrate, seed
 from graph.capability import (
     Capability,
     CapabilityInputs,
@@ -128,6 +128,28 @@ def customer_row(conn: sqlite3.Connection, customer_id: str) -> dict[str, Any] |
         (customer_id.upper(),),
     ).fetchone()
     return dict(row) if row else None
+
+
+_SEED_NAMES: list[str] = []
+
+
+def _seed_names() -> list[str]:
+    """The customers' full names in the demo data (seed.sql), read once into memory."""
+    if not _SEED_NAMES:
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        try:
+            migrate(conn)
+            seed(conn)
+            _SEED_NAMES.extend(str(r["name"]) for r in conn.execute("SELECT name FROM customers"))
+        finally:
+            conn.close()
+    return _SEED_NAMES
+
+
+def _names(name: str, text: str) -> bool:
+    """Whether the text names `name` as whole words, in any case."""
+    return bool(re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text, flags=re.I))
 
 
 def _by_email(conn: sqlite3.Connection, email: str) -> str | None:
@@ -503,6 +525,23 @@ class Account(Capability):
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
         self.db = SupportDBs(self.options.get("db"), seed=bool(self.options.get("seed", True)))
+
+    def known_names(self, text: str) -> list[str]:
+        """The full names of our customers the text names as whole words, in any case ("my uncle
+        omar haddad", "Sofia Rossi wants to know ..."): the customers of the databases this
+        capability has opened, and of the demo data it seeds (the classifier runs before any step
+        has opened one). A first name alone names nobody."""
+        return [n for n in sorted(self._customer_names()) if _names(n, text)]
+
+    def _customer_names(self) -> set[str]:
+        names = set(_seed_names()) if self.db.seed else set()
+        for db in list(getattr(self.db, "_dbs", {}).values()):
+            try:
+                with db.connect() as conn:
+                    names |= {str(r["name"]) for r in conn.execute("SELECT name FROM customers")}
+            except sqlite3.Error:
+                continue
+        return {n for n in names if len(n.split()) > 1}
 
     async def execute(self, inputs: AccountInputs, ctx: RunContext) -> dict[str, Any]:
         return await self.blocking(self.lookup, self.db.at(ctx.data_dir), inputs, ctx)

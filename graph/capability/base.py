@@ -376,6 +376,13 @@ class Capability(ABC):
         (graph/classifier/recognised.py). False by default: most needs are told by their words."""
         return False
 
+    def known_names(self, text: str) -> list[str]:
+        """The names in the request of records this capability looks up by name (a support desk's
+        customer by full name: "my uncle omar haddad"), as written: what the request says it is
+        about, not what it needs. The classifier reads a request naming one as addressed to us (not
+        another company's service), like an e-mail address or a customer id. None by default."""
+        return []
+
     def summarize(self, output: Mapping[str, JSONValue]) -> str:
         """One or two sentences for the offline template answer."""
         return str(output.get("summary") or output)

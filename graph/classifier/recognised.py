@@ -39,4 +39,24 @@ def with_recognised(
     return chosen | set(found[:room])
 
 
-__all__ = ["recognising", "with_recognised"]
+def known_names(registry: Registry, task: str) -> list[str]:
+    """The names of our own records the task's own words give (`Capability.known_names`: a
+    customer by full name, "my uncle omar haddad"): who the request is about, like an e-mail address."""
+    own = _CONTEXT.sub("", task)
+    out: list[str] = []
+    for cap in registry.routable:
+        try:
+            out += [n for n in cap.instance.known_names(own) if n not in out]
+        except Exception:  # a capability that fails to tell knows no name
+            continue
+    return out
+
+
+def without_names(task: str, names: Sequence[str]) -> str:
+    """The task without the given names (any case): "Sofia Rossi wants to know ..." -> " wants to know ..."."""
+    for name in names:
+        task = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", " ", task, flags=re.I)
+    return task
+
+
+__all__ = ["known_names", "recognising", "with_recognised", "without_names"]

@@ -1358,6 +1358,27 @@ def resolve(
         # back?" after a charge was explained: whether it can be, not do it).
         alone = [n for n in alone if n in names]
     elif (
+        _PERSONAL.search(reading)
+        and not (_YES.match(text) or _GO_AHEAD.search(text) or _NEGATION_WORD.search(text))  # a reply
+        and not new_slots
+        and len(content_words(reading)) <= _ITEM_WORDS
+        and (
+            suppliers := _suppliers(
+                foreign or _best_reading(reading, routable, affinity), entries, feeds, side_effects
+            )
+        )
+        and not set(suppliers) & names
+    ):
+        # "wait how many people is he paying for" after "can jane cooper's renewal be refunded?"
+        # (billing): the person is the customer the topic's capability was fed, however the request
+        # named them (a full name is no slot); the capability that fed it is what the words ask.
+        return FollowUp(
+            "follow_up",
+            suppliers,
+            appended(reading, _last_turn(entries)[0].task),
+            f"asks {', '.join(suppliers)}, which fed the topic, about its customer",
+        )
+    elif (
         foreign
         and _PERSONAL.search(reading)
         and not new_slots
@@ -1790,6 +1811,35 @@ def _fed_by_person(
     most = max(theirs.values(), default=0)
     winners = [n for n, k in theirs.items() if k == most]
     return winners[0] if most > max((own.get(n, 0) for n in names), default=0) and len(winners) == 1 else None
+
+
+def _best_reading(
+    text: str, routable: Sequence[str], affinity: Callable[[str, Sequence[str]], Mapping[str, float]] | None
+) -> list[str]:
+    """The capability the classifier ranks first for the words, at any confidence above nothing."""
+    if affinity is None or not routable:
+        return []
+    scores = affinity(text, list(routable))
+    best = max(routable, key=lambda n: scores.get(n, 0.0))
+    return [best] if scores.get(best, 0.0) > 0.0 else []
+
+
+def _suppliers(
+    foreign: Sequence[str],
+    entries: Sequence[TopicEntry],
+    feeds: Callable[[str, str], bool] | None,
+    side_effects: Callable[[str], bool] | None,
+) -> list[str]:
+    """The readings of the new words (not the topic's) that feed a capability of the last turn,
+    without side effects: the customer lookup a billing topic ran on, asked about the customer."""
+    if feeds is None:
+        return []
+    last = [e.capability for e in _last_turn(entries)]
+    return [
+        n
+        for n in foreign
+        if any(feeds(n, c) for c in last) and not (side_effects is not None and side_effects(n))
+    ]
 
 
 def _with_unanswered(
