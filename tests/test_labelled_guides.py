@@ -31,13 +31,13 @@ MEASURING_SETS = [
     "support_routing.jsonl",
     "support_heldout6.jsonl",
     "support_heldout7.jsonl",
-    "support_heldout8.jsonl",
     "support_heldout9.jsonl",
     "support_heldout10.jsonl",
 ]
 """Sets that must never become examples: the pinned one the guides were written from, the blind ones
-(6, 7, 8, 10), and set 9, the development twin of set 10 (it measures what a fix carries to a new
-writer only while its rows are not examples)."""
+(6, 7, 10), and set 9, the development twin of set 10 (it measures what a fix carries to a new writer
+only while its rows are not examples). Not set 8: one of its rows, "accnt status for c-1010 pls", is
+word for word a row a development set's writer wrote independently earlier, so it is an example."""
 
 
 def _write(path: Path, rows: list[dict[str, object]]) -> Path:
