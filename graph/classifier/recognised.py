@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from graph.config.registry import Registry
+from graph.config.registry import CapabilityInfo, Registry
 
 _CONTEXT = re.compile(r"\s*\(follow-up to:.*\)\s*$", re.I | re.S)
 """The earlier request a follow-up task carries (graph/context/followups.py `appended`): not the
@@ -20,11 +20,21 @@ def recognising(registry: Registry, task: str, names: Sequence[str]) -> list[str
     out = []
     for name in names:
         try:
-            if registry[name].instance.recognises(own):
+            cap = registry[name]
+            if cap.instance.recognises(own) and _guide_agrees(cap):
                 out.append(name)
         except Exception:  # a recogniser that fails recognises nothing
             continue
     return out
+
+
+def _guide_agrees(cap: CapabilityInfo) -> bool:
+    """Whether the capability's guide leaves requests of the recognised shape to it: no negative
+    example of its guide is one it recognises. A guide (or an A/B variant's overlay) that says "what
+    is 12*7?" is not for the calculator has the last word over the calculator's own recogniser."""
+    return not any(
+        not ex.result and cap.instance.recognises(ex.query) for ex in cap.classifier_guide.examples
+    )
 
 
 def with_recognised(
