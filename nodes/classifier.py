@@ -35,7 +35,7 @@ from graph.classifier.clauses import (
     without_courtesy,
     without_identifiers,
 )
-from graph.classifier.recognised import known_names, with_recognised, without_names
+from graph.classifier.recognised import known_names, recognising, with_recognised, without_names
 from graph.classifier.thresholds import SECONDARY_FLOOR, SECONDARY_MARGIN, logit
 from graph.config.registry import CapabilityInfo, Registry
 from graph.config.schema import ClassifierMode
@@ -214,8 +214,10 @@ async def classify(
         and (counted := count_asked(task, registry, ranked))
     ):
         chosen = {counted}
-    if (  # "INV-3002 paid?", "c1003 plan + seats": a terse request about records, each id's owner
-        not chosen
+    if (  # "INV-3002 paid?", "c1003 plan + seats": a terse request about records, each id's owner;
+        # also when only the customer lookup took it without a customer id ("INC-302 eta?": the
+        # record id resembled a customer's)
+        (not chosen or (not IDENTIFIER.search(task) and lookups_only(registry, chosen)))
         and mode != "llm"
         and candidates
         and _RECORD_ID.search(task)
@@ -269,6 +271,9 @@ async def classify(
         # "..., and how many seats we're paying for": the seats on file, not a quote
         drop, add = count_readings(clause_rows, scorer.labels, names, chosen, form_users(registry, _COUNT))
         chosen = (chosen - drop) | add
+    if chosen and mode != "llm":
+        # "dup charge on INV-3002? confirm + refund": the action's bare verb joined on as an instruction
+        chosen |= coordinated_actions(task, registry, ranked) - chosen
     if mode != "llm" and (policy := how_to_owner(registry)) in names:
         # "would we get our money back if we cancelled now?": the refund policy, not a refund
         if chosen and (hypothetical := side_effect_hypothetical(task, registry, chosen)):
@@ -311,6 +316,12 @@ async def classify(
         # "when is our next renewal, and what is the status?": the status page, for a status whose
         # subject is the subscription; "..., since 09:10 UTC": the clock, for when it started.
         chosen -= borrowed(task, clause_rows, scorer.labels, names, chosen)
+    if len(chosen) > 1 and mode != "llm":
+        # "What's the local time in Mexico City? Our guest director is there this week.": no lookup
+        chosen -= lookup_of_nobody(task, clause_rows, scorer.labels, names, registry, chosen)
+    if chosen and mode != "llm" and (about := eligibility_asked(task, registry, ranked, chosen)):
+        # "c-1004 renewal this month - refundable?": the charge's eligibility, not the account
+        chosen = about
     if chosen and mode != "llm" and (foreign := foreign_clauses(task, registry)):
         # "github keeps timing out, are they having an outage?": someone else's service is down.
         chosen -= _of_foreign(task, foreign, clause_rows, scorer.labels, names, ranked)
@@ -318,6 +329,9 @@ async def classify(
             # "Our Zoom subscription renewed yesterday ... Can you help me get that money back?": the
             # money is the other company's; a refund of ours names our customer or charge.
             chosen -= {n for n in chosen if n in registry and registry[n].side_effects}
+    if chosen and mode != "llm":
+        # "Total due: $2,700.00 x 3 months = ?": arithmetic on an amount, nobody's records
+        chosen -= records_of_nobody(task, registry, names, chosen)
     # "1380 - 275 - 415?": arithmetic by its shape, which the scorer cannot see (graph/classifier/recognised.py).
     chosen = with_recognised(registry, task, names, chosen, settings.max_capabilities)
     out = [
@@ -330,6 +344,30 @@ async def classify(
         for n, s in ranked
     ]
     return out
+
+
+def records_of_nobody(task: str, registry: Registry, names: Sequence[str], chosen: set[str]) -> set[str]:
+    """Selected capabilities that work on a customer's records (they require an input another
+    capability provides, or provide one another requires: the customer lookup, the charges, the
+    refund) in a request a capability recognises by its shape (`recognising`: the calculator's
+    arithmetic) that names no one's records: no e-mail, customer or record id, customer name or
+    holder ("I", "we", "our", `_HOLDER`). "Total due: $2,700.00 x 3 months = ?" multiplies an amount;
+    "what we paid in March x 12 = ?" asks for our charges."""
+    if (
+        _HOLDER.search(task)
+        or IDENTIFIER.search(task)
+        or _RECORD_ID.search(task)
+        or known_names(registry, task)
+        or not recognising(registry, task, names)
+    ):
+        return set()
+    required = {key for cap in registry.capabilities.values() for key in cap.requires}
+    provided = {key for cap in registry.capabilities.values() for key in cap.provides}
+    return {
+        n
+        for n in chosen
+        if n in registry and (set(registry[n].requires) & provided or set(registry[n].provides) & required)
+    }
 
 
 _WHO = IDENTIFIER
@@ -411,6 +449,15 @@ TERSE_WORDS = 3
 """The most `need_words` besides its ids a terse request has ("INV-3002 paid?", "c1003 plan + seats")."""
 
 
+def lookups_only(registry: Registry, chosen: set[str]) -> bool:
+    """Whether every selected capability is a lookup that feeds others and needs nothing itself (it
+    provides what another requires and requires nothing: the customer lookup)."""
+    required = {key for cap in registry.capabilities.values() for key in cap.requires}
+    return bool(chosen) and all(
+        n in registry and set(registry[n].provides) & required and not registry[n].requires for n in chosen
+    )
+
+
 def id_owners(task: str, registry: Registry, who: str | None) -> set[str]:
     """What a terse request (at most `TERSE_WORDS` words besides its ids, none of them a name the
     guides do not use) asks of the records it names by id: each id's owner (`record_kinds`; a customer
@@ -427,11 +474,23 @@ def id_owners(task: str, registry: Registry, who: str | None) -> set[str]:
             if who is None or who not in registry or not required & set(registry[who].provides):
                 return set()
             out.add(who)
-        elif (owner := kinds.get(m["kind"].upper())) is not None:
+        elif (owner := kinds.get(m["kind"].upper()) or named_kind(m["kind"], registry)) is not None:
             out.add(owner)
         else:
             return set()
     return out
+
+
+def named_kind(prefix: str, registry: Registry) -> str | None:
+    """The capability a record id's prefix abbreviates when no guide names ids of its kind: the one
+    without side effects whose name begins with the prefix of three letters or more ("INC-301": the
+    incidents). A shorter prefix ("S-4003", "CH") abbreviates too little to tell."""
+    if len(prefix) < 3:
+        return None
+    found = [
+        c.name for c in registry.routable if not c.side_effects and c.name.lower().startswith(prefix.lower())
+    ]
+    return found[0] if len(found) == 1 else None
 
 
 def without_record_ids(text: str) -> str:
@@ -625,7 +684,9 @@ def foreign_clauses(task: str, registry: Registry) -> list[str]:
     not a name. Every word of the name must be unknown ("mobile app keeps crashing": the app is ours).
     Also (session 16), when the registry's out-of-scope examples name one (`owns_others`), what the
     customer owns of a service whose name, its first word, no guide uses (`owned_name`: "my Uber Eats
-    order", "our Zoom subscription", "my Spotify family plan")."""
+    order", "our Zoom subscription", "my Spotify family plan"), and (session 19) a product named
+    before what is bought of it that is not ours (`other_product`: "Microsoft 365 renewal"); neither
+    in a piece that gives an id of ours ("Our co-op's account is c1004": the account is ours)."""
     words = vocabulary(registry)
     pieces = [task, *(task[a:b] for a, b in clause_spans(task))]
     out = []
@@ -635,6 +696,8 @@ def foreign_clauses(task: str, registry: Registry) -> list[str]:
             continue
         if name and not any(known_word(w, words) for w in name):
             out.append(piece)
+        elif mentions_identifier(piece) or _RECORD_ID.search(piece):
+            continue  # "Our co-op's account is c1004": what an id of ours names is ours
         elif (
             not name
             and not _ADDRESSED.search(piece)  # "your api is throwing 500s at our timesheet app": ours
@@ -643,7 +706,81 @@ def foreign_clauses(task: str, registry: Registry) -> list[str]:
             and owns_others(registry)
         ):
             out.append(piece)  # "My Spotify family plan went up": the brand comes first
+        elif owns_others(registry) and not _ADDRESSED.search(piece) and other_product(piece, registry):
+            out.append(piece)  # "My Microsoft 365 renewal was taken twice": a product of another vendor
     return out
+
+
+_PRODUCT = re.compile(
+    r"(?:\b(?P<owner>my|our|his|her|their)\s+(?P<owned>[a-z][\w.&'+-]*)"
+    r"|(?<![\w@.-])(?P<name>[A-Z][\w&.+'-]*(?:\s+(?:[A-Z][\w&.+'-]*|\d{1,4}))*))"
+    r"\s*(?:(?:renewals?|subscriptions?|orders?|plans?|licen[cs]es?|memberships?|editions?|bills?)\b"
+    r"|[-\u2013\u2014:]\s*[$\u20ac\u00a3\u00a5]\s?\d)"
+)
+"""A product named before what a customer buys of it ("Microsoft 365 renewal", "Amazon Business
+order", "my office365 subscription") or before its price ("Adobe Creative Cloud All Apps - £56.98"):
+capitalised words (and edition numbers), or a word after my/our/their."""
+
+_DETERMINERS = frozenset({"my", "our", "his", "her", "their", "the", "this", "that", "a", "an", "your"})
+
+_COMMON: dict[int, tuple[Registry, frozenset[str], frozenset[str]]] = {}
+
+
+def common_words(registry: Registry) -> tuple[frozenset[str], frozenset[str]]:
+    """(the words the guides write in lower case, the names they write before what is bought of
+    them): "team", "renewal", "okta" are common words of ours; "Team", "Tandem", "Nimbus Labs" name
+    what is ours. A name the guides write only capitalised and never sell ("Microsoft", in "SAML with
+    Microsoft Entra ID") is another vendor's."""
+    held = _COMMON.get(id(registry))
+    if held is not None and held[0] is registry:
+        return held[1], held[2]
+    texts = [
+        t
+        for c in registry.routable
+        for t in (*c.classifier_guide.positives, *c.classifier_guide.negatives, c.description)
+    ] + [c.classifier_guide.instructions or "" for c in registry.routable]
+    lower = frozenset(w for t in texts for w in re.findall(r"[A-Za-z][\w'-]*", t) if w.islower())
+    names = frozenset(
+        w.lower()
+        for c in registry.routable
+        for q in c.classifier_guide.positives
+        for m in _PRODUCT.finditer(q)
+        if m["name"]
+        for w in m["name"].split()
+    )
+    _COMMON[id(registry)] = (registry, lower, names)
+    return lower, names
+
+
+def other_product(piece: str, registry: Registry) -> list[str]:
+    """The name of another vendor's product a clause speaks of (`_PRODUCT`): a word of the name the
+    guides neither write in lower case nor name anything of ours with (`common_words`): "Microsoft 365
+    renewal", "Amazon Business order", "Adobe Creative Cloud All Apps - £56.98/mo", "my office365
+    subscription". Not "the Team plan", "our Enterprise renewal", "Renewal" first in a sentence,
+    a customer's organisation ("Nimbus Labs subscription") or one of our customers by name."""
+    lower, ours = common_words(registry)
+    text = without_names(without_record_ids(piece), known_names(registry, piece))
+    for m in _PRODUCT.finditer(text):
+        words = [w.strip(".'\u2019") for w in (m["name"] or m["owned"]).split()]
+        while words and words[0].lower() in _DETERMINERS:
+            words = words[1:]
+        words = [w for w in words if w and not w.isdigit()]
+        if not words or words[-1].lower() in _ORGANISATION:
+            continue
+        if m["name"] and len(m["name"].split()) == 1 and re.search(r"(?:^|[.!?]\s)\W*$", text[: m.start()]):
+            continue  # "Whit plan are we on?": one capitalised word first in a sentence may be any word
+        if m["owned"] and words[0].lower() in ours:
+            continue
+
+        def common(w: str) -> bool:
+            low = re.split(r"['\u2019]", w.lower())[0]
+            if low in lower or low in ours or len(low) < 3:
+                return True
+            return len(low) >= 5 and bool(difflib.get_close_matches(low, lower, n=1, cutoff=0.85))
+
+        if not all(common(w) for w in words):
+            return words
+    return []
 
 
 _OWNED = re.compile(
@@ -695,13 +832,27 @@ def _of_foreign(
     """What a request that names someone else's service (`foreign_clauses`) loses: all it selected
     when it has at most two clauses that name a need ("Netflix charged me twice this month, can you
     refund it?": "it" is the other company's charge), else the best capability of each foreign clause
-    ("... zoom keeps dropping calls, and which plan are we on?": the lookup stays)."""
-    needs = [p for p, _ in clause_rows if not courtesy(p)]
+    ("... zoom keeps dropping calls, and which plan are we on?": the lookup stays). A clause that
+    refers back (`_ANAPHORA`) right after a foreign one speaks of the same thing and is no need of
+    its own ("Adobe Creative Cloud - £56.98/mo - why has this gone up? it was £51 last year")."""
+    linked: list[bool] = []  # each clause: foreign, or referring back to a foreign one before it
+    previous = False
+    for piece, _ in clause_rows:
+        if courtesy(piece):
+            linked.append(False)
+            continue
+        previous = piece in foreign or (previous and bool(_ANAPHORA.search(piece)))
+        linked.append(previous)
+    needs = [
+        p
+        for (p, _), f in zip(clause_rows, linked, strict=True)
+        if not courtesy(p) and (p in foreign or not f)
+    ]
     if len(needs) <= 2:
         return {n for n, _ in ranked}
     out = set()
-    for piece, conf in clause_rows:
-        if piece in foreign and (order := _top(conf, labels, names, set())):
+    for (_piece, conf), f in zip(clause_rows, linked, strict=True):
+        if f and (order := _top(conf, labels, names, set())):
             out.add(labels[order[0]])
     return out
 
@@ -751,6 +902,14 @@ _GET_IT_BACK = re.compile(
 still get it back?", "we paid for the renewal, can we have that back"): a question about a refund."""
 
 
+_MODIFIED = (
+    r"(?:window|policy|policies|period|deadline|rules?|terms|eligibility|limits?|cut-?off|time\s*frame"
+    r"|days|rights?)\b"
+)
+"""Nouns an action word modifies ("the refund window", "your refund policy", "the refund period"): the
+action named as what a rule is about, not asked for."""
+
+
 def asked_of_ours(task: str, registry: Registry, ranked: Sequence[tuple[str, float]]) -> set[str]:
     """What a request no threshold took asks of a capability with side effects, when it names one of
     our customers (an e-mail address or a customer id, `IDENTIFIER`): "can I get a refund for my
@@ -780,7 +939,7 @@ def asked_of_ours(task: str, registry: Registry, ranked: Sequence[tuple[str, flo
             continue
         forms = "|".join(re.escape(v) for v in info.action_verbs)
         asks = side_effect_intent(task, info.action_verbs).kind != "refuse"  # not "where is my refund"
-        if asks and re.search(rf"\b(?:{forms})\b", task, re.I):
+        if asks and re.search(rf"\b(?:{forms})\b(?!\s+{_MODIFIED})", task, re.I):
             if score >= SECONDARY_FLOOR:
                 return {name}
         elif re.search(rf"\b(?:{forms})\w*", task, re.I) or _GET_IT_BACK.search(task):
@@ -795,6 +954,67 @@ def asked_of_ours(task: str, registry: Registry, ranked: Sequence[tuple[str, flo
             if best is not None and best[1] >= SECONDARY_FLOOR:
                 return {best[0]}
     return set()
+
+
+def lookup_of_nobody(
+    task: str,
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    registry: Registry,
+    chosen: set[str],
+) -> set[str]:
+    """Selected lookups (`lookups_only`: the customer lookup) next to another need, in a request that
+    names no one to look up (no e-mail, customer id or customer name), whose every clause they are
+    the best of is a statement (`asks_in` false) after a question: "What's the time in Lagos? Our
+    new finance lead is based there." tells who the time is for; there is nobody to look up and
+    nothing asked of it. A statement before the question ("We're on Starter (Kola Works). Can you
+    confirm that ...?") is what the question is about."""
+    if IDENTIFIER.search(task) or known_names(registry, task):
+        return set()
+    won: dict[str, list[bool]] = {}
+    asked = False  # a clause before this one asks
+    for piece, conf in clause_rows:
+        order = _top(conf, labels, names, set())
+        asks = asks_in(task, piece)
+        if order and not courtesy(piece) and labels[order[0]] in chosen:
+            won.setdefault(labels[order[0]], []).append(asked and not asks)
+        asked = asked or asks
+    return {
+        n
+        for n, told in won.items()
+        if all(told)
+        and lookups_only(registry, {n})
+        and any(m not in won or not all(won[m]) for m in chosen - {n})
+    }
+
+
+def eligibility_asked(
+    task: str, registry: Registry, ranked: Sequence[tuple[str, float]], chosen: set[str]
+) -> set[str]:
+    """What a request that selected only the customer lookup (a capability providing what another
+    requires, for the customer id or e-mail it gives) or the action itself asks when it names the
+    action only in another form, whether it can be or was done ("c-1005 last renewal - refundable?",
+    "is ana@x.io's charge from May refunded yet"): the record the action would take, `asked_of_ours`'
+    reading of a question about the action (the charges), never the action itself."""
+    plain = {n for n in chosen if n not in registry or not registry[n].side_effects}
+    if not IDENTIFIER.search(task) or (plain and not lookups_only(registry, plain)):
+        return set()
+    forms = "|".join(
+        re.escape(v) for n in registry.capabilities.values() if n.side_effects for v in n.action_verbs or ()
+    )
+    if (
+        not forms
+        or not re.search(
+            rf"\b(?:{forms})(?:able\b|ed\b[^.!?]*\?)", task, re.I
+        )  # "refundable", "... refunded?"
+        or re.search(rf"\b(?:want|need|like|get|have)\b[^.!?]*\b(?:{forms})ed\b", task, re.I)
+        or re.search(rf"\b(?:{forms})\b(?!\s+{_MODIFIED})", task, re.I)  # "refund it if it is refundable"
+        or _GET_IT_BACK.search(task)
+    ):
+        return set()
+    found = asked_of_ours(task, registry, ranked)
+    return found if found and not any(registry[n].side_effects for n in found if n in registry) else set()
 
 
 def names_other(task: str, registry: Registry) -> bool:
@@ -917,6 +1137,36 @@ def count_asked(task: str, registry: Registry, ranked: Sequence[tuple[str, float
     ):
         return None
     return best
+
+
+_OBJECT = (
+    r"(?:\s+(?:it|that|this|them|one|both|all|too|please|pls|asap|now|as\s+well"
+    r"|the\s+(?:\w+\s+)?(?:one|charge|charges|duplicate|extra|payment|difference)))*"
+)
+
+
+def coordinated_actions(task: str, registry: Registry, ranked: Sequence[tuple[str, float]]) -> set[str]:
+    """Capabilities with side effects whose action verb stands bare as an instruction coordinated
+    with the rest of a request, last or before another instruction ("dup charge on CH-2041? check +
+    refund", "look at INV-3120 & refund it", "verify the duplicate and then refund the extra one"):
+    a terse request's "+", "&" or "(and) then" joins the action on, however little of the request's
+    vector it moved. Scored at least `SECONDARY_FLOOR`; not when the words turn the action down."""
+    out = set()
+    for name, score in ranked:
+        info = registry.capabilities.get(name)
+        if info is None or not info.side_effects or not info.action_verbs or score < SECONDARY_FLOOR:
+            continue
+        verbs = "|".join(re.escape(v) for v in info.action_verbs if re.fullmatch(r"[a-z]+", v))
+        if not verbs or turns_down(task, info.action_verbs):
+            continue
+        bare = re.compile(
+            rf"(?:\s[+&]\s*|[+&]|\b(?:and\s+)?then\s+)(?:please\s+|pls\s+)?(?:{verbs}){_OBJECT}"
+            r"\s*(?=$|[.!;]|\s[+&]\s)",
+            re.I,
+        )
+        if bare.search(task.strip()):
+            out.add(name)
+    return out
 
 
 def side_effect_hypothetical(task: str, registry: Registry, chosen: set[str]) -> set[str]:
@@ -1265,9 +1515,40 @@ def clause_needs(
         if not asks and len(need_words(piece)) < STATEMENT_WORDS:
             continue  # "only checking", "Three emails": too few words to name a need they do not ask
         rivals = [j for j in order[1:] if not asks or labels[j] not in chosen]
-        if _lead(conf, order[0], rivals) >= margin:
+        need = min(margin, JOINED_MARGIN) if joined_as_need(task, piece, clause_rows) else margin
+        if _lead(conf, order[0], rivals) >= need:
             out.append(labels[order[0]])
     return out
+
+
+JOINED_MARGIN = 2.0
+"""Log-odds by which a clause's best capability must lead its rivals to be a secondary need when the
+request joins the clause on as a need of its own (`joined_as_need`): e^2, about 7 times as likely."""
+
+_JOINED_BEFORE = re.compile(
+    r"(?:\s[+&]|(?:^|\W)(?:also|btw|by\s+the\s+way|separately|additionally|besides|plus|one\s+more\s+thing"
+    r"|while\s+(?:you'?re|you\s+are)\s+at\s+it|p\.?s\.?))\W*$",
+    re.I,
+)
+"""What joins a clause on as a need of its own: a "+" or "&", or a marker that says another need
+follows ("Also,", "btw", "separately"); not a plain "and", which as often goes on with the same one."""
+
+
+def joined_as_need(task: str, piece: str, clause_rows: Sequence[tuple[str, np.ndarray]]) -> bool:
+    """Whether the request says a clause is a need of its own: a marker or a "+" / "&" joins it to
+    what came before (`_JOINED_BEFORE`: "c1003 plan + is the api ok", "... . Also, is the dashboard
+    down?"), or it is the story before a question a marker joins ("The tills won't sync again. Also,
+    when do we renew?": what came before is a need too)."""
+    at = task.find(piece)
+    if at < 0:
+        return False
+    if _JOINED_BEFORE.search(task[:at]):
+        return True
+    return any(
+        (there := task.find(other)) > at and _JOINED_BEFORE.search(task[:there]) and asks_in(task, other)
+        for other, _ in clause_rows
+        if other != piece
+    )
 
 
 def read_as_other(
