@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -250,6 +250,7 @@ async def classify(
                 chosen,
                 how_to=how_to_owner(registry),
                 counters=form_users(registry, _COUNT),
+                shapes=shaped(registry, names),
             )
         )
         extra = [n for n, _ in ranked if n in secondary and n not in chosen and source[n] == "scorer"]
@@ -708,6 +709,8 @@ def foreign_clauses(task: str, registry: Registry) -> list[str]:
             out.append(piece)  # "My Spotify family plan went up": the brand comes first
         elif owns_others(registry) and not _ADDRESSED.search(piece) and other_product(piece, registry):
             out.append(piece)  # "My Microsoft 365 renewal was taken twice": a product of another vendor
+        elif owns_others(registry) and other_charger(piece, registry):
+            out.append(piece)  # "The servo charged my card twice": someone else took the money
     return out
 
 
@@ -750,6 +753,45 @@ def common_words(registry: Registry) -> tuple[frozenset[str], frozenset[str]]:
     )
     _COMMON[id(registry)] = (registry, lower, names)
     return lower, names
+
+
+_CHARGER = re.compile(
+    r"^\W*(?:(?:and|but|so|also)\s+)?(?:(?P<det>my|our|the|a|an|this|that|some)\s+)?"
+    r"(?P<name>[\w'&.-]+(?:\s+[\w'&.-]+){0,3}?)\s+(?:(?:have|has|had|just|already)\s+)?"
+    r"(?:charged|billed|debited|overcharged|double[- ]charged)\b",
+    re.I,
+)
+"""Who took the money, as the subject of an active charge ("The servo charged my card", "Rightmove
+have billed us twice", "My mobile phone company charged double fee")."""
+
+
+def other_charger(piece: str, registry: Registry) -> list[str]:
+    """The words naming someone else who charged the user (`_CHARGER`): a subject with a word the
+    guides do not write in lower case (`common_words`: "servo", "mobile phone", "Rightmove"). Not
+    "you", a pronoun, or what is ours ("the renewal charged us twice", "Tandem billed us")."""
+    match = _CHARGER.search(piece)
+    if match is None:
+        return []
+    words = [w.strip(".'\u2019") for w in match["name"].split()]
+    if not words or re.split(r"['\u2019]", words[0].lower())[0] in _NOT_A_CHARGER:
+        return []
+    lower, ours = common_words(registry)
+    unknown = [
+        w
+        for w in words
+        if (low := re.split(r"['\u2019]", w.lower())[0])
+        and low not in lower
+        and low not in ours
+        and len(low) >= 3
+        and not (len(low) >= 5 and difflib.get_close_matches(low, lower, n=1, cutoff=0.85))
+    ]
+    return words if unknown else []
+
+
+_NOT_A_CHARGER = frozenset(
+    {"you", "your", "ya", "u", "it", "they", "we", "i", "he", "she", "someone", "somebody", "who", "which"}
+    | {"that", "this", "there", "what", "nobody", "everyone"}
+)
 
 
 def other_product(piece: str, registry: Registry) -> list[str]:
@@ -943,17 +985,21 @@ def asked_of_ours(task: str, registry: Registry, ranked: Sequence[tuple[str, flo
             if score >= SECONDARY_FLOOR:
                 return {name}
         elif re.search(rf"\b(?:{forms})\w*", task, re.I) or _GET_IT_BACK.search(task):
-            providers = {p for key in info.requires for p in registry.providers(key)}
-            # The last provider before the action (billing), not one that feeds it (the customer lookup).
-            last = {
-                p
-                for p in providers
-                if not any(set(registry[p].provides) & set(registry[q].requires) for q in providers - {p})
-            }
-            best = next(((n, s) for n, s in ranked if n in last), None)
-            if best is not None and best[1] >= SECONDARY_FLOOR:
-                return {best[0]}
+            return last_provider(registry, info, ranked)
     return set()
+
+
+def last_provider(registry: Registry, info: CapabilityInfo, ranked: Sequence[tuple[str, float]]) -> set[str]:
+    """The best-ranked of the last providers before an action (billing, which finds the charge), not
+    one that feeds them (the customer lookup), when it scores at least `SECONDARY_FLOOR`."""
+    providers = {p for key in info.requires for p in registry.providers(key)}
+    last = {
+        p
+        for p in providers
+        if not any(set(registry[p].provides) & set(registry[q].requires) for q in providers - {p})
+    }
+    best = next(((n, s) for n, s in ranked if n in last), None)
+    return {best[0]} if best is not None and best[1] >= SECONDARY_FLOOR else set()
 
 
 def lookup_of_nobody(
@@ -966,27 +1012,39 @@ def lookup_of_nobody(
 ) -> set[str]:
     """Selected lookups (`lookups_only`: the customer lookup) next to another need, in a request that
     names no one to look up (no e-mail, customer id or customer name), whose every clause they are
-    the best of is a statement (`asks_in` false) after a question: "What's the time in Lagos? Our
+    the best of is a statement (`asks_in` false), a sentence of its own after a question ("...,
+    and the API rate limit on Team" goes on with the request): "What's the time in Lagos? Our
     new finance lead is based there." tells who the time is for; there is nobody to look up and
     nothing asked of it. A statement before the question ("We're on Starter (Kola Works). Can you
-    confirm that ...?") is what the question is about."""
-    if IDENTIFIER.search(task) or known_names(registry, task):
-        return set()
+    confirm that ...?") is what the question is about. The same for the help centre (`how_to_owner`),
+    which answers questions, whoever the request names ("Can we have a quote for 25 Team seats? The
+    board wants it in writing by Monday.")."""
+    nobody = not (IDENTIFIER.search(task) or known_names(registry, task))
     won: dict[str, list[bool]] = {}
     asked = False  # a clause before this one asks
     for piece, conf in clause_rows:
         order = _top(conf, labels, names, set())
         asks = asks_in(task, piece)
+        sentence = bool(re.search(r"[.?!]\s*$", task[: max(0, task.find(piece))]))  # not "..., and X"
         if order and not courtesy(piece) and labels[order[0]] in chosen:
-            won.setdefault(labels[order[0]], []).append(asked and not asks)
+            won.setdefault(labels[order[0]], []).append(asked and sentence and not asks)
         asked = asked or asks
     return {
         n
         for n, told in won.items()
         if all(told)
-        and lookups_only(registry, {n})
+        and ((nobody and lookups_only(registry, {n})) or n == how_to_owner(registry))
         and any(m not in won or not all(won[m]) for m in chosen - {n})
     }
+
+
+_COULD_BE_DONE = re.compile(
+    r"\b(?:whether|if)\b[^.!?]*?\b(?:can|could|would|might|may)\s+(?:still\s+)?"
+    r"(?:be\s+(?:returned|refunded|reimbursed|credited|paid)(?:\s+back)?|come\s+back)\b",
+    re.I,
+)
+"""Asking whether money could still be given back ("whether it could still be returned to us", "if it
+can still come back"): a question about a charge's eligibility, not the instruction."""
 
 
 def eligibility_asked(
@@ -995,25 +1053,31 @@ def eligibility_asked(
     """What a request that selected only the customer lookup (a capability providing what another
     requires, for the customer id or e-mail it gives) or the action itself asks when it names the
     action only in another form, whether it can be or was done ("c-1005 last renewal - refundable?",
-    "is ana@x.io's charge from May refunded yet"): the record the action would take, `asked_of_ours`'
-    reading of a question about the action (the charges), never the action itself."""
+    "is ana@x.io's charge from May refunded yet", `_COULD_BE_DONE`: "whether it could still be
+    returned"): the record the action would take, `asked_of_ours`' reading of a question about the
+    action (the charges), never the action itself. The request names the customer (an id, an e-mail
+    or a customer's full name)."""
     plain = {n for n in chosen if n not in registry or not registry[n].side_effects}
-    if not IDENTIFIER.search(task) or (plain and not lookups_only(registry, plain)):
+    if not (IDENTIFIER.search(task) or known_names(registry, task)) or (
+        plain and not lookups_only(registry, plain)
+    ):
         return set()
     forms = "|".join(
         re.escape(v) for n in registry.capabilities.values() if n.side_effects for v in n.action_verbs or ()
     )
     if (
         not forms
-        or not re.search(
-            rf"\b(?:{forms})(?:able\b|ed\b[^.!?]*\?)", task, re.I
-        )  # "refundable", "... refunded?"
+        or not (
+            re.search(rf"\b(?:{forms})(?:able\b|ed\b[^.!?]*\?)", task, re.I)  # "refundable", "refunded?"
+            or _COULD_BE_DONE.search(task)  # "whether it could still be returned"
+        )
         or re.search(rf"\b(?:want|need|like|get|have)\b[^.!?]*\b(?:{forms})ed\b", task, re.I)
         or re.search(rf"\b(?:{forms})\b(?!\s+{_MODIFIED})", task, re.I)  # "refund it if it is refundable"
-        or _GET_IT_BACK.search(task)
     ):
         return set()
     found = asked_of_ours(task, registry, ranked)
+    if not found and _COULD_BE_DONE.search(task):  # "whether it could still be returned to us"
+        found = {p for n in registry.routable if n.side_effects for p in last_provider(registry, n, ranked)}
     return found if found and not any(registry[n].side_effects for n in found if n in registry) else set()
 
 
@@ -1227,6 +1291,23 @@ def how_to_of_action(
         if won and all(won):
             out.add(name)
     return out
+
+
+_SHAPED: dict[int, tuple[Registry, frozenset[str]]] = {}
+
+
+def shaped(registry: Registry, names: Sequence[str]) -> dict[str, Callable[[str], bool]]:
+    """The capabilities of `names` that recognise requests by their shape (`recognising` one of their
+    own positive guide examples: the calculator's arithmetic), with what tells whether a text has it."""
+    held = _SHAPED.get(id(registry))
+    if held is None or held[0] is not registry:
+        found = frozenset(
+            c.name
+            for c in registry.routable
+            if any(recognising(registry, q, [c.name]) for q in c.classifier_guide.positives)
+        )
+        held = _SHAPED[id(registry)] = (registry, found)
+    return {n: (lambda text, n=n: bool(recognising(registry, text, [n]))) for n in names if n in held[1]}
 
 
 def form_users(registry: Registry, form: re.Pattern[str]) -> set[str] | None:
@@ -1458,6 +1539,22 @@ def how_to_in(piece: str) -> bool:
     return asks_how_to(piece) or any(asks_how_to(part) for part in _ARROW.split(piece)[1:])
 
 
+_INCLUDED = re.compile(
+    r"^\W*(?:(?:and|also|but|so|plus|btw)\b\W*)*(?:does|do|will|would|can|is|are)\s+"
+    r"(?!(?:i|we|you|u|they|he|she|it|there|this|that)\b)(?:[\w'-]+\s+){1,3}?"
+    r"(?:include|includes|included|come\s+with|support|supports|offer|cover|covered|allow)\b",
+    re.I,
+)
+
+
+def asks_what_is_included(piece: str) -> bool:
+    """Whether a clause asks what something includes or supports ("does Team include the audit log",
+    "and does the Starter plan come with SSO", "is phone support included in Enterprise"): a question
+    the documents answer, like a how-to, whatever the scorer made of its few words. Not a question
+    about someone ("do we have SSO", "does it include tax": what the thing is, the clause does not say)."""
+    return bool(_INCLUDED.match(piece))
+
+
 def clause_needs(
     task: str,
     clause_rows: Sequence[tuple[str, np.ndarray]],
@@ -1469,6 +1566,7 @@ def clause_needs(
     floor: float = SECONDARY_FLOOR,
     how_to: str | None = None,
     counters: set[str] | None = None,
+    shapes: Mapping[str, Callable[[str], bool]] | None = None,
 ) -> list[str]:
     """Secondary needs of a request that selected `chosen`: capabilities a clause of its own names
     clearly though, scored alone and short, it stays below the threshold a whole request needs
@@ -1490,7 +1588,7 @@ def clause_needs(
     for piece, conf in clause_rows:
         if courtesy(piece):
             continue
-        if owner is not None and how_to not in out and how_to_in(piece):
+        if owner is not None and how_to not in out and (how_to_in(piece) or asks_what_is_included(piece)):
             order = _top(conf, labels, names, set())
             if order and _lead(conf, order[0], [owner]) < HOW_TO_CLOSE:
                 out.append(labels[owner])
@@ -1515,7 +1613,11 @@ def clause_needs(
         if not asks and len(need_words(piece)) < STATEMENT_WORDS:
             continue  # "only checking", "Three emails": too few words to name a need they do not ask
         rivals = [j for j in order[1:] if not asks or labels[j] not in chosen]
-        need = min(margin, JOINED_MARGIN) if joined_as_need(task, piece, clause_rows) else margin
+        need = margin
+        if joined_as_need(task, piece, clause_rows) and (
+            labels[order[0]] not in (shapes or {}) or (shapes or {})[labels[order[0]]](piece)
+        ):  # "..., and how much is it": no arithmetic, not the calculator's on weaker evidence
+            need = min(margin, JOINED_MARGIN)
         if _lead(conf, order[0], rivals) >= need:
             out.append(labels[order[0]])
     return out
@@ -1525,29 +1627,28 @@ JOINED_MARGIN = 2.0
 """Log-odds by which a clause's best capability must lead its rivals to be a secondary need when the
 request joins the clause on as a need of its own (`joined_as_need`): e^2, about 7 times as likely."""
 
-_JOINED_BEFORE = re.compile(
-    r"(?:\s[+&]|(?:^|\W)(?:also|btw|by\s+the\s+way|separately|additionally|besides|plus|one\s+more\s+thing"
-    r"|while\s+(?:you'?re|you\s+are)\s+at\s+it|p\.?s\.?))\W*$",
-    re.I,
-)
-"""What joins a clause on as a need of its own: a "+" or "&", or a marker that says another need
-follows ("Also,", "btw", "separately"); not a plain "and", which as often goes on with the same one."""
+_JOINED_BEFORE = re.compile(r"\s[+&]\s*$")
+"""A "+" or "&" before a clause: a terse request's "and" ("c1003 plan + is the api ok")."""
 
 
 def joined_as_need(task: str, piece: str, clause_rows: Sequence[tuple[str, np.ndarray]]) -> bool:
     """Whether the request says a clause is a need of its own: a marker or a "+" / "&" joins it to
-    what came before (`_JOINED_BEFORE`: "c1003 plan + is the api ok", "... . Also, is the dashboard
-    down?"), or it is the story before a question a marker joins ("The tills won't sync again. Also,
-    when do we renew?": what came before is a need too)."""
+    what came before (`another_need`, `_JOINED_BEFORE`: "c1003 plan + is the api ok", "... . Also,
+    is the dashboard down?"), or it is a question before a question a marker joins ("Was I billed
+    twice? Is SSO down? And what would Team cost?"), or the story right before one ("The tills
+    won't sync again. Also, when do we renew?"): what came before is a need too."""
     at = task.find(piece)
     if at < 0:
         return False
-    if _JOINED_BEFORE.search(task[:at]):
+    if another_need(task, piece) or _JOINED_BEFORE.search(task[:at]):
         return True
+    later = sorted((there, other) for other, _ in clause_rows if (there := task.find(other)) > at)
+    asks = asks_in(task, piece)
     return any(
-        (there := task.find(other)) > at and _JOINED_BEFORE.search(task[:there]) and asks_in(task, other)
-        for other, _ in clause_rows
-        if other != piece
+        (asks or i == 0)  # a question in the list, or the story right before the marked question
+        and (another_need(task, other) or bool(_JOINED_BEFORE.search(task[:there])))
+        and asks_in(task, other)
+        for i, (there, other) in enumerate(later)
     )
 
 

@@ -33,10 +33,12 @@ MEASURING_SETS = [
     "support_heldout7.jsonl",
     "support_heldout9.jsonl",
     "support_heldout10.jsonl",
+    "support_heldout11.jsonl",
+    "support_heldout12.jsonl",
 ]
 """Sets that must never become examples: the pinned one the guides were written from, the blind ones
-(6, 7, 10), and set 9, the development twin of set 10 (it measures what a fix carries to a new writer
-only while its rows are not examples). Not set 8: one of its rows, "accnt status for c-1010 pls", is
+(6, 7, 10, 12), and sets 9 and 11, the development twins of sets 10 and 12 (they measure what a fix
+carries to a new writer only while their rows are not examples). Not set 8: one of its rows, "accnt status for c-1010 pls", is
 word for word a row a development set's writer wrote independently earlier, so it is an example."""
 
 

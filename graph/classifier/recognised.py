@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from graph.classifier.clauses import clause_spans
 from graph.config.registry import CapabilityInfo, Registry
 
 _CONTEXT = re.compile(r"\s*\(follow-up to:.*\)\s*$", re.I | re.S)
@@ -41,8 +42,14 @@ def with_recognised(
     registry: Registry, task: str, names: Sequence[str], chosen: set[str], limit: int
 ) -> set[str]:
     """`chosen` with the capabilities that recognise the request: alone when the scorer chose
-    nothing, beside its picks when none of them recognises it (up to `limit` capabilities)."""
-    found = recognising(registry, task, [n for n in names if n not in chosen])
+    nothing, beside its picks when none of them recognises it (up to `limit` capabilities). Beside
+    the scorer's picks, a clause of the request recognised counts too ("Calc: 365*7. Time: Oslo.":
+    the clock for the city, the calculator for a clause the whole request hides)."""
+    others = [n for n in names if n not in chosen]
+    found = recognising(registry, task, others)
+    if not found and chosen:  # "Calc: 365*7. Time: Oslo.": the arithmetic is one clause of several
+        own = _CONTEXT.sub("", task)
+        found = next((f for a, b in clause_spans(own) if (f := recognising(registry, own[a:b], others))), [])
     if not found or set(recognising(registry, task, sorted(chosen))):
         return chosen
     room = max(0, limit - len(chosen))

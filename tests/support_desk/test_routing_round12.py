@@ -3,6 +3,7 @@
 - another vendor's product named before what is bought of it ("Microsoft 365 renewal", "Amazon
   Business order", "Adobe Creative Cloud - £56.98/mo") is out of scope, not our billing or refund;
   an id of ours in the same words keeps them ours ("Our co-op's account is c1004");
+- so is a charge someone else made ("The servo charged my card twice ..., how do I get that sorted?");
 - a clause that refers back to a foreign one ("why has this gone up?") speaks of the same thing;
 - a bare action verb coordinated with "+", "&" or "then" asks for the action ("confirm + refund");
 - a record id's prefix abbreviates the capability it belongs to when no guide names ids of its kind
@@ -11,6 +12,9 @@
 - "the refund window" asks about a rule, and "refundable?" about a charge, not for a refund;
 - a clause a "+" or "Also" joins on, and the story before an "Also", name a need of their own at a
   lower margin;
+- what a plan includes or supports is the documents' question ("does Team include the audit log");
+- whether a charge "could still be returned" asks about the charge, for a customer named in full;
+- arithmetic in one clause of several is the calculator's beside the other picks;
 - the customer lookup that only a statement chose, naming nobody, is no need ("... Our new finance
   lead is based there.").
 
@@ -26,16 +30,20 @@ import numpy as np
 import pytest
 
 from graph.classifier.build import build_scorer, prepare_before_turn
+from graph.classifier.recognised import with_recognised
 from graph.classifier.scorer import FewShotScorer
 from graph.config.registry import Registry
 from graph.config.settings import Settings
 from nodes.classifier import (
+    asks_what_is_included,
     classify,
     coordinated_actions,
     foreign_clauses,
     id_owners,
     joined_as_need,
+    lookup_of_nobody,
     named_kind,
+    other_charger,
     other_product,
 )
 from tests.support_desk.test_support import shipped_registry
@@ -86,6 +94,23 @@ def test_another_vendors_product(registry: Registry, piece: str, name: list[str]
     assert other_product(piece, registry) == name
 
 
+@pytest.mark.parametrize(
+    ("piece", "who"),
+    [
+        ("The launderette charged my card twice for one wash", ["launderette"]),
+        ("Zalando have billed us twice for one return", ["Zalando"]),
+        ("my gas supplier charged a double fee", ["gas", "supplier"]),
+        # ours, or nobody named
+        ("the renewal charged us twice", []),
+        ("you charged me twice", []),
+        ("we got charged twice", []),
+        ("the card was billed twice", []),
+    ],
+)
+def test_someone_else_charged(registry: Registry, piece: str, who: list[str]) -> None:
+    assert other_charger(piece, registry) == who
+
+
 def test_a_name_the_guides_only_capitalise_is_not_ours(registry: Registry) -> None:
     # "Microsoft" is in the guides ("SAML with Microsoft Entra ID"), but never as something we sell
     assert other_product("My Microsoft 365 renewal came out twice", registry) == ["Microsoft"]
@@ -124,8 +149,57 @@ def test_a_clause_joined_on_is_a_need_of_its_own() -> None:
     assert joined_as_need(task, "when do we renew", rows)  # marked by "Also"
     assert joined_as_need(task, "The kiosks lost sync again", rows)  # the story before it
     assert joined_as_need("c1004 seats + is sso fine", "is sso fine", [])
+    earlier = "Printer hire is 40 per day for 3 days - what's 40 * 3? Also, is the API down?"
+    rows2 = [("Printer hire is 40 per day for 3 days", np.zeros(1)), ("what's 40 * 3", np.zeros(1))]
+    rows2.append(("is the API down", np.zeros(1)))
+    assert joined_as_need(earlier, "what's 40 * 3", rows2)
+    assert not joined_as_need(earlier, "Printer hire is 40 per day for 3 days", rows2)  # not right before
     plain = "The kiosks lost sync again, when do we renew?"
     assert not joined_as_need(plain, "The kiosks lost sync again", [("when do we renew", np.zeros(1))])
+
+
+@pytest.mark.parametrize(
+    ("piece", "want"),
+    [
+        ("does Team include the audit log", True),
+        ("and does the Starter plan come with SSO", True),
+        ("is phone support included in Enterprise", True),
+        ("do we have SSO", False),
+        ("does it include tax", False),
+        ("how much is Team", False),
+    ],
+)
+def test_asks_what_is_included(piece: str, want: bool) -> None:
+    assert asks_what_is_included(piece) is want
+
+
+def test_a_statement_after_the_question_asks_nothing_of_the_help_centre_or_lookup(registry: Registry) -> None:
+    labels = ["sales", "knowledge_search", "account", "clock"]
+    task = "Can we have a quote for 25 Team seats? The board wants it in writing by Monday."
+    rows = [
+        ("Can we have a quote for 25 Team seats", np.array([0.9, 0.01, 0.01, 0.0])),
+        ("The board wants it in writing by Monday.", np.array([0.01, 0.5, 0.01, 0.0])),
+    ]
+    chosen = {"sales", "knowledge_search"}
+    assert lookup_of_nobody(task, rows, labels, labels, registry, chosen) == {"knowledge_search"}
+    before = "The board wants it in writing by Monday. Can we have a quote for 25 Team seats?"
+    assert lookup_of_nobody(before, rows[::-1], labels, labels, registry, chosen) == set()
+    task = "What time is it in Lagos? Our new finance lead is based there."
+    rows = [
+        ("What time is it in Lagos", np.array([0.0, 0.0, 0.01, 0.99])),
+        ("Our new finance lead is based there.", np.array([0.0, 0.0, 0.6, 0.01])),
+    ]
+    assert lookup_of_nobody(task, rows, labels, labels, registry, {"clock", "account"}) == {"account"}
+    named = "What time is it in Lagos? Our new finance lead, jane@acme.io, is based there."
+    assert lookup_of_nobody(named, rows, labels, labels, registry, {"clock", "account"}) == set()
+
+
+def test_arithmetic_in_one_clause_is_recognised_beside_the_picks(registry: Registry) -> None:
+    text = "Calc: 365*7. Time: Oslo."
+    assert not registry["calculator"].instance.recognises(text)  # the whole request hides it
+    names = [c.name for c in registry.routable]
+    assert with_recognised(registry, text, names, {"clock"}, 4) == {"clock", "calculator"}
+    assert with_recognised(registry, "Time: Oslo. Is the API down?", names, {"clock"}, 4) == {"clock"}
 
 
 # --- the real scorer ----------------------------------------------------------------------------------
@@ -138,6 +212,8 @@ def test_a_clause_joined_on_is_a_need_of_its_own() -> None:
         ("My Notion Plus renewal was taken twice from our card; can you get that money back for me?", set()),
         ("Shopify Plus order #55-1200 billed twice, please refund", set()),
         ("Figma Professional - £14.40/mo - why is it dearer now? it was £12 in spring", set()),
+        # someone else took the money: how to get it back is not ours to answer
+        ("The launderette charged my card twice for one wash, how do I get that sorted?", set()),
         # ours, the same words
         ("Our Team plan renewal was taken twice from the card, please refund the second one", {"refund"}),
         (
@@ -156,6 +232,21 @@ def test_a_clause_joined_on_is_a_need_of_its_own() -> None:
         ("c1002 wants the duplicate refunded asap", {"refund"}),  # asked for, not asked about
         # a clause a "+" joins on is a need of its own, however weakly it scores
         ("c-1005 plan + is the api alright", {"account", "incidents"}),
+        # what a plan includes is the documents' answer, however few its words
+        (
+            "What would Enterprise cost for 40 people, and does Enterprise come with phone support?",
+            {"knowledge_search", "sales"},
+        ),
+        ("which plan is c1004 on, and does the Starter plan support SSO?", {"account", "knowledge_search"}),
+        # whether a charge could still be given back asks about the charge
+        (
+            "Aisha Bello from Kola Works asks whether the duplicate charge could still be returned to the company card.",
+            {"billing"},
+        ),
+        (
+            "Omar Haddad would like to know if the second renewal payment could be paid back to us.",
+            {"billing"},
+        ),
         # a statement that names nobody to look up
         ("What time is it in Lagos? Our new finance lead is based there.", {"clock"}),
     ],
