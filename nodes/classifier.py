@@ -769,11 +769,13 @@ def other_charger(piece: str, registry: Registry) -> list[str]:
     """The words naming someone else who charged the user (`_CHARGER`): a subject with a word the
     guides do not write in lower case (`common_words`: "servo", "mobile phone", "Rightmove"). Not
     "you", a pronoun, or what is ours ("the renewal charged us twice", "Tandem billed us")."""
-    match = _CHARGER.search(piece)
+    match = _CHARGER.search(without_names(piece, known_names(registry, piece)))
     if match is None:
         return []
     words = [w.strip(".'\u2019") for w in match["name"].split()]
     if not words or re.split(r"['\u2019]", words[0].lower())[0] in _NOT_A_CHARGER:
+        return []
+    if any(w.lower() in _PASSIVE for w in words):  # "my uncle got charged": someone was charged
         return []
     lower, ours = common_words(registry)
     unknown = [
@@ -787,6 +789,8 @@ def other_charger(piece: str, registry: Registry) -> list[str]:
     ]
     return words if unknown else []
 
+
+_PASSIVE = frozenset({"got", "get", "gets", "getting", "was", "were", "is", "are", "been", "be", "being"})
 
 _NOT_A_CHARGER = frozenset(
     {"you", "your", "ya", "u", "it", "they", "we", "i", "he", "she", "someone", "somebody", "who", "which"}
