@@ -319,7 +319,7 @@ async def classify(
         chosen -= borrowed(task, clause_rows, scorer.labels, names, chosen)
     if len(chosen) > 1 and mode != "llm":
         # "What's the local time in Mexico City? Our guest director is there this week.": no lookup
-        chosen -= lookup_of_nobody(task, clause_rows, scorer.labels, names, registry, chosen)
+        chosen -= lookup_of_nobody(task, clause_rows, scorer.labels, names, registry, chosen, ranked[0][0])
     if chosen and mode != "llm" and (about := eligibility_asked(task, registry, ranked, chosen)):
         # "c-1004 renewal this month - refundable?": the charge's eligibility, not the account
         chosen = about
@@ -1013,6 +1013,7 @@ def lookup_of_nobody(
     names: Sequence[str],
     registry: Registry,
     chosen: set[str],
+    best: str | None = None,
 ) -> set[str]:
     """Selected lookups (`lookups_only`: the customer lookup) next to another need, in a request that
     names no one to look up (no e-mail, customer id or customer name), whose every clause they are
@@ -1022,7 +1023,9 @@ def lookup_of_nobody(
     nothing asked of it. A statement before the question ("We're on Starter (Kola Works). Can you
     confirm that ...?") is what the question is about. The same for the help centre (`how_to_owner`),
     which answers questions, whoever the request names ("Can we have a quote for 25 Team seats? The
-    board wants it in writing by Monday.")."""
+    board wants it in writing by Monday."), and for any capability without side effects that is not
+    the request's `best` ("What's the time in Oslo? The board call moved again and nobody kept
+    up.": the story after the question resembled an incident)."""
     nobody = not (IDENTIFIER.search(task) or known_names(registry, task))
     won: dict[str, list[bool]] = {}
     asked = False  # a clause before this one asks
@@ -1037,7 +1040,11 @@ def lookup_of_nobody(
         n
         for n, told in won.items()
         if all(told)
-        and ((nobody and lookups_only(registry, {n})) or n == how_to_owner(registry))
+        and (
+            (nobody and lookups_only(registry, {n}))
+            or n == how_to_owner(registry)
+            or (n != best and n in registry and not registry[n].side_effects)
+        )
         and any(m not in won or not all(won[m]) for m in chosen - {n})
     }
 

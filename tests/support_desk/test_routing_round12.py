@@ -192,6 +192,14 @@ def test_a_statement_after_the_question_asks_nothing_of_the_help_centre_or_looku
         ("Our new finance lead is based there.", np.array([0.0, 0.0, 0.6, 0.01])),
     ]
     assert lookup_of_nobody(task, rows, labels, labels, registry, {"clock", "account"}) == {"account"}
+    # a story after the question names no need, whatever it resembles (not the request's best)
+    story = "What time is it in Oslo? The board call moved again and nobody kept up."
+    rows3 = [
+        ("What time is it in Oslo", np.array([0.0, 0.0, 0.0, 0.99])),
+        ("The board call moved again and nobody kept up.", np.array([0.6, 0.0, 0.0, 0.01])),
+    ]
+    assert lookup_of_nobody(story, rows3, labels, labels, registry, {"clock", "sales"}, "clock") == {"sales"}
+    assert lookup_of_nobody(story, rows3, labels, labels, registry, {"clock", "sales"}, "sales") == set()
     named = "What time is it in Lagos? Our new finance lead, jane@acme.io, is based there."
     assert lookup_of_nobody(named, rows, labels, labels, registry, {"clock", "account"}) == set()
 
