@@ -1318,7 +1318,11 @@ def shaped(registry: Registry, names: Sequence[str]) -> dict[str, Callable[[str]
             if any(recognising(registry, q, [c.name]) for q in c.classifier_guide.positives)
         )
         held = _SHAPED[id(registry)] = (registry, found)
-    return {n: (lambda text, n=n: bool(recognising(registry, text, [n]))) for n in names if n in held[1]}
+
+    def tells(name: str) -> Callable[[str], bool]:
+        return lambda text: bool(recognising(registry, text, [name]))
+
+    return {n: tells(n) for n in names if n in held[1]}
 
 
 def form_users(registry: Registry, form: re.Pattern[str]) -> set[str] | None:
