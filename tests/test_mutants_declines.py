@@ -112,6 +112,7 @@ def with_credit() -> Registry:
         "I changed my mind",
         "we changed our mind",
         "they decided to keep the plan",
+        "she decided to keep her plan",
         "she decided against it",
         # a "don't" with no delay
         "please don't",
@@ -122,6 +123,33 @@ def with_credit() -> Registry:
     ],
 )
 def test_a_no_withdraws(text: str) -> None:
+    assert offers.declined(text, VERBS) == "withdraw", text
+
+
+LONG = "she talked it over with her accountant this morning and they are happy with the subscription as it stands"
+
+
+@pytest.mark.parametrize(
+    "cue",
+    [
+        "nope",
+        "nah",
+        "never mind",
+        "nevermind",
+        "forget it",
+        "forget that",
+        "forget about it",
+        "scratch that",
+        "not now",
+        "not needed",
+        "not necessary",
+    ],
+)
+def test_a_long_no_withdraws_whatever_the_action_s_words(cue: str) -> None:
+    # longer than confirmation() reads (80 characters), and without the action's words turns_down()
+    # has nothing to read: the cue alone says no
+    text = f"{cue}, {LONG}"
+    assert offers.declined(text, ()) == "withdraw", text
     assert offers.declined(text, VERBS) == "withdraw", text
 
 
