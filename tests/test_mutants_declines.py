@@ -226,6 +226,7 @@ def test_a_delay_holds(text: str) -> None:
         "",  # nothing said
         "   ",
         "no, not CH-7734",  # an identifier: a request of its own
+        "no, the $61.20 one",  # an amount
         "no, the 61.20 one",  # a number
         "no, use tomas@fjord.example",  # an e-mail address
         "no, only 3 of them",
@@ -401,6 +402,10 @@ def test_a_plain_assent_takes_only_the_question_the_last_turn_asked(shipped: Reg
     for text in ("ok", "sure thing, please proceed"):
         assert accepted_offer(state_of("billed twice?", text, approval_offer=ASKED), shipped) is ASKED, text
         assert accepted_offer(state_of("billed twice?", text, approval_offer=ASKED), None) is ASKED, text
+    # the approval node's words alone ("lgtm", "accept"), or an assent with the offer's own object
+    for text in ("lgtm", "accept", "ok, CH-7734"):
+        assert accepted_offer(state_of("billed twice?", text, approval_offer=ASKED), shipped) is ASKED, text
+        assert accepted_offer(state_of("billed twice?", text, approval_offer=OFFER), shipped) is None, text
     # "ok thanks" acknowledges a suggestion: nothing runs
     assert accepted_offer(state_of("billed twice?", "ok thanks", approval_offer=OFFER), shipped) is None
     assert accepted_offer(state_of("billed twice?", "ok", approval_offer=OFFER), shipped) is None
@@ -448,6 +453,12 @@ def test_what_a_suggestion_or_a_question_would_have_done() -> None:
         _not_done("I can issue a credit note of $5.", ["refund", "issue"])
         == "I did not issue a credit note of $5"
     )
+    assert (
+        _not_done("I can Credit Back $5 to C-9.", ["credit", "credit back"])
+        == "I did not credit back $5 to C-9"
+    )
+    assert _not_done("I can refund .", VERBS) is None  # only a space after the verb
+    assert _not_done("Refund $3 to C-9 ?", VERBS) == "I did not refund $3 to C-9"
     assert _not_done("", VERBS) is None
     assert _not_done(QUESTION, []) is None
     assert _not_done("Note: reimburse $3 to C-9.", VERBS) == "I did not reimburse $3 to C-9"
