@@ -335,6 +335,16 @@ def test_no_decline_without_a_registry_or_a_no(shipped: Registry) -> None:
     assert declined_offer(state_of("billed twice?", "go ahead", approval_offer=OFFER), shipped) is None
 
 
+def test_the_offer_s_action_words_tell_an_instruction_from_a_no(shipped: Registry) -> None:
+    said = "refund it, but keep the seats"  # the action, then what stays: not a no
+    assert declined_offer(state_of("billed twice?", said, approval_offer=OFFER), shipped) is None
+    assert declined_offer(state_of("could the march charge be refunded?", said), shipped) is None
+    # only the action's words make it a no (turns_down), past what confirmation() reads
+    long = f"she's not after a refund anymore, {LONG}"
+    found = declined_offer(state_of("billed twice?", long, approval_offer=OFFER), shipped)
+    assert found == Declined("withdraw", OFFER, VERBS)
+
+
 def test_an_offer_that_is_no_longer_open_is_not_declined(shipped: Registry) -> None:
     old = state_of("what did I pay?", "no, leave it", turn=5, approval_offer=OFFER)  # 4 turns later
     assert declined_offer(old, shipped) is None
@@ -392,6 +402,10 @@ def test_only_actions_with_side_effects_and_words_are_asked_about(with_credit: R
 def test_a_previous_request_in_blocks_is_read_as_nothing(shipped: Registry) -> None:
     blocks = [{"type": "text", "text": "could the march charge be refunded?"}]
     state = {"messages": [HumanMessage(content=blocks), AIMessage("..."), HumanMessage("no")], "task_turn": 2}  # type: ignore[arg-type]
+    assert _asked_about(state, shipped) == []
+    # blocks of plain text, one of them a question mark: still nothing, and nothing raises
+    parts: list[str | dict[str, Any]] = ["could the march charge be refunded", "?"]
+    state = {"messages": [HumanMessage(content=parts), AIMessage("..."), HumanMessage("no")], "task_turn": 2}
     assert _asked_about(state, shipped) == []
 
 
