@@ -528,3 +528,48 @@ def test_the_clarify_node_answers_a_decline_with_what_was_not_done(shipped: Regi
         assert update["control_stop_reason"] == "clarify"
         assert "I'm not sure what you need" in update["messages"][0].content
         assert "I did not" not in update["messages"][0].content
+
+
+@pytest.fixture(scope="module")
+def narrow() -> Registry:
+    """The shipped registry with a policy that allows only some capabilities (no refund)."""
+    import yaml
+
+    data = yaml.safe_load(default_registry().read_text(encoding="utf-8"))
+    data["policy"] = {**(data.get("policy") or {}), "allowed_capabilities": list(PERMITTED)}
+    return Registry.from_dict(data, source=str(default_registry()))
+
+
+PERMITTED = ("respond", "clarify", "account", "billing", "clock")
+
+
+def test_otherwise_the_clarify_node_asks_back_with_the_closest_match_and_what_is_allowed(
+    narrow: Registry,
+) -> None:
+    menu = "\n".join(f"- {c.name}: {c.description}" for c in narrow.routable if c.name in PERMITTED)
+    assert "- account:" in menu and "- refund:" not in menu
+    scores = [
+        {"name": "respond", "score": 0.99, "source": "always", "selected": True},
+        {"name": "account", "score": 0.3, "source": "scorer", "selected": False},
+        {"name": "billing", "score": 0.35, "source": "scorer", "selected": False},
+    ]
+    state = {
+        "messages": [HumanMessage("the thing")],
+        "task_current": "the thing",
+        "planning_capabilities": scores,
+    }
+    update = _clarify(state, narrow)
+    assert update["control_stop_reason"] == "clarify"
+    (message,) = update["messages"]
+    assert message.name == "clarify"
+    assert message.content == (
+        "I'm not sure what you need with 'the thing'. The closest match was billing (confidence 0.35),"
+        f" not enough to act on.\nI can help with:\n{menu}\nCould you say a bit more about what you want?"
+    )
+    # a closest match at 0.2 or below is no hint
+    low = [scores[0], {**scores[1], "score": 0.2}]
+    answer = _clarify({**state, "planning_capabilities": low}, narrow)["messages"][0].content
+    assert answer == (
+        f"I'm not sure what you need with 'the thing'.\nI can help with:\n{menu}\n"
+        "Could you say a bit more about what you want?"
+    )
