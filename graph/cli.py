@@ -465,33 +465,64 @@ def _fine_tune_before_the_turn(registry: Registry, settings: Settings) -> None:
     prepare_before_turn(registry, settings, lambda message: say(f"· classifier: {message}"))
 
 
-def _compile_ahead(registry: Registry, settings: Settings, *, quiet: bool) -> threading.Thread | None:
+class _Ahead:
+    """The classifier's compile started ahead of a turn (`_compile_ahead`): its lines are held
+    until the request is known to be valid (`show`), so bad input is refused in one line."""
+
+    def __init__(self, say: Callable[[str], None] | None) -> None:
+        self._say = say
+        self._held: list[str] | None = []
+        self._lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def progress(self, message: str) -> None:
+        if self._say is None:
+            return
+        line = f"· classifier: {message}"
+        with self._lock:
+            if self._held is not None:
+                self._held.append(line)
+                return
+        self._say(line)
+
+    def show(self) -> None:
+        """The lines held so far, and from now on each as it comes."""
+        with self._lock:
+            held, self._held = self._held or [], None
+        for line in held:
+            if self._say is not None:
+                self._say(line)
+
+    def join(self) -> None:
+        self.show()
+        if self.thread is not None:
+            self.thread.join()
+
+
+def _compile_ahead(registry: Registry, settings: Settings, *, quiet: bool) -> _Ahead | None:
     """A first ask whose fine-tune will run in the background: the classifier's compile on the
     base weights starts now, on a thread of its own, while LangGraph is imported and the graph
     built (those imports keep one core busy and left the other idle for a second or two); the
     graph's scorer then loads what it saved (`CachedScorer.compile_ahead`). Its lines are printed
-    as the turn's would be (`--quiet`: none). Warm, it only finds the state cached and ends."""
+    as the turn's would be (`--quiet`: none), once the request is known to be valid. Warm, it
+    only finds the state cached and ends."""
     if settings.finetune != "background":
         return None
     # Imported here, before the thread starts: the same modules imported from two threads at once
     # can meet each other half-imported.
     from graph.classifier.build import compile_ahead
 
-    say = _say(settings.redactor())
-
-    def progress(message: str) -> None:
-        if not quiet:
-            say(f"· classifier: {message}")
+    ahead = _Ahead(None if quiet else _say(settings.redactor()))
 
     def run() -> None:
         try:
-            compile_ahead(registry, settings, progress)
+            compile_ahead(registry, settings, ahead.progress)
         except Exception as exc:  # the graph's scorer compiles again, and says what went wrong
             logging.getLogger("routegraph").debug("classifier: the compile ahead failed: %s", exc)
 
-    thread = threading.Thread(target=run, name=f"{AHEAD}classifier", daemon=True)
-    thread.start()
-    return thread
+    ahead.thread = threading.Thread(target=run, name=f"{AHEAD}classifier", daemon=True)
+    ahead.thread.start()
+    return ahead
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -512,6 +543,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print("routegraph ask: the request is empty", file=sys.stderr)
         return EXIT_INVALID
     thread_id = check_thread_id(args.thread) if args.thread is not None else uuid.uuid4().hex[:12]
+    if ahead is not None:
+        ahead.show()
     from langchain_core.messages import HumanMessage
     from langgraph.checkpoint.base import BaseCheckpointSaver
 

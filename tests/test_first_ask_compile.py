@@ -21,7 +21,7 @@ from graph.classifier.deferred import Pending
 from graph.classifier.deferred_worker import build
 from graph.classifier.encoders import LexicalEncoder, MiniLMEncoder, trainable
 from graph.classifier.finetune import finetune_key
-from graph.cli import AHEAD, BLAS_THREAD_TIMEOUT, _compile_ahead, abandoned_work, quiet_blas_threads
+from graph.cli import AHEAD, BLAS_THREAD_TIMEOUT, _Ahead, _compile_ahead, abandoned_work, quiet_blas_threads
 from graph.config.registry import Registry
 from graph.config.settings import Settings
 
@@ -330,6 +330,14 @@ def test_a_compile_ahead_left_behind_is_abandoned_work(tmp_path: Path) -> None:
         release.set()
         thread.join()
     assert f"{AHEAD}classifier" not in abandoned_work()
+    # Its lines wait until the request is known to be valid: bad input is refused in one line.
+    lines: list[str] = []
+    ahead = _Ahead(lines.append)
+    ahead.progress("first run on these guides")
+    assert lines == []
+    ahead.show()
+    ahead.progress("about 3 s left")
+    assert lines == ["· classifier: first run on these guides", "· classifier: about 3 s left"]
     # Only a first ask in background mode compiles ahead.
     registry = Registry.from_file(Path("registry.yaml"))
     for mode in ("foreground", "off"):
