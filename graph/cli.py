@@ -36,7 +36,7 @@ import time
 import traceback
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -465,22 +465,86 @@ def _fine_tune_before_the_turn(registry: Registry, settings: Settings) -> None:
     prepare_before_turn(registry, settings, lambda message: say(f"· classifier: {message}"))
 
 
+class _Ahead:
+    """The classifier's compile started ahead of a turn (`_compile_ahead`): its lines are held
+    until the request is known to be valid (`show`), so bad input is refused in one line."""
+
+    def __init__(self, say: Callable[[str], None] | None) -> None:
+        self._say = say
+        self._held: list[str] | None = []
+        self._lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def progress(self, message: str) -> None:
+        if self._say is None:
+            return
+        line = f"· classifier: {message}"
+        with self._lock:
+            if self._held is not None:
+                self._held.append(line)
+                return
+        self._say(line)
+
+    def show(self) -> None:
+        """The lines held so far, and from now on each as it comes."""
+        with self._lock:
+            held, self._held = self._held or [], None
+        for line in held:
+            if self._say is not None:
+                self._say(line)
+
+    def join(self) -> None:
+        self.show()
+        if self.thread is not None:
+            self.thread.join()
+
+
+def _compile_ahead(registry: Registry, settings: Settings, *, quiet: bool) -> _Ahead | None:
+    """A first ask whose fine-tune will run in the background: the classifier's compile on the
+    base weights starts now, on a thread of its own, while LangGraph is imported and the graph
+    built (those imports keep one core busy and left the other idle for a second or two); the
+    graph's scorer then loads what it saved (`CachedScorer.compile_ahead`). Its lines are printed
+    as the turn's would be (`--quiet`: none), once the request is known to be valid. Warm, it
+    only finds the state cached and ends."""
+    if settings.finetune != "background":
+        return None
+    # Imported here, before the thread starts: the same modules imported from two threads at once
+    # can meet each other half-imported.
+    from graph.classifier.build import compile_ahead
+
+    ahead = _Ahead(None if quiet else _say(settings.redactor()))
+
+    def run() -> None:
+        try:
+            compile_ahead(registry, settings, ahead.progress)
+        except Exception as exc:  # the graph's scorer compiles again, and says what went wrong
+            logging.getLogger("routegraph").debug("classifier: the compile ahead failed: %s", exc)
+
+    ahead.thread = threading.Thread(target=run, name=f"{AHEAD}classifier", daemon=True)
+    ahead.thread.start()
+    return ahead
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     """Answer one request on a thread, holding the thread's lock for the whole turn (approvals
     included), so a concurrent `ask` on the same thread waits for it instead of losing a turn."""
+    settings: Settings = args.settings.for_serving()  # no fine-tune cached: answer now, tune behind
+    registry = Registry.from_file(settings.registry)
+    require_encoder(registry.spec.classifier.encoder)
+    ahead = _compile_ahead(registry, settings, quiet=args.quiet)
     from graph.persistence.locks import check_thread_id, thread_lock
     from graph.persistence.threads import unfinished_turn
     from nodes.intake import clean_request
 
-    # Bad input is refused before the graph (and the encoder behind it) is built.
+    # Bad input is refused before the graph is built (a compile ahead is left behind: `main`
+    # exits without waiting for it).
     text = clean_request(from_argv(args.text))
     if not text.strip():
         print("routegraph ask: the request is empty", file=sys.stderr)
         return EXIT_INVALID
     thread_id = check_thread_id(args.thread) if args.thread is not None else uuid.uuid4().hex[:12]
-    settings: Settings = args.settings.for_serving()  # no fine-tune cached: answer now, tune behind
-    registry = Registry.from_file(settings.registry)
-    require_encoder(registry.spec.classifier.encoder)
+    if ahead is not None:
+        ahead.show()
     from langchain_core.messages import HumanMessage
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
@@ -489,6 +553,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if settings.finetune == "foreground":
         _fine_tune_before_the_turn(registry, settings)
     graph = build_graph(registry=registry, settings=settings)
+    if ahead is not None:  # its lines come before the turn's, and the turn's scorer loads its state
+        ahead.join()
     saver = graph.checkpointer
     assert isinstance(saver, BaseCheckpointSaver)
     wait = args.wait if args.wait is not None else registry.spec.limits.max_seconds
@@ -1335,6 +1401,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Only as the process's own command: called from Python (tests, a notebook), the default
         # action would kill the caller's process on any write to a closed socket or pipe.
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    if argv is None:  # as the process's own command, before anything imports numpy
+        quiet_blas_threads(os.environ)
     _tolerant_output()
     args = parser().parse_args(argv)
     chosen = getattr(args, "registry", None) or getattr(args, "path", None)
@@ -1363,9 +1431,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+AHEAD = "routegraph-ahead:"
+"""Names a thread of work started ahead of the command's need for it (`_compile_ahead`): left
+running when the command ends early (bad input), like a step's thread that ran out of time."""
+
+
+BLAS_THREAD_TIMEOUT = "4"
+"""`OPENBLAS_THREAD_TIMEOUT`: numpy's OpenBLAS threads wait 2**4 cycles for more work before they
+sleep (the default, 2**28, is about a tenth of a second, spent spinning)."""
+
+
+def quiet_blas_threads(environ: MutableMapping[str, str]) -> None:
+    """numpy's OpenBLAS threads sleep once their work is done, as onnxruntime's do
+    (`onnx_runtime.session`): the head's training (`head.fit_head`, 200 products of a 985 x 985
+    matrix on the shipped guides) otherwise kept a second thread spinning between them, and on
+    two cores took 0.6 to 1.1 s of CPU instead of 0.2 (three to six times the wall time on a
+    loaded machine). The threads split the work as before, so the results are the same to the
+    bit. Read by OpenBLAS when numpy is first imported; a value already set is kept."""
+    environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)
+
+
 def abandoned_work() -> list[str]:
-    """Names of the threads still running work whose step gave up on it."""
-    prefixes = ("routegraph-blocking:", "routegraph-step:")
+    """Names of the threads still running work whose step gave up on it, or that was started
+    ahead for a turn that never ran."""
+    prefixes = ("routegraph-blocking:", "routegraph-step:", AHEAD)
     return [t.name for t in threading.enumerate() if t.is_alive() and t.name.startswith(prefixes)]
 
 

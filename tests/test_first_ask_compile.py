@@ -6,16 +6,22 @@ on the session's cache (the base export is made once per test run)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from graph.classifier.build import build_scorer
+from graph.classifier.build import build_scorer, compile_ahead
 from graph.classifier.compiled import CachedScorer, TimeLeft
+from graph.classifier.deferred import Pending
 from graph.classifier.deferred_worker import build
 from graph.classifier.encoders import LexicalEncoder, MiniLMEncoder, trainable
 from graph.classifier.finetune import finetune_key
+from graph.cli import AHEAD, BLAS_THREAD_TIMEOUT, _Ahead, _compile_ahead, abandoned_work, quiet_blas_threads
 from graph.config.registry import Registry
 from graph.config.settings import Settings
 
@@ -173,3 +179,167 @@ def test_batches_on_several_threads_are_the_same_rows(encoder: MiniLMEncoder) ->
     alone = runtime.token_sums(texts, 4, by_length=True)
     together = runtime.token_sums(texts, 4, by_length=True, workers=3)
     assert all(a.tobytes() == b.tobytes() for a, b in zip(alone, together, strict=True))
+
+
+def _fresh_cache(tmp_path: Path, name: str) -> Path:
+    """A cache with nothing in it but the base export (the session's, linked): a first ask's."""
+    shared = MiniLMEncoder(onnx_dir=Path(os.environ["ROUTEGRAPH_CACHE_DIR"]))
+    assert shared.runtime() is not None  # exported once per test run
+    folder = shared.onnx_folder()
+    assert folder is not None
+    cache = tmp_path / name
+    (cache / "onnx").mkdir(parents=True)
+    (cache / "onnx" / folder.name).symlink_to(folder)
+    return cache
+
+
+def _saved(path: Path) -> dict[str, bytes]:
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k].tobytes() for k in data.files}
+
+
+class _Encodes:
+    """How many texts onnxruntime encodes (`OnnxModel.token_sums`), per call."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from graph.classifier.onnx_runtime import OnnxModel
+
+        self.calls: list[int] = []
+        real = OnnxModel.token_sums
+
+        def counted(runtime: OnnxModel, texts: Any, *args: Any, **kwargs: Any) -> Any:
+            self.calls.append(len(texts))
+            return real(runtime, texts, *args, **kwargs)
+
+        monkeypatch.setattr(OnnxModel, "token_sums", counted)
+
+
+def test_the_compile_ahead_is_the_first_ask_s_compile_and_the_graph_s_scorer_loads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "registry.yaml"
+    path.write_text(REGISTRY.replace("lasagne recipe", "lasagne recipe (ahead)"))
+    registry = Registry.from_file(path)
+    started: list[str] = []  # the background worker is not spawned here: tests/test_background_finetune.py
+    monkeypatch.setattr(Pending, "start", lambda pending, job: started.append(job["key"]) or "started")
+    encodes = _Encodes(monkeypatch)
+
+    # The first ask's compile as the graph's scorer makes it (on main too), in a cache of its own.
+    first = Settings.offline(tmp_path, cache_dir=_fresh_cache(tmp_path, "a"), finetune="background")
+    reference = build_scorer(registry, first)
+    assert isinstance(reference, CachedScorer)
+    with reference._on_base_weights():
+        expected = reference._compiled_path()
+        reference._compile_cached()
+    one_compile = list(encodes.calls)
+    assert one_compile
+
+    # Ahead, in a fresh cache: the same state to the bit, told as the turn would tell it, no worker.
+    cache = _fresh_cache(tmp_path, "b")
+    settings = Settings.offline(tmp_path, cache_dir=cache, finetune="background")
+    lines: list[str] = []
+    encodes.calls.clear()
+    assert compile_ahead(registry, settings, lines.append)
+    assert encodes.calls == one_compile and started == []
+    assert lines[0].startswith("first run on these guides: compiling on the base weights")
+    saved = cache / expected.name
+    assert _saved(saved) == _saved(expected)
+    assert not compile_ahead(registry, settings, lines.append)  # cached: nothing to do
+
+    # The graph's scorer loads it, encodes nothing to compile, and starts the fine-tune once.
+    encodes.calls.clear()
+    scorer = build_scorer(registry, settings)
+    assert isinstance(scorer, CachedScorer)
+    scorer.compile()
+    assert encodes.calls == [] and scorer.weights == "base" and len(started) == 1
+    assert scorer.pending is not None and started == [scorer.pending.key]
+
+
+def test_a_scorer_compiling_what_another_thread_compiles_waits_and_loads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "registry.yaml"
+    path.write_text(REGISTRY.replace("lasagne recipe", "lasagne recipe (at once)"))
+    registry = Registry.from_file(path)
+    monkeypatch.setattr(Pending, "start", lambda pending, job: "started")
+    encodes = _Encodes(monkeypatch)
+    alone = Settings.offline(tmp_path, cache_dir=_fresh_cache(tmp_path, "alone"), finetune="background")
+    assert compile_ahead(registry, alone)
+    one_compile = sorted(encodes.calls)
+    encodes.calls.clear()
+    settings = Settings.offline(tmp_path, cache_dir=_fresh_cache(tmp_path, "cache"), finetune="background")
+    ahead = threading.Thread(target=compile_ahead, args=(registry, settings))
+    ahead.start()
+    scorer = build_scorer(registry, settings)  # the graph's, asking while the thread compiles
+    scorer.compile()
+    ahead.join()
+    # One compile between them, whichever came first; the other loaded what it saved.
+    assert sorted(encodes.calls) == one_compile and scorer.weights == "base"
+
+
+HEAD_FIT = """
+import hashlib, sys
+import numpy as np
+from graph.classifier.head import fit_head
+rng = np.random.default_rng(19)
+x = rng.normal(size=(600, 700)).astype(np.float32)
+x /= np.linalg.norm(x, axis=1, keepdims=True)
+y = np.zeros((600, 6), dtype=np.float32)
+y[np.arange(600), np.arange(600) % 6] = 1.0
+a, b = fit_head(x @ x.T, y, y.copy(), np.ones(600, dtype=np.float32))
+print(hashlib.sha256(a.tobytes() + b.tobytes()).hexdigest())
+"""
+
+
+def _child(code: str, **env: str) -> str:
+    environ = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**environ, **env}, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_blas_threads_that_sleep_train_the_head_to_the_bit() -> None:
+    """`routegraph` makes numpy's OpenBLAS threads sleep once their work is done (`quiet_blas_threads`):
+    they split the work as before, so the head's training gives the same bits."""
+    assert _child(HEAD_FIT) == _child(HEAD_FIT, OPENBLAS_THREAD_TIMEOUT=BLAS_THREAD_TIMEOUT)
+
+
+def test_the_command_line_sets_the_blas_thread_timeout_unless_given() -> None:
+    code = (
+        "import os, sys\nimport graph.cli as cli\nsys.argv = ['routegraph', '--version']\n"
+        "loaded = 'numpy' in sys.modules\n"
+        "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+        "print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), loaded)"
+    )
+    assert _child(code).splitlines()[-1] == f"{BLAS_THREAD_TIMEOUT} False"  # set before numpy loads
+    assert _child(code, OPENBLAS_THREAD_TIMEOUT="12").splitlines()[-1] == "12 False"
+    environ: dict[str, str] = {}
+    quiet_blas_threads(environ)
+    assert environ == {"OPENBLAS_THREAD_TIMEOUT": BLAS_THREAD_TIMEOUT}
+
+
+def test_a_compile_ahead_left_behind_is_abandoned_work(tmp_path: Path) -> None:
+    """Bad input ends `ask` before its turn: `main` exits without waiting for the compile ahead."""
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait, name=f"{AHEAD}classifier", daemon=True)
+    thread.start()
+    try:
+        assert f"{AHEAD}classifier" in abandoned_work()
+    finally:
+        release.set()
+        thread.join()
+    assert f"{AHEAD}classifier" not in abandoned_work()
+    # Its lines wait until the request is known to be valid: bad input is refused in one line.
+    lines: list[str] = []
+    ahead = _Ahead(lines.append)
+    ahead.progress("first run on these guides")
+    assert lines == []
+    ahead.show()
+    ahead.progress("about 3 s left")
+    assert lines == ["· classifier: first run on these guides", "· classifier: about 3 s left"]
+    # Only a first ask in background mode compiles ahead.
+    registry = Registry.from_file(Path("registry.yaml"))
+    for mode in ("foreground", "off"):
+        settings = Settings.offline(tmp_path, finetune=mode)
+        assert _compile_ahead(registry, settings, quiet=True) is None

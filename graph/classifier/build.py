@@ -98,6 +98,19 @@ def prepare_before_turn(
     scorer.compile()
 
 
+def compile_ahead(
+    registry: Registry, settings: Settings, progress: Callable[[str], None] | None = None
+) -> bool:
+    """The first ask's compile on the base weights into the cache, when a compile now would make
+    it (`CachedScorer.compile_ahead`); True if it did. `routegraph ask` runs it on a thread of its
+    own while the graph is built, whose scorer then loads it."""
+    scorer = build_scorer(registry, settings)
+    if not isinstance(scorer, CachedScorer):
+        return False
+    scorer.progress = progress
+    return scorer.compile_ahead()
+
+
 def curve_examples(registry: Registry) -> frozenset[str] | None:
     """The positives the confidence curve is fitted on: the hand-written ones, not those
     `classifier.labelled_examples` added (None when there are none of those)."""

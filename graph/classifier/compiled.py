@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -86,6 +87,33 @@ def joined_into(dense: np.ndarray, lexical: np.ndarray, share: float) -> np.ndar
     return out
 
 
+_UNDER_WAY: dict[Path, threading.Lock] = {}
+"""The compiled states a scorer of this process is compiling (or loading) now, by path."""
+_UNDER_WAY_LOCK = threading.Lock()
+
+
+@contextmanager
+def _compiling(path: Path) -> Iterator[None]:
+    """Held while a scorer compiles (or loads) the state saved at `path`: a second scorer of this
+    process asking for the same state meanwhile waits, then loads what the first saved, instead
+    of compiling it again beside it (`routegraph ask`'s `compile_ahead` thread and the graph's
+    scorer)."""
+    with _UNDER_WAY_LOCK:
+        lock = _UNDER_WAY.setdefault(path, threading.Lock())
+    with lock:
+        yield
+    with _UNDER_WAY_LOCK:
+        if _UNDER_WAY.get(path) is lock and not lock.locked():
+            del _UNDER_WAY[path]
+
+
+def _under_way(path: Path) -> bool:
+    """Whether a scorer of this process is compiling the state saved at `path` now."""
+    with _UNDER_WAY_LOCK:
+        lock = _UNDER_WAY.get(path)
+    return lock is not None and lock.locked()
+
+
 Weights = Literal["", "base", "fine-tuned"]
 """What a compiled scorer encodes with: `fine-tuned` weights, the `base` ones (no fine-tune asked
 for, none worth training, or one still running in the background), "" before compiling."""
@@ -153,12 +181,9 @@ class CachedScorer(FewShotScorer):
         else:
             job = self._job(pending.key)
             with self._on_base_weights():
-                if not self._compiled_path().exists():
-                    finetune_module.tell(
-                        self.progress,
-                        f"first run on these guides: compiling on the base weights ({len(self._corpus())} guide "
-                        "texts); the fine-tune follows in the background",
-                    )
+                path = self._compiled_path()
+                if not path.exists() and not _under_way(path):  # else `compile_ahead` told it
+                    self._tell_first_run()
                 self._compile_cached()
             self.weights = "base"
             self.pending = pending
@@ -168,6 +193,32 @@ class CachedScorer(FewShotScorer):
             finetune_module.tell(self.progress, note)
             said.info("classifier: %s", note)  # the server's log, where no progress line is seen
         said.info("classifier: compiled on the %s weights of %s", self.weights, self.encoder.identity)
+
+    def compile_ahead(self) -> bool:
+        """The first ask's compile on the base weights, into the cache, before the graph's scorer
+        asks for it: `routegraph ask` runs this on a thread of its own while LangGraph is imported
+        and the graph built (imports that keep one core busy, and left the other idle). The graph's
+        scorer then loads the saved state (waiting for it if it is still under way in this process,
+        `_compile_cached`) and starts the background fine-tune, after the answer's compile as
+        before. The same compile as `_compile` makes, so the same state to the bit. Nothing
+        happens (False) unless a compile now would be on the base weights with a fine-tune to
+        start, and that state is not cached."""
+        if self.cache_dir is None or self._deferred() is None:
+            return False
+        with self._on_base_weights():
+            if self._compiled_path().exists():
+                return False
+            self._tell_first_run()
+            self._compile_cached()
+        self.weights = "base"
+        return True
+
+    def _tell_first_run(self) -> None:
+        finetune_module.tell(
+            self.progress,
+            f"first run on these guides: compiling on the base weights ({len(self._corpus())} guide "
+            "texts); the fine-tune follows in the background",
+        )
 
     def awaiting(self) -> Pending | None:
         """The background fine-tune a compile now would wait for (start, or find running) instead
@@ -271,14 +322,15 @@ class CachedScorer(FewShotScorer):
             self._compile_once()
             return
         path = self._compiled_path()
-        if path.exists():
-            try:
-                self._load_compiled(path)
-                return
-            except (OSError, ValueError, KeyError) as exc:  # a damaged file: compile again
-                log.warning("%s: unreadable (%s), compiling again", path, exc)
-        self._compile_once()
-        self._save_compiled(path)
+        with _compiling(path):  # one compile of a state per process: another waits, then loads it
+            if path.exists():
+                try:
+                    self._load_compiled(path)
+                    return
+                except (OSError, ValueError, KeyError) as exc:  # a damaged file: compile again
+                    log.warning("%s: unreadable (%s), compiling again", path, exc)
+            self._compile_once()
+            self._save_compiled(path)
 
     def _head_rows(self, vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         """`FewShotScorer._head_rows` written into one float32 array: `head.joined` scales the

@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import random
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -161,7 +162,11 @@ def tell(progress: Callable[[str], None] | None, message: str) -> None:
     (`routegraph ask` prints it in place of a silent `· classifier`)."""
     if progress is not None:
         progress(message)
-    emit("classifier_progress", message=message)
+    # Inside a run LangGraph is imported; outside one (`routegraph ask`'s compile ahead, on a
+    # thread of its own while the main thread imports LangGraph) there is no stream to write to,
+    # and importing it from two threads at once could meet a half-imported module.
+    if "langgraph.config" in sys.modules:
+        emit("classifier_progress", message=message)
 
 
 def finetune_encoder(
