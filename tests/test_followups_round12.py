@@ -316,3 +316,96 @@ def test_a_how_to_follow_up_finds_the_article_of_the_last_turns_subject(
     state = desk.ask(then, t)
     assert routed_capabilities(state, desk.registry) == ["knowledge_search"], answer(state)
     assert article in answer(state), answer(state)
+
+
+# --- heldout13's kinds, in new words -----------------------------------------------------------------
+
+
+def test_ditto_typed_with_one_t_is_a_cue() -> None:
+    invoices = topic(("billing", "invoices for mei@lanternhq.com please"))
+    follow = resolve(
+        "dito for tom@whitakerlegal.co.uk", invoices, turn=2, **context(standalone=lambda t: ["account"])
+    )
+    assert (follow.capabilities, follow.task) == (["billing"], "invoices for tom@whitakerlegal.co.uk please")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["apologies, Hanoi", "pardon - Hanoi", "My apologies - she meant Hanoi.", "excuse me, Hanoi please"],
+)
+def test_an_apology_or_someone_elses_meant_makes_a_correction(text: str) -> None:
+    clock = topic(("clock", "what time is it in Quito now"))
+    follow = resolve(text, clock, turn=2, **context())
+    assert (follow.kind, follow.capabilities, follow.task) == (
+        "correction",
+        ["clock"],
+        "what time is it in Hanoi now",
+    )
+
+
+def test_someones_ones_beside_a_new_address_are_the_topics_things() -> None:
+    charges = topic(("billing", "show the charges on jane@acme.io"))
+    follow = resolve(
+        "oops, I mean tom@whitakerlegal.co.uk's ones",
+        charges,
+        turn=2,
+        **context(standalone=lambda t: ["account"]),
+    )
+    assert (follow.capabilities, follow.task) == (["billing"], "show the charges on tom@whitakerlegal.co.uk")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["any more news?", "when will you tell us more?", "can you share any more details", "more info please"],
+)
+def test_asking_for_more_of_it_follows_the_topic(text: str) -> None:
+    outage = topic(("incidents", "are webhooks slow for anyone right now"))
+    follow = resolve(text, outage, turn=2, **context())
+    assert follow.capabilities == ["incidents"], (text, follow.reason)
+    assert (follow.task or "").endswith("(follow-up to: are webhooks slow for anyone right now)")
+
+
+def test_more_of_a_thing_is_no_request_for_more_of_it() -> None:
+    outage = topic(("incidents", "are webhooks slow for anyone right now"))
+    assert resolve("what would 10 more seats on Team cost?", outage, turn=2, **context()).kind != "follow_up"
+
+
+@pytest.mark.parametrize(
+    ("text", "task"),
+    [
+        ("Next stop: Suva.", "current time in Suva?"),
+        ("Time: Montevideo instead of Nairobi.", "current time in Montevideo?"),
+    ],
+)
+def test_a_sentences_first_word_is_no_name(text: str, task: str) -> None:
+    clock = topic(("clock", "current time in Nairobi?"))
+    follow = resolve(text, clock, turn=2, **context())
+    assert (follow.capabilities, follow.task) == (["clock"], task), follow.reason
+
+
+def test_a_number_that_completes_a_cut_off_id_is_that_id() -> None:
+    lookup = topic(("account", "please pull up customer C-100"))
+    follow = resolve("argh it got cut off, 1008", lookup, turn=2, **context())
+    assert (follow.kind, follow.capabilities, follow.task) == (
+        "correction",
+        ["account"],
+        "please pull up customer C-1008",
+    )
+    # A number shorter than the id, or of other digits, is no completion of it.
+    other = resolve("argh it got cut off, 2008", lookup, turn=2, **context())
+    assert other.task != "please pull up customer C-1008"
+
+
+def test_a_cut_off_id_completed_on_the_next_turn_finds_the_customer(desk: Desk) -> None:
+    t = "r12-cutoff"
+    desk.ask("can you look up customer C-100", t)
+    state = desk.ask("oops my message got cut, 1005", t)
+    assert routed_capabilities(state, desk.registry) == ["account"] and "Mei Chen" in answer(state), answer(
+        state
+    )
+
+
+def test_a_name_the_guides_write_with_a_capital_opens_a_sentence_and_stays_a_name() -> None:
+    quote = topic(("sales", "what would 9 seats on Team cost"))
+    follow = resolve("update: Enterprise, not Team", quote, turn=2, **context())
+    assert follow.task == "what would 9 seats on Enterprise cost", follow.reason

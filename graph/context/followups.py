@@ -72,7 +72,7 @@ _THANKED = r"cheers|ta|thank you|thx|ty|lovely|perfect|nice|brilliant|awesome|sw
 _CUE = re.compile(
     r"^\W*(?:(?:(?:ok(?:ay)?|k+)|so|well|hmm|great|thanks|cool|" + _THANKED + r"|" + _SOUND + r")\W+)*"
     r"(and|n|an'|'n'?|also|plus|or|then|what about|how about|what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|"
-    r"question for|deal for|thing with)|same|ditto|"
+    r"question for|deal for|thing with)|same|dit+o|"
     r"likewise|again|repeat (?:that|it|this)|(?:both(?: of (?:them|those|these))?|(?:the|those) two)(?=[\s,]+(?:again|for|with|in|at|but)\b|\W*$)"
     r"|" + _REPLACE + r")\b",
     re.I,
@@ -91,7 +91,8 @@ _CORRECTION = re.compile(
     + _INTERJECTION
     + r"(?:no|nope|sorry|"
     + _SLIP
-    + r"|actually|wait|correction|hang on|hold on|my bad)\b|\bI (?:meant|mean)\b"
+    + r"|actually|wait|correction|hang on|hold on|my bad|(?:my )?apologies|pardon|excuse me)\b|\bI (?:meant|mean)\b"
+    r"|\b(?:he|she|they|we)\s+meant\b"
     r"|\bmeant to (?:say|ask)\b|^\W*(?:" + _MEANT + r")\b|\binstead\b|\brather\b"
     r"|\bwrong (?:one|id|customer|account|number|city|person)\b",
     re.I,
@@ -101,7 +102,8 @@ _CORRECTION_WORDS = re.compile(
     + _INTERJECTION
     + r"(?:(?:no|nope|sorry|"
     + _SLIP
-    + r"|actually|wait|correction|hang on|hold on|my bad|I meant|I mean|"
+    + r"|actually|wait|correction|hang on|hold on|my bad|(?:my )?apologies|pardon|excuse me|I meant|I mean|"
+    r"(?:he|she|they|we)\s+meant|"
     r"meant to (?:say|ask)|" + _MEANT + r"|rather|instead|not that|(?:that's |that was )?(?:the )?wrong "
     r"(?:one|id|customer|account|number|city|person))\W+)+",
     re.I,
@@ -112,6 +114,14 @@ _ANAPHORA = re.compile(
     r"the last one|the same|same one|he|him|his|she|her|hers)\b",
     re.I,
 )
+_MORE_OF_IT = re.compile(
+    r"\b(?:tell|telling|told|say|saying|hear|share|sharing|post|posting|give|giving)\s+(?:(?:us|me|them)\s+)?"
+    r"(?:any\s*)?more\b(?!\s+(?:than|seats?|people|users|members))"
+    r"|\bmore\s+(?:news|info|information|details|updates?)\b",
+    re.I,
+)
+"""A request for more of what the last answer told ("when are you telling us more?", "any more news?"):
+like "it", it points back at the topic."""
 _PERSONAL = re.compile(
     r"\b(they|them|their|theirs|he|him|his|she|her|hers)\b|\b(?:that|this|the same)\s+(?:customer|client|user|"
     r"person|guy|company|workspace|org|organi[sz]ation|business|account holder)\b",
@@ -152,7 +162,7 @@ _HOW_TO = re.compile(
 """A question how to do something oneself ("how do I do that myself?", "where is that in the settings?",
 "can he sort it himself?", "could they change it on their own?")."""
 _SAME = re.compile(
-    r"^\W*(?:(?:(?:ok(?:ay)?|k+)|so|and|then|now|great|thanks|cool)\W+)*(?:(?:do )?(?:the )?same\b|ditto\b|likewise\b)",
+    r"^\W*(?:(?:(?:ok(?:ay)?|k+)|so|and|then|now|great|thanks|cool)\W+)*(?:(?:do )?(?:the )?same\b|dit+o\b|likewise\b)",
     re.I,
 )
 """A cue that says the need is the same ("same for", "do the same for", "ditto", "likewise")."""
@@ -176,7 +186,7 @@ _LEAD = re.compile(
     + r"|"
     + _SOUND
     + r"|and|n|an'|'n'?|also|plus|or|then|now|what about|how about|"
-    r"what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|question for|deal for|thing with)|same|ditto|"
+    r"what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|question for|deal for|thing with)|same|dit+o|"
     r"likewise|again|repeat (?:that|it|this)|(?:both(?: of (?:them|those|these))?|(?:the|those) two)(?=[\s,]+(?:again|for|with|in|at|but)\b|\W*$)|"
     r"(?:" + _REPLACE + r")|for|in|at|on|with|the)\W+)+",
     re.I,
@@ -467,6 +477,8 @@ _THANKS = frozenset(
 """Acknowledgements written with a capital ("Cheers. And the Faroe Islands?"): not a name to put in
 the old clause ("Nice" is a city, so it is not here)."""
 _KIND_NOUNS = frozenset(["customer", "client", "account", "user", "id", "number", "no", "#"])
+_PRO_FORMS = frozenset(["ones", "'s ones", "s", "'s", "’s"])
+"""What stands for the topic's things beside a slot ("diego@...'s ones"): no request of its own."""
 """The kind an identifier is given as ("customer c-1003"): part of the slot, not a request."""
 
 SlotKind = Literal["email", "ident", "amount", "expr", "number", "name", "place"]
@@ -1202,7 +1214,7 @@ def resolve(
     # "I meant my plan, not the invoices": what is ruled out is not what is asked.
     reading = _NEGATED.sub("", text).strip() if correction else text
     item = bool(_ITEM.search(reading)) or _names_an_item(reading, entries)
-    anaphora = bool(_ANAPHORA.search(reading)) or item
+    anaphora = bool(_ANAPHORA.search(reading) or _MORE_OF_IT.search(reading)) or item
     new_words = fragment(reading)
     if correction and (meant := _meant_words(new_words)) is not None:
         # "no sorry I said vienna I meant vientiane": what the user means comes after "I meant".
@@ -1211,6 +1223,9 @@ def resolve(
         slots(new_words)
         or _bare_place(new_words)
         or (_inner_places(new_words) if correction or _CUE.search(text) else [])
+    )
+    new_slots = _without_opening_words(
+        new_words, new_slots, known, frozenset().union(*(known_names or {}).values())
     )
     if correction or _bare_number_for_id(new_words, new_slots, [e.task for e in _last_turn(entries)]):
         new_slots = [_as_identifier(n, [e.task for e in _last_turn(entries)]) for n in new_slots]
@@ -1630,12 +1645,16 @@ def _says_what_it_replaces(text: str, clauses: Sequence[str]) -> bool:
 
 def _as_identifier(new: Slot, clauses: Sequence[str]) -> Slot:
     """A bare number in a correction with as many digits as an identifier of the last clause
-    ("the other one - 1009" after "customer number 1006") is that kind of identifier."""
+    ("the other one - 1009" after "customer number 1006"), or that completes one that was cut off
+    ("sorry, it got cut off, 1006" after "customer C-100"), is that kind of identifier."""
     if new.kind != "number" or not new.text.isdigit() or len(new.text) < 3:
         return new
     for clause in clauses:
         for old in slots(clause):
-            if old.kind == "ident" and len(_digits(old.text)) == len(new.text):
+            digits = _digits(old.text)
+            if old.kind == "ident" and (
+                len(digits) == len(new.text) or (len(new.text) > len(digits) and new.text.startswith(digits))
+            ):
                 return Slot("ident", new.text, new.start, new.end, ANY_ID)
     return new
 
@@ -2232,8 +2251,33 @@ def _words_besides_slots(text: str, found: Sequence[Slot]) -> list[str]:
     return [
         w
         for w in content_words(rest)
-        if w.strip(",.?!") not in _COURTESY and not (ids and w.strip(",.?!:#") in _KIND_NOUNS)
+        if w.strip(",.?!") not in _COURTESY
+        and not (ids and w.strip(",.?!:#") in _KIND_NOUNS)
+        and w.strip(",.?!'’") not in _PRO_FORMS
     ]
+
+
+def _without_opening_words(
+    words: str, found: list[Slot], known: frozenset[str], names: frozenset[str] = frozenset()
+) -> list[Slot]:
+    """The slots without a capitalised word that opens a sentence and is a word the guides use ("Next
+    leg: Apia.", "Time: Chatham instead of Auckland."): a sentence's first word, not a name, when the
+    words hold another slot. Not a name the guides write with a capital inside a sentence (`names`:
+    "correction: Team, not Starter")."""
+    if len(found) < 2 or not known:
+        return found
+    kept = [
+        s
+        for s in found
+        if not (
+            s.kind == "name"
+            and " " not in s.text.strip()
+            and re.search(r"(?:^|[.:;!?]|\s-)\W*$", words[: s.start]) is not None
+            and stem(s.text.lower().strip("'’")) in known
+            and s.text.lower().strip("'’") not in names
+        )
+    ]
+    return kept or found
 
 
 def _bare_place(words: str) -> list[Slot]:
