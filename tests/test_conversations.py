@@ -114,11 +114,11 @@ def test_heldout11_a_development_set_stays_above_its_floor() -> None:
 
 
 HELDOUT13 = DEFAULT_DATA.with_name("conversations_heldout13.jsonl")
-HELDOUT13_FLOOR = 0.85
+HELDOUT13_FLOOR = 0.87
 """heldout13 was written as a development set in session 19, with a blind twin (heldout14): 0.8125 with
-the code as that session started, 0.8875 after its follow-up round 12 (80 turns, 9 misses: first turns
+the code as that session started, 0.90 after its follow-up round 12 (80 turns, 8 misses: first turns
 the support scorer misreads and the follow-up inherits, a how-to whose article loses to a heading on
-"work", "132 over 8", typos the capabilities do not read ("dashbored", "ref und"), and a company named in
+"work", typos the capabilities do not read ("dashbored", "ref und"), and a company named in
 a correction the account lookup does not take over the thread's customer)."""
 
 

@@ -409,3 +409,28 @@ def test_a_name_the_guides_write_with_a_capital_opens_a_sentence_and_stays_a_nam
     quote = topic(("sales", "what would 9 seats on Team cost"))
     follow = resolve("update: Enterprise, not Team", quote, turn=2, **context())
     assert follow.task == "what would 9 seats on Enterprise cost", follow.reason
+
+
+@pytest.mark.parametrize(
+    ("text", "task"),
+    [
+        ("same sum again with 45 over 9", "what's 45 / 9?"),
+        ("and 7 over 2?", "what's 7 / 2?"),
+    ],
+)
+def test_a_fraction_said_over_replaces_the_expression(text: str, task: str) -> None:
+    sums = topic(("clock", "Time in Lagos"), ("calculator", "what's 96 / 8?"))
+    follow = resolve(text, sums, turn=2, **context())
+    assert (follow.capabilities, follow.task) == (["calculator"], task), follow.reason
+    # "over" before a count is no division.
+    quote = topic(("sales", "Team for 12 seats"))
+    assert resolve("what about over 20 seats", quote, turn=2, **context()).task == "Team for 20 seats"
+
+
+def test_a_fraction_in_a_follow_up_is_computed(desk: Desk) -> None:
+    t = "r12-over"
+    desk.ask("what's 84 / 4?", t)
+    state = desk.ask("the same again with 90 over 4", t)
+    assert routed_capabilities(state, desk.registry) == ["calculator"] and "22.5" in answer(state), answer(
+        state
+    )

@@ -77,7 +77,12 @@ _CUE = re.compile(
     r"|" + _REPLACE + r")\b",
     re.I,
 )
-_TAIL_CUE = re.compile(r"[\s,]+(?:as well|too|also)(?:[\s,]+(?:please|pls|then|thanks))*[\W_]*$", re.I)
+_TAIL_CUE = re.compile(
+    r"[\s,]+(?:as well|too|also)(?:[\s,]+(?:please|pls|then|thanks))*[\W_]*$"
+    # "the division again with 132 over 8": the same again, with new values
+    r"|\bagain\s+(?:with|for|but\s+with|using)\b",
+    re.I,
+)
 """An additive cue said last ("karachi as well", "lagos too"): like "and" said first."""
 _SLIP = r"whoops|oops|argh|ugh|d'?oh|err|erm|ah no|oh no|typo|(?:I\s+)?mis(?:typed|spoke|said)"
 """What a user says on seeing their own slip ("whoops, meant ...", "argh, should've said ...", "typo, ...",
@@ -422,7 +427,7 @@ make an elliptical turn a request of its own."""
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _IDENT = re.compile(r"\b([A-Za-z]{1,4})-?(\d{3,})\b")
 _AMOUNT = re.compile(r"[$€£]\s?\d[\d,]*(?:\.\d+)?|\b\d[\d,]*(?:\.\d+)?\s?(?:dollars?|usd|eur)\b", re.I)
-_OPS = r"(?:[-+*/x×^%]|\*\*|times|plus|minus|divided by|multiplied by|to the power of|% of|percent of)"
+_OPS = r"(?:[-+*/x×^%]|\*\*|times|plus|minus|divided by|over|multiplied by|to the power of|% of|percent of)"
 _EXPR = re.compile(rf"(?:sqrt\s*\(?\s*)?\d+(?:\.\d+)?\s*(?:{_OPS}\s*\(?\s*\d+(?:\.\d+)?\s*\)?\s*)+", re.I)
 _NUMBER = re.compile(r"(?<![\w.-])\d+(?:\.\d+)?(?!\w|-\d|\.\d)")
 _PERCENT = re.compile(r"\s*(?:%|percent\b)", re.I)
@@ -804,6 +809,9 @@ def substitute(clause: str, new: Slot) -> str | None:
         return None
     target = found[0]
     text = new.text
+    if new.kind == "expr":
+        # "132 over 8": a fraction said in words, in the symbols the clause's reader takes
+        text = re.sub(r"(?<=\d)\s+over\s+(?=\d)", " / ", text, flags=re.I)
     if new.subtype == ANY_ID and target.kind == "ident":
         # "customer 1005" in place of "c1001": the clause's way of writing the id, the new digits.
         old_digits = _digits(target.text)
