@@ -218,7 +218,7 @@ _QUESTION = re.compile(
     r"|refundable)\b"
 )
 _FILLER = (
-    r"(?:(?:please|kindly|yes|yeah|yep|ok|okay|sure|alright|right|so|then|and|now|just|hi|hello|hey"
+    r"(?:(?:please|kindly|yes+|yeah|yea|yeh|yah|ya|yh|yep|yup|aye|ok|okay|okey|okie|k|kk|sure|alright|right|so|then|and|now|just|hi|hello|hey"
     r"|thanks|thank\s+you|go\s+ahead\s+and|go\s+ahead(?!\s+with)|ahead\s+and|also|oh|well|great|perfect|fine"
     r"|actually|seriously|asap|immediately|today)\b[\s,!.:-]*)*"
 )
@@ -332,7 +332,8 @@ def _aimed(after: str, v: _Verbs) -> bool:
 # --- a reply to an offer: yes, no, or something else -------------------------------------------
 
 _YES_PHRASES = re.compile(
-    r"\b(?:yes|yeah|yea|yep|yup|ya|sure|ok|okay|k|alright|all\s+right|go\s+ahead|go\s+for\s+it|proceed"
+    r"\b(?:yes+|yeah|yea|yeh|yah|ya|yh|yep|yup|aye|sure|ok|okay|okey|okie|k|kk|alright|all\s+right|go\s+ahead|go\s+for\s+it|proceed"
+    r"|go\s+on(?=\s*(?:then\b|[,.!]|$))"
     r"|do\s+it|please\s+do|confirm|confirmed|approve|approved|affirmative|agreed|absolutely|definitely"
     r"|certainly|of\s+course|sounds\s+good|that\s+works|works\s+for\s+me|fine\s+by\s+me|let'?s\s+do\s+it"
     r"|let'?s\s+go|make\s+it\s+so|why\s+not)\b"
@@ -346,6 +347,7 @@ _REPLY_FILLERS = frozenset(
         "it",
         "this",
         "that's",
+        "thats",
         "then",
         "now",
         "so",

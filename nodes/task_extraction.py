@@ -21,14 +21,17 @@ from graph.capability.guides import GuideExample
 from graph.config.registry import Registry
 from graph.context.followups import (
     FollowUp,
+    appended,
+    asks_how_it_goes,
     guide_lexicon,
     guide_names,
     how_to_owner,
+    is_yes,
     resolve,
     slot_kinds,
     vocabulary,
 )
-from graph.context.offers import accepts, asked_last_turn, narrowed, open_offer, verbs_of
+from graph.context.offers import accepts, asked_last_turn, go_ahead, narrowed, open_offer, verbs_of
 from graph.errors import CriticalError
 from graph.intent import side_effect_intent
 from graph.models import add_notes
@@ -234,6 +237,8 @@ def read_follow_up(state: AgentState, call: NodeCall, text: str) -> FollowUp:
     turn = state.get("task_turn", 0)
     if (standing := standing_offer(state, call, text)) is not None:
         return standing
+    if (process := offer_process_question(state, call, text)) is not None:
+        return process
     offer = state.get("approval_offer")
     offered = (
         offer["capabilities"]
@@ -286,6 +291,44 @@ def standing_offer(state: AgentState, call: NodeCall, text: str) -> FollowUp | N
     if set(standalone_selection(call, text)) - related:
         return None
     return found
+
+
+def offer_process_question(state: AgentState, call: NodeCall, text: str) -> FollowUp | None:
+    """A question how the thread's open offer would go ("how long would it take to show up back on her
+    card?", "does she get an email once it's done?" while a refund is on offer): the help centre's
+    (`how_to_owner`), searched with the offered action's word, and the offer stays open; it neither
+    takes the offer, turns it down nor runs the lookup that made it again. None when no offer is open,
+    the words are no such question (`asks_how_it_goes`), they say yes or ask for the action ("yes, how
+    long will it take?": the yes is read as usual), or they name a need of another capability's."""
+    offer = open_offer(state)
+    if offer is None:
+        return None
+    registry = call.deps.registry
+    verbs = verbs_of(registry, offer)
+    action = verbs[0] if verbs else " ".join(offer["capabilities"])
+    if (standalone := asks_how_it_goes(text, action)) is None:
+        return None
+    how = how_to_owner(guide_texts(registry))
+    if how is None or how not in registry or not registry.allowed(how):
+        return None
+    if (
+        go_ahead(text, verbs)
+        or is_yes(text)
+        or any(asks_action(registry, text, n) for n in offer["capabilities"])
+    ):
+        return None
+    offered = set(offer["capabilities"])
+    related = (
+        {how} | offered | {n for n in registry.capabilities if any(feeds(registry, n, o) for o in offered)}
+    )
+    if set(standalone_selection(call, text)) - related:
+        return None
+    return FollowUp(
+        "follow_up",
+        [how],
+        appended(text, standalone),
+        f"a question how the offered {action} goes ({how}); the offer of turn {offer['turn']} stays open",
+    )
 
 
 def unanswered_request(state: AgentState, topic: Sequence[dict], turn: int) -> str | None:

@@ -112,3 +112,18 @@ def test_heldout11_a_development_set_stays_above_its_floor() -> None:
     for category in ("followup_cue", "followup_slot", "correction", "howto_followup"):
         assert summary["per_category"][category]["accuracy"] == 1.0, (category, summary["failures"])
 
+
+HELDOUT13 = DEFAULT_DATA.with_name("conversations_heldout13.jsonl")
+HELDOUT13_FLOOR = 0.87
+"""heldout13 was written as a development set in session 19, with a blind twin (heldout14): 0.8125 with
+the code as that session started, 0.90 after its follow-up round 12 (80 turns, 8 misses: first turns
+the support scorer misreads and the follow-up inherits, a how-to whose article loses to a heading on
+"work", typos the capabilities do not read ("dashbored", "ref und"), and a company named in
+a correction the account lookup does not take over the thread's customer)."""
+
+
+def test_heldout13_a_development_set_stays_above_its_floor() -> None:
+    summary = asyncio.run(evaluate(load(HELDOUT13, "heldout13"))).summary()
+    assert summary["followup_turns"] == 80
+    assert summary["followup_accuracy"] >= HELDOUT13_FLOOR, summary["failures"]
+    assert summary["per_category"]["followup_slot"]["accuracy"] == 1.0, summary["failures"]

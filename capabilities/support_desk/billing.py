@@ -158,7 +158,7 @@ _CHARGE_NOUN = (
     r"(?:charges?|payments?|invoices?|bills?|renewals?|transactions?|debits?|fees?|ones?|amounts?|"
     r"subscriptions?|thing)"
 )
-_TIME_UNIT = r"(?:month|week|year|time|night|day|quarter)\b"
+_TIME_UNIT = r"(?:month|week|year|time|night|day|quarter)s?\b"
 # Months said as a date: "in october", "october's", "the december renewal", "Oct 1st", "1 october".
 # "may" and "march" (words too) only after a preposition or before a charge word or a day.
 _MONTH_WORDS = (
@@ -185,7 +185,9 @@ _DAY_OF_MONTH = re.compile(
     re.I,
 )
 _MONTHS_AGO = re.compile(
-    r"\b(this|current|last|previous|prior)\s+month\b|\b(?:start|beginning) of (?:the |this )?month\b"
+    # "this month's", and the same typed without its apostrophe before what it names ("this months one")
+    r"\b(this|current|last|previous|prior)\s+month(?:\b|s(?=\s+(?:[\w-]+\s+)?" + _CHARGE_NOUN + r"\b))"
+    r"|\b(?:start|beginning) of (?:the |this )?month\b"
     r"|\b(\d|a|one|two|three|four|five|six)\s+months?\s+(?:ago|back)\b|\bthe month before (?:last|that)\b",
     re.I,
 )

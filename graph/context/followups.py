@@ -72,12 +72,17 @@ _THANKED = r"cheers|ta|thank you|thx|ty|lovely|perfect|nice|brilliant|awesome|sw
 _CUE = re.compile(
     r"^\W*(?:(?:(?:ok(?:ay)?|k+)|so|well|hmm|great|thanks|cool|" + _THANKED + r"|" + _SOUND + r")\W+)*"
     r"(and|n|an'|'n'?|also|plus|or|then|what about|how about|what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|"
-    r"question for|deal for|thing with)|same|ditto|"
+    r"question for|deal for|thing with)|same|dit+o|"
     r"likewise|again|repeat (?:that|it|this)|(?:both(?: of (?:them|those|these))?|(?:the|those) two)(?=[\s,]+(?:again|for|with|in|at|but)\b|\W*$)"
     r"|" + _REPLACE + r")\b",
     re.I,
 )
-_TAIL_CUE = re.compile(r"[\s,]+(?:as well|too|also)(?:[\s,]+(?:please|pls|then|thanks))*[\W_]*$", re.I)
+_TAIL_CUE = re.compile(
+    r"[\s,]+(?:as well|too|also)(?:[\s,]+(?:please|pls|then|thanks))*[\W_]*$"
+    # "the division again with 132 over 8": the same again, with new values
+    r"|\bagain\s+(?:with|for|but\s+with|using)\b",
+    re.I,
+)
 """An additive cue said last ("karachi as well", "lagos too"): like "and" said first."""
 _SLIP = r"whoops|oops|argh|ugh|d'?oh|err|erm|ah no|oh no|typo|(?:I\s+)?mis(?:typed|spoke|said)"
 """What a user says on seeing their own slip ("whoops, meant ...", "argh, should've said ...", "typo, ...",
@@ -91,7 +96,8 @@ _CORRECTION = re.compile(
     + _INTERJECTION
     + r"(?:no|nope|sorry|"
     + _SLIP
-    + r"|actually|wait|correction|hang on|hold on|my bad)\b|\bI (?:meant|mean)\b"
+    + r"|actually|wait|correction|hang on|hold on|my bad|(?:my )?apologies|pardon|excuse me)\b|\bI (?:meant|mean)\b"
+    r"|\b(?:he|she|they|we)\s+meant\b"
     r"|\bmeant to (?:say|ask)\b|^\W*(?:" + _MEANT + r")\b|\binstead\b|\brather\b"
     r"|\bwrong (?:one|id|customer|account|number|city|person)\b",
     re.I,
@@ -101,7 +107,8 @@ _CORRECTION_WORDS = re.compile(
     + _INTERJECTION
     + r"(?:(?:no|nope|sorry|"
     + _SLIP
-    + r"|actually|wait|correction|hang on|hold on|my bad|I meant|I mean|"
+    + r"|actually|wait|correction|hang on|hold on|my bad|(?:my )?apologies|pardon|excuse me|I meant|I mean|"
+    r"(?:he|she|they|we)\s+meant|"
     r"meant to (?:say|ask)|" + _MEANT + r"|rather|instead|not that|(?:that's |that was )?(?:the )?wrong "
     r"(?:one|id|customer|account|number|city|person))\W+)+",
     re.I,
@@ -112,6 +119,14 @@ _ANAPHORA = re.compile(
     r"the last one|the same|same one|he|him|his|she|her|hers)\b",
     re.I,
 )
+_MORE_OF_IT = re.compile(
+    r"\b(?:tell|telling|told|say|saying|hear|share|sharing|post|posting|give|giving)\s+(?:(?:us|me|them)\s+)?"
+    r"(?:any\s*)?more\b(?!\s+(?:than|seats?|people|users|members))"
+    r"|\bmore\s+(?:news|info|information|details|updates?)\b",
+    re.I,
+)
+"""A request for more of what the last answer told ("when are you telling us more?", "any more news?"):
+like "it", it points back at the topic."""
 _PERSONAL = re.compile(
     r"\b(they|them|their|theirs|he|him|his|she|her|hers)\b|\b(?:that|this|the same)\s+(?:customer|client|user|"
     r"person|guy|company|workspace|org|organi[sz]ation|business|account holder)\b",
@@ -128,12 +143,13 @@ one in the user's first language ("sí, adelante, go ahead", "oui, go ahead"): t
 _YES = re.compile(
     r"^\W*"
     + _ACK
-    + r"(yes|yeah|yep|yup|sure|ok(?:ay)?|alright|all right|go ahead|do (?:it|that|so)|please do|"
+    + r"(yes+|yeah|yea|yeh|yah|ya|yh|yep|yup|aye|sure|ok(?:ay)?|alright|all right|go ahead|do (?:it|that|so)|please do|"
     r"confirm(?:ed)?|approved?|sounds good|let'?s do it)\b",
     re.I,
 )
 _GO_AHEAD = re.compile(
-    r"\b(do (?:it|that|so)|go ahead|go for it|yes|yeah|yep|yup|sure|please do|proceed|confirm(?:ed)?)\b", re.I
+    r"\b(do (?:it|that|so)|go ahead|go for it|yes+|yeah|yea|yeh|yah|ya|yh|yep|yup|aye|sure|please do|proceed|confirm(?:ed)?)\b",
+    re.I,
 )
 """A yes that asks to carry on (not a bare "ok", which may only acknowledge an answer)."""
 _WHO = r"(?:i|we|you|he|she|they|someone|somebody|one|(?:the\s+)?(?:user|customer|client|admin|owner)s?)"
@@ -151,7 +167,7 @@ _HOW_TO = re.compile(
 """A question how to do something oneself ("how do I do that myself?", "where is that in the settings?",
 "can he sort it himself?", "could they change it on their own?")."""
 _SAME = re.compile(
-    r"^\W*(?:(?:(?:ok(?:ay)?|k+)|so|and|then|now|great|thanks|cool)\W+)*(?:(?:do )?(?:the )?same\b|ditto\b|likewise\b)",
+    r"^\W*(?:(?:(?:ok(?:ay)?|k+)|so|and|then|now|great|thanks|cool)\W+)*(?:(?:do )?(?:the )?same\b|dit+o\b|likewise\b)",
     re.I,
 )
 """A cue that says the need is the same ("same for", "do the same for", "ditto", "likewise")."""
@@ -175,7 +191,7 @@ _LEAD = re.compile(
     + r"|"
     + _SOUND
     + r"|and|n|an'|'n'?|also|plus|or|then|now|what about|how about|"
-    r"what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|question for|deal for|thing with)|same|ditto|"
+    r"what of|(?:do )?(?:the )?same (?:for|with|but|again|thing for|question for|deal for|thing with)|same|dit+o|"
     r"likewise|again|repeat (?:that|it|this)|(?:both(?: of (?:them|those|these))?|(?:the|those) two)(?=[\s,]+(?:again|for|with|in|at|but)\b|\W*$)|"
     r"(?:" + _REPLACE + r")|for|in|at|on|with|the)\W+)+",
     re.I,
@@ -411,7 +427,7 @@ make an elliptical turn a request of its own."""
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _IDENT = re.compile(r"\b([A-Za-z]{1,4})-?(\d{3,})\b")
 _AMOUNT = re.compile(r"[$€£]\s?\d[\d,]*(?:\.\d+)?|\b\d[\d,]*(?:\.\d+)?\s?(?:dollars?|usd|eur)\b", re.I)
-_OPS = r"(?:[-+*/x×^%]|\*\*|times|plus|minus|divided by|multiplied by|to the power of|% of|percent of)"
+_OPS = r"(?:[-+*/x×^%]|\*\*|times|plus|minus|divided by|over|multiplied by|to the power of|% of|percent of)"
 _EXPR = re.compile(rf"(?:sqrt\s*\(?\s*)?\d+(?:\.\d+)?\s*(?:{_OPS}\s*\(?\s*\d+(?:\.\d+)?\s*\)?\s*)+", re.I)
 _NUMBER = re.compile(r"(?<![\w.-])\d+(?:\.\d+)?(?!\w|-\d|\.\d)")
 _PERCENT = re.compile(r"\s*(?:%|percent\b)", re.I)
@@ -466,6 +482,8 @@ _THANKS = frozenset(
 """Acknowledgements written with a capital ("Cheers. And the Faroe Islands?"): not a name to put in
 the old clause ("Nice" is a city, so it is not here)."""
 _KIND_NOUNS = frozenset(["customer", "client", "account", "user", "id", "number", "no", "#"])
+_PRO_FORMS = frozenset(["ones", "'s ones", "s", "'s", "’s"])
+"""What stands for the topic's things beside a slot ("diego@...'s ones"): no request of its own."""
 """The kind an identifier is given as ("customer c-1003"): part of the slot, not a request."""
 
 SlotKind = Literal["email", "ident", "amount", "expr", "number", "name", "place"]
@@ -791,6 +809,9 @@ def substitute(clause: str, new: Slot) -> str | None:
         return None
     target = found[0]
     text = new.text
+    if new.kind == "expr":
+        # "132 over 8": a fraction said in words, in the symbols the clause's reader takes
+        text = re.sub(r"(?<=\d)\s+over\s+(?=\d)", " / ", text, flags=re.I)
     if new.subtype == ANY_ID and target.kind == "ident":
         # "customer 1005" in place of "c1001": the clause's way of writing the id, the new digits.
         old_digits = _digits(target.text)
@@ -1154,13 +1175,13 @@ def resolve(
         if not [n for n in alone if n != how_to and n not in topics] or instructed:
             # A person ("how would he swap the card himself?") is not what the instructions are
             # about: only a thing the last turn named ("do that", "download those") takes its clause.
-            things = _ANAPHORA.search(_PERSONAL.sub(" ", text)) or _COUNT_WITHOUT_NOUN.search(text)
-            anaphoric = bool(things) and len(content_words(fragment(text))) <= _ITEM_WORDS
             clause = _last_turn(entries)[0].task
+            things = _points_at_things(text, clause)
+            anaphoric = things and len(content_words(fragment(text))) <= _ITEM_WORDS
             return FollowUp(
                 "follow_up" if anaphoric else "switch",
                 [how_to],
-                appended(_with_counted_noun(text, clause), clause) if anaphoric else None,
+                appended(_with_counted_noun(text, clause), _how_to_clause(clause)) if anaphoric else None,
                 f"a how-to question: instructions ({how_to}), not the topic's capability again",
             )
     if (op := continuation(text)) is not None:
@@ -1201,7 +1222,7 @@ def resolve(
     # "I meant my plan, not the invoices": what is ruled out is not what is asked.
     reading = _NEGATED.sub("", text).strip() if correction else text
     item = bool(_ITEM.search(reading)) or _names_an_item(reading, entries)
-    anaphora = bool(_ANAPHORA.search(reading)) or item
+    anaphora = bool(_ANAPHORA.search(reading) or _MORE_OF_IT.search(reading)) or item
     new_words = fragment(reading)
     if correction and (meant := _meant_words(new_words)) is not None:
         # "no sorry I said vienna I meant vientiane": what the user means comes after "I meant".
@@ -1210,6 +1231,9 @@ def resolve(
         slots(new_words)
         or _bare_place(new_words)
         or (_inner_places(new_words) if correction or _CUE.search(text) else [])
+    )
+    new_slots = _without_opening_words(
+        new_words, new_slots, known, frozenset().union(*(known_names or {}).values())
     )
     if correction or _bare_number_for_id(new_words, new_slots, [e.task for e in _last_turn(entries)]):
         new_slots = [_as_identifier(n, [e.task for e in _last_turn(entries)]) for n in new_slots]
@@ -1243,6 +1267,8 @@ def resolve(
     if not (correction or anaphora or (cue and elliptical) or slotted or topical) and not _supplies(
         reading, size, [e for e in _last_turn(entries) if fit[e] >= 3], standalone
     ):
+        if (unanswered_part := _left_unanswered(text, new_words, entries, standalone, lexicon)) is not None:
+            return unanswered_part
         return FollowUp("new")
     if (
         operand := _operand_of_unread_expression(new_slots, entries, kinds, routable, correction)
@@ -1294,6 +1320,28 @@ def resolve(
             [fed_to],
             appended(reading, clause),
             f"asks {fed_to} (in its own words) about the customer of {clause!r}",
+        )
+    if (
+        not correction
+        and anaphora
+        and not item
+        and size <= _BOUND_WORDS
+        and (
+            supplier := _supplier_in_own_words(
+                new_words, new_slots, entries, own, alone, routable, feeds, side_effects, lexicon
+            )
+        )
+        is not None
+    ):
+        # "when does it run out" after "is ben@... paying yet or still on the free thing" (billing, fed
+        # the customer's account by account): "it" is a thing the account answered (the trial), in the
+        # account's own words, none of billing's.
+        clause = _last_turn(entries)[0].task
+        return FollowUp(
+            "follow_up",
+            [supplier],
+            appended(reading, clause),
+            f"asks {supplier}, which fed the topic, in its own words about {clause!r}",
         )
     if (
         not correction
@@ -1605,12 +1653,16 @@ def _says_what_it_replaces(text: str, clauses: Sequence[str]) -> bool:
 
 def _as_identifier(new: Slot, clauses: Sequence[str]) -> Slot:
     """A bare number in a correction with as many digits as an identifier of the last clause
-    ("the other one - 1009" after "customer number 1006") is that kind of identifier."""
+    ("the other one - 1009" after "customer number 1006"), or that completes one that was cut off
+    ("sorry, it got cut off, 1006" after "customer C-100"), is that kind of identifier."""
     if new.kind != "number" or not new.text.isdigit() or len(new.text) < 3:
         return new
     for clause in clauses:
         for old in slots(clause):
-            if old.kind == "ident" and len(_digits(old.text)) == len(new.text):
+            digits = _digits(old.text)
+            if old.kind == "ident" and (
+                len(digits) == len(new.text) or (len(new.text) > len(digits) and new.text.startswith(digits))
+            ):
                 return Slot("ident", new.text, new.start, new.end, ANY_ID)
     return new
 
@@ -1811,6 +1863,76 @@ def _fed_by_person(
     most = max(theirs.values(), default=0)
     winners = [n for n, k in theirs.items() if k == most]
     return winners[0] if most > max((own.get(n, 0) for n in names), default=0) and len(winners) == 1 else None
+
+
+def _supplier_in_own_words(
+    new_words: str,
+    new_slots: Sequence[Slot],
+    entries: Sequence[TopicEntry],
+    own: Mapping[str, int],
+    alone: Sequence[str],
+    routable: Sequence[str],
+    feeds: Callable[[str, str], bool] | None,
+    side_effects: Callable[[str], bool] | None,
+    lexicon: Mapping[str, frozenset[str]] | None,
+) -> str | None:
+    """The one capability without side effects that fed a capability of the last turn (account, which
+    gave billing its customer) whose own words a short turn about "it" uses, when it uses none of a
+    topic capability's ("when does it run out" after billing answered whether someone pays yet): the
+    thing is one that capability's answer told of. None with a slot of its own, or when the classifier
+    reads the words as another capability's."""
+    if feeds is None or side_effects is None or not lexicon or new_slots:
+        return None
+    names = {e.capability for e in entries}
+    if any(own.get(n, 0) for n in names):
+        return None
+    last = [e.capability for e in _last_turn(entries)]
+    suppliers = [
+        n for n in routable if n not in names and not side_effects(n) and any(feeds(n, c) for c in last)
+    ]
+    theirs = _own_words(new_words, new_slots, suppliers, lexicon)
+    most = max(theirs.values(), default=0)
+    winners = [n for n, k in theirs.items() if k == most]
+    if most == 0 or len(winners) != 1 or any(n not in names and n != winners[0] for n in alone):
+        return None
+    return winners[0]
+
+
+_PARTS = re.compile(r"\s*(?:[+&;?!]|,|\s-+\s|\b(?:and|also|plus)\b)\s*", re.I)
+
+
+def _left_unanswered(
+    text: str,
+    new_words: str,
+    entries: Sequence[TopicEntry],
+    standalone: Callable[[str], Sequence[str]],
+    lexicon: Mapping[str, frozenset[str]] | None,
+) -> FollowUp | None:
+    """A turn that goes on with a part of the last request no capability answered ("whens the next
+    update on the api thing" after "c-1003 acct + is the api ok" ran the account alone): it repeats a
+    word of that part, a part in no last-turn capability's own words, and read together with the part
+    the classifier gives it to a capability the last turn did not run. None otherwise."""
+    if not lexicon:
+        return None
+    last = _last_turn(entries)
+    ran = {e.capability for e in last}
+    said = {stem(w.strip(",.?!").lower()) for w in content_words(new_words)} - {""}
+    for part in [p for p in _PARTS.split(last[0].task) if p and content_words(p)]:
+        owners = _own_words(part, slots(part), list(lexicon), lexicon)
+        if any(owners.get(n, 0) for n in ran) or not any(owners.values()):
+            continue
+        shared = said & {stem(w.strip(",.?!").lower()) for w in content_words(part)}
+        if not shared:
+            continue
+        readers = [n for n in standalone(appended(text, part)) if n]
+        if readers and not set(readers) & ran:
+            return FollowUp(
+                "follow_up",
+                readers,
+                appended(text, part),
+                f"goes on with a part of the last request no capability answered: {part!r}",
+            )
+    return None
 
 
 def _best_reading(
@@ -2053,6 +2175,70 @@ def _lookup(text: str, standalone: Callable[[str], Sequence[str]]) -> FollowUp |
     )
 
 
+_WHO_OR_WHAT = (
+    r"(?:i|we|you|he|she|they|it|that|this|the\s+(?:money|refund|credit|customer|client|payment)"
+    r"|(?:my|our|his|her|their)\s+\w+)"
+)
+_TAKES = re.compile(
+    # how long it takes: "how long would it take", "how long until the money is back", "how soon will
+    # she see it" (not "how long ago", "how long has she been a customer", "how long is the trial")
+    r"\bhow\s+(?:long|soon|quickly|fast)\b(?!\s+ago\b|\s+(?:has|have|had|is|are|was|were)\b)"
+    r"|\bhow\s+many\s+(?:business\s+|working\s+|bank\s+)?days\b"
+    # when it arrives: "when would it show up", "when will she see the money back"
+    r"|\bwhen\s+(?:will|would|does|do|should|can|could|might)\s+" + _WHO_OR_WHAT + r"\s+(?:\w+\s+){0,3}?"
+    r"(?:see|get|receive|show|shows|appear|arrive|land|hit|reach|come|be\s+back|go\s+through|clear)\b",
+    re.I,
+)
+_PROCESS = (
+    (_TAKES, "how long a {} takes"),
+    (
+        # who is told: "does she get an email once it's done", "will they be notified"
+        re.compile(
+            r"\b(?:get|gets|receive|receives|be\s+sent)\s+(?:[\w-]+\s+){0,3}?(?:email|e-mail|notification|notice"
+            r"|receipt|confirmation)\b|\b(?:is|are|was|be|get|gets)\s+(?:[\w-]+\s+){0,2}?(?:notified|emailed|told)\b",
+            re.I,
+        ),
+        "is an email sent for a {}",
+    ),
+    (
+        # where it goes: "would it go back to the card", "show up back on her card"
+        re.compile(
+            r"\b(?:go|goes|going|come|comes|coming|paid|land|lands|show\s+up|shows\s+up|appear|appears)\s+back\s+"
+            r"(?:to|on|in|into|onto)\b|\bback\s+(?:on|to|into|onto)\s+(?:\w+\s+)?(?:card|account|bank|statement)\b",
+            re.I,
+        ),
+        "how a {} is paid back",
+    ),
+    (
+        # how it works, who approves: "how does the approval part work", "who has to approve it"
+        re.compile(
+            r"\bhow\s+(?:does|do|will|would)\s+(?:it|that|this|the)(?:\s+[\w-]+){0,2}?\s+work\b"
+            r"|\bwho\s+(?:approves|has\s+to\s+approve|needs\s+to\s+approve|signs\s+(?:it\s+)?off)\b",
+            re.I,
+        ),
+        "the {}",
+    ),
+)
+"""Questions how an action goes once done, and the standalone question each stands for
+(`asks_how_it_goes`)."""
+
+
+def asks_how_it_goes(text: str, action: str) -> str | None:
+    """The question the words ask about how `action` goes once it is done, made to stand on its own
+    ("how long would it take to show up back on her card?" -> "how long a refund takes", "does she get
+    an email once it's done?" -> "is an email sent for a refund", "would it go back to the card they
+    paid with?" -> "how a refund is paid back"); None when they ask no such question. A question
+    about the process is the help centre's, not a request for the action nor a question about the
+    customer's records: never with an identifier or an amount ("how long ago was CH-2004 charged?"
+    asks about records)."""
+    said = " ".join(text.replace("’", "'").split())
+    if not said or not ("?" in said or _QUESTION_START.match(said)):
+        return None
+    if any(s.kind in ("email", "ident", "amount", "expr") for s in slots(said)):
+        return None
+    return next((clause.format(action) for pattern, clause in _PROCESS if pattern.search(said)), None)
+
+
 def how_to_owner(guides: Mapping[str, Sequence[str]], *, least: int = 3) -> str | None:
     """The capability the guides give how-to questions to ("how do I reset my password"): the one
     with the most such positive examples, at least `least` and twice as many as any other."""
@@ -2073,8 +2259,33 @@ def _words_besides_slots(text: str, found: Sequence[Slot]) -> list[str]:
     return [
         w
         for w in content_words(rest)
-        if w.strip(",.?!") not in _COURTESY and not (ids and w.strip(",.?!:#") in _KIND_NOUNS)
+        if w.strip(",.?!") not in _COURTESY
+        and not (ids and w.strip(",.?!:#") in _KIND_NOUNS)
+        and w.strip(",.?!'’") not in _PRO_FORMS
     ]
+
+
+def _without_opening_words(
+    words: str, found: list[Slot], known: frozenset[str], names: frozenset[str] = frozenset()
+) -> list[Slot]:
+    """The slots without a capitalised word that opens a sentence and is a word the guides use ("Next
+    leg: Apia.", "Time: Chatham instead of Auckland."): a sentence's first word, not a name, when the
+    words hold another slot. Not a name the guides write with a capital inside a sentence (`names`:
+    "correction: Team, not Starter")."""
+    if len(found) < 2 or not known:
+        return found
+    kept = [
+        s
+        for s in found
+        if not (
+            s.kind == "name"
+            and " " not in s.text.strip()
+            and re.search(r"(?:^|[.:;!?]|\s-)\W*$", words[: s.start]) is not None
+            and stem(s.text.lower().strip("'’")) in known
+            and s.text.lower().strip("'’") not in names
+        )
+    ]
+    return kept or found
 
 
 def _bare_place(words: str) -> list[Slot]:
@@ -2187,7 +2398,7 @@ def _fed_by_slot(
 _COUNT_WITHOUT_NOUN = re.compile(
     r"\b(?:\d+|an?|one|two|three|four|five|six|seven|eight|nine|ten|a few|a couple(?: of)?|some)\s+"
     r"(?:more|extra|additional|fewer|less)\b(?=\s*(?:$|[,.;:!?]|(?:on|in|at|for|to|by|from|with|than|of|next|this|"
-    r"then|now|please|later|soon)\b))",
+    r"then|now|please|later|soon|(?:my|our|your|him|her|them)sel(?:f|ves)|themself)\b))",
     re.I,
 )
 """A count whose noun is the last request's ("add two more on their own", "drop three fewer"): like "it",
@@ -2198,8 +2409,9 @@ _COUNTED = re.compile(r"\bhow\s+many\s+([a-z]+)|\b\d+\s+([a-z]+)", re.I)
 
 
 def _with_counted_noun(text: str, clause: str) -> str:
-    """A count without its noun with the noun the clause counted ("add two more" after "how many seats
-    are they on" -> "add two more seats"): what the instructions are about, in the words they use."""
+    """A count without its noun with the noun the clause counted, and without the count ("add two more"
+    after "how many seats are they on" -> "add more seats"): what the instructions are about, in the
+    words they use; how many is not (instructions are the same for two or for ten)."""
     m = _COUNT_WITHOUT_NOUN.search(text)
     counted = _COUNTED.search(clause)
     if m is None or counted is None:
@@ -2207,7 +2419,37 @@ def _with_counted_noun(text: str, clause: str) -> str:
     noun = counted.group(1) or counted.group(2)
     if noun.lower() in STOPWORDS:
         return text
-    return f"{text[: m.end()]} {noun}{text[m.end() :]}"
+    more = m.group(0).split()[-1]
+    return f"{text[: m.start()]}{more} {noun}{text[m.end() :]}"
+
+
+_DATA_QUESTION = re.compile(r"\bhow\s+(?:many|much|often)\b\s*", re.I)
+"""How a request asks for a figure ("how many seats are they on"): the figure is asked of the records,
+not a subject instructions are about."""
+_PLURAL_THING = re.compile(
+    r"\b(?!(?:users|customers|clients|people|members|admins|owners|folks|staff|employees|guys|colleagues"
+    r"|teammates|always|sometimes|thanks|yes|plus|status|business|access)\b)[a-z]{2,}[^su's]s\b",
+    re.I,
+)
+"""A plural noun for things ("invoices", "charges", "seats", "exports"), not for people."""
+
+
+def _how_to_clause(clause: str) -> str:
+    """The last request as the subject of a how-to question: without the words that asked it for a
+    figure ("c-1001, how many seats are they on" -> "c-1001, seats are they on")."""
+    return " ".join(_DATA_QUESTION.sub("", clause).split()) or clause
+
+
+def _points_at_things(text: str, clause: str) -> bool:
+    """Whether the how-to question's words point at a thing the last request named: "it", "that",
+    "those", a count without its noun, one of a list ("the missed ones"), and "them" when the request named things in the plural ("how
+    can I grab a copy of them?" after "show me the invoices for c-1007"); a person ("how would he
+    swap the card himself?") is no thing."""
+    if _ANAPHORA.search(_PERSONAL.sub(" ", text)) or _COUNT_WITHOUT_NOUN.search(text) or _ITEM.search(text):
+        return True
+    them = re.search(r"\bthem\b", text, re.I) is not None
+    people = re.search(r"\b(?:he|him|his|she|her|hers)\b", text, re.I) is not None
+    return them and not people and _PLURAL_THING.search(_DATA_QUESTION.sub("", clause)) is not None
 
 
 LEAD = 2.0
@@ -2506,6 +2748,7 @@ __all__ = [
     "Slot",
     "TopicEntry",
     "appended",
+    "asks_how_it_goes",
     "content_words",
     "continuation",
     "declines",

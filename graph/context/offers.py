@@ -43,14 +43,16 @@ MAX_AGE = 3
 
 _APOSTROPHES = str.maketrans("’‘`´", "''''")
 _GO = re.compile(
-    r"\b(?:yes|yeah|yep|yup|ya|sure|go\s+ahead|go\s+for\s+it|do\s+(?:it|that|so)|please\s+do|proceed"
+    r"\b(?:yes+|yeah|yea|yeh|yah|yep|yup|ya|yh|aye|sure|go\s+ahead|go\s+for\s+it|do\s+(?:it|that|so)|please\s+do|proceed"
+    r"|go\s+on(?=\s*(?:then\b|[,.!]|$))"
     r"|confirm(?:ed)?|approved?|let'?s\s+do\s+(?:it|that)|let'?s\s+go|make\s+it\s+so"
     # the same in a few of the users' first languages ("sí, hazlo", "oui, vas-y", "ja, mach das")
     r"|s[ií]|hazlo|h[aá]galo|adelante|dale|procede|oui|vas-y|allez-y|ja|mach\s+(?:das|es)|sim|pode)(?!\w)"
 )
 """A yes that says to carry on."""
 _ACK = re.compile(
-    r"\b(?:ok(?:ay)?|k|alright|all\s+right|fine|sounds\s+good|great|perfect|cool|good|right|agreed"
+    r"\b(?:ok(?:ay)?|okey|okie|k|kk|alright|all\s+right|fine|sounds\s+good|great|perfect|cool|good|right|agreed"
+    r"|lovely|brilliant"
     r"|absolutely|definitely|certainly|of\s+course|correct|that\s+works|works\s+for\s+me|claro|vale"
     r"|d'accord|bitte|por\s+favor|s'il\s+vous\s+pla[iî]t)\b"
 )
@@ -61,7 +63,7 @@ _REFERENCE = frozenset(
     re.findall(
         r"\S+",
         "it that this them those these one ones the a an with on for to of please pls then now just and "
-        "go ahead do same",
+        "go ahead do same thats thing",
     )
 )
 """Words a yes uses to point at what was offered ("go ahead with that one")."""
@@ -115,7 +117,7 @@ what was offered ("no, the other one", "I meant the October charge"): not only a
 
 
 _YES_LEAD = re.compile(
-    r"^\W*(?:(?:ok(?:ay)?|alright|fine|great)\W+)?(?:yes|yeah|yep|yup|ya|sure|go\s+ahead|go\s+for\s+it|do\s+it"
+    r"^\W*(?:(?:ok(?:ay)?|k|alright|fine|great)\W+)?(?:yes+|yeah|yea|yeh|yah|yep|yup|ya|yh|aye|sure|go\s+ahead|go\s+for\s+it|do\s+it"
     r"|please\s+do|proceed)\b"
 )
 """A message that opens with a yes: never a decline, whatever it keeps ("yes, and keep the seats")."""
