@@ -1,6 +1,6 @@
 """Follow-ups with the labelled examples on (session 15): the follow-up rules read the structure of a
 turn (cue words, what the last turn asked, which slot the words fill) and the capabilities' authored
-guides, with the scorer's selection as evidence, so 831 labelled requests joining the guides do not
+guides, with the scorer's selection as evidence, so the labelled requests (831 in session 15, 1,151 since session 19) joining the guides do not
 move them. Pure: `resolve` with stand-in scorer readings, the shipped registry's guides. New
 wordings, not copies of the development rows."""
 
