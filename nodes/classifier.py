@@ -1194,19 +1194,26 @@ _HOLDER = re.compile(r"\b(?:i|we|he|she|they|my|our|his|her|their|us|me|him|them
 
 
 def count_asked(task: str, registry: Registry, ranked: Sequence[tuple[str, float]]) -> str | None:
-    """The best-ranked capability, when a request no threshold took is one count question (`_COUNT`,
-    after words that ask nothing: "wait how many ppl is he even paying for", "so how many users do
-    they have") and that capability's guide asks counts (`form_users`) and it reaches
-    `SECONDARY_FLOOR`. Nothing when the request names something the guides do not (`names_other`)."""
+    """The best-ranked capability whose guide asks counts (`form_users`), when a request no threshold
+    took is one count question (`_COUNT`, after words that ask nothing: "wait how many ppl is he even
+    paying for", "so how many users do they have"), it reaches `SECONDARY_FLOOR` and it is within
+    `HOW_TO_CLOSE` log-odds of the best (which is not the help centre). Nothing when the request
+    names something the guides do not (`names_other`)."""
     counters = form_users(registry, _COUNT)
     body = _LEAD_IN.sub("", task, count=1)
     if not counters or not ranked or not _COUNT.match(body) or len(clause_spans(body)) > 1:
         return None
-    best, score = ranked[0]
+    owner = how_to_owner(registry)
+    top = ranked[0][1]
+    # The best-ranked capability whose guide asks counts, within HOW_TO_CLOSE of the best: "how many
+    # people is she paying for" resembles the price examples ("paying for") a little more than the
+    # seats on file, and is still a count of someone's seats.
+    best, score = next(((n, s) for n, s in ranked if n in counters and n != owner), ("", 0.0))
     if (
-        best not in counters
-        or best == how_to_owner(registry)  # "how many days until the trial ends" is the help centre's at most
+        not best
+        or ranked[0][0] == owner  # "how many days until the trial ends" is the help centre's at most
         or score < SECONDARY_FLOOR
+        or logit(top) - logit(score) >= HOW_TO_CLOSE
         or not _HOLDER.search(body)  # "how many days until christmas": nobody's count
         or names_other(task, registry)
     ):
