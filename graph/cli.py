@@ -1541,6 +1541,10 @@ def _dispatch(args: argparse.Namespace, redactor: Redactor) -> int:
             f"{_one_line(str(exc)) or type(exc).__name__}"
         )
         return EXIT_FAIL
+    except OSError as exc:  # the machine's, not the input's: a full disk, a read-only file system
+        where = f" ({exc.filename})" if exc.filename else ""
+        say(f"{name}: {_one_line(exc.strerror or str(exc)) or type(exc).__name__}{where}")
+        return EXIT_FAIL
     except ModuleNotFoundError as exc:
         if (extra := extra_for(exc)) is None:
             return _unexpected(name, exc, verbose, redactor)

@@ -442,3 +442,40 @@ def test_a_termination_signal_during_ask_is_one_line_and_the_next_ask_finishes_t
     no_traceback(done.stdout, done.stderr)
     assert done.returncode == 0, done.stderr
     assert "[earlier turn · success] 2*3 = 6." in done.stderr
+
+
+# -- what a Python caller puts in `configurable` ---------------------------------------------------
+
+
+@pytest.mark.parametrize("user", [{"team": "a"}, "\udcff", "nul\x00byte"], ids=["dict", "surrogate", "NUL"])
+def test_a_user_id_the_driver_cannot_bind_still_leaves_the_trace(tmp_path: Path, user: Any) -> None:
+    """From Python (and Studio), `configurable.user_id` is whatever the caller sent: the turn is
+    answered and its trace written (it was lost to "type 'dict' is not supported" / "surrogates
+    not allowed"), with the id as text."""
+    from graph.ops.store import open_store
+
+    settings = Settings.offline(tmp_path / "data")
+    graph = build_graph(registry=Registry.from_dict(copy.deepcopy(BASE), source="<test>"), settings=settings)
+    config: Any = {"configurable": {"thread_id": "t", "user_id": user}}
+    state = graph.invoke({"messages": [("user", "what is 2*3")]}, config)
+    assert state["control_stop_reason"] == "success"
+    trace = open_store(settings).get(state["control_run_id"])
+    assert trace is not None and trace["stop_reason"] == "success"
+    assert trace["user_id"] == (str(user) if isinstance(user, dict) else user).replace(
+        "\udcff", "\ufffd"
+    ).replace("\x00", "\ufffd")
+
+
+def test_a_thread_lock_is_held_when_its_note_of_the_holder_cannot_be_written(tmp_path: Path) -> None:
+    """On a full disk the lock file's note (who holds it) cannot be written: the lock is still
+    taken (it was an unexpected OSError: No space left on device, before the turn)."""
+    from graph.persistence.locks import FileLock
+
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    lock = FileLock(tmp_path / "checkpoints.sqlite", "t")
+    lock.path.parent.mkdir(parents=True)
+    lock.path.symlink_to("/dev/full")  # every write: ENOSPC
+    assert lock.try_acquire()
+    lock.release()
+    assert not lock.path.exists()
