@@ -544,12 +544,24 @@ def _compile_ahead(registry: Registry, settings: Settings, *, quiet: bool) -> _A
     return ahead
 
 
+def writable_cache(settings: Settings) -> None:
+    """Refuse (`ConfigError`, exit 2) a cache directory that cannot be made: the classifier keeps
+    its fine-tunes, exports and background jobs there, and would otherwise end the turn `error`."""
+    try:
+        settings.cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot make the cache directory {settings.cache} (ROUTEGRAPH_CACHE_DIR): {exc.strerror or exc}"
+        ) from None
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     """Answer one request on a thread, holding the thread's lock for the whole turn (approvals
     included), so a concurrent `ask` on the same thread waits for it instead of losing a turn."""
     settings: Settings = args.settings.for_serving()  # no fine-tune cached: answer now, tune behind
     registry = Registry.from_file(settings.registry)
     require_encoder(registry.spec.classifier.encoder)
+    writable_cache(settings)
     ahead = _compile_ahead(registry, settings, quiet=args.quiet)
     from graph.persistence.locks import check_thread_id, thread_lock
     from graph.persistence.threads import unfinished_turn
@@ -940,6 +952,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     registry = Registry.from_file(settings.registry)  # refused here, not in the server's log
     require_encoder(registry.spec.classifier.encoder)
     host: str = args.host
+    try:  # a host that is no address of this machine is not a port "in use"
+        free_port(host)
+    except (OSError, OverflowError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(f"routegraph serve: cannot listen on {host!r}: {reason}", file=sys.stderr)
+        return EXIT_INVALID
     if args.port is None:
         port = DEFAULT_PORT if port_free(host, DEFAULT_PORT) else free_port(host)
     elif port_free(host, args.port):

@@ -479,3 +479,22 @@ def test_a_thread_lock_is_held_when_its_note_of_the_holder_cannot_be_written(tmp
     assert lock.try_acquire()
     lock.release()
     assert not lock.path.exists()
+
+
+def test_a_cache_directory_that_cannot_be_made_is_exit_2_before_the_turn(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (env / "a-file").write_text("not a directory")
+    monkeypatch.setenv("ROUTEGRAPH_CACHE_DIR", str(env / "a-file" / "cache"))
+    code, out, err = run(capsys, "ask", "what is 2*3", "--quiet")  # was a turn ending `error`
+    assert (code, out) == (2, "")
+    assert err.startswith(f"routegraph ask: cannot make the cache directory {env / 'a-file' / 'cache'}"), err
+
+
+def test_serve_on_a_host_that_is_no_address_says_so(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("langgraph_api", reason="langgraph-cli[inmem] is not installed")
+    code, out, err = run(capsys, "serve", "--host", "999.1.1.1", "--port", "8999")
+    assert (code, out) == (2, "")
+    assert err.startswith("routegraph serve: cannot listen on '999.1.1.1': "), (
+        err
+    )  # was "port 8999 ... is in use"
