@@ -192,10 +192,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     path = args.settings.registry or default_registry()
     try:
         registry = Registry.from_file(path)
-    except RegistryError as exc:
-        print(f"{len(exc.problems)} problem(s) in {path}:", file=sys.stderr)
+    except RegistryError as exc:  # a problem quotes the value it found: a key put in the wrong field
+        say = _say(args.settings.redactor())
+        say(f"{len(exc.problems)} problem(s) in {path}:")
         for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+            say(f"  {problem}")
         return EXIT_INVALID
     print(summary(registry))
     return EXIT_OK

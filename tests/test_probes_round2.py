@@ -498,3 +498,18 @@ def test_serve_on_a_host_that_is_no_address_says_so(env: Path, capsys: pytest.Ca
     assert err.startswith("routegraph serve: cannot listen on '999.1.1.1': "), (
         err
     )  # was "port 8999 ... is in use"
+
+
+# -- secrets --------------------------------------------------------------------------------------
+
+KEY = "sk-proj-" + "Zq8" * 12
+
+
+def test_validate_does_not_echo_a_key_put_in_the_wrong_field(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry = env / "keyed.yaml"
+    registry.write_text(yaml.safe_dump({**copy.deepcopy(BASE), "limits": {"max_steps": KEY}}))
+    code, out, err = run(capsys, "validate", str(registry))
+    assert code == 2 and "limits.max_steps: wrong type" in err, err
+    assert "Zq8Zq8" not in out + err  # the problem quoted the value as it found it
