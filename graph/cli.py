@@ -848,7 +848,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print("nothing was reset")
             return EXIT_OK
     for path, store in targets.items():
-        print(store.reset_demo(path))
+        try:
+            print(store.reset_demo(path))
+        except (OSError, sqlite3.Error) as exc:  # --db names a directory, an unreadable file
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            print(f"routegraph demo: cannot reset {path}: {reason}", file=sys.stderr)
+            return EXIT_INVALID
     print("threads are kept: start a new one (or `--thread NEW`) to demo again from the start")
     return EXIT_OK
 

@@ -513,3 +513,34 @@ def test_validate_does_not_echo_a_key_put_in_the_wrong_field(
     code, out, err = run(capsys, "validate", str(registry))
     assert code == 2 and "limits.max_steps: wrong type" in err, err
     assert "Zq8Zq8" not in out + err  # the problem quoted the value as it found it
+
+
+# -- demo reset --db -------------------------------------------------------------------------------
+
+
+def test_demo_reset_leaves_a_database_that_is_not_the_support_desks_alone(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`demo reset --yes --db` pointed at the wrong file (the checkpoints, the traces, anything)
+    deleted every row of every table in it, then said "threads are kept". Now it is refused and
+    the file is left as it was; the support desk's own file, new or existing, is still reset."""
+    code, out, _ = run(capsys, "ask", "what is 2*3", "--thread", "kept", "--quiet")
+    assert code == 0
+    test_registry = os.environ["ROUTEGRAPH_REGISTRY"]
+    monkeypatch.setenv("ROUTEGRAPH_REGISTRY", str(ROOT / "registry.yaml"))  # the support desk's
+    checkpoints = env / "data" / "checkpoints.sqlite"
+    before = checkpoints.read_bytes()
+    junk = env / "notes.txt"
+    junk.write_text("not a database at all\n" * 20)
+    for target, says in ((checkpoints, "it has the tables checkpoints"), (junk, "file is not a database")):
+        code, _, err = run(capsys, "demo", "reset", "--yes", "--db", str(target))
+        assert code == 2 and f"{target} is not a support desk database ({says}" in err, err
+    assert checkpoints.read_bytes() == before and junk.read_text() == "not a database at all\n" * 20
+    monkeypatch.setenv("ROUTEGRAPH_REGISTRY", test_registry)
+    code, out, _ = run(capsys, "threads", "show", "kept")
+    monkeypatch.setenv("ROUTEGRAPH_REGISTRY", str(ROOT / "registry.yaml"))
+    assert code == 0 and "2*3 = 6." in out
+    fresh = env / "elsewhere" / "support.sqlite"
+    for _ in range(2):  # made, then reset again
+        code, out, _ = run(capsys, "demo", "reset", "--yes", "--db", str(fresh))
+        assert code == 0 and f"{fresh}: demo data restored" in out

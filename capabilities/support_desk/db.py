@@ -14,14 +14,18 @@ threads, and a sqlite3 connection belongs to one thread).
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from graph.errors import ConfigError
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 MIGRATIONS_DIR = DATA_DIR / "migrations"
@@ -202,7 +206,14 @@ step with the files on disk by knowledge_search; FTS5's own tables share its pre
 def reset_demo_data(path: Path, script: Path = SEED_FILE) -> None:
     """Put the demo data back: every row of the demo tables deleted and `data/seed.sql` applied
     again, in one transaction (a server using the file sees the old data or the new, never none).
-    Refunds issued, tickets opened and charges refunded since are gone; the schema stays."""
+    Refunds issued, tickets opened and charges refunded since are gone; the schema stays.
+
+    Raises:
+        ConfigError: `path` holds something else (tables the support desk does not make, or no
+            SQLite at all): `demo reset --db` pointed at the checkpoints or the traces would
+            otherwise have deleted every row of them.
+    """
+    refuse_foreign(path)
     db = SupportDB(path, seed=False)
     db.ensure()  # a missing file is created and migrated first
     conn = db._open()
@@ -227,6 +238,37 @@ def reset_demo_data(path: Path, script: Path = SEED_FILE) -> None:
         conn.execute("COMMIT")
     finally:
         conn.close()
+
+
+@functools.cache
+def support_tables() -> frozenset[str]:
+    """The tables the migrations make (FTS5's shadow tables included), read from a database in
+    memory migrated as a file would be."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        migrate(conn)
+        return frozenset(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+    finally:
+        conn.close()
+
+
+def refuse_foreign(path: Path) -> None:
+    """`ConfigError` unless `path` is missing, empty, or a SQLite file with only the support
+    desk's tables; read without writing a byte."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        conn = sqlite3.connect(f"file:{urllib.parse.quote(str(path))}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"{path} is not a support desk database ({exc}): left alone") from None
+    foreign = sorted(t for t in tables - support_tables() if not t.startswith("sqlite_"))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise ConfigError(f"{path} is not a support desk database (it has the tables {shown}): left alone")
 
 
 class SupportDBs:
