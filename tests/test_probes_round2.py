@@ -544,3 +544,26 @@ def test_demo_reset_leaves_a_database_that_is_not_the_support_desks_alone(
     for _ in range(2):  # made, then reset again
         code, out, _ = run(capsys, "demo", "reset", "--yes", "--db", str(fresh))
         assert code == 0 and f"{fresh}: demo data restored" in out
+
+
+# -- replay --candidate ----------------------------------------------------------------------------
+
+
+def test_replay_reads_a_candidate_with_the_registrys_guards(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The candidate (a registry or an overlay) was read with a bare `yaml.safe_load`: YAML nested
+    3,000 deep was an unexpected RecursionError, /dev/zero was read until memory ran out."""
+    deep = env / "deep.yaml"
+    deep.write_text("classifier: " + "[" * 3000 + "]" * 3000 + "\n")
+    cases = [(deep, "nested too deeply"), (Path("/dev/zero"), "the file is too large")]
+    for candidate, says in cases:
+        if not candidate.exists():
+            continue
+        code, out, err = run(capsys, "replay", "--candidate", str(candidate))
+        assert (code, out) == (2, ""), err
+        assert err.startswith(f"routegraph replay: invalid registry: {candidate}") and says in err, err
+    overlay = env / "overlay.yaml"
+    overlay.write_text("classifier: {threshold: 0.4}\n")
+    code, out, _ = run(capsys, "replay", "--candidate", str(overlay))
+    assert code == 0 and out.startswith("Replayed 0 distinct requests")

@@ -412,10 +412,26 @@ def format_learn(r: dict[str, Any]) -> str:
 
 
 def candidate_registry(path: Any, baseline: Registry) -> Registry:
-    """A full registry file, or an overlay (no `capabilities` list) applied to the baseline."""
+    """A full registry file, or an overlay (no `capabilities` list) applied to the baseline.
+
+    Read as a registry is (`Registry.from_file`'s guards): at most `MAX_TEXT_CHARS` bytes (so
+    /dev/zero ends), YAML nested at most 64 deep and no alias bomb, else `RegistryError`."""
     import yaml
 
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    from graph.config.yaml_source import MAX_TEXT_CHARS, Problem, load_yaml
+    from graph.errors import RegistryError
+
+    with path.open("rb") as handle:
+        raw = handle.read(MAX_TEXT_CHARS + 1)
+    if len(raw) > MAX_TEXT_CHARS:
+        message = f"the file is too large (more than {MAX_TEXT_CHARS:,} bytes; a registry is a few kilobytes)"
+        raise RegistryError([Problem(str(path), None, "", message)])
+    text = raw.decode("utf-8")
+    if not text.strip():
+        return baseline.with_overlay({}, source=f"{baseline.source} + {path}")
+    data, _, problems = load_yaml(text, str(path))
+    if data is None and problems:
+        raise RegistryError(problems)
     if isinstance(data, dict) and isinstance(data.get("capabilities"), list):
         return Registry.from_file(path)
     if data is not None and not isinstance(data, dict):
