@@ -567,3 +567,19 @@ def test_replay_reads_a_candidate_with_the_registrys_guards(
     overlay.write_text("classifier: {threshold: 0.4}\n")
     code, out, _ = run(capsys, "replay", "--candidate", str(overlay))
     assert code == 0 and out.startswith("Replayed 0 distinct requests")
+
+
+def test_a_registry_broken_after_start_up_is_a_503_not_a_500(tmp_path: Path) -> None:
+    registry = write_registry(tmp_path / "registry.yaml")
+    app = create_app(Settings.offline(tmp_path / "data", registry=registry))
+    registry.write_text("capabilities: 3\n", encoding="utf-8")  # an edit in progress
+    with TestClient(app, raise_server_exceptions=False) as client:
+        reply = client.post("/feedback", json={"run_id": "x", "correct": ["calculator"]})
+        assert reply.status_code == 503 and reply.json()["error"].startswith(
+            "cannot check the capabilities: "
+        )
+        assert (
+            client.post("/feedback", json={"run_id": "x", "verdict": "good"}).status_code == 404
+        )  # no names needed
+        reply = client.get("/dashboard/data")
+        assert reply.status_code == 503 and "capabilities: wrong type" in reply.json()["error"]

@@ -34,7 +34,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from graph.capability.base import jsonable, run_blocking
-from graph.config.registry import Registry
+from graph.config.registry import Registry, RegistryError
 from graph.config.settings import Settings
 from graph.ops.analytics import analytics, parse_since
 from graph.ops.store import TraceStore, TraceStoreError
@@ -299,6 +299,9 @@ def routes(settings: Settings, store: TraceStore) -> list[BaseRoute]:
             return JSONResponse(await run_blocking(build))
         except TraceStoreError as exc:
             return JSONResponse({"error": redactor.redact(str(exc))}, status_code=503)
+        except RegistryError as exc:  # registry.yaml broken since start-up: the queue's capabilities
+            problem = str(exc.problems[0]) if exc.problems else "the registry is invalid"
+            return JSONResponse({"error": redactor.redact(problem)}, status_code=503)
         except Exception as exc:  # no traceback reaches the page: one line, redacted
             return JSONResponse({"error": redactor.redact(f"{type(exc).__name__}: {exc}")}, status_code=500)
 

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from graph.config.registry import Registry
+from graph.config.registry import Registry, RegistryError
 from graph.config.settings import Settings
 from graph.ops.dashboard import routes as dashboard_routes
 from graph.ops.doctor import as_dict, doctor
@@ -62,6 +62,11 @@ def create_app(settings: Settings) -> Starlette:
             return JSONResponse({"error": "correct must be a list of capability names"}, status_code=400)
         if note is not None and not isinstance(note, str):
             return JSONResponse({"error": "note must be a string"}, status_code=400)
+        try:  # the names a correction may use; registry.yaml may have been broken since start-up
+            names = capability_names() if correct else None
+        except RegistryError as exc:
+            message = f"cannot check the capabilities: {_first_line(exc.problems)}"
+            return JSONResponse({"error": redactor.redact(message)}, status_code=503)
         try:
             stored = await asyncio.to_thread(
                 give_feedback,
@@ -71,7 +76,7 @@ def create_app(settings: Settings) -> Starlette:
                 correct=correct,
                 note=note,
                 source="http",
-                capabilities=capability_names(),
+                capabilities=names,
                 redactor=redactor,
             )
         except FeedbackError as exc:
@@ -87,6 +92,10 @@ def create_app(settings: Settings) -> Starlette:
             *dashboard_routes(settings, store),
         ]
     )
+
+
+def _first_line(problems: list[Any]) -> str:
+    return str(problems[0]) if problems else "the registry is invalid"
 
 
 BODY_LIMIT = 64 * 1024
