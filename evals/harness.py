@@ -46,6 +46,7 @@ from evals.analysis import analyse, format_breakdown
 from evals.datasets import Prepared, load_dataset, prepare
 from evals.progress import ProgressLine, encoding_progress
 from graph.classifier import FewShotScorer, finetune_key, trainable, worth_training
+from graph.config.limits import Limits
 from graph.config.registry import Registry
 from graph.config.schema import ClassifierMode
 from graph.config.settings import Settings
@@ -267,6 +268,14 @@ def run_eval(
         prepared = prepare(dataset, shots=shots, seed=seed, limit=limit)
     except DatasetError as exc:
         raise EvalError(str(exc)) from None
+    longest = Limits().max_request_chars
+    if too_long := next((row for row in dataset.rows if len(row.text) > longest), None):
+        # The graph answers such a request `input_too_long` without classifying it; classifying it
+        # here took minutes and gigabytes (2 MB of text).
+        raise EvalError(
+            f"{dataset.path}:{too_long.line}: {len(too_long.text):,} characters, more than a request "
+            f"can be (limits.max_request_chars, {longest:,}): shorten or drop the row"
+        )
     return evaluate(
         prepared,
         encoder=encoder,

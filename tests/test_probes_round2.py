@@ -583,3 +583,21 @@ def test_a_registry_broken_after_start_up_is_a_503_not_a_500(tmp_path: Path) -> 
         )  # no names needed
         reply = client.get("/dashboard/data")
         assert reply.status_code == 503 and "capabilities: wrong type" in reply.json()["error"]
+
+
+def test_eval_refuses_a_row_longer_than_any_request_naming_the_line(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ROUTEGRAPH_REGISTRY")  # the harness's own registry (with one, see above)
+    data = env / "long.jsonl"
+    rows = [
+        {"text": "what is 2*3", "labels": ["calculator"], "split": "train"},
+        {"text": "what time is it", "labels": ["clock"], "split": "train"},
+        {"text": "what is 4*5 " * 1000, "labels": ["calculator"], "split": "test"},  # 11,999 stripped
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    started = time.monotonic()
+    code, out, err = run(capsys, "eval", "--data", str(data), "--encoder", "lexical", "--quiet")
+    assert (code, out) == (2, ""), err
+    assert err.startswith(f"routegraph eval: {data}:3: 11,999 characters, more than a request can be"), err
+    assert time.monotonic() - started < 10
