@@ -529,13 +529,19 @@ def test_demo_reset_leaves_a_database_that_is_not_the_support_desks_alone(
     test_registry = os.environ["ROUTEGRAPH_REGISTRY"]
     monkeypatch.setenv("ROUTEGRAPH_REGISTRY", str(ROOT / "registry.yaml"))  # the support desk's
     checkpoints = env / "data" / "checkpoints.sqlite"
-    before = checkpoints.read_bytes()
+
+    def rows() -> int:
+        with sqlite3.connect(checkpoints) as db:
+            return int(db.execute("SELECT count(*) FROM checkpoints").fetchone()[0])
+
+    before = rows()
+    assert before > 0
     junk = env / "notes.txt"
     junk.write_text("not a database at all\n" * 20)
     for target, says in ((checkpoints, "it has the tables checkpoints"), (junk, "file is not a database")):
         code, _, err = run(capsys, "demo", "reset", "--yes", "--db", str(target))
         assert code == 2 and f"{target} is not a support desk database ({says}" in err, err
-    assert checkpoints.read_bytes() == before and junk.read_text() == "not a database at all\n" * 20
+    assert rows() == before and junk.read_text() == "not a database at all\n" * 20
     monkeypatch.setenv("ROUTEGRAPH_REGISTRY", test_registry)
     code, out, _ = run(capsys, "threads", "show", "kept")
     monkeypatch.setenv("ROUTEGRAPH_REGISTRY", str(ROOT / "registry.yaml"))
