@@ -142,7 +142,7 @@ def _first_expression(text: str) -> str | None:
     for m in re.finditer(
         r"(?:sqrt\(\d+(?:\.\d+)?\)|-?[\d(])(?:sqrt\(\d+(?:\.\d+)?\)|[\d\s.+\-*/%()])*", text
     ):
-        candidate = _balanced(m.group(0).strip().rstrip("+-*/% "))
+        candidate = _balanced(m.group(0).strip().rstrip("+-*/%. "))  # "365 / 4 ...": no trailing dots
         if re.search(r"[+\-*/%]|sqrt", candidate):
             return " ".join(candidate.split())
     return None

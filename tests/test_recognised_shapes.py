@@ -1,7 +1,12 @@
-"""Everyday arithmetic without an operator sign (session 20): a count at a price each, a sum split
-between people, an amount taken off another, "less", "over", fractions and multiples, and what a
-number counts standing between it and an operator word; "365" is an operand unless it names a
-product or the calendar ("Microsoft 365", "24/7/365").
+"""Requests recognised by their shape (session 20).
+
+- Everyday arithmetic without an operator sign: a count at a price each, a sum split between
+  people, an amount taken off another, "less", "over", fractions and multiples, and what a number
+  counts standing between it and an operator word; "365" is an operand unless it names a product or
+  the calendar ("Microsoft 365", "24/7/365"); trailing dots are not part of the expression.
+- The clock recognises a question for the current time or date that names a place, not one for
+  when something happens; a pick that recognises the request does not keep another recogniser out
+  ("365 / 4 ... and the time in Tashkent": both).
 
 New sentences written for these tests, not copies of any data set's rows. The last tests run the
 real graph on the shipped registry (no mocks): such a request is routed to the calculator and
@@ -15,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from capabilities.calculator import evaluate, extract_expression, recognised_expression
+from capabilities.clock import asks_the_time
 from graph.builder import build_graph
 from graph.classifier.build import prepare_before_turn
 from graph.config.settings import Settings
@@ -47,6 +53,7 @@ from tests.support_desk.test_support import Desk, shipped_registry
         ("40 tables plus 15 benches", 55),
         ("365 / 5", 73),
         ("365 times 3", 1095),
+        ("so... 144 / 6 ... right?", 24),
     ],
 )
 def test_everyday_arithmetic_is_recognised_and_evaluates(text: str, value: float) -> None:
@@ -74,6 +81,37 @@ def test_numbers_that_are_not_operands_stay_unrecognised(text: str) -> None:
     assert recognised_expression(text) is None, text
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "What's the time right now for our supplier in Montevideo?",
+        "could you tell me the local time in Reykjavik",
+        "is it still evening in Honolulu",
+        "what day is it over in Apia",
+        "and the time in Nairobi, please",
+        "whats the date today in Santiago",
+    ],
+)
+def test_questions_for_the_time_somewhere_are_recognised(text: str) -> None:
+    assert asks_the_time(text), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "what time does the Lisbon office open?",
+        "what time did the outage start in Dublin",
+        "what time is the call with our Berlin team",
+        "what is the time difference between Oslo and Lima",
+        "what time zone is Denver in",
+        "at the time in Madrid we had no invoice",
+        "what time is it",  # no place: the clock's guide and the scorer decide
+    ],
+)
+def test_other_questions_about_time_are_not(text: str) -> None:
+    assert not asks_the_time(text), text
+
+
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory: pytest.TempPathFactory, shared_model_cache: Path) -> Desk:
     base = tmp_path_factory.mktemp("calculator-words-desk")
@@ -96,3 +134,15 @@ def test_the_desk_routes_everyday_arithmetic_to_the_calculator(desk: Desk, text:
     state = desk.ask(text, thread=f"calc-{sum(map(ord, text))}")
     assert routed_capabilities(state, desk.registry) == ["calculator"]
     assert figure in answer(state)
+
+
+def test_the_desk_routes_a_time_question_the_scorer_doubts_to_the_clock(desk: Desk) -> None:
+    state = desk.ask("What is the time now for our volunteer coordinator in Thimphu?", thread="clock-thimphu")
+    assert routed_capabilities(state, desk.registry) == ["clock"]
+    assert "Asia/Thimphu" in answer(state)
+
+
+def test_arithmetic_beside_a_time_question_gets_both(desk: Desk) -> None:
+    state = desk.ask("hmm... two things... 729 / 9 ... and the time in Tashkent...", thread="clock-calc")
+    assert sorted(routed_capabilities(state, desk.registry)) == ["calculator", "clock"]
+    assert "81" in answer(state) and "Asia/Tashkent" in answer(state)
