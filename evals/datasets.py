@@ -129,6 +129,8 @@ def _parse_row(line: str, path: Path, number: int) -> Row:
         data = json.loads(line)
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise DatasetError(f"{where}: not a data row (JSON nested too deeply)") from None
     if not isinstance(data, dict):
         raise DatasetError(f"{where}: expected a JSON object with text, labels and split")
     text = data.get("text")
@@ -141,7 +143,13 @@ def _parse_row(line: str, path: Path, number: int) -> Row:
     if split not in SPLITS:
         raise DatasetError(f"{where}: 'split' must be one of {', '.join(SPLITS)} (got {split!r})")
     own = tuple(dict.fromkeys(x for x in labels if x != OUT_OF_SCOPE))
-    return Row(text=text.strip(), labels=own, split=split, line=number)
+    return Row(text=_valid_unicode(text.strip()), labels=own, split=split, line=number)
+
+
+def _valid_unicode(text: str) -> str:
+    """A JSON `\\udcff` escape is a lone surrogate, which no encoder, tokenizer or file takes:
+    U+FFFD instead, as the graph's intake does with a request."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _read_labels(path: Path) -> dict[str, str]:

@@ -4,7 +4,8 @@
 the guides a registry ships instead, as the classifier node runs them (embedding mode, the
 registry's encoder, fine-tune, clause splitting, curve and thresholds), on every row of the file
 whatever its split: the support desk's held-out requests are scored against the guides they were
-not written from.
+not written from. A row longer than the registry's `limits.max_request_chars` is routed nowhere, as
+the graph answers it (`input_too_long`) without classifying it.
 """
 
 from __future__ import annotations
@@ -49,9 +50,14 @@ def evaluate_registry(
     scorer.compile()
     compiled = time.perf_counter()
 
+    longest = registry.spec.limits.max_request_chars
+
     async def predict_all() -> list[list[str]]:
-        out = []
+        out: list[list[str]] = []
         for row in dataset.rows:
+            if len(row.text) > longest:  # the graph routes it nowhere: stop_reason input_too_long
+                out.append([])
+                continue
             scored = await classify(
                 row.text, registry, scorer, LLMGateway(provider, used=0, budget=0), mode="embedding"
             )
@@ -67,6 +73,7 @@ def evaluate_registry(
         "rows": len(truth),
         "multi_intent_rows": sum(len(t) > 1 for t in truth),
         "out_of_scope_rows": sum(not t for t in truth),
+        "too_long_rows": sum(len(row.text) > longest for row in dataset.rows),
         "metrics": multi_label_metrics(truth, predicted, labels),
         "misrouted": [
             {"text": row.text, "labels": t, "predicted": p}

@@ -28,6 +28,7 @@ import re
 import select
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -137,6 +138,24 @@ def from_argv(text: str) -> str:
     return raw.decode("utf-8", "replace")
 
 
+USER_ID_MAX_CHARS = 200
+"""The longest user id (`ask --user`, `profile USER`), as `routegraph profile` has always taken."""
+
+
+def check_user_id(user: str) -> str:
+    """The user id, if it is 1 to `USER_ID_MAX_CHARS` printable characters; else `ConfigError`
+    (exit 2). A control character, a line break or invalid UTF-8 (a lone surrogate) cannot be
+    stored in the profile store or the trace, nor shown in a terminal as it is: refused before the
+    turn, rather than answered with the profile unread and the trace lost."""
+    if not 0 < len(user) <= USER_ID_MAX_CHARS or not user.isprintable():
+        shown = ascii(user) if len(user) <= 40 else ascii(user[:40])[:-1] + "...'"
+        raise ConfigError(
+            f"invalid user id {shown}: a user id is 1 to {USER_ID_MAX_CHARS} printable characters "
+            "(no control characters, line breaks or invalid UTF-8)"
+        )
+    return user
+
+
 def summary(registry: Registry) -> str:
     spec = registry.spec
     lines = [f"{registry.source}: valid, {len(registry.capabilities)} capabilities"]
@@ -173,10 +192,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     path = args.settings.registry or default_registry()
     try:
         registry = Registry.from_file(path)
-    except RegistryError as exc:
-        print(f"{len(exc.problems)} problem(s) in {path}:", file=sys.stderr)
+    except RegistryError as exc:  # a problem quotes the value it found: a key put in the wrong field
+        say = _say(args.settings.redactor())
+        say(f"{len(exc.problems)} problem(s) in {path}:")
         for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+            say(f"  {problem}")
         return EXIT_INVALID
     print(summary(registry))
     return EXIT_OK
@@ -525,12 +545,24 @@ def _compile_ahead(registry: Registry, settings: Settings, *, quiet: bool) -> _A
     return ahead
 
 
+def writable_cache(settings: Settings) -> None:
+    """Refuse (`ConfigError`, exit 2) a cache directory that cannot be made: the classifier keeps
+    its fine-tunes, exports and background jobs there, and would otherwise end the turn `error`."""
+    try:
+        settings.cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot make the cache directory {settings.cache} (ROUTEGRAPH_CACHE_DIR): {exc.strerror or exc}"
+        ) from None
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     """Answer one request on a thread, holding the thread's lock for the whole turn (approvals
     included), so a concurrent `ask` on the same thread waits for it instead of losing a turn."""
     settings: Settings = args.settings.for_serving()  # no fine-tune cached: answer now, tune behind
     registry = Registry.from_file(settings.registry)
     require_encoder(registry.spec.classifier.encoder)
+    writable_cache(settings)
     ahead = _compile_ahead(registry, settings, quiet=args.quiet)
     from graph.persistence.locks import check_thread_id, thread_lock
     from graph.persistence.threads import unfinished_turn
@@ -921,6 +953,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     registry = Registry.from_file(settings.registry)  # refused here, not in the server's log
     require_encoder(registry.spec.classifier.encoder)
     host: str = args.host
+    try:  # a host that is no address of this machine is not a port "in use"
+        free_port(host)
+    except (OSError, OverflowError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(f"routegraph serve: cannot listen on {host!r}: {reason}", file=sys.stderr)
+        return EXIT_INVALID
     if args.port is None:
         port = DEFAULT_PORT if port_free(host, DEFAULT_PORT) else free_port(host)
     elif port_free(host, args.port):
@@ -1403,6 +1441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if argv is None:  # as the process's own command, before anything imports numpy
         quiet_blas_threads(os.environ)
+        stop_on_termination()
     _tolerant_output()
     args = parser().parse_args(argv)
     chosen = getattr(args, "registry", None) or getattr(args, "path", None)
@@ -1420,7 +1459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         handlers, level=args.log_level or args.settings.log_level, fmt=args.settings.log_format, redactor=redactor
     ):
         code = _dispatch(args, redactor)
-    if argv is None and (code == EXIT_INTERRUPTED or abandoned_work()):
+    if argv is None and (code == EXIT_INTERRUPTED or code in _TERMINATED or abandoned_work()):
         # A step that ran out of time left its thread running (a blocking call, a fine-tune), or
         # Ctrl-C cut a turn short: the interpreter's shutdown would wait for or tear down work
         # under way (torch aborts with "terminate called without an active exception"; a Ctrl-C
@@ -1429,6 +1468,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+_TERMINATED = {128 + signal.SIGTERM, *([128 + signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])}
+_RESUMES = {"ask": " (the next `ask` on this thread finishes the turn)"}
+
+
+_STOPPED_BY: dict[str, int] = {}
+"""The signal `stop_on_termination`'s handler turned into a KeyboardInterrupt, for `_dispatch`."""
+
+
+def stop_on_termination() -> None:
+    """As the process's own command: SIGTERM or SIGHUP (a service manager stopping us, a closed
+    terminal) is raised in the main thread as Ctrl-C is, so the command stops the way an interrupt
+    stops it (a turn cut short is finished by the next `ask` on its thread), says so in one line
+    and exits 128 + the signal (143, 129), instead of ending without a word. A signal inherited as
+    ignored (`nohup`) stays ignored; `serve` forwards SIGTERM to its server while that runs."""
+
+    def stop(signum: int, _frame: object) -> None:
+        _STOPPED_BY["signum"] = signum
+        raise KeyboardInterrupt
+
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None and signal.getsignal(number) == signal.SIG_DFL:
+            signal.signal(number, stop)
 
 
 AHEAD = "routegraph-ahead:"
@@ -1467,8 +1531,13 @@ def _dispatch(args: argparse.Namespace, redactor: Redactor) -> int:
     verbose = bool(getattr(args, "verbose", False))
     args.verbose = verbose
     try:
+        if getattr(args, "user", None):  # `ask --user`, `profile show|set|forget USER`
+            args.user = check_user_id(args.user)
         return int(args.func(args))
     except KeyboardInterrupt:
+        if (signum := _STOPPED_BY.pop("signum", None)) is not None:  # SIGTERM, SIGHUP
+            say(f"{name}: stopped by {signal.Signals(signum).name}{_RESUMES.get(args.command, '')}")
+            return 128 + signum
         say(f"{name}: interrupted")
         return EXIT_INTERRUPTED
     except ThreadBusy as exc:
@@ -1485,12 +1554,25 @@ def _dispatch(args: argparse.Namespace, redactor: Redactor) -> int:
     except ConfigError as exc:  # a bad URL, thread id, data file; a missing extra (MissingDependency)
         say(f"{name}: {_one_line(str(exc))}")
         return EXIT_INVALID
+    except sqlite3.Error as exc:  # the checkpoint, lock or trace file failed mid-command (disk full)
+        say(
+            f"{name}: a database in the data directory {args.settings.data_dir} failed: "
+            f"{_one_line(str(exc)) or type(exc).__name__}"
+        )
+        return EXIT_FAIL
+    except OSError as exc:  # the machine's, not the input's: a full disk, a read-only file system
+        where = f" ({exc.filename})" if exc.filename else ""
+        say(f"{name}: {_one_line(exc.strerror or str(exc)) or type(exc).__name__}{where}")
+        return EXIT_FAIL
     except ModuleNotFoundError as exc:
         if (extra := extra_for(exc)) is None:
             return _unexpected(name, exc, verbose, redactor)
         say(f"{name}: {exc.name} is not installed (the `{extra}` extra): {install_hint(extra)}")
         return EXIT_INVALID
     except Exception as exc:
+        if type(exc).__name__ == "InvalidNamespaceError":  # langgraph's store: a user id with a "."
+            say(f"{name}: the store refuses this name: {_one_line(str(exc))}")
+            return EXIT_INVALID
         if not type(exc).__module__.startswith("psycopg"):
             return _unexpected(name, exc, verbose, redactor)
         # The checkpoint database went away in the middle of a run (psycopg / psycopg_pool errors).

@@ -14,6 +14,7 @@ the selected routable capabilities are exactly CAPS, `out_of_scope` when none wa
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections import Counter, defaultdict
@@ -33,12 +34,16 @@ _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_since(text: str | None, *, now: float | None = None) -> float | None:
-    """`7d`, `24h`, `30m`, `2w`, `90s` ago, or an ISO date/time (UTC when no zone): epoch seconds."""
+    """`7d`, `24h`, `30m`, `2w`, `90s` ago, or an ISO date/time (UTC when no zone): epoch seconds.
+
+    A moment before 1970 (`0001-01-01`, `99999999999d`, a span too long for a float) is the epoch
+    itself: every trace, rather than a time the store, `datetime` and the dashboard's buckets
+    cannot hold (year 0, minus infinity, billions of buckets)."""
     if not text:
         return None
     now = time.time() if now is None else now
     if found := _SPAN.match(text):
-        return now - float(found.group(1)) * _UNIT[found.group(2).lower()]
+        return _from_epoch(now - float(found.group(1)) * _UNIT[found.group(2).lower()])
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -47,7 +52,11 @@ def parse_since(text: str | None, *, now: float | None = None) -> float | None:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    return _from_epoch(moment.timestamp())
+
+
+def _from_epoch(seconds: float) -> float:
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
 
 
 def wilson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float] | None:

@@ -44,6 +44,8 @@ STATIC = Path(__file__).resolve().with_name("static")
 QUEUE_LIMIT = 25
 """How many unjudged turns the feedback queue shows (newest first)."""
 _HOUR, _DAY = 3600, 86400
+MAX_BUCKETS = 520
+"""The volume series' most buckets: ten years of weeks."""
 _RENDER = threading.Lock()  # matplotlib's rcParams are global: one rendering at a time
 _COLORS = {"success": "#2f7d4f", "clarify": "#c9a227", "other": "#b24a3b"}
 _ACCENT, _MUTED, _INK = "#3465a4", "#9bb5d6", "#333333"
@@ -53,9 +55,11 @@ def volume_series(
     started: Sequence[float], *, since: float | None, now: float | None = None
 ) -> dict[str, Any]:
     """Turns per UTC hour (windows up to two days), day (up to 120 days) or week, empty buckets
-    included, from `since` (or the first turn) to `now`."""
+    included, from `since` (or the first turn) to `now`, over at most `MAX_BUCKETS` of them (ten
+    years of weeks: an older `since` starts the series there, instead of filling memory)."""
     now = time.time() if now is None else now
     start = since if since is not None else (min(started) if started else now)
+    start = max(start, now - MAX_BUCKETS * 7 * _DAY)
     span = max(now - start, 0.0)
     step = _HOUR if span <= 2 * _DAY else _DAY if span <= 120 * _DAY else 7 * _DAY
     first, last = int(start // step) * step, int(now // step) * step

@@ -46,7 +46,7 @@ def give_feedback(
     Raises:
         FeedbackError: no trace has this run id, or the verdict, capabilities or note are invalid.
     """
-    names = [c.strip() for c in correct if c.strip()]
+    names = [_storable(c.strip()) for c in correct if c.strip()]
     if verdict is None:
         verdict = "correct" if names else None
     if verdict not in VERDICTS:
@@ -63,8 +63,32 @@ def give_feedback(
         )
     if note is not None and len(note) > NOTE_LIMIT:
         raise FeedbackError(f"the note is longer than {NOTE_LIMIT} characters")
-    if store.get(run_id) is None:
-        raise FeedbackError(f"no trace of run {run_id!r} (the run id is printed by `routegraph ask --json`)")
-    clean = (redactor or Redactor()).redact(note) if note else None
+    if not _could_be_a_run_id(run_id) or store.get(run_id) is None:
+        raise FeedbackError(
+            f"no trace of run {_shown(run_id)} (the run id is printed by `routegraph ask --json`)"
+        )
+    clean = (redactor or Redactor()).redact(_storable(note)) if note else None
     store.put_feedback(run_id, verdict=verdict, correct=names, note=clean, source=source)
     return {"run_id": run_id, "verdict": verdict, "correct": names, "note": clean, "source": source}
+
+
+RUN_ID_LIMIT = 128
+"""The longest run id looked up: ours are 32 hex digits, LangGraph's a uuid."""
+
+
+def _could_be_a_run_id(run_id: str) -> bool:
+    """A run id the trace store could hold: printable, at most `RUN_ID_LIMIT` characters, valid
+    Unicode (a lone surrogate, what invalid UTF-8 on a command line becomes, cannot be stored or
+    looked up, and is no run's id)."""
+    return 0 < len(run_id) <= RUN_ID_LIMIT and run_id.isprintable() and _storable(run_id) == run_id
+
+
+def _storable(text: str) -> str:
+    """`text` with lone surrogates replaced by U+FFFD (SQLite and PostgreSQL refuse them)."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _shown(run_id: str) -> str:
+    """The run id for a message: escaped, and shortened past 64 characters."""
+    text = _storable(run_id)
+    return repr(text if len(text) <= 64 else text[:64] + "...")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -48,10 +49,9 @@ def create_app(settings: Settings) -> Starlette:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     async def feedback(request: Request) -> JSONResponse:
-        try:
-            body: Any = await request.json()
-        except ValueError:
-            return JSONResponse({"error": "the body must be a JSON object"}, status_code=400)
+        body: Any = await read_json(request)
+        if isinstance(body, JSONResponse):
+            return body
         if not isinstance(body, dict) or not isinstance(body.get("run_id"), str):
             return JSONResponse({"error": "a JSON object with a string run_id is required"}, status_code=400)
         correct = body.get("correct") or []
@@ -87,6 +87,32 @@ def create_app(settings: Settings) -> Starlette:
             *dashboard_routes(settings, store),
         ]
     )
+
+
+BODY_LIMIT = 64 * 1024
+"""The largest request body read (a feedback note is at most 2,000 characters): a bigger one is
+refused with 413 before it is parsed."""
+
+
+async def read_json(request: Request, limit: int = BODY_LIMIT) -> Any:
+    """The request's JSON body, or the 4xx response that says why there is none: over `limit`
+    bytes (413), not UTF-8 JSON, or nested past the parser's recursion limit (400)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return _too_large(limit)
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limit:
+            return _too_large(limit)
+    try:
+        return json.loads(bytes(raw))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return JSONResponse({"error": "the body is not a JSON object"}, status_code=400)
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return JSONResponse({"error": f"the body is larger than {limit} bytes"}, status_code=413)
 
 
 app = create_app(Settings.from_env())

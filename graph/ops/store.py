@@ -302,9 +302,19 @@ class TraceStore:
 
 
 def _encode(column: str, value: Any) -> Any:
+    """A trace value as a column holds it. What a caller put in `configurable` is not trusted to
+    be storable: a user id that is a dict is stored as its text, and a lone surrogate (invalid
+    UTF-8 passed along) or a NUL (PostgreSQL's text refuses it) as U+FFFD, rather than losing the
+    whole trace to the database driver's error."""
     if column in JSON_COLUMNS:
-        return json.dumps(value if value is not None else [], default=str, ensure_ascii=False)
-    return value
+        return _storable(json.dumps(value if value is not None else [], default=str, ensure_ascii=False))
+    if value is None or isinstance(value, int | float):
+        return value
+    return _storable(value if isinstance(value, str) else str(value))
+
+
+def _storable(text: str) -> str:
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").replace("\x00", "\ufffd")
 
 
 def _row(row: dict[str, Any]) -> dict[str, Any]:

@@ -57,11 +57,27 @@ def load_rows(files: Sequence[Path]) -> list[tuple[str, frozenset[str]]]:
             text = file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read the labelled requests {file}: {exc}") from None
-        for line in text.splitlines():
+        for number, line in enumerate(text.splitlines(), start=1):
             if line.strip():
-                row = json.loads(line)
-                rows.append((str(row["text"]), frozenset(x for x in row["labels"] if x != OUT_OF_SCOPE)))
+                rows.append(_labelled(line, f"{file}:{number}"))
     return rows
+
+
+def _labelled(line: str, where: str) -> tuple[str, frozenset[str]]:
+    """One JSON line's (text, labels); `ConfigError` naming the file and line when it is not a
+    JSON object with a non-empty `text` and a list of string `labels`."""
+    try:
+        row = json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(f"{where}: not a JSON object ({type(exc).__name__})") from None
+    text = row.get("text") if isinstance(row, dict) else None
+    labels = row.get("labels") if isinstance(row, dict) else None
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError(f"{where}: 'text' must be a non-empty string")
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise ConfigError(f"{where}: 'labels' must be a list of strings")
+    clean = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")  # a "\udcff" escape
+    return clean, frozenset(x for x in labels if x != OUT_OF_SCOPE)
 
 
 def weakened(registry: Registry, share: float) -> dict[str, Any]:

@@ -140,8 +140,9 @@ class FileLock:
         if current != os.fstat(fd).st_ino:
             os.close(fd)
             return False
-        os.ftruncate(fd, 0)
-        os.write(fd, _whoami().encode())
+        with contextlib.suppress(OSError):  # who holds it is for messages: a full disk does not stop the lock
+            os.ftruncate(fd, 0)
+            os.write(fd, _whoami().encode())
         self._fd = fd
         return True
 

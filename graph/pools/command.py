@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -43,13 +44,15 @@ def cmd_pools(args: argparse.Namespace, local: Callable[[], list[dict[str, Any]]
         return _usage(f"pools {action} needs a name")
     if action == "scale" and args.replicas is None:
         return _usage("pools scale needs a name and a number of replicas")
+    if not _http_url(args.url):
+        return _usage(f"--url takes the server's http:// or https:// address, not {args.url!r}")
     method, path, body = {
         "list": ("GET", "/pools", None),
         "advise": ("GET", "/pools/advise", None),
         "reload": ("POST", "/pools/reload", {}),
         "create": ("POST", "/pools/instances", _create_body(args)),
         "scale": ("POST", "/pools/scale", {"name": name, "replicas": args.replicas}),
-        "retire": ("DELETE", f"/pools/instances/{name}", None),
+        "retire": ("DELETE", f"/pools/instances/{urllib.parse.quote(name or '', safe='')}", None),
     }[action]
     try:
         status, reply = _call(args.url.rstrip("/") + path, method, body)
@@ -128,6 +131,17 @@ def render(action: str, reply: dict[str, Any]) -> str:
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
+
+
+def _http_url(url: str) -> bool:
+    """An http(s) URL with a host and a valid port, if any (urllib would try `ftp://` and
+    `file://`, and raise ValueError on the rest)."""
+    try:
+        where = urllib.parse.urlsplit(url)
+        where.port  # noqa: B018  (raises ValueError when out of range or not a number)
+    except ValueError:
+        return False
+    return where.scheme in ("http", "https") and bool(where.hostname)
 
 
 def _usage(message: str) -> int:

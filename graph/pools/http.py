@@ -90,10 +90,25 @@ def pools_app(served: Callable[[], Served]) -> Starlette:
     )
 
 
+BODY_LIMIT = 64 * 1024
+"""The largest request body read: more is refused with 413 before it is parsed (an instance's
+options are a few values)."""
+
+
 async def _body(request: Request) -> dict[str, Any] | JSONResponse:
+    """The JSON object sent (`{}` for no body), or the 4xx reply: too large (413), not JSON, JSON
+    nested past the parser's recursion limit, or not an object (400)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > BODY_LIMIT:
+        return _reply({"error": f"the body is larger than {BODY_LIMIT} bytes"}, 413)
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > BODY_LIMIT:
+            return _reply({"error": f"the body is larger than {BODY_LIMIT} bytes"}, 413)
     try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError:
+        body = json.loads(bytes(raw) if raw.strip() else b"{}")
+    except (ValueError, RecursionError):
         return _reply({"error": "the body is not JSON"}, 400)
     if not isinstance(body, dict):
         return _reply({"error": "the body must be a JSON object"}, 400)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import json
+import math
 import statistics
 import threading
 import time
@@ -54,6 +55,9 @@ SLOW_MARGIN = 0.005
 """... and at least this many seconds over it (sub-millisecond latencies are mostly noise)."""
 QUEUED_SHARE = 0.1
 """`advise`: a pool where more than this share of steps waited for an instance should grow."""
+MAX_INSTANCES = 100
+"""The most live instances a pool takes from `create` and `scale` (run-time requests: a typo of
+`replicas: 100000` would otherwise build them all, on the server's event loop)."""
 
 Origin = Literal["capability", "registry", "template", "scaled"]
 """Where an instance came from: the capability itself (no pool declared: one instance, no capacity
@@ -338,8 +342,11 @@ class Pools:
                 known = ", ".join(t.name for t in self.registry.spec.templates) or "none"
                 raise PoolError(f"unknown template {template!r} (known: {known})")
             pool = self._pools[spec.capability]
+            if len(pool.live()) >= MAX_INSTANCES:
+                raise PoolError(f"the {spec.capability} pool has its most live instances ({MAX_INSTANCES})")
             name = name or self._next_name(template)
             self._check_name(name)
+            _check_load(capacity, weight)
             merged = {**self._base_options(spec.capability), **spec.options, **(options or {})}
             cls = self.registry.template_classes[template]
             inst = Instance(
@@ -359,8 +366,8 @@ class Pools:
         """Make `replicas` live instances of a template (named by it) or of a capability's pool:
         new ones are created (from the template, or as copies of the capability), the newest are
         retired. Returns the live instances afterwards."""
-        if replicas < 0:
-            raise PoolError("replicas must be 0 or more")
+        if not 0 <= replicas <= MAX_INSTANCES:
+            raise PoolError(f"replicas must be 0 to {MAX_INSTANCES}")
         with self._lock:
             is_template = any(t.name == name for t in self.registry.spec.templates)
             if not is_template and name not in self._pools:
@@ -516,6 +523,17 @@ class Pools:
         while f"{prefix}-{k}" in taken:
             k += 1
         return f"{prefix}-{k}"
+
+
+def _check_load(capacity: object, weight: object) -> None:
+    """An instance's capacity (a whole number, 1 or more) and weight (a finite number above 0), as
+    the registry's `InstanceSpec` has them: what an operator sends at run time is not trusted to be
+    either (a string or a NaN here would fail every later step of the pool, not this request)."""
+    if capacity is not None and (type(capacity) is not int or capacity < 1):
+        raise PoolError(f"capacity must be a whole number, 1 or more (got {capacity!r})")
+    number = float(weight) if type(weight) in (int, float) else math.nan  # type: ignore[arg-type]
+    if weight is not None and not (math.isfinite(number) and number > 0):
+        raise PoolError(f"weight must be a finite number above 0 (got {weight!r})")
 
 
 def _construct(cls: type[Capability], options: dict[str, Any], name: str, capability: str) -> Capability:
