@@ -23,10 +23,13 @@ from typing import Any
 
 import pytest
 
+from capabilities.support_desk.account import resolve_customer
+from capabilities.support_desk.db import SupportDB
 from graph.builder import build_graph
 from graph.classifier.build import prepare_before_turn
 from graph.config.settings import Settings
 from graph.context import offers
+from graph.context.followups import count_askers
 from graph.context.turns import routed_capabilities
 from graph.intent import REFUND_VERBS, side_effect_intent, turns_down
 from tests.conftest import answer
@@ -197,6 +200,8 @@ def test_a_yes_then_a_question_about_the_action_takes_the_offer(text: str) -> No
         "ok - how long does it take?",  # an acknowledgment, then a question: no go-ahead
         "go ahead?",
         "do it - and refund CH-9311 too?",
+        "go for it, and when does her plan renew?",  # a question of its own
+        "yes please - what time is it in Lisbon?",
     ],
 )
 def test_a_question_that_weighs_the_action_is_no_yes(text: str) -> None:
@@ -258,3 +263,80 @@ def test_refunding_the_charge_that_went_through_on_the_graph(desk: Desk) -> None
     done = settle(desk, t, desk.ask("ok, refund the one that went through, not the failed one", t), True)
     assert routed_capabilities(done, desk.registry)[-1] == "refund", answer(done)
     assert refunds(desk, "CH-2054") == 1 and refunds(desk, "CH-2053") == 0, answer(done)
+
+
+# --- a count question about the customer after a charges turn ----------------------------------------
+
+
+def test_a_count_about_the_customer_after_a_charges_turn_asks_the_account(desk: Desk) -> None:
+    t = "r13-omar-count"
+    first = desk.ask("omar haddad paid his renewal on the 1st, can he still get it back?", t)
+    assert "billing" in routed_capabilities(first, desk.registry), answer(first)
+    second = desk.ask("hang on, how many users is he paying for", t)
+    assert routed_capabilities(second, desk.registry) == ["account"], answer(second)
+    assert "3 seats" in answer(second) and "refunded" not in answer(second).lower()
+
+
+def test_a_count_of_the_topics_own_things_stays_with_the_topic(desk: Desk) -> None:
+    t = "r13-priya-count"
+    desk.ask("priya@nimbuslabs.dev was charged on the 1st, is that one refundable?", t)
+    second = desk.ask("how many invoices does she have?", t)
+    assert routed_capabilities(second, desk.registry) == ["billing"], answer(second)
+
+
+def test_count_askers_are_the_capabilities_whose_guides_ask_counts() -> None:
+    guides = {
+        "seats": ["how many seats do we have", "who is on our plan"],
+        "money": ["what was I charged", "show the invoices"],
+        "help": ["so how many days is the trial?"],
+    }
+    assert count_askers(guides) == frozenset({"seats", "help"})
+
+
+# --- a company in place of the company the conversation named ----------------------------------------
+
+
+def test_another_company_after_a_customer_found_by_company_is_a_switch(desk: Desk) -> None:
+    t = "r13-companies"
+    first = desk.ask("which plan is Whitaker Legal on?", t)
+    assert "Tom Whitaker" in answer(first), answer(first)
+    second = desk.ask("oops, I meant Lantern HQ", t)
+    assert "Mei Chen" in answer(second) and "Tom Whitaker" not in answer(second), answer(second)
+    third = desk.ask("and Sol Market?", t)
+    assert "Diego Alvarez" in answer(third) and "Mei Chen" not in answer(third), answer(third)
+
+
+def test_charges_of_another_company_after_charges_found_by_company(desk: Desk) -> None:
+    t = "r13-company-charges"
+    first = desk.ask("list the recent charges for Kola Works", t)
+    assert "CH-2063" in answer(first), answer(first)
+    second = desk.ask("same for Whitaker Legal", t)
+    assert "CH-2071" in answer(second) and "CH-2063" not in answer(second), answer(second)
+
+
+def test_a_company_mentioned_about_a_customer_named_by_email_is_no_switch(desk: Desk) -> None:
+    with SupportDB(desk.db).connect() as conn:
+        # the conversation named its customer by email: a company in passing leaves them
+        stays = resolve_customer(
+            conn,
+            "does Acme Inc have more seats than them?",
+            "C-1005",
+            {"customer": {"id": "C-1005", "identified_by": "email"}},
+        )
+        assert stays.customer and stays.customer["id"] == "C-1005" and stays.via == "context"
+        # found by company: another company is another customer
+        moved = resolve_customer(
+            conn,
+            "what about Acme Inc?",
+            "C-1005",
+            {"customer": {"id": "C-1005", "identified_by": "company Lantern HQ"}},
+        )
+        assert moved.customer and moved.customer["id"] == "C-1001"
+        # a context customer other than the one the step was given says nothing about it
+        other = resolve_customer(
+            conn,
+            "what about Acme Inc?",
+            "C-1005",
+            {"customer": {"id": "C-1002", "identified_by": "company BrightPath"}},
+        )
+        assert other.customer and other.customer["id"] == "C-1005"

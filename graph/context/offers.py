@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from graph.config.registry import Registry
-from graph.context.followups import FollowUp, appended, content_words, slots
+from graph.context.followups import FollowUp, appended, asks_how_it_goes, content_words, slots
 from graph.intent import confirmation, side_effect_intent, turns_down
 from graph.router import latest_request
 from graph.state import AgentState, SideEffectOffer
@@ -265,18 +265,20 @@ _WEIGHS = re.compile(
 "do it, unless she's already paid?", "yes - the other charge?"): then the yes is not one yet."""
 
 
-def _yes_then_question(said: str) -> tuple[str, str] | None:
-    """A yes, then a question about the action once done ("go for it - how long till it's back on the
-    card?", "yes please, when will she see it?"): (the yes, the question). None unless the message
-    ends in its only question, the question opens with a question word, and weighs nothing
-    (`_WEIGHS`); "how long until/before" asks when, it sets no condition."""
+def _yes_then_question(said: str, verbs: Sequence[str] = ()) -> tuple[str, str] | None:
+    """A yes, then a question how the action goes once done ("go for it - how long till it's back on
+    the card?", "yes please, will she get an email?": `asks_how_it_goes`): (the yes, the question).
+    None unless the message ends in its only question, the question opens with a question word and
+    weighs nothing (`_WEIGHS`; "how long until/before" asks when, it sets no condition). A question
+    about anything else ("yes, and what time is it in Oslo?") is a request of its own."""
     if not said.endswith("?") or said.count("?") != 1:
         return None
+    action = verbs[0] if verbs else "it"
     for m in _QUESTION_AFTER.finditer(said):
         lead, question = said[: m.start()].strip(), said[m.end() :]
         if not lead:
             continue
-        if not _ASKS_HOW.match(question):
+        if not _ASKS_HOW.match(question) or asks_how_it_goes(question, action) is None:
             continue
         timing = re.sub(
             r"\bhow\s+(?:long|soon|many\s+days)\s+(?:until|till|til|before)\b", "how long", question
@@ -300,7 +302,7 @@ def accepts(offer: Mapping[str, Any], text: str, verbs: Sequence[str] = (), *, a
             return False
         text = f"yes {rest}"
     said = _said(text)
-    if (pair := _yes_then_question(said)) is not None:
+    if (pair := _yes_then_question(said, verbs)) is not None:
         # "go for it - how long till it's back on the card?": the yes decides; the question is about
         # the action once done, and the action's answer says what it did
         text, said = pair[0], pair[0]
