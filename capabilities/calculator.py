@@ -34,6 +34,48 @@ _VERBS = [
     (re.compile(rf"\bmultiply\s+{_NUM}\s+(?:by|and|with)\s+{_NUM}", re.I), "({0} * {1})"),
     (re.compile(rf"\bdivide\s+{_NUM}\s+by\s+{_NUM}", re.I), "({0} / {1})"),
 ]
+_OPERATOR_WORD = r"(?:times|x|×|multiplied|plus|minus|divided|over|less|at|@|split|shared|off|and|by|of|each)"
+_UNITS = rf"(?:(?!{_OPERATOR_WORD}\b)[A-Za-z][\w'-]*\s+){{1,2}}"
+"""One or two words naming what a number counts ("38 boxes", "17 crates", "4.5 kg"), not an operator."""
+_MONEY = r"[$€£]?"
+_WORD_PROBLEMS = [
+    # "38 boxes at 4.5 kg each", "48 jars @ 7.50 apiece", "12 tickets at £9 per ticket"
+    (
+        re.compile(
+            rf"{_NUM}\s+(?:{_UNITS})?(?:at|@)\s*{_MONEY}{_NUM}\s*(?:[A-Za-z]+\s+)?(?:each|apiece|a piece|per\s+[a-z]+)\b",
+            re.I,
+        ),
+        "({0} * {1})",
+    ),
+    # "540 split between 4 of us", "90 shared among 3", "1200 split 4 ways"
+    (
+        re.compile(
+            rf"{_MONEY}{_NUM}\s+(?:{_UNITS})?(?:split|shared|divided)\s+(?:evenly\s+|equally\s+)?"
+            rf"(?:between|among(?:st)?|across|by)\s+(?:the\s+)?{_NUM}",
+            re.I,
+        ),
+        "({0} / {1})",
+    ),
+    (re.compile(rf"{_MONEY}{_NUM}\s+(?:{_UNITS})?split\s+{_NUM}\s+ways\b", re.I), "({0} / {1})"),
+    # "take 12.50 off 40", "take 15% off 80" is a percentage (below)
+    (re.compile(rf"\btake\s+{_MONEY}{_NUM}\s+off\s+(?:of\s+)?{_MONEY}{_NUM}(?!\s*%)", re.I), "({1} - {0})"),
+    (re.compile(rf"{_MONEY}{_NUM}\s+less\s+than\s+{_MONEY}{_NUM}", re.I), "({1} - {0})"),
+    (re.compile(rf"{_MONEY}{_NUM}\s+less\s+{_MONEY}{_NUM}", re.I), "({0} - {1})"),
+    (re.compile(rf"(?<![\d.]){_NUM}\s+over\s+{_NUM}(?![\d.])", re.I), "({0} / {1})"),
+    # "half of 90", "a third of 300", "double 45", "twice 16"
+    (re.compile(rf"\bhalf\s+(?:of\s+)?{_MONEY}{_NUM}", re.I), "({0} / 2)"),
+    (re.compile(rf"\ba\s+third\s+of\s+{_MONEY}{_NUM}", re.I), "({0} / 3)"),
+    (re.compile(rf"\ba\s+quarter\s+of\s+{_MONEY}{_NUM}", re.I), "({0} / 4)"),
+    (re.compile(rf"\b(?:double|twice)\s+{_MONEY}{_NUM}", re.I), "(2 * {0})"),
+    (re.compile(rf"\btriple\s+{_MONEY}{_NUM}", re.I), "(3 * {0})"),
+]
+"""Everyday arithmetic that names no operator sign or word: a count at a price each, a sum split
+between people, an amount taken off another, fractions and multiples."""
+_UNITS_BEFORE_OPERATOR = re.compile(
+    rf"(\d)\s+{_UNITS}(?=(?:times|multiplied by|x|×|plus|minus|divided by)\b)", re.I
+)
+"""What a number counts, between it and an operator word ("17 crates times 3 trips times 2"):
+dropped, so the numbers and operators stand together."""
 _PERCENT_OF = re.compile(r"(\d+(?:\.\d+)?)\s*(?:%|percent)\s+of\s+(\d+(?:\.\d+)?)", re.I)
 _SQRT = re.compile(r"(?:square root of|sqrt)\s*\(?\s*(\d+(?:\.\d+)?)\s*\)?", re.I)
 
@@ -89,6 +131,9 @@ def _balanced(candidate: str) -> str:
 def _first_expression(text: str) -> str | None:
     for verb, template in _VERBS:
         text = verb.sub(_formatter(template), text)
+    for problem, template in _WORD_PROBLEMS:
+        text = problem.sub(_formatter(template), text)
+    text = _UNITS_BEFORE_OPERATOR.sub(r"\1 ", text)
     text = _PERCENT_OF.sub(lambda m: f"({m.group(1)}/100*{m.group(2)})", text)
     text = _SQRT.sub(lambda m: f"sqrt({m.group(1)})", text)
     text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)
@@ -97,7 +142,7 @@ def _first_expression(text: str) -> str | None:
     for m in re.finditer(
         r"(?:sqrt\(\d+(?:\.\d+)?\)|-?[\d(])(?:sqrt\(\d+(?:\.\d+)?\)|[\d\s.+\-*/%()])*", text
     ):
-        candidate = _balanced(m.group(0).strip().rstrip("+-*/% "))
+        candidate = _balanced(m.group(0).strip().rstrip("+-*/%. "))  # "365 / 4 ...": no trailing dots
         if re.search(r"[+\-*/%]|sqrt", candidate):
             return " ".join(candidate.split())
     return None
@@ -108,7 +153,8 @@ _NOT_ARITHMETIC = re.compile(
     r"|\b\d{1,2}[/.]\d{1,2}[/.]\d{2,4}\b"  # 01/12/2026, 1.12.2026
     r"|\b\d{1,2}:\d{2}(?::\d{2})?\b"  # a time: 09:10
     r"|\bv?\d+(?:\.\d+){2,}\b"  # a version: 2.4.1
-    r"|\b24\s*/\s*7\b|\b365\b"  # around the clock
+    r"|\b24\s*/\s*7(?:\s*/\s*365)?\b"  # around the clock
+    r"|(?<![-+*/x×÷^%(]\s)(?<![-+*/x×÷^%(])\b365\b(?!\s*(?:[-+*/x×÷^%)]|(?:times|plus|minus|divided|multiplied|over)\b))"  # Microsoft 365, not 365 / 4
     r"|\+?\(?\d{2,4}\)?(?:[\s.-]\d{2,4}){2,}"  # a phone number: (555) 123 4567, +44 20 7946 0958
     r"|\b[A-Za-z]+-?\d[\w-]*|\b\d+[A-Za-z][\w-]*"  # an id or a code: CH-2034, INV-3002, c1004, 2fa
     r"|(?<![\d.])\d+(?:\.\d+)?-\d+(?:\.\d+)?(?![\d.]*\s*[-+*/x×^%(]\s*\d)"  # a range: 1-10 seats

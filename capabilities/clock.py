@@ -135,6 +135,27 @@ def find_zone(text: str) -> str | None:
     return None
 
 
+_ASKS_THE_TIME = re.compile(
+    r"\bwhat(?:'s|s|\s+is)?\s+(?:the\s+)?(?:current\s+|local\s+|exact\s+)?(?:time|hour)\b"
+    r"(?!\s+(?:did|does|do|was|were|will|would|should|can|could|zone|difference|slot|frame|limit)\b"
+    r"|\s+is\s+(?:the|your|our|my|their|his|her|it\s+(?:going|scheduled|planned|due))\b)"
+    r"|\b(?:current|local)\s+(?:time|date)\b|(?<!\bat\s)\bthe\s+time\s+(?:now\s+)?in\b"
+    r"|\btime\s+(?:is\s+it|now|right\s+now|rn|atm|there|over\s+there)\b"
+    r"|\bwhat(?:'s|s|\s+is)?\s+(?:the\s+)?date\s+(?:today|now|there|in)\b"
+    r"|\bwhat\s+day\s+is\s+it\b"
+    r"|\bis\s+it\s+(?:still\s+)?(?:morning|night|evening|afternoon|daytime|dark|light)\s+(?:in|there|over)\b",
+    re.I,
+)
+"""A request for the current time or date ("what's the time now for ...", "local time in ...",
+"is it still night in ..."), not for when something happens ("what time does ... open", "what
+time did the outage start", "what time is the call")."""
+
+
+def asks_the_time(text: str) -> bool:
+    """Whether the text asks the current time or date of a place it names."""
+    return bool(_ASKS_THE_TIME.search(text)) and find_zone(text) is not None
+
+
 class ClockInputs(CapabilityInputs):
     timezone: str | None = None
     """IANA zone name or a place; found in the query when the plan does not give it."""
@@ -177,6 +198,11 @@ class Clock(Capability):
             GuideExample(query="how long is a flight to Tokyo", result=False, reason="travel, not time"),
         ),
     )
+
+    def recognises(self, text: str) -> bool:
+        """A question for the current time or date that names a place ("What is the time now for
+        our tutor in Kathmandu?"), whatever else the words are about (`asks_the_time`)."""
+        return asks_the_time(text)
 
     async def execute(self, inputs: ClockInputs, ctx: RunContext) -> dict[str, Any]:
         # Finding the zone reads the time zone database from disk: a blocking call.

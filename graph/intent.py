@@ -159,6 +159,9 @@ _RESTRICTION = (
 )
 _CONTRAST = re.compile(
     rf"\b(?:but|however|instead|although|though|rather|except|otherwise)\b|(?=\b{_RESTRICTION})"
+    # an exclusion after the thing meant: "refund the successful one only, not the failed one" (the
+    # "not" names what is left out; "refund it, not now" still holds its own "not now")
+    r"|(?:[,;]|\s[-–—]|\bonly\b)\s*(?=not\s+(?:the|that|this|these|those|a|an|any|my|his|her|their|our|one)\b)"
 )
 
 
@@ -176,7 +179,9 @@ _NEGATION = re.compile(
     r"|\b(?:no\s+need|rather\s+not|hold\s+off|hold\s+on|refrain|never\s*mind)\b"
 )
 # "cancel the refund", "stop the refund": negation only when the action is what they stop.
-_STOPPERS = r"(?:stop|cancel|halt|abort|undo|revoke|avoid|reverse\s+the|call\s+off)"
+_STOPPERS = (
+    r"(?:stop|cancel|halt|abort|undo|revoke|avoid|reverse\s+the|call\s+off|skip|drop|scrap|ditch|forget)"
+)
 # A clause without the verb that still tells us not to act: "Can I get a refund? Don't do it yet."
 _STOP_ANY = re.compile(
     r"\b(?:don't|do\s+not|never|please\s+don't)\s+(?:do|proceed|go\s+ahead|process|issue|touch|make|start)\b"

@@ -113,6 +113,114 @@ def implied(registry: Registry, chosen: set[str], unasked: set[str]) -> set[str]
     return {n for n in chosen & unasked if needed & set(registry.capabilities[n].provides)}
 
 
+_SUBJECT_PREFIX = re.compile(r"^\s*(?:(?:re|fwd?|aw|sv|tr)\s*:\s*)+", re.I)
+_HEADER = re.compile(r"^\s*(?:from|to|cc|bcc|date|sent)\s*:.*$", re.I)
+_SUBJECT = re.compile(r"^\s*subject\s*:\s*", re.I)
+_ATTRIBUTION = re.compile(
+    r"^\s*(?:on\s.{1,100}\bwrote\s*:|(?:-+\s*)?(?:original|forwarded)\s+message\s*-*|begin\s+forwarded\s+message\s*:?)\s*$",
+    re.I,
+)
+_SENT_FROM = re.compile(
+    r"^\s*(?:sent|sent\s+from|get)\s+(?:from\s+)?(?:my\s+)?"
+    r"(?:iphone|ipad|android|galaxy|samsung|mobile|phone|outlook|blackberry)\b.*$"
+    r"|^\s*sent\s+from\s+my\s+\S+.*$",
+    re.I,
+)
+_DISCLAIMER = re.compile(
+    r"\b(?:confidential|privileged|intended\s+(?:solely\s+|only\s+)?for\s+the\s+(?:use|addressee|recipient)"
+    r"|received\s+this\s+(?:e-?mail|message)\s+in\s+error|before\s+printing|think\s+before\s+you\s+print)\b",
+    re.I,
+)
+_CLOSING = re.compile(
+    r"^\s*(?:(?:kind|best|warm|warmest)\s+(?:regards|wishes)|regards|best|cheers|thanks|thank\s+you|many\s+thanks"
+    r"|thanks\s+(?:again|in\s+advance)|sincerely|yours(?:\s+(?:sincerely|faithfully|truly))?|ta|rgds|br)\s*[,.!]?\s*$",
+    re.I,
+)
+_SIGNATURE_LINE = 8
+"""The most words a line of a signature block has ("Head of Ops, Nimbus Labs")."""
+
+
+def without_mail_furniture(task: str) -> str:
+    """A request pasted or forwarded as an e-mail, without what the mail program and the sender's
+    habits put around the words that ask: "Re:"/"Fwd:" before a subject, header lines ("From:",
+    "Sent:"; a "Subject:" keeps its words), the line that introduces a quote ("On Tue, Aisha Bello
+    wrote:", "Forwarded message"), the quote marks ("> ") before quoted lines, "Sent from my iPhone",
+    a confidentiality or "before printing" notice, and the signature: a "--" line and what follows,
+    or a closing ("Kind regards", "Thanks,") and the short lines after it (a name, a title, a
+    company). The e-mail addresses and customer ids of the signature stay, last: they say who asks.
+    A request of one line, or without any of it, is returned as it is."""
+    if "\n" not in task and not _SUBJECT_PREFIX.match(task):
+        return task
+    lines = task.splitlines()
+    furniture = [bool(_SENT_FROM.match(x) or _DISCLAIMER.search(x) or _HEADER.match(x)) for x in lines]
+    kept: list[str] = []
+    tail: list[str] = []  # identifiers of the signature
+    signature = False
+    changed = False
+    for i, raw in enumerate(lines):
+        line = raw
+        quoted = re.match(r"^\s*(?:>\s*)+", line)
+        if quoted:
+            line, changed = line[quoted.end() :], True
+        if signature:
+            tail += [m.group() for m in IDENTIFIER.finditer(line)]
+            changed = True
+            continue
+        stripped = line.strip()
+        if i == 0 and _SUBJECT_PREFIX.match(line):
+            line, changed = _SUBJECT_PREFIX.sub("", line), True
+            stripped = line.strip()
+        if _SUBJECT.match(line):
+            line, changed = _SUBJECT.sub("", line), True
+            stripped = line.strip()
+        if re.fullmatch(r"--+\s*|_{3,}", stripped) or (
+            _CLOSING.match(stripped)
+            and all(
+                len(rest.split()) <= _SIGNATURE_LINE and "?" not in rest
+                for rest, other in zip(lines[i + 1 :], furniture[i + 1 :], strict=True)
+                if not other
+            )
+        ):
+            signature = changed = True
+            continue
+        if (
+            _HEADER.match(line)
+            or _ATTRIBUTION.match(line)
+            or _SENT_FROM.match(line)
+            or _DISCLAIMER.search(line)
+        ):
+            tail += [m.group() for m in IDENTIFIER.finditer(line)] if _HEADER.match(line) else []
+            changed = True
+            continue
+        kept.append(line)
+    while kept and not kept[-1].strip():
+        kept.pop()
+    block = len(kept) - next((j for j, x in enumerate(reversed(kept)) if not x.strip()), len(kept))
+    if 0 < block < len(kept) and len(kept) - block <= 4 and _signed(kept[block:]):
+        # "...\n\nMei Chen\nLantern HQ | mei@lanternhq.com": a name and who they are, last
+        tail = [m.group() for x in kept[block:] for m in IDENTIFIER.finditer(x)] + tail
+        kept, changed = kept[:block], True
+    if not changed:
+        return task
+    body = "\n".join(kept).strip()
+    if not re.search(r"[A-Za-z]{3,}", body):
+        return task
+    if tail:
+        body = f"{body.rstrip()} {' '.join(dict.fromkeys(tail))}"
+    return body
+
+
+def _signed(block: Sequence[str]) -> bool:
+    """Whether the last lines of a request are a signature: short (`_SIGNATURE_LINE` words or
+    fewer, no question), the first a name only (capitalised words, at most four)."""
+    if any(len(x.split()) > _SIGNATURE_LINE or "?" in x for x in block):
+        return False
+    words = [w.strip(",.;:") for w in block[0].split()]
+    return 0 < len(words) <= 4 and all(
+        w[:1].isupper() and w.replace("-", "").replace("'", "").isalpha() for w in words
+    )
+
+
 async def classify(
     task: str,
     registry: Registry,
@@ -125,6 +233,8 @@ async def classify(
 ) -> list[ScoredCapability]:
     """Score and select capabilities for a task: the classifier node's work, reusable by `routegraph eval`."""
     settings = registry.spec.classifier
+    # "Re: Re: duplicate?\n...\nKind regards\nPriya ...": route on the words that ask
+    task = without_mail_furniture(task)
     candidates = [c for c in registry.routable if c.name not in excluded and registry.allowed(c.name)]
     source: dict[str, str] = {}
     scores: dict[str, float] = {}
@@ -236,6 +346,12 @@ async def classify(
         not chosen and mode != "llm" and candidates and (asked := asked_of_ours(task, registry, ranked))
     ):
         chosen = asked
+    if not chosen and mode != "llm" and candidates and _ADDRESSED.search(task):
+        # "Our rota app keeps getting HTTP 401 from your API. Why?": the code's owner, asked of us
+        chosen = coded_request(task, registry, ranked)
+    if not chosen and mode != "llm" and candidates and IDENTIFIER.search(task):
+        # "charges for jane@acme.io pls": the address pulled a terse request below every threshold
+        chosen = await asyncio.to_thread(_without_the_who, task, registry, scorer, names)
     # Whatever the fallbacks above took, a capability the model judged (cascade) and found below the
     # threshold stays out: "tell me the joke of the day" is not the clock's because the model said so.
     chosen -= {n for n in chosen if source[n] == "llm" and scores[n] < settings.threshold}
@@ -269,12 +385,25 @@ async def classify(
         chosen -= told_not_asked(
             task, clause_rows, scorer.labels, names, chosen - set(extra), ranked, how_to_owner(registry)
         )
+        # "which plan are we on and until when is it valid? sofia@...": her dates, on file
+        chosen -= own_record_asked(
+            task, clause_rows, scorer.labels, names, registry, chosen, how_to_owner(registry)
+        )
+        # "... the crews log every job through your app ... how many seats are we paying for?":
+        # the help centre answers questions; a story it resembles is no question to it
+        chosen -= told_to_help_centre(
+            task, clause_rows, scorer.labels, names, chosen, ranked, how_to_owner(registry)
+        )
         # "..., and how many seats we're paying for": the seats on file, not a quote
         drop, add = count_readings(clause_rows, scorer.labels, names, chosen, form_users(registry, _COUNT))
         chosen = (chosen - drop) | add
     if chosen and mode != "llm":
         # "dup charge on INV-3002? confirm + refund": the action's bare verb joined on as an instruction
         chosen |= coordinated_actions(task, registry, ranked) - chosen
+        # "check if CH-2003 can still be refunded and if so just do it": the action, on a condition
+        conditional = conditional_actions(task, registry, ranked) - chosen
+        chosen |= conditional
+        secondary |= conditional  # no clause's best: the condition names it, not its words
     if mode != "llm" and (policy := how_to_owner(registry)) in names:
         # "would we get our money back if we cancelled now?": the refund policy, not a refund
         if chosen and (hypothetical := side_effect_hypothetical(task, registry, chosen)):
@@ -287,6 +416,20 @@ async def classify(
             and not names_other(task, registry)
         ):
             chosen = {policy}
+        if policy in chosen and hypothetical_refund(task, registry):
+            # "If we decrease seats mid-month, is the rest refunded?": nobody's charges to look at
+            chosen -= money_back_providers(registry)
+        elif (
+            len(chosen) > 1
+            and (records := chosen & money_back_providers(registry))
+            and chosen - records
+            and would_hypothetically(task, registry)
+        ):
+            # "If we were 14 people on Team, what would that come to a month?": nobody's charges
+            chosen -= records
+        elif policy in chosen and len(chosen) > 1:
+            # "Aisha Bello ... whether this month's renewal can still come back": her charge's eligibility
+            chosen -= eligibility_of_named(task, clause_rows, scorer.labels, names, registry, chosen, policy)
         if chosen and (
             unnamed := how_to_of_action(task, clause_rows, scorer.labels, names, registry, chosen)
         ):
@@ -305,6 +448,10 @@ async def classify(
                 source[n] = "scorer"
         if chosen:
             drop, add = await asyncio.to_thread(who_only, task, registry, scorer, names, chosen)
+            if add and add <= {how_to_owner(registry)} and not documents_asked(task):
+                # "ben@okafor.dev - how many days have i got left before the trial flips to paid":
+                # a question about the customer named, their record's, not a how-to
+                drop, add = set(), set()
             # "sofia@vialattea.it here - the dashboard won't load": the address chose the lookup,
             # the rest of the request names what it needs.
             chosen = (chosen - drop) | add
@@ -330,6 +477,15 @@ async def classify(
             # "Our Zoom subscription renewed yesterday ... Can you help me get that money back?": the
             # money is the other company's; a refund of ours names our customer or charge.
             chosen -= {n for n in chosen if n in registry and registry[n].side_effects}
+    if chosen and mode != "llm" and clause_rows:
+        # "Our integration gets 'HTTP 403' when it writes notes": a refused request, the documents'
+        drop, add = coded_elsewhere(clause_rows, scorer.labels, names, registry, chosen)
+        chosen = (chosen - drop) | add
+        for n in add:
+            source[n] = "scorer"
+    if len(chosen) > 1 and mode != "llm" and clause_rows:
+        # "Tell me, in plain numbers if you must, what a seat costs": no arithmetic, no calculator
+        chosen -= shapeless(task, clause_rows, scorer.labels, names, chosen, ranked, shaped(registry, names))
     if chosen and mode != "llm":
         # "Total due: $2,700.00 x 3 months = ?": arithmetic on an amount, nobody's records
         chosen -= records_of_nobody(task, registry, names, chosen)
@@ -373,6 +529,22 @@ def records_of_nobody(task: str, registry: Registry, names: Sequence[str], chose
 
 _WHO = IDENTIFIER
 """Who the request is about (an e-mail address, a customer id in any of its forms): not what it needs."""
+
+
+def _without_the_who(task: str, registry: Registry, scorer: FewShotScorer, names: Sequence[str]) -> set[str]:
+    """What a request no threshold took selects without its e-mail addresses and customer ids
+    (`without_identifiers`), when the rest names a need in the guides' words (`need_words`, none a
+    name they do not use: `names_other`): "charges for jane@acme.io pls" is billing's, the address
+    only pulled its few words toward no guide. Nothing when the rest selects nothing either."""
+    rest = without_identifiers(task)
+    if rest == " ".join(task.split()) or not need_words(rest) or names_other(rest, registry):
+        return set()
+    default = registry.spec.classifier.threshold
+    return {
+        s.name
+        for s in scorer.score(rest, list(names))
+        if s.wins and s.confidence >= scorer.threshold_for(s.name, default)
+    }
 
 
 def _fed_by_who(
@@ -482,6 +654,96 @@ def id_owners(task: str, registry: Registry, who: str | None) -> set[str]:
     return out
 
 
+_STATUS_CODE = re.compile(
+    r"(?:\b(?:https?|error|status|code|response)\s*[:'\"(#]?\s*(?P<a>[1-5]\d\d)\b"
+    r"|\b(?P<b>[1-5]\d\d)(?:s\b|['\"]?\s*(?:errors?|responses?|status|codes?|too\s+many|forbidden"
+    r"|unauthori[sz]ed|not\s+found|bad\s+request|internal|gateway|service\s+unavailable)\b))",
+    re.I,
+)
+"""An HTTP status code as people write it ("HTTP 403", "error 500", "a 429 response", "502s",
+"'401 Unauthorized'"): not any number ("100 seats", "$450")."""
+
+
+def status_classes(text: str) -> set[str]:
+    """The classes (first digits: "4", "5") of the HTTP status codes a text names (`_STATUS_CODE`)."""
+    return {(m["a"] or m["b"])[0] for m in _STATUS_CODE.finditer(text)}
+
+
+_CODES: dict[int, tuple[Registry, dict[str, str]]] = {}
+
+
+def code_owners(registry: Registry) -> dict[str, str]:
+    """Which capability owns each class of HTTP status codes: the one without side effects whose
+    positive guide examples name codes of that class at least twice and hold `OWNER_SHARE` of the
+    examples that do. The support desk's help centre owns the client errors ("how should I handle
+    429 Too Many Requests", "what does a 401 from your API mean": the documents explain a refused
+    request), its status page the server errors ("the API returns 500 errors", an outage)."""
+    held = _CODES.get(id(registry))
+    if held is not None and held[0] is registry:
+        return held[1]
+    counts: dict[str, dict[str, int]] = {}
+    for cap in registry.routable:
+        if cap.side_effects:
+            continue
+        for query in cap.classifier_guide.positives:
+            for kind in status_classes(query):
+                counts.setdefault(kind, {}).setdefault(cap.name, 0)
+                counts[kind][cap.name] += 1
+    owners = {}
+    for kind, by in counts.items():
+        name, most = max(by.items(), key=lambda kv: kv[1])
+        if most >= 2 and most >= OWNER_SHARE * sum(by.values()):
+            owners[kind] = name
+    _CODES[id(registry)] = (registry, owners)
+    return owners
+
+
+def coded_elsewhere(
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    registry: Registry,
+    chosen: set[str],
+) -> tuple[set[str], set[str]]:
+    """Selected capabilities whose every clause (scored at least `SECONDARY_FLOOR`) names an HTTP
+    status code of a class another capability owns (`code_owners`), and those owners: "Our
+    integration gets 'HTTP 403' when it writes notes. What does that mean?" resembles an outage, and
+    a refused request is what the documents explain; "the API returns 502s since noon" stays the
+    status page's. (drop, add)."""
+    owners = code_owners(registry)
+    if not owners:
+        return set(), set()
+    won: dict[str, list[str | None]] = {}
+    for piece, conf in clause_rows:
+        order = _top(conf, labels, names, set())
+        if not order or courtesy(piece) or float(conf[order[0]]) < SECONDARY_FLOOR:
+            continue
+        best = labels[order[0]]
+        if best not in chosen:
+            continue
+        others = {owners[k] for k in status_classes(piece) if k in owners} - {best}
+        won.setdefault(best, []).append(next(iter(others)) if len(others) == 1 else None)
+    drop, add = set(), set()
+    for name, owned in won.items():
+        if owned and all(o is not None and o in names for o in owned):
+            drop.add(name)
+            add |= {o for o in owned if o is not None}
+    return drop, add
+
+
+def coded_request(task: str, registry: Registry, ranked: Sequence[tuple[str, float]]) -> set[str]:
+    """The owner (`code_owners`) of the one class of HTTP status codes a request no threshold took
+    names, when it scores at least `SECONDARY_FLOOR` and the request names nothing the guides do not
+    (`names_other`). The caller asks it only of a request addressed to our service (`_ADDRESSED`:
+    "your API"): someone's own website answering 500 is not ours."""
+    classes = status_classes(task)
+    owners = code_owners(registry)
+    if len(classes) != 1 or (kind := next(iter(classes))) not in owners or names_other(task, registry):
+        return set()
+    owner = owners[kind]
+    return {owner} if dict(ranked).get(owner, 0.0) >= SECONDARY_FLOOR else set()
+
+
 def named_kind(prefix: str, registry: Registry) -> str | None:
     """The capability a record id's prefix abbreviates when no guide names ids of its kind: the one
     without side effects whose name begins with the prefix of three letters or more ("INC-301": the
@@ -532,8 +794,16 @@ def asks_in(task: str, piece: str) -> bool:
     before, following = (task[:at], task[at + len(piece) :]) if at >= 0 else ("", "")
     if relative_clause(piece, before, following):
         return False
-    return reads_as_request(piece, following) or bool(_POLITE.match(piece))
+    return (
+        reads_as_request(piece, following)
+        or bool(_POLITE.match(piece))
+        or (bool(_PLEASE.search(piece)) and not _NARRATOR.match(piece.strip()))
+    )
 
+
+_PLEASE = re.compile(r"\b(?:please|pls|plz|kindly)\b", re.I)
+"""The word that makes an instruction of a clause ("Put the second one back on the card please",
+"Please check the reason"): it asks, whatever its form."""
 
 _ATTRIBUTES = frozenset({"status", "state", "eta", "progress", "update", "updates", "news", "situation"})
 """What a question asks of a thing it does not name ("what is the status", "any update?", "eta?")."""
@@ -895,7 +1165,24 @@ def _of_foreign(
         if not courtesy(p) and (p in foreign or not f)
     ]
     if len(needs) <= 2:
-        return {n for n, _ in ranked}
+        # "Is anything wrong with webhooks today? Our watering-rota app has stopped getting updates.":
+        # a question about ours first, the customer's own software after it
+        first = next((i for i, f in enumerate(linked) if f), len(linked))
+        ours = {
+            labels[order[0]]
+            for i, (p, conf) in enumerate(clause_rows)
+            if i < first
+            and not courtesy(p)
+            and asks_in(task, p)
+            and (order := _top(conf, labels, names, set()))
+        }
+        if not ours:
+            return {n for n, _ in ranked}
+        return {
+            labels[order[0]]
+            for (_p, conf), f in zip(clause_rows, linked, strict=True)
+            if f and (order := _top(conf, labels, names, set()))
+        } - ours
     out = set()
     for (_piece, conf), f in zip(clause_rows, linked, strict=True):
         if f and (order := _top(conf, labels, names, set())):
@@ -988,7 +1275,11 @@ def asked_of_ours(task: str, registry: Registry, ranked: Sequence[tuple[str, flo
         if asks and re.search(rf"\b(?:{forms})\b(?!\s+{_MODIFIED})", task, re.I):
             if score >= SECONDARY_FLOOR:
                 return {name}
-        elif re.search(rf"\b(?:{forms})\w*", task, re.I) or _GET_IT_BACK.search(task):
+        elif (
+            re.search(rf"\b(?:{forms})\w*", task, re.I)
+            or _GET_IT_BACK.search(task)
+            or _COULD_BE_DONE.search(task)
+        ):
             return last_provider(registry, info, ranked)
     return set()
 
@@ -1051,11 +1342,24 @@ def lookup_of_nobody(
 
 _COULD_BE_DONE = re.compile(
     r"\b(?:whether|if)\b[^.!?]*?\b(?:can|could|would|might|may)\s+(?:still\s+)?"
-    r"(?:be\s+(?:returned|refunded|reimbursed|credited|paid)(?:\s+back)?|come\s+back)\b",
+    r"(?:be\s+(?:(?:returned|refunded|reimbursed|credited|paid)(?:\s+back)?|(?:given|sent|put)\s+back)"
+    r"|come\s+back)\b"
+    # a direct question ("Can this charge be returned or not anymore?", "it is possible to return it?")
+    r"|(?P<direct>\b(?:can|could|may)\s+(?:it|this|that|they|these|those|(?:the|this|that|our|my|his|her|their)\s+(?:[\w-]+\s+){0,2}?[\w-]+)"
+    r"\s+(?:still\s+)?be\s+(?:returned|refunded|reimbursed|credited|(?:paid|given|sent|put)\s+back)\b"
+    r"|\b(?:is\s+it|it\s+is|is)\s+(?:still\s+)?possible\s+to\s+(?:return|refund|reimburse|get\s+(?:it|them|that)\s+back)\b)",
     re.I,
 )
 """Asking whether money could still be given back ("whether it could still be returned to us", "if it
-can still come back"): a question about a charge's eligibility, not the instruction."""
+can still come back", "if the payment can be given back"), or, group `direct`, asking it directly
+("Can this charge be returned or not anymore?", "it is possible to return it?"): a question about a
+charge's eligibility, not the instruction."""
+
+
+def asked_directly(task: str) -> bool:
+    """Whether a request asks directly whether money can be given back (`_COULD_BE_DONE`'s `direct`),
+    without a word that makes it an instruction ("please", "kindly")."""
+    return any(m["direct"] for m in _COULD_BE_DONE.finditer(task)) and not _PLEASE.search(task)
 
 
 def eligibility_asked(
@@ -1068,8 +1372,12 @@ def eligibility_asked(
     returned"): the record the action would take, `asked_of_ours`' reading of a question about the
     action (the charges), never the action itself. The request names the customer (an id, an e-mail
     or a customer's full name)."""
+    # the help centre may have taken the question for the policy ("Can that retry be refunded?"),
+    # and, asked directly, the charges are what it asks about anyway
     plain = {n for n in chosen if n not in registry or not registry[n].side_effects}
-    if not (IDENTIFIER.search(task) or known_names(registry, task)) or (
+    plain -= {how_to_owner(registry), *(money_back_providers(registry) if asked_directly(task) else ())}
+    charge = any(not IDENTIFIER.fullmatch(m.group()) for m in _RECORD_ID.finditer(task))  # "CH-2052"
+    if not (IDENTIFIER.search(task) or known_names(registry, task) or charge) or (
         plain and not lookups_only(registry, plain)
     ):
         return set()
@@ -1084,6 +1392,7 @@ def eligibility_asked(
         )
         or re.search(rf"\b(?:want|need|like|get|have)\b[^.!?]*\b(?:{forms})ed\b", task, re.I)
         or re.search(rf"\b(?:{forms})\b(?!\s+{_MODIFIED})", task, re.I)  # "refund it if it is refundable"
+        or conditional_actions(task, registry, ranked)  # "... can still be refunded, and if so do it"
     ):
         return set()
     found = asked_of_ours(task, registry, ranked)
@@ -1251,6 +1560,132 @@ def coordinated_actions(task: str, registry: Registry, ranked: Sequence[tuple[st
     return out
 
 
+_MONEY_BACK = re.compile(
+    r"\b(?:get|gets|getting|got|have|give|receive)\s+(?:[\w'$\u00a3\u20ac.,]+\s+){0,4}?back\b|\bmoney\b[^.?!]{0,40}?\bback\b"
+    r"|\b(?:paid|given|sent|put|come|coming|credited)\s+back\b",
+    re.I,
+)
+"""Money coming back, whatever is named between ("do we get this month back", "have the rest back",
+"our money back", "would any of the money find its way back", "is the unused part paid back")."""
+
+
+def money_back_providers(registry: Registry) -> set[str]:
+    """The last providers before an action with side effects (`last_provider`'s set: billing, which
+    finds the charge a refund takes), whatever they scored."""
+    out: set[str] = set()
+    for info in registry.routable:
+        if not info.side_effects:
+            continue
+        providers = {p for key in info.requires for p in registry.providers(key)}
+        out |= {
+            p
+            for p in providers
+            if not any(set(registry[p].provides) & set(registry[q].requires) for q in providers - {p})
+        }
+    return out
+
+
+def hypothetical_refund(task: str, registry: Registry) -> bool:
+    """Whether a request is a hypothetical question about money coming back (`_HYPOTHETICAL` and a
+    question mark, with an action word of a capability with side effects in any form or
+    `_MONEY_BACK`) that names no one and no record (no e-mail, customer or record id, customer
+    name) and is in the guides' words (`KNOWN_SHARE` of `need_words`, no name they do not use):
+    "If we take their seats off now, do we get this month back?", "if we drop seats mid-month, is the
+    rest refunded?" ask the policy; nobody's charges are there to check."""
+    if "?" not in task or not _HYPOTHETICAL.search(task):
+        return False
+    if IDENTIFIER.search(task) or _RECORD_ID.search(task) or known_names(registry, task):
+        return False
+    forms = "|".join(re.escape(v) for n in registry.routable if n.side_effects for v in n.action_verbs or ())
+    if not (_MONEY_BACK.search(task) or (forms and re.search(rf"\b(?:{forms})\w*", task, re.I))):
+        return False
+    words = need_words(without_record_ids(task))
+    vocab = vocabulary(registry)
+    known = [known_word(w, vocab) for w in words]
+    return (
+        bool(words) and sum(known) >= KNOWN_SHARE * len(words) and not _foreign_capitals(task, words, known)
+    )
+
+
+def eligibility_of_named(
+    task: str,
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    registry: Registry,
+    chosen: set[str],
+    policy: str,
+) -> set[str]:
+    """The help centre (`policy`) when every clause it is the best of asks whether money can still
+    come back (`_COULD_BE_DONE`), next to the provider of the money's record (`money_back_providers`:
+    billing), in a request that names the customer (an e-mail, customer id or full name): "check
+    whether Aisha Bello's renewal went through and whether it can still come back" asks about her
+    charge's eligibility, which the charges answer, not the policy."""
+    if not (chosen & money_back_providers(registry)) or not (
+        IDENTIFIER.search(task) or known_names(registry, task)
+    ):
+        return set()
+    won = [
+        bool(_COULD_BE_DONE.search(piece))
+        for piece, conf in clause_rows
+        if not courtesy(piece)
+        and (order := _top(conf, labels, names, set()))
+        and labels[order[0]] == policy
+        and float(conf[order[0]]) >= SECONDARY_FLOOR
+    ]
+    return {policy} if won and all(won) else set()
+
+
+_WOULD = re.compile(r"\b(?:would|wud|'d)\b", re.I)
+
+
+def would_hypothetically(task: str, registry: Registry) -> bool:
+    """Whether a request asks what would be, on a supposition (`_HYPOTHETICAL`, "would", a question
+    mark), and names no one and no record (no e-mail, customer or record id, customer name): "If we
+    were 14 people on Team for the summer, what would that come to a month?" asks a price, not
+    anyone's charges."""
+    return (
+        "?" in task
+        and bool(_HYPOTHETICAL.search(task))
+        and bool(_WOULD.search(task))
+        and not (IDENTIFIER.search(task) or _RECORD_ID.search(task) or known_names(registry, task))
+    )
+
+
+_IF_SO = (
+    r"\bif\s+(?:so|yes|it\s+(?:is|was|can|does|did|qualifies)|they\s+(?:are|were|can|do|did)"
+    r"|that'?s\s+(?:the\s+case|right|true)|(?:it'?s\s+)?(?:eligible|possible|allowed)|twice|doubled?|duplicated?)\b"
+    r"[\s,:-]*(?:then\s+)?(?:(?:please|pls|plz|just|kindly|go\s+ahead\s+and|can\s+you|could\s+you)\s+)*"
+)
+
+
+def conditional_actions(task: str, registry: Registry, ranked: Sequence[tuple[str, float]]) -> set[str]:
+    """Capabilities with side effects that a conditional instruction asks for ("... and if so just do
+    it", "If so get it refunded", "And if twice, send the extra back please"): "if so" (or "if it
+    is", "if eligible", ...) and then the action's verb, "get it <verb>ed", "send/put ... back", or,
+    when the request names the action in any form elsewhere, "do it" / "go ahead". Scored at least
+    `SECONDARY_FLOOR`; not when the words turn the action down."""
+    out = set()
+    for name, score in ranked:
+        info = registry.capabilities.get(name)
+        if info is None or not info.side_effects or not info.action_verbs or score < SECONDARY_FLOOR:
+            continue
+        if turns_down(task, info.action_verbs):
+            continue
+        verbs = "|".join(re.escape(v) for v in info.action_verbs if re.fullmatch(r"[a-z]+", v))
+        if not verbs:
+            continue
+        act = (
+            rf"(?:(?:{verbs})\b|(?:get|have)\s+(?:it|them|that|this|those)\s+(?:{verbs})(?:ed|d)\b"
+            r"|(?:send|put|pay|give)\s+(?:it|them|that|this|those|the\s+(?:\w+\s+){0,2}?\w+)\s+back\b)"
+        )
+        named = re.search(rf"\b(?:{verbs})\w*", task, re.I)
+        generic = r"(?:do\s+(?:it|that|so)|go\s+ahead|proceed)\b" if named else r"(?!x)x"
+        if re.search(rf"{_IF_SO}(?:{act}|{generic})", task, re.I):
+            out.add(name)
+    return out
+
+
 def side_effect_hypothetical(task: str, registry: Registry, chosen: set[str]) -> set[str]:
     """Selected capabilities with side effects that a hypothetical question only asks about
     (`_HYPOTHETICAL` in a question, or with no explicit instruction, `side_effect_intent`): "would
@@ -1410,8 +1845,9 @@ _INDIRECT = re.compile(
 "they would like to know what 5 seats cost", "... asking whether the errors are yours"."""
 
 _SEVERAL = re.compile(
-    r"\b(?:two|three|four|five|a\s+few|several|a\s+couple\s+of|couple\s+of)\s+"
-    r"(?:things|questions|issues|requests|points|items|problems)\b",
+    r"\b(?:two|three|four|five|[2-9]|a\s+few|several|a\s+couple\s+of|couple\s+of|a\s+(?:bundle|bunch|handful|list)\s+of)"
+    r"\s+(?:(?:quick|short|small|little|separate|different)\s+)?"
+    r"(?:things|questions|q'?s|qns|queries|issues|requests|points|items|problems|asks)\b",
     re.I,
 )
 """A request that says it has several needs ("Two things: ...", "three questions"): each of its
@@ -1664,6 +2100,8 @@ def joined_as_need(task: str, piece: str, clause_rows: Sequence[tuple[str, np.nd
         return False
     if another_need(task, piece) or _JOINED_BEFORE.search(task[:at]):
         return True
+    if _SEVERAL.search(task[:at]) and asks_in(task, piece):
+        return True  # "three q's - is the dashboard down, how many seats we got, ...": each one a need
     later = sorted((there, other) for other, _ in clause_rows if (there := task.find(other)) > at)
     asks = asks_in(task, piece)
     return any(
@@ -1723,12 +2161,15 @@ def grounds_of_ask(
     dropped when it is the best of a clause that gives no e-mail or id, no clause whose best it is
     asks for anything (each `sets_the_scene`: "I was charged twice for the same invoice", "When I
     checked the card there were two payments") and a later clause is the consumer's ("... Please send the second one back"). The planner still runs the
-    provider for the consumer's input (`requires`/`provides`), as for `implied`. Kept: a provider
+    provider for the consumer's input (`requires`/`provides`), as for `implied`. Nothing when the
+    request says it has several needs (`_SEVERAL`: "Circling back on two points: (1) when our
+    subscription renews and (2) whether ..."): each clause is one (session 20). Kept: a provider
     whose clause asks ("Was I charged twice? If so, refund it"), or whose clause follows the
     consumer's ("refund the duplicate, and list this year's invoices")."""
-    if len(clause_rows) < 2 or len(chosen) < 2:
-        return set()
+    if len(clause_rows) < 2 or len(chosen) < 2 or _SEVERAL.search(task):
+        return set()  # "Two points: (1) when we renew and (2) whether ...": each clause is a need
     best: list[tuple[str, bool, bool]] = []  # each clause's best capability, whether it asks, gives an id
+    apposed: list[bool] = []  # each clause: a noun phrase after a comma (`appositive`)
     for piece, conf in clause_rows:
         order = _top(conf, labels, names, set())
         if not order or courtesy(piece):
@@ -1739,6 +2180,7 @@ def grounds_of_ask(
             reads_as_request(piece, following) and sets_the_scene(piece, following)
         )
         best.append((labels[order[0]], not scene, mentions_identifier(piece)))
+        apposed.append(appositive(task, piece))
     out = set()
     for provider in sorted(chosen):
         if provider not in registry:
@@ -1750,9 +2192,178 @@ def grounds_of_ask(
         fed = [i for i, (n, _, _) in enumerate(best) if n in consumers]
         if not consumers or not fed or not own or any(best[i][1] for i in mine):
             continue
-        if all(i < max(fed) for i in own):
+        if all(i < max(fed) for i in own) or all(apposed[i] and i - 1 in fed for i in own):
+            # "Please give the extra 30 dollars back, the double payment from last month": what
+            # the consumer's clause just named, said again
             out.add(provider)
     return out
+
+
+_APPOSED = re.compile(r"^\W*(?:the|that|this|those|these)\s+\w", re.I)
+_FINITE = re.compile(
+    r"\b(?:is|isn't|was|wasn't|were|are|be|been|being|has|have|had|did|didn't|does|doesn't|do|don't|can|can't"
+    r"|could|will|won't|would|should|shows?|showed|looks?|seems?|went|came|got|took|needs?|wants?|keeps?)\b",
+    re.I,
+)
+
+
+def appositive(task: str, piece: str) -> bool:
+    """Whether a clause is a noun phrase after a comma that names again what the clause before it
+    spoke of ("..., the double payment from last month", "..., that second charge"): it starts with
+    a determiner, has at most eight words, no verb that makes it a sentence (`_FINITE`), no subject
+    (`_NARRATOR`) and asks nothing."""
+    at = task.find(piece)
+    if at <= 0 or not task[:at].rstrip().endswith(","):
+        return False
+    return (
+        bool(_APPOSED.match(piece))
+        and len(piece.split()) <= 8
+        and not _FINITE.search(piece)
+        and not _NARRATOR.search(piece)
+        and not reads_as_request(piece, task[at + len(piece) :])
+    )
+
+
+def shapeless(
+    task: str,
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    chosen: set[str],
+    ranked: Sequence[tuple[str, float]],
+    shapes: Mapping[str, Callable[[str], bool]],
+) -> set[str]:
+    """Selected capabilities that recognise requests by their shape (`shaped`: the calculator's
+    arithmetic), beside another need and not the request's best, when neither the request nor any
+    clause has the shape and every clause they are the best of holds no digit and no word of
+    arithmetic (`_WORKED_OUT`: "work out what that is per seat"): "Tell me, in plain
+    numbers if you must, what a single seat costs", "Could I get the numbers?", "a sum of one
+    hundred and twenty-five dollars appeared twice" name numbers, they do no arithmetic."""
+    if len(chosen) < 2 or not ranked:
+        return set()
+    out = set()
+    for name in chosen & set(shapes):
+        if name == ranked[0][0] or shapes[name](task):
+            continue
+        won = [
+            piece
+            for piece, conf in clause_rows
+            if (order := _top(conf, labels, names, set())) and labels[order[0]] == name
+        ]
+        if all(not re.search(r"\d", p) and not shapes[name](p) and not _WORKED_OUT.search(p) for p in won):
+            out.add(name)
+    return out
+
+
+_WORKED_OUT = re.compile(
+    r"\b(?:work(?:ed|ing)?\s+out|calculat\w*|comput\w*|per|divid\w*|multipl\w*|times|add(?:ed)?\s+up|totals?)\b",
+    re.I,
+)
+"""Words that ask for arithmetic without its symbols ("work out what that is per seat")."""
+
+
+_THEIRS = re.compile(r"\b(?:i|we|our|my|us|it|they|their|he|she|his|her|i'm|we're|it's)\b", re.I)
+_DOCUMENT_WORDS = re.compile(
+    r"\b(?:your|policy|policies|docs?|documentation|instructions?|steps?|guide|explain\w*|sla|terms|rules?)\b",
+    re.I,
+)
+_WHEN = re.compile(r"^\W*(?:(?:and|also|plus)\s+)?(?:(?:until|till)\s+)?when\b", re.I)
+
+
+def own_record_asked(
+    task: str,
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    registry: Registry,
+    chosen: set[str],
+    owner: str | None,
+) -> set[str]:
+    """The help centre (`owner`) beside the customer lookup (`lookups_only`) in a request that names
+    the customer (an e-mail, customer id or full name), when every clause it is the best of speaks
+    of the customer (`_THEIRS`: "it", "we", "our") and either tells (not `asks_in`) or asks when
+    (`_WHEN`), with no how-to, no question what something includes, no supposition and no word
+    that asks the documents (`_DOCUMENT_WORDS`: "your", "policy", "instructions"): "which plan are
+    we on and until when is it valid? sofia@..." asks her renewal date on file; "WHEN DOES OUR RENEWAL
+    HIT. I NEED TO KNOW BEFORE I CANCEL THE CARD. C-1004" says why."""
+    if owner is None or owner not in chosen or not any(lookups_only(registry, {n}) for n in chosen - {owner}):
+        return set()
+    if not (IDENTIFIER.search(task) or known_names(registry, task)):
+        return set()
+    own: list[bool] = []
+    for piece, conf in clause_rows:
+        order = _top(conf, labels, names, set())
+        if (
+            not order
+            or courtesy(piece)
+            or labels[order[0]] != owner
+            or float(conf[order[0]]) < SECONDARY_FLOOR
+        ):
+            continue
+        own.append(
+            bool(_THEIRS.search(piece))
+            and (not asks_in(task, piece) or bool(_WHEN.match(piece)))
+            and not how_to_in(piece)
+            and not asks_what_is_included(piece)
+            and not _HYPOTHETICAL.search(piece)
+            and not _DOCUMENT_WORDS.search(piece)
+        )
+    return {owner} if own and all(own) else set()
+
+
+def documents_asked(task: str) -> bool:
+    """Whether the request, or a clause of it, asks how to do something (`how_to_in`) or what
+    something includes (`asks_what_is_included`): a question the documents answer whoever asks."""
+    pieces = [task, *(task[a:b] for a, b in clause_spans(task))]
+    return any(how_to_in(p) or asks_what_is_included(p) for p in pieces)
+
+
+def told_to_help_centre(
+    task: str,
+    clause_rows: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    names: Sequence[str],
+    chosen: set[str],
+    ranked: Sequence[tuple[str, float]],
+    owner: str | None,
+) -> set[str]:
+    """The help centre (`owner`, `how_to_owner`), selected beside another need and not the request's
+    best, when every clause it is the best of (at least `SECONDARY_FLOOR`) tells rather than asks
+    (not `asks_in`, no how-to, no question what something includes, no supposition, no request
+    inside it) and a clause that asks chose another selected capability: "we're a removals outfit
+    and the crews log every job through your app. how many seats are we paying for? c1007"
+    resembles the documents in its story; the documents answer questions."""
+    if owner is None or owner not in chosen or len(chosen) < 2 or not ranked or ranked[0][0] == owner:
+        return set()
+    told: list[bool] = []
+    other_asked = False
+    before_asks = False  # the clause before asks, and this one goes on in the same sentence
+    for piece, conf in clause_rows:
+        order = _top(conf, labels, names, set())
+        if not order or courtesy(piece):
+            continue
+        best = labels[order[0]]
+        at = max(0, task.find(piece))
+        # "Tell me the Team price for 10 people, the API rate limit on Team, and ...": a list the
+        # request before it asks for
+        listed = before_asks and not re.search(r"[.?!:;]\s*$", task[:at])
+        asks = asks_in(task, piece) or listed
+        # a noun phrase goes on with the list; a clause with a subject or verb of its own ends it
+        before_asks = asks_in(task, piece) or (
+            listed and not _NARRATOR.search(piece) and not _FINITE.search(piece)
+        )
+        if best == owner and float(conf[order[0]]) >= SECONDARY_FLOOR:
+            told.append(
+                not asks
+                and not how_to_in(piece)
+                and not asks_what_is_included(piece)
+                and not _HYPOTHETICAL.search(piece)
+                and not _INDIRECT.search(piece)
+                and "?" not in task[at : at + len(piece) + 2]
+            )
+        elif best in chosen and asks:
+            other_asked = True
+    return {owner} if told and all(told) and other_asked else set()
 
 
 def clear_request(

@@ -23,6 +23,7 @@ from graph.context.followups import (
     FollowUp,
     appended,
     asks_how_it_goes,
+    count_askers,
     guide_lexicon,
     guide_names,
     how_to_owner,
@@ -266,6 +267,7 @@ def read_follow_up(state: AgentState, call: NodeCall, text: str) -> FollowUp:
         kinds=slot_kinds(texts),
         unanswered=unanswered_request(state, topic, turn),
         known_names=guide_names(texts),
+        counters=count_askers(texts),
     )
 
 

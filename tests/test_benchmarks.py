@@ -105,6 +105,7 @@ def test_latency_benchmark_reports_processes_and_encoders(
     assert result["benchmark"] == "latency"
     procs = result["processes"]
     assert procs["ask_cold"] is None  # --cold-runs 0
+    assert procs["bytecode_compiled"] is True  # as scripts/setup leaves the checkout
     for key in ("baseline_import_langgraph", "cli_version", "ask_warm"):
         assert procs[key]["runs"] == 1 and procs[key]["wall_s"] > 0 and procs[key]["peak_mib"] > 0
     assert procs["ask_warm"]["ratio"] > 0 and "ratio" not in procs["baseline_import_langgraph"]

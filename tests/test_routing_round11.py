@@ -102,11 +102,6 @@ def test_a_count_of_nobodys_is_not_a_lookup(desk: Desk) -> None:
     assert "account" not in route(desk, "how many days until new year")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="session 19: with sets 9 and 11 among the labelled examples, the count question's clause "
-    "after a billing turn scores the customer lookup under the secondary floor, and billing keeps it",
-)
 def test_the_customer_named_by_name_carries_to_a_question_about_him(desk: Desk) -> None:
     first = desk.ask(
         "tom whitaker was charged on the 1st, could that be refunded? he is closing the office", "r11-a"

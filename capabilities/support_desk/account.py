@@ -352,14 +352,21 @@ def context_texts(context: Mapping[str, Any]) -> list[str]:
 
 
 def with_context(
-    conn: sqlite3.Connection, found: Identification, earlier: dict[str, Any] | None
+    conn: sqlite3.Connection,
+    found: Identification,
+    earlier: dict[str, Any] | None,
+    *,
+    earlier_by_company: bool = False,
 ) -> Identification:
     """Who the request identifies, weighed against the customer earlier steps or turns identified.
 
     Someone the request names (email, id, full name) wins: the user may have switched accounts. A
     charge or invoice of another customer than the earlier one is not a switch to guess: nobody,
     and the problem says which points where. A company mentioned in a conversation about another
-    customer is no switch either (the earlier customer stays). Nobody named: the earlier customer.
+    customer is no switch either (the earlier customer stays), unless the conversation found that
+    customer by their company too (`earlier_by_company`: "the seat count for Via Lattea?" then "sorry,
+    I meant Nimbus Labs", "and Kola Works?"): the user names customers by company, and another one is
+    another customer. Nobody named: the earlier customer.
     """
     if earlier is None:
         return found
@@ -377,15 +384,40 @@ def with_context(
             ),
             named=found.named,
         )
+    if earlier_by_company and found.via.startswith(BY_COMPANY):
+        return found
     return Identification(earlier, via="context")
 
 
-def resolve_customer(conn: sqlite3.Connection, query: str, customer_id: str | None) -> Identification:
+BY_COMPANY = ("company", "name and company")
+"""How a customer found by their company is found (the first words of `Identification.via`)."""
+
+
+def found_by_company(context: Mapping[str, Any], customer_id: str | None) -> bool:
+    """Whether the context's customer (`customer_id`) was found by their company: how the account
+    step found them (`identified_by` in the context's `customer`), carried over turns that took them
+    from the context."""
+    known = context.get("customer")
+    return (
+        customer_id is not None
+        and isinstance(known, Mapping)
+        and known.get("id") == customer_id
+        and str(known.get("identified_by") or "").startswith(BY_COMPANY)
+    )
+
+
+def resolve_customer(
+    conn: sqlite3.Connection,
+    query: str,
+    customer_id: str | None,
+    context: Mapping[str, Any] | None = None,
+) -> Identification:
     """The customer a step acts for: someone the request names wins over the context's `customer_id`
-    (the user may have switched accounts); else the context's customer (see `with_context`)."""
+    (the user may have switched accounts); else the context's customer (see `with_context`; the
+    `context` says whether it was found by company)."""
     found = identify(conn, [query])
     earlier = customer_row(conn, customer_id) if customer_id else None
-    return with_context(conn, found, earlier)
+    return with_context(conn, found, earlier, earlier_by_company=found_by_company(context or {}, customer_id))
 
 
 def identity_request(found: Identification, purpose: str) -> str:
@@ -559,16 +591,19 @@ class Account(Capability):
                 earlier = hinted.customer
             else:
                 earlier = customer_row(conn, inputs.customer_id) if inputs.customer_id else None
-            found = with_context(conn, found, earlier)
+            by_company = earlier is not None and found_by_company(ctx.context, str(earlier["id"]))
+            found = with_context(conn, found, earlier, earlier_by_company=by_company)
         if found.customer is None:
             out: dict[str, Any] = {"identified": False, "summary": f"Account: {found.problem}."}
             if found.named:  # they named someone we cannot find: the earlier turns' customer is not them
                 out.update(customer_id=None, customer=None)
             return out
         customer = found.customer
+        # how the customer was found, kept with them for later turns (`found_by_company`)
+        via = found.via if found.via != "context" or not by_company else BY_COMPANY[0]
         return {
             "customer_id": customer["id"],
-            "customer": customer,
+            "customer": {**customer, "identified_by": via},
             "identified_by": found.via,
             "summary": f"Account{found.how}: {describe(customer)}",
         }

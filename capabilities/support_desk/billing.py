@@ -938,13 +938,15 @@ class Billing(Capability):
         self.db = SupportDBs(self.options.get("db"), seed=bool(self.options.get("seed", True)))
 
     async def execute(self, inputs: BillingInputs, ctx: RunContext) -> dict[str, Any]:
-        return await self.blocking(self.report, self.db.at(ctx.data_dir), inputs)
+        return await self.blocking(self.report, self.db.at(ctx.data_dir), inputs, ctx.context)
 
-    def report(self, db: SupportDB, inputs: BillingInputs) -> dict[str, Any]:
+    def report(
+        self, db: SupportDB, inputs: BillingInputs, context: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         now = now_utc()
         selector = charge_selector(inputs.query, inputs.charge_id)
         with db.connect() as conn:
-            found = resolve_customer(conn, inputs.query, inputs.customer_id)
+            found = resolve_customer(conn, inputs.query, inputs.customer_id, context)
             if found.customer is None:
                 # None clears an earlier turn's values: a refund must never act on another request's charge.
                 return {

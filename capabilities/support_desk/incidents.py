@@ -282,7 +282,7 @@ class Incidents(Capability):
         )
         subject = re.split(r"(?<=[.?!])\s", inputs.query.strip(), maxsplit=1)[0][:80]
         with db.transaction() as conn:
-            found = resolve_customer(conn, inputs.query, inputs.customer_id)
+            found = resolve_customer(conn, inputs.query, inputs.customer_id, ctx.context)
             customer_id = found.customer["id"] if found.customer else None
             existing = (
                 conn.execute("SELECT * FROM tickets WHERE idempotency_key = ?", (key,)).fetchone()

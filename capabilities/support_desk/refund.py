@@ -228,7 +228,7 @@ class Refund(Capability):
         # finds the first (the UNIQUE constraint would stop it anyway).
         with db.transaction() as conn:
             # Only the customer the approval question named (this turn's account step).
-            found = resolve_customer(conn, inputs.query, inputs.customer_id)
+            found = resolve_customer(conn, inputs.query, inputs.customer_id, ctx.context)
             if found.customer is None:
                 return _outcome(
                     "needs_identity", f"No refund made: {identity_request(found, 'find the charge')}"

@@ -42,7 +42,9 @@ def with_recognised(
     registry: Registry, task: str, names: Sequence[str], chosen: set[str], limit: int
 ) -> set[str]:
     """`chosen` with the capabilities that recognise the request: alone when the scorer chose
-    nothing, beside its picks when none of them recognises it (up to `limit` capabilities). Beside
+    nothing, beside its picks otherwise (up to `limit` capabilities): a pick that recognises the
+    request too does not explain the rest of it ("365 / 4 and the time in Tashkent": the clock
+    recognises the time, the calculator the arithmetic). Beside
     the scorer's picks, a clause of the request recognised counts too ("Calc: 365*7. Time: Oslo.":
     the clock for the city, the calculator for a clause the whole request hides)."""
     others = [n for n in names if n not in chosen]
@@ -50,7 +52,7 @@ def with_recognised(
     if not found and chosen:  # "Calc: 365*7. Time: Oslo.": the arithmetic is one clause of several
         own = _CONTEXT.sub("", task)
         found = next((f for a, b in clause_spans(own) if (f := recognising(registry, own[a:b], others))), [])
-    if not found or set(recognising(registry, task, sorted(chosen))):
+    if not found:
         return chosen
     room = max(0, limit - len(chosen))
     return chosen | set(found[:room])

@@ -950,6 +950,7 @@ def resolve(
     kinds: Mapping[str, frozenset[str]] | None = None,
     unanswered: str | None = None,
     known_names: Mapping[str, frozenset[str]] | None = None,
+    counters: frozenset[str] = frozenset(),
 ) -> FollowUp:
     """How the message `text` relates to the thread's `topic` (entries, most recent first).
 
@@ -971,6 +972,7 @@ def resolve(
     only a clause of a capability that reads its kind. `unanswered`: the last request, when the last
     turn ran nothing (it ended in a question back); a yes then answers that request, not the topic.
     `known_names`: per capability, the names its guides write capitalised (`guide_names`), in lower case.
+    `counters`: the capabilities whose guides ask counts ("how many seats do we have": `count_askers`).
     """
     # "and Anchorage, while you're at it": an aside asks for nothing and its "it" points at nothing.
     text = " ".join((_ASIDE.sub(" ", text) if _ASIDE.search(text) else text).split()) or " ".join(
@@ -1126,6 +1128,7 @@ def resolve(
             how_to=how_to,
             kinds=kinds,
             known_names=known_names,
+            counters=counters,
         )
     if (
         declines(text)
@@ -1414,6 +1417,7 @@ def resolve(
             suppliers := _suppliers(
                 foreign or _best_reading(reading, routable, affinity), entries, feeds, side_effects
             )
+            or _counted_by_supplier(reading, entries, routable, counters, affinity, feeds, side_effects)
         )
         and not set(suppliers) & names
     ):
@@ -1962,6 +1966,64 @@ def _suppliers(
         for n in foreign
         if any(feeds(n, c) for c in last) and not (side_effects is not None and side_effects(n))
     ]
+
+
+_HOW_MANY = re.compile(
+    r"^\W*(?:(?:wait|so|ok|okay|hm+|oh|ah|actually|um+|but|and|also|btw|sorry|hang on|hold on)\b\W*)*"
+    r"(?:(?:can|could|would)\s+you\s+(?:tell\s+me\s+)?)?how\s+many\b",
+    re.I,
+)
+"""A count question, after words that ask nothing ("wait, how many people is he paying for")."""
+COUNT_CLOSE = 5.0
+"""How far (log-odds) under the best reading of a count question about a person the capability that
+fed the topic may score and still be what it asks (`_counted_by_supplier`)."""
+
+
+def count_askers(guides: Mapping[str, Sequence[str]]) -> frozenset[str]:
+    """The capabilities whose guide texts ask counts ("how many seats do we have right now")."""
+    return frozenset(n for n, texts in guides.items() if any(_HOW_MANY.match(t) for t in texts))
+
+
+def _counted_by_supplier(
+    text: str,
+    entries: Sequence[TopicEntry],
+    routable: Sequence[str],
+    counters: frozenset[str],
+    affinity: Callable[[str, Sequence[str]], Mapping[str, float]] | None,
+    feeds: Callable[[str, str], bool] | None,
+    side_effects: Callable[[str], bool] | None,
+) -> list[str]:
+    """ "wait, how many people is he paying for" after a billing turn about a customer: a count
+    question about the person is asked of the capability that fed the last turn its customer when
+    that one asks counts (`counters`) and the last turn's do not, and it scores within `COUNT_CLOSE`
+    log-odds of the best reading ("paying for" resembles the charges a little more than the seats on
+    file; the count is still of the customer's seats)."""
+    if not counters or affinity is None or feeds is None or not _HOW_MANY.match(text):
+        return []
+    last = [e.capability for e in _last_turn(entries)]
+    if any(c in counters for c in last):
+        return []
+    fed = [
+        n
+        for n in routable
+        if n in counters
+        and n not in last
+        and any(feeds(n, c) for c in last)
+        and not (side_effects is not None and side_effects(n))
+    ]
+    if not fed:
+        return []
+    scores = affinity(text, list(routable))
+    top = max(scores.values(), default=0.0)
+    best = max(fed, key=lambda n: scores.get(n, 0.0))
+
+    def logit(p: float) -> float:
+        p = min(max(p, 1e-9), 1 - 1e-9)
+        return math.log(p / (1 - p))
+
+    if scores.get(best, 0.0) <= 0.0 or logit(top) - logit(scores[best]) >= COUNT_CLOSE:
+        return []
+    return [best]
 
 
 def _with_unanswered(

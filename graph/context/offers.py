@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from graph.config.registry import Registry
-from graph.context.followups import FollowUp, appended, content_words, slots
+from graph.context.followups import FollowUp, appended, asks_how_it_goes, content_words, slots
 from graph.intent import confirmation, side_effect_intent, turns_down
 from graph.router import latest_request
 from graph.state import AgentState, SideEffectOffer
@@ -86,7 +86,8 @@ _NEGATIVE = re.compile(r"no|not|nope|nah|none|nothing|neither|without|\w*n't")
 _HOLD = re.compile(
     r"^\W*(?:(?:ok(?:ay)?|k|so|well|hmm+|um+|uh+|right|alright|actually|sorry|oh)\W+)*"
     r"(?:hold\s+(?:on|off|it|up|fire)|hang\s+on|not\s+(?:just\s+)?yet|not\s+for\s+now|wait(?:\s+a\s+(?:sec(?:ond)?|minute|moment|bit))?"
-    r"|give\s+me\s+a\s+(?:sec(?:ond)?|minute|moment|bit|day)|one\s+(?:sec(?:ond)?|moment|minute)"
+    r"|(?:give|gimme)(?:\s+(?:me|us))?\s+a\s+(?:sec(?:ond)?|minute|moment|bit|day|tick|mo)"
+    r"|(?:one|just\s+a|half\s+a)\s+(?:sec(?:ond)?|moment|minute|mo|tick)|bear\s+with\s+(?:me|us)|hold\s+that\s+thought"
     r"|let\s+me\s+(?:check|ask|confirm|talk|speak|double[\s-]check|think|get\s+back)"
     r"|(?:i'?ll|i\s+will|we'?ll|we\s+will)\s+(?:wait|check|ask|confirm|get\s+back|come\s+back|let\s+you\s+know))"
     # "wait, how many seats is he paying for" is a question, not a delay
@@ -97,7 +98,11 @@ _HOLD = re.compile(
 _NO = re.compile(
     r"\b(?:no|nope|nah|never\s?mind|forget\s+(?:it|that|about\s+it)|scratch\s+that"
     r"|cancel(?:\s+(?:it|that))?|leave\s+it|keep\s+(?:it|them|the)|not\s+(?:now|needed|necessary)"
-    r"|call\s+it\s+off|changed\s+(?:her|his|their|my|our)\s+mind|decided\s+(?:to\s+keep|against))\b"
+    r"|call\s+it\s+off|changed\s+(?:her|his|their|my|our)\s+mind|decided\s+(?:to\s+keep|against)"
+    # a no made stronger ("absolutely not", "of course not", "not at all"), and dropping the action
+    # ("skip the refund", "drop it", "I'll pass on that")
+    r"|(?:absolutely|definitely|certainly|surely|of\s+course|hell|god)\s+(?:not|no)|not\s+at\s+all"
+    r"|(?:skip|drop|scrap|ditch)\s+(?:it|that|this|the\b)|(?:i'?ll|we'?ll|i\s+will|we\s+will)\s+pass|pass\s+on)\b"
 )
 """A no to the offer ("no, leave it", "scratch that, she's keeping the seats", "nah, not needed"): it is
 withdrawn."""
@@ -110,7 +115,7 @@ _ASKS = re.compile(
     r"(?:tell|show|check|look|give|send|find|list|explain|pull|get|fetch|quote|calculate|compute|what"
     r"|what's|how|when|where|which|who|why|is|are|was|were|does|did|can|could|should|would)\b"
     r"|\b(?:i|we)\s+(?:want|need|would\s+like|'d\s+like)\s+(?!to\s+(?:talk|speak|check|ask|confirm|wait|think))"
-    r"|\b(?:meant|instead|the\s+other\s+one)\b"
+    r"|\b(?:meant|instead|the\s+other\s+(?:one|ones|charge|payment|invoice|account|customer))\b"
 )
 """A clause that asks for something ("just tell me the plan", "what about the invoices"), or corrects
 what was offered ("no, the other one", "I meant the October charge"): not only a no."""
@@ -121,6 +126,22 @@ _YES_LEAD = re.compile(
     r"|please\s+do|proceed)\b"
 )
 """A message that opens with a yes: never a decline, whatever it keeps ("yes, and keep the seats")."""
+_PARTICLE = r"(?:yes+|yeah|yea|yeh|yah|yep|yup|ya|aye|sure|ok(?:ay)?|no+|nah|nope|naw)"
+_STACK = re.compile(rf"^\W*((?:{_PARTICLE}[\s,.!-]+)+{_PARTICLE})(?![\w'])")
+"""Yes and no words stacked at the start of a reply ("yeah, no", "yeah nah", "nah yeah", "yeah nah
+yeah, go for it"): the last one is the answer, the ones before it only soften it."""
+
+
+def stacked(text: str) -> bool | None:
+    """The answer of a stack of yes and no words that opens `text` (`_STACK`) with a no among them:
+    False when its last word is a no ("yeah, no"), True when a yes ("nah yeah"); None without such a
+    stack (a plain "no", "ok yes")."""
+    m = _STACK.match(_said(text))
+    if m is None:
+        return None
+    words = re.findall(r"[a-z]+", m.group(1))
+    noes = [bool(re.fullmatch(r"no+|nah|nope|naw", w)) for w in words]
+    return None if not any(noes) else not noes[-1]
 
 
 def declined(text: str, verbs: Sequence[str] = ()) -> Literal["hold", "withdraw"] | None:
@@ -136,11 +157,15 @@ def declined(text: str, verbs: Sequence[str] = ()) -> Literal["hold", "withdraw"
         return None
     if any(s.kind in ("email", "ident", "amount", "number", "expr") for s in slots(text)):
         return None
-    if _YES_LEAD.match(said) or (verbs and side_effect_intent(text, verbs).kind == "act"):
+    stack = stacked(said)
+    if stack is False:
+        # "yeah, no", "yeah nah, leave it": the last word of the stack is the answer
+        said = _STACK.sub("no", said, count=1)
+    elif stack is True or _YES_LEAD.match(said) or (verbs and side_effect_intent(text, verbs).kind == "act"):
         return None  # "yes, refund it and keep the seats", "refund it, but keep the seats": a yes
     clauses = [c for c in re.split(r"\s*(?:[,;:.!]|\s-+\s|\s—\s|\bbut\b)\s*", said) if c.strip()]
-    if any(_ASKS.search(c) for c in clauses):
-        return None
+    if any(_ASKS.search(c) and not _HOLD.match(c) for c in clauses):
+        return None  # a request of its own; "give me a minute" is a delay, not a request
     if _NO.search(said):
         return "withdraw"
     hold = any(_HOLD.match(c) for c in clauses[:2]) or bool(_DONT.search(said) and _NOT_YET.search(said))
@@ -226,11 +251,63 @@ def _only_the_offer(text: str, offer: Mapping[str, Any], verbs: Sequence[str]) -
     return all(w in _REFERENCE or w in _PICKING or w in own for w in words)
 
 
+_QUESTION_AFTER = re.compile(r"(?:[,;.!]|\s-+|\s—|\s–)\s+")
+_ASKS_HOW = re.compile(
+    r"(?:(?:and|so|also|btw|just|roughly|out\s+of\s+interest)\W+)*"
+    r"(?:how|when|what|where|which|who|will|does|do|is|are|can|any\s+idea)\b"
+)
+_WEIGHS = re.compile(
+    r"\b(?:should|shall|would|could|might|sure|wise|safe|ok(?:ay)?|alright|right|or|instead|rather|first"
+    r"|wait|hold|later|if|unless|until|till|before|not|no|n't|\w+n't|cancel|stop|lose|risk|other|another)\b"
+    r"|\d|@"
+)
+"""Words of a question that weighs the action or names something else ("go ahead - or should we wait?",
+"do it, unless she's already paid?", "yes - the other charge?"): then the yes is not one yet."""
+
+
+def _yes_then_question(said: str, verbs: Sequence[str] = ()) -> tuple[str, str] | None:
+    """A yes, then a question how the action goes once done ("go for it - how long till it's back on
+    the card?", "yes please, will she get an email?": `asks_how_it_goes`): (the yes, the question).
+    None unless the message ends in its only question, the question opens with a question word and
+    weighs nothing (`_WEIGHS`; "how long until/before" asks when, it sets no condition). A question
+    about anything else ("yes, and what time is it in Oslo?") is a request of its own."""
+    if not said.endswith("?") or said.count("?") != 1:
+        return None
+    action = verbs[0] if verbs else "it"
+    for m in _QUESTION_AFTER.finditer(said):
+        lead, question = said[: m.start()].strip(), said[m.end() :]
+        if not lead:
+            continue
+        if not _ASKS_HOW.match(question) or asks_how_it_goes(question, action) is None:
+            continue
+        timing = re.sub(
+            r"\bhow\s+(?:long|soon|many\s+days)\s+(?:until|till|til|before)\b", "how long", question
+        )
+        if _WEIGHS.search(timing):
+            return None
+        return lead, question
+    return None
+
+
 def accepts(offer: Mapping[str, Any], text: str, verbs: Sequence[str] = (), *, asked: bool = False) -> bool:
     """Whether `text` says yes to `offer` (see the module docstring). `asked`: the offer is the
     question the last turn asked (`asked_last_turn`), which a plain assent answers ("ok"); otherwise
     the yes must be a go-ahead (`go_ahead`). Never a question, a no or a yes with a condition or a delay."""
+    stack = stacked(text)
+    if stack is not None:
+        # "yeah, no": the last word of the stack is the answer; a stack that ends in a yes ("yeah nah
+        # yeah, go for it") is one only with a go-ahead after it ("no, ok" is unclear)
+        rest = re.sub(_STACK.pattern, " ", text, count=1, flags=re.I)
+        if stack is False or not _GO.search(_said(rest)):
+            return False
+        text = f"yes {rest}"
     said = _said(text)
+    if (pair := _yes_then_question(said, verbs)) is not None:
+        # "go for it - how long till it's back on the card?": the yes decides; the question is about
+        # the action once done, and the action's answer says what it did
+        text, said = pair[0], pair[0]
+        if not go_ahead(text, verbs):
+            return False
     if confirmation(text) is False or _DEFER.search(said):
         return False
     if asked and confirmation(text) is True:

@@ -206,7 +206,8 @@ def test_a_statement_after_the_question_asks_nothing_of_the_help_centre_or_looku
 
 def test_arithmetic_in_one_clause_is_recognised_beside_the_picks(registry: Registry) -> None:
     text = "Calc: 365*7. Time: Oslo."
-    assert not registry["calculator"].instance.recognises(text)  # the whole request hides it
+    # The whole request hid it until session 20 read "365*7." without its full stop; either way both.
+    assert registry["calculator"].instance.recognises(text)
     names = [c.name for c in registry.routable]
     assert with_recognised(registry, text, names, {"clock"}, 4) == {"clock", "calculator"}
     assert with_recognised(registry, "Time: Oslo. Is the API down?", names, {"clock"}, 4) == {"clock"}
