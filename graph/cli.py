@@ -566,12 +566,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
     ahead = _compile_ahead(registry, settings, quiet=args.quiet)
     from graph.persistence.locks import check_thread_id, thread_lock
     from graph.persistence.threads import unfinished_turn
-    from nodes.intake import clean_request
+    from nodes.intake import clean_request, is_blank
 
     # Bad input is refused before the graph is built (a compile ahead is left behind: `main`
     # exits without waiting for it).
     text = clean_request(from_argv(args.text))
-    if not text.strip():
+    if is_blank(text):
         print("routegraph ask: the request is empty", file=sys.stderr)
         return EXIT_INVALID
     thread_id = check_thread_id(args.thread) if args.thread is not None else uuid.uuid4().hex[:12]

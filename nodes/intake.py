@@ -38,6 +38,10 @@ if TYPE_CHECKING:  # `clean_request` is imported by the CLI before it builds any
 log = logging.getLogger("routegraph")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 and C1 controls but tab and newline
+_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200d\u2060\ufeff]")
+"""Characters that show nothing on their own (zero-width spaces and joiners, a soft hyphen, a byte
+order mark): kept in a request (a joiner holds an emoji or a Persian word together), but a
+request of nothing else is as empty as one of spaces."""
 
 
 def clean_request(text: str) -> str:
@@ -46,6 +50,11 @@ def clean_request(text: str) -> str:
     text = _SURROGATE.sub("\ufffd", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     return _CONTROL.sub("", text)
+
+
+def is_blank(text: str) -> bool:
+    """Whether the request says nothing: only whitespace and characters that show nothing."""
+    return not _INVISIBLE.sub("", text).strip()
 
 
 def message_text(message: BaseMessage) -> str:
@@ -170,7 +179,7 @@ def make_intake(deps: Deps) -> RunnableLambda:
         raw = message_text(last)
         text = clean_request(raw)
         limit = deps.limits.max_request_chars
-        if not text.strip() and not (_has_other_content(last) and _reads_blocks(deps)):
+        if is_blank(text) and not (_has_other_content(last) and _reads_blocks(deps)):
             update["control_errors"] = [_refusal(empty_request_reply(deps.registry), "clarify")]
         elif len(text) > limit:
             update["control_errors"] = [_refusal(too_long_reply(len(text), limit), "input_too_long")]

@@ -194,10 +194,12 @@ def test_validate_lists_the_hostile_registry_problem(runs: Runs, name: str) -> N
     assert code == 2 and err.splitlines()[0] == f"1 problem(s) in {path}:" and REGISTRIES[name][1] in err
 
 
-EMPTY = ["", "  \t\n ", "\x01\x07\x1b"]
+EMPTY = ["", "  \t\n ", "\x01\x07\x1b", "\u200b\u200d\ufeff"]
 
 
-@pytest.mark.parametrize("text", EMPTY, ids=["empty", "whitespace", "only control characters"])
+@pytest.mark.parametrize(
+    "text", EMPTY, ids=["empty", "whitespace", "only control characters", "only zero-width characters"]
+)
 def test_an_empty_request_exits_2_with_one_line(runs: Runs, text: str) -> None:
     code, out, err, _ = runs("ask", text, "--registry", "<registry>", "--quiet")
     no_traceback(out, err)
@@ -278,7 +280,8 @@ def test_other_commands_refuse_bad_input_with_exit_2(runs: Runs, args: list[str]
 def test_the_graph_answers_bad_requests_itself(make_graph: Callable[..., Any]) -> None:
     """From Python (and Studio): the graph ends `clarify` or `input_too_long`, never an exception."""
     graph = make_graph(registry_with(limits={"max_request_chars": 50}))
-    for text in ("", "   \n\t", "\x00\x1b"):
+    # Zero-width spaces and joiners, a byte order mark, a soft hyphen: nothing to read either.
+    for text in ("", "   \n\t", "\x00\x1b", "\u200b\u200b", "\u200d \ufeff\u00ad"):
         state = ask(graph, text, thread="empty")
         assert state["control_stop_reason"] == "clarify"
         assert (

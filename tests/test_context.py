@@ -481,6 +481,20 @@ def test_the_profile_node_records_the_turn_in_the_store_and_shapes_answers(make_
     assert "Next step" not in answer(terse) and answer(terse).count(".") >= 1
 
 
+@pytest.mark.parametrize("user", ["dee.ortiz@example.org", "100%.sure", "a%2Eb"])
+def test_an_e_mail_address_as_user_id_keeps_its_profile(make_graph: Any, tmp_path: Path, user: str) -> None:
+    # LangGraph's stores refuse "." in a namespace label: the id is encoded, reversibly.
+    store = profiles.resolve_store("sqlite", Settings.offline(tmp_path))
+    profiles.save(store, profiles.set_field(profiles.Profile(user_id=user), "expertise", "beginner"))
+    graph = make_graph(store=store)
+    state = turn(graph, "what is 6*7", user=user)
+    assert state["context_profile"]["expertise"] == "beginner" and "Next step" in answer(state)
+    stored = profiles.load(store, user)
+    assert stored.user_id == user and stored.history.turns == 1
+    assert profiles.namespace("a.b") != profiles.namespace("a%2Eb")  # no two ids meet
+    assert profiles.forget(store, user) == 1 and not profiles.exists(store, user)
+
+
 class BrokenStore(InMemoryStore):
     async def aput(self, *args: Any, **kwargs: Any) -> None:
         raise OSError("disk full")

@@ -297,6 +297,12 @@ def resolve_store(option: StoreOption, settings: Settings) -> BaseStore | None:
 
 
 def namespace(user_id: str) -> tuple[str, str]:
+    """The store's namespace of a user. LangGraph's stores refuse a "." in a namespace label, and
+    user ids are often e-mail addresses ("jane.doe@example.com"): "%" and "." are written as
+    "%25" and "%2E" (reversibly, so no two ids meet); an id with neither is its own label, as
+    before, so profiles stored under it stay where they were."""
+    if "." in user_id or "%" in user_id:
+        user_id = user_id.replace("%", "%25").replace(".", "%2E")
     return (NAMESPACE, user_id)
 
 
