@@ -30,7 +30,7 @@ from graph.builder import build_graph
 from graph.classifier.build import prepare_before_turn
 from graph.config.settings import Settings
 from graph.context import offers
-from graph.context.followups import count_askers, slots
+from graph.context.followups import count_askers, resolve, slots
 from graph.context.turns import routed_capabilities
 from graph.intent import REFUND_VERBS, side_effect_intent, turns_down
 from tests.conftest import answer
@@ -412,3 +412,16 @@ def test_a_how_to_question_without_its_do(desk: Desk) -> None:
     second = desk.ask("Ok. how I get one of them as PDF myself?", t)
     assert routed_capabilities(second, desk.registry) == ["knowledge_search"], answer(second)
     assert "PDF" in answer(second), answer(second)
+
+
+@pytest.mark.parametrize("text", ["Choice. And in Helsinki?", "Choice. Helsinki?", "Sweet as. And Helsinki?"])
+def test_a_word_said_as_its_own_sentence_first_is_no_slot(text: str) -> None:
+    topic = [{"capability": "clock", "task": "What time is it in Oslo? We open at nine.", "turn": 1}]
+    found = resolve(text, topic, turn=2, standalone=lambda _: [])
+    assert found.task == "What time is it in Helsinki? We open at nine.", found
+
+
+def test_a_place_said_as_its_own_sentence_first_is_still_one() -> None:
+    topic = [{"capability": "clock", "task": "What time is it in Oslo?", "turn": 1}]
+    found = resolve("Helsinki. What time is it there?", topic, turn=2, standalone=lambda _: [])
+    assert found.task is not None and "Helsinki" in found.task, found

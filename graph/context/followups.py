@@ -2347,6 +2347,21 @@ def _words_besides_slots(text: str, found: Sequence[Slot]) -> list[str]:
     ]
 
 
+def _interjection(words: str, slot: Slot, names: frozenset[str]) -> bool:
+    """A capitalised word said as a sentence of its own before the message goes on ("Tidy. Do it now
+    then - ...", "Sababa. How do I ..."): a word of assent or thanks, not a name, unless it is a place
+    or a name the guides write ("Berlin. And the time there?", "Enterprise. What would 30 seats be?")."""
+    text = slot.text.strip()
+    return (
+        slot.kind == "name"
+        and " " not in text
+        and re.fullmatch(r"\W*", words[: slot.start]) is not None
+        and re.match(r"[.!]+\s+\S", words[slot.end :]) is not None
+        and text.lower() not in places()
+        and text.lower() not in names
+    )
+
+
 def _without_opening_words(
     words: str, found: list[Slot], known: frozenset[str], names: frozenset[str] = frozenset()
 ) -> list[Slot]:
@@ -2354,6 +2369,7 @@ def _without_opening_words(
     leg: Apia.", "Time: Chatham instead of Auckland."): a sentence's first word, not a name, when the
     words hold another slot. Not a name the guides write with a capital inside a sentence (`names`:
     "correction: Team, not Starter")."""
+    found = [s for s in found if not _interjection(words, s, names)]
     if len(found) < 2 or not known:
         return found
     kept = [
