@@ -24,12 +24,13 @@ from typing import Any
 import pytest
 
 from capabilities.support_desk.account import resolve_customer
+from capabilities.support_desk.billing import charge_selector
 from capabilities.support_desk.db import SupportDB
 from graph.builder import build_graph
 from graph.classifier.build import prepare_before_turn
 from graph.config.settings import Settings
 from graph.context import offers
-from graph.context.followups import count_askers
+from graph.context.followups import count_askers, resolve, slots
 from graph.context.turns import routed_capabilities
 from graph.intent import REFUND_VERBS, side_effect_intent, turns_down
 from tests.conftest import answer
@@ -340,3 +341,87 @@ def test_a_company_mentioned_about_a_customer_named_by_email_is_no_switch(desk: 
             {"customer": {"id": "C-1002", "identified_by": "company BrightPath"}},
         )
         assert other.customer and other.customer["id"] == "C-1005"
+
+
+# --- a yes with a question about what follows, after a word of its own ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Mint. go for it",
+        "Lovely! do it - and will she keep her seats afterwards?",
+        "go ahead, will the account still work after?",
+        "do it. does he keep access once it's done?",
+    ],
+)
+def test_a_yes_after_a_word_of_its_own_or_before_a_question_what_follows(text: str) -> None:
+    assert offers.accepts(OFFER, text, VERBS), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Nope. go for it",
+        "Wait. do it",
+        "do it, what happens to the account after the renewal?",  # after another event: its own question
+        "go ahead - or is it better to hold?",
+    ],
+)
+def test_a_no_or_a_delay_as_its_own_word_or_a_question_about_something_else(text: str) -> None:
+    assert not offers.accepts(OFFER, text, VERBS), text
+
+
+# --- the charge a reason mentions, the same value said twice, names of several words, how-to ------------
+
+
+def test_a_word_in_a_reason_does_not_describe_the_charge() -> None:
+    said = "mei@lanternhq.com here. Can this month's $10 charge still be refunded? She hardly used the seats."
+    assert "desc" not in charge_selector(said)
+    # a sentence that speaks of the charge still describes it
+    assert "desc:seats" in charge_selector("We added two seats last week. Can that charge come back?")
+    assert "desc:seats" in charge_selector("Can the seats charge from Monday be refunded?")
+
+
+def test_an_offer_is_made_when_the_reason_mentions_seats(desk: Desk) -> None:
+    t = "r13-mei-seats"
+    first = desk.ask(
+        "omar@brightpath.co here. Is this month's $30 charge refundable? Nobody uses the seats now.", t
+    )
+    assert "CH-2014" in answer(first) and offer_of(desk, t) is not None, answer(first)
+
+
+def test_a_value_said_twice_is_replaced_wherever_it_is_said(desk: Desk) -> None:
+    t = "r13-twice"
+    first = desk.ask("What time is it in Lima? Our Lima warehouse closes soon.", t)
+    assert "America/Lima" in answer(first), answer(first)
+    second = desk.ask("Bogota.", t)
+    assert "America/Bogota" in answer(second) and "Lima" not in answer(second), answer(second)
+
+
+def test_a_name_of_several_words_keeps_its_small_words() -> None:
+    assert [s.text for s in slots("and for Frankfurt am Main?")] == ["Frankfurt am Main"]
+    assert [s.text for s in slots("same for Rio de Janeiro please")] == ["Rio de Janeiro"]
+    assert [s.text for s in slots("Paris or Rome")] == ["Paris", "Rome"]  # "or" joins two names
+    assert [s.text for s in slots("Jane Cooper of Acme Inc")] == ["Jane Cooper", "Acme Inc"]
+
+
+def test_a_how_to_question_without_its_do(desk: Desk) -> None:
+    t = "r13-howto"
+    desk.ask("show me the invoices of omar@brightpath.co", t)
+    second = desk.ask("Ok. how I get one of them as PDF myself?", t)
+    assert routed_capabilities(second, desk.registry) == ["knowledge_search"], answer(second)
+    assert "PDF" in answer(second), answer(second)
+
+
+@pytest.mark.parametrize("text", ["Choice. And in Helsinki?", "Choice. Helsinki?", "Sweet as. And Helsinki?"])
+def test_a_word_said_as_its_own_sentence_first_is_no_slot(text: str) -> None:
+    topic = [{"capability": "clock", "task": "What time is it in Oslo? We open at nine.", "turn": 1}]
+    found = resolve(text, topic, turn=2, standalone=lambda _: [])
+    assert found.task == "What time is it in Helsinki? We open at nine.", found
+
+
+def test_a_place_said_as_its_own_sentence_first_is_still_one() -> None:
+    topic = [{"capability": "clock", "task": "What time is it in Oslo?", "turn": 1}]
+    found = resolve("Helsinki. What time is it there?", topic, turn=2, standalone=lambda _: [])
+    assert found.task is not None and "Helsinki" in found.task, found

@@ -215,12 +215,13 @@ _DESCRIPTIONS = (
     (
         "seats",
         re.compile(
-            r"\b(?:extra|added|additional|new|more|bought|purchased|\d+|two|three|four|five|those|the)"
+            r"\b(?:extra|added|additional|new|more|bought|purchased|\d+|two|three|four|five|those)"
             r"\s+(?:\w+\s+)?seats?\b(?!\s+(?:plan|renewal|subscription))|\bseats?\s+(?:charge|payment|purchase|"
             r"one|fee|add-?on|upgrade|top-?up)\b|\bseat (?:charge|payment|one)\b",
             re.I,
         ),
     ),
+    ("seats", re.compile(r"\bthe\s+(?:\w+\s+)?seats?\b(?!\s+(?:plan|renewal|subscription))", re.I)),
     (
         "renewal",
         re.compile(
@@ -247,6 +248,29 @@ _EXCLUDED = re.compile(
 )
 
 
+_WEAK_DESCRIPTIONS = frozenset(
+    p.pattern
+    for kind, p in _DESCRIPTIONS
+    if kind == "seats" and p.pattern.startswith((r"\bthe", r"\bseats?\b"))
+)
+"""The descriptions read from a word alone ("the seats", "seat"), not from words that describe a
+charge ("extra seats", "the seats charge")."""
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def _describing(text: str, pattern: re.Pattern[str]) -> list[str]:
+    """Where a description is read: the whole text; for a word alone (`_WEAK_DESCRIPTIONS`) in a text
+    of several sentences, only those that speak of a charge or state an amount ("Is this month's $80
+    charge still refundable? We've stopped using most of the seats.": the seats are why, the charge
+    is the renewal)."""
+    sentences = [s for s in _SENTENCE.split(text) if s.strip()]
+    if pattern.pattern not in _WEAK_DESCRIPTIONS or len(sentences) < 2:
+        return [text]
+    return [
+        s for s in sentences if re.search(rf"\b{_CHARGE_NOUN}\b", s, re.I) or find_amount(s) is not None
+    ] or [text]
+
+
 def _selector_parts(text: str) -> dict[str, str] | None:
     """The parts the words state, by key (see `charge_selector`); {} when they state none; None when
     they name a duplicate ("the double charge", "the extra one"), which decides alone. Words that
@@ -264,7 +288,7 @@ def _selector_parts(text: str) -> dict[str, str] | None:
     if (amount := find_amount(text)) is not None:
         parts["amount"] = f"{amount:.2f}"
     for kind, pattern in _DESCRIPTIONS:
-        if pattern.search(text):
+        if any(pattern.search(sentence) for sentence in _describing(text, pattern)):
             parts["desc"] = kind
             break
     if m := _MONTH_NAME.search(text):

@@ -156,6 +156,9 @@ _WHO = r"(?:i|we|you|he|she|they|someone|somebody|one|(?:the\s+)?(?:user|custome
 """Who does it: the user, or the person the conversation is about ("how would he swap the card himself?")."""
 _HOW_TO = re.compile(
     r"\bhow\s+(?:do|does|can|could|should|would)\s+" + _WHO + r"\b|\bhow\s+to\b"
+    # without its "do" ("how I download one of them as PDF?"): a verb in its base form after the person
+    r"|\bhow\s+(?:i|we)\s+(?!(?:am|was|were|is|are|have|has|had|got|get\s+charged|did|feel|felt|know|knew"
+    r"|think|thought|said|see|saw)\b)[a-z]+(?<!ed)\b"
     r"|\bwhere\s+(?:do|does|can|could|would|should)\s+" + _WHO + r"\b"
     r"|\bwhere\s+(?:is|are|'s|would\s+i\s+find)\b.*\b(?:settings?|menu|page|app|dashboard|console|screen|profile)\b"
     r"|\b(?:can|could|would|will|do|does|should)\s+"
@@ -438,7 +441,12 @@ _LABELLED_ID = re.compile(
     re.I,
 )
 """An identifier written as its kind and its digits ("customer 1005", "ticket #4012")."""
-_NAME = re.compile(r"\b[A-Z][\w'’]*(?:[ -][A-Z][\w'’]*)*")
+_NAME = re.compile(
+    r"\b[A-Z][\w'’]*(?:(?:[ -](?:es|de|da|do|dos|das|del|della|di|du|des|la|le|el|al|am|upon|sur)(?=[ -][A-Z]))*"
+    r"[ -][A-Z][\w'’]*)*"
+)
+"""A capitalised name, of several words with the small words place names keep between them ("Dar es
+Salaam", "Rio de Janeiro", "Frankfurt am Main")."""
 _ZONE = re.compile(
     r"\b(?:Africa|America|Antarctica|Asia|Atlantic|Australia|Europe|Indian|Pacific|Etc)/[A-Za-z_+-]+(?:/[A-Za-z_]+)?",
     re.I,
@@ -816,7 +824,19 @@ def substitute(clause: str, new: Slot) -> str | None:
         # "customer 1005" in place of "c1001": the clause's way of writing the id, the new digits.
         old_digits = _digits(target.text)
         text = target.text[: len(target.text) - len(old_digits)] + _digits(new.text)
-    return clause[: target.start] + text + clause[target.end :]
+    # The same value said twice is one slot ("the time in Vienna, please; the Vienna saleroom opens
+    # shortly" -> "Zurich."): every place it is said takes the new value.
+    again = [
+        s
+        for s in slots(clause)
+        if s.kind == target.kind
+        and s.text.lower() == target.text.lower()
+        and s.start != target.start
+        and new.kind not in ("expr", "number", "amount")
+    ]
+    for slot in sorted([target, *again], key=lambda s: s.start, reverse=True):
+        clause = clause[: slot.start] + text + clause[slot.end :]
+    return clause
 
 
 def _words_substitute(clause: str, words: str, known_names: frozenset[str] = frozenset()) -> str | None:
@@ -2327,6 +2347,21 @@ def _words_besides_slots(text: str, found: Sequence[Slot]) -> list[str]:
     ]
 
 
+def _interjection(words: str, slot: Slot, names: frozenset[str]) -> bool:
+    """A capitalised word said as a sentence of its own before the message goes on ("Tidy. Do it now
+    then - ...", "Sababa. How do I ..."): a word of assent or thanks, not a name, unless it is a place
+    or a name the guides write ("Berlin. And the time there?", "Enterprise. What would 30 seats be?")."""
+    text = slot.text.strip()
+    return (
+        slot.kind == "name"
+        and " " not in text
+        and re.fullmatch(r"\W*", words[: slot.start]) is not None
+        and re.match(r"[.!]+\s+\S", words[slot.end :]) is not None
+        and text.lower() not in places()
+        and text.lower() not in names
+    )
+
+
 def _without_opening_words(
     words: str, found: list[Slot], known: frozenset[str], names: frozenset[str] = frozenset()
 ) -> list[Slot]:
@@ -2334,6 +2369,7 @@ def _without_opening_words(
     leg: Apia.", "Time: Chatham instead of Auckland."): a sentence's first word, not a name, when the
     words hold another slot. Not a name the guides write with a capital inside a sentence (`names`:
     "correction: Team, not Starter")."""
+    found = [s for s in found if not _interjection(words, s, names)]
     if len(found) < 2 or not known:
         return found
     kept = [

@@ -257,12 +257,20 @@ _ASKS_HOW = re.compile(
     r"(?:how|when|what|where|which|who|will|does|do|is|are|can|any\s+idea)\b"
 )
 _WEIGHS = re.compile(
-    r"\b(?:should|shall|would|could|might|sure|wise|safe|ok(?:ay)?|alright|right|or|instead|rather|first"
-    r"|wait|hold|later|if|unless|until|till|before|not|no|n't|\w+n't|cancel|stop|lose|risk|other|another)\b"
+    r"\b(?:should|shall|would|could|might|sure|wise|safe|ok(?:ay)?|alright|right|instead|rather|first"
+    r"|wait|hold|later|if|unless|until|till|before|not|no|n't|\w+n't|cancel|stop|risk|other|another)\b"
     r"|\d|@"
 )
 """Words of a question that weighs the action or names something else ("go ahead - or should we wait?",
 "do it, unless she's already paid?", "yes - the other charge?"): then the yes is not one yet."""
+_AFTERWARDS = re.compile(
+    r"\bafter(?:wards)?\b(?=\s*(?:[,?.!]|$|or\b|and\b))|\bafter\s+(?:that|this|it)\b"
+    r"|\bonce\s+(?:it|that|this)(?:'s|\s+is|\s+has)?\s+(?:done|through|gone\s+through|processed)\b"
+)
+"""A question about what follows the action ("will the workspace stay open after, or go read-only?",
+"does she keep access once it's done?")."""
+_INTERJECTION = re.compile(r"^\W*([a-z]+)[.!]+\s+(?=\S)")
+"""A word said as a sentence of its own before the reply ("Tidy. Do it now then", "Lovely! go ahead")."""
 
 
 def _yes_then_question(said: str, verbs: Sequence[str] = ()) -> tuple[str, str] | None:
@@ -278,7 +286,9 @@ def _yes_then_question(said: str, verbs: Sequence[str] = ()) -> tuple[str, str] 
         lead, question = said[: m.start()].strip(), said[m.end() :]
         if not lead:
             continue
-        if not _ASKS_HOW.match(question) or asks_how_it_goes(question, action) is None:
+        if not _ASKS_HOW.match(question) or (
+            asks_how_it_goes(question, action) is None and not _AFTERWARDS.search(question)
+        ):
             continue
         timing = re.sub(
             r"\bhow\s+(?:long|soon|many\s+days)\s+(?:until|till|til|before)\b", "how long", question
@@ -302,6 +312,13 @@ def accepts(offer: Mapping[str, Any], text: str, verbs: Sequence[str] = (), *, a
             return False
         text = f"yes {rest}"
     said = _said(text)
+    if (
+        (word := _INTERJECTION.match(said))
+        and not _NEGATIVE.fullmatch(word.group(1))
+        and not _DEFER.search(word.group(1))
+        and stacked(word.group(1)) is None
+    ):
+        said = text = said[word.end() :]  # "Tidy. Do it now then": the word only acknowledges
     if (pair := _yes_then_question(said, verbs)) is not None:
         # "go for it - how long till it's back on the card?": the yes decides; the question is about
         # the action once done, and the action's answer says what it did
