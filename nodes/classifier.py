@@ -533,12 +533,13 @@ _WHO = IDENTIFIER
 
 
 def _without_the_who(task: str, registry: Registry, scorer: FewShotScorer, names: Sequence[str]) -> set[str]:
-    """What a request no threshold took selects without its e-mail addresses and customer ids
-    (`without_identifiers`), when the rest names a need in the guides' words (`need_words`, none a
-    name they do not use: `names_other`): "charges for jane@acme.io pls" is billing's, the address
-    only pulled its few words toward no guide. Nothing when the rest selects nothing either."""
+    """What a terse request no threshold took selects without its e-mail addresses and customer ids
+    (`without_identifiers`), when the rest names a need in at most `TERSE_WORDS` words (`need_words`,
+    none a name the guides do not use: `names_other`): "charges for jane@acme.io pls" is billing's,
+    the address only pulled its few words toward no guide. Nothing when the rest selects nothing."""
     rest = without_identifiers(task)
-    if rest == " ".join(task.split()) or not need_words(rest) or names_other(rest, registry):
+    words = need_words(rest)
+    if rest == " ".join(task.split()) or not words or len(words) > TERSE_WORDS or names_other(rest, registry):
         return set()
     default = registry.spec.classifier.threshold
     return {
