@@ -147,7 +147,8 @@ def without_mail_furniture(task: str) -> str:
     wrote:", "Forwarded message"), the quote marks ("> ") before quoted lines, "Sent from my iPhone",
     a confidentiality or "before printing" notice, and the signature: a "--" line and what follows,
     or a closing ("Kind regards", "Thanks,") and the short lines after it (a name, a title, a
-    company). The e-mail addresses and customer ids of the signature stay, last: they say who asks.
+    company). The e-mail addresses and customer ids of the signature stay, last, on a line of their
+    own: they say who asks.
     A request of one line, or without any of it, is returned as it is."""
     if "\n" not in task and not _SUBJECT_PREFIX.match(task):
         return task
@@ -206,7 +207,7 @@ def without_mail_furniture(task: str) -> str:
     if not re.search(r"[A-Za-z]{3,}", body):
         return task
     if tail:
-        body = f"{body.rstrip()} {' '.join(dict.fromkeys(tail))}"
+        body = f"{body.rstrip()}\n\n{' '.join(dict.fromkeys(tail))}"  # a clause of its own: who asks
     return body
 
 
@@ -532,12 +533,13 @@ _WHO = IDENTIFIER
 
 
 def _without_the_who(task: str, registry: Registry, scorer: FewShotScorer, names: Sequence[str]) -> set[str]:
-    """What a request no threshold took selects without its e-mail addresses and customer ids
-    (`without_identifiers`), when the rest names a need in the guides' words (`need_words`, none a
-    name they do not use: `names_other`): "charges for jane@acme.io pls" is billing's, the address
-    only pulled its few words toward no guide. Nothing when the rest selects nothing either."""
+    """What a terse request no threshold took selects without its e-mail addresses and customer ids
+    (`without_identifiers`), when the rest names a need in at most `TERSE_WORDS` words (`need_words`,
+    none a name the guides do not use: `names_other`): "charges for jane@acme.io pls" is billing's,
+    the address only pulled its few words toward no guide. Nothing when the rest selects nothing."""
     rest = without_identifiers(task)
-    if rest == " ".join(task.split()) or not need_words(rest) or names_other(rest, registry):
+    words = need_words(rest)
+    if rest == " ".join(task.split()) or not words or len(words) > TERSE_WORDS or names_other(rest, registry):
         return set()
     default = registry.spec.classifier.threshold
     return {
@@ -1151,18 +1153,25 @@ def _of_foreign(
     ("... zoom keeps dropping calls, and which plan are we on?": the lookup stays). A clause that
     refers back (`_ANAPHORA`) right after a foreign one speaks of the same thing and is no need of
     its own ("Adobe Creative Cloud - £56.98/mo - why has this gone up? it was £51 last year")."""
+    parts = [f for f in foreign if f != task]
+
+    def of_foreign_piece(piece: str) -> bool:
+        # a clause of the rows, or a part of a foreign clause when the rows split it further
+        # ("Figma Professional" of "Figma Professional - £14.40/mo")
+        return piece in foreign or any(piece.strip() and piece.strip() in f for f in parts)
+
     linked: list[bool] = []  # each clause: foreign, or referring back to a foreign one before it
     previous = False
     for piece, _ in clause_rows:
         if courtesy(piece):
             linked.append(False)
             continue
-        previous = piece in foreign or (previous and bool(_ANAPHORA.search(piece)))
+        previous = of_foreign_piece(piece) or (previous and bool(_ANAPHORA.search(piece)))
         linked.append(previous)
     needs = [
         p
         for (p, _), f in zip(clause_rows, linked, strict=True)
-        if not courtesy(p) and (p in foreign or not f)
+        if not courtesy(p) and (of_foreign_piece(p) or not f)
     ]
     if len(needs) <= 2:
         # "Is anything wrong with webhooks today? Our watering-rota app has stopped getting updates.":
@@ -1176,7 +1185,7 @@ def _of_foreign(
             and asks_in(task, p)
             and (order := _top(conf, labels, names, set()))
         }
-        if not ours:
+        if not ours or first == len(linked):  # no clause of the rows is the foreign piece: all of it
             return {n for n, _ in ranked}
         return {
             labels[order[0]]
@@ -2318,6 +2327,13 @@ def documents_asked(task: str) -> bool:
     return any(how_to_in(p) or asks_what_is_included(p) for p in pieces)
 
 
+_ASIDE = re.compile(
+    r"^\W*(?:with|if|as|when|while|because|since|though|although|unless|whatever|however)\b", re.I
+)
+"""A clause set aside in a sentence ("with whatever gentleness your system permits", "if you must"):
+no item of a list the request asks for."""
+
+
 def told_to_help_centre(
     task: str,
     clause_rows: Sequence[tuple[str, np.ndarray]],
@@ -2346,7 +2362,11 @@ def told_to_help_centre(
         at = max(0, task.find(piece))
         # "Tell me the Team price for 10 people, the API rate limit on Team, and ...": a list the
         # request before it asks for
-        listed = before_asks and not re.search(r"[.?!:;]\s*$", task[:at])
+        listed = (
+            before_asks
+            and not re.search(r"[.?!:;]\s*$", task[:at])
+            and not _ASIDE.match(piece)  # "could you tell me, with whatever gentleness ..., which plan"
+        )
         asks = asks_in(task, piece) or listed
         # a noun phrase goes on with the list; a clause with a subject or verb of its own ends it
         before_asks = asks_in(task, piece) or (

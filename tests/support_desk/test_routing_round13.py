@@ -149,10 +149,10 @@ def test_mail_furniture_goes_and_who_asks_stays() -> None:
     body = without_mail_furniture(MAIL)
     assert body == (
         "seats\n\nHow many seats are we paying for at the moment?\n\n"
-        "Could you answer the question below for me? ben@okafor.dev"
+        "Could you answer the question below for me?\n\nben@okafor.dev"
     )
     signed = "Please check the invoice from May.\n\nLena Vogel\nFjordsoft GmbH | C-1005"
-    assert without_mail_furniture(signed) == "Please check the invoice from May. C-1005"
+    assert without_mail_furniture(signed) == "Please check the invoice from May.\n\nC-1005"
     # one line, or a request whose last lines ask: as it is
     assert without_mail_furniture("thanks - is the API down?") == "thanks - is the API down?"
     two = "Thanks for the quick answer.\nCan you also check our renewal date?"
