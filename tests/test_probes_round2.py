@@ -386,11 +386,12 @@ def test_a_user_id_that_cannot_be_stored_is_refused_before_the_turn(
     assert not (env / "data" / "traces.sqlite").exists()  # no turn ran
 
 
-def test_a_user_id_the_store_refuses_is_exit_2_from_profile(
-    env: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_user_id_with_a_dot_is_kept_by_profile(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # LangGraph's stores refuse "." in a namespace label; the id is encoded (session 20), not refused.
     code, out, err = run(capsys, "profile", "set", "jane.doe", "language=fr")
-    assert (code, out) == (2, "") and "the store refuses this name" in err, err
+    assert code == 0 and '"user_id": "jane.doe"' in out and '"language": "fr"' in out, err
+    code, out, err = run(capsys, "profile", "show", "jane.doe")
+    assert code == 0 and '"language": "fr"' in out, err
 
 
 def test_a_plain_user_id_still_works(env: Path, capsys: pytest.CaptureFixture[str]) -> None:

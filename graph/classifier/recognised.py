@@ -42,16 +42,21 @@ def with_recognised(
     registry: Registry, task: str, names: Sequence[str], chosen: set[str], limit: int
 ) -> set[str]:
     """`chosen` with the capabilities that recognise the request: alone when the scorer chose
-    nothing, beside its picks otherwise (up to `limit` capabilities): a pick that recognises the
-    request too does not explain the rest of it ("365 / 4 and the time in Tashkent": the clock
-    recognises the time, the calculator the arithmetic). Beside
-    the scorer's picks, a clause of the request recognised counts too ("Calc: 365*7. Time: Oslo.":
-    the clock for the city, the calculator for a clause the whole request hides)."""
+    nothing; beside its picks (up to `limit` capabilities) for the first of the whole request and
+    its clauses that no pick recognises ("Calc: 365*7. Time: Oslo.": the calculator beside the
+    clock; "365 / 4 ... and the time in Tashkent": the clock recognises the time, not the
+    arithmetic of the first clause). A request a pick recognises in full adds nothing."""
     others = [n for n in names if n not in chosen]
-    found = recognising(registry, task, others)
-    if not found and chosen:  # "Calc: 365*7. Time: Oslo.": the arithmetic is one clause of several
+    if not chosen:
+        found = recognising(registry, task, others)
+    else:
         own = _CONTEXT.sub("", task)
-        found = next((f for a, b in clause_spans(own) if (f := recognising(registry, own[a:b], others))), [])
+        found = []
+        for piece in (task, *(own[a:b] for a, b in clause_spans(own))):
+            if recognising(registry, piece, sorted(chosen)):
+                continue  # a pick explains this piece
+            if found := recognising(registry, piece, others):
+                break
     if not found:
         return chosen
     room = max(0, limit - len(chosen))
