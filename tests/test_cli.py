@@ -565,6 +565,9 @@ def test_read_line_waits_for_a_line_or_a_signal(monkeypatch: pytest.MonkeyPatch)
         interrupter.start()
         rescue = threading.Timer(20, typed.write, args=(b"rescued\n",))  # a regression fails, not hangs
         rescue.start()
+        # Python's own handler, as an interactive process has: a run started in the background
+        # (`scripts/test &`) inherits SIGINT ignored, and a pipe is no terminal to honour it for.
+        handler = signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         started = time.monotonic()
         try:
@@ -573,6 +576,7 @@ def test_read_line_waits_for_a_line_or_a_signal(monkeypatch: pytest.MonkeyPatch)
                 read_line("Approve? ")
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            signal.signal(signal.SIGINT, handler)
             waiting.set()
             rescue.cancel()
             interrupter.join()
