@@ -151,3 +151,26 @@ def test_lexical_rows_and_the_head_s_joined_rows_are_as_before() -> None:
     for share in (0.4, 0.15, 0.9):
         old, new = joined(dense, rows, share), joined_into(dense, rows, share)
         assert old.dtype == new.dtype and old.shape == new.shape and old.tobytes() == new.tobytes()
+
+
+def test_a_saved_scorer_loads_the_head_s_idf_without_fitting_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warm run loads the head's lexical IDF from the compiled file: fitting it again hashed every
+    guide text's n-grams (about 0.2 s of CPU a warm ask for the shipped guides)."""
+    _, cached = _scorers(tmp_path, by_length=True)
+    cached.compile()
+    assert cached._lexicon is not None
+    fitted = cached._lexicon._idf
+
+    def refit(self: LexicalEncoder, corpus: Any) -> None:
+        raise AssertionError("the head's IDF was fitted again on load")
+
+    monkeypatch.setattr(LexicalEncoder, "fit", refit)
+    saved = CachedScorer(GUIDES, cached.encoder, cache_dir=tmp_path, out_of_scope=OUT_OF_SCOPE)
+    saved.compile()
+    assert saved._lexicon is not None
+    assert saved._lexicon._idf.dtype == np.float32
+    assert saved._lexicon._idf.tobytes() == fitted.tobytes()
+    asked = ["my parcel never turned up, can you find it", "what would posting a guitar cost"]
+    assert saved.raw_scores(asked).tobytes() == cached.raw_scores(asked).tobytes()

@@ -322,7 +322,37 @@ def test_text_log_lines_keep_the_cli_shape_and_add_the_context() -> None:
     finally:
         logger.removeHandler(handler)
     first, *rest = stream.getvalue().splitlines()
-    assert first == "routegraph.test.text: WARNING: failed with sk-proj-*** run_id=run-9 thread_id=th-9 node=probe"
+    assert (
+        first
+        == "routegraph.test.text: WARNING: failed with sk-proj-*** run_id=run-9 thread_id=th-9 node=probe"
+    )
     assert rest[0] == "Traceback (most recent call last):" and "RuntimeError: boom sk-proj-***" in rest
     assert rest[-1] == "routegraph.test.text: WARNING: outside a run"
     assert SECRET not in stream.getvalue()
+
+
+def test_structlog_is_imported_with_the_first_log_line_not_before() -> None:
+    """A `routegraph` call that logs nothing does not pay for structlog's import (it brings
+    structlog.dev's tracebacks and the pieces of rich and pygments they use); the first line
+    formatted imports it, and carries the node's context as before."""
+    import subprocess
+    import sys
+
+    code = """
+import io, logging, sys
+from graph.ops.logs import formatter, node_context
+from graph.redact import Redactor
+stream = io.StringIO()
+handler = logging.StreamHandler(stream)
+handler.setFormatter(formatter("text", Redactor()))
+logger = logging.getLogger("routegraph.test.deferred")
+logger.addHandler(handler)
+with node_context("probe", {"control_run_id": "run-1"}, {"configurable": {"thread_id": "th-1"}}):
+    before = "structlog" in sys.modules
+    logger.warning("hello")
+print(before, "structlog" in sys.modules, stream.getvalue().strip())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == (
+        "False True routegraph.test.deferred: WARNING: hello run_id=run-1 thread_id=th-1 node=probe"
+    )

@@ -2,9 +2,11 @@
 
 Built on structlog over the standard library's logging (the graph's modules log with
 `logging.getLogger("routegraph...")`, as do the libraries): `node_context` binds `run_id`,
-`thread_id` and `node` in context variables for the length of a node, and the `ProcessorFormatter`
+`thread_id` and `node` in a context variable for the length of a node, and the `ProcessorFormatter`
 made by `formatter()` merges them into each record, as JSON (`ROUTEGRAPH_LOG_FORMAT=json`: one
-object a line) or text. The redaction layer still applies: the CLI's handler carries the
+object a line) or text. structlog is imported when the first line is formatted, not before: its
+import brings rich and pygments (structlog.dev's tracebacks), about 0.1 s of every `routegraph`
+call that logs nothing. The redaction layer still applies: the CLI's handler carries the
 `RedactingFilter` (graph/redact.py) and the formatter redacts the merged fields too.
 
 Levels: `--log-level` / `ROUTEGRAPH_LOG_LEVEL` set the `routegraph` loggers' level (default
@@ -14,12 +16,10 @@ WARNING); other libraries keep theirs, so DEBUG shows routegraph's own lines, no
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any, Literal
-
-import structlog
-from structlog.contextvars import bound_contextvars, merge_contextvars
 
 from graph.redact import Redactor
 
@@ -39,13 +39,30 @@ def correlation_ids(state: Mapping[str, Any] | None, config: Mapping[str, Any] |
     return {"run_id": str(run_id) if run_id else None, "thread_id": configurable.get("thread_id")}
 
 
+_BOUND: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
+    "routegraph_log_context", default=None
+)
+"""What `node_context` bound (a context variable: each thread and task sees its own, and a node's
+threads started with `contextvars.copy_context` see their node's)."""
+
+
 @contextlib.contextmanager
 def node_context(
     node: str, state: Mapping[str, Any] | None, config: Mapping[str, Any] | None
 ) -> Iterator[None]:
     """Bind the run id, thread id and node name to every log line emitted inside."""
-    with bound_contextvars(node=node, **correlation_ids(state, config)):
+    token = _BOUND.set({**(_BOUND.get() or {}), **correlation_ids(state, config), "node": node})
+    try:
         yield
+    finally:
+        _BOUND.reset(token)
+
+
+def _merge_bound(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog's `merge_contextvars` for `node_context`: a field the line sets itself wins."""
+    for key, value in (_BOUND.get() or {}).items():
+        event.setdefault(key, value)
+    return event
 
 
 def _defaults(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -71,14 +88,35 @@ def _text(_: Any, __: str, event: MutableMapping[str, Any]) -> str:
     return f"{line}\n{exception}" if exception else line
 
 
+class _Deferred(logging.Formatter):
+    """`formatter()`'s structlog `ProcessorFormatter`, made when the first record is formatted."""
+
+    def __init__(self, fmt: LogFormat, redactor: Redactor | None) -> None:
+        super().__init__()
+        self._fmt_name: LogFormat = fmt
+        self._redactor = redactor
+        self._made: logging.Formatter | None = None
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self._made is None:
+            self._made = _processor_formatter(self._fmt_name, self._redactor)
+        return self._made.format(record)
+
+
 def formatter(fmt: LogFormat = "text", redactor: Redactor | None = None) -> logging.Formatter:
-    """A stdlib formatter rendering records with their context (run, thread, node) as `fmt`."""
+    """A stdlib formatter rendering records with their context (run, thread, node) as `fmt`
+    (structlog's, made on the first record)."""
+    return _Deferred(fmt, redactor)
+
+
+def _processor_formatter(fmt: LogFormat, redactor: Redactor | None) -> logging.Formatter:
+    import structlog
 
     def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         return (redactor or Redactor()).redact_value(dict(event))
 
     chain: list[Any] = [
-        merge_contextvars,
+        _merge_bound,
         _defaults,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
