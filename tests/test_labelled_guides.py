@@ -37,9 +37,10 @@ MEASURING_SETS = [
     "support_heldout10.jsonl",
     "support_heldout12.jsonl",
     "support_heldout14.jsonl",
+    "support_heldout16.jsonl",
 ]
 """Sets that must never become examples: the pinned one the guides were written from and the blind ones
-(6, 7, 10, 12, 14). Sets 9 and 11, the development twins of 10 and 12, became examples in session 19,
+(6, 7, 10, 12, 14, 16). Sets 9 and 11, the development twins of 10 and 12, became examples in session 19,
 once their twins had measured what the rule fixes carried; set 13, the twin of 14, in session 20. Not set 8: one of its rows, "accnt status for c-1010 pls", is
 word for word a row a development set's writer wrote independently earlier, so it is an example."""
 
