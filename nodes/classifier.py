@@ -891,14 +891,38 @@ def quotes_a_record(piece: str) -> bool:
 def no_need_of_its_own(task: str, piece: str) -> bool:
     """Whether a clause names no need of its own whatever it resembles: a relative clause
     (`relative_clause`), an elliptical question (`elliptical`), a time it happened at (`_CIRCUMSTANCE`,
-    and the end of its range, `_RANGE_END`), or a statement that quotes a record (`quotes_a_record`)."""
+    and the end of its range, `_RANGE_END`), a statement that quotes a record (`quotes_a_record`), or
+    a prepositional phrase cut off the clause before it (`continues`)."""
     at = task.find(piece)
     before, following = (task[:at], task[at + len(piece) :]) if at >= 0 else ("", "")
     if relative_clause(piece, before, following) or elliptical(piece):
         return True
     asks = asks_in(task, piece)
     ends_range = bool(_RANGE_END[1].match(piece) and _RANGE_END[0].search(before))  # "... and | 11:00 UTC"
-    return not asks and (bool(_CIRCUMSTANCE.match(piece)) or ends_range or quotes_a_record(piece))
+    return not asks and (
+        bool(_CIRCUMSTANCE.match(piece))
+        or ends_range
+        or quotes_a_record(piece)
+        or continues(piece, before, following)
+    )
+
+
+_PREPOSITION = re.compile(r"^\W*(?:to|of|into|onto|towards)\s+\w", re.I)
+
+
+def continues(piece: str, before: str, following: str = "") -> bool:
+    """Whether a clause is a prepositional phrase the punctuation cut off the clause before it: after
+    a comma or a bracket, opened by "to", "of" or "into", with no verb or subject of its own and no
+    question mark after it. "Kindly return the sum charged in error (...) | to the original payment
+    method", "I request the reversal, in full, | of charge CH-2003": where the money goes, which
+    charge is meant, not a need of its own however much it resembles one."""
+    return (
+        bool(_PREPOSITION.match(piece))
+        and bool(re.search(r"[,(\[)\]\u2013\u2014-]\s*$", before))
+        and not _FINITE.search(piece)
+        and not _NARRATOR.search(piece)
+        and following.lstrip()[:1] != "?"
+    )
 
 
 def borrowed(

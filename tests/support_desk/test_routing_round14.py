@@ -15,7 +15,10 @@
 - "when does the subscription renew, and ..." asks, though no question mark follows the clause;
 - what follows the colon after "I'd like to open a ticket:" is the ticket's subject, not a question
   to the documents, even when the documents scored it best;
-- "..., where my co-author lives" is a relative clause: no need of its own.
+- "..., where my co-author lives" is a relative clause: no need of its own;
+- a prepositional phrase the punctuation cut off ("... (the second of two charges) | to the original
+  payment method", "the reversal, in full, | of charge CH-2003") says where the money goes or which
+  charge is meant: no need of its own.
 
 New sentences, not copies of the development rows; the real registry and its scorer (no mocks).
 """
@@ -33,7 +36,7 @@ from graph.classifier.clauses import courtesy, named_subject, sets_the_scene
 from graph.classifier.scorer import FewShotScorer
 from graph.config.registry import Registry
 from graph.config.settings import Settings
-from nodes.classifier import checked_first, no_need_of_its_own, other_product, relative_clause
+from nodes.classifier import checked_first, continues, no_need_of_its_own, other_product, relative_clause
 from tests.support_desk.test_support import shipped_registry
 
 
@@ -140,6 +143,22 @@ def test_where_opens_a_relative_clause() -> None:
     assert not relative_clause("where can I download invoices", "thanks, ", "?")
 
 
+@pytest.mark.parametrize(
+    ("piece", "before", "want"),
+    [
+        ("to the original card.", "Please pay back the $45 (the second of two renewals) ", True),
+        ("of charge CH-2051", "We ask for the reversal, in full, ", True),
+        ("to the card on file.", "Kindly refund the duplicate renewal for Kola Works, ", True),
+        # a verb or a subject of its own, a question, or no cut before it
+        ("to Team, is that possible", "We want to move, ", False),
+        ("to whom do we send the form", "one more thing, ", False),
+        ("to the card on file", "Refund it ", False),
+    ],
+)
+def test_continues(piece: str, before: str, want: bool) -> None:
+    assert continues(piece, before) is want
+
+
 # --- the real scorer --------------------------------------------------------------------------------
 
 
@@ -188,6 +207,12 @@ def test_where_opens_a_relative_clause() -> None:
             "Two things: the price of 15 Team seats, and the current time in Auckland, where our designer lives.",
             {"clock", "sales"},
         ),
+        # where the money goes, cut off by a bracket or a comma
+        (
+            "Please pay back the $45 taken in error (the second of two renewals on INV-3044) to the original card.",
+            {"refund"},
+        ),
+        ("Kindly refund the duplicate renewal for Kola Works, to the card on file.", {"refund"}),
     ],
 )
 def test_routes(desk: tuple[Registry, FewShotScorer], text: str, want: set[str]) -> None:
