@@ -71,6 +71,38 @@ _WORD_PROBLEMS = [
 ]
 """Everyday arithmetic that names no operator sign or word: a count at a price each, a sum split
 between people, an amount taken off another, fractions and multiples."""
+_TOTAL_ASKED = re.compile(
+    r"\bhow\s+many\b[^.?!]*?\b(?:in\s+total|altogether|all\s+together|combined|in\s+all|all\s+told)\b"
+    r"|\bhow\s+many\s+[a-z]+\s+(?:is|does)\s+that\b",
+    re.I,
+)
+"""A question for the total of counts the request gave before it ("How many are we in total?", "how
+many seats is that altogether", "How many panels is that?")."""
+_EACH = re.compile(rf"\beach\s+(?:[a-z]+\s+){{1,2}}?[a-z]+\s+{_NUM}\s+[a-z]", re.I)
+"""What each of the counted things takes ("Each roof takes 16 panels", "each van carries 14 crates"):
+a factor, not a summand."""
+_COUNT = re.compile(r"(?<![\w.,$\u20ac\u00a3%:/-])\d+(?:\.\d+)?(?![\w%:/-]|[.,]\d)")
+"""A plain count ("8 in Roma", "23 roofs"): not an amount of money, a percentage, a time or part of an id."""
+
+
+def _counted_total(text: str) -> str | None:
+    """The arithmetic of a word problem that writes no operator: counts given first, then a question
+    for their total (`_TOTAL_ASKED`). "We are 8 in Roma, 23 in Milano and 17 in Torino. How many are
+    we in total?" adds them (8 + 23 + 17); "Each roof takes 16 panels and we've got 23 roofs booked.
+    How many panels is that?" multiplies what each takes by the one other count (16 * 23). At least
+    two counts; None otherwise."""
+    asked = _TOTAL_ASKED.search(text)
+    if asked is None:
+        return None
+    given = text[: asked.start()]
+    counts = [m.group() for m in _COUNT.finditer(given)]
+    each = _EACH.search(given)
+    if each is not None:
+        others = [m.group() for m in _COUNT.finditer(given) if not each.start(1) <= m.start() < each.end(1)]
+        return f"({each.group(1)} * {others[0]})" if len(others) == 1 else None
+    return "(" + " + ".join(counts) + ")" if len(counts) >= 2 else None
+
+
 _UNITS_BEFORE_OPERATOR = re.compile(
     rf"(\d)\s+{_UNITS}(?=(?:times|multiplied by|x|×|plus|minus|divided by)\b)", re.I
 )
@@ -129,6 +161,7 @@ def _balanced(candidate: str) -> str:
 
 
 def _first_expression(text: str) -> str | None:
+    original = text
     for verb, template in _VERBS:
         text = verb.sub(_formatter(template), text)
     for problem, template in _WORD_PROBLEMS:
@@ -145,7 +178,7 @@ def _first_expression(text: str) -> str | None:
         candidate = _balanced(m.group(0).strip().rstrip("+-*/%. "))  # "365 / 4 ...": no trailing dots
         if re.search(r"[+\-*/%]|sqrt", candidate):
             return " ".join(candidate.split())
-    return None
+    return _counted_total(original)
 
 
 _NOT_ARITHMETIC = re.compile(

@@ -405,6 +405,10 @@ async def classify(
         conditional = conditional_actions(task, registry, ranked) - chosen
         chosen |= conditional
         secondary |= conditional  # no clause's best: the condition names it, not its words
+        # "Check whether it really is a duplicate, and if it is, give the extra back": the check too
+        checked = checked_first(task, registry, chosen, ranked) - chosen
+        chosen |= checked
+        secondary |= checked
     if mode != "llm" and (policy := how_to_owner(registry)) in names:
         # "would we get our money back if we cancelled now?": the refund policy, not a refund
         if chosen and (hypothetical := side_effect_hypothetical(task, registry, chosen)):
@@ -765,12 +769,14 @@ def without_record_ids(text: str) -> str:
 
 _RELATIVE = re.compile(
     r"^\W*(?:which|who|whom|whose)\s+(?:the|a|an|this|that|i|we|you|they|he|she|it|my|our|your|their|his|her"
-    r"|is|was|are|were|has|had|have|means|meant|makes|made|took|came|helped|used|left)\b",
+    r"|is|was|are|were|has|had|have|means|meant|makes|made|took|came|helped|used|left)\b"
+    r"|^\W*where\s+(?:the|a|an|this|that|i|we|you|they|he|she|my|our|your|their|his|her|most)\b",
     re.I,
 )
 """A relative clause after a comma ("..., which I only realised when the charge appeared", "...,
-which the committee are pleased with", "..., who left last week"): it says more about a noun of the
-clause before it. A question starts a sentence ("Which plan are we on?") or ends in a question mark."""
+which the committee are pleased with", "..., who left last week", "the time in Montevideo, where my
+co-author lives"): it says more about a noun of the clause before it. A question starts a sentence
+("Which plan are we on?", "where is the invoice page") or ends in a question mark."""
 
 _POLITE = re.compile(
     r"^\W*(?:(?:i|we)(?:'d|\s+would)\s+(?:be\s+(?:\w+\s+)?(?:grateful|thankful|glad|obliged|pleased)"
@@ -844,12 +850,24 @@ def elliptical(piece: str) -> bool:
 
 
 _CIRCUMSTANCE = re.compile(
-    r"^\W*(?:since|from|until|till|after|before|at|around|as\s+of|starting|during)\s+"
+    r"^\W*(?:since|from|until|till|after|before|at|around|as\s+of|starting|during|between)\s+"
     r"(?:about\s+|around\s+|roughly\s+)?\d{1,2}(?:[:.h]\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.|utc|gmt|[a-z]{2,4}t)?\b",
     re.I,
 )
 """A clause that only says when something happened ("since 09:10 UTC", "from 2pm", "at 14:30"): the
 circumstance of a need named elsewhere, not a question about the time."""
+_TIME = r"\d{1,2}(?:[:.h]\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.|utc|gmt|[a-z]{2,4}t)?"
+_RANGE_END = (
+    re.compile(
+        rf"\b(?:between|from)\s+(?:about\s+|around\s+|roughly\s+)?{_TIME}\s*(?:and|to|till|until|-)\s*$", re.I
+    ),
+    re.compile(
+        rf"^\W*{_TIME}(?:\s+(?:today|yesterday|tonight|last\s+night|this\s+(?:morning|afternoon|evening)))?\W*$",
+        re.I,
+    ),
+)
+"""The end of a time range split off as a clause of its own ("between 09:00 | and | 11:00 UTC"): a
+time after "between/from <time> and/to", nothing else but the day ("9:40 this morning")."""
 
 
 _ID_TOKEN = r"\b[A-Za-z]{1,4}-?\d{3,}\b"
@@ -872,14 +890,39 @@ def quotes_a_record(piece: str) -> bool:
 
 def no_need_of_its_own(task: str, piece: str) -> bool:
     """Whether a clause names no need of its own whatever it resembles: a relative clause
-    (`relative_clause`), an elliptical question (`elliptical`), a time it happened at (`_CIRCUMSTANCE`),
-    or a statement that quotes a record (`quotes_a_record`)."""
+    (`relative_clause`), an elliptical question (`elliptical`), a time it happened at (`_CIRCUMSTANCE`,
+    and the end of its range, `_RANGE_END`), a statement that quotes a record (`quotes_a_record`), or
+    a prepositional phrase cut off the clause before it (`continues`)."""
     at = task.find(piece)
     before, following = (task[:at], task[at + len(piece) :]) if at >= 0 else ("", "")
     if relative_clause(piece, before, following) or elliptical(piece):
         return True
     asks = asks_in(task, piece)
-    return not asks and (bool(_CIRCUMSTANCE.match(piece)) or quotes_a_record(piece))
+    ends_range = bool(_RANGE_END[1].match(piece) and _RANGE_END[0].search(before))  # "... and | 11:00 UTC"
+    return not asks and (
+        bool(_CIRCUMSTANCE.match(piece))
+        or ends_range
+        or quotes_a_record(piece)
+        or continues(piece, before, following)
+    )
+
+
+_PREPOSITION = re.compile(r"^\W*(?:to|of|into|onto|towards)\s+\w", re.I)
+
+
+def continues(piece: str, before: str, following: str = "") -> bool:
+    """Whether a clause is a prepositional phrase the punctuation cut off the clause before it: after
+    a comma or a bracket, opened by "to", "of" or "into", with no verb or subject of its own and no
+    question mark after it. "Kindly return the sum charged in error (...) | to the original payment
+    method", "I request the reversal, in full, | of charge CH-2003": where the money goes, which
+    charge is meant, not a need of its own however much it resembles one."""
+    return (
+        bool(_PREPOSITION.match(piece))
+        and bool(re.search(r"[,(\[)\]\u2013\u2014-]\s*$", before))
+        and not _FINITE.search(piece)
+        and not _NARRATOR.search(piece)
+        and following.lstrip()[:1] != "?"
+    )
 
 
 def borrowed(
@@ -1083,8 +1126,8 @@ def other_product(piece: str, registry: Registry) -> list[str]:
         while words and words[0].lower() in _DETERMINERS:
             words = words[1:]
         words = [w for w in words if w and not w.isdigit()]
-        if not words or words[-1].lower() in _ORGANISATION:
-            continue
+        if not words or re.split(r"['\u2019]", words[-1].lower())[0] in _ORGANISATION:
+            continue  # "Nimbus Labs subscription", "Whitaker Legal's subscription": a customer's
         if m["name"] and len(m["name"].split()) == 1 and re.search(r"(?:^|[.!?]\s)\W*$", text[: m.start()]):
             continue  # "Whit plan are we on?": one capitalised word first in a sentence may be any word
         if m["owned"] and words[0].lower() in ours:
@@ -1698,6 +1741,59 @@ def conditional_actions(task: str, registry: Registry, ranked: Sequence[tuple[st
         generic = r"(?:do\s+(?:it|that|so)|go\s+ahead|proceed)\b" if named else r"(?!x)x"
         if re.search(rf"{_IF_SO}(?:{act}|{generic})", task, re.I):
             out.add(name)
+    return out
+
+
+_CHECK_FIRST = re.compile(
+    r"\b(?:check|see|look\s+(?:at|into|over)|verify|confirm|find\s+out|make\s+sure|investigate)\b", re.I
+)
+"""An instruction to look something up first ("check whether ...", "see if ...", "look at INV-3012")."""
+
+
+def checked_first(
+    task: str, registry: Registry, chosen: set[str], ranked: Sequence[tuple[str, float]]
+) -> set[str]:
+    """The record an instruction asks to check before a selected action that depends on what the
+    check finds: "Check whether it really is a duplicate, and if it is, give the extra back", "Look
+    at INV-3012 - if there are two charges against it, refund the extra one", "see if they got
+    charged twice, and if so give it back". A check verb (`_CHECK_FIRST`), later an "if" and, in the
+    clause after the condition ("if so", or after a comma, a dash or "then"), the action's verb (or
+    "give/send/put ... back"): the check is a need of its own (billing) beside the action, not only
+    the action's input, whatever its words scored (the best-ranked of the action's last providers,
+    `last_provider`'s set). Not when the words turn the action down ("check if I was charged twice,
+    if so don't refund yet")."""
+    out: set[str] = set()
+    for name in chosen:
+        info = registry.capabilities.get(name)
+        if (
+            info is None
+            or not info.side_effects
+            or not info.action_verbs
+            or turns_down(task, info.action_verbs)
+        ):
+            continue
+        verbs = "|".join(re.escape(v) for v in info.action_verbs if re.fullmatch(r"[a-z]+", v))
+        if not verbs:
+            continue
+        act = (
+            rf"(?:(?:{verbs})\b|(?:get|have)\s+(?:it|them|that|this|those)\s+(?:{verbs})(?:ed|d)\b"
+            r"|(?:send|put|pay|give)\s+(?:it|them|that|this|those|the\s+(?:\w+\s+){0,2}?\w+)\s+back\b)"
+        )
+        condition = (
+            rf"{_CHECK_FIRST.pattern}[^?]*?\bif\b(?:\s+(?:so|yes)\b|[^.!?;]{{0,80}}?(?:[,:\u2013\u2014-]|\s+then\b))"
+            rf"\s*(?:then\s+)?(?:(?:please|pls|plz|just|kindly|go\s+ahead\s+and)\s+)*{act}"
+        )
+        if not re.search(condition, task, re.I):
+            continue
+        providers = {p for key in info.requires for p in registry.providers(key)}
+        last = {
+            p
+            for p in providers
+            if not any(set(registry[p].provides) & set(registry[q].requires) for q in providers - {p})
+        }
+        best = next((n for n, _ in ranked if n in last), None)
+        if best is not None:
+            out.add(best)
     return out
 
 
@@ -2354,10 +2450,13 @@ def told_to_help_centre(
     (not `asks_in`, no how-to, no question what something includes, no supposition, no request
     inside it) and a clause that asks chose another selected capability: "we're a removals outfit
     and the crews log every job through your app. how many seats are we paying for? c1007"
-    resembles the documents in its story; the documents answer questions."""
-    if owner is None or owner not in chosen or len(chosen) < 2 or not ranked or ranked[0][0] == owner:
+    resembles the documents in its story; the documents answer questions. The request's best too
+    when each such clause follows a colon after a clause that asks: "I'd like to open a ticket: the
+    API gives us a 401 every time the app syncs" tells what the ticket is about."""
+    if owner is None or owner not in chosen or len(chosen) < 2 or not ranked:
         return set()
     told: list[bool] = []
+    introduced: list[bool] = []  # each told clause: what the asking clause before its colon asks for
     other_asked = False
     before_asks = False  # the clause before asks, and this one goes on in the same sentence
     for piece, conf in clause_rows:
@@ -2374,6 +2473,7 @@ def told_to_help_centre(
             and not _ASIDE.match(piece)  # "could you tell me, with whatever gentleness ..., which plan"
         )
         asks = asks_in(task, piece) or listed
+        colon = before_asks and task[:at].rstrip().endswith(":")
         # a noun phrase goes on with the list; a clause with a subject or verb of its own ends it
         before_asks = asks_in(task, piece) or (
             listed and not _NARRATOR.search(piece) and not _FINITE.search(piece)
@@ -2387,9 +2487,13 @@ def told_to_help_centre(
                 and not _INDIRECT.search(piece)
                 and "?" not in task[at : at + len(piece) + 2]
             )
+            introduced.append(colon)
         elif best in chosen and asks:
             other_asked = True
-    return {owner} if told and all(told) and other_asked else set()
+    # the request's best too when every such clause follows a colon after a clause that asks: "I'd
+    # like to open a ticket: the API gives us a 401 every time ...", the ticket's subject
+    lead = ranked[0][0] != owner or all(introduced)
+    return {owner} if told and all(told) and other_asked and lead else set()
 
 
 def clear_request(

@@ -168,6 +168,12 @@ _NOT_A_NAME = frozenset(
     | {"was", "were", "is", "are", "be", "been", "being", "got", "get", "gets", "just", "still", "then"}
 )
 
+_SUBORDINATORS = frozenset(
+    {"while", "when", "whenever", "since", "after", "because", "as", "once", "before", "if"}
+)
+"""Words that open a subordinate clause before its subject ("While you were out", "If Slack is down"):
+no part of a name."""
+
 
 def named_subject(piece: str) -> list[str]:
     """The words of what a clause says is down, failing or charging ("is AWS having an outage",
@@ -179,6 +185,8 @@ def named_subject(piece: str) -> list[str]:
     if match is None:
         return []
     words = [w.strip(".'") for w in match.group("name").split()]
+    if words and words[0].lower() in _SUBORDINATORS:  # "While you were out: ...", "When AWS is down"
+        words = words[1:]
     if not words or re.split(r"['\u2019]", words[0].lower())[0] in _NOT_A_NAME:  # "you've charged us"
         return []
     return [w for w in words if w]
@@ -209,13 +217,23 @@ _SUBORDINATE = re.compile(
 )
 
 
+_WHEN_ASKED = re.compile(
+    r"^\W*(?:(?:and|but|so)\s+)?(?:(?:since|until|till)\s+)?when\s+"
+    r"(?:does|do|did|is|are|was|were|will|would|can|could|has|have|had|should|shall)\b",
+    re.I,
+)
+""""when" before an auxiliary, the order of a question ("when does the subscription renew, and ..."),
+not of a subordinate clause ("when I checked the card ...")."""
+
+
 def sets_the_scene(piece: str, following: str = "") -> bool:
     """Whether a clause says what happened rather than asks: a statement (`reads_as_request` false),
     or one opened by a subordinating word and not followed by a question mark ("When I checked the
-    card there were two payments.", "since the renewal went through"). "when does it renew?" asks."""
+    card there were two payments.", "since the renewal went through"). "when does it renew?" asks,
+    and so does "when does it renew, and ..." without its question mark (`_WHEN_ASKED`)."""
     if not reads_as_request(piece, following):
         return True
-    return bool(_SUBORDINATE.match(piece)) and following.lstrip()[:1] != "?"
+    return bool(_SUBORDINATE.match(piece)) and following.lstrip()[:1] != "?" and not _WHEN_ASKED.match(piece)
 
 
 def mentions_identifier(piece: str) -> bool:
@@ -303,7 +321,14 @@ _COURTESY_PART = (
     r"(?:\s+in\s+advance|\s+for\s+(?:your|the)\s+help(?:\s+[\w\s]{1,20}?)?)?"
     r"|thank\s+you(?:\s+(?:so|very)\s+much)?(?:\s+in\s+advance|\s+for\s+(?:your|the)\s+help(?:\s+[\w\s]{1,20}?)?)?"
     r"|cheers|much\s+appreciated|(?:kind|best|warm|warmest|many)\s+(?:regards|wishes|thanks)|regards|sincerely"
-    r"|have\s+a\s+(?:nice|good|great|lovely)\s+(?:day|week|weekend|one)|take\s+care|all\s+the\s+best)"
+    r"|have\s+a\s+(?:nice|good|great|lovely)\s+(?:day|week|weekend|one)|take\s+care|all\s+the\s+best"
+    # "if it's not too much trouble (for your lovely system)", "if you don't mind"
+    r"|if\s+(?:it'?s|it\s+is|that'?s|that\s+is)\s+not\s+(?:too\s+much\s+(?:trouble|bother|work)|a\s+(?:problem|bother))"
+    r"(?:\s+for\s+(?:you|your\s+[\w\s]{1,25}?))?|if\s+it\s+isn'?t\s+too\s+much\s+(?:trouble|bother)"
+    r"|if\s+you\s+(?:don'?t|do\s+not)\s+mind"
+    # a phone message's "Please ring back", "call me back when you can": a reply, not money back
+    r"|(?:please\s+|pls\s+|can\s+you\s+|could\s+you\s+)?(?:ring|call|phone)\s+(?:(?:me|us|him|her|them)\s+)?back"
+    r"(?:\s+(?:asap|today|tomorrow|soon|when\s+you\s+can))?)"
 )
 _COURTESY = re.compile(
     rf"(?:{_COURTESY_PART})(?:[\s,!.]+(?:{_COURTESY_PART}))*(?:\s+(?:there|all|team))?", re.I
