@@ -7,7 +7,8 @@ Exit codes, the same for every command (README § The command line): 0 done (for
 asked to clarify); 1 the run stopped early (see `stop_reason`) or an unexpected error; 2 invalid
 input: usage, registry, settings, checkpointer configuration, a missing optional extra, an empty
 request, a bad thread id; 3 the thread is busy (another turn held it longer than `--wait`); 130
-interrupted. Nothing reaches the user as a traceback unless asked for with `-v`.
+interrupted (Ctrl-C), 143 / 129 stopped by SIGTERM / SIGHUP. Nothing reaches the user as a traceback
+unless asked for with `-v`.
 
 Output is the last line of defence of the redaction layer (graph/redact.py): everything printed, on
 stdout or stderr, human text or `--json`, progress lines, log lines (a redacting handler on the root
@@ -20,10 +21,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
 import importlib.metadata
 import json
 import logging
 import os
+import queue
 import re
 import select
 import signal
@@ -424,7 +427,8 @@ def _run(
 ) -> dict[str, Any]:
     """Run to the end or the next interrupt, printing progress events (redacted); return the final state."""
     state: dict[str, Any] = {}
-    for mode, chunk in graph.stream(payload, config, stream_mode=["custom", "values"]):
+    chunks = graph.stream(payload, config, stream_mode=["custom", "values"])
+    for mode, chunk in _detached(chunks) if _OWN_COMMAND.is_set() else chunks:
         if mode == "values":
             state = chunk
         elif printer is not None:
@@ -432,6 +436,55 @@ def _run(
     if printer is not None:
         printer.close()
     return state
+
+
+TURN = "routegraph-turn:"
+"""Names the thread a turn runs on in `routegraph ask` (`_detached`): left running, unwaited for,
+when a signal stops the command."""
+
+_OWN_COMMAND = threading.Event()
+"""Set by `main` as the process's own command (it leaves with `os._exit` when interrupted)."""
+
+
+def _detached(chunks: Iterator[Any]) -> Iterator[Any]:
+    """`chunks`, produced on a daemon thread while this one waits for each (`routegraph ask`).
+
+    Run on the main thread, LangGraph's sync loop takes a Ctrl-C or SIGTERM (`stop_on_termination`)
+    between two steps only: its executor waits for every step under way, so a capability that blocks
+    (a slow call, a `time.sleep`) held the stopped command until the step's timeout. Here the main
+    thread only waits, in short slices (a signal another thread took is seen within one), and the
+    KeyboardInterrupt leaves at once: `main` says so in one line and exits with `os._exit`, the
+    turn's thread with it. Nothing half-done is left for the next `ask`, which finishes the turn
+    from its last checkpoint: a step under way is run again (a completed step is not: its result
+    was checkpointed), with the same step id, by which a side effect is idempotent (a refund done
+    just before the signal is found, not made twice: `Capability.execute`). The thread runs in a
+    copy of this context: the thread lock `ask` holds is seen as held by the turn."""
+    items: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                items.put(("chunk", chunk))
+        except BaseException as exc:  # raised where the caller waits, as it would have been
+            items.put(("error", exc))
+        else:
+            items.put(("end", None))
+
+    context = contextvars.copy_context()
+    worker = threading.Thread(target=context.run, args=(produce,), name=f"{TURN}stream", daemon=True)
+    worker.start()
+    while True:
+        try:
+            kind, item = items.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if kind == "end":
+            worker.join()
+            return
+        if kind == "error":
+            worker.join()  # it has put its last item
+            raise item
+        yield item
 
 
 def dumps(value: Any, redactor: Redactor | None = None) -> str:
@@ -1447,6 +1500,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:  # as the process's own command, before anything imports numpy
         quiet_blas_threads(os.environ)
         stop_on_termination()
+        _OWN_COMMAND.set()
     _tolerant_output()
     args = parser().parse_args(argv)
     chosen = getattr(args, "registry", None) or getattr(args, "path", None)
@@ -1523,7 +1577,7 @@ def quiet_blas_threads(environ: MutableMapping[str, str]) -> None:
 def abandoned_work() -> list[str]:
     """Names of the threads still running work whose step gave up on it, or that was started
     ahead for a turn that never ran."""
-    prefixes = ("routegraph-blocking:", "routegraph-step:", AHEAD)
+    prefixes = ("routegraph-blocking:", "routegraph-step:", AHEAD, TURN)
     return [t.name for t in threading.enumerate() if t.is_alive() and t.name.startswith(prefixes)]
 
 
@@ -1543,7 +1597,7 @@ def _dispatch(args: argparse.Namespace, redactor: Redactor) -> int:
         if (signum := _STOPPED_BY.pop("signum", None)) is not None:  # SIGTERM, SIGHUP
             say(f"{name}: stopped by {signal.Signals(signum).name}{_RESUMES.get(args.command, '')}")
             return 128 + signum
-        say(f"{name}: interrupted")
+        say(f"{name}: interrupted{_RESUMES.get(args.command, '')}")
         return EXIT_INTERRUPTED
     except ThreadBusy as exc:
         say(f"{name}: {exc}; nothing was done: ask again later, or wait longer with --wait")

@@ -103,6 +103,14 @@ class InvalidThreadId(ConfigError):
     128 characters): refused before it reaches a checkpointer, which may not be able to store it."""
 
 
+class MissingThreadId(InvalidThreadId):
+    """A run (or a state read or update) of a graph with a checkpointer, without
+    `config["configurable"]["thread_id"]`: the checkpointer keeps each conversation under its
+    thread id. Raised before the run; nothing was done (graph/persistence/locks.py
+    `ThreadSerialisedGraph`). LangGraph said only "Checkpointer requires one or more of the
+    following 'configurable' keys" (a KeyError when `configurable` held other keys)."""
+
+
 class DatasetError(ConfigError):
     """A data or labels file that cannot be used; the message names the file (and line)."""
 
@@ -168,6 +176,17 @@ class StopError(CriticalError):
     """A critical failure that ends the run with a specific stop_reason."""
 
     stop_reason = "error"
+
+
+class RecursionLimitReached(StopError, RecursionError):
+    """The caller's `recursion_limit` (LangGraph's bound on the steps of one call) ran out before the
+    turn ended. `build_graph` sets one above the turn's own bound (`limits.max_steps`, which ends a
+    turn with stop_reason `max_steps`); a lower one cut the run where it was, with no stop_reason.
+    Raised to the caller in place of LangGraph's `GraphRecursionError` (a `RecursionError`, as this
+    is); the message names the limit to pass and how to finish the turn (graph/persistence/locks.py
+    `ThreadSerialisedGraph`)."""
+
+    stop_reason = "max_steps"
 
 
 class PolicyDenied(StopError):

@@ -21,7 +21,10 @@ Each test names the probe; the fix it checks is in the module the probe reached:
 - user ids (graph/cli.py `check_user_id`): a control character or invalid UTF-8 lost the turn's
   trace and profile; a "." was an unexpected error in `routegraph profile`;
 - SIGTERM / SIGHUP during `ask` (graph/cli.py `stop_on_termination`): the process died without a
-  word; now one line, exit 143 / 129, and the next `ask` finishes the turn.
+  word; now one line, exit 143 / 129, and the next `ask` finishes the turn. With a step blocked in
+  its thread, SIGTERM and Ctrl-C waited for the step (LangGraph's executor waits for every step
+  under way): now the turn runs on a thread `ask` does not wait for (graph/cli.py `_detached`), and
+  a side effect stopped mid-step is made once, by the next `ask` (session 21).
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ from graph.ops.http import BODY_LIMIT, create_app
 from graph.pools import PoolError, Pools
 from graph.pools.http import pools_app
 from graph.pools.serving import Served
-from tests.conftest import BASE, guide
+from tests.conftest import BASE, answer, guide
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY = 86400.0
@@ -402,11 +405,8 @@ def test_a_plain_user_id_still_works(env: Path, capsys: pytest.CaptureFixture[st
 # -- signals --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
-def test_a_termination_signal_during_ask_is_one_line_and_the_next_ask_finishes_the_turn(
-    tmp_path: Path, signum: int
-) -> None:
-    registry = write_registry(tmp_path / "registry.yaml")
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of `python -m graph.cli` in a subprocess: this checkout, offline."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "ROUTEGRAPH"))}
     env.update(
         PYTHONPATH=str(ROOT),
@@ -415,34 +415,115 @@ def test_a_termination_signal_during_ask_is_one_line_and_the_next_ask_finishes_t
         LANGSMITH_TRACING="false",
         ROUTEGRAPH_CACHE_DIR=os.environ.get("ROUTEGRAPH_CACHE_DIR", str(tmp_path / "cache")),
     )
-    command = [sys.executable, "-m", "graph.cli", "ask", "--registry", str(registry), "--thread", "t"]
+    return env
+
+
+def stop_mid_step(
+    command: list[str], env: dict[str, str], capability: str, signum: int
+) -> tuple[int, str, float]:
+    """Start `command`, send `signum` once `capability`'s step has started (its progress line);
+    return the exit code, the rest of stderr and the seconds from the signal to the exit."""
     proc = subprocess.Popen(
-        [*command, "what is 2*3"],
-        env={**env, "ROUTEGRAPH_FAULTS": "calculator:hang:2"},
+        command,
+        env=env,
         stderr=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        # Python takes Ctrl-C (raises KeyboardInterrupt) unless it starts with SIGINT ignored, as
+        # a test run started in the background does.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stderr is not None
     seen = []
     for line in proc.stderr:  # the progress lines: the step is under way when it starts
         seen.append(line)
-        if "calculator started" in line:
+        if f"{capability} started" in line:
             break
+    else:
+        proc.kill()
+        raise AssertionError(f"the step never started: {seen}")
+    time.sleep(0.3)  # well into the step (a block or a sleep)
+    sent = time.monotonic()
     proc.send_signal(signum)
-    rest, err = proc.communicate(timeout=30)
-    assert proc.returncode == 128 + signum, (seen, err)
-    assert (
-        err
-        == f"routegraph ask: stopped by {signal.Signals(signum).name} (the next `ask` on this thread finishes the turn)\n"
-    )
-    assert rest == ""
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    took = time.monotonic() - sent
+    no_traceback(out, err)
+    assert out == "", out
+    return proc.returncode, err, took
+
+
+STOPPED = {
+    signal.SIGTERM: "stopped by SIGTERM",
+    signal.SIGHUP: "stopped by SIGHUP",
+    signal.SIGINT: "interrupted",
+}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=lambda s: s.name)
+def test_a_signal_during_a_blocked_step_stops_ask_at_once_and_the_next_ask_finishes_the_turn(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    """SIGTERM, SIGHUP or Ctrl-C while a capability's step blocks its thread (a `time.sleep`, a
+    call that does not return): one line, exit 128 + the signal (130 for Ctrl-C) within a second
+    or so. LangGraph's executor waited for the step (here 600 s, its timeout 30 s) before the
+    command could stop. The next `ask` on the thread finishes the turn."""
+    registry = write_registry(tmp_path / "registry.yaml")
+    env = cli_env(tmp_path)
+    command = [sys.executable, "-m", "graph.cli", "ask", "--registry", str(registry), "--thread", "t"]
+    blocked = {**env, "ROUTEGRAPH_FAULTS": "calculator:block:600"}
+    code, err, took = stop_mid_step([*command, "what is 2*3"], blocked, "calculator", signum)
+    assert code == 128 + signum, err
+    assert err == f"routegraph ask: {STOPPED[signum]} (the next `ask` on this thread finishes the turn)\n"
+    assert took < 3, took
     done = subprocess.run(
         [*command, "what time is it", "--quiet"], env=env, capture_output=True, text=True, timeout=120
     )
     no_traceback(done.stdout, done.stderr)
     assert done.returncode == 0, done.stderr
     assert "[earlier turn · success] 2*3 = 6." in done.stderr
+
+
+@pytest.mark.parametrize(
+    "fault", ["refund:slow:600", "refund:block:600"], ids=["before the refund", "after the refund"]
+)
+def test_a_side_effect_stopped_mid_step_is_made_once_by_the_next_ask(tmp_path: Path, fault: str) -> None:
+    """SIGTERM during an approved refund's step: the turn's thread goes with the process, the step is
+    recorded nowhere, and the next `ask` runs it again with the same step id. Stopped before the
+    refund was written (`slow`: it waits, then works), the refund is made then; stopped after
+    (`block`: it works, then waits), the step finds the refund it made and does not make another."""
+    from graph.config.registry import default_registry
+
+    data = yaml.safe_load(default_registry().read_text(encoding="utf-8"))
+    data["classifier"] = {**data["classifier"], "encoder": "lexical", "finetune": False}
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(yaml.safe_dump(data), encoding="utf-8")
+    env = cli_env(tmp_path)
+    command = [sys.executable, "-m", "graph.cli", "ask", "--registry", str(registry), "--thread", "t"]
+    request = "refund my duplicate charge, I'm jane@acme.io"
+    faulty = {**env, "ROUTEGRAPH_FAULTS": fault}
+    code, err, took = stop_mid_step([*command, request, "--approve"], faulty, "refund", signal.SIGTERM)
+    assert (code, took < 3) == (143, True), (err, took)
+    database = tmp_path / "data" / "support.sqlite"
+
+    def refunds() -> list[tuple[str, str]]:
+        with sqlite3.connect(database) as db:
+            return db.execute(
+                "SELECT charge_id, idempotency_key FROM refunds WHERE charge_id = 'CH-2003'"
+            ).fetchall()
+
+    assert len(refunds()) == (0 if fault.endswith(":slow:600") else 1)  # nothing half-written
+    done = subprocess.run(  # no --approve: the approval given is recorded, not asked again
+        [*command, "what time is it", "--quiet"], env=env, capture_output=True, text=True, timeout=120
+    )
+    no_traceback(done.stdout, done.stderr)
+    assert done.returncode == 0, done.stderr
+    assert "[earlier turn · success]" in done.stderr and "Approve?" not in done.stderr
+    made = refunds()
+    assert len(made) == 1 and made[0][1].startswith("t:refund:"), made
 
 
 # -- what a Python caller puts in `configurable` ---------------------------------------------------
@@ -465,6 +546,90 @@ def test_a_user_id_the_driver_cannot_bind_still_leaves_the_trace(tmp_path: Path,
     assert trace["user_id"] == (str(user) if isinstance(user, dict) else user).replace(
         "\udcff", "\ufffd"
     ).replace("\x00", "\ufffd")
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        None,
+        {},
+        {"configurable": {}},
+        {"configurable": {"user_id": "u"}},
+        {"configurable": {"thread_id": None}},
+    ],
+    ids=["none", "empty", "empty configurable", "user only", "thread None"],
+)
+def test_a_run_without_a_thread_id_names_what_to_pass(tmp_path: Path, config: Any) -> None:
+    """A checkpointed graph run (or its state read or updated) without a thread id raised LangGraph's
+    ValueError "Checkpointer requires one or more of the following 'configurable' keys" (a KeyError
+    'thread_id' with other keys; a None id was stored as the thread "None"). Now `MissingThreadId`,
+    a routegraph `ConfigError` (a ValueError still), naming the config to pass; nothing is written."""
+    import asyncio
+
+    from graph import ConfigError, MissingThreadId
+
+    graph = build_graph(
+        registry=Registry.from_dict(copy.deepcopy(BASE), source="<test>"),
+        settings=Settings.offline(tmp_path / "data"),
+        checkpointer="sqlite",
+    )
+    inputs = {"messages": [("user", "what is 2*3")]}
+    calls = [
+        lambda: graph.invoke(inputs, config),
+        lambda: list(graph.stream(inputs, config)),
+        lambda: asyncio.run(graph.ainvoke(inputs, config)),
+        lambda: graph.get_state(config),
+        lambda: asyncio.run(graph.aget_state(config)),
+        lambda: graph.update_state(config, {"messages": []}),
+    ]
+    for call in calls:
+        with pytest.raises(MissingThreadId) as raised:
+            call()
+        assert isinstance(raised.value, ConfigError) and isinstance(raised.value, ValueError)
+        assert str(raised.value).startswith("no thread id: ")
+        assert 'graph.invoke(inputs, {"configurable": {"thread_id": "..."}})' in str(raised.value)
+    assert graph.checkpointer is not None and list(graph.checkpointer.list(None)) == []
+    state = graph.invoke(inputs, {"configurable": {"thread_id": "t"}})  # the same graph, as documented
+    assert state["control_stop_reason"] == "success"
+
+
+def test_a_run_cut_by_a_low_recursion_limit_says_what_to_pass_and_the_turn_can_be_finished(
+    tmp_path: Path,
+) -> None:
+    """`recursion_limit=2` cut the run with LangGraph's GraphRecursionError and no stop_reason. Now
+    `RecursionLimitReached` (a `StopError` with stop_reason `max_steps`, a RecursionError as
+    LangGraph's is) naming the limit to pass; the turn is left on its thread, and
+    `graph.invoke(None, config)` finishes it."""
+    import asyncio
+
+    from graph import RecursionLimitReached, StopError
+
+    graph = build_graph(
+        registry=Registry.from_dict(copy.deepcopy(BASE), source="<test>"),
+        settings=Settings.offline(tmp_path / "data"),
+        checkpointer="sqlite",
+    )
+    own = graph.config["recursion_limit"]
+    inputs = {"messages": [("user", "what is 2*3")]}
+    runs = {
+        "sync": lambda config: graph.invoke(inputs, config),
+        "async": lambda config: asyncio.run(graph.ainvoke(inputs, config)),
+    }
+    for name, run in runs.items():
+        config: Any = {"configurable": {"thread_id": name}, "recursion_limit": 2}
+        with pytest.raises(RecursionLimitReached) as raised:
+            run(config)
+        error = raised.value
+        assert isinstance(error, StopError) and isinstance(error, RecursionError)
+        assert error.stop_reason == "max_steps"
+        assert str(error).startswith("the run reached recursion_limit=2 ")
+        assert f"pass at least {own}, the graph's own" in str(error)
+        assert "graph.invoke(None, config) finishes it" in str(error)
+        assert graph.get_state(config).next  # unfinished, as the message says
+        state = graph.invoke(None, {"configurable": {"thread_id": name}})
+        assert state["control_stop_reason"] == "success" and answer(state) == "2*3 = 6."
+    state = graph.invoke(inputs, {"configurable": {"thread_id": "high"}, "recursion_limit": own})
+    assert state["control_stop_reason"] == "success"
 
 
 def test_a_thread_lock_is_held_when_its_note_of_the_holder_cannot_be_written(tmp_path: Path) -> None:

@@ -48,9 +48,17 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import merge_configs
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.errors import GraphRecursionError
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import StateSnapshot
 
-from graph.errors import CheckpointerError, InvalidThreadId, ThreadBusy
+from graph.errors import (
+    CheckpointerError,
+    InvalidThreadId,
+    MissingThreadId,
+    RecursionLimitReached,
+    ThreadBusy,
+)
 from graph.persistence.common import URL_VARIABLE, one_line, redact, url_redactor
 
 if TYPE_CHECKING:
@@ -433,42 +441,91 @@ def _thread_of(graph: CompiledStateGraph[Any, Any, Any, Any], config: RunnableCo
     return (merged.get("configurable") or {}).get("thread_id")
 
 
+THREAD_ID_HINT = 'pass one in the config: graph.invoke(inputs, {"configurable": {"thread_id": "..."}})'
+
+
 class ThreadSerialisedGraph(CompiledStateGraph[Any, Any, Any, Any]):
     """A compiled graph that holds its thread's lock (`thread_lock`) for every run and state update.
 
     `turn_wait` is how long a turn waits for its thread (None: no locking, as for a graph whose
     host brings the checkpointer). `invoke` and `ainvoke` go through `stream` and `astream`.
+
+    It is also where a Python caller's config is checked, in routegraph's words: a run, a state
+    read or update without a thread id is `MissingThreadId` (before anything runs), and a run cut
+    by a `recursion_limit` lower than the graph's own is `RecursionLimitReached` (LangGraph's
+    `ValueError` / `KeyError` / `GraphRecursionError` named neither what to pass nor the turn left
+    unfinished).
     """
 
     def __init__(self, *, turn_wait: float | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.turn_wait = turn_wait
 
-    def _lock_target(self, config: RunnableConfig | None) -> tuple[BaseCheckpointSaver[Any], Any] | None:
+    def _thread(self, config: RunnableConfig | None) -> Any:
+        """The config's thread id; `MissingThreadId` when the graph has a checkpointer and none
+        is given (None counts as none: LangGraph would store the thread as "None")."""
         thread = _thread_of(self, config)
+        if thread is None and isinstance(self.checkpointer, BaseCheckpointSaver):
+            raise MissingThreadId(
+                "no thread id: this graph keeps each conversation in its checkpointer under a thread "
+                f"id (1 to {THREAD_ID_MAX_CHARS} printable characters; the same id continues the "
+                f"conversation, a new one starts another): {THREAD_ID_HINT}"
+            )
+        return thread
+
+    def _lock_target(self, config: RunnableConfig | None) -> tuple[BaseCheckpointSaver[Any], Any] | None:
+        thread = self._thread(config)
         if self.turn_wait is None or thread is None or not isinstance(self.checkpointer, BaseCheckpointSaver):
             return None
         return self.checkpointer, thread
 
+    def _cut(self, config: RunnableConfig | None) -> RecursionLimitReached:
+        """What a run cut by the caller's `recursion_limit` raises: the limit to pass, and how to
+        finish the turn it left on its thread."""
+        asked = merge_configs(self.config, config).get("recursion_limit")
+        own = (self.config or {}).get("recursion_limit")
+        needed = f"at least {own}, the graph's own" if own else "a higher one"
+        return RecursionLimitReached(
+            f"the run reached recursion_limit={asked} (LangGraph's bound on the steps of one call) before "
+            f"the turn ended, so the turn has no stop_reason: leave recursion_limit out of the config, or "
+            f"pass {needed}; to bound a turn, set limits.max_steps in the registry (the turn then ends "
+            "with stop_reason max_steps). The turn is unfinished on its thread: graph.invoke(None, config) "
+            "finishes it."
+        )
+
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
         target = self._lock_target(config)
-        if target is None:
-            yield from super().stream(input, config, **kwargs)
-            return
-        with thread_lock(target[0], target[1], wait=self.turn_wait or 0.0):
-            yield from super().stream(input, config, **kwargs)
+        try:
+            if target is None:
+                yield from super().stream(input, config, **kwargs)
+                return
+            with thread_lock(target[0], target[1], wait=self.turn_wait or 0.0):
+                yield from super().stream(input, config, **kwargs)
+        except GraphRecursionError as exc:
+            raise self._cut(config) from exc
 
     async def astream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[Any]:
         target = self._lock_target(config)
-        if target is None:
-            async for chunk in super().astream(input, config, **kwargs):
-                yield chunk
-            return
-        async with athread_lock(target[0], target[1], wait=self.turn_wait or 0.0):
-            async for chunk in super().astream(input, config, **kwargs):
-                yield chunk
+        try:
+            if target is None:
+                async for chunk in super().astream(input, config, **kwargs):
+                    yield chunk
+                return
+            async with athread_lock(target[0], target[1], wait=self.turn_wait or 0.0):
+                async for chunk in super().astream(input, config, **kwargs):
+                    yield chunk
+        except GraphRecursionError as exc:
+            raise self._cut(config) from exc
+
+    def get_state(self, config: RunnableConfig, *, subgraphs: bool = False) -> StateSnapshot:
+        self._thread(config)
+        return super().get_state(config, subgraphs=subgraphs)
+
+    async def aget_state(self, config: RunnableConfig, *, subgraphs: bool = False) -> StateSnapshot:
+        self._thread(config)
+        return await super().aget_state(config, subgraphs=subgraphs)
 
     def update_state(
         self, config: RunnableConfig, values: Any, as_node: str | None = None, task_id: str | None = None
