@@ -26,7 +26,8 @@ so a quoted instruction is not one:
    "without", "not asking", "cancel the refund", "hold off", "actually no", "jk", "scratch
    that"...) -> refuse. Scope is the whole clause, not the
    word after the cue: "I don't care about the fee, refund it" refuses too. A false refusal costs a
-   rephrase; a false refund costs money.
+   rephrase; a false refund costs money. (A clause of its own, without the verb, that turns down
+   another named thing is no refusal of the action: "do the refund, but no need for a ticket".)
 2. restriction ("just/only tell me", "just check", "only want to know", "just curious") -> refuse.
 3. status or history ("where is my refund", "did you refund", "already", "has it been",
    "refunded" as a past event) -> refuse: it asks about a refund, not for one. "get/have ...
@@ -188,6 +189,15 @@ _STOP_ANY = re.compile(
     r"|\b(?:not\s+yet|not\s+now|never\s*mind|hold\s+off)\b"
     r"|^(?:(?:actually|wait|oh|um|hmm|sorry|well|ok|okay)[\s,]+)*(?:no|nope|don't|do\s+not|stop)\b"
 )
+# A no aimed at another thing than the action, in a clause of its own: "do the refund, but no need
+# for a ticket", "refund it, but no confirmation email needed". It declines that thing (a clause that
+# names no thing, "but no need", "no, don't", still refuses).
+_OTHER_THING = re.compile(
+    r"^(?:(?:ok|okay|and|so|but|though|just|also)[\s,]+)*"
+    r"(?:no\s+need\s+(?:for|of)\s+(?:a|an|the|any)\s+(?!of\b|thing\b|one\b)[a-z][\w-]*"
+    r"|no\s+(?:[a-z][\w-]*\s+){1,2}(?:needed|necessary|required)\b)"
+    r"[^,;]*$"
+)
 # Taking back what was just said: "refund CH-2033. Actually no.", "refund it lol jk", "scratch that".
 _RETRACT = re.compile(
     r"\b(?:actually\s+no|no\s+wait|wait\s+no|nevermind|just\s+kidding|jk|kidding|scratch\s+that"
@@ -286,6 +296,8 @@ def _clause_intent(clause: str, v: _Verbs) -> tuple[IntentKind | None, str]:
     found = v.any.search(clause)
     said = f"“{clause.strip()[:80]}”"
     if found is None:
+        if _OTHER_THING.match(clause):
+            return None, ""
         if m := _STOP_ANY.search(clause) or _RETRACT.search(clause):
             return "refuse", f"says not to act ({m.group(0).strip()!r}) in {said}"
         return None, ""
@@ -423,7 +435,7 @@ def turns_down(text: str, verbs: Sequence[str]) -> bool:
         v = _verbs(verbs)
         for clause in _clauses(_normalise(text if isinstance(text, str) else str(text))):
             if v.any.search(clause) is None:
-                if _STOP_ANY.search(clause) or _RETRACT.search(clause):
+                if not _OTHER_THING.match(clause) and (_STOP_ANY.search(clause) or _RETRACT.search(clause)):
                     return True
             elif (
                 _NEGATION.search(clause)

@@ -210,11 +210,14 @@ _ITEM_OF = (
 )
 _ITEM_DESCRIBED = (
     r"|\bthe\s+(?!one\b)(?:[$\w.,'’-]+\s+){1,2}?ones?\b(?!\s+(?:of|more)\b)"
+    r"|\b(?:that|this)\s+(?!(?:one|is|was|are|were|makes?|leaves?|takes?|gives?|has|had|costs?|means?|needs?"
+    r"|would|will|could|should|can|must|may|might)\b)[$\w.,'’-]+\s+ones?\b(?!\s+(?:of|more)\b)"
     r"|\bthe\s+ones?\s+(?:from|on|in|of|for|with|at|dated|charged|billed|that|which|paid|made|taken|last|before|after)\b"
 )
 """One of the things an answer listed, picked by a description ("the seat one", "the november one",
-"the $36 one") or by what it was ("the one from last month", "the one on the 3rd", "the one for the
-seats"): "one" stands for an item of that list, whichever capability the description's words suggest."""
+"the $36 one", also with a demonstrative: "that last one", "this small one") or by what it was ("the
+one from last month", "the one on the 3rd", "the one for the seats"): "one" stands for an item of that
+list, whichever capability the description's words suggest."""
 _ITEM = re.compile(_ITEM.pattern + _ITEM_OF + _ITEM_DESCRIBED, re.I)
 _NEGATED = re.compile(
     r"[,;]?\s*\b(?:not|rather than|instead of)\s+(?:the|my|a|an|their|our|your|his|her)\b[^,.;!?]*", re.I
@@ -243,6 +246,8 @@ _SWITCH = re.compile(
     re.I,
 )
 """The user says the turn is about something else ("different thing:", "separately,", "unrelated, but")."""
+_PREFACE = re.compile(r"^[^:?!\d@]{3,80}:\s+")
+"""Words before a colon that open the message ("Strike while the iron's hot: ...", "Same drill:")."""
 _NUM = r"(\d+(?:\.\d+)?)"
 _MORE = r"(?:(?:another|a further|an extra|an additional|further|extra)\s+)?"
 """"minus another 53", "plus a further 23": the operand is added to what the total already holds."""
@@ -282,13 +287,20 @@ _BACK = (
     r"|the\s+(?:number|result|total|answer|figure|sum|amount|value))"
 )
 """Where an operand goes: back onto the result ("plus 75 to that number", "subtract 44 from the result")."""
+_UNIT = (
+    r"(?:\s*(?!(?:then|now|please|instead|again|more|to|from|onto|on|off|of|and|or)\b)[a-z]{1,12}\b(?=\s+"
+    + _BACK
+    + r"))?"
+)
+"""The unit of the operand, said before where it goes ("add 64 km to that", "minus 3 boxes from the
+total"): only with the place it goes after it, so a word that asks something else is never one."""
 _CONT_REST = re.compile(
-    r"^[\W_]*(?:(?:then|now|please|instead|again|more|on top|" + _BACK + r")[\W_]*)*$", re.I
+    r"^" + _UNIT + r"[\W_]*(?:(?:then|now|please|instead|again|more|on top|" + _BACK + r")[\W_]*)*$", re.I
 )
 _SYMBOLS = (
     (re.compile(rf"{_NUM}\s*(?:%|percent)\s+of\s+{_NUM}", re.I), r"(\1/100*\2)"),
     (re.compile(rf"(?:square root of|sqrt)\s*\(?\s*{_NUM}\s*\)?", re.I), r"sqrt(\1)"),
-    (re.compile(r"\bmultiplied by\b|\btimes\b|×", re.I), "*"),
+    (re.compile(r"\bmultiplied by\b|\btimes\b|×|(?<=\d)\s*x\s*(?=\d)", re.I), "*"),
     (re.compile(r"\bdivided by\b|÷", re.I), "/"),
     (re.compile(r"\bplus\b", re.I), "+"),
     (re.compile(r"\bminus\b", re.I), "-"),
@@ -901,11 +913,27 @@ _DECLINE_WORDS = frozenset(
 )
 
 
+_WORD_BEFORE_NO = re.compile(r"^\W*[^\W\d_]+[,.!]+\s+(?=(?:no+|nah|nope)\b)", re.I)
+"""A word said on its own before the no ("Aydelem, no. Leave it", "Honestly, no", "Nein, no thanks"):
+an interjection, or the no in the user's first language, said again in English. Not a correction's
+lead ("sorry, no, the other one")."""
+
+
+def _without_word_before_no(text: str) -> str:
+    if _CORRECTION_WORDS.match(text):
+        return text
+    return _WORD_BEFORE_NO.sub("", text, count=1)
+
+
 def declines(text: str) -> bool:
     """A plain no ("nah, leave it", "not now, thanks", "hold off for now", "no, that's fine"): a no by
     `graph.intent.confirmation` made of refusal words only (not "no, I meant Berlin", "no, the other
     one": those correct)."""
-    if confirmation(text) is not False or slots(text):
+    text = _without_word_before_no(text)
+    # "No. Leave it.": a refusal word capitalised as a sentence's first is no name.
+    if confirmation(text) is not False or any(
+        s.kind != "name" or s.text.lower() not in _DECLINE_WORDS for s in slots(text)
+    ):
         return False
     words = re.findall(r"[a-z']+", text.lower().replace("’", "'"))
     return bool(words) and all(w in _DECLINE_WORDS for w in words)
@@ -998,6 +1026,10 @@ def resolve(
     text = " ".join((_ASIDE.sub(" ", text) if _ASIDE.search(text) else text).split()) or " ".join(
         text.split()
     )
+    # "Strike while the iron's hot: and Casablanca?": a saying before a colon, then the follow-up
+    # itself with its cue; the saying asks for nothing.
+    if (preface := _PREFACE.match(text)) is not None and _CUE.match(text[preface.end() :]):
+        text = text[preface.end() :]
     # "different thing: a user says the reset link expired, how long do those last": the user says
     # the turn is another matter (read below, once there is a topic to leave).
     switch_cue = _SWITCH.match(text)
@@ -1260,12 +1292,18 @@ def resolve(
     )
     if correction or _bare_number_for_id(new_words, new_slots, [e.task for e in _last_turn(entries)]):
         new_slots = [_as_identifier(n, [e.task for e in _last_turn(entries)]) for n in new_slots]
+    if correction and len(new_slots) > 1:
+        # "sorry, not Denver, Phoenix": the value said after "not" is the old one, ruled out; the
+        # new one is the other.
+        new_slots = [n for n in new_slots if not _NOT_BEFORE.search(new_words[: n.start])] or new_slots
+    every_name = frozenset().union(*(known_names or {}).values())
     fit = {
         e: max(
             (
                 fit_quality(e.task, s, reading)
                 for s in new_slots
                 if _takes((kinds or {}).get(e.capability) if kinds else None, s)
+                and not _names_another_thing(s, e.capability, kinds, known_names or {}, every_name)
             ),
             default=0,
         )
@@ -1332,12 +1370,13 @@ def resolve(
     only_slots = bool(new_slots) and not _words_besides_slots(new_words, new_slots)
     if (
         fed_to := _fed_by_person(
-            reading, new_words, new_slots, entries, own, routable, feeds, side_effects, lexicon
+            reading, new_words, new_slots, entries, own, routable, feeds, side_effects, lexicon, kinds
         )
     ) and (not correction):
-        # "what about their charges?" after "look up C-1001": the person is the customer the topic
-        # named, and the words are those of a capability the topic's capability feeds (billing).
-        clause = next(e.task for e in entries if any(s.kind in IDENTIFIERS for s in slots(e.task)))
+        # "what about their charges?" after "look up C-1001" (or "check the account for Sol Market"):
+        # the person is the customer the topic named, and the words are those of a capability the
+        # topic's capability feeds (billing).
+        clause = _customer_clause(entries, kinds) or _last_turn(entries)[0].task
         return FollowUp(
             "follow_up",
             [fed_to],
@@ -1381,7 +1420,23 @@ def resolve(
             appended(reading, clause),
             f"a slot only {fed_slot} reads, about the customer of {clause!r}",
         )
-    if foreign and elliptical and not unknown and _SAME.match(reading):
+    if (
+        foreign
+        and cue
+        and topical
+        and all(s.kind == "name" for s in new_slots)
+        and not correction
+        and not any(
+            side_effects is not None and acts is not None and side_effects(n) and acts(reading, n)
+            for n in foreign
+        )
+        and any(own.get(n, 0) for n in names)
+    ):
+        # "what about the API?" after "is the dashboard working?": a cue and a word or two that are
+        # a topic capability's own (a service it reports on) ask the same need of another thing; the
+        # other capability that also owns the word ("API" in the help centre's articles) is no switch.
+        alone = [n for n in alone if n in names]
+    elif foreign and elliptical and not unknown and _SAME.match(reading):
         # "do the same for email notifications", "same question for exports": the user says it is the
         # same need; the classifier's reading of the new words ("email" as help-center words) does
         # not make it another.
@@ -1415,6 +1470,19 @@ def resolve(
         # "sorry not sydney, Perth, that's where the client is", "wrong one, I need omar@...'s": the
         # correction names the old value (or says it was the wrong one) and gives a new one of its
         # kind; the rest of its words are a reason, not another need.
+        alone = [n for n in alone if n in names]
+    elif (
+        foreign
+        and correction
+        and "?" not in reading
+        and lexicon
+        and any(s.kind in IDENTIFIERS for s in new_slots)
+        and any(e in fitting for e in _last_turn(entries))
+        and not any(_own_words(new_words, new_slots, foreign, lexicon).values())
+    ):
+        # "sorry, misread the referral form, it's C-1006" after "who is customer C-1005?": a
+        # correction whose identifier fits the last request; the rest says how the slip happened, in
+        # none of the other capability's own words (the classifier's reading of "form" is no need).
         alone = [n for n in alone if n in names]
     elif (
         foreign
@@ -1662,6 +1730,27 @@ _WRONG = re.compile(
 _NOT_THIS = re.compile(r"\bnot\s+(?:the\s+|in\s+|for\s+)?([\w@.+-]+)", re.I)
 
 
+_NOT_BEFORE = re.compile(r"\bnot\s+(?:the\s+|in\s+|for\s+)?$", re.I)
+"""What says the value after it is ruled out ("not Denver, Phoenix", "Phoenix, not in Denver")."""
+
+
+def _names_another_thing(
+    new: Slot,
+    capability: str,
+    kinds: Mapping[str, frozenset[str]] | None,
+    known_names: Mapping[str, frozenset[str]],
+    every_name: frozenset[str],
+) -> bool:
+    """A name that is no place for a capability that reads places: one the guides of another
+    capability write ("Team", "Enterprise": plans) and this one's do not ("What would Team come to
+    for 8 of us?" after the time in Toronto asks no time in "Team")."""
+    if new.kind != "name" or not kinds or "place" not in kinds.get(capability, frozenset()):
+        return False
+    words = [w for w in re.findall(r"[a-z]+", new.text.lower()) if w not in STOPWORDS]
+    own = known_names.get(capability, frozenset())
+    return bool(words) and all(w in every_name and w not in own for w in words)
+
+
 def _says_what_it_replaces(text: str, clauses: Sequence[str]) -> bool:
     """Whether a correction says which old value it replaces: "not sydney" (a word of the last
     clause, any case), "wrong one", "the other one"."""
@@ -1737,9 +1826,11 @@ def _no_with_reason(
     Oslo?" withdraws and asks anew). After a turn that acted (`acted`: a capability with side effects
     ran), only a withdrawal counts: a plain no ("nah, leave it for now") goes to that action, whose
     intent check refuses it."""
-    # "hmm, hold off, ...", "ok so hold off, ...": a sound or a filler first says nothing yet.
+    # "hmm, hold off, ...", "ok so hold off, ...": a sound or a filler first says nothing yet; so
+    # does a word said on its own before the no ("Aydelem, no. Leave it, they will stay.").
     if (filler := _FILLER_LEAD.match(text)) is not None:
         text = text[filler.end() :]
+    text = _without_word_before_no(text)
     m = _CLAUSE_BREAK.search(text)
     if m is None or m.start() == 0:
         return None
@@ -1862,19 +1953,20 @@ def _fed_by_person(
     feeds: Callable[[str, str], bool] | None,
     side_effects: Callable[[str], bool] | None,
     lexicon: Mapping[str, frozenset[str]] | None,
+    kinds: Mapping[str, frozenset[str]] | None = None,
 ) -> str | None:
     """The one capability without side effects that a topic capability feeds (billing, fed the
     customer by account) whose own words a short turn about a person uses more than any topic
     capability's ("and their charges?"); None when the turn names no person, has a slot of its own,
-    or no topic clause names a customer."""
+    or no topic clause names a customer (`_customer_clause`)."""
     if (
         feeds is None
         or side_effects is None
         or not lexicon
         or new_slots
         or not _PERSONAL.search(reading)
-        or len(content_words(reading)) > _ITEM_WORDS
-        or not any(s.kind in IDENTIFIERS for e in entries for s in slots(e.task))
+        or _person_question_words(reading) > _ITEM_WORDS
+        or _customer_clause(entries, kinds) is None
     ):
         return None
     names = {e.capability for e in entries}
@@ -1887,6 +1979,37 @@ def _fed_by_person(
     most = max(theirs.values(), default=0)
     winners = [n for n, k in theirs.items() if k == most]
     return winners[0] if most > max((own.get(n, 0) for n in names), default=0) and len(winners) == 1 else None
+
+
+def _person_question_words(text: str) -> int:
+    """How long the shortest sentence about a person is, in words besides fillers ("And his last
+    renewal, did that go through alright in the end?": 6; "So they're still active, correct? And did
+    their last payment go through?": 3, each sentence a short question of its own)."""
+    return min(
+        (
+            len([w for w in content_words(part) if w.strip(",.?!") not in _FILLERS])
+            for part in re.split(r"(?<=[.?!])\s+", text)
+            if _PERSONAL.search(part)
+        ),
+        default=len(content_words(text)),
+    )
+
+
+def _customer_clause(entries: Sequence[TopicEntry], kinds: Mapping[str, frozenset[str]] | None) -> str | None:
+    """The topic clause that names the customer (most recent first): one with an identifier ("look up
+    C-1001", "omar@..."), else one that a capability reading customers ran on with a name in it ("check
+    the account for Sol Market": the company or the person is who it found). None without either."""
+    for e in entries:
+        if any(s.kind in IDENTIFIERS for s in slots(e.task)):
+            return e.task
+    for e in entries:
+        if (
+            kinds
+            and kinds.get(e.capability, frozenset()) & IDENTIFIERS
+            and any(s.kind == "name" for s in slots(e.task))
+        ):
+            return e.task
+    return None
 
 
 def _supplier_in_own_words(
@@ -2745,7 +2868,8 @@ def _rewrite(
         added = _added(text, slot, clause)
         unit = _unit_substitute(clause, slot, text) if added is slot else None
         if (done := unit or substitute(clause, added)) is not None:
-            return _also(done, [added], ordered[i + 1 :], known_names)
+            done = _also(done, [added], ordered[i + 1 :], known_names)
+            return _other_customer(done, clause, added, ordered, known_names)
     words = content_words(new_words)
     if (
         not anaphora
@@ -2755,6 +2879,38 @@ def _rewrite(
     ):
         return done
     return appended(text, clause)
+
+
+_CUSTOMER_IDS = frozenset({"email", "C", ANY_ID})
+"""The subtypes of identifier that name a customer (an address, "C-1007", "customer 1004"), not a thing
+of theirs ("CH-2034")."""
+
+
+def _other_customer(
+    done: str, clause: str, new: Slot, used: Sequence[Slot], known_names: frozenset[str]
+) -> str:
+    """ "do the same for Whitaker Legal" after "check Kola Works's account? it's aisha@...": a name put
+    in place of the customer's name leaves the old customer's address or id in the clause, which the
+    capability would read first; they are the new customer's name too. Not when both names are ones the
+    capability's guides write (a plan for a plan: "Enterprise" for "Team"), nor when the message gives
+    an identifier itself."""
+    found = _target(clause, new)
+    if (
+        new.kind != "name"
+        or found is None
+        or found[0].kind != "name"
+        or any(s.kind in IDENTIFIERS for s in used)
+        or all(
+            w in known_names
+            for name in (new.text, found[0].text)
+            for w in re.findall(r"[a-z]+", name.lower())
+        )
+    ):
+        return done
+    for old in sorted(slots(done), key=lambda s: -s.start):
+        if old.kind in IDENTIFIERS and old.subtype in _CUSTOMER_IDS:
+            done = done[: old.start] + new.text + done[old.end :]
+    return done
 
 
 _MORE_OF = r"(?:more|extra|additional|further)"
