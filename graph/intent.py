@@ -191,11 +191,16 @@ _STOP_ANY = re.compile(
 )
 # A no aimed at another thing than the action, in a clause of its own: "do the refund, but no need
 # for a ticket", "refund it, but no confirmation email needed". It declines that thing (a clause that
-# names no thing, "but no need", "no, don't", still refuses).
+# names no thing, "but no need", "no, don't", still refuses). Never when the thing may be the action
+# under another name than its verbs ("no need for the reversal", "no chargeback needed", "no money
+# back necessary", "no credit needed"): a false refusal costs a rephrase, a false refund money.
+_ACTION_LIKE = (
+    r"(?:revers|reimburs|refund|repay|pay|charge|credit|money|cash|return|compensat|it\b|that\b|this\b)"
+)
 _OTHER_THING = re.compile(
     r"^(?:(?:ok|okay|and|so|but|though|just|also)[\s,]+)*"
-    r"(?:no\s+need\s+(?:for|of)\s+(?:a|an|the|any)\s+(?!of\b|thing\b|one\b)[a-z][\w-]*"
-    r"|no\s+(?:[a-z][\w-]*\s+){1,2}(?:needed|necessary|required)\b)"
+    rf"(?:no\s+need\s+(?:for|of)\s+(?:a|an|the|any)\s+(?!of\b|thing\b|one\b|{_ACTION_LIKE})[a-z][\w-]*"
+    rf"|no\s+(?!{_ACTION_LIKE})(?:[a-z][\w-]*\s+){{1,2}}(?:needed|necessary|required)\b)"
     r"[^,;]*$"
 )
 # Taking back what was just said: "refund CH-2033. Actually no.", "refund it lol jk", "scratch that".

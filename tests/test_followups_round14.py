@@ -83,6 +83,24 @@ def test_a_no_without_another_thing_still_refuses(text: str) -> None:
     assert side_effect_intent(text, VERBS).kind != "act", side_effect_intent(text, VERBS)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ok, no need for the reversal",
+        "no chargeback needed",
+        "fine, no need for any money back",
+        "ok, no credit note needed",
+        "no need for a repayment",
+        "ok no need for the compensation",
+    ],
+)
+def test_a_no_to_the_action_under_another_name_still_turns_it_down(text: str) -> None:
+    """The thing turned down may be the refund itself under a name its verbs do not list: the
+    other-thing reading must not make that no a yes (a false refund costs money)."""
+    assert turns_down(text, VERBS), text
+    assert side_effect_intent(text, VERBS).kind != "act", side_effect_intent(text, VERBS)
+
+
 def test_a_yes_that_turns_down_a_ticket_refunds_on_the_graph(desk: Desk) -> None:
     t = "r14-omar-ticket"
     first = desk.ask("was omar@brightpath.co billed twice back in November?", t)
